@@ -1,0 +1,31 @@
+//! Background jobs and scheduling on PostgreSQL: cron, intervals and one-off jobs, leased with
+//! `FOR UPDATE SKIP LOCKED` and written back in batches.
+//!
+//! qron keeps its jobs in a schema of its own (`qron`) in the database your application already
+//! has. Many worker processes on many hosts share one database: that is how it scales out.
+//!
+//! # Quick start
+//!
+//! ```no_run
+//! # async fn demo() -> qron::Result<()> {
+//! let pool = sqlx::PgPool::connect("postgres://localhost/app").await?;
+//! qron::migrate(&pool).await?; // idempotent: call it at every start-up
+//! # Ok(()) }
+//! ```
+//!
+//! # Feature flags
+//!
+//! | flag | default | what it gives |
+//! |---|---|---|
+//! | `embedded` | on | [`embedded`]: a throwaway PostgreSQL started from the machine's server binaries, for examples and tests |
+
+mod error;
+mod migrate;
+
+#[cfg(feature = "embedded")]
+pub mod embedded;
+
+pub use error::{Error, Result};
+pub use migrate::{SCHEMA, migrate, migrator};
+#[doc(inline)]
+pub use qron_macros::job;

@@ -1,0 +1,6 @@
+//! Integration tests of qron against a real PostgreSQL (one binary, many modules: one link).
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod embedded;
+mod migrate;
+mod schema;
