@@ -226,6 +226,7 @@ impl Builder {
             .env("LC_ALL", "C")
             .stdin(Stdio::null());
         as_user(&mut initdb, run_as);
+        die_with_parent(&mut initdb, Signal::SIGKILL);
         let out = initdb.output().map_err(|e| embedded_err("run initdb", e))?;
         if !out.status.success() {
             return Err(Error::Embedded {
@@ -574,6 +575,18 @@ fn as_user(cmd: &mut Command, run_as: Option<(Uid, Gid)>) {
     }
 }
 
+/// Has the kernel send `signal` to the spawned process when the spawning thread ends.
+fn die_with_parent(cmd: &mut Command, signal: Signal) {
+    // SAFETY: the closure runs in the forked child before exec and only calls prctl(2), which is
+    // async-signal-safe.
+    #[allow(unsafe_code)]
+    unsafe {
+        cmd.pre_exec(move || {
+            nix::sys::prctl::set_pdeathsig(signal).map_err(std::io::Error::from)
+        });
+    }
+}
+
 /// Spawns the server from a thread that lives as long as the server is wanted. The server gets
 /// SIGQUIT (immediate shutdown) when that thread ends, which also happens when this process dies
 /// without running destructors: a killed test run leaves no server behind.
@@ -583,14 +596,7 @@ fn spawn_kept(mut cmd: Command) -> Result<(Child, mpsc::Sender<()>)> {
     std::thread::Builder::new()
         .name("qron-embedded-pg".to_owned())
         .spawn(move || {
-            // SAFETY: the closure runs in the forked child before exec and only calls prctl(2),
-            // which is async-signal-safe.
-            #[allow(unsafe_code)]
-            unsafe {
-                cmd.pre_exec(|| {
-                    nix::sys::prctl::set_pdeathsig(Signal::SIGQUIT).map_err(std::io::Error::from)
-                });
-            }
+            die_with_parent(&mut cmd, Signal::SIGQUIT);
             let spawned = cmd.spawn();
             let ok = spawned.is_ok();
             let _ = child_tx.send(spawned);
