@@ -581,9 +581,7 @@ fn die_with_parent(cmd: &mut Command, signal: Signal) {
     // async-signal-safe.
     #[allow(unsafe_code)]
     unsafe {
-        cmd.pre_exec(move || {
-            nix::sys::prctl::set_pdeathsig(signal).map_err(std::io::Error::from)
-        });
+        cmd.pre_exec(move || nix::sys::prctl::set_pdeathsig(signal).map_err(std::io::Error::from));
     }
 }
 

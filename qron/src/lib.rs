@@ -20,12 +20,14 @@
 //! | `embedded` | on | [`embedded`]: a throwaway PostgreSQL started from the machine's server binaries, for examples and tests |
 
 mod error;
+mod expr;
 mod migrate;
 
 #[cfg(feature = "embedded")]
 pub mod embedded;
 
 pub use error::{Error, Result};
+pub use expr::{ExprError, ExprErrorKind, Interval, IntervalError, Schedule};
 pub use migrate::{SCHEMA, migrate, migrator};
 #[doc(inline)]
 pub use qron_macros::job;

@@ -1,0 +1,602 @@
+//! The expression language: when a job runs.
+//!
+//! | form | meaning |
+//! |---|---|
+//! | `@at <timestamp>` | once, at that instant (RFC 3339; without an offset, UTC) |
+//! | `@after <interval>` | once, `interval` after the job's start |
+//! | `@every <interval>` | repeatedly, every `interval` from the previous slot (no drift) |
+//! | `@yearly` `@annually` `@monthly` `@weekly` `@daily` `@hourly` `@minutely` | `@every 1 year` … `@every 1 minute` |
+//! | `m h dom mon dow` | crontab, with Vixie cron / crontab.guru semantics |
+//!
+//! An interval is anything PostgreSQL's `interval` accepts, with PostgreSQL's meaning (see
+//! [`Interval`]). Recurring expressions may start with `TZ=<IANA zone> ` to be evaluated in that
+//! zone. Everything here is pure: no I/O.
+
+mod cron;
+mod interval;
+
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{
+    DateTime, Duration, NaiveDate, NaiveDateTime, NaiveTime, SecondsFormat, TimeZone, Utc,
+};
+use chrono_tz::Tz;
+
+pub use interval::{Interval, IntervalError};
+
+use cron::Crontab;
+
+/// A parsed, validated schedule.
+///
+/// ```
+/// use chrono::{TimeZone, Utc};
+/// use qron::Schedule;
+///
+/// let s: Schedule = "0 9 * * mon-fri".parse()?;
+/// assert!(s.is_recurring());
+/// assert_eq!(s.to_string(), "0 9 * * 1-5");
+/// let friday = Utc.with_ymd_and_hms(2026, 11, 27, 10, 0, 0).unwrap();
+/// assert_eq!(s.first_run(friday), Some(Utc.with_ymd_and_hms(2026, 11, 30, 9, 0, 0).unwrap()));
+/// # Ok::<(), qron::ExprError>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Schedule {
+    kind: Kind,
+    tz: Option<Tz>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Kind {
+    At(DateTime<Utc>),
+    After(Interval),
+    Every(Interval),
+    Cron(Box<Crontab>),
+}
+
+/// What is wrong with an expression.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ExprErrorKind {
+    /// The expression is empty.
+    Empty,
+    /// An `@keyword` that is not one of the language's.
+    UnknownKeyword,
+    /// The interval of `@after` or `@every` is missing or not a PostgreSQL interval.
+    BadInterval,
+    /// The timestamp of `@at` is missing or not RFC 3339.
+    BadTimestamp,
+    /// A crontab without exactly five fields.
+    CronFieldCount,
+    /// A crontab value outside its field's range.
+    CronOutOfRange,
+    /// A crontab range whose start is after its end.
+    CronInvertedRange,
+    /// A crontab step of zero.
+    CronZeroStep,
+    /// Any other crontab syntax error (Quartz extensions among them).
+    CronSyntax,
+    /// `@every` with a zero or negative interval: it would never stop running.
+    NonPositiveInterval,
+    /// A crontab that matches no instant (`0 0 30 2 *`).
+    NeverFires,
+    /// A `TZ=` zone that is not in the IANA database.
+    UnknownTimeZone,
+    /// `TZ=` on a one-off expression, where it has no meaning.
+    TimeZoneNotAllowed,
+}
+
+/// An invalid expression: which part is wrong, where, and why.
+///
+/// ```
+/// let err = "0 0 32 * *".parse::<qron::Schedule>().unwrap_err();
+/// assert_eq!(err.kind(), qron::ExprErrorKind::CronOutOfRange);
+/// assert_eq!(err.position(), 4);
+/// assert!(err.to_string().contains("day-of-month"));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid schedule `{expr}`: {message} (at byte {position}: `{fragment}`)")]
+pub struct ExprError {
+    kind: ExprErrorKind,
+    position: usize,
+    fragment: String,
+    message: String,
+    expr: String,
+}
+
+impl ExprError {
+    pub(crate) fn new(
+        kind: ExprErrorKind,
+        position: usize,
+        fragment: &str,
+        message: String,
+    ) -> Self {
+        Self {
+            kind,
+            position,
+            fragment: fragment.to_owned(),
+            message,
+            expr: String::new(),
+        }
+    }
+
+    /// What kind of mistake it is.
+    ///
+    /// ```
+    /// let err = "@definitely".parse::<qron::Schedule>().unwrap_err();
+    /// assert_eq!(err.kind(), qron::ExprErrorKind::UnknownKeyword);
+    /// ```
+    pub fn kind(&self) -> ExprErrorKind {
+        self.kind
+    }
+
+    /// Byte offset of the offending part in the expression.
+    ///
+    /// ```
+    /// let err = "@every 234 bananas".parse::<qron::Schedule>().unwrap_err();
+    /// assert_eq!(err.position(), 7);
+    /// ```
+    pub fn position(&self) -> usize {
+        self.position
+    }
+
+    /// The offending part of the expression.
+    ///
+    /// ```
+    /// let err = "0 0 * * MON-FRX".parse::<qron::Schedule>().unwrap_err();
+    /// assert_eq!(err.fragment(), "FRX");
+    /// ```
+    pub fn fragment(&self) -> &str {
+        &self.fragment
+    }
+
+    /// Why it is wrong, without the expression and position.
+    ///
+    /// ```
+    /// let err = "*/0 * * * *".parse::<qron::Schedule>().unwrap_err();
+    /// assert!(err.message().contains("step of 0"));
+    /// ```
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+const KEYWORDS: &str =
+    "@at, @after, @every, @yearly, @annually, @monthly, @weekly, @daily, @hourly, @minutely";
+
+impl Schedule {
+    /// Parses and validates an expression.
+    ///
+    /// # Errors
+    /// [`ExprError`] naming the offending part, its byte offset and the reason.
+    ///
+    /// ```
+    /// use qron::Schedule;
+    /// assert!(Schedule::parse("@every 10s").is_ok());
+    /// assert!(Schedule::parse("@every 0s").is_err());
+    /// assert!(Schedule::parse("0 0 30 2 *").is_err()); // never fires
+    /// ```
+    pub fn parse(expr: &str) -> Result<Self, ExprError> {
+        Self::parse_inner(expr).map_err(|mut e| {
+            e.expr = expr.to_owned();
+            e
+        })
+    }
+
+    fn parse_inner(expr: &str) -> Result<Self, ExprError> {
+        let (mut pos, mut rest) = skip_ws(expr, 0);
+        if rest.is_empty() {
+            return Err(ExprError::new(
+                ExprErrorKind::Empty,
+                0,
+                expr,
+                format!("the expression is empty; write a crontab or one of {KEYWORDS}"),
+            ));
+        }
+        let mut tz = None;
+        if let Some(after) = rest.strip_prefix("TZ=") {
+            let name_len = after.find(char::is_whitespace).unwrap_or(after.len());
+            let name = &after[..name_len];
+            let zone = name.parse::<Tz>().map_err(|_| {
+                ExprError::new(
+                    ExprErrorKind::UnknownTimeZone,
+                    pos + 3,
+                    name,
+                    format!("`{name}` is not an IANA time zone (write e.g. `TZ=Europe/Paris`)"),
+                )
+            })?;
+            tz = Some((zone, pos));
+            (pos, rest) = skip_ws(expr, pos + 3 + name_len);
+            if rest.is_empty() {
+                return Err(ExprError::new(
+                    ExprErrorKind::Empty,
+                    pos,
+                    "",
+                    "nothing follows the time zone: write a crontab or @every after it".to_owned(),
+                ));
+            }
+        }
+        let kind = if let Some(body) = rest.strip_prefix('@') {
+            let word_len = body.find(char::is_whitespace).unwrap_or(body.len());
+            let word = body[..word_len].to_ascii_lowercase();
+            let (arg_pos, arg) = skip_ws(expr, pos + 1 + word_len);
+            let arg = arg.trim_end();
+            let alias = match word.as_str() {
+                "yearly" | "annually" => Some(Interval::new(12, 0, 0)),
+                "monthly" => Some(Interval::new(1, 0, 0)),
+                "weekly" => Some(Interval::new(0, 7, 0)),
+                "daily" => Some(Interval::new(0, 1, 0)),
+                "hourly" => Some(Interval::new(0, 0, 3_600_000_000)),
+                "minutely" => Some(Interval::new(0, 0, 60_000_000)),
+                _ => None,
+            };
+            if let Some(interval) = alias {
+                if !arg.is_empty() {
+                    return Err(ExprError::new(
+                        ExprErrorKind::UnknownKeyword,
+                        arg_pos,
+                        arg,
+                        format!("@{word} takes nothing after it"),
+                    ));
+                }
+                Kind::Every(interval)
+            } else {
+                match word.as_str() {
+                    "at" => Kind::At(parse_timestamp(arg, arg_pos)?),
+                    "after" => Kind::After(parse_interval(arg, arg_pos, "@after")?),
+                    "every" => {
+                        let i = parse_interval(arg, arg_pos, "@every")?;
+                        if i.months < 0 || i.days < 0 || i.micros < 0 || i.is_zero() {
+                            return Err(ExprError::new(
+                                ExprErrorKind::NonPositiveInterval,
+                                arg_pos,
+                                arg,
+                                format!(
+                                    "@every needs a positive interval (every part zero or more, not all zero), got `{i}`: it would never stop running"
+                                ),
+                            ));
+                        }
+                        Kind::Every(i)
+                    }
+                    _ => {
+                        return Err(ExprError::new(
+                            ExprErrorKind::UnknownKeyword,
+                            pos,
+                            &rest[..1 + word_len],
+                            format!("unknown keyword `@{word}`; the keywords are {KEYWORDS}"),
+                        ));
+                    }
+                }
+            }
+        } else {
+            Kind::Cron(Box::new(Crontab::parse(rest.trim_end(), pos)?))
+        };
+        if let (Some((_, tz_pos)), Kind::At(_) | Kind::After(_)) = (tz, &kind) {
+            return Err(ExprError::new(
+                ExprErrorKind::TimeZoneNotAllowed,
+                tz_pos,
+                "TZ=",
+                "TZ= applies to crontab and @every schedules; give @at an offset instead"
+                    .to_owned(),
+            ));
+        }
+        Ok(Self {
+            kind,
+            tz: tz.map(|(z, _)| z),
+        })
+    }
+
+    /// Whether the schedule repeats (`@every`, aliases, crontab) rather than runs once.
+    ///
+    /// ```
+    /// assert!(qron::Schedule::parse("@daily")?.is_recurring());
+    /// assert!(!qron::Schedule::parse("@after 1 hour")?.is_recurring());
+    /// # Ok::<(), qron::ExprError>(())
+    /// ```
+    pub fn is_recurring(&self) -> bool {
+        matches!(self.kind, Kind::Every(_) | Kind::Cron(_))
+    }
+
+    /// The time zone of a `TZ=` expression.
+    ///
+    /// ```
+    /// let s = qron::Schedule::parse("TZ=Europe/Paris 0 9 * * *")?;
+    /// assert_eq!(s.time_zone(), Some(chrono_tz::Europe::Paris));
+    /// # Ok::<(), qron::ExprError>(())
+    /// ```
+    pub fn time_zone(&self) -> Option<Tz> {
+        self.tz
+    }
+
+    /// When a job created (or started) at `start` first runs. `None` only when the instant
+    /// would be out of range.
+    ///
+    /// ```
+    /// use chrono::{TimeZone, Utc};
+    /// let start = Utc.with_ymd_and_hms(2027, 1, 1, 0, 0, 0).unwrap();
+    /// let s = qron::Schedule::parse("@after 90 minutes")?;
+    /// assert_eq!(s.first_run(start), Some(Utc.with_ymd_and_hms(2027, 1, 1, 1, 30, 0).unwrap()));
+    /// # Ok::<(), qron::ExprError>(())
+    /// ```
+    pub fn first_run(&self, start: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        match &self.kind {
+            Kind::At(t) => Some(*t),
+            Kind::After(i) => i.add_to(start),
+            Kind::Every(i) => self.add(i, start),
+            Kind::Cron(c) => self.cron_after(c, start),
+        }
+    }
+
+    /// For a recurring schedule, the slot after `slot` that is also after `now`: the next slot
+    /// when the job is on time, the first slot after `now` when it is late (missed slots collapse
+    /// into the run that just happened). `None` for one-off schedules.
+    ///
+    /// ```
+    /// use chrono::{TimeZone, Utc};
+    /// let s = qron::Schedule::parse("@every 10 minutes")?;
+    /// let slot = Utc.with_ymd_and_hms(2027, 1, 1, 0, 0, 0).unwrap();
+    /// let on_time = slot + chrono::Duration::seconds(1);
+    /// let late = slot + chrono::Duration::minutes(35);
+    /// assert_eq!(s.next_run(slot, on_time), Some(Utc.with_ymd_and_hms(2027, 1, 1, 0, 10, 0).unwrap()));
+    /// assert_eq!(s.next_run(slot, late), Some(Utc.with_ymd_and_hms(2027, 1, 1, 0, 40, 0).unwrap()));
+    /// # Ok::<(), qron::ExprError>(())
+    /// ```
+    pub fn next_run(&self, slot: DateTime<Utc>, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        match &self.kind {
+            Kind::At(_) | Kind::After(_) => None,
+            Kind::Cron(c) => self.cron_after(c, slot.max(now)),
+            Kind::Every(i) => {
+                let next = self.add(i, slot)?;
+                if next > now {
+                    return Some(next);
+                }
+                if i.months == 0 && i.days == 0 {
+                    // Fixed length: jump straight past `now`.
+                    let elapsed = (now - slot).num_microseconds()?;
+                    let k = elapsed / i.micros + 1;
+                    return slot
+                        .checked_add_signed(Duration::microseconds(k.checked_mul(i.micros)?));
+                }
+                // Calendar steps (at least a day each): walk, as each step depends on the last.
+                let mut t = next;
+                while t <= now {
+                    t = self.add(i, t)?;
+                }
+                Some(t)
+            }
+        }
+    }
+
+    /// A short description in English, for people.
+    ///
+    /// ```
+    /// assert_eq!(qron::Schedule::parse("@every 10s")?.describe(), "every 10 seconds");
+    /// # Ok::<(), qron::ExprError>(())
+    /// ```
+    pub fn describe(&self) -> String {
+        let zone = match self.tz {
+            Some(tz) => format!(" ({} time)", tz.name()),
+            None => String::new(),
+        };
+        match &self.kind {
+            Kind::At(t) => format!("once, at {}", t.format("%Y-%m-%d %H:%M:%S%.f UTC")),
+            Kind::After(i) => format!("once, {i} after its start"),
+            Kind::Every(i) => format!("every {i}{zone}"),
+            Kind::Cron(c) => format!("{}{zone}", c.describe()),
+        }
+    }
+
+    fn add(&self, i: &Interval, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        match self.tz {
+            Some(tz) => i.add_to_in(t, tz),
+            None => i.add_to(t),
+        }
+    }
+
+    /// The first crontab slot strictly after `t`. Slots are wall-clock minutes in the zone: one
+    /// in a DST gap moves to the end of the gap, one in an overlap fires at its first instant
+    /// only.
+    fn cron_after(&self, c: &Crontab, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let tz = self.tz.unwrap_or(chrono_tz::UTC);
+        let mut cursor = t.with_timezone(&tz).naive_local();
+        // Each turn passes at least one matching wall-clock minute; only an overlap's repeated
+        // hour can make a turn fall behind `t`.
+        for _ in 0..1000 {
+            let local = c.next_after(cursor)?;
+            let at = first_instant_at_or_after(tz, local)?;
+            if at > t {
+                return Some(at);
+            }
+            cursor = local;
+        }
+        None
+    }
+}
+
+/// The first instant whose wall-clock time in `tz` is `local`, or, when `local` falls in a DST
+/// gap, the first instant after the gap.
+fn first_instant_at_or_after(tz: Tz, local: NaiveDateTime) -> Option<DateTime<Utc>> {
+    let mut probe = local;
+    for _ in 0..(48 * 60) {
+        if let Some(t) = tz.from_local_datetime(&probe).earliest() {
+            return Some(t.with_timezone(&Utc));
+        }
+        probe = probe.checked_add_signed(Duration::minutes(1))?;
+    }
+    None
+}
+
+fn skip_ws(s: &str, from: usize) -> (usize, &str) {
+    let rest = &s[from.min(s.len())..];
+    let trimmed = rest.trim_start();
+    (from + (rest.len() - trimmed.len()), trimmed)
+}
+
+fn parse_interval(text: &str, pos: usize, keyword: &str) -> Result<Interval, ExprError> {
+    if text.is_empty() {
+        return Err(ExprError::new(
+            ExprErrorKind::BadInterval,
+            pos,
+            text,
+            format!("{keyword} needs an interval, such as `{keyword} 10 minutes`"),
+        ));
+    }
+    Interval::parse(text).map_err(|e| {
+        ExprError::new(
+            ExprErrorKind::BadInterval,
+            pos,
+            text,
+            format!("`{text}` is {e}"),
+        )
+    })
+}
+
+/// `@at` timestamps: RFC 3339 (`T` or a space between date and time; `Z`, `±hh`, `±hh:mm` or
+/// `±hhmm` offset, none meaning UTC), or a date alone (midnight UTC).
+fn parse_timestamp(text: &str, pos: usize) -> Result<DateTime<Utc>, ExprError> {
+    let bad = |why: &str| {
+        ExprError::new(
+            ExprErrorKind::BadTimestamp,
+            pos,
+            text,
+            format!(
+                "{why}; write an RFC 3339 timestamp such as `2027-01-01T09:00:00+01:00` \
+                 (without an offset it is UTC; zone names and abbreviations are ambiguous and not accepted)"
+            ),
+        )
+    };
+    if text.is_empty() {
+        return Err(bad("@at needs a timestamp"));
+    }
+    let b = text.as_bytes();
+    let digits = |r: std::ops::Range<usize>| -> Option<u32> {
+        let s = text.get(r)?;
+        if s.bytes().all(|c| c.is_ascii_digit()) {
+            s.parse().ok()
+        } else {
+            None
+        }
+    };
+    let (Some(y), Some(m), Some(d)) = (digits(0..4), digits(5..7), digits(8..10)) else {
+        return Err(bad(&format!(
+            "`{text}` does not start with a date YYYY-MM-DD"
+        )));
+    };
+    if b[4] != b'-' || b[7] != b'-' {
+        return Err(bad(&format!(
+            "`{text}` does not start with a date YYYY-MM-DD"
+        )));
+    }
+    let date = NaiveDate::from_ymd_opt(y as i32, m, d)
+        .ok_or_else(|| bad(&format!("{y:04}-{m:02}-{d:02} is not a calendar date")))?;
+    let mut i = 10;
+    let mut time = NaiveTime::MIN;
+    if i < b.len() && matches!(b[i], b'T' | b't' | b' ') {
+        i += 1;
+        let (Some(h), Some(mi)) = (digits(i..i + 2), digits(i + 3..i + 5)) else {
+            return Err(bad("the time must be hh:mm[:ss[.fraction]]"));
+        };
+        if b[i + 2] != b':' {
+            return Err(bad("the time must be hh:mm[:ss[.fraction]]"));
+        }
+        i += 5;
+        let mut sec = 0;
+        let mut nanos = 0u32;
+        if i < b.len() && b[i] == b':' {
+            sec = digits(i + 1..i + 3).ok_or_else(|| bad("the seconds must be two digits"))?;
+            i += 3;
+            if i < b.len() && b[i] == b'.' {
+                let start = i + 1;
+                let mut end = start;
+                while end < b.len() && b[end].is_ascii_digit() {
+                    end += 1;
+                }
+                if end == start {
+                    return Err(bad("a fraction of a second needs digits after the dot"));
+                }
+                // PostgreSQL keeps microseconds: round the rest away.
+                let frac: f64 = format!("0.{}", &text[start..end]).parse().unwrap_or(0.0);
+                let micros = (frac * 1e6).round_ties_even() as u32;
+                nanos = micros * 1000;
+                i = end;
+            }
+        }
+        let extra = nanos / 1_000_000_000;
+        time = NaiveTime::from_hms_nano_opt(h, mi, sec.min(59), nanos % 1_000_000_000)
+            .ok_or_else(|| bad(&format!("{h:02}:{mi:02}:{sec:02} is not a time of day")))?;
+        if sec > 59 || extra > 0 {
+            return Err(bad(&format!(
+                "{h:02}:{mi:02}:{sec:02} is not a time of day"
+            )));
+        }
+    }
+    let naive = date.and_time(time);
+    let rest = &text[i..];
+    let offset_secs: i32 = match rest {
+        "" | "Z" | "z" => 0,
+        _ => {
+            let sign = match rest.as_bytes()[0] {
+                b'+' => 1,
+                b'-' => -1,
+                _ => return Err(bad(&format!("unexpected `{rest}` after the time"))),
+            };
+            let o = &rest[1..];
+            let (hh, mm) = match o.len() {
+                2 => (o.parse::<i32>().ok(), Some(0)),
+                4 => (o[..2].parse().ok(), o[2..].parse().ok()),
+                5 if &o[2..3] == ":" => (o[..2].parse().ok(), o[3..].parse().ok()),
+                _ => (None, None),
+            };
+            match (hh, mm) {
+                (Some(h), Some(m))
+                    if o.bytes().all(|c| c.is_ascii_digit() || c == b':') && h <= 15 && m < 60 =>
+                {
+                    sign * (h * 3600 + m * 60)
+                }
+                _ => {
+                    return Err(bad(&format!(
+                        "`{rest}` is not an offset (+hh, +hh:mm or Z)"
+                    )));
+                }
+            }
+        }
+    };
+    let utc = naive - Duration::seconds(i64::from(offset_secs));
+    Ok(Utc.from_utc_datetime(&utc))
+}
+
+impl FromStr for Schedule {
+    type Err = ExprError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::parse(s)
+    }
+}
+
+/// The canonical text: what is stored and shown; parsing it gives an equal schedule.
+impl fmt::Display for Schedule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(tz) = self.tz {
+            write!(f, "TZ={} ", tz.name())?;
+        }
+        match &self.kind {
+            Kind::At(t) => write!(f, "@at {}", t.to_rfc3339_opts(SecondsFormat::AutoSi, true)),
+            Kind::After(i) => write!(f, "@after {i}"),
+            Kind::Every(i) => write!(f, "@every {i}"),
+            Kind::Cron(c) => f.write_str(c.text()),
+        }
+    }
+}
+
+impl serde::Serialize for Schedule {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Schedule {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Self::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
