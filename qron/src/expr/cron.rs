@@ -141,18 +141,38 @@ impl Crontab {
 
         // Vixie cron ANDs day-of-month and day-of-week when either field starts with `*` and ORs
         // them otherwise; croner treats only a bare `*` as a star, so say AND for `*/n`.
-        let cron = croner::parser::CronParser::builder()
+        let parser = croner::parser::CronParser::builder()
             .dom_and_dow(dom_star || dow_star)
-            .build()
-            .parse(&text)
-            .map_err(|e| {
-                ExprError::new(
-                    ExprErrorKind::CronSyntax,
-                    base,
-                    src,
-                    format!("crontab not accepted: {e}"),
-                )
-            })?;
+            .build();
+        // croner refuses a few spellings this module accepts (7 inside a range, for one): give
+        // it the same sets as explicit lists then. Its description is less terse, its matching
+        // the same.
+        let cron = match parser.parse(&text) {
+            Ok(cron) => cron,
+            Err(_) => {
+                let lists: Vec<String> = (0..5)
+                    .map(|k| {
+                        if canon[k] == "*" {
+                            return "*".to_owned();
+                        }
+                        let max = if k == 4 { 6 } else { FIELDS[k].max };
+                        (FIELDS[k].min.min(max)..=max)
+                            .filter(|v| sets[k] & (1 << v) != 0)
+                            .map(|v| v.to_string())
+                            .collect::<Vec<_>>()
+                            .join(",")
+                    })
+                    .collect();
+                parser.parse(&lists.join(" ")).map_err(|e| {
+                    ExprError::new(
+                        ExprErrorKind::CronSyntax,
+                        base,
+                        src,
+                        format!("crontab not accepted: {e}"),
+                    )
+                })?
+            }
+        };
         Ok(Self {
             text,
             sets,
@@ -210,7 +230,7 @@ fn parse_field(spec: &FieldSpec, text: &str, offset: usize) -> Result<(u64, Stri
         if item.is_empty() {
             return Err(ExprError::new(
                 ExprErrorKind::CronSyntax,
-                item_offset,
+                offset,
                 text,
                 format!("{} field: empty list item in `{text}`", spec.name),
             ));
@@ -249,7 +269,7 @@ fn parse_field(spec: &FieldSpec, text: &str, offset: usize) -> Result<(u64, Stri
                         item_offset,
                         item,
                         format!(
-                            "{} field: a step needs `*` or a range before it (write `{range}-{}/{s}`, not `{item}`)",
+                            "{} field: `{item}` is Quartz style; in crontab a step needs `*` or a range before it (write `{range}-{}/{s}`)",
                             spec.name, spec.max
                         ),
                     ));
@@ -281,6 +301,7 @@ fn parse_field(spec: &FieldSpec, text: &str, offset: usize) -> Result<(u64, Stri
         let normalized = match (range, step) {
             ("*", 1) => "*".to_owned(),
             ("*", n) => format!("*/{n}"),
+            (_, 1) if is_range && lo == hi => lo.to_string(),
             (_, 1) if is_range => format!("{lo}-{hi}"),
             (_, n) if is_range => format!("{lo}-{hi}/{n}"),
             _ => lo.to_string(),

@@ -2,5 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod embedded;
+mod expr;
+mod expr_pg;
 mod migrate;
 mod schema;
