@@ -187,15 +187,47 @@ impl Crontab {
         self.cron.find_next_occurrence(&after, false).ok()
     }
 
-    /// The pattern in words.
+    /// The pattern in words: croner's description, made terser (`at 09:00, Monday through
+    /// Friday`).
     pub(crate) fn describe(&self) -> String {
-        self.cron.describe()
+        tidy_description(&self.cron.describe())
     }
 
     /// The canonical text.
     pub(crate) fn text(&self) -> &str {
         &self.text
     }
+}
+
+/// Lower-cases the opening, drops the final period and writes runs of three or more
+/// consecutive weekdays as `X through Y`.
+fn tidy_description(text: &str) -> String {
+    const DAYS: [&str; 7] = [
+        "Sunday",
+        "Monday",
+        "Tuesday",
+        "Wednesday",
+        "Thursday",
+        "Friday",
+        "Saturday",
+    ];
+    let mut s = text.trim_end_matches('.').to_owned();
+    if let Some(rest) = s.strip_prefix("At every ") {
+        s = format!("every {rest}");
+    } else if let Some(rest) = s.strip_prefix("At ") {
+        s = format!("at {rest}");
+    }
+    for len in (3..=7).rev() {
+        for start in 0..=(7 - len) {
+            let run = &DAYS[start..start + len];
+            let listed = format!("{}, and {}", run[..len - 1].join(", "), run[len - 1]);
+            if s.contains(&listed) {
+                let through = format!("{} through {}", run[0], run[len - 1]);
+                s = s.replace(&format!("on {listed}"), &through).replace(&listed, &through);
+            }
+        }
+    }
+    s
 }
 
 /// With day-of-week unrestricted, some month in `months` must have one of the days in `doms`

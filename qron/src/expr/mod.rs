@@ -541,6 +541,11 @@ fn parse_timestamp(text: &str, pos: usize) -> Result<DateTime<Utc>, ExprError> {
                 _ => return Err(bad(&format!("unexpected `{rest}` after the time"))),
             };
             let o = &rest[1..];
+            if !o.bytes().all(|c| c.is_ascii_digit() || c == b':') {
+                return Err(bad(&format!(
+                    "`{rest}` is not an offset (+hh, +hh:mm or Z)"
+                )));
+            }
             let (hh, mm) = match o.len() {
                 2 => (o.parse::<i32>().ok(), Some(0)),
                 4 => (o[..2].parse().ok(), o[2..].parse().ok()),
