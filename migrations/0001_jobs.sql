@@ -26,6 +26,9 @@ CREATE TABLE qron.jobs (
     lease_owner      text,
     lease_expires_at timestamptz,
     lease_token      bigint      NOT NULL DEFAULT 0,
+    -- bumped by every management change, so that a running execution's outcome does not
+    -- overwrite an edit made while it ran
+    revision         bigint      NOT NULL DEFAULT 0,
     last_error       text,
     last_error_at    timestamptz,
     created_at       timestamptz NOT NULL DEFAULT now(),

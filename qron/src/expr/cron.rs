@@ -223,7 +223,9 @@ fn tidy_description(text: &str) -> String {
             let listed = format!("{}, and {}", run[..len - 1].join(", "), run[len - 1]);
             if s.contains(&listed) {
                 let through = format!("{} through {}", run[0], run[len - 1]);
-                s = s.replace(&format!("on {listed}"), &through).replace(&listed, &through);
+                s = s
+                    .replace(&format!("on {listed}"), &through)
+                    .replace(&listed, &through);
             }
         }
     }

@@ -383,7 +383,11 @@ const REJECTED: &[(&str, ExprErrorKind, &str)] = &[
         "CET",
     ),
     ("@at", ExprErrorKind::BadTimestamp, "needs a timestamp"),
-    ("@at 2024-01-01T00:00:00+0\u{e9}30", ExprErrorKind::BadTimestamp, "not an offset"),
+    (
+        "@at 2024-01-01T00:00:00+0\u{e9}30",
+        ExprErrorKind::BadTimestamp,
+        "not an offset",
+    ),
     ("@every 0", ExprErrorKind::NonPositiveInterval, "positive"),
     (
         "@every 0 seconds",
@@ -907,4 +911,3 @@ fn arbitrary_input_million() {
     parse_arbitrary(1_000_000, seed);
     println!("parsed 1,000,000 arbitrary inputs (seed {seed}) without a panic");
 }
-
