@@ -21,6 +21,63 @@ pub enum Error {
     #[error("could not migrate the qron schema: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
 
+    /// An expression that does not parse; the inner error says what, where and why.
+    #[error(transparent)]
+    InvalidExpression(#[from] crate::ExprError),
+
+    /// An argument that breaks a rule: empty or over-long executor, name or owner; meta that is
+    /// not a JSON object; attempts or timeout out of range.
+    #[error("invalid {field}: {reason}")]
+    InvalidArgument {
+        /// Which argument.
+        field: &'static str,
+        /// The rule it breaks.
+        reason: String,
+    },
+
+    /// A payload or meta larger than the client's limit.
+    #[error(
+        "{field} is {size} bytes, over the limit of {limit} bytes (see ClientBuilder::max_json_bytes)"
+    )]
+    TooLarge {
+        /// `payload` or `meta`.
+        field: &'static str,
+        /// Its size, serialized as JSON.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
+
+    /// A live job of the same owner and executor already has this name.
+    #[error(
+        "a live job named `{name}` already exists for executor `{executor}`; pick another name, or create with OnConflict::Keep or OnConflict::Replace"
+    )]
+    AlreadyExists {
+        /// The executor.
+        executor: String,
+        /// The name.
+        name: String,
+    },
+
+    /// No job matches, for this owner.
+    #[error("{what} not found for owner `{owner}`")]
+    NotFound {
+        /// What was looked for (`job 42`, `job named … of executor …`).
+        what: String,
+        /// The owner the lookup was scoped to.
+        owner: String,
+    },
+
+    /// A value could not be turned into JSON.
+    #[error("could not serialize to JSON: {0}")]
+    Json(#[from] serde_json::Error),
+
+    /// `Job::schedule` and friends were called before [`crate::init`] installed a default client.
+    #[error(
+        "no default qron client: call qron::init(client) at start-up, or pass a client explicitly"
+    )]
+    NotInitialized,
+
     /// No PostgreSQL server binaries (`initdb`, `postgres`) were found for the throwaway server.
     #[error(
         "no PostgreSQL server binaries (initdb, postgres) found; searched: {}. \

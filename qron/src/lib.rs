@@ -19,15 +19,26 @@
 //! |---|---|---|
 //! | `embedded` | on | [`embedded`]: a throwaway PostgreSQL started from the machine's server binaries, for examples and tests |
 
+mod client;
+mod db;
 mod error;
 mod expr;
+mod job;
 mod migrate;
 
 #[cfg(feature = "embedded")]
 pub mod embedded;
 
+pub use client::{
+    Client, ClientBuilder, DEFAULT_MAX_JSON_BYTES, DEFAULT_OWNER, Validation, client, init,
+    validate,
+};
 pub use error::{Error, Result};
 pub use expr::{ExprError, ExprErrorKind, Interval, IntervalError, Schedule};
+pub use job::{
+    DEFAULT_MAX_ATTEMPTS, DEFAULT_TIMEOUT, Job, JobRef, JobStatus, JobUpdate, MAX_ATTEMPTS_LIMIT,
+    MAX_NAME_LEN, MAX_PAGE, NewJob, OnConflict, Order, Page, Search,
+};
 pub use migrate::{SCHEMA, migrate, migrator};
 #[doc(inline)]
 pub use qron_macros::job;

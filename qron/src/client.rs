@@ -1,0 +1,749 @@
+//! Enqueue and manage jobs: [`Client`].
+
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use chrono::{DateTime, SubsecRound as _, Utc};
+use serde_json::Value;
+use sqlx::postgres::types::PgInterval;
+use sqlx::{Acquire, PgPool, Postgres};
+
+use crate::db::{self, JobChanges, JobRow};
+use crate::error::{Error, Result};
+use crate::job::{
+    Job, JobRef, JobUpdate, MAX_ATTEMPTS_LIMIT, MAX_NAME_LEN, MAX_PAGE, NewJob, Page, Search,
+};
+use crate::{ExprError, Schedule};
+
+/// The largest payload or meta, serialized as JSON, unless the client says otherwise.
+pub const DEFAULT_MAX_JSON_BYTES: usize = 1024 * 1024;
+/// The owner of jobs created without one.
+pub const DEFAULT_OWNER: &str = "default";
+/// Rows per statement in bulk creates.
+const INSERT_CHUNK: usize = 10_000;
+
+#[derive(Debug)]
+struct Config {
+    max_json_bytes: usize,
+}
+
+/// The handle to qron's jobs: create, find, change and delete them. Cheap to clone; every clone
+/// shares the pool.
+///
+/// Every operation is scoped to one owner (tenant): [`Client::owner`] gives a handle for another
+/// one, and the plain client acts for owner `"default"`. An owner never sees, changes or deletes
+/// another owner's jobs, whatever id or name it asks for.
+///
+/// ```no_run
+/// # async fn demo() -> qron::Result<()> {
+/// use serde_json::json;
+/// let client = qron::Client::connect("postgres://localhost/app").await?;
+/// client.migrate().await?;
+/// let job = client
+///     .create(qron::NewJob::new("email", "@after 1 hour").payload(json!({ "user_id": 7 })))
+///     .await?;
+/// let acme = client.owner("acme");
+/// assert!(acme.get(job.id).await.is_err()); // another owner's job
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct Client {
+    pool: PgPool,
+    owner: Arc<str>,
+    config: Arc<Config>,
+}
+
+/// Options of a [`Client`].
+///
+/// ```no_run
+/// # async fn demo(pool: sqlx::PgPool) {
+/// let client = qron::Client::builder(pool).max_json_bytes(64 * 1024).build();
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct ClientBuilder {
+    pool: PgPool,
+    owner: String,
+    max_json_bytes: usize,
+}
+
+impl ClientBuilder {
+    /// The largest payload or meta accepted, serialized as JSON (default 1 MiB).
+    ///
+    /// ```no_run
+    /// # fn demo(pool: sqlx::PgPool) {
+    /// let client = qron::Client::builder(pool).max_json_bytes(16 * 1024).build();
+    /// # }
+    /// ```
+    pub fn max_json_bytes(mut self, bytes: usize) -> Self {
+        self.max_json_bytes = bytes;
+        self
+    }
+
+    /// The owner the client acts for (default `"default"`).
+    ///
+    /// ```no_run
+    /// # fn demo(pool: sqlx::PgPool) {
+    /// let client = qron::Client::builder(pool).owner("acme").build();
+    /// # }
+    /// ```
+    pub fn owner(mut self, owner: impl Into<String>) -> Self {
+        self.owner = owner.into();
+        self
+    }
+
+    /// The client.
+    ///
+    /// ```no_run
+    /// # fn demo(pool: sqlx::PgPool) {
+    /// let client = qron::Client::builder(pool).build();
+    /// # }
+    /// ```
+    pub fn build(self) -> Client {
+        Client {
+            pool: self.pool,
+            owner: self.owner.into(),
+            config: Arc::new(Config {
+                max_json_bytes: self.max_json_bytes,
+            }),
+        }
+    }
+}
+
+/// An expression checked by [`validate`]: its canonical text, description and next runs.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[non_exhaustive]
+pub struct Validation {
+    /// The canonical text (what is stored).
+    pub canonical: String,
+    /// The schedule in words.
+    pub description: String,
+    /// Whether it repeats.
+    pub recurring: bool,
+    /// The first runs from the given instant (one for a one-off schedule).
+    pub next_runs: Vec<DateTime<Utc>>,
+}
+
+/// Checks an expression without touching the database: its canonical form, its description and
+/// its next `count` runs after `from`.
+///
+/// # Errors
+/// The parser's [`ExprError`].
+///
+/// ```
+/// let v = qron::validate("@every 90 minutes", chrono::Utc::now(), 3)?;
+/// assert_eq!(v.canonical, "@every 1 hour 30 minutes");
+/// assert_eq!(v.next_runs.len(), 3);
+/// # Ok::<(), qron::ExprError>(())
+/// ```
+pub fn validate(
+    expr: &str,
+    from: DateTime<Utc>,
+    count: usize,
+) -> std::result::Result<Validation, ExprError> {
+    let s = Schedule::parse(expr)?;
+    let mut next_runs = Vec::new();
+    let mut at = s.first_run(from);
+    while let Some(t) = at {
+        if next_runs.len() >= count {
+            break;
+        }
+        next_runs.push(t);
+        at = s.next_run(t, t);
+    }
+    Ok(Validation {
+        canonical: s.to_string(),
+        description: s.describe(),
+        recurring: s.is_recurring(),
+        next_runs,
+    })
+}
+
+static DEFAULT_CLIENT: OnceLock<Client> = OnceLock::new();
+
+/// Installs the process-wide default client, used by typed enqueue (`Email::schedule(...)`) and
+/// `Worker::run_all()`. The first call wins; later calls return `false` and change nothing.
+///
+/// ```no_run
+/// # async fn demo() -> qron::Result<()> {
+/// let client = qron::Client::connect("postgres://localhost/app").await?;
+/// qron::init(client);
+/// # Ok(()) }
+/// ```
+pub fn init(client: Client) -> bool {
+    DEFAULT_CLIENT.set(client).is_ok()
+}
+
+/// The default client installed by [`init`].
+///
+/// # Errors
+/// [`Error::NotInitialized`] before [`init`].
+///
+/// ```
+/// // Before qron::init, there is none:
+/// assert!(matches!(qron::client(), Err(qron::Error::NotInitialized)));
+/// ```
+pub fn client() -> Result<Client> {
+    DEFAULT_CLIENT.get().cloned().ok_or(Error::NotInitialized)
+}
+
+fn check_name(field: &'static str, value: &str) -> Result<()> {
+    if value.is_empty() {
+        return Err(Error::InvalidArgument {
+            field,
+            reason: "must not be empty".to_owned(),
+        });
+    }
+    let chars = value.chars().count();
+    if chars > MAX_NAME_LEN {
+        return Err(Error::InvalidArgument {
+            field,
+            reason: format!("is {chars} characters long, over the limit of {MAX_NAME_LEN}"),
+        });
+    }
+    Ok(())
+}
+
+fn check_max_attempts(n: i32) -> Result<()> {
+    if !(1..=MAX_ATTEMPTS_LIMIT).contains(&n) {
+        return Err(Error::InvalidArgument {
+            field: "max_attempts",
+            reason: format!("{n} is outside 1..={MAX_ATTEMPTS_LIMIT}"),
+        });
+    }
+    Ok(())
+}
+
+fn timeout_interval(t: Duration) -> Result<PgInterval> {
+    let micros = i64::try_from(t.as_micros()).unwrap_or(i64::MAX);
+    if micros <= 0 {
+        return Err(Error::InvalidArgument {
+            field: "timeout",
+            reason: "must be at least one microsecond".to_owned(),
+        });
+    }
+    Ok(PgInterval {
+        months: 0,
+        days: 0,
+        microseconds: micros,
+    })
+}
+
+impl Client {
+    /// A client over `pool`, acting for owner `"default"`.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), sqlx::Error> {
+    /// let pool = sqlx::PgPool::connect("postgres://localhost/app").await?;
+    /// let client = qron::Client::new(pool);
+    /// # Ok(()) }
+    /// ```
+    pub fn new(pool: PgPool) -> Self {
+        Self::builder(pool).build()
+    }
+
+    /// A [`ClientBuilder`] over `pool`.
+    ///
+    /// ```no_run
+    /// # fn demo(pool: sqlx::PgPool) {
+    /// let client = qron::Client::builder(pool).build();
+    /// # }
+    /// ```
+    pub fn builder(pool: PgPool) -> ClientBuilder {
+        ClientBuilder {
+            pool,
+            owner: DEFAULT_OWNER.to_owned(),
+            max_json_bytes: DEFAULT_MAX_JSON_BYTES,
+        }
+    }
+
+    /// Connects a pool to `url` and wraps it.
+    ///
+    /// # Errors
+    /// [`Error::Database`] when the server cannot be reached.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> qron::Result<()> {
+    /// let client = qron::Client::connect("postgres://localhost/app").await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn connect(url: &str) -> Result<Self> {
+        Ok(Self::new(PgPool::connect(url).await?))
+    }
+
+    /// Applies qron's migrations (see [`crate::migrate`]).
+    ///
+    /// # Errors
+    /// As [`crate::migrate`].
+    ///
+    /// ```no_run
+    /// # async fn demo(client: qron::Client) -> qron::Result<()> {
+    /// client.migrate().await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn migrate(&self) -> Result<()> {
+        crate::migrate(&self.pool).await
+    }
+
+    /// The same client acting for another owner.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: qron::Client) -> qron::Result<()> {
+    /// let acme = client.owner("acme");
+    /// let page = acme.search(&qron::Search::new()).await?; // only acme's jobs
+    /// # Ok(()) }
+    /// ```
+    pub fn owner(&self, owner: impl Into<String>) -> Client {
+        let owner: String = owner.into();
+        Client {
+            pool: self.pool.clone(),
+            owner: owner.into(),
+            config: self.config.clone(),
+        }
+    }
+
+    /// The owner this client acts for.
+    ///
+    /// ```no_run
+    /// # fn demo(client: qron::Client) {
+    /// assert_eq!(client.owner_name(), "default");
+    /// # }
+    /// ```
+    pub fn owner_name(&self) -> &str {
+        &self.owner
+    }
+
+    /// The pool the client uses.
+    ///
+    /// ```no_run
+    /// # fn demo(client: qron::Client) {
+    /// let pool: &sqlx::PgPool = client.pool();
+    /// # }
+    /// ```
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    fn json(&self, field: &'static str, value: &Value) -> Result<String> {
+        let text = serde_json::to_string(value)?;
+        if text.len() > self.config.max_json_bytes {
+            return Err(Error::TooLarge {
+                field,
+                size: text.len(),
+                limit: self.config.max_json_bytes,
+            });
+        }
+        Ok(text)
+    }
+
+    fn meta_json(&self, meta: &Value) -> Result<String> {
+        if !meta.is_object() {
+            return Err(Error::InvalidArgument {
+                field: "meta",
+                reason: "must be a JSON object".to_owned(),
+            });
+        }
+        self.json("meta", meta)
+    }
+
+    /// Validates a new job and computes its first run.
+    fn prepare(&self, job: &NewJob, now: DateTime<Utc>) -> Result<JobRow> {
+        check_name("owner", &self.owner)?;
+        check_name("executor", &job.executor)?;
+        if let Some(name) = &job.name {
+            check_name("name", name)?;
+        }
+        check_max_attempts(job.max_attempts)?;
+        let timeout = timeout_interval(job.timeout)?;
+        let schedule = Schedule::parse(&job.expr)?;
+        // PostgreSQL keeps microseconds: compute from what will be stored.
+        let start_at = job.start_at.unwrap_or(now).trunc_subsecs(6);
+        let run_at = schedule
+            .first_run(start_at)
+            .ok_or_else(|| Error::InvalidArgument {
+                field: "expr",
+                reason: format!("`{}` has no run time after {start_at}", job.expr),
+            })?;
+        Ok(JobRow {
+            executor: job.executor.clone(),
+            name: job.name.clone(),
+            expr: schedule.to_string(),
+            recurring: schedule.is_recurring(),
+            run_at,
+            payload: self.json("payload", &job.payload)?,
+            meta: self.meta_json(&job.meta)?,
+            max_attempts: job.max_attempts,
+            timeout,
+            start_at,
+        })
+    }
+
+    fn already_exists(e: sqlx::Error, executor: &str, name: Option<&str>) -> Error {
+        let unique = e
+            .as_database_error()
+            .is_some_and(|d| d.constraint() == Some("jobs_owner_executor_name"));
+        if unique {
+            // The database's detail names the row: `Key (owner, executor, name)=(…)`.
+            let name = name.map(str::to_owned).unwrap_or_else(|| {
+                e.as_database_error()
+                    .and_then(|d| {
+                        d.try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+                            .and_then(|pg| pg.detail().map(str::to_owned))
+                    })
+                    .unwrap_or_default()
+            });
+            Error::AlreadyExists {
+                executor: executor.to_owned(),
+                name,
+            }
+        } else {
+            Error::Database(e)
+        }
+    }
+
+    fn not_found(&self, target: &JobRef) -> Error {
+        Error::NotFound {
+            what: target.to_string(),
+            owner: self.owner.to_string(),
+        }
+    }
+
+    /// Creates a job and returns it as stored.
+    ///
+    /// # Errors
+    /// [`Error::InvalidExpression`], [`Error::InvalidArgument`] or [`Error::TooLarge`] for bad
+    /// input (nothing is written); [`Error::AlreadyExists`] when the name is taken and the
+    /// policy is [`OnConflict::Error`](crate::OnConflict::Error); [`Error::Database`].
+    ///
+    /// ```no_run
+    /// # async fn demo(client: qron::Client) -> qron::Result<()> {
+    /// let job = client.create(qron::NewJob::new("backup", "0 0 * * *").name("nightly")).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn create(&self, job: NewJob) -> Result<Job> {
+        self.create_with(&self.pool, job).await
+    }
+
+    /// Creates a job through `conn`, which may be a transaction: the job exists, and workers
+    /// see it, only once the transaction commits.
+    ///
+    /// # Errors
+    /// As [`Client::create`].
+    ///
+    /// ```no_run
+    /// # async fn demo(client: qron::Client) -> qron::Result<()> {
+    /// let mut tx = client.pool().begin().await?;
+    /// // ... the application's own writes ...
+    /// client.create_with(&mut *tx, qron::NewJob::new("email", "@after 1s")).await?;
+    /// tx.commit().await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn create_with<'c, A>(&self, conn: A, job: NewJob) -> Result<Job>
+    where
+        A: Acquire<'c, Database = Postgres>,
+    {
+        let row = self.prepare(&job, Utc::now())?;
+        let mut conn = conn.acquire().await?;
+        let inserted = db::job_insert(&mut *conn, &self.owner, &row, job.on_conflict)
+            .await
+            .map_err(|e| Self::already_exists(e, &row.executor, row.name.as_deref()))?;
+        if let Some(job) = inserted {
+            return Ok(job);
+        }
+        // Kept out by OnConflict::Keep: return the job that holds the name.
+        let target = JobRef::Name {
+            executor: row.executor.clone(),
+            name: row.name.clone().unwrap_or_default(),
+        };
+        db::job_get(&mut *conn, &self.owner, &target)
+            .await?
+            .ok_or_else(|| self.not_found(&target))
+    }
+
+    /// Creates many jobs with a handful of statements (10,000 rows each) in one transaction,
+    /// and returns their ids in input order. With [`OnConflict::Keep`](crate::OnConflict::Keep), a row whose name is
+    /// taken gets the id of the job that holds it.
+    ///
+    /// # Errors
+    /// As [`Client::create`], for the first bad row (its index is in the message); nothing is
+    /// written. Two rows with the same executor and name are an [`Error::InvalidArgument`].
+    ///
+    /// ```no_run
+    /// # async fn demo(client: qron::Client) -> qron::Result<()> {
+    /// let jobs = (0..1000).map(|i| qron::NewJob::new("email", "@after 1s").payload(i.into()));
+    /// let ids = client.create_many(jobs).await?;
+    /// assert_eq!(ids.len(), 1000);
+    /// # Ok(()) }
+    /// ```
+    pub async fn create_many(&self, jobs: impl IntoIterator<Item = NewJob>) -> Result<Vec<i64>> {
+        self.create_many_with(&self.pool, jobs).await
+    }
+
+    /// [`Client::create_many`] through `conn`, which may be a transaction.
+    ///
+    /// # Errors
+    /// As [`Client::create_many`].
+    ///
+    /// ```no_run
+    /// # async fn demo(client: qron::Client) -> qron::Result<()> {
+    /// let mut tx = client.pool().begin().await?;
+    /// client.create_many_with(&mut *tx, vec![qron::NewJob::new("email", "@after 1s")]).await?;
+    /// tx.commit().await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn create_many_with<'c, A>(
+        &self,
+        conn: A,
+        jobs: impl IntoIterator<Item = NewJob>,
+    ) -> Result<Vec<i64>>
+    where
+        A: Acquire<'c, Database = Postgres>,
+    {
+        let now = Utc::now();
+        let jobs: Vec<NewJob> = jobs.into_iter().collect();
+        let mut rows = Vec::with_capacity(jobs.len());
+        let mut names = std::collections::HashSet::new();
+        for (i, job) in jobs.iter().enumerate() {
+            let row = self.prepare(job, now).map_err(|e| match e {
+                Error::InvalidArgument { field, reason } => Error::InvalidArgument {
+                    field,
+                    reason: format!("{reason} (job {i} of the batch)"),
+                },
+                other => other,
+            })?;
+            if let Some(name) = &row.name
+                && !names.insert((row.executor.clone(), name.clone()))
+            {
+                return Err(Error::InvalidArgument {
+                    field: "name",
+                    reason: format!(
+                        "`{name}` of executor `{}` appears twice in the batch (job {i})",
+                        row.executor
+                    ),
+                });
+            }
+            rows.push(row);
+        }
+        let mut tx = conn.begin().await?;
+        let mut ids = Vec::with_capacity(rows.len());
+        // Rows of one statement share a conflict policy: group consecutive jobs by policy.
+        let mut start = 0;
+        while start < rows.len() {
+            let policy = jobs[start].on_conflict;
+            let mut end = start + 1;
+            while end < rows.len() && end - start < INSERT_CHUNK && jobs[end].on_conflict == policy
+            {
+                end += 1;
+            }
+            let chunk = &rows[start..end];
+            let got = db::job_insert_many(&mut tx, &self.owner, chunk, policy)
+                .await
+                .map_err(|e| Self::already_exists(e, &chunk[0].executor, None))?;
+            for (row, id) in chunk.iter().zip(got) {
+                let id = match id {
+                    Some(id) => id,
+                    None => {
+                        let target = JobRef::Name {
+                            executor: row.executor.clone(),
+                            name: row.name.clone().unwrap_or_default(),
+                        };
+                        db::job_get(&mut *tx, &self.owner, &target)
+                            .await?
+                            .ok_or_else(|| self.not_found(&target))?
+                            .id
+                    }
+                };
+                ids.push(id);
+            }
+            start = end;
+        }
+        tx.commit().await?;
+        Ok(ids)
+    }
+
+    /// A job by id or name, live or finished.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] when the owner has no such job.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: qron::Client) -> qron::Result<()> {
+    /// let by_id = client.get(42).await?;
+    /// let by_name = client.get(qron::JobRef::named("backup", "nightly")).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn get(&self, target: impl Into<JobRef>) -> Result<Job> {
+        let target = target.into();
+        db::job_get(&self.pool, &self.owner, &target)
+            .await?
+            .ok_or_else(|| self.not_found(&target))
+    }
+
+    /// A page of the owner's jobs, live and finished, with the number that match in all.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for a limit outside 1..=1000, a negative offset or meta that
+    /// is not an object; [`Error::Database`].
+    ///
+    /// ```no_run
+    /// # async fn demo(client: qron::Client) -> qron::Result<()> {
+    /// let page = client.search(&qron::Search::new().executor("email").limit(10)).await?;
+    /// println!("{} of {}", page.jobs.len(), page.total);
+    /// # Ok(()) }
+    /// ```
+    pub async fn search(&self, q: &Search) -> Result<Page> {
+        if !(1..=MAX_PAGE).contains(&q.limit) {
+            return Err(Error::InvalidArgument {
+                field: "limit",
+                reason: format!("{} is outside 1..={MAX_PAGE}", q.limit),
+            });
+        }
+        if q.offset < 0 {
+            return Err(Error::InvalidArgument {
+                field: "offset",
+                reason: "must not be negative".to_owned(),
+            });
+        }
+        if let Some(meta) = &q.meta_contains {
+            self.meta_json(meta)?;
+        }
+        let mut conn = self.pool.acquire().await?;
+        let (jobs, total) = db::job_search(&mut conn, &self.owner, q).await?;
+        Ok(Page { jobs, total })
+    }
+
+    /// Changes a live job; the run time is recomputed from now when the expression changes. An
+    /// empty update changes nothing and returns the job. A running execution does not overwrite
+    /// the change when it finishes.
+    ///
+    /// # Errors
+    /// As [`Client::create`] for bad input; [`Error::NotFound`] when the owner has no such live
+    /// job.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: qron::Client) -> qron::Result<()> {
+    /// let job = client.update(42, qron::JobUpdate::new().expr("@every 5 minutes")).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn update(&self, target: impl Into<JobRef>, change: JobUpdate) -> Result<Job> {
+        let target = target.into();
+        if change.is_empty() {
+            return self.get(target).await;
+        }
+        let mut c = JobChanges::default();
+        if let Some(expr) = &change.expr {
+            let schedule = Schedule::parse(expr)?;
+            let now = Utc::now();
+            c.run_at = Some(
+                schedule
+                    .first_run(now)
+                    .ok_or_else(|| Error::InvalidArgument {
+                        field: "expr",
+                        reason: format!("`{expr}` has no run time after {now}"),
+                    })?,
+            );
+            c.expr = Some(schedule.to_string());
+            c.recurring = Some(schedule.is_recurring());
+        }
+        if let Some(payload) = &change.payload {
+            c.payload = Some(self.json("payload", payload)?);
+        }
+        if let Some(meta) = &change.meta {
+            c.meta = Some(self.meta_json(meta)?);
+        }
+        if let Some(t) = change.timeout {
+            c.timeout = Some(timeout_interval(t)?);
+        }
+        if let Some(n) = change.max_attempts {
+            check_max_attempts(n)?;
+            c.max_attempts = Some(n);
+        }
+        db::job_update(&self.pool, &self.owner, &target, &c)
+            .await?
+            .ok_or_else(|| self.not_found(&target))
+    }
+
+    /// Deletes a job (a live one, or by id a finished one) and returns it. An outcome that a
+    /// worker reports for it later changes nothing.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] when the owner has no such job.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: qron::Client) -> qron::Result<()> {
+    /// client.delete(qron::JobRef::named("backup", "nightly")).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn delete(&self, target: impl Into<JobRef>) -> Result<Job> {
+        let target = target.into();
+        let mut conn = self.pool.acquire().await?;
+        db::job_delete(&mut conn, &self.owner, &target)
+            .await?
+            .ok_or_else(|| self.not_found(&target))
+    }
+
+    /// Pauses a live job. A running execution finishes and its outcome is recorded; the job
+    /// stays paused.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] when the owner has no such live job.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: qron::Client) -> qron::Result<()> {
+    /// let job = client.stop(42).await?;
+    /// assert_eq!(job.status, qron::JobStatus::Paused);
+    /// # Ok(()) }
+    /// ```
+    pub async fn stop(&self, target: impl Into<JobRef>) -> Result<Job> {
+        let target = target.into();
+        db::job_stop(&self.pool, &self.owner, &target)
+            .await?
+            .ok_or_else(|| self.not_found(&target))
+    }
+
+    /// Makes a paused job ready again. A run time in the past becomes now for a one-off job and
+    /// the next slot for a recurring one.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] when the owner has no such live job.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: qron::Client) -> qron::Result<()> {
+    /// let job = client.restart(42).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn restart(&self, target: impl Into<JobRef>) -> Result<Job> {
+        let target = target.into();
+        let mut tx = self.pool.begin().await?;
+        let Some((id, expr, recurring, run_at)) =
+            db::job_lock(&mut tx, &self.owner, &target).await?
+        else {
+            return Err(self.not_found(&target));
+        };
+        let now = Utc::now();
+        let run_at = if run_at >= now {
+            run_at
+        } else if recurring {
+            Schedule::parse(&expr)?.next_run(run_at, now).unwrap_or(now)
+        } else {
+            now
+        };
+        let job = db::job_restart(&mut tx, &self.owner, id, run_at)
+            .await?
+            .ok_or_else(|| self.not_found(&target))?;
+        tx.commit().await?;
+        Ok(job)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send_sync<T: Send + Sync + Clone + 'static>() {}
+
+    #[test]
+    fn client_is_send_sync_and_clone() {
+        assert_send_sync::<Client>();
+    }
+}

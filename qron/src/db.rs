@@ -1,0 +1,485 @@
+//! Every SQL statement of the management API, one function per statement, named noun first.
+
+use chrono::{DateTime, Utc};
+use sqlx::postgres::types::PgInterval;
+use sqlx::{PgConnection, PgExecutor};
+
+use crate::job::{Job, JobRef, OnConflict, Search};
+
+/// The columns of a job, for `RETURNING` and `SELECT` on the live table.
+macro_rules! live_columns {
+    () => {
+        "id, executor, owner, name, expr, recurring, status::text AS status, run_at, payload, \
+         meta, attempt, executions, max_attempts, timeout, last_error, last_error_at, created_at, \
+         updated_at, start_at, last_run_at, NULL::timestamptz AS finished_at"
+    };
+}
+
+/// The same columns on the history table.
+macro_rules! history_columns {
+    () => {
+        "id, executor, owner, name, expr, recurring, status::text AS status, run_at, payload, \
+         meta, attempt, executions, max_attempts, timeout, last_error, last_error_at, created_at, \
+         updated_at, start_at, last_run_at, finished_at"
+    };
+}
+
+/// A validated job, ready to insert.
+#[derive(Debug, Clone)]
+pub(crate) struct JobRow {
+    pub executor: String,
+    pub name: Option<String>,
+    pub expr: String,
+    pub recurring: bool,
+    pub run_at: DateTime<Utc>,
+    pub payload: String,
+    pub meta: String,
+    pub max_attempts: i32,
+    pub timeout: PgInterval,
+    pub start_at: DateTime<Utc>,
+}
+
+const INSERT_ERROR: &str = concat!(
+    "INSERT INTO qron.jobs (executor, owner, name, expr, recurring, run_at, payload, meta, \
+       max_attempts, timeout, start_at)
+     VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8::jsonb, $9, $10, $11)
+     RETURNING ",
+    live_columns!()
+);
+
+const INSERT_KEEP: &str = concat!(
+    "INSERT INTO qron.jobs (executor, owner, name, expr, recurring, run_at, payload, meta, \
+       max_attempts, timeout, start_at)
+     VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8::jsonb, $9, $10, $11)
+     ON CONFLICT (owner, executor, name) DO NOTHING
+     RETURNING ",
+    live_columns!()
+);
+
+const INSERT_REPLACE: &str = concat!(
+    "INSERT INTO qron.jobs (executor, owner, name, expr, recurring, run_at, payload, meta, \
+       max_attempts, timeout, start_at)
+     VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8::jsonb, $9, $10, $11)
+     ON CONFLICT (owner, executor, name) DO UPDATE SET
+       expr = EXCLUDED.expr, recurring = EXCLUDED.recurring, run_at = EXCLUDED.run_at,
+       payload = EXCLUDED.payload, meta = EXCLUDED.meta, max_attempts = EXCLUDED.max_attempts,
+       timeout = EXCLUDED.timeout, start_at = EXCLUDED.start_at, attempt = 0,
+       revision = qron.jobs.revision + 1, updated_at = now()
+     RETURNING ",
+    live_columns!()
+);
+
+/// Inserts one job; `None` when the name was taken and the policy is to keep the other job.
+pub(crate) async fn job_insert<'e>(
+    ex: impl PgExecutor<'e>,
+    owner: &str,
+    row: &JobRow,
+    policy: OnConflict,
+) -> sqlx::Result<Option<Job>> {
+    let sql = match policy {
+        OnConflict::Error => INSERT_ERROR,
+        OnConflict::Keep => INSERT_KEEP,
+        OnConflict::Replace => INSERT_REPLACE,
+    };
+    sqlx::query_as(sql)
+        .bind(&row.executor)
+        .bind(owner)
+        .bind(&row.name)
+        .bind(&row.expr)
+        .bind(row.recurring)
+        .bind(row.run_at)
+        .bind(&row.payload)
+        .bind(&row.meta)
+        .bind(row.max_attempts)
+        .bind(row.timeout)
+        .bind(row.start_at)
+        .fetch_optional(ex)
+        .await
+}
+
+macro_rules! insert_many {
+    ($conflict:literal) => {
+        concat!(
+            "INSERT INTO qron.jobs (executor, owner, name, expr, recurring, run_at, payload, \
+               meta, max_attempts, timeout, start_at)
+             SELECT executor, $1, name, expr, recurring, run_at, payload::jsonb, meta::jsonb,
+                    max_attempts, timeout, start_at
+               FROM unnest($2::text[], $3::text[], $4::text[], $5::bool[], $6::timestamptz[],
+                           $7::text[], $8::text[], $9::int[], $10::interval[], $11::timestamptz[])
+                    WITH ORDINALITY
+                    AS t(executor, name, expr, recurring, run_at, payload, meta, max_attempts,
+                         timeout, start_at, ord)
+              ORDER BY ord ",
+            $conflict,
+            " RETURNING id, executor, name"
+        )
+    };
+}
+
+const INSERT_MANY_ERROR: &str = insert_many!("");
+const INSERT_MANY_KEEP: &str = insert_many!("ON CONFLICT (owner, executor, name) DO NOTHING");
+const INSERT_MANY_REPLACE: &str = insert_many!(
+    "ON CONFLICT (owner, executor, name) DO UPDATE SET
+       expr = EXCLUDED.expr, recurring = EXCLUDED.recurring, run_at = EXCLUDED.run_at,
+       payload = EXCLUDED.payload, meta = EXCLUDED.meta, max_attempts = EXCLUDED.max_attempts,
+       timeout = EXCLUDED.timeout, start_at = EXCLUDED.start_at, attempt = 0,
+       revision = qron.jobs.revision + 1, updated_at = now()"
+);
+
+/// Inserts many jobs in one statement. Returns, in input order, the id of each row written (or
+/// replaced); `None` for a named row kept out by [`OnConflict::Keep`].
+pub(crate) async fn job_insert_many(
+    conn: &mut PgConnection,
+    owner: &str,
+    rows: &[JobRow],
+    policy: OnConflict,
+) -> sqlx::Result<Vec<Option<i64>>> {
+    let sql = match policy {
+        OnConflict::Error => INSERT_MANY_ERROR,
+        OnConflict::Keep => INSERT_MANY_KEEP,
+        OnConflict::Replace => INSERT_MANY_REPLACE,
+    };
+    let col = |f: fn(&JobRow) -> String| rows.iter().map(f).collect::<Vec<_>>();
+    let names: Vec<Option<String>> = rows.iter().map(|r| r.name.clone()).collect();
+    let returned: Vec<(i64, String, Option<String>)> = sqlx::query_as(sql)
+        .bind(owner)
+        .bind(col(|r| r.executor.clone()))
+        .bind(&names)
+        .bind(col(|r| r.expr.clone()))
+        .bind(rows.iter().map(|r| r.recurring).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.run_at).collect::<Vec<_>>())
+        .bind(col(|r| r.payload.clone()))
+        .bind(col(|r| r.meta.clone()))
+        .bind(rows.iter().map(|r| r.max_attempts).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.timeout).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.start_at).collect::<Vec<_>>())
+        .fetch_all(conn)
+        .await?;
+    // RETURNING follows the insertion order (`ORDER BY ord`); rows kept out are missing.
+    let mut out = Vec::with_capacity(rows.len());
+    let mut it = returned.into_iter().peekable();
+    for row in rows {
+        match it.peek() {
+            Some((_, executor, name)) if *executor == row.executor && *name == row.name => {
+                out.push(it.next().map(|r| r.0));
+            }
+            _ => out.push(None),
+        }
+    }
+    Ok(out)
+}
+
+const GET_BY_ID: &str = concat!(
+    "SELECT ",
+    live_columns!(),
+    " FROM qron.jobs WHERE owner = $1 AND id = $2
+     UNION ALL
+     SELECT ",
+    history_columns!(),
+    " FROM qron.jobs_history WHERE owner = $1 AND id = $2
+     LIMIT 1"
+);
+
+const GET_BY_NAME: &str = concat!(
+    "SELECT * FROM (SELECT ",
+    live_columns!(),
+    " FROM qron.jobs WHERE owner = $1 AND executor = $2 AND name = $3
+     UNION ALL
+     SELECT ",
+    history_columns!(),
+    " FROM qron.jobs_history WHERE owner = $1 AND executor = $2 AND name = $3) j
+     ORDER BY finished_at DESC NULLS FIRST
+     LIMIT 1"
+);
+
+/// A job by id or name, live or finished (by name: the live one, else the last finished).
+pub(crate) async fn job_get<'e>(
+    ex: impl PgExecutor<'e>,
+    owner: &str,
+    target: &JobRef,
+) -> sqlx::Result<Option<Job>> {
+    match target {
+        JobRef::Id(id) => {
+            sqlx::query_as(GET_BY_ID)
+                .bind(owner)
+                .bind(id)
+                .fetch_optional(ex)
+                .await
+        }
+        JobRef::Name { executor, name } => {
+            sqlx::query_as(GET_BY_NAME)
+                .bind(owner)
+                .bind(executor)
+                .bind(name)
+                .fetch_optional(ex)
+                .await
+        }
+    }
+}
+
+/// A statement on one live job, in two forms: by id (`$2`) and by executor and name (`$2`, `$3`).
+macro_rules! by_ref {
+    ($head:expr, $tail:expr) => {
+        (
+            concat!($head, " WHERE owner = $1 AND id = $2 ", $tail),
+            concat!(
+                $head,
+                " WHERE owner = $1 AND executor = $2 AND name = $3 ",
+                $tail
+            ),
+        )
+    };
+}
+
+async fn job_by_ref<'e, T>(
+    ex: impl PgExecutor<'e>,
+    sql: (&'static str, &'static str),
+    owner: &str,
+    target: &JobRef,
+    bind: impl FnOnce(
+        sqlx::query::QueryAs<'static, sqlx::Postgres, T, sqlx::postgres::PgArguments>,
+    )
+        -> sqlx::query::QueryAs<'static, sqlx::Postgres, T, sqlx::postgres::PgArguments>,
+) -> sqlx::Result<Option<T>>
+where
+    T: Send + Unpin + for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>,
+{
+    let q = match target {
+        JobRef::Id(id) => sqlx::query_as(sql.0).bind(owner.to_owned()).bind(*id),
+        JobRef::Name { executor, name } => sqlx::query_as(sql.1)
+            .bind(owner.to_owned())
+            .bind(executor.clone())
+            .bind(name.clone()),
+    };
+    bind(q).fetch_optional(ex).await
+}
+
+/// The changes of an update, validated; `None` leaves a column as it is.
+#[derive(Debug, Default)]
+pub(crate) struct JobChanges {
+    pub expr: Option<String>,
+    pub recurring: Option<bool>,
+    pub run_at: Option<DateTime<Utc>>,
+    pub payload: Option<String>,
+    pub meta: Option<String>,
+    pub timeout: Option<PgInterval>,
+    pub max_attempts: Option<i32>,
+}
+
+// The changes are bound after the target: from $3 by id, from $4 by name.
+const UPDATE_BY_ID: &str = concat!(
+    "UPDATE qron.jobs SET
+       expr = COALESCE($3, expr), recurring = COALESCE($4, recurring),
+       run_at = COALESCE($5, run_at), payload = COALESCE($6::jsonb, payload),
+       meta = COALESCE($7::jsonb, meta), timeout = COALESCE($8, timeout),
+       max_attempts = COALESCE($9, max_attempts),
+       attempt = CASE WHEN $3 IS NOT NULL THEN 0 ELSE LEAST(attempt, COALESCE($9, max_attempts)) END,
+       revision = revision + 1, updated_at = now()
+     WHERE owner = $1 AND id = $2
+     RETURNING ",
+    live_columns!()
+);
+
+const UPDATE_BY_NAME: &str = concat!(
+    "UPDATE qron.jobs SET
+       expr = COALESCE($4, expr), recurring = COALESCE($5, recurring),
+       run_at = COALESCE($6, run_at), payload = COALESCE($7::jsonb, payload),
+       meta = COALESCE($8::jsonb, meta), timeout = COALESCE($9, timeout),
+       max_attempts = COALESCE($10, max_attempts),
+       attempt = CASE WHEN $4 IS NOT NULL THEN 0 ELSE LEAST(attempt, COALESCE($10, max_attempts)) END,
+       revision = revision + 1, updated_at = now()
+     WHERE owner = $1 AND executor = $2 AND name = $3
+     RETURNING ",
+    live_columns!()
+);
+
+/// Applies changes to a live job.
+pub(crate) async fn job_update<'e>(
+    ex: impl PgExecutor<'e>,
+    owner: &str,
+    target: &JobRef,
+    c: &JobChanges,
+) -> sqlx::Result<Option<Job>> {
+    job_by_ref(ex, (UPDATE_BY_ID, UPDATE_BY_NAME), owner, target, |q| {
+        q.bind(c.expr.clone())
+            .bind(c.recurring)
+            .bind(c.run_at)
+            .bind(c.payload.clone())
+            .bind(c.meta.clone())
+            .bind(c.timeout)
+            .bind(c.max_attempts)
+    })
+    .await
+}
+
+const DELETE_LIVE: (&str, &str) = by_ref!(
+    "DELETE FROM qron.jobs",
+    concat!("RETURNING ", live_columns!())
+);
+
+const DELETE_HISTORY: &str = concat!(
+    "DELETE FROM qron.jobs_history WHERE owner = $1 AND id = $2 RETURNING ",
+    history_columns!()
+);
+
+/// Deletes a live job, or by id a finished one.
+pub(crate) async fn job_delete(
+    conn: &mut PgConnection,
+    owner: &str,
+    target: &JobRef,
+) -> sqlx::Result<Option<Job>> {
+    if let Some(job) = job_by_ref(&mut *conn, DELETE_LIVE, owner, target, |q| q).await? {
+        return Ok(Some(job));
+    }
+    match target {
+        JobRef::Id(id) => {
+            sqlx::query_as(DELETE_HISTORY)
+                .bind(owner)
+                .bind(id)
+                .fetch_optional(conn)
+                .await
+        }
+        JobRef::Name { .. } => Ok(None),
+    }
+}
+
+const STOP: (&str, &str) = by_ref!(
+    "UPDATE qron.jobs SET status = 'paused', revision = revision + 1, updated_at = now()",
+    concat!("RETURNING ", live_columns!())
+);
+
+/// Pauses a live job.
+pub(crate) async fn job_stop<'e>(
+    ex: impl PgExecutor<'e>,
+    owner: &str,
+    target: &JobRef,
+) -> sqlx::Result<Option<Job>> {
+    job_by_ref(ex, STOP, owner, target, |q| q).await
+}
+
+const LOCK: (&str, &str) = by_ref!(
+    "SELECT id, expr, recurring, run_at FROM qron.jobs",
+    "FOR UPDATE"
+);
+
+/// Locks a live job for a read-modify-write: its id, expression, kind and run time.
+pub(crate) async fn job_lock(
+    conn: &mut PgConnection,
+    owner: &str,
+    target: &JobRef,
+) -> sqlx::Result<Option<(i64, String, bool, DateTime<Utc>)>> {
+    job_by_ref(conn, LOCK, owner, target, |q| q).await
+}
+
+const RESTART: &str = concat!(
+    "UPDATE qron.jobs SET
+       status = CASE WHEN lease_expires_at IS NOT NULL THEN 'running' ELSE 'ready' END::qron.job_status,
+       run_at = $3, revision = revision + 1, updated_at = now()
+     WHERE owner = $1 AND id = $2
+     RETURNING ",
+    live_columns!()
+);
+
+/// Makes a locked job ready again, due at `run_at` (still running if its lease is held).
+pub(crate) async fn job_restart(
+    conn: &mut PgConnection,
+    owner: &str,
+    id: i64,
+    run_at: DateTime<Utc>,
+) -> sqlx::Result<Option<Job>> {
+    sqlx::query_as(RESTART)
+        .bind(owner)
+        .bind(id)
+        .bind(run_at)
+        .fetch_optional(conn)
+        .await
+}
+
+macro_rules! search_sql {
+    ($select:expr) => {
+        concat!(
+            "WITH j AS (
+               SELECT ",
+            live_columns!(),
+            " FROM qron.jobs WHERE owner = $1
+               UNION ALL
+               SELECT ",
+            history_columns!(),
+            " FROM qron.jobs_history WHERE owner = $1)
+             SELECT ",
+            $select,
+            " FROM j
+              WHERE ($2::text IS NULL OR executor = $2)
+                AND (cardinality($3::text[]) = 0 OR status = ANY($3))
+                AND ($4::text IS NULL OR strpos(name, $4) > 0)
+                AND ($5::bool IS NULL OR recurring = $5)
+                AND ($6::timestamptz IS NULL OR created_at >= $6)
+                AND ($7::timestamptz IS NULL OR created_at < $7)
+                AND ($8::timestamptz IS NULL OR run_at >= $8)
+                AND ($9::timestamptz IS NULL OR run_at < $9)
+                AND ($10::jsonb IS NULL OR meta @> $10)"
+        )
+    };
+}
+
+const SEARCH_PAGE: &str = concat!(
+    search_sql!("*, count(*) OVER () AS total"),
+    " ORDER BY
+        CASE WHEN $11 = 'created_asc' THEN created_at END ASC,
+        CASE WHEN $11 = 'created_desc' THEN created_at END DESC,
+        CASE WHEN $11 = 'run_at_asc' THEN run_at END ASC,
+        CASE WHEN $11 = 'run_at_desc' THEN run_at END DESC,
+        CASE WHEN $11 IN ('created_desc', 'run_at_desc') THEN id END DESC,
+        id ASC
+      LIMIT $12 OFFSET $13"
+);
+
+const SEARCH_COUNT: &str = search_sql!("count(*)");
+
+/// A page of the owner's jobs matching `q`, and how many match in all.
+pub(crate) async fn job_search(
+    conn: &mut PgConnection,
+    owner: &str,
+    q: &Search,
+) -> sqlx::Result<(Vec<Job>, i64)> {
+    use sqlx::Row as _;
+    let statuses: Vec<&str> = q.statuses.iter().map(|s| s.as_str()).collect();
+    let meta = q
+        .meta_contains
+        .as_ref()
+        .map(|m| sqlx::types::Json(m.clone()));
+    macro_rules! filters {
+        ($sql:expr) => {
+            sqlx::query($sql)
+                .bind(owner)
+                .bind(&q.executor)
+                .bind(&statuses)
+                .bind(&q.name_contains)
+                .bind(q.recurring)
+                .bind(q.created.0)
+                .bind(q.created.1)
+                .bind(q.run.0)
+                .bind(q.run.1)
+                .bind(&meta)
+        };
+    }
+    let rows = filters!(SEARCH_PAGE)
+        .bind(q.order.as_str())
+        .bind(q.limit)
+        .bind(q.offset)
+        .fetch_all(&mut *conn)
+        .await?;
+    let total = match rows.first() {
+        Some(r) => r.try_get("total")?,
+        None if q.offset == 0 => 0,
+        None => filters!(SEARCH_COUNT)
+            .fetch_one(&mut *conn)
+            .await?
+            .try_get(0)?,
+    };
+    let jobs = rows
+        .iter()
+        .map(<Job as sqlx::FromRow<_>>::from_row)
+        .collect::<sqlx::Result<Vec<_>>>()?;
+    Ok((jobs, total))
+}

@@ -1,0 +1,695 @@
+//! `qron::Client` against a real database: every operation's effect on the stored rows, owner
+//! isolation, transactions, bulk, and bad input that writes nothing.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use chrono::Utc;
+use qron::{Client, Error, JobRef, JobStatus, JobUpdate, NewJob, OnConflict, Order, Search};
+use qron_tests::TestDb;
+use serde_json::json;
+
+fn client(db: &TestDb) -> Client {
+    Client::new(db.pool.clone())
+}
+
+/// Every row of both tables, to show that a failed call wrote nothing.
+async fn snapshot(db: &TestDb) -> Vec<String> {
+    sqlx::query_scalar(
+        "SELECT row_to_json(j)::text FROM qron.jobs j
+         UNION ALL SELECT row_to_json(h)::text FROM qron.jobs_history h ORDER BY 1",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn create_echoes_every_field_and_defaults_the_owner() {
+    let db = TestDb::new().await;
+    let c = client(&db);
+    let before = Utc::now();
+    let job = c
+        .create(
+            NewJob::new("email", "@after 1 hour")
+                .payload(json!({ "user_id": 7 }))
+                .name("welcome-7")
+                .meta(json!({ "source": "signup" }))
+                .max_attempts(3)
+                .timeout(Duration::from_secs(30)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(job.executor, "email");
+    assert_eq!(job.owner, "default");
+    assert_eq!(job.name.as_deref(), Some("welcome-7"));
+    assert_eq!(job.expr, "@after 1 hour");
+    assert!(!job.recurring);
+    assert_eq!(job.status, JobStatus::Ready);
+    assert_eq!(job.payload, json!({ "user_id": 7 }));
+    assert_eq!(job.meta, json!({ "source": "signup" }));
+    assert_eq!((job.attempt, job.executions, job.max_attempts), (0, 0, 3));
+    assert_eq!(job.timeout, Duration::from_secs(30));
+    assert_eq!(job.last_error, None);
+    assert_eq!(job.finished_at, None);
+    assert!(job.start_at >= before - chrono::Duration::seconds(1));
+    assert_eq!(job.run_at, job.start_at + chrono::Duration::hours(1));
+    assert_eq!(c.get(job.id).await.unwrap(), job);
+
+    let bobby = c
+        .owner("bobby")
+        .create(NewJob::new("email", "@daily"))
+        .await
+        .unwrap();
+    assert_eq!(bobby.owner, "bobby");
+    assert!(bobby.recurring);
+    assert_eq!(bobby.expr, "@every 1 day");
+    assert_eq!(bobby.payload, serde_json::Value::Null);
+    assert_eq!(bobby.max_attempts, qron::DEFAULT_MAX_ATTEMPTS);
+    assert_eq!(bobby.timeout, qron::DEFAULT_TIMEOUT);
+}
+
+#[tokio::test]
+async fn start_time_shifts_the_schedule() {
+    let db = TestDb::new().await;
+    let start = chrono::SubsecRound::trunc_subsecs(Utc::now() + chrono::Duration::seconds(1), 6);
+    let job = client(&db)
+        .create(NewJob::new("e", "@after 100ms").start_at(start))
+        .await
+        .unwrap();
+    assert_eq!(job.run_at, start + chrono::Duration::milliseconds(100));
+}
+
+#[tokio::test]
+async fn names_conflict_by_policy() {
+    let db = TestDb::new().await;
+    let c = client(&db);
+    let first = c
+        .create(
+            NewJob::new("backup", "@daily")
+                .name("nightly")
+                .payload(json!(1)),
+        )
+        .await
+        .unwrap();
+
+    let before = snapshot(&db).await;
+    let err = c
+        .create(NewJob::new("backup", "@hourly").name("nightly"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::AlreadyExists { executor, name } if executor == "backup" && name == "nightly"),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("OnConflict::Keep"), "{err}");
+    assert_eq!(snapshot(&db).await, before);
+
+    let kept = c
+        .create(
+            NewJob::new("backup", "@hourly")
+                .name("nightly")
+                .on_conflict(OnConflict::Keep),
+        )
+        .await
+        .unwrap();
+    assert_eq!(kept, first);
+    assert_eq!(snapshot(&db).await, before);
+
+    let replaced = c
+        .create(
+            NewJob::new("backup", "@hourly")
+                .name("nightly")
+                .payload(json!(2))
+                .on_conflict(OnConflict::Replace),
+        )
+        .await
+        .unwrap();
+    assert_eq!(replaced.id, first.id);
+    assert_eq!(replaced.expr, "@every 1 hour");
+    assert_eq!(replaced.payload, json!(2));
+
+    // The same name is free under another owner and under another executor.
+    c.owner("acme")
+        .create(NewJob::new("backup", "@daily").name("nightly"))
+        .await
+        .unwrap();
+    c.create(NewJob::new("report", "@daily").name("nightly"))
+        .await
+        .unwrap();
+    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM qron.jobs WHERE name = 'nightly'")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(n, 3);
+}
+
+#[tokio::test]
+async fn update_by_id_and_by_name() {
+    let db = TestDb::new().await;
+    let c = client(&db);
+    let job = c
+        .create(
+            NewJob::new("counter", "@every 1 hour")
+                .name("tick")
+                .payload(json!({ "n": 0 })),
+        )
+        .await
+        .unwrap();
+
+    let updated = c
+        .update(
+            job.id,
+            JobUpdate::new()
+                .expr("@every 10 seconds")
+                .payload(json!({ "n": 5 })),
+        )
+        .await
+        .unwrap();
+    assert_eq!(updated.expr, "@every 10 seconds");
+    assert_eq!(updated.payload, json!({ "n": 5 }));
+    assert_eq!(updated.name.as_deref(), Some("tick"));
+    assert!(
+        updated.run_at < job.run_at,
+        "run_at is recomputed from the new expression"
+    );
+    assert!(updated.run_at <= Utc::now() + chrono::Duration::seconds(10));
+
+    let by_name = c
+        .update(
+            JobRef::named("counter", "tick"),
+            JobUpdate::new()
+                .expr("0 9 * * *")
+                .payload(json!({ "n": 6 })),
+        )
+        .await
+        .unwrap();
+    assert_eq!(by_name.id, job.id);
+    assert_eq!(by_name.expr, "0 9 * * *");
+    assert_eq!(by_name.payload, json!({ "n": 6 }));
+
+    // A payload-only update keeps the expression and the run time.
+    let payload_only = c
+        .update(job.id, JobUpdate::new().payload(json!({ "n": 7 })))
+        .await
+        .unwrap();
+    assert_eq!(payload_only.expr, "0 9 * * *");
+    assert_eq!(payload_only.run_at, by_name.run_at);
+
+    // An empty update changes nothing at all.
+    let before = snapshot(&db).await;
+    let same = c.update(job.id, JobUpdate::new()).await.unwrap();
+    assert_eq!(same, payload_only);
+    assert_eq!(snapshot(&db).await, before);
+
+    // Meta, timeout and attempts.
+    let other = c
+        .update(
+            job.id,
+            JobUpdate::new()
+                .meta(json!({ "team": "ops" }))
+                .timeout(Duration::from_secs(9))
+                .max_attempts(2),
+        )
+        .await
+        .unwrap();
+    assert_eq!(other.meta, json!({ "team": "ops" }));
+    assert_eq!(other.timeout, Duration::from_secs(9));
+    assert_eq!(other.max_attempts, 2);
+}
+
+#[tokio::test]
+async fn stop_restart_and_delete() {
+    let db = TestDb::new().await;
+    let c = client(&db);
+    let a = c
+        .create(NewJob::new("e", "@every 1 minute").name("a"))
+        .await
+        .unwrap();
+    let b = c
+        .create(NewJob::new("e", "@after 1 hour").name("b"))
+        .await
+        .unwrap();
+
+    assert_eq!(c.stop(a.id).await.unwrap().status, JobStatus::Paused);
+    assert_eq!(c.restart(a.id).await.unwrap().status, JobStatus::Ready);
+    assert_eq!(
+        c.stop(JobRef::named("e", "b")).await.unwrap().status,
+        JobStatus::Paused
+    );
+    assert_eq!(
+        c.restart(JobRef::named("e", "b")).await.unwrap().status,
+        JobStatus::Ready
+    );
+
+    // A paused job whose run time passed: a one-off runs now, a recurring one at its next slot.
+    sqlx::query("UPDATE qron.jobs SET status = 'paused', run_at = now() - interval '150 seconds'")
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    let t0 = Utc::now();
+    let b2 = c.restart(b.id).await.unwrap();
+    assert!(b2.run_at >= t0 - chrono::Duration::seconds(1) && b2.run_at <= Utc::now());
+    let a2 = c.restart(a.id).await.unwrap();
+    assert!(a2.run_at > t0, "{} should be after {t0}", a2.run_at);
+    assert!(a2.run_at <= t0 + chrono::Duration::minutes(1));
+
+    let gone = c.delete(a.id).await.unwrap();
+    assert_eq!(gone.id, a.id);
+    assert!(matches!(c.get(a.id).await, Err(Error::NotFound { .. })));
+    c.delete(JobRef::named("e", "b")).await.unwrap();
+    assert!(matches!(c.get(b.id).await, Err(Error::NotFound { .. })));
+    assert!(matches!(c.delete(b.id).await, Err(Error::NotFound { .. })));
+    assert_eq!(snapshot(&db).await, Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn search_orders_filters_and_paginates() {
+    let db = TestDb::new().await;
+    let c = client(&db);
+    let jobs: Vec<NewJob> = (0..50)
+        .map(|i| NewJob::new("e", "@after 1 hour").name(format!("search-{i}")))
+        .collect();
+    let ids = c.create_many(jobs).await.unwrap();
+    c.create(NewJob::new("e", "@daily").name("other"))
+        .await
+        .unwrap();
+
+    let first = c
+        .search(&Search::new().name_contains("sear").limit(10))
+        .await
+        .unwrap();
+    assert_eq!(first.total, 50);
+    let rest = c
+        .search(&Search::new().name_contains("sear").limit(40).offset(10))
+        .await
+        .unwrap();
+    assert_eq!(rest.total, 50);
+    let names: Vec<String> = first
+        .jobs
+        .iter()
+        .chain(&rest.jobs)
+        .map(|j| j.name.clone().unwrap())
+        .collect();
+    let want: Vec<String> = (0..50).map(|i| format!("search-{i}")).collect();
+    assert_eq!(names, want, "creation order");
+    assert_eq!(
+        first.jobs.iter().map(|j| j.id).collect::<Vec<_>>(),
+        ids[..10]
+    );
+
+    let past = c
+        .search(&Search::new().name_contains("sear").offset(100))
+        .await
+        .unwrap();
+    assert_eq!((past.jobs.len(), past.total), (0, 50));
+
+    let newest = c
+        .search(&Search::new().order(Order::CreatedDesc).limit(1))
+        .await
+        .unwrap();
+    assert_eq!(newest.jobs[0].name.as_deref(), Some("other"));
+    let recurring = c.search(&Search::new().recurring(true)).await.unwrap();
+    assert_eq!(recurring.total, 1);
+    let paused = c
+        .search(&Search::new().status(JobStatus::Paused))
+        .await
+        .unwrap();
+    assert_eq!(paused.total, 0);
+    let ready = c
+        .search(&Search::new().status(JobStatus::Ready).executor("e"))
+        .await
+        .unwrap();
+    assert_eq!(ready.total, 51);
+    let soonest = c
+        .search(&Search::new().order(Order::RunAtAsc).limit(1))
+        .await
+        .unwrap();
+    assert_eq!(soonest.jobs[0].name.as_deref(), Some("search-0"));
+    let due_soon = c
+        .search(&Search::new().run_between(None, Some(Utc::now() + chrono::Duration::hours(2))))
+        .await
+        .unwrap();
+    assert_eq!(due_soon.total, 50);
+}
+
+#[tokio::test]
+async fn search_takes_percent_and_underscore_literally_and_matches_meta() {
+    let db = TestDb::new().await;
+    let c = client(&db);
+    for name in ["100%", "1000", "a_b", "axb"] {
+        c.create(
+            NewJob::new("e", "@daily")
+                .name(name)
+                .meta(json!({ "name": name, "team": "x" })),
+        )
+        .await
+        .unwrap();
+    }
+    let pct = c.search(&Search::new().name_contains("%")).await.unwrap();
+    assert_eq!(
+        pct.jobs
+            .iter()
+            .map(|j| j.name.clone().unwrap())
+            .collect::<Vec<_>>(),
+        ["100%"]
+    );
+    let us = c.search(&Search::new().name_contains("_")).await.unwrap();
+    assert_eq!(
+        us.jobs
+            .iter()
+            .map(|j| j.name.clone().unwrap())
+            .collect::<Vec<_>>(),
+        ["a_b"]
+    );
+    let meta = c
+        .search(&Search::new().meta_contains(json!({ "name": "axb" })))
+        .await
+        .unwrap();
+    assert_eq!(meta.total, 1);
+    let team = c
+        .search(&Search::new().meta_contains(json!({ "team": "x" })))
+        .await
+        .unwrap();
+    assert_eq!(team.total, 4);
+    let created = c
+        .search(&Search::new().created_between(Some(Utc::now() + chrono::Duration::hours(1)), None))
+        .await
+        .unwrap();
+    assert_eq!(created.total, 0);
+}
+
+#[tokio::test]
+async fn owners_never_reach_each_others_jobs() {
+    let db = TestDb::new().await;
+    let c = client(&db);
+    let acme = c.owner("acme");
+    let job = acme
+        .create(NewJob::new("e", "@daily").name("secret"))
+        .await
+        .unwrap();
+    let before = snapshot(&db).await;
+    for other in [c.clone(), c.owner("bobby")] {
+        for target in [JobRef::Id(job.id), JobRef::named("e", "secret")] {
+            let nf = |r: Result<qron::Job, Error>| matches!(r, Err(Error::NotFound { .. }));
+            assert!(nf(other.get(target.clone()).await), "get {target}");
+            assert!(nf(other
+                .update(target.clone(), JobUpdate::new().payload(json!(1)))
+                .await));
+            assert!(nf(other.stop(target.clone()).await), "stop {target}");
+            assert!(nf(other.restart(target.clone()).await), "restart {target}");
+            assert!(nf(other.delete(target.clone()).await), "delete {target}");
+        }
+        assert_eq!(other.search(&Search::new()).await.unwrap().total, 0);
+    }
+    assert_eq!(snapshot(&db).await, before);
+    assert_eq!(acme.get(job.id).await.unwrap().owner, "acme");
+    let err = c.get(job.id).await.unwrap_err();
+    assert!(err.to_string().contains("owner `default`"), "{err}");
+}
+
+#[tokio::test]
+async fn enqueue_follows_the_callers_transaction() {
+    let db = TestDb::new().await;
+    let c = client(&db);
+
+    let mut tx = db.pool.begin().await.unwrap();
+    let job = c
+        .create_with(&mut *tx, NewJob::new("e", "@after 1s"))
+        .await
+        .unwrap();
+    c.create_many_with(&mut *tx, vec![NewJob::new("e", "@after 1s")])
+        .await
+        .unwrap();
+    tx.rollback().await.unwrap();
+    assert!(matches!(c.get(job.id).await, Err(Error::NotFound { .. })));
+    assert_eq!(snapshot(&db).await, Vec::<String>::new());
+
+    let mut tx = db.pool.begin().await.unwrap();
+    let job = c
+        .create_with(&mut *tx, NewJob::new("e", "@after 1s"))
+        .await
+        .unwrap();
+    // Not visible to others (workers) before the commit.
+    assert!(matches!(c.get(job.id).await, Err(Error::NotFound { .. })));
+    tx.commit().await.unwrap();
+    assert_eq!(c.get(job.id).await.unwrap().id, job.id);
+}
+
+thread_local! {
+    /// The counter of the test running on this thread, if it counts statements.
+    static COUNTING: std::cell::RefCell<Option<Arc<AtomicUsize>>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Counts the statements sqlx runs (it logs one `sqlx::query` event each) on threads that asked.
+/// A global subscriber, installed once: scoped ones miss events when tests run in parallel.
+struct StatementCounter;
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for StatementCounter {
+    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        if event.metadata().target() == "sqlx::query" {
+            COUNTING.with(|c| {
+                if let Some(n) = &*c.borrow() {
+                    n.fetch_add(1, Ordering::Relaxed);
+                }
+            });
+        }
+    }
+}
+
+/// Runs `f` on this thread's runtime and returns how many statements it ran.
+async fn count_statements<T>(f: impl std::future::Future<Output = T>) -> (T, usize) {
+    use tracing_subscriber::layer::SubscriberExt as _;
+    static INSTALLED: std::sync::Once = std::sync::Once::new();
+    INSTALLED.call_once(|| {
+        let subscriber = tracing_subscriber::registry()
+            .with(
+                tracing_subscriber::filter::Targets::new()
+                    .with_target("sqlx::query", tracing::Level::TRACE),
+            )
+            .with(StatementCounter);
+        let _ = tracing::subscriber::set_global_default(subscriber);
+    });
+    let n = Arc::new(AtomicUsize::new(0));
+    COUNTING.with(|c| *c.borrow_mut() = Some(n.clone()));
+    let out = f.await;
+    COUNTING.with(|c| *c.borrow_mut() = None);
+    (out, n.load(Ordering::Relaxed))
+}
+
+#[tokio::test]
+async fn bulk_enqueue_of_100k_jobs_takes_a_handful_of_statements() {
+    let db = TestDb::new().await;
+    let c = client(&db);
+    let jobs: Vec<NewJob> = (0..100_000)
+        .map(|i| NewJob::new("bulk", "@after 1 hour").payload(json!(i)))
+        .collect();
+    // A current-thread runtime: every statement of the call is counted on this thread.
+    let (ids, statements) = count_statements(c.create_many(jobs)).await;
+    let ids = ids.unwrap();
+    assert!(
+        statements >= 10,
+        "the counter must see the inserts, saw {statements}"
+    );
+    assert!(statements <= 30, "{statements} statements for 100,000 jobs");
+    assert_eq!(ids.len(), 100_000);
+    let stored: Vec<(i64, serde_json::Value)> =
+        sqlx::query_as("SELECT id, payload FROM qron.jobs ORDER BY id")
+            .fetch_all(&db.pool)
+            .await
+            .unwrap();
+    assert_eq!(stored.len(), 100_000);
+    for (i, (id, payload)) in stored.iter().enumerate() {
+        assert_eq!(ids[i], *id, "ids come back in input order");
+        assert_eq!(*payload, json!(i));
+    }
+}
+
+#[tokio::test]
+async fn bulk_with_names_keeps_input_order_and_policies() {
+    let db = TestDb::new().await;
+    let c = client(&db);
+    let taken = c
+        .create(NewJob::new("e", "@daily").name("taken"))
+        .await
+        .unwrap();
+    let ids = c
+        .create_many(vec![
+            NewJob::new("e", "@daily")
+                .name("n1")
+                .on_conflict(OnConflict::Keep),
+            NewJob::new("e", "@daily")
+                .name("taken")
+                .on_conflict(OnConflict::Keep),
+            NewJob::new("e", "@daily").on_conflict(OnConflict::Keep),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(ids[1], taken.id);
+    assert_eq!(c.get(ids[0]).await.unwrap().name.as_deref(), Some("n1"));
+    assert_eq!(c.get(ids[2]).await.unwrap().name, None);
+
+    let before = snapshot(&db).await;
+    let err = c
+        .create_many(vec![
+            NewJob::new("e", "@daily").name("fresh"),
+            NewJob::new("e", "@daily").name("taken"),
+        ])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::AlreadyExists { .. }), "{err:?}");
+    assert_eq!(snapshot(&db).await, before, "a failed batch writes nothing");
+    let dup = c
+        .create_many(vec![
+            NewJob::new("e", "@daily").name("x"),
+            NewJob::new("e", "@daily").name("x"),
+        ])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(dup, Error::InvalidArgument { field: "name", .. }),
+        "{dup:?}"
+    );
+}
+
+#[tokio::test]
+async fn bad_input_is_a_typed_error_and_writes_nothing() {
+    let db = TestDb::new().await;
+    let c = client(&db);
+    let job = c
+        .create(NewJob::new("e", "@daily").name("keep"))
+        .await
+        .unwrap();
+    let before = snapshot(&db).await;
+    let long = "x".repeat(qron::MAX_NAME_LEN + 1);
+    let big = json!("y".repeat(qron::DEFAULT_MAX_JSON_BYTES));
+
+    let creates: Vec<(NewJob, &str)> = vec![
+        (NewJob::new("e", "@every 0s"), "invalid schedule"),
+        (NewJob::new("e", "0 0 30 2 *"), "never fires"),
+        (NewJob::new("e", "234 bananas"), "5 fields"),
+        (
+            NewJob::new("", "@daily"),
+            "invalid executor: must not be empty",
+        ),
+        (NewJob::new(long.clone(), "@daily"), "over the limit of 255"),
+        (NewJob::new("e", "@daily").name(""), "invalid name"),
+        (
+            NewJob::new("e", "@daily").name(long.clone()),
+            "invalid name",
+        ),
+        (
+            NewJob::new("e", "@daily").payload(big.clone()),
+            "payload is",
+        ),
+        (
+            NewJob::new("e", "@daily").meta(json!({ "k": big.clone() })),
+            "meta is",
+        ),
+        (
+            NewJob::new("e", "@daily").meta(json!([1, 2])),
+            "must be a JSON object",
+        ),
+        (NewJob::new("e", "@daily").max_attempts(0), "max_attempts"),
+        (
+            NewJob::new("e", "@daily").max_attempts(1001),
+            "outside 1..=1000",
+        ),
+        (
+            NewJob::new("e", "@daily").timeout(Duration::ZERO),
+            "timeout",
+        ),
+    ];
+    for (i, (new, needle)) in creates.into_iter().enumerate() {
+        let err = c.create(new.clone()).await.unwrap_err().to_string();
+        assert!(err.contains(needle), "case {i}: {err:.300}");
+        let err = c
+            .create_many(vec![NewJob::new("e", "@daily"), new])
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string().contains(needle),
+            "bulk case {i}: {err:.300}"
+        );
+    }
+    let err = c
+        .owner("")
+        .create(NewJob::new("e", "@daily"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::InvalidArgument { field: "owner", .. }),
+        "{err:?}"
+    );
+    assert!(matches!(
+        c.create(NewJob::new("e", "@daily").payload(big.clone()))
+            .await,
+        Err(Error::TooLarge {
+            field: "payload",
+            ..
+        })
+    ));
+    assert!(matches!(
+        c.create(NewJob::new("e", "@nope")).await,
+        Err(Error::InvalidExpression(_))
+    ));
+
+    let updates = vec![
+        JobUpdate::new().expr("@every -1s"),
+        JobUpdate::new().payload(big.clone()),
+        JobUpdate::new().meta(json!("not an object")),
+        JobUpdate::new().max_attempts(0),
+        JobUpdate::new().timeout(Duration::ZERO),
+        JobUpdate::new().expr("@daily").payload(big),
+    ];
+    for (i, u) in updates.into_iter().enumerate() {
+        assert!(c.update(job.id, u).await.is_err(), "update case {i}");
+    }
+    assert!(matches!(
+        c.update(job.id + 1000, JobUpdate::new().payload(json!(1)))
+            .await,
+        Err(Error::NotFound { .. })
+    ));
+    assert!(matches!(
+        c.search(&Search::new().limit(0)).await,
+        Err(Error::InvalidArgument { .. })
+    ));
+    assert!(matches!(
+        c.search(&Search::new().offset(-1)).await,
+        Err(Error::InvalidArgument { .. })
+    ));
+    assert_eq!(snapshot(&db).await, before);
+
+    // A smaller limit, configured.
+    let small = Client::builder(db.pool.clone()).max_json_bytes(10).build();
+    let err = small
+        .create(NewJob::new("e", "@daily").payload(json!("0123456789")))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::TooLarge {
+                size: 12,
+                limit: 10,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn validate_gives_canonical_text_description_and_next_runs() {
+    let from = chrono::TimeZone::with_ymd_and_hms(&Utc, 2024, 1, 1, 0, 0, 0).unwrap();
+    let v = qron::validate("0 9 * * mon-fri", from, 3).unwrap();
+    assert_eq!(v.canonical, "0 9 * * 1-5");
+    assert_eq!(v.description, "at 09:00, Monday through Friday");
+    assert!(v.recurring);
+    let days: Vec<u32> = v.next_runs.iter().map(chrono::Datelike::day).collect();
+    assert_eq!(days, [1, 2, 3]);
+    let once = qron::validate("@after 1 hour", from, 3).unwrap();
+    assert_eq!(once.next_runs.len(), 1);
+    assert!(qron::validate("@every", from, 3).is_err());
+}
