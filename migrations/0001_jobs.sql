@@ -75,6 +75,7 @@ CREATE TABLE qron.jobs_history (
     executions       bigint      NOT NULL,
     max_attempts     integer     NOT NULL,
     timeout          interval    NOT NULL,
+    revision         bigint      NOT NULL DEFAULT 0,
     last_error       text,
     last_error_at    timestamptz,
     created_at       timestamptz NOT NULL,

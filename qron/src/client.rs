@@ -618,7 +618,7 @@ impl Client {
     ///
     /// # Errors
     /// As [`Client::create`] for bad input; [`Error::NotFound`] when the owner has no such live
-    /// job.
+    /// job; [`Error::RevisionMismatch`] when [`JobUpdate::if_revision`] no longer holds.
     ///
     /// ```no_run
     /// # async fn demo(client: qron::Client) -> qron::Result<()> {
@@ -628,9 +628,20 @@ impl Client {
     pub async fn update(&self, target: impl Into<JobRef>, change: JobUpdate) -> Result<Job> {
         let target = target.into();
         if change.is_empty() {
-            return self.get(target).await;
+            let job = self.get(target).await?;
+            return match change.if_revision {
+                Some(expected) if expected != job.revision => Err(Error::RevisionMismatch {
+                    id: job.id,
+                    expected,
+                    actual: job.revision,
+                }),
+                _ => Ok(job),
+            };
         }
-        let mut c = JobChanges::default();
+        let mut c = JobChanges {
+            if_revision: change.if_revision,
+            ..JobChanges::default()
+        };
         if let Some(expr) = &change.expr {
             let schedule = Schedule::parse(expr)?;
             let now = Utc::now();
@@ -658,9 +669,23 @@ impl Client {
             check_max_attempts(n)?;
             c.max_attempts = Some(n);
         }
-        db::job_update(&self.pool, &self.owner, &target, &c)
-            .await?
-            .ok_or_else(|| self.not_found(&target))
+        if let Some(job) = db::job_update(&self.pool, &self.owner, &target, &c).await? {
+            return Ok(job);
+        }
+        // No row: the job is gone, or its revision moved on.
+        match (
+            change.if_revision,
+            db::job_get(&self.pool, &self.owner, &target).await?,
+        ) {
+            (Some(expected), Some(job)) if job.finished_at.is_none() => {
+                Err(Error::RevisionMismatch {
+                    id: job.id,
+                    expected,
+                    actual: job.revision,
+                })
+            }
+            _ => Err(self.not_found(&target)),
+        }
     }
 
     /// Deletes a job (a live one, or by id a finished one) and returns it. An outcome that a

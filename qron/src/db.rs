@@ -10,8 +10,8 @@ use crate::job::{Job, JobRef, OnConflict, Search};
 macro_rules! live_columns {
     () => {
         "id, executor, owner, name, expr, recurring, status::text AS status, run_at, payload, \
-         meta, attempt, executions, max_attempts, timeout, last_error, last_error_at, created_at, \
-         updated_at, start_at, last_run_at, NULL::timestamptz AS finished_at"
+         meta, attempt, executions, max_attempts, timeout, revision, last_error, last_error_at, \
+         created_at, updated_at, start_at, last_run_at, NULL::timestamptz AS finished_at"
     };
 }
 
@@ -19,8 +19,8 @@ macro_rules! live_columns {
 macro_rules! history_columns {
     () => {
         "id, executor, owner, name, expr, recurring, status::text AS status, run_at, payload, \
-         meta, attempt, executions, max_attempts, timeout, last_error, last_error_at, created_at, \
-         updated_at, start_at, last_run_at, finished_at"
+         meta, attempt, executions, max_attempts, timeout, revision, last_error, last_error_at, \
+         created_at, updated_at, start_at, last_run_at, finished_at"
     };
 }
 
@@ -264,6 +264,7 @@ pub(crate) struct JobChanges {
     pub meta: Option<String>,
     pub timeout: Option<PgInterval>,
     pub max_attempts: Option<i32>,
+    pub if_revision: Option<i64>,
 }
 
 // The changes are bound after the target: from $3 by id, from $4 by name.
@@ -275,7 +276,7 @@ const UPDATE_BY_ID: &str = concat!(
        max_attempts = COALESCE($9, max_attempts),
        attempt = CASE WHEN $3 IS NOT NULL THEN 0 ELSE LEAST(attempt, COALESCE($9, max_attempts)) END,
        revision = revision + 1, updated_at = now()
-     WHERE owner = $1 AND id = $2
+     WHERE owner = $1 AND id = $2 AND ($10::bigint IS NULL OR revision = $10)
      RETURNING ",
     live_columns!()
 );
@@ -288,7 +289,7 @@ const UPDATE_BY_NAME: &str = concat!(
        max_attempts = COALESCE($10, max_attempts),
        attempt = CASE WHEN $4 IS NOT NULL THEN 0 ELSE LEAST(attempt, COALESCE($10, max_attempts)) END,
        revision = revision + 1, updated_at = now()
-     WHERE owner = $1 AND executor = $2 AND name = $3
+     WHERE owner = $1 AND executor = $2 AND name = $3 AND ($11::bigint IS NULL OR revision = $11)
      RETURNING ",
     live_columns!()
 );
@@ -308,6 +309,7 @@ pub(crate) async fn job_update<'e>(
             .bind(c.meta.clone())
             .bind(c.timeout)
             .bind(c.max_attempts)
+            .bind(c.if_revision)
     })
     .await
 }

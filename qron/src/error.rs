@@ -68,6 +68,19 @@ pub enum Error {
         owner: String,
     },
 
+    /// A conditional update found the job changed since it was read.
+    #[error(
+        "job {id} changed since it was read (revision {actual}, expected {expected}); read it again and retry"
+    )]
+    RevisionMismatch {
+        /// The job.
+        id: i64,
+        /// The revision the update expected.
+        expected: i64,
+        /// The job's revision now.
+        actual: i64,
+    },
+
     /// A value could not be turned into JSON.
     #[error("could not serialize to JSON: {0}")]
     Json(#[from] serde_json::Error),

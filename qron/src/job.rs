@@ -105,6 +105,8 @@ pub struct Job {
     pub max_attempts: i32,
     /// Lease length.
     pub timeout: Duration,
+    /// Bumped by every management change; see [`JobUpdate::if_revision`].
+    pub revision: i64,
     /// The last failure's message.
     pub last_error: Option<String>,
     /// When the last failure happened.
@@ -151,6 +153,7 @@ impl<'r> sqlx::FromRow<'r, PgRow> for Job {
             executions: row.try_get("executions")?,
             max_attempts: row.try_get("max_attempts")?,
             timeout: interval_to_duration(&timeout),
+            revision: row.try_get("revision")?,
             last_error: row.try_get("last_error")?,
             last_error_at: row.try_get("last_error_at")?,
             created_at: row.try_get("created_at")?,
@@ -360,6 +363,7 @@ pub struct JobUpdate {
     pub(crate) meta: Option<Value>,
     pub(crate) timeout: Option<Duration>,
     pub(crate) max_attempts: Option<i32>,
+    pub(crate) if_revision: Option<i64>,
 }
 
 impl JobUpdate {
@@ -422,13 +426,32 @@ impl JobUpdate {
         self
     }
 
-    /// Whether nothing is set.
+    /// Applies the update only if the job's [`revision`](Job::revision) is still `revision`:
+    /// an edit based on a stale read fails with [`Error::RevisionMismatch`](crate::Error::RevisionMismatch)
+    /// instead of overwriting someone else's change.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: qron::Client) -> qron::Result<()> {
+    /// let job = client.get(42).await?;
+    /// let change = qron::JobUpdate::new().max_attempts(9).if_revision(job.revision);
+    /// client.update(job.id, change).await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn if_revision(mut self, revision: i64) -> Self {
+        self.if_revision = Some(revision);
+        self
+    }
+
+    /// Whether no change is set (a revision condition alone changes nothing).
     ///
     /// ```
     /// assert!(!qron::JobUpdate::new().max_attempts(2).is_empty());
     /// ```
     pub fn is_empty(&self) -> bool {
-        *self == Self::default()
+        Self {
+            if_revision: None,
+            ..self.clone()
+        } == Self::default()
     }
 }
 

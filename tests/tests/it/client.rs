@@ -693,3 +693,46 @@ fn validate_gives_canonical_text_description_and_next_runs() {
     assert_eq!(once.next_runs.len(), 1);
     assert!(qron::validate("@every", from, 3).is_err());
 }
+
+#[tokio::test]
+async fn conditional_updates_refuse_stale_revisions() {
+    let db = TestDb::new().await;
+    let c = client(&db);
+    let job = c
+        .create(NewJob::new("e", "@daily").name("cond"))
+        .await
+        .unwrap();
+    assert_eq!(job.revision, 0);
+    let first = c
+        .update(job.id, JobUpdate::new().max_attempts(2).if_revision(0))
+        .await
+        .unwrap();
+    assert_eq!((first.max_attempts, first.revision), (2, 1));
+    let before = snapshot(&db).await;
+    let err = c
+        .update(
+            JobRef::named("e", "cond"),
+            JobUpdate::new().max_attempts(3).if_revision(0),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::RevisionMismatch {
+                expected: 0,
+                actual: 1,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(matches!(
+        c.update(job.id, JobUpdate::new().if_revision(0)).await,
+        Err(Error::RevisionMismatch { .. })
+    ));
+    assert_eq!(snapshot(&db).await, before);
+    // Every management change moves the revision on.
+    assert_eq!(c.stop(job.id).await.unwrap().revision, 2);
+    assert_eq!(c.restart(job.id).await.unwrap().revision, 3);
+}
