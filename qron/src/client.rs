@@ -8,10 +8,10 @@ use serde_json::Value;
 use sqlx::postgres::types::PgInterval;
 use sqlx::{Acquire, PgPool, Postgres};
 
-use crate::db::{self, JobChanges, JobRow};
+use crate::db::{self, InsertRow, JobChanges};
 use crate::error::{Error, Result};
 use crate::job::{
-    Job, JobRef, JobUpdate, MAX_ATTEMPTS_LIMIT, MAX_NAME_LEN, MAX_PAGE, NewJob, Page, Search,
+    JobRef, JobRow, JobUpdate, MAX_ATTEMPTS_LIMIT, MAX_NAME_LEN, MAX_PAGE, NewJob, Page, Search,
 };
 use crate::{ExprError, Schedule};
 
@@ -347,7 +347,7 @@ impl Client {
     }
 
     /// Validates a new job and computes its first run.
-    fn prepare(&self, job: &NewJob, now: DateTime<Utc>) -> Result<JobRow> {
+    fn prepare(&self, job: &NewJob, now: DateTime<Utc>) -> Result<InsertRow> {
         check_name("owner", &self.owner)?;
         check_name("executor", &job.executor)?;
         if let Some(name) = &job.name {
@@ -364,7 +364,7 @@ impl Client {
                 field: "expr",
                 reason: format!("`{}` has no run time after {start_at}", job.expr),
             })?;
-        Ok(JobRow {
+        Ok(InsertRow {
             executor: job.executor.clone(),
             name: job.name.clone(),
             expr: schedule.to_string(),
@@ -420,7 +420,7 @@ impl Client {
     /// let job = client.create(qron::NewJob::new("backup", "0 0 * * *").name("nightly")).await?;
     /// # Ok(()) }
     /// ```
-    pub async fn create(&self, job: NewJob) -> Result<Job> {
+    pub async fn create(&self, job: NewJob) -> Result<JobRow> {
         self.create_with(&self.pool, job).await
     }
 
@@ -438,7 +438,7 @@ impl Client {
     /// tx.commit().await?;
     /// # Ok(()) }
     /// ```
-    pub async fn create_with<'c, A>(&self, conn: A, job: NewJob) -> Result<Job>
+    pub async fn create_with<'c, A>(&self, conn: A, job: NewJob) -> Result<JobRow>
     where
         A: Acquire<'c, Database = Postgres>,
     {
@@ -572,7 +572,7 @@ impl Client {
     /// let by_name = client.get(qron::JobRef::named("backup", "nightly")).await?;
     /// # Ok(()) }
     /// ```
-    pub async fn get(&self, target: impl Into<JobRef>) -> Result<Job> {
+    pub async fn get(&self, target: impl Into<JobRef>) -> Result<JobRow> {
         let target = target.into();
         db::job_get(&self.pool, &self.owner, &target)
             .await?
@@ -625,7 +625,7 @@ impl Client {
     /// let job = client.update(42, qron::JobUpdate::new().expr("@every 5 minutes")).await?;
     /// # Ok(()) }
     /// ```
-    pub async fn update(&self, target: impl Into<JobRef>, change: JobUpdate) -> Result<Job> {
+    pub async fn update(&self, target: impl Into<JobRef>, change: JobUpdate) -> Result<JobRow> {
         let target = target.into();
         if change.is_empty() {
             let job = self.get(target).await?;
@@ -699,7 +699,7 @@ impl Client {
     /// client.delete(qron::JobRef::named("backup", "nightly")).await?;
     /// # Ok(()) }
     /// ```
-    pub async fn delete(&self, target: impl Into<JobRef>) -> Result<Job> {
+    pub async fn delete(&self, target: impl Into<JobRef>) -> Result<JobRow> {
         let target = target.into();
         let mut conn = self.pool.acquire().await?;
         db::job_delete(&mut conn, &self.owner, &target)
@@ -719,7 +719,7 @@ impl Client {
     /// assert_eq!(job.status, qron::JobStatus::Paused);
     /// # Ok(()) }
     /// ```
-    pub async fn stop(&self, target: impl Into<JobRef>) -> Result<Job> {
+    pub async fn stop(&self, target: impl Into<JobRef>) -> Result<JobRow> {
         let target = target.into();
         db::job_stop(&self.pool, &self.owner, &target)
             .await?
@@ -737,7 +737,7 @@ impl Client {
     /// let job = client.restart(42).await?;
     /// # Ok(()) }
     /// ```
-    pub async fn restart(&self, target: impl Into<JobRef>) -> Result<Job> {
+    pub async fn restart(&self, target: impl Into<JobRef>) -> Result<JobRow> {
         let target = target.into();
         let mut tx = self.pool.begin().await?;
         let Some((id, expr, recurring, run_at)) =

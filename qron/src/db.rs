@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use sqlx::postgres::types::PgInterval;
 use sqlx::{PgConnection, PgExecutor};
 
-use crate::job::{Job, JobRef, OnConflict, Search};
+use crate::job::{JobRef, JobRow, OnConflict, Search};
 
 /// The columns of a job, for `RETURNING` and `SELECT` on the live table.
 macro_rules! live_columns {
@@ -26,7 +26,7 @@ macro_rules! history_columns {
 
 /// A validated job, ready to insert.
 #[derive(Debug, Clone)]
-pub(crate) struct JobRow {
+pub(crate) struct InsertRow {
     pub executor: String,
     pub name: Option<String>,
     pub expr: String,
@@ -73,9 +73,9 @@ const INSERT_REPLACE: &str = concat!(
 pub(crate) async fn job_insert<'e>(
     ex: impl PgExecutor<'e>,
     owner: &str,
-    row: &JobRow,
+    row: &InsertRow,
     policy: OnConflict,
-) -> sqlx::Result<Option<Job>> {
+) -> sqlx::Result<Option<JobRow>> {
     let sql = match policy {
         OnConflict::Error => INSERT_ERROR,
         OnConflict::Keep => INSERT_KEEP,
@@ -131,7 +131,7 @@ const INSERT_MANY_REPLACE: &str = insert_many!(
 pub(crate) async fn job_insert_many(
     conn: &mut PgConnection,
     owner: &str,
-    rows: &[JobRow],
+    rows: &[InsertRow],
     policy: OnConflict,
 ) -> sqlx::Result<Vec<Option<i64>>> {
     let sql = match policy {
@@ -139,7 +139,7 @@ pub(crate) async fn job_insert_many(
         OnConflict::Keep => INSERT_MANY_KEEP,
         OnConflict::Replace => INSERT_MANY_REPLACE,
     };
-    let col = |f: fn(&JobRow) -> String| rows.iter().map(f).collect::<Vec<_>>();
+    let col = |f: fn(&InsertRow) -> String| rows.iter().map(f).collect::<Vec<_>>();
     let names: Vec<Option<String>> = rows.iter().map(|r| r.name.clone()).collect();
     let returned: Vec<(i64, String, Option<String>)> = sqlx::query_as(sql)
         .bind(owner)
@@ -197,7 +197,7 @@ pub(crate) async fn job_get<'e>(
     ex: impl PgExecutor<'e>,
     owner: &str,
     target: &JobRef,
-) -> sqlx::Result<Option<Job>> {
+) -> sqlx::Result<Option<JobRow>> {
     match target {
         JobRef::Id(id) => {
             sqlx::query_as(GET_BY_ID)
@@ -300,7 +300,7 @@ pub(crate) async fn job_update<'e>(
     owner: &str,
     target: &JobRef,
     c: &JobChanges,
-) -> sqlx::Result<Option<Job>> {
+) -> sqlx::Result<Option<JobRow>> {
     job_by_ref(ex, (UPDATE_BY_ID, UPDATE_BY_NAME), owner, target, |q| {
         q.bind(c.expr.clone())
             .bind(c.recurring)
@@ -329,7 +329,7 @@ pub(crate) async fn job_delete(
     conn: &mut PgConnection,
     owner: &str,
     target: &JobRef,
-) -> sqlx::Result<Option<Job>> {
+) -> sqlx::Result<Option<JobRow>> {
     if let Some(job) = job_by_ref(&mut *conn, DELETE_LIVE, owner, target, |q| q).await? {
         return Ok(Some(job));
     }
@@ -355,7 +355,7 @@ pub(crate) async fn job_stop<'e>(
     ex: impl PgExecutor<'e>,
     owner: &str,
     target: &JobRef,
-) -> sqlx::Result<Option<Job>> {
+) -> sqlx::Result<Option<JobRow>> {
     job_by_ref(ex, STOP, owner, target, |q| q).await
 }
 
@@ -388,7 +388,7 @@ pub(crate) async fn job_restart(
     owner: &str,
     id: i64,
     run_at: DateTime<Utc>,
-) -> sqlx::Result<Option<Job>> {
+) -> sqlx::Result<Option<JobRow>> {
     sqlx::query_as(RESTART)
         .bind(owner)
         .bind(id)
@@ -443,7 +443,7 @@ pub(crate) async fn job_search(
     conn: &mut PgConnection,
     owner: &str,
     q: &Search,
-) -> sqlx::Result<(Vec<Job>, i64)> {
+) -> sqlx::Result<(Vec<JobRow>, i64)> {
     use sqlx::Row as _;
     let statuses: Vec<&str> = q.statuses.iter().map(|s| s.as_str()).collect();
     let meta = q
@@ -481,7 +481,7 @@ pub(crate) async fn job_search(
     };
     let jobs = rows
         .iter()
-        .map(<Job as sqlx::FromRow<_>>::from_row)
+        .map(<JobRow as sqlx::FromRow<_>>::from_row)
         .collect::<sqlx::Result<Vec<_>>>()?;
     Ok((jobs, total))
 }

@@ -76,7 +76,7 @@ impl JobStatus {
 /// ```
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 #[non_exhaustive]
-pub struct Job {
+pub struct JobRow {
     /// Unique among all jobs.
     pub id: i64,
     /// The queue/handler the job belongs to.
@@ -130,7 +130,7 @@ pub(crate) fn interval_to_duration(i: &PgInterval) -> Duration {
     Duration::from_micros(u64::try_from(micros).unwrap_or(0))
 }
 
-impl<'r> sqlx::FromRow<'r, PgRow> for Job {
+impl<'r> sqlx::FromRow<'r, PgRow> for JobRow {
     fn from_row(row: &'r PgRow) -> Result<Self, sqlx::Error> {
         let status: String = row.try_get("status")?;
         let status = JobStatus::from_db(&status).ok_or_else(|| sqlx::Error::ColumnDecode {
@@ -138,7 +138,7 @@ impl<'r> sqlx::FromRow<'r, PgRow> for Job {
             source: format!("unknown job status `{status}`").into(),
         })?;
         let timeout: PgInterval = row.try_get("timeout")?;
-        Ok(Job {
+        Ok(JobRow {
             id: row.try_get("id")?,
             executor: row.try_get("executor")?,
             owner: row.try_get("owner")?,
@@ -426,7 +426,7 @@ impl JobUpdate {
         self
     }
 
-    /// Applies the update only if the job's [`revision`](Job::revision) is still `revision`:
+    /// Applies the update only if the job's [`revision`](JobRow::revision) is still `revision`:
     /// an edit based on a stale read fails with [`Error::RevisionMismatch`](crate::Error::RevisionMismatch)
     /// instead of overwriting someone else's change.
     ///
@@ -643,7 +643,7 @@ impl Search {
 #[non_exhaustive]
 pub struct Page {
     /// The jobs of this page, in the search's order.
-    pub jobs: Vec<Job>,
+    pub jobs: Vec<JobRow>,
     /// How many jobs match the search in all.
     pub total: i64,
 }

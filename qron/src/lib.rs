@@ -36,8 +36,8 @@ pub use client::{
 pub use error::{Error, Result};
 pub use expr::{ExprError, ExprErrorKind, Interval, IntervalError, Schedule};
 pub use job::{
-    DEFAULT_MAX_ATTEMPTS, DEFAULT_TIMEOUT, Job, JobRef, JobStatus, JobUpdate, MAX_ATTEMPTS_LIMIT,
-    MAX_NAME_LEN, MAX_PAGE, NewJob, OnConflict, Order, Page, Search,
+    DEFAULT_MAX_ATTEMPTS, DEFAULT_TIMEOUT, JobRef, JobRow, JobStatus, JobUpdate,
+    MAX_ATTEMPTS_LIMIT, MAX_NAME_LEN, MAX_PAGE, NewJob, OnConflict, Order, Page, Search,
 };
 pub use migrate::{SCHEMA, migrate, migrator};
 #[doc(inline)]

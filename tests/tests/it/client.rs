@@ -392,7 +392,7 @@ async fn owners_never_reach_each_others_jobs() {
     let before = snapshot(&db).await;
     for other in [c.clone(), c.owner("bobby")] {
         for target in [JobRef::Id(job.id), JobRef::named("e", "secret")] {
-            let nf = |r: Result<qron::Job, Error>| matches!(r, Err(Error::NotFound { .. }));
+            let nf = |r: Result<qron::JobRow, Error>| matches!(r, Err(Error::NotFound { .. }));
             assert!(nf(other.get(target.clone()).await), "get {target}");
             assert!(nf(other
                 .update(target.clone(), JobUpdate::new().payload(json!(1)))
