@@ -14,6 +14,8 @@ CREATE TABLE qron.jobs (
     recurring        boolean     NOT NULL,
     status           qron.job_status NOT NULL DEFAULT 'ready',
     run_at           timestamptz NOT NULL,
+    -- the slot the current occurrence serves: retries move run_at, not this
+    slot_at          timestamptz NOT NULL,
     payload          jsonb       NOT NULL DEFAULT 'null',
     meta             jsonb       NOT NULL DEFAULT '{}',
     -- executions of the current occurrence, and of the job's whole life
@@ -55,8 +57,24 @@ CREATE INDEX jobs_lease ON qron.jobs (executor, run_at, id) WHERE status = 'read
 -- a name is unique per (owner, executor) among live jobs.
 CREATE UNIQUE INDEX jobs_owner_executor_name ON qron.jobs (owner, executor, name);
 
--- The rescuer: expired leases.
-CREATE INDEX jobs_lease_expiry ON qron.jobs (lease_expires_at) WHERE status = 'running';
+-- The rescuer: expired leases (of running jobs, and of jobs paused while they ran).
+CREATE INDEX jobs_lease_expiry ON qron.jobs (lease_expires_at) WHERE lease_expires_at IS NOT NULL;
+
+-- Wakes idle workers when jobs are created due (or nearly due): one notification per executor
+-- and statement, so a bulk insert costs one per executor, not one per row.
+CREATE FUNCTION qron.jobs_notify_due() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('qron_jobs', e.executor)
+    FROM (SELECT DISTINCT executor FROM new_jobs
+          WHERE status = 'ready' AND run_at <= now() + interval '1 second') AS e;
+    RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER jobs_notify_due AFTER INSERT ON qron.jobs
+    REFERENCING NEW TABLE AS new_jobs
+    FOR EACH STATEMENT EXECUTE FUNCTION qron.jobs_notify_due();
 
 -- Finished one-off jobs (succeeded or failed), one partition per day of finished_at. Retention
 -- drops whole partitions; the default partition catches rows outside the created range.
@@ -109,6 +127,17 @@ BEGIN
         END IF;
     END IF;
     RETURN part;
+END
+$$;
+
+-- Drops a day partition of the history (only those, by name).
+CREATE FUNCTION qron.history_partition_drop(part text) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF part !~ '^jobs_history_[0-9]{8}$' THEN
+        RAISE EXCEPTION 'not a history day partition: %', part;
+    END IF;
+    EXECUTE format('DROP TABLE IF EXISTS qron.%I', part);
 END
 $$;
 

@@ -1,9 +1,13 @@
-//! Procedural macros of [qron](https://docs.rs/qron). Use them through `qron::job`.
+//! The `#[qron::job]` attribute. Use it through the `qron` crate, which documents it.
 
 use proc_macro::TokenStream;
 
+mod duration;
+mod expand;
+mod parse;
+
 /// Declares a typed job on an `async fn`. Documented on `qron::job`.
 #[proc_macro_attribute]
-pub fn job(_args: TokenStream, item: TokenStream) -> TokenStream {
-    item
+pub fn job(args: TokenStream, item: TokenStream) -> TokenStream {
+    expand::job(args.into(), item.into()).into()
 }

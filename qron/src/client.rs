@@ -6,7 +6,7 @@ use std::time::Duration;
 use chrono::{DateTime, SubsecRound as _, Utc};
 use serde_json::Value;
 use sqlx::postgres::types::PgInterval;
-use sqlx::{Acquire, PgPool, Postgres};
+use sqlx::{Acquire, PgConnection, PgPool, Postgres};
 
 use crate::db::{self, InsertRow, JobChanges};
 use crate::error::{Error, Result};
@@ -229,6 +229,119 @@ fn timeout_interval(t: Duration) -> Result<PgInterval> {
     })
 }
 
+/// An owner and the limits its operations apply, borrowed from a [`Client`] (or made for a bare
+/// connection).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Scope<'a> {
+    pub owner: &'a str,
+    pub max_json_bytes: usize,
+}
+
+impl Scope<'_> {
+    pub(crate) fn json(&self, field: &'static str, value: &Value) -> Result<String> {
+        let text = serde_json::to_string(value)?;
+        if text.len() > self.max_json_bytes {
+            return Err(Error::TooLarge {
+                field,
+                size: text.len(),
+                limit: self.max_json_bytes,
+            });
+        }
+        Ok(text)
+    }
+
+    pub(crate) fn meta_json(&self, meta: &Value) -> Result<String> {
+        if !meta.is_object() {
+            return Err(Error::InvalidArgument {
+                field: "meta",
+                reason: "must be a JSON object".to_owned(),
+            });
+        }
+        self.json("meta", meta)
+    }
+
+    /// Validates a new job and computes its first run.
+    pub(crate) fn prepare(&self, job: &NewJob, now: DateTime<Utc>) -> Result<InsertRow> {
+        check_name("owner", self.owner)?;
+        check_name("executor", &job.executor)?;
+        if let Some(name) = &job.name {
+            check_name("name", name)?;
+        }
+        check_max_attempts(job.max_attempts)?;
+        let timeout = timeout_interval(job.timeout)?;
+        let schedule = Schedule::parse(&job.expr)?;
+        // PostgreSQL keeps microseconds: compute from what will be stored.
+        let start_at = job.start_at.unwrap_or(now).trunc_subsecs(6);
+        let run_at = schedule
+            .first_run(start_at)
+            .ok_or_else(|| Error::InvalidArgument {
+                field: "expr",
+                reason: format!("`{}` has no run time after {start_at}", job.expr),
+            })?;
+        Ok(InsertRow {
+            executor: job.executor.clone(),
+            name: job.name.clone(),
+            expr: schedule.to_string(),
+            recurring: schedule.is_recurring(),
+            run_at,
+            payload: self.json("payload", &job.payload)?,
+            meta: self.meta_json(&job.meta)?,
+            max_attempts: job.max_attempts,
+            timeout,
+            start_at,
+        })
+    }
+
+    pub(crate) fn already_exists(e: sqlx::Error, executor: &str, name: Option<&str>) -> Error {
+        let unique = e
+            .as_database_error()
+            .is_some_and(|d| d.constraint() == Some("jobs_owner_executor_name"));
+        if unique {
+            // The database's detail names the row: `Key (owner, executor, name)=(…)`.
+            let name = name.map(str::to_owned).unwrap_or_else(|| {
+                e.as_database_error()
+                    .and_then(|d| {
+                        d.try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+                            .and_then(|pg| pg.detail().map(str::to_owned))
+                    })
+                    .unwrap_or_default()
+            });
+            Error::AlreadyExists {
+                executor: executor.to_owned(),
+                name,
+            }
+        } else {
+            Error::Database(e)
+        }
+    }
+
+    pub(crate) fn not_found(&self, target: &JobRef) -> Error {
+        Error::NotFound {
+            what: target.to_string(),
+            owner: self.owner.to_owned(),
+        }
+    }
+
+    /// Validates and inserts one job through `conn`.
+    pub(crate) async fn create_on(&self, conn: &mut PgConnection, job: NewJob) -> Result<JobRow> {
+        let row = self.prepare(&job, Utc::now())?;
+        let inserted = db::job_insert(&mut *conn, self.owner, &row, job.on_conflict)
+            .await
+            .map_err(|e| Self::already_exists(e, &row.executor, row.name.as_deref()))?;
+        if let Some(job) = inserted {
+            return Ok(job);
+        }
+        // Kept out by OnConflict::Keep: return the job that holds the name.
+        let target = JobRef::Name {
+            executor: row.executor.clone(),
+            name: row.name.clone().unwrap_or_default(),
+        };
+        db::job_get(&mut *conn, self.owner, &target)
+            .await?
+            .ok_or_else(|| self.not_found(&target))
+    }
+}
+
 impl Client {
     /// A client over `pool`, acting for owner `"default"`.
     ///
@@ -324,88 +437,16 @@ impl Client {
         &self.pool
     }
 
-    fn json(&self, field: &'static str, value: &Value) -> Result<String> {
-        let text = serde_json::to_string(value)?;
-        if text.len() > self.config.max_json_bytes {
-            return Err(Error::TooLarge {
-                field,
-                size: text.len(),
-                limit: self.config.max_json_bytes,
-            });
-        }
-        Ok(text)
-    }
-
-    fn meta_json(&self, meta: &Value) -> Result<String> {
-        if !meta.is_object() {
-            return Err(Error::InvalidArgument {
-                field: "meta",
-                reason: "must be a JSON object".to_owned(),
-            });
-        }
-        self.json("meta", meta)
-    }
-
-    /// Validates a new job and computes its first run.
-    fn prepare(&self, job: &NewJob, now: DateTime<Utc>) -> Result<InsertRow> {
-        check_name("owner", &self.owner)?;
-        check_name("executor", &job.executor)?;
-        if let Some(name) = &job.name {
-            check_name("name", name)?;
-        }
-        check_max_attempts(job.max_attempts)?;
-        let timeout = timeout_interval(job.timeout)?;
-        let schedule = Schedule::parse(&job.expr)?;
-        // PostgreSQL keeps microseconds: compute from what will be stored.
-        let start_at = job.start_at.unwrap_or(now).trunc_subsecs(6);
-        let run_at = schedule
-            .first_run(start_at)
-            .ok_or_else(|| Error::InvalidArgument {
-                field: "expr",
-                reason: format!("`{}` has no run time after {start_at}", job.expr),
-            })?;
-        Ok(InsertRow {
-            executor: job.executor.clone(),
-            name: job.name.clone(),
-            expr: schedule.to_string(),
-            recurring: schedule.is_recurring(),
-            run_at,
-            payload: self.json("payload", &job.payload)?,
-            meta: self.meta_json(&job.meta)?,
-            max_attempts: job.max_attempts,
-            timeout,
-            start_at,
-        })
-    }
-
-    fn already_exists(e: sqlx::Error, executor: &str, name: Option<&str>) -> Error {
-        let unique = e
-            .as_database_error()
-            .is_some_and(|d| d.constraint() == Some("jobs_owner_executor_name"));
-        if unique {
-            // The database's detail names the row: `Key (owner, executor, name)=(…)`.
-            let name = name.map(str::to_owned).unwrap_or_else(|| {
-                e.as_database_error()
-                    .and_then(|d| {
-                        d.try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
-                            .and_then(|pg| pg.detail().map(str::to_owned))
-                    })
-                    .unwrap_or_default()
-            });
-            Error::AlreadyExists {
-                executor: executor.to_owned(),
-                name,
-            }
-        } else {
-            Error::Database(e)
+    /// The owner and limits that every operation applies.
+    pub(crate) fn scope(&self) -> Scope<'_> {
+        Scope {
+            owner: &self.owner,
+            max_json_bytes: self.config.max_json_bytes,
         }
     }
 
     fn not_found(&self, target: &JobRef) -> Error {
-        Error::NotFound {
-            what: target.to_string(),
-            owner: self.owner.to_string(),
-        }
+        self.scope().not_found(target)
     }
 
     /// Creates a job and returns it as stored.
@@ -442,22 +483,8 @@ impl Client {
     where
         A: Acquire<'c, Database = Postgres>,
     {
-        let row = self.prepare(&job, Utc::now())?;
         let mut conn = conn.acquire().await?;
-        let inserted = db::job_insert(&mut *conn, &self.owner, &row, job.on_conflict)
-            .await
-            .map_err(|e| Self::already_exists(e, &row.executor, row.name.as_deref()))?;
-        if let Some(job) = inserted {
-            return Ok(job);
-        }
-        // Kept out by OnConflict::Keep: return the job that holds the name.
-        let target = JobRef::Name {
-            executor: row.executor.clone(),
-            name: row.name.clone().unwrap_or_default(),
-        };
-        db::job_get(&mut *conn, &self.owner, &target)
-            .await?
-            .ok_or_else(|| self.not_found(&target))
+        self.scope().create_on(&mut conn, job).await
     }
 
     /// Creates many jobs with a handful of statements (10,000 rows each) in one transaction,
@@ -504,7 +531,7 @@ impl Client {
         let mut rows = Vec::with_capacity(jobs.len());
         let mut names = std::collections::HashSet::new();
         for (i, job) in jobs.iter().enumerate() {
-            let row = self.prepare(job, now).map_err(|e| match e {
+            let row = self.scope().prepare(job, now).map_err(|e| match e {
                 Error::InvalidArgument { field, reason } => Error::InvalidArgument {
                     field,
                     reason: format!("{reason} (job {i} of the batch)"),
@@ -538,7 +565,7 @@ impl Client {
             let chunk = &rows[start..end];
             let got = db::job_insert_many(&mut tx, &self.owner, chunk, policy)
                 .await
-                .map_err(|e| Self::already_exists(e, &chunk[0].executor, None))?;
+                .map_err(|e| Scope::already_exists(e, &chunk[0].executor, None))?;
             for (row, id) in chunk.iter().zip(got) {
                 let id = match id {
                     Some(id) => id,
@@ -605,7 +632,7 @@ impl Client {
             });
         }
         if let Some(meta) = &q.meta_contains {
-            self.meta_json(meta)?;
+            self.scope().meta_json(meta)?;
         }
         let mut conn = self.pool.acquire().await?;
         let (jobs, total) = db::job_search(&mut conn, &self.owner, q).await?;
@@ -657,10 +684,10 @@ impl Client {
             c.recurring = Some(schedule.is_recurring());
         }
         if let Some(payload) = &change.payload {
-            c.payload = Some(self.json("payload", payload)?);
+            c.payload = Some(self.scope().json("payload", payload)?);
         }
         if let Some(meta) = &change.meta {
-            c.meta = Some(self.meta_json(meta)?);
+            c.meta = Some(self.scope().meta_json(meta)?);
         }
         if let Some(t) = change.timeout {
             c.timeout = Some(timeout_interval(t)?);

@@ -40,28 +40,29 @@ pub(crate) struct InsertRow {
 }
 
 const INSERT_ERROR: &str = concat!(
-    "INSERT INTO qron.jobs (executor, owner, name, expr, recurring, run_at, payload, meta, \
-       max_attempts, timeout, start_at)
-     VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8::jsonb, $9, $10, $11)
+    "INSERT INTO qron.jobs (executor, owner, name, expr, recurring, run_at, slot_at, payload, \
+       meta, max_attempts, timeout, start_at)
+     VALUES ($1, $2, $3, $4, $5, $6, $6, $7::jsonb, $8::jsonb, $9, $10, $11)
      RETURNING ",
     live_columns!()
 );
 
 const INSERT_KEEP: &str = concat!(
-    "INSERT INTO qron.jobs (executor, owner, name, expr, recurring, run_at, payload, meta, \
-       max_attempts, timeout, start_at)
-     VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8::jsonb, $9, $10, $11)
+    "INSERT INTO qron.jobs (executor, owner, name, expr, recurring, run_at, slot_at, payload, \
+       meta, max_attempts, timeout, start_at)
+     VALUES ($1, $2, $3, $4, $5, $6, $6, $7::jsonb, $8::jsonb, $9, $10, $11)
      ON CONFLICT (owner, executor, name) DO NOTHING
      RETURNING ",
     live_columns!()
 );
 
 const INSERT_REPLACE: &str = concat!(
-    "INSERT INTO qron.jobs (executor, owner, name, expr, recurring, run_at, payload, meta, \
-       max_attempts, timeout, start_at)
-     VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8::jsonb, $9, $10, $11)
+    "INSERT INTO qron.jobs (executor, owner, name, expr, recurring, run_at, slot_at, payload, \
+       meta, max_attempts, timeout, start_at)
+     VALUES ($1, $2, $3, $4, $5, $6, $6, $7::jsonb, $8::jsonb, $9, $10, $11)
      ON CONFLICT (owner, executor, name) DO UPDATE SET
        expr = EXCLUDED.expr, recurring = EXCLUDED.recurring, run_at = EXCLUDED.run_at,
+       slot_at = EXCLUDED.slot_at,
        payload = EXCLUDED.payload, meta = EXCLUDED.meta, max_attempts = EXCLUDED.max_attempts,
        timeout = EXCLUDED.timeout, start_at = EXCLUDED.start_at, attempt = 0,
        revision = qron.jobs.revision + 1, updated_at = now()
@@ -100,9 +101,9 @@ pub(crate) async fn job_insert<'e>(
 macro_rules! insert_many {
     ($conflict:literal) => {
         concat!(
-            "INSERT INTO qron.jobs (executor, owner, name, expr, recurring, run_at, payload, \
-               meta, max_attempts, timeout, start_at)
-             SELECT executor, $1, name, expr, recurring, run_at, payload::jsonb, meta::jsonb,
+            "INSERT INTO qron.jobs (executor, owner, name, expr, recurring, run_at, slot_at, \
+               payload, meta, max_attempts, timeout, start_at)
+             SELECT executor, $1, name, expr, recurring, run_at, run_at, payload::jsonb, meta::jsonb,
                     max_attempts, timeout, start_at
                FROM unnest($2::text[], $3::text[], $4::text[], $5::bool[], $6::timestamptz[],
                            $7::text[], $8::text[], $9::int[], $10::interval[], $11::timestamptz[])
@@ -121,6 +122,7 @@ const INSERT_MANY_KEEP: &str = insert_many!("ON CONFLICT (owner, executor, name)
 const INSERT_MANY_REPLACE: &str = insert_many!(
     "ON CONFLICT (owner, executor, name) DO UPDATE SET
        expr = EXCLUDED.expr, recurring = EXCLUDED.recurring, run_at = EXCLUDED.run_at,
+       slot_at = EXCLUDED.slot_at,
        payload = EXCLUDED.payload, meta = EXCLUDED.meta, max_attempts = EXCLUDED.max_attempts,
        timeout = EXCLUDED.timeout, start_at = EXCLUDED.start_at, attempt = 0,
        revision = qron.jobs.revision + 1, updated_at = now()"
@@ -271,7 +273,8 @@ pub(crate) struct JobChanges {
 const UPDATE_BY_ID: &str = concat!(
     "UPDATE qron.jobs SET
        expr = COALESCE($3, expr), recurring = COALESCE($4, recurring),
-       run_at = COALESCE($5, run_at), payload = COALESCE($6::jsonb, payload),
+       run_at = COALESCE($5, run_at), slot_at = COALESCE($5, slot_at),
+       payload = COALESCE($6::jsonb, payload),
        meta = COALESCE($7::jsonb, meta), timeout = COALESCE($8, timeout),
        max_attempts = COALESCE($9, max_attempts),
        attempt = CASE WHEN $3 IS NOT NULL THEN 0 ELSE LEAST(attempt, COALESCE($9, max_attempts)) END,
@@ -284,7 +287,8 @@ const UPDATE_BY_ID: &str = concat!(
 const UPDATE_BY_NAME: &str = concat!(
     "UPDATE qron.jobs SET
        expr = COALESCE($4, expr), recurring = COALESCE($5, recurring),
-       run_at = COALESCE($6, run_at), payload = COALESCE($7::jsonb, payload),
+       run_at = COALESCE($6, run_at), slot_at = COALESCE($6, slot_at),
+       payload = COALESCE($7::jsonb, payload),
        meta = COALESCE($8::jsonb, meta), timeout = COALESCE($9, timeout),
        max_attempts = COALESCE($10, max_attempts),
        attempt = CASE WHEN $4 IS NOT NULL THEN 0 ELSE LEAST(attempt, COALESCE($10, max_attempts)) END,
@@ -376,7 +380,7 @@ pub(crate) async fn job_lock(
 const RESTART: &str = concat!(
     "UPDATE qron.jobs SET
        status = CASE WHEN lease_expires_at IS NOT NULL THEN 'running' ELSE 'ready' END::qron.job_status,
-       run_at = $3, revision = revision + 1, updated_at = now()
+       run_at = $3, slot_at = $3, revision = revision + 1, updated_at = now()
      WHERE owner = $1 AND id = $2
      RETURNING ",
     live_columns!()
@@ -484,4 +488,274 @@ pub(crate) async fn job_search(
         .map(<JobRow as sqlx::FromRow<_>>::from_row)
         .collect::<sqlx::Result<Vec<_>>>()?;
     Ok((jobs, total))
+}
+
+// ---------------------------------------------------------------------------------------------
+// The worker's statements.
+
+/// A job handed to a worker.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub(crate) struct LeasedJob {
+    pub id: i64,
+    pub owner: String,
+    pub name: Option<String>,
+    pub expr: String,
+    pub recurring: bool,
+    pub run_at: DateTime<Utc>,
+    pub slot_at: DateTime<Utc>,
+    pub payload: serde_json::Value,
+    pub meta: serde_json::Value,
+    pub attempt: i32,
+    pub executions: i64,
+    pub max_attempts: i32,
+    pub timeout: PgInterval,
+    pub lease_token: i64,
+    pub revision: i64,
+}
+
+/// Time a lease outlives the handler's timeout, for the worker to write the outcome itself:
+/// the rescuer only takes over from a worker that is gone.
+const LEASE_SLACK: PgInterval = PgInterval {
+    months: 0,
+    days: 0,
+    microseconds: 2_000_000,
+};
+
+const LEASE: &str = "
+    WITH due AS (
+        SELECT id FROM qron.jobs
+         WHERE status = 'ready' AND executor = $1 AND run_at <= $2
+         ORDER BY run_at, id
+         LIMIT $3
+         FOR UPDATE SKIP LOCKED)
+    UPDATE qron.jobs j
+       SET status = 'running', attempt = j.attempt + 1, executions = j.executions + 1,
+           lease_owner = $4, lease_expires_at = $2 + j.timeout + $5, lease_token = j.lease_token + 1,
+           last_run_at = $2, updated_at = $2
+      FROM due
+     WHERE j.id = due.id
+    RETURNING j.id, j.owner, j.name, j.expr, j.recurring, j.run_at, j.slot_at, j.payload, j.meta,
+              j.attempt,
+              j.executions, j.max_attempts, j.timeout, j.lease_token, j.revision";
+
+/// Leases up to `limit` due jobs of `executor`, oldest run time first.
+pub(crate) async fn job_lease<'e>(
+    ex: impl PgExecutor<'e>,
+    executor: &str,
+    limit: i64,
+    now: DateTime<Utc>,
+    worker_id: &str,
+) -> sqlx::Result<Vec<LeasedJob>> {
+    sqlx::query_as(LEASE)
+        .bind(executor)
+        .bind(now)
+        .bind(limit)
+        .bind(worker_id)
+        .bind(LEASE_SLACK)
+        .fetch_all(ex)
+        .await
+}
+
+/// When the next ready job of `executor` is due.
+pub(crate) async fn job_next_due<'e>(
+    ex: impl PgExecutor<'e>,
+    executor: &str,
+) -> sqlx::Result<Option<DateTime<Utc>>> {
+    sqlx::query_scalar(
+        "SELECT run_at FROM qron.jobs WHERE status = 'ready' AND executor = $1
+          ORDER BY run_at LIMIT 1",
+    )
+    .bind(executor)
+    .fetch_optional(ex)
+    .await
+}
+
+/// An outcome that keeps the job live: ready again (next slot or retry), or paused.
+#[derive(Debug, Clone)]
+pub(crate) struct Completion {
+    pub id: i64,
+    pub token: i64,
+    pub revision: i64,
+    /// `ready` or `paused`.
+    pub status: &'static str,
+    pub run_at: DateTime<Utc>,
+    /// A new slot for the occurrence (`None`: unchanged, as for a retry).
+    pub slot_at: Option<DateTime<Utc>>,
+    pub reset_attempt: bool,
+    pub payload: Option<String>,
+    pub expr: Option<String>,
+    pub recurring: bool,
+    pub error: Option<String>,
+}
+
+const COMPLETE_MANY: &str = "
+    UPDATE qron.jobs j SET
+        status = CASE WHEN j.status = 'paused' THEN 'paused' ELSE u.status END::qron.job_status,
+        run_at = CASE WHEN j.revision = u.revision THEN u.run_at ELSE j.run_at END,
+        slot_at = CASE WHEN j.revision = u.revision AND u.slot_at IS NOT NULL
+                       THEN u.slot_at ELSE j.slot_at END,
+        attempt = CASE WHEN u.reset_attempt OR j.revision <> u.revision THEN 0 ELSE j.attempt END,
+        payload = CASE WHEN j.revision = u.revision AND u.payload IS NOT NULL
+                       THEN u.payload::jsonb ELSE j.payload END,
+        expr = CASE WHEN j.revision = u.revision AND u.expr IS NOT NULL THEN u.expr ELSE j.expr END,
+        recurring = CASE WHEN j.revision = u.revision AND u.expr IS NOT NULL
+                         THEN u.recurring ELSE j.recurring END,
+        last_error = COALESCE(u.error, j.last_error),
+        last_error_at = CASE WHEN u.error IS NULL THEN j.last_error_at ELSE $12 END,
+        lease_owner = NULL, lease_expires_at = NULL, updated_at = $12
+    FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::text[], $5::timestamptz[],
+                $6::bool[], $7::text[], $8::text[], $9::bool[], $10::text[], $11::timestamptz[])
+         AS u(id, token, revision, status, run_at, reset_attempt, payload, expr, recurring, error,
+              slot_at)
+    WHERE j.id = u.id AND j.lease_token = u.token AND j.lease_expires_at IS NOT NULL
+    RETURNING j.id";
+
+/// Applies live outcomes in one statement; returns the ids whose lease still held.
+pub(crate) async fn job_complete_many<'e>(
+    ex: impl PgExecutor<'e>,
+    rows: &[Completion],
+    now: DateTime<Utc>,
+) -> sqlx::Result<Vec<i64>> {
+    sqlx::query_scalar(COMPLETE_MANY)
+        .bind(rows.iter().map(|r| r.id).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.token).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.revision).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.status).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.run_at).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.reset_attempt).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.payload.clone()).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.expr.clone()).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.recurring).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.error.clone()).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.slot_at).collect::<Vec<_>>())
+        .bind(now)
+        .fetch_all(ex)
+        .await
+}
+
+/// A one-off job's end: it moves to the history.
+#[derive(Debug, Clone)]
+pub(crate) struct Finish {
+    pub id: i64,
+    pub token: i64,
+    pub revision: i64,
+    /// `succeeded` or `failed`.
+    pub status: &'static str,
+    pub payload: Option<String>,
+    pub error: Option<String>,
+}
+
+const FINISH_MANY: &str = "
+    WITH done AS (
+        DELETE FROM qron.jobs j
+         USING unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::text[])
+               AS u(id, token, revision, status, payload, error)
+         WHERE j.id = u.id AND j.lease_token = u.token AND j.lease_expires_at IS NOT NULL
+           AND j.status = 'running' AND j.revision = u.revision
+        RETURNING j.*, u.status AS final_status, u.payload AS new_payload, u.error AS error)
+    INSERT INTO qron.jobs_history (id, executor, owner, name, expr, recurring, status, run_at,
+        payload, meta, attempt, executions, max_attempts, timeout, revision, last_error,
+        last_error_at, created_at, updated_at, start_at, last_run_at, finished_at)
+    SELECT id, executor, owner, name, expr, recurring, final_status::qron.job_status, run_at,
+           COALESCE(new_payload::jsonb, payload), meta, attempt, executions, max_attempts,
+           timeout, revision, COALESCE(error, last_error),
+           CASE WHEN error IS NULL THEN last_error_at ELSE $7 END,
+           created_at, $7, start_at, last_run_at, $7
+      FROM done
+    RETURNING id";
+
+/// Moves finished one-off jobs to the history in one statement; returns the ids moved (a job
+/// paused or edited while it ran stays live: the caller completes it instead).
+pub(crate) async fn job_finish_many<'e>(
+    ex: impl PgExecutor<'e>,
+    rows: &[Finish],
+    now: DateTime<Utc>,
+) -> sqlx::Result<Vec<i64>> {
+    sqlx::query_scalar(FINISH_MANY)
+        .bind(rows.iter().map(|r| r.id).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.token).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.revision).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.status).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.payload.clone()).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.error.clone()).collect::<Vec<_>>())
+        .bind(now)
+        .fetch_all(ex)
+        .await
+}
+
+/// A lease that ran out.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub(crate) struct ExpiredLease {
+    pub id: i64,
+    pub executor: String,
+    pub expr: String,
+    pub recurring: bool,
+    pub run_at: DateTime<Utc>,
+    pub slot_at: DateTime<Utc>,
+    pub attempt: i32,
+    pub max_attempts: i32,
+    pub lease_token: i64,
+    pub revision: i64,
+}
+
+/// Up to `limit` jobs whose lease ran out before `now`.
+pub(crate) async fn job_expired_leases<'e>(
+    ex: impl PgExecutor<'e>,
+    now: DateTime<Utc>,
+    limit: i64,
+) -> sqlx::Result<Vec<ExpiredLease>> {
+    sqlx::query_as(
+        "SELECT id, executor, expr, recurring, run_at, slot_at, attempt, max_attempts, lease_token,
+                revision
+           FROM qron.jobs
+          WHERE lease_expires_at IS NOT NULL AND lease_expires_at < $1
+          ORDER BY lease_expires_at
+          LIMIT $2",
+    )
+    .bind(now)
+    .bind(limit)
+    .fetch_all(ex)
+    .await
+}
+
+/// Creates the history partition of `day` (idempotent).
+pub(crate) async fn history_partition_create<'e>(
+    ex: impl PgExecutor<'e>,
+    day: chrono::NaiveDate,
+) -> sqlx::Result<String> {
+    sqlx::query_scalar("SELECT qron.history_partition_create($1)")
+        .bind(day)
+        .fetch_one(ex)
+        .await
+}
+
+/// The day partitions of the history, by name (`jobs_history_YYYYMMDD`).
+pub(crate) async fn history_partitions<'e>(ex: impl PgExecutor<'e>) -> sqlx::Result<Vec<String>> {
+    sqlx::query_scalar(
+        "SELECT c.relname::text FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+          WHERE i.inhparent = 'qron.jobs_history'::regclass
+            AND c.relname ~ '^jobs_history_[0-9]{8}$'
+          ORDER BY 1",
+    )
+    .fetch_all(ex)
+    .await
+}
+
+/// Drops one history partition (a name from [`history_partitions`]).
+pub(crate) async fn history_partition_drop<'e>(
+    ex: impl PgExecutor<'e>,
+    name: &str,
+) -> sqlx::Result<()> {
+    sqlx::query("SELECT qron.history_partition_drop($1)")
+        .bind(name)
+        .execute(ex)
+        .await
+        .map(|_| ())
+}
+
+/// Tries to become the maintenance leader for this transaction.
+pub(crate) async fn maintenance_try_lock<'e>(ex: impl PgExecutor<'e>) -> sqlx::Result<bool> {
+    sqlx::query_scalar("SELECT pg_try_advisory_xact_lock(hashtext('qron.maintenance'))")
+        .fetch_one(ex)
+        .await
 }

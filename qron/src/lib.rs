@@ -20,11 +20,16 @@
 //! | `embedded` | on | [`embedded`]: a throwaway PostgreSQL started from the machine's server binaries, for examples and tests |
 
 mod client;
+mod completer;
 mod db;
+mod enqueue;
 mod error;
 mod expr;
+mod handler;
 mod job;
 mod migrate;
+mod registry;
+mod worker;
 
 #[cfg(feature = "embedded")]
 pub mod embedded;
@@ -33,12 +38,75 @@ pub use client::{
     Client, ClientBuilder, DEFAULT_MAX_JSON_BYTES, DEFAULT_OWNER, Validation, client, init,
     validate,
 };
+pub use enqueue::{Enqueue, Via};
 pub use error::{Error, Result};
 pub use expr::{ExprError, ExprErrorKind, Interval, IntervalError, Schedule};
+pub use handler::{Backoff, Context, DEFAULT_CONCURRENCY, Job, JobError, JobOptions};
 pub use job::{
     DEFAULT_MAX_ATTEMPTS, DEFAULT_TIMEOUT, JobRef, JobRow, JobStatus, JobUpdate,
     MAX_ATTEMPTS_LIMIT, MAX_NAME_LEN, MAX_PAGE, NewJob, OnConflict, Order, Page, Search,
 };
 pub use migrate::{SCHEMA, migrate, migrator};
-#[doc(inline)]
+/// Declares a typed job on an `async fn`.
+///
+/// ```no_run
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Serialize, Deserialize)]
+/// struct Welcome { user_id: i64 }
+///
+/// #[qron::job(executor = "email", max_attempts = 3, timeout = "30s")]
+/// async fn email(ctx: qron::Context, msg: Welcome) -> Result<(), qron::JobError> {
+///     tracing::info!(user = msg.user_id, attempt = ctx.attempt(), "sending");
+///     Ok(())
+/// }
+///
+/// # async fn demo() -> qron::Result<()> {
+/// use qron::Job as _;
+/// Email::schedule("@after 1 hour", Welcome { user_id: 7 }).await?; // typed enqueue
+/// # Ok(()) }
+/// ```
+///
+/// The function stays as written (call it directly in unit tests, with
+/// [`Context::detached`]); beside it the attribute adds a unit type named after it in
+/// UpperCamelCase (`email` → `Email`), implementing [`Job`], and registers the handler so that
+/// `Worker::run_all()` finds it. The function takes an optional [`Context`] and one payload
+/// (`Serialize + DeserializeOwned + Send + 'static`), and returns `Result<(), E>` with
+/// `E: Into<JobError>` (any `std::error::Error` retries).
+///
+/// | argument | meaning | default |
+/// |---|---|---|
+/// | `executor = "…"` | the queue name, stored with every job (required) | — |
+/// | `max_attempts = n` | attempts per occurrence, 1–1000 | 5 |
+/// | `timeout = "…"` | lease length, such as `"30s"`, `"5m"`, `"1h 30m"` | 5 minutes |
+/// | `concurrency = n` | executions at once per worker process | 10 |
+/// | `backoff(base = "…", max = "…")` | retry delays, exponential with jitter | 1 s to 1 h |
+/// | `name = "…"` | the generated type's name | the function's, in UpperCamelCase |
+/// | `crate = "…"` | the path of the qron crate, when renamed | `::qron` |
 pub use qron_macros::job;
+pub use registry::{Registration, registered_jobs};
+pub use worker::{
+    DEFAULT_HISTORY_RETENTION, DEFAULT_POLL_INTERVAL, DEFAULT_RESCUE_INTERVAL,
+    DEFAULT_SHUTDOWN_GRACE, Metrics, Stopper, Worker, WorkerBuilder,
+};
+
+/// What the code `#[qron::job]` generates refers to. Not a public API: it may change in any
+/// release.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::registry::{HandlerFuture, Registration, decode};
+    pub use inventory;
+    pub use serde::Serialize;
+    pub use serde::de::DeserializeOwned;
+    pub use serde_json::Value;
+    pub use std::boxed::Box;
+    pub use std::time::Duration;
+
+    /// Fails to compile unless `T` can be a job payload.
+    pub const fn assert_payload<T: Serialize + DeserializeOwned + Send + 'static>() {}
+
+    /// Turns a handler's error into a [`crate::JobError`].
+    pub fn into_job_error<E: Into<crate::JobError>>(e: E) -> crate::JobError {
+        e.into()
+    }
+}

@@ -13,6 +13,8 @@
 //! is fast, and tests run in parallel without seeing each other's jobs.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod jobs;
+
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -211,4 +213,53 @@ impl Rng {
     pub fn pick<T: Copy>(&mut self, items: &[T]) -> T {
         items[self.below(items.len() as u64) as usize]
     }
+}
+
+/// A worker running in the background of a test.
+pub struct Running {
+    /// Stops it.
+    pub stopper: qron::Stopper,
+    /// Its counters.
+    pub metrics: std::sync::Arc<qron::Metrics>,
+    task: tokio::task::JoinHandle<qron::Result<()>>,
+}
+
+impl Running {
+    /// Starts `worker` on the test's runtime.
+    pub fn start(worker: qron::Worker) -> Self {
+        let stopper = worker.stopper();
+        let metrics = worker.metrics();
+        Self {
+            stopper,
+            metrics,
+            task: tokio::spawn(worker.run()),
+        }
+    }
+
+    /// Soft-stops the worker and waits until it has written every outcome.
+    pub async fn stop(self) {
+        self.stopper.soft();
+        self.task.await.unwrap().unwrap();
+    }
+}
+
+/// Polls `check` every 10 ms until it holds; panics, naming `what`, after `limit`.
+pub async fn wait_for<F, Fut>(what: &str, limit: std::time::Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
+    while !check().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
+/// The number of rows `sql` counts.
+pub async fn count(pool: &PgPool, sql: &'static str) -> i64 {
+    sqlx::query_scalar(sql).fetch_one(pool).await.unwrap()
 }

@@ -7,3 +7,4 @@ mod expr;
 mod expr_pg;
 mod migrate;
 mod schema;
+mod worker;

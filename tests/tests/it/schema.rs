@@ -2,8 +2,8 @@ use qron_tests::TestDb;
 
 async fn insert_named(pool: &sqlx::PgPool, owner: &str, name: &str) -> Result<i64, sqlx::Error> {
     sqlx::query_scalar(
-        "INSERT INTO qron.jobs (executor, owner, name, expr, recurring, run_at)
-         VALUES ('email', $1, $2, '@after 1 hour', false, now()) RETURNING id",
+        "INSERT INTO qron.jobs (executor, owner, name, expr, recurring, run_at, slot_at)
+         VALUES ('email', $1, $2, '@after 1 hour', false, now(), now()) RETURNING id",
     )
     .bind(owner)
     .bind(name)
@@ -51,8 +51,8 @@ async fn a_name_is_unique_per_owner_and_executor() {
     // Unnamed jobs never collide.
     for _ in 0..2 {
         sqlx::query(
-            "INSERT INTO qron.jobs (executor, expr, recurring, run_at)
-             VALUES ('email', '@after 1 hour', false, now())",
+            "INSERT INTO qron.jobs (executor, expr, recurring, run_at, slot_at)
+             VALUES ('email', '@after 1 hour', false, now(), now())",
         )
         .execute(&db.pool)
         .await
@@ -78,6 +78,7 @@ async fn constraints_reject_nonsense() {
             ("expr", "'@daily'"),
             ("recurring", "true"),
             ("run_at", "now()"),
+            ("slot_at", "now()"),
         ];
         row.retain(|(c, _)| *c != column);
         row.push((column, value));
@@ -143,8 +144,8 @@ async fn history_is_partitioned_by_day_with_a_default() {
 async fn the_lease_query_uses_the_lease_index() {
     let db = TestDb::new().await;
     sqlx::query(
-        "INSERT INTO qron.jobs (executor, expr, recurring, run_at)
-         SELECT 'e' || (g % 10), '@after 1s', false, now() - g * interval '1 second'
+        "INSERT INTO qron.jobs (executor, expr, recurring, run_at, slot_at)
+         SELECT 'e' || (g % 10), '@after 1s', false, now() - g * interval '1 second', now()
            FROM generate_series(1, 20000) g",
     )
     .execute(&db.pool)

@@ -1,0 +1,315 @@
+//! Generation: the user's function as written, and beside it the job type, its `Job` impl and
+//! its registration.
+
+use proc_macro2::{Span, TokenStream};
+use quote::{format_ident, quote, quote_spanned};
+use syn::spanned::Spanned as _;
+use syn::{FnArg, ItemFn, ReturnType, Type};
+
+use crate::parse::Args;
+
+/// Expands `#[qron::job(args)] item`. On any mistake, the function is still emitted (so editors
+/// keep working) together with every error found.
+pub(crate) fn job(args: TokenStream, item: TokenStream) -> TokenStream {
+    let func: ItemFn = match syn::parse2(item.clone()) {
+        Ok(f) => f,
+        Err(e) => {
+            let e = syn::Error::new(
+                e.span(),
+                "#[qron::job] goes on an `async fn`, such as `async fn email(msg: Welcome) -> Result<(), qron::JobError>`",
+            );
+            let err = e.to_compile_error();
+            return quote! { #item #err };
+        }
+    };
+    let args = match syn::parse2::<Args>(args) {
+        Ok(a) => a,
+        Err(e) => {
+            let err = e.to_compile_error();
+            return quote! { #func #err };
+        }
+    };
+    match generate(&func, args) {
+        Ok(extra) => quote! { #func #extra },
+        Err(e) => {
+            let err = e.to_compile_error();
+            quote! { #func #err }
+        }
+    }
+}
+
+fn combine(errors: Vec<syn::Error>) -> Result<(), syn::Error> {
+    let mut it = errors.into_iter();
+    match it.next() {
+        None => Ok(()),
+        Some(mut first) => {
+            for e in it {
+                first.combine(e);
+            }
+            Err(first)
+        }
+    }
+}
+
+/// `send_welcome` → `SendWelcome`.
+fn upper_camel(name: &str) -> String {
+    name.split('_')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let mut c = p.chars();
+            match c.next() {
+                Some(f) => f.to_uppercase().chain(c).collect::<String>(),
+                None => String::new(),
+            }
+        })
+        .collect()
+}
+
+/// The code beside the function.
+pub(crate) fn generate(func: &ItemFn, args: Args) -> syn::Result<TokenStream> {
+    let mut errors = args.errors;
+    let sig = &func.sig;
+    if sig.asyncness.is_none() {
+        errors.push(syn::Error::new(
+            sig.fn_token.span,
+            "#[qron::job] needs an `async fn`: write `async fn`",
+        ));
+    }
+    if !sig.generics.params.is_empty() || sig.generics.where_clause.is_some() {
+        errors.push(syn::Error::new(
+            sig.generics.span(),
+            "#[qron::job] functions cannot be generic: the worker must know the payload type; \
+             declare one job per concrete type",
+        ));
+    }
+    let mut typed = Vec::new();
+    for input in &sig.inputs {
+        match input {
+            FnArg::Receiver(r) => errors.push(syn::Error::new(
+                r.span(),
+                "#[qron::job] functions cannot take `self`: use a free function, and keep \
+                 shared state in a static or in the payload",
+            )),
+            FnArg::Typed(t) => typed.push(t),
+        }
+    }
+    let (has_ctx, payload_ty): (bool, Option<&Type>) = match typed.as_slice() {
+        [] => {
+            errors.push(syn::Error::new(
+                sig.paren_token.span.join(),
+                "#[qron::job] functions take a payload: `async fn email(msg: Welcome)`, \
+                 optionally after a `ctx: qron::Context`",
+            ));
+            (false, None)
+        }
+        [payload] => (false, Some(&payload.ty)),
+        [_ctx, payload] => (true, Some(&payload.ty)),
+        [_, _, extra, ..] => {
+            errors.push(syn::Error::new(
+                extra.span(),
+                "#[qron::job] functions take one payload (after an optional `ctx: qron::Context`): \
+                 put the values in one struct",
+            ));
+            (false, None)
+        }
+    };
+    if let ReturnType::Default = sig.output {
+        errors.push(syn::Error::new(
+            sig.ident.span(),
+            "#[qron::job] functions return `Result<(), E>` where `E: Into<qron::JobError>`: \
+             add `-> Result<(), qron::JobError>`",
+        ));
+    }
+    let executor = match &args.executor {
+        Some(e) => Some(e.value.clone()),
+        None => {
+            errors.push(syn::Error::new(
+                Span::call_site(),
+                "#[qron::job] needs an executor: `#[qron::job(executor = \"email\")]`",
+            ));
+            None
+        }
+    };
+    combine(errors)?;
+    let (Some(payload_ty), Some(executor)) = (payload_ty, executor) else {
+        return Err(syn::Error::new(
+            Span::call_site(),
+            "unreachable: checked above",
+        ));
+    };
+
+    let krate = args
+        .krate
+        .clone()
+        .unwrap_or_else(|| syn::parse_quote!(::qron));
+    let fn_name = &sig.ident;
+    let vis = &func.vis;
+    let type_name = match &args.name {
+        Some(n) => format_ident!("{}", n.value, span = n.span),
+        None => format_ident!(
+            "{}",
+            upper_camel(&fn_name.to_string()),
+            span = fn_name.span()
+        ),
+    };
+    let type_name_str = type_name.to_string();
+    let max_attempts = match &args.max_attempts {
+        Some(n) => {
+            let v = n.value;
+            quote!(#v)
+        }
+        None => quote!(#krate::DEFAULT_MAX_ATTEMPTS),
+    };
+    let timeout = match &args.timeout_us {
+        Some(t) => {
+            let us = t.value;
+            quote!(#krate::__private::Duration::from_micros(#us))
+        }
+        None => quote!(#krate::DEFAULT_TIMEOUT),
+    };
+    let concurrency = match &args.concurrency {
+        Some(c) => {
+            let v = c.value;
+            quote!(#v)
+        }
+        None => quote!(#krate::DEFAULT_CONCURRENCY),
+    };
+    let (base, max) = args.backoff.unwrap_or((1_000_000, 3_600_000_000));
+    let payload_span = payload_ty.span();
+    let assert_payload = quote_spanned! {payload_span=>
+        const _: () = #krate::__private::assert_payload::<#payload_ty>();
+    };
+    let call = if has_ctx {
+        quote!(#fn_name(ctx, payload))
+    } else {
+        quote!({
+            let _ = ctx;
+            #fn_name(payload)
+        })
+    };
+    let output_span = match &sig.output {
+        ReturnType::Type(_, ty) => ty.span(),
+        ReturnType::Default => sig.ident.span(),
+    };
+    let finish = quote_spanned! {output_span=>
+        match #call.await {
+            ::core::result::Result::Ok(()) => ::core::result::Result::Ok(()),
+            ::core::result::Result::Err(e) => ::core::result::Result::Err(#krate::__private::into_job_error(e)),
+        }
+    };
+    let doc = format!(
+        "The job type of [`{fn_name}`]: executor `{executor}`. Enqueue with `{type_name_str}::schedule(expr, payload)` (trait `qron::Job`)."
+    );
+    Ok(quote! {
+        #[doc = #doc]
+        #[derive(Debug, Clone, Copy, Default)]
+        #vis struct #type_name;
+
+        const _: () = {
+            #assert_payload
+
+            impl #krate::Job for #type_name {
+                type Payload = #payload_ty;
+                const EXECUTOR: &'static str = #executor;
+                const OPTIONS: #krate::JobOptions = #krate::JobOptions::new(
+                    #max_attempts,
+                    #timeout,
+                    #concurrency,
+                    #krate::Backoff::new(
+                        #krate::__private::Duration::from_micros(#base),
+                        #krate::__private::Duration::from_micros(#max),
+                    ),
+                );
+            }
+
+            fn __qron_run(
+                ctx: #krate::Context,
+                payload: #krate::__private::Value,
+            ) -> #krate::__private::HandlerFuture {
+                #krate::__private::Box::pin(async move {
+                    let payload: #payload_ty = #krate::__private::decode(payload)?;
+                    #finish
+                })
+            }
+
+            #krate::__private::inventory::submit! {
+                #krate::__private::Registration::of::<#type_name>(
+                    ::core::concat!(::core::module_path!(), "::", #type_name_str),
+                    __qron_run,
+                )
+            }
+        };
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn expand(args: TokenStream, item: TokenStream) -> String {
+        job(args, item).to_string()
+    }
+
+    #[test]
+    fn names_the_type_after_the_function() {
+        assert_eq!(upper_camel("email"), "Email");
+        assert_eq!(upper_camel("send_welcome_email"), "SendWelcomeEmail");
+        let out = expand(
+            quote!(executor = "email"),
+            quote!(
+                async fn send_welcome(msg: u32) -> Result<(), qron::JobError> {
+                    Ok(())
+                }
+            ),
+        );
+        assert!(out.contains("struct SendWelcome"), "{out}");
+        assert!(out.contains("\"email\""), "{out}");
+        assert!(!out.contains("compile_error"), "{out}");
+    }
+
+    #[test]
+    fn reports_every_mistake_and_keeps_the_function() {
+        let out = expand(
+            quote!(executor = "e", bogus = 1, max_attempts = 0),
+            quote!(
+                fn f(a: u32, b: u32, c: u32) {}
+            ),
+        );
+        assert!(out.contains("fn f"), "{out}");
+        for needle in [
+            "unknown argument `bogus`",
+            "max_attempts",
+            "async fn",
+            "one payload",
+            "return",
+        ] {
+            assert!(out.contains(needle), "{needle} missing from {out}");
+        }
+    }
+
+    #[test]
+    fn options_reach_the_impl() {
+        let out = expand(
+            quote!(
+                executor = "e",
+                max_attempts = 3,
+                timeout = "30s",
+                concurrency = 4,
+                backoff(base = "2s", max = "1m"),
+                name = "Custom",
+                crate = "my_qron"
+            ),
+            quote!(
+                pub async fn f(ctx: my_qron::Context, p: u32) -> Result<(), my_qron::JobError> {
+                    Ok(())
+                }
+            ),
+        );
+        assert!(out.contains("pub struct Custom"), "{out}");
+        assert!(out.contains("my_qron :: JobOptions :: new (3i32 , my_qron :: __private :: Duration :: from_micros (30000000u64)"), "{out}");
+        assert!(
+            out.contains("from_micros (2000000u64)") && out.contains("from_micros (60000000u64)"),
+            "{out}"
+        );
+    }
+}

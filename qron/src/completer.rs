@@ -1,0 +1,187 @@
+//! The completer: gathers the outcomes of every executor and writes them in batches, one
+//! statement per kind of outcome, guarded by the lease. A batch that fails is retried, then
+//! split; nothing is dropped.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sqlx::PgPool;
+use tokio::sync::mpsc;
+
+use crate::db::{self, Completion, Finish};
+use crate::worker::Metrics;
+
+/// Outcomes per statement, at most.
+pub const DEFAULT_BATCH_SIZE: usize = 1000;
+/// The longest an outcome waits for its batch to fill.
+pub const DEFAULT_FLUSH_INTERVAL: Duration = Duration::from_millis(20);
+/// Outcomes waiting to be written above which workers stop leasing.
+pub const DEFAULT_BACKLOG_LIMIT: usize = 10_000;
+
+/// What the completer writes for one execution.
+#[derive(Debug, Clone)]
+pub(crate) enum Outcome {
+    /// The job stays live (next slot, retry, or paused).
+    Complete(Completion),
+    /// A one-off job ends and moves to the history; `run_at` is kept in case it must stay live
+    /// (paused or edited while it ran).
+    Finish(Finish, DateTime<Utc>),
+}
+
+/// The sending side, cloned into every executor.
+#[derive(Debug, Clone)]
+pub(crate) struct CompleterHandle {
+    tx: mpsc::Sender<Outcome>,
+    backlog: Arc<AtomicUsize>,
+    limit: usize,
+}
+
+impl CompleterHandle {
+    /// Queues an outcome; waits while the queue is full (back-pressure on executors).
+    pub(crate) async fn send(&self, outcome: Outcome) -> bool {
+        self.backlog.fetch_add(1, Ordering::Relaxed);
+        if self.tx.send(outcome).await.is_err() {
+            self.backlog.fetch_sub(1, Ordering::Relaxed);
+            return false;
+        }
+        true
+    }
+
+    /// Whether producers should hold off leasing.
+    pub(crate) fn over_limit(&self) -> bool {
+        self.backlog.load(Ordering::Relaxed) >= self.limit
+    }
+}
+
+/// Starts a completer; it runs until every handle is dropped, then flushes and returns.
+pub(crate) fn spawn(
+    pool: PgPool,
+    batch_size: usize,
+    flush_interval: Duration,
+    limit: usize,
+    metrics: Arc<Metrics>,
+) -> (CompleterHandle, tokio::task::JoinHandle<()>) {
+    let (tx, rx) = mpsc::channel(limit.max(1));
+    let backlog = Arc::new(AtomicUsize::new(0));
+    let handle = CompleterHandle {
+        tx,
+        backlog: backlog.clone(),
+        limit,
+    };
+    let task = tokio::spawn(run(
+        pool,
+        rx,
+        batch_size.max(1),
+        flush_interval,
+        backlog,
+        metrics,
+    ));
+    (handle, task)
+}
+
+async fn run(
+    pool: PgPool,
+    mut rx: mpsc::Receiver<Outcome>,
+    batch_size: usize,
+    flush_interval: Duration,
+    backlog: Arc<AtomicUsize>,
+    metrics: Arc<Metrics>,
+) {
+    let mut batch: Vec<Outcome> = Vec::with_capacity(batch_size);
+    loop {
+        // Wait for a first outcome, then give the batch a short while to fill.
+        let Some(first) = rx.recv().await else {
+            break;
+        };
+        batch.push(first);
+        let deadline = tokio::time::Instant::now() + flush_interval;
+        while batch.len() < batch_size {
+            match tokio::time::timeout_at(deadline, rx.recv()).await {
+                Ok(Some(o)) => batch.push(o),
+                Ok(None) | Err(_) => break,
+            }
+        }
+        let n = batch.len();
+        write(&pool, std::mem::take(&mut batch), &metrics).await;
+        backlog.fetch_sub(n, Ordering::Relaxed);
+    }
+    tracing::debug!("completer flushed and stopped");
+}
+
+/// Writes a batch, retrying failed statements with back-off and splitting a batch that keeps
+/// failing, so that one bad outcome cannot hold the others back.
+pub(crate) async fn write(pool: &PgPool, batch: Vec<Outcome>, metrics: &Metrics) {
+    let mut pending = vec![batch];
+    while let Some(batch) = pending.pop() {
+        let mut delay = Duration::from_millis(50);
+        let mut failures = 0u32;
+        loop {
+            match write_once(pool, &batch, Utc::now()).await {
+                Ok(applied) => {
+                    metrics.add_written(applied, batch.len() - applied);
+                    break;
+                }
+                Err(e) => {
+                    failures += 1;
+                    tracing::warn!(error = %e, outcomes = batch.len(), failures, "could not write outcomes; will retry");
+                    if failures >= 3 && batch.len() > 1 {
+                        let mut left = batch;
+                        let right = left.split_off(left.len() / 2);
+                        pending.push(right);
+                        pending.push(left);
+                        break;
+                    }
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+    }
+}
+
+/// One attempt at a batch: at most two statements. Returns how many outcomes took effect (the
+/// rest met a lease that had moved on: stale, harmless).
+async fn write_once(pool: &PgPool, batch: &[Outcome], now: DateTime<Utc>) -> sqlx::Result<usize> {
+    let mut finishes = Vec::new();
+    let mut completes = Vec::new();
+    for o in batch {
+        match o {
+            Outcome::Finish(f, _) => finishes.push(f.clone()),
+            Outcome::Complete(c) => completes.push(c.clone()),
+        }
+    }
+    let mut applied = 0;
+    if !finishes.is_empty() {
+        let moved: std::collections::HashSet<i64> = db::job_finish_many(pool, &finishes, now)
+            .await?
+            .into_iter()
+            .collect();
+        applied += moved.len();
+        // A job paused or edited while it ran stays live: record its outcome in place.
+        for o in batch {
+            if let Outcome::Finish(f, run_at) = o
+                && !moved.contains(&f.id)
+            {
+                completes.push(Completion {
+                    id: f.id,
+                    token: f.token,
+                    revision: f.revision,
+                    status: "ready",
+                    run_at: *run_at,
+                    slot_at: None,
+                    reset_attempt: true,
+                    payload: f.payload.clone(),
+                    expr: None,
+                    recurring: false,
+                    error: f.error.clone(),
+                });
+            }
+        }
+    }
+    if !completes.is_empty() {
+        applied += db::job_complete_many(pool, &completes, now).await?.len();
+    }
+    Ok(applied.min(batch.len()))
+}

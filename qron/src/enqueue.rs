@@ -1,0 +1,227 @@
+//! Typed enqueue: the builder that `Email::schedule(...)` returns.
+
+use std::future::{Future, IntoFuture};
+use std::marker::PhantomData;
+use std::pin::Pin;
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use sqlx::PgConnection;
+
+use crate::handler::{Job, new_job};
+use crate::{Client, JobRow, NewJob, OnConflict};
+
+/// Where a typed enqueue goes: the default client, a client, or a connection (a transaction).
+///
+/// ```no_run
+/// # async fn demo(client: qron::Client) -> qron::Result<()> {
+/// let via: qron::Via = (&client).into();
+/// let mut tx = client.pool().begin().await?;
+/// let via: qron::Via = (&mut *tx).into();
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Via<'a> {
+    /// The client installed by [`crate::init`].
+    Default,
+    /// This client.
+    Client(&'a Client),
+    /// This connection, typically a transaction (`&mut *tx`), with the default client's
+    /// settings (or the defaults when there is none) and owner `"default"` unless the builder
+    /// names another.
+    Conn(&'a mut PgConnection),
+}
+
+impl<'a> From<&'a Client> for Via<'a> {
+    fn from(c: &'a Client) -> Self {
+        Via::Client(c)
+    }
+}
+
+impl<'a> From<&'a mut PgConnection> for Via<'a> {
+    fn from(c: &'a mut PgConnection) -> Self {
+        Via::Conn(c)
+    }
+}
+
+/// A typed job about to be enqueued: set what you need, then `.await` it.
+///
+/// ```no_run
+/// # use serde::{Deserialize, Serialize};
+/// # #[derive(Serialize, Deserialize)] struct Welcome { user_id: i64 }
+/// # #[qron::job(executor = "email")]
+/// # async fn email(msg: Welcome) -> Result<(), qron::JobError> { Ok(()) }
+/// # async fn demo() -> qron::Result<()> {
+/// use qron::Job as _;
+/// let job = Email::schedule("@after 1 hour", Welcome { user_id: 7 })
+///     .name("welcome-7")
+///     .meta(serde_json::json!({ "source": "signup" }))
+///     .owner("acme")
+///     .on_conflict(qron::OnConflict::Keep)
+///     .await?;
+/// # Ok(()) }
+/// ```
+#[must_use = "an enqueue does nothing until it is awaited"]
+pub struct Enqueue<'a, J: Job> {
+    via: Via<'a>,
+    job: crate::Result<NewJob>,
+    owner: Option<String>,
+    _job: PhantomData<fn() -> J>,
+}
+
+impl<J: Job> std::fmt::Debug for Enqueue<'_, J> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Enqueue")
+            .field("executor", &J::EXECUTOR)
+            .field("job", &self.job)
+            .field("owner", &self.owner)
+            .finish()
+    }
+}
+
+impl<'a, J: Job> Enqueue<'a, J> {
+    pub(crate) fn new(via: Via<'a>, expr: &str, payload: J::Payload) -> Self {
+        Self {
+            via,
+            job: new_job::<J>(expr, &payload),
+            owner: None,
+            _job: PhantomData,
+        }
+    }
+
+    fn map(mut self, f: impl FnOnce(NewJob) -> NewJob) -> Self {
+        self.job = self.job.map(f);
+        self
+    }
+
+    /// A name, unique per (owner, executor) among live jobs.
+    ///
+    /// ```no_run
+    /// # use serde::{Deserialize, Serialize};
+    /// # #[derive(Serialize, Deserialize)] struct P;
+    /// # #[qron::job(executor = "e")] async fn e(p: P) -> Result<(), qron::JobError> { Ok(()) }
+    /// # async fn demo() -> qron::Result<()> {
+    /// use qron::Job as _;
+    /// E::schedule("@daily", P).name("nightly").await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn name(self, name: impl Into<String>) -> Self {
+        let name = name.into();
+        self.map(|j| j.name(name))
+    }
+
+    /// Free-form metadata (a JSON object).
+    ///
+    /// ```no_run
+    /// # use serde::{Deserialize, Serialize};
+    /// # #[derive(Serialize, Deserialize)] struct P;
+    /// # #[qron::job(executor = "e")] async fn e(p: P) -> Result<(), qron::JobError> { Ok(()) }
+    /// # async fn demo() -> qron::Result<()> {
+    /// use qron::Job as _;
+    /// E::schedule("@daily", P).meta(serde_json::json!({ "team": "ops" })).await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn meta(self, meta: Value) -> Self {
+        self.map(|j| j.meta(meta))
+    }
+
+    /// The instant the schedule counts from (default: now).
+    ///
+    /// ```no_run
+    /// # use serde::{Deserialize, Serialize};
+    /// # #[derive(Serialize, Deserialize)] struct P;
+    /// # #[qron::job(executor = "e")] async fn e(p: P) -> Result<(), qron::JobError> { Ok(()) }
+    /// # async fn demo() -> qron::Result<()> {
+    /// use qron::Job as _;
+    /// E::schedule("@after 1 hour", P).start_at(chrono::Utc::now() + chrono::Duration::days(1)).await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn start_at(self, start: DateTime<Utc>) -> Self {
+        self.map(|j| j.start_at(start))
+    }
+
+    /// The owner (tenant) of the job (default: the client's).
+    ///
+    /// ```no_run
+    /// # use serde::{Deserialize, Serialize};
+    /// # #[derive(Serialize, Deserialize)] struct P;
+    /// # #[qron::job(executor = "e")] async fn e(p: P) -> Result<(), qron::JobError> { Ok(()) }
+    /// # async fn demo() -> qron::Result<()> {
+    /// use qron::Job as _;
+    /// E::schedule("@daily", P).owner("acme").await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn owner(mut self, owner: impl Into<String>) -> Self {
+        self.owner = Some(owner.into());
+        self
+    }
+
+    /// What to do when the name is taken (default: an error).
+    ///
+    /// ```no_run
+    /// # use serde::{Deserialize, Serialize};
+    /// # #[derive(Serialize, Deserialize)] struct P;
+    /// # #[qron::job(executor = "e")] async fn e(p: P) -> Result<(), qron::JobError> { Ok(()) }
+    /// # async fn demo() -> qron::Result<()> {
+    /// use qron::Job as _;
+    /// E::schedule("@daily", P).name("nightly").on_conflict(qron::OnConflict::Keep).await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn on_conflict(self, policy: OnConflict) -> Self {
+        self.map(|j| j.on_conflict(policy))
+    }
+
+    /// Overrides the job type's attempt limit for this job.
+    ///
+    /// ```no_run
+    /// # use serde::{Deserialize, Serialize};
+    /// # #[derive(Serialize, Deserialize)] struct P;
+    /// # #[qron::job(executor = "e")] async fn e(p: P) -> Result<(), qron::JobError> { Ok(()) }
+    /// # async fn demo() -> qron::Result<()> {
+    /// use qron::Job as _;
+    /// E::schedule("@daily", P).max_attempts(1).await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn max_attempts(self, attempts: i32) -> Self {
+        self.map(|j| j.max_attempts(attempts))
+    }
+
+    async fn run(self) -> crate::Result<JobRow> {
+        let job = self.job?;
+        match self.via {
+            Via::Default => {
+                let client = crate::client()?;
+                let client = match self.owner {
+                    Some(o) => client.owner(o),
+                    None => client,
+                };
+                client.create(job).await
+            }
+            Via::Client(c) => match self.owner {
+                Some(o) => c.owner(o).create(job).await,
+                None => c.create(job).await,
+            },
+            Via::Conn(conn) => {
+                let owner = self.owner.as_deref().unwrap_or(crate::DEFAULT_OWNER);
+                let max_json_bytes = crate::client()
+                    .map(|c| c.scope().max_json_bytes)
+                    .unwrap_or(crate::DEFAULT_MAX_JSON_BYTES);
+                let scope = crate::client::Scope {
+                    owner,
+                    max_json_bytes,
+                };
+                scope.create_on(conn, job).await
+            }
+        }
+    }
+}
+
+impl<'a, J: Job> IntoFuture for Enqueue<'a, J> {
+    type Output = crate::Result<JobRow>;
+    type IntoFuture = Pin<Box<dyn Future<Output = Self::Output> + Send + 'a>>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(self.run())
+    }
+}

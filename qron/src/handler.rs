@@ -1,0 +1,518 @@
+//! What a job handler sees and returns: the [`Job`] trait that `#[qron::job]` implements, the
+//! [`Context`] of one execution, and the [`JobError`] outcome.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::{ExprError, Schedule};
+
+/// How long to wait before retrying: exponential from `base`, capped at `max`, with jitter.
+///
+/// ```
+/// use std::time::Duration;
+/// let b = qron::Backoff::new(Duration::from_secs(1), Duration::from_secs(60));
+/// assert!(b.delay(1) <= Duration::from_secs(1));
+/// assert!(b.delay(20) <= Duration::from_secs(60));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backoff {
+    /// The delay after the first failure.
+    pub base: Duration,
+    /// The longest delay.
+    pub max: Duration,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Self {
+            base: Duration::from_secs(1),
+            max: Duration::from_secs(3600),
+        }
+    }
+}
+
+impl Backoff {
+    /// A back-off from `base` up to `max`.
+    ///
+    /// ```
+    /// let b = qron::Backoff::new(std::time::Duration::from_millis(100), std::time::Duration::from_secs(5));
+    /// ```
+    pub const fn new(base: Duration, max: Duration) -> Self {
+        Self { base, max }
+    }
+
+    /// The delay before the retry that follows failed attempt `attempt` (1-based):
+    /// `base × 2^(attempt−1)`, capped at `max`, then scaled by a random factor in [0.75, 1].
+    ///
+    /// ```
+    /// let b = qron::Backoff::default();
+    /// assert!(b.delay(3) >= std::time::Duration::from_secs(3));
+    /// ```
+    pub fn delay(&self, attempt: i32) -> Duration {
+        let exp = u32::try_from(attempt.saturating_sub(1).clamp(0, 40)).unwrap_or(40);
+        let full = self
+            .base
+            .checked_mul(1u32.checked_shl(exp.min(31)).unwrap_or(u32::MAX))
+            .unwrap_or(self.max)
+            .min(self.max);
+        full.mul_f64(0.75 + 0.25 * jitter())
+    }
+}
+
+/// A number in [0, 1) that differs from call to call (not for cryptography).
+fn jitter() -> f64 {
+    use std::hash::{BuildHasher as _, Hasher as _};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
+    (h.finish() >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// Defaults a typed job gives the jobs it creates and the worker that runs it.
+///
+/// ```
+/// let o = qron::JobOptions::default();
+/// assert_eq!(o.max_attempts, qron::DEFAULT_MAX_ATTEMPTS);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct JobOptions {
+    /// Attempts per occurrence.
+    pub max_attempts: i32,
+    /// Lease length: how long one execution may take before it is abandoned and retried.
+    pub timeout: Duration,
+    /// The most executions of this job type at once in one worker process.
+    pub concurrency: usize,
+    /// Retry delays.
+    pub backoff: Backoff,
+}
+
+/// Executions at once per job type and worker when the job does not say.
+pub const DEFAULT_CONCURRENCY: usize = 10;
+
+impl Default for JobOptions {
+    fn default() -> Self {
+        Self {
+            max_attempts: crate::DEFAULT_MAX_ATTEMPTS,
+            timeout: crate::DEFAULT_TIMEOUT,
+            concurrency: DEFAULT_CONCURRENCY,
+            backoff: Backoff::default(),
+        }
+    }
+}
+
+impl JobOptions {
+    /// The defaults with other attempts, timeout, concurrency and back-off; `const`, for the
+    /// code `#[qron::job]` generates.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let o = qron::JobOptions::new(3, Duration::from_secs(30), 4, qron::Backoff::new(Duration::from_secs(1), Duration::from_secs(60)));
+    /// assert_eq!(o.concurrency, 4);
+    /// ```
+    pub const fn new(
+        max_attempts: i32,
+        timeout: Duration,
+        concurrency: usize,
+        backoff: Backoff,
+    ) -> Self {
+        Self {
+            max_attempts,
+            timeout,
+            concurrency,
+            backoff,
+        }
+    }
+}
+
+/// A typed job: an executor name, a payload type and defaults. `#[qron::job]` implements it on
+/// the type it generates; the provided methods enqueue jobs of this type.
+///
+/// ```no_run
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Serialize, Deserialize)]
+/// struct Welcome { user_id: i64 }
+///
+/// #[qron::job(executor = "email")]
+/// async fn email(ctx: qron::Context, msg: Welcome) -> Result<(), qron::JobError> {
+///     Ok(())
+/// }
+///
+/// # async fn demo() -> qron::Result<()> {
+/// use qron::Job as _;
+/// Email::schedule("@after 1 hour", Welcome { user_id: 7 }).await?;
+/// # Ok(()) }
+/// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a qron job",
+    note = "declare jobs with `#[qron::job(executor = \"...\")]` on an async fn"
+)]
+pub trait Job: Send + Sync + 'static {
+    /// The handler's input.
+    type Payload: Serialize + DeserializeOwned + Send + 'static;
+    /// The executor (queue) name: stable, whatever the code's layout.
+    const EXECUTOR: &'static str;
+    /// Defaults for jobs of this type.
+    const OPTIONS: JobOptions;
+
+    /// Enqueues a job of this type through the default client ([`crate::init`]). The returned
+    /// builder sets a name, meta, start time, owner or conflict policy, and is awaited to run.
+    ///
+    /// ```no_run
+    /// # use serde::{Deserialize, Serialize};
+    /// # #[derive(Serialize, Deserialize)] struct Welcome { user_id: i64 }
+    /// # #[qron::job(executor = "email")]
+    /// # async fn email(msg: Welcome) -> Result<(), qron::JobError> { Ok(()) }
+    /// # async fn demo() -> qron::Result<()> {
+    /// use qron::Job as _;
+    /// let job = Email::schedule("@after 1 hour", Welcome { user_id: 7 })
+    ///     .name("welcome-7")
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    fn schedule(expr: &str, payload: Self::Payload) -> crate::Enqueue<'static, Self>
+    where
+        Self: Sized,
+    {
+        crate::Enqueue::new(crate::Via::Default, expr, payload)
+    }
+
+    /// As [`Job::schedule`], through an explicit client or a connection (a transaction:
+    /// `&mut *tx`).
+    ///
+    /// ```no_run
+    /// # use serde::{Deserialize, Serialize};
+    /// # #[derive(Serialize, Deserialize)] struct Welcome { user_id: i64 }
+    /// # #[qron::job(executor = "email")]
+    /// # async fn email(msg: Welcome) -> Result<(), qron::JobError> { Ok(()) }
+    /// # async fn demo(client: qron::Client) -> qron::Result<()> {
+    /// use qron::Job as _;
+    /// let mut tx = client.pool().begin().await?;
+    /// Email::schedule_with(&mut *tx, "@after 1s", Welcome { user_id: 7 }).await?;
+    /// tx.commit().await?;
+    /// # Ok(()) }
+    /// ```
+    fn schedule_with<'a>(
+        via: impl Into<crate::Via<'a>>,
+        expr: &str,
+        payload: Self::Payload,
+    ) -> crate::Enqueue<'a, Self>
+    where
+        Self: Sized,
+    {
+        crate::Enqueue::new(via.into(), expr, payload)
+    }
+
+    /// Enqueues many jobs of this type with a handful of statements, through the default
+    /// client; returns their ids in input order.
+    ///
+    /// # Errors
+    /// As [`crate::Client::create_many`]; [`crate::Error::NotInitialized`] without a default
+    /// client.
+    ///
+    /// ```no_run
+    /// # use serde::{Deserialize, Serialize};
+    /// # #[derive(Serialize, Deserialize)] struct Welcome { user_id: i64 }
+    /// # #[qron::job(executor = "email")]
+    /// # async fn email(msg: Welcome) -> Result<(), qron::JobError> { Ok(()) }
+    /// # async fn demo() -> qron::Result<()> {
+    /// use qron::Job as _;
+    /// let ids = Email::schedule_many((0..100).map(|i| ("@after 1s", Welcome { user_id: i }))).await?;
+    /// # Ok(()) }
+    /// ```
+    fn schedule_many<'e, I>(
+        items: I,
+    ) -> impl std::future::Future<Output = crate::Result<Vec<i64>>> + Send
+    where
+        Self: Sized,
+        I: IntoIterator<Item = (&'e str, Self::Payload)> + Send,
+        I::IntoIter: Send,
+    {
+        let jobs: crate::Result<Vec<crate::NewJob>> = items
+            .into_iter()
+            .map(|(expr, payload)| new_job::<Self>(expr, &payload))
+            .collect();
+        async move { crate::client()?.create_many(jobs?).await }
+    }
+}
+
+/// A [`crate::NewJob`] for a typed job, with its options.
+pub(crate) fn new_job<J: Job>(expr: &str, payload: &J::Payload) -> crate::Result<crate::NewJob> {
+    Ok(crate::NewJob::new(J::EXECUTOR, expr)
+        .payload(serde_json::to_value(payload)?)
+        .max_attempts(J::OPTIONS.max_attempts)
+        .timeout(J::OPTIONS.timeout))
+}
+
+/// Why an execution did not succeed: retry later, or fail for good.
+///
+/// Any `std::error::Error` converts into [`JobError::Retry`], so `?` works in handlers; use
+/// [`JobError::fail`] for errors that retrying cannot fix.
+///
+/// ```
+/// fn parse(s: &str) -> Result<i64, qron::JobError> {
+///     let n: i64 = s.parse()?; // a parse error retries...
+///     if n < 0 {
+///         return Err(qron::JobError::fail("negative input")); // ...this one never will
+///     }
+///     Ok(n)
+/// }
+/// assert!(matches!(parse("-1"), Err(qron::JobError::Fail(_))));
+/// ```
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum JobError {
+    /// Retry with back-off while attempts remain.
+    Retry(Cow<'static, str>),
+    /// Give up on this occurrence now.
+    Fail(Cow<'static, str>),
+}
+
+impl JobError {
+    /// A failure worth retrying.
+    ///
+    /// ```
+    /// let e = qron::JobError::retry("mail server busy");
+    /// ```
+    pub fn retry(reason: impl fmt::Display) -> Self {
+        JobError::Retry(Cow::Owned(reason.to_string()))
+    }
+
+    /// A failure that retrying cannot fix.
+    ///
+    /// ```
+    /// let e = qron::JobError::fail("user deleted");
+    /// ```
+    pub fn fail(reason: impl fmt::Display) -> Self {
+        JobError::Fail(Cow::Owned(reason.to_string()))
+    }
+
+    /// The reason, as recorded in the job's `last_error`.
+    ///
+    /// ```
+    /// assert_eq!(qron::JobError::fail("gone").reason(), "gone");
+    /// ```
+    pub fn reason(&self) -> &str {
+        match self {
+            JobError::Retry(r) | JobError::Fail(r) => r,
+        }
+    }
+}
+
+impl fmt::Display for JobError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            JobError::Retry(r) => write!(f, "retry: {r}"),
+            JobError::Fail(r) => write!(f, "fail: {r}"),
+        }
+    }
+}
+
+impl<E: std::error::Error + Send + Sync + 'static> From<E> for JobError {
+    fn from(e: E) -> Self {
+        // The whole chain: "connect: connection refused".
+        let mut text = e.to_string();
+        let mut source = e.source();
+        while let Some(s) = source {
+            text.push_str(": ");
+            text.push_str(&s.to_string());
+            source = s.source();
+        }
+        JobError::Retry(Cow::Owned(text))
+    }
+}
+
+/// What a handler asked for through its [`Context`], applied with its outcome.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Requests {
+    /// The payload for the next execution, as JSON text.
+    pub payload: Option<String>,
+    /// A new schedule for the job, in canonical form.
+    pub reschedule: Option<Schedule>,
+    /// Pause the job after this execution.
+    pub stop: bool,
+}
+
+/// The job being executed, and what its handler may ask of it.
+///
+/// ```
+/// # async fn handler(ctx: qron::Context) -> Result<(), qron::JobError> {
+/// tracing::info!(id = ctx.id(), attempt = ctx.attempt(), "running");
+/// ctx.set_payload(&serde_json::json!({ "step": 2 }))?; // state for the next execution
+/// ctx.reschedule("@after 10 minutes")?;              // when that is
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct Context {
+    pub(crate) id: i64,
+    pub(crate) executor: Arc<str>,
+    pub(crate) owner: String,
+    pub(crate) name: Option<String>,
+    pub(crate) attempt: i32,
+    pub(crate) executions: i64,
+    pub(crate) meta: Value,
+    pub(crate) scheduled_at: DateTime<Utc>,
+    pub(crate) requests: Arc<Mutex<Requests>>,
+}
+
+impl Context {
+    /// A context for calling a handler directly, in a unit test: job id 0, attempt 1.
+    ///
+    /// ```
+    /// let ctx = qron::Context::detached("email");
+    /// assert_eq!(ctx.executor(), "email");
+    /// ```
+    pub fn detached(executor: &str) -> Self {
+        Self {
+            id: 0,
+            executor: executor.into(),
+            owner: crate::DEFAULT_OWNER.to_owned(),
+            name: None,
+            attempt: 1,
+            executions: 1,
+            meta: Value::Object(Default::default()),
+            scheduled_at: Utc::now(),
+            requests: Arc::default(),
+        }
+    }
+
+    /// The job's id.
+    ///
+    /// ```
+    /// assert_eq!(qron::Context::detached("e").id(), 0);
+    /// ```
+    pub fn id(&self) -> i64 {
+        self.id
+    }
+
+    /// The job's executor.
+    ///
+    /// ```
+    /// assert_eq!(qron::Context::detached("e").executor(), "e");
+    /// ```
+    pub fn executor(&self) -> &str {
+        &self.executor
+    }
+
+    /// The job's owner.
+    ///
+    /// ```
+    /// assert_eq!(qron::Context::detached("e").owner(), "default");
+    /// ```
+    pub fn owner(&self) -> &str {
+        &self.owner
+    }
+
+    /// The job's name, if it has one.
+    ///
+    /// ```
+    /// assert_eq!(qron::Context::detached("e").name(), None);
+    /// ```
+    pub fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+
+    /// This execution's attempt at the current occurrence, from 1.
+    ///
+    /// ```
+    /// assert_eq!(qron::Context::detached("e").attempt(), 1);
+    /// ```
+    pub fn attempt(&self) -> i32 {
+        self.attempt
+    }
+
+    /// Executions over the job's life, this one included.
+    ///
+    /// ```
+    /// assert_eq!(qron::Context::detached("e").executions(), 1);
+    /// ```
+    pub fn executions(&self) -> i64 {
+        self.executions
+    }
+
+    /// The job's meta.
+    ///
+    /// ```
+    /// assert!(qron::Context::detached("e").meta().is_object());
+    /// ```
+    pub fn meta(&self) -> &Value {
+        &self.meta
+    }
+
+    /// The slot this execution serves (its due time).
+    ///
+    /// ```
+    /// let t = qron::Context::detached("e").scheduled_at();
+    /// ```
+    pub fn scheduled_at(&self) -> DateTime<Utc> {
+        self.scheduled_at
+    }
+
+    fn requests(&self) -> std::sync::MutexGuard<'_, Requests> {
+        self.requests
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Replaces the job's payload for its next execution (the state of a resumable workflow).
+    /// Applied when the execution ends, whatever its outcome.
+    ///
+    /// # Errors
+    /// [`JobError::Fail`] when the value cannot be serialized.
+    ///
+    /// ```
+    /// let ctx = qron::Context::detached("counter");
+    /// ctx.set_payload(&serde_json::json!({ "count": 1 }))?;
+    /// # Ok::<(), qron::JobError>(())
+    /// ```
+    pub fn set_payload<T: Serialize + ?Sized>(&self, payload: &T) -> Result<(), JobError> {
+        let text = serde_json::to_string(payload)
+            .map_err(|e| JobError::fail(format!("the new payload does not serialize: {e}")))?;
+        self.requests().payload = Some(text);
+        Ok(())
+    }
+
+    /// Gives the job a new schedule once this execution ends (for example `@after 10 minutes`
+    /// for a workflow's next step). A one-off job given a new schedule runs again instead of
+    /// finishing.
+    ///
+    /// # Errors
+    /// The parser's [`ExprError`] for an invalid expression.
+    ///
+    /// ```
+    /// let ctx = qron::Context::detached("workflow");
+    /// ctx.reschedule("@after 10 minutes")?;
+    /// # Ok::<(), qron::ExprError>(())
+    /// ```
+    pub fn reschedule(&self, expr: &str) -> Result<(), ExprError> {
+        let s = Schedule::parse(expr)?;
+        self.requests().reschedule = Some(s);
+        Ok(())
+    }
+
+    /// Pauses the job once this execution ends (a recurring job stops recurring until an
+    /// operator restarts it).
+    ///
+    /// ```
+    /// qron::Context::detached("poller").stop();
+    /// ```
+    pub fn stop(&self) {
+        self.requests().stop = true;
+    }
+
+    pub(crate) fn take_requests(&self) -> Requests {
+        std::mem::take(&mut *self.requests())
+    }
+}

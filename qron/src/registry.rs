@@ -1,0 +1,93 @@
+//! The jobs `#[qron::job]` registered, collected with `inventory` when a worker starts.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+
+use serde_json::Value;
+
+use crate::handler::{Context, Job, JobError, JobOptions};
+
+/// A boxed handler future.
+pub type HandlerFuture = Pin<Box<dyn Future<Output = Result<(), JobError>> + Send + 'static>>;
+
+/// One registered job type: its executor, its options, and a function that decodes a payload
+/// and runs the handler. `#[qron::job]` submits one per job; it is public only for that code.
+#[derive(Debug, Clone, Copy)]
+pub struct Registration {
+    /// The executor.
+    pub executor: &'static str,
+    /// The generated type's path, for messages.
+    pub type_name: &'static str,
+    /// Its options.
+    pub options: JobOptions,
+    /// Decodes the payload and runs the handler.
+    pub run: fn(Context, Value) -> HandlerFuture,
+}
+
+impl Registration {
+    /// The registration of job type `J`, running through `run`.
+    pub const fn of<J: Job>(
+        type_name: &'static str,
+        run: fn(Context, Value) -> HandlerFuture,
+    ) -> Self {
+        Self {
+            executor: J::EXECUTOR,
+            type_name,
+            options: J::OPTIONS,
+            run,
+        }
+    }
+}
+
+inventory::collect!(Registration);
+
+/// Decodes a payload for a handler; a payload that no longer fits the type fails the job (it
+/// would never decode on a retry either).
+///
+/// # Errors
+/// [`JobError::Fail`] naming the type and serde's message.
+pub fn decode<T: serde::de::DeserializeOwned>(payload: Value) -> Result<T, JobError> {
+    serde_json::from_value(payload).map_err(|e| {
+        JobError::fail(format!(
+            "the payload does not decode into `{}`: {e}",
+            std::any::type_name::<T>()
+        ))
+    })
+}
+
+/// Every registered job, by executor.
+///
+/// # Errors
+/// [`crate::Error::InvalidArgument`] naming both types when two jobs claim one executor.
+pub(crate) fn registered() -> crate::Result<HashMap<&'static str, Registration>> {
+    let mut table: HashMap<&'static str, Registration> = HashMap::new();
+    for r in inventory::iter::<Registration> {
+        if let Some(other) = table.insert(r.executor, *r) {
+            return Err(crate::Error::InvalidArgument {
+                field: "executor",
+                reason: format!(
+                    "`{}` and `{}` both declare executor `{}`; give one of them another executor",
+                    other.type_name, r.type_name, r.executor
+                ),
+            });
+        }
+    }
+    Ok(table)
+}
+
+/// The registered jobs, by executor: what `Worker::run_all()` serves.
+///
+/// # Errors
+/// When two job types declare the same executor (the message names both).
+///
+/// ```no_run
+/// let jobs = qron::registered_jobs()?;
+/// for (executor, reg) in &jobs {
+///     println!("{executor}: {} at most {} at once", reg.type_name, reg.options.concurrency);
+/// }
+/// # Ok::<(), qron::Error>(())
+/// ```
+pub fn registered_jobs() -> crate::Result<HashMap<&'static str, Registration>> {
+    registered()
+}

@@ -1,0 +1,968 @@
+//! The worker: per executor, a producer that leases only as many due jobs as it has free slots;
+//! an executor that runs each handler under its timeout and catches panics; one completer for
+//! all outcomes; a rescuer of expired leases and the history's maintenance.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sqlx::postgres::PgListener;
+use tokio::sync::{Notify, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
+
+use crate::completer::{self, CompleterHandle, Outcome};
+use crate::db::{self, Completion, Finish, LeasedJob};
+use crate::handler::{Backoff, Context, JobError, Requests};
+use crate::job::interval_to_duration;
+use crate::registry::Registration;
+use crate::{Client, Error, Result, Schedule};
+
+/// How often an idle producer looks for due jobs when no notification wakes it.
+pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(1);
+/// How often expired leases are looked for.
+pub const DEFAULT_RESCUE_INTERVAL: Duration = Duration::from_secs(1);
+/// How long running handlers may take to finish after a soft stop.
+pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+/// How long finished one-off jobs stay in the history.
+pub const DEFAULT_HISTORY_RETENTION: Duration = Duration::from_secs(30 * 86_400);
+/// The notification channel the schema's trigger uses.
+const CHANNEL: &str = "qron_jobs";
+
+/// Counters of one worker, readable while it runs.
+///
+/// ```no_run
+/// # async fn demo(worker: qron::Worker) {
+/// let metrics = worker.metrics();
+/// tokio::spawn(worker.run());
+/// println!("{} succeeded so far", metrics.succeeded());
+/// # }
+/// ```
+#[derive(Debug, Default)]
+pub struct Metrics {
+    leased: AtomicU64,
+    succeeded: AtomicU64,
+    retried: AtomicU64,
+    failed: AtomicU64,
+    rescued: AtomicU64,
+    written: AtomicU64,
+    stale: AtomicU64,
+    in_flight: AtomicI64,
+}
+
+impl Metrics {
+    /// Jobs leased.
+    pub fn leased(&self) -> u64 {
+        self.leased.load(Ordering::Relaxed)
+    }
+    /// Executions that succeeded.
+    pub fn succeeded(&self) -> u64 {
+        self.succeeded.load(Ordering::Relaxed)
+    }
+    /// Executions that failed and will be retried.
+    pub fn retried(&self) -> u64 {
+        self.retried.load(Ordering::Relaxed)
+    }
+    /// Executions that failed for good (or gave up their occurrence).
+    pub fn failed(&self) -> u64 {
+        self.failed.load(Ordering::Relaxed)
+    }
+    /// Expired leases returned to the pool by this worker's rescuer.
+    pub fn rescued(&self) -> u64 {
+        self.rescued.load(Ordering::Relaxed)
+    }
+    /// Outcomes written.
+    pub fn written(&self) -> u64 {
+        self.written.load(Ordering::Relaxed)
+    }
+    /// Outcomes that arrived after their lease had moved on, and changed nothing.
+    pub fn stale(&self) -> u64 {
+        self.stale.load(Ordering::Relaxed)
+    }
+    /// Handlers running now.
+    pub fn in_flight(&self) -> i64 {
+        self.in_flight.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn add_written(&self, applied: usize, stale: usize) {
+        self.written.fetch_add(applied as u64, Ordering::Relaxed);
+        self.stale.fetch_add(stale as u64, Ordering::Relaxed);
+        if stale > 0 {
+            tracing::debug!(stale, "outcomes for leases that moved on changed nothing");
+        }
+    }
+}
+
+/// Stops a running worker. Cheap to clone.
+///
+/// ```no_run
+/// # async fn demo(worker: qron::Worker) {
+/// let stop = worker.stopper();
+/// let running = tokio::spawn(worker.run());
+/// stop.soft(); // finish what runs, write every outcome, return
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct Stopper {
+    soft: CancellationToken,
+    hard: CancellationToken,
+}
+
+impl Stopper {
+    /// Stop leasing; let running handlers finish (within the grace period); write every
+    /// outcome; return.
+    pub fn soft(&self) {
+        self.soft.cancel();
+    }
+
+    /// Cancel running handlers now; their jobs come back when their leases expire.
+    pub fn hard(&self) {
+        self.soft.cancel();
+        self.hard.cancel();
+    }
+}
+
+/// How a [`Worker`] runs. Made by [`Worker::builder`].
+///
+/// ```no_run
+/// # async fn demo(client: qron::Client) -> qron::Result<()> {
+/// use std::time::Duration;
+/// let worker = qron::Worker::builder(client)
+///     .executors(["email", "backup"])
+///     .concurrency("email", 50)
+///     .poll_interval(Duration::from_secs(5))
+///     .build()?;
+/// worker.run().await?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct WorkerBuilder {
+    client: Client,
+    executors: Option<Vec<String>>,
+    registrations: Vec<Registration>,
+    concurrency: HashMap<String, usize>,
+    poll_interval: Duration,
+    flush_interval: Duration,
+    batch_size: usize,
+    backlog_limit: usize,
+    rescue_interval: Duration,
+    shutdown_grace: Duration,
+    history_retention: Duration,
+}
+
+impl WorkerBuilder {
+    /// Serves only these executors (default: every job registered with `#[qron::job]`).
+    pub fn executors<I, S>(mut self, executors: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.executors = Some(executors.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Serves a job type that is not registered through `inventory` (for example one built at
+    /// run time), in addition to the registered ones.
+    pub fn register(mut self, registration: Registration) -> Self {
+        self.registrations.push(registration);
+        self
+    }
+
+    /// Handlers of `executor` running at once in this process (default: the job's
+    /// `concurrency`).
+    pub fn concurrency(mut self, executor: impl Into<String>, n: usize) -> Self {
+        self.concurrency.insert(executor.into(), n.max(1));
+        self
+    }
+
+    /// How often an idle producer polls (default 1 s). Notifications wake it sooner.
+    pub fn poll_interval(mut self, d: Duration) -> Self {
+        self.poll_interval = d;
+        self
+    }
+
+    /// The longest an outcome waits for its batch (default 20 ms).
+    pub fn flush_interval(mut self, d: Duration) -> Self {
+        self.flush_interval = d;
+        self
+    }
+
+    /// Outcomes per statement, and jobs per lease, at most (default 1000).
+    pub fn batch_size(mut self, n: usize) -> Self {
+        self.batch_size = n.max(1);
+        self
+    }
+
+    /// Outcomes waiting to be written above which leasing pauses (default 10,000).
+    pub fn backlog_limit(mut self, n: usize) -> Self {
+        self.backlog_limit = n.max(1);
+        self
+    }
+
+    /// How often expired leases are looked for (default 1 s).
+    pub fn rescue_interval(mut self, d: Duration) -> Self {
+        self.rescue_interval = d;
+        self
+    }
+
+    /// How long handlers may run on after a soft stop (default 30 s).
+    pub fn shutdown_grace(mut self, d: Duration) -> Self {
+        self.shutdown_grace = d;
+        self
+    }
+
+    /// How long finished one-off jobs are kept (default 30 days; whole days).
+    pub fn history_retention(mut self, d: Duration) -> Self {
+        self.history_retention = d;
+        self
+    }
+
+    /// The worker.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] when two job types declare one executor, or a selected
+    /// executor has no registered job.
+    pub fn build(self) -> Result<Worker> {
+        let mut table = crate::registry::registered()?;
+        for r in self.registrations {
+            table.insert(r.executor, r);
+        }
+        let selected: Vec<Registration> = match &self.executors {
+            None => table.into_values().collect(),
+            Some(names) => {
+                let mut out = Vec::new();
+                for name in names {
+                    let r = table.get(name.as_str()).ok_or_else(|| Error::InvalidArgument {
+                        field: "executors",
+                        reason: format!(
+                            "no job is registered for executor `{name}`; declare one with #[qron::job(executor = \"{name}\")]"
+                        ),
+                    })?;
+                    out.push(*r);
+                }
+                out
+            }
+        };
+        let executors = selected
+            .into_iter()
+            .map(|r| {
+                let concurrency = self
+                    .concurrency
+                    .get(r.executor)
+                    .copied()
+                    .unwrap_or(r.options.concurrency)
+                    .max(1);
+                let capacity = u32::try_from(concurrency).unwrap_or(u32::MAX);
+                Arc::new(ExecutorState {
+                    registration: r,
+                    capacity,
+                    slots: Arc::new(Semaphore::new(capacity as usize)),
+                    wake: Notify::new(),
+                    slot_freed: Notify::new(),
+                })
+            })
+            .collect();
+        Ok(Worker {
+            client: self.client,
+            executors,
+            poll_interval: self.poll_interval,
+            flush_interval: self.flush_interval,
+            batch_size: self.batch_size,
+            backlog_limit: self.backlog_limit,
+            rescue_interval: self.rescue_interval,
+            shutdown_grace: self.shutdown_grace,
+            history_retention: self.history_retention,
+            metrics: Arc::default(),
+            stopper: Stopper {
+                soft: CancellationToken::new(),
+                hard: CancellationToken::new(),
+            },
+            id: format!(
+                "{}:{}:{}",
+                hostname(),
+                std::process::id(),
+                Utc::now().timestamp_micros()
+            ),
+        })
+    }
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_else(|_| "host".to_owned())
+}
+
+#[derive(Debug)]
+struct ExecutorState {
+    registration: Registration,
+    capacity: u32,
+    slots: Arc<Semaphore>,
+    wake: Notify,
+    slot_freed: Notify,
+}
+
+/// Runs registered jobs: leases due jobs, runs their handlers with a bound per executor, writes
+/// outcomes in batches, rescues expired leases, and keeps the history partitioned.
+///
+/// ```no_run
+/// # async fn demo() -> qron::Result<()> {
+/// let client = qron::Client::connect("postgres://localhost/app").await?;
+/// qron::init(client);
+/// qron::Worker::run_all().await?; // until Ctrl-C or SIGTERM
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct Worker {
+    client: Client,
+    executors: Vec<Arc<ExecutorState>>,
+    poll_interval: Duration,
+    flush_interval: Duration,
+    batch_size: usize,
+    backlog_limit: usize,
+    rescue_interval: Duration,
+    shutdown_grace: Duration,
+    history_retention: Duration,
+    metrics: Arc<Metrics>,
+    stopper: Stopper,
+    id: String,
+}
+
+impl Worker {
+    /// A [`WorkerBuilder`] over `client`, serving every registered job by default.
+    pub fn builder(client: Client) -> WorkerBuilder {
+        WorkerBuilder {
+            client,
+            executors: None,
+            registrations: Vec::new(),
+            concurrency: HashMap::new(),
+            poll_interval: DEFAULT_POLL_INTERVAL,
+            flush_interval: completer::DEFAULT_FLUSH_INTERVAL,
+            batch_size: completer::DEFAULT_BATCH_SIZE,
+            backlog_limit: completer::DEFAULT_BACKLOG_LIMIT,
+            rescue_interval: DEFAULT_RESCUE_INTERVAL,
+            shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
+            history_retention: DEFAULT_HISTORY_RETENTION,
+        }
+    }
+
+    /// Serves every registered job with the default client ([`crate::init`]) until Ctrl-C or
+    /// SIGTERM (a second signal cancels running handlers).
+    ///
+    /// # Errors
+    /// [`Error::NotInitialized`] without a default client; as [`WorkerBuilder::build`].
+    pub async fn run_all() -> Result<()> {
+        let worker = Self::builder(crate::client()?).build()?;
+        let stopper = worker.stopper();
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            tracing::info!("stopping: finishing running jobs (signal again to cancel them)");
+            stopper.soft();
+            shutdown_signal().await;
+            stopper.hard();
+        });
+        worker.run().await
+    }
+
+    /// The worker's counters.
+    pub fn metrics(&self) -> Arc<Metrics> {
+        self.metrics.clone()
+    }
+
+    /// A handle that stops the worker.
+    pub fn stopper(&self) -> Stopper {
+        self.stopper.clone()
+    }
+
+    /// Runs until stopped through its [`Stopper`]; returns once every outcome is written.
+    ///
+    /// # Errors
+    /// Only when it cannot start: the worker carries on through database errors.
+    pub async fn run(self) -> Result<()> {
+        let pool = self.client.pool().clone();
+        let (completer, completer_task) = completer::spawn(
+            pool.clone(),
+            self.batch_size,
+            self.flush_interval,
+            self.backlog_limit,
+            self.metrics.clone(),
+        );
+        let shared = Arc::new(Shared {
+            pool: pool.clone(),
+            completer,
+            metrics: self.metrics.clone(),
+            schedules: Mutex::new(HashMap::new()),
+            worker_id: self.id.clone(),
+            batch_size: self.batch_size,
+            poll_interval: self.poll_interval,
+            soft: self.stopper.soft.clone(),
+            hard: self.stopper.hard.clone(),
+        });
+        tracing::info!(
+            worker = %self.id,
+            executors = ?self.executors.iter().map(|e| e.registration.executor).collect::<Vec<_>>(),
+            "worker started"
+        );
+        let mut background = Vec::new();
+        let by_name: HashMap<&'static str, Arc<ExecutorState>> = self
+            .executors
+            .iter()
+            .map(|e| (e.registration.executor, e.clone()))
+            .collect();
+        background.push(tokio::spawn(listen(
+            pool.clone(),
+            by_name,
+            shared.soft.clone(),
+        )));
+        background.push(tokio::spawn(rescue(
+            shared.clone(),
+            self.executors.clone(),
+            self.rescue_interval,
+        )));
+        background.push(tokio::spawn(maintain(
+            pool.clone(),
+            self.history_retention,
+            shared.soft.clone(),
+        )));
+        let producers: Vec<_> = self
+            .executors
+            .iter()
+            .map(|e| tokio::spawn(produce(e.clone(), shared.clone())))
+            .collect();
+
+        shared.soft.cancelled().await;
+        for p in producers {
+            let _ = p.await;
+        }
+        // Let running handlers finish within the grace period: every slot free again.
+        let drain = async {
+            for e in &self.executors {
+                let _ = e.slots.acquire_many(e.capacity).await;
+            }
+        };
+        tokio::pin!(drain);
+        let mut drained = false;
+        tokio::select! {
+            () = &mut drain => drained = true,
+            () = tokio::time::sleep(self.shutdown_grace) => {
+                tracing::warn!("grace period over: cancelling running handlers");
+                shared.hard.cancel();
+            }
+            () = shared.hard.cancelled() => {}
+        }
+        if !drained {
+            // Cancelled executions give their slots back at once.
+            drain.await;
+        }
+        for b in background {
+            b.abort();
+        }
+        drop(shared);
+        let _ = completer_task.await;
+        tracing::info!(worker = %self.id, "worker stopped");
+        Ok(())
+    }
+}
+
+/// Ctrl-C, or SIGTERM on Unix.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+struct Shared {
+    pool: sqlx::PgPool,
+    completer: CompleterHandle,
+    metrics: Arc<Metrics>,
+    schedules: Mutex<HashMap<String, Option<Schedule>>>,
+    worker_id: String,
+    batch_size: usize,
+    poll_interval: Duration,
+    soft: CancellationToken,
+    hard: CancellationToken,
+}
+
+impl Shared {
+    /// A stored expression, parsed once per worker.
+    fn schedule(&self, expr: &str) -> Option<Schedule> {
+        let mut cache = self
+            .schedules
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if cache.len() > 10_000 {
+            cache.clear();
+        }
+        cache
+            .entry(expr.to_owned())
+            .or_insert_with(|| Schedule::parse(expr).ok())
+            .clone()
+    }
+}
+
+/// Leases due jobs of one executor whenever it has free slots.
+async fn produce(exec: Arc<ExecutorState>, shared: Arc<Shared>) {
+    let executor = exec.registration.executor;
+    let mut error_delay = Duration::from_millis(100);
+    loop {
+        if shared.soft.is_cancelled() {
+            break;
+        }
+        let free = exec.slots.available_permits();
+        if free == 0 {
+            tokio::select! {
+                () = exec.slot_freed.notified() => continue,
+                () = shared.soft.cancelled() => break,
+            }
+        }
+        if shared.completer.over_limit() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            continue;
+        }
+        let want = free.min(shared.batch_size);
+        let now = Utc::now();
+        let leased = db::job_lease(
+            &shared.pool,
+            executor,
+            i64::try_from(want).unwrap_or(i64::MAX),
+            now,
+            &shared.worker_id,
+        )
+        .await;
+        let jobs = match leased {
+            Ok(jobs) => {
+                error_delay = Duration::from_millis(100);
+                jobs
+            }
+            Err(e) => {
+                tracing::warn!(executor, error = %e, "could not lease jobs; retrying");
+                tokio::select! {
+                    () = tokio::time::sleep(error_delay) => {}
+                    () = shared.soft.cancelled() => break,
+                }
+                error_delay = (error_delay * 2).min(Duration::from_secs(5));
+                continue;
+            }
+        };
+        let full = jobs.len() == want;
+        shared
+            .metrics
+            .leased
+            .fetch_add(jobs.len() as u64, Ordering::Relaxed);
+        for job in jobs {
+            let Ok(permit) = exec.slots.clone().acquire_owned().await else {
+                break;
+            };
+            shared.metrics.in_flight.fetch_add(1, Ordering::Relaxed);
+            tokio::spawn(execute(job, exec.clone(), shared.clone(), permit));
+        }
+        if full {
+            continue;
+        }
+        // Idle: sleep until the poll interval, the next due job, or a notification.
+        let wait = match db::job_next_due(&shared.pool, executor).await {
+            Ok(Some(due)) => (due - Utc::now())
+                .to_std()
+                .unwrap_or(Duration::ZERO)
+                .min(shared.poll_interval),
+            _ => shared.poll_interval,
+        };
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            () = exec.wake.notified() => {}
+            () = shared.soft.cancelled() => break,
+        }
+    }
+}
+
+/// Runs one leased job and hands its outcome to the completer.
+async fn execute(
+    job: LeasedJob,
+    exec: Arc<ExecutorState>,
+    shared: Arc<Shared>,
+    permit: tokio::sync::OwnedSemaphorePermit,
+) {
+    let reg = exec.registration;
+    let span = tracing::info_span!(
+        "qron.job",
+        job.id = job.id,
+        executor = reg.executor,
+        attempt = job.attempt,
+        outcome = tracing::field::Empty,
+        duration_ms = tracing::field::Empty,
+    );
+    let started = std::time::Instant::now();
+    let ctx = Context {
+        id: job.id,
+        executor: reg.executor.into(),
+        owner: job.owner.clone(),
+        name: job.name.clone(),
+        attempt: job.attempt,
+        executions: job.executions,
+        meta: job.meta.clone(),
+        scheduled_at: job.slot_at,
+        requests: Arc::default(),
+    };
+    let timeout = interval_to_duration(&job.timeout);
+    let mut handle =
+        tokio::spawn((reg.run)(ctx.clone(), job.payload.clone()).instrument(span.clone()));
+    let result: Option<std::result::Result<(), JobError>> = tokio::select! {
+        r = tokio::time::timeout(timeout, &mut handle) => Some(match r {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) if e.is_panic() => Err(JobError::retry(format!("the handler panicked: {}", panic_message(e.into_panic())))),
+            Ok(Err(_)) => Err(JobError::retry("the handler was cancelled")),
+            Err(_) => {
+                handle.abort();
+                Err(JobError::retry(format!("the handler timed out after {timeout:?}")))
+            }
+        }),
+        () = shared.hard.cancelled() => {
+            handle.abort();
+            None
+        }
+    };
+    if let Some(result) = result {
+        let requests = ctx.take_requests();
+        let input = OutcomeInput::leased(&job);
+        let (outcome, label) = decide(
+            &input,
+            result,
+            requests,
+            Utc::now(),
+            shared.schedule(&job.expr).as_ref(),
+            reg.options.backoff,
+        );
+        span.record("outcome", label);
+        span.record("duration_ms", started.elapsed().as_millis() as u64);
+        let counter = match label {
+            "succeeded" | "paused" | "rescheduled" => &shared.metrics.succeeded,
+            "retry" => &shared.metrics.retried,
+            _ => &shared.metrics.failed,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        tracing::debug!(parent: &span, outcome = label, "job finished");
+        if !shared.completer.send(outcome).await {
+            tracing::error!(
+                job.id = job.id,
+                "the completer is gone: the job will come back when its lease expires"
+            );
+        }
+    } else {
+        tracing::info!(parent: &span, "cancelled by a hard stop: the job comes back when its lease expires");
+    }
+    drop(permit);
+    shared.metrics.in_flight.fetch_sub(1, Ordering::Relaxed);
+    exec.slot_freed.notify_one();
+}
+
+fn panic_message(p: Box<dyn std::any::Any + Send>) -> String {
+    if let Some(s) = p.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = p.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "(no message)".to_owned()
+    }
+}
+
+/// What an outcome depends on, from a lease or from an expired lease.
+pub(crate) struct OutcomeInput {
+    pub id: i64,
+    pub token: i64,
+    pub revision: i64,
+    pub recurring: bool,
+    pub run_at: DateTime<Utc>,
+    pub slot_at: DateTime<Utc>,
+    pub attempt: i32,
+    pub max_attempts: i32,
+}
+
+impl OutcomeInput {
+    fn leased(job: &LeasedJob) -> Self {
+        Self {
+            id: job.id,
+            token: job.lease_token,
+            revision: job.revision,
+            recurring: job.recurring,
+            run_at: job.run_at,
+            slot_at: job.slot_at,
+            attempt: job.attempt,
+            max_attempts: job.max_attempts,
+        }
+    }
+}
+
+/// Turns an execution's result into what the completer writes (SPEC §4), with a label for
+/// logs and counters.
+pub(crate) fn decide(
+    job: &OutcomeInput,
+    result: std::result::Result<(), JobError>,
+    requests: Requests,
+    now: DateTime<Utc>,
+    schedule: Option<&Schedule>,
+    backoff: Backoff,
+) -> (Outcome, &'static str) {
+    let next_slot = schedule.and_then(|s| s.next_run(job.slot_at, now));
+    // A new occurrence (`reset`) starts at its slot; a retry keeps the occurrence's slot.
+    let live = |status: &'static str, run_at: DateTime<Utc>, reset: bool, error: Option<String>| {
+        Outcome::Complete(Completion {
+            id: job.id,
+            token: job.token,
+            revision: job.revision,
+            status,
+            run_at,
+            slot_at: reset.then_some(run_at),
+            reset_attempt: reset,
+            payload: requests.payload.clone(),
+            expr: None,
+            recurring: job.recurring,
+            error,
+        })
+    };
+    let finish = |status: &'static str, error: Option<String>| {
+        Outcome::Finish(
+            Finish {
+                id: job.id,
+                token: job.token,
+                revision: job.revision,
+                status,
+                payload: requests.payload.clone(),
+                error,
+            },
+            job.run_at,
+        )
+    };
+    let paused_or = |status: &'static str| if requests.stop { "paused" } else { status };
+    match result {
+        Ok(()) => {
+            if requests.stop {
+                return (live("paused", job.run_at, true, None), "paused");
+            }
+            if let Some(s) = &requests.reschedule {
+                let run_at = s.first_run(now).unwrap_or(now);
+                let mut outcome = live("ready", run_at, true, None);
+                if let Outcome::Complete(c) = &mut outcome {
+                    c.expr = Some(s.to_string());
+                    c.recurring = s.is_recurring();
+                }
+                return (outcome, "rescheduled");
+            }
+            if job.recurring {
+                let run_at = next_slot.unwrap_or(now);
+                (live("ready", run_at, true, None), "succeeded")
+            } else {
+                (finish("succeeded", None), "succeeded")
+            }
+        }
+        Err(e) => {
+            let reason = Some(e.reason().to_owned());
+            let retry = matches!(e, JobError::Retry(_)) && job.attempt < job.max_attempts;
+            if retry {
+                let delay = chrono::Duration::from_std(backoff.delay(job.attempt))
+                    .unwrap_or(chrono::Duration::seconds(1));
+                let mut at = now + delay;
+                if let (true, Some(slot)) = (job.recurring, next_slot) {
+                    at = at.min(slot);
+                }
+                (live(paused_or("ready"), at, false, reason), "retry")
+            } else if job.recurring {
+                let run_at = next_slot.unwrap_or(now);
+                (live(paused_or("ready"), run_at, true, reason), "failed")
+            } else if requests.stop {
+                (live("paused", job.run_at, true, reason), "failed")
+            } else {
+                (finish("failed", reason), "failed")
+            }
+        }
+    }
+}
+
+/// Wakes producers on notifications of new due jobs; reconnects when the connection drops.
+async fn listen(
+    pool: sqlx::PgPool,
+    executors: HashMap<&'static str, Arc<ExecutorState>>,
+    stop: CancellationToken,
+) {
+    let mut delay = Duration::from_millis(100);
+    loop {
+        let listener = async {
+            let mut l = PgListener::connect_with(&pool).await?;
+            l.listen(CHANNEL).await?;
+            Ok::<_, sqlx::Error>(l)
+        };
+        let mut listener = tokio::select! {
+            l = listener => match l {
+                Ok(l) => l,
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not listen for new jobs; polling meanwhile");
+                    tokio::select! {
+                        () = tokio::time::sleep(delay) => {}
+                        () = stop.cancelled() => return,
+                    }
+                    delay = (delay * 2).min(Duration::from_secs(5));
+                    continue;
+                }
+            },
+            () = stop.cancelled() => return,
+        };
+        delay = Duration::from_millis(100);
+        // Jobs may have come while no one listened.
+        for e in executors.values() {
+            e.wake.notify_one();
+        }
+        loop {
+            tokio::select! {
+                n = listener.recv() => match n {
+                    Ok(n) => {
+                        if let Some(e) = executors.get(n.payload()) {
+                            e.wake.notify_one();
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "lost the notification connection; reconnecting");
+                        break;
+                    }
+                },
+                () = stop.cancelled() => return,
+            }
+        }
+    }
+}
+
+/// Returns expired leases to the pool (or ends their jobs when attempts are spent).
+async fn rescue(shared: Arc<Shared>, executors: Vec<Arc<ExecutorState>>, every: Duration) {
+    let backoffs: HashMap<&str, Backoff> = executors
+        .iter()
+        .map(|e| (e.registration.executor, e.registration.options.backoff))
+        .collect();
+    loop {
+        match rescue_once(&shared, &backoffs, Utc::now()).await {
+            Ok(n) if n > 0 => {
+                tracing::info!(rescued = n, "returned expired leases to the pool");
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "could not look for expired leases"),
+        }
+        tokio::select! {
+            () = tokio::time::sleep(every) => {}
+            () = shared.soft.cancelled() => return,
+        }
+    }
+}
+
+/// One pass of the rescuer: up to 1000 expired leases. Safe when many workers run it at once:
+/// the lease guard lets one write win.
+async fn rescue_once(
+    shared: &Shared,
+    backoffs: &HashMap<&str, Backoff>,
+    now: DateTime<Utc>,
+) -> sqlx::Result<usize> {
+    let expired = db::job_expired_leases(&shared.pool, now, 1000).await?;
+    if expired.is_empty() {
+        return Ok(0);
+    }
+    let outcomes: Vec<Outcome> = expired
+        .iter()
+        .map(|l| {
+            let input = OutcomeInput {
+                id: l.id,
+                token: l.lease_token,
+                revision: l.revision,
+                recurring: l.recurring,
+                run_at: l.run_at,
+                slot_at: l.slot_at,
+                attempt: l.attempt,
+                max_attempts: l.max_attempts,
+            };
+            let backoff = backoffs
+                .get(l.executor.as_str())
+                .copied()
+                .unwrap_or_default();
+            decide(
+                &input,
+                Err(JobError::retry(
+                    "the lease expired: the worker died, hung or lost its connection",
+                )),
+                Requests::default(),
+                now,
+                shared.schedule(&l.expr).as_ref(),
+                backoff,
+            )
+            .0
+        })
+        .collect();
+    let before = shared.metrics.written();
+    completer::write(&shared.pool, outcomes, &shared.metrics).await;
+    let n = shared.metrics.written().saturating_sub(before) as usize;
+    shared
+        .metrics
+        .rescued
+        .fetch_add(n as u64, Ordering::Relaxed);
+    Ok(expired.len())
+}
+
+/// Keeps history partitions ahead of time and drops those past the retention, once an hour,
+/// in one process of the fleet at a time.
+async fn maintain(pool: sqlx::PgPool, retention: Duration, stop: CancellationToken) {
+    loop {
+        if let Err(e) = maintain_once(&pool, Utc::now(), retention).await {
+            tracing::warn!(error = %e, "history maintenance failed; will try again");
+        }
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_secs(3600)) => {}
+            () = stop.cancelled() => return,
+        }
+    }
+}
+
+/// One maintenance pass; returns the partitions dropped. Does nothing when another process
+/// holds the maintenance lock.
+pub(crate) async fn maintain_once(
+    pool: &sqlx::PgPool,
+    now: DateTime<Utc>,
+    retention: Duration,
+) -> sqlx::Result<Vec<String>> {
+    let mut tx = pool.begin().await?;
+    if !db::maintenance_try_lock(&mut *tx).await? {
+        return Ok(Vec::new());
+    }
+    let today = now.date_naive();
+    for d in 0..3 {
+        db::history_partition_create(&mut *tx, today + chrono::Duration::days(d)).await?;
+    }
+    let keep_days = i64::try_from(retention.as_secs() / 86_400).unwrap_or(i64::MAX);
+    let oldest = today - chrono::Duration::days(keep_days);
+    let mut dropped = Vec::new();
+    for name in db::history_partitions(&mut *tx).await? {
+        let Some(day) = name
+            .strip_prefix("jobs_history_")
+            .and_then(|d| chrono::NaiveDate::parse_from_str(d, "%Y%m%d").ok())
+        else {
+            continue;
+        };
+        if day < oldest {
+            db::history_partition_drop(&mut *tx, &name).await?;
+            dropped.push(name);
+        }
+    }
+    tx.commit().await?;
+    Ok(dropped)
+}

@@ -1,0 +1,216 @@
+//! Jobs the tests run, declared in this library so that the test binaries and the child worker
+//! binary share them (and so that a job declared in a library is found by a binary that uses
+//! it). Each handler reports to [`probe`], keyed by the test's own key.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use qron::{Context, JobError};
+use serde::{Deserialize, Serialize};
+
+/// What the handler of one test observed.
+#[derive(Debug, Default)]
+pub struct Probe {
+    /// Handlers running now.
+    pub running: AtomicI64,
+    /// The most that ran at once.
+    pub max_running: AtomicI64,
+    /// (job id, attempt, when the handler started).
+    pub starts: Mutex<Vec<(i64, i32, DateTime<Utc>)>>,
+    /// Values a handler reported.
+    pub values: Mutex<Vec<i64>>,
+}
+
+/// The probe of `key`.
+pub fn probe(key: &str) -> Arc<Probe> {
+    static PROBES: OnceLock<Mutex<HashMap<String, Arc<Probe>>>> = OnceLock::new();
+    let map = PROBES.get_or_init(Default::default);
+    map.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .entry(key.to_owned())
+        .or_default()
+        .clone()
+}
+
+impl Probe {
+    fn enter(&self, ctx: &Context) {
+        let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
+        self.max_running.fetch_max(now, Ordering::SeqCst);
+        self.starts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push((ctx.id(), ctx.attempt(), Utc::now()));
+    }
+
+    fn leave(&self) {
+        self.running.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    /// How many executions started.
+    pub fn started(&self) -> usize {
+        self.starts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .len()
+    }
+}
+
+/// What the `act` handler does.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// Succeed.
+    Ok,
+    /// Return a retryable error.
+    Retry,
+    /// Return `JobError::fail`.
+    Fail,
+    /// Panic.
+    Panic,
+    /// Never finish (until the timeout or a cancellation).
+    Hang,
+    /// Hang on the first attempt, succeed on the next ones.
+    HangFirst,
+    /// Sleep this many milliseconds, then succeed.
+    Sleep(u64),
+    /// Add one to `count` in the payload for the next execution.
+    Count,
+    /// Reschedule the job to this expression, up to `count` more times.
+    Reschedule(String),
+    /// Stop (pause) the job.
+    Stop,
+}
+
+/// The payload of `act`: a script of what to do.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Script {
+    /// The test's probe key.
+    pub key: String,
+    /// What to do.
+    pub mode: Mode,
+    /// A counter the handler may carry forward.
+    #[serde(default)]
+    pub count: u64,
+}
+
+impl Script {
+    /// A payload for `key` doing `mode`.
+    pub fn new(key: &str, mode: Mode) -> Self {
+        Self {
+            key: key.to_owned(),
+            mode,
+            count: 0,
+        }
+    }
+}
+
+async fn behave(ctx: Context, mut a: Script) -> Result<(), JobError> {
+    let probe = probe(&a.key);
+    probe.enter(&ctx);
+    let result = match a.mode.clone() {
+        Mode::Ok => Ok(()),
+        Mode::Retry => Err(std::io::Error::other("transient trouble").into()),
+        Mode::Fail => Err(JobError::fail("permanent trouble")),
+        Mode::Panic => {
+            probe.leave();
+            panic!("handler exploded");
+        }
+        Mode::Hang => std::future::pending().await,
+        Mode::HangFirst if ctx.attempt() == 1 => std::future::pending().await,
+        Mode::HangFirst => Ok(()),
+        Mode::Sleep(ms) => {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            Ok(())
+        }
+        Mode::Count => {
+            a.count += 1;
+            ctx.set_payload(&a)?;
+            Ok(())
+        }
+        Mode::Reschedule(expr) => {
+            if a.count > 0 {
+                a.count -= 1;
+                ctx.set_payload(&a)?;
+                ctx.reschedule(&expr).map_err(JobError::fail)?;
+            }
+            Ok(())
+        }
+        Mode::Stop => {
+            ctx.stop();
+            Ok(())
+        }
+    };
+    probe.leave();
+    result
+}
+
+/// The general-purpose test job: 3 attempts, a 300 ms lease, millisecond back-off.
+#[qron::job(
+    executor = "act",
+    max_attempts = 3,
+    timeout = "300ms",
+    concurrency = 50,
+    backoff(base = "1ms", max = "5ms")
+)]
+pub async fn act(ctx: Context, a: Script) -> Result<(), JobError> {
+    behave(ctx, a).await
+}
+
+/// As `act`, with a 1 s lease and one attempt at a time per job: for the rescue test.
+#[qron::job(
+    executor = "act_lease",
+    max_attempts = 5,
+    timeout = "1s",
+    concurrency = 20,
+    backoff(base = "1ms", max = "5ms")
+)]
+pub async fn act_lease(ctx: Context, a: Script) -> Result<(), JobError> {
+    behave(ctx, a).await
+}
+
+/// A job that does nothing, many at once: for batching and throughput.
+#[qron::job(executor = "noop", concurrency = 2000)]
+pub async fn noop(_: ()) -> Result<(), JobError> {
+    Ok(())
+}
+
+/// The typed job of the quick start, checked by the macro tests.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Greeting {
+    /// The test's probe key.
+    pub key: String,
+    /// Who to welcome.
+    pub user_id: i64,
+}
+
+/// Records each payload it receives.
+#[qron::job(executor = "welcome", backoff(base = "1ms", max = "5ms"))]
+pub async fn welcome(ctx: Context, msg: Greeting) -> Result<(), JobError> {
+    let probe = probe(&msg.key);
+    probe.enter(&ctx);
+    probe.leave();
+    probe
+        .values
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .push(msg.user_id);
+    Ok(())
+}
+
+macro_rules! tagging_job {
+    ($name:ident, $executor:literal) => {
+        /// Writes its executor into its payload: for the multi-executor test.
+        #[qron::job(executor = $executor, concurrency = 100)]
+        pub async fn $name(ctx: Context, _p: serde_json::Value) -> Result<(), JobError> {
+            ctx.set_payload(&serde_json::json!({ "done_by": $executor }))?;
+            Ok(())
+        }
+    };
+}
+
+tagging_job!(tag_a, "tag_a");
+tagging_job!(tag_b, "tag_b");
+tagging_job!(tag_c, "tag_c");

@@ -1,0 +1,715 @@
+//! The worker against a real database: the outcome matrix, the in-flight bound, batching,
+//! wake-ups, recurring schedules, shutdown and the lease guard.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use qron::{Client, JobStatus, NewJob, Worker};
+use qron_tests::jobs::{Mode, Script, probe};
+use qron_tests::{Running, TestDb, count, wait_for};
+use serde_json::json;
+
+fn worker(db: &TestDb, executors: &[&str]) -> qron::WorkerBuilder {
+    Worker::builder(Client::new(db.pool.clone()))
+        .executors(executors.iter().copied())
+        .poll_interval(Duration::from_millis(100))
+        .rescue_interval(Duration::from_millis(50))
+}
+
+fn key(name: &str) -> String {
+    format!("{name}-{}", Utc::now().timestamp_nanos_opt().unwrap_or(0))
+}
+
+async fn job(c: &Client, executor: &str, expr: &str, script: &Script) -> qron::JobRow {
+    c.create(
+        NewJob::new(executor, expr)
+            .payload(serde_json::to_value(script).unwrap())
+            .timeout(Duration::from_millis(300)),
+    )
+    .await
+    .unwrap()
+}
+
+/// Waits until no job of the test is ready-and-due or running.
+async fn settle(db: &TestDb) {
+    wait_for("the queue to settle", Duration::from_secs(20), || async {
+        count(
+            &db.pool,
+            "SELECT count(*) FROM qron.jobs WHERE status = 'running' OR (status = 'ready' AND run_at <= now())",
+        )
+        .await
+            == 0
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn one_off_outcomes() {
+    let db = TestDb::new().await;
+    let c = Client::new(db.pool.clone());
+    let k = key("oneoff");
+    let ok = job(&c, "act", "@after 0s", &Script::new(&k, Mode::Ok)).await;
+    let retry = job(&c, "act", "@after 0s", &Script::new(&k, Mode::Retry)).await;
+    let fail = job(&c, "act", "@after 0s", &Script::new(&k, Mode::Fail)).await;
+    let panic = job(&c, "act", "@after 0s", &Script::new(&k, Mode::Panic)).await;
+    let hang = job(&c, "act", "@after 0s", &Script::new(&k, Mode::Hang)).await;
+    let running = Running::start(worker(&db, &["act"]).build().unwrap());
+    wait_for(
+        "every one-off job to finish",
+        Duration::from_secs(20),
+        || async { count(&db.pool, "SELECT count(*) FROM qron.jobs_history").await == 5 },
+    )
+    .await;
+    running.stop().await;
+
+    let got = |id| {
+        let c = c.clone();
+        async move { c.get(id).await.unwrap() }
+    };
+    let j = got(ok.id).await;
+    assert_eq!(
+        (j.status, j.attempt, j.executions, j.last_error.clone()),
+        (JobStatus::Succeeded, 1, 1, None)
+    );
+    assert!(j.finished_at.is_some());
+    // Retried until the attempts (5, the default) ran out, then failed with the last error.
+    let j = got(retry.id).await;
+    assert_eq!(
+        (j.status, j.attempt, j.executions),
+        (JobStatus::Failed, 5, 5)
+    );
+    assert_eq!(j.last_error.as_deref(), Some("transient trouble"));
+    // Fail: no retry.
+    let j = got(fail.id).await;
+    assert_eq!(
+        (j.status, j.attempt, j.executions),
+        (JobStatus::Failed, 1, 1)
+    );
+    assert_eq!(j.last_error.as_deref(), Some("permanent trouble"));
+    // A panic retries like an error.
+    let j = got(panic.id).await;
+    assert_eq!((j.status, j.executions), (JobStatus::Failed, 5));
+    assert!(j.last_error.unwrap().contains("panicked: handler exploded"));
+    // A handler that exceeds its timeout is abandoned and retried.
+    let j = got(hang.id).await;
+    assert_eq!((j.status, j.executions), (JobStatus::Failed, 5));
+    assert!(j.last_error.unwrap().contains("timed out"));
+    assert_eq!(
+        count(&db.pool, "SELECT count(*) FROM qron.jobs").await,
+        0,
+        "finished jobs leave the live table"
+    );
+}
+
+#[tokio::test]
+async fn recurring_outcomes_keep_the_schedule() {
+    let db = TestDb::new().await;
+    let c = Client::new(db.pool.clone());
+    let k = key("recurring");
+    let mut ids = Vec::new();
+    for mode in [Mode::Ok, Mode::Retry, Mode::Fail, Mode::Panic] {
+        let j = c
+            .create(
+                NewJob::new("act", "@every 1 hour")
+                    .payload(serde_json::to_value(Script::new(&k, mode)).unwrap())
+                    .start_at(Utc::now() - chrono::Duration::minutes(61)),
+            )
+            .await
+            .unwrap();
+        ids.push(j);
+    }
+    let running = Running::start(worker(&db, &["act"]).build().unwrap());
+    settle(&db).await;
+    running.stop().await;
+    for (j, (executions, error)) in ids.iter().zip([
+        (1, None),
+        (5, Some("transient trouble")),
+        (1, Some("permanent trouble")),
+        (5, Some("the handler panicked: handler exploded")),
+    ]) {
+        let now = c.get(j.id).await.unwrap();
+        // Never failed for good: ready at the next slot, attempt reset, on the slot grid.
+        assert_eq!(now.status, JobStatus::Ready, "{executions} {error:?}");
+        assert_eq!(now.attempt, 0);
+        assert_eq!(now.executions, executions);
+        assert_eq!(now.last_error.as_deref(), error);
+        assert_eq!(now.run_at, j.run_at + chrono::Duration::hours(1));
+        assert!(now.finished_at.is_none());
+    }
+}
+
+#[tokio::test]
+async fn backoff_grows_between_retries_and_respects_its_cap() {
+    let b = qron::Backoff::new(Duration::from_millis(10), Duration::from_secs(5));
+    let mut last = Duration::ZERO;
+    for attempt in 1..=9 {
+        let full = Duration::from_millis(10) * 2u32.pow(attempt - 1);
+        let d = b.delay(attempt as i32);
+        assert!(
+            d >= full.mul_f64(0.75) && d <= full,
+            "attempt {attempt}: {d:?}"
+        );
+        assert!(d > last, "attempt {attempt}: {d:?} after {last:?}");
+        last = d;
+    }
+    for attempt in 10..=20 {
+        let d = b.delay(attempt);
+        assert!(
+            d <= Duration::from_secs(5) && d >= Duration::from_millis(3750),
+            "{d:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_in_flight_bound_holds() {
+    let db = TestDb::new().await;
+    let c = Client::new(db.pool.clone());
+    let k = key("bound");
+    let n = 4;
+    let jobs: Vec<NewJob> = (0..10 * n)
+        .map(|_| {
+            NewJob::new("act", "@after 0s")
+                .payload(serde_json::to_value(Script::new(&k, Mode::Sleep(20))).unwrap())
+        })
+        .collect();
+    c.create_many(jobs).await.unwrap();
+    let running = Running::start(worker(&db, &["act"]).concurrency("act", n).build().unwrap());
+    wait_for("40 jobs", Duration::from_secs(20), || async {
+        count(&db.pool, "SELECT count(*) FROM qron.jobs_history").await == 40
+    })
+    .await;
+    running.stop().await;
+    let p = probe(&k);
+    assert_eq!(p.started(), 40);
+    let max = p.max_running.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(max <= n as i64 && max >= 2, "max running {max}");
+}
+
+#[tokio::test]
+async fn twenty_slots_lease_twenty_of_fifty() {
+    let db = TestDb::new().await;
+    let c = Client::new(db.pool.clone());
+    let k = key("twenty");
+    let jobs: Vec<NewJob> = (0..50)
+        .map(|_| {
+            NewJob::new("act_lease", "@after 0s")
+                .payload(serde_json::to_value(Script::new(&k, Mode::Hang)).unwrap())
+        })
+        .collect();
+    c.create_many(jobs).await.unwrap();
+    let running = Running::start(
+        worker(&db, &["act_lease"])
+            .concurrency("act_lease", 20)
+            .build()
+            .unwrap(),
+    );
+    wait_for("20 running", Duration::from_secs(10), || async {
+        count(
+            &db.pool,
+            "SELECT count(*) FROM qron.jobs WHERE status = 'running'",
+        )
+        .await
+            == 20
+    })
+    .await;
+    assert_eq!(
+        count(
+            &db.pool,
+            "SELECT count(*) FROM qron.jobs WHERE status = 'ready'"
+        )
+        .await,
+        30
+    );
+    running.stopper.hard();
+}
+
+#[tokio::test]
+async fn eight_workers_of_five_never_overlap() {
+    let db = TestDb::new().await;
+    let c = Client::new(db.pool.clone());
+    let k = key("eight");
+    let jobs: Vec<NewJob> = (0..50)
+        .map(|_| {
+            NewJob::new("act_lease", "@after 0s")
+                .payload(serde_json::to_value(Script::new(&k, Mode::Hang)).unwrap())
+        })
+        .collect();
+    c.create_many(jobs).await.unwrap();
+    let workers: Vec<Running> = (0..8)
+        .map(|_| {
+            Running::start(
+                worker(&db, &["act_lease"])
+                    .concurrency("act_lease", 5)
+                    .build()
+                    .unwrap(),
+            )
+        })
+        .collect();
+    wait_for("40 running", Duration::from_secs(10), || async {
+        count(
+            &db.pool,
+            "SELECT count(*) FROM qron.jobs WHERE status = 'running'",
+        )
+        .await
+            == 40
+    })
+    .await;
+    assert_eq!(
+        count(
+            &db.pool,
+            "SELECT count(*) FROM qron.jobs WHERE status = 'ready'"
+        )
+        .await,
+        10
+    );
+    assert_eq!(
+        count(
+            &db.pool,
+            "SELECT count(DISTINCT lease_owner) FROM qron.jobs WHERE status = 'running'"
+        )
+        .await,
+        8
+    );
+    let p = probe(&k);
+    let starts = p.starts.lock().unwrap().clone();
+    let mut ids: Vec<i64> = starts.iter().map(|s| s.0).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 40, "no job was handed to two workers");
+    for w in workers {
+        w.stopper.hard();
+    }
+}
+
+#[tokio::test]
+async fn two_workers_split_a_hundred_jobs_with_no_overlap() {
+    let db = TestDb::new().await;
+    let c = Client::new(db.pool.clone());
+    let k = key("split");
+    let jobs: Vec<NewJob> = (0..100)
+        .map(|_| {
+            NewJob::new("act", "@after 0s")
+                .payload(serde_json::to_value(Script::new(&k, Mode::Sleep(5))).unwrap())
+        })
+        .collect();
+    // Created before any worker started: all delivered once they start.
+    c.create_many(jobs).await.unwrap();
+    let a = Running::start(worker(&db, &["act"]).concurrency("act", 5).build().unwrap());
+    let b = Running::start(worker(&db, &["act"]).concurrency("act", 5).build().unwrap());
+    wait_for("100 finished", Duration::from_secs(20), || async {
+        count(
+            &db.pool,
+            "SELECT count(*) FROM qron.jobs_history WHERE status = 'succeeded'",
+        )
+        .await
+            == 100
+    })
+    .await;
+    let (ma, mb) = (a.metrics.clone(), b.metrics.clone());
+    a.stop().await;
+    b.stop().await;
+    assert_eq!(ma.leased() + mb.leased(), 100, "each job delivered once");
+    assert!(ma.leased() > 0 && mb.leased() > 0);
+    assert_eq!(probe(&k).started(), 100);
+    assert_eq!(
+        count(
+            &db.pool,
+            "SELECT count(*) FROM qron.jobs_history WHERE executions <> 1"
+        )
+        .await,
+        0
+    );
+}
+
+#[tokio::test]
+async fn outcomes_are_written_in_batches() {
+    let db = TestDb::new().await;
+    let c = Client::new(db.pool.clone());
+    // Count the statements that end one-off jobs (they delete from the live table).
+    sqlx::raw_sql(
+        "CREATE TABLE public.deletes (n int NOT NULL);
+         INSERT INTO public.deletes VALUES (0);
+         CREATE FUNCTION public.count_delete() RETURNS trigger LANGUAGE plpgsql AS
+           $$ BEGIN UPDATE public.deletes SET n = n + 1; RETURN NULL; END $$;
+         CREATE TRIGGER count_delete AFTER DELETE ON qron.jobs
+           FOR EACH STATEMENT EXECUTE FUNCTION public.count_delete();",
+    )
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    let jobs: Vec<NewJob> = (0..10_000)
+        .map(|_| NewJob::new("noop", "@after 0s"))
+        .collect();
+    c.create_many(jobs).await.unwrap();
+    let batch = 1000;
+    let running = Running::start(
+        worker(&db, &["noop"])
+            .batch_size(batch)
+            .flush_interval(Duration::from_millis(500))
+            .build()
+            .unwrap(),
+    );
+    wait_for("10,000 no-op jobs", Duration::from_secs(60), || async {
+        count(&db.pool, "SELECT count(*) FROM qron.jobs_history").await == 10_000
+    })
+    .await;
+    running.stop().await;
+    let statements = count(&db.pool, "SELECT n::bigint FROM public.deletes").await;
+    assert!(
+        statements <= 10_000 / batch as i64 + 5,
+        "{statements} outcome statements for 10,000 jobs"
+    );
+}
+
+#[tokio::test]
+async fn three_executors_each_outcome_on_its_own_job() {
+    let db = TestDb::new().await;
+    let c = Client::new(db.pool.clone());
+    for executor in ["tag_a", "tag_b", "tag_c"] {
+        let jobs: Vec<NewJob> = (0..1000)
+            .map(|i| NewJob::new(executor, "@after 0s").payload(json!({ "i": i })))
+            .collect();
+        c.create_many(jobs).await.unwrap();
+    }
+    let running = Running::start(worker(&db, &["tag_a", "tag_b", "tag_c"]).build().unwrap());
+    wait_for("3,000 jobs", Duration::from_secs(60), || async {
+        count(&db.pool, "SELECT count(*) FROM qron.jobs_history").await == 3000
+    })
+    .await;
+    running.stop().await;
+    assert_eq!(
+        count(&db.pool, "SELECT count(*) FROM qron.jobs_history WHERE payload->>'done_by' = executor AND status = 'succeeded'").await,
+        3000
+    );
+}
+
+#[tokio::test]
+async fn a_notification_wakes_an_idle_worker() {
+    let db = TestDb::new().await;
+    let c = Client::new(db.pool.clone());
+    let k = key("wake");
+    let running = Running::start(
+        worker(&db, &["act"])
+            .poll_interval(Duration::from_secs(10))
+            .build()
+            .unwrap(),
+    );
+    // Let the producer go idle on its 10 s poll.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut delays = Vec::new();
+    for i in 0..15 {
+        let enqueued = Utc::now();
+        let j = job(&c, "act", "@after 0s", &Script::new(&k, Mode::Ok)).await;
+        wait_for("the handler to start", Duration::from_secs(5), || async {
+            probe(&k).started() > i
+        })
+        .await;
+        let started = probe(&k)
+            .starts
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|s| s.0 == j.id)
+            .map(|s| s.2)
+            .unwrap();
+        delays.push((started - enqueued).num_microseconds().unwrap());
+    }
+    running.stop().await;
+    delays.sort();
+    let median = delays[delays.len() / 2];
+    assert!(
+        median < 50_000,
+        "median enqueue-to-start {median} µs with a 10 s poll interval: {delays:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_one_off_runs_at_its_start_plus_interval() {
+    let db = TestDb::new().await;
+    let c = Client::new(db.pool.clone());
+    let k = key("start");
+    let start = Utc::now() + chrono::Duration::seconds(1);
+    let j = c
+        .create(
+            NewJob::new("act", "@after 100ms")
+                .payload(serde_json::to_value(Script::new(&k, Mode::Ok)).unwrap())
+                .start_at(start),
+        )
+        .await
+        .unwrap();
+    let running = Running::start(
+        worker(&db, &["act"])
+            .poll_interval(Duration::from_secs(10))
+            .build()
+            .unwrap(),
+    );
+    wait_for("the run", Duration::from_secs(5), || async {
+        probe(&k).started() == 1
+    })
+    .await;
+    running.stop().await;
+    let ran = probe(&k).starts.lock().unwrap()[0].2;
+    let due = start + chrono::Duration::milliseconds(100);
+    assert_eq!(j.run_at, chrono::SubsecRound::trunc_subsecs(due, 6));
+    assert!(ran >= j.run_at, "ran {ran} before {}", j.run_at);
+    assert!(
+        ran < j.run_at + chrono::Duration::milliseconds(250),
+        "ran {ran}, due {}",
+        j.run_at
+    );
+}
+
+#[tokio::test]
+async fn a_recurring_counter_runs_on_its_slots() {
+    let db = TestDb::new().await;
+    let c = Client::new(db.pool.clone());
+    let k = key("counter");
+    let j = c
+        .create(
+            NewJob::new("act", "@every 1 second")
+                .payload(serde_json::to_value(Script::new(&k, Mode::Count)).unwrap()),
+        )
+        .await
+        .unwrap();
+    let running = Running::start(worker(&db, &["act"]).build().unwrap());
+    wait_for("3 runs", Duration::from_secs(10), || async {
+        c.get(j.id).await.unwrap().executions >= 3
+    })
+    .await;
+    running.stop().await;
+    let now = c.get(j.id).await.unwrap();
+    let k_runs = now.executions;
+    assert_eq!(
+        now.payload["count"],
+        json!(k_runs),
+        "the payload counts every run"
+    );
+    // No drift: the next slot is on the grid, whatever the processing time.
+    assert_eq!(now.run_at, j.run_at + chrono::Duration::seconds(k_runs));
+    for (i, (_, _, at)) in probe(&k).starts.lock().unwrap().iter().enumerate() {
+        let slot = j.run_at + chrono::Duration::seconds(i as i64);
+        assert!(*at >= slot, "run {i} at {at} before its slot {slot}");
+    }
+}
+
+#[tokio::test]
+async fn a_handler_reschedules_itself() {
+    let db = TestDb::new().await;
+    let c = Client::new(db.pool.clone());
+    let k = key("resched");
+    let mut script = Script::new(&k, Mode::Reschedule("@after 200ms".into()));
+    script.count = 2;
+    let j = job(&c, "act", "@after 0s", &script).await;
+    let running = Running::start(worker(&db, &["act"]).build().unwrap());
+    wait_for("3 runs", Duration::from_secs(5), || async {
+        count(&db.pool, "SELECT count(*) FROM qron.jobs_history").await == 1
+    })
+    .await;
+    running.stop().await;
+    let done = c.get(j.id).await.unwrap();
+    assert_eq!((done.status, done.executions), (JobStatus::Succeeded, 3));
+    assert_eq!(done.expr, "@after 0.2 seconds");
+    let starts = probe(&k).starts.lock().unwrap().clone();
+    assert_eq!(starts.len(), 3);
+    for w in starts.windows(2) {
+        assert!(
+            w[1].2 - w[0].2 >= chrono::Duration::milliseconds(200),
+            "{starts:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_handler_stops_its_recurring_job() {
+    let db = TestDb::new().await;
+    let c = Client::new(db.pool.clone());
+    let k = key("stop");
+    let j = job(&c, "act", "@every 1 hour", &Script::new(&k, Mode::Stop)).await;
+    sqlx::query("UPDATE qron.jobs SET run_at = now()")
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    let running = Running::start(worker(&db, &["act"]).build().unwrap());
+    wait_for("the pause", Duration::from_secs(5), || async {
+        c.get(j.id).await.unwrap().status == JobStatus::Paused
+    })
+    .await;
+    running.stop().await;
+    assert_eq!(c.get(j.id).await.unwrap().executions, 1);
+}
+
+#[tokio::test]
+async fn a_soft_stop_writes_every_started_execution() {
+    let db = TestDb::new().await;
+    let c = Client::new(db.pool.clone());
+    let k = key("drain");
+    let jobs: Vec<NewJob> = (0..30)
+        .map(|_| {
+            NewJob::new("act", "@after 0s")
+                .payload(serde_json::to_value(Script::new(&k, Mode::Sleep(150))).unwrap())
+        })
+        .collect();
+    c.create_many(jobs).await.unwrap();
+    let running = Running::start(
+        worker(&db, &["act"])
+            .concurrency("act", 10)
+            .build()
+            .unwrap(),
+    );
+    wait_for("handlers to start", Duration::from_secs(5), || async {
+        probe(&k).started() >= 5
+    })
+    .await;
+    running.stop().await;
+    let started = probe(&k).started() as i64;
+    assert!(started >= 5);
+    assert_eq!(
+        count(
+            &db.pool,
+            "SELECT count(*) FROM qron.jobs WHERE status = 'running'"
+        )
+        .await,
+        0
+    );
+    assert_eq!(
+        count(
+            &db.pool,
+            "SELECT count(*) FROM qron.jobs_history WHERE status = 'succeeded'"
+        )
+        .await,
+        started,
+        "every execution that started has its outcome"
+    );
+}
+
+#[tokio::test]
+async fn recurring_commits_survive_shutdown() {
+    let db = TestDb::new().await;
+    let c = Client::new(db.pool.clone());
+    let k = key("every100");
+    let a = job(&c, "act", "@every 100ms", &Script::new(&k, Mode::Ok)).await;
+    let b = job(&c, "act", "@every 100ms", &Script::new(&k, Mode::Ok)).await;
+    let running = Running::start(worker(&db, &["act"]).build().unwrap());
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    running.stop().await;
+    let delivered = probe(&k).started() as i64;
+    let executions = c.get(a.id).await.unwrap().executions + c.get(b.id).await.unwrap().executions;
+    assert!(delivered >= 4, "{delivered}");
+    assert_eq!(
+        executions, delivered,
+        "every delivery's outcome was committed"
+    );
+}
+
+#[tokio::test]
+async fn an_edit_made_while_running_is_kept() {
+    let db = TestDb::new().await;
+    let c = Client::new(db.pool.clone());
+    let k = key("edit");
+    let j = job(
+        &c,
+        "act",
+        "@every 1 hour",
+        &Script::new(&k, Mode::Sleep(150)),
+    )
+    .await;
+    sqlx::query("UPDATE qron.jobs SET run_at = now()")
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    let running = Running::start(worker(&db, &["act"]).build().unwrap());
+    wait_for("the run", Duration::from_secs(5), || async {
+        probe(&k).started() == 1
+    })
+    .await;
+    let edited = c
+        .update(
+            j.id,
+            qron::JobUpdate::new()
+                .expr("@every 2 hours")
+                .payload(serde_json::to_value(Script::new(&k, Mode::Fail)).unwrap()),
+        )
+        .await
+        .unwrap();
+    wait_for("the outcome", Duration::from_secs(5), || async {
+        c.get(j.id).await.unwrap().status == JobStatus::Ready
+    })
+    .await;
+    running.stop().await;
+    let now = c.get(j.id).await.unwrap();
+    assert_eq!(now.expr, "@every 2 hours");
+    assert_eq!(now.payload, edited.payload);
+    assert_eq!(now.run_at, edited.run_at);
+    assert_eq!(now.executions, 1);
+}
+
+#[tokio::test]
+async fn paused_while_running_stays_paused_with_its_outcome() {
+    let db = TestDb::new().await;
+    let c = Client::new(db.pool.clone());
+    let k = key("pause");
+    let j = job(&c, "act", "@after 0s", &Script::new(&k, Mode::Sleep(300))).await;
+    let running = Running::start(worker(&db, &["act"]).build().unwrap());
+    wait_for("the run", Duration::from_secs(5), || async {
+        probe(&k).started() == 1
+    })
+    .await;
+    assert_eq!(c.stop(j.id).await.unwrap().status, JobStatus::Paused);
+    wait_for("the outcome", Duration::from_secs(5), || async {
+        count(
+            &db.pool,
+            "SELECT count(*) FROM qron.jobs WHERE lease_expires_at IS NULL",
+        )
+        .await
+            == 1
+    })
+    .await;
+    running.stop().await;
+    let now = c.get(j.id).await.unwrap();
+    assert_eq!((now.status, now.executions), (JobStatus::Paused, 1));
+}
+
+#[tokio::test]
+async fn a_stale_outcome_changes_nothing() {
+    let db = TestDb::new().await;
+    let c = Client::new(db.pool.clone());
+    let k = key("stale");
+    // Worker A's handler runs 600 ms on a 300 ms lease... but its timeout would abandon it, so
+    // expire the lease by hand while it runs and let worker B take the job over.
+    let j = job(&c, "act", "@after 0s", &Script::new(&k, Mode::Sleep(250))).await;
+    let a = Running::start(
+        worker(&db, &["act"])
+            .rescue_interval(Duration::from_secs(3600))
+            .build()
+            .unwrap(),
+    );
+    wait_for("A's run", Duration::from_secs(5), || async {
+        probe(&k).started() == 1
+    })
+    .await;
+    sqlx::query("UPDATE qron.jobs SET lease_expires_at = now() - interval '1 second'")
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    // B's rescuer returns the job to the pool (counting A's attempt); B runs it again.
+    let b = Running::start(worker(&db, &["act"]).build().unwrap());
+    wait_for("the job to finish", Duration::from_secs(10), || async {
+        count(&db.pool, "SELECT count(*) FROM qron.jobs_history").await == 1
+    })
+    .await;
+    let (ma, mb) = (a.metrics.clone(), b.metrics.clone());
+    a.stop().await;
+    b.stop().await;
+    assert_eq!(
+        ma.stale(),
+        1,
+        "A's late outcome met a lease that had moved on"
+    );
+    assert_eq!(mb.rescued(), 1);
+    let done = c.get(j.id).await.unwrap();
+    assert_eq!(
+        (done.status, done.attempt, done.executions),
+        (JobStatus::Succeeded, 2, 2)
+    );
+}
