@@ -1,0 +1,4 @@
+#[qron::job(executor = "email")]
+struct Email;
+
+fn main() {}
