@@ -56,6 +56,17 @@ pub fn decode<T: serde::de::DeserializeOwned>(payload: Value) -> Result<T, JobEr
     })
 }
 
+/// The error for two job types that claim one executor.
+pub(crate) fn duplicate(a: &Registration, b: &Registration) -> crate::Error {
+    crate::Error::InvalidArgument {
+        field: "executor",
+        reason: format!(
+            "`{}` and `{}` both declare executor `{}`; give one of them another executor",
+            a.type_name, b.type_name, b.executor
+        ),
+    }
+}
+
 /// Every registered job, by executor.
 ///
 /// # Errors
@@ -64,13 +75,7 @@ pub(crate) fn registered() -> crate::Result<HashMap<&'static str, Registration>>
     let mut table: HashMap<&'static str, Registration> = HashMap::new();
     for r in inventory::iter::<Registration> {
         if let Some(other) = table.insert(r.executor, *r) {
-            return Err(crate::Error::InvalidArgument {
-                field: "executor",
-                reason: format!(
-                    "`{}` and `{}` both declare executor `{}`; give one of them another executor",
-                    other.type_name, r.type_name, r.executor
-                ),
-            });
+            return Err(duplicate(&other, r));
         }
     }
     Ok(table)

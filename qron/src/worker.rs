@@ -227,7 +227,9 @@ impl WorkerBuilder {
     pub fn build(self) -> Result<Worker> {
         let mut table = crate::registry::registered()?;
         for r in self.registrations {
-            table.insert(r.executor, r);
+            if let Some(other) = table.insert(r.executor, r) {
+                return Err(crate::registry::duplicate(&other, &r));
+            }
         }
         let selected: Vec<Registration> = match &self.executors {
             None => table.into_values().collect(),

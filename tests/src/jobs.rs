@@ -112,7 +112,11 @@ async fn behave(ctx: Context, mut a: Script) -> Result<(), JobError> {
     probe.enter(&ctx);
     let result = match a.mode.clone() {
         Mode::Ok => Ok(()),
-        Mode::Retry => Err(std::io::Error::other("transient trouble").into()),
+        Mode::Retry => {
+            // `?` on any std::error::Error retries.
+            Err(std::io::Error::other("transient trouble"))?;
+            Ok(())
+        }
         Mode::Fail => Err(JobError::fail("permanent trouble")),
         Mode::Panic => {
             probe.leave();

@@ -7,4 +7,5 @@ mod expr;
 mod expr_pg;
 mod migrate;
 mod schema;
+mod typed;
 mod worker;

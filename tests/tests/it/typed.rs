@@ -1,0 +1,198 @@
+//! `#[qron::job]` end to end: typed enqueue, the registry, and payloads that no longer decode.
+
+use std::time::Duration;
+
+use qron::{Client, Job as _, JobStatus, NewJob, Registration, Worker};
+use qron_tests::jobs::{Act, Greeting, Script, Welcome, probe};
+use qron_tests::{Running, TestDb, count, wait_for};
+
+fn worker(db: &TestDb, executors: &[&str]) -> qron::WorkerBuilder {
+    Worker::builder(Client::new(db.pool.clone()))
+        .executors(executors.iter().copied())
+        .poll_interval(Duration::from_millis(100))
+}
+
+fn key(name: &str) -> String {
+    format!(
+        "{name}-{}",
+        chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0)
+    )
+}
+
+#[tokio::test]
+async fn a_typed_job_runs_with_its_payload() {
+    let db = TestDb::new().await;
+    let c = Client::new(db.pool.clone());
+    let k = key("typed");
+    let job = Welcome::schedule_with(
+        &c,
+        "@after 0s",
+        Greeting {
+            key: k.clone(),
+            user_id: 7,
+        },
+    )
+    .name("welcome-7")
+    .meta(serde_json::json!({ "source": "signup" }))
+    .await
+    .unwrap();
+    assert_eq!(job.executor, "welcome");
+    assert_eq!(job.name.as_deref(), Some("welcome-7"));
+    assert_eq!(job.payload, serde_json::json!({ "key": k, "user_id": 7 }));
+    // The options of the attribute reach the stored job.
+    let act = Act::schedule_with(
+        &c,
+        "@after 1 hour",
+        Script::new(&k, qron_tests::jobs::Mode::Ok),
+    )
+    .await
+    .unwrap();
+    assert_eq!(act.max_attempts, 3);
+    assert_eq!(act.timeout, Duration::from_millis(300));
+
+    let running = Running::start(worker(&db, &["welcome"]).build().unwrap());
+    wait_for("the typed job", Duration::from_secs(10), || async {
+        c.get(job.id).await.unwrap().status == JobStatus::Succeeded
+    })
+    .await;
+    running.stop().await;
+    assert_eq!(*probe(&k).values.lock().unwrap(), [7]);
+}
+
+#[tokio::test]
+async fn typed_enqueue_follows_the_callers_transaction() {
+    let db = TestDb::new().await;
+    let c = Client::new(db.pool.clone());
+    let mut tx = db.pool.begin().await.unwrap();
+    let job = Welcome::schedule_with(
+        &mut *tx,
+        "@after 1 hour",
+        Greeting {
+            key: "tx".into(),
+            user_id: 1,
+        },
+    )
+    .owner("acme")
+    .await
+    .unwrap();
+    assert_eq!(job.owner, "acme");
+    tx.rollback().await.unwrap();
+    assert!(c.owner("acme").get(job.id).await.is_err());
+    assert_eq!(count(&db.pool, "SELECT count(*) FROM qron.jobs").await, 0);
+}
+
+#[tokio::test]
+async fn the_default_client_serves_typed_enqueue() {
+    let db = TestDb::new().await;
+    // The only test of this binary that installs the process-wide default client.
+    assert!(qron::init(Client::new(db.pool.clone())));
+    let job = Welcome::schedule(
+        "@after 1 hour",
+        Greeting {
+            key: "default".into(),
+            user_id: 3,
+        },
+    )
+    .await
+    .unwrap();
+    let ids = Welcome::schedule_many((0..3).map(|i| {
+        (
+            "@after 1 hour",
+            Greeting {
+                key: "many".into(),
+                user_id: i,
+            },
+        )
+    }))
+    .await
+    .unwrap();
+    assert_eq!(ids.len(), 3);
+    assert!(ids.iter().all(|id| *id > job.id));
+    assert_eq!(
+        count(
+            &db.pool,
+            "SELECT count(*) FROM qron.jobs WHERE executor = 'welcome'"
+        )
+        .await,
+        4
+    );
+}
+
+#[tokio::test]
+async fn a_payload_that_no_longer_decodes_fails_naming_the_type() {
+    let db = TestDb::new().await;
+    let c = Client::new(db.pool.clone());
+    let job = c
+        .create(NewJob::new("welcome", "@after 0s").payload(serde_json::json!({ "user": "seven" })))
+        .await
+        .unwrap();
+    let running = Running::start(worker(&db, &["welcome"]).build().unwrap());
+    wait_for("the failure", Duration::from_secs(10), || async {
+        c.get(job.id).await.unwrap().status == JobStatus::Failed
+    })
+    .await;
+    running.stop().await;
+    let failed = c.get(job.id).await.unwrap();
+    assert_eq!(failed.executions, 1, "no retry: it would never decode");
+    let error = failed.last_error.unwrap();
+    assert!(error.contains("Greeting"), "{error}");
+    assert!(error.contains("missing field"), "{error}");
+}
+
+#[test]
+fn jobs_declared_in_a_library_are_registered() {
+    let jobs = qron::registered_jobs().unwrap();
+    for executor in [
+        "act",
+        "act_lease",
+        "noop",
+        "welcome",
+        "tag_a",
+        "tag_b",
+        "tag_c",
+    ] {
+        assert!(
+            jobs.contains_key(executor),
+            "{executor} is missing: {:?}",
+            jobs.keys()
+        );
+    }
+    let act = jobs["act"];
+    assert_eq!(act.type_name, "qron_tests::jobs::Act");
+    assert_eq!(act.options.max_attempts, 3);
+    assert_eq!(act.options.concurrency, 50);
+    assert_eq!(act.options.backoff.base, Duration::from_millis(1));
+}
+
+#[tokio::test]
+async fn two_jobs_on_one_executor_are_refused_at_start() {
+    let db = TestDb::new().await;
+    let act = qron::registered_jobs().unwrap()["act"];
+    let clash = Registration::of::<Act>("elsewhere::Act", act.run);
+    let err = Worker::builder(Client::new(db.pool.clone()))
+        .register(clash)
+        .build()
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("qron_tests::jobs::Act") && err.contains("elsewhere::Act"),
+        "{err}"
+    );
+    assert!(err.contains("`act`"), "{err}");
+}
+
+#[tokio::test]
+async fn a_handler_can_be_called_directly() {
+    let ctx = qron::Context::detached("welcome");
+    let k = key("direct");
+    qron_tests::jobs::welcome(
+        ctx,
+        Greeting {
+            key: k.clone(),
+            user_id: 42,
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(*probe(&k).values.lock().unwrap(), [42]);
+}
