@@ -220,22 +220,21 @@ pub(crate) fn generate(func: &ItemFn, args: Args) -> syn::Result<TokenStream> {
                         #krate::__private::Duration::from_micros(#max),
                     ),
                 );
-            }
 
-            fn __qron_run(
-                ctx: #krate::Context,
-                payload: #krate::__private::Value,
-            ) -> #krate::__private::HandlerFuture {
-                #krate::__private::Box::pin(async move {
-                    let payload: #payload_ty = #krate::__private::decode(payload)?;
-                    #finish
-                })
+                fn __run(
+                    ctx: #krate::Context,
+                    payload: #krate::__private::Value,
+                ) -> #krate::__private::HandlerFuture {
+                    #krate::__private::Box::pin(async move {
+                        let payload: #payload_ty = #krate::__private::decode(payload)?;
+                        #finish
+                    })
+                }
             }
 
             #krate::__private::inventory::submit! {
                 #krate::__private::Registration::of::<#type_name>(
                     ::core::concat!(::core::module_path!(), "::", #type_name_str),
-                    __qron_run,
                 )
             }
         };

@@ -25,6 +25,7 @@ use std::io::Read as _;
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Mutex, OnceLock, mpsc};
 use std::time::{Duration, Instant};
 
@@ -240,44 +241,27 @@ impl Builder {
             });
         }
 
-        let log = fs::File::create(&log_path).map_err(|e| embedded_err("create the log", e))?;
+        fs::File::create(&log_path).map_err(|e| embedded_err("create the log", e))?;
         if let Some((uid, gid)) = run_as {
             nix::unistd::chown(&log_path, Some(uid), Some(gid))
                 .map_err(|e| embedded_err("give the log to `postgres`", e))?;
         }
-        let log_err = log
-            .try_clone()
-            .map_err(|e| embedded_err("open the log", e))?;
-        let mut server = Command::new(bin_dir.join("postgres"));
-        server
-            .arg("-D")
-            .arg(&data_dir)
-            .arg("-k")
-            .arg(dir.path())
-            .arg("-p")
-            .arg(SOCKET_PORT.to_string());
-        for (name, value) in &self.settings {
-            server.arg("-c").arg(format!("{name}={value}"));
-        }
-        server
-            .current_dir(dir.path())
-            .env("LC_ALL", "C")
-            .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(log_err)
-            // Keep the terminal's Ctrl-C away from the server: its owner stops it.
-            .process_group(0);
-        as_user(&mut server, run_as);
-        let (child, keeper) = spawn_kept(server)?;
+        let server = Server {
+            bin_dir: bin_dir.clone(),
+            settings: self.settings,
+            run_as,
+        };
         let pg = EmbeddedPostgres {
             socket_dir: dir.path().to_path_buf(),
             data_dir,
             log_path,
-            pid: child.id(),
-            child: Mutex::new(Some(child)),
-            keeper: Mutex::new(Some(keeper)),
+            pid: AtomicU32::new(0),
+            child: Mutex::new(None),
+            keeper: Mutex::new(None),
             dir: Mutex::new(Some(dir)),
+            server,
         };
+        pg.spawn_server()?;
         pg.wait_ready()?;
         tracing::info!(
             socket_dir = %pg.socket_dir.display(),
@@ -287,6 +271,14 @@ impl Builder {
         );
         Ok(pg)
     }
+}
+
+/// How the server process is started (again, on restart).
+#[derive(Debug)]
+struct Server {
+    bin_dir: PathBuf,
+    settings: Vec<(String, String)>,
+    run_as: Option<(Uid, Gid)>,
 }
 
 /// A running throwaway PostgreSQL server; dropping it stops the server and deletes its directory.
@@ -305,7 +297,8 @@ pub struct EmbeddedPostgres {
     socket_dir: PathBuf,
     data_dir: PathBuf,
     log_path: PathBuf,
-    pid: u32,
+    pid: AtomicU32,
+    server: Server,
     child: Mutex<Option<Child>>,
     keeper: Mutex<Option<mpsc::Sender<()>>>,
     dir: Mutex<Option<tempfile::TempDir>>,
@@ -431,7 +424,62 @@ impl EmbeddedPostgres {
     /// # Ok::<(), qron::Error>(())
     /// ```
     pub fn pid(&self) -> u32 {
-        self.pid
+        self.pid.load(Ordering::SeqCst)
+    }
+
+    /// Restarts the server on the same data (a fast shutdown, then a start), as `pg_ctl restart`
+    /// does: connections drop, data stays. Blocks until it accepts connections again.
+    ///
+    /// # Errors
+    /// [`Error::Embedded`] when the server does not come back.
+    ///
+    /// ```no_run
+    /// let pg = qron::embedded::EmbeddedPostgres::start()?;
+    /// pg.restart()?;
+    /// # Ok::<(), qron::Error>(())
+    /// ```
+    pub fn restart(&self) -> Result<()> {
+        if let Some(mut child) = lock(&self.child).take() {
+            let _ = kill(Pid::from_raw(self.pid() as i32), Signal::SIGINT);
+            let _ = child.wait();
+        }
+        lock(&self.keeper).take();
+        let _ = fs::remove_file(self.data_dir.join("postmaster.pid"));
+        self.spawn_server()?;
+        self.wait_ready()
+    }
+
+    fn spawn_server(&self) -> Result<()> {
+        let log = fs::OpenOptions::new()
+            .append(true)
+            .open(&self.log_path)
+            .map_err(|e| embedded_err("open the log", e))?;
+        let log_err = log
+            .try_clone()
+            .map_err(|e| embedded_err("open the log", e))?;
+        let mut cmd = Command::new(self.server.bin_dir.join("postgres"));
+        cmd.arg("-D")
+            .arg(&self.data_dir)
+            .arg("-k")
+            .arg(&self.socket_dir)
+            .arg("-p")
+            .arg(SOCKET_PORT.to_string());
+        for (name, value) in &self.server.settings {
+            cmd.arg("-c").arg(format!("{name}={value}"));
+        }
+        cmd.current_dir(&self.socket_dir)
+            .env("LC_ALL", "C")
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(log_err)
+            // Keep the terminal's Ctrl-C away from the server: its owner stops it.
+            .process_group(0);
+        as_user(&mut cmd, self.server.run_as);
+        let (child, keeper) = spawn_kept(cmd)?;
+        self.pid.store(child.id(), Ordering::SeqCst);
+        *lock(&self.child) = Some(child);
+        *lock(&self.keeper) = Some(keeper);
+        Ok(())
     }
 
     /// Stops the server and deletes its directory now (dropping it does the same).
@@ -494,7 +542,7 @@ impl EmbeddedPostgres {
     /// Idempotent.
     fn shutdown(&self) {
         if let Some(mut child) = lock(&self.child).take() {
-            let pid = Pid::from_raw(self.pid as i32);
+            let pid = Pid::from_raw(self.pid() as i32);
             let _ = kill(pid, Signal::SIGQUIT);
             let deadline = Instant::now() + STOP_TIMEOUT;
             loop {

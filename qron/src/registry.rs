@@ -26,16 +26,13 @@ pub struct Registration {
 }
 
 impl Registration {
-    /// The registration of job type `J`, running through `run`.
-    pub const fn of<J: Job>(
-        type_name: &'static str,
-        run: fn(Context, Value) -> HandlerFuture,
-    ) -> Self {
+    /// The registration of job type `J`, named `type_name` in messages.
+    pub const fn of<J: Job>(type_name: &'static str) -> Self {
         Self {
             executor: J::EXECUTOR,
             type_name,
             options: J::OPTIONS,
-            run,
+            run: J::__run,
         }
     }
 }
@@ -74,7 +71,9 @@ pub(crate) fn duplicate(a: &Registration, b: &Registration) -> crate::Error {
 pub(crate) fn registered() -> crate::Result<HashMap<&'static str, Registration>> {
     let mut table: HashMap<&'static str, Registration> = HashMap::new();
     for r in inventory::iter::<Registration> {
-        if let Some(other) = table.insert(r.executor, *r) {
+        if let Some(other) = table.insert(r.executor, *r)
+            && other.type_name != r.type_name
+        {
             return Err(duplicate(&other, r));
         }
     }

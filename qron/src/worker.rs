@@ -163,8 +163,27 @@ impl WorkerBuilder {
         self
     }
 
-    /// Serves a job type that is not registered through `inventory` (for example one built at
-    /// run time), in addition to the registered ones.
+    /// Serves job type `J` whether or not its registration reached the binary.
+    ///
+    /// `#[qron::job]` registers jobs through `inventory`, and `Worker::run_all()` finds every
+    /// job of the binary, including those of its libraries. But a linker keeps a library's code
+    /// only when the binary refers to it: a job declared in a library of which the binary uses
+    /// nothing else is dropped, and its executor reported as unregistered. Naming the job here
+    /// refers to it, which keeps it (the same job registered both ways counts once).
+    ///
+    /// ```no_run
+    /// # use serde::{Deserialize, Serialize};
+    /// # #[derive(Serialize, Deserialize)] struct P;
+    /// # #[qron::job(executor = "email")] async fn email(p: P) -> Result<(), qron::JobError> { Ok(()) }
+    /// # async fn demo(client: qron::Client) -> qron::Result<()> {
+    /// let worker = qron::Worker::builder(client).job::<Email>().build()?;
+    /// # Ok(()) }
+    /// ```
+    pub fn job<J: crate::Job>(self) -> Self {
+        self.register(Registration::of::<J>(std::any::type_name::<J>()))
+    }
+
+    /// Serves a job from its registration, in addition to the registered ones.
     pub fn register(mut self, registration: Registration) -> Self {
         self.registrations.push(registration);
         self
@@ -227,7 +246,9 @@ impl WorkerBuilder {
     pub fn build(self) -> Result<Worker> {
         let mut table = crate::registry::registered()?;
         for r in self.registrations {
-            if let Some(other) = table.insert(r.executor, r) {
+            if let Some(other) = table.insert(r.executor, r)
+                && other.type_name != r.type_name
+            {
                 return Err(crate::registry::duplicate(&other, &r));
             }
         }

@@ -263,3 +263,16 @@ where
 pub async fn count(pool: &PgPool, sql: &'static str) -> i64 {
     sqlx::query_scalar(sql).fetch_one(pool).await.unwrap()
 }
+
+impl TestDb {
+    /// A connection URL of the server (`DATABASE_URL`, or the throwaway server's), for a child
+    /// process to pair with [`TestDb::name`].
+    pub fn server_url() -> String {
+        match std::env::var("DATABASE_URL") {
+            Ok(url) if !url.is_empty() => url,
+            _ => qron::embedded::EmbeddedPostgres::shared()
+                .map(|pg| pg.url())
+                .unwrap_or_else(|e| panic!("no database: {e}")),
+        }
+    }
+}

@@ -6,6 +6,7 @@ mod embedded;
 mod expr;
 mod expr_pg;
 mod migrate;
+mod rescue;
 mod schema;
 mod typed;
 mod worker;

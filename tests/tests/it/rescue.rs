@@ -1,0 +1,146 @@
+//! Jobs survive a worker killed with SIGKILL, and a database restart in the middle of a run.
+
+use std::time::Duration;
+
+use qron::{Client, JobStatus, NewJob, Worker};
+use qron_tests::jobs::{Mode, Script};
+use qron_tests::{Running, TestDb, count, wait_for};
+
+#[tokio::test]
+async fn jobs_of_a_killed_worker_come_back_after_their_lease() {
+    let db = TestDb::new().await;
+    let c = Client::new(db.pool.clone());
+    let script = Script::new("killed", Mode::HangFirst);
+    let jobs: Vec<NewJob> = (0..10)
+        .map(|_| {
+            NewJob::new("act_lease", "@after 0s")
+                .payload(serde_json::to_value(&script).unwrap())
+                .timeout(Duration::from_secs(1))
+        })
+        .collect();
+    let ids = c.create_many(jobs).await.unwrap();
+
+    // A worker in another process leases every job, then dies without a word.
+    let url = tokio::task::spawn_blocking(TestDb::server_url)
+        .await
+        .unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_qron-test-worker"))
+        .args([url.as_str(), db.name.as_str(), "act_lease"])
+        .spawn()
+        .unwrap();
+    wait_for(
+        "the child to hold every lease",
+        Duration::from_secs(20),
+        || async {
+            count(
+                &db.pool,
+                "SELECT count(*) FROM qron.jobs WHERE status = 'running'",
+            )
+            .await
+                == 10
+        },
+    )
+    .await;
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    assert_eq!(
+        count(
+            &db.pool,
+            "SELECT count(*) FROM qron.jobs WHERE status = 'running'"
+        )
+        .await,
+        10
+    );
+
+    // A second worker rescues them once the leases run out, and completes them.
+    let running = Running::start(
+        Worker::builder(c.clone())
+            .executors(["act_lease"])
+            .rescue_interval(Duration::from_millis(100))
+            .poll_interval(Duration::from_millis(100))
+            .build()
+            .unwrap(),
+    );
+    wait_for("every job to finish", Duration::from_secs(30), || async {
+        count(
+            &db.pool,
+            "SELECT count(*) FROM qron.jobs_history WHERE status = 'succeeded'",
+        )
+        .await
+            == 10
+    })
+    .await;
+    let metrics = running.metrics.clone();
+    running.stop().await;
+    assert_eq!(metrics.rescued(), 10);
+    for id in ids {
+        let j = c.get(id).await.unwrap();
+        assert_eq!(
+            (j.status, j.attempt, j.executions),
+            (JobStatus::Succeeded, 2, 2),
+            "the kill counts as an attempt"
+        );
+        assert!(j.last_error.unwrap().contains("lease expired"));
+    }
+}
+
+#[tokio::test]
+async fn a_database_restart_mid_run_loses_nothing() {
+    let pg = tokio::task::spawn_blocking(qron::embedded::EmbeddedPostgres::start)
+        .await
+        .unwrap()
+        .unwrap();
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(10)
+        .connect_with(pg.connect_options())
+        .await
+        .unwrap();
+    qron::migrate(&pool).await.unwrap();
+    let c = Client::new(pool.clone());
+    let script = Script::new("restart", Mode::Sleep(20));
+    let jobs: Vec<NewJob> = (0..300)
+        .map(|_| NewJob::new("act", "@after 0s").payload(serde_json::to_value(&script).unwrap()))
+        .collect();
+    c.create_many(jobs).await.unwrap();
+    let running = Running::start(
+        Worker::builder(c.clone())
+            .executors(["act"])
+            .concurrency("act", 10)
+            .poll_interval(Duration::from_millis(100))
+            .build()
+            .unwrap(),
+    );
+    wait_for(
+        "a first part of the run",
+        Duration::from_secs(20),
+        || async { count(&pool, "SELECT count(*) FROM qron.jobs_history").await >= 30 },
+    )
+    .await;
+    let pg = std::sync::Arc::new(pg);
+    let restarting = pg.clone();
+    tokio::task::spawn_blocking(move || restarting.restart())
+        .await
+        .unwrap()
+        .unwrap();
+    // Every job completes: outcomes held while the server was down are written after.
+    let mut done = 0;
+    for _ in 0..600 {
+        if let Ok(n) = sqlx::query_scalar::<_, i64>(
+            "SELECT count(*) FROM qron.jobs_history WHERE status = 'succeeded'",
+        )
+        .fetch_one(&pool)
+        .await
+        {
+            done = n;
+            if n == 300 {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    running.stop().await;
+    assert_eq!(done, 300);
+    assert_eq!(count(&pool, "SELECT count(*) FROM qron.jobs").await, 0);
+    pool.close().await;
+    tokio::task::spawn_blocking(move || drop(pg)).await.unwrap();
+}
