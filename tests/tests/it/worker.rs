@@ -713,3 +713,58 @@ async fn a_stale_outcome_changes_nothing() {
         (JobStatus::Succeeded, 2, 2)
     );
 }
+
+#[tokio::test]
+async fn maintenance_keeps_partitions_ahead_and_drops_old_ones() {
+    let db = TestDb::new().await;
+    let today = Utc::now().date_naive();
+    for days_ago in [40, 31, 29] {
+        sqlx::query("SELECT qron.history_partition_create($1)")
+            .bind(today - chrono::Duration::days(days_ago))
+            .execute(&db.pool)
+            .await
+            .unwrap();
+    }
+    let partitions = || async {
+        sqlx::query_scalar::<_, String>(
+            "SELECT c.relname::text FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+              WHERE i.inhparent = 'qron.jobs_history'::regclass ORDER BY 1",
+        )
+        .fetch_all(&db.pool)
+        .await
+        .unwrap()
+    };
+    let name = |d: chrono::NaiveDate| d.format("jobs_history_%Y%m%d").to_string();
+    // A worker runs maintenance when it starts: two workers at once, one pass wins the lock.
+    let a = Running::start(
+        worker(&db, &["act"])
+            .history_retention(Duration::from_secs(30 * 86_400))
+            .build()
+            .unwrap(),
+    );
+    let b = Running::start(worker(&db, &["act"]).build().unwrap());
+    wait_for("old partitions to go", Duration::from_secs(10), || async {
+        !partitions()
+            .await
+            .contains(&name(today - chrono::Duration::days(31)))
+    })
+    .await;
+    a.stop().await;
+    b.stop().await;
+    let parts = partitions().await;
+    assert!(
+        !parts.contains(&name(today - chrono::Duration::days(40))),
+        "{parts:?}"
+    );
+    assert!(
+        parts.contains(&name(today - chrono::Duration::days(29))),
+        "{parts:?}"
+    );
+    for ahead in 0..3 {
+        assert!(
+            parts.contains(&name(today + chrono::Duration::days(ahead))),
+            "{parts:?}"
+        );
+    }
+    assert!(parts.contains(&"jobs_history_default".to_owned()));
+}
