@@ -144,6 +144,7 @@ pub(crate) async fn job_insert_many(
     let col = |f: fn(&InsertRow) -> String| rows.iter().map(f).collect::<Vec<_>>();
     let names: Vec<Option<String>> = rows.iter().map(|r| r.name.clone()).collect();
     let returned: Vec<(i64, String, Option<String>)> = sqlx::query_as(sql)
+        .persistent(false)
         .bind(owner)
         .bind(col(|r| r.executor.clone()))
         .bind(&names)
@@ -547,6 +548,7 @@ pub(crate) async fn job_lease<'e>(
     worker_id: &str,
 ) -> sqlx::Result<Vec<LeasedJob>> {
     sqlx::query_as(LEASE)
+        .persistent(false)
         .bind(executor)
         .bind(now)
         .bind(limit)
@@ -602,21 +604,28 @@ const COMPLETE_MANY: &str = "
                          THEN u.recurring ELSE j.recurring END,
         last_error = COALESCE(u.error, j.last_error),
         last_error_at = CASE WHEN u.error IS NULL THEN j.last_error_at ELSE $12 END,
-        lease_owner = NULL, lease_expires_at = NULL, updated_at = $12
+        lease_owner = NULL, lease_expires_at = NULL, lease_token = j.lease_token + 1,
+        updated_at = $12
     FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::text[], $5::timestamptz[],
                 $6::bool[], $7::text[], $8::text[], $9::bool[], $10::text[], $11::timestamptz[])
          AS u(id, token, revision, status, run_at, reset_attempt, payload, expr, recurring, error,
               slot_at)
-    WHERE j.id = u.id AND j.lease_token = u.token AND j.lease_expires_at IS NOT NULL
+    WHERE j.id = u.id AND j.lease_token = u.token
     RETURNING j.id";
 
-/// Applies live outcomes in one statement; returns the ids whose lease still held.
+/// Applies live outcomes in one statement; returns the ids whose lease still held. Writing an
+/// outcome moves the lease token on, so a second outcome for the same lease changes nothing.
+/// (No condition here names `lease_expires_at`: statistics taken while nothing was leased would
+/// lead the planner to its small partial index instead of the primary key.)
 pub(crate) async fn job_complete_many<'e>(
     ex: impl PgExecutor<'e>,
     rows: &[Completion],
     now: DateTime<Utc>,
 ) -> sqlx::Result<Vec<i64>> {
+    // Planned anew each time (an unnamed statement): a cached generic plan cannot see the
+    // arrays' lengths and may rescan them once per row.
     sqlx::query_scalar(COMPLETE_MANY)
+        .persistent(false)
         .bind(rows.iter().map(|r| r.id).collect::<Vec<_>>())
         .bind(rows.iter().map(|r| r.token).collect::<Vec<_>>())
         .bind(rows.iter().map(|r| r.revision).collect::<Vec<_>>())
@@ -646,22 +655,26 @@ pub(crate) struct Finish {
 }
 
 const FINISH_MANY: &str = "
-    WITH done AS (
+    WITH u AS (
+        SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::text[], $5::text[],
+                             $6::text[])
+               AS u(id, token, revision, status, payload, error)),
+    done AS (
+        -- A semi-join on the key: index lookups driven by the batch, whatever the statistics
+        -- say about how many jobs run.
         DELETE FROM qron.jobs j
-         USING unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::text[])
-               AS u(id, token, revision, status, payload, error)
-         WHERE j.id = u.id AND j.lease_token = u.token AND j.lease_expires_at IS NOT NULL
-           AND j.status = 'running' AND j.revision = u.revision
-        RETURNING j.*, u.status AS final_status, u.payload AS new_payload, u.error AS error)
+         WHERE (j.id, j.lease_token, j.revision) IN (SELECT id, token, revision FROM u)
+           AND j.status = 'running'
+        RETURNING j.*)
     INSERT INTO qron.jobs_history (id, executor, owner, name, expr, recurring, status, run_at,
         payload, meta, attempt, executions, max_attempts, timeout, revision, last_error,
         last_error_at, created_at, updated_at, start_at, last_run_at, finished_at)
-    SELECT id, executor, owner, name, expr, recurring, final_status::qron.job_status, run_at,
-           COALESCE(new_payload::jsonb, payload), meta, attempt, executions, max_attempts,
-           timeout, revision, COALESCE(error, last_error),
-           CASE WHEN error IS NULL THEN last_error_at ELSE $7 END,
-           created_at, $7, start_at, last_run_at, $7
-      FROM done
+    SELECT d.id, d.executor, d.owner, d.name, d.expr, d.recurring, u.status::qron.job_status,
+           d.run_at, COALESCE(u.payload::jsonb, d.payload), d.meta, d.attempt, d.executions,
+           d.max_attempts, d.timeout, d.revision, COALESCE(u.error, d.last_error),
+           CASE WHEN u.error IS NULL THEN d.last_error_at ELSE $7 END,
+           d.created_at, $7, d.start_at, d.last_run_at, $7
+      FROM done d JOIN u ON u.id = d.id
     RETURNING id";
 
 /// Moves finished one-off jobs to the history in one statement; returns the ids moved (a job
@@ -672,6 +685,7 @@ pub(crate) async fn job_finish_many<'e>(
     now: DateTime<Utc>,
 ) -> sqlx::Result<Vec<i64>> {
     sqlx::query_scalar(FINISH_MANY)
+        .persistent(false)
         .bind(rows.iter().map(|r| r.id).collect::<Vec<_>>())
         .bind(rows.iter().map(|r| r.token).collect::<Vec<_>>())
         .bind(rows.iter().map(|r| r.revision).collect::<Vec<_>>())

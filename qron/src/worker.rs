@@ -28,6 +28,8 @@ pub const DEFAULT_RESCUE_INTERVAL: Duration = Duration::from_secs(1);
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 /// How long finished one-off jobs stay in the history.
 pub const DEFAULT_HISTORY_RETENTION: Duration = Duration::from_secs(30 * 86_400);
+/// The longest a busy producer waits for more free slots before leasing.
+const LEASE_GATHER: Duration = Duration::from_millis(5);
 /// The notification channel the schema's trigger uses.
 const CHANNEL: &str = "qron_jobs";
 
@@ -560,6 +562,20 @@ async fn produce(exec: Arc<ExecutorState>, shared: Arc<Shared>) {
             tokio::time::sleep(Duration::from_millis(10)).await;
             continue;
         }
+        // A busy executor frees its slots one by one: gather a few before leasing, so that a
+        // lease is a batch rather than a round trip per job (waiting a few milliseconds at most).
+        let threshold = (exec.capacity as usize / 4).clamp(1, shared.batch_size);
+        if free < threshold {
+            let deadline = tokio::time::Instant::now() + LEASE_GATHER;
+            while exec.slots.available_permits() < threshold {
+                tokio::select! {
+                    () = exec.slot_freed.notified() => {}
+                    () = tokio::time::sleep_until(deadline) => break,
+                    () = shared.soft.cancelled() => break,
+                }
+            }
+        }
+        let free = exec.slots.available_permits();
         let want = free.min(shared.batch_size);
         let now = Utc::now();
         let leased = db::job_lease(

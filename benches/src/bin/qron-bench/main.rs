@@ -7,6 +7,7 @@
 use clap::{Parser, Subcommand};
 
 mod expr;
+mod queue;
 
 #[derive(Parser)]
 #[command(about = "qron's benchmarks", version)]
@@ -28,6 +29,79 @@ enum Scenario {
         /// Timed batches; the median is reported.
         #[arg(long, default_value_t = 5)]
         batches: u32,
+    },
+    /// The raw-SQL floor: bulk insert, then tasks leasing and deleting batches.
+    Floor {
+        /// Jobs per run.
+        #[arg(long, default_value_t = 100_000)]
+        jobs: u64,
+        /// Concurrent loops.
+        #[arg(long, default_value_t = 4)]
+        tasks: usize,
+        /// Batch sizes to measure.
+        #[arg(long, value_delimiter = ',', default_value = "100,1000")]
+        batch: Vec<u64>,
+    },
+    /// Enqueue: bulk (`schedule_many`) and one at a time from concurrent callers.
+    Enqueue {
+        /// Jobs for the bulk form (a tenth of it one at a time).
+        #[arg(long, default_value_t = 100_000)]
+        jobs: u64,
+        /// Concurrent callers of `schedule`.
+        #[arg(long, default_value_t = 8)]
+        callers: usize,
+    },
+    /// Throughput: due no-op jobs processed by W worker processes.
+    Throughput {
+        /// Jobs per run.
+        #[arg(long, default_value_t = 100_000)]
+        jobs: u64,
+        /// Worker processes per run (1 runs in this process).
+        #[arg(long, value_delimiter = ',', default_value = "1,2,4")]
+        workers: Vec<usize>,
+    },
+    /// Latency: enqueue-to-start with an idle worker polling every second.
+    Latency {
+        /// Jobs per second.
+        #[arg(long, default_value_t = 100)]
+        rate: u64,
+        /// Seconds.
+        #[arg(long, default_value_t = 30)]
+        seconds: u64,
+    },
+    /// Recurring: lateness of `@every 1 second` jobs against their slots.
+    Recurring {
+        /// Jobs.
+        #[arg(long, default_value_t = 5000)]
+        jobs: u64,
+        /// Seconds.
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+    },
+    /// Throughput while another transaction holds the xmin horizon.
+    Bloat {
+        /// Jobs per run.
+        #[arg(long, default_value_t = 100_000)]
+        jobs: u64,
+    },
+    /// Peak RSS of a worker process.
+    Memory {
+        /// Due jobs.
+        #[arg(long, default_value_t = 100_000)]
+        jobs: u64,
+        /// The worker's concurrency.
+        #[arg(long, default_value_t = 1000)]
+        concurrency: usize,
+    },
+    /// (internal) A worker process serving the bench jobs until SIGTERM.
+    #[command(hide = true)]
+    Serve {
+        #[arg(long)]
+        url: String,
+        #[arg(long)]
+        database: String,
+        #[arg(long)]
+        concurrency: Option<usize>,
     },
 }
 
@@ -54,13 +128,46 @@ fn report(json: bool, figures: &[Figure]) {
     }
 }
 
-fn main() {
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
     let cli = Cli::parse();
     let figures = match cli.scenario {
         Scenario::Expr {
             iterations,
             batches,
         } => expr::run(iterations, batches),
+        Scenario::Floor { jobs, tasks, batch } => queue::floor(jobs, &batch, tasks).await?,
+        Scenario::Enqueue { jobs, callers } => queue::enqueue(jobs, callers).await?,
+        Scenario::Throughput { jobs, workers } => {
+            let mut out = Vec::new();
+            for w in workers {
+                out.extend(queue::throughput(jobs, w, false).await?);
+            }
+            out
+        }
+        Scenario::Latency { rate, seconds } => queue::latency(rate, seconds).await?,
+        Scenario::Recurring { jobs, seconds } => queue::recurring(jobs, seconds).await?,
+        Scenario::Bloat { jobs } => {
+            let mut out = queue::throughput(jobs, 1, false).await?;
+            out.extend(queue::throughput(jobs, 1, true).await?);
+            out
+        }
+        Scenario::Memory { jobs, concurrency } => queue::memory(jobs, concurrency).await?,
+        Scenario::Serve {
+            url,
+            database,
+            concurrency,
+        } => {
+            queue::serve(&url, &database, concurrency).await?;
+            Vec::new()
+        }
     };
     report(cli.json, &figures);
+    Ok(())
 }

@@ -1,0 +1,494 @@
+//! The database scenarios: the raw-SQL floor, enqueue, throughput, latency, recurring lateness,
+//! throughput under a held xmin horizon, and a worker's memory.
+
+use std::str::FromStr as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use qron::{Client, Job as _, JobError, NewJob, Worker};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{Connection as _, PgPool};
+
+use crate::Figure;
+
+type Res<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
+
+/// A job that does nothing.
+#[qron::job(executor = "bench_noop", concurrency = 1000)]
+async fn bench_noop(_: ()) -> Result<(), JobError> {
+    Ok(())
+}
+
+/// Records how late it started against its slot, in microseconds.
+#[qron::job(executor = "bench_probe", concurrency = 1000)]
+async fn bench_probe(ctx: qron::Context, _: ()) -> Result<(), JobError> {
+    let late = (Utc::now() - ctx.scheduled_at())
+        .num_microseconds()
+        .unwrap_or(i64::MAX);
+    lateness()
+        .lock()
+        .map_err(|_| JobError::fail("poisoned"))?
+        .push(late);
+    Ok(())
+}
+
+fn lateness() -> &'static Mutex<Vec<i64>> {
+    static L: OnceLock<Mutex<Vec<i64>>> = OnceLock::new();
+    L.get_or_init(Default::default)
+}
+
+/// The server's options: `DATABASE_URL`, or the throwaway server.
+fn server() -> Res<PgConnectOptions> {
+    Ok(qron::embedded::connect_options_from_env()?)
+}
+
+/// A fresh, migrated database for one scenario; its name and a pool on it.
+async fn fresh(tag: &str, connections: u32) -> Res<(String, PgPool)> {
+    let admin = tokio::task::spawn_blocking(server).await??;
+    let name = format!("qron_bench_{tag}_{}", std::process::id());
+    let mut conn = sqlx::PgConnection::connect_with(&admin).await?;
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        r#"DROP DATABASE IF EXISTS "{name}" WITH (FORCE)"#
+    )))
+    .execute(&mut conn)
+    .await?;
+    sqlx::query(sqlx::AssertSqlSafe(format!(r#"CREATE DATABASE "{name}""#)))
+        .execute(&mut conn)
+        .await?;
+    conn.close().await?;
+    let pool = PgPoolOptions::new()
+        .max_connections(connections)
+        .connect_with(admin.database(&name))
+        .await?;
+    qron::migrate(&pool).await?;
+    Ok((name, pool))
+}
+
+async fn drop_db(name: &str, pool: PgPool) -> Res<()> {
+    pool.close().await;
+    let admin = tokio::task::spawn_blocking(server).await??;
+    let mut conn = sqlx::PgConnection::connect_with(&admin).await?;
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        r#"DROP DATABASE IF EXISTS "{name}" WITH (FORCE)"#
+    )))
+    .execute(&mut conn)
+    .await?;
+    Ok(())
+}
+
+fn fig(name: impl Into<String>, value: f64, unit: &'static str) -> Figure {
+    Figure {
+        name: name.into(),
+        value,
+        unit,
+    }
+}
+
+fn percentile(sorted: &[i64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)] as f64
+}
+
+/// Process CPU time (user + system).
+fn cpu_time() -> Duration {
+    let usage = nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_SELF);
+    match usage {
+        Ok(u) => {
+            let t = |tv: nix::sys::time::TimeVal| {
+                Duration::from_secs(tv.tv_sec() as u64) + Duration::from_micros(tv.tv_usec() as u64)
+            };
+            t(u.user_time()) + t(u.system_time())
+        }
+        Err(_) => Duration::ZERO,
+    }
+}
+
+/// The raw-SQL floor: the same table shape, bulk insert, then `tasks` loops of "lease a batch
+/// with SKIP LOCKED, delete it in one statement".
+pub async fn floor(jobs: u64, batches: &[u64], tasks: usize) -> Res<Vec<Figure>> {
+    let (name, pool) = fresh("floor", tasks as u32 + 2).await?;
+    sqlx::raw_sql(
+        "CREATE TABLE floor_jobs (LIKE qron.jobs INCLUDING ALL);
+         CREATE INDEX floor_lease ON floor_jobs (executor, run_at, id) WHERE status = 'ready';",
+    )
+    .execute(&pool)
+    .await?;
+    let mut out = Vec::new();
+    for &batch in batches {
+        sqlx::query("TRUNCATE floor_jobs").execute(&pool).await?;
+        let t = Instant::now();
+        sqlx::query(
+            "INSERT INTO floor_jobs (executor, expr, recurring, run_at, slot_at, payload)
+             SELECT 'e', '@after 0 seconds', false, now(), now(), 'null'
+               FROM generate_series(1, $1)",
+        )
+        .bind(jobs as i64)
+        .execute(&pool)
+        .await?;
+        let insert = jobs as f64 / t.elapsed().as_secs_f64();
+        sqlx::query("VACUUM ANALYZE floor_jobs")
+            .execute(&pool)
+            .await?;
+        let done = Arc::new(AtomicU64::new(0));
+        let t = Instant::now();
+        let mut handles = Vec::new();
+        for _ in 0..tasks {
+            let pool = pool.clone();
+            let done = done.clone();
+            handles.push(tokio::spawn(async move {
+                loop {
+                    let ids: Vec<i64> = sqlx::query_scalar(
+                        "WITH due AS (SELECT id FROM floor_jobs
+                                       WHERE status = 'ready' AND executor = 'e' AND run_at <= now()
+                                       ORDER BY run_at, id LIMIT $1 FOR UPDATE SKIP LOCKED)
+                         UPDATE floor_jobs j SET status = 'running', attempt = j.attempt + 1,
+                                lease_expires_at = now() + j.timeout
+                           FROM due WHERE j.id = due.id RETURNING j.id",
+                    )
+                    .bind(batch as i64)
+                    .fetch_all(&pool)
+                    .await?;
+                    if ids.is_empty() {
+                        return Ok::<_, sqlx::Error>(());
+                    }
+                    sqlx::query("DELETE FROM floor_jobs WHERE id = ANY($1)")
+                        .bind(&ids)
+                        .execute(&pool)
+                        .await?;
+                    done.fetch_add(ids.len() as u64, Ordering::Relaxed);
+                }
+            }));
+        }
+        for h in handles {
+            h.await??;
+        }
+        let rate = done.load(Ordering::Relaxed) as f64 / t.elapsed().as_secs_f64();
+        out.push(fig(
+            format!("floor insert (batch {batch})"),
+            insert,
+            "rows/s",
+        ));
+        out.push(fig(
+            format!("floor process (batch {batch}, {tasks} tasks)"),
+            rate,
+            "jobs/s",
+        ));
+    }
+    drop_db(&name, pool).await?;
+    Ok(out)
+}
+
+/// Enqueue: bulk through `schedule_many`, and one at a time from `callers` concurrent tasks.
+pub async fn enqueue(jobs: u64, callers: usize) -> Res<Vec<Figure>> {
+    let (name, pool) = fresh("enqueue", callers as u32 + 2).await?;
+    let client = Client::new(pool.clone());
+    qron::init(client.clone());
+    let t = Instant::now();
+    BenchNoop::schedule_many((0..jobs).map(|_| ("@after 1 hour", ()))).await?;
+    let bulk = jobs as f64 / t.elapsed().as_secs_f64();
+    sqlx::query("TRUNCATE qron.jobs").execute(&pool).await?;
+    let single_jobs = (jobs / 10).max(callers as u64);
+    let per = single_jobs / callers as u64;
+    let t = Instant::now();
+    let mut handles = Vec::new();
+    for _ in 0..callers {
+        let client = client.clone();
+        handles.push(tokio::spawn(async move {
+            for _ in 0..per {
+                BenchNoop::schedule_with(&client, "@after 1 hour", ()).await?;
+            }
+            Ok::<_, qron::Error>(())
+        }));
+    }
+    for h in handles {
+        h.await??;
+    }
+    let single = (per * callers as u64) as f64 / t.elapsed().as_secs_f64();
+    drop_db(&name, pool).await?;
+    Ok(vec![
+        fig("enqueue bulk (schedule_many)", bulk, "jobs/s"),
+        fig(
+            format!("enqueue one at a time ({callers} callers)"),
+            single,
+            "jobs/s",
+        ),
+    ])
+}
+
+/// Throughput: `jobs` due no-op jobs processed by `workers` worker processes.
+pub async fn throughput(jobs: u64, workers: usize, hold_xmin: bool) -> Res<Vec<Figure>> {
+    let tag = if hold_xmin { "bloat" } else { "throughput" };
+    let (name, pool) = fresh(tag, 8).await?;
+    let client = Client::new(pool.clone());
+    client
+        .create_many((0..jobs).map(|_| NewJob::new("bench_noop", "@after 0s")))
+        .await?;
+    sqlx::query("VACUUM ANALYZE qron.jobs")
+        .execute(&pool)
+        .await?;
+    // A long transaction elsewhere holds the xmin horizon: vacuum cannot clean behind it.
+    let mut holder = None;
+    if hold_xmin {
+        let mut tx = pool.begin().await?;
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("SELECT count(*) FROM qron.jobs")
+            .execute(&mut *tx)
+            .await?;
+        holder = Some(tx);
+    }
+    let cpu0 = cpu_time();
+    let t = Instant::now();
+    if workers <= 1 {
+        let worker = Worker::builder(client.clone())
+            .executors(["bench_noop"])
+            .build()?;
+        let stopper = worker.stopper();
+        let run = tokio::spawn(worker.run());
+        wait_history(&pool, jobs).await?;
+        stopper.soft();
+        run.await??;
+    } else {
+        let exe = std::env::current_exe()?;
+        let url = server_url()?;
+        let mut children = Vec::new();
+        for _ in 0..workers {
+            children.push(
+                std::process::Command::new(&exe)
+                    .args(["serve", "--url", &url, "--database", &name])
+                    .spawn()?,
+            );
+        }
+        wait_history(&pool, jobs).await?;
+        for mut c in children {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(c.id() as i32),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+            let _ = c.wait();
+        }
+    }
+    let elapsed = t.elapsed();
+    let cpu = cpu_time().saturating_sub(cpu0);
+    let dead: i64 = sqlx::query_scalar(
+        "SELECT n_dead_tup FROM pg_stat_user_tables WHERE schemaname = 'qron' AND relname = 'jobs'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap_or(0);
+    drop(holder);
+    drop_db(&name, pool).await?;
+    let label = if hold_xmin {
+        "throughput, xmin held".to_owned()
+    } else {
+        format!(
+            "throughput ({workers} worker process{})",
+            if workers > 1 { "es" } else { "" }
+        )
+    };
+    let mut out = vec![fig(
+        label.clone(),
+        jobs as f64 / elapsed.as_secs_f64(),
+        "jobs/s",
+    )];
+    if workers <= 1 {
+        out.push(fig(
+            format!("{label}: worker CPU per job"),
+            cpu.as_secs_f64() * 1e6 / jobs as f64,
+            "µs",
+        ));
+    }
+    out.push(fig(
+        format!("{label}: dead tuples per job"),
+        dead as f64 / jobs as f64,
+        "tuples",
+    ));
+    Ok(out)
+}
+
+fn server_url() -> Res<String> {
+    match std::env::var("DATABASE_URL") {
+        Ok(u) if !u.is_empty() => Ok(u),
+        _ => Ok(qron::embedded::EmbeddedPostgres::shared()?.url()),
+    }
+}
+
+async fn wait_history(pool: &PgPool, jobs: u64) -> Res<()> {
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM qron.jobs_history")
+            .fetch_one(pool)
+            .await?;
+        if n as u64 >= jobs {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(format!("only {n} of {jobs} jobs finished in 10 minutes").into());
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// A worker process for the multi-process scenarios: serves the bench jobs until SIGTERM.
+pub async fn serve(url: &str, database: &str, concurrency: Option<usize>) -> Res<()> {
+    let opts = PgConnectOptions::from_str(url)?.database(database);
+    let pool = PgPoolOptions::new()
+        .max_connections(8)
+        .connect_with(opts)
+        .await?;
+    let mut builder = Worker::builder(Client::new(pool)).executors(["bench_noop"]);
+    if let Some(n) = concurrency {
+        builder = builder.concurrency("bench_noop", n);
+    }
+    let worker = builder.build()?;
+    let stopper = worker.stopper();
+    tokio::spawn(async move {
+        if let Ok(mut term) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            term.recv().await;
+        }
+        stopper.soft();
+    });
+    worker.run().await?;
+    Ok(())
+}
+
+/// Latency: an idle worker (1 s poll), jobs enqueued at `rate` per second for `seconds`;
+/// enqueue-to-start percentiles.
+pub async fn latency(rate: u64, seconds: u64) -> Res<Vec<Figure>> {
+    let (name, pool) = fresh("latency", 8).await?;
+    let client = Client::new(pool.clone());
+    lateness().lock().map_err(|_| "poisoned")?.clear();
+    let worker = Worker::builder(client.clone())
+        .executors(["bench_probe"])
+        .poll_interval(Duration::from_secs(1))
+        .build()?;
+    let stopper = worker.stopper();
+    let run = tokio::spawn(worker.run());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let total = rate * seconds;
+    let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / rate as f64));
+    for _ in 0..total {
+        tick.tick().await;
+        BenchProbe::schedule_with(&client, "@after 0s", ()).await?;
+    }
+    wait_history(&pool, total).await?;
+    stopper.soft();
+    run.await??;
+    let mut l = lateness().lock().map_err(|_| "poisoned")?.clone();
+    l.sort_unstable();
+    drop_db(&name, pool).await?;
+    Ok(vec![
+        fig(
+            format!("latency p50 ({rate}/s, 1 s poll)"),
+            percentile(&l, 0.5) / 1000.0,
+            "ms",
+        ),
+        fig(
+            format!("latency p99 ({rate}/s, 1 s poll)"),
+            percentile(&l, 0.99) / 1000.0,
+            "ms",
+        ),
+        fig(
+            format!("latency max ({rate}/s, 1 s poll)"),
+            l.last().copied().unwrap_or(0) as f64 / 1000.0,
+            "ms",
+        ),
+    ])
+}
+
+/// Recurring: `jobs` `@every 1 second` jobs for `seconds`; lateness of each run against its slot.
+pub async fn recurring(jobs: u64, seconds: u64) -> Res<Vec<Figure>> {
+    let (name, pool) = fresh("recurring", 8).await?;
+    let client = Client::new(pool.clone());
+    lateness().lock().map_err(|_| "poisoned")?.clear();
+    client
+        .create_many((0..jobs).map(|_| NewJob::new("bench_probe", "@every 1 second")))
+        .await?;
+    let worker = Worker::builder(client.clone())
+        .executors(["bench_probe"])
+        .build()?;
+    let stopper = worker.stopper();
+    let run = tokio::spawn(worker.run());
+    tokio::time::sleep(Duration::from_secs(seconds)).await;
+    stopper.soft();
+    run.await??;
+    let mut l = lateness().lock().map_err(|_| "poisoned")?.clone();
+    l.sort_unstable();
+    drop_db(&name, pool).await?;
+    Ok(vec![
+        fig(
+            format!("recurring runs ({jobs} jobs, {seconds} s)"),
+            l.len() as f64,
+            "runs",
+        ),
+        fig("recurring lateness p50", percentile(&l, 0.5) / 1000.0, "ms"),
+        fig(
+            "recurring lateness p99",
+            percentile(&l, 0.99) / 1000.0,
+            "ms",
+        ),
+    ])
+}
+
+/// Memory: a worker process serving `jobs` due jobs with concurrency `concurrency`; its peak
+/// resident set.
+pub async fn memory(jobs: u64, concurrency: usize) -> Res<Vec<Figure>> {
+    let (name, pool) = fresh("memory", 4).await?;
+    Client::new(pool.clone())
+        .create_many((0..jobs).map(|_| NewJob::new("bench_noop", "@after 0s")))
+        .await?;
+    let exe = std::env::current_exe()?;
+    let url = server_url()?;
+    let child = std::process::Command::new(&exe)
+        .args([
+            "serve",
+            "--url",
+            &url,
+            "--database",
+            &name,
+            "--concurrency",
+            &concurrency.to_string(),
+        ])
+        .spawn()?;
+    let pid = child.id();
+    let mut peak_kib = 0u64;
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        if let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status"))
+            && let Some(line) = status.lines().find(|l| l.starts_with("VmHWM:"))
+        {
+            peak_kib = line
+                .split_whitespace()
+                .nth(1)
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(peak_kib);
+        }
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM qron.jobs_history")
+            .fetch_one(&pool)
+            .await?;
+        if n as u64 >= jobs || Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut child = child;
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    );
+    let _ = child.wait();
+    drop_db(&name, pool).await?;
+    Ok(vec![fig(
+        format!("worker peak RSS ({jobs} jobs, concurrency {concurrency})"),
+        peak_kib as f64 / 1024.0,
+        "MiB",
+    )])
+}
