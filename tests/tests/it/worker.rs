@@ -107,11 +107,12 @@ async fn recurring_outcomes_keep_the_schedule() {
     let c = Client::new(db.pool.clone());
     let k = key("recurring");
     let mut ids = Vec::new();
-    for mode in [Mode::Ok, Mode::Retry, Mode::Fail, Mode::Panic] {
+    for mode in [Mode::Ok, Mode::Retry, Mode::Fail, Mode::Panic, Mode::Hang] {
         let j = c
             .create(
                 NewJob::new("act", "@every 1 hour")
                     .payload(serde_json::to_value(Script::new(&k, mode)).unwrap())
+                    .timeout(Duration::from_millis(300))
                     .start_at(Utc::now() - chrono::Duration::minutes(61)),
             )
             .await
@@ -126,6 +127,7 @@ async fn recurring_outcomes_keep_the_schedule() {
         (5, Some("transient trouble")),
         (1, Some("permanent trouble")),
         (5, Some("the handler panicked: handler exploded")),
+        (5, Some("the handler timed out after 300ms")),
     ]) {
         let now = c.get(j.id).await.unwrap();
         // Never failed for good: ready at the next slot, attempt reset, on the slot grid.
