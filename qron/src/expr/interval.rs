@@ -799,61 +799,41 @@ fn adjust_fract_days(frac: f64, scale: i32, itm: &mut ItmIn) -> bool {
     }
     let frac = frac * f64::from(scale);
     let extra = frac as i32;
-    let Some(mday) = itm.mday.checked_add(extra) else {
-        return false;
-    };
-    itm.mday = mday;
-    adjust_fract_micros(frac - f64::from(extra), USECS_PER_DAY, itm)
+    add_checked(&mut itm.mday, Some(extra))
+        && adjust_fract_micros(frac - f64::from(extra), USECS_PER_DAY, itm)
+}
+
+/// Adds `delta` to `slot` when both fit an `int`, as the `pg_add_s32_overflow` checks do.
+fn add_checked(slot: &mut i32, delta: Option<i32>) -> bool {
+    match delta.and_then(|d| slot.checked_add(d)) {
+        Some(v) => {
+            *slot = v;
+            true
+        }
+        None => false,
+    }
+}
+
+/// `val × mult` as an `int`, or `None` when either overflows.
+fn scaled(val: i64, mult: i32) -> Option<i32> {
+    i32::try_from(val).ok()?.checked_mul(mult)
 }
 
 fn adjust_fract_years(frac: f64, scale: i32, itm: &mut ItmIn) -> bool {
     let extra = (frac * f64::from(scale) * MONTHS_PER_YEAR as f64).round_ties_even() as i32;
-    match itm.mon.checked_add(extra) {
-        Some(v) => {
-            itm.mon = v;
-            true
-        }
-        None => false,
-    }
+    add_checked(&mut itm.mon, Some(extra))
 }
 
 fn adjust_days(val: i64, mult: i32, itm: &mut ItmIn) -> bool {
-    let Ok(v) = i32::try_from(val) else {
-        return false;
-    };
-    match v.checked_mul(mult).and_then(|d| itm.mday.checked_add(d)) {
-        Some(d) => {
-            itm.mday = d;
-            true
-        }
-        None => false,
-    }
+    add_checked(&mut itm.mday, scaled(val, mult))
 }
 
 fn adjust_months(val: i64, itm: &mut ItmIn) -> bool {
-    let Ok(v) = i32::try_from(val) else {
-        return false;
-    };
-    match itm.mon.checked_add(v) {
-        Some(m) => {
-            itm.mon = m;
-            true
-        }
-        None => false,
-    }
+    add_checked(&mut itm.mon, scaled(val, 1))
 }
 
 fn adjust_years(val: i64, scale: i32, itm: &mut ItmIn) -> bool {
-    let Ok(v) = i32::try_from(val) else {
-        return false;
-    };
-    match v.checked_mul(scale).and_then(|y| itm.year.checked_add(y)) {
-        Some(y) => {
-            itm.year = y;
-            true
-        }
-        None => false,
-    }
+    add_checked(&mut itm.year, scaled(val, scale))
 }
 
 /// `DecodeTime` then `DecodeTimeForInterval`: `h:m`, `h:m:s`, `h:m:s.f` or `m:s.f`, as

@@ -30,6 +30,14 @@ async fn job(c: &Client, executor: &str, expr: &str, script: &Script) -> qron::J
     .unwrap()
 }
 
+/// `n` due jobs of `executor` running `mode`, reporting to probe `k`.
+fn scripts(executor: &str, n: usize, k: &str, mode: Mode) -> Vec<NewJob> {
+    let payload = serde_json::to_value(Script::new(k, mode)).unwrap();
+    (0..n)
+        .map(|_| NewJob::new(executor, "@after 0s").payload(payload.clone()))
+        .collect()
+}
+
 /// Waits until no job of the test is ready-and-due or running.
 async fn settle(db: &TestDb) {
     wait_for("the queue to settle", Duration::from_secs(20), || async {
@@ -169,12 +177,7 @@ async fn the_in_flight_bound_holds() {
     let c = Client::new(db.pool.clone());
     let k = key("bound");
     let n = 4;
-    let jobs: Vec<NewJob> = (0..10 * n)
-        .map(|_| {
-            NewJob::new("act", "@after 0s")
-                .payload(serde_json::to_value(Script::new(&k, Mode::Sleep(20))).unwrap())
-        })
-        .collect();
+    let jobs = scripts("act", 10 * n, &k, Mode::Sleep(20));
     c.create_many(jobs).await.unwrap();
     let running = Running::start(worker(&db, &["act"]).concurrency("act", n).build().unwrap());
     wait_for("40 jobs", Duration::from_secs(20), || async {
@@ -193,12 +196,7 @@ async fn twenty_slots_lease_twenty_of_fifty() {
     let db = TestDb::new().await;
     let c = Client::new(db.pool.clone());
     let k = key("twenty");
-    let jobs: Vec<NewJob> = (0..50)
-        .map(|_| {
-            NewJob::new("act_lease", "@after 0s")
-                .payload(serde_json::to_value(Script::new(&k, Mode::Hang)).unwrap())
-        })
-        .collect();
+    let jobs = scripts("act_lease", 50, &k, Mode::Hang);
     c.create_many(jobs).await.unwrap();
     let running = Running::start(
         worker(&db, &["act_lease"])
@@ -231,12 +229,7 @@ async fn eight_workers_of_five_never_overlap() {
     let db = TestDb::new().await;
     let c = Client::new(db.pool.clone());
     let k = key("eight");
-    let jobs: Vec<NewJob> = (0..50)
-        .map(|_| {
-            NewJob::new("act_lease", "@after 0s")
-                .payload(serde_json::to_value(Script::new(&k, Mode::Hang)).unwrap())
-        })
-        .collect();
+    let jobs = scripts("act_lease", 50, &k, Mode::Hang);
     c.create_many(jobs).await.unwrap();
     let workers: Vec<Running> = (0..8)
         .map(|_| {
@@ -289,12 +282,7 @@ async fn two_workers_split_a_hundred_jobs_with_no_overlap() {
     let db = TestDb::new().await;
     let c = Client::new(db.pool.clone());
     let k = key("split");
-    let jobs: Vec<NewJob> = (0..100)
-        .map(|_| {
-            NewJob::new("act", "@after 0s")
-                .payload(serde_json::to_value(Script::new(&k, Mode::Sleep(5))).unwrap())
-        })
-        .collect();
+    let jobs = scripts("act", 100, &k, Mode::Sleep(5));
     // Created before any worker started: all delivered once they start.
     c.create_many(jobs).await.unwrap();
     let a = Running::start(worker(&db, &["act"]).concurrency("act", 5).build().unwrap());
@@ -546,12 +534,7 @@ async fn a_soft_stop_writes_every_started_execution() {
     let db = TestDb::new().await;
     let c = Client::new(db.pool.clone());
     let k = key("drain");
-    let jobs: Vec<NewJob> = (0..30)
-        .map(|_| {
-            NewJob::new("act", "@after 0s")
-                .payload(serde_json::to_value(Script::new(&k, Mode::Sleep(150))).unwrap())
-        })
-        .collect();
+    let jobs = scripts("act", 30, &k, Mode::Sleep(150));
     c.create_many(jobs).await.unwrap();
     let running = Running::start(
         worker(&db, &["act"])

@@ -34,6 +34,13 @@ async fn bench_probe(ctx: qron::Context, _: ()) -> Result<(), JobError> {
     Ok(())
 }
 
+/// The lateness recorded so far, sorted.
+fn sorted_lateness() -> Res<Vec<i64>> {
+    let mut l = lateness().lock().map_err(|_| "poisoned")?.clone();
+    l.sort_unstable();
+    Ok(l)
+}
+
 fn lateness() -> &'static Mutex<Vec<i64>> {
     static L: OnceLock<Mutex<Vec<i64>>> = OnceLock::new();
     L.get_or_init(Default::default)
@@ -382,8 +389,7 @@ pub async fn latency(rate: u64, seconds: u64) -> Res<Vec<Figure>> {
     wait_history(&pool, total).await?;
     stopper.soft();
     run.await??;
-    let mut l = lateness().lock().map_err(|_| "poisoned")?.clone();
-    l.sort_unstable();
+    let l = sorted_lateness()?;
     drop_db(&name, pool).await?;
     Ok(vec![
         fig(
@@ -420,8 +426,7 @@ pub async fn recurring(jobs: u64, seconds: u64) -> Res<Vec<Figure>> {
     tokio::time::sleep(Duration::from_secs(seconds)).await;
     stopper.soft();
     run.await??;
-    let mut l = lateness().lock().map_err(|_| "poisoned")?.clone();
-    l.sort_unstable();
+    let l = sorted_lateness()?;
     drop_db(&name, pool).await?;
     Ok(vec![
         fig(
