@@ -111,6 +111,12 @@ impl ClientBuilder {
 }
 
 /// An expression checked by [`validate`]: its canonical text, description and next runs.
+///
+/// ```
+/// let v: qron::Validation = qron::validate("@daily", chrono::Utc::now(), 2)?;
+/// assert!(v.recurring);
+/// # Ok::<(), qron::ExprError>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 #[non_exhaustive]
 pub struct Validation {

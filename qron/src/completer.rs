@@ -104,15 +104,17 @@ async fn run(
             }
         }
         let n = batch.len();
-        write(&pool, std::mem::take(&mut batch), &metrics).await;
+        let _ = write(&pool, std::mem::take(&mut batch), &metrics).await;
         backlog.fetch_sub(n, Ordering::Relaxed);
     }
     tracing::debug!("completer flushed and stopped");
 }
 
 /// Writes a batch, retrying failed statements with back-off and splitting a batch that keeps
-/// failing, so that one bad outcome cannot hold the others back.
-pub(crate) async fn write(pool: &PgPool, batch: Vec<Outcome>, metrics: &Metrics) {
+/// failing, so that one bad outcome cannot hold the others back. Returns how many outcomes took
+/// effect.
+pub(crate) async fn write(pool: &PgPool, batch: Vec<Outcome>, metrics: &Metrics) -> usize {
+    let mut total = 0;
     let mut pending = vec![batch];
     while let Some(batch) = pending.pop() {
         let mut delay = Duration::from_millis(50);
@@ -121,6 +123,7 @@ pub(crate) async fn write(pool: &PgPool, batch: Vec<Outcome>, metrics: &Metrics)
             match write_once(pool, &batch, Utc::now()).await {
                 Ok(applied) => {
                     metrics.add_written(applied, batch.len() - applied);
+                    total += applied;
                     break;
                 }
                 Err(e) => {
@@ -139,6 +142,7 @@ pub(crate) async fn write(pool: &PgPool, batch: Vec<Outcome>, metrics: &Metrics)
             }
         }
     }
+    total
 }
 
 /// One attempt at a batch: at most two statements. Returns how many outcomes took effect (the

@@ -456,6 +456,10 @@ impl JobUpdate {
 }
 
 /// Sort order of a search; ties are broken by id.
+///
+/// ```
+/// let q = qron::Search::new().order(qron::Order::CreatedDesc);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Order {
     /// Oldest first (the default).
@@ -639,6 +643,13 @@ impl Search {
 }
 
 /// One page of search results and the number of matching jobs.
+///
+/// ```no_run
+/// # async fn demo(client: qron::Client) -> qron::Result<()> {
+/// let page: qron::Page = client.search(&qron::Search::new().limit(10)).await?;
+/// println!("showing {} of {}", page.jobs.len(), page.total);
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 #[non_exhaustive]
 pub struct Page {

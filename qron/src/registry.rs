@@ -12,7 +12,14 @@ use crate::handler::{Context, Job, JobError, JobOptions};
 pub type HandlerFuture = Pin<Box<dyn Future<Output = Result<(), JobError>> + Send + 'static>>;
 
 /// One registered job type: its executor, its options, and a function that decodes a payload
-/// and runs the handler. `#[qron::job]` submits one per job; it is public only for that code.
+/// and runs the handler. `#[qron::job]` submits one per job.
+///
+/// ```no_run
+/// let jobs = qron::registered_jobs()?;
+/// let email: qron::Registration = jobs["email"];
+/// assert_eq!(email.executor, "email");
+/// # Ok::<(), qron::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy)]
 pub struct Registration {
     /// The executor.
@@ -27,6 +34,14 @@ pub struct Registration {
 
 impl Registration {
     /// The registration of job type `J`, named `type_name` in messages.
+    ///
+    /// ```
+    /// # use serde::{Deserialize, Serialize};
+    /// # #[derive(Serialize, Deserialize)] struct P;
+    /// # #[qron::job(executor = "email")] async fn email(p: P) -> Result<(), qron::JobError> { Ok(()) }
+    /// let r = qron::Registration::of::<Email>("my_app::Email");
+    /// assert_eq!(r.executor, "email");
+    /// ```
     pub const fn of<J: Job>(type_name: &'static str) -> Self {
         Self {
             executor: J::EXECUTOR,
@@ -41,6 +56,11 @@ inventory::collect!(Registration);
 
 /// Decodes a payload for a handler; a payload that no longer fits the type fails the job (it
 /// would never decode on a retry either).
+///
+/// ```
+/// let n: i64 = qron::__private::decode(serde_json::json!(7)).unwrap();
+/// assert!(qron::__private::decode::<i64>(serde_json::json!("x")).is_err());
+/// ```
 ///
 /// # Errors
 /// [`JobError::Fail`] naming the type and serde's message.

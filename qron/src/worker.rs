@@ -56,34 +56,74 @@ pub struct Metrics {
 
 impl Metrics {
     /// Jobs leased.
+    ///
+    /// ```
+    /// let m = qron::Metrics::default();
+    /// assert_eq!(m.leased(), 0);
+    /// ```
     pub fn leased(&self) -> u64 {
         self.leased.load(Ordering::Relaxed)
     }
     /// Executions that succeeded.
+    ///
+    /// ```
+    /// let m = qron::Metrics::default();
+    /// assert_eq!(m.succeeded(), 0);
+    /// ```
     pub fn succeeded(&self) -> u64 {
         self.succeeded.load(Ordering::Relaxed)
     }
     /// Executions that failed and will be retried.
+    ///
+    /// ```
+    /// let m = qron::Metrics::default();
+    /// assert_eq!(m.retried(), 0);
+    /// ```
     pub fn retried(&self) -> u64 {
         self.retried.load(Ordering::Relaxed)
     }
     /// Executions that failed for good (or gave up their occurrence).
+    ///
+    /// ```
+    /// let m = qron::Metrics::default();
+    /// assert_eq!(m.failed(), 0);
+    /// ```
     pub fn failed(&self) -> u64 {
         self.failed.load(Ordering::Relaxed)
     }
     /// Expired leases returned to the pool by this worker's rescuer.
+    ///
+    /// ```
+    /// let m = qron::Metrics::default();
+    /// assert_eq!(m.rescued(), 0);
+    /// ```
     pub fn rescued(&self) -> u64 {
         self.rescued.load(Ordering::Relaxed)
     }
     /// Outcomes written.
+    ///
+    /// ```
+    /// let m = qron::Metrics::default();
+    /// assert_eq!(m.written(), 0);
+    /// ```
     pub fn written(&self) -> u64 {
         self.written.load(Ordering::Relaxed)
     }
     /// Outcomes that arrived after their lease had moved on, and changed nothing.
+    ///
+    /// ```
+    /// let m = qron::Metrics::default();
+    /// assert_eq!(m.stale(), 0);
+    /// ```
     pub fn stale(&self) -> u64 {
         self.stale.load(Ordering::Relaxed)
     }
     /// Handlers running now.
+    ///
+    /// ```
+    /// let m = qron::Metrics::default();
+    /// assert_eq!(m.in_flight(), 0);
+    /// ```
     pub fn in_flight(&self) -> i64 {
         self.in_flight.load(Ordering::Relaxed)
     }
@@ -115,11 +155,23 @@ pub struct Stopper {
 impl Stopper {
     /// Stop leasing; let running handlers finish (within the grace period); write every
     /// outcome; return.
+    ///
+    /// ```no_run
+    /// # fn demo(worker: qron::Worker) {
+    /// worker.stopper().soft();
+    /// # }
+    /// ```
     pub fn soft(&self) {
         self.soft.cancel();
     }
 
     /// Cancel running handlers now; their jobs come back when their leases expire.
+    ///
+    /// ```no_run
+    /// # fn demo(worker: qron::Worker) {
+    /// worker.stopper().hard();
+    /// # }
+    /// ```
     pub fn hard(&self) {
         self.soft.cancel();
         self.hard.cancel();
@@ -156,6 +208,12 @@ pub struct WorkerBuilder {
 
 impl WorkerBuilder {
     /// Serves only these executors (default: every job registered with `#[qron::job]`).
+    ///
+    /// ```no_run
+    /// # fn demo(client: qron::Client) -> qron::Result<()> {
+    /// let worker = qron::Worker::builder(client).executors(["email", "backup"]).build()?;
+    /// # Ok(()) }
+    /// ```
     pub fn executors<I, S>(mut self, executors: I) -> Self
     where
         I: IntoIterator<Item = S>,
@@ -186,6 +244,13 @@ impl WorkerBuilder {
     }
 
     /// Serves a job from its registration, in addition to the registered ones.
+    ///
+    /// ```no_run
+    /// # fn demo(client: qron::Client) -> qron::Result<()> {
+    /// let jobs = qron::registered_jobs()?;
+    /// let worker = qron::Worker::builder(client).register(jobs["email"]).build()?;
+    /// # Ok(()) }
+    /// ```
     pub fn register(mut self, registration: Registration) -> Self {
         self.registrations.push(registration);
         self
@@ -193,48 +258,96 @@ impl WorkerBuilder {
 
     /// Handlers of `executor` running at once in this process (default: the job's
     /// `concurrency`).
+    ///
+    /// ```no_run
+    /// # fn demo(client: qron::Client) -> qron::Result<()> {
+    /// let worker = qron::Worker::builder(client).concurrency("email", 100).build()?;
+    /// # Ok(()) }
+    /// ```
     pub fn concurrency(mut self, executor: impl Into<String>, n: usize) -> Self {
         self.concurrency.insert(executor.into(), n.max(1));
         self
     }
 
     /// How often an idle producer polls (default 1 s). Notifications wake it sooner.
+    ///
+    /// ```no_run
+    /// # fn demo(client: qron::Client) -> qron::Result<()> {
+    /// let worker = qron::Worker::builder(client).poll_interval(std::time::Duration::from_secs(5)).build()?;
+    /// # Ok(()) }
+    /// ```
     pub fn poll_interval(mut self, d: Duration) -> Self {
         self.poll_interval = d;
         self
     }
 
     /// The longest an outcome waits for its batch (default 20 ms).
+    ///
+    /// ```no_run
+    /// # fn demo(client: qron::Client) -> qron::Result<()> {
+    /// let worker = qron::Worker::builder(client).flush_interval(std::time::Duration::from_millis(5)).build()?;
+    /// # Ok(()) }
+    /// ```
     pub fn flush_interval(mut self, d: Duration) -> Self {
         self.flush_interval = d;
         self
     }
 
     /// Outcomes per statement, and jobs per lease, at most (default 1000).
+    ///
+    /// ```no_run
+    /// # fn demo(client: qron::Client) -> qron::Result<()> {
+    /// let worker = qron::Worker::builder(client).batch_size(500).build()?;
+    /// # Ok(()) }
+    /// ```
     pub fn batch_size(mut self, n: usize) -> Self {
         self.batch_size = n.max(1);
         self
     }
 
     /// Outcomes waiting to be written above which leasing pauses (default 10,000).
+    ///
+    /// ```no_run
+    /// # fn demo(client: qron::Client) -> qron::Result<()> {
+    /// let worker = qron::Worker::builder(client).backlog_limit(50_000).build()?;
+    /// # Ok(()) }
+    /// ```
     pub fn backlog_limit(mut self, n: usize) -> Self {
         self.backlog_limit = n.max(1);
         self
     }
 
     /// How often expired leases are looked for (default 1 s).
+    ///
+    /// ```no_run
+    /// # fn demo(client: qron::Client) -> qron::Result<()> {
+    /// let worker = qron::Worker::builder(client).rescue_interval(std::time::Duration::from_secs(10)).build()?;
+    /// # Ok(()) }
+    /// ```
     pub fn rescue_interval(mut self, d: Duration) -> Self {
         self.rescue_interval = d;
         self
     }
 
     /// How long handlers may run on after a soft stop (default 30 s).
+    ///
+    /// ```no_run
+    /// # fn demo(client: qron::Client) -> qron::Result<()> {
+    /// let worker = qron::Worker::builder(client).shutdown_grace(std::time::Duration::from_secs(60)).build()?;
+    /// # Ok(()) }
+    /// ```
     pub fn shutdown_grace(mut self, d: Duration) -> Self {
         self.shutdown_grace = d;
         self
     }
 
     /// How long finished one-off jobs are kept (default 30 days; whole days).
+    ///
+    /// ```no_run
+    /// # fn demo(client: qron::Client) -> qron::Result<()> {
+    /// let worker = qron::Worker::builder(client).history_retention(std::time::Duration::from_secs(7 * 86_400)).build()?;
+    /// # Ok(()) }
+    /// ```
     pub fn history_retention(mut self, d: Duration) -> Self {
         self.history_retention = d;
         self
@@ -245,6 +358,12 @@ impl WorkerBuilder {
     /// # Errors
     /// [`Error::InvalidArgument`] when two job types declare one executor, or a selected
     /// executor has no registered job.
+    ///
+    /// ```no_run
+    /// # fn demo(client: qron::Client) -> qron::Result<()> {
+    /// let worker = qron::Worker::builder(client).build()?;
+    /// # Ok(()) }
+    /// ```
     pub fn build(self) -> Result<Worker> {
         let mut table = crate::registry::registered()?;
         for r in self.registrations {
@@ -357,6 +476,12 @@ pub struct Worker {
 
 impl Worker {
     /// A [`WorkerBuilder`] over `client`, serving every registered job by default.
+    ///
+    /// ```no_run
+    /// # fn demo(client: qron::Client) -> qron::Result<()> {
+    /// let builder = qron::Worker::builder(client);
+    /// # Ok(()) }
+    /// ```
     pub fn builder(client: Client) -> WorkerBuilder {
         WorkerBuilder {
             client,
@@ -378,6 +503,12 @@ impl Worker {
     ///
     /// # Errors
     /// [`Error::NotInitialized`] without a default client; as [`WorkerBuilder::build`].
+    ///
+    /// ```no_run
+    /// # async fn demo() -> qron::Result<()> {
+    /// qron::Worker::run_all().await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn run_all() -> Result<()> {
         let worker = Self::builder(crate::client()?).build()?;
         let stopper = worker.stopper();
@@ -392,11 +523,27 @@ impl Worker {
     }
 
     /// The worker's counters.
+    ///
+    /// ```no_run
+    /// # async fn demo(worker: qron::Worker) -> qron::Result<()> {
+    /// let metrics = worker.metrics();
+    /// tokio::spawn(worker.run());
+    /// println!("{} in flight", metrics.in_flight());
+    /// # Ok(()) }
+    /// ```
     pub fn metrics(&self) -> Arc<Metrics> {
         self.metrics.clone()
     }
 
     /// A handle that stops the worker.
+    ///
+    /// ```no_run
+    /// # async fn demo(worker: qron::Worker) -> qron::Result<()> {
+    /// let stopper = worker.stopper();
+    /// let running = tokio::spawn(worker.run());
+    /// stopper.soft();
+    /// # Ok(()) }
+    /// ```
     pub fn stopper(&self) -> Stopper {
         self.stopper.clone()
     }
@@ -405,6 +552,12 @@ impl Worker {
     ///
     /// # Errors
     /// Only when it cannot start: the worker carries on through database errors.
+    ///
+    /// ```no_run
+    /// # async fn demo(worker: qron::Worker) -> qron::Result<()> {
+    /// worker.run().await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn run(self) -> Result<()> {
         let pool = self.client.pool().clone();
         let (completer, completer_task) = completer::spawn(
@@ -948,9 +1101,7 @@ async fn rescue_once(
             .0
         })
         .collect();
-    let before = shared.metrics.written();
-    completer::write(&shared.pool, outcomes, &shared.metrics).await;
-    let n = shared.metrics.written().saturating_sub(before) as usize;
+    let n = completer::write(&shared.pool, outcomes, &shared.metrics).await;
     shared
         .metrics
         .rescued

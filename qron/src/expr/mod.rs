@@ -55,6 +55,11 @@ enum Kind {
 }
 
 /// What is wrong with an expression.
+///
+/// ```
+/// let err = qron::Schedule::parse("*/0 * * * *").unwrap_err();
+/// assert_eq!(err.kind(), qron::ExprErrorKind::CronZeroStep);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum ExprErrorKind {
