@@ -34,6 +34,24 @@ async fn bench_probe(ctx: qron::Context, _: ()) -> Result<(), JobError> {
     Ok(())
 }
 
+/// p50, p99 and max of sorted lateness in microseconds, as figures in milliseconds.
+fn lateness_figures(label: &str, sorted: &[i64]) -> Vec<Figure> {
+    let max = sorted.last().copied().unwrap_or(0) as f64;
+    vec![
+        fig(
+            format!("{label} p50"),
+            percentile(sorted, 0.5) / 1000.0,
+            "ms",
+        ),
+        fig(
+            format!("{label} p99"),
+            percentile(sorted, 0.99) / 1000.0,
+            "ms",
+        ),
+        fig(format!("{label} max"), max / 1000.0, "ms"),
+    ]
+}
+
 /// The lateness recorded so far, sorted.
 fn sorted_lateness() -> Res<Vec<i64>> {
     let mut l = lateness().lock().map_err(|_| "poisoned")?.clone();
@@ -391,23 +409,10 @@ pub async fn latency(rate: u64, seconds: u64) -> Res<Vec<Figure>> {
     run.await??;
     let l = sorted_lateness()?;
     drop_db(&name, pool).await?;
-    Ok(vec![
-        fig(
-            format!("latency p50 ({rate}/s, 1 s poll)"),
-            percentile(&l, 0.5) / 1000.0,
-            "ms",
-        ),
-        fig(
-            format!("latency p99 ({rate}/s, 1 s poll)"),
-            percentile(&l, 0.99) / 1000.0,
-            "ms",
-        ),
-        fig(
-            format!("latency max ({rate}/s, 1 s poll)"),
-            l.last().copied().unwrap_or(0) as f64 / 1000.0,
-            "ms",
-        ),
-    ])
+    Ok(lateness_figures(
+        &format!("latency ({rate}/s, 1 s poll)"),
+        &l,
+    ))
 }
 
 /// Recurring: `jobs` `@every 1 second` jobs for `seconds`; lateness of each run against its slot.
@@ -428,19 +433,13 @@ pub async fn recurring(jobs: u64, seconds: u64) -> Res<Vec<Figure>> {
     run.await??;
     let l = sorted_lateness()?;
     drop_db(&name, pool).await?;
-    Ok(vec![
-        fig(
-            format!("recurring runs ({jobs} jobs, {seconds} s)"),
-            l.len() as f64,
-            "runs",
-        ),
-        fig("recurring lateness p50", percentile(&l, 0.5) / 1000.0, "ms"),
-        fig(
-            "recurring lateness p99",
-            percentile(&l, 0.99) / 1000.0,
-            "ms",
-        ),
-    ])
+    let mut out = vec![fig(
+        format!("recurring runs ({jobs} jobs, {seconds} s)"),
+        l.len() as f64,
+        "runs",
+    )];
+    out.extend(lateness_figures("recurring lateness", &l));
+    Ok(out)
 }
 
 /// Memory: a worker process serving `jobs` due jobs with concurrency `concurrency`; its peak
