@@ -53,9 +53,10 @@ CREATE TABLE qron.jobs (
 -- paused jobs cost it nothing.
 CREATE INDEX jobs_lease ON qron.jobs (executor, run_at, id) WHERE status = 'ready';
 
--- Name lookup and owner-scoped search. NULL names are distinct, so only named jobs collide:
--- a name is unique per (owner, executor) among live jobs.
-CREATE UNIQUE INDEX jobs_owner_executor_name ON qron.jobs (owner, executor, name);
+-- Name lookup: a name is unique per (owner, executor) among live jobs. Partial, so that the
+-- unnamed jobs (most of them) cost it nothing when they are created, leased or completed.
+CREATE UNIQUE INDEX jobs_owner_executor_name ON qron.jobs (owner, executor, name)
+    WHERE name IS NOT NULL;
 
 -- The rescuer: expired leases (of running jobs, and of jobs paused while they ran).
 CREATE INDEX jobs_lease_expiry ON qron.jobs (lease_expires_at) WHERE lease_expires_at IS NOT NULL;
@@ -107,7 +108,8 @@ CREATE TABLE qron.jobs_history (
 CREATE TABLE qron.jobs_history_default PARTITION OF qron.jobs_history DEFAULT;
 
 CREATE INDEX jobs_history_id ON qron.jobs_history (id);
-CREATE INDEX jobs_history_owner_executor_name ON qron.jobs_history (owner, executor, name);
+CREATE INDEX jobs_history_owner_executor_name ON qron.jobs_history (owner, executor, name)
+    WHERE name IS NOT NULL;
 
 -- Creates the history partition for the UTC day holding `day` (idempotent); returns its name.
 CREATE FUNCTION qron.history_partition_create(day date) RETURNS text

@@ -81,6 +81,11 @@ pub(crate) fn spawn(
     (handle, task)
 }
 
+/// Batches written at the same time. Two keep the server busy: one batch is being written
+/// while the next one fills and is sent, so neither the network round trip nor the gathering
+/// leaves a core idle. (Batches cannot conflict: each outcome belongs to its own lease.)
+const WRITERS: usize = 2;
+
 async fn run(
     pool: PgPool,
     mut rx: mpsc::Receiver<Outcome>,
@@ -89,12 +94,13 @@ async fn run(
     backlog: Arc<AtomicUsize>,
     metrics: Arc<Metrics>,
 ) {
-    let mut batch: Vec<Outcome> = Vec::with_capacity(batch_size);
+    let mut writing = tokio::task::JoinSet::new();
     loop {
         // Wait for a first outcome, then give the batch a short while to fill.
         let Some(first) = rx.recv().await else {
             break;
         };
+        let mut batch: Vec<Outcome> = Vec::with_capacity(batch_size);
         batch.push(first);
         let deadline = tokio::time::Instant::now() + flush_interval;
         while batch.len() < batch_size {
@@ -103,10 +109,17 @@ async fn run(
                 Ok(None) | Err(_) => break,
             }
         }
-        let n = batch.len();
-        let _ = write(&pool, std::mem::take(&mut batch), &metrics).await;
-        backlog.fetch_sub(n, Ordering::Relaxed);
+        while writing.len() >= WRITERS {
+            let _ = writing.join_next().await;
+        }
+        let (pool, backlog, metrics) = (pool.clone(), backlog.clone(), metrics.clone());
+        writing.spawn(async move {
+            let n = batch.len();
+            let _ = write(&pool, batch, &metrics).await;
+            backlog.fetch_sub(n, Ordering::Relaxed);
+        });
     }
+    while writing.join_next().await.is_some() {}
     tracing::debug!("completer flushed and stopped");
 }
 

@@ -51,7 +51,7 @@ const INSERT_KEEP: &str = concat!(
     "INSERT INTO qron.jobs (executor, owner, name, expr, recurring, run_at, slot_at, payload, \
        meta, max_attempts, timeout, start_at)
      VALUES ($1, $2, $3, $4, $5, $6, $6, $7::jsonb, $8::jsonb, $9, $10, $11)
-     ON CONFLICT (owner, executor, name) DO NOTHING
+     ON CONFLICT (owner, executor, name) WHERE name IS NOT NULL DO NOTHING
      RETURNING ",
     live_columns!()
 );
@@ -60,7 +60,7 @@ const INSERT_REPLACE: &str = concat!(
     "INSERT INTO qron.jobs (executor, owner, name, expr, recurring, run_at, slot_at, payload, \
        meta, max_attempts, timeout, start_at)
      VALUES ($1, $2, $3, $4, $5, $6, $6, $7::jsonb, $8::jsonb, $9, $10, $11)
-     ON CONFLICT (owner, executor, name) DO UPDATE SET
+     ON CONFLICT (owner, executor, name) WHERE name IS NOT NULL DO UPDATE SET
        expr = EXCLUDED.expr, recurring = EXCLUDED.recurring, run_at = EXCLUDED.run_at,
        slot_at = EXCLUDED.slot_at,
        payload = EXCLUDED.payload, meta = EXCLUDED.meta, max_attempts = EXCLUDED.max_attempts,
@@ -118,9 +118,10 @@ macro_rules! insert_many {
 }
 
 const INSERT_MANY_ERROR: &str = insert_many!("");
-const INSERT_MANY_KEEP: &str = insert_many!("ON CONFLICT (owner, executor, name) DO NOTHING");
+const INSERT_MANY_KEEP: &str =
+    insert_many!("ON CONFLICT (owner, executor, name) WHERE name IS NOT NULL DO NOTHING");
 const INSERT_MANY_REPLACE: &str = insert_many!(
-    "ON CONFLICT (owner, executor, name) DO UPDATE SET
+    "ON CONFLICT (owner, executor, name) WHERE name IS NOT NULL DO UPDATE SET
        expr = EXCLUDED.expr, recurring = EXCLUDED.recurring, run_at = EXCLUDED.run_at,
        slot_at = EXCLUDED.slot_at,
        payload = EXCLUDED.payload, meta = EXCLUDED.meta, max_attempts = EXCLUDED.max_attempts,
