@@ -526,26 +526,29 @@ const LEASE_SLACK: PgInterval = PgInterval {
 const LEASE: &str = "
     WITH due AS (
         SELECT id FROM qron.jobs
-         WHERE status = 'ready' AND executor = $1 AND run_at <= $2
+         WHERE status = 'ready' AND executor = $1 AND run_at <= $6
          ORDER BY run_at, id
          LIMIT $3
          FOR UPDATE SKIP LOCKED)
     UPDATE qron.jobs j
        SET status = 'running', attempt = j.attempt + 1, executions = j.executions + 1,
-           lease_owner = $4, lease_expires_at = $2 + j.timeout + $5, lease_token = j.lease_token + 1,
-           last_run_at = $2, updated_at = $2
+           lease_owner = $4, lease_expires_at = GREATEST(j.run_at, $2) + j.timeout + $5,
+           lease_token = j.lease_token + 1, last_run_at = GREATEST(j.run_at, $2), updated_at = $2
       FROM due
      WHERE j.id = due.id
     RETURNING j.id, j.owner, j.name, j.expr, j.recurring, j.run_at, j.slot_at, j.payload, j.meta,
               j.attempt,
               j.executions, j.max_attempts, j.timeout, j.lease_token, j.revision";
 
-/// Leases up to `limit` due jobs of `executor`, oldest run time first.
+/// Leases up to `limit` jobs of `executor` due by `due_by` (at most a little after `now`: a
+/// job leased before its run time waits for it in the worker, and its lease counts from then),
+/// oldest run time first.
 pub(crate) async fn job_lease<'e>(
     ex: impl PgExecutor<'e>,
     executor: &str,
     limit: i64,
     now: DateTime<Utc>,
+    due_by: DateTime<Utc>,
     worker_id: &str,
 ) -> sqlx::Result<Vec<LeasedJob>> {
     sqlx::query_as(LEASE)
@@ -555,6 +558,7 @@ pub(crate) async fn job_lease<'e>(
         .bind(limit)
         .bind(worker_id)
         .bind(LEASE_SLACK)
+        .bind(due_by)
         .fetch_all(ex)
         .await
 }

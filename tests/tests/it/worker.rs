@@ -451,6 +451,85 @@ async fn a_one_off_runs_at_its_start_plus_interval() {
 }
 
 #[tokio::test]
+async fn a_job_leased_ahead_waits_for_its_run_time() {
+    let db = TestDb::new().await;
+    let c = Client::new(db.pool.clone());
+    let k = key("ahead");
+    let j = c
+        .create(
+            NewJob::new("act", "@after 1500ms")
+                .payload(serde_json::to_value(Script::new(&k, Mode::Ok)).unwrap()),
+        )
+        .await
+        .unwrap();
+    let running = Running::start(
+        worker(&db, &["act"])
+            .lease_ahead(Duration::from_secs(1))
+            .build()
+            .unwrap(),
+    );
+    // Leased while its run time is still ahead, and held: not started.
+    wait_for("the lease", Duration::from_secs(5), || async {
+        c.get(j.id).await.unwrap().status == JobStatus::Running
+    })
+    .await;
+    let leased_at = Utc::now();
+    assert!(
+        leased_at < j.run_at,
+        "leased at {leased_at}, due {}",
+        j.run_at
+    );
+    assert_eq!(probe(&k).started(), 0, "started before its run time");
+    wait_for("the run", Duration::from_secs(5), || async {
+        probe(&k).started() == 1
+    })
+    .await;
+    running.stop().await;
+    let ran = probe(&k).starts.lock().unwrap()[0].2;
+    assert!(ran >= j.run_at, "ran {ran} before {}", j.run_at);
+    assert!(
+        ran < j.run_at + chrono::Duration::milliseconds(300),
+        "held past its run time: ran {ran}, due {}",
+        j.run_at
+    );
+}
+
+#[tokio::test]
+async fn a_recurring_job_is_leased_again_before_its_next_slot() {
+    let db = TestDb::new().await;
+    let c = Client::new(db.pool.clone());
+    let k = key("slots");
+    let j = c
+        .create(
+            NewJob::new("act", "@every 1 second")
+                .payload(serde_json::to_value(Script::new(&k, Mode::Ok)).unwrap()),
+        )
+        .await
+        .unwrap();
+    // Polling alone (10 s) would start the second run 9 s late: the worker must see that the
+    // job it ran is due again, and lease it ahead of its slot.
+    let running = Running::start(
+        worker(&db, &["act"])
+            .poll_interval(Duration::from_secs(10))
+            .build()
+            .unwrap(),
+    );
+    wait_for("3 runs", Duration::from_secs(6), || async {
+        probe(&k).started() >= 3
+    })
+    .await;
+    running.stop().await;
+    for (i, (_, _, at)) in probe(&k).starts.lock().unwrap().iter().enumerate() {
+        let slot = j.run_at + chrono::Duration::seconds(i as i64);
+        assert!(*at >= slot, "run {i} at {at} before its slot {slot}");
+        assert!(
+            *at < slot + chrono::Duration::milliseconds(500),
+            "run {i} at {at}, late for its slot {slot}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn a_recurring_counter_runs_on_its_slots() {
     let db = TestDb::new().await;
     let c = Client::new(db.pool.clone());

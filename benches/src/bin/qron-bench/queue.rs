@@ -451,8 +451,11 @@ pub async fn recurring(jobs: u64, seconds: u64) -> Res<Vec<Figure>> {
     client
         .create_many((0..jobs).map(|_| NewJob::new("bench_probe", "@every 1 second")))
         .await?;
+    // As many slots as jobs: the scenario measures how late the scheduler starts a run, not
+    // how long a run waits behind a concurrency limit.
     let worker = Worker::builder(client.clone())
         .executors(["bench_probe"])
+        .concurrency("bench_probe", usize::try_from(jobs)?)
         .build()?;
     let stopper = worker.stopper();
     let run = tokio::spawn(worker.run());
