@@ -61,22 +61,6 @@ CREATE UNIQUE INDEX jobs_owner_executor_name ON qron.jobs (owner, executor, name
 -- The rescuer: expired leases (of running jobs, and of jobs paused while they ran).
 CREATE INDEX jobs_lease_expiry ON qron.jobs (lease_expires_at) WHERE lease_expires_at IS NOT NULL;
 
--- Wakes idle workers when jobs are created due (or nearly due): one notification per executor
--- and statement, so a bulk insert costs one per executor, not one per row.
-CREATE FUNCTION qron.jobs_notify_due() RETURNS trigger
-LANGUAGE plpgsql AS $$
-BEGIN
-    PERFORM pg_notify('qron_jobs', e.executor)
-    FROM (SELECT DISTINCT executor FROM new_jobs
-          WHERE status = 'ready' AND run_at <= now() + interval '1 second') AS e;
-    RETURN NULL;
-END
-$$;
-
-CREATE TRIGGER jobs_notify_due AFTER INSERT ON qron.jobs
-    REFERENCING NEW TABLE AS new_jobs
-    FOR EACH STATEMENT EXECUTE FUNCTION qron.jobs_notify_due();
-
 -- Finished one-off jobs (succeeded or failed), one partition per day of finished_at. Retention
 -- drops whole partitions; the default partition catches rows outside the created range.
 CREATE TABLE qron.jobs_history (

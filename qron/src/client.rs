@@ -534,61 +534,86 @@ impl Client {
     {
         let now = Utc::now();
         let jobs: Vec<NewJob> = jobs.into_iter().collect();
-        let mut rows = Vec::with_capacity(jobs.len());
-        let mut names = std::collections::HashSet::new();
-        for (i, job) in jobs.iter().enumerate() {
-            let row = self.scope().prepare(job, now).map_err(|e| match e {
+        let in_batch = |i: usize| {
+            move |e: Error| match e {
                 Error::InvalidArgument { field, reason } => Error::InvalidArgument {
                     field,
                     reason: format!("{reason} (job {i} of the batch)"),
                 },
                 other => other,
-            })?;
-            if let Some(name) = &row.name
-                && !names.insert((row.executor.clone(), name.clone()))
-            {
+            }
+        };
+        // Named jobs are checked before anything is written.
+        let mut named = Vec::new();
+        let mut names = std::collections::HashSet::new();
+        for (i, job) in jobs.iter().enumerate() {
+            let Some(name) = &job.name else { continue };
+            let row = self.scope().prepare(job, now).map_err(in_batch(i))?;
+            if !names.insert((job.executor.as_str(), name.as_str())) {
                 return Err(Error::InvalidArgument {
                     field: "name",
                     reason: format!(
                         "`{name}` of executor `{}` appears twice in the batch (job {i})",
-                        row.executor
+                        job.executor
                     ),
                 });
             }
-            rows.push(row);
+            named.push((i, row));
         }
+        let mut ids = vec![0; jobs.len()];
+        let mut due = std::collections::BTreeSet::new();
+        let soon = now + chrono::Duration::seconds(1);
         let mut tx = conn.begin().await?;
-        let mut ids = Vec::with_capacity(rows.len());
-        // Rows of one statement share a conflict policy: group consecutive jobs by policy.
-        let mut start = 0;
-        while start < rows.len() {
-            let policy = jobs[start].on_conflict;
-            let mut end = start + 1;
-            while end < rows.len() && end - start < INSERT_CHUNK && jobs[end].on_conflict == policy
-            {
-                end += 1;
-            }
-            let chunk = &rows[start..end];
-            let got = db::job_insert_many(&mut tx, &self.owner, chunk, policy)
-                .await
-                .map_err(|e| Scope::already_exists(e, &chunk[0].executor, None))?;
-            for (row, id) in chunk.iter().zip(got) {
-                let id = match id {
-                    Some(id) => id,
-                    None => {
-                        let target = JobRef::Name {
-                            executor: row.executor.clone(),
-                            name: row.name.clone().unwrap_or_default(),
-                        };
-                        db::job_get(&mut *tx, &self.owner, &target)
-                            .await?
-                            .ok_or_else(|| self.not_found(&target))?
-                            .id
+        // Unnamed jobs cannot conflict: they are streamed through one COPY as they are checked
+        // (an invalid one aborts it, and the transaction writes nothing).
+        let unnamed = jobs.len() - named.len();
+        if unnamed > 0 {
+            let mut copy = db::JobCopy::begin(&mut tx, unnamed).await?;
+            for (i, job) in jobs.iter().enumerate().filter(|(_, j)| j.name.is_none()) {
+                let row = match self.scope().prepare(job, now) {
+                    Ok(row) => row,
+                    Err(e) => {
+                        copy.abort().await?;
+                        return Err(in_batch(i)(e));
                     }
                 };
-                ids.push(id);
+                if row.run_at <= soon {
+                    due.insert(job.executor.as_str());
+                }
+                ids[i] = copy.push(&self.owner, &row).await?;
             }
-            start = end;
+            copy.finish().await?;
+        }
+        // Named jobs: one statement per run of jobs with the same conflict policy.
+        for run in named.chunk_by(|a, b| jobs[a.0].on_conflict == jobs[b.0].on_conflict) {
+            for chunk in run.chunks(INSERT_CHUNK) {
+                let rows: Vec<&InsertRow> = chunk.iter().map(|(_, r)| r).collect();
+                let policy = jobs[chunk[0].0].on_conflict;
+                let got = db::job_insert_many(&mut tx, &self.owner, &rows, policy)
+                    .await
+                    .map_err(|e| Scope::already_exists(e, &rows[0].executor, None))?;
+                for ((i, row), id) in chunk.iter().zip(got) {
+                    ids[*i] = match id {
+                        Some(id) => id,
+                        None => {
+                            let target = JobRef::Name {
+                                executor: row.executor.clone(),
+                                name: row.name.clone().unwrap_or_default(),
+                            };
+                            db::job_get(&mut *tx, &self.owner, &target)
+                                .await?
+                                .ok_or_else(|| self.not_found(&target))?
+                                .id
+                        }
+                    };
+                    if row.run_at <= soon {
+                        due.insert(row.executor.as_str());
+                    }
+                }
+            }
+        }
+        if !due.is_empty() {
+            db::jobs_notify(&mut *tx, &due.into_iter().collect::<Vec<_>>()).await?;
         }
         tx.commit().await?;
         Ok(ids)

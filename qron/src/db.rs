@@ -39,35 +39,38 @@ pub(crate) struct InsertRow {
     pub start_at: DateTime<Utc>,
 }
 
-const INSERT_ERROR: &str = concat!(
-    "INSERT INTO qron.jobs (executor, owner, name, expr, recurring, run_at, slot_at, payload, \
-       meta, max_attempts, timeout, start_at)
-     VALUES ($1, $2, $3, $4, $5, $6, $6, $7::jsonb, $8::jsonb, $9, $10, $11)
-     RETURNING ",
-    live_columns!()
-);
+/// One job's `INSERT`, with what follows it on conflict; it wakes idle workers (on commit)
+/// when the job is due within a second.
+macro_rules! insert_one {
+    ($conflict:literal) => {
+        concat!(
+            "WITH j AS (
+               INSERT INTO qron.jobs (executor, owner, name, expr, recurring, run_at, slot_at,
+                   payload, meta, max_attempts, timeout, start_at)
+               VALUES ($1, $2, $3, $4, $5, $6, $6, $7::jsonb, $8::jsonb, $9, $10, $11) ",
+            $conflict,
+            " RETURNING ",
+            live_columns!(),
+            ")
+             SELECT j.*, CASE WHEN j.status = 'ready' AND j.run_at <= now() + interval '1 second'
+                              THEN pg_notify('qron_jobs', j.executor) END AS notified
+               FROM j"
+        )
+    };
+}
 
-const INSERT_KEEP: &str = concat!(
-    "INSERT INTO qron.jobs (executor, owner, name, expr, recurring, run_at, slot_at, payload, \
-       meta, max_attempts, timeout, start_at)
-     VALUES ($1, $2, $3, $4, $5, $6, $6, $7::jsonb, $8::jsonb, $9, $10, $11)
-     ON CONFLICT (owner, executor, name) WHERE name IS NOT NULL DO NOTHING
-     RETURNING ",
-    live_columns!()
-);
+const INSERT_ERROR: &str = insert_one!("");
 
-const INSERT_REPLACE: &str = concat!(
-    "INSERT INTO qron.jobs (executor, owner, name, expr, recurring, run_at, slot_at, payload, \
-       meta, max_attempts, timeout, start_at)
-     VALUES ($1, $2, $3, $4, $5, $6, $6, $7::jsonb, $8::jsonb, $9, $10, $11)
-     ON CONFLICT (owner, executor, name) WHERE name IS NOT NULL DO UPDATE SET
+const INSERT_KEEP: &str =
+    insert_one!("ON CONFLICT (owner, executor, name) WHERE name IS NOT NULL DO NOTHING");
+
+const INSERT_REPLACE: &str = insert_one!(
+    "ON CONFLICT (owner, executor, name) WHERE name IS NOT NULL DO UPDATE SET
        expr = EXCLUDED.expr, recurring = EXCLUDED.recurring, run_at = EXCLUDED.run_at,
        slot_at = EXCLUDED.slot_at,
        payload = EXCLUDED.payload, meta = EXCLUDED.meta, max_attempts = EXCLUDED.max_attempts,
        timeout = EXCLUDED.timeout, start_at = EXCLUDED.start_at, attempt = 0,
-       revision = qron.jobs.revision + 1, updated_at = now()
-     RETURNING ",
-    live_columns!()
+       revision = qron.jobs.revision + 1, updated_at = now()"
 );
 
 /// Inserts one job; `None` when the name was taken and the policy is to keep the other job.
@@ -134,7 +137,7 @@ const INSERT_MANY_REPLACE: &str = insert_many!(
 pub(crate) async fn job_insert_many(
     conn: &mut PgConnection,
     owner: &str,
-    rows: &[InsertRow],
+    rows: &[&InsertRow],
     policy: OnConflict,
 ) -> sqlx::Result<Vec<Option<i64>>> {
     let sql = match policy {
@@ -142,18 +145,18 @@ pub(crate) async fn job_insert_many(
         OnConflict::Keep => INSERT_MANY_KEEP,
         OnConflict::Replace => INSERT_MANY_REPLACE,
     };
-    let col = |f: fn(&InsertRow) -> String| rows.iter().map(f).collect::<Vec<_>>();
-    let names: Vec<Option<String>> = rows.iter().map(|r| r.name.clone()).collect();
+    let col = |f: fn(&InsertRow) -> &str| rows.iter().map(|r| f(r)).collect::<Vec<_>>();
+    let names: Vec<Option<&str>> = rows.iter().map(|r| r.name.as_deref()).collect();
     let returned: Vec<(i64, String, Option<String>)> = sqlx::query_as(sql)
         .persistent(false)
         .bind(owner)
-        .bind(col(|r| r.executor.clone()))
+        .bind(col(|r| &r.executor))
         .bind(&names)
-        .bind(col(|r| r.expr.clone()))
+        .bind(col(|r| &r.expr))
         .bind(rows.iter().map(|r| r.recurring).collect::<Vec<_>>())
         .bind(rows.iter().map(|r| r.run_at).collect::<Vec<_>>())
-        .bind(col(|r| r.payload.clone()))
-        .bind(col(|r| r.meta.clone()))
+        .bind(col(|r| &r.payload))
+        .bind(col(|r| &r.meta))
         .bind(rows.iter().map(|r| r.max_attempts).collect::<Vec<_>>())
         .bind(rows.iter().map(|r| r.timeout).collect::<Vec<_>>())
         .bind(rows.iter().map(|r| r.start_at).collect::<Vec<_>>())
@@ -171,6 +174,141 @@ pub(crate) async fn job_insert_many(
         }
     }
     Ok(out)
+}
+
+const COPY_IN: &str = "COPY qron.jobs (id, executor, owner, expr, recurring, run_at, slot_at, \
+     payload, meta, max_attempts, timeout, start_at) FROM STDIN (FORMAT binary)";
+
+/// Bytes of COPY data sent per message: the server works on one while the next is encoded.
+const COPY_MESSAGE: usize = 256 * 1024;
+
+/// Unnamed jobs (no conflict is possible) streamed into the table with `COPY`, the server's
+/// bulk path. Ids are drawn from the table's sequence first, so the rows need no `RETURNING`;
+/// rows are sent in messages of [`COPY_MESSAGE`] bytes, so the server stores one while the
+/// caller prepares the next. Dropped without [`JobCopy::finish`], it writes nothing.
+pub(crate) struct JobCopy<'c> {
+    copy: sqlx::postgres::PgCopyIn<&'c mut PgConnection>,
+    buf: Vec<u8>,
+    ids: std::vec::IntoIter<i64>,
+}
+
+impl<'c> JobCopy<'c> {
+    /// Reserves `n` ids and starts the `COPY`.
+    pub(crate) async fn begin(conn: &'c mut PgConnection, n: usize) -> sqlx::Result<Self> {
+        let ids: Vec<i64> =
+            sqlx::query_scalar("SELECT nextval('qron.jobs_id_seq') FROM generate_series(1, $1)")
+                .bind(i64::try_from(n).unwrap_or(i64::MAX))
+                .fetch_all(&mut *conn)
+                .await?;
+        let copy = conn.copy_in_raw(COPY_IN).await?;
+        Ok(Self {
+            copy,
+            buf: copy_binary::header(),
+            ids: ids.into_iter(),
+        })
+    }
+
+    /// Adds a row (one of the `n` announced); returns its id.
+    pub(crate) async fn push(&mut self, owner: &str, row: &InsertRow) -> sqlx::Result<i64> {
+        let id = self
+            .ids
+            .next()
+            .ok_or_else(|| sqlx::Error::Protocol("more rows than ids reserved".into()))?;
+        copy_binary::row(&mut self.buf, id, owner, row);
+        if self.buf.len() >= COPY_MESSAGE {
+            self.copy.send(std::mem::take(&mut self.buf)).await?;
+        }
+        Ok(id)
+    }
+
+    /// Sends the rest and ends the `COPY`.
+    pub(crate) async fn finish(mut self) -> sqlx::Result<()> {
+        copy_binary::trailer(&mut self.buf);
+        self.copy.send(std::mem::take(&mut self.buf)).await?;
+        self.copy.finish().await.map(|_| ())
+    }
+
+    /// Ends the `COPY` without storing anything.
+    pub(crate) async fn abort(self) -> sqlx::Result<()> {
+        self.copy.abort("the batch holds an invalid job").await
+    }
+}
+
+/// Wakes idle workers of these executors, when the transaction commits.
+pub(crate) async fn jobs_notify<'e>(
+    ex: impl PgExecutor<'e>,
+    executors: &[&str],
+) -> sqlx::Result<()> {
+    sqlx::query("SELECT pg_notify('qron_jobs', e) FROM unnest($1::text[]) AS e")
+        .bind(executors)
+        .execute(ex)
+        .await
+        .map(|_| ())
+}
+
+/// PostgreSQL's binary `COPY` format for [`COPY_IN`]'s columns.
+mod copy_binary {
+    use chrono::{DateTime, Utc};
+    use sqlx::postgres::types::PgInterval;
+
+    use super::InsertRow;
+
+    /// Microseconds from the Unix epoch to PostgreSQL's (2000-01-01).
+    const PG_EPOCH_MICROS: i64 = 946_684_800_000_000;
+    const COLUMNS: i16 = 12;
+
+    pub(super) fn header() -> Vec<u8> {
+        let mut b = Vec::with_capacity(super::COPY_MESSAGE + 4096);
+        b.extend_from_slice(b"PGCOPY\n\xff\r\n\0");
+        b.extend_from_slice(&0i32.to_be_bytes()); // flags
+        b.extend_from_slice(&0i32.to_be_bytes()); // header extension length
+        b
+    }
+
+    pub(super) fn trailer(b: &mut Vec<u8>) {
+        b.extend_from_slice(&(-1i16).to_be_bytes());
+    }
+
+    pub(super) fn row(b: &mut Vec<u8>, id: i64, owner: &str, r: &InsertRow) {
+        b.extend_from_slice(&COLUMNS.to_be_bytes());
+        field(b, &id.to_be_bytes());
+        field(b, r.executor.as_bytes());
+        field(b, owner.as_bytes());
+        field(b, r.expr.as_bytes());
+        field(b, &[u8::from(r.recurring)]);
+        timestamp(b, r.run_at);
+        timestamp(b, r.run_at);
+        jsonb(b, &r.payload);
+        jsonb(b, &r.meta);
+        field(b, &r.max_attempts.to_be_bytes());
+        interval(b, &r.timeout);
+        timestamp(b, r.start_at);
+    }
+
+    fn field(b: &mut Vec<u8>, data: &[u8]) {
+        // Every value here is far below 2 GiB: texts are checked against their limits first.
+        let len = i32::try_from(data.len()).unwrap_or(i32::MAX);
+        b.extend_from_slice(&len.to_be_bytes());
+        b.extend_from_slice(data);
+    }
+
+    fn timestamp(b: &mut Vec<u8>, t: DateTime<Utc>) {
+        field(b, &(t.timestamp_micros() - PG_EPOCH_MICROS).to_be_bytes());
+    }
+
+    fn jsonb(b: &mut Vec<u8>, text: &str) {
+        let len = i32::try_from(text.len() + 1).unwrap_or(i32::MAX);
+        b.extend_from_slice(&len.to_be_bytes());
+        b.push(1); // jsonb's binary format version
+        b.extend_from_slice(text.as_bytes());
+    }
+
+    fn interval(b: &mut Vec<u8>, i: &PgInterval) {
+        b.extend_from_slice(&16i32.to_be_bytes());
+        b.extend_from_slice(&i.microseconds.to_be_bytes());
+        b.extend_from_slice(&i.days.to_be_bytes());
+        b.extend_from_slice(&i.months.to_be_bytes());
+    }
 }
 
 const GET_BY_ID: &str = concat!(

@@ -32,7 +32,7 @@ pub const DEFAULT_HISTORY_RETENTION: Duration = Duration::from_secs(30 * 86_400)
 pub const DEFAULT_LEASE_AHEAD: Duration = Duration::from_millis(250);
 /// The longest a busy producer waits for more free slots before leasing.
 const LEASE_GATHER: Duration = Duration::from_millis(5);
-/// The notification channel the schema's trigger uses.
+/// The notification channel on which creating a due job wakes idle workers.
 const CHANNEL: &str = "qron_jobs";
 
 /// Counters of one worker, readable while it runs.

@@ -488,9 +488,10 @@ async fn bulk_enqueue_of_100k_jobs_takes_a_handful_of_statements() {
     // A current-thread runtime: every statement of the call is counted on this thread.
     let (ids, statements) = count_statements(c.create_many(jobs)).await;
     let ids = ids.unwrap();
+    // The ids drawn and the commit at least (sqlx does not report the COPY itself).
     assert!(
-        statements >= 10,
-        "the counter must see the inserts, saw {statements}"
+        statements >= 2,
+        "the counter must see the statements, saw {statements}"
     );
     assert!(statements <= 30, "{statements} statements for 100,000 jobs");
     assert_eq!(ids.len(), 100_000);
@@ -613,6 +614,22 @@ async fn bad_input_is_a_typed_error_and_writes_nothing() {
             "bulk case {i}: {err:.300}"
         );
     }
+    // An invalid job after enough valid ones that part of the batch has reached the server.
+    let mut batch: Vec<NewJob> = (0..20_000)
+        .map(|i| NewJob::new("e", "@daily").payload(json!({ "n": i })))
+        .collect();
+    batch.push(NewJob::new("e", "@daily").max_attempts(0));
+    let err = c.create_many(batch).await.unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            Error::InvalidArgument {
+                field: "max_attempts",
+                ..
+            }
+        ) && err.to_string().contains("job 20000"),
+        "{err}"
+    );
     let err = c
         .owner("")
         .create(NewJob::new("e", "@daily"))

@@ -415,6 +415,29 @@ async fn a_notification_wakes_an_idle_worker() {
 }
 
 #[tokio::test]
+async fn a_bulk_enqueue_wakes_an_idle_worker() {
+    let db = TestDb::new().await;
+    let c = Client::new(db.pool.clone());
+    let k = key("bulkwake");
+    let running = Running::start(
+        worker(&db, &["act"])
+            .poll_interval(Duration::from_secs(30))
+            .build()
+            .unwrap(),
+    );
+    // Let the producer go idle on its 30 s poll.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    c.create_many(scripts("act", 50, &k, Mode::Ok))
+        .await
+        .unwrap();
+    wait_for("the 50 jobs to start", Duration::from_secs(10), || async {
+        probe(&k).started() == 50
+    })
+    .await;
+    running.stop().await;
+}
+
+#[tokio::test]
 async fn a_one_off_runs_at_its_start_plus_interval() {
     let db = TestDb::new().await;
     let c = Client::new(db.pool.clone());
