@@ -235,6 +235,15 @@ fn timeout_interval(t: Duration) -> Result<PgInterval> {
     })
 }
 
+/// A parsed expression's first run from one start, kept for the next job of a batch.
+pub(crate) struct FirstRun {
+    text: String,
+    start_at: DateTime<Utc>,
+    canonical: String,
+    recurring: bool,
+    run_at: DateTime<Utc>,
+}
+
 /// An owner and the limits its operations apply, borrowed from a [`Client`] (or made for a bare
 /// connection).
 #[derive(Debug, Clone, Copy)]
@@ -268,6 +277,17 @@ impl Scope<'_> {
 
     /// Validates a new job and computes its first run.
     pub(crate) fn prepare(&self, job: &NewJob, now: DateTime<Utc>) -> Result<InsertRow> {
+        self.prepare_with(job, now, &mut None)
+    }
+
+    /// [`Scope::prepare`], reusing the schedule of the previous job when it has the same
+    /// expression and start (most batches schedule one expression many times).
+    pub(crate) fn prepare_with(
+        &self,
+        job: &NewJob,
+        now: DateTime<Utc>,
+        last: &mut Option<FirstRun>,
+    ) -> Result<InsertRow> {
         check_name("owner", self.owner)?;
         check_name("executor", &job.executor)?;
         if let Some(name) = &job.name {
@@ -275,27 +295,42 @@ impl Scope<'_> {
         }
         check_max_attempts(job.max_attempts)?;
         let timeout = timeout_interval(job.timeout)?;
-        let schedule = Schedule::parse(&job.expr)?;
         // PostgreSQL keeps microseconds: compute from what will be stored.
         let start_at = job.start_at.unwrap_or(now).trunc_subsecs(6);
-        let run_at = schedule
-            .first_run(start_at)
-            .ok_or_else(|| Error::InvalidArgument {
-                field: "expr",
-                reason: format!("`{}` has no run time after {start_at}", job.expr),
-            })?;
-        Ok(InsertRow {
+        let first = match last.take() {
+            Some(f) if f.text == job.expr && f.start_at == start_at => f,
+            _ => {
+                let schedule = Schedule::parse(&job.expr)?;
+                let run_at =
+                    schedule
+                        .first_run(start_at)
+                        .ok_or_else(|| Error::InvalidArgument {
+                            field: "expr",
+                            reason: format!("`{}` has no run time after {start_at}", job.expr),
+                        })?;
+                FirstRun {
+                    text: job.expr.clone(),
+                    start_at,
+                    canonical: schedule.to_string(),
+                    recurring: schedule.is_recurring(),
+                    run_at,
+                }
+            }
+        };
+        let row = InsertRow {
             executor: job.executor.clone(),
             name: job.name.clone(),
-            expr: schedule.to_string(),
-            recurring: schedule.is_recurring(),
-            run_at,
+            expr: first.canonical.clone(),
+            recurring: first.recurring,
+            run_at: first.run_at,
             payload: self.json("payload", &job.payload)?,
             meta: self.meta_json(&job.meta)?,
             max_attempts: job.max_attempts,
             timeout,
             start_at,
-        })
+        };
+        *last = Some(first);
+        Ok(row)
     }
 
     pub(crate) fn already_exists(e: sqlx::Error, executor: &str, name: Option<&str>) -> Error {
@@ -544,11 +579,15 @@ impl Client {
             }
         };
         // Named jobs are checked before anything is written.
+        let mut last = None;
         let mut named = Vec::new();
         let mut names = std::collections::HashSet::new();
         for (i, job) in jobs.iter().enumerate() {
             let Some(name) = &job.name else { continue };
-            let row = self.scope().prepare(job, now).map_err(in_batch(i))?;
+            let row = self
+                .scope()
+                .prepare_with(job, now, &mut last)
+                .map_err(in_batch(i))?;
             if !names.insert((job.executor.as_str(), name.as_str())) {
                 return Err(Error::InvalidArgument {
                     field: "name",
@@ -568,21 +607,29 @@ impl Client {
         // (an invalid one aborts it, and the transaction writes nothing).
         let unnamed = jobs.len() - named.len();
         if unnamed > 0 {
-            let mut copy = db::JobCopy::begin(&mut tx, unnamed).await?;
+            let mut copy = db::JobCopy::begin(&mut tx).await?;
+            let mut order = Vec::with_capacity(unnamed);
             for (i, job) in jobs.iter().enumerate().filter(|(_, j)| j.name.is_none()) {
-                let row = match self.scope().prepare(job, now) {
+                let row = match self.scope().prepare_with(job, now, &mut last) {
                     Ok(row) => row,
                     Err(e) => {
                         copy.abort().await?;
                         return Err(in_batch(i)(e));
                     }
                 };
-                if row.run_at <= soon {
-                    due.insert(job.executor.as_str());
+                if row.run_at <= soon && !due.contains(row.executor.as_str()) {
+                    due.insert(row.executor.clone());
                 }
-                ids[i] = copy.push(&self.owner, &row).await?;
+                copy.push(&self.owner, &row).await?;
+                order.push(i);
             }
-            copy.finish().await?;
+            let copied = copy.finish().await?;
+            for (i, id) in order
+                .into_iter()
+                .zip(db::job_copied_ids(&mut tx, copied).await?)
+            {
+                ids[i] = id;
+            }
         }
         // Named jobs: one statement per run of jobs with the same conflict policy.
         for run in named.chunk_by(|a, b| jobs[a.0].on_conflict == jobs[b.0].on_conflict) {
@@ -606,14 +653,15 @@ impl Client {
                                 .id
                         }
                     };
-                    if row.run_at <= soon {
-                        due.insert(row.executor.as_str());
+                    if row.run_at <= soon && !due.contains(row.executor.as_str()) {
+                        due.insert(row.executor.clone());
                     }
                 }
             }
         }
         if !due.is_empty() {
-            db::jobs_notify(&mut *tx, &due.into_iter().collect::<Vec<_>>()).await?;
+            let due: Vec<&str> = due.iter().map(String::as_str).collect();
+            db::jobs_notify(&mut *tx, &due).await?;
         }
         tx.commit().await?;
         Ok(ids)

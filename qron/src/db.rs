@@ -176,62 +176,103 @@ pub(crate) async fn job_insert_many(
     Ok(out)
 }
 
-const COPY_IN: &str = "COPY qron.jobs (id, executor, owner, expr, recurring, run_at, slot_at, \
+const COPY_IN: &str = "COPY qron.jobs (executor, owner, expr, recurring, run_at, slot_at, \
      payload, meta, max_attempts, timeout, start_at) FROM STDIN (FORMAT binary)";
 
 /// Bytes of COPY data sent per message: the server works on one while the next is encoded.
 const COPY_MESSAGE: usize = 256 * 1024;
 
 /// Unnamed jobs (no conflict is possible) streamed into the table with `COPY`, the server's
-/// bulk path. Ids are drawn from the table's sequence first, so the rows need no `RETURNING`;
-/// rows are sent in messages of [`COPY_MESSAGE`] bytes, so the server stores one while the
-/// caller prepares the next. Dropped without [`JobCopy::finish`], it writes nothing.
+/// bulk path. Rows are sent in messages of [`COPY_MESSAGE`] bytes, so the server stores one
+/// while the caller prepares the next. Dropped without [`JobCopy::finish`], it writes nothing.
+///
+/// The table's identity gives the ids, in input order (the server evaluates each row's default
+/// as it reads the row): [`job_copied_ids`] reads them back.
 pub(crate) struct JobCopy<'c> {
     copy: sqlx::postgres::PgCopyIn<&'c mut PgConnection>,
     buf: Vec<u8>,
-    ids: std::vec::IntoIter<i64>,
+    copied: Copied,
+}
+
+/// Where the ids of a [`JobCopy`]'s rows are: after `after`, `count` of them.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Copied {
+    after: i64,
+    count: i64,
 }
 
 impl<'c> JobCopy<'c> {
-    /// Reserves `n` ids and starts the `COPY`.
-    pub(crate) async fn begin(conn: &'c mut PgConnection, n: usize) -> sqlx::Result<Self> {
-        let ids: Vec<i64> =
-            sqlx::query_scalar("SELECT nextval('qron.jobs_id_seq') FROM generate_series(1, $1)")
-                .bind(i64::try_from(n).unwrap_or(i64::MAX))
-                .fetch_all(&mut *conn)
-                .await?;
+    /// Starts the `COPY`, after drawing one id that every id of its rows will follow.
+    pub(crate) async fn begin(conn: &'c mut PgConnection) -> sqlx::Result<Self> {
+        let after: i64 = sqlx::query_scalar("SELECT nextval('qron.jobs_id_seq')")
+            .fetch_one(&mut *conn)
+            .await?;
         let copy = conn.copy_in_raw(COPY_IN).await?;
         Ok(Self {
             copy,
             buf: copy_binary::header(),
-            ids: ids.into_iter(),
+            copied: Copied { after, count: 0 },
         })
     }
 
-    /// Adds a row (one of the `n` announced); returns its id.
-    pub(crate) async fn push(&mut self, owner: &str, row: &InsertRow) -> sqlx::Result<i64> {
-        let id = self
-            .ids
-            .next()
-            .ok_or_else(|| sqlx::Error::Protocol("more rows than ids reserved".into()))?;
-        copy_binary::row(&mut self.buf, id, owner, row);
+    /// Adds a row.
+    pub(crate) async fn push(&mut self, owner: &str, row: &InsertRow) -> sqlx::Result<()> {
+        copy_binary::row(&mut self.buf, owner, row);
+        self.copied.count += 1;
         if self.buf.len() >= COPY_MESSAGE {
             self.copy.send(std::mem::take(&mut self.buf)).await?;
         }
-        Ok(id)
+        Ok(())
     }
 
     /// Sends the rest and ends the `COPY`.
-    pub(crate) async fn finish(mut self) -> sqlx::Result<()> {
+    pub(crate) async fn finish(mut self) -> sqlx::Result<Copied> {
         copy_binary::trailer(&mut self.buf);
         self.copy.send(std::mem::take(&mut self.buf)).await?;
-        self.copy.finish().await.map(|_| ())
+        self.copy.finish().await?;
+        Ok(self.copied)
     }
 
     /// Ends the `COPY` without storing anything.
     pub(crate) async fn abort(self) -> sqlx::Result<()> {
         self.copy.abort("the batch holds an invalid job").await
     }
+}
+
+/// The ids of a finished [`JobCopy`]'s rows, in input order. The last one is the session's
+/// `currval`; when no other session drew ids meanwhile they are exactly the ones after
+/// `after`, otherwise they are the rows of that range this transaction wrote (their `xmin`,
+/// read from the last one), in id order.
+pub(crate) async fn job_copied_ids(conn: &mut PgConnection, c: Copied) -> sqlx::Result<Vec<i64>> {
+    if c.count == 0 {
+        return Ok(Vec::new());
+    }
+    let (last, xmin): (i64, String) = sqlx::query_as(
+        // currval in a subquery: evaluated once, so the primary key finds the row.
+        "SELECT id, xmin::text FROM qron.jobs WHERE id = (SELECT currval('qron.jobs_id_seq'))",
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+    if last - c.after == c.count {
+        return Ok((c.after + 1..=last).collect());
+    }
+    let ids: Vec<i64> = sqlx::query_scalar(
+        "SELECT id FROM qron.jobs WHERE id > $1 AND id <= $2 AND xmin::text = $3 ORDER BY id",
+    )
+    .bind(c.after)
+    .bind(last)
+    .bind(xmin)
+    .fetch_all(&mut *conn)
+    .await?;
+    if i64::try_from(ids.len()) != Ok(c.count) {
+        return Err(sqlx::Error::Protocol(format!(
+            "{} jobs copied, {} found in ids {}..={last}",
+            c.count,
+            ids.len(),
+            c.after + 1
+        )));
+    }
+    Ok(ids)
 }
 
 /// Wakes idle workers of these executors, when the transaction commits.
@@ -255,7 +296,7 @@ mod copy_binary {
 
     /// Microseconds from the Unix epoch to PostgreSQL's (2000-01-01).
     const PG_EPOCH_MICROS: i64 = 946_684_800_000_000;
-    const COLUMNS: i16 = 12;
+    const COLUMNS: i16 = 11;
 
     pub(super) fn header() -> Vec<u8> {
         let mut b = Vec::with_capacity(super::COPY_MESSAGE + 4096);
@@ -269,9 +310,8 @@ mod copy_binary {
         b.extend_from_slice(&(-1i16).to_be_bytes());
     }
 
-    pub(super) fn row(b: &mut Vec<u8>, id: i64, owner: &str, r: &InsertRow) {
+    pub(super) fn row(b: &mut Vec<u8>, owner: &str, r: &InsertRow) {
         b.extend_from_slice(&COLUMNS.to_be_bytes());
-        field(b, &id.to_be_bytes());
         field(b, r.executor.as_bytes());
         field(b, owner.as_bytes());
         field(b, r.expr.as_bytes());

@@ -479,6 +479,62 @@ async fn count_statements<T>(f: impl std::future::Future<Output = T>) -> (T, usi
 }
 
 #[tokio::test]
+async fn concurrent_bulk_enqueues_get_their_own_ids() {
+    let db = TestDb::new().await;
+    let c = client(&db);
+    // Bulk enqueues racing single ones: ids are drawn by every session at once, so a batch's
+    // ids are not one run of numbers, and each must still come back to its own job.
+    let mut tasks = Vec::new();
+    for t in 0..4 {
+        let c = c.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut got = Vec::new();
+            for round in 0..3 {
+                let jobs: Vec<NewJob> = (0..5_000)
+                    .map(|i| NewJob::new("bulk", "@after 1 hour").payload(json!([t, round, i])))
+                    .collect();
+                let ids = c.create_many(jobs).await.unwrap();
+                got.extend(
+                    ids.into_iter()
+                        .enumerate()
+                        .map(|(i, id)| (id, json!([t, round, i]))),
+                );
+            }
+            got
+        }));
+    }
+    let single = {
+        let c = c.clone();
+        tokio::spawn(async move {
+            let mut got = Vec::new();
+            for i in 0..300 {
+                let j = c
+                    .create(NewJob::new("bulk", "@after 1 hour").payload(json!(["single", i])))
+                    .await
+                    .unwrap();
+                got.push((j.id, json!(["single", i])));
+            }
+            got
+        })
+    };
+    let mut expected = single.await.unwrap();
+    for t in tasks {
+        expected.extend(t.await.unwrap());
+    }
+    expected.sort_by_key(|e| e.0);
+    let stored: Vec<(i64, serde_json::Value)> =
+        sqlx::query_as("SELECT id, payload FROM qron.jobs ORDER BY id")
+            .fetch_all(&db.pool)
+            .await
+            .unwrap();
+    assert_eq!(stored.len(), 4 * 3 * 5_000 + 300);
+    assert_eq!(
+        stored, expected,
+        "every id returned is the id of its own job"
+    );
+}
+
+#[tokio::test]
 async fn bulk_enqueue_of_100k_jobs_takes_a_handful_of_statements() {
     let db = TestDb::new().await;
     let c = client(&db);

@@ -50,6 +50,9 @@ enum Scenario {
         /// Concurrent callers of `schedule`.
         #[arg(long, default_value_t = 8)]
         callers: usize,
+        /// Rounds of (floor insert, bulk enqueue); the medians are reported.
+        #[arg(long, default_value_t = 5)]
+        rounds: usize,
     },
     /// Throughput: due no-op jobs processed by W worker processes.
     Throughput {
@@ -143,19 +146,45 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
             batches,
         } => expr::run(iterations, batches),
         Scenario::Floor { jobs, tasks, batch } => queue::floor(jobs, &batch, tasks).await?,
-        Scenario::Enqueue { jobs, callers } => queue::enqueue(jobs, callers).await?,
+        Scenario::Enqueue {
+            jobs,
+            callers,
+            rounds,
+        } => queue::enqueue(jobs, callers, rounds).await?,
         Scenario::Throughput { jobs, workers } => {
-            let mut out = Vec::new();
+            // The floor first, in the same run, for the ratio.
+            let floor = queue::floor_best(jobs).await?;
+            let mut out = vec![queue::fig(
+                "floor process (batch 1000, 4 tasks)",
+                floor,
+                "jobs/s",
+            )];
+            let mut best: f64 = 0.0;
             for w in workers {
-                out.extend(queue::throughput(jobs, w, false).await?);
+                let figures = queue::throughput(jobs, w, false).await?;
+                best = best.max(figures.first().map_or(0.0, |f| f.value));
+                out.extend(figures);
             }
+            out.push(queue::fig(
+                "throughput, best / floor",
+                100.0 * best / floor,
+                "%",
+            ));
             out
         }
         Scenario::Latency { rate, seconds } => queue::latency(rate, seconds).await?,
         Scenario::Recurring { jobs, seconds } => queue::recurring(jobs, seconds).await?,
         Scenario::Bloat { jobs } => {
             let mut out = queue::throughput(jobs, 1, false).await?;
-            out.extend(queue::throughput(jobs, 1, true).await?);
+            let normal = out.first().map_or(0.0, |f| f.value);
+            let held = queue::throughput(jobs, 1, true).await?;
+            let slowed = held.first().map_or(0.0, |f| f.value);
+            out.extend(held);
+            out.push(queue::fig(
+                "xmin held / normal",
+                100.0 * slowed / normal,
+                "%",
+            ));
             out
         }
         Scenario::Memory { jobs, concurrency } => queue::memory(jobs, concurrency).await?,
