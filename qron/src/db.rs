@@ -701,44 +701,63 @@ const LEASE_SLACK: PgInterval = PgInterval {
     microseconds: 2_000_000,
 };
 
-const LEASE: &str = "
-    WITH due AS (
-        SELECT id FROM qron.jobs
-         WHERE status = 'ready' AND executor = $1 AND run_at <= $6
-         ORDER BY run_at, id
-         LIMIT $3
-         FOR UPDATE SKIP LOCKED)
-    UPDATE qron.jobs j
-       SET status = 'running', attempt = j.attempt + 1, executions = j.executions + 1,
-           lease_owner = $4, lease_expires_at = GREATEST(j.run_at, $2) + j.timeout + $5,
-           lease_token = j.lease_token + 1, last_run_at = GREATEST(j.run_at, $2), updated_at = $2
-      FROM due
-     WHERE j.id = due.id
-    RETURNING j.id, j.owner, j.name, j.expr, j.recurring, j.run_at, j.slot_at, j.payload, j.meta,
-              j.attempt,
-              j.executions, j.max_attempts, j.timeout, j.lease_token, j.revision";
+macro_rules! lease {
+    ($after:literal) => {
+        concat!(
+            "WITH due AS (
+                SELECT id FROM qron.jobs
+                 WHERE status = 'ready' AND executor = $1 AND run_at <= $6 ",
+            $after,
+            " ORDER BY run_at, id
+                 LIMIT $3
+                 FOR UPDATE SKIP LOCKED)
+            UPDATE qron.jobs j
+               SET status = 'running', attempt = j.attempt + 1, executions = j.executions + 1,
+                   lease_owner = $4, lease_expires_at = GREATEST(j.run_at, $2) + j.timeout + $5,
+                   lease_token = j.lease_token + 1, last_run_at = GREATEST(j.run_at, $2),
+                   updated_at = $2
+              FROM due
+             WHERE j.id = due.id
+            RETURNING j.id, j.owner, j.name, j.expr, j.recurring, j.run_at, j.slot_at, j.payload,
+                      j.meta, j.attempt, j.executions, j.max_attempts, j.timeout, j.lease_token,
+                      j.revision"
+        )
+    };
+}
+
+const LEASE: &str = lease!("");
+const LEASE_AFTER: &str = lease!("AND (run_at, id) > ($7, $8)");
 
 /// Leases up to `limit` jobs of `executor` due by `due_by` (at most a little after `now`: a
 /// job leased before its run time waits for it in the worker, and its lease counts from then),
 /// oldest run time first.
+///
+/// With `after`, only jobs past that (run time, id) in the lease order: the index entries
+/// before it are mostly of jobs already leased, which a long transaction elsewhere keeps from
+/// being cleaned up, and which a scan from the start would step over one by one.
 pub(crate) async fn job_lease<'e>(
     ex: impl PgExecutor<'e>,
     executor: &str,
     limit: i64,
     now: DateTime<Utc>,
     due_by: DateTime<Utc>,
+    after: Option<(DateTime<Utc>, i64)>,
     worker_id: &str,
 ) -> sqlx::Result<Vec<LeasedJob>> {
-    sqlx::query_as(LEASE)
+    let q = sqlx::query_as(if after.is_some() { LEASE_AFTER } else { LEASE })
         .persistent(false)
         .bind(executor)
         .bind(now)
         .bind(limit)
         .bind(worker_id)
         .bind(LEASE_SLACK)
-        .bind(due_by)
-        .fetch_all(ex)
-        .await
+        .bind(due_by);
+    match after {
+        Some((run_at, id)) => q.bind(run_at).bind(id),
+        None => q,
+    }
+    .fetch_all(ex)
+    .await
 }
 
 /// When the next ready job of `executor` is due.

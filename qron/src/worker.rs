@@ -728,6 +728,12 @@ impl Shared {
 async fn produce(exec: Arc<ExecutorState>, shared: Arc<Shared>) {
     let executor = exec.registration.executor;
     let mut error_delay = Duration::from_millis(100);
+    // Where the last full batch stopped in the lease order: the next lease starts after it,
+    // past the entries of jobs just leased (see `db::job_lease`). A lease from the start at
+    // least every poll interval, and whenever one after the cursor comes back short, serves
+    // the jobs that became due before it (retries, restarts, rescued leases).
+    let mut cursor: Option<(DateTime<Utc>, i64)> = None;
+    let mut from_start = std::time::Instant::now();
     loop {
         if shared.soft.is_cancelled() {
             break;
@@ -759,12 +765,17 @@ async fn produce(exec: Arc<ExecutorState>, shared: Arc<Shared>) {
         let free = exec.slots.available_permits();
         let want = free.min(shared.batch_size);
         let now = Utc::now();
+        let after = cursor.filter(|_| from_start.elapsed() < shared.poll_interval);
+        if after.is_none() {
+            from_start = std::time::Instant::now();
+        }
         let leased = db::job_lease(
             &shared.pool,
             executor,
             i64::try_from(want).unwrap_or(i64::MAX),
             now,
             now + shared.lease_ahead,
+            after,
             &shared.worker_id,
         )
         .await;
@@ -784,6 +795,11 @@ async fn produce(exec: Arc<ExecutorState>, shared: Arc<Shared>) {
             }
         };
         let full = jobs.len() == want;
+        cursor = if full {
+            jobs.iter().map(|j| (j.run_at, j.id)).max()
+        } else {
+            None
+        };
         shared
             .metrics
             .leased
@@ -795,7 +811,7 @@ async fn produce(exec: Arc<ExecutorState>, shared: Arc<Shared>) {
             shared.metrics.in_flight.fetch_add(1, Ordering::Relaxed);
             tokio::spawn(execute(job, exec.clone(), shared.clone(), permit));
         }
-        if full {
+        if full || after.is_some() {
             continue;
         }
         // Idle: sleep until the poll interval, the next job to lease, or a notification. Jobs

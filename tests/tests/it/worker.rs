@@ -438,6 +438,60 @@ async fn a_bulk_enqueue_wakes_an_idle_worker() {
 }
 
 #[tokio::test]
+async fn a_job_due_earlier_is_not_starved_by_a_busy_queue() {
+    let db = TestDb::new().await;
+    let c = Client::new(db.pool.clone());
+    let k = key("starve");
+    let early = key("early");
+    // Enough work to keep the worker busy for a few seconds: it leases in full batches, each
+    // after the last one leased.
+    c.create_many(scripts("act", 3_000, &k, Mode::Sleep(20)))
+        .await
+        .unwrap();
+    let running = Running::start(
+        worker(&db, &["act"])
+            .poll_interval(Duration::from_millis(200))
+            .concurrency("act", 20)
+            .build()
+            .unwrap(),
+    );
+    wait_for("the queue to be busy", Duration::from_secs(5), || async {
+        probe(&k).started() >= 100
+    })
+    .await;
+    // Due an hour ago: before every job of the queue in the lease order.
+    let j = c
+        .create(
+            NewJob::new("act", "@after 0s")
+                .payload(serde_json::to_value(Script::new(&early, Mode::Ok)).unwrap())
+                .start_at(Utc::now() - chrono::Duration::hours(1)),
+        )
+        .await
+        .unwrap();
+    let created = Utc::now();
+    wait_for("the early job", Duration::from_secs(10), || async {
+        probe(&early).started() == 1
+    })
+    .await;
+    let started = probe(&early).starts.lock().unwrap()[0].2;
+    let queue_left = count(
+        &db.pool,
+        "SELECT count(*) FROM qron.jobs WHERE status = 'ready'",
+    )
+    .await;
+    running.stop().await;
+    assert!(
+        queue_left > 0,
+        "the queue drained before the early job {} ran",
+        j.id
+    );
+    assert!(
+        started - created < chrono::Duration::seconds(1),
+        "started {started}, created {created}: it waited behind the queue"
+    );
+}
+
+#[tokio::test]
 async fn a_one_off_runs_at_its_start_plus_interval() {
     let db = TestDb::new().await;
     let c = Client::new(db.pool.clone());
