@@ -30,6 +30,9 @@ pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 pub const DEFAULT_HISTORY_RETENTION: Duration = Duration::from_secs(30 * 86_400);
 /// How long before their run time jobs are leased by default.
 pub const DEFAULT_LEASE_AHEAD: Duration = Duration::from_millis(250);
+/// Concurrency from which an executor has two producers: one leases while the other's jobs
+/// start, which keeps the server busy between leases.
+const PARALLEL_LEASES_FROM: u32 = 64;
 /// The longest a busy producer waits for more free slots before leasing.
 const LEASE_GATHER: Duration = Duration::from_millis(5);
 /// The notification channel on which creating a due job wakes idle workers.
@@ -634,7 +637,14 @@ impl Worker {
         let producers: Vec<_> = self
             .executors
             .iter()
-            .map(|e| tokio::spawn(produce(e.clone(), shared.clone())))
+            .flat_map(|e| {
+                let n = if e.capacity >= PARALLEL_LEASES_FROM {
+                    2
+                } else {
+                    1
+                };
+                (0..n).map(|_| tokio::spawn(produce(e.clone(), shared.clone())))
+            })
             .collect();
 
         shared.soft.cancelled().await;
@@ -762,8 +772,19 @@ async fn produce(exec: Arc<ExecutorState>, shared: Arc<Shared>) {
                 }
             }
         }
-        let free = exec.slots.available_permits();
-        let want = free.min(shared.batch_size);
+        // Slots are taken before the lease, so that the executor's producers together never
+        // lease more jobs than it has slots.
+        let want = exec.slots.available_permits().min(shared.batch_size);
+        if want == 0 {
+            continue;
+        }
+        let Ok(mut reserved) = exec
+            .slots
+            .clone()
+            .try_acquire_many_owned(u32::try_from(want).unwrap_or(u32::MAX))
+        else {
+            continue;
+        };
         let now = Utc::now();
         let after = cursor.filter(|_| from_start.elapsed() < shared.poll_interval);
         if after.is_none() {
@@ -805,12 +826,14 @@ async fn produce(exec: Arc<ExecutorState>, shared: Arc<Shared>) {
             .leased
             .fetch_add(jobs.len() as u64, Ordering::Relaxed);
         for job in jobs {
-            let Ok(permit) = exec.slots.clone().acquire_owned().await else {
+            let Some(permit) = reserved.split(1) else {
                 break;
             };
             shared.metrics.in_flight.fetch_add(1, Ordering::Relaxed);
             tokio::spawn(execute(job, exec.clone(), shared.clone(), permit));
         }
+        // Slots reserved for jobs that were not there go back.
+        drop(reserved);
         if full || after.is_some() {
             continue;
         }

@@ -173,22 +173,28 @@ async fn backoff_grows_between_retries_and_respects_its_cap() {
 
 #[tokio::test]
 async fn the_in_flight_bound_holds() {
-    let db = TestDb::new().await;
-    let c = Client::new(db.pool.clone());
-    let k = key("bound");
-    let n = 4;
-    let jobs = scripts("act", 10 * n, &k, Mode::Sleep(20));
-    c.create_many(jobs).await.unwrap();
-    let running = Running::start(worker(&db, &["act"]).concurrency("act", n).build().unwrap());
-    wait_for("40 jobs", Duration::from_secs(20), || async {
-        count(&db.pool, "SELECT count(*) FROM qron.jobs_history").await == 40
-    })
-    .await;
-    running.stop().await;
-    let p = probe(&k);
-    assert_eq!(p.started(), 40);
-    let max = p.max_running.load(std::sync::atomic::Ordering::SeqCst);
-    assert!(max <= n as i64 && max >= 2, "max running {max}");
+    // 4: one producer; 100: two producers leasing at once, which share the bound.
+    for (n, sleep) in [(4, 20), (100, 30)] {
+        let db = TestDb::new().await;
+        let c = Client::new(db.pool.clone());
+        let k = key("bound");
+        let total = 10 * n;
+        let jobs = scripts("act", total, &k, Mode::Sleep(sleep));
+        c.create_many(jobs).await.unwrap();
+        let running = Running::start(worker(&db, &["act"]).concurrency("act", n).build().unwrap());
+        wait_for("every job", Duration::from_secs(30), || async {
+            count(&db.pool, "SELECT count(*) FROM qron.jobs_history").await == total as i64
+        })
+        .await;
+        running.stop().await;
+        let p = probe(&k);
+        assert_eq!(p.started(), total);
+        let max = p.max_running.load(std::sync::atomic::Ordering::SeqCst);
+        assert!(
+            max <= n as i64 && max >= 2,
+            "concurrency {n}: max running {max}"
+        );
+    }
 }
 
 #[tokio::test]
