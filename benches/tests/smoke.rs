@@ -41,15 +41,31 @@ fn every_scenario_runs_at_a_tiny_size() {
         "floor", "--jobs", "200", "--tasks", "2", "--batch", "10,100",
     ]);
     assert_eq!(floor.len(), 4);
-    run(&["enqueue", "--jobs", "200", "--callers", "2"]);
-    let t = run(&["throughput", "--jobs", "200", "--workers", "1,2"]);
+    run(&[
+        "enqueue",
+        "--jobs",
+        "200",
+        "--callers",
+        "2",
+        "--rounds",
+        "2",
+    ]);
+    let t = run(&[
+        "throughput",
+        "--jobs",
+        "200",
+        "--workers",
+        "1,2",
+        "--rounds",
+        "2",
+    ]);
     assert!(
         t.iter()
             .any(|f| f["name"].as_str().unwrap().contains("2 worker processes"))
     );
     run(&["latency", "--rate", "50", "--seconds", "1"]);
     run(&["recurring", "--jobs", "10", "--seconds", "2"]);
-    run(&["bloat", "--jobs", "200"]);
+    run(&["bloat", "--jobs", "200", "--rounds", "1"]);
     let m = run(&["memory", "--jobs", "200", "--concurrency", "10"]);
     assert!(m[0]["value"].as_f64().unwrap() > 1.0, "{m:?}");
 }

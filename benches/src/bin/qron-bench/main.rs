@@ -62,6 +62,9 @@ enum Scenario {
         /// Worker processes per run (1 runs in this process).
         #[arg(long, value_delimiter = ',', default_value = "1,2,4")]
         workers: Vec<usize>,
+        /// Rounds of (floor, each W); the medians are reported.
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
     },
     /// Latency: enqueue-to-start with an idle worker polling every second.
     Latency {
@@ -86,6 +89,9 @@ enum Scenario {
         /// Jobs per run.
         #[arg(long, default_value_t = 100_000)]
         jobs: u64,
+        /// Rounds of (normal, held); the medians are reported.
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
     },
     /// Peak RSS of a worker process.
     Memory {
@@ -116,6 +122,27 @@ pub struct Figure {
     pub value: f64,
     /// Its unit.
     pub unit: &'static str,
+}
+
+/// Each figure's median over rounds that measured the same figures (in the first round's order).
+fn medians(rounds: Vec<Vec<Figure>>) -> Vec<Figure> {
+    let Some(first) = rounds.first() else {
+        return Vec::new();
+    };
+    first
+        .iter()
+        .map(|f| {
+            let values = rounds
+                .iter()
+                .filter_map(|r| r.iter().find(|g| g.name == f.name).map(|g| g.value))
+                .collect();
+            Figure {
+                name: f.name.clone(),
+                value: queue::median(values),
+                unit: f.unit,
+            }
+        })
+        .collect()
 }
 
 fn report(json: bool, figures: &[Figure]) {
@@ -151,41 +178,53 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
             callers,
             rounds,
         } => queue::enqueue(jobs, callers, rounds).await?,
-        Scenario::Throughput { jobs, workers } => {
-            // The floor first, in the same run, for the ratio.
-            let floor = queue::floor_best(jobs).await?;
-            let mut out = vec![queue::fig(
-                "floor process (batch 1000, 4 tasks)",
-                floor,
-                "jobs/s",
-            )];
-            let mut best: f64 = 0.0;
-            for w in workers {
-                let figures = queue::throughput(jobs, w, false).await?;
-                best = best.max(figures.first().map_or(0.0, |f| f.value));
-                out.extend(figures);
+        Scenario::Throughput {
+            jobs,
+            workers,
+            rounds,
+        } => {
+            let mut all = Vec::new();
+            for _ in 0..rounds.max(1) {
+                // The floor first, in the same round, for the ratio.
+                let floor = queue::floor_best(jobs).await?;
+                let mut out = vec![queue::fig(
+                    "floor process (batch 1000, 4 tasks)",
+                    floor,
+                    "jobs/s",
+                )];
+                let mut best: f64 = 0.0;
+                for &w in &workers {
+                    let figures = queue::throughput(jobs, w, false).await?;
+                    best = best.max(figures.first().map_or(0.0, |f| f.value));
+                    out.extend(figures);
+                }
+                out.push(queue::fig(
+                    "throughput, best / floor",
+                    100.0 * best / floor,
+                    "%",
+                ));
+                all.push(out);
             }
-            out.push(queue::fig(
-                "throughput, best / floor",
-                100.0 * best / floor,
-                "%",
-            ));
-            out
+            medians(all)
         }
         Scenario::Latency { rate, seconds } => queue::latency(rate, seconds).await?,
         Scenario::Recurring { jobs, seconds } => queue::recurring(jobs, seconds).await?,
-        Scenario::Bloat { jobs } => {
-            let mut out = queue::throughput(jobs, 1, false).await?;
-            let normal = out.first().map_or(0.0, |f| f.value);
-            let held = queue::throughput(jobs, 1, true).await?;
-            let slowed = held.first().map_or(0.0, |f| f.value);
-            out.extend(held);
-            out.push(queue::fig(
-                "xmin held / normal",
-                100.0 * slowed / normal,
-                "%",
-            ));
-            out
+        Scenario::Bloat { jobs, rounds } => {
+            let mut all = Vec::new();
+            for _ in 0..rounds.max(1) {
+                let mut out = queue::throughput(jobs, 1, false).await?;
+                let normal = out.first().map_or(0.0, |f| f.value);
+                let held = queue::throughput(jobs, 1, true).await?;
+                let slowed = held.first().map_or(0.0, |f| f.value);
+                out.extend(held);
+                out.push(queue::fig(
+                    "xmin held / normal",
+                    100.0 * slowed / normal,
+                    "%",
+                ));
+                all.push(out);
+            }
+            medians(all)
         }
         Scenario::Memory { jobs, concurrency } => queue::memory(jobs, concurrency).await?,
         Scenario::Serve {
