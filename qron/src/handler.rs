@@ -516,7 +516,20 @@ impl Context {
         self.requests().stop = true;
     }
 
-    pub(crate) fn take_requests(&self) -> Requests {
-        std::mem::take(&mut *self.requests())
+    /// What the handler asked for, from a handle kept while the context itself is with the
+    /// handler.
+    pub(crate) fn requests_handle(&self) -> Arc<Mutex<Requests>> {
+        self.requests.clone()
+    }
+}
+
+impl Requests {
+    /// Takes what a handler asked for through its context.
+    pub(crate) fn take_from(handle: &Mutex<Requests>) -> Self {
+        std::mem::take(
+            &mut *handle
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
     }
 }

@@ -424,6 +424,7 @@ impl WorkerBuilder {
                     registration: r,
                     capacity,
                     slots: Arc::new(Semaphore::new(capacity as usize)),
+                    executor: Arc::from(r.executor),
                     wake: Notify::new(),
                     slot_freed: Notify::new(),
                     next_ready: AtomicI64::new(i64::MAX),
@@ -467,6 +468,8 @@ struct ExecutorState {
     registration: Registration,
     capacity: u32,
     slots: Arc<Semaphore>,
+    /// The executor's name, shared by the contexts of its executions.
+    executor: Arc<str>,
     wake: Notify,
     slot_freed: Notify,
     /// The earliest run time (µs since the epoch) of the jobs this worker made ready again
@@ -727,10 +730,12 @@ impl Shared {
         if cache.len() > 10_000 {
             cache.clear();
         }
-        cache
-            .entry(expr.to_owned())
-            .or_insert_with(|| Schedule::parse(expr).ok())
-            .clone()
+        if let Some(s) = cache.get(expr) {
+            return s.clone();
+        }
+        let s = Schedule::parse(expr).ok();
+        cache.insert(expr.to_owned(), s.clone());
+        s
     }
 }
 
@@ -874,7 +879,7 @@ async fn produce(exec: Arc<ExecutorState>, shared: Arc<Shared>) {
 
 /// Runs one leased job and hands its outcome to the completer.
 async fn execute(
-    job: LeasedJob,
+    mut job: LeasedJob,
     exec: Arc<ExecutorState>,
     shared: Arc<Shared>,
     permit: tokio::sync::OwnedSemaphorePermit,
@@ -890,15 +895,16 @@ async fn execute(
     );
     let ctx = Context {
         id: job.id,
-        executor: reg.executor.into(),
-        owner: job.owner.clone(),
-        name: job.name.clone(),
+        executor: exec.executor.clone(),
+        owner: std::mem::take(&mut job.owner),
+        name: job.name.take(),
         attempt: job.attempt,
         executions: job.executions,
-        meta: job.meta.clone(),
+        meta: job.meta.take(),
         scheduled_at: job.slot_at,
         requests: Arc::default(),
     };
+    let requests = ctx.requests_handle();
     // Leased ahead of its run time: hold it until then.
     if let Ok(early) = (job.run_at - Utc::now()).to_std() {
         tokio::select! {
@@ -914,8 +920,7 @@ async fn execute(
     }
     let started = std::time::Instant::now();
     let timeout = interval_to_duration(&job.timeout);
-    let mut handle =
-        tokio::spawn((reg.run)(ctx.clone(), job.payload.clone()).instrument(span.clone()));
+    let mut handle = tokio::spawn((reg.run)(ctx, job.payload.take()).instrument(span.clone()));
     let result: Option<std::result::Result<(), JobError>> = tokio::select! {
         r = tokio::time::timeout(timeout, &mut handle) => Some(match r {
             Ok(Ok(r)) => r,
@@ -932,14 +937,18 @@ async fn execute(
         }
     };
     if let Some(result) = result {
-        let requests = ctx.take_requests();
+        let requests = Requests::take_from(&requests);
         let input = OutcomeInput::leased(&job);
         let (outcome, label) = decide(
             &input,
             result,
             requests,
             Utc::now(),
-            shared.schedule(&job.expr).as_ref(),
+            // One-off jobs have no next slot to compute.
+            job.recurring
+                .then(|| shared.schedule(&job.expr))
+                .flatten()
+                .as_ref(),
             reg.options.backoff,
         );
         if let Outcome::Complete(c) = &outcome
