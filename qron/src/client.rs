@@ -779,6 +779,9 @@ impl Client {
             c.max_attempts = Some(n);
         }
         if let Some(job) = db::job_update(&self.pool, &self.owner, &target, &c).await? {
+            if due_soon(&job) {
+                db::jobs_notify(&self.pool, &[&job.executor]).await?;
+            }
             return Ok(job);
         }
         // No row: the job is gone, or its revision moved on.
@@ -836,7 +839,7 @@ impl Client {
     }
 
     /// Makes a paused job ready again. A run time in the past becomes now for a one-off job and
-    /// the next slot for a recurring one.
+    /// the next slot for a recurring one. A job due now wakes idle workers (on commit).
     ///
     /// # Errors
     /// [`Error::NotFound`] when the owner has no such live job.
@@ -865,9 +868,18 @@ impl Client {
         let job = db::job_restart(&mut tx, &self.owner, id, run_at)
             .await?
             .ok_or_else(|| self.not_found(&target))?;
+        if due_soon(&job) {
+            db::jobs_notify(&mut *tx, &[&job.executor]).await?;
+        }
         tx.commit().await?;
         Ok(job)
     }
+}
+
+/// Whether idle workers should hear of `job` now: ready and due within a second (as for a
+/// created job).
+fn due_soon(job: &JobRow) -> bool {
+    job.status == crate::JobStatus::Ready && job.run_at <= Utc::now() + chrono::Duration::seconds(1)
 }
 
 #[cfg(test)]

@@ -498,6 +498,45 @@ async fn a_job_due_earlier_is_not_starved_by_a_busy_queue() {
 }
 
 #[tokio::test]
+async fn a_restart_or_an_update_that_makes_a_job_due_wakes_an_idle_worker() {
+    let db = TestDb::new().await;
+    let c = Client::new(db.pool.clone());
+    let k = key("rewake");
+    let payload = serde_json::to_value(Script::new(&k, Mode::Ok)).unwrap();
+    // Paused while due, and due in an hour: neither is leased.
+    let paused = c
+        .create(NewJob::new("act", "@after 0s").payload(payload.clone()))
+        .await
+        .unwrap();
+    c.stop(paused.id).await.unwrap();
+    let later = c
+        .create(NewJob::new("act", "@after 1 hour").payload(payload))
+        .await
+        .unwrap();
+    let running = Running::start(
+        worker(&db, &["act"])
+            .poll_interval(Duration::from_secs(30))
+            .build()
+            .unwrap(),
+    );
+    // Let the producer go idle on its 30 s poll.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    c.restart(paused.id).await.unwrap();
+    wait_for("the restarted job", Duration::from_secs(5), || async {
+        probe(&k).started() == 1
+    })
+    .await;
+    c.update(later.id, qron::JobUpdate::new().expr("@after 0s"))
+        .await
+        .unwrap();
+    wait_for("the updated job", Duration::from_secs(5), || async {
+        probe(&k).started() == 2
+    })
+    .await;
+    running.stop().await;
+}
+
+#[tokio::test]
 async fn a_one_off_runs_at_its_start_plus_interval() {
     let db = TestDb::new().await;
     let c = Client::new(db.pool.clone());
