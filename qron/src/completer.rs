@@ -165,23 +165,24 @@ async fn write_once(pool: &PgPool, batch: &[Outcome], now: DateTime<Utc>) -> sql
     let mut completes = Vec::new();
     for o in batch {
         match o {
-            Outcome::Finish(f, _) => finishes.push(f.clone()),
-            Outcome::Complete(c) => completes.push(c.clone()),
+            Outcome::Finish(f, _) => finishes.push(f),
+            Outcome::Complete(c) => completes.push(c),
         }
     }
     let mut applied = 0;
+    // A job paused or edited while it ran stays live: its outcome is recorded in place.
+    let mut kept = Vec::new();
     if !finishes.is_empty() {
         let moved: std::collections::HashSet<i64> = db::job_finish_many(pool, &finishes, now)
             .await?
             .into_iter()
             .collect();
         applied += moved.len();
-        // A job paused or edited while it ran stays live: record its outcome in place.
         for o in batch {
             if let Outcome::Finish(f, run_at) = o
                 && !moved.contains(&f.id)
             {
-                completes.push(Completion {
+                kept.push(Completion {
                     id: f.id,
                     token: f.token,
                     revision: f.revision,
@@ -197,6 +198,7 @@ async fn write_once(pool: &PgPool, batch: &[Outcome], now: DateTime<Utc>) -> sql
             }
         }
     }
+    completes.extend(&kept);
     if !completes.is_empty() {
         applied += db::job_complete_many(pool, &completes, now).await?.len();
     }

@@ -821,7 +821,7 @@ const COMPLETE_MANY: &str = "
 /// lead the planner to its small partial index instead of the primary key.)
 pub(crate) async fn job_complete_many<'e>(
     ex: impl PgExecutor<'e>,
-    rows: &[Completion],
+    rows: &[&Completion],
     now: DateTime<Utc>,
 ) -> sqlx::Result<Vec<i64>> {
     // Planned anew each time (an unnamed statement): a cached generic plan cannot see the
@@ -834,10 +834,14 @@ pub(crate) async fn job_complete_many<'e>(
         .bind(rows.iter().map(|r| r.status).collect::<Vec<_>>())
         .bind(rows.iter().map(|r| r.run_at).collect::<Vec<_>>())
         .bind(rows.iter().map(|r| r.reset_attempt).collect::<Vec<_>>())
-        .bind(rows.iter().map(|r| r.payload.clone()).collect::<Vec<_>>())
-        .bind(rows.iter().map(|r| r.expr.clone()).collect::<Vec<_>>())
+        .bind(
+            rows.iter()
+                .map(|r| r.payload.as_deref())
+                .collect::<Vec<_>>(),
+        )
+        .bind(rows.iter().map(|r| r.expr.as_deref()).collect::<Vec<_>>())
         .bind(rows.iter().map(|r| r.recurring).collect::<Vec<_>>())
-        .bind(rows.iter().map(|r| r.error.clone()).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.error.as_deref()).collect::<Vec<_>>())
         .bind(rows.iter().map(|r| r.slot_at).collect::<Vec<_>>())
         .bind(now)
         .fetch_all(ex)
@@ -883,7 +887,7 @@ const FINISH_MANY: &str = "
 /// paused or edited while it ran stays live: the caller completes it instead).
 pub(crate) async fn job_finish_many<'e>(
     ex: impl PgExecutor<'e>,
-    rows: &[Finish],
+    rows: &[&Finish],
     now: DateTime<Utc>,
 ) -> sqlx::Result<Vec<i64>> {
     sqlx::query_scalar(FINISH_MANY)
@@ -892,8 +896,12 @@ pub(crate) async fn job_finish_many<'e>(
         .bind(rows.iter().map(|r| r.token).collect::<Vec<_>>())
         .bind(rows.iter().map(|r| r.revision).collect::<Vec<_>>())
         .bind(rows.iter().map(|r| r.status).collect::<Vec<_>>())
-        .bind(rows.iter().map(|r| r.payload.clone()).collect::<Vec<_>>())
-        .bind(rows.iter().map(|r| r.error.clone()).collect::<Vec<_>>())
+        .bind(
+            rows.iter()
+                .map(|r| r.payload.as_deref())
+                .collect::<Vec<_>>(),
+        )
+        .bind(rows.iter().map(|r| r.error.as_deref()).collect::<Vec<_>>())
         .bind(now)
         .fetch_all(ex)
         .await

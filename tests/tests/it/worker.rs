@@ -38,6 +38,18 @@ fn scripts(executor: &str, n: usize, k: &str, mode: Mode) -> Vec<NewJob> {
         .collect()
 }
 
+/// A job of `act` on `expr` running `mode`, reporting to probe `k`.
+fn script(expr: &str, k: &str, mode: Mode) -> NewJob {
+    NewJob::new("act", expr).payload(serde_json::to_value(Script::new(k, mode)).unwrap())
+}
+
+/// A worker on `act` polling every `poll`, once its producer has gone idle on that poll.
+async fn idle_worker(db: &TestDb, poll: Duration) -> Running {
+    let running = Running::start(worker(db, &["act"]).poll_interval(poll).build().unwrap());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    running
+}
+
 /// Waits until no job of the test is ready-and-due or running.
 async fn settle(db: &TestDb) {
     wait_for("the queue to settle", Duration::from_secs(20), || async {
@@ -118,8 +130,7 @@ async fn recurring_outcomes_keep_the_schedule() {
     for mode in [Mode::Ok, Mode::Retry, Mode::Fail, Mode::Panic, Mode::Hang] {
         let j = c
             .create(
-                NewJob::new("act", "@every 1 hour")
-                    .payload(serde_json::to_value(Script::new(&k, mode)).unwrap())
+                script("@every 1 hour", &k, mode)
                     .timeout(Duration::from_millis(300))
                     .start_at(Utc::now() - chrono::Duration::minutes(61)),
             )
@@ -385,14 +396,7 @@ async fn a_notification_wakes_an_idle_worker() {
     let db = TestDb::new().await;
     let c = Client::new(db.pool.clone());
     let k = key("wake");
-    let running = Running::start(
-        worker(&db, &["act"])
-            .poll_interval(Duration::from_secs(10))
-            .build()
-            .unwrap(),
-    );
-    // Let the producer go idle on its 10 s poll.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let running = idle_worker(&db, Duration::from_secs(10)).await;
     let mut delays = Vec::new();
     for i in 0..15 {
         let enqueued = Utc::now();
@@ -425,14 +429,7 @@ async fn a_bulk_enqueue_wakes_an_idle_worker() {
     let db = TestDb::new().await;
     let c = Client::new(db.pool.clone());
     let k = key("bulkwake");
-    let running = Running::start(
-        worker(&db, &["act"])
-            .poll_interval(Duration::from_secs(30))
-            .build()
-            .unwrap(),
-    );
-    // Let the producer go idle on its 30 s poll.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let running = idle_worker(&db, Duration::from_secs(30)).await;
     c.create_many(scripts("act", 50, &k, Mode::Ok))
         .await
         .unwrap();
@@ -468,9 +465,7 @@ async fn a_job_due_earlier_is_not_starved_by_a_busy_queue() {
     // Due an hour ago: before every job of the queue in the lease order.
     let j = c
         .create(
-            NewJob::new("act", "@after 0s")
-                .payload(serde_json::to_value(Script::new(&early, Mode::Ok)).unwrap())
-                .start_at(Utc::now() - chrono::Duration::hours(1)),
+            script("@after 0s", &early, Mode::Ok).start_at(Utc::now() - chrono::Duration::hours(1)),
         )
         .await
         .unwrap();
@@ -502,25 +497,14 @@ async fn a_restart_or_an_update_that_makes_a_job_due_wakes_an_idle_worker() {
     let db = TestDb::new().await;
     let c = Client::new(db.pool.clone());
     let k = key("rewake");
-    let payload = serde_json::to_value(Script::new(&k, Mode::Ok)).unwrap();
     // Paused while due, and due in an hour: neither is leased.
-    let paused = c
-        .create(NewJob::new("act", "@after 0s").payload(payload.clone()))
-        .await
-        .unwrap();
+    let paused = c.create(script("@after 0s", &k, Mode::Ok)).await.unwrap();
     c.stop(paused.id).await.unwrap();
     let later = c
-        .create(NewJob::new("act", "@after 1 hour").payload(payload))
+        .create(script("@after 1 hour", &k, Mode::Ok))
         .await
         .unwrap();
-    let running = Running::start(
-        worker(&db, &["act"])
-            .poll_interval(Duration::from_secs(30))
-            .build()
-            .unwrap(),
-    );
-    // Let the producer go idle on its 30 s poll.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let running = idle_worker(&db, Duration::from_secs(30)).await;
     c.restart(paused.id).await.unwrap();
     wait_for("the restarted job", Duration::from_secs(5), || async {
         probe(&k).started() == 1
@@ -543,11 +527,7 @@ async fn a_one_off_runs_at_its_start_plus_interval() {
     let k = key("start");
     let start = Utc::now() + chrono::Duration::seconds(1);
     let j = c
-        .create(
-            NewJob::new("act", "@after 100ms")
-                .payload(serde_json::to_value(Script::new(&k, Mode::Ok)).unwrap())
-                .start_at(start),
-        )
+        .create(script("@after 100ms", &k, Mode::Ok).start_at(start))
         .await
         .unwrap();
     let running = Running::start(
@@ -578,10 +558,7 @@ async fn a_job_leased_ahead_waits_for_its_run_time() {
     let c = Client::new(db.pool.clone());
     let k = key("ahead");
     let j = c
-        .create(
-            NewJob::new("act", "@after 1500ms")
-                .payload(serde_json::to_value(Script::new(&k, Mode::Ok)).unwrap()),
-        )
+        .create(script("@after 1500ms", &k, Mode::Ok))
         .await
         .unwrap();
     let running = Running::start(
@@ -622,10 +599,7 @@ async fn a_recurring_job_is_leased_again_before_its_next_slot() {
     let c = Client::new(db.pool.clone());
     let k = key("slots");
     let j = c
-        .create(
-            NewJob::new("act", "@every 1 second")
-                .payload(serde_json::to_value(Script::new(&k, Mode::Ok)).unwrap()),
-        )
+        .create(script("@every 1 second", &k, Mode::Ok))
         .await
         .unwrap();
     // Polling alone (10 s) would start the second run 9 s late: the worker must see that the
@@ -657,10 +631,7 @@ async fn a_recurring_counter_runs_on_its_slots() {
     let c = Client::new(db.pool.clone());
     let k = key("counter");
     let j = c
-        .create(
-            NewJob::new("act", "@every 1 second")
-                .payload(serde_json::to_value(Script::new(&k, Mode::Count)).unwrap()),
-        )
+        .create(script("@every 1 second", &k, Mode::Count))
         .await
         .unwrap();
     let running = Running::start(worker(&db, &["act"]).build().unwrap());
