@@ -905,36 +905,36 @@ async fn execute(
         requests: Arc::default(),
     };
     let requests = ctx.requests_handle();
-    // Leased ahead of its run time: hold it until then.
-    if let Ok(early) = (job.run_at - Utc::now()).to_std() {
-        tokio::select! {
-            () = tokio::time::sleep(early) => {}
-            () = shared.hard.cancelled() => {
-                tracing::info!(parent: &span, "cancelled by a hard stop before its run time: the job comes back when its lease expires");
-                drop(permit);
-                shared.metrics.in_flight.fetch_sub(1, Ordering::Relaxed);
-                exec.slot_freed.notify_one();
-                return;
-            }
-        }
-    }
+    // Leased ahead of its run time: hold it until then (a hard stop meanwhile leaves the job
+    // to its lease, as for a running one).
+    let due = match (job.run_at - Utc::now()).to_std() {
+        Ok(early) => tokio::select! {
+            () = tokio::time::sleep(early) => true,
+            () = shared.hard.cancelled() => false,
+        },
+        Err(_) => true,
+    };
     let started = std::time::Instant::now();
     let timeout = interval_to_duration(&job.timeout);
-    let mut handle = tokio::spawn((reg.run)(ctx, job.payload.take()).instrument(span.clone()));
-    let result: Option<std::result::Result<(), JobError>> = tokio::select! {
-        r = tokio::time::timeout(timeout, &mut handle) => Some(match r {
-            Ok(Ok(r)) => r,
-            Ok(Err(e)) if e.is_panic() => Err(JobError::retry(format!("the handler panicked: {}", panic_message(e.into_panic())))),
-            Ok(Err(_)) => Err(JobError::retry("the handler was cancelled")),
-            Err(_) => {
+    let result: Option<std::result::Result<(), JobError>> = if due {
+        let mut handle = tokio::spawn((reg.run)(ctx, job.payload.take()).instrument(span.clone()));
+        tokio::select! {
+            r = tokio::time::timeout(timeout, &mut handle) => Some(match r {
+                Ok(Ok(r)) => r,
+                Ok(Err(e)) if e.is_panic() => Err(JobError::retry(format!("the handler panicked: {}", panic_message(e.into_panic())))),
+                Ok(Err(_)) => Err(JobError::retry("the handler was cancelled")),
+                Err(_) => {
+                    handle.abort();
+                    Err(JobError::retry(format!("the handler timed out after {timeout:?}")))
+                }
+            }),
+            () = shared.hard.cancelled() => {
                 handle.abort();
-                Err(JobError::retry(format!("the handler timed out after {timeout:?}")))
+                None
             }
-        }),
-        () = shared.hard.cancelled() => {
-            handle.abort();
-            None
         }
+    } else {
+        None
     };
     if let Some(result) = result {
         let requests = Requests::take_from(&requests);
