@@ -258,6 +258,7 @@ async fn eight_workers_of_five_never_overlap() {
             )
         })
         .collect();
+    // Leased (the database says running) comes before the handler starts: wait for both.
     wait_for("40 running", Duration::from_secs(10), || async {
         count(
             &db.pool,
@@ -265,6 +266,7 @@ async fn eight_workers_of_five_never_overlap() {
         )
         .await
             == 40
+            && probe(&k).started() >= 40
     })
     .await;
     assert_eq!(
