@@ -86,6 +86,9 @@ pub(crate) fn spawn(
 /// leaves a core idle. (Batches cannot conflict: each outcome belongs to its own lease.)
 const WRITERS: usize = 2;
 
+/// How often a filling batch looks for new outcomes.
+const GATHER_TICK: Duration = Duration::from_millis(1);
+
 async fn run(
     pool: PgPool,
     mut rx: mpsc::Receiver<Outcome>,
@@ -102,11 +105,20 @@ async fn run(
         };
         let mut batch: Vec<Outcome> = Vec::with_capacity(batch_size);
         batch.push(first);
+        // Take what is queued, then look again every tick until the batch is full or its time
+        // is up: waiting on the channel itself would wake this task for every outcome.
         let deadline = tokio::time::Instant::now() + flush_interval;
         while batch.len() < batch_size {
-            match tokio::time::timeout_at(deadline, rx.recv()).await {
-                Ok(Some(o)) => batch.push(o),
-                Ok(None) | Err(_) => break,
+            match rx.try_recv() {
+                Ok(o) => batch.push(o),
+                Err(mpsc::error::TryRecvError::Empty) => {
+                    let now = tokio::time::Instant::now();
+                    if now >= deadline {
+                        break;
+                    }
+                    tokio::time::sleep_until(deadline.min(now + GATHER_TICK)).await;
+                }
+                Err(mpsc::error::TryRecvError::Disconnected) => break,
             }
         }
         while writing.len() >= WRITERS {
@@ -173,34 +185,35 @@ async fn write_once(pool: &PgPool, batch: &[Outcome], now: DateTime<Utc>) -> sql
     // A job paused or edited while it ran stays live: its outcome is recorded in place.
     let mut kept = Vec::new();
     if !finishes.is_empty() {
-        let moved: std::collections::HashSet<i64> = db::job_finish_many(pool, &finishes, now)
-            .await?
-            .into_iter()
-            .collect();
+        let moved = db::job_finish_many(pool, &finishes, now).await?;
         applied += moved.len();
-        for o in batch {
-            if let Outcome::Finish(f, run_at) = o
-                && !moved.contains(&f.id)
-            {
-                kept.push(Completion {
-                    id: f.id,
-                    token: f.token,
-                    revision: f.revision,
-                    status: "ready",
-                    run_at: *run_at,
-                    slot_at: None,
-                    reset_attempt: true,
-                    payload: f.payload.clone(),
-                    expr: None,
-                    recurring: false,
-                    error: f.error.clone(),
-                });
+        // Usually every one moved; otherwise those left (and not stale) stay live.
+        if moved.len() < finishes.len() {
+            let moved: std::collections::HashSet<i64> = moved.into_iter().collect();
+            for o in batch {
+                if let Outcome::Finish(f, run_at) = o
+                    && !moved.contains(&f.id)
+                {
+                    kept.push(Completion {
+                        id: f.id,
+                        token: f.token,
+                        revision: f.revision,
+                        status: "ready",
+                        run_at: *run_at,
+                        slot_at: None,
+                        reset_attempt: true,
+                        payload: f.payload.clone(),
+                        expr: None,
+                        recurring: false,
+                        error: f.error.clone(),
+                    });
+                }
             }
         }
     }
     completes.extend(&kept);
     if !completes.is_empty() {
-        applied += db::job_complete_many(pool, &completes, now).await?.len();
+        applied += db::job_complete_many(pool, &completes, now).await?;
     }
     Ok(applied.min(batch.len()))
 }

@@ -3,11 +3,12 @@
 //! all outcomes; a rescuer of expired leases and the history's maintenance.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use futures_util::FutureExt as _;
 use sqlx::postgres::PgListener;
 use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
@@ -427,6 +428,11 @@ impl WorkerBuilder {
                     executor: Arc::from(r.executor),
                     wake: Notify::new(),
                     slot_freed: Notify::new(),
+                    // A busy executor frees its slots one by one: its producer gathers a few
+                    // before leasing, so that a lease is a batch rather than a round trip per
+                    // job (waiting `LEASE_GATHER` at most).
+                    gather: (capacity as usize / 4).clamp(1, self.batch_size),
+                    freed: AtomicUsize::new(0),
                     next_ready: AtomicI64::new(i64::MAX),
                 })
             })
@@ -471,7 +477,12 @@ struct ExecutorState {
     /// The executor's name, shared by the contexts of its executions.
     executor: Arc<str>,
     wake: Notify,
+    /// Told when the first slot frees after a lease, and when `gather` slots are free.
     slot_freed: Notify,
+    /// Free slots worth a lease without waiting for more.
+    gather: usize,
+    /// Slots freed since a producer last reserved some.
+    freed: AtomicUsize,
     /// The earliest run time (µs since the epoch) of the jobs this worker made ready again
     /// since its producer last looked: no notification announces those.
     next_ready: AtomicI64,
@@ -764,12 +775,9 @@ async fn produce(exec: Arc<ExecutorState>, shared: Arc<Shared>) {
             tokio::time::sleep(Duration::from_millis(10)).await;
             continue;
         }
-        // A busy executor frees its slots one by one: gather a few before leasing, so that a
-        // lease is a batch rather than a round trip per job (waiting a few milliseconds at most).
-        let threshold = (exec.capacity as usize / 4).clamp(1, shared.batch_size);
-        if free < threshold {
+        if free < exec.gather {
             let deadline = tokio::time::Instant::now() + LEASE_GATHER;
-            while exec.slots.available_permits() < threshold {
+            while exec.slots.available_permits() < exec.gather {
                 tokio::select! {
                     () = exec.slot_freed.notified() => {}
                     () = tokio::time::sleep_until(deadline) => break,
@@ -790,6 +798,7 @@ async fn produce(exec: Arc<ExecutorState>, shared: Arc<Shared>) {
         else {
             continue;
         };
+        exec.freed.store(0, Ordering::Relaxed);
         let now = Utc::now();
         let after = cursor.filter(|_| from_start.elapsed() < shared.poll_interval);
         if after.is_none() {
@@ -917,21 +926,20 @@ async fn execute(
     let started = std::time::Instant::now();
     let timeout = interval_to_duration(&job.timeout);
     let result: Option<std::result::Result<(), JobError>> = if due {
-        let mut handle = tokio::spawn((reg.run)(ctx, job.payload.take()).instrument(span.clone()));
+        // The handler runs in this task: a panic is caught here, and a timeout or a hard stop
+        // drops (cancels) it.
+        let run = std::panic::AssertUnwindSafe(
+            (reg.run)(ctx, job.payload.take()).instrument(span.clone()),
+        )
+        .catch_unwind();
         tokio::select! {
-            r = tokio::time::timeout(timeout, &mut handle) => Some(match r {
+            biased;
+            r = tokio::time::timeout(timeout, run) => Some(match r {
                 Ok(Ok(r)) => r,
-                Ok(Err(e)) if e.is_panic() => Err(JobError::retry(format!("the handler panicked: {}", panic_message(e.into_panic())))),
-                Ok(Err(_)) => Err(JobError::retry("the handler was cancelled")),
-                Err(_) => {
-                    handle.abort();
-                    Err(JobError::retry(format!("the handler timed out after {timeout:?}")))
-                }
+                Ok(Err(panic)) => Err(JobError::retry(format!("the handler panicked: {}", panic_message(panic)))),
+                Err(_) => Err(JobError::retry(format!("the handler timed out after {timeout:?}"))),
             }),
-            () = shared.hard.cancelled() => {
-                handle.abort();
-                None
-            }
+            () = shared.hard.cancelled() => None,
         }
     } else {
         None
@@ -977,7 +985,13 @@ async fn execute(
     }
     drop(permit);
     shared.metrics.in_flight.fetch_sub(1, Ordering::Relaxed);
-    exec.slot_freed.notify_one();
+    // Waking the producer for every freed slot would cost a task switch per job: it is told
+    // of the first (it then gathers for `LEASE_GATHER` at most) and when a batch is worth it.
+    if exec.freed.fetch_add(1, Ordering::Relaxed) == 0
+        || exec.slots.available_permits() >= exec.gather
+    {
+        exec.slot_freed.notify_one();
+    }
 }
 
 fn panic_message(p: Box<dyn std::any::Any + Send>) -> String {
