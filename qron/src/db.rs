@@ -729,20 +729,18 @@ const LEASE_SLACK: PgInterval = PgInterval {
 macro_rules! lease {
     ($after:literal) => {
         concat!(
-            "WITH due AS (
+            "UPDATE qron.jobs j
+               SET status = 'running', attempt = j.attempt + 1, executions = j.executions + 1,
+                   lease_owner = $4, lease_expires_at = GREATEST(j.run_at, $2) + j.timeout + $5,
+                   lease_token = j.lease_token + 1, last_run_at = GREATEST(j.run_at, $2),
+                   updated_at = $2
+             WHERE j.id = ANY(ARRAY(
                 SELECT id FROM qron.jobs
                  WHERE status = 'ready' AND executor = $1 AND run_at <= $6 ",
             $after,
             " ORDER BY run_at, id
                  LIMIT $3
-                 FOR UPDATE SKIP LOCKED)
-            UPDATE qron.jobs j
-               SET status = 'running', attempt = j.attempt + 1, executions = j.executions + 1,
-                   lease_owner = $4, lease_expires_at = GREATEST(j.run_at, $2) + j.timeout + $5,
-                   lease_token = j.lease_token + 1, last_run_at = GREATEST(j.run_at, $2),
-                   updated_at = $2
-              FROM due
-             WHERE j.id = due.id
+                 FOR UPDATE SKIP LOCKED))
             RETURNING j.id, j.owner, j.name, j.expr, j.recurring, j.run_at, j.slot_at, j.payload,
                       j.meta, j.attempt, j.executions, j.max_attempts, j.timeout, j.lease_token,
                       j.revision"
@@ -760,8 +758,17 @@ const LEASE_AFTER: &str = lease!("AND (run_at, id) > ($7, $8)");
 /// With `after`, only jobs past that (run time, id) in the lease order: the index entries
 /// before it are mostly of jobs already leased, which a long transaction elsewhere keeps from
 /// being cleaned up, and which a scan from the start would step over one by one.
+///
+/// `prepared` is for a worker that found the queue drained at its last lease: a prepared
+/// statement saves a round trip and, once PostgreSQL settles on a generic plan, the planning
+/// (together about 0.4 ms of an idle worker's start latency). Otherwise the statement is
+/// planned with its values each time: a generic plan made while the table's statistics said it
+/// was nearly empty sorts every due job (measured: 88 ms instead of 15 ms for 1,000 of 100,000
+/// due jobs) until the next `ANALYZE`, and with a drained queue that costs little.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn job_lease<'e>(
     ex: impl PgExecutor<'e>,
+    prepared: bool,
     executor: &str,
     limit: i64,
     now: DateTime<Utc>,
@@ -770,7 +777,7 @@ pub(crate) async fn job_lease<'e>(
     worker_id: &str,
 ) -> sqlx::Result<Vec<LeasedJob>> {
     let q = sqlx::query_as(if after.is_some() { LEASE_AFTER } else { LEASE })
-        .persistent(false)
+        .persistent(prepared)
         .bind(executor)
         .bind(now)
         .bind(limit)

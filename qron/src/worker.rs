@@ -760,6 +760,8 @@ async fn produce(exec: Arc<ExecutorState>, shared: Arc<Shared>) {
     // the jobs that became due before it (retries, restarts, rescued leases).
     let mut cursor: Option<(DateTime<Utc>, i64)> = None;
     let mut from_start = std::time::Instant::now();
+    // Whether the last lease found fewer jobs than it asked for (see `db::job_lease`).
+    let mut drained = true;
     loop {
         if shared.soft.is_cancelled() {
             break;
@@ -806,6 +808,7 @@ async fn produce(exec: Arc<ExecutorState>, shared: Arc<Shared>) {
         }
         let leased = db::job_lease(
             &shared.pool,
+            drained && after.is_none(),
             executor,
             i64::try_from(want).unwrap_or(i64::MAX),
             now,
@@ -830,6 +833,7 @@ async fn produce(exec: Arc<ExecutorState>, shared: Arc<Shared>) {
             }
         };
         let full = jobs.len() == want;
+        drained = !full;
         cursor = if full {
             jobs.iter().map(|j| (j.run_at, j.id)).max()
         } else {
