@@ -207,12 +207,13 @@ async fn floor_process(pool: &PgPool, batch: u64, tasks: usize) -> Res<f64> {
         handles.push(tokio::spawn(async move {
             loop {
                 let ids: Vec<i64> = sqlx::query_scalar(
-                    "WITH due AS (SELECT id FROM floor_jobs
-                                   WHERE status = 'ready' AND executor = 'e' AND run_at <= now()
-                                   ORDER BY run_at, id LIMIT $1 FOR UPDATE SKIP LOCKED)
-                     UPDATE floor_jobs j SET status = 'running', attempt = j.attempt + 1,
+                    "UPDATE floor_jobs j SET status = 'running', attempt = j.attempt + 1,
                             lease_expires_at = now() + j.timeout
-                       FROM due WHERE j.id = due.id RETURNING j.id",
+                      WHERE j.id = ANY(ARRAY(
+                            SELECT id FROM floor_jobs
+                             WHERE status = 'ready' AND executor = 'e' AND run_at <= now()
+                             ORDER BY run_at, id LIMIT $1 FOR UPDATE SKIP LOCKED))
+                     RETURNING j.id",
                 )
                 .bind(batch as i64)
                 .fetch_all(&pool)
