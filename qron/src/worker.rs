@@ -848,7 +848,9 @@ async fn produce(exec: Arc<ExecutorState>, shared: Arc<Shared>) {
                 break;
             };
             shared.metrics.in_flight.fetch_add(1, Ordering::Relaxed);
-            tokio::spawn(execute(job, exec.clone(), shared.clone(), permit));
+            // Boxed: the execution's state is large (1.7 KB), and spawning moves it several
+            // times on its way into the task.
+            tokio::spawn(Box::pin(execute(job, exec.clone(), shared.clone(), permit)));
         }
         // Slots reserved for jobs that were not there go back.
         drop(reserved);
