@@ -896,7 +896,19 @@ pub(crate) struct Finish {
     pub error: Option<String>,
 }
 
-const FINISH_MANY: &str = "
+/// The history's columns, in the order the finish statements fill them.
+macro_rules! history_insert {
+    () => {
+        "INSERT INTO qron.jobs_history (id, executor, owner, name, expr, recurring, status,
+             run_at, payload, meta, attempt, executions, max_attempts, timeout, revision,
+             last_error, last_error_at, created_at, updated_at, start_at, last_run_at,
+             finished_at)
+"
+    };
+}
+
+const FINISH_MANY: &str = concat!(
+    "
     WITH u AS (
         SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::text[], $5::text[],
                              $6::text[])
@@ -909,22 +921,23 @@ const FINISH_MANY: &str = "
            AND j.status = 'running'
         RETURNING j.*),
     moved AS (
-    INSERT INTO qron.jobs_history (id, executor, owner, name, expr, recurring, status, run_at,
-        payload, meta, attempt, executions, max_attempts, timeout, revision, last_error,
-        last_error_at, created_at, updated_at, start_at, last_run_at, finished_at)
-    SELECT d.id, d.executor, d.owner, d.name, d.expr, d.recurring, u.status::qron.job_status,
+",
+    history_insert!(),
+    "    SELECT d.id, d.executor, d.owner, d.name, d.expr, d.recurring, u.status::qron.job_status,
            d.run_at, COALESCE(u.payload::jsonb, d.payload), d.meta, d.attempt, d.executions,
            d.max_attempts, d.timeout, d.revision, COALESCE(u.error, d.last_error),
            CASE WHEN u.error IS NULL THEN d.last_error_at ELSE $7 END,
            d.created_at, $7, d.start_at, d.last_run_at, $7
       FROM done d JOIN u ON u.id = d.id
     RETURNING id)
-    SELECT COALESCE(array_agg(id), '{}') FROM moved";
+    SELECT COALESCE(array_agg(id), '{}') FROM moved"
+);
 
 /// The common case, successes that change neither payload nor error: only the leases travel,
 /// and the history rows come from the deleted ones alone (a third less server time per job
 /// than `FINISH_MANY`, which unpacks six arrays and joins them back).
-const FINISH_SUCCEEDED: &str = "
+const FINISH_SUCCEEDED: &str = concat!(
+    "
     WITH done AS (
         DELETE FROM qron.jobs j
          WHERE (j.id, j.lease_token, j.revision) IN
@@ -932,15 +945,15 @@ const FINISH_SUCCEEDED: &str = "
            AND j.status = 'running'
         RETURNING j.*),
     moved AS (
-    INSERT INTO qron.jobs_history (id, executor, owner, name, expr, recurring, status, run_at,
-        payload, meta, attempt, executions, max_attempts, timeout, revision, last_error,
-        last_error_at, created_at, updated_at, start_at, last_run_at, finished_at)
-    SELECT id, executor, owner, name, expr, recurring, 'succeeded', run_at, payload, meta,
+",
+    history_insert!(),
+    "    SELECT id, executor, owner, name, expr, recurring, 'succeeded', run_at, payload, meta,
            attempt, executions, max_attempts, timeout, revision, last_error, last_error_at,
            created_at, $4, start_at, last_run_at, $4
       FROM done
     RETURNING id)
-    SELECT COALESCE(array_agg(id), '{}') FROM moved";
+    SELECT COALESCE(array_agg(id), '{}') FROM moved"
+);
 
 /// Moves finished one-off jobs to the history, in one statement for plain successes and one for
 /// the rest; returns the ids moved (a job paused or edited while it ran stays live: the caller
