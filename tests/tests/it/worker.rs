@@ -372,6 +372,60 @@ async fn outcomes_are_written_in_batches() {
 }
 
 #[tokio::test]
+async fn a_batch_mixing_outcomes_records_each_in_the_history() {
+    // Plain successes are finished by one statement, successes that change their payload and
+    // failures by another: every job must land in the history with its own outcome.
+    let db = TestDb::new().await;
+    let c = Client::new(db.pool.clone());
+    let k = key("mixed");
+    let mut jobs = scripts("act", 30, &k, Mode::Ok);
+    jobs.extend(scripts("act", 30, &k, Mode::Count));
+    jobs.extend(scripts("act", 30, &k, Mode::Fail));
+    c.create_many(jobs).await.unwrap();
+    let running = Running::start(
+        worker(&db, &["act"])
+            .flush_interval(Duration::from_millis(500))
+            .build()
+            .unwrap(),
+    );
+    wait_for(
+        "90 jobs in the history",
+        Duration::from_secs(20),
+        || async { count(&db.pool, "SELECT count(*) FROM qron.jobs_history").await == 90 },
+    )
+    .await;
+    running.stop().await;
+    let rows: Vec<(String, String, i64, Option<String>)> = sqlx::query_as(
+        "SELECT status::text, payload->>'mode', (payload->>'count')::bigint, last_error
+           FROM qron.jobs_history ORDER BY id",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .unwrap();
+    let mut seen = std::collections::BTreeMap::new();
+    for r in rows {
+        *seen.entry(r).or_insert(0) += 1;
+    }
+    let expected: std::collections::BTreeMap<_, _> = [
+        (
+            (
+                "failed".to_owned(),
+                "fail".to_owned(),
+                0,
+                Some("permanent trouble".to_owned()),
+            ),
+            30,
+        ),
+        (("succeeded".to_owned(), "count".to_owned(), 1, None), 30),
+        (("succeeded".to_owned(), "ok".to_owned(), 0, None), 30),
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(seen, expected);
+    assert_eq!(count(&db.pool, "SELECT count(*) FROM qron.jobs").await, 0);
+}
+
+#[tokio::test]
 async fn three_executors_each_outcome_on_its_own_job() {
     let db = TestDb::new().await;
     let c = Client::new(db.pool.clone());
