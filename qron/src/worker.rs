@@ -874,7 +874,13 @@ async fn produce(exec: Arc<ExecutorState>, shared: Arc<Shared>) {
                     .max(LEASE_GATHER),
             );
         }
-        let wait = match db::job_next_due(&shared.pool, executor).await {
+        // Only a job due before the longest sleep shortens it.
+        let horizon = chrono::Duration::from_std(longest)
+            .ok()
+            .and_then(|d| d.checked_add(&shared.lease_ahead))
+            .and_then(|d| Utc::now().checked_add_signed(d))
+            .unwrap_or(DateTime::<Utc>::MAX_UTC);
+        let wait = match db::job_next_due(&shared.pool, executor, horizon).await {
             Ok(due) => match due.into_iter().chain(ready_here).min() {
                 Some(due) => (due - shared.lease_ahead - Utc::now())
                     .to_std()
