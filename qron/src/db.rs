@@ -973,25 +973,25 @@ pub(crate) async fn job_finish_many(
     let (plain, other): (Vec<&Finish>, Vec<&Finish>) = rows
         .iter()
         .partition(|r| r.status == "succeeded" && r.payload.is_none() && r.error.is_none());
-    let mut moved = Vec::with_capacity(rows.len());
-    // The ids come back as one array: a row per job costs both sides more.
-    if !plain.is_empty() {
-        let ids: Vec<i64> = sqlx::query_scalar(FINISH_SUCCEEDED)
+    // Both statements take the leases first; the ids come back as one array (a row per job
+    // costs both sides more).
+    let with_leases = |sql: &'static str, rows: &[&Finish]| {
+        sqlx::query_scalar::<_, Vec<i64>>(sql)
             .persistent(false)
-            .bind(plain.iter().map(|r| r.id).collect::<Vec<_>>())
-            .bind(plain.iter().map(|r| r.token).collect::<Vec<_>>())
-            .bind(plain.iter().map(|r| r.revision).collect::<Vec<_>>())
+            .bind(rows.iter().map(|r| r.id).collect::<Vec<_>>())
+            .bind(rows.iter().map(|r| r.token).collect::<Vec<_>>())
+            .bind(rows.iter().map(|r| r.revision).collect::<Vec<_>>())
+    };
+    let mut moved = Vec::with_capacity(rows.len());
+    if !plain.is_empty() {
+        let ids = with_leases(FINISH_SUCCEEDED, &plain)
             .bind(now)
             .fetch_one(pool)
             .await?;
         moved.extend(ids);
     }
     if !other.is_empty() {
-        let ids: Vec<i64> = sqlx::query_scalar(FINISH_MANY)
-            .persistent(false)
-            .bind(other.iter().map(|r| r.id).collect::<Vec<_>>())
-            .bind(other.iter().map(|r| r.token).collect::<Vec<_>>())
-            .bind(other.iter().map(|r| r.revision).collect::<Vec<_>>())
+        let ids = with_leases(FINISH_MANY, &other)
             .bind(other.iter().map(|r| r.status).collect::<Vec<_>>())
             .bind(
                 other
