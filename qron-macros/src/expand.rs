@@ -223,10 +223,10 @@ pub(crate) fn generate(func: &ItemFn, args: Args) -> syn::Result<TokenStream> {
 
                 fn __run(
                     ctx: #krate::Context,
-                    payload: #krate::__private::Value,
+                    payload: ::core::option::Option<::std::string::String>,
                 ) -> #krate::__private::HandlerFuture {
                     #krate::__private::Box::pin(async move {
-                        let payload: #payload_ty = #krate::__private::decode(payload)?;
+                        let payload: #payload_ty = #krate::__private::decode(payload.as_deref())?;
                         #finish
                     })
                 }

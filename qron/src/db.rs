@@ -683,7 +683,9 @@ pub(crate) struct LeasedJob {
     pub recurring: bool,
     pub run_at: DateTime<Utc>,
     pub slot_at: DateTime<Utc>,
-    pub payload: serde_json::Value,
+    /// JSON text, the handler decodes its typed payload straight from it; `None` for JSON
+    /// `null` (the payload of every job without input: nothing to allocate).
+    pub payload: Option<String>,
     pub meta: serde_json::Value,
     pub attempt: i32,
     pub executions: i64,
@@ -741,8 +743,8 @@ macro_rules! lease {
             " ORDER BY run_at, id
                  LIMIT $3
                  FOR UPDATE SKIP LOCKED))
-            RETURNING j.id, j.owner, j.name, j.expr, j.recurring, j.run_at, j.slot_at, j.payload,
-                      j.meta, j.attempt, j.executions, j.max_attempts, j.timeout, j.lease_token,
+            RETURNING j.id, j.owner, j.name, j.expr, j.recurring, j.run_at, j.slot_at,
+                      NULLIF(j.payload, 'null')::text, j.meta, j.attempt, j.executions, j.max_attempts, j.timeout, j.lease_token,
                       j.revision"
         )
     };

@@ -98,7 +98,6 @@ pub mod __private {
     pub use inventory;
     pub use serde::Serialize;
     pub use serde::de::DeserializeOwned;
-    pub use serde_json::Value;
     pub use std::boxed::Box;
     pub use std::time::Duration;
 

@@ -4,8 +4,6 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 
-use serde_json::Value;
-
 use crate::handler::{Context, Job, JobError, JobOptions};
 
 /// A boxed handler future.
@@ -28,8 +26,8 @@ pub struct Registration {
     pub type_name: &'static str,
     /// Its options.
     pub options: JobOptions,
-    /// Decodes the payload and runs the handler.
-    pub run: fn(Context, Value) -> HandlerFuture,
+    /// Decodes the payload (JSON text, `None` for `null`) and runs the handler.
+    pub run: fn(Context, Option<String>) -> HandlerFuture,
 }
 
 impl Registration {
@@ -54,18 +52,22 @@ impl Registration {
 
 inventory::collect!(Registration);
 
-/// Decodes a payload for a handler; a payload that no longer fits the type fails the job (it
-/// would never decode on a retry either).
+/// Decodes a payload for a handler, straight from the JSON text the lease returns (`None` for
+/// `null`) into the type, without an intermediate `serde_json::Value`; a payload that no longer
+/// fits the type fails the job (it would never decode on a retry either).
 ///
 /// ```
-/// let n: i64 = qron::__private::decode(serde_json::json!(7)).unwrap();
-/// assert!(qron::__private::decode::<i64>(serde_json::json!("x")).is_err());
+/// let n: i64 = qron::__private::decode(Some("7")).unwrap();
+/// assert!(qron::__private::decode::<i64>(Some(r#""x""#)).is_err());
+/// let unit: () = qron::__private::decode(None).unwrap();
+/// assert_eq!(qron::__private::decode::<Option<i64>>(None).unwrap(), None);
+/// assert!(qron::__private::decode::<i64>(None).is_err());
 /// ```
 ///
 /// # Errors
 /// [`JobError::Fail`] naming the type and serde's message.
-pub fn decode<T: serde::de::DeserializeOwned>(payload: Value) -> Result<T, JobError> {
-    serde_json::from_value(payload).map_err(|e| {
+pub fn decode<T: serde::de::DeserializeOwned>(payload: Option<&str>) -> Result<T, JobError> {
+    serde_json::from_str(payload.unwrap_or("null")).map_err(|e| {
         JobError::fail(format!(
             "the payload does not decode into `{}`: {e}",
             std::any::type_name::<T>()
