@@ -744,8 +744,8 @@ macro_rules! lease {
                  LIMIT $3
                  FOR UPDATE SKIP LOCKED))
             RETURNING j.id, j.owner, j.name, j.expr, j.recurring, j.run_at, j.slot_at,
-                      NULLIF(j.payload, 'null')::text, j.meta, j.attempt, j.executions, j.max_attempts, j.timeout, j.lease_token,
-                      j.revision"
+                      NULLIF(j.payload, 'null')::text, j.meta, j.attempt, j.executions,
+                      j.max_attempts, j.timeout, j.lease_token, j.revision"
         )
     };
 }

@@ -59,7 +59,7 @@ inventory::collect!(Registration);
 /// ```
 /// let n: i64 = qron::__private::decode(Some("7")).unwrap();
 /// assert!(qron::__private::decode::<i64>(Some(r#""x""#)).is_err());
-/// let unit: () = qron::__private::decode(None).unwrap();
+/// qron::__private::decode::<()>(None).unwrap();
 /// assert_eq!(qron::__private::decode::<Option<i64>>(None).unwrap(), None);
 /// assert!(qron::__private::decode::<i64>(None).is_err());
 /// ```
