@@ -1,5 +1,7 @@
 //! The `#[qron::job]` attribute. Use it through the `qron` crate, which documents it.
 
+#![warn(missing_docs)]
+
 use proc_macro::TokenStream;
 
 mod duration;

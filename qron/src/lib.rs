@@ -19,6 +19,8 @@
 //! |---|---|---|
 //! | `embedded` | on | [`embedded`]: a throwaway PostgreSQL started from the machine's server binaries, for examples and tests |
 
+#![warn(missing_docs)]
+
 mod client;
 mod completer;
 mod db;
