@@ -264,6 +264,16 @@ pub async fn count(pool: &PgPool, sql: &'static str) -> i64 {
     sqlx::query_scalar(sql).fetch_one(pool).await.unwrap()
 }
 
+/// Waits (a bounded poll, as [`wait_for`]) until the history holds `n` finished jobs.
+pub async fn wait_for_history(pool: &PgPool, n: i64, limit: std::time::Duration) {
+    wait_for(
+        &format!("{n} finished job(s) in the history"),
+        limit,
+        || async { count(pool, "SELECT count(*) FROM qron.jobs_history").await == n },
+    )
+    .await;
+}
+
 impl TestDb {
     /// A connection URL of the server (`DATABASE_URL`, or the throwaway server's), for a child
     /// process to pair with [`TestDb::name`].

@@ -6,7 +6,7 @@ use std::time::Duration;
 use chrono::Utc;
 use qron::{Client, JobStatus, NewJob, Worker};
 use qron_tests::jobs::{Mode, Script, probe};
-use qron_tests::{Running, TestDb, count, wait_for};
+use qron_tests::{Running, TestDb, count, wait_for, wait_for_history};
 use serde_json::json;
 
 fn worker(db: &TestDb, executors: &[&str]) -> qron::WorkerBuilder {
@@ -74,12 +74,7 @@ async fn one_off_outcomes() {
     let panic = job(&c, "act", "@after 0s", &Script::new(&k, Mode::Panic)).await;
     let hang = job(&c, "act", "@after 0s", &Script::new(&k, Mode::Hang)).await;
     let running = Running::start(worker(&db, &["act"]).build().unwrap());
-    wait_for(
-        "every one-off job to finish",
-        Duration::from_secs(20),
-        || async { count(&db.pool, "SELECT count(*) FROM qron.jobs_history").await == 5 },
-    )
-    .await;
+    wait_for_history(&db.pool, 5, Duration::from_secs(20)).await;
     running.stop().await;
 
     let got = |id| {
@@ -193,10 +188,7 @@ async fn the_in_flight_bound_holds() {
         let jobs = scripts("act", total, &k, Mode::Sleep(sleep));
         c.create_many(jobs).await.unwrap();
         let running = Running::start(worker(&db, &["act"]).concurrency("act", n).build().unwrap());
-        wait_for("every job", Duration::from_secs(30), || async {
-            count(&db.pool, "SELECT count(*) FROM qron.jobs_history").await == total as i64
-        })
-        .await;
+        wait_for_history(&db.pool, total as i64, Duration::from_secs(30)).await;
         running.stop().await;
         let p = probe(&k);
         assert_eq!(p.started(), total);
@@ -359,10 +351,7 @@ async fn outcomes_are_written_in_batches() {
             .build()
             .unwrap(),
     );
-    wait_for("10,000 no-op jobs", Duration::from_secs(60), || async {
-        count(&db.pool, "SELECT count(*) FROM qron.jobs_history").await == 10_000
-    })
-    .await;
+    wait_for_history(&db.pool, 10_000, Duration::from_secs(60)).await;
     running.stop().await;
     let statements = count(&db.pool, "SELECT n::bigint FROM public.deletes").await;
     assert!(
@@ -388,12 +377,7 @@ async fn a_batch_mixing_outcomes_records_each_in_the_history() {
             .build()
             .unwrap(),
     );
-    wait_for(
-        "90 jobs in the history",
-        Duration::from_secs(20),
-        || async { count(&db.pool, "SELECT count(*) FROM qron.jobs_history").await == 90 },
-    )
-    .await;
+    wait_for_history(&db.pool, 90, Duration::from_secs(20)).await;
     running.stop().await;
     let rows: Vec<(String, String, i64, Option<String>)> = sqlx::query_as(
         "SELECT status::text, payload->>'mode', (payload->>'count')::bigint, last_error
@@ -436,10 +420,7 @@ async fn three_executors_each_outcome_on_its_own_job() {
         c.create_many(jobs).await.unwrap();
     }
     let running = Running::start(worker(&db, &["tag_a", "tag_b", "tag_c"]).build().unwrap());
-    wait_for("3,000 jobs", Duration::from_secs(60), || async {
-        count(&db.pool, "SELECT count(*) FROM qron.jobs_history").await == 3000
-    })
-    .await;
+    wait_for_history(&db.pool, 3000, Duration::from_secs(60)).await;
     running.stop().await;
     assert_eq!(
         count(&db.pool, "SELECT count(*) FROM qron.jobs_history WHERE payload->>'done_by' = executor AND status = 'succeeded'").await,
@@ -720,10 +701,7 @@ async fn a_handler_reschedules_itself() {
     script.count = 2;
     let j = job(&c, "act", "@after 0s", &script).await;
     let running = Running::start(worker(&db, &["act"]).build().unwrap());
-    wait_for("3 runs", Duration::from_secs(5), || async {
-        count(&db.pool, "SELECT count(*) FROM qron.jobs_history").await == 1
-    })
-    .await;
+    wait_for_history(&db.pool, 1, Duration::from_secs(5)).await;
     running.stop().await;
     let done = c.get(j.id).await.unwrap();
     assert_eq!((done.status, done.executions), (JobStatus::Succeeded, 3));
@@ -907,10 +885,7 @@ async fn a_stale_outcome_changes_nothing() {
         .unwrap();
     // B's rescuer returns the job to the pool (counting A's attempt); B runs it again.
     let b = Running::start(worker(&db, &["act"]).build().unwrap());
-    wait_for("the job to finish", Duration::from_secs(10), || async {
-        count(&db.pool, "SELECT count(*) FROM qron.jobs_history").await == 1
-    })
-    .await;
+    wait_for_history(&db.pool, 1, Duration::from_secs(10)).await;
     let (ma, mb) = (a.metrics.clone(), b.metrics.clone());
     a.stop().await;
     b.stop().await;
