@@ -855,8 +855,14 @@ const COMPLETE_MANY: &str = "
          AS u(id, token, revision, status, run_at, reset_attempt, payload, expr, recurring, error,
               slot_at)
     WHERE j.id = u.id AND j.lease_token = u.token
-    RETURNING 1)
-    SELECT count(*) FROM done";
+    RETURNING j.executor, j.status),
+    -- No one else announces a job made ready again (a recurring job's next slot, a retry, a
+    -- reschedule, a rescued lease): wake idle workers of its executor (on commit), once per
+    -- executor, whenever it is due; they look for the next due job themselves.
+    woken AS (
+        SELECT pg_notify('qron_jobs', e.executor)
+          FROM (SELECT DISTINCT executor FROM done WHERE status = 'ready') e)
+    SELECT (SELECT count(*) FROM done) + 0 * (SELECT count(*) FROM woken)";
 
 /// Applies live outcomes in one statement; returns how many leases still held (a count, not
 /// a row per job: rows cost both sides more than the count). Writing an

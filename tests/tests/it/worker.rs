@@ -956,3 +956,61 @@ async fn maintenance_keeps_partitions_ahead_and_drops_old_ones() {
     }
     assert!(parts.contains(&"jobs_history_default".to_owned()));
 }
+
+/// Starts of `k`'s handler per job id, in order.
+fn starts_by_job(k: &str) -> std::collections::BTreeMap<i64, Vec<chrono::DateTime<Utc>>> {
+    let mut by_job = std::collections::BTreeMap::<i64, Vec<_>>::new();
+    for (id, _, at) in probe(k).starts.lock().unwrap().iter() {
+        by_job.entry(*id).or_default().push(*at);
+    }
+    by_job
+}
+
+#[tokio::test]
+async fn jobs_the_worker_makes_due_again_do_not_wait_for_the_poll() {
+    // Regression (issue 13, defect 1): the next slot of a recurring job and a retry after its
+    // back-off waited for the poll interval (1 s, the default) instead of starting on time.
+    let db = TestDb::new().await;
+    let c = Client::new(db.pool.clone());
+    let k = key("rewake");
+    let kr = key("retrywake");
+    let running = idle_worker(&db, qron::DEFAULT_POLL_INTERVAL).await;
+    let a = c
+        .create(script("@every 100ms", &k, Mode::Ok))
+        .await
+        .unwrap();
+    let b = c
+        .create(script("@every 100ms", &k, Mode::Ok))
+        .await
+        .unwrap();
+    // 3 attempts, back-off 1–5 ms: every retry is due within a few milliseconds.
+    let r = c
+        .create(script("@after 0s", &kr, Mode::Retry).max_attempts(3))
+        .await
+        .unwrap();
+    wait_for(
+        "ten runs of each recurring job",
+        Duration::from_secs(10),
+        || async {
+            starts_by_job(&k).values().all(|s| s.len() >= 10) && starts_by_job(&k).len() == 2
+        },
+    )
+    .await;
+    wait_for_history(&db.pool, 1, Duration::from_secs(10)).await;
+    running.stop().await;
+    for id in [a.id, b.id] {
+        let starts = &starts_by_job(&k)[&id];
+        let worst = starts.windows(2).map(|w| w[1] - w[0]).max().unwrap();
+        assert!(
+            worst < chrono::Duration::milliseconds(180),
+            "job {id}: a gap of {worst} between runs of an @every 100ms job: {starts:?}"
+        );
+    }
+    let retries = &starts_by_job(&kr)[&r.id];
+    assert_eq!(retries.len(), 3);
+    let span = retries[2] - retries[0];
+    assert!(
+        span < chrono::Duration::milliseconds(200),
+        "three attempts with a 1–5 ms back-off took {span}: {retries:?}"
+    );
+}
