@@ -13,6 +13,7 @@ use crate::error::{Error, Result};
 use crate::job::{
     JobRef, JobRow, JobUpdate, MAX_ATTEMPTS_LIMIT, MAX_NAME_LEN, MAX_PAGE, NewJob, Page, Search,
 };
+use crate::limits;
 use crate::{ExprError, Schedule};
 
 /// The largest payload or meta, serialized as JSON, unless the client says otherwise.
@@ -193,7 +194,38 @@ pub fn client() -> Result<Client> {
     DEFAULT_CLIENT.get().cloned().ok_or(Error::NotInitialized)
 }
 
+/// Refuses a text PostgreSQL cannot take as a parameter (a NUL character).
+pub(crate) fn check_text(field: &'static str, value: &str) -> Result<()> {
+    match limits::text_problem(value) {
+        Some(reason) => Err(Error::InvalidArgument {
+            field,
+            reason: reason.to_owned(),
+        }),
+        None => Ok(()),
+    }
+}
+
+/// Refuses a job reference whose executor or name PostgreSQL cannot take.
+fn check_ref(target: &JobRef) -> Result<()> {
+    match target {
+        JobRef::Id(_) => Ok(()),
+        JobRef::Name { executor, name } => {
+            check_text("executor", executor)?;
+            check_text("name", name)
+        }
+    }
+}
+
+/// Refuses an instant outside the range jobs are scheduled in (years 1 to 9999).
+pub(crate) fn check_time(field: &'static str, t: DateTime<Utc>) -> Result<()> {
+    match limits::time_problem(t) {
+        Some(reason) => Err(Error::InvalidArgument { field, reason }),
+        None => Ok(()),
+    }
+}
+
 fn check_name(field: &'static str, value: &str) -> Result<()> {
+    check_text(field, value)?;
     if value.is_empty() {
         return Err(Error::InvalidArgument {
             field,
@@ -226,6 +258,15 @@ fn timeout_interval(t: Duration) -> Result<PgInterval> {
         return Err(Error::InvalidArgument {
             field: "timeout",
             reason: "must be at least one microsecond".to_owned(),
+        });
+    }
+    if t > limits::MAX_TIMEOUT {
+        return Err(Error::InvalidArgument {
+            field: "timeout",
+            reason: format!(
+                "{t:?} is over the limit of {:?} (7 days)",
+                limits::MAX_TIMEOUT
+            ),
         });
     }
     Ok(PgInterval {
@@ -262,7 +303,16 @@ impl Scope<'_> {
                 limit: self.max_json_bytes,
             });
         }
+        if let Some(reason) = limits::json_problem(&text) {
+            return Err(Error::InvalidArgument { field, reason });
+        }
         Ok(text)
+    }
+
+    /// Refuses an owner that could not be stored (every operation checks it: the owner is
+    /// bound into each statement).
+    pub(crate) fn check_owner(&self) -> Result<()> {
+        check_name("owner", self.owner)
     }
 
     pub(crate) fn meta_json(&self, meta: &Value) -> Result<String> {
@@ -288,7 +338,7 @@ impl Scope<'_> {
         now: DateTime<Utc>,
         last: &mut Option<FirstRun>,
     ) -> Result<InsertRow> {
-        check_name("owner", self.owner)?;
+        self.check_owner()?;
         check_name("executor", &job.executor)?;
         if let Some(name) = &job.name {
             check_name("name", name)?;
@@ -297,6 +347,7 @@ impl Scope<'_> {
         let timeout = timeout_interval(job.timeout)?;
         // PostgreSQL keeps microseconds: compute from what will be stored.
         let start_at = job.start_at.unwrap_or(now).trunc_subsecs(6);
+        check_time("start_at", start_at)?;
         let first = match last.take() {
             Some(f) if f.text == job.expr && f.start_at == start_at => f,
             _ => {
@@ -317,6 +368,7 @@ impl Scope<'_> {
                 }
             }
         };
+        check_time("expr", first.run_at)?;
         let row = InsertRow {
             executor: job.executor.clone(),
             name: job.name.clone(),
@@ -683,6 +735,8 @@ impl Client {
     /// ```
     pub async fn get(&self, target: impl Into<JobRef>) -> Result<JobRow> {
         let target = target.into();
+        self.scope().check_owner()?;
+        check_ref(&target)?;
         db::job_get(&self.pool, &self.owner, &target)
             .await?
             .ok_or_else(|| self.not_found(&target))
@@ -716,6 +770,22 @@ impl Client {
         if let Some(meta) = &q.meta_contains {
             self.scope().meta_json(meta)?;
         }
+        self.scope().check_owner()?;
+        if let Some(e) = &q.executor {
+            check_text("executor", e)?;
+        }
+        if let Some(n) = &q.name_contains {
+            check_text("name_contains", n)?;
+        }
+        // Bounds beyond the years jobs live in select what the range's ends select.
+        let clamp = |(a, b): (Option<DateTime<Utc>>, Option<DateTime<Utc>>)| {
+            (a.map(limits::clamp_time), b.map(limits::clamp_time))
+        };
+        let q = &Search {
+            created: clamp(q.created),
+            run: clamp(q.run),
+            ..q.clone()
+        };
         let mut conn = self.pool.acquire().await?;
         let (jobs, total) = db::job_search(&mut conn, &self.owner, q).await?;
         Ok(Page { jobs, total })
@@ -736,6 +806,8 @@ impl Client {
     /// ```
     pub async fn update(&self, target: impl Into<JobRef>, change: JobUpdate) -> Result<JobRow> {
         let target = target.into();
+        self.scope().check_owner()?;
+        check_ref(&target)?;
         if change.is_empty() {
             let job = self.get(target).await?;
             return match change.if_revision {
@@ -754,14 +826,14 @@ impl Client {
         if let Some(expr) = &change.expr {
             let schedule = Schedule::parse(expr)?;
             let now = Utc::now();
-            c.run_at = Some(
-                schedule
-                    .first_run(now)
-                    .ok_or_else(|| Error::InvalidArgument {
-                        field: "expr",
-                        reason: format!("`{expr}` has no run time after {now}"),
-                    })?,
-            );
+            let run_at = schedule
+                .first_run(now)
+                .ok_or_else(|| Error::InvalidArgument {
+                    field: "expr",
+                    reason: format!("`{expr}` has no run time after {now}"),
+                })?;
+            check_time("expr", run_at)?;
+            c.run_at = Some(run_at);
             c.expr = Some(schedule.to_string());
             c.recurring = Some(schedule.is_recurring());
         }
@@ -813,6 +885,8 @@ impl Client {
     /// ```
     pub async fn delete(&self, target: impl Into<JobRef>) -> Result<JobRow> {
         let target = target.into();
+        self.scope().check_owner()?;
+        check_ref(&target)?;
         let mut conn = self.pool.acquire().await?;
         db::job_delete(&mut conn, &self.owner, &target)
             .await?
@@ -833,6 +907,8 @@ impl Client {
     /// ```
     pub async fn stop(&self, target: impl Into<JobRef>) -> Result<JobRow> {
         let target = target.into();
+        self.scope().check_owner()?;
+        check_ref(&target)?;
         db::job_stop(&self.pool, &self.owner, &target)
             .await?
             .ok_or_else(|| self.not_found(&target))
@@ -851,6 +927,8 @@ impl Client {
     /// ```
     pub async fn restart(&self, target: impl Into<JobRef>) -> Result<JobRow> {
         let target = target.into();
+        self.scope().check_owner()?;
+        check_ref(&target)?;
         let mut tx = self.pool.begin().await?;
         let Some((id, expr, recurring, run_at)) =
             db::job_lock(&mut tx, &self.owner, &target).await?

@@ -25,9 +25,62 @@ pub const DEFAULT_BACKLOG_LIMIT: usize = 10_000;
 pub(crate) enum Outcome {
     /// The job stays live (next slot, retry, or paused).
     Complete(Completion),
-    /// A one-off job ends and moves to the history; `run_at` is kept in case it must stay live
-    /// (paused or edited while it ran).
-    Finish(Finish, DateTime<Utc>),
+    /// A one-off job ends and moves to the history (unless it was paused or given a new
+    /// schedule while it ran: then it stays live).
+    Finish(Finish),
+}
+
+impl Outcome {
+    /// What is written instead of an outcome the server refused (a value it cannot store that
+    /// got past the checks): the job fails with the server's reason, and nothing the handler
+    /// asked for (payload, schedule) is applied. A one-off job ends; a recurring one goes on
+    /// at the run time its outcome had.
+    fn refused(&self, why: &sqlx::Error) -> Outcome {
+        let error = Some(crate::limits::storable_error(&format!(
+            "qron could not store this execution's outcome, and recorded this failure instead: {why}"
+        )));
+        match self {
+            Outcome::Finish(f) => Outcome::Finish(Finish {
+                status: "failed",
+                payload: None,
+                error,
+                ..f.clone()
+            }),
+            Outcome::Complete(c) if c.one_off => Outcome::Finish(Finish {
+                id: c.id,
+                token: c.token,
+                revision: c.revision,
+                lease_run_at: c.lease_run_at,
+                status: "failed",
+                payload: None,
+                error,
+            }),
+            Outcome::Complete(c) => Outcome::Complete(Completion {
+                payload: None,
+                expr: None,
+                start_at: None,
+                error,
+                ..c.clone()
+            }),
+        }
+    }
+}
+
+/// Whether the server refused the data of a statement (a value out of range, a check, a
+/// character it cannot store…) rather than failed to run it (a lost connection, a restart):
+/// the first fails again whatever the wait, the second may not.
+fn refused_data(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Database(d) => d.code().is_some_and(|code| {
+            // 22: data exception; 23: integrity constraint violation; 54: program limit
+            // exceeded (a value too large, for example).
+            ["22", "23", "54"]
+                .iter()
+                .any(|class| code.starts_with(class))
+        }),
+        sqlx::Error::Encode(_) | sqlx::Error::Decode(_) | sqlx::Error::ColumnDecode { .. } => true,
+        _ => false,
+    }
 }
 
 /// The sending side, cloned into every executor.
@@ -136,12 +189,15 @@ async fn run(
 }
 
 /// Writes a batch, retrying failed statements with back-off and splitting a batch that keeps
-/// failing, so that one bad outcome cannot hold the others back. Returns how many outcomes took
-/// effect.
+/// failing, so that one bad outcome cannot hold the others back: an outcome the server refuses
+/// on its own is replaced by a failure naming the server's reason ([`Outcome::refused`]), and
+/// dropped if even that is refused (its job comes back when its lease expires). Returns how
+/// many outcomes took effect.
 pub(crate) async fn write(pool: &PgPool, batch: Vec<Outcome>, metrics: &Metrics) -> usize {
     let mut total = 0;
-    let mut pending = vec![batch];
-    while let Some(batch) = pending.pop() {
+    // Each batch with whether it is already a replacement for a refused outcome.
+    let mut pending = vec![(batch, false)];
+    while let Some((batch, replacement)) = pending.pop() {
         let mut delay = Duration::from_millis(50);
         let mut failures = 0u32;
         loop {
@@ -151,14 +207,24 @@ pub(crate) async fn write(pool: &PgPool, batch: Vec<Outcome>, metrics: &Metrics)
                     total += applied;
                     break;
                 }
+                Err(e) if refused_data(&e) && batch.len() == 1 => {
+                    if replacement {
+                        tracing::error!(error = %e, outcome = ?batch[0], "the server refused even the failure recorded for an outcome it refused; dropped: the job comes back when its lease expires");
+                    } else {
+                        tracing::error!(error = %e, outcome = ?batch[0], "the server refused an outcome; recording the job's failure instead");
+                        pending.push((vec![batch[0].refused(&e)], true));
+                    }
+                    break;
+                }
                 Err(e) => {
                     failures += 1;
                     tracing::warn!(error = %e, outcomes = batch.len(), failures, "could not write outcomes; will retry");
-                    if failures >= 3 && batch.len() > 1 {
+                    // Refused data is in one of the outcomes: halve at once to find it.
+                    if (failures >= 3 || refused_data(&e)) && batch.len() > 1 {
                         let mut left = batch;
                         let right = left.split_off(left.len() / 2);
-                        pending.push(right);
-                        pending.push(left);
+                        pending.push((right, replacement));
+                        pending.push((left, replacement));
                         break;
                     }
                     tokio::time::sleep(delay).await;
@@ -177,12 +243,13 @@ async fn write_once(pool: &PgPool, batch: &[Outcome], now: DateTime<Utc>) -> sql
     let mut completes = Vec::new();
     for o in batch {
         match o {
-            Outcome::Finish(f, _) => finishes.push(f),
+            Outcome::Finish(f) => finishes.push(f),
             Outcome::Complete(c) => completes.push(c),
         }
     }
     let mut applied = 0;
-    // A job paused or edited while it ran stays live: its outcome is recorded in place.
+    // A job paused or given a new schedule while it ran stays live: its outcome is recorded in
+    // place.
     let mut kept = Vec::new();
     if !finishes.is_empty() {
         let moved = db::job_finish_many(pool, &finishes, now).await?;
@@ -191,19 +258,22 @@ async fn write_once(pool: &PgPool, batch: &[Outcome], now: DateTime<Utc>) -> sql
         if moved.len() < finishes.len() {
             let moved: std::collections::HashSet<i64> = moved.into_iter().collect();
             for o in batch {
-                if let Outcome::Finish(f, run_at) = o
+                if let Outcome::Finish(f) = o
                     && !moved.contains(&f.id)
                 {
                     kept.push(Completion {
                         id: f.id,
                         token: f.token,
                         revision: f.revision,
+                        lease_run_at: f.lease_run_at,
+                        one_off: true,
                         status: "ready",
-                        run_at: *run_at,
+                        run_at: f.lease_run_at,
                         slot_at: None,
                         reset_attempt: true,
                         payload: f.payload.clone(),
                         expr: None,
+                        start_at: None,
                         recurring: false,
                         error: f.error.clone(),
                     });

@@ -686,7 +686,9 @@ pub(crate) struct LeasedJob {
     /// JSON text, the handler decodes its typed payload straight from it; `None` for JSON
     /// `null` (the payload of every job without input: nothing to allocate).
     pub payload: Option<String>,
-    pub meta: serde_json::Value,
+    /// JSON text, decoded by the execution (one row that does not decode fails its own job,
+    /// not the lease); `None` for `{}`.
+    pub meta: Option<String>,
     pub attempt: i32,
     pub executions: i64,
     pub max_attempts: i32,
@@ -732,7 +734,11 @@ macro_rules! lease {
     ($after:literal) => {
         concat!(
             "UPDATE qron.jobs j
-               SET status = 'running', attempt = j.attempt + 1, executions = j.executions + 1,
+               SET status = 'running', executions = j.executions + 1,
+                   -- never past the limit, even for a job whose limit was lowered below the
+                   -- attempts it had made: that would break the row's check, and the
+                   -- statement with it, for every job of the executor
+                   attempt = LEAST(j.attempt + 1, j.max_attempts),
                    lease_owner = $4, lease_expires_at = GREATEST(j.run_at, $2) + j.timeout + $5,
                    lease_token = j.lease_token + 1, last_run_at = GREATEST(j.run_at, $2),
                    updated_at = $2
@@ -744,7 +750,8 @@ macro_rules! lease {
                  LIMIT $3
                  FOR UPDATE SKIP LOCKED))
             RETURNING j.id, j.owner, j.name, j.expr, j.recurring, j.run_at, j.slot_at,
-                      NULLIF(j.payload, 'null')::text, j.meta, j.attempt, j.executions,
+                      NULLIF(j.payload, 'null')::text, NULLIF(j.meta, '{}')::text, j.attempt,
+                      j.executions,
                       j.max_attempts, j.timeout, j.lease_token, j.revision"
         )
     };
@@ -816,11 +823,20 @@ pub(crate) async fn job_next_due<'e>(
 }
 
 /// An outcome that keeps the job live: ready again (next slot or retry), or paused.
+///
+/// An edit made while the job ran wins over the outcome: a new payload over the handler's, a
+/// new schedule (the run time an edit of the expression sets) over the outcome's run time.
+/// The job's run time at the lease tells whether the schedule was edited: only an edit of the
+/// expression (or a restart) moves it while the job runs.
 #[derive(Debug, Clone)]
 pub(crate) struct Completion {
     pub id: i64,
     pub token: i64,
     pub revision: i64,
+    /// The job's run time when it was leased.
+    pub lease_run_at: DateTime<Utc>,
+    /// A one-off job (as leased): when its outcome cannot be stored, it fails.
+    pub one_off: bool,
     /// `ready` or `paused`.
     pub status: &'static str,
     pub run_at: DateTime<Utc>,
@@ -828,7 +844,10 @@ pub(crate) struct Completion {
     pub slot_at: Option<DateTime<Utc>>,
     pub reset_attempt: bool,
     pub payload: Option<String>,
+    /// A new schedule the handler asked for, the instant it counts from, and whether it
+    /// repeats.
     pub expr: Option<String>,
+    pub start_at: Option<DateTime<Utc>>,
     pub recurring: bool,
     pub error: Option<String>,
 }
@@ -837,23 +856,31 @@ const COMPLETE_MANY: &str = "
     WITH done AS (
     UPDATE qron.jobs j SET
         status = CASE WHEN j.status = 'paused' THEN 'paused' ELSE u.status END::qron.job_status,
-        run_at = CASE WHEN j.revision = u.revision THEN u.run_at ELSE j.run_at END,
-        slot_at = CASE WHEN j.revision = u.revision AND u.slot_at IS NOT NULL
+        -- the schedule, unless an edit made while the job ran changed it (see `Completion`)
+        run_at = CASE WHEN j.run_at = u.lease_run_at THEN u.run_at ELSE j.run_at END,
+        slot_at = CASE WHEN j.run_at = u.lease_run_at AND u.slot_at IS NOT NULL
                        THEN u.slot_at ELSE j.slot_at END,
-        attempt = CASE WHEN u.reset_attempt OR j.revision <> u.revision THEN 0 ELSE j.attempt END,
+        attempt = CASE WHEN u.reset_attempt OR j.run_at <> u.lease_run_at THEN 0
+                       ELSE j.attempt END,
+        expr = CASE WHEN j.run_at = u.lease_run_at AND u.expr IS NOT NULL
+                    THEN u.expr ELSE j.expr END,
+        recurring = CASE WHEN j.run_at = u.lease_run_at AND u.expr IS NOT NULL
+                         THEN u.recurring ELSE j.recurring END,
+        -- a handler's new schedule counts from the run that set it
+        start_at = CASE WHEN j.run_at = u.lease_run_at AND u.expr IS NOT NULL
+                        THEN u.start_at ELSE j.start_at END,
+        -- the payload, unless an edit made while the job ran changed it
         payload = CASE WHEN j.revision = u.revision AND u.payload IS NOT NULL
                        THEN u.payload::jsonb ELSE j.payload END,
-        expr = CASE WHEN j.revision = u.revision AND u.expr IS NOT NULL THEN u.expr ELSE j.expr END,
-        recurring = CASE WHEN j.revision = u.revision AND u.expr IS NOT NULL
-                         THEN u.recurring ELSE j.recurring END,
         last_error = COALESCE(u.error, j.last_error),
         last_error_at = CASE WHEN u.error IS NULL THEN j.last_error_at ELSE $12 END,
         lease_owner = NULL, lease_expires_at = NULL, lease_token = j.lease_token + 1,
         updated_at = $12
     FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::text[], $5::timestamptz[],
-                $6::bool[], $7::text[], $8::text[], $9::bool[], $10::text[], $11::timestamptz[])
+                $6::bool[], $7::text[], $8::text[], $9::bool[], $10::text[], $11::timestamptz[],
+                $13::timestamptz[], $14::timestamptz[])
          AS u(id, token, revision, status, run_at, reset_attempt, payload, expr, recurring, error,
-              slot_at)
+              slot_at, lease_run_at, start_at)
     WHERE j.id = u.id AND j.lease_token = u.token
     RETURNING j.executor, j.status),
     -- No one else announces a job made ready again (a recurring job's next slot, a retry, a
@@ -894,17 +921,26 @@ pub(crate) async fn job_complete_many<'e>(
         .bind(rows.iter().map(|r| r.error.as_deref()).collect::<Vec<_>>())
         .bind(rows.iter().map(|r| r.slot_at).collect::<Vec<_>>())
         .bind(now)
+        .bind(rows.iter().map(|r| r.lease_run_at).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.start_at).collect::<Vec<_>>())
         .fetch_one(ex)
         .await?;
     Ok(usize::try_from(n).unwrap_or(0))
 }
 
 /// A one-off job's end: it moves to the history.
+///
+/// The lease and the job's run time at the lease select the row: an edit of payload or meta
+/// made while the job ran does not keep it from finishing (this occurrence ran; the edited
+/// values go to the history), while a job paused, or given a new schedule, while it ran stays
+/// live (the caller completes it instead).
 #[derive(Debug, Clone)]
 pub(crate) struct Finish {
     pub id: i64,
     pub token: i64,
     pub revision: i64,
+    /// The job's run time when it was leased.
+    pub lease_run_at: DateTime<Utc>,
     /// `succeeded` or `failed`.
     pub status: &'static str,
     pub payload: Option<String>,
@@ -925,24 +961,28 @@ macro_rules! history_insert {
 const FINISH_MANY: &str = concat!(
     "
     WITH u AS (
-        SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::text[], $5::text[],
-                             $6::text[])
-               AS u(id, token, revision, status, payload, error)),
+        SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::timestamptz[], $4::bigint[],
+                             $5::text[], $6::text[], $7::text[])
+               AS u(id, token, run_at, revision, status, payload, error)),
     done AS (
         -- A semi-join on the key: index lookups driven by the batch, whatever the statistics
         -- say about how many jobs run.
         DELETE FROM qron.jobs j
-         WHERE (j.id, j.lease_token, j.revision) IN (SELECT id, token, revision FROM u)
+         WHERE (j.id, j.lease_token, j.run_at) IN (SELECT id, token, run_at FROM u)
            AND j.status = 'running'
         RETURNING j.*),
     moved AS (
 ",
     history_insert!(),
     "    SELECT d.id, d.executor, d.owner, d.name, d.expr, d.recurring, u.status::qron.job_status,
-           d.run_at, COALESCE(u.payload::jsonb, d.payload), d.meta, d.attempt, d.executions,
+           d.run_at,
+           -- the handler's payload, unless an edit made while it ran changed it
+           CASE WHEN d.revision = u.revision THEN COALESCE(u.payload::jsonb, d.payload)
+                ELSE d.payload END,
+           d.meta, d.attempt, d.executions,
            d.max_attempts, d.timeout, d.revision, COALESCE(u.error, d.last_error),
-           CASE WHEN u.error IS NULL THEN d.last_error_at ELSE $7 END,
-           d.created_at, $7, d.start_at, d.last_run_at, $7
+           CASE WHEN u.error IS NULL THEN d.last_error_at ELSE $8 END,
+           d.created_at, $8, d.start_at, d.last_run_at, $8
       FROM done d JOIN u ON u.id = d.id
     RETURNING id)
     SELECT COALESCE(array_agg(id), '{}') FROM moved"
@@ -955,8 +995,8 @@ const FINISH_SUCCEEDED: &str = concat!(
     "
     WITH done AS (
         DELETE FROM qron.jobs j
-         WHERE (j.id, j.lease_token, j.revision) IN
-               (SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[]))
+         WHERE (j.id, j.lease_token, j.run_at) IN
+               (SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::timestamptz[]))
            AND j.status = 'running'
         RETURNING j.*),
     moved AS (
@@ -971,8 +1011,8 @@ const FINISH_SUCCEEDED: &str = concat!(
 );
 
 /// Moves finished one-off jobs to the history, in one statement for plain successes and one for
-/// the rest; returns the ids moved (a job paused or edited while it ran stays live: the caller
-/// completes it instead).
+/// the rest; returns the ids moved (a job paused or rescheduled while it ran stays live: the
+/// caller completes it instead).
 pub(crate) async fn job_finish_many(
     pool: &sqlx::PgPool,
     rows: &[&Finish],
@@ -988,7 +1028,7 @@ pub(crate) async fn job_finish_many(
             .persistent(false)
             .bind(rows.iter().map(|r| r.id).collect::<Vec<_>>())
             .bind(rows.iter().map(|r| r.token).collect::<Vec<_>>())
-            .bind(rows.iter().map(|r| r.revision).collect::<Vec<_>>())
+            .bind(rows.iter().map(|r| r.lease_run_at).collect::<Vec<_>>())
     };
     let mut moved = Vec::with_capacity(rows.len());
     if !plain.is_empty() {
@@ -1000,6 +1040,7 @@ pub(crate) async fn job_finish_many(
     }
     if !other.is_empty() {
         let ids = with_leases(FINISH_MANY, &other)
+            .bind(other.iter().map(|r| r.revision).collect::<Vec<_>>())
             .bind(other.iter().map(|r| r.status).collect::<Vec<_>>())
             .bind(
                 other

@@ -474,7 +474,9 @@ impl Context {
     /// Applied when the execution ends, whatever its outcome.
     ///
     /// # Errors
-    /// [`JobError::Fail`] when the value cannot be serialized.
+    /// [`JobError::Fail`] when the value cannot be serialized, or could not be stored: a NUL
+    /// character in a string, or nesting deeper than [`MAX_JSON_DEPTH`](crate::MAX_JSON_DEPTH).
+    /// The payload is then left as it was.
     ///
     /// ```
     /// let ctx = qron::Context::detached("counter");
@@ -484,6 +486,9 @@ impl Context {
     pub fn set_payload<T: Serialize + ?Sized>(&self, payload: &T) -> Result<(), JobError> {
         let text = serde_json::to_string(payload)
             .map_err(|e| JobError::fail(format!("the new payload does not serialize: {e}")))?;
+        if let Some(problem) = crate::limits::json_problem(&text) {
+            return Err(JobError::fail(format!("the new payload {problem}")));
+        }
         self.requests().payload = Some(text);
         Ok(())
     }

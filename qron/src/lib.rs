@@ -29,6 +29,7 @@ mod error;
 mod expr;
 mod handler;
 mod job;
+mod limits;
 mod migrate;
 mod registry;
 mod worker;
@@ -42,12 +43,15 @@ pub use client::{
 };
 pub use enqueue::{Enqueue, Via};
 pub use error::{Error, Result};
-pub use expr::{ExprError, ExprErrorKind, Interval, IntervalError, Schedule};
+pub use expr::{
+    ExprError, ExprErrorKind, Interval, IntervalError, MAX_EXPR_LEN, MIN_EVERY, Schedule,
+};
 pub use handler::{Backoff, Context, DEFAULT_CONCURRENCY, Job, JobError, JobOptions};
 pub use job::{
     DEFAULT_MAX_ATTEMPTS, DEFAULT_TIMEOUT, JobRef, JobRow, JobStatus, JobUpdate,
     MAX_ATTEMPTS_LIMIT, MAX_NAME_LEN, MAX_PAGE, NewJob, OnConflict, Order, Page, Search,
 };
+pub use limits::{MAX_JSON_DEPTH, MAX_TIMEOUT};
 pub use migrate::{SCHEMA, migrate, migrator};
 /// Declares a typed job on an `async fn`.
 ///

@@ -914,6 +914,17 @@ async fn execute(
         outcome = tracing::field::Empty,
         duration_ms = tracing::field::Empty,
     );
+    // A meta that does not decode (written around the client's checks) fails this job alone.
+    let (meta, bad_meta) = match job.meta.take().map(|t| serde_json::from_str(&t)) {
+        None => (serde_json::Value::Object(Default::default()), None),
+        Some(Ok(meta)) => (meta, None),
+        Some(Err(e)) => (
+            serde_json::Value::Null,
+            Some(JobError::fail(format!(
+                "the job's meta does not decode: {e}"
+            ))),
+        ),
+    };
     let ctx = Context {
         id: job.id,
         executor: exec.executor.clone(),
@@ -921,7 +932,7 @@ async fn execute(
         name: job.name.take(),
         attempt: job.attempt,
         executions: job.executions,
-        meta: job.meta.take(),
+        meta,
         scheduled_at: job.slot_at,
         requests: Arc::default(),
     };
@@ -937,7 +948,9 @@ async fn execute(
     };
     let started = std::time::Instant::now();
     let timeout = interval_to_duration(&job.timeout);
-    let result: Option<std::result::Result<(), JobError>> = if due {
+    let result: Option<std::result::Result<(), JobError>> = if let Some(e) = bad_meta {
+        Some(Err(e))
+    } else if due {
         // The handler runs in this task: a panic is caught here, and a timeout or a hard stop
         // drops (cancels) it.
         let run = std::panic::AssertUnwindSafe(
@@ -1060,29 +1073,37 @@ pub(crate) fn decide(
             id: job.id,
             token: job.token,
             revision: job.revision,
+            lease_run_at: job.run_at,
+            one_off: !job.recurring,
             status,
             run_at,
             slot_at: reset.then_some(run_at),
             reset_attempt: reset,
             payload: requests.payload.clone(),
             expr: None,
+            start_at: None,
             recurring: job.recurring,
             error,
         })
     };
     let finish = |status: &'static str, error: Option<String>| {
-        Outcome::Finish(
-            Finish {
-                id: job.id,
-                token: job.token,
-                revision: job.revision,
-                status,
-                payload: requests.payload.clone(),
-                error,
-            },
-            job.run_at,
-        )
+        Outcome::Finish(Finish {
+            id: job.id,
+            token: job.token,
+            revision: job.revision,
+            lease_run_at: job.run_at,
+            status,
+            payload: requests.payload.clone(),
+            error,
+        })
     };
+    // A recurring job whose stored schedule gives no next slot (it no longer parses, or its
+    // next run is out of range) would otherwise run back to back: it ends, failed.
+    if job.recurring && next_slot.is_none() && !requests.stop {
+        let reason = "the job's stored schedule gives no next run (it no longer parses, or its \
+                      next run is out of range): the job is ended as failed";
+        return (finish("failed", Some(reason.to_owned())), "failed");
+    }
     let paused_or = |status: &'static str| if requests.stop { "paused" } else { status };
     match result {
         Ok(()) => {
@@ -1090,23 +1111,25 @@ pub(crate) fn decide(
                 return (live("paused", job.run_at, true, None), "paused");
             }
             if let Some(s) = &requests.reschedule {
-                let run_at = s.first_run(now).unwrap_or(now);
+                let Some(run_at) = s.first_run(now) else {
+                    let reason = format!("the new schedule `{s}` gives no run after {now}");
+                    return (finish("failed", Some(reason)), "failed");
+                };
                 let mut outcome = live("ready", run_at, true, None);
                 if let Outcome::Complete(c) = &mut outcome {
                     c.expr = Some(s.to_string());
+                    c.start_at = Some(now);
                     c.recurring = s.is_recurring();
                 }
                 return (outcome, "rescheduled");
             }
-            if job.recurring {
-                let run_at = next_slot.unwrap_or(now);
-                (live("ready", run_at, true, None), "succeeded")
-            } else {
-                (finish("succeeded", None), "succeeded")
+            match next_slot {
+                Some(run_at) if job.recurring => (live("ready", run_at, true, None), "succeeded"),
+                _ => (finish("succeeded", None), "succeeded"),
             }
         }
         Err(e) => {
-            let reason = Some(e.reason().to_owned());
+            let reason = Some(crate::limits::storable_error(e.reason()));
             let retry = matches!(e, JobError::Retry(_)) && job.attempt < job.max_attempts;
             if retry {
                 let delay = chrono::Duration::from_std(backoff.delay(job.attempt))
@@ -1116,8 +1139,7 @@ pub(crate) fn decide(
                     at = at.min(slot);
                 }
                 (live(paused_or("ready"), at, false, reason), "retry")
-            } else if job.recurring {
-                let run_at = next_slot.unwrap_or(now);
+            } else if let (true, Some(run_at)) = (job.recurring, next_slot) {
                 (live(paused_or("ready"), run_at, true, reason), "failed")
             } else if requests.stop {
                 (live("paused", job.run_at, true, reason), "failed")

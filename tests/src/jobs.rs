@@ -82,6 +82,12 @@ pub enum Mode {
     Reschedule(String),
     /// Stop (pause) the job.
     Stop,
+    /// Fail for good with this message, `<NUL>` standing for a NUL character (which a stored
+    /// payload cannot hold).
+    FailWith(String),
+    /// Replace the payload with this JSON text, `<NUL>` standing for a NUL character (and fail,
+    /// as the handler would, when it is refused).
+    SetPayload(String),
 }
 
 /// The payload of `act`: a script of what to do.
@@ -145,6 +151,12 @@ async fn behave(ctx: Context, mut a: Script) -> Result<(), JobError> {
         Mode::Stop => {
             ctx.stop();
             Ok(())
+        }
+        Mode::FailWith(message) => Err(JobError::fail(message.replace("<NUL>", "\0"))),
+        Mode::SetPayload(json) => {
+            let value: serde_json::Value =
+                serde_json::from_str(&json.replace("<NUL>", "\\u0000")).map_err(JobError::fail)?;
+            ctx.set_payload(&value)
         }
     };
     probe.leave();

@@ -330,7 +330,11 @@ fn parse_field(spec: &FieldSpec, text: &str, offset: usize) -> Result<(u64, Stri
         let mut v = lo;
         while v <= hi {
             set |= 1 << v;
-            v += step;
+            // A step may be any size (`*/4000000000` fires at the range's start only).
+            let Some(next) = v.checked_add(step) else {
+                break;
+            };
+            v = next;
         }
         let normalized = match (range, step) {
             ("*", 1) => "*".to_owned(),

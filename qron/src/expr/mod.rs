@@ -89,7 +89,24 @@ pub enum ExprErrorKind {
     UnknownTimeZone,
     /// `TZ=` on a one-off expression, where it has no meaning.
     TimeZoneNotAllowed,
+    /// An expression longer than [`MAX_EXPR_LEN`](crate::MAX_EXPR_LEN) bytes (as written, or
+    /// in canonical form).
+    TooLong,
+    /// A control character (NUL, a tab is fine) in the expression.
+    InvalidCharacter,
+    /// `@every` with an interval shorter than [`MIN_EVERY`](crate::MIN_EVERY): it would keep a
+    /// worker busy running one job.
+    IntervalTooShort,
 }
+
+/// The longest expression, in bytes, as written and in canonical form (what is stored).
+pub const MAX_EXPR_LEN: usize = 1024;
+
+/// The shortest `@every` interval.
+pub const MIN_EVERY: std::time::Duration = std::time::Duration::from_millis(10);
+
+/// Characters of the expression an error message quotes, at most.
+const ECHO_CHARS: usize = 100;
 
 /// An invalid expression: which part is wrong, where, and why.
 ///
@@ -182,10 +199,50 @@ impl Schedule {
     /// assert!(Schedule::parse("0 0 30 2 *").is_err()); // never fires
     /// ```
     pub fn parse(expr: &str) -> Result<Self, ExprError> {
-        Self::parse_inner(expr).map_err(|mut e| {
-            e.expr = expr.to_owned();
+        Self::parse_checked(expr).map_err(|mut e| {
+            // Quote a long expression (and its offending part) in part only.
+            e.expr = crate::limits::excerpt(expr, ECHO_CHARS);
+            e.fragment = crate::limits::excerpt(&e.fragment, ECHO_CHARS);
             e
         })
+    }
+
+    fn parse_checked(expr: &str) -> Result<Self, ExprError> {
+        if expr.len() > MAX_EXPR_LEN {
+            return Err(ExprError::new(
+                ExprErrorKind::TooLong,
+                MAX_EXPR_LEN,
+                "",
+                format!(
+                    "the expression is {} bytes long, over the limit of {MAX_EXPR_LEN}",
+                    expr.len()
+                ),
+            ));
+        }
+        if let Some((i, c)) = expr
+            .char_indices()
+            .find(|(_, c)| c.is_control() && !c.is_whitespace())
+        {
+            return Err(ExprError::new(
+                ExprErrorKind::InvalidCharacter,
+                i,
+                "",
+                format!("control character {c:?} in the expression"),
+            ));
+        }
+        let s = Self::parse_inner(expr)?;
+        let canonical = s.to_string().len();
+        if canonical > MAX_EXPR_LEN {
+            return Err(ExprError::new(
+                ExprErrorKind::TooLong,
+                0,
+                "",
+                format!(
+                    "the expression's canonical form is {canonical} bytes long, over the limit of {MAX_EXPR_LEN}"
+                ),
+            ));
+        }
+        Ok(s)
     }
 
     fn parse_inner(expr: &str) -> Result<Self, ExprError> {
@@ -258,6 +315,16 @@ impl Schedule {
                                 arg,
                                 format!(
                                     "@every needs a positive interval (every part zero or more, not all zero), got `{i}`: it would never stop running"
+                                ),
+                            ));
+                        }
+                        if i.months == 0 && i.days == 0 && i.micros < MIN_EVERY.as_micros() as i64 {
+                            return Err(ExprError::new(
+                                ExprErrorKind::IntervalTooShort,
+                                arg_pos,
+                                arg,
+                                format!(
+                                    "@every needs an interval of at least {MIN_EVERY:?}, got `{i}`"
                                 ),
                             ));
                         }

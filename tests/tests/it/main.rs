@@ -5,6 +5,7 @@ mod client;
 mod embedded;
 mod expr;
 mod expr_pg;
+mod isolation;
 mod migrate;
 mod rescue;
 mod schema;
