@@ -202,7 +202,14 @@ impl Schedule {
         Self::parse_checked(expr).map_err(|mut e| {
             // Quote a long expression (and its offending part) in part only.
             e.expr = crate::limits::excerpt(expr, ECHO_CHARS);
-            e.fragment = crate::limits::excerpt(&e.fragment, ECHO_CHARS);
+            if e.fragment.chars().count() > ECHO_CHARS {
+                let cut = crate::limits::excerpt(&e.fragment, ECHO_CHARS);
+                e.message = e.message.replace(&e.fragment, &cut);
+                e.fragment = cut;
+            }
+            if e.message.chars().count() > 4 * ECHO_CHARS {
+                e.message = crate::limits::excerpt(&e.message, 4 * ECHO_CHARS);
+            }
             e
         })
     }

@@ -911,3 +911,53 @@ fn arbitrary_input_million() {
     parse_arbitrary(1_000_000, seed);
     println!("parsed 1,000,000 arbitrary inputs (seed {seed}) without a panic");
 }
+
+#[test]
+fn hostile_expressions_are_refused_without_panic_or_echo() {
+    // Regression (issue 13, defect 7): a step near u32::MAX panicked the parser; a NUL inside
+    // an interval and a 1 µs @every were accepted; errors quoted the whole input.
+    for step in ["4294967295", "4294967294", "4294967200"] {
+        let s = Schedule::parse(&format!("*/{step} * * * *")).unwrap();
+        // The step passes the range's end at once: minute 0 only.
+        assert_eq!(s.to_string(), format!("*/{step} * * * *"));
+        assert_eq!(
+            s.next_run(t("2024-01-01T00:00"), t("2024-01-01T00:00")),
+            Some(t("2024-01-01T01:00"))
+        );
+    }
+    // From a range's start past 0, the step overflowed.
+    let s = Schedule::parse("5-59/4294967295 * * * *").unwrap();
+    assert_eq!(
+        s.next_run(t("2024-01-01T00:00"), t("2024-01-01T00:00")),
+        Some(t("2024-01-01T00:05"))
+    );
+    let kind = |e: &str| Schedule::parse(e).unwrap_err().kind();
+    assert_eq!(kind("@every 1\0 second"), ExprErrorKind::InvalidCharacter);
+    assert_eq!(kind("0 0 * * 1\u{7}"), ExprErrorKind::InvalidCharacter);
+    assert_eq!(
+        kind("@every 1 microsecond"),
+        ExprErrorKind::IntervalTooShort
+    );
+    assert_eq!(
+        kind("@every 9.999 milliseconds"),
+        ExprErrorKind::IntervalTooShort
+    );
+    assert!(Schedule::parse("@every 10 milliseconds").is_ok());
+    assert!(
+        Schedule::parse("@every\t1 day").is_ok(),
+        "a tab is white space"
+    );
+    let huge = format!("@every {}", "1 second ".repeat(100_000));
+    let err = Schedule::parse(&huge).unwrap_err();
+    assert_eq!(err.kind(), ExprErrorKind::TooLong);
+    assert!(
+        err.to_string().len() < 400,
+        "{} bytes",
+        err.to_string().len()
+    );
+    let long_cron = format!("{} * * * *", "0,".repeat(520) + "0");
+    assert_eq!(kind(&long_cron), ExprErrorKind::TooLong);
+    // A long offending part is quoted in part too.
+    let err = Schedule::parse(&format!("@every {}", "x".repeat(1000))).unwrap_err();
+    assert!(err.to_string().len() < 600, "{}", err);
+}

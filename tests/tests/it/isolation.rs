@@ -275,3 +275,40 @@ async fn an_edit_while_a_job_runs_never_runs_it_again() {
     assert_eq!(j.meta, json!({ "edited": true }));
     assert_eq!(j.run_at, recurring.run_at + chrono::Duration::hours(1));
 }
+
+#[tokio::test]
+async fn a_recurring_job_whose_schedule_gives_no_next_run_ends_failed() {
+    // Regression (defect 7): a recurring job whose stored expression no longer parses, or has
+    // no next slot, ran back to back.
+    let db = TestDb::new().await;
+    let k = key("noslot");
+    let payload = serde_json::to_string(&Script::new(&k, Mode::Ok)).unwrap();
+    let mut ids = Vec::new();
+    for expr in ["not a schedule", "@every 1000000 years"] {
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO qron.jobs (executor, expr, recurring, run_at, slot_at, payload)
+             VALUES ('act', $1, true, now(), now(), $2::jsonb) RETURNING id",
+        )
+        .bind(expr)
+        .bind(&payload)
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+        ids.push(id);
+    }
+    let running = worker(&db);
+    wait_for_history(&db.pool, 2, Duration::from_secs(10)).await;
+    stop_within(running).await;
+    let c = Client::new(db.pool.clone());
+    for id in ids {
+        let j = c.get(id).await.unwrap();
+        assert_eq!(
+            (j.status, j.executions),
+            (JobStatus::Failed, 1),
+            "{}",
+            j.expr
+        );
+        assert!(j.last_error.unwrap().contains("no next run"));
+    }
+    assert_eq!(probe(&k).started(), 2);
+}
