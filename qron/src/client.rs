@@ -156,7 +156,7 @@ pub fn validate(
             break;
         }
         next_runs.push(t);
-        at = s.next_run(t, t);
+        at = s.next_run(from, t, t);
     }
     Ok(Validation {
         canonical: s.to_string(),
@@ -825,7 +825,8 @@ impl Client {
         };
         if let Some(expr) = &change.expr {
             let schedule = Schedule::parse(expr)?;
-            let now = Utc::now();
+            // PostgreSQL keeps microseconds: count from what will be stored.
+            let now = Utc::now().trunc_subsecs(6);
             let run_at = schedule
                 .first_run(now)
                 .ok_or_else(|| Error::InvalidArgument {
@@ -834,6 +835,7 @@ impl Client {
                 })?;
             check_time("expr", run_at)?;
             c.run_at = Some(run_at);
+            c.start_at = Some(now);
             c.expr = Some(schedule.to_string());
             c.recurring = Some(schedule.is_recurring());
         }
@@ -930,7 +932,7 @@ impl Client {
         self.scope().check_owner()?;
         check_ref(&target)?;
         let mut tx = self.pool.begin().await?;
-        let Some((id, expr, recurring, run_at)) =
+        let Some((id, expr, recurring, run_at, start_at)) =
             db::job_lock(&mut tx, &self.owner, &target).await?
         else {
             return Err(self.not_found(&target));
@@ -939,7 +941,9 @@ impl Client {
         let run_at = if run_at >= now {
             run_at
         } else if recurring {
-            Schedule::parse(&expr)?.next_run(run_at, now).unwrap_or(now)
+            Schedule::parse(&expr)?
+                .next_run(start_at, run_at, now)
+                .unwrap_or(now)
         } else {
             now
         };

@@ -442,6 +442,8 @@ pub(crate) struct JobChanges {
     pub expr: Option<String>,
     pub recurring: Option<bool>,
     pub run_at: Option<DateTime<Utc>>,
+    /// With a new expression: the instant it counts from.
+    pub start_at: Option<DateTime<Utc>>,
     pub payload: Option<String>,
     pub meta: Option<String>,
     pub timeout: Option<PgInterval>,
@@ -458,6 +460,7 @@ const UPDATE_BY_ID: &str = concat!(
        meta = COALESCE($7::jsonb, meta), timeout = COALESCE($8, timeout),
        max_attempts = COALESCE($9, max_attempts),
        attempt = CASE WHEN $3 IS NOT NULL THEN 0 ELSE LEAST(attempt, COALESCE($9, max_attempts)) END,
+       start_at = COALESCE($11, start_at),
        revision = revision + 1, updated_at = now()
      WHERE owner = $1 AND id = $2 AND ($10::bigint IS NULL OR revision = $10)
      RETURNING ",
@@ -472,6 +475,7 @@ const UPDATE_BY_NAME: &str = concat!(
        meta = COALESCE($8::jsonb, meta), timeout = COALESCE($9, timeout),
        max_attempts = COALESCE($10, max_attempts),
        attempt = CASE WHEN $4 IS NOT NULL THEN 0 ELSE LEAST(attempt, COALESCE($10, max_attempts)) END,
+       start_at = COALESCE($12, start_at),
        revision = revision + 1, updated_at = now()
      WHERE owner = $1 AND executor = $2 AND name = $3 AND ($11::bigint IS NULL OR revision = $11)
      RETURNING ",
@@ -494,6 +498,7 @@ pub(crate) async fn job_update<'e>(
             .bind(c.timeout)
             .bind(c.max_attempts)
             .bind(c.if_revision)
+            .bind(c.start_at)
     })
     .await
 }
@@ -544,16 +549,16 @@ pub(crate) async fn job_stop<'e>(
 }
 
 const LOCK: (&str, &str) = by_ref!(
-    "SELECT id, expr, recurring, run_at FROM qron.jobs",
+    "SELECT id, expr, recurring, run_at, start_at FROM qron.jobs",
     "FOR UPDATE"
 );
 
-/// Locks a live job for a read-modify-write: its id, expression, kind and run time.
+/// Locks a live job for a read-modify-write: its id, expression, kind, run time and start.
 pub(crate) async fn job_lock(
     conn: &mut PgConnection,
     owner: &str,
     target: &JobRef,
-) -> sqlx::Result<Option<(i64, String, bool, DateTime<Utc>)>> {
+) -> sqlx::Result<Option<(i64, String, bool, DateTime<Utc>, DateTime<Utc>)>> {
     job_by_ref(conn, LOCK, owner, target, |q| q).await
 }
 
@@ -695,6 +700,8 @@ pub(crate) struct LeasedJob {
     pub timeout: PgInterval,
     pub lease_token: i64,
     pub revision: i64,
+    /// The instant the schedule counts from.
+    pub start_at: DateTime<Utc>,
 }
 
 /// Decoded by position, in the order of the lease's `RETURNING` list: a lease returns up to a
@@ -718,6 +725,7 @@ impl<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> for LeasedJob {
             timeout: row.try_get_unchecked(12)?,
             lease_token: row.try_get_unchecked(13)?,
             revision: row.try_get_unchecked(14)?,
+            start_at: row.try_get_unchecked(15)?,
         })
     }
 }
@@ -751,8 +759,8 @@ macro_rules! lease {
                  FOR UPDATE SKIP LOCKED))
             RETURNING j.id, j.owner, j.name, j.expr, j.recurring, j.run_at, j.slot_at,
                       NULLIF(j.payload, 'null')::text, NULLIF(j.meta, '{}')::text, j.attempt,
-                      j.executions,
-                      j.max_attempts, j.timeout, j.lease_token, j.revision"
+                      j.executions, j.max_attempts, j.timeout, j.lease_token, j.revision,
+                      j.start_at"
         )
     };
 }
@@ -1070,6 +1078,7 @@ pub(crate) struct ExpiredLease {
     pub max_attempts: i32,
     pub lease_token: i64,
     pub revision: i64,
+    pub start_at: DateTime<Utc>,
 }
 
 /// Up to `limit` jobs whose lease ran out before `now`.
@@ -1080,7 +1089,7 @@ pub(crate) async fn job_expired_leases<'e>(
 ) -> sqlx::Result<Vec<ExpiredLease>> {
     sqlx::query_as(
         "SELECT id, executor, expr, recurring, run_at, slot_at, attempt, max_attempts, lease_token,
-                revision
+                revision, start_at
            FROM qron.jobs
           WHERE lease_expires_at IS NOT NULL AND lease_expires_at < $1
           ORDER BY lease_expires_at

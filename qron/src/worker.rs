@@ -1039,6 +1039,8 @@ pub(crate) struct OutcomeInput {
     pub slot_at: DateTime<Utc>,
     pub attempt: i32,
     pub max_attempts: i32,
+    /// The instant the schedule counts from.
+    pub start_at: DateTime<Utc>,
 }
 
 impl OutcomeInput {
@@ -1052,6 +1054,7 @@ impl OutcomeInput {
             slot_at: job.slot_at,
             attempt: job.attempt,
             max_attempts: job.max_attempts,
+            start_at: job.start_at,
         }
     }
 }
@@ -1066,7 +1069,7 @@ pub(crate) fn decide(
     schedule: Option<&Schedule>,
     backoff: Backoff,
 ) -> (Outcome, &'static str) {
-    let next_slot = schedule.and_then(|s| s.next_run(job.slot_at, now));
+    let next_slot = schedule.and_then(|s| s.next_run(job.start_at, job.slot_at, now));
     // A new occurrence (`reset`) starts at its slot; a retry keeps the occurrence's slot.
     let live = |status: &'static str, run_at: DateTime<Utc>, reset: bool, error: Option<String>| {
         Outcome::Complete(Completion {
@@ -1246,6 +1249,7 @@ async fn rescue_once(
                 slot_at: l.slot_at,
                 attempt: l.attempt,
                 max_attempts: l.max_attempts,
+                start_at: l.start_at,
             };
             let backoff = backoffs
                 .get(l.executor.as_str())

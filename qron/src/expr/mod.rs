@@ -4,7 +4,7 @@
 //! |---|---|
 //! | `@at <timestamp>` | once, at that instant (RFC 3339; without an offset, UTC) |
 //! | `@after <interval>` | once, `interval` after the job's start |
-//! | `@every <interval>` | repeatedly, every `interval` from the previous slot (no drift) |
+//! | `@every <interval>` | repeatedly: slot n is the start + n × `interval`, in the zone (no drift) |
 //! | `@yearly` `@annually` `@monthly` `@weekly` `@daily` `@hourly` `@minutely` | `@every 1 year` … `@every 1 minute` |
 //! | `m h dom mon dow` | crontab, with Vixie cron / crontab.guru semantics |
 //!
@@ -408,40 +408,87 @@ impl Schedule {
 
     /// For a recurring schedule, the slot after `slot` that is also after `now`: the next slot
     /// when the job is on time, the first slot after `now` when it is late (missed slots collapse
-    /// into the run that just happened). `None` for one-off schedules.
+    /// into the run that just happened). `None` for one-off schedules, and when the slot would
+    /// be out of range.
+    ///
+    /// `@every` slots are counted from `start`, the instant the schedule counts from (a job's
+    /// `start_at`): slot *n* is `start` + *n* × the interval, in the schedule's zone, so neither
+    /// processing time, month ends nor DST changes make it drift. Crontab slots ignore `start`.
     ///
     /// ```
     /// use chrono::{TimeZone, Utc};
     /// let s = qron::Schedule::parse("@every 10 minutes")?;
-    /// let slot = Utc.with_ymd_and_hms(2027, 1, 1, 0, 0, 0).unwrap();
+    /// let start = Utc.with_ymd_and_hms(2027, 1, 1, 0, 0, 0).unwrap();
+    /// let slot = s.first_run(start).unwrap(); // 00:10
     /// let on_time = slot + chrono::Duration::seconds(1);
     /// let late = slot + chrono::Duration::minutes(35);
-    /// assert_eq!(s.next_run(slot, on_time), Some(Utc.with_ymd_and_hms(2027, 1, 1, 0, 10, 0).unwrap()));
-    /// assert_eq!(s.next_run(slot, late), Some(Utc.with_ymd_and_hms(2027, 1, 1, 0, 40, 0).unwrap()));
+    /// assert_eq!(s.next_run(start, slot, on_time), Some(Utc.with_ymd_and_hms(2027, 1, 1, 0, 20, 0).unwrap()));
+    /// assert_eq!(s.next_run(start, slot, late), Some(Utc.with_ymd_and_hms(2027, 1, 1, 0, 50, 0).unwrap()));
+    ///
+    /// // Month ends do not drift: from January 31, the last day of each shorter month.
+    /// let monthly = qron::Schedule::parse("@monthly")?;
+    /// let jan31 = Utc.with_ymd_and_hms(2024, 1, 31, 9, 0, 0).unwrap();
+    /// let feb = monthly.first_run(jan31).unwrap();
+    /// assert_eq!(feb, Utc.with_ymd_and_hms(2024, 2, 29, 9, 0, 0).unwrap());
+    /// let mar = monthly.next_run(jan31, feb, feb).unwrap();
+    /// assert_eq!(mar, Utc.with_ymd_and_hms(2024, 3, 31, 9, 0, 0).unwrap());
     /// # Ok::<(), qron::ExprError>(())
     /// ```
-    pub fn next_run(&self, slot: DateTime<Utc>, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    pub fn next_run(
+        &self,
+        start: DateTime<Utc>,
+        slot: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Option<DateTime<Utc>> {
         match &self.kind {
             Kind::At(_) | Kind::After(_) => None,
             Kind::Cron(c) => self.cron_after(c, slot.max(now)),
-            Kind::Every(i) => {
-                let next = self.add(i, slot)?;
-                if next > now {
-                    return Some(next);
-                }
-                if i.months == 0 && i.days == 0 {
-                    // Fixed length: jump straight past `now`.
-                    let elapsed = (now - slot).num_microseconds()?;
-                    let k = elapsed / i.micros + 1;
-                    return slot
-                        .checked_add_signed(Duration::microseconds(k.checked_mul(i.micros)?));
-                }
-                // Calendar steps (at least a day each): walk, as each step depends on the last.
-                let mut t = next;
-                while t <= now {
-                    t = self.add(i, t)?;
-                }
-                Some(t)
+            Kind::Every(i) => self.every_after(i, start, slot.max(now)),
+        }
+    }
+
+    /// The first `@every` slot (`start` + n × `i`, n ≥ 1) strictly after `t`.
+    fn every_after(
+        &self,
+        i: &Interval,
+        start: DateTime<Utc>,
+        t: DateTime<Utc>,
+    ) -> Option<DateTime<Utc>> {
+        let slot = |n: i64| -> Option<DateTime<Utc>> {
+            let scaled = Interval::new(
+                i32::try_from(i64::from(i.months).checked_mul(n)?).ok()?,
+                i32::try_from(i64::from(i.days).checked_mul(n)?).ok()?,
+                i.micros.checked_mul(n)?,
+            );
+            self.add(&scaled, start)
+        };
+        // An estimate of n from the interval's mean length, then a few exact steps: slots grow
+        // with n, and a calendar month or day is within a few percent of its mean length.
+        let mean_micros = i128::from(i.months) * 2_629_746_000_000
+            + i128::from(i.days) * 86_400_000_000
+            + i128::from(i.micros);
+        if mean_micros <= 0 {
+            return None;
+        }
+        let elapsed = i128::from((t - start).num_microseconds().unwrap_or(i64::MAX));
+        let mut n = i64::try_from((elapsed / mean_micros).max(1)).ok()?;
+        let mut steps = 0;
+        while n > 1 && slot(n - 1).is_some_and(|s| s > t) {
+            n -= 1;
+            steps += 1;
+            if steps > 10_000 {
+                return None;
+            }
+        }
+        loop {
+            let s = slot(n)?;
+            if s > t {
+                return Some(s);
+            }
+            n = n.checked_add(1)?;
+            steps += 1;
+            if steps > 10_000 {
+                return None;
             }
         }
     }

@@ -217,7 +217,11 @@ fn next_runs_match_hand_derived_cases() {
         }
         let s = parsed.unwrap_or_else(|e| panic!("{e}"));
         let from = t(from);
-        assert_eq!(s.next_run(from, from), Some(t(want)), "{expr} after {from}");
+        assert_eq!(
+            s.next_run(from, from, from),
+            Some(t(want)),
+            "{expr} after {from}"
+        );
         if !expr.starts_with('@') && !expr.starts_with("TZ=Europe/Paris @") {
             assert_eq!(
                 s.first_run(from),
@@ -238,7 +242,7 @@ fn every_hour_day_and_month_is_standard_cron() {
         let want = Utc.with_ymd_and_hms(2024, 1, 1, h, 0, 0).unwrap();
         assert_eq!(s.first_run(from), Some(want), "hour {h}");
         assert_eq!(
-            s.next_run(want, want),
+            s.next_run(want, want, want),
             Some(want + Duration::days(1)),
             "hour {h}"
         );
@@ -253,7 +257,7 @@ fn every_hour_day_and_month_is_standard_cron() {
         let want = Utc.with_ymd_and_hms(2024, m, 1, 0, 0, 0).unwrap();
         assert_eq!(s.first_run(from), Some(want), "month {m}");
         let again = Utc.with_ymd_and_hms(2025, m, 1, 0, 0, 0).unwrap();
-        assert_eq!(s.next_run(want, want), Some(again), "month {m}");
+        assert_eq!(s.next_run(want, want, want), Some(again), "month {m}");
     }
 }
 
@@ -263,7 +267,7 @@ fn one_off_schedules() {
     let at = Schedule::parse("@at 2022-08-30T11:14:22.607Z").unwrap();
     assert!(!at.is_recurring());
     assert_eq!(at.first_run(start), Some(t("2022-08-30T11:14:22.607")));
-    assert_eq!(at.next_run(start, start), None);
+    assert_eq!(at.next_run(start, start, start), None);
     let at = Schedule::parse("@at 2004-10-19 10:23:54+02").unwrap();
     assert_eq!(at.first_run(start), Some(t("2004-10-19T08:23:54")));
     let at = Schedule::parse("@at 2027-01-01T09:00:00").unwrap();
@@ -278,7 +282,7 @@ fn one_off_schedules() {
         after.first_run(t("2024-01-31T10:00")),
         Some(t("2024-03-10T10:00"))
     );
-    assert_eq!(after.next_run(start, start), None);
+    assert_eq!(after.next_run(start, start, start), None);
     // The job's start counts, not its creation: a start 1 s ahead with @after 100ms.
     let s = Schedule::parse("@after 100ms").unwrap();
     let begin = t("2024-01-01T00:00:01");
@@ -294,24 +298,24 @@ fn missed_slots_collapse_into_one_run() {
     let every = Schedule::parse("@every 10 minutes").unwrap();
     // Not before its time: exactly one interval after the slot.
     assert_eq!(
-        every.next_run(slot, slot + Duration::seconds(1)),
+        every.next_run(slot, slot, slot + Duration::seconds(1)),
         Some(t("2024-01-01T00:10"))
     );
     // Workers down for 3 days: the next slot after now, not 432 catch-up runs.
     let now = t("2024-01-04T00:05");
-    assert_eq!(every.next_run(slot, now), Some(t("2024-01-04T00:10")));
+    assert_eq!(every.next_run(slot, slot, now), Some(t("2024-01-04T00:10")));
     let cron = Schedule::parse("0 * * * *").unwrap();
-    assert_eq!(cron.next_run(slot, now), Some(t("2024-01-04T01:00")));
+    assert_eq!(cron.next_run(slot, slot, now), Some(t("2024-01-04T01:00")));
     let monthly = Schedule::parse("@monthly").unwrap();
     assert_eq!(
-        monthly.next_run(slot, t("2024-05-15T00:00")),
+        monthly.next_run(slot, slot, t("2024-05-15T00:00")),
         Some(t("2024-06-01T00:00"))
     );
     // No drift: the slots stay on the grid whatever the processing time.
     let mut s = slot;
     for k in 1..=20 {
         let late = s + Duration::milliseconds(2700);
-        s = every.next_run(s, late).unwrap();
+        s = every.next_run(s, s, late).unwrap();
         assert_eq!(s, slot + Duration::minutes(10 * k));
     }
 }
@@ -822,7 +826,7 @@ fn crontab_next_runs_match_a_brute_force_scan() {
                 if let Some(w) = want {
                     // And the run after that one.
                     assert_eq!(
-                        s.next_run(w, w),
+                        s.next_run(w, w, w),
                         case.brute_next(w),
                         "{} after {w}",
                         case.expr
@@ -883,7 +887,7 @@ pub fn parse_arbitrary(n: usize, seed: u64) {
         if let Ok(s) = Schedule::parse(&input) {
             let now = t("2024-06-01T00:00");
             if let Some(first) = s.first_run(now) {
-                let _ = s.next_run(first, now);
+                let _ = s.next_run(first, first, now);
             }
             let _ = s.describe();
             assert_eq!(
@@ -921,14 +925,22 @@ fn hostile_expressions_are_refused_without_panic_or_echo() {
         // The step passes the range's end at once: minute 0 only.
         assert_eq!(s.to_string(), format!("*/{step} * * * *"));
         assert_eq!(
-            s.next_run(t("2024-01-01T00:00"), t("2024-01-01T00:00")),
+            s.next_run(
+                t("2024-01-01T00:00"),
+                t("2024-01-01T00:00"),
+                t("2024-01-01T00:00")
+            ),
             Some(t("2024-01-01T01:00"))
         );
     }
     // From a range's start past 0, the step overflowed.
     let s = Schedule::parse("5-59/4294967295 * * * *").unwrap();
     assert_eq!(
-        s.next_run(t("2024-01-01T00:00"), t("2024-01-01T00:00")),
+        s.next_run(
+            t("2024-01-01T00:00"),
+            t("2024-01-01T00:00"),
+            t("2024-01-01T00:00")
+        ),
         Some(t("2024-01-01T00:05"))
     );
     let kind = |e: &str| Schedule::parse(e).unwrap_err().kind();
@@ -960,4 +972,73 @@ fn hostile_expressions_are_refused_without_panic_or_echo() {
     // A long offending part is quoted in part too.
     let err = Schedule::parse(&format!("@every {}", "x".repeat(1000))).unwrap_err();
     assert!(err.to_string().len() < 600, "{}", err);
+}
+
+/// The slot after `slot` of a job that started at `start`, when it runs on time.
+fn next_slot(s: &Schedule, start: DateTime<Utc>, slot: DateTime<Utc>) -> DateTime<Utc> {
+    s.next_run(start, slot, slot).unwrap()
+}
+
+#[test]
+fn every_counts_its_slots_from_the_start_through_month_ends_and_dst() {
+    // Regression (issue 13, defect 6): slots were each computed from the one before, so
+    // @monthly from January 31 went to the 29th and stayed there, and a 02:30 Paris daily
+    // became 03:30 at the spring change and never came back.
+    let monthly = Schedule::parse("@monthly").unwrap();
+    let start = t("2024-01-31T09:00");
+    let mut slot = monthly.first_run(start).unwrap();
+    let mut got = vec![slot];
+    for _ in 0..4 {
+        slot = next_slot(&monthly, start, slot);
+        got.push(slot);
+    }
+    let want: Vec<_> = [
+        "2024-02-29T09:00",
+        "2024-03-31T09:00",
+        "2024-04-30T09:00",
+        "2024-05-31T09:00",
+        "2024-06-30T09:00",
+    ]
+    .iter()
+    .map(|s| t(s))
+    .collect();
+    assert_eq!(got, want);
+
+    let daily = Schedule::parse("TZ=Europe/Paris @every 1 day").unwrap();
+    let paris = |s: &str| {
+        chrono_tz::Europe::Paris
+            .from_local_datetime(&NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M").unwrap())
+            .earliest()
+            .unwrap()
+            .with_timezone(&Utc)
+    };
+    let start = paris("2024-03-29 02:30");
+    let mut slot = daily.first_run(start).unwrap();
+    let mut local = vec![];
+    for _ in 0..4 {
+        local.push(
+            slot.with_timezone(&chrono_tz::Europe::Paris)
+                .format("%m-%d %H:%M")
+                .to_string(),
+        );
+        slot = next_slot(&daily, start, slot);
+    }
+    // 02:30 does not exist on March 31: that slot moves past the gap, the next is back.
+    assert_eq!(
+        local,
+        ["03-30 02:30", "03-31 03:30", "04-01 02:30", "04-02 02:30"]
+    );
+
+    // Late: missed slots collapse, and the next one is still on the grid.
+    let late = t("2024-05-15T00:00");
+    assert_eq!(
+        monthly.next_run(t("2024-01-31T09:00"), t("2024-02-29T09:00"), late),
+        Some(t("2024-05-31T09:00"))
+    );
+    // A fixed interval far from its start lands on its grid.
+    let every = Schedule::parse("@every 7 seconds").unwrap();
+    let start = t("2020-01-01T00:00");
+    let n = every.next_run(start, start, t("2024-01-01T00:00")).unwrap();
+    assert_eq!((n - start).num_seconds() % 7, 0);
+    assert!(n > t("2024-01-01T00:00") && n <= t("2024-01-01T00:00:07"));
 }

@@ -54,7 +54,7 @@ pub fn run(iterations: u32, batches: u32) -> Vec<Figure> {
         let mut slot = base;
         let next = ns_per_op(iterations, batches, |_| {
             let run = if schedule.is_recurring() {
-                schedule.next_run(slot, slot)
+                schedule.next_run(slot, slot, slot)
             } else {
                 schedule.first_run(slot)
             };
