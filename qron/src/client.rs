@@ -8,6 +8,7 @@ use serde_json::Value;
 use sqlx::postgres::types::PgInterval;
 use sqlx::{Acquire, PgConnection, PgPool, Postgres};
 
+use crate::clock::{DbClock, HostClock};
 use crate::db::{self, InsertRow, JobChanges};
 use crate::error::{Error, Result};
 use crate::job::{
@@ -26,6 +27,8 @@ const INSERT_CHUNK: usize = 10_000;
 #[derive(Debug)]
 struct Config {
     max_json_bytes: usize,
+    /// The database's time: a job's start, and so its first run, count from it.
+    clock: DbClock,
 }
 
 /// The handle to qron's jobs: create, find, change and delete them. Cheap to clone; every clone
@@ -66,6 +69,7 @@ pub struct ClientBuilder {
     pool: PgPool,
     owner: String,
     max_json_bytes: usize,
+    host_clock: HostClock,
 }
 
 impl ClientBuilder {
@@ -93,6 +97,24 @@ impl ClientBuilder {
         self
     }
 
+    /// The host's clock the client reads (default [`Utc::now`]). Jobs created without a start
+    /// count from the database server's time, not the host's: the client corrects this clock
+    /// to the server's (measured when it first needs it, then every 30 s). For tests that make
+    /// a host whose clock is wrong.
+    ///
+    /// ```no_run
+    /// # fn demo(pool: sqlx::PgPool) {
+    /// fn two_minutes_fast() -> chrono::DateTime<chrono::Utc> {
+    ///     chrono::Utc::now() + chrono::Duration::minutes(2)
+    /// }
+    /// let client = qron::Client::builder(pool).host_clock(two_minutes_fast).build();
+    /// # }
+    /// ```
+    pub fn host_clock(mut self, clock: HostClock) -> Self {
+        self.host_clock = clock;
+        self
+    }
+
     /// The client.
     ///
     /// ```no_run
@@ -106,6 +128,7 @@ impl ClientBuilder {
             owner: self.owner.into(),
             config: Arc::new(Config {
                 max_json_bytes: self.max_json_bytes,
+                clock: DbClock::new(self.host_clock),
             }),
         }
     }
@@ -416,8 +439,13 @@ impl Scope<'_> {
     }
 
     /// Validates and inserts one job through `conn`.
-    pub(crate) async fn create_on(&self, conn: &mut PgConnection, job: NewJob) -> Result<JobRow> {
-        let row = self.prepare(&job, Utc::now())?;
+    pub(crate) async fn create_on(
+        &self,
+        conn: &mut PgConnection,
+        job: NewJob,
+        now: DateTime<Utc>,
+    ) -> Result<JobRow> {
+        let row = self.prepare(&job, now)?;
         let inserted = db::job_insert(&mut *conn, self.owner, &row, job.on_conflict)
             .await
             .map_err(|e| Self::already_exists(e, &row.executor, row.name.as_deref()))?;
@@ -460,6 +488,7 @@ impl Client {
             pool,
             owner: DEFAULT_OWNER.to_owned(),
             max_json_bytes: DEFAULT_MAX_JSON_BYTES,
+            host_clock: Utc::now,
         }
     }
 
@@ -530,6 +559,11 @@ impl Client {
         &self.pool
     }
 
+    /// The database server's time now (see [`DbClock`]).
+    pub(crate) async fn now(&self) -> DateTime<Utc> {
+        self.config.clock.now_synced(&self.pool).await
+    }
+
     /// The owner and limits that every operation applies.
     pub(crate) fn scope(&self) -> Scope<'_> {
         Scope {
@@ -576,8 +610,9 @@ impl Client {
     where
         A: Acquire<'c, Database = Postgres>,
     {
+        let now = self.now().await;
         let mut conn = conn.acquire().await?;
-        self.scope().create_on(&mut conn, job).await
+        self.scope().create_on(&mut conn, job, now).await
     }
 
     /// Creates many jobs in one transaction and returns their ids in input order. Unnamed jobs
@@ -622,7 +657,7 @@ impl Client {
     where
         A: Acquire<'c, Database = Postgres>,
     {
-        let now = Utc::now();
+        let now = self.now().await;
         let jobs: Vec<NewJob> = jobs.into_iter().collect();
         let in_batch = |i: usize| {
             move |e: Error| match e {
@@ -826,7 +861,7 @@ impl Client {
         if let Some(expr) = &change.expr {
             let schedule = Schedule::parse(expr)?;
             // PostgreSQL keeps microseconds: count from what will be stored.
-            let now = Utc::now().trunc_subsecs(6);
+            let now = self.now().await.trunc_subsecs(6);
             let run_at = schedule
                 .first_run(now)
                 .ok_or_else(|| Error::InvalidArgument {
@@ -853,7 +888,7 @@ impl Client {
             c.max_attempts = Some(n);
         }
         if let Some(job) = db::job_update(&self.pool, &self.owner, &target, &c).await? {
-            if due_soon(&job) {
+            if due_soon(&job, self.config.clock.now()) {
                 db::jobs_notify(&self.pool, &[&job.executor]).await?;
             }
             return Ok(job);
@@ -931,13 +966,13 @@ impl Client {
         let target = target.into();
         self.scope().check_owner()?;
         check_ref(&target)?;
+        let now = self.now().await;
         let mut tx = self.pool.begin().await?;
         let Some((id, expr, recurring, run_at, start_at)) =
             db::job_lock(&mut tx, &self.owner, &target).await?
         else {
             return Err(self.not_found(&target));
         };
-        let now = Utc::now();
         let run_at = if run_at >= now {
             run_at
         } else if recurring {
@@ -950,7 +985,7 @@ impl Client {
         let job = db::job_restart(&mut tx, &self.owner, id, run_at)
             .await?
             .ok_or_else(|| self.not_found(&target))?;
-        if due_soon(&job) {
+        if due_soon(&job, now) {
             db::jobs_notify(&mut *tx, &[&job.executor]).await?;
         }
         tx.commit().await?;
@@ -960,8 +995,8 @@ impl Client {
 
 /// Whether idle workers should hear of `job` now: ready and due within a second (as for a
 /// created job).
-fn due_soon(job: &JobRow) -> bool {
-    job.status == crate::JobStatus::Ready && job.run_at <= Utc::now() + chrono::Duration::seconds(1)
+fn due_soon(job: &JobRow, now: DateTime<Utc>) -> bool {
+    job.status == crate::JobStatus::Ready && job.run_at <= now + chrono::Duration::seconds(1)
 }
 
 #[cfg(test)]

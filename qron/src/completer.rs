@@ -10,6 +10,7 @@ use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use tokio::sync::mpsc;
 
+use crate::clock::DbClock;
 use crate::db::{self, Completion, Finish};
 use crate::worker::Metrics;
 
@@ -115,6 +116,7 @@ pub(crate) fn spawn(
     flush_interval: Duration,
     limit: usize,
     metrics: Arc<Metrics>,
+    clock: Arc<DbClock>,
 ) -> (CompleterHandle, tokio::task::JoinHandle<()>) {
     let (tx, rx) = mpsc::channel(limit.max(1));
     let backlog = Arc::new(AtomicUsize::new(0));
@@ -130,6 +132,7 @@ pub(crate) fn spawn(
         flush_interval,
         backlog,
         metrics,
+        clock,
     ));
     (handle, task)
 }
@@ -149,6 +152,7 @@ async fn run(
     flush_interval: Duration,
     backlog: Arc<AtomicUsize>,
     metrics: Arc<Metrics>,
+    clock: Arc<DbClock>,
 ) {
     let mut writing = tokio::task::JoinSet::new();
     loop {
@@ -177,10 +181,15 @@ async fn run(
         while writing.len() >= WRITERS {
             let _ = writing.join_next().await;
         }
-        let (pool, backlog, metrics) = (pool.clone(), backlog.clone(), metrics.clone());
+        let (pool, backlog, metrics, clock) = (
+            pool.clone(),
+            backlog.clone(),
+            metrics.clone(),
+            clock.clone(),
+        );
         writing.spawn(async move {
             let n = batch.len();
-            let _ = write(&pool, batch, &metrics).await;
+            let _ = write(&pool, batch, &metrics, &clock).await;
             backlog.fetch_sub(n, Ordering::Relaxed);
         });
     }
@@ -193,7 +202,12 @@ async fn run(
 /// on its own is replaced by a failure naming the server's reason ([`Outcome::refused`]), and
 /// dropped if even that is refused (its job comes back when its lease expires). Returns how
 /// many outcomes took effect.
-pub(crate) async fn write(pool: &PgPool, batch: Vec<Outcome>, metrics: &Metrics) -> usize {
+pub(crate) async fn write(
+    pool: &PgPool,
+    batch: Vec<Outcome>,
+    metrics: &Metrics,
+    clock: &DbClock,
+) -> usize {
     let mut total = 0;
     // Each batch with whether it is already a replacement for a refused outcome.
     let mut pending = vec![(batch, false)];
@@ -201,7 +215,7 @@ pub(crate) async fn write(pool: &PgPool, batch: Vec<Outcome>, metrics: &Metrics)
         let mut delay = Duration::from_millis(50);
         let mut failures = 0u32;
         loop {
-            match write_once(pool, &batch, Utc::now()).await {
+            match write_once(pool, &batch, clock.now()).await {
                 Ok(applied) => {
                     metrics.add_written(applied, batch.len() - applied);
                     total += applied;

@@ -1136,6 +1136,13 @@ pub(crate) async fn history_partition_drop<'e>(
         .map(|_| ())
 }
 
+/// The database server's time now (`clock_timestamp()`: not the transaction's start).
+pub(crate) async fn server_now<'e>(ex: impl PgExecutor<'e>) -> sqlx::Result<DateTime<Utc>> {
+    sqlx::query_scalar("SELECT clock_timestamp()")
+        .fetch_one(ex)
+        .await
+}
+
 /// Tries to become the maintenance leader for this transaction.
 pub(crate) async fn maintenance_try_lock<'e>(ex: impl PgExecutor<'e>) -> sqlx::Result<bool> {
     sqlx::query_scalar("SELECT pg_try_advisory_xact_lock(hashtext('qron.maintenance'))")

@@ -28,8 +28,8 @@ pub enum Via<'a> {
     /// This client.
     Client(&'a Client),
     /// This connection, typically a transaction (`&mut *tx`), with the default client's
-    /// settings (or the defaults when there is none) and owner `"default"` unless the builder
-    /// names another.
+    /// owner and settings (or the defaults, owner `"default"`, when there is none) unless the
+    /// builder names another owner.
     Conn(&'a mut PgConnection),
 }
 
@@ -203,15 +203,25 @@ impl<'a, J: Job> Enqueue<'a, J> {
                 None => c.create(job).await,
             },
             Via::Conn(conn) => {
-                let owner = self.owner.as_deref().unwrap_or(crate::DEFAULT_OWNER);
-                let max_json_bytes = crate::client()
-                    .map(|c| c.scope().max_json_bytes)
-                    .unwrap_or(crate::DEFAULT_MAX_JSON_BYTES);
+                // The default client's owner, limits and clock, when there is one.
+                let default = crate::client().ok();
+                let owner = match (&self.owner, &default) {
+                    (Some(o), _) => o.as_str(),
+                    (None, Some(c)) => c.owner_name(),
+                    (None, None) => crate::DEFAULT_OWNER,
+                };
+                let max_json_bytes = default
+                    .as_ref()
+                    .map_or(crate::DEFAULT_MAX_JSON_BYTES, |c| c.scope().max_json_bytes);
+                let now = match &default {
+                    Some(c) => c.now().await,
+                    None => crate::db::server_now(&mut *conn).await?,
+                };
                 let scope = crate::client::Scope {
                     owner,
                     max_json_bytes,
                 };
-                scope.create_on(conn, job).await
+                scope.create_on(conn, job, now).await
             }
         }
     }

@@ -22,6 +22,7 @@
 #![warn(missing_docs)]
 
 mod client;
+mod clock;
 mod completer;
 mod db;
 mod enqueue;
@@ -41,6 +42,7 @@ pub use client::{
     Client, ClientBuilder, DEFAULT_MAX_JSON_BYTES, DEFAULT_OWNER, Validation, client, init,
     validate,
 };
+pub use clock::HostClock;
 pub use enqueue::{Enqueue, Via};
 pub use error::{Error, Result};
 pub use expr::{

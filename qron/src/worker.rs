@@ -14,6 +14,7 @@ use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
+use crate::clock::{DbClock, HostClock};
 use crate::completer::{self, CompleterHandle, Outcome};
 use crate::db::{self, Completion, Finish, LeasedJob};
 use crate::handler::{Backoff, Context, JobError, Requests};
@@ -211,6 +212,7 @@ pub struct WorkerBuilder {
     rescue_interval: Duration,
     shutdown_grace: Duration,
     history_retention: Duration,
+    host_clock: HostClock,
 }
 
 impl WorkerBuilder {
@@ -375,6 +377,24 @@ impl WorkerBuilder {
         self
     }
 
+    /// The host's clock the worker reads (default [`Utc::now`]). The worker corrects it to the
+    /// database server's clock, which decides every due time, lease and rescue: a host whose
+    /// clock is wrong neither runs jobs early nor takes over leases still held. For tests that
+    /// make such a host.
+    ///
+    /// ```no_run
+    /// # fn demo(client: qron::Client) -> qron::Result<()> {
+    /// fn two_minutes_fast() -> chrono::DateTime<chrono::Utc> {
+    ///     chrono::Utc::now() + chrono::Duration::minutes(2)
+    /// }
+    /// let worker = qron::Worker::builder(client).host_clock(two_minutes_fast).build()?;
+    /// # Ok(()) }
+    /// ```
+    pub fn host_clock(mut self, clock: HostClock) -> Self {
+        self.host_clock = clock;
+        self
+    }
+
     /// The worker.
     ///
     /// # Errors
@@ -448,6 +468,7 @@ impl WorkerBuilder {
             rescue_interval: self.rescue_interval,
             shutdown_grace: self.shutdown_grace,
             history_retention: self.history_retention,
+            clock: Arc::new(DbClock::new(self.host_clock)),
             metrics: Arc::default(),
             stopper: Stopper {
                 soft: CancellationToken::new(),
@@ -510,6 +531,7 @@ pub struct Worker {
     rescue_interval: Duration,
     shutdown_grace: Duration,
     history_retention: Duration,
+    clock: Arc<DbClock>,
     metrics: Arc<Metrics>,
     stopper: Stopper,
     id: String,
@@ -537,6 +559,7 @@ impl Worker {
             rescue_interval: DEFAULT_RESCUE_INTERVAL,
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
             history_retention: DEFAULT_HISTORY_RETENTION,
+            host_clock: Utc::now,
         }
     }
 
@@ -608,11 +631,17 @@ impl Worker {
             self.flush_interval,
             self.backlog_limit,
             self.metrics.clone(),
+            self.clock.clone(),
         );
+        // Every due time, lease and rescue is the database's time: measure the offset first.
+        if let Err(e) = self.clock.sync(&pool).await {
+            tracing::warn!(error = %e, "could not read the database's clock; using the host's until it can");
+        }
         let shared = Arc::new(Shared {
             pool: pool.clone(),
             completer,
             metrics: self.metrics.clone(),
+            clock: self.clock.clone(),
             schedules: Mutex::new(HashMap::new()),
             worker_id: self.id.clone(),
             batch_size: self.batch_size,
@@ -646,6 +675,7 @@ impl Worker {
         background.push(tokio::spawn(maintain(
             pool.clone(),
             self.history_retention,
+            shared.clock.clone(),
             shared.soft.clone(),
         )));
         let producers: Vec<_> = self
@@ -722,6 +752,8 @@ struct Shared {
     pool: sqlx::PgPool,
     completer: CompleterHandle,
     metrics: Arc<Metrics>,
+    /// The database's time (see [`DbClock`]).
+    clock: Arc<DbClock>,
     schedules: Mutex<HashMap<String, Option<Schedule>>>,
     worker_id: String,
     batch_size: usize,
@@ -801,7 +833,7 @@ async fn produce(exec: Arc<ExecutorState>, shared: Arc<Shared>) {
             continue;
         };
         exec.freed.store(0, Ordering::Relaxed);
-        let now = Utc::now();
+        let now = shared.clock.now();
         let after = cursor.filter(|_| from_start.elapsed() < shared.poll_interval);
         if after.is_none() {
             from_start = std::time::Instant::now();
@@ -878,11 +910,11 @@ async fn produce(exec: Arc<ExecutorState>, shared: Arc<Shared>) {
         let horizon = chrono::Duration::from_std(longest)
             .ok()
             .and_then(|d| d.checked_add(&shared.lease_ahead))
-            .and_then(|d| Utc::now().checked_add_signed(d))
+            .and_then(|d| shared.clock.now().checked_add_signed(d))
             .unwrap_or(DateTime::<Utc>::MAX_UTC);
         let wait = match db::job_next_due(&shared.pool, executor, horizon).await {
             Ok(due) => match due.into_iter().chain(ready_here).min() {
-                Some(due) => (due - shared.lease_ahead - Utc::now())
+                Some(due) => (due - shared.lease_ahead - shared.clock.now())
                     .to_std()
                     .unwrap_or(Duration::ZERO)
                     .min(longest),
@@ -939,7 +971,7 @@ async fn execute(
     let requests = ctx.requests_handle();
     // Leased ahead of its run time: hold it until then (a hard stop meanwhile leaves the job
     // to its lease, as for a running one).
-    let due = match (job.run_at - Utc::now()).to_std() {
+    let due = match (job.run_at - shared.clock.now()).to_std() {
         Ok(early) => tokio::select! {
             () = tokio::time::sleep(early) => true,
             () = shared.hard.cancelled() => false,
@@ -976,7 +1008,7 @@ async fn execute(
             &input,
             result,
             requests,
-            Utc::now(),
+            shared.clock.now(),
             // One-off jobs have no next slot to compute.
             job.recurring
                 .then(|| shared.schedule(&job.expr))
@@ -1212,7 +1244,13 @@ async fn rescue(shared: Arc<Shared>, executors: Vec<Arc<ExecutorState>>, every: 
         .map(|e| (e.registration.executor, e.registration.options.backoff))
         .collect();
     loop {
-        match rescue_once(&shared, &backoffs, Utc::now()).await {
+        // The rescuer keeps the clock's offset fresh (a host's clock drifts, or is set).
+        if shared.clock.stale()
+            && let Err(e) = shared.clock.sync(&shared.pool).await
+        {
+            tracing::debug!(error = %e, "could not read the database's clock");
+        }
+        match rescue_once(&shared, &backoffs, shared.clock.now()).await {
             Ok(n) if n > 0 => {
                 tracing::info!(rescued = n, "returned expired leases to the pool");
             }
@@ -1268,7 +1306,7 @@ async fn rescue_once(
             .0
         })
         .collect();
-    let n = completer::write(&shared.pool, outcomes, &shared.metrics).await;
+    let n = completer::write(&shared.pool, outcomes, &shared.metrics, &shared.clock).await;
     shared
         .metrics
         .rescued
@@ -1278,9 +1316,14 @@ async fn rescue_once(
 
 /// Keeps history partitions ahead of time and drops those past the retention, once an hour,
 /// in one process of the fleet at a time.
-async fn maintain(pool: sqlx::PgPool, retention: Duration, stop: CancellationToken) {
+async fn maintain(
+    pool: sqlx::PgPool,
+    retention: Duration,
+    clock: Arc<DbClock>,
+    stop: CancellationToken,
+) {
     loop {
-        if let Err(e) = maintain_once(&pool, Utc::now(), retention).await {
+        if let Err(e) = maintain_once(&pool, clock.now(), retention).await {
             tracing::warn!(error = %e, "history maintenance failed; will try again");
         }
         tokio::select! {

@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod client;
+mod clock;
 mod embedded;
 mod expr;
 mod expr_pg;

@@ -1,0 +1,117 @@
+//! One clock (issue 13, defect 5): due times, leases and rescue follow the database server's
+//! clock, whatever the clock of the host a worker or client runs on.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use qron::{Client, JobStatus, NewJob, Worker};
+use qron_tests::jobs::{Mode, Script, probe};
+use qron_tests::{Running, TestDb, wait_for, wait_for_history};
+
+fn key(name: &str) -> String {
+    format!("{name}-{}", Utc::now().timestamp_nanos_opt().unwrap_or(0))
+}
+
+fn script(executor: &str, expr: &str, k: &str, mode: Mode) -> NewJob {
+    NewJob::new(executor, expr).payload(serde_json::to_value(Script::new(k, mode)).unwrap())
+}
+
+fn two_minutes_fast() -> DateTime<Utc> {
+    Utc::now() + chrono::Duration::seconds(120)
+}
+
+fn two_minutes_slow() -> DateTime<Utc> {
+    Utc::now() - chrono::Duration::seconds(120)
+}
+
+async fn server_now(db: &TestDb) -> DateTime<Utc> {
+    sqlx::query_scalar("SELECT clock_timestamp()")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap()
+}
+
+fn worker(db: &TestDb, executor: &str, clock: qron::HostClock) -> Running {
+    Running::start(
+        Worker::builder(Client::new(db.pool.clone()))
+            .executors([executor])
+            .poll_interval(Duration::from_millis(100))
+            .rescue_interval(Duration::from_millis(50))
+            .host_clock(clock)
+            .build()
+            .unwrap(),
+    )
+}
+
+#[tokio::test]
+async fn a_worker_whose_clock_is_fast_neither_runs_jobs_early_nor_takes_held_leases() {
+    let db = TestDb::new().await;
+    let c = Client::new(db.pool.clone());
+    let k = key("skew");
+    // Held by a worker with a good clock for seconds to come.
+    let held = c
+        .create(script("act_lease", "@after 0s", &k, Mode::Hang).timeout(Duration::from_secs(5)))
+        .await
+        .unwrap();
+    let honest = worker(&db, "act_lease", Utc::now);
+    wait_for("the lease", Duration::from_secs(5), || async {
+        probe(&k).started() == 1
+    })
+    .await;
+    // Due in 90 s by the database's clock: 30 s ago by the fast host's.
+    let later = c
+        .create(script("act", "@after 90s", &k, Mode::Ok))
+        .await
+        .unwrap();
+    let now = c
+        .create(script("act", "@after 0s", &k, Mode::Ok))
+        .await
+        .unwrap();
+    let fast_act = worker(&db, "act", two_minutes_fast);
+    let fast_lease = worker(&db, "act_lease", two_minutes_fast);
+    wait_for_history(&db.pool, 1, Duration::from_secs(5)).await;
+    assert_eq!(c.get(now.id).await.unwrap().status, JobStatus::Succeeded);
+    // A window for the fault to show: the fast rescuer passes ten times, the fast producer
+    // leases five times.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(c.get(later.id).await.unwrap().status, JobStatus::Ready);
+    assert_eq!(
+        fast_lease.metrics.rescued(),
+        0,
+        "a lease still held was taken over"
+    );
+    assert_eq!(
+        probe(&k).started(),
+        2,
+        "the held job ran once, the later job not yet"
+    );
+    let job = c.get(held.id).await.unwrap();
+    assert_eq!((job.status, job.executions), (JobStatus::Running, 1));
+    for w in [honest, fast_act, fast_lease] {
+        w.stopper.hard();
+    }
+}
+
+#[tokio::test]
+async fn a_client_whose_clock_is_wrong_schedules_by_the_database_clock() {
+    let db = TestDb::new().await;
+    for clock in [two_minutes_fast as qron::HostClock, two_minutes_slow] {
+        let c = Client::builder(db.pool.clone()).host_clock(clock).build();
+        let before = server_now(&db).await;
+        let j = c.create(NewJob::new("e", "@after 90s")).await.unwrap();
+        let after = server_now(&db).await;
+        let lo = before + chrono::Duration::seconds(89);
+        let hi = after + chrono::Duration::seconds(91);
+        assert!(
+            j.run_at > lo && j.run_at < hi,
+            "due {} for a job created between {before} and {after}",
+            j.run_at
+        );
+        let many = c
+            .create_many(vec![NewJob::new("e", "@after 90s")])
+            .await
+            .unwrap();
+        let j = c.get(many[0]).await.unwrap();
+        assert!(j.run_at > lo && j.run_at < hi + chrono::Duration::seconds(1));
+    }
+}
