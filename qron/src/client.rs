@@ -1,5 +1,6 @@
 //! Enqueue and manage jobs: [`Client`].
 
+use std::future::Future;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -606,13 +607,22 @@ impl Client {
     /// tx.commit().await?;
     /// # Ok(()) }
     /// ```
-    pub async fn create_with<'c, A>(&self, conn: A, job: NewJob) -> Result<JobRow>
+    #[allow(clippy::manual_async_fn)] // the `Send` bound is the point: see the body
+    pub fn create_with<'c, A>(
+        &'c self,
+        conn: A,
+        job: NewJob,
+    ) -> impl Future<Output = Result<JobRow>> + Send + 'c
     where
-        A: Acquire<'c, Database = Postgres>,
+        A: Acquire<'c, Database = Postgres> + Send + 'c,
     {
-        let now = self.now().await;
-        let mut conn = conn.acquire().await?;
-        self.scope().create_on(&mut conn, job, now).await
+        // Written out (not `async fn`) so that the future is `Send` for every `A`, checked here:
+        // inferred at the call site instead, `&mut *tx` in a spawned task fails to prove it.
+        async move {
+            let now = self.now().await;
+            let mut conn = conn.acquire().await?;
+            self.scope().create_on(&mut conn, job, now).await
+        }
     }
 
     /// Creates many jobs in one transaction and returns their ids in input order. Unnamed jobs

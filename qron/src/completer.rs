@@ -200,8 +200,9 @@ async fn run(
 /// Writes a batch, retrying failed statements with back-off and splitting a batch that keeps
 /// failing, so that one bad outcome cannot hold the others back: an outcome the server refuses
 /// on its own is replaced by a failure naming the server's reason ([`Outcome::refused`]), and
-/// dropped if even that is refused (its job comes back when its lease expires). Returns how
-/// many outcomes took effect.
+/// dropped if even that is refused (its job comes back when its lease expires). A retry carries
+/// only the outcomes not yet written, so each is counted once. Returns how many outcomes took
+/// effect.
 pub(crate) async fn write(
     pool: &PgPool,
     batch: Vec<Outcome>,
@@ -211,17 +212,15 @@ pub(crate) async fn write(
     let mut total = 0;
     // Each batch with whether it is already a replacement for a refused outcome.
     let mut pending = vec![(batch, false)];
-    while let Some((batch, replacement)) = pending.pop() {
+    while let Some((mut batch, replacement)) = pending.pop() {
         let mut delay = Duration::from_millis(50);
         let mut failures = 0u32;
         loop {
-            match write_once(pool, &batch, clock.now()).await {
-                Ok(applied) => {
-                    metrics.add_written(applied, batch.len() - applied);
-                    total += applied;
-                    break;
-                }
-                Err(e) if refused_data(&e) && batch.len() == 1 => {
+            let result = write_once(pool, &mut batch, clock.now(), metrics).await;
+            total += result.applied;
+            match result.error {
+                None => break,
+                Some(e) if refused_data(&e) && batch.len() == 1 => {
                     if replacement {
                         tracing::error!(error = %e, outcome = ?batch[0], "the server refused even the failure recorded for an outcome it refused; dropped: the job comes back when its lease expires");
                     } else {
@@ -230,15 +229,14 @@ pub(crate) async fn write(
                     }
                     break;
                 }
-                Err(e) => {
+                Some(e) => {
                     failures += 1;
                     tracing::warn!(error = %e, outcomes = batch.len(), failures, "could not write outcomes; will retry");
                     // Refused data is in one of the outcomes: halve at once to find it.
                     if (failures >= 3 || refused_data(&e)) && batch.len() > 1 {
-                        let mut left = batch;
-                        let right = left.split_off(left.len() / 2);
+                        let right = batch.split_off(batch.len() / 2);
                         pending.push((right, replacement));
-                        pending.push((left, replacement));
+                        pending.push((batch, replacement));
                         break;
                     }
                     tokio::time::sleep(delay).await;
@@ -250,54 +248,88 @@ pub(crate) async fn write(
     total
 }
 
-/// One attempt at a batch: at most two statements. Returns how many outcomes took effect (the
-/// rest met a lease that had moved on: stale, harmless).
-async fn write_once(pool: &PgPool, batch: &[Outcome], now: DateTime<Utc>) -> sqlx::Result<usize> {
-    let mut finishes = Vec::new();
-    let mut completes = Vec::new();
-    for o in batch {
-        match o {
-            Outcome::Finish(f) => finishes.push(f),
-            Outcome::Complete(c) => completes.push(c),
-        }
-    }
+/// What one attempt at a batch did.
+struct Attempt {
+    /// Outcomes that took effect.
+    applied: usize,
+    /// The statement that failed, if one did.
+    error: Option<sqlx::Error>,
+}
+
+/// One attempt at a batch: a statement for plain successes of one-off jobs, one for their other
+/// ends, one for the outcomes that keep jobs live. Each statement that succeeds takes its
+/// outcomes out of `batch` and counts them (applied, or stale: met a lease that had moved on,
+/// harmless), so that after a failure `batch` holds only what is left to write.
+async fn write_once(
+    pool: &PgPool,
+    batch: &mut Vec<Outcome>,
+    now: DateTime<Utc>,
+    metrics: &Metrics,
+) -> Attempt {
     let mut applied = 0;
-    // A job paused or given a new schedule while it ran stays live: its outcome is recorded in
-    // place.
-    let mut kept = Vec::new();
-    if !finishes.is_empty() {
-        let moved = db::job_finish_many(pool, &finishes, now).await?;
+    for plain in [true, false] {
+        let finishes: Vec<&Finish> = batch
+            .iter()
+            .filter_map(|o| match o {
+                Outcome::Finish(f) if f.is_plain_success() == plain => Some(f),
+                _ => None,
+            })
+            .collect();
+        if finishes.is_empty() {
+            continue;
+        }
+        let moved = match db::job_finish_many(pool, plain, &finishes, now).await {
+            Ok(moved) => moved,
+            Err(e) => {
+                return Attempt {
+                    applied,
+                    error: Some(e),
+                };
+            }
+        };
+        metrics.add_written(moved.len(), 0);
         applied += moved.len();
-        // Usually every one moved; otherwise those left (and not stale) stay live.
-        if moved.len() < finishes.len() {
-            let moved: std::collections::HashSet<i64> = moved.into_iter().collect();
-            for o in batch {
-                if let Outcome::Finish(f) = o
-                    && !moved.contains(&f.id)
-                {
-                    kept.push(Completion {
-                        id: f.id,
-                        token: f.token,
-                        revision: f.revision,
-                        lease_run_at: f.lease_run_at,
-                        one_off: true,
-                        status: "ready",
-                        run_at: f.lease_run_at,
-                        slot_at: None,
-                        reset_attempt: true,
-                        payload: f.payload.clone(),
-                        expr: None,
-                        start_at: None,
-                        recurring: false,
-                        error: f.error.clone(),
-                    });
+        // Usually every one moved. A job paused or given a new schedule while it ran stays
+        // live: its outcome is recorded in place, with the others that keep jobs live.
+        let moved: std::collections::HashSet<i64> = moved.into_iter().collect();
+        let mut rest = Vec::with_capacity(batch.len());
+        for o in batch.drain(..) {
+            match o {
+                Outcome::Finish(f) if f.is_plain_success() == plain => {
+                    if !moved.contains(&f.id) {
+                        rest.push(Outcome::Complete(f.kept_live()));
+                    }
                 }
+                other => rest.push(other),
+            }
+        }
+        *batch = rest;
+    }
+    let completes: Vec<&Completion> = batch
+        .iter()
+        .filter_map(|o| match o {
+            Outcome::Complete(c) => Some(c),
+            Outcome::Finish(_) => None,
+        })
+        .collect();
+    if !completes.is_empty() {
+        match db::job_complete_many(pool, &completes, now).await {
+            Ok(n) => {
+                let n = n.min(completes.len());
+                metrics.add_written(n, completes.len() - n);
+                applied += n;
+                batch.clear();
+            }
+            Err(e) => {
+                return Attempt {
+                    applied,
+                    error: Some(e),
+                };
             }
         }
     }
-    completes.extend(&kept);
-    if !completes.is_empty() {
-        applied += db::job_complete_many(pool, &completes, now).await?;
+    Attempt {
+        applied,
+        error: None,
     }
-    Ok(applied.min(batch.len()))
 }

@@ -1018,51 +1018,64 @@ const FINISH_SUCCEEDED: &str = concat!(
     SELECT COALESCE(array_agg(id), '{}') FROM moved"
 );
 
-/// Moves finished one-off jobs to the history, in one statement for plain successes and one for
-/// the rest; returns the ids moved (a job paused or rescheduled while it ran stays live: the
-/// caller completes it instead).
+impl Finish {
+    /// A success that changes neither payload nor error: [`FINISH_SUCCEEDED`]'s case.
+    pub(crate) fn is_plain_success(&self) -> bool {
+        self.status == "succeeded" && self.payload.is_none() && self.error.is_none()
+    }
+
+    /// The outcome for a one-off job that stays live after all (paused or given a new
+    /// schedule while it ran: see [`Finish`]).
+    pub(crate) fn kept_live(&self) -> Completion {
+        Completion {
+            id: self.id,
+            token: self.token,
+            revision: self.revision,
+            lease_run_at: self.lease_run_at,
+            one_off: true,
+            status: "ready",
+            run_at: self.lease_run_at,
+            slot_at: None,
+            reset_attempt: true,
+            payload: self.payload.clone(),
+            expr: None,
+            start_at: None,
+            recurring: false,
+            error: self.error.clone(),
+        }
+    }
+}
+
+/// Moves finished one-off jobs to the history: plain successes ([`Finish::is_plain_success`])
+/// with a statement that sends only the leases, the others with one that sends their status,
+/// payload and error too. Returns the ids moved (a job paused or given a new schedule while it
+/// ran stays live: the caller completes it instead).
 pub(crate) async fn job_finish_many(
     pool: &sqlx::PgPool,
+    plain: bool,
     rows: &[&Finish],
     now: DateTime<Utc>,
 ) -> sqlx::Result<Vec<i64>> {
-    let (plain, other): (Vec<&Finish>, Vec<&Finish>) = rows
-        .iter()
-        .partition(|r| r.status == "succeeded" && r.payload.is_none() && r.error.is_none());
     // Both statements take the leases first; the ids come back as one array (a row per job
     // costs both sides more).
-    let with_leases = |sql: &'static str, rows: &[&Finish]| {
-        sqlx::query_scalar::<_, Vec<i64>>(sql)
-            .persistent(false)
-            .bind(rows.iter().map(|r| r.id).collect::<Vec<_>>())
-            .bind(rows.iter().map(|r| r.token).collect::<Vec<_>>())
-            .bind(rows.iter().map(|r| r.lease_run_at).collect::<Vec<_>>())
-    };
-    let mut moved = Vec::with_capacity(rows.len());
-    if !plain.is_empty() {
-        let ids = with_leases(FINISH_SUCCEEDED, &plain)
-            .bind(now)
-            .fetch_one(pool)
-            .await?;
-        moved.extend(ids);
-    }
-    if !other.is_empty() {
-        let ids = with_leases(FINISH_MANY, &other)
-            .bind(other.iter().map(|r| r.revision).collect::<Vec<_>>())
-            .bind(other.iter().map(|r| r.status).collect::<Vec<_>>())
+    let q = sqlx::query_scalar::<_, Vec<i64>>(if plain { FINISH_SUCCEEDED } else { FINISH_MANY })
+        .persistent(false)
+        .bind(rows.iter().map(|r| r.id).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.token).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.lease_run_at).collect::<Vec<_>>());
+    let q = if plain {
+        q
+    } else {
+        q.bind(rows.iter().map(|r| r.revision).collect::<Vec<_>>())
+            .bind(rows.iter().map(|r| r.status).collect::<Vec<_>>())
             .bind(
-                other
-                    .iter()
+                rows.iter()
                     .map(|r| r.payload.as_deref())
                     .collect::<Vec<_>>(),
             )
-            .bind(other.iter().map(|r| r.error.as_deref()).collect::<Vec<_>>())
-            .bind(now)
-            .fetch_one(pool)
-            .await?;
-        moved.extend(ids);
-    }
-    Ok(moved)
+            .bind(rows.iter().map(|r| r.error.as_deref()).collect::<Vec<_>>())
+    };
+    q.bind(now).fetch_one(pool).await
 }
 
 /// A lease that ran out.

@@ -809,3 +809,27 @@ async fn conditional_updates_refuse_stale_revisions() {
     assert_eq!(c.stop(job.id).await.unwrap().revision, 2);
     assert_eq!(c.restart(job.id).await.unwrap().revision, 3);
 }
+
+#[tokio::test]
+async fn enqueue_inside_a_transaction_works_in_a_spawned_task() {
+    // Regression (issue 13, defect 11): `create_with(&mut *tx, …)` was not `Send`, so it could
+    // not be awaited in `tokio::spawn` or an axum handler (while `create_many_with` could).
+    let db = TestDb::new().await;
+    let c = client(&db);
+    let pool = db.pool.clone();
+    let id = tokio::spawn(async move {
+        let mut tx = pool.begin().await.unwrap();
+        let job = c
+            .create_with(&mut *tx, NewJob::new("e", "@after 1 hour"))
+            .await
+            .unwrap();
+        c.create_many_with(&mut *tx, vec![NewJob::new("e", "@after 1 hour")])
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        job.id
+    })
+    .await
+    .unwrap();
+    assert_eq!(client(&db).get(id).await.unwrap().executor, "e");
+}

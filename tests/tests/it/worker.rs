@@ -1014,3 +1014,54 @@ async fn jobs_the_worker_makes_due_again_do_not_wait_for_the_poll() {
         "three attempts with a 1–5 ms back-off took {span}: {retries:?}"
     );
 }
+
+#[tokio::test]
+async fn a_batch_written_in_part_counts_each_outcome_once() {
+    // Regression (issue 13, defect 11): a batch whose first statement committed and whose
+    // second failed was retried whole; the outcomes already written then counted as stale.
+    let db = TestDb::new().await;
+    for sql in [
+        "CREATE SEQUENCE test_once",
+        "CREATE FUNCTION test_fail_once() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN
+           IF nextval('test_once') = 1 THEN RAISE EXCEPTION 'transient trouble'; END IF;
+           RETURN NEW;
+         END $$",
+        "CREATE TRIGGER test_fail_once BEFORE UPDATE ON qron.jobs FOR EACH ROW
+         WHEN (OLD.status = 'running' AND NEW.status = 'ready') EXECUTE FUNCTION test_fail_once()",
+    ] {
+        sqlx::query(sql).execute(&db.pool).await.unwrap();
+    }
+    let c = Client::new(db.pool.clone());
+    let k = key("partial");
+    let mut jobs = scripts("act", 30, &k, Mode::Ok);
+    jobs.push(
+        script("@every 1 hour", &k, Mode::Ok).start_at(Utc::now() - chrono::Duration::minutes(61)),
+    );
+    c.create_many(jobs).await.unwrap();
+    // One batch for all 31 outcomes: finishes first, then the recurring job's, which fails once.
+    let running = Running::start(
+        worker(&db, &["act"])
+            .flush_interval(Duration::from_millis(500))
+            .build()
+            .unwrap(),
+    );
+    wait_for_history(&db.pool, 30, Duration::from_secs(10)).await;
+    wait_for("the recurring outcome", Duration::from_secs(10), || async {
+        count(
+            &db.pool,
+            "SELECT count(*) FROM qron.jobs WHERE status = 'ready' AND executions = 1",
+        )
+        .await
+            == 1
+    })
+    .await;
+    let m = running.metrics.clone();
+    running.stop().await;
+    assert_eq!(
+        count(&db.pool, "SELECT nextval('test_once')").await,
+        3,
+        "the recurring outcome failed once, then was written"
+    );
+    assert_eq!((m.written(), m.stale()), (31, 0));
+}
