@@ -291,12 +291,13 @@ async fn write_once(
         applied += moved.len();
         // Usually every one moved. A job paused or given a new schedule while it ran stays
         // live: its outcome is recorded in place, with the others that keep jobs live.
-        let moved: std::collections::HashSet<i64> = moved.into_iter().collect();
+        // By lease: a batch may hold a stale outcome and a current one for the same job.
+        let moved: std::collections::HashSet<(i64, i64)> = moved.into_iter().collect();
         let mut rest = Vec::with_capacity(batch.len());
         for o in batch.drain(..) {
             match o {
                 Outcome::Finish(f) if f.is_plain_success() == plain => {
-                    if !moved.contains(&f.id) {
+                    if !moved.contains(&(f.id, f.token)) {
                         rest.push(Outcome::Complete(f.kept_live()));
                     }
                 }

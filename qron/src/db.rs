@@ -993,7 +993,8 @@ const FINISH_MANY: &str = concat!(
            d.created_at, $8, d.start_at, d.last_run_at, $8
       FROM done d JOIN u ON u.id = d.id
     RETURNING id)
-    SELECT COALESCE(array_agg(id), '{}') FROM moved"
+    -- the leases taken, from the rows deleted (the insert runs whether or not it is read)
+    SELECT COALESCE(array_agg(id), '{}'), COALESCE(array_agg(lease_token), '{}') FROM done"
 );
 
 /// The common case, successes that change neither payload nor error: only the leases travel,
@@ -1015,7 +1016,8 @@ const FINISH_SUCCEEDED: &str = concat!(
            created_at, $4, start_at, last_run_at, $4
       FROM done
     RETURNING id)
-    SELECT COALESCE(array_agg(id), '{}') FROM moved"
+    -- the leases taken, from the rows deleted (the insert runs whether or not it is read)
+    SELECT COALESCE(array_agg(id), '{}'), COALESCE(array_agg(lease_token), '{}') FROM done"
 );
 
 impl Finish {
@@ -1048,21 +1050,25 @@ impl Finish {
 
 /// Moves finished one-off jobs to the history: plain successes ([`Finish::is_plain_success`])
 /// with a statement that sends only the leases, the others with one that sends their status,
-/// payload and error too. Returns the ids moved (a job paused or given a new schedule while it
-/// ran stays live: the caller completes it instead).
+/// payload and error too. Returns the leases (id, token) of the jobs moved (a job paused or
+/// given a new schedule while it ran stays live: the caller completes it instead).
 pub(crate) async fn job_finish_many(
     pool: &sqlx::PgPool,
     plain: bool,
     rows: &[&Finish],
     now: DateTime<Utc>,
-) -> sqlx::Result<Vec<i64>> {
-    // Both statements take the leases first; the ids come back as one array (a row per job
+) -> sqlx::Result<Vec<(i64, i64)>> {
+    // Both statements take the leases first; they come back as two arrays (a row per job
     // costs both sides more).
-    let q = sqlx::query_scalar::<_, Vec<i64>>(if plain { FINISH_SUCCEEDED } else { FINISH_MANY })
-        .persistent(false)
-        .bind(rows.iter().map(|r| r.id).collect::<Vec<_>>())
-        .bind(rows.iter().map(|r| r.token).collect::<Vec<_>>())
-        .bind(rows.iter().map(|r| r.lease_run_at).collect::<Vec<_>>());
+    let q = sqlx::query_as::<_, (Vec<i64>, Vec<i64>)>(if plain {
+        FINISH_SUCCEEDED
+    } else {
+        FINISH_MANY
+    })
+    .persistent(false)
+    .bind(rows.iter().map(|r| r.id).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.token).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.lease_run_at).collect::<Vec<_>>());
     let q = if plain {
         q
     } else {
@@ -1075,7 +1081,8 @@ pub(crate) async fn job_finish_many(
             )
             .bind(rows.iter().map(|r| r.error.as_deref()).collect::<Vec<_>>())
     };
-    q.bind(now).fetch_one(pool).await
+    let (ids, tokens) = q.bind(now).fetch_one(pool).await?;
+    Ok(ids.into_iter().zip(tokens).collect())
 }
 
 /// A lease that ran out.

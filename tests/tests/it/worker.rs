@@ -883,7 +883,8 @@ async fn a_stale_outcome_changes_nothing() {
         .execute(&db.pool)
         .await
         .unwrap();
-    // B's rescuer returns the job to the pool (counting A's attempt); B runs it again.
+    // B's rescuer returns the job to the pool (counting A's attempt); a worker runs it again
+    // (either one: the rescue wakes both).
     let b = Running::start(worker(&db, &["act"]).build().unwrap());
     wait_for_history(&db.pool, 1, Duration::from_secs(10)).await;
     let (ma, mb) = (a.metrics.clone(), b.metrics.clone());
