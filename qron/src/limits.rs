@@ -44,6 +44,17 @@ pub(crate) fn json_problem(text: &str) -> Option<String> {
             }
         } else {
             match b {
+                b'-' | b'0'..=b'9' => {
+                    let end = bytes[i..]
+                        .iter()
+                        .position(|c| !matches!(c, b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9'))
+                        .map_or(bytes.len(), |n| i + n);
+                    if let Some(problem) = number_problem(&text[i..end]) {
+                        return Some(problem);
+                    }
+                    i = end;
+                    continue;
+                }
                 b'"' => in_string = true,
                 b'[' | b'{' => {
                     depth += 1;
@@ -58,6 +69,27 @@ pub(crate) fn json_problem(text: &str) -> Option<String> {
     (deepest > MAX_JSON_DEPTH)
         .then(|| format!("is nested {deepest} levels deep, over the limit of {MAX_JSON_DEPTH}"))
 }
+
+/// Why a JSON number cannot be read back, if it cannot: PostgreSQL writes a number as stored
+/// digits (`1.7976931348623157e308` comes back with 309 of them), and serde_json refuses to read
+/// such digits near the end of `f64`'s range.
+fn number_problem(token: &str) -> Option<String> {
+    let exponent = token.contains(['e', 'E']);
+    let too_long = token.trim_start_matches('-').len() > 300;
+    if !exponent && !too_long {
+        return None;
+    }
+    match token.parse::<f64>() {
+        Ok(x) if x.abs() < MAX_JSON_NUMBER => None,
+        _ => Some(format!(
+            "holds the number {}, beyond ±1e300: it could not be read back",
+            excerpt(token, 40)
+        )),
+    }
+}
+
+/// The largest magnitude of a JSON number a payload or meta may hold.
+const MAX_JSON_NUMBER: f64 = 1e300;
 
 /// Why a text cannot be stored in a `text` column, if it cannot (PostgreSQL refuses NUL).
 pub(crate) fn text_problem(text: &str) -> Option<&'static str> {
@@ -129,6 +161,9 @@ mod tests {
         assert_eq!(json_problem(&format!("\"{}\"", "[".repeat(500))), None);
         let deep = format!("{}{}", "[".repeat(65), "]".repeat(65));
         assert!(json_problem(&deep).is_some_and(|p| p.contains("65 levels")));
+        assert!(json_problem(r#"{"n":1.7976931348623157e308}"#).is_some());
+        assert!(json_problem(r#"[-1e301]"#).is_some());
+        assert_eq!(json_problem(r#"[1e299,-5,0.5,18446744073709551615]"#), None);
         let ok = format!("{}{}", "[".repeat(64), "]".repeat(64));
         assert_eq!(json_problem(&ok), None);
     }

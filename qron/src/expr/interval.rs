@@ -163,15 +163,23 @@ impl Interval {
     pub fn add_to_in(&self, t: DateTime<Utc>, tz: Tz) -> Option<DateTime<Utc>> {
         let mut t = t;
         if self.months != 0 {
-            let local = add_calendar(t.with_timezone(&tz).naive_local(), self.months, 0)?;
+            let local = add_calendar(local_time(t, tz)?, self.months, 0)?;
             t = resolve_local(tz, local)?;
         }
         if self.days != 0 {
-            let local = add_calendar(t.with_timezone(&tz).naive_local(), 0, self.days)?;
+            let local = add_calendar(local_time(t, tz)?, 0, self.days)?;
             t = resolve_local(tz, local)?;
         }
         t.checked_add_signed(Duration::microseconds(self.micros))
     }
+}
+
+/// The wall-clock time of `t` in `tz`; `None` past the range of dates (chrono panics there).
+pub(crate) fn local_time(t: DateTime<Utc>, tz: Tz) -> Option<NaiveDateTime> {
+    use chrono::Offset as _;
+    let offset = tz.offset_from_utc_datetime(&t.naive_utc()).fix();
+    t.naive_utc()
+        .checked_add_signed(Duration::seconds(i64::from(offset.local_minus_utc())))
 }
 
 /// Adds months (clamping the day to the month's end) and then days to a wall-clock time.

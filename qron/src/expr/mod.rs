@@ -524,7 +524,7 @@ impl Schedule {
     /// only.
     fn cron_after(&self, c: &Crontab, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
         let tz = self.tz.unwrap_or(chrono_tz::UTC);
-        let mut cursor = t.with_timezone(&tz).naive_local();
+        let mut cursor = interval::local_time(t, tz)?;
         // Each turn passes at least one matching wall-clock minute; only an overlap's repeated
         // hour can make a turn fall behind `t`.
         for _ in 0..1000 {

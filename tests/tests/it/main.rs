@@ -6,6 +6,7 @@ mod clock;
 mod embedded;
 mod expr;
 mod expr_pg;
+mod hostile;
 mod isolation;
 mod migrate;
 mod rescue;
