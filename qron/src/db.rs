@@ -1163,6 +1163,19 @@ pub(crate) async fn server_now<'e>(ex: impl PgExecutor<'e>) -> sqlx::Result<Date
         .await
 }
 
+/// Makes the transaction's statements give up waiting for a lock after `timeout` (a
+/// PostgreSQL interval such as `200ms`).
+pub(crate) async fn lock_timeout_set_local<'e>(
+    ex: impl PgExecutor<'e>,
+    timeout: &str,
+) -> sqlx::Result<()> {
+    sqlx::query("SELECT set_config('lock_timeout', $1, true)")
+        .bind(timeout)
+        .execute(ex)
+        .await
+        .map(|_| ())
+}
+
 /// Tries to become the maintenance leader for this transaction.
 pub(crate) async fn maintenance_try_lock<'e>(ex: impl PgExecutor<'e>) -> sqlx::Result<bool> {
     sqlx::query_scalar("SELECT pg_try_advisory_xact_lock(hashtext('qron.maintenance'))")

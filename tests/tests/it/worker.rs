@@ -1066,3 +1066,94 @@ async fn a_batch_written_in_part_counts_each_outcome_once() {
     );
     assert_eq!((m.written(), m.stale()), (31, 0));
 }
+
+/// The partitions of the history, by name.
+async fn history_partitions(db: &TestDb) -> Vec<String> {
+    sqlx::query_scalar(
+        "SELECT c.relname::text FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+          WHERE i.inhparent = 'qron.jobs_history'::regclass ORDER BY 1",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn rows_in_the_default_partition_move_into_their_days_partition() {
+    // Regression (issue 13, defect 9): a row in the default partition made the creation of
+    // its day's partition fail for good, and retention stopped with it.
+    let db = TestDb::new().await;
+    let day = Utc::now().date_naive() + chrono::Duration::days(2);
+    let name = day.format("jobs_history_%Y%m%d").to_string();
+    sqlx::query("SELECT qron.history_partition_drop($1)")
+        .bind(&name)
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO qron.jobs_history (id, executor, owner, expr, recurring, status, run_at,
+             payload, meta, attempt, executions, max_attempts, timeout, created_at, updated_at,
+             start_at, finished_at)
+         VALUES (1, 'act', 'default', '@after 1s', false, 'succeeded', now(), 'null', '{}',
+             1, 1, 5, '5 minutes', now(), now(), now(), $1::date + interval '12 hours')",
+    )
+    .bind(day)
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    let running = Running::start(worker(&db, &["act"]).build().unwrap());
+    wait_for("the day's partition", Duration::from_secs(10), || async {
+        history_partitions(&db).await.contains(&name)
+    })
+    .await;
+    running.stop().await;
+    let part: String = sqlx::query_scalar("SELECT tableoid::regclass::text FROM qron.jobs_history")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(part, format!("qron.{name}"));
+    assert_eq!(
+        count(&db.pool, "SELECT count(*) FROM qron.jobs_history_default").await,
+        0
+    );
+}
+
+#[tokio::test]
+async fn maintenance_gives_way_to_a_long_search() {
+    // Regression (issue 13, defect 9): dropping an old partition waited, with no timeout, for
+    // a long search of the history, and every job's finish queued behind it.
+    let db = TestDb::new().await;
+    let old = Utc::now().date_naive() - chrono::Duration::days(40);
+    sqlx::query("SELECT qron.history_partition_create($1)")
+        .bind(old)
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    // A search that holds its read lock on the history until the test ends.
+    let mut search = db.pool.begin().await.unwrap();
+    sqlx::query("SELECT count(*) FROM qron.jobs_history")
+        .execute(&mut *search)
+        .await
+        .unwrap();
+    let c = Client::new(db.pool.clone());
+    let k = key("giveway");
+    let running = Running::start(worker(&db, &["act"]).build().unwrap());
+    c.create_many(scripts("act", 10, &k, Mode::Ok))
+        .await
+        .unwrap();
+    // Bounded from outside too: behind a queued lock, even the poll's count would wait.
+    tokio::time::timeout(
+        Duration::from_secs(15),
+        wait_for_history(&db.pool, 10, Duration::from_secs(10)),
+    )
+    .await
+    .expect("the jobs finished while the search held the history");
+    running.stop().await;
+    search.rollback().await.unwrap();
+    assert!(
+        history_partitions(&db)
+            .await
+            .contains(&old.format("jobs_history_%Y%m%d").to_string()),
+        "the drop gave up, to be tried again later"
+    );
+}
