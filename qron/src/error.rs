@@ -91,6 +91,16 @@ pub enum Error {
     )]
     NotInitialized,
 
+    /// One of a worker's own tasks (a producer, the rescuer…) stopped unexpectedly; the worker
+    /// stopped with it, as on a soft stop. Run it again, and report the reason: it is a bug.
+    #[error("the worker's {task} stopped unexpectedly ({reason}); the worker stopped")]
+    WorkerTask {
+        /// Which task.
+        task: &'static str,
+        /// Why: the panic's message.
+        reason: String,
+    },
+
     /// No PostgreSQL server binaries (`initdb`, `postgres`) were found for the throwaway server.
     #[error(
         "no PostgreSQL server binaries (initdb, postgres) found; searched: {}. \

@@ -94,8 +94,8 @@ pub use migrate::{SCHEMA, migrate, migrator};
 pub use qron_macros::job;
 pub use registry::{Registration, registered_jobs};
 pub use worker::{
-    DEFAULT_HISTORY_RETENTION, DEFAULT_LEASE_AHEAD, DEFAULT_POLL_INTERVAL, DEFAULT_RESCUE_INTERVAL,
-    DEFAULT_SHUTDOWN_GRACE, Metrics, Stopper, Worker, WorkerBuilder,
+    DEFAULT_FLUSH_TIMEOUT, DEFAULT_HISTORY_RETENTION, DEFAULT_LEASE_AHEAD, DEFAULT_POLL_INTERVAL,
+    DEFAULT_RESCUE_INTERVAL, DEFAULT_SHUTDOWN_GRACE, Metrics, Stopper, Worker, WorkerBuilder,
 };
 
 /// What the code `#[qron::job]` generates refers to. Not a public API: it may change in any

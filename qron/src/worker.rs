@@ -28,6 +28,8 @@ pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(1);
 pub const DEFAULT_RESCUE_INTERVAL: Duration = Duration::from_secs(1);
 /// How long running handlers may take to finish after a soft stop.
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+/// How long a stopping worker keeps trying to write the outcomes it holds.
+pub const DEFAULT_FLUSH_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long finished one-off jobs stay in the history.
 pub const DEFAULT_HISTORY_RETENTION: Duration = Duration::from_secs(30 * 86_400);
 /// How long before their run time jobs are leased by default.
@@ -211,11 +213,68 @@ pub struct WorkerBuilder {
     backlog_limit: usize,
     rescue_interval: Duration,
     shutdown_grace: Duration,
+    flush_timeout: Duration,
     history_retention: Duration,
     host_clock: HostClock,
 }
 
+/// The shortest poll, rescue or flush interval: shorter ones would keep a core busy asking.
+const MIN_INTERVAL: Duration = Duration::from_millis(1);
+/// The longest a job may be leased ahead of its run time.
+const MAX_LEASE_AHEAD: Duration = Duration::from_secs(60);
+
 impl WorkerBuilder {
+    /// Refuses settings that would make the worker spin, stall or drop work.
+    fn check(&self) -> Result<()> {
+        let bad =
+            |field: &'static str, reason: String| Err(Error::InvalidArgument { field, reason });
+        for (field, d) in [
+            ("poll_interval", self.poll_interval),
+            ("rescue_interval", self.rescue_interval),
+            ("flush_interval", self.flush_interval),
+        ] {
+            if d < MIN_INTERVAL {
+                return bad(
+                    field,
+                    format!("{d:?} is under {MIN_INTERVAL:?}: the worker would spin"),
+                );
+            }
+        }
+        if self.lease_ahead > MAX_LEASE_AHEAD {
+            return bad(
+                "lease_ahead",
+                format!(
+                    "{:?} is over the limit of {MAX_LEASE_AHEAD:?}",
+                    self.lease_ahead
+                ),
+            );
+        }
+        if self.history_retention < Duration::from_secs(86_400) {
+            return bad(
+                "history_retention",
+                format!(
+                    "{:?} is under one day (partitions are days)",
+                    self.history_retention
+                ),
+            );
+        }
+        for (field, n) in [
+            ("batch_size", self.batch_size),
+            ("backlog_limit", self.backlog_limit),
+        ] {
+            if n == 0 {
+                return bad(field, "must be at least 1".to_owned());
+            }
+        }
+        if let Some((executor, _)) = self.concurrency.iter().find(|(_, n)| **n == 0) {
+            return bad(
+                "concurrency",
+                format!("0 for executor `{executor}`: it would never run a job"),
+            );
+        }
+        Ok(())
+    }
+
     /// Serves only these executors (default: every job registered with `#[qron::job]`).
     ///
     /// ```no_run
@@ -274,7 +333,7 @@ impl WorkerBuilder {
     /// # Ok(()) }
     /// ```
     pub fn concurrency(mut self, executor: impl Into<String>, n: usize) -> Self {
-        self.concurrency.insert(executor.into(), n.max(1));
+        self.concurrency.insert(executor.into(), n);
         self
     }
 
@@ -325,7 +384,7 @@ impl WorkerBuilder {
     /// # Ok(()) }
     /// ```
     pub fn batch_size(mut self, n: usize) -> Self {
-        self.batch_size = n.max(1);
+        self.batch_size = n;
         self
     }
 
@@ -337,7 +396,7 @@ impl WorkerBuilder {
     /// # Ok(()) }
     /// ```
     pub fn backlog_limit(mut self, n: usize) -> Self {
-        self.backlog_limit = n.max(1);
+        self.backlog_limit = n;
         self
     }
 
@@ -362,6 +421,20 @@ impl WorkerBuilder {
     /// ```
     pub fn shutdown_grace(mut self, d: Duration) -> Self {
         self.shutdown_grace = d;
+        self
+    }
+
+    /// How long a stopping worker keeps trying to write the outcomes it holds (default 10 s),
+    /// for when the database cannot be reached: the jobs whose outcomes are not written come
+    /// back when their leases expire, and run again.
+    ///
+    /// ```no_run
+    /// # fn demo(client: qron::Client) -> qron::Result<()> {
+    /// let worker = qron::Worker::builder(client).flush_timeout(std::time::Duration::from_secs(30)).build()?;
+    /// # Ok(()) }
+    /// ```
+    pub fn flush_timeout(mut self, d: Duration) -> Self {
+        self.flush_timeout = d;
         self
     }
 
@@ -398,8 +471,10 @@ impl WorkerBuilder {
     /// The worker.
     ///
     /// # Errors
-    /// [`Error::InvalidArgument`] when two job types declare one executor, or a selected
-    /// executor has no registered job.
+    /// [`Error::InvalidArgument`] when two job types declare one executor, a selected executor
+    /// has no registered job, or a setting is out of range (an interval under 1 ms, a
+    /// concurrency, batch size or backlog limit of 0, a retention under a day, a lease ahead
+    /// over a minute).
     ///
     /// ```no_run
     /// # fn demo(client: qron::Client) -> qron::Result<()> {
@@ -407,6 +482,7 @@ impl WorkerBuilder {
     /// # Ok(()) }
     /// ```
     pub fn build(self) -> Result<Worker> {
+        self.check()?;
         let mut table = crate::registry::registered()?;
         for r in self.registrations {
             if let Some(other) = table.insert(r.executor, r)
@@ -467,6 +543,7 @@ impl WorkerBuilder {
             backlog_limit: self.backlog_limit,
             rescue_interval: self.rescue_interval,
             shutdown_grace: self.shutdown_grace,
+            flush_timeout: self.flush_timeout,
             history_retention: self.history_retention,
             clock: Arc::new(DbClock::new(self.host_clock)),
             metrics: Arc::default(),
@@ -530,6 +607,7 @@ pub struct Worker {
     backlog_limit: usize,
     rescue_interval: Duration,
     shutdown_grace: Duration,
+    flush_timeout: Duration,
     history_retention: Duration,
     clock: Arc<DbClock>,
     metrics: Arc<Metrics>,
@@ -558,6 +636,7 @@ impl Worker {
             backlog_limit: completer::DEFAULT_BACKLOG_LIMIT,
             rescue_interval: DEFAULT_RESCUE_INTERVAL,
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
+            flush_timeout: DEFAULT_FLUSH_TIMEOUT,
             history_retention: DEFAULT_HISTORY_RETENTION,
             host_clock: Utc::now,
         }
@@ -613,10 +692,19 @@ impl Worker {
         self.stopper.clone()
     }
 
-    /// Runs until stopped through its [`Stopper`]; returns once every outcome is written.
+    /// Runs until stopped through its [`Stopper`]; returns once every outcome is written (or,
+    /// when the database cannot be reached, after the [flush
+    /// timeout](WorkerBuilder::flush_timeout)).
     ///
     /// # Errors
-    /// Only when it cannot start: the worker carries on through database errors.
+    /// [`Error::WorkerTask`] when one of the worker's own tasks (a producer, the rescuer…)
+    /// panicked: the worker then stops as on a soft stop, and returns the panic's message. It
+    /// carries on through database errors.
+    ///
+    /// # Cancel safety
+    /// Dropping the future stops the worker as a hard stop does: it leases no more, its running
+    /// handlers are cancelled (their jobs come back when their leases expire), and the
+    /// outcomes it holds are written within the flush timeout.
     ///
     /// ```no_run
     /// # async fn demo(worker: qron::Worker) -> qron::Result<()> {
@@ -633,6 +721,12 @@ impl Worker {
             self.metrics.clone(),
             self.clock.clone(),
         );
+        // From here on, dropping this future stops everything it started.
+        let mut guard = RunGuard {
+            stopper: self.stopper.clone(),
+            completer: Some(completer_task),
+            flush_timeout: self.flush_timeout,
+        };
         // Every due time, lease and rescue is the database's time: measure the offset first.
         if let Err(e) = self.clock.sync(&pool).await {
             tracing::warn!(error = %e, "could not read the database's clock; using the host's until it can");
@@ -656,45 +750,67 @@ impl Worker {
             executors = ?self.executors.iter().map(|e| e.registration.executor).collect::<Vec<_>>(),
             "worker started"
         );
-        let mut background = Vec::new();
+        // The worker's own tasks, each reporting its name and, if it panicked, why. A JoinSet
+        // aborts them all when it is dropped.
+        let mut background = tokio::task::JoinSet::new();
+        let mut producers = tokio::task::JoinSet::new();
         let by_name: HashMap<&'static str, Arc<ExecutorState>> = self
             .executors
             .iter()
             .map(|e| (e.registration.executor, e.clone()))
             .collect();
-        background.push(tokio::spawn(listen(
-            pool.clone(),
-            by_name,
-            shared.soft.clone(),
-        )));
-        background.push(tokio::spawn(rescue(
-            shared.clone(),
-            self.executors.clone(),
-            self.rescue_interval,
-        )));
-        background.push(tokio::spawn(maintain(
-            pool.clone(),
-            self.history_retention,
-            shared.clock.clone(),
-            shared.soft.clone(),
-        )));
-        let producers: Vec<_> = self
-            .executors
-            .iter()
-            .flat_map(|e| {
-                let n = if e.capacity >= PARALLEL_LEASES_FROM {
-                    2
-                } else {
-                    1
-                };
-                (0..n).map(|_| tokio::spawn(produce(e.clone(), shared.clone())))
-            })
-            .collect();
-
-        shared.soft.cancelled().await;
-        for p in producers {
-            let _ = p.await;
+        background.spawn(supervised(
+            "notification listener",
+            listen(pool.clone(), by_name, shared.soft.clone()),
+        ));
+        background.spawn(supervised(
+            "rescuer",
+            rescue(shared.clone(), self.executors.clone(), self.rescue_interval),
+        ));
+        background.spawn(supervised(
+            "history maintenance",
+            maintain(
+                pool.clone(),
+                self.history_retention,
+                shared.clock.clone(),
+                shared.soft.clone(),
+            ),
+        ));
+        for e in &self.executors {
+            let n = if e.capacity >= PARALLEL_LEASES_FROM {
+                2
+            } else {
+                1
+            };
+            for _ in 0..n {
+                producers.spawn(supervised("producer", produce(e.clone(), shared.clone())));
+            }
         }
+
+        // Until stopped, or until one of the tasks ends on its own (it panicked).
+        let mut failed: Option<Error> = None;
+        loop {
+            let ended = tokio::select! {
+                () = shared.soft.cancelled() => break,
+                Some(r) = background.join_next() => r,
+                Some(r) = producers.join_next() => r,
+            };
+            let (task, reason) = match ended {
+                Ok((task, panic)) => (task, panic.unwrap_or_else(|| "it returned".to_owned())),
+                Err(e) => ("task", e.to_string()),
+            };
+            if shared.soft.is_cancelled() {
+                break;
+            }
+            tracing::error!(
+                task,
+                reason,
+                "a worker task stopped unexpectedly; stopping the worker"
+            );
+            failed = Some(Error::WorkerTask { task, reason });
+            shared.soft.cancel();
+        }
+        while producers.join_next().await.is_some() {}
         // Let running handlers finish within the grace period: every slot free again.
         let drain = async {
             for e in &self.executors {
@@ -715,13 +831,64 @@ impl Worker {
             // Cancelled executions give their slots back at once.
             drain.await;
         }
-        for b in background {
-            b.abort();
-        }
+        background.shutdown().await;
         drop(shared);
-        let _ = completer_task.await;
+        // The outcomes held are written, within the flush timeout.
+        if let Some(mut completer) = guard.completer.take() {
+            tokio::select! {
+                _ = &mut completer => {}
+                () = tokio::time::sleep(self.flush_timeout) => {
+                    tracing::error!(timeout = ?self.flush_timeout, "could not write every outcome in time: their jobs come back when their leases expire");
+                    completer.abort();
+                }
+            }
+        }
         tracing::info!(worker = %self.id, "worker stopped");
-        Ok(())
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Runs one of the worker's tasks, reporting its name and, if it panicked, the panic's
+/// message.
+async fn supervised(
+    task: &'static str,
+    f: impl std::future::Future<Output = ()>,
+) -> (&'static str, Option<String>) {
+    match std::panic::AssertUnwindSafe(f).catch_unwind().await {
+        Ok(()) => (task, None),
+        Err(panic) => (task, Some(format!("panicked: {}", panic_message(panic)))),
+    }
+}
+
+/// Stops a worker whose `run` future is dropped before it returned: a hard stop, and the
+/// completer's flush bounded by the flush timeout.
+struct RunGuard {
+    stopper: Stopper,
+    /// The completer, until `run` has waited for it.
+    completer: Option<tokio::task::JoinHandle<()>>,
+    flush_timeout: Duration,
+}
+
+impl Drop for RunGuard {
+    fn drop(&mut self) {
+        let Some(mut completer) = self.completer.take() else {
+            return;
+        };
+        tracing::warn!("the worker's run future was dropped: stopping it hard");
+        self.stopper.hard();
+        let timeout = self.flush_timeout;
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                if tokio::time::timeout(timeout, &mut completer).await.is_err() {
+                    completer.abort();
+                }
+            });
+        } else {
+            completer.abort();
+        }
     }
 }
 

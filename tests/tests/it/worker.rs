@@ -1157,3 +1157,160 @@ async fn maintenance_gives_way_to_a_long_search() {
         "the drop gave up, to be tried again later"
     );
 }
+
+#[tokio::test]
+async fn builder_settings_that_would_spin_or_stall_are_refused() {
+    // Regression (issue 13, defect 10): a zero poll interval hot-looped.
+    let db = TestDb::new().await;
+    let field = |b: qron::WorkerBuilder| match b.build() {
+        Err(qron::Error::InvalidArgument { field, .. }) => field,
+        other => panic!("{:?}", other.map(|_| ())),
+    };
+    assert_eq!(
+        field(worker(&db, &["act"]).poll_interval(Duration::ZERO)),
+        "poll_interval"
+    );
+    assert_eq!(
+        field(worker(&db, &["act"]).rescue_interval(Duration::ZERO)),
+        "rescue_interval"
+    );
+    assert_eq!(
+        field(worker(&db, &["act"]).flush_interval(Duration::ZERO)),
+        "flush_interval"
+    );
+    assert_eq!(
+        field(worker(&db, &["act"]).concurrency("act", 0)),
+        "concurrency"
+    );
+    assert_eq!(field(worker(&db, &["act"]).batch_size(0)), "batch_size");
+    assert_eq!(
+        field(worker(&db, &["act"]).backlog_limit(0)),
+        "backlog_limit"
+    );
+    assert_eq!(
+        field(worker(&db, &["act"]).history_retention(Duration::from_secs(3600))),
+        "history_retention"
+    );
+    assert_eq!(
+        field(worker(&db, &["act"]).lease_ahead(Duration::from_secs(3600))),
+        "lease_ahead"
+    );
+}
+
+#[tokio::test]
+async fn dropping_the_run_future_stops_the_worker() {
+    // Regression (issue 13, defect 10): dropping `Worker::run`'s future left its producers,
+    // rescuer and listener running.
+    let db = TestDb::new().await;
+    let c = Client::new(db.pool.clone());
+    let k = key("dropped");
+    let w = worker(&db, &["act"]).build().unwrap();
+    let metrics = w.metrics();
+    let run = tokio::spawn(w.run());
+    c.create(script("@after 0s", &k, Mode::Hang)).await.unwrap();
+    wait_for("the first job", Duration::from_secs(5), || async {
+        probe(&k).started() == 1
+    })
+    .await;
+    run.abort();
+    let _ = run.await;
+    let later = c.create(script("@after 0s", &k, Mode::Ok)).await.unwrap();
+    // A window for the fault to show: a live producer leases within a poll (100 ms).
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(c.get(later.id).await.unwrap().status, JobStatus::Ready);
+    wait_for(
+        "the running handler to be cancelled",
+        Duration::from_secs(5),
+        || async { metrics.in_flight() == 0 },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_stop_returns_while_the_database_cannot_be_reached() {
+    // Regression (issue 13, defect 10): the final flush had no bound, so a stop never
+    // returned while the database was unreachable.
+    let db = TestDb::new().await;
+    let c = Client::new(db.pool.clone());
+    let k = key("unreachable");
+    c.create_many(scripts("act", 5, &k, Mode::Sleep(300)))
+        .await
+        .unwrap();
+    let running = Running::start(
+        worker(&db, &["act"])
+            .flush_timeout(Duration::from_secs(1))
+            .build()
+            .unwrap(),
+    );
+    wait_for("the handlers", Duration::from_secs(5), || async {
+        probe(&k).started() == 5
+    })
+    .await;
+    // The database goes away while the handlers run: their outcomes cannot be written.
+    let admin = qron_tests::admin_options().await;
+    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect_with(&admin)
+        .await
+        .unwrap();
+    for sql in [
+        format!(r#"ALTER DATABASE "{}" ALLOW_CONNECTIONS false"#, db.name),
+        format!(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{}'",
+            db.name
+        ),
+    ] {
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+    }
+    let started = std::time::Instant::now();
+    tokio::time::timeout(Duration::from_secs(15), running.stop())
+        .await
+        .expect("the soft stop returned");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        r#"ALTER DATABASE "{}" ALLOW_CONNECTIONS true"#,
+        db.name
+    )))
+    .execute(&mut conn)
+    .await
+    .unwrap();
+}
+
+static CLOCK_PANICS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+fn clock_that_may_panic() -> chrono::DateTime<Utc> {
+    assert!(
+        !CLOCK_PANICS.load(std::sync::atomic::Ordering::SeqCst),
+        "the host clock broke"
+    );
+    Utc::now()
+}
+
+#[tokio::test]
+async fn a_panic_in_a_worker_task_stops_the_worker_with_an_error() {
+    // Regression (issue 13, defect 10): a panic in a background task went unnoticed.
+    let db = TestDb::new().await;
+    let w = worker(&db, &["act"])
+        .host_clock(clock_that_may_panic)
+        .build()
+        .unwrap();
+    let run = tokio::spawn(w.run());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    CLOCK_PANICS.store(true, std::sync::atomic::Ordering::SeqCst);
+    let result = tokio::time::timeout(Duration::from_secs(10), run)
+        .await
+        .expect("the worker stopped")
+        .unwrap();
+    CLOCK_PANICS.store(false, std::sync::atomic::Ordering::SeqCst);
+    match result {
+        Err(qron::Error::WorkerTask { reason, .. }) => {
+            assert!(reason.contains("the host clock broke"), "{reason}");
+        }
+        other => panic!("{other:?}"),
+    }
+}
