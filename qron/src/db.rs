@@ -765,7 +765,7 @@ macro_rules! lease {
     };
 }
 
-const LEASE: &str = lease!("");
+pub(crate) const LEASE: &str = lease!("");
 const LEASE_AFTER: &str = lease!("AND (run_at, id) > ($7, $8)");
 
 /// Leases up to `limit` jobs of `executor` due by `due_by` (at most a little after `now`: a

@@ -103,6 +103,9 @@ pub use worker::{
 #[doc(hidden)]
 pub mod __private {
     pub use crate::registry::{HandlerFuture, Registration, decode};
+
+    /// The lease statement, for the test that checks its plan uses the lease index.
+    pub const LEASE_SQL: &str = crate::db::LEASE;
     pub use inventory;
     pub use serde::Serialize;
     pub use serde::de::DeserializeOwned;

@@ -54,6 +54,7 @@ const CHANNEL: &str = "qron_jobs";
 #[derive(Debug, Default)]
 pub struct Metrics {
     leased: AtomicU64,
+    polls: AtomicU64,
     succeeded: AtomicU64,
     retried: AtomicU64,
     failed: AtomicU64,
@@ -72,6 +73,15 @@ impl Metrics {
     /// ```
     pub fn leased(&self) -> u64 {
         self.leased.load(Ordering::Relaxed)
+    }
+    /// Lease statements run: each is a producer's look at the queue (busy or idle).
+    ///
+    /// ```
+    /// let m = qron::Metrics::default();
+    /// assert_eq!(m.polls(), 0);
+    /// ```
+    pub fn polls(&self) -> u64 {
+        self.polls.load(Ordering::Relaxed)
     }
     /// Executions that succeeded.
     ///
@@ -1042,6 +1052,7 @@ async fn produce(exec: Arc<ExecutorState>, shared: Arc<Shared>) {
             .metrics
             .leased
             .fetch_add(jobs.len() as u64, Ordering::Relaxed);
+        shared.metrics.polls.fetch_add(1, Ordering::Relaxed);
         for job in jobs {
             let Some(permit) = reserved.split(1) else {
                 break;

@@ -155,11 +155,22 @@ async fn the_lease_query_uses_the_lease_index() {
         .execute(&db.pool)
         .await
         .unwrap();
-    let plan: Vec<String> = sqlx::query_scalar(
-        "EXPLAIN SELECT id FROM qron.jobs
-          WHERE status = 'ready' AND executor = 'e1' AND run_at <= now()
-          ORDER BY run_at, id LIMIT 10 FOR UPDATE SKIP LOCKED",
-    )
+    // The worker's own statement, with the values a worker binds.
+    let now = chrono::Utc::now();
+    let plan: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "EXPLAIN {}",
+        qron::__private::LEASE_SQL
+    )))
+    .bind("e1")
+    .bind(now)
+    .bind(10_i64)
+    .bind("worker")
+    .bind(sqlx::postgres::types::PgInterval {
+        months: 0,
+        days: 0,
+        microseconds: 2_000_000,
+    })
+    .bind(now)
     .fetch_all(&db.pool)
     .await
     .unwrap();

@@ -43,10 +43,15 @@ fn script(expr: &str, k: &str, mode: Mode) -> NewJob {
     NewJob::new("act", expr).payload(serde_json::to_value(Script::new(k, mode)).unwrap())
 }
 
-/// A worker on `act` polling every `poll`, once its producer has gone idle on that poll.
+/// A worker on `act` polling every `poll`, once its producer has looked at the queue (and
+/// gone idle on that poll).
 async fn idle_worker(db: &TestDb, poll: Duration) -> Running {
     let running = Running::start(worker(db, &["act"]).poll_interval(poll).build().unwrap());
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let metrics = running.metrics.clone();
+    wait_for("the first lease", Duration::from_secs(5), || async {
+        metrics.polls() >= 1
+    })
+    .await;
     running
 }
 
@@ -279,10 +284,13 @@ async fn eight_workers_of_five_never_overlap() {
     );
     let p = probe(&k);
     let starts = p.starts.lock().unwrap().clone();
-    let mut ids: Vec<i64> = starts.iter().map(|s| s.0).collect();
-    ids.sort();
-    ids.dedup();
-    assert_eq!(ids.len(), 40, "no job was handed to two workers");
+    let ids: std::collections::BTreeSet<i64> = starts.iter().map(|s| s.0).collect();
+    assert_eq!(starts.len(), 40, "40 executions: {starts:?}");
+    assert_eq!(
+        ids.len(),
+        40,
+        "no job was handed to two workers: {starts:?}"
+    );
     for w in workers {
         w.stopper.hard();
     }
@@ -782,7 +790,11 @@ async fn recurring_commits_survive_shutdown() {
     let a = job(&c, "act", "@every 100ms", &Script::new(&k, Mode::Ok)).await;
     let b = job(&c, "act", "@every 100ms", &Script::new(&k, Mode::Ok)).await;
     let running = Running::start(worker(&db, &["act"]).build().unwrap());
-    tokio::time::sleep(Duration::from_millis(350)).await;
+    // Committed while they run (about 350 ms: a few deliveries each), then stopped.
+    wait_for("a few deliveries", Duration::from_secs(5), || async {
+        probe(&k).started() >= 6
+    })
+    .await;
     running.stop().await;
     let delivered = probe(&k).started() as i64;
     let executions = c.get(a.id).await.unwrap().executions + c.get(b.id).await.unwrap().executions;
@@ -1299,8 +1311,12 @@ async fn a_panic_in_a_worker_task_stops_the_worker_with_an_error() {
         .host_clock(clock_that_may_panic)
         .build()
         .unwrap();
+    let metrics = w.metrics();
     let run = tokio::spawn(w.run());
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    wait_for("the first lease", Duration::from_secs(5), || async {
+        metrics.polls() >= 1
+    })
+    .await;
     CLOCK_PANICS.store(true, std::sync::atomic::Ordering::SeqCst);
     let result = tokio::time::timeout(Duration::from_secs(10), run)
         .await
