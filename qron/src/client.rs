@@ -836,9 +836,15 @@ impl Client {
         Ok(Page { jobs, total })
     }
 
-    /// Changes a live job; the run time is recomputed from now when the expression changes. An
-    /// empty update changes nothing and returns the job. A running execution does not overwrite
-    /// the change when it finishes.
+    /// Changes a live job; the run time is recomputed from now when the expression changes (and
+    /// an `@every` schedule counts from now). An empty update changes nothing and returns the
+    /// job.
+    ///
+    /// An edit made while the job runs is kept, and never makes it run again: the running
+    /// execution's outcome still applies to the occurrence it ran (a one-off job finishes, with
+    /// the edited payload and meta kept in the history; a recurring job goes on to its next
+    /// slot), except that the edited payload wins over one the handler set, and an edited
+    /// expression wins over the outcome's next run (the job stays live, on its new schedule).
     ///
     /// # Errors
     /// As [`Client::create`] for bad input; [`Error::NotFound`] when the owner has no such live

@@ -368,6 +368,7 @@ pub struct Context {
     pub(crate) executions: i64,
     pub(crate) meta: Value,
     pub(crate) scheduled_at: DateTime<Utc>,
+    pub(crate) due_at: DateTime<Utc>,
     pub(crate) requests: Arc<Mutex<Requests>>,
 }
 
@@ -379,6 +380,7 @@ impl Context {
     /// assert_eq!(ctx.executor(), "email");
     /// ```
     pub fn detached(executor: &str) -> Self {
+        let now = Utc::now();
         Self {
             id: 0,
             executor: executor.into(),
@@ -387,7 +389,8 @@ impl Context {
             attempt: 1,
             executions: 1,
             meta: Value::Object(Default::default()),
-            scheduled_at: Utc::now(),
+            scheduled_at: now,
+            due_at: now,
             requests: Arc::default(),
         }
     }
@@ -462,6 +465,17 @@ impl Context {
     /// ```
     pub fn scheduled_at(&self) -> DateTime<Utc> {
         self.scheduled_at
+    }
+
+    /// When this execution was due: its slot, or for a retry the end of its back-off (by the
+    /// database's clock). How late it started is the time since.
+    ///
+    /// ```
+    /// let ctx = qron::Context::detached("e");
+    /// let late = chrono::Utc::now() - ctx.due_at();
+    /// ```
+    pub fn due_at(&self) -> DateTime<Utc> {
+        self.due_at
     }
 
     fn requests(&self) -> std::sync::MutexGuard<'_, Requests> {

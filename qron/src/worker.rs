@@ -1144,6 +1144,7 @@ async fn execute(
         executions: job.executions,
         meta,
         scheduled_at: job.slot_at,
+        due_at: job.run_at,
         requests: Arc::default(),
     };
     let requests = ctx.requests_handle();

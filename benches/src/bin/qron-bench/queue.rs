@@ -24,14 +24,30 @@ async fn bench_noop(_: ()) -> Result<(), JobError> {
 /// Records how late it started against its slot, in microseconds.
 #[qron::job(executor = "bench_probe", concurrency = 1000)]
 async fn bench_probe(ctx: qron::Context, _: ()) -> Result<(), JobError> {
-    let late = (Utc::now() - ctx.scheduled_at())
-        .num_microseconds()
-        .unwrap_or(i64::MAX);
+    record_lateness(ctx.scheduled_at())
+}
+
+/// Records how late, in microseconds, a run started after `due`.
+fn record_lateness(due: chrono::DateTime<Utc>) -> Result<(), JobError> {
+    let late = (Utc::now() - due).num_microseconds().unwrap_or(i64::MAX);
     lateness()
         .lock()
         .map_err(|_| JobError::fail("poisoned"))?
         .push(late);
     Ok(())
+}
+
+/// Fails its first attempt (a 50 ms back-off), then records how late its retry started.
+#[qron::job(
+    executor = "bench_retry",
+    concurrency = 1000,
+    backoff(base = "50ms", max = "50ms")
+)]
+async fn bench_retry(ctx: qron::Context, _: ()) -> Result<(), JobError> {
+    if ctx.attempt() == 1 {
+        return Err(JobError::retry("the first attempt always fails"));
+    }
+    record_lateness(ctx.due_at())
 }
 
 /// p50, p99 and max of sorted lateness in microseconds, as figures in milliseconds.
@@ -492,7 +508,7 @@ pub async fn latency(rate: u64, seconds: u64) -> Res<Vec<Figure>> {
     let client = Client::new(pool.clone());
     lateness().lock().map_err(|_| "poisoned")?.clear();
     let worker = Worker::builder(client.clone())
-        .executors(["bench_probe"])
+        .executors(["bench_probe", "bench_retry"])
         .poll_interval(Duration::from_secs(1))
         .build()?;
     let stopper = worker.stopper();
@@ -506,14 +522,47 @@ pub async fn latency(rate: u64, seconds: u64) -> Res<Vec<Figure>> {
         BenchProbe::schedule_with(&client, "@after 0s", ()).await?;
     }
     wait_written(&metrics, total).await?;
+    let mut out = lateness_figures(
+        &format!("latency ({rate}/s, 1 s poll)"),
+        &sorted_lateness()?,
+    );
+
+    // Jobs the worker itself makes due again: a recurring job's next slot, against the slot.
+    lateness().lock().map_err(|_| "poisoned")?.clear();
+    let recurring: Vec<NewJob> = (0..10)
+        .map(|_| NewJob::new("bench_probe", "@every 100 milliseconds"))
+        .collect();
+    let ids = client.create_many(recurring).await?;
+    tokio::time::sleep(Duration::from_secs(seconds.min(10))).await;
+    for id in ids {
+        client.delete(id).await?;
+    }
+    let l = sorted_lateness()?;
+    out.push(fig(
+        "recurring slot runs (10 × @every 100ms)".to_owned(),
+        l.len() as f64,
+        "runs",
+    ));
+    out.extend(lateness_figures("recurring slot to start (1 s poll)", &l));
+
+    // A retry, against the end of its back-off.
+    lateness().lock().map_err(|_| "poisoned")?.clear();
+    let retries = (rate * seconds.min(10) / 4).max(1);
+    let written = metrics.written();
+    let mut tick = tokio::time::interval(Duration::from_secs_f64(4.0 / rate as f64));
+    for _ in 0..retries {
+        tick.tick().await;
+        BenchRetry::schedule_with(&client, "@after 0s", ()).await?;
+    }
+    // Two outcomes each: the failure, then the retry's success.
+    wait_written(&metrics, written + 2 * retries).await?;
+    let l = sorted_lateness()?;
+    out.extend(lateness_figures("retry back-off to start (1 s poll)", &l));
+
     stopper.soft();
     run.await??;
-    let l = sorted_lateness()?;
     drop_db(&name, pool).await?;
-    Ok(lateness_figures(
-        &format!("latency ({rate}/s, 1 s poll)"),
-        &l,
-    ))
+    Ok(out)
 }
 
 /// Recurring: `jobs` `@every 1 second` jobs for `seconds`; lateness of each run against its slot.
