@@ -84,8 +84,24 @@ async fn typed_enqueue_follows_the_callers_transaction() {
 #[tokio::test]
 async fn the_default_client_serves_typed_enqueue() {
     let db = TestDb::new().await;
-    // The only test of this binary that installs the process-wide default client.
-    assert!(qron::init(Client::new(db.pool.clone())));
+    // The only test of this binary that installs the process-wide default client: one that
+    // acts for owner `acme`.
+    assert!(qron::init(Client::new(db.pool.clone()).owner("acme")));
+    // Regression (issue 13, defect 11): through a connection, the job went to owner
+    // `default` whatever the default client's owner.
+    let mut tx = db.pool.begin().await.unwrap();
+    let in_tx = Welcome::schedule_with(
+        &mut *tx,
+        "@after 1 hour",
+        Greeting {
+            key: "tx".into(),
+            user_id: 1,
+        },
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(in_tx.owner, "acme");
     let job = Welcome::schedule(
         "@after 1 hour",
         Greeting {
@@ -108,13 +124,14 @@ async fn the_default_client_serves_typed_enqueue() {
     .unwrap();
     assert_eq!(ids.len(), 3);
     assert!(ids.iter().all(|id| *id > job.id));
+    assert_eq!(job.owner, "acme");
     assert_eq!(
         count(
             &db.pool,
-            "SELECT count(*) FROM qron.jobs WHERE executor = 'welcome'"
+            "SELECT count(*) FROM qron.jobs WHERE executor = 'welcome' AND owner = 'acme'"
         )
         .await,
-        4
+        5
     );
 }
 
