@@ -31,7 +31,17 @@ pub(crate) enum Outcome {
     Finish(Finish),
 }
 
+/// How soon a job made ready again must be due for its outcome to be written without waiting
+/// for the batch to fill: a retry after a short back-off, or the next slot of a frequent
+/// recurring job, would otherwise start late by the wait.
+const URGENT_WITHIN: chrono::Duration = chrono::Duration::milliseconds(200);
+
 impl Outcome {
+    /// Whether the outcome makes its job ready again within [`URGENT_WITHIN`] of `now`.
+    fn is_urgent(&self, now: DateTime<Utc>) -> bool {
+        matches!(self, Outcome::Complete(c) if c.status == "ready" && c.run_at - now < URGENT_WITHIN)
+    }
+
     /// What is written instead of an outcome the server refused (a value it cannot store that
     /// got past the checks): the job fails with the server's reason, and nothing the handler
     /// asked for (payload, schedule) is applied. A one-off job ends; a recurring one goes on
@@ -160,17 +170,22 @@ async fn run(
         let Some(first) = rx.recv().await else {
             break;
         };
+        let mut urgent = first.is_urgent(clock.now());
         let mut batch: Vec<Outcome> = Vec::with_capacity(batch_size);
         batch.push(first);
         // Take what is queued, then look again every tick until the batch is full or its time
-        // is up: waiting on the channel itself would wake this task for every outcome.
+        // is up (at once for an urgent outcome): waiting on the channel itself would wake this
+        // task for every outcome.
         let deadline = tokio::time::Instant::now() + flush_interval;
         while batch.len() < batch_size {
             match rx.try_recv() {
-                Ok(o) => batch.push(o),
+                Ok(o) => {
+                    urgent = urgent || o.is_urgent(clock.now());
+                    batch.push(o);
+                }
                 Err(mpsc::error::TryRecvError::Empty) => {
                     let now = tokio::time::Instant::now();
-                    if now >= deadline {
+                    if urgent || now >= deadline {
                         break;
                     }
                     tokio::time::sleep_until(deadline.min(now + GATHER_TICK)).await;
