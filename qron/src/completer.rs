@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 
 use crate::clock::DbClock;
 use crate::db::{self, Completion, Finish};
-use crate::worker::Metrics;
+use crate::metrics::Metrics;
 
 /// Outcomes per statement, at most.
 pub const DEFAULT_BATCH_SIZE: usize = 1000;

@@ -31,6 +31,8 @@ mod expr;
 mod handler;
 mod job;
 mod limits;
+mod maintenance;
+mod metrics;
 mod migrate;
 mod registry;
 mod worker;
@@ -54,6 +56,7 @@ pub use job::{
     MAX_ATTEMPTS_LIMIT, MAX_NAME_LEN, MAX_PAGE, NewJob, OnConflict, Order, Page, Search,
 };
 pub use limits::{MAX_JSON_DEPTH, MAX_TIMEOUT};
+pub use metrics::Metrics;
 pub use migrate::{SCHEMA, migrate, migrator};
 /// Declares a typed job on an `async fn`.
 ///
@@ -95,7 +98,7 @@ pub use qron_macros::job;
 pub use registry::{Registration, registered_jobs};
 pub use worker::{
     DEFAULT_FLUSH_TIMEOUT, DEFAULT_HISTORY_RETENTION, DEFAULT_LEASE_AHEAD, DEFAULT_POLL_INTERVAL,
-    DEFAULT_RESCUE_INTERVAL, DEFAULT_SHUTDOWN_GRACE, Metrics, Stopper, Worker, WorkerBuilder,
+    DEFAULT_RESCUE_INTERVAL, DEFAULT_SHUTDOWN_GRACE, Stopper, Worker, WorkerBuilder,
 };
 
 /// What the code `#[qron::job]` generates refers to. Not a public API: it may change in any

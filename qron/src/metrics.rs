@@ -1,0 +1,117 @@
+//! A worker's counters: what it leased, ran, wrote and rescued, readable while it runs.
+
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+/// Counters of one worker, readable while it runs.
+///
+/// ```no_run
+/// # async fn demo(worker: qron::Worker) {
+/// let metrics = worker.metrics();
+/// tokio::spawn(worker.run());
+/// println!("{} succeeded so far", metrics.succeeded());
+/// # }
+/// ```
+#[derive(Debug, Default)]
+pub struct Metrics {
+    pub(crate) leased: AtomicU64,
+    pub(crate) polls: AtomicU64,
+    pub(crate) succeeded: AtomicU64,
+    pub(crate) retried: AtomicU64,
+    pub(crate) failed: AtomicU64,
+    pub(crate) rescued: AtomicU64,
+    pub(crate) written: AtomicU64,
+    pub(crate) stale: AtomicU64,
+    pub(crate) in_flight: AtomicI64,
+}
+
+impl Metrics {
+    /// Jobs leased.
+    ///
+    /// ```
+    /// let m = qron::Metrics::default();
+    /// assert_eq!(m.leased(), 0);
+    /// ```
+    pub fn leased(&self) -> u64 {
+        self.leased.load(Ordering::Relaxed)
+    }
+    /// Lease statements run: each is a producer's look at the queue (busy or idle).
+    ///
+    /// ```
+    /// let m = qron::Metrics::default();
+    /// assert_eq!(m.polls(), 0);
+    /// ```
+    pub fn polls(&self) -> u64 {
+        self.polls.load(Ordering::Relaxed)
+    }
+    /// Executions that succeeded.
+    ///
+    /// ```
+    /// let m = qron::Metrics::default();
+    /// assert_eq!(m.succeeded(), 0);
+    /// ```
+    pub fn succeeded(&self) -> u64 {
+        self.succeeded.load(Ordering::Relaxed)
+    }
+    /// Executions that failed and will be retried.
+    ///
+    /// ```
+    /// let m = qron::Metrics::default();
+    /// assert_eq!(m.retried(), 0);
+    /// ```
+    pub fn retried(&self) -> u64 {
+        self.retried.load(Ordering::Relaxed)
+    }
+    /// Executions that failed for good (or gave up their occurrence).
+    ///
+    /// ```
+    /// let m = qron::Metrics::default();
+    /// assert_eq!(m.failed(), 0);
+    /// ```
+    pub fn failed(&self) -> u64 {
+        self.failed.load(Ordering::Relaxed)
+    }
+    /// Expired leases returned to the pool by this worker's rescuer.
+    ///
+    /// ```
+    /// let m = qron::Metrics::default();
+    /// assert_eq!(m.rescued(), 0);
+    /// ```
+    pub fn rescued(&self) -> u64 {
+        self.rescued.load(Ordering::Relaxed)
+    }
+    /// Outcomes written.
+    ///
+    /// ```
+    /// let m = qron::Metrics::default();
+    /// assert_eq!(m.written(), 0);
+    /// ```
+    pub fn written(&self) -> u64 {
+        self.written.load(Ordering::Relaxed)
+    }
+    /// Outcomes that arrived after their lease had moved on, and changed nothing.
+    ///
+    /// ```
+    /// let m = qron::Metrics::default();
+    /// assert_eq!(m.stale(), 0);
+    /// ```
+    pub fn stale(&self) -> u64 {
+        self.stale.load(Ordering::Relaxed)
+    }
+    /// Handlers running now.
+    ///
+    /// ```
+    /// let m = qron::Metrics::default();
+    /// assert_eq!(m.in_flight(), 0);
+    /// ```
+    pub fn in_flight(&self) -> i64 {
+        self.in_flight.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn add_written(&self, applied: usize, stale: usize) {
+        self.written.fetch_add(applied as u64, Ordering::Relaxed);
+        self.stale.fetch_add(stale as u64, Ordering::Relaxed);
+        if stale > 0 {
+            tracing::debug!(stale, "outcomes for leases that moved on changed nothing");
+        }
+    }
+}

@@ -1,0 +1,383 @@
+//! [`WorkerBuilder`]: a worker's settings, checked.
+
+use super::*;
+
+/// How a [`Worker`] runs. Made by [`Worker::builder`].
+///
+/// ```no_run
+/// # async fn demo(client: qron::Client) -> qron::Result<()> {
+/// use std::time::Duration;
+/// let worker = qron::Worker::builder(client)
+///     .executors(["email", "backup"])
+///     .concurrency("email", 50)
+///     .poll_interval(Duration::from_secs(5))
+///     .build()?;
+/// worker.run().await?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct WorkerBuilder {
+    pub(crate) client: Client,
+    pub(crate) executors: Option<Vec<String>>,
+    pub(crate) registrations: Vec<Registration>,
+    pub(crate) concurrency: HashMap<String, usize>,
+    pub(crate) poll_interval: Duration,
+    pub(crate) lease_ahead: Duration,
+    pub(crate) flush_interval: Duration,
+    pub(crate) batch_size: usize,
+    pub(crate) backlog_limit: usize,
+    pub(crate) rescue_interval: Duration,
+    pub(crate) shutdown_grace: Duration,
+    pub(crate) flush_timeout: Duration,
+    pub(crate) history_retention: Duration,
+    pub(crate) host_clock: HostClock,
+}
+
+/// The shortest poll, rescue or flush interval: shorter ones would keep a core busy asking.
+pub(crate) const MIN_INTERVAL: Duration = Duration::from_millis(1);
+/// The longest a job may be leased ahead of its run time.
+pub(crate) const MAX_LEASE_AHEAD: Duration = Duration::from_secs(60);
+
+impl WorkerBuilder {
+    /// Refuses settings that would make the worker spin, stall or drop work.
+    fn check(&self) -> Result<()> {
+        let bad =
+            |field: &'static str, reason: String| Err(Error::InvalidArgument { field, reason });
+        for (field, d) in [
+            ("poll_interval", self.poll_interval),
+            ("rescue_interval", self.rescue_interval),
+            ("flush_interval", self.flush_interval),
+        ] {
+            if d < MIN_INTERVAL {
+                return bad(
+                    field,
+                    format!("{d:?} is under {MIN_INTERVAL:?}: the worker would spin"),
+                );
+            }
+        }
+        if self.lease_ahead > MAX_LEASE_AHEAD {
+            return bad(
+                "lease_ahead",
+                format!(
+                    "{:?} is over the limit of {MAX_LEASE_AHEAD:?}",
+                    self.lease_ahead
+                ),
+            );
+        }
+        if self.history_retention < Duration::from_secs(86_400) {
+            return bad(
+                "history_retention",
+                format!(
+                    "{:?} is under one day (partitions are days)",
+                    self.history_retention
+                ),
+            );
+        }
+        for (field, n) in [
+            ("batch_size", self.batch_size),
+            ("backlog_limit", self.backlog_limit),
+        ] {
+            if n == 0 {
+                return bad(field, "must be at least 1".to_owned());
+            }
+        }
+        if let Some((executor, _)) = self.concurrency.iter().find(|(_, n)| **n == 0) {
+            return bad(
+                "concurrency",
+                format!("0 for executor `{executor}`: it would never run a job"),
+            );
+        }
+        Ok(())
+    }
+
+    /// Serves only these executors (default: every job registered with `#[qron::job]`).
+    ///
+    /// ```no_run
+    /// # fn demo(client: qron::Client) -> qron::Result<()> {
+    /// let worker = qron::Worker::builder(client).executors(["email", "backup"]).build()?;
+    /// # Ok(()) }
+    /// ```
+    pub fn executors<I, S>(mut self, executors: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.executors = Some(executors.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Serves job type `J` whether or not its registration reached the binary.
+    ///
+    /// `#[qron::job]` registers jobs through `inventory`, and `Worker::run_all()` finds every
+    /// job of the binary, including those of its libraries. But a linker keeps a library's code
+    /// only when the binary refers to it: a job declared in a library of which the binary uses
+    /// nothing else is dropped, and its executor reported as unregistered. Naming the job here
+    /// refers to it, which keeps it (the same job registered both ways counts once).
+    ///
+    /// ```no_run
+    /// # use serde::{Deserialize, Serialize};
+    /// # #[derive(Serialize, Deserialize)] struct P;
+    /// # #[qron::job(executor = "email")] async fn email(p: P) -> Result<(), qron::JobError> { Ok(()) }
+    /// # async fn demo(client: qron::Client) -> qron::Result<()> {
+    /// let worker = qron::Worker::builder(client).job::<Email>().build()?;
+    /// # Ok(()) }
+    /// ```
+    pub fn job<J: crate::Job>(self) -> Self {
+        self.register(Registration::of::<J>(std::any::type_name::<J>()))
+    }
+
+    /// Serves a job from its registration, in addition to the registered ones.
+    ///
+    /// ```no_run
+    /// # fn demo(client: qron::Client) -> qron::Result<()> {
+    /// let jobs = qron::registered_jobs()?;
+    /// let worker = qron::Worker::builder(client).register(jobs["email"]).build()?;
+    /// # Ok(()) }
+    /// ```
+    pub fn register(mut self, registration: Registration) -> Self {
+        self.registrations.push(registration);
+        self
+    }
+
+    /// Handlers of `executor` running at once in this process (default: the job's
+    /// `concurrency`).
+    ///
+    /// ```no_run
+    /// # fn demo(client: qron::Client) -> qron::Result<()> {
+    /// let worker = qron::Worker::builder(client).concurrency("email", 100).build()?;
+    /// # Ok(()) }
+    /// ```
+    pub fn concurrency(mut self, executor: impl Into<String>, n: usize) -> Self {
+        self.concurrency.insert(executor.into(), n);
+        self
+    }
+
+    /// How often an idle producer polls (default 1 s). Notifications wake it sooner.
+    ///
+    /// ```no_run
+    /// # fn demo(client: qron::Client) -> qron::Result<()> {
+    /// let worker = qron::Worker::builder(client).poll_interval(std::time::Duration::from_secs(5)).build()?;
+    /// # Ok(()) }
+    /// ```
+    pub fn poll_interval(mut self, d: Duration) -> Self {
+        self.poll_interval = d;
+        self
+    }
+
+    /// How long before its run time a job may be leased (default 250 ms). The worker holds
+    /// such a job, in one of its slots, until the run time, then starts it at once: runs that
+    /// fall due together (a thousand jobs on one crontab) start on time instead of waiting for
+    /// the leases that would follow. Zero leases only jobs already due.
+    ///
+    /// ```no_run
+    /// # fn demo(client: qron::Client) -> qron::Result<()> {
+    /// let worker = qron::Worker::builder(client).lease_ahead(std::time::Duration::from_millis(500)).build()?;
+    /// # Ok(()) }
+    /// ```
+    pub fn lease_ahead(mut self, d: Duration) -> Self {
+        self.lease_ahead = d;
+        self
+    }
+
+    /// The longest an outcome waits for its batch (default 20 ms).
+    ///
+    /// ```no_run
+    /// # fn demo(client: qron::Client) -> qron::Result<()> {
+    /// let worker = qron::Worker::builder(client).flush_interval(std::time::Duration::from_millis(5)).build()?;
+    /// # Ok(()) }
+    /// ```
+    pub fn flush_interval(mut self, d: Duration) -> Self {
+        self.flush_interval = d;
+        self
+    }
+
+    /// Outcomes per statement, and jobs per lease, at most (default 1000).
+    ///
+    /// ```no_run
+    /// # fn demo(client: qron::Client) -> qron::Result<()> {
+    /// let worker = qron::Worker::builder(client).batch_size(500).build()?;
+    /// # Ok(()) }
+    /// ```
+    pub fn batch_size(mut self, n: usize) -> Self {
+        self.batch_size = n;
+        self
+    }
+
+    /// Outcomes waiting to be written above which leasing pauses (default 10,000).
+    ///
+    /// ```no_run
+    /// # fn demo(client: qron::Client) -> qron::Result<()> {
+    /// let worker = qron::Worker::builder(client).backlog_limit(50_000).build()?;
+    /// # Ok(()) }
+    /// ```
+    pub fn backlog_limit(mut self, n: usize) -> Self {
+        self.backlog_limit = n;
+        self
+    }
+
+    /// How often expired leases are looked for (default 1 s).
+    ///
+    /// ```no_run
+    /// # fn demo(client: qron::Client) -> qron::Result<()> {
+    /// let worker = qron::Worker::builder(client).rescue_interval(std::time::Duration::from_secs(10)).build()?;
+    /// # Ok(()) }
+    /// ```
+    pub fn rescue_interval(mut self, d: Duration) -> Self {
+        self.rescue_interval = d;
+        self
+    }
+
+    /// How long handlers may run on after a soft stop (default 30 s).
+    ///
+    /// ```no_run
+    /// # fn demo(client: qron::Client) -> qron::Result<()> {
+    /// let worker = qron::Worker::builder(client).shutdown_grace(std::time::Duration::from_secs(60)).build()?;
+    /// # Ok(()) }
+    /// ```
+    pub fn shutdown_grace(mut self, d: Duration) -> Self {
+        self.shutdown_grace = d;
+        self
+    }
+
+    /// How long a stopping worker keeps trying to write the outcomes it holds (default 10 s),
+    /// for when the database cannot be reached: the jobs whose outcomes are not written come
+    /// back when their leases expire, and run again.
+    ///
+    /// ```no_run
+    /// # fn demo(client: qron::Client) -> qron::Result<()> {
+    /// let worker = qron::Worker::builder(client).flush_timeout(std::time::Duration::from_secs(30)).build()?;
+    /// # Ok(()) }
+    /// ```
+    pub fn flush_timeout(mut self, d: Duration) -> Self {
+        self.flush_timeout = d;
+        self
+    }
+
+    /// How long finished one-off jobs are kept (default 30 days; whole days).
+    ///
+    /// ```no_run
+    /// # fn demo(client: qron::Client) -> qron::Result<()> {
+    /// let worker = qron::Worker::builder(client).history_retention(std::time::Duration::from_secs(7 * 86_400)).build()?;
+    /// # Ok(()) }
+    /// ```
+    pub fn history_retention(mut self, d: Duration) -> Self {
+        self.history_retention = d;
+        self
+    }
+
+    /// The host's clock the worker reads (default [`Utc::now`]). The worker corrects it to the
+    /// database server's clock, which decides every due time, lease and rescue: a host whose
+    /// clock is wrong neither runs jobs early nor takes over leases still held. For tests that
+    /// make such a host.
+    ///
+    /// ```no_run
+    /// # fn demo(client: qron::Client) -> qron::Result<()> {
+    /// fn two_minutes_fast() -> chrono::DateTime<chrono::Utc> {
+    ///     chrono::Utc::now() + chrono::Duration::minutes(2)
+    /// }
+    /// let worker = qron::Worker::builder(client).host_clock(two_minutes_fast).build()?;
+    /// # Ok(()) }
+    /// ```
+    pub fn host_clock(mut self, clock: HostClock) -> Self {
+        self.host_clock = clock;
+        self
+    }
+
+    /// The worker.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] when two job types declare one executor, a selected executor
+    /// has no registered job, or a setting is out of range (an interval under 1 ms, a
+    /// concurrency, batch size or backlog limit of 0, a retention under a day, a lease ahead
+    /// over a minute).
+    ///
+    /// ```no_run
+    /// # fn demo(client: qron::Client) -> qron::Result<()> {
+    /// let worker = qron::Worker::builder(client).build()?;
+    /// # Ok(()) }
+    /// ```
+    pub fn build(self) -> Result<Worker> {
+        self.check()?;
+        let mut table = crate::registry::registered()?;
+        for r in self.registrations {
+            if let Some(other) = table.insert(r.executor, r)
+                && other.type_name != r.type_name
+            {
+                return Err(crate::registry::duplicate(&other, &r));
+            }
+        }
+        let selected: Vec<Registration> = match &self.executors {
+            None => table.into_values().collect(),
+            Some(names) => {
+                let mut out = Vec::new();
+                for name in names {
+                    let r = table.get(name.as_str()).ok_or_else(|| Error::InvalidArgument {
+                        field: "executors",
+                        reason: format!(
+                            "no job is registered for executor `{name}`; declare one with #[qron::job(executor = \"{name}\")]"
+                        ),
+                    })?;
+                    out.push(*r);
+                }
+                out
+            }
+        };
+        let executors = selected
+            .into_iter()
+            .map(|r| {
+                let concurrency = self
+                    .concurrency
+                    .get(r.executor)
+                    .copied()
+                    .unwrap_or(r.options.concurrency)
+                    .max(1);
+                let capacity = u32::try_from(concurrency).unwrap_or(u32::MAX);
+                Arc::new(ExecutorState {
+                    registration: r,
+                    capacity,
+                    slots: Arc::new(Semaphore::new(capacity as usize)),
+                    executor: Arc::from(r.executor),
+                    wake: Notify::new(),
+                    slot_freed: Notify::new(),
+                    // A busy executor frees its slots one by one: its producer gathers a few
+                    // before leasing, so that a lease is a batch rather than a round trip per
+                    // job (waiting `LEASE_GATHER` at most).
+                    gather: (capacity as usize / 4).clamp(1, self.batch_size),
+                    freed: AtomicUsize::new(0),
+                    next_ready: AtomicI64::new(i64::MAX),
+                })
+            })
+            .collect();
+        Ok(Worker {
+            client: self.client,
+            executors,
+            poll_interval: self.poll_interval,
+            lease_ahead: self.lease_ahead,
+            flush_interval: self.flush_interval,
+            batch_size: self.batch_size,
+            backlog_limit: self.backlog_limit,
+            rescue_interval: self.rescue_interval,
+            shutdown_grace: self.shutdown_grace,
+            flush_timeout: self.flush_timeout,
+            history_retention: self.history_retention,
+            clock: Arc::new(DbClock::new(self.host_clock)),
+            metrics: Arc::default(),
+            stopper: Stopper {
+                soft: CancellationToken::new(),
+                hard: CancellationToken::new(),
+            },
+            id: format!(
+                "{}:{}:{}",
+                hostname(),
+                std::process::id(),
+                Utc::now().timestamp_micros()
+            ),
+        })
+    }
+}
+
+pub(crate) fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_else(|_| "host".to_owned())
+}

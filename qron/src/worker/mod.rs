@@ -1,0 +1,482 @@
+//! The worker: per executor, a [`producer`] that leases due jobs into free slots; an
+//! [`executor`] that runs each handler under its timeout and catches panics; the [`outcome`]
+//! of each execution (a pure decision); the [`notifier`] that wakes idle producers; one
+//! completer for all outcomes (`crate::completer`); and the rescuer and history maintenance
+//! (`crate::maintenance`).
+
+mod builder;
+pub(crate) mod executor;
+pub(crate) mod notifier;
+pub(crate) mod outcome;
+pub(crate) mod producer;
+
+pub use builder::WorkerBuilder;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use futures_util::FutureExt as _;
+use sqlx::postgres::PgListener;
+use tokio::sync::{Notify, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
+
+use crate::clock::{DbClock, HostClock};
+use crate::completer::{self, CompleterHandle, Outcome};
+use crate::db::{self, Completion, Finish, LeasedJob};
+use crate::handler::{Backoff, Context, JobError, Requests};
+use crate::job::interval_to_duration;
+use crate::maintenance::{history::maintain, rescuer::rescue};
+use crate::metrics::Metrics;
+use crate::registry::Registration;
+use crate::{Client, Error, Result, Schedule};
+use executor::{execute, panic_message};
+use notifier::listen;
+use outcome::{OutcomeInput, decide};
+use producer::produce;
+
+/// How often an idle producer looks for due jobs when no notification wakes it.
+pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(1);
+/// How often expired leases are looked for.
+pub const DEFAULT_RESCUE_INTERVAL: Duration = Duration::from_secs(1);
+/// How long running handlers may take to finish after a soft stop.
+pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+/// How long a stopping worker keeps trying to write the outcomes it holds.
+pub const DEFAULT_FLUSH_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long finished one-off jobs stay in the history.
+pub const DEFAULT_HISTORY_RETENTION: Duration = Duration::from_secs(30 * 86_400);
+/// How long before their run time jobs are leased by default.
+pub const DEFAULT_LEASE_AHEAD: Duration = Duration::from_millis(250);
+/// Concurrency from which an executor has two producers: one leases while the other's jobs
+/// start, which keeps the server busy between leases.
+pub(crate) const PARALLEL_LEASES_FROM: u32 = 64;
+/// The longest a busy producer waits for more free slots before leasing.
+pub(crate) const LEASE_GATHER: Duration = Duration::from_millis(5);
+/// The notification channel on which creating a due job wakes idle workers.
+pub(crate) const CHANNEL: &str = "qron_jobs";
+
+/// Stops a running worker. Cheap to clone.
+///
+/// ```no_run
+/// # async fn demo(worker: qron::Worker) {
+/// let stop = worker.stopper();
+/// let running = tokio::spawn(worker.run());
+/// stop.soft(); // finish what runs, write every outcome, return
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct Stopper {
+    pub(crate) soft: CancellationToken,
+    pub(crate) hard: CancellationToken,
+}
+
+impl Stopper {
+    /// Stop leasing; let running handlers finish (within the grace period); write every
+    /// outcome; return.
+    ///
+    /// ```no_run
+    /// # fn demo(worker: qron::Worker) {
+    /// worker.stopper().soft();
+    /// # }
+    /// ```
+    pub fn soft(&self) {
+        self.soft.cancel();
+    }
+
+    /// Cancel running handlers now; their jobs come back when their leases expire.
+    ///
+    /// ```no_run
+    /// # fn demo(worker: qron::Worker) {
+    /// worker.stopper().hard();
+    /// # }
+    /// ```
+    pub fn hard(&self) {
+        self.soft.cancel();
+        self.hard.cancel();
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct ExecutorState {
+    pub(crate) registration: Registration,
+    pub(crate) capacity: u32,
+    pub(crate) slots: Arc<Semaphore>,
+    /// The executor's name, shared by the contexts of its executions.
+    pub(crate) executor: Arc<str>,
+    pub(crate) wake: Notify,
+    /// Told when the first slot frees after a lease, and when `gather` slots are free.
+    pub(crate) slot_freed: Notify,
+    /// Free slots worth a lease without waiting for more.
+    pub(crate) gather: usize,
+    /// Slots freed since a producer last reserved some.
+    pub(crate) freed: AtomicUsize,
+    /// The earliest run time (µs since the epoch) of the jobs this worker made ready again
+    /// since its producer last looked: no notification announces those.
+    pub(crate) next_ready: AtomicI64,
+}
+
+/// Runs registered jobs: leases due jobs, runs their handlers with a bound per executor, writes
+/// outcomes in batches, rescues expired leases, and keeps the history partitioned.
+///
+/// ```no_run
+/// # async fn demo() -> qron::Result<()> {
+/// let client = qron::Client::connect("postgres://localhost/app").await?;
+/// qron::init(client);
+/// qron::Worker::run_all().await?; // until Ctrl-C or SIGTERM
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct Worker {
+    pub(crate) client: Client,
+    pub(crate) executors: Vec<Arc<ExecutorState>>,
+    pub(crate) poll_interval: Duration,
+    pub(crate) lease_ahead: Duration,
+    pub(crate) flush_interval: Duration,
+    pub(crate) batch_size: usize,
+    pub(crate) backlog_limit: usize,
+    pub(crate) rescue_interval: Duration,
+    pub(crate) shutdown_grace: Duration,
+    pub(crate) flush_timeout: Duration,
+    pub(crate) history_retention: Duration,
+    pub(crate) clock: Arc<DbClock>,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) stopper: Stopper,
+    pub(crate) id: String,
+}
+
+impl Worker {
+    /// A [`WorkerBuilder`] over `client`, serving every registered job by default.
+    ///
+    /// ```no_run
+    /// # fn demo(client: qron::Client) -> qron::Result<()> {
+    /// let builder = qron::Worker::builder(client);
+    /// # Ok(()) }
+    /// ```
+    pub fn builder(client: Client) -> WorkerBuilder {
+        WorkerBuilder {
+            client,
+            executors: None,
+            registrations: Vec::new(),
+            concurrency: HashMap::new(),
+            poll_interval: DEFAULT_POLL_INTERVAL,
+            lease_ahead: DEFAULT_LEASE_AHEAD,
+            flush_interval: completer::DEFAULT_FLUSH_INTERVAL,
+            batch_size: completer::DEFAULT_BATCH_SIZE,
+            backlog_limit: completer::DEFAULT_BACKLOG_LIMIT,
+            rescue_interval: DEFAULT_RESCUE_INTERVAL,
+            shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
+            flush_timeout: DEFAULT_FLUSH_TIMEOUT,
+            history_retention: DEFAULT_HISTORY_RETENTION,
+            host_clock: Utc::now,
+        }
+    }
+
+    /// Serves every registered job with the default client ([`crate::init`]) until Ctrl-C or
+    /// SIGTERM (a second signal cancels running handlers).
+    ///
+    /// # Errors
+    /// [`Error::NotInitialized`] without a default client; as [`WorkerBuilder::build`].
+    ///
+    /// ```no_run
+    /// # async fn demo() -> qron::Result<()> {
+    /// qron::Worker::run_all().await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn run_all() -> Result<()> {
+        let worker = Self::builder(crate::client()?).build()?;
+        let stopper = worker.stopper();
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            tracing::info!("stopping: finishing running jobs (signal again to cancel them)");
+            stopper.soft();
+            shutdown_signal().await;
+            stopper.hard();
+        });
+        worker.run().await
+    }
+
+    /// The worker's counters.
+    ///
+    /// ```no_run
+    /// # async fn demo(worker: qron::Worker) -> qron::Result<()> {
+    /// let metrics = worker.metrics();
+    /// tokio::spawn(worker.run());
+    /// println!("{} in flight", metrics.in_flight());
+    /// # Ok(()) }
+    /// ```
+    pub fn metrics(&self) -> Arc<Metrics> {
+        self.metrics.clone()
+    }
+
+    /// A handle that stops the worker.
+    ///
+    /// ```no_run
+    /// # async fn demo(worker: qron::Worker) -> qron::Result<()> {
+    /// let stopper = worker.stopper();
+    /// let running = tokio::spawn(worker.run());
+    /// stopper.soft();
+    /// # Ok(()) }
+    /// ```
+    pub fn stopper(&self) -> Stopper {
+        self.stopper.clone()
+    }
+
+    /// Runs until stopped through its [`Stopper`]; returns once every outcome is written (or,
+    /// when the database cannot be reached, after the [flush
+    /// timeout](WorkerBuilder::flush_timeout)).
+    ///
+    /// # Errors
+    /// [`Error::WorkerTask`] when one of the worker's own tasks (a producer, the rescuer…)
+    /// panicked: the worker then stops as on a soft stop, and returns the panic's message. It
+    /// carries on through database errors.
+    ///
+    /// # Cancel safety
+    /// Dropping the future stops the worker as a hard stop does: it leases no more, its running
+    /// handlers are cancelled (their jobs come back when their leases expire), and the
+    /// outcomes it holds are written within the flush timeout.
+    ///
+    /// ```no_run
+    /// # async fn demo(worker: qron::Worker) -> qron::Result<()> {
+    /// worker.run().await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn run(self) -> Result<()> {
+        let pool = self.client.pool().clone();
+        let (completer, completer_task) = completer::spawn(
+            pool.clone(),
+            self.batch_size,
+            self.flush_interval,
+            self.backlog_limit,
+            self.metrics.clone(),
+            self.clock.clone(),
+        );
+        // From here on, dropping this future stops everything it started.
+        let mut guard = RunGuard {
+            stopper: self.stopper.clone(),
+            completer: Some(completer_task),
+            flush_timeout: self.flush_timeout,
+        };
+        // Every due time, lease and rescue is the database's time: measure the offset first.
+        if let Err(e) = self.clock.sync(&pool).await {
+            tracing::warn!(error = %e, "could not read the database's clock; using the host's until it can");
+        }
+        let shared = Arc::new(Shared {
+            pool: pool.clone(),
+            completer,
+            metrics: self.metrics.clone(),
+            clock: self.clock.clone(),
+            schedules: Mutex::new(HashMap::new()),
+            worker_id: self.id.clone(),
+            batch_size: self.batch_size,
+            poll_interval: self.poll_interval,
+            lease_ahead: chrono::Duration::from_std(self.lease_ahead)
+                .unwrap_or(chrono::Duration::zero()),
+            soft: self.stopper.soft.clone(),
+            hard: self.stopper.hard.clone(),
+        });
+        tracing::info!(
+            worker = %self.id,
+            executors = ?self.executors.iter().map(|e| e.registration.executor).collect::<Vec<_>>(),
+            "worker started"
+        );
+        // The worker's own tasks, each reporting its name and, if it panicked, why. A JoinSet
+        // aborts them all when it is dropped.
+        let mut background = tokio::task::JoinSet::new();
+        let mut producers = tokio::task::JoinSet::new();
+        let by_name: HashMap<&'static str, Arc<ExecutorState>> = self
+            .executors
+            .iter()
+            .map(|e| (e.registration.executor, e.clone()))
+            .collect();
+        background.spawn(supervised(
+            "notification listener",
+            listen(pool.clone(), by_name, shared.soft.clone()),
+        ));
+        background.spawn(supervised(
+            "rescuer",
+            rescue(shared.clone(), self.executors.clone(), self.rescue_interval),
+        ));
+        background.spawn(supervised(
+            "history maintenance",
+            maintain(
+                pool.clone(),
+                self.history_retention,
+                shared.clock.clone(),
+                shared.soft.clone(),
+            ),
+        ));
+        for e in &self.executors {
+            let n = if e.capacity >= PARALLEL_LEASES_FROM {
+                2
+            } else {
+                1
+            };
+            for _ in 0..n {
+                producers.spawn(supervised("producer", produce(e.clone(), shared.clone())));
+            }
+        }
+
+        // Until stopped, or until one of the tasks ends on its own (it panicked).
+        let mut failed: Option<Error> = None;
+        loop {
+            let ended = tokio::select! {
+                () = shared.soft.cancelled() => break,
+                Some(r) = background.join_next() => r,
+                Some(r) = producers.join_next() => r,
+            };
+            let (task, reason) = match ended {
+                Ok((task, panic)) => (task, panic.unwrap_or_else(|| "it returned".to_owned())),
+                Err(e) => ("task", e.to_string()),
+            };
+            if shared.soft.is_cancelled() {
+                break;
+            }
+            tracing::error!(
+                task,
+                reason,
+                "a worker task stopped unexpectedly; stopping the worker"
+            );
+            failed = Some(Error::WorkerTask { task, reason });
+            shared.soft.cancel();
+        }
+        while producers.join_next().await.is_some() {}
+        // Let running handlers finish within the grace period: every slot free again.
+        let drain = async {
+            for e in &self.executors {
+                let _ = e.slots.acquire_many(e.capacity).await;
+            }
+        };
+        tokio::pin!(drain);
+        let mut drained = false;
+        tokio::select! {
+            () = &mut drain => drained = true,
+            () = tokio::time::sleep(self.shutdown_grace) => {
+                tracing::warn!("grace period over: cancelling running handlers");
+                shared.hard.cancel();
+            }
+            () = shared.hard.cancelled() => {}
+        }
+        if !drained {
+            // Cancelled executions give their slots back at once.
+            drain.await;
+        }
+        background.shutdown().await;
+        drop(shared);
+        // The outcomes held are written, within the flush timeout.
+        if let Some(mut completer) = guard.completer.take() {
+            tokio::select! {
+                _ = &mut completer => {}
+                () = tokio::time::sleep(self.flush_timeout) => {
+                    tracing::error!(timeout = ?self.flush_timeout, "could not write every outcome in time: their jobs come back when their leases expire");
+                    completer.abort();
+                }
+            }
+        }
+        tracing::info!(worker = %self.id, "worker stopped");
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Runs one of the worker's tasks, reporting its name and, if it panicked, the panic's
+/// message.
+async fn supervised(
+    task: &'static str,
+    f: impl std::future::Future<Output = ()>,
+) -> (&'static str, Option<String>) {
+    match std::panic::AssertUnwindSafe(f).catch_unwind().await {
+        Ok(()) => (task, None),
+        Err(panic) => (task, Some(format!("panicked: {}", panic_message(panic)))),
+    }
+}
+
+/// Stops a worker whose `run` future is dropped before it returned: a hard stop, and the
+/// completer's flush bounded by the flush timeout.
+struct RunGuard {
+    stopper: Stopper,
+    /// The completer, until `run` has waited for it.
+    completer: Option<tokio::task::JoinHandle<()>>,
+    flush_timeout: Duration,
+}
+
+impl Drop for RunGuard {
+    fn drop(&mut self) {
+        let Some(mut completer) = self.completer.take() else {
+            return;
+        };
+        tracing::warn!("the worker's run future was dropped: stopping it hard");
+        self.stopper.hard();
+        let timeout = self.flush_timeout;
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                if tokio::time::timeout(timeout, &mut completer).await.is_err() {
+                    completer.abort();
+                }
+            });
+        } else {
+            completer.abort();
+        }
+    }
+}
+
+/// Ctrl-C, or SIGTERM on Unix.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+pub(crate) struct Shared {
+    pub(crate) pool: sqlx::PgPool,
+    pub(crate) completer: CompleterHandle,
+    pub(crate) metrics: Arc<Metrics>,
+    /// The database's time (see [`DbClock`]).
+    pub(crate) clock: Arc<DbClock>,
+    pub(crate) schedules: Mutex<HashMap<String, Option<Schedule>>>,
+    pub(crate) worker_id: String,
+    pub(crate) batch_size: usize,
+    pub(crate) poll_interval: Duration,
+    pub(crate) lease_ahead: chrono::Duration,
+    pub(crate) soft: CancellationToken,
+    pub(crate) hard: CancellationToken,
+}
+
+impl Shared {
+    /// A stored expression, parsed once per worker.
+    pub(crate) fn schedule(&self, expr: &str) -> Option<Schedule> {
+        let mut cache = self
+            .schedules
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if cache.len() > 10_000 {
+            cache.clear();
+        }
+        if let Some(s) = cache.get(expr) {
+            return s.clone();
+        }
+        let s = Schedule::parse(expr).ok();
+        cache.insert(expr.to_owned(), s.clone());
+        s
+    }
+}
