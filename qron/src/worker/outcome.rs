@@ -126,3 +126,186 @@ pub(crate) fn decide(
         }
     }
 }
+
+/// SPEC §4's outcome table, cell by cell, without a database.
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone as _;
+
+    fn at(h: u32, m: u32, s: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2027, 1, 1, h, m, s)
+            .single()
+            .unwrap_or(DateTime::<Utc>::MIN_UTC)
+    }
+
+    /// A job leased at its slot 10:00 (started 09:00), on attempt `attempt` of 3.
+    fn input(recurring: bool, attempt: i32) -> OutcomeInput {
+        OutcomeInput {
+            id: 7,
+            token: 2,
+            revision: 1,
+            recurring,
+            run_at: at(10, 0, 0),
+            slot_at: at(10, 0, 0),
+            attempt,
+            max_attempts: 3,
+            start_at: at(9, 0, 0),
+        }
+    }
+
+    fn backoff() -> Backoff {
+        Backoff::new(Duration::from_secs(10), Duration::from_secs(10))
+    }
+
+    fn hourly() -> Schedule {
+        Schedule::parse("@every 1 hour").unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Decides for a job run at 10:00:05.
+    fn run(
+        recurring: bool,
+        attempt: i32,
+        result: std::result::Result<(), JobError>,
+        requests: Requests,
+    ) -> (Outcome, &'static str) {
+        let s = hourly();
+        decide(
+            &input(recurring, attempt),
+            result,
+            requests,
+            at(10, 0, 5),
+            recurring.then_some(&s),
+            backoff(),
+        )
+    }
+
+    fn finish(o: &Outcome) -> &Finish {
+        match o {
+            Outcome::Finish(f) => f,
+            Outcome::Complete(c) => panic!("a completion: {c:?}"),
+        }
+    }
+
+    fn complete(o: &Outcome) -> &Completion {
+        match o {
+            Outcome::Complete(c) => c,
+            Outcome::Finish(f) => panic!("a finish: {f:?}"),
+        }
+    }
+
+    #[test]
+    fn one_off_jobs() {
+        // Ok: succeeded.
+        let (o, label) = run(false, 1, Ok(()), Requests::default());
+        let f = finish(&o);
+        assert_eq!(
+            (f.status, label, f.error.as_deref()),
+            ("succeeded", "succeeded", None)
+        );
+        assert_eq!((f.id, f.token, f.lease_run_at), (7, 2, at(10, 0, 0)));
+        // Retry with attempts left: ready after the back-off (7.5–10 s), same occurrence.
+        let (o, label) = run(false, 1, Err(JobError::retry("busy")), Requests::default());
+        let c = complete(&o);
+        assert_eq!(
+            (c.status, label, c.reset_attempt),
+            ("ready", "retry", false)
+        );
+        assert!(
+            c.run_at >= at(10, 0, 12) && c.run_at <= at(10, 0, 15),
+            "{}",
+            c.run_at
+        );
+        assert_eq!((c.slot_at, c.error.as_deref()), (None, Some("busy")));
+        // Retry on the last attempt: failed.
+        let (o, label) = run(false, 3, Err(JobError::retry("busy")), Requests::default());
+        assert_eq!((finish(&o).status, label), ("failed", "failed"));
+        // Fail: failed at once, with its reason.
+        let (o, _) = run(false, 1, Err(JobError::fail("gone")), Requests::default());
+        let f = finish(&o);
+        assert_eq!((f.status, f.error.as_deref()), ("failed", Some("gone")));
+    }
+
+    #[test]
+    fn recurring_jobs() {
+        // Ok: ready at the next slot, a new occurrence.
+        let (o, label) = run(true, 1, Ok(()), Requests::default());
+        let c = complete(&o);
+        assert_eq!(
+            (c.status, label, c.reset_attempt),
+            ("ready", "succeeded", true)
+        );
+        assert_eq!((c.run_at, c.slot_at), (at(11, 0, 0), Some(at(11, 0, 0))));
+        // Retry: ready after the back-off, never later than the next slot.
+        let (o, _) = run(true, 1, Err(JobError::retry("busy")), Requests::default());
+        let c = complete(&o);
+        assert_eq!((c.status, c.reset_attempt), ("ready", false));
+        assert!(c.run_at < at(11, 0, 0));
+        // Retry on the last attempt, or Fail: the occurrence is given up; the next slot waits.
+        for e in [JobError::retry("busy"), JobError::fail("gone")] {
+            let (o, label) = run(true, 3, Err(e), Requests::default());
+            let c = complete(&o);
+            assert_eq!(
+                (c.status, label, c.run_at),
+                ("ready", "failed", at(11, 0, 0))
+            );
+            assert!(c.reset_attempt && c.error.is_some());
+        }
+    }
+
+    #[test]
+    fn what_the_handler_asked_for() {
+        // stop(): paused, whatever the kind.
+        for recurring in [false, true] {
+            let requests = Requests {
+                stop: true,
+                ..Requests::default()
+            };
+            let (o, label) = run(recurring, 1, Ok(()), requests);
+            assert_eq!((complete(&o).status, label), ("paused", "paused"));
+        }
+        // reschedule(): ready on the new schedule, counted from now.
+        let requests = Requests {
+            reschedule: Some(
+                Schedule::parse("@after 10 minutes").unwrap_or_else(|e| panic!("{e}")),
+            ),
+            payload: Some("{\"step\":2}".to_owned()),
+            ..Requests::default()
+        };
+        let (o, label) = run(false, 1, Ok(()), requests);
+        let c = complete(&o);
+        assert_eq!(
+            (c.status, label, c.run_at),
+            ("ready", "rescheduled", at(10, 10, 5))
+        );
+        assert_eq!(c.expr.as_deref(), Some("@after 10 minutes"));
+        assert_eq!((c.start_at, c.recurring), (Some(at(10, 0, 5)), false));
+        assert_eq!(c.payload.as_deref(), Some("{\"step\":2}"));
+        // set_payload() goes with a one-off job's end.
+        let requests = Requests {
+            payload: Some("1".to_owned()),
+            ..Requests::default()
+        };
+        let (o, _) = run(false, 1, Ok(()), requests);
+        assert_eq!(finish(&o).payload.as_deref(), Some("1"));
+    }
+
+    #[test]
+    fn a_recurring_job_without_a_next_slot_ends_failed() {
+        let (o, label) = decide(
+            &input(true, 1),
+            Ok(()),
+            Requests::default(),
+            at(10, 0, 5),
+            None,
+            backoff(),
+        );
+        let f = finish(&o);
+        assert_eq!((f.status, label), ("failed", "failed"));
+        assert!(
+            f.error
+                .as_deref()
+                .is_some_and(|e| e.contains("no next run"))
+        );
+    }
+}
