@@ -704,28 +704,76 @@ pub(crate) struct LeasedJob {
     pub start_at: DateTime<Utc>,
 }
 
-/// Decoded by position, in the order of the lease's `RETURNING` list: a lease returns up to a
-/// batch of rows, and looking each column up by name was a noticeable part of a worker's time.
+/// The lease's `RETURNING` list, by name, in order: [`LeasedJob`] is decoded by these
+/// positions (a lease returns up to a batch of rows, and looking each column up by name was a
+/// noticeable part of a worker's time). A test checks that the statement's list is this one.
+const LEASED_COLUMNS: [&str; 16] = [
+    "id",
+    "owner",
+    "name",
+    "expr",
+    "recurring",
+    "run_at",
+    "slot_at",
+    "payload",
+    "meta",
+    "attempt",
+    "executions",
+    "max_attempts",
+    "timeout",
+    "lease_token",
+    "revision",
+    "start_at",
+];
+
+/// The position of `column` in [`LEASED_COLUMNS`] (evaluated at compile time: a name not in
+/// the list does not compile).
+const fn leased(column: &str) -> usize {
+    let mut i = 0;
+    while i < LEASED_COLUMNS.len() {
+        if str_eq(LEASED_COLUMNS[i], column) {
+            return i;
+        }
+        i += 1;
+    }
+    panic!("not a column of the lease's RETURNING list")
+}
+
+const fn str_eq(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
 impl<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> for LeasedJob {
     fn from_row(row: &'r sqlx::postgres::PgRow) -> sqlx::Result<Self> {
         use sqlx::Row as _;
         Ok(Self {
-            id: row.try_get_unchecked(0)?,
-            owner: row.try_get_unchecked(1)?,
-            name: row.try_get_unchecked(2)?,
-            expr: row.try_get_unchecked(3)?,
-            recurring: row.try_get_unchecked(4)?,
-            run_at: row.try_get_unchecked(5)?,
-            slot_at: row.try_get_unchecked(6)?,
-            payload: row.try_get_unchecked(7)?,
-            meta: row.try_get_unchecked(8)?,
-            attempt: row.try_get_unchecked(9)?,
-            executions: row.try_get_unchecked(10)?,
-            max_attempts: row.try_get_unchecked(11)?,
-            timeout: row.try_get_unchecked(12)?,
-            lease_token: row.try_get_unchecked(13)?,
-            revision: row.try_get_unchecked(14)?,
-            start_at: row.try_get_unchecked(15)?,
+            id: row.try_get_unchecked(const { leased("id") })?,
+            owner: row.try_get_unchecked(const { leased("owner") })?,
+            name: row.try_get_unchecked(const { leased("name") })?,
+            expr: row.try_get_unchecked(const { leased("expr") })?,
+            recurring: row.try_get_unchecked(const { leased("recurring") })?,
+            run_at: row.try_get_unchecked(const { leased("run_at") })?,
+            slot_at: row.try_get_unchecked(const { leased("slot_at") })?,
+            payload: row.try_get_unchecked(const { leased("payload") })?,
+            meta: row.try_get_unchecked(const { leased("meta") })?,
+            attempt: row.try_get_unchecked(const { leased("attempt") })?,
+            executions: row.try_get_unchecked(const { leased("executions") })?,
+            max_attempts: row.try_get_unchecked(const { leased("max_attempts") })?,
+            timeout: row.try_get_unchecked(const { leased("timeout") })?,
+            lease_token: row.try_get_unchecked(const { leased("lease_token") })?,
+            revision: row.try_get_unchecked(const { leased("revision") })?,
+            start_at: row.try_get_unchecked(const { leased("start_at") })?,
         })
     }
 }
@@ -758,9 +806,9 @@ macro_rules! lease {
                  LIMIT $3
                  FOR UPDATE SKIP LOCKED))
             RETURNING j.id, j.owner, j.name, j.expr, j.recurring, j.run_at, j.slot_at,
-                      NULLIF(j.payload, 'null')::text, NULLIF(j.meta, '{}')::text, j.attempt,
-                      j.executions, j.max_attempts, j.timeout, j.lease_token, j.revision,
-                      j.start_at"
+                      NULLIF(j.payload, 'null')::text AS payload,
+                      NULLIF(j.meta, '{}')::text AS meta, j.attempt, j.executions,
+                      j.max_attempts, j.timeout, j.lease_token, j.revision, j.start_at"
         )
     };
 }
@@ -1181,4 +1229,44 @@ pub(crate) async fn maintenance_try_lock<'e>(ex: impl PgExecutor<'e>) -> sqlx::R
     sqlx::query_scalar("SELECT pg_try_advisory_xact_lock(hashtext('qron.maintenance'))")
         .fetch_one(ex)
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_lease_returns_the_columns_its_row_is_decoded_by() {
+        // The name each item of the RETURNING list gets: its alias, or its column.
+        let list = LEASE
+            .rsplit_once("RETURNING")
+            .map(|(_, l)| l)
+            .unwrap_or_default();
+        // Items are separated by the commas outside parentheses.
+        let mut items = Vec::new();
+        let (mut depth, mut from) = (0, 0);
+        for (i, c) in list.char_indices() {
+            match c {
+                '(' => depth += 1,
+                ')' => depth -= 1,
+                ',' if depth == 0 => {
+                    items.push(&list[from..i]);
+                    from = i + 1;
+                }
+                _ => {}
+            }
+        }
+        items.push(&list[from..]);
+        let names: Vec<&str> = items
+            .into_iter()
+            .map(|item| {
+                let item = item.trim();
+                match item.rsplit_once(" AS ") {
+                    Some((_, alias)) => alias.trim(),
+                    None => item.trim_start_matches("j."),
+                }
+            })
+            .collect();
+        assert_eq!(names, LEASED_COLUMNS);
+    }
 }
