@@ -175,6 +175,11 @@ pub(crate) fn generate(func: &ItemFn, args: Args) -> syn::Result<TokenStream> {
         None => quote!(#krate::DEFAULT_CONCURRENCY),
     };
     let (base, max) = args.backoff.unwrap_or((1_000_000, 3_600_000_000));
+    let history = match args.history {
+        None | Some(crate::parse::History::All) => quote!(#krate::History::All),
+        Some(crate::parse::History::Failed) => quote!(#krate::History::Failed),
+        Some(crate::parse::History::None) => quote!(#krate::History::None),
+    };
     let payload_span = payload_ty.span();
     let assert_payload = quote_spanned! {payload_span=>
         const _: () = #krate::__private::assert_payload::<#payload_ty>();
@@ -219,7 +224,8 @@ pub(crate) fn generate(func: &ItemFn, args: Args) -> syn::Result<TokenStream> {
                         #krate::__private::Duration::from_micros(#base),
                         #krate::__private::Duration::from_micros(#max),
                     ),
-                );
+                )
+                .with_history(#history);
 
                 fn __run(
                     ctx: #krate::Context,

@@ -1,5 +1,6 @@
 //! The attribute's arguments: `executor = "…"`, `max_attempts = 5`, `timeout = "30s"`,
-//! `concurrency = 10`, `backoff(base = "1s", max = "1h")`, `name = "…"`, `crate = "…"`.
+//! `concurrency = 10`, `backoff(base = "1s", max = "1h")`, `history = "failed"`, `name = "…"`,
+//! `crate = "…"`.
 
 use proc_macro2::Span;
 use syn::parse::{Parse, ParseStream};
@@ -16,9 +17,18 @@ mod kw {
     syn::custom_keyword!(name);
     syn::custom_keyword!(base);
     syn::custom_keyword!(max);
+    syn::custom_keyword!(history);
 }
 
-const VALID: &str = "executor, max_attempts, timeout, concurrency, backoff, name, crate";
+const VALID: &str = "executor, max_attempts, timeout, concurrency, backoff, history, name, crate";
+
+/// What the history keeps of an executor's finished jobs.
+#[derive(Clone, Copy)]
+pub(crate) enum History {
+    All,
+    Failed,
+    None,
+}
 
 /// A value and where it was written.
 pub(crate) struct Spanned<T> {
@@ -34,6 +44,7 @@ pub(crate) struct Args {
     pub timeout_us: Option<Spanned<u64>>,
     pub concurrency: Option<Spanned<usize>>,
     pub backoff: Option<(u64, u64)>,
+    pub history: Option<History>,
     pub name: Option<Spanned<String>>,
     pub krate: Option<syn::Path>,
     /// Every mistake found, reported together.
@@ -201,6 +212,23 @@ impl Parse for Args {
                     "backoff",
                     &mut args.errors,
                 );
+            } else if lookahead.peek(kw::history) {
+                let key = input.parse::<kw::history>()?;
+                input.parse::<Token![=]>()?;
+                let lit = input.parse::<LitStr>()?;
+                let history = match lit.value().as_str() {
+                    "all" => Some(History::All),
+                    "failed" => Some(History::Failed),
+                    "none" => Some(History::None),
+                    _ => None,
+                };
+                match history {
+                    Some(h) => once(&mut args.history, h, key.span, "history", &mut args.errors),
+                    None => args.errors.push(syn::Error::new(
+                        lit.span(),
+                        "`history` keeps finished jobs: write \"all\" (the default), \"failed\" or \"none\"",
+                    )),
+                }
             } else if lookahead.peek(kw::name) {
                 let key = input.parse::<kw::name>()?;
                 input.parse::<Token![=]>()?;

@@ -62,6 +62,7 @@ impl Outcome {
                 token: c.token,
                 revision: c.revision,
                 lease_run_at: c.lease_run_at,
+                history: c.history,
                 status: "failed",
                 payload: None,
                 error,
@@ -282,18 +283,18 @@ async fn write_once(
     metrics: &Metrics,
 ) -> Attempt {
     let mut applied = 0;
-    for plain in [true, false] {
+    for kind in db::FinishKind::ALL {
         let finishes: Vec<&Finish> = batch
             .iter()
             .filter_map(|o| match o {
-                Outcome::Finish(f) if f.is_plain_success() == plain => Some(f),
+                Outcome::Finish(f) if f.kind() == kind => Some(f),
                 _ => None,
             })
             .collect();
         if finishes.is_empty() {
             continue;
         }
-        let moved = match db::job_finish_many(pool, plain, &finishes, now).await {
+        let moved = match db::job_finish_many(pool, kind, &finishes, now).await {
             Ok(moved) => moved,
             Err(e) => {
                 return Attempt {
@@ -311,7 +312,7 @@ async fn write_once(
         let mut rest = Vec::with_capacity(batch.len());
         for o in batch.drain(..) {
             match o {
-                Outcome::Finish(f) if f.is_plain_success() == plain => {
+                Outcome::Finish(f) if f.kind() == kind => {
                     if !moved.contains(&(f.id, f.token)) {
                         rest.push(Outcome::Complete(f.kept_live()));
                     }

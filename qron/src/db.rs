@@ -893,6 +893,8 @@ pub(crate) struct Completion {
     pub lease_run_at: DateTime<Utc>,
     /// A one-off job (as leased): when its outcome cannot be stored, it fails.
     pub one_off: bool,
+    /// What its executor's history keeps (for that failure).
+    pub history: crate::History,
     /// `ready` or `paused`.
     pub status: &'static str,
     pub run_at: DateTime<Utc>,
@@ -997,6 +999,8 @@ pub(crate) struct Finish {
     pub revision: i64,
     /// The job's run time when it was leased.
     pub lease_run_at: DateTime<Utc>,
+    /// What its executor's history keeps.
+    pub history: crate::History,
     /// `succeeded` or `failed`.
     pub status: &'static str,
     pub payload: Option<String>,
@@ -1068,10 +1072,47 @@ const FINISH_SUCCEEDED: &str = concat!(
     SELECT COALESCE(array_agg(id), '{}'), COALESCE(array_agg(lease_token), '{}') FROM done"
 );
 
+/// The end of jobs the history does not keep (see [`crate::History`]): only the leases
+/// travel, and the rows are deleted, which costs what a queue without a history pays.
+const FINISH_DELETED: &str = "
+    WITH done AS (
+        DELETE FROM qron.jobs j
+         WHERE (j.id, j.lease_token, j.run_at) IN
+               (SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::timestamptz[]))
+           AND j.status = 'running'
+        RETURNING j.id, j.lease_token)
+    SELECT COALESCE(array_agg(id), '{}'), COALESCE(array_agg(lease_token), '{}') FROM done";
+
+/// Which statement ends a one-off job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FinishKind {
+    /// Not kept by its executor's history: [`FINISH_DELETED`].
+    Deleted,
+    /// A success that changes neither payload nor error: [`FINISH_SUCCEEDED`].
+    PlainSuccess,
+    /// The rest: [`FINISH_MANY`].
+    Other,
+}
+
+impl FinishKind {
+    /// Every kind, in the order a batch writes them.
+    pub(crate) const ALL: [FinishKind; 3] = [
+        FinishKind::Deleted,
+        FinishKind::PlainSuccess,
+        FinishKind::Other,
+    ];
+}
+
 impl Finish {
-    /// A success that changes neither payload nor error: [`FINISH_SUCCEEDED`]'s case.
-    pub(crate) fn is_plain_success(&self) -> bool {
-        self.status == "succeeded" && self.payload.is_none() && self.error.is_none()
+    /// The statement that ends this job.
+    pub(crate) fn kind(&self) -> FinishKind {
+        if !self.history.keeps(self.status) {
+            FinishKind::Deleted
+        } else if self.status == "succeeded" && self.payload.is_none() && self.error.is_none() {
+            FinishKind::PlainSuccess
+        } else {
+            FinishKind::Other
+        }
     }
 
     /// The outcome for a one-off job that stays live after all (paused or given a new
@@ -1083,6 +1124,7 @@ impl Finish {
             revision: self.revision,
             lease_run_at: self.lease_run_at,
             one_off: true,
+            history: self.history,
             status: "ready",
             run_at: self.lease_run_at,
             slot_at: None,
@@ -1096,38 +1138,42 @@ impl Finish {
     }
 }
 
-/// Moves finished one-off jobs to the history: plain successes ([`Finish::is_plain_success`])
+/// Ends one-off jobs of one [`FinishKind`]: deleted, or moved to the history (plain successes
 /// with a statement that sends only the leases, the others with one that sends their status,
-/// payload and error too. Returns the leases (id, token) of the jobs moved (a job paused or
+/// payload and error too). Returns the leases (id, token) of the jobs ended (a job paused or
 /// given a new schedule while it ran stays live: the caller completes it instead).
 pub(crate) async fn job_finish_many(
     pool: &sqlx::PgPool,
-    plain: bool,
+    kind: FinishKind,
     rows: &[&Finish],
     now: DateTime<Utc>,
 ) -> sqlx::Result<Vec<(i64, i64)>> {
-    // Both statements take the leases first; they come back as two arrays (a row per job
+    // Every statement takes the leases first; they come back as two arrays (a row per job
     // costs both sides more).
-    let q = sqlx::query_as::<_, (Vec<i64>, Vec<i64>)>(if plain {
-        FINISH_SUCCEEDED
-    } else {
-        FINISH_MANY
+    let q = sqlx::query_as::<_, (Vec<i64>, Vec<i64>)>(match kind {
+        FinishKind::Deleted => FINISH_DELETED,
+        FinishKind::PlainSuccess => FINISH_SUCCEEDED,
+        FinishKind::Other => FINISH_MANY,
     })
     .persistent(false)
     .bind(rows.iter().map(|r| r.id).collect::<Vec<_>>())
     .bind(rows.iter().map(|r| r.token).collect::<Vec<_>>())
     .bind(rows.iter().map(|r| r.lease_run_at).collect::<Vec<_>>());
-    let q = if plain {
-        q
-    } else {
-        q.bind(rows.iter().map(|r| r.revision).collect::<Vec<_>>())
+    let q = match kind {
+        FinishKind::Deleted => {
+            let (ids, tokens) = q.fetch_one(pool).await?;
+            return Ok(ids.into_iter().zip(tokens).collect());
+        }
+        FinishKind::PlainSuccess => q,
+        FinishKind::Other => q
+            .bind(rows.iter().map(|r| r.revision).collect::<Vec<_>>())
             .bind(rows.iter().map(|r| r.status).collect::<Vec<_>>())
             .bind(
                 rows.iter()
                     .map(|r| r.payload.as_deref())
                     .collect::<Vec<_>>(),
             )
-            .bind(rows.iter().map(|r| r.error.as_deref()).collect::<Vec<_>>())
+            .bind(rows.iter().map(|r| r.error.as_deref()).collect::<Vec<_>>()),
     };
     let (ids, tokens) = q.bind(now).fetch_one(pool).await?;
     Ok(ids.into_iter().zip(tokens).collect())

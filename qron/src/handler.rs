@@ -79,6 +79,35 @@ fn jitter() -> f64 {
     (h.finish() >> 11) as f64 / (1u64 << 53) as f64
 }
 
+/// What the history keeps of an executor's finished one-off jobs (`#[qron::job(history =
+/// "…")]`). Keeping fewer makes each finish cheaper: a job that is not kept is deleted in the
+/// outcome statement, without a history row.
+///
+/// ```
+/// assert_eq!(qron::JobOptions::default().history, qron::History::All);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum History {
+    /// Every finished job, succeeded or failed (the default).
+    #[default]
+    All,
+    /// Failed jobs only: a success leaves no trace (`get` finds nothing once it is done).
+    Failed,
+    /// None: every finished job is deleted.
+    None,
+}
+
+impl History {
+    /// Whether a job that ended with `status` (`succeeded` or `failed`) is kept.
+    pub(crate) fn keeps(self, status: &str) -> bool {
+        match self {
+            History::All => true,
+            History::Failed => status == "failed",
+            History::None => false,
+        }
+    }
+}
+
 /// Defaults a typed job gives the jobs it creates and the worker that runs it.
 ///
 /// ```
@@ -96,6 +125,8 @@ pub struct JobOptions {
     pub concurrency: usize,
     /// Retry delays.
     pub backoff: Backoff,
+    /// What the history keeps of its finished jobs.
+    pub history: History,
 }
 
 /// Executions at once per job type and worker when the job does not say.
@@ -108,6 +139,7 @@ impl Default for JobOptions {
             timeout: crate::DEFAULT_TIMEOUT,
             concurrency: DEFAULT_CONCURRENCY,
             backoff: Backoff::default(),
+            history: History::All,
         }
     }
 }
@@ -132,7 +164,20 @@ impl JobOptions {
             timeout,
             concurrency,
             backoff,
+            history: History::All,
         }
+    }
+
+    /// The same options with another history policy; `const`, for the code `#[qron::job]`
+    /// generates.
+    ///
+    /// ```
+    /// let o = qron::JobOptions::default().with_history(qron::History::Failed);
+    /// assert_eq!(o.history, qron::History::Failed);
+    /// ```
+    pub const fn with_history(mut self, history: History) -> Self {
+        self.history = history;
+        self
     }
 }
 

@@ -50,7 +50,7 @@ pub use error::{Error, Result};
 pub use expr::{
     ExprError, ExprErrorKind, Interval, IntervalError, MAX_EXPR_LEN, MIN_EVERY, Schedule,
 };
-pub use handler::{Backoff, Context, DEFAULT_CONCURRENCY, Job, JobError, JobOptions};
+pub use handler::{Backoff, Context, DEFAULT_CONCURRENCY, History, Job, JobError, JobOptions};
 pub use job::{
     DEFAULT_MAX_ATTEMPTS, DEFAULT_TIMEOUT, JobRef, JobRow, JobStatus, JobUpdate,
     MAX_ATTEMPTS_LIMIT, MAX_NAME_LEN, MAX_PAGE, NewJob, OnConflict, Order, Page, Search,
@@ -92,6 +92,7 @@ pub use migrate::{SCHEMA, migrate, migrator};
 /// | `timeout = "…"` | lease length, such as `"30s"`, `"5m"`, `"1h 30m"` | 5 minutes |
 /// | `concurrency = n` | executions at once per worker process | 10 |
 /// | `backoff(base = "…", max = "…")` | retry delays, exponential with jitter | 1 s to 1 h |
+/// | `history = "…"` | what the history keeps of finished jobs: `"all"`, `"failed"` or `"none"` ([`History`]) | `"all"` |
 /// | `name = "…"` | the generated type's name | the function's, in UpperCamelCase |
 /// | `crate = "…"` | the path of the qron crate, when renamed | `::qron` |
 pub use qron_macros::job;

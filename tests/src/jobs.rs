@@ -187,6 +187,18 @@ pub async fn act_lease(ctx: Context, a: Script) -> Result<(), JobError> {
     behave(ctx, a).await
 }
 
+/// As `act`, one attempt, and a history that keeps failed jobs only.
+#[qron::job(executor = "act_failed_only", max_attempts = 1, history = "failed")]
+pub async fn act_failed_only(ctx: Context, a: Script) -> Result<(), JobError> {
+    behave(ctx, a).await
+}
+
+/// As `act`, one attempt, and no history at all.
+#[qron::job(executor = "act_no_history", max_attempts = 1, history = "none")]
+pub async fn act_no_history(ctx: Context, a: Script) -> Result<(), JobError> {
+    behave(ctx, a).await
+}
+
 /// A job that does nothing, many at once: for batching and throughput.
 #[qron::job(executor = "noop", concurrency = 2000)]
 pub async fn noop(_: ()) -> Result<(), JobError> {

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 
 use crate::completer::{self, Outcome};
 use crate::db;
-use crate::handler::{Backoff, JobError, Requests};
+use crate::handler::{JobError, JobOptions, Requests};
 use crate::worker::outcome::{OutcomeInput, decide};
 use crate::worker::{ExecutorState, Shared};
 
@@ -20,9 +20,9 @@ pub(crate) async fn rescue(
     executors: Vec<Arc<ExecutorState>>,
     every: Duration,
 ) {
-    let backoffs: HashMap<&str, Backoff> = executors
+    let options: HashMap<&str, JobOptions> = executors
         .iter()
-        .map(|e| (e.registration.executor, e.registration.options.backoff))
+        .map(|e| (e.registration.executor, e.registration.options))
         .collect();
     loop {
         // The rescuer keeps the clock's offset fresh (a host's clock drifts, or is set).
@@ -31,7 +31,7 @@ pub(crate) async fn rescue(
         {
             tracing::debug!(error = %e, "could not read the database's clock");
         }
-        match rescue_once(&shared, &backoffs, shared.clock.now()).await {
+        match rescue_once(&shared, &options, shared.clock.now()).await {
             Ok(n) if n > 0 => {
                 tracing::info!(rescued = n, "returned expired leases to the pool");
             }
@@ -49,7 +49,7 @@ pub(crate) async fn rescue(
 /// the lease guard lets one write win.
 pub(crate) async fn rescue_once(
     shared: &Shared,
-    backoffs: &HashMap<&str, Backoff>,
+    options: &HashMap<&str, JobOptions>,
     now: DateTime<Utc>,
 ) -> sqlx::Result<usize> {
     let expired = db::job_expired_leases(&shared.pool, now, 1000).await?;
@@ -70,7 +70,8 @@ pub(crate) async fn rescue_once(
                 max_attempts: l.max_attempts,
                 start_at: l.start_at,
             };
-            let backoff = backoffs
+            // Leases of executors this worker does not serve get the defaults.
+            let o = options
                 .get(l.executor.as_str())
                 .copied()
                 .unwrap_or_default();
@@ -82,7 +83,8 @@ pub(crate) async fn rescue_once(
                 Requests::default(),
                 now,
                 shared.schedule(&l.expr).as_ref(),
-                backoff,
+                o.backoff,
+                o.history,
             )
             .0
         })

@@ -89,6 +89,7 @@ pub(crate) async fn execute(
                 .flatten()
                 .as_ref(),
             reg.options.backoff,
+            reg.options.history,
         );
         if let Outcome::Complete(c) = &outcome
             && c.status == "ready"

@@ -42,6 +42,7 @@ pub(crate) fn decide(
     now: DateTime<Utc>,
     schedule: Option<&Schedule>,
     backoff: Backoff,
+    history: crate::History,
 ) -> (Outcome, &'static str) {
     let next_slot = schedule.and_then(|s| s.next_run(job.start_at, job.slot_at, now));
     // A new occurrence (`reset`) starts at its slot; a retry keeps the occurrence's slot.
@@ -52,6 +53,7 @@ pub(crate) fn decide(
             revision: job.revision,
             lease_run_at: job.run_at,
             one_off: !job.recurring,
+            history,
             status,
             run_at,
             slot_at: reset.then_some(run_at),
@@ -69,6 +71,7 @@ pub(crate) fn decide(
             token: job.token,
             revision: job.revision,
             lease_run_at: job.run_at,
+            history,
             status,
             payload: requests.payload.clone(),
             error,
@@ -177,6 +180,7 @@ mod tests {
             at(10, 0, 5),
             recurring.then_some(&s),
             backoff(),
+            crate::History::All,
         )
     }
 
@@ -299,6 +303,7 @@ mod tests {
             at(10, 0, 5),
             None,
             backoff(),
+            crate::History::All,
         );
         let f = finish(&o);
         assert_eq!((f.status, label), ("failed", "failed"));

@@ -55,12 +55,14 @@ async fn idle_worker(db: &TestDb, poll: Duration) -> Running {
     running
 }
 
-/// Waits until no job of the test is ready-and-due or running.
+/// Waits until no job of the test is running or due within a second (a retry after a short
+/// back-off is written, ready, a few milliseconds before it is due).
 async fn settle(db: &TestDb) {
     wait_for("the queue to settle", Duration::from_secs(20), || async {
         count(
             &db.pool,
-            "SELECT count(*) FROM qron.jobs WHERE status = 'running' OR (status = 'ready' AND run_at <= now())",
+            "SELECT count(*) FROM qron.jobs WHERE status = 'running'
+               OR (status = 'ready' AND run_at <= now() + interval '1 second')",
         )
         .await
             == 0
@@ -1329,4 +1331,45 @@ async fn a_panic_in_a_worker_task_stops_the_worker_with_an_error() {
         }
         other => panic!("{other:?}"),
     }
+}
+
+#[tokio::test]
+async fn the_history_keeps_what_the_executor_asks_for() {
+    let db = TestDb::new().await;
+    let c = Client::new(db.pool.clone());
+    let k = key("history");
+    let mut ids = std::collections::HashMap::new();
+    for executor in ["act_failed_only", "act_no_history"] {
+        let mut jobs = scripts(executor, 10, &k, Mode::Ok);
+        jobs.extend(scripts(executor, 5, &k, Mode::Fail));
+        ids.insert(executor, c.create_many(jobs).await.unwrap());
+    }
+    let running = Running::start(
+        worker(&db, &["act_failed_only", "act_no_history"])
+            .build()
+            .unwrap(),
+    );
+    wait_for("every job to end", Duration::from_secs(10), || async {
+        count(&db.pool, "SELECT count(*) FROM qron.jobs").await == 0
+    })
+    .await;
+    let m = running.metrics.clone();
+    running.stop().await;
+    assert_eq!((m.written(), m.stale()), (30, 0));
+    assert_eq!(probe(&k).started(), 30);
+    let kept: Vec<(String, String)> =
+        sqlx::query_as("SELECT executor, status::text FROM qron.jobs_history ORDER BY 1, 2")
+            .fetch_all(&db.pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        kept,
+        vec![("act_failed_only".to_owned(), "failed".to_owned()); 5]
+    );
+    // A success that is not kept leaves nothing to find.
+    let gone = ids["act_failed_only"][0];
+    assert!(matches!(
+        c.get(gone).await,
+        Err(qron::Error::NotFound { .. })
+    ));
 }
