@@ -58,11 +58,21 @@ fn every_scenario_runs_at_a_tiny_size() {
         "1,2",
         "--rounds",
         "2",
+        "--concurrency",
+        "10",
     ]);
     assert!(
         t.iter()
             .any(|f| f["name"].as_str().unwrap().contains("2 worker processes"))
     );
+    for history in ["all", "failed"] {
+        let label = format!("concurrency 10, history {history}) / floor");
+        assert!(
+            t.iter()
+                .any(|f| f["name"].as_str().unwrap().ends_with(&label)),
+            "{label}: {t:?}"
+        );
+    }
     run(&["latency", "--rate", "50", "--seconds", "1"]);
     run(&["recurring", "--jobs", "10", "--seconds", "2"]);
     run(&["bloat", "--jobs", "200", "--rounds", "1"]);

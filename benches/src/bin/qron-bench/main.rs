@@ -65,6 +65,13 @@ enum Scenario {
         /// Rounds of (floor, each W); the medians are reported.
         #[arg(long, default_value_t = 3)]
         rounds: usize,
+        /// Also measure one in-process worker at each of these concurrencies (`10,100,1000`),
+        /// with each history of `--history`, against the same round's floor.
+        #[arg(long, value_delimiter = ',')]
+        concurrency: Vec<usize>,
+        /// The histories for `--concurrency`: `all`, `failed`.
+        #[arg(long, value_delimiter = ',', default_value = "all,failed")]
+        history: Vec<String>,
     },
     /// Latency: enqueue-to-start with an idle worker polling every second.
     Latency {
@@ -182,7 +189,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
             jobs,
             workers,
             rounds,
+            concurrency,
+            history,
         } => {
+            let histories = history
+                .iter()
+                .map(|h| match h.as_str() {
+                    "all" => Ok(qron::History::All),
+                    "failed" => Ok(qron::History::Failed),
+                    other => Err(format!("--history takes all or failed, not `{other}`")),
+                })
+                .collect::<Result<Vec<_>, _>>()?;
             let mut all = Vec::new();
             for _ in 0..rounds.max(1) {
                 // The floor first, in the same round, for the ratio.
@@ -203,6 +220,19 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
                     100.0 * best / floor,
                     "%",
                 ));
+                for &c in &concurrency {
+                    for &h in &histories {
+                        let figures = queue::throughput_with(jobs, 1, false, Some(c), h).await?;
+                        let rate = figures.first().map_or(0.0, |f| f.value);
+                        let label = figures.first().map(|f| f.name.clone()).unwrap_or_default();
+                        out.extend(figures);
+                        out.push(queue::fig(
+                            format!("{label} / floor"),
+                            100.0 * rate / floor,
+                            "%",
+                        ));
+                    }
+                }
                 all.push(out);
             }
             medians(all)

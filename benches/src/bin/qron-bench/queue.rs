@@ -16,6 +16,19 @@ use crate::Figure;
 type Res<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
 /// A job that does nothing.
+#[qron::job(executor = "bench_noop_failed", concurrency = 1000, history = "failed")]
+async fn bench_noop_failed(_: ()) -> Result<(), JobError> {
+    Ok(())
+}
+
+/// The executor of the no-op job whose history keeps `history`.
+fn noop_executor(history: qron::History) -> &'static str {
+    match history {
+        qron::History::Failed => "bench_noop_failed",
+        _ => "bench_noop",
+    }
+}
+
 #[qron::job(executor = "bench_noop", concurrency = 1000)]
 async fn bench_noop(_: ()) -> Result<(), JobError> {
     Ok(())
@@ -336,11 +349,24 @@ async fn bulk_enqueue(pool: &PgPool, jobs: u64) -> Res<f64> {
 
 /// Throughput: `jobs` due no-op jobs processed by `workers` worker processes.
 pub async fn throughput(jobs: u64, workers: usize, hold_xmin: bool) -> Res<Vec<Figure>> {
+    throughput_with(jobs, workers, hold_xmin, None, qron::History::All).await
+}
+
+/// [`throughput`] at a given concurrency (in process only; default: the job's 1,000) and with
+/// a given history policy (`All` or `Failed`).
+pub async fn throughput_with(
+    jobs: u64,
+    workers: usize,
+    hold_xmin: bool,
+    concurrency: Option<usize>,
+    history: qron::History,
+) -> Res<Vec<Figure>> {
     let tag = if hold_xmin { "bloat" } else { "throughput" };
     let (name, pool) = fresh(tag, 8).await?;
     let client = Client::new(pool.clone());
+    let executor = noop_executor(history);
     client
-        .create_many((0..jobs).map(|_| NewJob::new("bench_noop", "@after 0s")))
+        .create_many((0..jobs).map(|_| NewJob::new(executor, "@after 0s")))
         .await?;
     sqlx::query("VACUUM ANALYZE qron.jobs")
         .execute(&pool)
@@ -360,9 +386,11 @@ pub async fn throughput(jobs: u64, workers: usize, hold_xmin: bool) -> Res<Vec<F
     let cpu0 = cpu_time();
     let t = Instant::now();
     if workers <= 1 {
-        let worker = Worker::builder(client.clone())
-            .executors(["bench_noop"])
-            .build()?;
+        let mut builder = Worker::builder(client.clone()).executors([executor]);
+        if let Some(n) = concurrency {
+            builder = builder.concurrency(executor, n);
+        }
+        let worker = builder.build()?;
         let stopper = worker.stopper();
         let metrics = worker.metrics();
         let run = tokio::spawn(worker.run());
@@ -401,6 +429,16 @@ pub async fn throughput(jobs: u64, workers: usize, hold_xmin: bool) -> Res<Vec<F
     drop_db(&name, pool).await?;
     let label = if hold_xmin {
         "throughput, xmin held".to_owned()
+    } else if concurrency.is_some() || history != qron::History::All {
+        format!(
+            "throughput (1 worker, concurrency {}, history {})",
+            concurrency.unwrap_or(1000),
+            if history == qron::History::Failed {
+                "failed"
+            } else {
+                "all"
+            }
+        )
     } else {
         format!(
             "throughput ({workers} worker process{})",
