@@ -82,6 +82,13 @@ impl DbClock {
     }
 }
 
+/// The clock of enqueues through a bare connection when no default client is installed: one
+/// per process, so that its offset is measured every [`RESYNC_AFTER`], not at every enqueue.
+pub(crate) fn process_clock() -> &'static DbClock {
+    static CLOCK: std::sync::OnceLock<DbClock> = std::sync::OnceLock::new();
+    CLOCK.get_or_init(|| DbClock::new(Utc::now))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -215,7 +215,7 @@ impl<'a, J: Job> Enqueue<'a, J> {
                     .map_or(crate::DEFAULT_MAX_JSON_BYTES, |c| c.scope().max_json_bytes);
                 let now = match &default {
                     Some(c) => c.now().await,
-                    None => crate::db::server_now(&mut *conn).await?,
+                    None => crate::clock::process_clock().now_synced(&mut *conn).await,
                 };
                 let scope = crate::client::Scope {
                     owner,

@@ -344,7 +344,6 @@ impl WorkerBuilder {
                     // job (waiting `LEASE_GATHER` at most).
                     gather: (capacity as usize / 4).clamp(1, self.batch_size),
                     freed: AtomicUsize::new(0),
-                    next_ready: AtomicI64::new(i64::MAX),
                 })
             })
             .collect();

@@ -91,12 +91,6 @@ pub(crate) async fn execute(
             reg.options.backoff,
             reg.options.history,
         );
-        if let Outcome::Complete(c) = &outcome
-            && c.status == "ready"
-        {
-            exec.next_ready
-                .fetch_min(c.run_at.timestamp_micros(), Ordering::Relaxed);
-        }
         span.record("outcome", label);
         span.record("duration_ms", started.elapsed().as_millis() as u64);
         let counter = match label {

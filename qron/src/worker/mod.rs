@@ -13,7 +13,7 @@ pub(crate) mod producer;
 pub use builder::WorkerBuilder;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -113,9 +113,6 @@ pub(crate) struct ExecutorState {
     pub(crate) gather: usize,
     /// Slots freed since a producer last reserved some.
     pub(crate) freed: AtomicUsize,
-    /// The earliest run time (µs since the epoch) of the jobs this worker made ready again
-    /// since its producer last looked: no notification announces those.
-    pub(crate) next_ready: AtomicI64,
 }
 
 /// Runs registered jobs: leases due jobs, runs their handlers with a bound per executor, writes

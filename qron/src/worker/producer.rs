@@ -111,23 +111,10 @@ pub(crate) async fn produce(exec: Arc<ExecutorState>, shared: Arc<Shared>) {
         if full || after.is_some() {
             continue;
         }
-        // Idle: sleep until the poll interval, the next job to lease, or a notification. Jobs
-        // this worker is running may soon be ready again (a recurring job's next slot, a retry)
-        // and no notification announces that: while some run, look again within `lease_ahead`.
-        let ready_here = match exec.next_ready.swap(i64::MAX, Ordering::Relaxed) {
-            i64::MAX => None,
-            micros => DateTime::from_timestamp_micros(micros),
-        };
-        let mut longest = shared.poll_interval;
-        if exec.slots.available_permits() < exec.capacity as usize {
-            longest = longest.min(
-                shared
-                    .lease_ahead
-                    .to_std()
-                    .unwrap_or_default()
-                    .max(LEASE_GATHER),
-            );
-        }
+        // Idle: sleep until the poll interval, the next job to lease, or a notification (of a
+        // new job, or of one that any worker's outcome made ready again: see
+        // `db::job_complete_many`).
+        let longest = shared.poll_interval;
         // Only a job due before the longest sleep shortens it.
         let horizon = chrono::Duration::from_std(longest)
             .ok()
@@ -135,7 +122,7 @@ pub(crate) async fn produce(exec: Arc<ExecutorState>, shared: Arc<Shared>) {
             .and_then(|d| shared.clock.now().checked_add_signed(d))
             .unwrap_or(DateTime::<Utc>::MAX_UTC);
         let wait = match db::job_next_due(&shared.pool, executor, horizon).await {
-            Ok(due) => match due.into_iter().chain(ready_here).min() {
+            Ok(due) => match due {
                 Some(due) => (due - shared.lease_ahead - shared.clock.now())
                     .to_std()
                     .unwrap_or(Duration::ZERO)
