@@ -21,6 +21,13 @@ pub struct WorkerBuilder {
     pub(crate) executors: Option<Vec<String>>,
     pub(crate) registrations: Vec<Registration>,
     pub(crate) concurrency: HashMap<String, usize>,
+    pub(crate) settings: Settings,
+    pub(crate) host_clock: HostClock,
+}
+
+/// What a worker runs with; each field is set by the [`WorkerBuilder`] method of its name.
+#[derive(Debug, Clone)]
+pub(crate) struct Settings {
     pub(crate) poll_interval: Duration,
     pub(crate) lease_ahead: Duration,
     pub(crate) flush_interval: Duration,
@@ -30,7 +37,22 @@ pub struct WorkerBuilder {
     pub(crate) shutdown_grace: Duration,
     pub(crate) flush_timeout: Duration,
     pub(crate) history_retention: Duration,
-    pub(crate) host_clock: HostClock,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            poll_interval: DEFAULT_POLL_INTERVAL,
+            lease_ahead: DEFAULT_LEASE_AHEAD,
+            flush_interval: completer::DEFAULT_FLUSH_INTERVAL,
+            batch_size: completer::DEFAULT_BATCH_SIZE,
+            backlog_limit: completer::DEFAULT_BACKLOG_LIMIT,
+            rescue_interval: DEFAULT_RESCUE_INTERVAL,
+            shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
+            flush_timeout: DEFAULT_FLUSH_TIMEOUT,
+            history_retention: DEFAULT_HISTORY_RETENTION,
+        }
+    }
 }
 
 /// The shortest poll, rescue or flush interval: shorter ones would keep a core busy asking.
@@ -44,9 +66,9 @@ impl WorkerBuilder {
         let bad =
             |field: &'static str, reason: String| Err(Error::InvalidArgument { field, reason });
         for (field, d) in [
-            ("poll_interval", self.poll_interval),
-            ("rescue_interval", self.rescue_interval),
-            ("flush_interval", self.flush_interval),
+            ("poll_interval", self.settings.poll_interval),
+            ("rescue_interval", self.settings.rescue_interval),
+            ("flush_interval", self.settings.flush_interval),
         ] {
             if d < MIN_INTERVAL {
                 return bad(
@@ -55,27 +77,27 @@ impl WorkerBuilder {
                 );
             }
         }
-        if self.lease_ahead > MAX_LEASE_AHEAD {
+        if self.settings.lease_ahead > MAX_LEASE_AHEAD {
             return bad(
                 "lease_ahead",
                 format!(
                     "{:?} is over the limit of {MAX_LEASE_AHEAD:?}",
-                    self.lease_ahead
+                    self.settings.lease_ahead
                 ),
             );
         }
-        if self.history_retention < Duration::from_secs(86_400) {
+        if self.settings.history_retention < Duration::from_secs(86_400) {
             return bad(
                 "history_retention",
                 format!(
                     "{:?} is under one day (partitions are days)",
-                    self.history_retention
+                    self.settings.history_retention
                 ),
             );
         }
         for (field, n) in [
-            ("batch_size", self.batch_size),
-            ("backlog_limit", self.backlog_limit),
+            ("batch_size", self.settings.batch_size),
+            ("backlog_limit", self.settings.backlog_limit),
         ] {
             if n == 0 {
                 return bad(field, "must be at least 1".to_owned());
@@ -160,7 +182,7 @@ impl WorkerBuilder {
     /// # Ok(()) }
     /// ```
     pub fn poll_interval(mut self, d: Duration) -> Self {
-        self.poll_interval = d;
+        self.settings.poll_interval = d;
         self
     }
 
@@ -175,7 +197,7 @@ impl WorkerBuilder {
     /// # Ok(()) }
     /// ```
     pub fn lease_ahead(mut self, d: Duration) -> Self {
-        self.lease_ahead = d;
+        self.settings.lease_ahead = d;
         self
     }
 
@@ -187,7 +209,7 @@ impl WorkerBuilder {
     /// # Ok(()) }
     /// ```
     pub fn flush_interval(mut self, d: Duration) -> Self {
-        self.flush_interval = d;
+        self.settings.flush_interval = d;
         self
     }
 
@@ -199,7 +221,7 @@ impl WorkerBuilder {
     /// # Ok(()) }
     /// ```
     pub fn batch_size(mut self, n: usize) -> Self {
-        self.batch_size = n;
+        self.settings.batch_size = n;
         self
     }
 
@@ -211,7 +233,7 @@ impl WorkerBuilder {
     /// # Ok(()) }
     /// ```
     pub fn backlog_limit(mut self, n: usize) -> Self {
-        self.backlog_limit = n;
+        self.settings.backlog_limit = n;
         self
     }
 
@@ -223,7 +245,7 @@ impl WorkerBuilder {
     /// # Ok(()) }
     /// ```
     pub fn rescue_interval(mut self, d: Duration) -> Self {
-        self.rescue_interval = d;
+        self.settings.rescue_interval = d;
         self
     }
 
@@ -235,7 +257,7 @@ impl WorkerBuilder {
     /// # Ok(()) }
     /// ```
     pub fn shutdown_grace(mut self, d: Duration) -> Self {
-        self.shutdown_grace = d;
+        self.settings.shutdown_grace = d;
         self
     }
 
@@ -249,7 +271,7 @@ impl WorkerBuilder {
     /// # Ok(()) }
     /// ```
     pub fn flush_timeout(mut self, d: Duration) -> Self {
-        self.flush_timeout = d;
+        self.settings.flush_timeout = d;
         self
     }
 
@@ -261,7 +283,7 @@ impl WorkerBuilder {
     /// # Ok(()) }
     /// ```
     pub fn history_retention(mut self, d: Duration) -> Self {
-        self.history_retention = d;
+        self.settings.history_retention = d;
         self
     }
 
@@ -342,7 +364,7 @@ impl WorkerBuilder {
                     // A busy executor frees its slots one by one: its producer gathers a few
                     // before leasing, so that a lease is a batch rather than a round trip per
                     // job (waiting `LEASE_GATHER` at most).
-                    gather: (capacity as usize / 4).clamp(1, self.batch_size),
+                    gather: (capacity as usize / 4).clamp(1, self.settings.batch_size),
                     freed: AtomicUsize::new(0),
                 })
             })
@@ -350,15 +372,7 @@ impl WorkerBuilder {
         Ok(Worker {
             client: self.client,
             executors,
-            poll_interval: self.poll_interval,
-            lease_ahead: self.lease_ahead,
-            flush_interval: self.flush_interval,
-            batch_size: self.batch_size,
-            backlog_limit: self.backlog_limit,
-            rescue_interval: self.rescue_interval,
-            shutdown_grace: self.shutdown_grace,
-            flush_timeout: self.flush_timeout,
-            history_retention: self.history_retention,
+            settings: self.settings,
             clock: Arc::new(DbClock::new(self.host_clock)),
             metrics: Arc::default(),
             stopper: Stopper {

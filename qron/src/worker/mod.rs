@@ -129,15 +129,7 @@ pub(crate) struct ExecutorState {
 pub struct Worker {
     pub(crate) client: Client,
     pub(crate) executors: Vec<Arc<ExecutorState>>,
-    pub(crate) poll_interval: Duration,
-    pub(crate) lease_ahead: Duration,
-    pub(crate) flush_interval: Duration,
-    pub(crate) batch_size: usize,
-    pub(crate) backlog_limit: usize,
-    pub(crate) rescue_interval: Duration,
-    pub(crate) shutdown_grace: Duration,
-    pub(crate) flush_timeout: Duration,
-    pub(crate) history_retention: Duration,
+    pub(crate) settings: builder::Settings,
     pub(crate) clock: Arc<DbClock>,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) stopper: Stopper,
@@ -158,15 +150,7 @@ impl Worker {
             executors: None,
             registrations: Vec::new(),
             concurrency: HashMap::new(),
-            poll_interval: DEFAULT_POLL_INTERVAL,
-            lease_ahead: DEFAULT_LEASE_AHEAD,
-            flush_interval: completer::DEFAULT_FLUSH_INTERVAL,
-            batch_size: completer::DEFAULT_BATCH_SIZE,
-            backlog_limit: completer::DEFAULT_BACKLOG_LIMIT,
-            rescue_interval: DEFAULT_RESCUE_INTERVAL,
-            shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
-            flush_timeout: DEFAULT_FLUSH_TIMEOUT,
-            history_retention: DEFAULT_HISTORY_RETENTION,
+            settings: builder::Settings::default(),
             host_clock: Utc::now,
         }
     }
@@ -244,9 +228,9 @@ impl Worker {
         let pool = self.client.pool().clone();
         let (completer, completer_task) = completer::spawn(
             pool.clone(),
-            self.batch_size,
-            self.flush_interval,
-            self.backlog_limit,
+            self.settings.batch_size,
+            self.settings.flush_interval,
+            self.settings.backlog_limit,
             self.metrics.clone(),
             self.clock.clone(),
         );
@@ -254,7 +238,7 @@ impl Worker {
         let mut guard = RunGuard {
             stopper: self.stopper.clone(),
             completer: Some(completer_task),
-            flush_timeout: self.flush_timeout,
+            flush_timeout: self.settings.flush_timeout,
         };
         // Every due time, lease and rescue is the database's time: measure the offset first.
         if let Err(e) = self.clock.sync(&pool).await {
@@ -267,9 +251,9 @@ impl Worker {
             clock: self.clock.clone(),
             schedules: Mutex::new(HashMap::new()),
             worker_id: self.id.clone(),
-            batch_size: self.batch_size,
-            poll_interval: self.poll_interval,
-            lease_ahead: chrono::Duration::from_std(self.lease_ahead)
+            batch_size: self.settings.batch_size,
+            poll_interval: self.settings.poll_interval,
+            lease_ahead: chrono::Duration::from_std(self.settings.lease_ahead)
                 .unwrap_or(chrono::Duration::zero()),
             soft: self.stopper.soft.clone(),
             hard: self.stopper.hard.clone(),
@@ -294,13 +278,17 @@ impl Worker {
         ));
         background.spawn(supervised(
             "rescuer",
-            rescue(shared.clone(), self.executors.clone(), self.rescue_interval),
+            rescue(
+                shared.clone(),
+                self.executors.clone(),
+                self.settings.rescue_interval,
+            ),
         ));
         background.spawn(supervised(
             "history maintenance",
             maintain(
                 pool.clone(),
-                self.history_retention,
+                self.settings.history_retention,
                 shared.clock.clone(),
                 shared.soft.clone(),
             ),
@@ -350,7 +338,7 @@ impl Worker {
         let mut drained = false;
         tokio::select! {
             () = &mut drain => drained = true,
-            () = tokio::time::sleep(self.shutdown_grace) => {
+            () = tokio::time::sleep(self.settings.shutdown_grace) => {
                 tracing::warn!("grace period over: cancelling running handlers");
                 shared.hard.cancel();
             }
@@ -366,8 +354,8 @@ impl Worker {
         if let Some(mut completer) = guard.completer.take() {
             tokio::select! {
                 _ = &mut completer => {}
-                () = tokio::time::sleep(self.flush_timeout) => {
-                    tracing::error!(timeout = ?self.flush_timeout, "could not write every outcome in time: their jobs come back when their leases expire");
+                () = tokio::time::sleep(self.settings.flush_timeout) => {
+                    tracing::error!(timeout = ?self.settings.flush_timeout, "could not write every outcome in time: their jobs come back when their leases expire");
                     completer.abort();
                 }
             }
