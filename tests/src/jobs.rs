@@ -24,6 +24,17 @@ pub struct Probe {
     pub values: Mutex<Vec<i64>>,
 }
 
+/// A probe key unique to one test: `name` and the time.
+pub fn key(name: &str) -> String {
+    format!("{name}-{}", Utc::now().timestamp_nanos_opt().unwrap_or(0))
+}
+
+/// A job of `executor` on `expr` whose `act`-style handler runs `mode`, reporting to probe `key`.
+pub fn script_job(executor: &str, expr: &str, key: &str, mode: Mode) -> qron::NewJob {
+    let payload = serde_json::to_value(Script::new(key, mode)).unwrap_or(serde_json::Value::Null);
+    qron::NewJob::new(executor, expr).payload(payload)
+}
+
 /// The probe of `key`.
 pub fn probe(key: &str) -> Arc<Probe> {
     static PROBES: OnceLock<Mutex<HashMap<String, Arc<Probe>>>> = OnceLock::new();

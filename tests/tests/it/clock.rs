@@ -5,15 +5,11 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use qron::{Client, JobStatus, NewJob, Worker};
-use qron_tests::jobs::{Mode, Script, probe};
+use qron_tests::jobs::{Mode, key, probe, script_job};
 use qron_tests::{Running, TestDb, wait_for, wait_for_history};
 
-fn key(name: &str) -> String {
-    format!("{name}-{}", Utc::now().timestamp_nanos_opt().unwrap_or(0))
-}
-
 fn script(executor: &str, expr: &str, k: &str, mode: Mode) -> NewJob {
-    NewJob::new(executor, expr).payload(serde_json::to_value(Script::new(k, mode)).unwrap())
+    script_job(executor, expr, k, mode)
 }
 
 fn two_minutes_fast() -> DateTime<Utc> {

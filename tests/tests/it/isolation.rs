@@ -7,16 +7,12 @@ use std::time::Duration;
 
 use chrono::Utc;
 use qron::{Client, Error, JobStatus, JobUpdate, NewJob, Worker};
-use qron_tests::jobs::{Mode, Script, probe};
+use qron_tests::jobs::{Mode, Script, key, probe, script_job};
 use qron_tests::{Running, TestDb, count, wait_for, wait_for_history};
 use serde_json::{Value, json};
 
-fn key(name: &str) -> String {
-    format!("{name}-{}", Utc::now().timestamp_nanos_opt().unwrap_or(0))
-}
-
 fn script(expr: &str, k: &str, mode: Mode) -> NewJob {
-    NewJob::new("act", expr).payload(serde_json::to_value(Script::new(k, mode)).unwrap())
+    script_job("act", expr, k, mode)
 }
 
 fn worker(db: &TestDb) -> Running {

@@ -3,20 +3,13 @@
 use std::time::Duration;
 
 use qron::{Client, Job as _, JobStatus, NewJob, Registration, Worker};
-use qron_tests::jobs::{Act, Greeting, Script, Welcome, probe};
+use qron_tests::jobs::{Act, Greeting, Script, Welcome, key, probe};
 use qron_tests::{Running, TestDb, count, wait_for};
 
 fn worker(db: &TestDb, executors: &[&str]) -> qron::WorkerBuilder {
     Worker::builder(Client::new(db.pool.clone()))
         .executors(executors.iter().copied())
         .poll_interval(Duration::from_millis(100))
-}
-
-fn key(name: &str) -> String {
-    format!(
-        "{name}-{}",
-        chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0)
-    )
 }
 
 #[tokio::test]

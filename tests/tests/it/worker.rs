@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use qron::{Client, JobStatus, NewJob, Worker};
-use qron_tests::jobs::{Mode, Script, probe};
+use qron_tests::jobs::{Mode, Script, key, probe, script_job};
 use qron_tests::{Running, TestDb, count, wait_for, wait_for_history};
 use serde_json::json;
 
@@ -14,10 +14,6 @@ fn worker(db: &TestDb, executors: &[&str]) -> qron::WorkerBuilder {
         .executors(executors.iter().copied())
         .poll_interval(Duration::from_millis(100))
         .rescue_interval(Duration::from_millis(50))
-}
-
-fn key(name: &str) -> String {
-    format!("{name}-{}", Utc::now().timestamp_nanos_opt().unwrap_or(0))
 }
 
 async fn job(c: &Client, executor: &str, expr: &str, script: &Script) -> qron::JobRow {
@@ -40,7 +36,7 @@ fn scripts(executor: &str, n: usize, k: &str, mode: Mode) -> Vec<NewJob> {
 
 /// A job of `act` on `expr` running `mode`, reporting to probe `k`.
 fn script(expr: &str, k: &str, mode: Mode) -> NewJob {
-    NewJob::new("act", expr).payload(serde_json::to_value(Script::new(k, mode)).unwrap())
+    script_job("act", expr, k, mode)
 }
 
 /// A worker on `act` polling every `poll`, once its producer has looked at the queue (and
