@@ -22,6 +22,9 @@ pub struct Metrics {
     pub(crate) written: AtomicU64,
     pub(crate) stale: AtomicU64,
     pub(crate) in_flight: AtomicI64,
+    pub(crate) buffered: AtomicI64,
+    pub(crate) buffered_peak: AtomicI64,
+    pub(crate) handed_back: AtomicU64,
 }
 
 impl Metrics {
@@ -105,6 +108,46 @@ impl Metrics {
     /// ```
     pub fn in_flight(&self) -> i64 {
         self.in_flight.load(Ordering::Relaxed)
+    }
+
+    /// Jobs leased and waiting in the worker for a free slot (see
+    /// [`WorkerBuilder::prefetch`](crate::WorkerBuilder::prefetch)).
+    ///
+    /// ```
+    /// let m = qron::Metrics::default();
+    /// assert_eq!(m.buffered(), 0);
+    /// ```
+    pub fn buffered(&self) -> i64 {
+        self.buffered.load(Ordering::Relaxed)
+    }
+    /// The most jobs that waited in the worker for a slot at once since it started: never more
+    /// than the [prefetch](crate::WorkerBuilder::prefetch) setting.
+    ///
+    /// ```
+    /// let m = qron::Metrics::default();
+    /// assert_eq!(m.buffered_peak(), 0);
+    /// ```
+    pub fn buffered_peak(&self) -> i64 {
+        self.buffered_peak.load(Ordering::Relaxed)
+    }
+    /// Leased jobs handed back unstarted: at a soft stop, or after waiting too long for a slot.
+    ///
+    /// ```
+    /// let m = qron::Metrics::default();
+    /// assert_eq!(m.handed_back(), 0);
+    /// ```
+    pub fn handed_back(&self) -> u64 {
+        self.handed_back.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn add_buffered(&self, n: i64) {
+        self.buffered.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Notes how many jobs wait for a slot once the free slots have taken theirs.
+    pub(crate) fn note_waiting(&self, n: usize) {
+        self.buffered_peak
+            .fetch_max(i64::try_from(n).unwrap_or(i64::MAX), Ordering::Relaxed);
     }
 
     pub(crate) fn add_written(&self, applied: usize, stale: usize) {

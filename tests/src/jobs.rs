@@ -35,6 +35,13 @@ pub fn script_job(executor: &str, expr: &str, key: &str, mode: Mode) -> qron::Ne
     qron::NewJob::new(executor, expr).payload(payload)
 }
 
+/// `n` due jobs of `executor` whose handler runs `mode`, reporting to probe `key`.
+pub fn script_jobs(executor: &str, n: usize, key: &str, mode: Mode) -> Vec<qron::NewJob> {
+    (0..n)
+        .map(|_| script_job(executor, "@after 0s", key, mode.clone()))
+        .collect()
+}
+
 /// The probe of `key`.
 pub fn probe(key: &str) -> Arc<Probe> {
     static PROBES: OnceLock<Mutex<HashMap<String, Arc<Probe>>>> = OnceLock::new();

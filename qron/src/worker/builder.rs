@@ -37,6 +37,7 @@ pub(crate) struct Settings {
     pub(crate) shutdown_grace: Duration,
     pub(crate) flush_timeout: Duration,
     pub(crate) history_retention: Duration,
+    pub(crate) prefetch: usize,
 }
 
 impl Default for Settings {
@@ -51,6 +52,7 @@ impl Default for Settings {
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
             flush_timeout: DEFAULT_FLUSH_TIMEOUT,
             history_retention: DEFAULT_HISTORY_RETENTION,
+            prefetch: DEFAULT_PREFETCH,
         }
     }
 }
@@ -225,6 +227,27 @@ impl WorkerBuilder {
         self
     }
 
+    /// The most jobs, per executor, that the worker holds leased but not yet started (default
+    /// [`DEFAULT_PREFETCH`]; 0 leases only into free slots).
+    ///
+    /// A lease asks for the free slots plus a reserve, which starts as slots free while the
+    /// next lease is on its way: at ordinary concurrency (10–100) that is what keeps the slots
+    /// busy with short jobs, instead of one round trip per few jobs. The reserve follows the
+    /// executor's pace: never more jobs than its slots start within 250 ms at the recent
+    /// pace, none before a first job has finished, so slow jobs are not hoarded by one worker.
+    /// A job's lease covers 2 s in the reserve; one that waited longer is handed back
+    /// unstarted, as is the whole reserve at a soft stop.
+    ///
+    /// ```no_run
+    /// # fn demo(client: qron::Client) -> qron::Result<()> {
+    /// let worker = qron::Worker::builder(client).prefetch(100).build()?;
+    /// # Ok(()) }
+    /// ```
+    pub fn prefetch(mut self, n: usize) -> Self {
+        self.settings.prefetch = n;
+        self
+    }
+
     /// Outcomes waiting to be written above which leasing pauses (default 10,000).
     ///
     /// ```no_run
@@ -360,12 +383,9 @@ impl WorkerBuilder {
                     slots: Arc::new(Semaphore::new(capacity as usize)),
                     executor: Arc::from(r.executor),
                     wake: Notify::new(),
-                    slot_freed: Notify::new(),
-                    // A busy executor frees its slots one by one: its producer gathers a few
-                    // before leasing, so that a lease is a batch rather than a round trip per
-                    // job (waiting `LEASE_GATHER` at most).
-                    gather: (capacity as usize / 4).clamp(1, self.settings.batch_size),
-                    freed: AtomicUsize::new(0),
+                    buffer: super::buffer::Buffer::new(self.settings.prefetch),
+                    refill: Notify::new(),
+                    refill_asked: AtomicBool::new(false),
                 })
             })
             .collect();

@@ -1,15 +1,56 @@
-//! The executor: runs one leased job's handler under its timeout, catching panics, and hands
-//! the outcome to the completer.
+//! The executor: runs leased jobs in a slot, each handler under its timeout and catching its
+//! panics, and hands each outcome to the completer.
 
+use std::time::Instant;
+
+use super::buffer::Buffered;
+use super::producer::hand_back;
 use super::*;
 
-/// Runs one leased job and hands its outcome to the completer.
-pub(crate) async fn execute(
-    mut job: LeasedJob,
+/// Runs buffered jobs in one slot, one after another, until the buffer is empty or the worker
+/// stops: a busy executor starts a job without a task switch to the producer.
+pub(crate) async fn run_slot(
+    first: Buffered,
     exec: Arc<ExecutorState>,
     shared: Arc<Shared>,
     permit: tokio::sync::OwnedSemaphorePermit,
 ) {
+    let mut next = Some(first);
+    let mut expired = Vec::new();
+    while let Some(b) = next.take() {
+        let started = Instant::now();
+        if b.expired(started) {
+            expired.push(b.job);
+        } else {
+            execute(b.job, &exec, &shared).await;
+            exec.buffer.record(started.elapsed());
+        }
+        if shared.soft.is_cancelled() {
+            break;
+        }
+        if let Some((b, left)) = exec.buffer.pop() {
+            shared.metrics.add_buffered(-1);
+            if left <= exec.buffer.target(exec.capacity as usize) / 2 {
+                exec.ask_refill();
+            }
+            next = Some(b);
+        }
+    }
+    drop(permit);
+    exec.ask_refill();
+    if !expired.is_empty() {
+        tracing::debug!(
+            executor = exec.registration.executor,
+            jobs = expired.len(),
+            "jobs waited too long for a slot: handing them back"
+        );
+        hand_back(&shared, expired).await;
+    }
+}
+
+/// Runs one leased job and hands its outcome to the completer.
+pub(crate) async fn execute(mut job: LeasedJob, exec: &ExecutorState, shared: &Shared) {
+    shared.metrics.in_flight.fetch_add(1, Ordering::Relaxed);
     let reg = exec.registration;
     let span = tracing::info_span!(
         "qron.job",
@@ -109,15 +150,7 @@ pub(crate) async fn execute(
     } else {
         tracing::info!(parent: &span, "cancelled by a hard stop: the job comes back when its lease expires");
     }
-    drop(permit);
     shared.metrics.in_flight.fetch_sub(1, Ordering::Relaxed);
-    // Waking the producer for every freed slot would cost a task switch per job: it is told
-    // of the first (it then gathers for `LEASE_GATHER` at most) and when a batch is worth it.
-    if exec.freed.fetch_add(1, Ordering::Relaxed) == 0
-        || exec.slots.available_permits() >= exec.gather
-    {
-        exec.slot_freed.notify_one();
-    }
 }
 
 pub(crate) fn panic_message(p: Box<dyn std::any::Any + Send>) -> String {

@@ -4,6 +4,7 @@
 //! completer for all outcomes (`crate::completer`); and the rescuer and history maintenance
 //! (`crate::maintenance`).
 
+mod buffer;
 mod builder;
 pub(crate) mod executor;
 pub(crate) mod notifier;
@@ -13,7 +14,7 @@ pub(crate) mod producer;
 pub use builder::WorkerBuilder;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -33,10 +34,10 @@ use crate::maintenance::{history::maintain, rescuer::rescue};
 use crate::metrics::Metrics;
 use crate::registry::Registration;
 use crate::{Client, Error, Result, Schedule};
-use executor::{execute, panic_message};
+use executor::panic_message;
 use notifier::listen;
 use outcome::{OutcomeInput, decide};
-use producer::produce;
+use producer::Producer;
 
 /// How often an idle producer looks for due jobs when no notification wakes it.
 pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(1);
@@ -50,11 +51,8 @@ pub const DEFAULT_FLUSH_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_HISTORY_RETENTION: Duration = Duration::from_secs(30 * 86_400);
 /// How long before their run time jobs are leased by default.
 pub const DEFAULT_LEASE_AHEAD: Duration = Duration::from_millis(250);
-/// Concurrency from which an executor has two producers: one leases while the other's jobs
-/// start, which keeps the server busy between leases.
-pub(crate) const PARALLEL_LEASES_FROM: u32 = 64;
-/// The longest a busy producer waits for more free slots before leasing.
-pub(crate) const LEASE_GATHER: Duration = Duration::from_millis(5);
+/// The most jobs a worker holds leased but not started, per executor, by default.
+pub const DEFAULT_PREFETCH: usize = 1000;
 /// The notification channel on which creating a due job wakes idle workers.
 pub(crate) const CHANNEL: &str = "qron_jobs";
 
@@ -106,13 +104,24 @@ pub(crate) struct ExecutorState {
     pub(crate) slots: Arc<Semaphore>,
     /// The executor's name, shared by the contexts of its executions.
     pub(crate) executor: Arc<str>,
+    /// Told of a new due job (by the notifier).
     pub(crate) wake: Notify,
-    /// Told when the first slot frees after a lease, and when `gather` slots are free.
-    pub(crate) slot_freed: Notify,
-    /// Free slots worth a lease without waiting for more.
-    pub(crate) gather: usize,
-    /// Slots freed since a producer last reserved some.
-    pub(crate) freed: AtomicUsize,
+    /// Jobs leased and not started.
+    pub(crate) buffer: buffer::Buffer,
+    /// Told by the slots when one frees or the buffer runs low.
+    pub(crate) refill: Notify,
+    /// Whether the producer was told since it last looked: one wake-up per look, not one per
+    /// job.
+    pub(crate) refill_asked: AtomicBool,
+}
+
+impl ExecutorState {
+    /// Asks the producer to look at the slots and the buffer again.
+    pub(crate) fn ask_refill(&self) {
+        if !self.refill_asked.swap(true, Ordering::Relaxed) {
+            self.refill.notify_one();
+        }
+    }
 }
 
 /// Runs registered jobs: leases due jobs, runs their handlers with a bound per executor, writes
@@ -294,14 +303,10 @@ impl Worker {
             ),
         ));
         for e in &self.executors {
-            let n = if e.capacity >= PARALLEL_LEASES_FROM {
-                2
-            } else {
-                1
-            };
-            for _ in 0..n {
-                producers.spawn(supervised("producer", produce(e.clone(), shared.clone())));
-            }
+            producers.spawn(supervised(
+                "producer",
+                Producer::new(e.clone(), shared.clone()).run(),
+            ));
         }
 
         // Until stopped, or until one of the tasks ends on its own (it panicked).

@@ -1,140 +1,276 @@
-//! The producer: leases due jobs of one executor into its free slots, and sleeps until the
-//! next due job, a notification or the poll interval when there is none.
+//! The producer: keeps an executor's slots busy. It leases due jobs into the executor's
+//! [`Buffer`], one lease in flight at a time, asking for the free slots plus the reserve the
+//! buffer's pace allows; it starts buffered jobs in free slots (each slot then runs buffered
+//! jobs one after another, see [`run_slot`]); and when the queue is drained it sleeps until the
+//! next due job, a notification or the poll interval. A soft stop hands the buffered jobs back
+//! at once.
 
+use std::time::Instant;
+
+use super::buffer::MAX_BUFFERED_WAIT;
+use super::executor::run_slot;
 use super::*;
 
-/// Leases due jobs of one executor whenever it has free slots.
-pub(crate) async fn produce(exec: Arc<ExecutorState>, shared: Arc<Shared>) {
-    let executor = exec.registration.executor;
-    let mut error_delay = Duration::from_millis(100);
-    // Where the last full batch stopped in the lease order: the next lease starts after it,
-    // past the entries of jobs just leased (see `db::job_lease`). A lease from the start at
-    // least every poll interval, and whenever one after the cursor comes back short, serves
-    // the jobs that became due before it (retries, restarts, rescued leases).
-    let mut cursor: Option<(DateTime<Utc>, i64)> = None;
-    let mut from_start = std::time::Instant::now();
-    // Whether the last lease found fewer jobs than it asked for (see `db::job_lease`).
-    let mut drained = true;
-    loop {
-        if shared.soft.is_cancelled() {
-            break;
+/// What a lease brought back.
+struct Landed {
+    jobs: sqlx::Result<Vec<LeasedJob>>,
+    asked: usize,
+    /// When the queue was found drained: how long to sleep (until the next due job or the poll
+    /// interval).
+    idle_for: Option<Duration>,
+}
+
+/// One executor's producer.
+pub(crate) struct Producer {
+    exec: Arc<ExecutorState>,
+    shared: Arc<Shared>,
+    /// Where the last full lease stopped in the lease order: the next lease starts after it,
+    /// past the entries of jobs just leased (see `db::job_lease`). A lease from the start at
+    /// least every poll interval, and whenever one after the cursor comes back short, serves
+    /// the jobs that became due before it (retries, restarts, rescued leases).
+    cursor: Option<(DateTime<Utc>, i64)>,
+    from_start: Instant,
+    /// Whether the last lease found fewer jobs than it asked for.
+    drained: bool,
+    /// Leases wait until then: the queue was drained, or the database failed.
+    resting_until: Option<tokio::time::Instant>,
+    error_delay: Duration,
+}
+
+impl Producer {
+    pub(crate) fn new(exec: Arc<ExecutorState>, shared: Arc<Shared>) -> Self {
+        Self {
+            exec,
+            shared,
+            cursor: None,
+            from_start: Instant::now(),
+            drained: true,
+            resting_until: None,
+            error_delay: Duration::from_millis(100),
         }
-        let free = exec.slots.available_permits();
-        if free == 0 {
+    }
+
+    /// Runs until a soft stop, then hands the buffered jobs back.
+    pub(crate) async fn run(mut self) {
+        let mut lease: Option<tokio::task::JoinHandle<Landed>> = None;
+        loop {
+            self.exec.refill_asked.store(false, Ordering::Relaxed);
+            self.dispatch();
+            if self.shared.soft.is_cancelled() {
+                break;
+            }
+            let holding_off = self.shared.completer.over_limit();
+            if lease.is_none()
+                && self.resting_until.is_none()
+                && !holding_off
+                && let Some(want) = self.want()
+            {
+                lease = Some(tokio::spawn(self.lease(want)));
+            }
+            let resting = self.resting_until;
             tokio::select! {
-                () = exec.slot_freed.notified() => continue,
-                () = shared.soft.cancelled() => break,
-            }
-        }
-        if shared.completer.over_limit() {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-            continue;
-        }
-        if free < exec.gather {
-            let deadline = tokio::time::Instant::now() + LEASE_GATHER;
-            while exec.slots.available_permits() < exec.gather {
-                tokio::select! {
-                    () = exec.slot_freed.notified() => {}
-                    () = tokio::time::sleep_until(deadline) => break,
-                    () = shared.soft.cancelled() => break,
+                biased;
+                () = self.shared.soft.cancelled() => break,
+                landed = async {
+                    match lease.as_mut() {
+                        Some(l) => l.await,
+                        None => std::future::pending().await,
+                    }
+                }, if lease.is_some() => {
+                    lease = None;
+                    match landed {
+                        Ok(landed) => self.landed(landed),
+                        // The lease task panicked: its jobs come back by lease expiry.
+                        Err(e) => self.failed(&e.to_string()),
+                    }
                 }
+                () = self.exec.wake.notified() => self.resting_until = None,
+                () = self.exec.refill.notified() => {}
+                () = tokio::time::sleep_until(resting.unwrap_or_else(tokio::time::Instant::now)), if resting.is_some() => {
+                    self.resting_until = None;
+                }
+                () = tokio::time::sleep(Duration::from_millis(10)), if holding_off => {}
             }
         }
-        // Slots are taken before the lease, so that the executor's producers together never
-        // lease more jobs than it has slots.
-        let want = exec.slots.available_permits().min(shared.batch_size);
-        if want == 0 {
-            continue;
+        // A lease on its way lands in the buffer, which goes back whole.
+        if let Some(lease) = lease
+            && let Ok(Landed { jobs: Ok(jobs), .. }) = lease.await
+        {
+            self.exec.buffer.push(jobs);
         }
-        let Ok(mut reserved) = exec
-            .slots
-            .clone()
-            .try_acquire_many_owned(u32::try_from(want).unwrap_or(u32::MAX))
-        else {
-            continue;
-        };
-        exec.freed.store(0, Ordering::Relaxed);
-        let now = shared.clock.now();
-        let after = cursor.filter(|_| from_start.elapsed() < shared.poll_interval);
+        let left: Vec<LeasedJob> = self
+            .exec
+            .buffer
+            .take_all()
+            .into_iter()
+            .map(|b| b.job)
+            .collect();
+        self.shared.metrics.add_buffered(-(left.len() as i64));
+        hand_back(&self.shared, left).await;
+    }
+
+    /// Starts buffered jobs in the free slots.
+    pub(crate) fn dispatch(&self) {
+        loop {
+            let waiting = self.exec.buffer.len();
+            if waiting == 0 {
+                return;
+            }
+            let Ok(permit) = self.exec.slots.clone().try_acquire_owned() else {
+                self.shared.metrics.note_waiting(waiting);
+                return;
+            };
+            let Some((first, _)) = self.exec.buffer.pop() else {
+                return;
+            };
+            self.shared.metrics.add_buffered(-1);
+            // Boxed: the execution's state is large, and spawning moves it several times on
+            // its way into the task.
+            tokio::spawn(Box::pin(run_slot(
+                first,
+                self.exec.clone(),
+                self.shared.clone(),
+                permit,
+            )));
+        }
+    }
+
+    /// How many jobs to lease now, if a lease is worth it: the free slots and the reserve,
+    /// less what is held; leased when slots would otherwise idle, or when the reserve is down
+    /// to half.
+    pub(crate) fn want(&self) -> Option<usize> {
+        let capacity = self.exec.capacity as usize;
+        let free = self.exec.slots.available_permits();
+        let running = capacity.saturating_sub(free);
+        let buffered = self.exec.buffer.len();
+        let reserve = self.exec.buffer.target(capacity);
+        let want = (capacity + reserve)
+            .saturating_sub(running + buffered)
+            .min(self.shared.batch_size);
+        let worth = (buffered == 0 && free > 0) || (reserve > 0 && buffered <= reserve / 2);
+        (want > 0 && worth).then_some(want)
+    }
+
+    /// A lease of up to `want` jobs, run as its own task so that the buffer keeps feeding
+    /// slots meanwhile.
+    fn lease(&mut self, want: usize) -> impl std::future::Future<Output = Landed> + use<> {
+        let after = self
+            .cursor
+            .filter(|_| self.from_start.elapsed() < self.shared.poll_interval);
         if after.is_none() {
-            from_start = std::time::Instant::now();
+            self.from_start = Instant::now();
         }
-        let leased = db::job_lease(
-            &shared.pool,
-            drained && after.is_none(),
-            executor,
-            i64::try_from(want).unwrap_or(i64::MAX),
-            now,
-            now + shared.lease_ahead,
-            after,
-            &shared.worker_id,
-        )
-        .await;
-        let jobs = match leased {
-            Ok(jobs) => {
-                error_delay = Duration::from_millis(100);
-                jobs
-            }
-            Err(e) => {
-                tracing::warn!(executor, error = %e, "could not lease jobs; retrying");
-                tokio::select! {
-                    () = tokio::time::sleep(error_delay) => {}
-                    () = shared.soft.cancelled() => break,
-                }
-                error_delay = (error_delay * 2).min(Duration::from_secs(5));
-                continue;
-            }
+        let prepared = self.drained && after.is_none();
+        // Jobs beyond the free slots wait in the buffer: their lease covers the wait.
+        let buffer_wait = if want > self.exec.slots.available_permits() {
+            MAX_BUFFERED_WAIT
+        } else {
+            Duration::ZERO
         };
-        let full = jobs.len() == want;
-        drained = !full;
-        cursor = if full {
+        let shared = self.shared.clone();
+        let executor = self.exec.registration.executor;
+        async move {
+            let now = shared.clock.now();
+            let jobs = db::job_lease(
+                &shared.pool,
+                &db::Lease {
+                    executor,
+                    worker_id: &shared.worker_id,
+                    limit: i64::try_from(want).unwrap_or(i64::MAX),
+                    now,
+                    due_by: now + shared.lease_ahead,
+                    after,
+                    buffer_wait,
+                    prepared,
+                },
+            )
+            .await;
+            let idle_for = match &jobs {
+                Ok(jobs) if jobs.len() < want && after.is_none() => {
+                    Some(idle_wait(&shared, executor).await)
+                }
+                _ => None,
+            };
+            Landed {
+                jobs,
+                asked: want,
+                idle_for,
+            }
+        }
+    }
+
+    /// Takes in what a lease brought.
+    fn landed(&mut self, landed: Landed) {
+        let jobs = match landed.jobs {
+            Ok(jobs) => jobs,
+            Err(e) => return self.failed(&e.to_string()),
+        };
+        self.error_delay = Duration::from_millis(100);
+        let full = jobs.len() == landed.asked;
+        self.drained = !full;
+        self.cursor = if full {
             jobs.iter().map(|j| (j.run_at, j.id)).max()
         } else {
             None
         };
-        shared
-            .metrics
-            .leased
-            .fetch_add(jobs.len() as u64, Ordering::Relaxed);
-        shared.metrics.polls.fetch_add(1, Ordering::Relaxed);
-        for job in jobs {
-            let Some(permit) = reserved.split(1) else {
-                break;
-            };
-            shared.metrics.in_flight.fetch_add(1, Ordering::Relaxed);
-            // Boxed: the execution's state is large (1.7 KB), and spawning moves it several
-            // times on its way into the task.
-            tokio::spawn(Box::pin(execute(job, exec.clone(), shared.clone(), permit)));
+        let m = &self.shared.metrics;
+        m.leased.fetch_add(jobs.len() as u64, Ordering::Relaxed);
+        m.polls.fetch_add(1, Ordering::Relaxed);
+        m.add_buffered(jobs.len() as i64);
+        self.exec.buffer.push(jobs);
+        // Drained: rest until the next due job, a notification (of a new job, or of one that
+        // any worker's outcome made ready again: see `db::job_complete_many`) or the poll.
+        self.resting_until = landed.idle_for.map(|d| tokio::time::Instant::now() + d);
+    }
+
+    fn failed(&mut self, error: &str) {
+        tracing::warn!(
+            executor = self.exec.registration.executor,
+            error,
+            "could not lease jobs; retrying"
+        );
+        self.resting_until = Some(tokio::time::Instant::now() + self.error_delay);
+        self.error_delay = (self.error_delay * 2).min(Duration::from_secs(5));
+    }
+}
+
+/// How long a producer that found its queue drained sleeps: until the poll interval, or until
+/// the next job to lease.
+async fn idle_wait(shared: &Shared, executor: &str) -> Duration {
+    let longest = shared.poll_interval;
+    // Only a job due before the longest sleep shortens it.
+    let horizon = chrono::Duration::from_std(longest)
+        .ok()
+        .and_then(|d| d.checked_add(&shared.lease_ahead))
+        .and_then(|d| shared.clock.now().checked_add_signed(d))
+        .unwrap_or(DateTime::<Utc>::MAX_UTC);
+    match db::job_next_due(&shared.pool, executor, horizon).await {
+        Ok(Some(due)) => (due - shared.lease_ahead - shared.clock.now())
+            .to_std()
+            .unwrap_or(Duration::ZERO)
+            .min(longest),
+        Ok(None) | Err(_) => longest,
+    }
+}
+
+/// Hands leased jobs back unstarted (see `db::job_release`). When that fails they come back
+/// when their leases expire.
+pub(crate) async fn hand_back(shared: &Shared, jobs: Vec<LeasedJob>) {
+    if jobs.is_empty() {
+        return;
+    }
+    let refs: Vec<&LeasedJob> = jobs.iter().collect();
+    match db::job_release(&shared.pool, &refs, shared.clock.now()).await {
+        Ok(n) => {
+            shared
+                .metrics
+                .handed_back
+                .fetch_add(u64::try_from(n).unwrap_or(0), Ordering::Relaxed);
         }
-        // Slots reserved for jobs that were not there go back.
-        drop(reserved);
-        if full || after.is_some() {
-            continue;
-        }
-        // Idle: sleep until the poll interval, the next job to lease, or a notification (of a
-        // new job, or of one that any worker's outcome made ready again: see
-        // `db::job_complete_many`).
-        let longest = shared.poll_interval;
-        // Only a job due before the longest sleep shortens it.
-        let horizon = chrono::Duration::from_std(longest)
-            .ok()
-            .and_then(|d| d.checked_add(&shared.lease_ahead))
-            .and_then(|d| shared.clock.now().checked_add_signed(d))
-            .unwrap_or(DateTime::<Utc>::MAX_UTC);
-        let wait = match db::job_next_due(&shared.pool, executor, horizon).await {
-            Ok(due) => match due {
-                Some(due) => (due - shared.lease_ahead - shared.clock.now())
-                    .to_std()
-                    .unwrap_or(Duration::ZERO)
-                    .min(longest),
-                None => longest,
-            },
-            Err(_) => longest,
-        };
-        tokio::select! {
-            () = tokio::time::sleep(wait) => {}
-            () = exec.wake.notified() => {}
-            () = shared.soft.cancelled() => break,
-        }
+        Err(e) => tracing::warn!(
+            error = %e,
+            jobs = jobs.len(),
+            "could not hand back unstarted jobs: they come back when their leases expire"
+        ),
     }
 }

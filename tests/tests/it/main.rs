@@ -9,6 +9,7 @@ mod expr_pg;
 mod hostile;
 mod isolation;
 mod migrate;
+mod producer;
 mod rescue;
 mod schema;
 mod typed;

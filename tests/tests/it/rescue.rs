@@ -85,6 +85,72 @@ async fn jobs_of_a_killed_worker_come_back_after_their_lease() {
 }
 
 #[tokio::test]
+async fn a_worker_killed_with_a_full_buffer_loses_nothing() {
+    let db = TestDb::new().await;
+    let c = Client::new(db.pool.clone());
+    let total = 300;
+    // 10 ms jobs on one slot: the child holds a reserve of leased jobs it has not started.
+    let script = Script::new("killed-buffer", Mode::Sleep(10));
+    let jobs: Vec<NewJob> = (0..total)
+        .map(|_| {
+            NewJob::new("act_lease", "@after 0s")
+                .payload(serde_json::to_value(&script).unwrap())
+                .timeout(Duration::from_secs(1))
+        })
+        .collect();
+    c.create_many(jobs).await.unwrap();
+    let url = tokio::task::spawn_blocking(TestDb::server_url)
+        .await
+        .unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_qron-test-worker"))
+        .args([url.as_str(), db.name.as_str(), "act_lease"])
+        .env("QRON_TEST_CONCURRENCY", "1")
+        .spawn()
+        .unwrap();
+    // More leased than its one slot runs: the rest wait in its buffer.
+    wait_for("a full buffer", Duration::from_secs(20), || async {
+        count(
+            &db.pool,
+            "SELECT count(*) FROM qron.jobs WHERE status = 'running'",
+        )
+        .await
+            >= 5
+    })
+    .await;
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let held = count(
+        &db.pool,
+        "SELECT count(*) FROM qron.jobs WHERE status = 'running'",
+    )
+    .await;
+    assert!(held >= 2, "{held} leases held at the kill");
+
+    // Another worker takes the rest, and the held jobs once their leases run out.
+    let running = Running::start(
+        Worker::builder(c.clone())
+            .executors(["act_lease"])
+            .rescue_interval(Duration::from_millis(100))
+            .poll_interval(Duration::from_millis(100))
+            .build()
+            .unwrap(),
+    );
+    wait_for("every job to finish", Duration::from_secs(30), || async {
+        count(
+            &db.pool,
+            "SELECT count(*) FROM qron.jobs_history WHERE status = 'succeeded'",
+        )
+        .await
+            == total
+    })
+    .await;
+    let metrics = running.metrics.clone();
+    running.stop().await;
+    assert_eq!(metrics.rescued() as i64, held, "each held lease came back");
+    assert_eq!(count(&db.pool, "SELECT count(*) FROM qron.jobs").await, 0);
+}
+
+#[tokio::test]
 async fn a_database_restart_mid_run_loses_nothing() {
     let pg = tokio::task::spawn_blocking(qron::embedded::EmbeddedPostgres::start)
         .await

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use qron::{Client, JobStatus, NewJob, Worker};
-use qron_tests::jobs::{Mode, Script, key, probe, script_job};
+use qron_tests::jobs::{Mode, Script, key, probe, script_job, script_jobs as scripts};
 use qron_tests::{Running, TestDb, count, wait_for, wait_for_history};
 use serde_json::json;
 
@@ -24,14 +24,6 @@ async fn job(c: &Client, executor: &str, expr: &str, script: &Script) -> qron::J
     )
     .await
     .unwrap()
-}
-
-/// `n` due jobs of `executor` running `mode`, reporting to probe `k`.
-fn scripts(executor: &str, n: usize, k: &str, mode: Mode) -> Vec<NewJob> {
-    let payload = serde_json::to_value(Script::new(k, mode)).unwrap();
-    (0..n)
-        .map(|_| NewJob::new(executor, "@after 0s").payload(payload.clone()))
-        .collect()
 }
 
 /// A job of `act` on `expr` running `mode`, reporting to probe `k`.

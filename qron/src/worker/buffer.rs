@@ -1,0 +1,147 @@
+//! The local buffer: jobs leased but not yet started, held for the executor's next free slots.
+//!
+//! A producer that leased only into free slots made one round trip per few jobs at ordinary
+//! concurrency (10–100): most of a worker's time went to leases. With a buffer, a lease asks for
+//! the free slots plus a reserve, and the reserve starts as slots free, while the next lease is
+//! already on its way. The reserve is sized by the executor's pace: never more jobs than would
+//! start within [`PREFETCH_HORIZON`] at the recent pace, and never more than the `prefetch`
+//! setting; so slow jobs are not hoarded by one worker while others sit idle.
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::db::LeasedJob;
+
+/// How long, at the recent pace, the buffered jobs of an executor may take to start.
+pub(crate) const PREFETCH_HORIZON: Duration = Duration::from_millis(250);
+
+/// The longest a job may wait in the buffer: its lease is that much longer than the handler's
+/// timeout, and a job that waited longer is handed back rather than started.
+pub(crate) const MAX_BUFFERED_WAIT: Duration = Duration::from_secs(2);
+
+/// A leased job waiting for a slot.
+#[derive(Debug)]
+pub(crate) struct Buffered {
+    pub(crate) job: LeasedJob,
+    pub(crate) leased_at: Instant,
+}
+
+impl Buffered {
+    /// Whether it waited too long to start within its lease.
+    pub(crate) fn expired(&self, now: Instant) -> bool {
+        now.duration_since(self.leased_at) > MAX_BUFFERED_WAIT
+    }
+}
+
+/// Jobs of one executor leased and not yet started, oldest first.
+#[derive(Debug)]
+pub(crate) struct Buffer {
+    jobs: Mutex<VecDeque<Buffered>>,
+    /// The most jobs it holds (the worker's `prefetch` setting).
+    limit: usize,
+    /// Moving average of how long a job holds a slot, in nanoseconds; 0 until one has finished.
+    pace_ns: AtomicU64,
+}
+
+impl Buffer {
+    pub(crate) fn new(limit: usize) -> Self {
+        Self {
+            jobs: Mutex::new(VecDeque::new()),
+            limit,
+            pace_ns: AtomicU64::new(0),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<Buffered>> {
+        self.jobs
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    pub(crate) fn push(&self, jobs: Vec<LeasedJob>) {
+        let leased_at = Instant::now();
+        self.lock()
+            .extend(jobs.into_iter().map(|job| Buffered { job, leased_at }));
+    }
+
+    /// The oldest job and how many are left.
+    pub(crate) fn pop(&self) -> Option<(Buffered, usize)> {
+        let mut jobs = self.lock();
+        jobs.pop_front().map(|b| (b, jobs.len()))
+    }
+
+    /// Every job held, emptying the buffer.
+    pub(crate) fn take_all(&self) -> Vec<Buffered> {
+        self.lock().drain(..).collect()
+    }
+
+    /// Records that a job held its slot for `took`.
+    pub(crate) fn record(&self, took: Duration) {
+        let sample = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX).max(1);
+        let old = self.pace_ns.load(Ordering::Relaxed);
+        // An average over about the last eight jobs: it follows a change of pace within a few
+        // jobs. Concurrent updates may lose one another's samples, which an average forgives.
+        let new = if old == 0 {
+            sample
+        } else {
+            old - old / 8 + sample / 8
+        };
+        self.pace_ns.store(new.max(1), Ordering::Relaxed);
+    }
+
+    /// How many jobs to hold beyond the running ones: what `capacity` slots start within the
+    /// horizon at the recent pace, within the limit; none before a job has finished (a first
+    /// lease asks only for the free slots: the jobs may be slow).
+    pub(crate) fn target(&self, capacity: usize) -> usize {
+        let pace = self.pace_ns.load(Ordering::Relaxed);
+        if pace == 0 || self.limit == 0 {
+            return 0;
+        }
+        let horizon = u64::try_from(PREFETCH_HORIZON.as_nanos()).unwrap_or(u64::MAX);
+        let starts = (horizon / pace).saturating_mul(capacity as u64);
+        usize::try_from(starts)
+            .unwrap_or(usize::MAX)
+            .min(self.limit)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_reserve_follows_the_pace_within_the_limit() {
+        let b = Buffer::new(1000);
+        assert_eq!(b.target(10), 0, "no reserve before a job has finished");
+        b.record(Duration::from_micros(5));
+        assert_eq!(b.target(10), 1000, "fast jobs: the limit");
+        let slow = Buffer::new(1000);
+        slow.record(Duration::from_millis(100));
+        assert_eq!(
+            slow.target(10),
+            20,
+            "100 ms jobs on 10 slots: 250 ms of them"
+        );
+        let slower = Buffer::new(1000);
+        slower.record(Duration::from_secs(1));
+        assert_eq!(
+            slower.target(10),
+            0,
+            "jobs longer than the horizon: no reserve"
+        );
+        let off = Buffer::new(0);
+        off.record(Duration::from_micros(5));
+        assert_eq!(off.target(10), 0, "prefetch 0: no reserve");
+        // The average moves toward a new pace.
+        for _ in 0..50 {
+            b.record(Duration::from_millis(100));
+        }
+        assert!(b.target(10) <= 30, "{}", b.target(10));
+    }
+}
