@@ -8,6 +8,7 @@
 use std::time::Instant;
 
 use super::buffer::MAX_BUFFERED_WAIT;
+
 use super::executor::run_slot;
 use super::*;
 
@@ -35,6 +36,8 @@ pub(crate) struct Producer {
     /// Leases wait until then: the queue was drained, or the database failed.
     resting_until: Option<tokio::time::Instant>,
     error_delay: Duration,
+    /// Jobs asked for by the leases in flight.
+    asked: usize,
 }
 
 impl Producer {
@@ -47,12 +50,13 @@ impl Producer {
             drained: true,
             resting_until: None,
             error_delay: Duration::from_millis(100),
+            asked: 0,
         }
     }
 
     /// Runs until a soft stop, then hands the buffered jobs back.
     pub(crate) async fn run(mut self) {
-        let mut lease: Option<tokio::task::JoinHandle<Landed>> = None;
+        let mut leases: tokio::task::JoinSet<Landed> = tokio::task::JoinSet::new();
         loop {
             self.exec.refill_asked.store(false, Ordering::Relaxed);
             self.dispatch();
@@ -60,30 +64,28 @@ impl Producer {
                 break;
             }
             let holding_off = self.shared.completer.over_limit();
-            if lease.is_none()
+            if leases.is_empty()
                 && self.resting_until.is_none()
                 && !holding_off
                 && let Some(want) = self.want()
             {
-                lease = Some(tokio::spawn(self.lease(want)));
+                self.asked += want;
+                leases.spawn(self.lease(want));
             }
             let resting = self.resting_until;
             tokio::select! {
                 biased;
                 () = self.shared.soft.cancelled() => break,
-                landed = async {
-                    match lease.as_mut() {
-                        Some(l) => l.await,
-                        None => std::future::pending().await,
+                Some(landed) = leases.join_next(), if !leases.is_empty() => match landed {
+                    Ok(landed) => self.landed(landed),
+                    // The lease task panicked: its jobs come back by lease expiry.
+                    Err(e) => {
+                        self.failed(&e.to_string());
+                        if leases.is_empty() {
+                            self.asked = 0;
+                        }
                     }
-                }, if lease.is_some() => {
-                    lease = None;
-                    match landed {
-                        Ok(landed) => self.landed(landed),
-                        // The lease task panicked: its jobs come back by lease expiry.
-                        Err(e) => self.failed(&e.to_string()),
-                    }
-                }
+                },
                 () = self.exec.wake.notified() => self.resting_until = None,
                 () = self.exec.refill.notified() => {}
                 () = tokio::time::sleep_until(resting.unwrap_or_else(tokio::time::Instant::now)), if resting.is_some() => {
@@ -92,11 +94,12 @@ impl Producer {
                 () = tokio::time::sleep(Duration::from_millis(10)), if holding_off => {}
             }
         }
-        // A lease on its way lands in the buffer, which goes back whole.
-        if let Some(lease) = lease
-            && let Ok(Landed { jobs: Ok(jobs), .. }) = lease.await
-        {
-            self.exec.buffer.push(jobs);
+        // Leases on their way land in the buffer, which goes back whole.
+        while let Some(landed) = leases.join_next().await {
+            if let Ok(Landed { jobs: Ok(jobs), .. }) = landed {
+                self.shared.metrics.add_buffered(jobs.len() as i64);
+                self.exec.buffer.push(jobs);
+            }
         }
         let left: Vec<LeasedJob> = self
             .exec
@@ -145,9 +148,10 @@ impl Producer {
         let buffered = self.exec.buffer.len();
         let reserve = self.exec.buffer.target(capacity);
         let want = (capacity + reserve)
-            .saturating_sub(running + buffered)
+            .saturating_sub(running + buffered + self.asked)
             .min(self.shared.batch_size);
-        let worth = (buffered == 0 && free > 0) || (reserve > 0 && buffered <= reserve / 2);
+        let worth =
+            (buffered == 0 && free > self.asked) || (reserve > 0 && buffered <= reserve / 2);
         (want > 0 && worth).then_some(want)
     }
 
@@ -201,6 +205,7 @@ impl Producer {
 
     /// Takes in what a lease brought.
     fn landed(&mut self, landed: Landed) {
+        self.asked = self.asked.saturating_sub(landed.asked);
         let jobs = match landed.jobs {
             Ok(jobs) => jobs,
             Err(e) => return self.failed(&e.to_string()),
