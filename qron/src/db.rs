@@ -824,12 +824,8 @@ const LEASE_AFTER: &str = lease!("AND (run_at, id) > ($7, $8)");
 /// before it are mostly of jobs already leased, which a long transaction elsewhere keeps from
 /// being cleaned up, and which a scan from the start would step over one by one.
 ///
-/// `prepared` is for a worker that found the queue drained at its last lease: a prepared
-/// statement saves a round trip and, once PostgreSQL settles on a generic plan, the planning
-/// (together about 0.4 ms of an idle worker's start latency). Otherwise the statement is
-/// planned with its values each time: a generic plan made while the table's statistics said it
-/// was nearly empty sorts every due job (measured: 88 ms instead of 15 ms for 1,000 of 100,000
-/// due jobs) until the next `ANALYZE`, and with a drained queue that costs little.
+/// A prepared statement: the worker runs it on connections that plan it for its values each
+/// time (see `worker::lease_pool`), since a generic plan can be far worse.
 pub(crate) async fn job_lease<'e>(
     ex: impl PgExecutor<'e>,
     p: &Lease<'_>,
@@ -845,7 +841,6 @@ pub(crate) async fn job_lease<'e>(
     } else {
         LEASE
     })
-    .persistent(p.prepared)
     .bind(p.executor)
     .bind(p.now)
     .bind(p.limit)
@@ -872,7 +867,6 @@ pub(crate) struct Lease<'a> {
     /// How long a leased job may wait in the worker before it starts: the lease is longer by
     /// that much.
     pub buffer_wait: std::time::Duration,
-    pub prepared: bool,
 }
 
 /// Hands leased jobs back unstarted: ready again (unless an edit paused them meanwhile), the

@@ -253,8 +253,10 @@ impl Worker {
         if let Err(e) = self.clock.sync(&pool).await {
             tracing::warn!(error = %e, "could not read the database's clock; using the host's until it can");
         }
+        let leases = lease_pool(&pool, self.executors.len());
         let shared = Arc::new(Shared {
             pool: pool.clone(),
+            lease_pool: leases.clone(),
             completer,
             metrics: self.metrics.clone(),
             clock: self.clock.clone(),
@@ -333,6 +335,7 @@ impl Worker {
             shared.soft.cancel();
         }
         while producers.join_next().await.is_some() {}
+        leases.close().await;
         // Let running handlers finish within the grace period: every slot free again.
         let drain = async {
             for e in &self.executors {
@@ -414,6 +417,24 @@ impl Drop for RunGuard {
     }
 }
 
+/// Connections for the producers' leases, one per executor, beside the application's pool: a
+/// busy application cannot starve the worker of connections to lease with. The lease is a
+/// prepared statement (saving a round trip and the parse), planned for its values at each run
+/// (`plan_cache_mode`): a generic plan made while the table's statistics said it was nearly
+/// empty would sort every due job (measured: 88 ms instead of 15 ms for 1,000 of 100,000 due
+/// jobs) until the next `ANALYZE` invalidated it.
+fn lease_pool(pool: &sqlx::PgPool, executors: usize) -> sqlx::PgPool {
+    let options = pool
+        .connect_options()
+        .as_ref()
+        .clone()
+        .options([("plan_cache_mode", "force_custom_plan")]);
+    sqlx::postgres::PgPoolOptions::new()
+        .max_connections(u32::try_from(executors.max(1)).unwrap_or(u32::MAX))
+        .min_connections(0)
+        .connect_lazy_with(options)
+}
+
 /// Ctrl-C, or SIGTERM on Unix.
 async fn shutdown_signal() {
     #[cfg(unix)]
@@ -439,6 +460,8 @@ async fn shutdown_signal() {
 
 pub(crate) struct Shared {
     pub(crate) pool: sqlx::PgPool,
+    /// The producers' own connections (see [`lease_pool`]).
+    pub(crate) lease_pool: sqlx::PgPool,
     pub(crate) completer: CompleterHandle,
     pub(crate) metrics: Arc<Metrics>,
     /// The database's time (see [`DbClock`]).

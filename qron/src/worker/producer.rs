@@ -31,8 +31,6 @@ pub(crate) struct Producer {
     /// the jobs that became due before it (retries, restarts, rescued leases).
     cursor: Option<(DateTime<Utc>, i64)>,
     from_start: Instant,
-    /// Whether the last lease found fewer jobs than it asked for.
-    drained: bool,
     /// Leases wait until then: the queue was drained, or the database failed.
     resting_until: Option<tokio::time::Instant>,
     error_delay: Duration,
@@ -47,7 +45,6 @@ impl Producer {
             shared,
             cursor: None,
             from_start: Instant::now(),
-            drained: true,
             resting_until: None,
             error_delay: Duration::from_millis(100),
             asked: 0,
@@ -164,7 +161,6 @@ impl Producer {
         if after.is_none() {
             self.from_start = Instant::now();
         }
-        let prepared = self.drained && after.is_none();
         // Jobs beyond the free slots wait in the buffer: their lease covers the wait.
         let buffer_wait = if want > self.exec.slots.available_permits() {
             MAX_BUFFERED_WAIT
@@ -176,7 +172,7 @@ impl Producer {
         async move {
             let now = shared.clock.now();
             let jobs = db::job_lease(
-                &shared.pool,
+                &shared.lease_pool,
                 &db::Lease {
                     executor,
                     worker_id: &shared.worker_id,
@@ -185,7 +181,6 @@ impl Producer {
                     due_by: now + shared.lease_ahead,
                     after,
                     buffer_wait,
-                    prepared,
                 },
             )
             .await;
@@ -212,7 +207,6 @@ impl Producer {
         };
         self.error_delay = Duration::from_millis(100);
         let full = jobs.len() == landed.asked;
-        self.drained = !full;
         self.cursor = if full {
             jobs.iter().map(|j| (j.run_at, j.id)).max()
         } else {
@@ -249,7 +243,7 @@ async fn idle_wait(shared: &Shared, executor: &str) -> Duration {
         .and_then(|d| d.checked_add(&shared.lease_ahead))
         .and_then(|d| shared.clock.now().checked_add_signed(d))
         .unwrap_or(DateTime::<Utc>::MAX_UTC);
-    match db::job_next_due(&shared.pool, executor, horizon).await {
+    match db::job_next_due(&shared.lease_pool, executor, horizon).await {
         Ok(Some(due)) => (due - shared.lease_ahead - shared.clock.now())
             .to_std()
             .unwrap_or(Duration::ZERO)
