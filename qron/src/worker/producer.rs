@@ -36,6 +36,8 @@ pub(crate) struct Producer {
     error_delay: Duration,
     /// Jobs asked for by the leases in flight.
     asked: usize,
+    /// Whether a notification came since the last lease started.
+    woken: bool,
 }
 
 impl Producer {
@@ -48,6 +50,7 @@ impl Producer {
             resting_until: None,
             error_delay: Duration::from_millis(100),
             asked: 0,
+            woken: false,
         }
     }
 
@@ -67,6 +70,7 @@ impl Producer {
                 && let Some(want) = self.want()
             {
                 self.asked += want;
+                self.woken = false;
                 leases.spawn(self.lease(want));
             }
             let resting = self.resting_until;
@@ -83,7 +87,10 @@ impl Producer {
                         }
                     }
                 },
-                () = self.exec.wake.notified() => self.resting_until = None,
+                () = self.exec.wake.notified() => {
+                    self.resting_until = None;
+                    self.woken = true;
+                }
                 () = self.exec.refill.notified() => {}
                 () = tokio::time::sleep_until(resting.unwrap_or_else(tokio::time::Instant::now)), if resting.is_some() => {
                     self.resting_until = None;
@@ -184,8 +191,10 @@ impl Producer {
                 },
             )
             .await;
+            // Found nothing: how long to rest. (A lease that found some jobs hands them over
+            // first; the next lease, finding none, decides the rest.)
             let idle_for = match &jobs {
-                Ok(jobs) if jobs.len() < want && after.is_none() => {
+                Ok(jobs) if jobs.is_empty() && after.is_none() => {
                     Some(idle_wait(&shared, executor).await)
                 }
                 _ => None,
@@ -219,7 +228,10 @@ impl Producer {
         self.exec.buffer.push(jobs);
         // Drained: rest until the next due job, a notification (of a new job, or of one that
         // any worker's outcome made ready again: see `db::job_complete_many`) or the poll.
-        self.resting_until = landed.idle_for.map(|d| tokio::time::Instant::now() + d);
+        // A notification that came while the lease ran may be of a job its snapshot missed.
+        if !self.woken {
+            self.resting_until = landed.idle_for.map(|d| tokio::time::Instant::now() + d);
+        }
     }
 
     fn failed(&mut self, error: &str) {

@@ -460,6 +460,41 @@ async fn a_notification_wakes_an_idle_worker() {
 }
 
 #[tokio::test]
+async fn a_notification_during_a_lease_is_not_lost() {
+    // Regression (issue 14's producer): a notification that came while a lease ran woke the
+    // producer, which then rested until the poll when that lease came back empty, although
+    // the notified job had committed too late for the lease to see it.
+    let db = TestDb::new().await;
+    let c = Client::new(db.pool.clone());
+    let k = key("wake-during-lease");
+    let running = idle_worker(&db, Duration::from_secs(30)).await;
+    // Jobs created a millisecond or two apart: a later one's notification tends to arrive
+    // while the lease an earlier one started is running.
+    let mut rng = qron_tests::Rng::new(14);
+    for round in 0..100 {
+        let mut creating = Vec::new();
+        for i in 0..2u64 {
+            let (c, k) = (c.clone(), k.clone());
+            let delay = Duration::from_micros(i * rng.below(2000));
+            creating.push(tokio::spawn(async move {
+                tokio::time::sleep(delay).await;
+                c.create(script("@after 0s", &k, Mode::Ok)).await.unwrap();
+            }));
+        }
+        for t in creating {
+            t.await.unwrap();
+        }
+        wait_for(
+            &format!("round {round}: every job to start well before the 30 s poll"),
+            Duration::from_secs(5),
+            || async { probe(&k).started() == 2 * (round + 1) },
+        )
+        .await;
+    }
+    running.stop().await;
+}
+
+#[tokio::test]
 async fn a_bulk_enqueue_wakes_an_idle_worker() {
     let db = TestDb::new().await;
     let c = Client::new(db.pool.clone());
