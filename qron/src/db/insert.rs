@@ -1,0 +1,334 @@
+//! Creating jobs: one, many in one statement, or many through `COPY`.
+
+use chrono::{DateTime, Utc};
+use sqlx::postgres::types::PgInterval;
+use sqlx::{PgConnection, PgExecutor};
+
+use crate::job::{JobRow, OnConflict};
+
+/// A validated job, ready to insert.
+#[derive(Debug, Clone)]
+pub(crate) struct InsertRow {
+    pub executor: String,
+    pub name: Option<String>,
+    pub expr: String,
+    pub recurring: bool,
+    pub run_at: DateTime<Utc>,
+    pub payload: String,
+    pub meta: String,
+    pub max_attempts: i32,
+    pub timeout: PgInterval,
+    pub start_at: DateTime<Utc>,
+}
+
+/// One job's `INSERT`, with what follows it on conflict; it wakes idle workers (on commit)
+/// when the job is due within a second.
+macro_rules! insert_one {
+    ($conflict:literal) => {
+        concat!(
+            "WITH j AS (
+               INSERT INTO qron.jobs (executor, owner, name, expr, recurring, run_at, slot_at,
+                   payload, meta, max_attempts, timeout, start_at)
+               VALUES ($1, $2, $3, $4, $5, $6, $6, $7::jsonb, $8::jsonb, $9, $10, $11) ",
+            $conflict,
+            " RETURNING ",
+            live_columns!(),
+            ")
+             SELECT j.*, CASE WHEN j.status = 'ready' AND j.run_at <= now() + interval '1 second'
+                              THEN pg_notify('qron_jobs', j.executor) END AS notified
+               FROM j"
+        )
+    };
+}
+
+const INSERT_ERROR: &str = insert_one!("");
+
+const INSERT_KEEP: &str =
+    insert_one!("ON CONFLICT (owner, executor, name) WHERE name IS NOT NULL DO NOTHING");
+
+const INSERT_REPLACE: &str = insert_one!(
+    "ON CONFLICT (owner, executor, name) WHERE name IS NOT NULL DO UPDATE SET
+       expr = EXCLUDED.expr, recurring = EXCLUDED.recurring, run_at = EXCLUDED.run_at,
+       slot_at = EXCLUDED.slot_at,
+       payload = EXCLUDED.payload, meta = EXCLUDED.meta, max_attempts = EXCLUDED.max_attempts,
+       timeout = EXCLUDED.timeout, start_at = EXCLUDED.start_at, attempt = 0,
+       revision = qron.jobs.revision + 1, updated_at = now()"
+);
+
+/// Inserts one job; `None` when the name was taken and the policy is to keep the other job.
+pub(crate) async fn job_insert<'e>(
+    ex: impl PgExecutor<'e>,
+    owner: &str,
+    row: &InsertRow,
+    policy: OnConflict,
+) -> sqlx::Result<Option<JobRow>> {
+    let sql = match policy {
+        OnConflict::Error => INSERT_ERROR,
+        OnConflict::Keep => INSERT_KEEP,
+        OnConflict::Replace => INSERT_REPLACE,
+    };
+    sqlx::query_as(sql)
+        .bind(&row.executor)
+        .bind(owner)
+        .bind(&row.name)
+        .bind(&row.expr)
+        .bind(row.recurring)
+        .bind(row.run_at)
+        .bind(&row.payload)
+        .bind(&row.meta)
+        .bind(row.max_attempts)
+        .bind(row.timeout)
+        .bind(row.start_at)
+        .fetch_optional(ex)
+        .await
+}
+
+macro_rules! insert_many {
+    ($conflict:literal) => {
+        concat!(
+            "INSERT INTO qron.jobs (executor, owner, name, expr, recurring, run_at, slot_at, \
+               payload, meta, max_attempts, timeout, start_at)
+             SELECT executor, $1, name, expr, recurring, run_at, run_at, payload::jsonb, meta::jsonb,
+                    max_attempts, timeout, start_at
+               FROM unnest($2::text[], $3::text[], $4::text[], $5::bool[], $6::timestamptz[],
+                           $7::text[], $8::text[], $9::int[], $10::interval[], $11::timestamptz[])
+                    WITH ORDINALITY
+                    AS t(executor, name, expr, recurring, run_at, payload, meta, max_attempts,
+                         timeout, start_at, ord)
+              ORDER BY ord ",
+            $conflict,
+            " RETURNING id, executor, name"
+        )
+    };
+}
+
+const INSERT_MANY_ERROR: &str = insert_many!("");
+const INSERT_MANY_KEEP: &str =
+    insert_many!("ON CONFLICT (owner, executor, name) WHERE name IS NOT NULL DO NOTHING");
+const INSERT_MANY_REPLACE: &str = insert_many!(
+    "ON CONFLICT (owner, executor, name) WHERE name IS NOT NULL DO UPDATE SET
+       expr = EXCLUDED.expr, recurring = EXCLUDED.recurring, run_at = EXCLUDED.run_at,
+       slot_at = EXCLUDED.slot_at,
+       payload = EXCLUDED.payload, meta = EXCLUDED.meta, max_attempts = EXCLUDED.max_attempts,
+       timeout = EXCLUDED.timeout, start_at = EXCLUDED.start_at, attempt = 0,
+       revision = qron.jobs.revision + 1, updated_at = now()"
+);
+
+/// Inserts many jobs in one statement. Returns, in input order, the id of each row written (or
+/// replaced); `None` for a named row kept out by [`OnConflict::Keep`].
+pub(crate) async fn job_insert_many(
+    conn: &mut PgConnection,
+    owner: &str,
+    rows: &[&InsertRow],
+    policy: OnConflict,
+) -> sqlx::Result<Vec<Option<i64>>> {
+    let sql = match policy {
+        OnConflict::Error => INSERT_MANY_ERROR,
+        OnConflict::Keep => INSERT_MANY_KEEP,
+        OnConflict::Replace => INSERT_MANY_REPLACE,
+    };
+    let col = |f: fn(&InsertRow) -> &str| rows.iter().map(|r| f(r)).collect::<Vec<_>>();
+    let names: Vec<Option<&str>> = rows.iter().map(|r| r.name.as_deref()).collect();
+    let returned: Vec<(i64, String, Option<String>)> = sqlx::query_as(sql)
+        .persistent(false)
+        .bind(owner)
+        .bind(col(|r| &r.executor))
+        .bind(&names)
+        .bind(col(|r| &r.expr))
+        .bind(rows.iter().map(|r| r.recurring).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.run_at).collect::<Vec<_>>())
+        .bind(col(|r| &r.payload))
+        .bind(col(|r| &r.meta))
+        .bind(rows.iter().map(|r| r.max_attempts).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.timeout).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.start_at).collect::<Vec<_>>())
+        .fetch_all(conn)
+        .await?;
+    // RETURNING follows the insertion order (`ORDER BY ord`); rows kept out are missing.
+    let mut out = Vec::with_capacity(rows.len());
+    let mut it = returned.into_iter().peekable();
+    for row in rows {
+        match it.peek() {
+            Some((_, executor, name)) if *executor == row.executor && *name == row.name => {
+                out.push(it.next().map(|r| r.0));
+            }
+            _ => out.push(None),
+        }
+    }
+    Ok(out)
+}
+
+const COPY_IN: &str = "COPY qron.jobs (executor, owner, expr, recurring, run_at, slot_at, \
+     payload, meta, max_attempts, timeout, start_at) FROM STDIN (FORMAT binary)";
+
+/// Bytes of COPY data sent per message: the server works on one while the next is encoded.
+const COPY_MESSAGE: usize = 256 * 1024;
+
+/// Unnamed jobs (no conflict is possible) streamed into the table with `COPY`, the server's
+/// bulk path. Rows are sent in messages of [`COPY_MESSAGE`] bytes, so the server stores one
+/// while the caller prepares the next. Dropped without [`JobCopy::finish`], it writes nothing.
+///
+/// The table's identity gives the ids, in input order (the server evaluates each row's default
+/// as it reads the row): [`job_copied_ids`] reads them back.
+pub(crate) struct JobCopy<'c> {
+    copy: sqlx::postgres::PgCopyIn<&'c mut PgConnection>,
+    buf: Vec<u8>,
+    copied: Copied,
+}
+
+/// Where the ids of a [`JobCopy`]'s rows are: after `after`, `count` of them.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Copied {
+    after: i64,
+    count: i64,
+}
+
+impl<'c> JobCopy<'c> {
+    /// Starts the `COPY`, after drawing one id that every id of its rows will follow.
+    pub(crate) async fn begin(conn: &'c mut PgConnection) -> sqlx::Result<Self> {
+        let after: i64 = sqlx::query_scalar("SELECT nextval('qron.jobs_id_seq')")
+            .fetch_one(&mut *conn)
+            .await?;
+        let copy = conn.copy_in_raw(COPY_IN).await?;
+        Ok(Self {
+            copy,
+            buf: copy_binary::header(),
+            copied: Copied { after, count: 0 },
+        })
+    }
+
+    /// Adds a row.
+    pub(crate) async fn push(&mut self, owner: &str, row: &InsertRow) -> sqlx::Result<()> {
+        copy_binary::row(&mut self.buf, owner, row);
+        self.copied.count += 1;
+        if self.buf.len() >= COPY_MESSAGE {
+            self.copy.send(std::mem::take(&mut self.buf)).await?;
+        }
+        Ok(())
+    }
+
+    /// Sends the rest and ends the `COPY`.
+    pub(crate) async fn finish(mut self) -> sqlx::Result<Copied> {
+        copy_binary::trailer(&mut self.buf);
+        self.copy.send(std::mem::take(&mut self.buf)).await?;
+        self.copy.finish().await?;
+        Ok(self.copied)
+    }
+
+    /// Ends the `COPY` without storing anything.
+    pub(crate) async fn abort(self) -> sqlx::Result<()> {
+        self.copy.abort("the batch holds an invalid job").await
+    }
+}
+
+/// The ids of a finished [`JobCopy`]'s rows, in input order. The last one is the session's
+/// `currval`; when no other session drew ids meanwhile they are exactly the ones after
+/// `after`, otherwise they are the rows of that range this transaction wrote (their `xmin`,
+/// read from the last one), in id order.
+pub(crate) async fn job_copied_ids(conn: &mut PgConnection, c: Copied) -> sqlx::Result<Vec<i64>> {
+    if c.count == 0 {
+        return Ok(Vec::new());
+    }
+    let (last, xmin): (i64, String) = sqlx::query_as(
+        // currval in a subquery: evaluated once, so the primary key finds the row.
+        "SELECT id, xmin::text FROM qron.jobs WHERE id = (SELECT currval('qron.jobs_id_seq'))",
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+    if last - c.after == c.count {
+        return Ok((c.after + 1..=last).collect());
+    }
+    let ids: Vec<i64> = sqlx::query_scalar(
+        "SELECT id FROM qron.jobs WHERE id > $1 AND id <= $2 AND xmin::text = $3 ORDER BY id",
+    )
+    .bind(c.after)
+    .bind(last)
+    .bind(xmin)
+    .fetch_all(&mut *conn)
+    .await?;
+    if i64::try_from(ids.len()) != Ok(c.count) {
+        return Err(sqlx::Error::Protocol(format!(
+            "{} jobs copied, {} found in ids {}..={last}",
+            c.count,
+            ids.len(),
+            c.after + 1
+        )));
+    }
+    Ok(ids)
+}
+
+/// Wakes idle workers of these executors, when the transaction commits.
+pub(crate) async fn jobs_notify<'e>(
+    ex: impl PgExecutor<'e>,
+    executors: &[&str],
+) -> sqlx::Result<()> {
+    sqlx::query("SELECT pg_notify('qron_jobs', e) FROM unnest($1::text[]) AS e")
+        .bind(executors)
+        .execute(ex)
+        .await
+        .map(|_| ())
+}
+
+/// PostgreSQL's binary `COPY` format for [`COPY_IN`]'s columns.
+mod copy_binary {
+    use chrono::{DateTime, Utc};
+    use sqlx::postgres::types::PgInterval;
+
+    use super::InsertRow;
+
+    /// Microseconds from the Unix epoch to PostgreSQL's (2000-01-01).
+    const PG_EPOCH_MICROS: i64 = 946_684_800_000_000;
+    const COLUMNS: i16 = 11;
+
+    pub(super) fn header() -> Vec<u8> {
+        let mut b = Vec::with_capacity(super::COPY_MESSAGE + 4096);
+        b.extend_from_slice(b"PGCOPY\n\xff\r\n\0");
+        b.extend_from_slice(&0i32.to_be_bytes()); // flags
+        b.extend_from_slice(&0i32.to_be_bytes()); // header extension length
+        b
+    }
+
+    pub(super) fn trailer(b: &mut Vec<u8>) {
+        b.extend_from_slice(&(-1i16).to_be_bytes());
+    }
+
+    pub(super) fn row(b: &mut Vec<u8>, owner: &str, r: &InsertRow) {
+        b.extend_from_slice(&COLUMNS.to_be_bytes());
+        field(b, r.executor.as_bytes());
+        field(b, owner.as_bytes());
+        field(b, r.expr.as_bytes());
+        field(b, &[u8::from(r.recurring)]);
+        timestamp(b, r.run_at);
+        timestamp(b, r.run_at);
+        jsonb(b, &r.payload);
+        jsonb(b, &r.meta);
+        field(b, &r.max_attempts.to_be_bytes());
+        interval(b, &r.timeout);
+        timestamp(b, r.start_at);
+    }
+
+    fn field(b: &mut Vec<u8>, data: &[u8]) {
+        // Every value here is far below 2 GiB: texts are checked against their limits first.
+        let len = i32::try_from(data.len()).unwrap_or(i32::MAX);
+        b.extend_from_slice(&len.to_be_bytes());
+        b.extend_from_slice(data);
+    }
+
+    fn timestamp(b: &mut Vec<u8>, t: DateTime<Utc>) {
+        field(b, &(t.timestamp_micros() - PG_EPOCH_MICROS).to_be_bytes());
+    }
+
+    fn jsonb(b: &mut Vec<u8>, text: &str) {
+        let len = i32::try_from(text.len() + 1).unwrap_or(i32::MAX);
+        b.extend_from_slice(&len.to_be_bytes());
+        b.push(1); // jsonb's binary format version
+        b.extend_from_slice(text.as_bytes());
+    }
+
+    fn interval(b: &mut Vec<u8>, i: &PgInterval) {
+        b.extend_from_slice(&16i32.to_be_bytes());
+        b.extend_from_slice(&i.microseconds.to_be_bytes());
+        b.extend_from_slice(&i.days.to_be_bytes());
+        b.extend_from_slice(&i.months.to_be_bytes());
+    }
+}

@@ -1,0 +1,333 @@
+//! Leases: taking due jobs, handing them back, finding the next due one, and the leases that
+//! ran out.
+
+use chrono::{DateTime, Utc};
+use sqlx::PgExecutor;
+use sqlx::postgres::types::PgInterval;
+
+/// A job handed to a worker.
+#[derive(Debug, Clone)]
+pub(crate) struct LeasedJob {
+    pub id: i64,
+    pub owner: String,
+    pub name: Option<String>,
+    pub expr: String,
+    pub recurring: bool,
+    pub run_at: DateTime<Utc>,
+    pub slot_at: DateTime<Utc>,
+    /// JSON text, the handler decodes its typed payload straight from it; `None` for JSON
+    /// `null` (the payload of every job without input: nothing to allocate).
+    pub payload: Option<String>,
+    /// JSON text, decoded by the execution (one row that does not decode fails its own job,
+    /// not the lease); `None` for `{}`.
+    pub meta: Option<String>,
+    pub attempt: i32,
+    pub executions: i64,
+    pub max_attempts: i32,
+    pub timeout: PgInterval,
+    pub lease_token: i64,
+    pub revision: i64,
+    /// The instant the schedule counts from.
+    pub start_at: DateTime<Utc>,
+}
+
+/// The lease's `RETURNING` list, by name, in order: [`LeasedJob`] is decoded by these
+/// positions (a lease returns up to a batch of rows, and looking each column up by name was a
+/// noticeable part of a worker's time). A test checks that the statement's list is this one.
+const LEASED_COLUMNS: [&str; 16] = [
+    "id",
+    "owner",
+    "name",
+    "expr",
+    "recurring",
+    "run_at",
+    "slot_at",
+    "payload",
+    "meta",
+    "attempt",
+    "executions",
+    "max_attempts",
+    "timeout",
+    "lease_token",
+    "revision",
+    "start_at",
+];
+
+/// The position of `column` in [`LEASED_COLUMNS`] (evaluated at compile time: a name not in
+/// the list does not compile).
+const fn leased(column: &str) -> usize {
+    let mut i = 0;
+    while i < LEASED_COLUMNS.len() {
+        if str_eq(LEASED_COLUMNS[i], column) {
+            return i;
+        }
+        i += 1;
+    }
+    panic!("not a column of the lease's RETURNING list")
+}
+
+const fn str_eq(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+impl<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> for LeasedJob {
+    fn from_row(row: &'r sqlx::postgres::PgRow) -> sqlx::Result<Self> {
+        use sqlx::Row as _;
+        Ok(Self {
+            id: row.try_get_unchecked(const { leased("id") })?,
+            owner: row.try_get_unchecked(const { leased("owner") })?,
+            name: row.try_get_unchecked(const { leased("name") })?,
+            expr: row.try_get_unchecked(const { leased("expr") })?,
+            recurring: row.try_get_unchecked(const { leased("recurring") })?,
+            run_at: row.try_get_unchecked(const { leased("run_at") })?,
+            slot_at: row.try_get_unchecked(const { leased("slot_at") })?,
+            payload: row.try_get_unchecked(const { leased("payload") })?,
+            meta: row.try_get_unchecked(const { leased("meta") })?,
+            attempt: row.try_get_unchecked(const { leased("attempt") })?,
+            executions: row.try_get_unchecked(const { leased("executions") })?,
+            max_attempts: row.try_get_unchecked(const { leased("max_attempts") })?,
+            timeout: row.try_get_unchecked(const { leased("timeout") })?,
+            lease_token: row.try_get_unchecked(const { leased("lease_token") })?,
+            revision: row.try_get_unchecked(const { leased("revision") })?,
+            start_at: row.try_get_unchecked(const { leased("start_at") })?,
+        })
+    }
+}
+
+/// Time a lease outlives the handler's timeout, for the worker to write the outcome itself:
+/// the rescuer only takes over from a worker that is gone.
+const LEASE_SLACK: PgInterval = PgInterval {
+    months: 0,
+    days: 0,
+    microseconds: 2_000_000,
+};
+
+macro_rules! lease {
+    ($after:literal) => {
+        concat!(
+            "UPDATE qron.jobs j
+               SET status = 'running', executions = j.executions + 1,
+                   -- never past the limit, even for a job whose limit was lowered below the
+                   -- attempts it had made: that would break the row's check, and the
+                   -- statement with it, for every job of the executor
+                   attempt = LEAST(j.attempt + 1, j.max_attempts),
+                   lease_owner = $4, lease_expires_at = GREATEST(j.run_at, $2) + j.timeout + $5,
+                   lease_token = j.lease_token + 1, last_run_at = GREATEST(j.run_at, $2),
+                   updated_at = $2
+             WHERE j.id = ANY(ARRAY(
+                SELECT id FROM qron.jobs
+                 WHERE status = 'ready' AND executor = $1 AND run_at <= $6 ",
+            $after,
+            " ORDER BY run_at, id
+                 LIMIT $3
+                 FOR UPDATE SKIP LOCKED))
+            RETURNING j.id, j.owner, j.name, j.expr, j.recurring, j.run_at, j.slot_at,
+                      NULLIF(j.payload, 'null')::text AS payload,
+                      NULLIF(j.meta, '{}')::text AS meta, j.attempt, j.executions,
+                      j.max_attempts, j.timeout, j.lease_token, j.revision, j.start_at"
+        )
+    };
+}
+
+pub(crate) const LEASE: &str = lease!("");
+const LEASE_AFTER: &str = lease!("AND (run_at, id) > ($7, $8)");
+
+/// Leases up to `limit` jobs of `executor` due by `due_by` (at most a little after `now`: a
+/// job leased before its run time waits for it in the worker, and its lease counts from then),
+/// oldest run time first.
+///
+/// With `after`, only jobs past that (run time, id) in the lease order: the index entries
+/// before it are mostly of jobs already leased, which a long transaction elsewhere keeps from
+/// being cleaned up, and which a scan from the start would step over one by one.
+///
+/// A prepared statement: the worker runs it on connections that plan it for its values each
+/// time (see `worker::lease_pool`), since a generic plan can be far worse.
+pub(crate) async fn job_lease<'e>(
+    ex: impl PgExecutor<'e>,
+    p: &Lease<'_>,
+) -> sqlx::Result<Vec<LeasedJob>> {
+    let slack = PgInterval {
+        months: 0,
+        days: 0,
+        microseconds: LEASE_SLACK.microseconds
+            + i64::try_from(p.buffer_wait.as_micros()).unwrap_or(i64::MAX / 2),
+    };
+    let q = sqlx::query_as(if p.after.is_some() {
+        LEASE_AFTER
+    } else {
+        LEASE
+    })
+    .bind(p.executor)
+    .bind(p.now)
+    .bind(p.limit)
+    .bind(p.worker_id)
+    .bind(slack)
+    .bind(p.due_by);
+    match p.after {
+        Some((run_at, id)) => q.bind(run_at).bind(id),
+        None => q,
+    }
+    .fetch_all(ex)
+    .await
+}
+
+/// The parameters of [`job_lease`].
+#[derive(Debug, Clone)]
+pub(crate) struct Lease<'a> {
+    pub executor: &'a str,
+    pub worker_id: &'a str,
+    pub limit: i64,
+    pub now: DateTime<Utc>,
+    pub due_by: DateTime<Utc>,
+    pub after: Option<(DateTime<Utc>, i64)>,
+    /// How long a leased job may wait in the worker before it starts: the lease is longer by
+    /// that much.
+    pub buffer_wait: std::time::Duration,
+}
+
+/// Hands leased jobs back unstarted: ready again (unless an edit paused them meanwhile), the
+/// lease's attempt and execution uncounted, other workers woken.
+const JOB_RELEASE: &str = "
+    WITH released AS (
+        UPDATE qron.jobs j
+           SET status = CASE WHEN j.status = 'running' THEN 'ready' ELSE j.status END,
+               -- an edit made since the lease set the attempt itself
+               attempt = CASE WHEN j.revision = u.revision THEN GREATEST(j.attempt - 1, 0)
+                              ELSE j.attempt END,
+               executions = GREATEST(j.executions - 1, 0),
+               lease_owner = NULL, lease_expires_at = NULL, lease_token = j.lease_token + 1,
+               updated_at = $4
+          FROM unnest($1::bigint[], $2::bigint[], $3::bigint[]) AS u(id, token, revision)
+         WHERE j.id = u.id AND j.lease_token = u.token
+        RETURNING j.executor, j.status),
+    woken AS (
+        SELECT pg_notify('qron_jobs', e.executor)
+          FROM (SELECT DISTINCT executor FROM released WHERE status = 'ready') e)
+    SELECT (SELECT count(*) FROM released) + 0 * (SELECT count(*) FROM woken)";
+
+/// Hands `jobs` back unstarted (see [`JOB_RELEASE`]); returns how many leases were still
+/// held.
+pub(crate) async fn job_release<'e>(
+    ex: impl PgExecutor<'e>,
+    jobs: &[&LeasedJob],
+    now: DateTime<Utc>,
+) -> sqlx::Result<i64> {
+    let ids: Vec<i64> = jobs.iter().map(|j| j.id).collect();
+    let tokens: Vec<i64> = jobs.iter().map(|j| j.lease_token).collect();
+    let revisions: Vec<i64> = jobs.iter().map(|j| j.revision).collect();
+    sqlx::query_scalar(JOB_RELEASE)
+        .bind(ids)
+        .bind(tokens)
+        .bind(revisions)
+        .bind(now)
+        .fetch_one(ex)
+        .await
+}
+
+/// When the next ready job of `executor` is due, if it is due by `before`.
+///
+/// The bound keeps the statement to the part of the lease index a lease would read: a generic
+/// plan made while the statistics said the table was empty reads every row it matches and
+/// sorts them (see `job_lease`), and without the bound that would be every job scheduled for
+/// later, at every idle poll, until the next `ANALYZE`.
+pub(crate) async fn job_next_due<'e>(
+    ex: impl PgExecutor<'e>,
+    executor: &str,
+    before: DateTime<Utc>,
+) -> sqlx::Result<Option<DateTime<Utc>>> {
+    sqlx::query_scalar(
+        "SELECT run_at FROM qron.jobs WHERE status = 'ready' AND executor = $1 AND run_at <= $2
+          ORDER BY run_at LIMIT 1",
+    )
+    .bind(executor)
+    .bind(before)
+    .fetch_optional(ex)
+    .await
+}
+
+/// A lease that ran out.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub(crate) struct ExpiredLease {
+    pub id: i64,
+    pub executor: String,
+    pub expr: String,
+    pub recurring: bool,
+    pub run_at: DateTime<Utc>,
+    pub slot_at: DateTime<Utc>,
+    pub attempt: i32,
+    pub max_attempts: i32,
+    pub lease_token: i64,
+    pub revision: i64,
+    pub start_at: DateTime<Utc>,
+}
+
+/// Up to `limit` jobs whose lease ran out before `now`.
+pub(crate) async fn job_expired_leases<'e>(
+    ex: impl PgExecutor<'e>,
+    now: DateTime<Utc>,
+    limit: i64,
+) -> sqlx::Result<Vec<ExpiredLease>> {
+    sqlx::query_as(
+        "SELECT id, executor, expr, recurring, run_at, slot_at, attempt, max_attempts, lease_token,
+                revision, start_at
+           FROM qron.jobs
+          WHERE lease_expires_at IS NOT NULL AND lease_expires_at < $1
+          ORDER BY lease_expires_at
+          LIMIT $2",
+    )
+    .bind(now)
+    .bind(limit)
+    .fetch_all(ex)
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_lease_returns_the_columns_its_row_is_decoded_by() {
+        // The name each item of the RETURNING list gets: its alias, or its column.
+        let list = LEASE
+            .rsplit_once("RETURNING")
+            .map(|(_, l)| l)
+            .unwrap_or_default();
+        // Items are separated by the commas outside parentheses.
+        let mut items = Vec::new();
+        let (mut depth, mut from) = (0, 0);
+        for (i, c) in list.char_indices() {
+            match c {
+                '(' => depth += 1,
+                ')' => depth -= 1,
+                ',' if depth == 0 => {
+                    items.push(&list[from..i]);
+                    from = i + 1;
+                }
+                _ => {}
+            }
+        }
+        items.push(&list[from..]);
+        let names: Vec<&str> = items
+            .into_iter()
+            .map(|item| {
+                let item = item.trim();
+                match item.rsplit_once(" AS ") {
+                    Some((_, alias)) => alias.trim(),
+                    None => item.trim_start_matches("j."),
+                }
+            })
+            .collect();
+        assert_eq!(names, LEASED_COLUMNS);
+    }
+}

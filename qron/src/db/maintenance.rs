@@ -1,0 +1,58 @@
+//! The history's upkeep: day partitions, their retention, and the leader's lock.
+
+use sqlx::PgExecutor;
+
+/// Creates the history partition of `day` (idempotent).
+pub(crate) async fn history_partition_create<'e>(
+    ex: impl PgExecutor<'e>,
+    day: chrono::NaiveDate,
+) -> sqlx::Result<String> {
+    sqlx::query_scalar("SELECT qron.history_partition_create($1)")
+        .bind(day)
+        .fetch_one(ex)
+        .await
+}
+
+/// The day partitions of the history, by name (`jobs_history_YYYYMMDD`).
+pub(crate) async fn history_partitions<'e>(ex: impl PgExecutor<'e>) -> sqlx::Result<Vec<String>> {
+    sqlx::query_scalar(
+        "SELECT c.relname::text FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+          WHERE i.inhparent = 'qron.jobs_history'::regclass
+            AND c.relname ~ '^jobs_history_[0-9]{8}$'
+          ORDER BY 1",
+    )
+    .fetch_all(ex)
+    .await
+}
+
+/// Drops one history partition (a name from [`history_partitions`]).
+pub(crate) async fn history_partition_drop<'e>(
+    ex: impl PgExecutor<'e>,
+    name: &str,
+) -> sqlx::Result<()> {
+    sqlx::query("SELECT qron.history_partition_drop($1)")
+        .bind(name)
+        .execute(ex)
+        .await
+        .map(|_| ())
+}
+
+/// Makes the transaction's statements give up waiting for a lock after `timeout` (a
+/// PostgreSQL interval such as `200ms`).
+pub(crate) async fn lock_timeout_set_local<'e>(
+    ex: impl PgExecutor<'e>,
+    timeout: &str,
+) -> sqlx::Result<()> {
+    sqlx::query("SELECT set_config('lock_timeout', $1, true)")
+        .bind(timeout)
+        .execute(ex)
+        .await
+        .map(|_| ())
+}
+
+/// Tries to become the maintenance leader for this transaction.
+pub(crate) async fn maintenance_try_lock<'e>(ex: impl PgExecutor<'e>) -> sqlx::Result<bool> {
+    sqlx::query_scalar("SELECT pg_try_advisory_xact_lock(hashtext('qron.maintenance'))")
+        .fetch_one(ex)
+        .await
+}
