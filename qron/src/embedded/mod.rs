@@ -19,7 +19,6 @@
 //! When the process runs as root (as CI does), the server processes run as the unprivileged
 //! `postgres` system user, since PostgreSQL refuses to run as root.
 
-use std::ffi::OsString;
 use std::fs;
 use std::io::Read as _;
 use std::os::unix::process::CommandExt as _;
@@ -30,10 +29,16 @@ use std::sync::{Mutex, OnceLock, mpsc};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, kill};
-use nix::unistd::{Gid, Pid, Uid, User};
+use nix::unistd::{Gid, Pid, Uid};
 use sqlx::postgres::PgConnectOptions;
 
 use crate::error::{Error, Result};
+
+mod builder;
+mod process;
+
+pub use builder::Builder;
+use process::{as_user, embedded_err, lock, spawn_kept};
 
 /// The port number names the socket file (`.s.PGSQL.<port>`); no TCP port is opened.
 const SOCKET_PORT: u16 = 5432;
@@ -55,223 +60,6 @@ const DEFAULT_SETTINGS: &[(&str, &str)] = &[
     ("max_connections", "400"),
     ("shared_buffers", "256MB"),
 ];
-
-/// How the throwaway server is found and configured. Made by [`EmbeddedPostgres::builder`].
-///
-/// ```no_run
-/// # fn main() -> qron::Result<()> {
-/// let pg = qron::embedded::EmbeddedPostgres::builder()
-///     .setting("max_connections", "100")
-///     .start()?;
-/// # Ok(()) }
-/// ```
-#[derive(Debug, Clone)]
-pub struct Builder {
-    search_path: Option<OsString>,
-    system_dirs: Vec<PathBuf>,
-    settings: Vec<(String, String)>,
-}
-
-impl Default for Builder {
-    fn default() -> Self {
-        Self {
-            search_path: None,
-            system_dirs: vec![PathBuf::from("/usr/lib/postgresql")],
-            settings: DEFAULT_SETTINGS
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-                .collect(),
-        }
-    }
-}
-
-impl Builder {
-    /// Searches these directories (a `PATH`-style list) instead of the `PATH` environment variable
-    /// for `initdb`, `postgres` and `pg_config`.
-    ///
-    /// ```
-    /// let b = qron::embedded::EmbeddedPostgres::builder().search_path("/opt/pg/bin:/usr/bin");
-    /// ```
-    pub fn search_path(mut self, path: impl Into<OsString>) -> Self {
-        self.search_path = Some(path.into());
-        self
-    }
-
-    /// Replaces the directories holding one `<version>/bin` per installed server
-    /// (default: `/usr/lib/postgresql`, as Debian lays them out). The newest version wins.
-    ///
-    /// ```
-    /// let b = qron::embedded::EmbeddedPostgres::builder().system_dirs(["/usr/lib/postgresql"]);
-    /// ```
-    pub fn system_dirs<I, P>(mut self, dirs: I) -> Self
-    where
-        I: IntoIterator<Item = P>,
-        P: Into<PathBuf>,
-    {
-        self.system_dirs = dirs.into_iter().map(Into::into).collect();
-        self
-    }
-
-    /// Sets a server setting (`postgres -c name=value`), replacing the default if there is one.
-    ///
-    /// ```
-    /// let b = qron::embedded::EmbeddedPostgres::builder().setting("fsync", "on");
-    /// ```
-    pub fn setting(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        let name = name.into();
-        self.settings.retain(|(k, _)| *k != name);
-        self.settings.push((name, value.into()));
-        self
-    }
-
-    /// Finds the directory holding the server binaries: the search path (or `PATH`), then
-    /// `pg_config --bindir`, then the system directories.
-    ///
-    /// # Errors
-    /// [`Error::PostgresNotFound`], listing where it looked, when no directory holds both
-    /// `initdb` and `postgres`.
-    ///
-    /// ```no_run
-    /// let bin = qron::embedded::EmbeddedPostgres::builder().find_binaries()?;
-    /// # Ok::<(), qron::Error>(())
-    /// ```
-    pub fn find_binaries(&self) -> Result<PathBuf> {
-        let path = match &self.search_path {
-            Some(p) => p.clone(),
-            None => std::env::var_os("PATH").unwrap_or_default(),
-        };
-        let mut searched = Vec::new();
-        let path_dirs: Vec<PathBuf> = std::env::split_paths(&path)
-            .filter(|d| !d.as_os_str().is_empty())
-            .collect();
-        for dir in &path_dirs {
-            if has_server_binaries(dir) {
-                return Ok(dir.clone());
-            }
-            searched.push(dir.clone());
-        }
-        if let Some(dir) = pg_config_bindir(&path_dirs) {
-            if has_server_binaries(&dir) {
-                return Ok(dir);
-            }
-            searched.push(dir);
-        }
-        for root in &self.system_dirs {
-            let mut versions: Vec<(u32, PathBuf)> = fs::read_dir(root)
-                .into_iter()
-                .flatten()
-                .flatten()
-                .filter_map(|e| {
-                    let version = e.file_name().to_str()?.parse::<u32>().ok()?;
-                    Some((version, e.path().join("bin")))
-                })
-                .collect();
-            versions.sort_by_key(|v| std::cmp::Reverse(v.0));
-            for (_, dir) in versions {
-                if has_server_binaries(&dir) {
-                    return Ok(dir);
-                }
-                searched.push(dir);
-            }
-            searched.push(root.clone());
-        }
-        Err(Error::PostgresNotFound { searched })
-    }
-
-    /// Creates a cluster in a new temporary directory and starts a server on it. Blocks until
-    /// the server accepts connections (a second or two); from async code, call it inside
-    /// `tokio::task::spawn_blocking`.
-    ///
-    /// # Errors
-    /// [`Error::PostgresNotFound`] when there are no server binaries; [`Error::Embedded`] when
-    /// `initdb` or the server fails (the message carries the server's log).
-    ///
-    /// ```no_run
-    /// let pg = qron::embedded::EmbeddedPostgres::builder().start()?;
-    /// # Ok::<(), qron::Error>(())
-    /// ```
-    pub fn start(self) -> Result<EmbeddedPostgres> {
-        let bin_dir = self.find_binaries()?;
-        remove_leftovers();
-        let dir = tempfile::Builder::new()
-            .prefix(DIR_PREFIX)
-            .tempdir()
-            .map_err(|e| embedded_err("create a temporary directory", e))?;
-        fs::write(dir.path().join(OWNER_FILE), std::process::id().to_string())
-            .map_err(|e| embedded_err("write the owner file", e))?;
-        let run_as = server_user()?;
-        if let Some((uid, gid)) = run_as {
-            nix::unistd::chown(dir.path(), Some(uid), Some(gid))
-                .map_err(|e| embedded_err("give the temporary directory to `postgres`", e))?;
-        }
-        let data_dir = dir.path().join("data");
-        let log_path = dir.path().join("server.log");
-
-        let started = Instant::now();
-        let mut initdb = Command::new(bin_dir.join("initdb"));
-        initdb
-            .arg("-D")
-            .arg(&data_dir)
-            .args([
-                "-U",
-                "postgres",
-                "-A",
-                "trust",
-                "-E",
-                "UTF8",
-                "--locale=C",
-                "--no-sync",
-                "--no-instructions",
-            ])
-            .current_dir(dir.path())
-            .env("LC_ALL", "C")
-            .stdin(Stdio::null());
-        as_user(&mut initdb, run_as);
-        die_with_parent(&mut initdb, Signal::SIGKILL);
-        let out = initdb.output().map_err(|e| embedded_err("run initdb", e))?;
-        if !out.status.success() {
-            return Err(Error::Embedded {
-                action: "run initdb",
-                detail: format!(
-                    "{}: {}{}",
-                    out.status,
-                    String::from_utf8_lossy(&out.stdout),
-                    String::from_utf8_lossy(&out.stderr)
-                ),
-            });
-        }
-
-        fs::File::create(&log_path).map_err(|e| embedded_err("create the log", e))?;
-        if let Some((uid, gid)) = run_as {
-            nix::unistd::chown(&log_path, Some(uid), Some(gid))
-                .map_err(|e| embedded_err("give the log to `postgres`", e))?;
-        }
-        let server = Server {
-            bin_dir: bin_dir.clone(),
-            settings: self.settings,
-            run_as,
-        };
-        let pg = EmbeddedPostgres {
-            socket_dir: dir.path().to_path_buf(),
-            data_dir,
-            log_path,
-            pid: AtomicU32::new(0),
-            child: Mutex::new(None),
-            keeper: Mutex::new(None),
-            dir: Mutex::new(Some(dir)),
-            server,
-        };
-        pg.spawn_server()?;
-        pg.wait_ready()?;
-        tracing::info!(
-            socket_dir = %pg.socket_dir.display(),
-            bin_dir = %bin_dir.display(),
-            elapsed_ms = started.elapsed().as_millis() as u64,
-            "throwaway PostgreSQL started"
-        );
-        Ok(pg)
-    }
-}
 
 /// How the server process is started (again, on restart).
 #[derive(Debug)]
@@ -569,122 +357,6 @@ impl EmbeddedPostgres {
 impl Drop for EmbeddedPostgres {
     fn drop(&mut self) {
         self.shutdown();
-    }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-fn embedded_err(action: &'static str, e: impl std::fmt::Display) -> Error {
-    Error::Embedded {
-        action,
-        detail: e.to_string(),
-    }
-}
-
-fn has_server_binaries(dir: &Path) -> bool {
-    dir.join("initdb").is_file() && dir.join("postgres").is_file()
-}
-
-fn pg_config_bindir(path_dirs: &[PathBuf]) -> Option<PathBuf> {
-    let pg_config = path_dirs
-        .iter()
-        .map(|d| d.join("pg_config"))
-        .find(|p| p.is_file())?;
-    let out = Command::new(pg_config).arg("--bindir").output().ok()?;
-    if !out.status.success() {
-        return None;
-    }
-    let dir = String::from_utf8(out.stdout).ok()?;
-    Some(PathBuf::from(dir.trim()))
-}
-
-/// The user to run the server as: none (ourselves) unless we are root, then `postgres`.
-fn server_user() -> Result<Option<(Uid, Gid)>> {
-    if !Uid::effective().is_root() {
-        return Ok(None);
-    }
-    match User::from_name("postgres") {
-        Ok(Some(user)) => Ok(Some((user.uid, user.gid))),
-        Ok(None) => Err(Error::Embedded {
-            action: "find an unprivileged user",
-            detail: "PostgreSQL refuses to run as root and there is no `postgres` system user; \
-                     create one (`useradd --system postgres`) or run as another user"
-                .to_owned(),
-        }),
-        Err(e) => Err(embedded_err("look up the `postgres` user", e)),
-    }
-}
-
-fn as_user(cmd: &mut Command, run_as: Option<(Uid, Gid)>) {
-    if let Some((uid, gid)) = run_as {
-        cmd.uid(uid.as_raw()).gid(gid.as_raw());
-    }
-}
-
-/// Has the kernel send `signal` to the spawned process when the spawning thread ends.
-fn die_with_parent(cmd: &mut Command, signal: Signal) {
-    // SAFETY: the closure runs in the forked child before exec and only calls prctl(2), which is
-    // async-signal-safe.
-    #[allow(unsafe_code)]
-    unsafe {
-        cmd.pre_exec(move || nix::sys::prctl::set_pdeathsig(signal).map_err(std::io::Error::from));
-    }
-}
-
-/// Spawns the server from a thread that lives as long as the server is wanted. The server gets
-/// SIGQUIT (immediate shutdown) when that thread ends, which also happens when this process dies
-/// without running destructors: a killed test run leaves no server behind.
-fn spawn_kept(mut cmd: Command) -> Result<(Child, mpsc::Sender<()>)> {
-    let (child_tx, child_rx) = mpsc::channel();
-    let (stop_tx, stop_rx) = mpsc::channel::<()>();
-    std::thread::Builder::new()
-        .name("qron-embedded-pg".to_owned())
-        .spawn(move || {
-            die_with_parent(&mut cmd, Signal::SIGQUIT);
-            let spawned = cmd.spawn();
-            let ok = spawned.is_ok();
-            let _ = child_tx.send(spawned);
-            if ok {
-                // Returns when the owner drops the sender, after it stopped the server.
-                let _ = stop_rx.recv();
-            }
-        })
-        .map_err(|e| embedded_err("start the keeper thread", e))?;
-    let child = child_rx
-        .recv()
-        .map_err(|e| embedded_err("start the server", e))?
-        .map_err(|e| embedded_err("start the server", e))?;
-    Ok((child, stop_tx))
-}
-
-/// Deletes the directories of throwaway servers whose owning process is gone (killed before it
-/// could clean up). Their servers already stopped when the owner died (see [`spawn_kept`]).
-fn remove_leftovers() {
-    let Ok(entries) = fs::read_dir(std::env::temp_dir()) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        if !name.to_str().is_some_and(|n| n.starts_with(DIR_PREFIX)) {
-            continue;
-        }
-        let Ok(owner) = fs::read_to_string(entry.path().join(OWNER_FILE)) else {
-            continue;
-        };
-        let Ok(pid) = owner.trim().parse::<i32>() else {
-            continue;
-        };
-        let alive = kill(Pid::from_raw(pid), None::<Signal>).is_ok();
-        let server_alive = fs::read_to_string(entry.path().join("data/postmaster.pid"))
-            .ok()
-            .and_then(|t| t.lines().next()?.trim().parse::<i32>().ok())
-            .is_some_and(|p| kill(Pid::from_raw(p), None::<Signal>).is_ok());
-        if !alive && !server_alive {
-            tracing::debug!(dir = %entry.path().display(), "removing a leftover throwaway server");
-            let _ = fs::remove_dir_all(entry.path());
-        }
     }
 }
 

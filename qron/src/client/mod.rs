@@ -1,0 +1,346 @@
+//! Enqueue and manage jobs: [`Client`]. Its operations live by kind: [`create`] (one job, many,
+//! through a transaction), [`manage`] (get, search, update, stop, restart, delete); what they
+//! check on the way in in [`checks`] and [`scope`].
+
+use std::sync::{Arc, OnceLock};
+
+use chrono::{DateTime, Utc};
+use sqlx::PgPool;
+
+use crate::clock::{DbClock, HostClock};
+use crate::error::{Error, Result};
+use crate::job::JobRef;
+use crate::{ExprError, Schedule};
+
+mod checks;
+mod create;
+mod manage;
+mod scope;
+
+pub(crate) use scope::*;
+
+/// The largest payload or meta, serialized as JSON, unless the client says otherwise.
+pub const DEFAULT_MAX_JSON_BYTES: usize = 1024 * 1024;
+/// The owner of jobs created without one.
+pub const DEFAULT_OWNER: &str = "default";
+/// Rows per statement in bulk creates.
+const INSERT_CHUNK: usize = 10_000;
+
+#[derive(Debug)]
+struct Config {
+    max_json_bytes: usize,
+    /// The database's time: a job's start, and so its first run, count from it.
+    clock: DbClock,
+}
+
+/// The handle to qron's jobs: create, find, change and delete them. Cheap to clone; every clone
+/// shares the pool.
+///
+/// Every operation is scoped to one owner (tenant): [`Client::owner`] gives a handle for another
+/// one, and the plain client acts for owner `"default"`. An owner never sees, changes or deletes
+/// another owner's jobs, whatever id or name it asks for.
+///
+/// ```no_run
+/// # async fn demo() -> qron::Result<()> {
+/// use serde_json::json;
+/// let client = qron::Client::connect("postgres://localhost/app").await?;
+/// client.migrate().await?;
+/// let job = client
+///     .create(qron::NewJob::new("email", "@after 1 hour").payload(json!({ "user_id": 7 })))
+///     .await?;
+/// let acme = client.owner("acme");
+/// assert!(acme.get(job.id).await.is_err()); // another owner's job
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct Client {
+    pool: PgPool,
+    owner: Arc<str>,
+    config: Arc<Config>,
+}
+
+/// Options of a [`Client`].
+///
+/// ```no_run
+/// # async fn demo(pool: sqlx::PgPool) {
+/// let client = qron::Client::builder(pool).max_json_bytes(64 * 1024).build();
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct ClientBuilder {
+    pool: PgPool,
+    owner: String,
+    max_json_bytes: usize,
+    host_clock: HostClock,
+}
+
+impl ClientBuilder {
+    /// The largest payload or meta accepted, serialized as JSON (default 1 MiB).
+    ///
+    /// ```no_run
+    /// # fn demo(pool: sqlx::PgPool) {
+    /// let client = qron::Client::builder(pool).max_json_bytes(16 * 1024).build();
+    /// # }
+    /// ```
+    pub fn max_json_bytes(mut self, bytes: usize) -> Self {
+        self.max_json_bytes = bytes;
+        self
+    }
+
+    /// The owner the client acts for (default `"default"`).
+    ///
+    /// ```no_run
+    /// # fn demo(pool: sqlx::PgPool) {
+    /// let client = qron::Client::builder(pool).owner("acme").build();
+    /// # }
+    /// ```
+    pub fn owner(mut self, owner: impl Into<String>) -> Self {
+        self.owner = owner.into();
+        self
+    }
+
+    /// The host's clock the client reads (default [`Utc::now`]). Jobs created without a start
+    /// count from the database server's time, not the host's: the client corrects this clock
+    /// to the server's (measured when it first needs it, then every 30 s). For tests that make
+    /// a host whose clock is wrong.
+    ///
+    /// ```no_run
+    /// # fn demo(pool: sqlx::PgPool) {
+    /// fn two_minutes_fast() -> chrono::DateTime<chrono::Utc> {
+    ///     chrono::Utc::now() + chrono::Duration::minutes(2)
+    /// }
+    /// let client = qron::Client::builder(pool).host_clock(two_minutes_fast).build();
+    /// # }
+    /// ```
+    pub fn host_clock(mut self, clock: HostClock) -> Self {
+        self.host_clock = clock;
+        self
+    }
+
+    /// The client.
+    ///
+    /// ```no_run
+    /// # fn demo(pool: sqlx::PgPool) {
+    /// let client = qron::Client::builder(pool).build();
+    /// # }
+    /// ```
+    pub fn build(self) -> Client {
+        Client {
+            pool: self.pool,
+            owner: self.owner.into(),
+            config: Arc::new(Config {
+                max_json_bytes: self.max_json_bytes,
+                clock: DbClock::new(self.host_clock),
+            }),
+        }
+    }
+}
+
+/// An expression checked by [`validate`]: its canonical text, description and next runs.
+///
+/// ```
+/// let v: qron::Validation = qron::validate("@daily", chrono::Utc::now(), 2)?;
+/// assert!(v.recurring);
+/// # Ok::<(), qron::ExprError>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[non_exhaustive]
+pub struct Validation {
+    /// The canonical text (what is stored).
+    pub canonical: String,
+    /// The schedule in words.
+    pub description: String,
+    /// Whether it repeats.
+    pub recurring: bool,
+    /// The first runs from the given instant (one for a one-off schedule).
+    pub next_runs: Vec<DateTime<Utc>>,
+}
+
+/// Checks an expression without touching the database: its canonical form, its description and
+/// its next `count` runs after `from`.
+///
+/// # Errors
+/// The parser's [`ExprError`].
+///
+/// ```
+/// let v = qron::validate("@every 90 minutes", chrono::Utc::now(), 3)?;
+/// assert_eq!(v.canonical, "@every 1 hour 30 minutes");
+/// assert_eq!(v.next_runs.len(), 3);
+/// # Ok::<(), qron::ExprError>(())
+/// ```
+pub fn validate(
+    expr: &str,
+    from: DateTime<Utc>,
+    count: usize,
+) -> std::result::Result<Validation, ExprError> {
+    let s = Schedule::parse(expr)?;
+    let mut next_runs = Vec::new();
+    let mut at = s.first_run(from);
+    while let Some(t) = at {
+        if next_runs.len() >= count {
+            break;
+        }
+        next_runs.push(t);
+        at = s.next_run(from, t, t);
+    }
+    Ok(Validation {
+        canonical: s.to_string(),
+        description: s.describe(),
+        recurring: s.is_recurring(),
+        next_runs,
+    })
+}
+
+static DEFAULT_CLIENT: OnceLock<Client> = OnceLock::new();
+
+/// Installs the process-wide default client, used by typed enqueue (`Email::schedule(...)`) and
+/// `Worker::run_all()`. The first call wins; later calls return `false` and change nothing.
+///
+/// ```no_run
+/// # async fn demo() -> qron::Result<()> {
+/// let client = qron::Client::connect("postgres://localhost/app").await?;
+/// qron::init(client);
+/// # Ok(()) }
+/// ```
+pub fn init(client: Client) -> bool {
+    DEFAULT_CLIENT.set(client).is_ok()
+}
+
+/// The default client installed by [`init`].
+///
+/// # Errors
+/// [`Error::NotInitialized`] before [`init`].
+///
+/// ```
+/// // Before qron::init, there is none:
+/// assert!(matches!(qron::client(), Err(qron::Error::NotInitialized)));
+/// ```
+pub fn client() -> Result<Client> {
+    DEFAULT_CLIENT.get().cloned().ok_or(Error::NotInitialized)
+}
+
+impl Client {
+    /// A client over `pool`, acting for owner `"default"`.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), sqlx::Error> {
+    /// let pool = sqlx::PgPool::connect("postgres://localhost/app").await?;
+    /// let client = qron::Client::new(pool);
+    /// # Ok(()) }
+    /// ```
+    pub fn new(pool: PgPool) -> Self {
+        Self::builder(pool).build()
+    }
+
+    /// A [`ClientBuilder`] over `pool`.
+    ///
+    /// ```no_run
+    /// # fn demo(pool: sqlx::PgPool) {
+    /// let client = qron::Client::builder(pool).build();
+    /// # }
+    /// ```
+    pub fn builder(pool: PgPool) -> ClientBuilder {
+        ClientBuilder {
+            pool,
+            owner: DEFAULT_OWNER.to_owned(),
+            max_json_bytes: DEFAULT_MAX_JSON_BYTES,
+            host_clock: Utc::now,
+        }
+    }
+
+    /// Connects a pool to `url` and wraps it.
+    ///
+    /// # Errors
+    /// [`Error::Database`] when the server cannot be reached.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> qron::Result<()> {
+    /// let client = qron::Client::connect("postgres://localhost/app").await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn connect(url: &str) -> Result<Self> {
+        Ok(Self::new(PgPool::connect(url).await?))
+    }
+
+    /// Applies qron's migrations (see [`crate::migrate`]).
+    ///
+    /// # Errors
+    /// As [`crate::migrate`].
+    ///
+    /// ```no_run
+    /// # async fn demo(client: qron::Client) -> qron::Result<()> {
+    /// client.migrate().await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn migrate(&self) -> Result<()> {
+        crate::migrate(&self.pool).await
+    }
+
+    /// The same client acting for another owner.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: qron::Client) -> qron::Result<()> {
+    /// let acme = client.owner("acme");
+    /// let page = acme.search(&qron::Search::new()).await?; // only acme's jobs
+    /// # Ok(()) }
+    /// ```
+    pub fn owner(&self, owner: impl Into<String>) -> Client {
+        let owner: String = owner.into();
+        Client {
+            pool: self.pool.clone(),
+            owner: owner.into(),
+            config: self.config.clone(),
+        }
+    }
+
+    /// The owner this client acts for.
+    ///
+    /// ```no_run
+    /// # fn demo(client: qron::Client) {
+    /// assert_eq!(client.owner_name(), "default");
+    /// # }
+    /// ```
+    pub fn owner_name(&self) -> &str {
+        &self.owner
+    }
+
+    /// The pool the client uses.
+    ///
+    /// ```no_run
+    /// # fn demo(client: qron::Client) {
+    /// let pool: &sqlx::PgPool = client.pool();
+    /// # }
+    /// ```
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// The database server's time now (see [`DbClock`]).
+    pub(crate) async fn now(&self) -> DateTime<Utc> {
+        self.config.clock.now_synced(&self.pool).await
+    }
+
+    /// The owner and limits that every operation applies.
+    pub(crate) fn scope(&self) -> Scope<'_> {
+        Scope {
+            owner: &self.owner,
+            max_json_bytes: self.config.max_json_bytes,
+        }
+    }
+
+    fn not_found(&self, target: &JobRef) -> Error {
+        self.scope().not_found(target)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send_sync<T: Send + Sync + Clone + 'static>() {}
+
+    #[test]
+    fn client_is_send_sync_and_clone() {
+        assert_send_sync::<Client>();
+    }
+}

@@ -1,0 +1,176 @@
+//! An owner and its limits, applied by every operation; and the preparation of new jobs.
+
+use chrono::{DateTime, SubsecRound as _, Utc};
+use serde_json::Value;
+use sqlx::PgConnection;
+
+use super::checks::{check_max_attempts, check_name, check_time, timeout_interval};
+use crate::Schedule;
+use crate::db::{self, InsertRow};
+use crate::error::{Error, Result};
+use crate::job::{JobRef, JobRow, NewJob};
+use crate::limits;
+
+/// A parsed expression's first run from one start, kept for the next job of a batch.
+pub(crate) struct FirstRun {
+    text: String,
+    start_at: DateTime<Utc>,
+    canonical: String,
+    recurring: bool,
+    run_at: DateTime<Utc>,
+}
+
+/// An owner and the limits its operations apply, borrowed from a [`Client`] (or made for a bare
+/// connection).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Scope<'a> {
+    pub owner: &'a str,
+    pub max_json_bytes: usize,
+}
+
+impl Scope<'_> {
+    pub(crate) fn json(&self, field: &'static str, value: &Value) -> Result<String> {
+        let text = serde_json::to_string(value)?;
+        if text.len() > self.max_json_bytes {
+            return Err(Error::TooLarge {
+                field,
+                size: text.len(),
+                limit: self.max_json_bytes,
+            });
+        }
+        if let Some(reason) = limits::json_problem(&text) {
+            return Err(Error::InvalidArgument { field, reason });
+        }
+        Ok(text)
+    }
+
+    /// Refuses an owner that could not be stored (every operation checks it: the owner is
+    /// bound into each statement).
+    pub(crate) fn check_owner(&self) -> Result<()> {
+        check_name("owner", self.owner)
+    }
+
+    pub(crate) fn meta_json(&self, meta: &Value) -> Result<String> {
+        if !meta.is_object() {
+            return Err(Error::InvalidArgument {
+                field: "meta",
+                reason: "must be a JSON object".to_owned(),
+            });
+        }
+        self.json("meta", meta)
+    }
+
+    /// Validates a new job and computes its first run.
+    pub(crate) fn prepare(&self, job: &NewJob, now: DateTime<Utc>) -> Result<InsertRow> {
+        self.prepare_with(job, now, &mut None)
+    }
+
+    /// [`Scope::prepare`], reusing the schedule of the previous job when it has the same
+    /// expression and start (most batches schedule one expression many times).
+    pub(crate) fn prepare_with(
+        &self,
+        job: &NewJob,
+        now: DateTime<Utc>,
+        last: &mut Option<FirstRun>,
+    ) -> Result<InsertRow> {
+        self.check_owner()?;
+        check_name("executor", &job.executor)?;
+        if let Some(name) = &job.name {
+            check_name("name", name)?;
+        }
+        check_max_attempts(job.max_attempts)?;
+        let timeout = timeout_interval(job.timeout)?;
+        // PostgreSQL keeps microseconds: compute from what will be stored.
+        let start_at = job.start_at.unwrap_or(now).trunc_subsecs(6);
+        check_time("start_at", start_at)?;
+        let first = match last.take() {
+            Some(f) if f.text == job.expr && f.start_at == start_at => f,
+            _ => {
+                let schedule = Schedule::parse(&job.expr)?;
+                let run_at =
+                    schedule
+                        .first_run(start_at)
+                        .ok_or_else(|| Error::InvalidArgument {
+                            field: "expr",
+                            reason: format!("`{}` has no run time after {start_at}", job.expr),
+                        })?;
+                FirstRun {
+                    text: job.expr.clone(),
+                    start_at,
+                    canonical: schedule.to_string(),
+                    recurring: schedule.is_recurring(),
+                    run_at,
+                }
+            }
+        };
+        check_time("expr", first.run_at)?;
+        let row = InsertRow {
+            executor: job.executor.clone(),
+            name: job.name.clone(),
+            expr: first.canonical.clone(),
+            recurring: first.recurring,
+            run_at: first.run_at,
+            payload: self.json("payload", &job.payload)?,
+            meta: self.meta_json(&job.meta)?,
+            max_attempts: job.max_attempts,
+            timeout,
+            start_at,
+        };
+        *last = Some(first);
+        Ok(row)
+    }
+
+    pub(crate) fn already_exists(e: sqlx::Error, executor: &str, name: Option<&str>) -> Error {
+        let unique = e
+            .as_database_error()
+            .is_some_and(|d| d.constraint() == Some("jobs_owner_executor_name"));
+        if unique {
+            // The database's detail names the row: `Key (owner, executor, name)=(…)`.
+            let name = name.map(str::to_owned).unwrap_or_else(|| {
+                e.as_database_error()
+                    .and_then(|d| {
+                        d.try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+                            .and_then(|pg| pg.detail().map(str::to_owned))
+                    })
+                    .unwrap_or_default()
+            });
+            Error::AlreadyExists {
+                executor: executor.to_owned(),
+                name,
+            }
+        } else {
+            Error::Database(e)
+        }
+    }
+
+    pub(crate) fn not_found(&self, target: &JobRef) -> Error {
+        Error::NotFound {
+            what: target.to_string(),
+            owner: self.owner.to_owned(),
+        }
+    }
+
+    /// Validates and inserts one job through `conn`.
+    pub(crate) async fn create_on(
+        &self,
+        conn: &mut PgConnection,
+        job: NewJob,
+        now: DateTime<Utc>,
+    ) -> Result<JobRow> {
+        let row = self.prepare(&job, now)?;
+        let inserted = db::job_insert(&mut *conn, self.owner, &row, job.on_conflict)
+            .await
+            .map_err(|e| Self::already_exists(e, &row.executor, row.name.as_deref()))?;
+        if let Some(job) = inserted {
+            return Ok(job);
+        }
+        // Kept out by OnConflict::Keep: return the job that holds the name.
+        let target = JobRef::Name {
+            executor: row.executor.clone(),
+            name: row.name.clone().unwrap_or_default(),
+        };
+        db::job_get(&mut *conn, self.owner, &target)
+            .await?
+            .ok_or_else(|| self.not_found(&target))
+    }
+}

@@ -1,0 +1,176 @@
+//! Jobs as stored, and the inputs that create, find and change them.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use sqlx::Row as _;
+use sqlx::postgres::PgRow;
+use sqlx::postgres::types::PgInterval;
+
+mod job_ref;
+mod new_job;
+mod search;
+mod update;
+
+pub use job_ref::JobRef;
+pub use new_job::{NewJob, OnConflict};
+pub use search::{MAX_PAGE, Order, Page, Search};
+pub use update::JobUpdate;
+
+/// Attempts per occurrence when a job does not say otherwise.
+pub const DEFAULT_MAX_ATTEMPTS: i32 = 5;
+/// The most attempts a job may allow.
+pub const MAX_ATTEMPTS_LIMIT: i32 = 1000;
+/// Lease length when a job does not say otherwise: a running job whose worker is silent this long
+/// is handed out again.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5 * 60);
+/// The longest executor, name or owner, in characters.
+pub const MAX_NAME_LEN: usize = 255;
+
+/// Where a job is in its life.
+///
+/// ```
+/// assert_eq!(qron::JobStatus::Paused.as_str(), "paused");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobStatus {
+    /// Waiting for its run time.
+    Ready,
+    /// Leased by a worker.
+    Running,
+    /// Stopped by an operator; `restart` makes it ready again.
+    Paused,
+    /// A one-off job that ran successfully (kept in the history).
+    Succeeded,
+    /// A one-off job that failed for good (kept in the history).
+    Failed,
+}
+
+impl JobStatus {
+    /// The status as stored (`ready`, `running`, …).
+    ///
+    /// ```
+    /// assert_eq!(qron::JobStatus::Ready.as_str(), "ready");
+    /// ```
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobStatus::Ready => "ready",
+            JobStatus::Running => "running",
+            JobStatus::Paused => "paused",
+            JobStatus::Succeeded => "succeeded",
+            JobStatus::Failed => "failed",
+        }
+    }
+
+    fn from_db(s: &str) -> Option<Self> {
+        Some(match s {
+            "ready" => JobStatus::Ready,
+            "running" => JobStatus::Running,
+            "paused" => JobStatus::Paused,
+            "succeeded" => JobStatus::Succeeded,
+            "failed" => JobStatus::Failed,
+            _ => return None,
+        })
+    }
+}
+
+/// A stored job.
+///
+/// ```no_run
+/// # async fn demo(client: qron::Client) -> qron::Result<()> {
+/// let job = client.get(42).await?;
+/// println!("{} runs `{}` next at {}", job.id, job.expr, job.run_at);
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[non_exhaustive]
+pub struct JobRow {
+    /// Unique among all jobs.
+    pub id: i64,
+    /// The queue/handler the job belongs to.
+    pub executor: String,
+    /// The tenant the job belongs to.
+    pub owner: String,
+    /// Unique per (owner, executor) among live jobs, when set.
+    pub name: Option<String>,
+    /// The schedule, in canonical form.
+    pub expr: String,
+    /// Whether the schedule repeats.
+    pub recurring: bool,
+    /// Where the job is in its life.
+    pub status: JobStatus,
+    /// When it is (or was last) due.
+    pub run_at: DateTime<Utc>,
+    /// The handler's input, replaced by the handler when it keeps state between executions.
+    pub payload: Value,
+    /// Free-form JSON object.
+    pub meta: Value,
+    /// Executions of the current occurrence.
+    pub attempt: i32,
+    /// Executions over the job's whole life.
+    pub executions: i64,
+    /// Attempts allowed per occurrence.
+    pub max_attempts: i32,
+    /// Lease length.
+    pub timeout: Duration,
+    /// Bumped by every management change; see [`JobUpdate::if_revision`].
+    pub revision: i64,
+    /// The last failure's message.
+    pub last_error: Option<String>,
+    /// When the last failure happened.
+    pub last_error_at: Option<DateTime<Utc>>,
+    /// When the job was created.
+    pub created_at: DateTime<Utc>,
+    /// When the job last changed.
+    pub updated_at: DateTime<Utc>,
+    /// The instant its schedule counts from.
+    pub start_at: DateTime<Utc>,
+    /// When it last ran.
+    pub last_run_at: Option<DateTime<Utc>>,
+    /// When a one-off job finished (`Succeeded` or `Failed`).
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+pub(crate) fn interval_to_duration(i: &PgInterval) -> Duration {
+    let micros = i64::from(i.days) * 86_400_000_000
+        + i64::from(i.months) * 30 * 86_400_000_000
+        + i.microseconds;
+    Duration::from_micros(u64::try_from(micros).unwrap_or(0))
+}
+
+impl<'r> sqlx::FromRow<'r, PgRow> for JobRow {
+    fn from_row(row: &'r PgRow) -> Result<Self, sqlx::Error> {
+        let status: String = row.try_get("status")?;
+        let status = JobStatus::from_db(&status).ok_or_else(|| sqlx::Error::ColumnDecode {
+            index: "status".to_owned(),
+            source: format!("unknown job status `{status}`").into(),
+        })?;
+        let timeout: PgInterval = row.try_get("timeout")?;
+        Ok(JobRow {
+            id: row.try_get("id")?,
+            executor: row.try_get("executor")?,
+            owner: row.try_get("owner")?,
+            name: row.try_get("name")?,
+            expr: row.try_get("expr")?,
+            recurring: row.try_get("recurring")?,
+            status,
+            run_at: row.try_get("run_at")?,
+            payload: row.try_get("payload")?,
+            meta: row.try_get("meta")?,
+            attempt: row.try_get("attempt")?,
+            executions: row.try_get("executions")?,
+            max_attempts: row.try_get("max_attempts")?,
+            timeout: interval_to_duration(&timeout),
+            revision: row.try_get("revision")?,
+            last_error: row.try_get("last_error")?,
+            last_error_at: row.try_get("last_error_at")?,
+            created_at: row.try_get("created_at")?,
+            updated_at: row.try_get("updated_at")?,
+            start_at: row.try_get("start_at")?,
+            last_run_at: row.try_get("last_run_at")?,
+            finished_at: row.try_get("finished_at")?,
+        })
+    }
+}
