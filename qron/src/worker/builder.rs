@@ -1,6 +1,23 @@
 //! [`WorkerBuilder`]: a worker's settings, checked.
 
-use super::*;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use chrono::Utc;
+use tokio::sync::{Notify, Semaphore};
+use tokio_util::sync::CancellationToken;
+
+use super::{
+    DEFAULT_FLUSH_TIMEOUT, DEFAULT_HISTORY_RETENTION, DEFAULT_LEASE_AHEAD, DEFAULT_POLL_INTERVAL,
+    DEFAULT_PREFETCH, DEFAULT_RESCUE_INTERVAL, DEFAULT_SHUTDOWN_GRACE, ExecutorState, Stopper,
+    Worker,
+};
+use crate::clock::{DbClock, HostClock};
+use crate::completer;
+use crate::registry::Registration;
+use crate::{Client, Error, Result};
 
 /// How a [`Worker`] runs. Made by [`Worker::builder`].
 ///

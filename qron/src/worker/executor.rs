@@ -5,7 +5,17 @@ use std::time::Instant;
 
 use super::buffer::Buffered;
 use super::producer::hand_back;
-use super::*;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use futures_util::FutureExt as _;
+use tracing::Instrument as _;
+
+use super::outcome::{OutcomeInput, decide};
+use super::{ExecutorState, Shared};
+use crate::db::LeasedJob;
+use crate::handler::{Context, JobError, Requests};
+use crate::job::interval_to_duration;
 
 /// Runs buffered jobs in one slot, one after another, until the buffer is empty or the worker
 /// stops: a busy executor starts a job without a task switch to the producer.

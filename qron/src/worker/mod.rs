@@ -18,25 +18,19 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use futures_util::FutureExt as _;
-use sqlx::postgres::PgListener;
 use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
-use tracing::Instrument as _;
 
-use crate::clock::{DbClock, HostClock};
-use crate::completer::{self, CompleterHandle, Outcome};
-use crate::db::{self, Completion, Finish, LeasedJob};
-use crate::handler::{Backoff, Context, JobError, Requests};
-use crate::job::interval_to_duration;
+use crate::clock::DbClock;
+use crate::completer::{self, CompleterHandle};
 use crate::maintenance::{history::maintain, rescuer::rescue};
 use crate::metrics::Metrics;
 use crate::registry::Registration;
 use crate::{Client, Error, Result, Schedule};
 use executor::panic_message;
 use notifier::listen;
-use outcome::{OutcomeInput, decide};
 use producer::Producer;
 
 /// How often an idle producer looks for due jobs when no notification wakes it.

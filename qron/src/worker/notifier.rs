@@ -1,7 +1,14 @@
 //! The notifier: listens for `qron_jobs` notifications and wakes the idle producers of their
 //! executor.
 
-use super::*;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::postgres::PgListener;
+use tokio_util::sync::CancellationToken;
+
+use super::{CHANNEL, ExecutorState};
 
 /// Wakes producers on notifications of new due jobs; reconnects when the connection drops.
 pub(crate) async fn listen(

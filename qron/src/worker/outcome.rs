@@ -1,7 +1,12 @@
 //! The outcome of an execution (SPEC §4): a pure decision from a handler's result to the row's
 //! change, with no I/O.
 
-use super::*;
+use chrono::{DateTime, Utc};
+
+use crate::Schedule;
+use crate::completer::Outcome;
+use crate::db::{Completion, Finish, LeasedJob};
+use crate::handler::{Backoff, JobError, Requests};
 
 /// What an outcome depends on, from a lease or from an expired lease.
 pub(crate) struct OutcomeInput {
@@ -135,6 +140,7 @@ pub(crate) fn decide(
 mod tests {
     use super::*;
     use chrono::TimeZone as _;
+    use std::time::Duration;
 
     fn at(h: u32, m: u32, s: u32) -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2027, 1, 1, h, m, s)

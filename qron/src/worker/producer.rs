@@ -10,7 +10,14 @@ use std::time::Instant;
 use super::buffer::MAX_BUFFERED_WAIT;
 
 use super::executor::run_slot;
-use super::*;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use super::{ExecutorState, Shared};
+use crate::db::{self, LeasedJob};
 
 /// What a lease brought back.
 struct Landed {
