@@ -6,6 +6,54 @@ use qron::{Client, JobStatus, NewJob, Worker};
 use qron_tests::jobs::{Mode, Script};
 use qron_tests::{Running, TestDb, count, wait_for};
 
+/// A worker in a process of its own serving `act_lease` (with `concurrency` slots when given),
+/// for a test to kill.
+async fn child_worker(db: &TestDb, concurrency: Option<&str>) -> std::process::Child {
+    let url = tokio::task::spawn_blocking(TestDb::server_url)
+        .await
+        .unwrap();
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_qron-test-worker"));
+    cmd.args([url.as_str(), db.name.as_str(), "act_lease"]);
+    if let Some(n) = concurrency {
+        cmd.env("QRON_TEST_CONCURRENCY", n);
+    }
+    cmd.spawn().unwrap()
+}
+
+/// Jobs the database shows as leased.
+async fn running(db: &TestDb) -> i64 {
+    count(
+        &db.pool,
+        "SELECT count(*) FROM qron.jobs WHERE status = 'running'",
+    )
+    .await
+}
+
+/// A worker that rescues expired leases of `act_lease` every 100 ms.
+fn rescuing_worker(c: &Client) -> Running {
+    Running::start(
+        Worker::builder(c.clone())
+            .executors(["act_lease"])
+            .rescue_interval(Duration::from_millis(100))
+            .poll_interval(Duration::from_millis(100))
+            .build()
+            .unwrap(),
+    )
+}
+
+/// Waits until `n` jobs succeeded.
+async fn wait_succeeded(db: &TestDb, n: i64) {
+    wait_for("every job to finish", Duration::from_secs(30), || async {
+        count(
+            &db.pool,
+            "SELECT count(*) FROM qron.jobs_history WHERE status = 'succeeded'",
+        )
+        .await
+            == n
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn jobs_of_a_killed_worker_come_back_after_their_lease() {
     let db = TestDb::new().await;
@@ -21,57 +69,22 @@ async fn jobs_of_a_killed_worker_come_back_after_their_lease() {
     let ids = c.create_many(jobs).await.unwrap();
 
     // A worker in another process leases every job, then dies without a word.
-    let url = tokio::task::spawn_blocking(TestDb::server_url)
-        .await
-        .unwrap();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_qron-test-worker"))
-        .args([url.as_str(), db.name.as_str(), "act_lease"])
-        .spawn()
-        .unwrap();
+    let mut child = child_worker(&db, None).await;
     wait_for(
         "the child to hold every lease",
         Duration::from_secs(20),
-        || async {
-            count(
-                &db.pool,
-                "SELECT count(*) FROM qron.jobs WHERE status = 'running'",
-            )
-            .await
-                == 10
-        },
+        || async { running(&db).await == 10 },
     )
     .await;
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
-    assert_eq!(
-        count(
-            &db.pool,
-            "SELECT count(*) FROM qron.jobs WHERE status = 'running'"
-        )
-        .await,
-        10
-    );
+    assert_eq!(running(&db).await, 10);
 
     // A second worker rescues them once the leases run out, and completes them.
-    let running = Running::start(
-        Worker::builder(c.clone())
-            .executors(["act_lease"])
-            .rescue_interval(Duration::from_millis(100))
-            .poll_interval(Duration::from_millis(100))
-            .build()
-            .unwrap(),
-    );
-    wait_for("every job to finish", Duration::from_secs(30), || async {
-        count(
-            &db.pool,
-            "SELECT count(*) FROM qron.jobs_history WHERE status = 'succeeded'",
-        )
-        .await
-            == 10
-    })
-    .await;
-    let metrics = running.metrics.clone();
-    running.stop().await;
+    let worker = rescuing_worker(&c);
+    wait_succeeded(&db, 10).await;
+    let metrics = worker.metrics.clone();
+    worker.stop().await;
     assert_eq!(metrics.rescued(), 10);
     for id in ids {
         let j = c.get(id).await.unwrap();
@@ -99,53 +112,22 @@ async fn a_worker_killed_with_a_full_buffer_loses_nothing() {
         })
         .collect();
     c.create_many(jobs).await.unwrap();
-    let url = tokio::task::spawn_blocking(TestDb::server_url)
-        .await
-        .unwrap();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_qron-test-worker"))
-        .args([url.as_str(), db.name.as_str(), "act_lease"])
-        .env("QRON_TEST_CONCURRENCY", "1")
-        .spawn()
-        .unwrap();
+    let mut child = child_worker(&db, Some("1")).await;
     // More leased than its one slot runs: the rest wait in its buffer.
     wait_for("a full buffer", Duration::from_secs(20), || async {
-        count(
-            &db.pool,
-            "SELECT count(*) FROM qron.jobs WHERE status = 'running'",
-        )
-        .await
-            >= 5
+        running(&db).await >= 5
     })
     .await;
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
-    let held = count(
-        &db.pool,
-        "SELECT count(*) FROM qron.jobs WHERE status = 'running'",
-    )
-    .await;
+    let held = running(&db).await;
     assert!(held >= 2, "{held} leases held at the kill");
 
     // Another worker takes the rest, and the held jobs once their leases run out.
-    let running = Running::start(
-        Worker::builder(c.clone())
-            .executors(["act_lease"])
-            .rescue_interval(Duration::from_millis(100))
-            .poll_interval(Duration::from_millis(100))
-            .build()
-            .unwrap(),
-    );
-    wait_for("every job to finish", Duration::from_secs(30), || async {
-        count(
-            &db.pool,
-            "SELECT count(*) FROM qron.jobs_history WHERE status = 'succeeded'",
-        )
-        .await
-            == total
-    })
-    .await;
-    let metrics = running.metrics.clone();
-    running.stop().await;
+    let worker = rescuing_worker(&c);
+    wait_succeeded(&db, total).await;
+    let metrics = worker.metrics.clone();
+    worker.stop().await;
     assert_eq!(metrics.rescued() as i64, held, "each held lease came back");
     assert_eq!(count(&db.pool, "SELECT count(*) FROM qron.jobs").await, 0);
 }
