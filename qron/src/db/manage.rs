@@ -54,20 +54,28 @@ pub(crate) async fn job_get<'e>(
     }
 }
 
-/// A statement on one live job, in two forms: by id (`$2`) and by executor and name (`$2`, `$3`).
+/// A statement on one live job, in two forms: by id and by executor and name. The owner is
+/// `$1`, the statement's own parameters come next, and the target last (`$id`, or `$executor`
+/// and `$name`), so both forms bind the same values in the same order.
 macro_rules! by_ref {
-    ($head:expr, $tail:expr) => {
+    ($head:expr, $tail:expr, $id:literal, $executor:literal, $name:literal) => {
         (
-            concat!($head, " WHERE owner = $1 AND id = $2 ", $tail),
+            concat!($head, " WHERE owner = $1 AND id = ", $id, " ", $tail),
             concat!(
                 $head,
-                " WHERE owner = $1 AND executor = $2 AND name = $3 ",
+                " WHERE owner = $1 AND executor = ",
+                $executor,
+                " AND name = ",
+                $name,
+                " ",
                 $tail
             ),
         )
     };
 }
 
+/// Runs one of the two forms of a [`by_ref!`] statement for `target`: the owner, then what
+/// `bind` adds, then the target.
 async fn job_by_ref<'e, T>(
     ex: impl PgExecutor<'e>,
     sql: (&'static str, &'static str),
@@ -82,13 +90,12 @@ where
     T: Send + Unpin + for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>,
 {
     let q = match target {
-        JobRef::Id(id) => sqlx::query_as(sql.0).bind(owner.to_owned()).bind(*id),
-        JobRef::Name { executor, name } => sqlx::query_as(sql.1)
-            .bind(owner.to_owned())
+        JobRef::Id(id) => bind(sqlx::query_as(sql.0).bind(owner.to_owned())).bind(*id),
+        JobRef::Name { executor, name } => bind(sqlx::query_as(sql.1).bind(owner.to_owned()))
             .bind(executor.clone())
             .bind(name.clone()),
     };
-    bind(q).fetch_optional(ex).await
+    q.fetch_optional(ex).await
 }
 
 /// The changes of an update, validated; `None` leaves a column as it is.
@@ -106,35 +113,24 @@ pub(crate) struct JobChanges {
     pub if_revision: Option<i64>,
 }
 
-// The changes are bound after the target: from $3 by id, from $4 by name.
-const UPDATE_BY_ID: &str = concat!(
+/// The changes are `$2`–`$10` (`NULL`: unchanged), the target `$11` (or `$11`, `$12`).
+const UPDATE: (&str, &str) = by_ref!(
     "UPDATE qron.jobs SET
-       expr = COALESCE($3, expr), recurring = COALESCE($4, recurring),
-       run_at = COALESCE($5, run_at), slot_at = COALESCE($5, slot_at),
-       payload = COALESCE($6::jsonb, payload),
-       meta = COALESCE($7::jsonb, meta), timeout = COALESCE($8, timeout),
-       max_attempts = COALESCE($9, max_attempts),
-       attempt = CASE WHEN $3 IS NOT NULL THEN 0 ELSE LEAST(attempt, COALESCE($9, max_attempts)) END,
-       start_at = COALESCE($11, start_at),
-       revision = revision + 1, updated_at = now()
-     WHERE owner = $1 AND id = $2 AND ($10::bigint IS NULL OR revision = $10)
-     RETURNING ",
-    live_columns!()
-);
-
-const UPDATE_BY_NAME: &str = concat!(
-    "UPDATE qron.jobs SET
-       expr = COALESCE($4, expr), recurring = COALESCE($5, recurring),
-       run_at = COALESCE($6, run_at), slot_at = COALESCE($6, slot_at),
-       payload = COALESCE($7::jsonb, payload),
-       meta = COALESCE($8::jsonb, meta), timeout = COALESCE($9, timeout),
-       max_attempts = COALESCE($10, max_attempts),
-       attempt = CASE WHEN $4 IS NOT NULL THEN 0 ELSE LEAST(attempt, COALESCE($10, max_attempts)) END,
-       start_at = COALESCE($12, start_at),
-       revision = revision + 1, updated_at = now()
-     WHERE owner = $1 AND executor = $2 AND name = $3 AND ($11::bigint IS NULL OR revision = $11)
-     RETURNING ",
-    live_columns!()
+       expr = COALESCE($2, expr), recurring = COALESCE($3, recurring),
+       run_at = COALESCE($4, run_at), slot_at = COALESCE($4, slot_at),
+       payload = COALESCE($5::jsonb, payload),
+       meta = COALESCE($6::jsonb, meta), timeout = COALESCE($7, timeout),
+       max_attempts = COALESCE($8, max_attempts),
+       attempt = CASE WHEN $2 IS NOT NULL THEN 0 ELSE LEAST(attempt, COALESCE($8, max_attempts)) END,
+       start_at = COALESCE($10, start_at),
+       revision = revision + 1, updated_at = now()",
+    concat!(
+        "AND ($9::bigint IS NULL OR revision = $9) RETURNING ",
+        live_columns!()
+    ),
+    "$11",
+    "$11",
+    "$12"
 );
 
 /// Applies changes to a live job.
@@ -144,7 +140,7 @@ pub(crate) async fn job_update<'e>(
     target: &JobRef,
     c: &JobChanges,
 ) -> sqlx::Result<Option<JobRow>> {
-    job_by_ref(ex, (UPDATE_BY_ID, UPDATE_BY_NAME), owner, target, |q| {
+    job_by_ref(ex, UPDATE, owner, target, |q| {
         q.bind(c.expr.clone())
             .bind(c.recurring)
             .bind(c.run_at)
@@ -160,7 +156,10 @@ pub(crate) async fn job_update<'e>(
 
 const DELETE_LIVE: (&str, &str) = by_ref!(
     "DELETE FROM qron.jobs",
-    concat!("RETURNING ", live_columns!())
+    concat!("RETURNING ", live_columns!()),
+    "$2",
+    "$2",
+    "$3"
 );
 
 const DELETE_HISTORY: &str = concat!(
@@ -191,7 +190,10 @@ pub(crate) async fn job_delete(
 
 const STOP: (&str, &str) = by_ref!(
     "UPDATE qron.jobs SET status = 'paused', revision = revision + 1, updated_at = now()",
-    concat!("RETURNING ", live_columns!())
+    concat!("RETURNING ", live_columns!()),
+    "$2",
+    "$2",
+    "$3"
 );
 
 /// Pauses a live job.
@@ -205,7 +207,10 @@ pub(crate) async fn job_stop<'e>(
 
 const LOCK: (&str, &str) = by_ref!(
     "SELECT id, expr, recurring, run_at, start_at FROM qron.jobs",
-    "FOR UPDATE"
+    "FOR UPDATE",
+    "$2",
+    "$2",
+    "$3"
 );
 
 /// Locks a live job for a read-modify-write: its id, expression, kind, run time and start.
