@@ -13,6 +13,7 @@
 //! is fast, and tests run in parallel without seeing each other's jobs.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod fault;
 pub mod jobs;
 
 use std::hash::{DefaultHasher, Hash, Hasher};

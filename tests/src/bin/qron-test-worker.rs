@@ -1,8 +1,12 @@
 //! A worker in a process of its own, for tests that kill it: `qron-test-worker <url> <database>
-//! <executor>…`. It serves the jobs of the `qron_tests` library until it is killed or stopped,
-//! with the concurrency `QRON_TEST_CONCURRENCY` (when set) for each executor.
+//! <executor>…`. It serves the jobs of the `qron_tests` library until it is killed, or stopped
+//! softly by SIGTERM. Settings from the environment:
+//! - `QRON_TEST_CONCURRENCY`: the concurrency of each executor;
+//! - `QRON_TEST_RESCUE_MS`: the rescue interval;
+//! - `QRON_TEST_RECORD=1`: the `fault` job records its executions in the test's database.
 
 use std::str::FromStr as _;
+use std::time::Duration;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -13,18 +17,31 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let executors: Vec<String> = args.collect();
     let opts = sqlx::postgres::PgConnectOptions::from_str(&url)?.database(&database);
     let pool = sqlx::PgPool::connect_with(opts).await?;
+    if std::env::var("QRON_TEST_RECORD").is_ok() {
+        let _ = qron_tests::fault::RECORDER.set(pool.clone());
+    }
     // Name the jobs of the library: with nothing else of it referenced here, the linker would
     // drop their registrations (see `WorkerBuilder::job`).
     let mut builder = qron::Worker::builder(qron::Client::new(pool))
         .job::<qron_tests::jobs::ActLease>()
+        .job::<qron_tests::fault::Fault>()
         .executors(executors.clone())
-        .poll_interval(std::time::Duration::from_millis(50));
+        .poll_interval(Duration::from_millis(50));
     if let Ok(n) = std::env::var("QRON_TEST_CONCURRENCY") {
         for e in &executors {
             builder = builder.concurrency(e, n.parse()?);
         }
     }
+    if let Ok(ms) = std::env::var("QRON_TEST_RESCUE_MS") {
+        builder = builder.rescue_interval(Duration::from_millis(ms.parse()?));
+    }
     let worker = builder.build()?;
+    let stopper = worker.stopper();
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::spawn(async move {
+        term.recv().await;
+        stopper.soft();
+    });
     worker.run().await?;
     Ok(())
 }

@@ -1,0 +1,282 @@
+//! The reliability suite's harness: a job that records every execution in a side table, a
+//! fleet of worker processes to kill and restart, and a report that counts, per job, what
+//! happened (RELIABILITY.md).
+//!
+//! Each execution of the `fault` job inserts (job id, attempt, process id) into
+//! `public.executions` in a statement of its own, before its work: a row there is an execution
+//! that happened. A job is **lost** when it is neither live nor in the history; it **ran
+//! twice** when it has more than one row.
+
+use std::collections::{BTreeSet, HashMap};
+use std::process::{Child, Command};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use qron::{Context, JobError};
+use serde::{Deserialize, Serialize};
+use sqlx::PgPool;
+
+use crate::{Rng, TestDb};
+
+/// The side table of executions, created in a scenario's database before its workers start.
+pub const EXECUTIONS_TABLE: &str = "CREATE TABLE public.executions (
+    job_id bigint NOT NULL,
+    attempt integer NOT NULL,
+    pid integer NOT NULL,
+    started_at timestamptz NOT NULL DEFAULT clock_timestamp())";
+
+/// Where the `fault` job records its executions: set once per worker process.
+pub static RECORDER: OnceLock<PgPool> = OnceLock::new();
+
+/// What a `fault` job does after recording its execution.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Work {
+    /// Milliseconds of sleep (0: none).
+    pub sleep_ms: u64,
+}
+
+/// Records its execution, then sleeps as told. When the execution cannot be recorded (the
+/// database is down) it did nothing, and says so with a retry.
+#[qron::job(
+    executor = "fault",
+    concurrency = 50,
+    max_attempts = 25,
+    timeout = "2s",
+    backoff(base = "10ms", max = "200ms")
+)]
+pub async fn fault(ctx: Context, work: Work) -> Result<(), JobError> {
+    let Some(pool) = RECORDER.get() else {
+        return Err(JobError::fail("no recorder in this process"));
+    };
+    sqlx::query("INSERT INTO public.executions (job_id, attempt, pid) VALUES ($1, $2, $3)")
+        .bind(ctx.id())
+        .bind(ctx.attempt())
+        .bind(i32::try_from(std::process::id()).unwrap_or(i32::MAX))
+        .execute(pool)
+        .await
+        .map_err(|e| JobError::retry(format!("could not record the execution: {e}")))?;
+    if work.sleep_ms > 0 {
+        tokio::time::sleep(Duration::from_millis(work.sleep_ms)).await;
+    }
+    Ok(())
+}
+
+/// A due `fault` job sleeping `sleep_ms`, with the options of its declaration (an untyped job
+/// gets the defaults: a 5 minute timeout).
+pub fn fault_job(sleep_ms: u64) -> qron::NewJob {
+    let o = <Fault as qron::Job>::OPTIONS;
+    qron::NewJob::new(<Fault as qron::Job>::EXECUTOR, "@after 0s")
+        .payload(serde_json::json!({ "sleep_ms": sleep_ms }))
+        .timeout(o.timeout)
+        .max_attempts(o.max_attempts)
+}
+
+/// Worker processes serving `fault` on one scenario's database.
+pub struct Fleet {
+    exe: std::path::PathBuf,
+    url: String,
+    database: String,
+    env: Vec<(String, String)>,
+    /// The running processes.
+    pub children: Vec<Child>,
+    /// Process ids killed so far.
+    pub killed: BTreeSet<u32>,
+}
+
+impl Fleet {
+    /// A fleet for `db` of `exe` processes (the `qron-test-worker` binary: a test names it
+    /// with `env!("CARGO_BIN_EXE_qron-test-worker")`), started with `env`.
+    pub async fn new(db: &TestDb, exe: &str, env: &[(&str, &str)]) -> Self {
+        let url = tokio::task::spawn_blocking(TestDb::server_url)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        Self {
+            exe: exe.into(),
+            url,
+            database: db.name.clone(),
+            env: env
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+            children: Vec::new(),
+            killed: BTreeSet::new(),
+        }
+    }
+
+    /// Starts one more worker process.
+    pub fn spawn(&mut self) -> u32 {
+        let mut cmd = Command::new(&self.exe);
+        cmd.args([self.url.as_str(), self.database.as_str(), "fault"])
+            .env("QRON_TEST_RECORD", "1");
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start a worker: {e}"));
+        let pid = child.id();
+        self.children.push(child);
+        pid
+    }
+
+    /// SIGKILLs one of the processes, chosen by `rng`; returns its id.
+    pub fn kill_one(&mut self, rng: &mut Rng) -> Option<u32> {
+        if self.children.is_empty() {
+            return None;
+        }
+        let i = usize::try_from(rng.below(self.children.len() as u64)).unwrap_or(0);
+        let mut child = self.children.swap_remove(i);
+        let pid = child.id();
+        let _ = child.kill();
+        let _ = child.wait();
+        self.killed.insert(pid);
+        Some(pid)
+    }
+
+    /// Stops every process with SIGTERM and waits for them.
+    pub fn stop(&mut self) {
+        for child in &self.children {
+            if let Ok(pid) = i32::try_from(child.id()) {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGTERM,
+                );
+            }
+        }
+        for mut child in self.children.drain(..) {
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Fleet {
+    fn drop(&mut self) {
+        for child in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// What happened to a scenario's jobs.
+pub struct Report {
+    /// Jobs created.
+    pub enqueued: usize,
+    /// Jobs in the history as succeeded.
+    pub finished: usize,
+    /// Jobs neither live nor in the history.
+    pub lost: Vec<i64>,
+    /// Jobs with more than one recorded execution: their executions' processes, in order.
+    pub ran_twice: HashMap<i64, Vec<i32>>,
+    /// Jobs never recorded as executed.
+    pub never_ran: Vec<i64>,
+    /// The live table by status and lease: (status, leased, rows, earliest run time, earliest
+    /// lease expiry, now), for reading a stuck run.
+    pub live: Vec<(String, bool, i64, Option<String>, Option<String>, String)>,
+}
+
+impl std::fmt::Debug for Report {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} enqueued, {} finished, lost {} {:?}, never ran {} {:?}, ran twice {} {:?}, live {:?}",
+            self.enqueued,
+            self.finished,
+            self.lost.len(),
+            first(&self.lost),
+            self.never_ran.len(),
+            first(&self.never_ran),
+            self.ran_twice.len(),
+            self.ran_twice.iter().take(20).collect::<Vec<_>>(),
+            self.live
+        )
+    }
+}
+
+impl Report {
+    /// Counts what happened to `ids` in `pool`'s database.
+    pub async fn of(pool: &PgPool, ids: &[i64]) -> Self {
+        let lost: Vec<i64> = sqlx::query_scalar(
+            "SELECT id FROM unnest($1::bigint[]) AS u(id)
+              WHERE NOT EXISTS (SELECT 1 FROM qron.jobs j WHERE j.id = u.id)
+                AND NOT EXISTS (SELECT 1 FROM qron.jobs_history h WHERE h.id = u.id)
+              ORDER BY id",
+        )
+        .bind(ids)
+        .fetch_all(pool)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+        let finished: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM qron.jobs_history
+              WHERE id = ANY($1) AND status = 'succeeded'",
+        )
+        .bind(ids)
+        .fetch_one(pool)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+        let twice: Vec<(i64, Vec<i32>)> = sqlx::query_as(
+            "SELECT job_id, array_agg(pid ORDER BY started_at) FROM public.executions
+              GROUP BY job_id HAVING count(*) > 1 ORDER BY job_id",
+        )
+        .fetch_all(pool)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+        let never_ran: Vec<i64> = sqlx::query_scalar(
+            "SELECT id FROM unnest($1::bigint[]) AS u(id)
+              WHERE NOT EXISTS (SELECT 1 FROM public.executions e WHERE e.job_id = u.id)
+              ORDER BY id",
+        )
+        .bind(ids)
+        .fetch_all(pool)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+        let live = sqlx::query_as(
+            "SELECT status::text, lease_expires_at IS NOT NULL, count(*), min(run_at)::text,
+                    min(lease_expires_at)::text, clock_timestamp()::text
+               FROM qron.jobs GROUP BY 1, 2 ORDER BY 1, 2",
+        )
+        .fetch_all(pool)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+        Self {
+            live,
+            enqueued: ids.len(),
+            finished: usize::try_from(finished).unwrap_or(0),
+            lost,
+            ran_twice: twice.into_iter().collect(),
+            never_ran,
+        }
+    }
+
+    /// Panics, naming the jobs, unless every job finished once, except those whose earlier
+    /// executions were all in processes that were killed (`killed`).
+    pub fn assert_each_job_once_except_killed(&self, killed: &BTreeSet<u32>) {
+        assert!(self.lost.is_empty(), "lost jobs: {:?}", self.lost);
+        assert!(
+            self.never_ran.is_empty(),
+            "jobs never executed: {:?}",
+            first(&self.never_ran)
+        );
+        assert_eq!(self.finished, self.enqueued, "finished of enqueued");
+        let unexplained: Vec<(&i64, &Vec<i32>)> = self
+            .ran_twice
+            .iter()
+            .filter(|(_, pids)| {
+                pids.split_last().is_some_and(|(_, earlier)| {
+                    earlier
+                        .iter()
+                        .any(|p| !killed.contains(&u32::try_from(*p).unwrap_or(0)))
+                })
+            })
+            .collect();
+        assert!(
+            unexplained.is_empty(),
+            "jobs run twice although no process of theirs was killed (job, processes): {:?}",
+            unexplained.iter().take(20).collect::<Vec<_>>()
+        );
+    }
+}
+
+fn first(ids: &[i64]) -> &[i64] {
+    &ids[..ids.len().min(20)]
+}
