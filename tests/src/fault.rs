@@ -54,7 +54,7 @@ pub async fn fault(ctx: Context, work: Work) -> Result<(), JobError> {
         .bind(i32::try_from(std::process::id()).unwrap_or(i32::MAX))
         .execute(pool)
         .await
-        .map_err(|e| JobError::retry(format!("could not record the execution: {e}")))?;
+        .map_err(|e| JobError::retry(format!("{UNRECORDED}: {e}")))?;
     if work.sleep_ms > 0 {
         tokio::time::sleep(Duration::from_millis(work.sleep_ms)).await;
     }
@@ -90,10 +90,15 @@ impl Fleet {
         let url = tokio::task::spawn_blocking(TestDb::server_url)
             .await
             .unwrap_or_else(|e| panic!("{e}"));
+        Self::on(&url, &db.name, exe, env)
+    }
+
+    /// A fleet for database `database` of the server at `url` (as [`Fleet::new`]).
+    pub fn on(url: &str, database: &str, exe: &str, env: &[(&str, &str)]) -> Self {
         Self {
             exe: exe.into(),
-            url,
-            database: db.name.clone(),
+            url: url.to_owned(),
+            database: database.to_owned(),
             env: env
                 .iter()
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
@@ -158,6 +163,13 @@ impl Drop for Fleet {
     }
 }
 
+/// Live rows of one status: (status, leased, rows, earliest run time, earliest lease expiry,
+/// the server's time).
+pub type LiveRows = (String, bool, i64, Option<String>, Option<String>, String);
+
+/// A job's executions: (job, processes, attempts, last error in the history).
+type Executions = (i64, Vec<i32>, Vec<i32>, Option<String>);
+
 /// What happened to a scenario's jobs.
 pub struct Report {
     /// Jobs created.
@@ -166,20 +178,20 @@ pub struct Report {
     pub finished: usize,
     /// Jobs neither live nor in the history.
     pub lost: Vec<i64>,
-    /// Jobs with more than one recorded execution: their executions' processes, in order.
-    pub ran_twice: HashMap<i64, Vec<i32>>,
+    /// Jobs with more than one recorded execution.
+    pub ran_twice: HashMap<i64, Twice>,
     /// Jobs never recorded as executed.
     pub never_ran: Vec<i64>,
-    /// The live table by status and lease: (status, leased, rows, earliest run time, earliest
-    /// lease expiry, now), for reading a stuck run.
-    pub live: Vec<(String, bool, i64, Option<String>, Option<String>, String)>,
+    /// The live table by status and lease, for reading a stuck run.
+    pub live: Vec<LiveRows>,
 }
 
 impl std::fmt::Debug for Report {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{} enqueued, {} finished, lost {} {:?}, never ran {} {:?}, ran twice {} {:?}, live {:?}",
+            "{} enqueued, {} finished, lost {} {:?}, never ran {} {:?}, ran twice {} {:?}, \
+             live {:?}",
             self.enqueued,
             self.finished,
             self.lost.len(),
@@ -214,9 +226,12 @@ impl Report {
         .fetch_one(pool)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-        let twice: Vec<(i64, Vec<i32>)> = sqlx::query_as(
-            "SELECT job_id, array_agg(pid ORDER BY started_at) FROM public.executions
-              GROUP BY job_id HAVING count(*) > 1 ORDER BY job_id",
+        let twice: Vec<Executions> = sqlx::query_as(
+            "SELECT e.job_id, array_agg(e.pid ORDER BY e.started_at),
+                    array_agg(e.attempt ORDER BY e.started_at),
+                    (SELECT last_error FROM qron.jobs_history h WHERE h.id = e.job_id)
+               FROM public.executions e
+              GROUP BY e.job_id HAVING count(*) > 1 ORDER BY e.job_id",
         )
         .fetch_all(pool)
         .await
@@ -243,7 +258,19 @@ impl Report {
             enqueued: ids.len(),
             finished: usize::try_from(finished).unwrap_or(0),
             lost,
-            ran_twice: twice.into_iter().collect(),
+            ran_twice: twice
+                .into_iter()
+                .map(|(id, pids, attempts, last_error)| {
+                    (
+                        id,
+                        Twice {
+                            pids,
+                            attempts,
+                            last_error,
+                        },
+                    )
+                })
+                .collect(),
             never_ran,
         }
     }
@@ -258,22 +285,49 @@ impl Report {
             first(&self.never_ran)
         );
         assert_eq!(self.finished, self.enqueued, "finished of enqueued");
-        let unexplained: Vec<(&i64, &Vec<i32>)> = self
+        let unexplained: Vec<(&i64, &Twice)> = self
             .ran_twice
             .iter()
-            .filter(|(_, pids)| {
-                pids.split_last().is_some_and(|(_, earlier)| {
-                    earlier
-                        .iter()
-                        .any(|p| !killed.contains(&u32::try_from(*p).unwrap_or(0)))
-                })
-            })
+            .filter(|(_, t)| !t.explained(killed))
             .collect();
         assert!(
             unexplained.is_empty(),
-            "jobs run twice although no process of theirs was killed (job, processes): {:?}",
+            "jobs run twice although no process of theirs was killed (job, processes): {:?}; {self:?}",
             unexplained.iter().take(20).collect::<Vec<_>>()
         );
+    }
+}
+
+/// The executions of a job that ran more than once.
+#[derive(Debug)]
+pub struct Twice {
+    /// The processes that ran it, in order.
+    pub pids: Vec<i32>,
+    /// The attempt of each execution.
+    pub attempts: Vec<i32>,
+    /// The job's last error, from the history.
+    pub last_error: Option<String>,
+}
+
+/// What the `fault` job says when it could not record its execution.
+const UNRECORDED: &str = "could not record the execution";
+
+impl Twice {
+    /// Whether the repeat is what at-least-once allows: every earlier execution was in a
+    /// process that was killed, or the handler itself asked for the retry because its record
+    /// of the execution may not have been written (the connection dropped around the commit).
+    pub fn explained(&self, killed: &BTreeSet<u32>) -> bool {
+        let earlier_killed = self.pids.split_last().is_some_and(|(_, earlier)| {
+            earlier
+                .iter()
+                .all(|p| killed.contains(&u32::try_from(*p).unwrap_or(0)))
+        });
+        let asked = self.pids.len() == 2
+            && self
+                .last_error
+                .as_deref()
+                .is_some_and(|e| e.starts_with(UNRECORDED));
+        earlier_killed || asked
     }
 }
 

@@ -227,8 +227,29 @@ impl EmbeddedPostgres {
     /// # Ok::<(), qron::Error>(())
     /// ```
     pub fn restart(&self) -> Result<()> {
+        self.restart_after(Signal::SIGINT)
+    }
+
+    /// Restarts the server as after a crash, as `pg_ctl restart -m immediate` does: no
+    /// checkpoint at the stop, and the server replays its write-ahead log at the start.
+    /// Connections drop; committed data stays. Blocks until it accepts connections again.
+    ///
+    /// # Errors
+    /// [`Error::Embedded`] when the server does not come back.
+    ///
+    /// ```no_run
+    /// let pg = qron::embedded::EmbeddedPostgres::start()?;
+    /// pg.restart_immediate()?;
+    /// # Ok::<(), qron::Error>(())
+    /// ```
+    pub fn restart_immediate(&self) -> Result<()> {
+        self.restart_after(Signal::SIGQUIT)
+    }
+
+    /// Stops the server with `signal` (`SIGINT`: fast, `SIGQUIT`: immediate), then starts it.
+    fn restart_after(&self, signal: Signal) -> Result<()> {
         if let Some(mut child) = lock(&self.child).take() {
-            let _ = kill(Pid::from_raw(self.pid() as i32), Signal::SIGINT);
+            let _ = kill(Pid::from_raw(self.pid() as i32), signal);
             let _ = child.wait();
         }
         lock(&self.keeper).take();
