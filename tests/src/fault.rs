@@ -199,7 +199,7 @@ impl std::fmt::Debug for Report {
             self.never_ran.len(),
             first(&self.never_ran),
             self.ran_twice.len(),
-            self.ran_twice.iter().take(20).collect::<Vec<_>>(),
+            self.ran_twice.iter().take(5).collect::<Vec<_>>(),
             self.live
         )
     }

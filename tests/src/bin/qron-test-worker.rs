@@ -3,6 +3,7 @@
 //! softly by SIGTERM. Settings from the environment:
 //! - `QRON_TEST_CONCURRENCY`: the concurrency of each executor;
 //! - `QRON_TEST_RESCUE_MS`: the rescue interval;
+//! - `QRON_TEST_GRACE_MS`, `QRON_TEST_FLUSH_MS`: the shutdown grace and flush timeout;
 //! - `QRON_TEST_RECORD=1`: the `fault` job records its executions in the test's database.
 
 use std::str::FromStr as _;
@@ -34,6 +35,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     if let Ok(ms) = std::env::var("QRON_TEST_RESCUE_MS") {
         builder = builder.rescue_interval(Duration::from_millis(ms.parse()?));
+    }
+    if let Ok(ms) = std::env::var("QRON_TEST_GRACE_MS") {
+        builder = builder.shutdown_grace(Duration::from_millis(ms.parse()?));
+    }
+    if let Ok(ms) = std::env::var("QRON_TEST_FLUSH_MS") {
+        builder = builder.flush_timeout(Duration::from_millis(ms.parse()?));
     }
     let worker = builder.build()?;
     let stopper = worker.stopper();

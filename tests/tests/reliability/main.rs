@@ -7,6 +7,7 @@
 
 mod crash;
 mod restart;
+mod shutdown;
 
 use std::time::Duration;
 
