@@ -64,11 +64,34 @@ pub async fn fault(ctx: Context, work: Work) -> Result<(), JobError> {
 /// A due `fault` job sleeping `sleep_ms`, with the options of its declaration (an untyped job
 /// gets the defaults: a 5 minute timeout).
 pub fn fault_job(sleep_ms: u64) -> qron::NewJob {
+    fault_job_on("@after 0s", sleep_ms)
+}
+
+/// As [`fault_job`], on schedule `expr`.
+pub fn fault_job_on(expr: &str, sleep_ms: u64) -> qron::NewJob {
     let o = <Fault as qron::Job>::OPTIONS;
-    qron::NewJob::new(<Fault as qron::Job>::EXECUTOR, "@after 0s")
+    qron::NewJob::new(<Fault as qron::Job>::EXECUTOR, expr)
         .payload(serde_json::json!({ "sleep_ms": sleep_ms }))
         .timeout(o.timeout)
         .max_attempts(o.max_attempts)
+}
+
+/// The environment that runs a process with its clock shifted by `offset` (libfaketime's
+/// syntax, such as `+120s`), or `None` when Debian's `faketime` package is not installed.
+pub fn faketime_env(offset: &str) -> Option<Vec<(String, String)>> {
+    let lib = std::fs::read_dir("/usr/lib")
+        .ok()?
+        .filter_map(Result::ok)
+        .map(|d| d.path().join("faketime/libfaketimeMT.so.1"))
+        .chain(std::iter::once(std::path::PathBuf::from(
+            "/usr/lib/faketime/libfaketimeMT.so.1",
+        )))
+        .find(|p| p.exists())?;
+    Some(vec![
+        ("LD_PRELOAD".to_owned(), lib.to_string_lossy().into_owned()),
+        ("FAKETIME".to_owned(), offset.to_owned()),
+        ("FAKETIME_DONT_RESET".to_owned(), "1".to_owned()),
+    ])
 }
 
 /// Worker processes serving `fault` on one scenario's database.
@@ -110,7 +133,13 @@ impl Fleet {
 
     /// Starts one more worker process.
     pub fn spawn(&mut self) -> u32 {
+        self.spawn_with(&[])
+    }
+
+    /// Starts one more worker process, with `env` on top of the fleet's.
+    pub fn spawn_with(&mut self, env: &[(&str, &str)]) -> u32 {
         let mut cmd = Command::new(&self.exe);
+        cmd.envs(env.iter().copied());
         cmd.args([self.url.as_str(), self.database.as_str(), "fault"])
             .env("QRON_TEST_RECORD", "1");
         for (k, v) in &self.env {

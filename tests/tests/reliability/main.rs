@@ -9,6 +9,7 @@ mod crash;
 mod frozen;
 mod restart;
 mod shutdown;
+mod skew;
 
 use std::time::Duration;
 
