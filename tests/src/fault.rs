@@ -33,6 +33,26 @@ pub static RECORDER: OnceLock<PgPool> = OnceLock::new();
 pub struct Work {
     /// Milliseconds of sleep (0: none).
     pub sleep_ms: u64,
+    /// How it then ends.
+    #[serde(default)]
+    pub poison: Poison,
+}
+
+/// How a `fault` job ends, for the poison scenario.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Poison {
+    /// It succeeds.
+    #[default]
+    None,
+    /// It panics, every time.
+    Panic,
+    /// It never returns.
+    Hang,
+    /// It fails with an error holding a NUL character, which PostgreSQL cannot store.
+    NulError,
+    /// It replaces its payload with one holding a NUL character (refused).
+    NulPayload,
 }
 
 /// Records its execution, then sleeps as told. When the execution cannot be recorded (the
@@ -58,7 +78,16 @@ pub async fn fault(ctx: Context, work: Work) -> Result<(), JobError> {
     if work.sleep_ms > 0 {
         tokio::time::sleep(Duration::from_millis(work.sleep_ms)).await;
     }
-    Ok(())
+    match work.poison {
+        Poison::None => Ok(()),
+        Poison::Panic => panic!("poison: this handler always panics"),
+        Poison::Hang => std::future::pending().await,
+        Poison::NulError => Err(JobError::fail("poison: an error with a \u{0} inside")),
+        Poison::NulPayload => {
+            ctx.set_payload(&serde_json::json!({ "sleep_ms": 0, "note": "a\u{0}b" }))?;
+            Ok(())
+        }
+    }
 }
 
 /// A due `fault` job sleeping `sleep_ms`, with the options of its declaration (an untyped job
@@ -260,8 +289,10 @@ impl Report {
                     array_agg(e.attempt ORDER BY e.started_at),
                     (SELECT last_error FROM qron.jobs_history h WHERE h.id = e.job_id)
                FROM public.executions e
+              WHERE e.job_id = ANY($1)
               GROUP BY e.job_id HAVING count(*) > 1 ORDER BY e.job_id",
         )
+        .bind(ids)
         .fetch_all(pool)
         .await
         .unwrap_or_else(|e| panic!("{e}"));

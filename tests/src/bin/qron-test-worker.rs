@@ -16,6 +16,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         return Err("usage: qron-test-worker <url> <database> <executor>...".into());
     };
     let executors: Vec<String> = args.collect();
+    // The poison scenario's handlers panic on purpose: one line each, not a backtrace.
+    std::panic::set_hook(Box::new(|info| {
+        let quiet = info
+            .payload()
+            .downcast_ref::<&str>()
+            .is_some_and(|m| m.starts_with("poison:"));
+        if !quiet {
+            eprintln!("qron-test-worker: {info}");
+        }
+    }));
     let opts = sqlx::postgres::PgConnectOptions::from_str(&url)?.database(&database);
     let pool = sqlx::PgPool::connect_with(opts).await?;
     if std::env::var("QRON_TEST_RECORD").is_ok() {

@@ -7,6 +7,7 @@
 
 mod crash;
 mod frozen;
+mod poison;
 mod restart;
 mod shutdown;
 mod skew;
