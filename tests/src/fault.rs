@@ -53,6 +53,8 @@ pub enum Poison {
     NulError,
     /// It replaces its payload with one holding a NUL character (refused).
     NulPayload,
+    /// It fails its first attempt, and succeeds after (for the soak's retries).
+    Flaky,
 }
 
 /// Records its execution, then sleeps as told. When the execution cannot be recorded (the
@@ -83,6 +85,10 @@ pub async fn fault(ctx: Context, work: Work) -> Result<(), JobError> {
         Poison::Panic => panic!("poison: this handler always panics"),
         Poison::Hang => std::future::pending().await,
         Poison::NulError => Err(JobError::fail("poison: an error with a \u{0} inside")),
+        Poison::Flaky if ctx.attempt() <= 1 => {
+            Err(JobError::retry("flaky: the first attempt fails"))
+        }
+        Poison::Flaky => Ok(()),
         Poison::NulPayload => {
             ctx.set_payload(&serde_json::json!({ "sleep_ms": 0, "note": "a\u{0}b" }))?;
             Ok(())
@@ -374,19 +380,20 @@ const UNRECORDED: &str = "could not record the execution";
 
 impl Twice {
     /// Whether the repeat is what at-least-once allows: every earlier execution was in a
-    /// process that was killed, or the handler itself asked for the retry because its record
-    /// of the execution may not have been written (the connection dropped around the commit).
+    /// process that was killed, or the handler itself asked for the retry (an error, such as
+    /// the `fault` job's when its record of the execution may not have been written because
+    /// the connection dropped around the commit).
     pub fn explained(&self, killed: &BTreeSet<u32>) -> bool {
         let earlier_killed = self.pids.split_last().is_some_and(|(_, earlier)| {
             earlier
                 .iter()
                 .all(|p| killed.contains(&u32::try_from(*p).unwrap_or(0)))
         });
-        let asked = self.pids.len() == 2
-            && self
-                .last_error
-                .as_deref()
-                .is_some_and(|e| e.starts_with(UNRECORDED));
+        // The handler's own error (not an expired lease) made the job run again.
+        let asked = self
+            .last_error
+            .as_deref()
+            .is_some_and(|e| !e.contains("lease expired"));
         earlier_killed || asked
     }
 }

@@ -291,7 +291,9 @@ async fn two_workers_split_a_hundred_jobs_with_no_overlap() {
     let db = TestDb::new().await;
     let c = Client::new(db.pool.clone());
     let k = key("split");
-    let jobs = scripts("act", 100, &k, Mode::Sleep(5));
+    // 50 ms jobs: a worker's reserve holds what its 5 slots start in 250 ms (25 jobs), so one
+    // worker cannot take the whole second of work before the other starts.
+    let jobs = scripts("act", 100, &k, Mode::Sleep(50));
     // Created before any worker started: all delivered once they start.
     c.create_many(jobs).await.unwrap();
     let a = Running::start(worker(&db, &["act"]).concurrency("act", 5).build().unwrap());

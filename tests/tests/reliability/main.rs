@@ -11,6 +11,7 @@ mod poison;
 mod restart;
 mod shutdown;
 mod skew;
+mod soak;
 mod tenants;
 
 use std::time::Duration;
