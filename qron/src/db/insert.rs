@@ -24,7 +24,7 @@ pub(crate) struct InsertRow {
 /// One job's `INSERT`, with what follows it on conflict; it wakes idle workers (on commit)
 /// when the job is due within a second.
 macro_rules! insert_one {
-    ($conflict:literal) => {
+    ($conflict:expr) => {
         concat!(
             "WITH j AS (
                INSERT INTO qron.jobs (executor, owner, name, expr, recurring, run_at, slot_at,
@@ -41,19 +41,27 @@ macro_rules! insert_one {
     };
 }
 
-const INSERT_ERROR: &str = insert_one!("");
+/// What an insert does when the name is taken, for each [`OnConflict`] policy.
+macro_rules! on_conflict {
+    (error) => {
+        ""
+    };
+    (keep) => {
+        "ON CONFLICT (owner, executor, name) WHERE name IS NOT NULL DO NOTHING"
+    };
+    (replace) => {
+        "ON CONFLICT (owner, executor, name) WHERE name IS NOT NULL DO UPDATE SET
+           expr = EXCLUDED.expr, recurring = EXCLUDED.recurring, run_at = EXCLUDED.run_at,
+           slot_at = EXCLUDED.slot_at,
+           payload = EXCLUDED.payload, meta = EXCLUDED.meta, max_attempts = EXCLUDED.max_attempts,
+           timeout = EXCLUDED.timeout, start_at = EXCLUDED.start_at, attempt = 0,
+           revision = qron.jobs.revision + 1, updated_at = now()"
+    };
+}
 
-const INSERT_KEEP: &str =
-    insert_one!("ON CONFLICT (owner, executor, name) WHERE name IS NOT NULL DO NOTHING");
-
-const INSERT_REPLACE: &str = insert_one!(
-    "ON CONFLICT (owner, executor, name) WHERE name IS NOT NULL DO UPDATE SET
-       expr = EXCLUDED.expr, recurring = EXCLUDED.recurring, run_at = EXCLUDED.run_at,
-       slot_at = EXCLUDED.slot_at,
-       payload = EXCLUDED.payload, meta = EXCLUDED.meta, max_attempts = EXCLUDED.max_attempts,
-       timeout = EXCLUDED.timeout, start_at = EXCLUDED.start_at, attempt = 0,
-       revision = qron.jobs.revision + 1, updated_at = now()"
-);
+const INSERT_ERROR: &str = insert_one!(on_conflict!(error));
+const INSERT_KEEP: &str = insert_one!(on_conflict!(keep));
+const INSERT_REPLACE: &str = insert_one!(on_conflict!(replace));
 
 /// Inserts one job; `None` when the name was taken and the policy is to keep the other job.
 pub(crate) async fn job_insert<'e>(
@@ -84,7 +92,7 @@ pub(crate) async fn job_insert<'e>(
 }
 
 macro_rules! insert_many {
-    ($conflict:literal) => {
+    ($conflict:expr) => {
         concat!(
             "INSERT INTO qron.jobs (executor, owner, name, expr, recurring, run_at, slot_at, \
                payload, meta, max_attempts, timeout, start_at)
@@ -102,17 +110,9 @@ macro_rules! insert_many {
     };
 }
 
-const INSERT_MANY_ERROR: &str = insert_many!("");
-const INSERT_MANY_KEEP: &str =
-    insert_many!("ON CONFLICT (owner, executor, name) WHERE name IS NOT NULL DO NOTHING");
-const INSERT_MANY_REPLACE: &str = insert_many!(
-    "ON CONFLICT (owner, executor, name) WHERE name IS NOT NULL DO UPDATE SET
-       expr = EXCLUDED.expr, recurring = EXCLUDED.recurring, run_at = EXCLUDED.run_at,
-       slot_at = EXCLUDED.slot_at,
-       payload = EXCLUDED.payload, meta = EXCLUDED.meta, max_attempts = EXCLUDED.max_attempts,
-       timeout = EXCLUDED.timeout, start_at = EXCLUDED.start_at, attempt = 0,
-       revision = qron.jobs.revision + 1, updated_at = now()"
-);
+const INSERT_MANY_ERROR: &str = insert_many!(on_conflict!(error));
+const INSERT_MANY_KEEP: &str = insert_many!(on_conflict!(keep));
+const INSERT_MANY_REPLACE: &str = insert_many!(on_conflict!(replace));
 
 /// Inserts many jobs in one statement. Returns, in input order, the id of each row written (or
 /// replaced); `None` for a named row kept out by [`OnConflict::Keep`].

@@ -6,10 +6,10 @@
 use std::time::{Duration, Instant};
 
 use qron::{Client, NewJob};
-use qron_tests::fault::{EXECUTIONS_TABLE, Fleet, Report, fault_job};
-use qron_tests::{Rng, TestDb};
+use qron_tests::Rng;
+use qron_tests::fault::{Fleet, Report, fault_job};
 
-use crate::{ONE_AT_A_TIME, drained, poll_until, scaled};
+use crate::{drained, poll_until, scaled, scenario};
 
 /// The `fault` job's lease: its 2 s timeout, the worker's 2 s to write an outcome, and 2 s in
 /// the worker's buffer.
@@ -18,12 +18,7 @@ const RESCUE: Duration = Duration::from_millis(200);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_workers_lose_no_job_and_repeat_only_what_they_held() {
-    let _one = ONE_AT_A_TIME.lock().await;
-    let db = TestDb::new().await;
-    sqlx::query(EXECUTIONS_TABLE)
-        .execute(&db.pool)
-        .await
-        .unwrap();
+    let (_turn, db) = scenario().await;
     let c = Client::new(db.pool.clone());
     let mut rng = Rng::new(15);
     // Half no-ops, half 5–50 ms.

@@ -8,20 +8,15 @@ use chrono::{DateTime, Utc};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use qron::Client;
-use qron_tests::fault::{EXECUTIONS_TABLE, Fleet, Report, fault_job};
-use qron_tests::{TestDb, count};
+use qron_tests::count;
+use qron_tests::fault::{Fleet, Report, fault_job};
 
-use crate::{ONE_AT_A_TIME, drained, poll_until};
+use crate::{drained, executions_reach, poll_until, scenario};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_frozen_worker_loses_its_leases_only_when_they_expire_and_its_late_outcomes_change_nothing()
  {
-    let _one = ONE_AT_A_TIME.lock().await;
-    let db = TestDb::new().await;
-    sqlx::query(EXECUTIONS_TABLE)
-        .execute(&db.pool)
-        .await
-        .unwrap();
+    let (_turn, db) = scenario().await;
     let ids = Client::new(db.pool.clone())
         .create_many((0..200).map(|_| fault_job(500)))
         .await
@@ -37,10 +32,7 @@ async fn a_frozen_worker_loses_its_leases_only_when_they_expire_and_its_late_out
     .await;
     let frozen = fleet.spawn();
     assert!(
-        poll_until(Duration::from_secs(20), || async {
-            count(&db.pool, "SELECT count(*) FROM public.executions").await >= 50
-        })
-        .await,
+        executions_reach(&db.pool, 50, Duration::from_secs(20)).await,
         "the first worker did not start its jobs"
     );
     let pid = Pid::from_raw(i32::try_from(frozen).unwrap());

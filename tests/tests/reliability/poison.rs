@@ -7,11 +7,11 @@
 use std::time::{Duration, Instant};
 
 use qron::{Client, NewJob};
-use qron_tests::fault::{EXECUTIONS_TABLE, Fleet, Poison, Report, fault_job, fault_job_on};
-use qron_tests::{Rng, TestDb};
+use qron_tests::Rng;
+use qron_tests::fault::{Fleet, Poison, Report, fault_job, fault_job_on};
 use serde_json::json;
 
-use crate::{ONE_AT_A_TIME, poll_until, scaled};
+use crate::{poll_until, scaled, scenario};
 
 const EACH: usize = 40;
 
@@ -24,12 +24,7 @@ fn poisoned(poison: Poison) -> NewJob {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn poison_jobs_fail_alone_with_a_readable_error() {
-    let _one = ONE_AT_A_TIME.lock().await;
-    let db = TestDb::new().await;
-    sqlx::query(EXECUTIONS_TABLE)
-        .execute(&db.pool)
-        .await
-        .unwrap();
+    let (_turn, db) = scenario().await;
     let c = Client::new(db.pool.clone());
     let mut rng = Rng::new(155);
     let good = c

@@ -2,16 +2,14 @@
 //! then every connection killed each second, while two worker processes run. Nothing is lost,
 //! nothing runs twice, and the workers resume by themselves; how long that takes is reported.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use qron::Client;
-use qron::embedded::EmbeddedPostgres;
 use qron_tests::Rng;
-use qron_tests::fault::{EXECUTIONS_TABLE, Fleet, Report, fault_job};
+use qron_tests::fault::{Report, fault_job};
 use sqlx::PgPool;
 
-use crate::{ONE_AT_A_TIME, drained, poll_until, scaled};
+use crate::{ONE_AT_A_TIME, drained, durable_fleet, durable_server, poll_until, scaled};
 
 async fn finished(pool: &PgPool) -> i64 {
     sqlx::query_scalar("SELECT count(*) FROM qron.jobs_history")
@@ -46,28 +44,8 @@ async fn time_to_resume(pool: &PgPool, from: Instant) -> Duration {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restarts_and_connection_kills_lose_nothing_and_repeat_nothing() {
-    let _one = ONE_AT_A_TIME.lock().await;
-    // A durable server: the throwaway default (no fsync, asynchronous commit) forgets the
-    // last commits in an immediate restart, which is the server's promise, not qron's.
-    let pg = Arc::new(
-        tokio::task::spawn_blocking(|| {
-            EmbeddedPostgres::builder()
-                .setting("fsync", "on")
-                .setting("synchronous_commit", "on")
-                .setting("full_page_writes", "on")
-                .start()
-        })
-        .await
-        .unwrap()
-        .unwrap(),
-    );
-    let pool = sqlx::postgres::PgPoolOptions::new()
-        .max_connections(4)
-        .connect_with(pg.connect_options())
-        .await
-        .unwrap();
-    qron::migrate(&pool).await.unwrap();
-    sqlx::query(EXECUTIONS_TABLE).execute(&pool).await.unwrap();
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let (pg, pool) = durable_server().await;
     let c = Client::new(pool.clone());
     let mut rng = Rng::new(152);
     let n = scaled(6_000);
@@ -75,12 +53,7 @@ async fn restarts_and_connection_kills_lose_nothing_and_repeat_nothing() {
         .create_many((0..n).map(|_| fault_job(50 + rng.below(100))))
         .await
         .unwrap();
-    let mut fleet = Fleet::on(
-        &pg.url(),
-        "postgres",
-        env!("CARGO_BIN_EXE_qron-test-worker"),
-        &[("QRON_TEST_RESCUE_MS", "200")],
-    );
+    let mut fleet = durable_fleet(&pg);
     fleet.spawn();
     fleet.spawn();
     let n = n as i64;

@@ -6,23 +6,24 @@
 use std::time::{Duration, Instant};
 
 use qron::Client;
-use qron_tests::fault::{EXECUTIONS_TABLE, Fleet, Report, fault_job};
-use qron_tests::{TestDb, count};
+use qron_tests::TestDb;
+use qron_tests::fault::{Fleet, Report, fault_job};
 use sqlx::Connection as _;
 
-use crate::{ONE_AT_A_TIME, drained, poll_until};
+use crate::{drained, executions_reach, poll_until, scenario};
 
 const IN_FLIGHT: usize = 500;
 const GRACE: Duration = Duration::from_secs(5);
 const FLUSH: Duration = Duration::from_secs(2);
 
 /// A database with `IN_FLIGHT` one-second jobs, and a worker process running all of them.
-async fn all_in_flight() -> (TestDb, Vec<i64>, Fleet) {
-    let db = TestDb::new().await;
-    sqlx::query(EXECUTIONS_TABLE)
-        .execute(&db.pool)
-        .await
-        .unwrap();
+async fn all_in_flight() -> (
+    tokio::sync::MutexGuard<'static, ()>,
+    TestDb,
+    Vec<i64>,
+    Fleet,
+) {
+    let (turn, db) = scenario().await;
     let ids = Client::new(db.pool.clone())
         .create_many((0..IN_FLIGHT).map(|_| fault_job(1000)))
         .await
@@ -40,19 +41,15 @@ async fn all_in_flight() -> (TestDb, Vec<i64>, Fleet) {
     .await;
     fleet.spawn();
     assert!(
-        poll_until(Duration::from_secs(30), || async {
-            count(&db.pool, "SELECT count(*) FROM public.executions").await == IN_FLIGHT as i64
-        })
-        .await,
+        executions_reach(&db.pool, IN_FLIGHT as i64, Duration::from_secs(30)).await,
         "not every handler started"
     );
-    (db, ids, fleet)
+    (turn, db, ids, fleet)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sigterm_with_the_database_up_writes_every_outcome() {
-    let _one = ONE_AT_A_TIME.lock().await;
-    let (db, ids, mut fleet) = all_in_flight().await;
+    let (_turn, db, ids, mut fleet) = all_in_flight().await;
     let t = Instant::now();
     fleet.stop();
     let took = t.elapsed();
@@ -65,8 +62,7 @@ async fn a_sigterm_with_the_database_up_writes_every_outcome() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sigterm_with_the_database_down_exits_in_time_and_loses_nothing() {
-    let _one = ONE_AT_A_TIME.lock().await;
-    let (db, ids, mut fleet) = all_in_flight().await;
+    let (_turn, db, ids, mut fleet) = all_in_flight().await;
     // The database becomes unreachable: no new connection, and the open ones end.
     let mut admin = sqlx::PgConnection::connect_with(&qron_tests::admin_options().await)
         .await

@@ -6,10 +6,10 @@
 use std::time::Duration;
 
 use qron::Client;
-use qron_tests::fault::{EXECUTIONS_TABLE, Fleet, Report, faketime_env, fault_job_on};
+use qron_tests::fault::{Fleet, Report, faketime_env, fault_job_on};
 use qron_tests::{TestDb, count};
 
-use crate::{ONE_AT_A_TIME, drained, poll_until};
+use crate::{drained, poll_until, scenario};
 
 /// How early an execution may be recorded against its run time: the worker's estimate of the
 /// database's clock is good to within a round trip.
@@ -17,15 +17,10 @@ const TOLERANCE_MS: f64 = 5.0;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_two_minutes_ahead_runs_nothing_early_and_takes_over_no_held_lease() {
-    let _one = ONE_AT_A_TIME.lock().await;
     let Some(skew) = faketime_env("+120s") else {
         panic!("this scenario needs libfaketime: install Debian's `faketime` package");
     };
-    let db = TestDb::new().await;
-    sqlx::query(EXECUTIONS_TABLE)
-        .execute(&db.pool)
-        .await
-        .unwrap();
+    let (_turn, db) = scenario().await;
     let c = Client::new(db.pool.clone());
     // Long jobs for the worker on time: leases that must not be taken over.
     let long = c

@@ -8,17 +8,15 @@
 //! cargo test --release -p qron-tests --test reliability -- --ignored soak --nocapture
 //! ```
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use qron::Client;
-use qron::embedded::EmbeddedPostgres;
 use qron_tests::Rng;
-use qron_tests::fault::{EXECUTIONS_TABLE, Fleet, Poison, Report, fault_job, fault_job_on};
+use qron_tests::fault::{Poison, Report, fault_job, fault_job_on};
 use serde_json::json;
 use sqlx::PgPool;
 
-use crate::{ONE_AT_A_TIME, poll_until};
+use crate::{ONE_AT_A_TIME, durable_fleet, durable_server, poll_until};
 
 /// Resident memory of a process, in KiB (Linux).
 fn rss_kib(pid: u32) -> Option<u64> {
@@ -39,40 +37,17 @@ async fn one_offs_left(pool: &PgPool) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "a 10-minute soak: run it on purpose (see the module's doc)"]
 async fn soak() {
-    let _one = ONE_AT_A_TIME.lock().await;
+    let _turn = ONE_AT_A_TIME.lock().await;
     let seconds: u64 = std::env::var("QRON_SOAK_SECONDS")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(600);
-    let pg = Arc::new(
-        tokio::task::spawn_blocking(|| {
-            EmbeddedPostgres::builder()
-                .setting("fsync", "on")
-                .setting("synchronous_commit", "on")
-                .setting("full_page_writes", "on")
-                .start()
-        })
-        .await
-        .unwrap()
-        .unwrap(),
-    );
-    let pool = sqlx::postgres::PgPoolOptions::new()
-        .max_connections(4)
-        .connect_with(pg.connect_options())
-        .await
-        .unwrap();
-    qron::migrate(&pool).await.unwrap();
-    sqlx::query(EXECUTIONS_TABLE).execute(&pool).await.unwrap();
+    let (pg, pool) = durable_server().await;
     let c = Client::new(pool.clone());
     c.create_many((0..50).map(|_| fault_job_on("@every 2 seconds", 0)))
         .await
         .unwrap();
-    let mut fleet = Fleet::on(
-        &pg.url(),
-        "postgres",
-        env!("CARGO_BIN_EXE_qron-test-worker"),
-        &[("QRON_TEST_RESCUE_MS", "200")],
-    );
+    let mut fleet = durable_fleet(&pg);
     for _ in 0..3 {
         fleet.spawn();
     }

@@ -9,11 +9,11 @@
 use std::time::Duration;
 
 use qron::{Client, MAX_JSON_DEPTH, MAX_TIMEOUT};
-use qron_tests::fault::{EXECUTIONS_TABLE, Fleet, Report, fault_job};
-use qron_tests::{Rng, TestDb};
+use qron_tests::Rng;
+use qron_tests::fault::{Fleet, Report, fault_job};
 use serde_json::{Value, json};
 
-use crate::{ONE_AT_A_TIME, drained, poll_until, scaled};
+use crate::{drained, poll_until, scaled, scenario};
 
 fn nested(depth: usize) -> Value {
     (1..depth).fold(json!(0), |v, _| json!([v]))
@@ -21,12 +21,7 @@ fn nested(depth: usize) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_owners_largest_jobs_do_not_hold_up_another_owners() {
-    let _one = ONE_AT_A_TIME.lock().await;
-    let db = TestDb::new().await;
-    sqlx::query(EXECUTIONS_TABLE)
-        .execute(&db.pool)
-        .await
-        .unwrap();
+    let (_turn, db) = scenario().await;
     let c = Client::new(db.pool.clone());
     // The largest payload the client accepts by default: 1 MiB of JSON, less the rest of it.
     let pad = "x".repeat(qron::DEFAULT_MAX_JSON_BYTES - 64);
