@@ -99,11 +99,12 @@ async fn poison_jobs_fail_alone_with_a_readable_error() {
     // The good ones: all succeeded, once each.
     let report = Report::of(&db.pool, &good).await;
     eprintln!(
-        "poison: {} good jobs succeeded of {}, {} poisoned, all ended in {took:?} ({:.0} jobs/s)",
+        "poison: {} good jobs succeeded of {}, {} poisoned, all ended in {took:?}; the good \
+         ones at {:.0} jobs/s",
         report.finished,
         report.enqueued,
         all.len() - good.len(),
-        all.len() as f64 / took.as_secs_f64()
+        good.len() as f64 / took.as_secs_f64()
     );
     report.assert_each_job_once_except_killed(&Default::default());
     assert!(report.ran_twice.is_empty(), "{report:?}");
