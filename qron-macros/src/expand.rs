@@ -203,12 +203,53 @@ pub(crate) fn generate(func: &ItemFn, args: Args) -> syn::Result<TokenStream> {
         }
     };
     let doc = format!(
-        "The job type of [`{fn_name}`]: executor `{executor}`. Enqueue with `{type_name_str}::schedule(expr, payload)` (trait `qron::Job`)."
+        "The job type of [`{fn_name}`]: executor `{executor}`. Enqueue with `{type_name_str}::schedule(expr, payload)`."
+    );
+    let doc_schedule = format!(
+        "Enqueues a `{executor}` job through the default client (`qron::init`). The returned \
+         builder sets a name, meta, start time, owner or conflict policy, and is awaited to run."
+    );
+    let doc_schedule_with = format!(
+        "As [`{type_name_str}::schedule`], through an explicit client or a connection (a \
+         transaction: `&mut *tx`)."
+    );
+    let doc_schedule_many = format!(
+        "Enqueues many `{executor}` jobs with a handful of statements, through the default \
+         client; returns their ids in input order."
     );
     Ok(quote! {
         #[doc = #doc]
         #[derive(Debug, Clone, Copy, Default)]
         #vis struct #type_name;
+
+        #[allow(dead_code)]
+        impl #type_name {
+            #[doc = #doc_schedule]
+            #vis fn schedule(expr: &str, payload: #payload_ty) -> #krate::Enqueue<'static, Self> {
+                #krate::__private::schedule::<Self>(expr, payload)
+            }
+
+            #[doc = #doc_schedule_with]
+            #vis fn schedule_with<'a>(
+                via: impl ::core::convert::Into<#krate::Via<'a>>,
+                expr: &str,
+                payload: #payload_ty,
+            ) -> #krate::Enqueue<'a, Self> {
+                #krate::__private::schedule_with::<Self>(via, expr, payload)
+            }
+
+            #[doc = #doc_schedule_many]
+            #vis fn schedule_many<'e, I>(
+                items: I,
+            ) -> impl ::core::future::Future<
+                Output = #krate::Result<::std::vec::Vec<i64>>,
+            > + ::core::marker::Send
+            where
+                I: ::core::iter::IntoIterator<Item = (&'e str, #payload_ty)>,
+            {
+                #krate::__private::schedule_many::<Self, I>(items)
+            }
+        }
 
         const _: () = {
             #assert_payload

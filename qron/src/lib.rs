@@ -73,7 +73,6 @@ pub use migrate::{SCHEMA, migrate, migrator};
 /// }
 ///
 /// # async fn demo() -> qron::Result<()> {
-/// use qron::Job as _;
 /// Email::schedule("@after 1 hour", Welcome { user_id: 7 }).await?; // typed enqueue
 /// # Ok(()) }
 /// ```
@@ -107,6 +106,7 @@ pub use worker::{
 /// release.
 #[doc(hidden)]
 pub mod __private {
+    pub use crate::enqueue::{schedule, schedule_many, schedule_with};
     pub use crate::registry::{HandlerFuture, Registration, decode};
 
     /// The lease statement, for the test that checks its plan uses the lease index.

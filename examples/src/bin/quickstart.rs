@@ -13,7 +13,7 @@
 use std::io::Write as _;
 use std::time::{Duration, Instant};
 
-use qron::{Client, Job as _, JobError, OnConflict, Worker};
+use qron::{Client, JobError, OnConflict, Worker};
 use serde::{Deserialize, Serialize};
 
 /// Every day at midnight: a backup.

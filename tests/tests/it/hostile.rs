@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
-use qron::{Client, Error, Job as _, JobRef, JobUpdate, NewJob, OnConflict, Order, Search};
+use qron::{Client, Error, JobRef, JobUpdate, NewJob, OnConflict, Order, Search};
 use qron_tests::jobs::{Greeting, Welcome};
 use qron_tests::{Rng, TestDb};
 use serde_json::{Value, json};

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use qron::{Client, Job as _, JobStatus, NewJob, Registration, Worker};
+use qron::{Client, JobStatus, NewJob, Registration, Worker};
 use qron_tests::jobs::{Act, Greeting, Script, Welcome, key, probe};
 use qron_tests::{Running, TestDb, count, wait_for};
 
