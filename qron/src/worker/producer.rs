@@ -158,7 +158,8 @@ impl Producer {
         let running = capacity.saturating_sub(free);
         let buffered = self.exec.buffer.len();
         let reserve = self.exec.buffer.target(capacity);
-        let want = (capacity + reserve)
+        let want = capacity
+            .saturating_add(reserve)
             .saturating_sub(running + buffered + self.asked)
             .min(self.shared.batch_size);
         let worth =

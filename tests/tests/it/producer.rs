@@ -138,3 +138,22 @@ async fn a_soft_stop_hands_buffered_jobs_back_at_once() {
     );
     assert_eq!(metrics.buffered(), 0);
 }
+
+#[tokio::test]
+async fn the_largest_prefetch_is_a_bound_like_any_other() {
+    // A value at its type's limit: the reserve stays what the pace allows, and the sums the
+    // producer makes with it neither overflow nor wrap.
+    let db = TestDb::new().await;
+    let c = Client::new(db.pool.clone());
+    let k = key("max-prefetch");
+    c.create_many(script_jobs("act", 40, &k, Mode::Sleep(2)))
+        .await
+        .unwrap();
+    let worker = worker(&db, 2).prefetch(usize::MAX).build().unwrap();
+    let stopper = worker.stopper();
+    let run = tokio::spawn(worker.run());
+    wait_for_history(&db.pool, 40, Duration::from_secs(20)).await;
+    stopper.soft();
+    run.await.unwrap().unwrap();
+    assert_eq!(probe(&k).started(), 40);
+}
