@@ -412,10 +412,11 @@ impl Drop for RunGuard {
 }
 
 /// The most connections a worker opens for its leases, whatever its number of executors: each
-/// producer holds one only while a lease runs.
+/// producer holds one per lease in flight, only while it runs.
 const MAX_LEASE_CONNECTIONS: usize = 4;
 
-/// Connections for the producers' leases (one per executor, up to [`MAX_LEASE_CONNECTIONS`]),
+/// Connections for the producers' leases (one per lease in flight, up to
+/// [`MAX_LEASE_CONNECTIONS`]),
 /// beside the application's pool: a busy application cannot starve the worker of connections
 /// to lease with. The lease is a
 /// prepared statement (saving a round trip and the parse), planned for its values at each run
@@ -429,7 +430,14 @@ fn lease_pool(pool: &sqlx::PgPool, executors: usize) -> sqlx::PgPool {
         .clone()
         .options([("plan_cache_mode", "force_custom_plan")]);
     sqlx::postgres::PgPoolOptions::new()
-        .max_connections(u32::try_from(executors.clamp(1, MAX_LEASE_CONNECTIONS)).unwrap_or(1))
+        .max_connections(
+            u32::try_from(
+                executors
+                    .saturating_mul(producer::MAX_LEASES_IN_FLIGHT)
+                    .clamp(1, MAX_LEASE_CONNECTIONS),
+            )
+            .unwrap_or(1),
+        )
         .min_connections(0)
         .connect_lazy_with(options)
 }

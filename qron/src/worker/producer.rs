@@ -1,6 +1,6 @@
 //! The producer: keeps an executor's slots busy. It leases due jobs into the executor's
-//! [`Buffer`], one lease in flight at a time, asking for the free slots plus the reserve the
-//! buffer's pace allows; it starts buffered jobs in free slots (each slot then runs buffered
+//! [`Buffer`], up to two leases in flight at a time, asking for the free slots plus the reserve
+//! the buffer's pace allows; it starts buffered jobs in free slots (each slot then runs buffered
 //! jobs one after another, see [`run_slot`]); and when the queue is drained it sleeps until the
 //! next due job, a notification or the poll interval. A soft stop hands the buffered jobs back
 //! at once.
@@ -18,6 +18,11 @@ use chrono::{DateTime, Utc};
 
 use super::{ExecutorState, Shared};
 use crate::db::{self, LeasedJob};
+
+/// Leases of one producer on their way at once. One lease of 1,000 jobs takes 10–20 ms, in one
+/// server process: a second one, started while the first runs once the buffer is a quarter
+/// empty, uses the other core (the two skip each other's rows). Measured in BENCHMARKS.md.
+pub(crate) const MAX_LEASES_IN_FLIGHT: usize = 2;
 
 /// What a lease brought back.
 struct Landed {
@@ -71,10 +76,10 @@ impl Producer {
                 break;
             }
             let holding_off = self.shared.completer.over_limit();
-            if leases.is_empty()
+            if leases.len() < MAX_LEASES_IN_FLIGHT
                 && self.resting_until.is_none()
                 && !holding_off
-                && let Some(want) = self.want()
+                && let Some(want) = self.want(leases.len())
             {
                 self.asked += want;
                 self.woken = false;
@@ -150,9 +155,9 @@ impl Producer {
     }
 
     /// How many jobs to lease now, if a lease is worth it: the free slots and the reserve,
-    /// less what is held; leased when slots would otherwise idle, or when the reserve is down
-    /// to half.
-    pub(crate) fn want(&self) -> Option<usize> {
+    /// less what is held and asked for; a first lease when slots would otherwise idle or the
+    /// reserve is down to half, a second beside it when a quarter of the reserve is missing.
+    pub(crate) fn want(&self, in_flight: usize) -> Option<usize> {
         let capacity = self.exec.capacity as usize;
         let free = self.exec.slots.available_permits();
         let running = capacity.saturating_sub(free);
@@ -162,8 +167,11 @@ impl Producer {
             .saturating_add(reserve)
             .saturating_sub(running + buffered + self.asked)
             .min(self.shared.batch_size);
-        let worth =
-            (buffered == 0 && free > self.asked) || (reserve > 0 && buffered <= reserve / 2);
+        let worth = if in_flight == 0 {
+            (buffered == 0 && free > self.asked) || (reserve > 0 && buffered <= reserve / 2)
+        } else {
+            reserve > 0 && want >= (reserve / 4).max(1)
+        };
         (want > 0 && worth).then_some(want)
     }
 
