@@ -30,6 +30,7 @@ mod error;
 mod expr;
 mod handler;
 mod job;
+mod job_error;
 mod limits;
 mod maintenance;
 mod metrics;
@@ -50,12 +51,14 @@ pub use error::{Error, Result};
 pub use expr::{
     ExprError, ExprErrorKind, Interval, IntervalError, MAX_EXPR_LEN, MIN_EVERY, Schedule,
 };
-pub use handler::{Backoff, Context, DEFAULT_CONCURRENCY, History, Job, JobError, JobOptions};
+pub use handler::{Backoff, Context, DEFAULT_CONCURRENCY, History, Job, JobOptions};
 pub use job::{
-    DEFAULT_MAX_ATTEMPTS, DEFAULT_TIMEOUT, JobRef, JobRow, JobStatus, JobUpdate,
-    MAX_ATTEMPTS_LIMIT, MAX_NAME_LEN, MAX_PAGE, NewJob, OnConflict, Order, Page, Search,
+    AttemptError, DEFAULT_MAX_ATTEMPTS, DEFAULT_TIMEOUT, JobRef, JobRow, JobStatus, JobUpdate,
+    MAX_ATTEMPTS_LIMIT, MAX_ERRORS_KEPT, MAX_NAME_LEN, MAX_PAGE, NewJob, OnConflict, Order, Page,
+    Search,
 };
-pub use limits::{MAX_JSON_DEPTH, MAX_TIMEOUT};
+pub use job_error::{BoxError, JobError};
+pub use limits::{MAX_ERROR_LEN, MAX_JSON_DEPTH, MAX_TIMEOUT};
 pub use metrics::Metrics;
 pub use migrate::{SCHEMA, migrate, migrator};
 /// Declares a typed job on an `async fn`.

@@ -15,7 +15,11 @@ pub const MAX_JSON_DEPTH: usize = 64;
 pub const MAX_TIMEOUT: Duration = Duration::from_secs(7 * 86_400);
 
 /// The longest error text recorded for an execution, in bytes; longer ones are cut.
-pub(crate) const MAX_ERROR_BYTES: usize = 8 * 1024;
+///
+/// ```
+/// assert_eq!(qron::MAX_ERROR_LEN, 8 * 1024);
+/// ```
+pub const MAX_ERROR_LEN: usize = 8 * 1024;
 
 /// Why a JSON text cannot be stored or read back, if it cannot.
 ///
@@ -120,15 +124,15 @@ pub(crate) fn clamp_time(t: DateTime<Utc>) -> DateTime<Utc> {
 }
 
 /// An execution's error as it can be stored: NUL characters replaced, cut to
-/// [`MAX_ERROR_BYTES`].
+/// [`MAX_ERROR_LEN`].
 pub(crate) fn storable_error(text: &str) -> String {
     let mut out = if text.contains('\0') {
         text.replace('\0', "\u{FFFD}")
     } else {
         text.to_owned()
     };
-    if out.len() > MAX_ERROR_BYTES {
-        let mut cut = MAX_ERROR_BYTES;
+    if out.len() > MAX_ERROR_LEN {
+        let mut cut = MAX_ERROR_LEN;
         while !out.is_char_boundary(cut) {
             cut -= 1;
         }
@@ -171,9 +175,9 @@ mod tests {
     #[test]
     fn errors_are_made_storable() {
         assert_eq!(storable_error("a\0b"), "a\u{FFFD}b");
-        let long = "é".repeat(MAX_ERROR_BYTES);
+        let long = "é".repeat(MAX_ERROR_LEN);
         let cut = storable_error(&long);
-        assert!(cut.len() <= MAX_ERROR_BYTES + 12 && cut.ends_with("(cut)"));
+        assert!(cut.len() <= MAX_ERROR_LEN + 12 && cut.ends_with("(cut)"));
         assert_eq!(excerpt("abc", 2), "ab… (3 bytes in all)");
         assert_eq!(excerpt("abc", 3), "abc");
     }

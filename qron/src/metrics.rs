@@ -17,6 +17,7 @@ pub struct Metrics {
     pub(crate) polls: AtomicU64,
     pub(crate) succeeded: AtomicU64,
     pub(crate) retried: AtomicU64,
+    pub(crate) snoozed: AtomicU64,
     pub(crate) failed: AtomicU64,
     pub(crate) rescued: AtomicU64,
     pub(crate) written: AtomicU64,
@@ -63,6 +64,16 @@ impl Metrics {
     /// ```
     pub fn retried(&self) -> u64 {
         self.retried.load(Ordering::Relaxed)
+    }
+    /// Executions that asked to run again later without counting
+    /// ([`JobError::retry_in`](crate::JobError::retry_in)).
+    ///
+    /// ```
+    /// let m = qron::Metrics::default();
+    /// assert_eq!(m.snoozed(), 0);
+    /// ```
+    pub fn snoozed(&self) -> u64 {
+        self.snoozed.load(Ordering::Relaxed)
     }
     /// Executions that failed for good (or gave up their occurrence).
     ///

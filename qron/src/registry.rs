@@ -4,7 +4,8 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 
-use crate::handler::{Context, Job, JobError, JobOptions};
+use crate::JobError;
+use crate::handler::{Context, Job, JobOptions};
 
 /// A boxed handler future.
 pub type HandlerFuture = Pin<Box<dyn Future<Output = Result<(), JobError>> + Send + 'static>>;

@@ -15,6 +15,7 @@
 
 pub mod fault;
 pub mod jobs;
+pub mod logs;
 
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -11,7 +11,7 @@ macro_rules! live_columns {
     () => {
         "id, executor, owner, name, expr, recurring, status::text AS status, run_at, payload, \
          meta, attempt, executions, max_attempts, timeout, revision, last_error, last_error_at, \
-         created_at, updated_at, start_at, last_run_at, NULL::timestamptz AS finished_at"
+         created_at, updated_at, start_at, last_run_at, NULL::timestamptz AS finished_at, errors"
     };
 }
 
@@ -20,7 +20,7 @@ macro_rules! history_columns {
     () => {
         "id, executor, owner, name, expr, recurring, status::text AS status, run_at, payload, \
          meta, attempt, executions, max_attempts, timeout, revision, last_error, last_error_at, \
-         created_at, updated_at, start_at, last_run_at, finished_at"
+         created_at, updated_at, start_at, last_run_at, finished_at, errors"
     };
 }
 

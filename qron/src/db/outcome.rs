@@ -27,6 +27,8 @@ pub(crate) struct Completion {
     /// A new slot for the occurrence (`None`: unchanged, as for a retry).
     pub slot_at: Option<DateTime<Utc>>,
     pub reset_attempt: bool,
+    /// The execution does not count (a snooze): the attempt goes back by one.
+    pub uncount_attempt: bool,
     pub payload: Option<String>,
     /// A new schedule the handler asked for, the instant it counts from, and whether it
     /// repeats.
@@ -45,6 +47,7 @@ const COMPLETE_MANY: &str = "
         slot_at = CASE WHEN j.run_at = u.lease_run_at AND u.slot_at IS NOT NULL
                        THEN u.slot_at ELSE j.slot_at END,
         attempt = CASE WHEN u.reset_attempt OR j.run_at <> u.lease_run_at THEN 0
+                       WHEN u.uncount_attempt THEN GREATEST(j.attempt - 1, 0)
                        ELSE j.attempt END,
         expr = CASE WHEN j.run_at = u.lease_run_at AND u.expr IS NOT NULL
                     THEN u.expr ELSE j.expr END,
@@ -58,13 +61,15 @@ const COMPLETE_MANY: &str = "
                        THEN u.payload::jsonb ELSE j.payload END,
         last_error = COALESCE(u.error, j.last_error),
         last_error_at = CASE WHEN u.error IS NULL THEN j.last_error_at ELSE $12 END,
+        errors = CASE WHEN u.error IS NULL THEN j.errors
+                      ELSE qron.errors_push(j.errors, j.attempt, $12, j.lease_owner, u.error) END,
         lease_owner = NULL, lease_expires_at = NULL, lease_token = j.lease_token + 1,
         updated_at = $12
     FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::text[], $5::timestamptz[],
                 $6::bool[], $7::text[], $8::text[], $9::bool[], $10::text[], $11::timestamptz[],
-                $13::timestamptz[], $14::timestamptz[])
+                $13::timestamptz[], $14::timestamptz[], $15::bool[])
          AS u(id, token, revision, status, run_at, reset_attempt, payload, expr, recurring, error,
-              slot_at, lease_run_at, start_at)
+              slot_at, lease_run_at, start_at, uncount_attempt)
     WHERE j.id = u.id AND j.lease_token = u.token
     RETURNING j.executor, j.status),
     -- No one else announces a job made ready again (a recurring job's next slot, a retry, a
@@ -107,6 +112,7 @@ pub(crate) async fn job_complete_many<'e>(
         .bind(now)
         .bind(rows.iter().map(|r| r.lease_run_at).collect::<Vec<_>>())
         .bind(rows.iter().map(|r| r.start_at).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.uncount_attempt).collect::<Vec<_>>())
         .fetch_one(ex)
         .await?;
     Ok(usize::try_from(n).unwrap_or(0))
@@ -139,7 +145,7 @@ macro_rules! history_insert {
         "INSERT INTO qron.jobs_history (id, executor, owner, name, expr, recurring, status,
              run_at, payload, meta, attempt, executions, max_attempts, timeout, revision,
              last_error, last_error_at, created_at, updated_at, start_at, last_run_at,
-             finished_at)
+             finished_at, errors)
 "
     };
 }
@@ -168,7 +174,9 @@ const FINISH_MANY: &str = concat!(
            d.meta, d.attempt, d.executions,
            d.max_attempts, d.timeout, d.revision, COALESCE(u.error, d.last_error),
            CASE WHEN u.error IS NULL THEN d.last_error_at ELSE $8 END,
-           d.created_at, $8, d.start_at, d.last_run_at, $8
+           d.created_at, $8, d.start_at, d.last_run_at, $8,
+           CASE WHEN u.error IS NULL THEN d.errors
+                ELSE qron.errors_push(d.errors, d.attempt, $8, d.lease_owner, u.error) END
       FROM done d JOIN u ON u.id = d.id
     RETURNING id)
     -- the leases taken, from the rows deleted (the insert runs whether or not it is read)
@@ -191,7 +199,7 @@ const FINISH_SUCCEEDED: &str = concat!(
     history_insert!(),
     "    SELECT id, executor, owner, name, expr, recurring, 'succeeded', run_at, payload, meta,
            attempt, executions, max_attempts, timeout, revision, last_error, last_error_at,
-           created_at, $4, start_at, last_run_at, $4
+           created_at, $4, start_at, last_run_at, $4, errors
       FROM done
     RETURNING id)
     -- the leases taken, from the rows deleted (the insert runs whether or not it is read)
@@ -255,6 +263,7 @@ impl Finish {
             run_at: self.lease_run_at,
             slot_at: None,
             reset_attempt: true,
+            uncount_attempt: false,
             payload: self.payload.clone(),
             expr: None,
             start_at: None,

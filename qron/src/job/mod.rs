@@ -131,6 +131,45 @@ pub struct JobRow {
     pub last_run_at: Option<DateTime<Utc>>,
     /// When a one-off job finished (`Succeeded` or `Failed`).
     pub finished_at: Option<DateTime<Utc>>,
+    /// The errors of its last attempts, oldest first: at most [`MAX_ERRORS_KEPT`].
+    pub errors: Vec<AttemptError>,
+}
+
+/// How many attempts' errors a job keeps ([`JobRow::errors`]).
+pub const MAX_ERRORS_KEPT: usize = 20;
+
+/// One failed attempt, as a job keeps it ([`JobRow::errors`]).
+///
+/// ```no_run
+/// # async fn demo(client: qron::Client) -> qron::Result<()> {
+/// for e in client.get(42).await?.errors {
+///     println!("attempt {} on {:?} at {}: {}", e.attempt, e.worker, e.at, e.error);
+/// }
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[non_exhaustive]
+pub struct AttemptError {
+    /// The attempt at its occurrence, from 1.
+    pub attempt: i32,
+    /// When the attempt ended (by the database's clock).
+    pub at: DateTime<Utc>,
+    /// The worker that ran it (`None` if it was not recorded).
+    pub worker: Option<String>,
+    /// The error, with its causes (cut at [`MAX_ERROR_LEN`](crate::MAX_ERROR_LEN) bytes).
+    pub error: String,
+}
+
+/// The entries of a stored `errors` array; entries edited by hand into another shape are left
+/// out rather than failing the read.
+fn attempt_errors(v: Value) -> Vec<AttemptError> {
+    match v {
+        Value::Array(items) => items
+            .into_iter()
+            .filter_map(|e| serde_json::from_value(e).ok())
+            .collect(),
+        _ => Vec::new(),
+    }
 }
 
 pub(crate) fn interval_to_duration(i: &PgInterval) -> Duration {
@@ -171,6 +210,7 @@ impl<'r> sqlx::FromRow<'r, PgRow> for JobRow {
             start_at: row.try_get("start_at")?,
             last_run_at: row.try_get("last_run_at")?,
             finished_at: row.try_get("finished_at")?,
+            errors: attempt_errors(row.try_get("errors")?),
         })
     }
 }

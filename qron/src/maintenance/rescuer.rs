@@ -8,9 +8,10 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
+use crate::JobError;
 use crate::completer::{self, Outcome};
 use crate::db;
-use crate::handler::{JobError, JobOptions, Requests};
+use crate::handler::{JobOptions, Requests};
 use crate::worker::outcome::{OutcomeInput, decide};
 use crate::worker::{ExecutorState, Shared};
 

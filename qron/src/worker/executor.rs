@@ -13,8 +13,10 @@ use tracing::Instrument as _;
 
 use super::outcome::{OutcomeInput, decide};
 use super::{ExecutorState, Shared};
+use crate::JobError;
+use crate::completer::Outcome;
 use crate::db::LeasedJob;
-use crate::handler::{Context, JobError, Requests};
+use crate::handler::{Context, Requests};
 use crate::job::interval_to_duration;
 
 /// Runs buffered jobs in one slot, one after another, until the buffer is empty or the worker
@@ -69,7 +71,11 @@ pub(crate) async fn execute(mut job: LeasedJob, exec: &ExecutorState, shared: &S
         attempt = job.attempt,
         outcome = tracing::field::Empty,
         duration_ms = tracing::field::Empty,
+        lateness_ms = tracing::field::Empty,
+        error = tracing::field::Empty,
     );
+    // For the log line of a failure (the context takes the job's own).
+    let (owner, name) = (job.owner.clone(), job.name.clone());
     // A meta that does not decode (written around the client's checks) fails this job alone.
     let (meta, bad_meta) = match job.meta.take().map(|t| serde_json::from_str(&t)) {
         None => (serde_json::Value::Object(Default::default()), None),
@@ -104,6 +110,11 @@ pub(crate) async fn execute(mut job: LeasedJob, exec: &ExecutorState, shared: &S
         Err(_) => true,
     };
     let started = std::time::Instant::now();
+    if due {
+        // How late it started: from when it was due (its slot, or the end of a back-off).
+        let late = (shared.clock.now() - job.run_at).num_milliseconds().max(0);
+        span.record("lateness_ms", late);
+    }
     let timeout = interval_to_duration(&job.timeout);
     let result: Option<std::result::Result<(), JobError>> = if let Some(e) = bad_meta {
         Some(Err(e))
@@ -129,6 +140,10 @@ pub(crate) async fn execute(mut job: LeasedJob, exec: &ExecutorState, shared: &S
     if let Some(result) = result {
         let requests = Requests::take_from(&requests);
         let input = OutcomeInput::leased(&job);
+        let error = match &result {
+            Err(e @ (JobError::Retry(_) | JobError::Fail(_))) => Some(e.reason().to_owned()),
+            _ => None,
+        };
         let (outcome, label) = decide(
             &input,
             result,
@@ -147,10 +162,22 @@ pub(crate) async fn execute(mut job: LeasedJob, exec: &ExecutorState, shared: &S
         let counter = match label {
             "succeeded" | "paused" | "rescheduled" => &shared.metrics.succeeded,
             "retry" => &shared.metrics.retried,
+            "snoozed" => &shared.metrics.snoozed,
             _ => &shared.metrics.failed,
         };
         counter.fetch_add(1, Ordering::Relaxed);
         tracing::debug!(parent: &span, outcome = label, "job finished");
+        if let Some(error) = error {
+            span.record("error", error.as_str());
+            let failure = Failure {
+                job: &job,
+                executor: reg.executor,
+                owner: &owner,
+                name: name.as_deref(),
+                error: &error,
+            };
+            failure.log(label, &outcome);
+        }
         if !shared.completer.send(outcome).await {
             tracing::error!(
                 job.id = job.id,
@@ -161,6 +188,54 @@ pub(crate) async fn execute(mut job: LeasedJob, exec: &ExecutorState, shared: &S
         tracing::info!(parent: &span, "cancelled by a hard stop: the job comes back when its lease expires");
     }
     shared.metrics.in_flight.fetch_sub(1, Ordering::Relaxed);
+}
+
+/// A failed execution, for its log line.
+struct Failure<'a> {
+    job: &'a LeasedJob,
+    executor: &'a str,
+    owner: &'a str,
+    name: Option<&'a str>,
+    error: &'a str,
+}
+
+impl Failure<'_> {
+    /// A retry at `warn`, a failure for good at `error`, with what an operator needs to find
+    /// the job and judge the failure.
+    fn log(&self, label: &str, outcome: &Outcome) {
+        let next_run = match outcome {
+            Outcome::Complete(c) if c.status == "ready" => Some(c.run_at),
+            _ => None,
+        };
+        let next_run = next_run.map(|t| t.to_rfc3339());
+        let (id, attempt, max_attempts) = (self.job.id, self.job.attempt, self.job.max_attempts);
+        let (executor, owner, name, error) = (self.executor, self.owner, self.name, self.error);
+        if label == "retry" {
+            tracing::warn!(
+                job.id = id,
+                executor,
+                owner,
+                name,
+                attempt,
+                max_attempts,
+                next_run,
+                error,
+                "job failed; will retry"
+            );
+        } else {
+            tracing::error!(
+                job.id = id,
+                executor,
+                owner,
+                name,
+                attempt,
+                max_attempts,
+                next_run,
+                error,
+                "job failed for good"
+            );
+        }
+    }
 }
 
 pub(crate) fn panic_message(p: Box<dyn std::any::Any + Send>) -> String {

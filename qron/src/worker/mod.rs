@@ -182,6 +182,18 @@ impl Worker {
         worker.run().await
     }
 
+    /// This worker's id (host, process and creation time): the lease owner of the jobs it
+    /// runs, and the `worker` of their [errors](crate::AttemptError).
+    ///
+    /// ```no_run
+    /// # fn demo(worker: qron::Worker) {
+    /// tracing::info!(worker = worker.id(), "starting");
+    /// # }
+    /// ```
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
     /// The worker's counters.
     ///
     /// ```no_run

@@ -3,10 +3,11 @@
 
 use chrono::{DateTime, Utc};
 
+use crate::JobError;
 use crate::Schedule;
 use crate::completer::Outcome;
 use crate::db::{Completion, Finish, LeasedJob};
-use crate::handler::{Backoff, JobError, Requests};
+use crate::handler::{Backoff, Requests};
 
 /// What an outcome depends on, from a lease or from an expired lease.
 pub(crate) struct OutcomeInput {
@@ -51,7 +52,11 @@ pub(crate) fn decide(
 ) -> (Outcome, &'static str) {
     let next_slot = schedule.and_then(|s| s.next_run(job.start_at, job.slot_at, now));
     // A new occurrence (`reset`) starts at its slot; a retry keeps the occurrence's slot.
-    let live = |status: &'static str, run_at: DateTime<Utc>, reset: bool, error: Option<String>| {
+    let live_counted = |status: &'static str,
+                        run_at: DateTime<Utc>,
+                        reset: bool,
+                        uncount: bool,
+                        error: Option<String>| {
         Outcome::Complete(Completion {
             id: job.id,
             token: job.token,
@@ -63,12 +68,16 @@ pub(crate) fn decide(
             run_at,
             slot_at: reset.then_some(run_at),
             reset_attempt: reset,
+            uncount_attempt: uncount,
             payload: requests.payload.clone(),
             expr: None,
             start_at: None,
             recurring: job.recurring,
             error,
         })
+    };
+    let live = |status: &'static str, run_at: DateTime<Utc>, reset: bool, error: Option<String>| {
+        live_counted(status, run_at, reset, false, error)
     };
     let finish = |status: &'static str, error: Option<String>| {
         Outcome::Finish(Finish {
@@ -112,6 +121,20 @@ pub(crate) fn decide(
                 Some(run_at) if job.recurring => (live("ready", run_at, true, None), "succeeded"),
                 _ => (finish("succeeded", None), "succeeded"),
             }
+        }
+        // Later, as if this execution had not been: the attempt does not count, and no error.
+        Err(JobError::Snooze(delay)) => {
+            let delay = chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX);
+            let mut at = now
+                .checked_add_signed(delay)
+                .unwrap_or(DateTime::<Utc>::MAX_UTC);
+            if let (true, Some(slot)) = (job.recurring, next_slot) {
+                at = at.min(slot);
+            }
+            (
+                live_counted(paused_or("ready"), at, false, true, None),
+                "snoozed",
+            )
         }
         Err(e) => {
             let reason = Some(crate::limits::storable_error(e.reason()));
@@ -318,5 +341,39 @@ mod tests {
                 .as_deref()
                 .is_some_and(|e| e.contains("no next run"))
         );
+    }
+
+    #[test]
+    fn a_snooze_runs_again_later_without_counting_or_recording() {
+        let snooze = || Err(JobError::retry_in(Duration::from_secs(30)));
+        // A one-off job at its last attempt: it stays live, its attempt given back.
+        let (o, label) = run(false, 3, snooze(), Requests::default());
+        let c = complete(&o);
+        assert_eq!((c.status, label), ("ready", "snoozed"));
+        assert_eq!(c.run_at, at(10, 0, 35));
+        assert!(c.uncount_attempt && !c.reset_attempt);
+        assert_eq!((c.slot_at, c.error.as_deref()), (None, None));
+        // A recurring job runs no later than its next slot; stop() still pauses it.
+        let (o, _) = run(
+            true,
+            1,
+            Err(JobError::retry_in(Duration::from_secs(7200))),
+            Requests::default(),
+        );
+        assert_eq!(complete(&o).run_at, at(11, 0, 0));
+        let stop = Requests {
+            stop: true,
+            ..Requests::default()
+        };
+        let (o, _) = run(false, 1, snooze(), stop);
+        assert_eq!(complete(&o).status, "paused");
+        // A delay past the calendar's end does not overflow.
+        let (o, _) = run(
+            false,
+            1,
+            Err(JobError::retry_in(Duration::MAX)),
+            Requests::default(),
+        );
+        assert_eq!(complete(&o).run_at, DateTime::<Utc>::MAX_UTC);
     }
 }

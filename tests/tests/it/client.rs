@@ -1,8 +1,6 @@
 //! `qron::Client` against a real database: every operation's effect on the stored rows, owner
 //! isolation, transactions, bulk, and bad input that writes nothing.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use chrono::Utc;
@@ -437,47 +435,6 @@ async fn enqueue_follows_the_callers_transaction() {
     assert_eq!(c.get(job.id).await.unwrap().id, job.id);
 }
 
-thread_local! {
-    /// The counter of the test running on this thread, if it counts statements.
-    static COUNTING: std::cell::RefCell<Option<Arc<AtomicUsize>>> = const { std::cell::RefCell::new(None) };
-}
-
-/// Counts the statements sqlx runs (it logs one `sqlx::query` event each) on threads that asked.
-/// A global subscriber, installed once: scoped ones miss events when tests run in parallel.
-struct StatementCounter;
-
-impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for StatementCounter {
-    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
-        if event.metadata().target() == "sqlx::query" {
-            COUNTING.with(|c| {
-                if let Some(n) = &*c.borrow() {
-                    n.fetch_add(1, Ordering::Relaxed);
-                }
-            });
-        }
-    }
-}
-
-/// Runs `f` on this thread's runtime and returns how many statements it ran.
-async fn count_statements<T>(f: impl std::future::Future<Output = T>) -> (T, usize) {
-    use tracing_subscriber::layer::SubscriberExt as _;
-    static INSTALLED: std::sync::Once = std::sync::Once::new();
-    INSTALLED.call_once(|| {
-        let subscriber = tracing_subscriber::registry()
-            .with(
-                tracing_subscriber::filter::Targets::new()
-                    .with_target("sqlx::query", tracing::Level::TRACE),
-            )
-            .with(StatementCounter);
-        let _ = tracing::subscriber::set_global_default(subscriber);
-    });
-    let n = Arc::new(AtomicUsize::new(0));
-    COUNTING.with(|c| *c.borrow_mut() = Some(n.clone()));
-    let out = f.await;
-    COUNTING.with(|c| *c.borrow_mut() = None);
-    (out, n.load(Ordering::Relaxed))
-}
-
 #[tokio::test]
 async fn concurrent_bulk_enqueues_get_their_own_ids() {
     let db = TestDb::new().await;
@@ -542,7 +499,7 @@ async fn bulk_enqueue_of_100k_jobs_takes_a_handful_of_statements() {
         .map(|i| NewJob::new("bulk", "@after 1 hour").payload(json!(i)))
         .collect();
     // A current-thread runtime: every statement of the call is counted on this thread.
-    let (ids, statements) = count_statements(c.create_many(jobs)).await;
+    let (ids, statements) = qron_tests::logs::count_statements(c.create_many(jobs)).await;
     let ids = ids.unwrap();
     // The ids drawn and the commit at least (sqlx does not report the COPY itself).
     assert!(

@@ -4,6 +4,7 @@
 mod client;
 mod clock;
 mod embedded;
+mod errors;
 mod expr;
 mod expr_pg;
 mod hostile;

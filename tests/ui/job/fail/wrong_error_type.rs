@@ -1,6 +1,6 @@
 #[qron::job(executor = "email")]
-async fn email(user_id: i64) -> Result<(), String> {
-    Err(format!("no user {user_id}"))
+async fn email(_user_id: i64) -> Result<(), u32> {
+    Err(7)
 }
 
 fn main() {}
