@@ -65,6 +65,66 @@ fn upper_camel(name: &str) -> String {
         .collect()
 }
 
+/// What an argument of the function is, by its type.
+enum Argument<'a> {
+    /// `qron::Context` (any path ending in `Context`).
+    Context(&'a Type),
+    /// `qron::State<T>`: the `T`.
+    State(&'a Type),
+    /// The payload.
+    Payload(&'a Type),
+}
+
+impl Argument<'_> {
+    fn ty(&self) -> &Type {
+        match self {
+            Argument::Context(t) | Argument::State(t) | Argument::Payload(t) => t,
+        }
+    }
+}
+
+/// Sorts an argument by its type: a path ending in `Context` is the context, one ending in
+/// `State<T>` a state, anything else the payload. A context or state by reference is an error.
+fn classify(ty: &Type) -> syn::Result<Argument<'_>> {
+    fn last(t: &Type) -> Option<&syn::PathSegment> {
+        match t {
+            Type::Path(p) if p.qself.is_none() => p.path.segments.last(),
+            _ => None,
+        }
+    }
+    if let Type::Reference(r) = ty
+        && let Some(seg) = last(&r.elem)
+        && (seg.ident == "Context" || seg.ident == "State")
+    {
+        return Err(syn::Error::new_spanned(
+            ty,
+            format!(
+                "#[qron::job] passes `{}` by value: write `{}` without `&`",
+                seg.ident, seg.ident
+            ),
+        ));
+    }
+    let Some(seg) = last(ty) else {
+        return Ok(Argument::Payload(ty));
+    };
+    if seg.ident == "Context" && seg.arguments.is_empty() {
+        return Ok(Argument::Context(ty));
+    }
+    if seg.ident == "State" {
+        if let syn::PathArguments::AngleBracketed(args) = &seg.arguments
+            && let [syn::GenericArgument::Type(inner)] =
+                args.args.iter().collect::<Vec<_>>().as_slice()
+        {
+            return Ok(Argument::State(inner));
+        }
+        return Err(syn::Error::new_spanned(
+            ty,
+            "`State` takes one type: `State<MyState>`",
+        ));
+    }
+    Ok(Argument::Payload(ty))
+}
+
 /// The code beside the function.
 pub(crate) fn generate(func: &ItemFn, args: Args) -> syn::Result<TokenStream> {
     let mut errors = args.errors;
@@ -82,35 +142,55 @@ pub(crate) fn generate(func: &ItemFn, args: Args) -> syn::Result<TokenStream> {
              declare one job per concrete type",
         ));
     }
-    let mut typed = Vec::new();
+    let mut arguments = Vec::new();
     for input in &sig.inputs {
         match input {
             FnArg::Receiver(r) => errors.push(syn::Error::new(
                 r.span(),
-                "#[qron::job] functions cannot take `self`: use a free function, and keep \
-                 shared state in a static or in the payload",
+                "#[qron::job] functions cannot take `self`: use a free function, and give it \
+                 shared values as `qron::State<T>` arguments",
             )),
-            FnArg::Typed(t) => typed.push(t),
+            FnArg::Typed(t) => match classify(&t.ty) {
+                Ok(a) => arguments.push(a),
+                Err(e) => errors.push(e),
+            },
         }
     }
-    let (has_ctx, payload_ty): (bool, Option<&Type>) = match typed.as_slice() {
+    let contexts: Vec<&Argument> = arguments
+        .iter()
+        .filter(|a| matches!(a, Argument::Context(_)))
+        .collect();
+    if let [_, second, ..] = contexts.as_slice() {
+        errors.push(syn::Error::new_spanned(
+            second.ty(),
+            "#[qron::job] functions take at most one `qron::Context`",
+        ));
+    }
+    let payloads: Vec<&Type> = arguments
+        .iter()
+        .filter_map(|a| match a {
+            Argument::Payload(t) => Some(*t),
+            _ => None,
+        })
+        .collect();
+    let payload_ty: Option<&Type> = match payloads.as_slice() {
         [] => {
             errors.push(syn::Error::new(
                 sig.paren_token.span.join(),
-                "#[qron::job] functions take a payload: `async fn email(msg: Welcome)`, \
-                 optionally after a `ctx: qron::Context`",
+                "#[qron::job] functions take a payload: `async fn email(msg: Welcome)`, with \
+                 optionally a `ctx: qron::Context` and `qron::State<T>` arguments",
             ));
-            (false, None)
+            None
         }
-        [payload] => (false, Some(&payload.ty)),
-        [_ctx, payload] => (true, Some(&payload.ty)),
-        [_, _, extra, ..] => {
-            errors.push(syn::Error::new(
-                extra.span(),
-                "#[qron::job] functions take one payload (after an optional `ctx: qron::Context`): \
-                 put the values in one struct",
+        [payload] => Some(payload),
+        [_, extra, ..] => {
+            errors.push(syn::Error::new_spanned(
+                extra,
+                "#[qron::job] functions take one payload: put the values in one struct; the \
+                 other arguments may be a `qron::Context` and `qron::State<T>`s (the worker's \
+                 `.state(value)`)",
             ));
-            (false, None)
+            None
         }
     };
     if let ReturnType::Default = sig.output {
@@ -184,14 +264,33 @@ pub(crate) fn generate(func: &ItemFn, args: Args) -> syn::Result<TokenStream> {
     let assert_payload = quote_spanned! {payload_span=>
         const _: () = #krate::__private::assert_payload::<#payload_ty>();
     };
-    let call = if has_ctx {
-        quote!(#fn_name(ctx, payload))
-    } else {
-        quote!({
-            let _ = ctx;
-            #fn_name(payload)
-        })
-    };
+    // The states are taken from the context before it moves into the call.
+    let mut take_states = Vec::new();
+    let mut assert_states = Vec::new();
+    let mut state_types = Vec::new();
+    let mut call_args = Vec::new();
+    for (i, a) in arguments.iter().enumerate() {
+        match a {
+            Argument::Context(_) => call_args.push(quote!(ctx)),
+            Argument::Payload(_) => call_args.push(quote!(payload)),
+            Argument::State(ty) => {
+                let var = format_ident!("__qron_state_{}", i);
+                take_states.push(quote! {
+                    let #var = #krate::__private::state::<#ty>(&ctx)?;
+                });
+                assert_states.push(quote_spanned! {ty.span()=>
+                    const _: () = #krate::__private::assert_state::<#ty>();
+                });
+                state_types.push(quote!(#krate::__private::StateType::of::<#ty>()));
+                call_args.push(quote!(#var));
+            }
+        }
+    }
+    let call = quote!({
+        #(#take_states)*
+        let _ = &ctx;
+        #fn_name(#(#call_args),*)
+    });
     let output_span = match &sig.output {
         ReturnType::Type(_, ty) => ty.span(),
         ReturnType::Default => sig.ident.span(),
@@ -253,10 +352,12 @@ pub(crate) fn generate(func: &ItemFn, args: Args) -> syn::Result<TokenStream> {
 
         const _: () = {
             #assert_payload
+            #(#assert_states)*
 
             impl #krate::Job for #type_name {
                 type Payload = #payload_ty;
                 const EXECUTOR: &'static str = #executor;
+                const STATES: &'static [#krate::__private::StateType] = &[#(#state_types),*];
                 const OPTIONS: #krate::JobOptions = #krate::JobOptions::new(
                     #max_attempts,
                     #timeout,

@@ -36,6 +36,7 @@ mod maintenance;
 mod metrics;
 mod migrate;
 mod registry;
+mod state;
 mod worker;
 
 #[cfg(feature = "embedded")]
@@ -99,6 +100,7 @@ pub use migrate::{SCHEMA, migrate, migrator};
 /// | `crate = "…"` | the path of the qron crate, when renamed | `::qron` |
 pub use qron_macros::job;
 pub use registry::{Registration, registered_jobs};
+pub use state::State;
 pub use worker::{
     DEFAULT_FLUSH_TIMEOUT, DEFAULT_HISTORY_RETENTION, DEFAULT_LEASE_AHEAD, DEFAULT_POLL_INTERVAL,
     DEFAULT_PREFETCH, DEFAULT_RESCUE_INTERVAL, DEFAULT_SHUTDOWN_GRACE, Stopper, Worker,
@@ -111,6 +113,26 @@ pub use worker::{
 pub mod __private {
     pub use crate::enqueue::{schedule, schedule_many, schedule_with};
     pub use crate::registry::{HandlerFuture, Registration, decode};
+    pub use crate::state::StateType;
+
+    /// Fails to compile unless `T` can be application state.
+    pub const fn assert_state<T: Clone + Send + Sync + 'static>() {}
+
+    /// The state of type `T` from an execution's context.
+    ///
+    /// # Errors
+    /// [`crate::JobError::Fail`] naming the type when the context has none (a context made
+    /// with [`crate::Context::detached`] without it).
+    pub fn state<T: Clone + Send + Sync + 'static>(
+        ctx: &crate::Context,
+    ) -> Result<crate::State<T>, crate::JobError> {
+        ctx.state::<T>().map(crate::State).ok_or_else(|| {
+            crate::JobError::fail(format!(
+                "the handler takes `State<{}>` and the context has none: give the worker one with `.state(value)`",
+                std::any::type_name::<T>()
+            ))
+        })
+    }
 
     /// The lease statement, for the test that checks its plan uses the lease index.
     pub const LEASE_SQL: &str = crate::db::LEASE;

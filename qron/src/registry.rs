@@ -29,6 +29,9 @@ pub struct Registration {
     pub options: JobOptions,
     /// Decodes the payload (JSON text, `None` for `null`) and runs the handler.
     pub run: fn(Context, Option<String>) -> HandlerFuture,
+    /// The state types its handler takes.
+    #[doc(hidden)]
+    pub states: &'static [crate::state::StateType],
 }
 
 impl Registration {
@@ -47,6 +50,7 @@ impl Registration {
             type_name,
             options: J::OPTIONS,
             run: J::__run,
+            states: J::STATES,
         }
     }
 }

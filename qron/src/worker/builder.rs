@@ -40,6 +40,7 @@ pub struct WorkerBuilder {
     pub(crate) concurrency: HashMap<String, usize>,
     pub(crate) settings: Settings,
     pub(crate) host_clock: HostClock,
+    pub(crate) states: crate::state::States,
 }
 
 /// What a worker runs with; each field is set by the [`WorkerBuilder`] method of its name.
@@ -129,6 +130,22 @@ impl WorkerBuilder {
             );
         }
         Ok(())
+    }
+
+    /// Gives handlers a value of the application's (a pool, a client, a configuration), which
+    /// they take as a [`State<T>`](crate::State) argument; one value per type (a second of the
+    /// same type replaces the first). Each execution gets a clone: wrap what should be shared
+    /// in an `Arc` (pools and HTTP clients already are).
+    ///
+    /// ```no_run
+    /// # #[derive(Clone)] struct Mailer;
+    /// # fn demo(client: qron::Client, pool: sqlx::PgPool) -> qron::Result<()> {
+    /// let worker = qron::Worker::builder(client).state(pool).state(Mailer).build()?;
+    /// # Ok(()) }
+    /// ```
+    pub fn state<T: Clone + Send + Sync + 'static>(mut self, value: T) -> Self {
+        self.states.insert(value);
+        self
     }
 
     /// Serves only these executors (default: every job registered with `#[qron::job]`).
@@ -384,6 +401,21 @@ impl WorkerBuilder {
                 out
             }
         };
+        // A handler's state is checked now, not at its first job.
+        for r in &selected {
+            if let Some(missing) = r.states.iter().find(|s| !self.states.contains((s.id)())) {
+                return Err(Error::InvalidArgument {
+                    field: "state",
+                    reason: format!(
+                        "job `{}` (executor `{}`) takes `State<{}>`, and the worker has none: \
+                         give it one with `.state(value)`",
+                        r.type_name,
+                        r.executor,
+                        (missing.name)()
+                    ),
+                });
+            }
+        }
         let executors = selected
             .into_iter()
             .map(|r| {
@@ -416,6 +448,7 @@ impl WorkerBuilder {
                 soft: CancellationToken::new(),
                 hard: CancellationToken::new(),
             },
+            states: Arc::new(self.states),
             id: format!(
                 "{}:{}:{}",
                 hostname(),

@@ -98,6 +98,7 @@ pub(crate) async fn execute(mut job: LeasedJob, exec: &ExecutorState, shared: &S
         scheduled_at: job.slot_at,
         due_at: job.run_at,
         requests: Arc::default(),
+        states: shared.states.clone(),
     };
     let requests = ctx.requests_handle();
     // Leased ahead of its run time: hold it until then (a hard stop meanwhile leaves the job

@@ -137,6 +137,7 @@ pub struct Worker {
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) stopper: Stopper,
     pub(crate) id: String,
+    pub(crate) states: Arc<crate::state::States>,
 }
 
 impl Worker {
@@ -155,14 +156,19 @@ impl Worker {
             concurrency: HashMap::new(),
             settings: builder::Settings::default(),
             host_clock: Utc::now,
+            states: Default::default(),
         }
     }
 
     /// Serves every registered job with the default client ([`crate::init`]) until Ctrl-C or
     /// SIGTERM (a second signal cancels running handlers).
     ///
+    /// Jobs that take [`State`](crate::State) need a worker given it:
+    /// `Worker::builder(client).state(value).build()?.run_until_signal()`.
+    ///
     /// # Errors
-    /// [`Error::NotInitialized`] without a default client; as [`WorkerBuilder::build`].
+    /// [`Error::NotInitialized`] without a default client; as [`WorkerBuilder::build`] (a job
+    /// that takes state is one).
     ///
     /// ```no_run
     /// # async fn demo() -> qron::Result<()> {
@@ -170,8 +176,27 @@ impl Worker {
     /// # Ok(()) }
     /// ```
     pub async fn run_all() -> Result<()> {
-        let worker = Self::builder(crate::client()?).build()?;
-        let stopper = worker.stopper();
+        Self::builder(crate::client()?)
+            .build()?
+            .run_until_signal()
+            .await
+    }
+
+    /// Runs until Ctrl-C or SIGTERM, then stops softly (a second signal cancels running
+    /// handlers), as [`Worker::run`] does on a [`Stopper::soft`].
+    ///
+    /// # Errors
+    /// As [`Worker::run`].
+    ///
+    /// ```no_run
+    /// # #[derive(Clone)] struct Mailer;
+    /// # async fn demo(client: qron::Client) -> qron::Result<()> {
+    /// qron::Worker::builder(client).state(Mailer).build()?.run_until_signal().await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn run_until_signal(self) -> Result<()> {
+        let stopper = self.stopper();
+        let worker = self;
         tokio::spawn(async move {
             shutdown_signal().await;
             tracing::info!("stopping: finishing running jobs (signal again to cancel them)");
@@ -268,6 +293,7 @@ impl Worker {
             clock: self.clock.clone(),
             schedules: Mutex::new(HashMap::new()),
             worker_id: self.id.clone(),
+            states: self.states.clone(),
             batch_size: self.settings.batch_size,
             poll_interval: self.settings.poll_interval,
             lease_ahead: chrono::Duration::from_std(self.settings.lease_ahead)
@@ -487,6 +513,8 @@ pub(crate) struct Shared {
     pub(crate) clock: Arc<DbClock>,
     pub(crate) schedules: Mutex<HashMap<String, Option<Schedule>>>,
     pub(crate) worker_id: String,
+    /// The application's values for handlers.
+    pub(crate) states: Arc<crate::state::States>,
     pub(crate) batch_size: usize,
     pub(crate) poll_interval: Duration,
     pub(crate) lease_ahead: chrono::Duration,

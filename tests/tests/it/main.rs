@@ -13,5 +13,6 @@ mod migrate;
 mod producer;
 mod rescue;
 mod schema;
+mod state;
 mod typed;
 mod worker;
