@@ -81,6 +81,18 @@ pub enum Error {
         actual: i64,
     },
 
+    /// The database server could not be reached when connecting
+    /// ([`Client::connect`](crate::Client::connect)).
+    #[error(
+        "could not connect to {target}: {reason}; is PostgreSQL running there? set DATABASE_URL to where it is"
+    )]
+    Connect {
+        /// The server, as `host:port` or the socket directory.
+        target: String,
+        /// Why, from the connection attempt.
+        reason: String,
+    },
+
     /// A value could not be turned into JSON.
     #[error("could not serialize to JSON: {0}")]
     Json(#[from] serde_json::Error),

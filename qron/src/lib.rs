@@ -43,8 +43,8 @@ mod worker;
 pub mod embedded;
 
 pub use client::{
-    Client, ClientBuilder, DEFAULT_MAX_JSON_BYTES, DEFAULT_OWNER, Validation, client, init,
-    validate,
+    CONNECT_TIMEOUT, Client, ClientBuilder, DEFAULT_MAX_JSON_BYTES, DEFAULT_OWNER, Validation,
+    client, init, validate,
 };
 pub use clock::HostClock;
 pub use enqueue::{Enqueue, Via};

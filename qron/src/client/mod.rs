@@ -219,6 +219,13 @@ pub fn client() -> Result<Client> {
     DEFAULT_CLIENT.get().cloned().ok_or(Error::NotInitialized)
 }
 
+/// How long [`Client::connect`] waits for the server's answer.
+///
+/// ```
+/// assert_eq!(qron::CONNECT_TIMEOUT.as_secs(), 5);
+/// ```
+pub const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 impl Client {
     /// A client over `pool`, acting for owner `"default"`.
     ///
@@ -248,10 +255,12 @@ impl Client {
         }
     }
 
-    /// Connects a pool to `url` and wraps it.
+    /// Connects a pool to `url` and wraps it. A server that cannot be reached is reported
+    /// within [`CONNECT_TIMEOUT`] with the cause, not after the pool's 30 s wait.
     ///
     /// # Errors
-    /// [`Error::Database`] when the server cannot be reached.
+    /// [`Error::InvalidArgument`] (`url`) for a URL that does not parse; [`Error::Connect`]
+    /// naming the server and the cause when it cannot be reached or refuses the login.
     ///
     /// ```no_run
     /// # async fn demo() -> qron::Result<()> {
@@ -259,7 +268,30 @@ impl Client {
     /// # Ok(()) }
     /// ```
     pub async fn connect(url: &str) -> Result<Self> {
-        Ok(Self::new(PgPool::connect(url).await?))
+        use sqlx::ConnectOptions as _;
+        let options: sqlx::postgres::PgConnectOptions =
+            url.parse()
+                .map_err(|e: sqlx::Error| Error::InvalidArgument {
+                    field: "url",
+                    reason: e.to_string(),
+                })?;
+        let target = if options.get_host().starts_with('/') {
+            format!("the socket in {}", options.get_host())
+        } else {
+            format!("{}:{}", options.get_host(), options.get_port())
+        };
+        let connect_error = |reason: String| Error::Connect {
+            target: target.clone(),
+            reason,
+        };
+        // One connection first, to report its own error at once: the pool would retry until
+        // its acquire timeout and then say only "pool timed out".
+        let probe = tokio::time::timeout(CONNECT_TIMEOUT, options.connect())
+            .await
+            .map_err(|_| connect_error(format!("no answer within {CONNECT_TIMEOUT:?}")))?
+            .map_err(|e| connect_error(e.to_string()))?;
+        let _ = sqlx::Connection::close(probe).await;
+        Ok(Self::new(PgPool::connect_with(options).await?))
     }
 
     /// Applies qron's migrations (see [`crate::migrate`]).

@@ -790,3 +790,30 @@ async fn enqueue_inside_a_transaction_works_in_a_spawned_task() {
     .unwrap();
     assert_eq!(client(&db).get(id).await.unwrap().executor, "e");
 }
+
+#[tokio::test]
+async fn connect_reports_an_unreachable_server_at_once_with_the_cause() {
+    // Nothing listens on port 1 of the loopback: refused at once.
+    let started = std::time::Instant::now();
+    let err = Client::connect("postgres://qron@127.0.0.1:1/app")
+        .await
+        .err();
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    let Some(Error::Connect { target, reason }) = &err else {
+        panic!("{err:?}");
+    };
+    assert_eq!(target, "127.0.0.1:1");
+    assert!(reason.to_lowercase().contains("refused"), "{reason}");
+    let text = err.map(|e| e.to_string()).unwrap_or_default();
+    assert!(text.contains("DATABASE_URL"), "{text}");
+    // A URL that does not parse names the field.
+    let err = Client::connect("postgres://[bad").await.err();
+    assert!(
+        matches!(err, Some(Error::InvalidArgument { field: "url", .. })),
+        "{err:?}"
+    );
+}
