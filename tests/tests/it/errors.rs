@@ -350,3 +350,30 @@ async fn a_retry_logs_a_warning_and_a_final_failure_an_error_naming_the_job() {
     );
     assert_eq!(e.get("next_run"), None, "{e:?}");
 }
+
+#[tokio::test]
+async fn a_hand_edited_error_history_does_not_stop_the_job_from_failing() {
+    let db = TestDb::new().await;
+    let c = Client::new(db.pool.clone());
+    let job = ErrStd::schedule_with(&c, "@after 0s", Input { text: "x".into() })
+        .await
+        .unwrap();
+    // Written around the client: not an array.
+    sqlx::query("UPDATE qron.jobs SET errors = '\"edited\"' WHERE id = $1")
+        .bind(job.id)
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    let running = Running::start(worker(&db, &["err_std"]).build().unwrap());
+    wait_for("the job to fail", Duration::from_secs(10), || async {
+        c.get(job.id).await.unwrap().status == JobStatus::Failed
+    })
+    .await;
+    running.stop().await;
+    let done = c.get(job.id).await.unwrap();
+    assert_eq!(
+        done.last_error.as_deref(),
+        Some("invalid digit found in string")
+    );
+    assert_eq!(done.errors.len(), 1, "{:?}", done.errors);
+}
