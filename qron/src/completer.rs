@@ -20,6 +20,54 @@ pub const DEFAULT_BATCH_SIZE: usize = 1000;
 pub const DEFAULT_FLUSH_INTERVAL: Duration = Duration::from_millis(20);
 /// Outcomes waiting to be written above which workers stop leasing.
 pub const DEFAULT_BACKLOG_LIMIT: usize = 10_000;
+/// How long a stopping worker keeps trying to write the outcomes it holds.
+pub const DEFAULT_FLUSH_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The completer's settings.
+#[derive(Debug, Clone)]
+pub(crate) struct Config {
+    /// Outcomes per statement, at most (default [`DEFAULT_BATCH_SIZE`], at least 1).
+    pub batch_size: usize,
+    /// The longest an outcome waits for its batch to fill (default
+    /// [`DEFAULT_FLUSH_INTERVAL`], at least [`crate::worker::MIN_INTERVAL`]).
+    pub flush_interval: Duration,
+    /// Outcomes waiting above which producers stop leasing (default
+    /// [`DEFAULT_BACKLOG_LIMIT`], at least 1).
+    pub backlog_limit: usize,
+    /// How long a stopping worker keeps trying to write what it holds (default
+    /// [`DEFAULT_FLUSH_TIMEOUT`]).
+    pub flush_timeout: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            batch_size: DEFAULT_BATCH_SIZE,
+            flush_interval: DEFAULT_FLUSH_INTERVAL,
+            backlog_limit: DEFAULT_BACKLOG_LIMIT,
+            flush_timeout: DEFAULT_FLUSH_TIMEOUT,
+        }
+    }
+}
+
+impl Config {
+    /// Refuses a flush interval that would spin, and empty batches or backlogs.
+    pub(crate) fn validate(&self) -> crate::Result<()> {
+        crate::worker::check_interval("flush_interval", self.flush_interval)?;
+        for (field, n) in [
+            ("batch_size", self.batch_size),
+            ("backlog_limit", self.backlog_limit),
+        ] {
+            if n == 0 {
+                return Err(crate::Error::InvalidArgument {
+                    field,
+                    reason: "must be at least 1".to_owned(),
+                });
+            }
+        }
+        Ok(())
+    }
+}
 
 /// What the completer writes for one execution.
 #[derive(Debug, Clone)]
@@ -123,12 +171,11 @@ impl CompleterHandle {
 /// Starts a completer; it runs until every handle is dropped, then flushes and returns.
 pub(crate) fn spawn(
     pool: PgPool,
-    batch_size: usize,
-    flush_interval: Duration,
-    limit: usize,
+    config: &Config,
     metrics: Arc<Metrics>,
     clock: Arc<DbClock>,
 ) -> (CompleterHandle, tokio::task::JoinHandle<()>) {
+    let limit = config.backlog_limit;
     let (tx, rx) = mpsc::channel(limit.max(1));
     let backlog = Arc::new(AtomicUsize::new(0));
     let handle = CompleterHandle {
@@ -139,8 +186,8 @@ pub(crate) fn spawn(
     let task = tokio::spawn(run(
         pool,
         rx,
-        batch_size.max(1),
-        flush_interval,
+        config.batch_size.max(1),
+        config.flush_interval,
         backlog,
         metrics,
         clock,
@@ -348,5 +395,116 @@ async fn write_once(
     Attempt {
         applied,
         error: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::handler::Requests;
+    use crate::testing::TestDb;
+    use crate::worker::outcome::{OutcomeInput, decide};
+    use crate::{JobStatus, NewJob};
+
+    #[tokio::test]
+    async fn write_applies_outcomes_whose_lease_is_held_and_no_other() {
+        let db = TestDb::new().await.unwrap();
+        let client = db.client();
+        for _ in 0..2 {
+            client.create(NewJob::new("w", "@after 0s")).await.unwrap();
+        }
+        let clock = DbClock::new(Utc::now);
+        clock.sync(db.pool()).await.unwrap();
+        let now = clock.now();
+        let leased = db::job_lease(
+            db.pool(),
+            &db::Lease {
+                executor: "w",
+                worker_id: "test",
+                limit: 2,
+                now,
+                due_by: now,
+                after: None,
+                buffer_wait: Duration::ZERO,
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(leased.len(), 2);
+        let outcome = |j: &db::LeasedJob, token: i64| {
+            let input = OutcomeInput {
+                id: j.id,
+                token,
+                revision: j.revision,
+                recurring: j.recurring,
+                run_at: j.run_at,
+                slot_at: j.slot_at,
+                attempt: j.attempt,
+                max_attempts: j.max_attempts,
+                start_at: j.start_at,
+            };
+            let o = crate::JobOptions::default();
+            decide(
+                &input,
+                Ok(()),
+                Requests::default(),
+                now,
+                None,
+                o.backoff,
+                o.history,
+            )
+            .0
+        };
+        // The second outcome carries a lease the job no longer has (taken over meanwhile).
+        let (held, lost) = (&leased[0], &leased[1]);
+        let metrics = Metrics::default();
+        let batch = vec![
+            outcome(held, held.lease_token),
+            outcome(lost, lost.lease_token - 1),
+        ];
+        assert_eq!(write(db.pool(), batch, &metrics, &clock).await, 1);
+        assert_eq!(
+            client.get(held.id).await.unwrap().status,
+            JobStatus::Succeeded
+        );
+        assert_eq!(
+            client.get(lost.id).await.unwrap().status,
+            JobStatus::Running
+        );
+    }
+
+    #[test]
+    fn the_config_refuses_empty_batches_and_a_spinning_flush() {
+        assert!(Config::default().validate().is_ok());
+        for (bad, field) in [
+            (
+                Config {
+                    batch_size: 0,
+                    ..Config::default()
+                },
+                "batch_size",
+            ),
+            (
+                Config {
+                    backlog_limit: 0,
+                    ..Config::default()
+                },
+                "backlog_limit",
+            ),
+            (
+                Config {
+                    flush_interval: Duration::ZERO,
+                    ..Config::default()
+                },
+                "flush_interval",
+            ),
+        ] {
+            assert!(
+                matches!(bad.validate(), Err(crate::Error::InvalidArgument { field: f, .. }) if f == field),
+                "{field}"
+            );
+        }
     }
 }

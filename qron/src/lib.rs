@@ -18,6 +18,7 @@
 //! | flag | default | what it gives |
 //! |---|---|---|
 //! | `embedded` | on | [`embedded`]: a throwaway PostgreSQL started from the machine's server binaries, for examples and tests |
+//! | `testing` | off | [`testing`]: a fresh database per test, and assertions on enqueued jobs (turns on `embedded`) |
 
 #![warn(missing_docs)]
 
@@ -41,6 +42,8 @@ mod worker;
 
 #[cfg(feature = "embedded")]
 pub mod embedded;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use client::{
     CONNECT_TIMEOUT, Client, ClientBuilder, DEFAULT_MAX_JSON_BYTES, DEFAULT_OWNER, Validation,

@@ -17,91 +17,42 @@ pub mod fault;
 pub mod jobs;
 pub mod logs;
 
-use std::hash::{DefaultHasher, Hash, Hasher};
-use std::sync::atomic::{AtomicU64, Ordering};
+use sqlx::PgPool;
+use sqlx::postgres::PgConnectOptions;
 
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{Connection, PgConnection, PgPool};
-use tokio::sync::OnceCell;
-
-/// A database of its own for one test, dropped when the test ends.
+/// A database of its own for one test, dropped when the test ends: the library's
+/// [`qron::testing::TestDb`], with its pool and name at hand.
 pub struct TestDb {
     /// A pool connected to the test's database.
     pub pool: PgPool,
     /// The database's name.
     pub name: String,
-    admin: PgConnectOptions,
+    inner: qron::testing::TestDb,
 }
 
 impl TestDb {
     /// A fresh copy of the migrated template.
     pub async fn new() -> Self {
-        let admin = admin_options().await;
-        let template = template(&admin).await;
-        Self::create(admin, Some(template)).await
+        Self::wrap(qron::testing::TestDb::new().await)
     }
 
     /// A fresh database without qron's schema (for migration tests).
     pub async fn empty() -> Self {
-        let admin = admin_options().await;
-        Self::create(admin, None).await
+        Self::wrap(qron::testing::TestDb::empty().await)
     }
 
-    async fn create(admin: PgConnectOptions, template: Option<&str>) -> Self {
-        static SEQ: AtomicU64 = AtomicU64::new(0);
-        let name = format!(
-            "qron_test_{}_{}_{}",
-            std::process::id(),
-            SEQ.fetch_add(1, Ordering::Relaxed),
-            chrono::Utc::now().timestamp_subsec_nanos()
-        );
-        let mut conn = PgConnection::connect_with(&admin).await.unwrap();
-        let sql = match template {
-            Some(t) => format!(r#"CREATE DATABASE "{name}" TEMPLATE "{t}""#),
-            None => format!(r#"CREATE DATABASE "{name}" TEMPLATE template0"#),
-        };
-        sqlx::query(sqlx::AssertSqlSafe(sql))
-            .execute(&mut conn)
-            .await
-            .unwrap();
-        conn.close().await.unwrap();
-        let pool = PgPoolOptions::new()
-            .max_connections(20)
-            .connect_with(admin.clone().database(&name))
-            .await
-            .unwrap();
-        Self { pool, name, admin }
+    fn wrap(db: qron::Result<qron::testing::TestDb>) -> Self {
+        let inner = db.unwrap_or_else(|e| panic!("no database for the test: {e}"));
+        Self {
+            pool: inner.pool().clone(),
+            name: inner.name().to_owned(),
+            inner,
+        }
     }
 
     /// Connection options for this test's database.
     pub fn options(&self) -> PgConnectOptions {
-        self.admin.clone().database(&self.name)
-    }
-}
-
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        let admin = self.admin.clone();
-        let name = self.name.clone();
-        // Drop cannot await: drop the database from a thread of its own. FORCE ends the pool's
-        // connections.
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .ok()?;
-            rt.block_on(async {
-                let mut conn = PgConnection::connect_with(&admin).await.ok()?;
-                sqlx::query(sqlx::AssertSqlSafe(format!(
-                    r#"DROP DATABASE IF EXISTS "{name}" WITH (FORCE)"#
-                )))
-                .execute(&mut conn)
-                .await
-                .ok()?;
-                conn.close().await.ok()
-            })
-        })
-        .join();
+        self.inner.options()
     }
 }
 
@@ -111,70 +62,6 @@ pub async fn admin_options() -> PgConnectOptions {
         .await
         .unwrap()
         .unwrap_or_else(|e| panic!("no database for the tests: {e}"))
-}
-
-/// The template's name: one per migration set, so a changed migration gets a new template.
-fn template_name() -> String {
-    let mut h = DefaultHasher::new();
-    for m in qron::migrator().iter() {
-        m.version.hash(&mut h);
-        m.checksum.hash(&mut h);
-    }
-    format!("qron_template_{:016x}", h.finish())
-}
-
-async fn template(admin: &PgConnectOptions) -> &'static str {
-    static TEMPLATE: OnceCell<String> = OnceCell::const_new();
-    TEMPLATE
-        .get_or_init(|| async {
-            let name = template_name();
-            let mut conn = PgConnection::connect_with(admin).await.unwrap();
-            sqlx::query("SELECT pg_advisory_lock(hashtext('qron_tests_template'))")
-                .execute(&mut conn)
-                .await
-                .unwrap();
-            let ready: Option<bool> =
-                sqlx::query_scalar("SELECT datistemplate FROM pg_database WHERE datname = $1")
-                    .bind(&name)
-                    .fetch_optional(&mut conn)
-                    .await
-                    .unwrap();
-            if ready != Some(true) {
-                // Absent, or left half-made by a killed run.
-                sqlx::query(sqlx::AssertSqlSafe(format!(
-                    r#"DROP DATABASE IF EXISTS "{name}" WITH (FORCE)"#
-                )))
-                .execute(&mut conn)
-                .await
-                .unwrap();
-                sqlx::query(sqlx::AssertSqlSafe(format!(
-                    r#"CREATE DATABASE "{name}" TEMPLATE template0"#
-                )))
-                .execute(&mut conn)
-                .await
-                .unwrap();
-                let pool = PgPoolOptions::new()
-                    .max_connections(1)
-                    .connect_with(admin.clone().database(&name))
-                    .await
-                    .unwrap();
-                qron::migrate(&pool).await.unwrap();
-                pool.close().await;
-                sqlx::query(sqlx::AssertSqlSafe(format!(
-                    r#"ALTER DATABASE "{name}" WITH IS_TEMPLATE true"#
-                )))
-                .execute(&mut conn)
-                .await
-                .unwrap();
-            }
-            sqlx::query("SELECT pg_advisory_unlock(hashtext('qron_tests_template'))")
-                .execute(&mut conn)
-                .await
-                .unwrap();
-            conn.close().await.unwrap();
-            name
-        })
-        .await
 }
 
 /// A small deterministic random source for generated test corpora (SplitMix64): the same seed

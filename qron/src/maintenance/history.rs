@@ -14,31 +14,84 @@ use crate::db;
 /// next try: creating or dropping a partition needs the history to itself for a moment, and
 /// while it waits behind a long search every job's finish would wait behind it.
 pub(crate) const MAINTENANCE_LOCK_TIMEOUT: &str = "200ms";
-/// How often maintenance runs.
-pub(crate) const MAINTENANCE_EVERY: Duration = Duration::from_secs(3600);
-/// How soon maintenance tries again after a step failed or gave up.
-pub(crate) const MAINTENANCE_RETRY: Duration = Duration::from_secs(60);
+/// How long finished one-off jobs stay in the history by default.
+pub const DEFAULT_HISTORY_RETENTION: Duration = Duration::from_secs(30 * 86_400);
 
-/// Keeps history partitions ahead of time and drops those past the retention, once an hour
-/// (sooner again after a step gave up), in one process of the fleet at a time.
-pub(crate) async fn maintain(
-    pool: sqlx::PgPool,
-    retention: Duration,
-    clock: Arc<DbClock>,
-    stop: CancellationToken,
-) {
-    loop {
-        let wait = match maintain_once(&pool, clock.now(), retention).await {
-            Ok(_) => MAINTENANCE_EVERY,
-            Err(e) => {
-                tracing::warn!(error = %e, "history maintenance did not finish; will try again");
-                MAINTENANCE_RETRY
-            }
-        };
-        tokio::select! {
-            () = tokio::time::sleep(wait) => {}
-            () = stop.cancelled() => return,
+/// History maintenance's settings.
+#[derive(Debug, Clone)]
+pub(crate) struct Config {
+    /// How long finished one-off jobs are kept: whole days, at least one (default
+    /// [`DEFAULT_HISTORY_RETENTION`]).
+    pub retention: Duration,
+    /// How often a pass runs (one hour).
+    pub every: Duration,
+    /// How soon a pass runs again after one failed or gave up (one minute).
+    pub retry: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            retention: DEFAULT_HISTORY_RETENTION,
+            every: Duration::from_secs(3600),
+            retry: Duration::from_secs(60),
         }
+    }
+}
+
+impl Config {
+    /// Refuses a retention under a day: partitions are days.
+    pub(crate) fn validate(&self) -> crate::Result<()> {
+        if self.retention < Duration::from_secs(86_400) {
+            return Err(crate::Error::InvalidArgument {
+                field: "history_retention",
+                reason: format!(
+                    "{:?} is under one day (partitions are days)",
+                    self.retention
+                ),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Keeps day partitions of the history ahead of time and drops those past the retention.
+pub(crate) struct Maintainer {
+    pool: sqlx::PgPool,
+    clock: Arc<DbClock>,
+    config: Config,
+}
+
+impl Maintainer {
+    pub(crate) fn new(pool: sqlx::PgPool, clock: Arc<DbClock>, config: Config) -> Self {
+        Self {
+            pool,
+            clock,
+            config,
+        }
+    }
+
+    /// A pass every [`Config::every`] (sooner again after one gave up), in one process of the
+    /// fleet at a time, until `stop`.
+    pub(crate) async fn run(self, stop: CancellationToken) {
+        loop {
+            let wait = match self.run_once(self.clock.now()).await {
+                Ok(_) => self.config.every,
+                Err(e) => {
+                    tracing::warn!(error = %e, "history maintenance did not finish; will try again");
+                    self.config.retry
+                }
+            };
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                () = stop.cancelled() => return,
+            }
+        }
+    }
+
+    /// One pass as of `now` (see [`maintain_once`]); returns the partitions dropped.
+    pub(crate) async fn run_once(&self, now: DateTime<Utc>) -> sqlx::Result<Vec<String>> {
+        maintain_once(&self.pool, now, self.config.retention).await
     }
 }
 
@@ -91,4 +144,60 @@ pub(crate) async fn maintain_once(
         }
     }
     Ok(dropped)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::testing::TestDb;
+
+    #[tokio::test]
+    async fn run_once_keeps_days_ahead_and_drops_those_past_the_retention() {
+        let db = TestDb::new().await.unwrap();
+        let clock = Arc::new(DbClock::new(Utc::now));
+        let config = Config {
+            retention: Duration::from_secs(2 * 86_400),
+            ..Config::default()
+        };
+        let maintainer = Maintainer::new(db.pool().clone(), clock, config);
+        let day = |d: &str| format!("jobs_history_{d}");
+        let start = "2030-01-10T12:00:00Z".parse::<DateTime<Utc>>().unwrap();
+        // The migration's partitions (of the day it ran) are past the retention by then.
+        let dropped = maintainer.run_once(start).await.unwrap();
+        assert!(
+            !dropped.iter().any(|p| p.starts_with("jobs_history_2030")),
+            "{dropped:?}"
+        );
+        let parts = db::history_partitions(db.pool()).await.unwrap();
+        for d in ["20300110", "20300111", "20300112"] {
+            assert!(parts.contains(&day(d)), "{d} missing from {parts:?}");
+        }
+        // Three days on, with two days kept: the 10th is dropped, the 11th kept.
+        let later = start + chrono::Duration::days(3);
+        assert_eq!(
+            maintainer.run_once(later).await.unwrap(),
+            vec![day("20300110")]
+        );
+        let parts = db::history_partitions(db.pool()).await.unwrap();
+        assert!(parts.contains(&day("20300111")) && parts.contains(&day("20300115")));
+        assert!(!parts.contains(&day("20300110")));
+    }
+
+    #[test]
+    fn the_config_refuses_a_retention_under_a_day() {
+        assert!(Config::default().validate().is_ok());
+        let short = Config {
+            retention: Duration::from_secs(3600),
+            ..Config::default()
+        };
+        assert!(matches!(
+            short.validate(),
+            Err(crate::Error::InvalidArgument {
+                field: "history_retention",
+                ..
+            })
+        ));
+    }
 }

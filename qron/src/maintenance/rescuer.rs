@@ -7,93 +7,220 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use tokio_util::sync::CancellationToken;
 
-use crate::JobError;
+use crate::clock::DbClock;
 use crate::completer::{self, Outcome};
 use crate::db;
 use crate::handler::{JobOptions, Requests};
+use crate::metrics::Metrics;
 use crate::worker::outcome::{OutcomeInput, decide};
-use crate::worker::{ExecutorState, Shared};
+use crate::{JobError, Schedule};
 
-/// Returns expired leases to the pool (or ends their jobs when attempts are spent).
-pub(crate) async fn rescue(
-    shared: Arc<Shared>,
-    executors: Vec<Arc<ExecutorState>>,
-    every: Duration,
-) {
-    let options: HashMap<&str, JobOptions> = executors
-        .iter()
-        .map(|e| (e.registration.executor, e.registration.options))
-        .collect();
-    loop {
-        // The rescuer keeps the clock's offset fresh (a host's clock drifts, or is set).
-        if shared.clock.stale()
-            && let Err(e) = shared.clock.sync(&shared.pool).await
-        {
-            tracing::debug!(error = %e, "could not read the database's clock");
-        }
-        match rescue_once(&shared, &options, shared.clock.now()).await {
-            Ok(n) if n > 0 => {
-                tracing::info!(rescued = n, "returned expired leases to the pool");
-            }
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "could not look for expired leases"),
-        }
-        tokio::select! {
-            () = tokio::time::sleep(every) => {}
-            () = shared.soft.cancelled() => return,
+/// How often expired leases are looked for by default.
+pub const DEFAULT_RESCUE_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The rescuer's settings.
+#[derive(Debug, Clone)]
+pub(crate) struct Config {
+    /// How often expired leases are looked for (default [`DEFAULT_RESCUE_INTERVAL`], at least
+    /// [`crate::worker::MIN_INTERVAL`]).
+    pub interval: Duration,
+    /// Expired leases a pass takes at most (1,000).
+    pub batch: i64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            interval: DEFAULT_RESCUE_INTERVAL,
+            batch: 1000,
         }
     }
 }
 
-/// One pass of the rescuer: up to 1000 expired leases. Safe when many workers run it at once:
-/// the lease guard lets one write win.
-pub(crate) async fn rescue_once(
-    shared: &Shared,
-    options: &HashMap<&str, JobOptions>,
-    now: DateTime<Utc>,
-) -> sqlx::Result<usize> {
-    let expired = db::job_expired_leases(&shared.pool, now, 1000).await?;
-    if expired.is_empty() {
-        return Ok(0);
+impl Config {
+    /// Refuses an interval that would keep a core busy asking, and an empty batch.
+    pub(crate) fn validate(&self) -> crate::Result<()> {
+        crate::worker::check_interval("rescue_interval", self.interval)?;
+        if self.batch < 1 {
+            return Err(crate::Error::InvalidArgument {
+                field: "rescue_batch",
+                reason: "must be at least 1".to_owned(),
+            });
+        }
+        Ok(())
     }
-    let outcomes: Vec<Outcome> = expired
-        .iter()
-        .map(|l| {
-            let input = OutcomeInput {
-                id: l.id,
-                token: l.lease_token,
-                revision: l.revision,
-                recurring: l.recurring,
-                run_at: l.run_at,
-                slot_at: l.slot_at,
-                attempt: l.attempt,
-                max_attempts: l.max_attempts,
-                start_at: l.start_at,
-            };
-            // Leases of executors this worker does not serve get the defaults.
-            let o = options
-                .get(l.executor.as_str())
-                .copied()
-                .unwrap_or_default();
-            decide(
-                &input,
-                Err(JobError::retry(
-                    "the lease expired: the worker died, hung or lost its connection",
-                )),
-                Requests::default(),
-                now,
-                shared.schedule(&l.expr).as_ref(),
-                o.backoff,
-                o.history,
-            )
-            .0
-        })
-        .collect();
-    let n = completer::write(&shared.pool, outcomes, &shared.metrics, &shared.clock).await;
-    shared
-        .metrics
-        .rescued
-        .fetch_add(n as u64, Ordering::Relaxed);
-    Ok(expired.len())
+}
+
+/// Returns expired leases to the pool (or ends their jobs when attempts are spent). Safe when
+/// many workers run it at once: the lease guard lets one write win.
+pub(crate) struct Rescuer {
+    pool: sqlx::PgPool,
+    clock: Arc<DbClock>,
+    metrics: Arc<Metrics>,
+    /// The options of the executors this worker serves; others get the defaults.
+    options: HashMap<&'static str, JobOptions>,
+    config: Config,
+}
+
+impl Rescuer {
+    pub(crate) fn new(
+        pool: sqlx::PgPool,
+        clock: Arc<DbClock>,
+        metrics: Arc<Metrics>,
+        options: HashMap<&'static str, JobOptions>,
+        config: Config,
+    ) -> Self {
+        Self {
+            pool,
+            clock,
+            metrics,
+            options,
+            config,
+        }
+    }
+
+    /// A pass every [`Config::interval`] until `stop`.
+    pub(crate) async fn run(self, stop: CancellationToken) {
+        loop {
+            // The rescuer keeps the clock's offset fresh (a host's clock drifts, or is set).
+            if self.clock.stale()
+                && let Err(e) = self.clock.sync(&self.pool).await
+            {
+                tracing::debug!(error = %e, "could not read the database's clock");
+            }
+            match self.run_once(self.clock.now()).await {
+                Ok(n) if n > 0 => {
+                    tracing::info!(rescued = n, "returned expired leases to the pool");
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "could not look for expired leases"),
+            }
+            tokio::select! {
+                () = tokio::time::sleep(self.config.interval) => {}
+                () = stop.cancelled() => return,
+            }
+        }
+    }
+
+    /// One pass as of `now`: up to [`Config::batch`] leases that ran out before it, each
+    /// decided as a retry of its attempt. Returns how many were found.
+    pub(crate) async fn run_once(&self, now: DateTime<Utc>) -> sqlx::Result<usize> {
+        let expired = db::job_expired_leases(&self.pool, now, self.config.batch).await?;
+        if expired.is_empty() {
+            return Ok(0);
+        }
+        let outcomes: Vec<Outcome> = expired
+            .iter()
+            .map(|l| {
+                let input = OutcomeInput {
+                    id: l.id,
+                    token: l.lease_token,
+                    revision: l.revision,
+                    recurring: l.recurring,
+                    run_at: l.run_at,
+                    slot_at: l.slot_at,
+                    attempt: l.attempt,
+                    max_attempts: l.max_attempts,
+                    start_at: l.start_at,
+                };
+                let o = self
+                    .options
+                    .get(l.executor.as_str())
+                    .copied()
+                    .unwrap_or_default();
+                decide(
+                    &input,
+                    Err(JobError::retry(
+                        "the lease expired: the worker died, hung or lost its connection",
+                    )),
+                    Requests::default(),
+                    now,
+                    Schedule::parse(&l.expr).ok().as_ref(),
+                    o.backoff,
+                    o.history,
+                )
+                .0
+            })
+            .collect();
+        let n = completer::write(&self.pool, outcomes, &self.metrics, &self.clock).await;
+        self.metrics.rescued.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(expired.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::testing::TestDb;
+    use crate::{JobStatus, NewJob};
+
+    #[tokio::test]
+    async fn run_once_returns_expired_leases_and_ends_jobs_out_of_attempts() {
+        let db = TestDb::new().await.unwrap();
+        let client = db.client();
+        let job = |attempts| NewJob::new("lost", "@after 0s").max_attempts(attempts);
+        let again = client.create(job(3)).await.unwrap().id;
+        let spent = client.create(job(1)).await.unwrap().id;
+        let held = client.create(job(3)).await.unwrap().id;
+        // A worker leased all three and vanished; the third's lease has not run out yet.
+        sqlx::query(
+            "UPDATE qron.jobs SET status = 'running', attempt = 1, executions = 1,
+                    lease_owner = 'gone', lease_token = lease_token + 1,
+                    lease_expires_at = CASE WHEN id = $1 THEN now() + interval '1 hour'
+                                            ELSE now() - interval '1 second' END",
+        )
+        .bind(held)
+        .execute(db.pool())
+        .await
+        .unwrap();
+        let clock = Arc::new(DbClock::new(Utc::now));
+        clock.sync(db.pool()).await.unwrap();
+        let metrics = Arc::new(Metrics::default());
+        let rescuer = Rescuer::new(
+            db.pool().clone(),
+            clock.clone(),
+            metrics.clone(),
+            HashMap::new(),
+            Config::default(),
+        );
+
+        assert_eq!(rescuer.run_once(clock.now()).await.unwrap(), 2);
+        let again = client.get(again).await.unwrap();
+        assert_eq!((again.status, again.attempt), (JobStatus::Ready, 1));
+        assert!(
+            again.errors[0].error.contains("the lease expired"),
+            "{:?}",
+            again.errors
+        );
+        assert_eq!(client.get(spent).await.unwrap().status, JobStatus::Failed);
+        assert_eq!(client.get(held).await.unwrap().status, JobStatus::Running);
+        assert_eq!(metrics.rescued.load(Ordering::Relaxed), 2);
+        // Nothing is rescued twice.
+        assert_eq!(rescuer.run_once(clock.now()).await.unwrap(), 0);
+    }
+
+    #[test]
+    fn the_config_refuses_a_spinning_interval_and_an_empty_batch() {
+        assert!(Config::default().validate().is_ok());
+        let spin = Config {
+            interval: Duration::ZERO,
+            ..Config::default()
+        };
+        assert!(matches!(
+            spin.validate(),
+            Err(crate::Error::InvalidArgument {
+                field: "rescue_interval",
+                ..
+            })
+        ));
+        let empty = Config {
+            batch: 0,
+            ..Config::default()
+        };
+        assert!(empty.validate().is_err());
+    }
 }

@@ -2,20 +2,15 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use chrono::Utc;
-use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 
-use super::{
-    DEFAULT_FLUSH_TIMEOUT, DEFAULT_HISTORY_RETENTION, DEFAULT_LEASE_AHEAD, DEFAULT_POLL_INTERVAL,
-    DEFAULT_PREFETCH, DEFAULT_RESCUE_INTERVAL, DEFAULT_SHUTDOWN_GRACE, ExecutorState, Stopper,
-    Worker,
-};
+use super::{DEFAULT_SHUTDOWN_GRACE, ExecutorState, Stopper, Worker, producer};
 use crate::clock::{DbClock, HostClock};
 use crate::completer;
+use crate::maintenance::{history, rescuer};
 use crate::registry::Registration;
 use crate::{Client, Error, Result};
 
@@ -43,91 +38,41 @@ pub struct WorkerBuilder {
     pub(crate) states: crate::state::States,
 }
 
-/// What a worker runs with; each field is set by the [`WorkerBuilder`] method of its name.
+/// What a worker runs with: each service's settings, each field set by the [`WorkerBuilder`]
+/// method of its name and checked by the service's own `validate`.
 #[derive(Debug, Clone)]
 pub(crate) struct Settings {
-    pub(crate) poll_interval: Duration,
-    pub(crate) lease_ahead: Duration,
-    pub(crate) flush_interval: Duration,
-    pub(crate) batch_size: usize,
-    pub(crate) backlog_limit: usize,
-    pub(crate) rescue_interval: Duration,
+    pub(crate) producer: producer::Config,
+    pub(crate) completer: completer::Config,
+    pub(crate) rescuer: rescuer::Config,
+    pub(crate) history: history::Config,
     pub(crate) shutdown_grace: Duration,
-    pub(crate) flush_timeout: Duration,
-    pub(crate) history_retention: Duration,
-    pub(crate) prefetch: usize,
 }
 
 impl Default for Settings {
     fn default() -> Self {
         Self {
-            poll_interval: DEFAULT_POLL_INTERVAL,
-            lease_ahead: DEFAULT_LEASE_AHEAD,
-            flush_interval: completer::DEFAULT_FLUSH_INTERVAL,
-            batch_size: completer::DEFAULT_BATCH_SIZE,
-            backlog_limit: completer::DEFAULT_BACKLOG_LIMIT,
-            rescue_interval: DEFAULT_RESCUE_INTERVAL,
+            producer: producer::Config::default(),
+            completer: completer::Config::default(),
+            rescuer: rescuer::Config::default(),
+            history: history::Config::default(),
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
-            flush_timeout: DEFAULT_FLUSH_TIMEOUT,
-            history_retention: DEFAULT_HISTORY_RETENTION,
-            prefetch: DEFAULT_PREFETCH,
         }
     }
 }
 
-/// The shortest poll, rescue or flush interval: shorter ones would keep a core busy asking.
-pub(crate) const MIN_INTERVAL: Duration = Duration::from_millis(1);
-/// The longest a job may be leased ahead of its run time.
-pub(crate) const MAX_LEASE_AHEAD: Duration = Duration::from_secs(60);
-
 impl WorkerBuilder {
     /// Refuses settings that would make the worker spin, stall or drop work.
     fn check(&self) -> Result<()> {
-        let bad =
-            |field: &'static str, reason: String| Err(Error::InvalidArgument { field, reason });
-        for (field, d) in [
-            ("poll_interval", self.settings.poll_interval),
-            ("rescue_interval", self.settings.rescue_interval),
-            ("flush_interval", self.settings.flush_interval),
-        ] {
-            if d < MIN_INTERVAL {
-                return bad(
-                    field,
-                    format!("{d:?} is under {MIN_INTERVAL:?}: the worker would spin"),
-                );
-            }
-        }
-        if self.settings.lease_ahead > MAX_LEASE_AHEAD {
-            return bad(
-                "lease_ahead",
-                format!(
-                    "{:?} is over the limit of {MAX_LEASE_AHEAD:?}",
-                    self.settings.lease_ahead
-                ),
-            );
-        }
-        if self.settings.history_retention < Duration::from_secs(86_400) {
-            return bad(
-                "history_retention",
-                format!(
-                    "{:?} is under one day (partitions are days)",
-                    self.settings.history_retention
-                ),
-            );
-        }
-        for (field, n) in [
-            ("batch_size", self.settings.batch_size),
-            ("backlog_limit", self.settings.backlog_limit),
-        ] {
-            if n == 0 {
-                return bad(field, "must be at least 1".to_owned());
-            }
-        }
+        self.settings.producer.validate()?;
+        self.settings.completer.validate()?;
+        self.settings.rescuer.validate()?;
+        self.settings.history.validate()?;
         if let Some((executor, _)) = self.concurrency.iter().find(|(_, n)| **n == 0) {
-            return bad(
-                "concurrency",
-                format!("0 for executor `{executor}`: it would never run a job"),
-            );
+            return Err(Error::InvalidArgument {
+                field: "concurrency",
+                reason: format!("0 for executor `{executor}`: it would never run a job"),
+            });
         }
         Ok(())
     }
@@ -218,7 +163,7 @@ impl WorkerBuilder {
     /// # Ok(()) }
     /// ```
     pub fn poll_interval(mut self, d: Duration) -> Self {
-        self.settings.poll_interval = d;
+        self.settings.producer.poll_interval = d;
         self
     }
 
@@ -233,7 +178,7 @@ impl WorkerBuilder {
     /// # Ok(()) }
     /// ```
     pub fn lease_ahead(mut self, d: Duration) -> Self {
-        self.settings.lease_ahead = d;
+        self.settings.producer.lease_ahead = d;
         self
     }
 
@@ -245,7 +190,7 @@ impl WorkerBuilder {
     /// # Ok(()) }
     /// ```
     pub fn flush_interval(mut self, d: Duration) -> Self {
-        self.settings.flush_interval = d;
+        self.settings.completer.flush_interval = d;
         self
     }
 
@@ -257,12 +202,13 @@ impl WorkerBuilder {
     /// # Ok(()) }
     /// ```
     pub fn batch_size(mut self, n: usize) -> Self {
-        self.settings.batch_size = n;
+        self.settings.completer.batch_size = n;
+        self.settings.producer.batch_size = n;
         self
     }
 
     /// The most jobs, per executor, that the worker holds leased but not yet started (default
-    /// [`DEFAULT_PREFETCH`]; 0 leases only into free slots).
+    /// [`DEFAULT_PREFETCH`](crate::DEFAULT_PREFETCH); 0 leases only into free slots).
     ///
     /// A lease asks for the free slots plus a reserve, which starts as slots free while the
     /// next lease is on its way: at ordinary concurrency (10–100) that is what keeps the slots
@@ -278,7 +224,7 @@ impl WorkerBuilder {
     /// # Ok(()) }
     /// ```
     pub fn prefetch(mut self, n: usize) -> Self {
-        self.settings.prefetch = n;
+        self.settings.producer.prefetch = n;
         self
     }
 
@@ -290,7 +236,7 @@ impl WorkerBuilder {
     /// # Ok(()) }
     /// ```
     pub fn backlog_limit(mut self, n: usize) -> Self {
-        self.settings.backlog_limit = n;
+        self.settings.completer.backlog_limit = n;
         self
     }
 
@@ -302,7 +248,7 @@ impl WorkerBuilder {
     /// # Ok(()) }
     /// ```
     pub fn rescue_interval(mut self, d: Duration) -> Self {
-        self.settings.rescue_interval = d;
+        self.settings.rescuer.interval = d;
         self
     }
 
@@ -328,7 +274,7 @@ impl WorkerBuilder {
     /// # Ok(()) }
     /// ```
     pub fn flush_timeout(mut self, d: Duration) -> Self {
-        self.settings.flush_timeout = d;
+        self.settings.completer.flush_timeout = d;
         self
     }
 
@@ -340,7 +286,7 @@ impl WorkerBuilder {
     /// # Ok(()) }
     /// ```
     pub fn history_retention(mut self, d: Duration) -> Self {
-        self.settings.history_retention = d;
+        self.settings.history.retention = d;
         self
     }
 
@@ -423,19 +369,12 @@ impl WorkerBuilder {
                     .concurrency
                     .get(r.executor)
                     .copied()
-                    .unwrap_or(r.options.concurrency)
-                    .max(1);
-                let capacity = u32::try_from(concurrency).unwrap_or(u32::MAX);
-                Arc::new(ExecutorState {
-                    registration: r,
-                    capacity,
-                    slots: Arc::new(Semaphore::new(capacity as usize)),
-                    executor: Arc::from(r.executor),
-                    wake: Notify::new(),
-                    buffer: super::buffer::Buffer::new(self.settings.prefetch),
-                    refill: Notify::new(),
-                    refill_asked: AtomicBool::new(false),
-                })
+                    .unwrap_or(r.options.concurrency);
+                Arc::new(ExecutorState::new(
+                    r,
+                    concurrency,
+                    self.settings.producer.prefetch,
+                ))
             })
             .collect();
         Ok(Worker {

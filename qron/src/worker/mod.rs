@@ -25,7 +25,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::clock::DbClock;
 use crate::completer::{self, CompleterHandle};
-use crate::maintenance::{history::maintain, rescuer::rescue};
+use crate::maintenance::{history, rescuer};
 use crate::metrics::Metrics;
 use crate::registry::Registration;
 use crate::{Client, Error, Result, Schedule};
@@ -33,20 +33,28 @@ use executor::panic_message;
 use notifier::listen;
 use producer::Producer;
 
-/// How often an idle producer looks for due jobs when no notification wakes it.
-pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(1);
-/// How often expired leases are looked for.
-pub const DEFAULT_RESCUE_INTERVAL: Duration = Duration::from_secs(1);
+pub use crate::completer::DEFAULT_FLUSH_TIMEOUT;
+pub use crate::maintenance::history::DEFAULT_HISTORY_RETENTION;
+pub use crate::maintenance::rescuer::DEFAULT_RESCUE_INTERVAL;
+pub use producer::{DEFAULT_LEASE_AHEAD, DEFAULT_POLL_INTERVAL, DEFAULT_PREFETCH};
+
 /// How long running handlers may take to finish after a soft stop.
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
-/// How long a stopping worker keeps trying to write the outcomes it holds.
-pub const DEFAULT_FLUSH_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long finished one-off jobs stay in the history.
-pub const DEFAULT_HISTORY_RETENTION: Duration = Duration::from_secs(30 * 86_400);
-/// How long before their run time jobs are leased by default.
-pub const DEFAULT_LEASE_AHEAD: Duration = Duration::from_millis(250);
-/// The most jobs a worker holds leased but not started, per executor, by default.
-pub const DEFAULT_PREFETCH: usize = 1000;
+
+/// The shortest poll, rescue or flush interval: shorter ones would keep a core busy asking.
+pub(crate) const MIN_INTERVAL: Duration = Duration::from_millis(1);
+
+/// Refuses an interval under [`MIN_INTERVAL`], naming the setting.
+pub(crate) fn check_interval(field: &'static str, d: Duration) -> Result<()> {
+    if d < MIN_INTERVAL {
+        return Err(Error::InvalidArgument {
+            field,
+            reason: format!("{d:?} is under {MIN_INTERVAL:?}: the worker would spin"),
+        });
+    }
+    Ok(())
+}
+
 /// The notification channel on which creating a due job wakes idle workers.
 pub(crate) const CHANNEL: &str = "qron_jobs";
 
@@ -110,6 +118,22 @@ pub(crate) struct ExecutorState {
 }
 
 impl ExecutorState {
+    /// An executor serving `registration` with `concurrency` slots (at least one) and a
+    /// buffer of up to `prefetch` jobs.
+    pub(crate) fn new(registration: Registration, concurrency: usize, prefetch: usize) -> Self {
+        let capacity = u32::try_from(concurrency.max(1)).unwrap_or(u32::MAX);
+        Self {
+            registration,
+            capacity,
+            slots: Arc::new(Semaphore::new(capacity as usize)),
+            executor: Arc::from(registration.executor),
+            wake: Notify::new(),
+            buffer: buffer::Buffer::new(prefetch),
+            refill: Notify::new(),
+            refill_asked: AtomicBool::new(false),
+        }
+    }
+
     /// Asks the producer to look at the slots and the buffer again.
     pub(crate) fn ask_refill(&self) {
         if !self.refill_asked.swap(true, Ordering::Relaxed) {
@@ -268,9 +292,7 @@ impl Worker {
         let pool = self.client.pool().clone();
         let (completer, completer_task) = completer::spawn(
             pool.clone(),
-            self.settings.batch_size,
-            self.settings.flush_interval,
-            self.settings.backlog_limit,
+            &self.settings.completer,
             self.metrics.clone(),
             self.clock.clone(),
         );
@@ -278,7 +300,7 @@ impl Worker {
         let mut guard = RunGuard {
             stopper: self.stopper.clone(),
             completer: Some(completer_task),
-            flush_timeout: self.settings.flush_timeout,
+            flush_timeout: self.settings.completer.flush_timeout,
         };
         // Every due time, lease and rescue is the database's time: measure the offset first.
         if let Err(e) = self.clock.sync(&pool).await {
@@ -294,9 +316,9 @@ impl Worker {
             schedules: Mutex::new(HashMap::new()),
             worker_id: self.id.clone(),
             states: self.states.clone(),
-            batch_size: self.settings.batch_size,
-            poll_interval: self.settings.poll_interval,
-            lease_ahead: chrono::Duration::from_std(self.settings.lease_ahead)
+            batch_size: self.settings.producer.batch_size,
+            poll_interval: self.settings.producer.poll_interval,
+            lease_ahead: chrono::Duration::from_std(self.settings.producer.lease_ahead)
                 .unwrap_or(chrono::Duration::zero()),
             soft: self.stopper.soft.clone(),
             hard: self.stopper.hard.clone(),
@@ -319,22 +341,25 @@ impl Worker {
             "notification listener",
             listen(pool.clone(), by_name, shared.soft.clone()),
         ));
-        background.spawn(supervised(
-            "rescuer",
-            rescue(
-                shared.clone(),
-                self.executors.clone(),
-                self.settings.rescue_interval,
-            ),
-        ));
+        let rescuer = rescuer::Rescuer::new(
+            pool.clone(),
+            shared.clock.clone(),
+            shared.metrics.clone(),
+            self.executors
+                .iter()
+                .map(|e| (e.registration.executor, e.registration.options))
+                .collect(),
+            self.settings.rescuer.clone(),
+        );
+        background.spawn(supervised("rescuer", rescuer.run(shared.soft.clone())));
+        let history = history::Maintainer::new(
+            pool.clone(),
+            shared.clock.clone(),
+            self.settings.history.clone(),
+        );
         background.spawn(supervised(
             "history maintenance",
-            maintain(
-                pool.clone(),
-                self.settings.history_retention,
-                shared.clock.clone(),
-                shared.soft.clone(),
-            ),
+            history.run(shared.soft.clone()),
         ));
         for e in &self.executors {
             producers.spawn(supervised(
@@ -394,8 +419,8 @@ impl Worker {
         if let Some(mut completer) = guard.completer.take() {
             tokio::select! {
                 _ = &mut completer => {}
-                () = tokio::time::sleep(self.settings.flush_timeout) => {
-                    tracing::error!(timeout = ?self.settings.flush_timeout, "could not write every outcome in time: their jobs come back when their leases expire");
+                () = tokio::time::sleep(self.settings.completer.flush_timeout) => {
+                    tracing::error!(timeout = ?self.settings.completer.flush_timeout, "could not write every outcome in time: their jobs come back when their leases expire");
                     completer.abort();
                 }
             }
@@ -523,6 +548,37 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    /// What a worker's services share, for tests that drive one service by hand: the default
+    /// settings, a running completer, and the host's clock synced to the database's.
+    #[cfg(test)]
+    pub(crate) async fn for_test(pool: sqlx::PgPool) -> Arc<Self> {
+        let settings = builder::Settings::default();
+        let metrics = Arc::new(Metrics::default());
+        let clock = Arc::new(DbClock::new(Utc::now));
+        let _ = clock.sync(&pool).await;
+        let (completer, _task) = completer::spawn(
+            pool.clone(),
+            &settings.completer,
+            metrics.clone(),
+            clock.clone(),
+        );
+        Arc::new(Self {
+            lease_pool: lease_pool(&pool, 1),
+            pool,
+            completer,
+            metrics,
+            clock,
+            schedules: Mutex::new(HashMap::new()),
+            worker_id: "test-worker".to_owned(),
+            states: Arc::default(),
+            batch_size: settings.producer.batch_size,
+            poll_interval: settings.producer.poll_interval,
+            lease_ahead: chrono::Duration::zero(),
+            soft: CancellationToken::new(),
+            hard: CancellationToken::new(),
+        })
+    }
+
     /// A stored expression, parsed once per worker.
     pub(crate) fn schedule(&self, expr: &str) -> Option<Schedule> {
         let mut cache = self

@@ -24,6 +24,58 @@ use crate::db::{self, LeasedJob};
 /// empty, uses the other core (the two skip each other's rows). Measured in BENCHMARKS.md.
 pub(crate) const MAX_LEASES_IN_FLIGHT: usize = 2;
 
+/// How often an idle producer looks for due jobs when no notification wakes it.
+pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(1);
+/// How long before their run time jobs are leased by default.
+pub const DEFAULT_LEASE_AHEAD: Duration = Duration::from_millis(250);
+/// The most jobs a worker holds leased but not started, per executor, by default.
+pub const DEFAULT_PREFETCH: usize = 1000;
+/// The longest a job may be leased ahead of its run time.
+pub(crate) const MAX_LEASE_AHEAD: Duration = Duration::from_secs(60);
+
+/// A producer's settings.
+#[derive(Debug, Clone)]
+pub(crate) struct Config {
+    /// How often an idle producer polls (default [`DEFAULT_POLL_INTERVAL`], at least
+    /// [`super::MIN_INTERVAL`]).
+    pub poll_interval: Duration,
+    /// How long before its run time a job may be leased (default [`DEFAULT_LEASE_AHEAD`], at
+    /// most [`MAX_LEASE_AHEAD`]).
+    pub lease_ahead: Duration,
+    /// Jobs held leased but not started, at most (default [`DEFAULT_PREFETCH`]).
+    pub prefetch: usize,
+    /// Jobs per lease, at most (the completer's batch size).
+    pub batch_size: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            poll_interval: DEFAULT_POLL_INTERVAL,
+            lease_ahead: DEFAULT_LEASE_AHEAD,
+            prefetch: DEFAULT_PREFETCH,
+            batch_size: crate::completer::DEFAULT_BATCH_SIZE,
+        }
+    }
+}
+
+impl Config {
+    /// Refuses a poll that would spin and a lease ahead over its limit.
+    pub(crate) fn validate(&self) -> crate::Result<()> {
+        super::check_interval("poll_interval", self.poll_interval)?;
+        if self.lease_ahead > MAX_LEASE_AHEAD {
+            return Err(crate::Error::InvalidArgument {
+                field: "lease_ahead",
+                reason: format!(
+                    "{:?} is over the limit of {MAX_LEASE_AHEAD:?}",
+                    self.lease_ahead
+                ),
+            });
+        }
+        Ok(())
+    }
+}
+
 /// What a lease brought back.
 struct Landed {
     jobs: sqlx::Result<Vec<LeasedJob>>,
@@ -126,6 +178,24 @@ impl Producer {
             .collect();
         self.shared.metrics.add_buffered(-(left.len() as i64));
         hand_back(&self.shared, left).await;
+    }
+
+    /// One round, awaited in place: starts buffered jobs in free slots, leases what
+    /// [`Producer::want`] asks for if anything, takes it in and starts what fits. Returns the
+    /// jobs leased. The loop of [`Producer::run`] does the same with leases in flight beside
+    /// the dispatching; tests call this directly.
+    #[cfg(test)]
+    pub(crate) async fn run_once(&mut self) -> usize {
+        self.dispatch();
+        let Some(want) = self.want(0) else {
+            return 0;
+        };
+        self.asked += want;
+        let landed = self.lease(want).await;
+        let leased = landed.jobs.as_ref().map_or(0, Vec::len);
+        self.landed(landed);
+        self.dispatch();
+        leased
     }
 
     /// Starts buffered jobs in the free slots.
@@ -299,5 +369,92 @@ pub(crate) async fn hand_back(shared: &Shared, jobs: Vec<LeasedJob>) {
             jobs = jobs.len(),
             "could not hand back unstarted jobs: they come back when their leases expire"
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::registry::Registration;
+    use crate::testing::TestDb;
+    use crate::{JobOptions, NewJob};
+
+    fn noop() -> Registration {
+        Registration {
+            executor: "noop",
+            type_name: "noop",
+            options: JobOptions::default(),
+            run: |_, _| Box::pin(async { Ok(()) }),
+            states: &[],
+        }
+    }
+
+    async fn until(what: &str, mut check: impl AsyncFnMut() -> bool) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while !check().await {
+            assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn run_once_leases_into_the_free_slots_and_runs_what_it_leased() {
+        let db = TestDb::new().await.unwrap();
+        db.client()
+            .create_many((0..3).map(|_| NewJob::new("noop", "@after 0s")))
+            .await
+            .unwrap();
+        let shared = Shared::for_test(db.pool().clone()).await;
+        // Two slots and no reserve: a round leases two jobs, not three.
+        let exec = Arc::new(ExecutorState::new(noop(), 2, 0));
+        let mut producer = Producer::new(exec.clone(), shared.clone());
+        assert_eq!(producer.run_once().await, 2);
+        assert_eq!(exec.buffer.len(), 0, "both started at once");
+        let pool = db.pool().clone();
+        let finished = async move || -> i64 {
+            sqlx::query_scalar(
+                "SELECT count(*) FROM qron.jobs_history
+                  WHERE status = 'succeeded' AND executions = 1",
+            )
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+        };
+        until("two outcomes written", async || {
+            finished().await == 2 && exec.slots.available_permits() == 2
+        })
+        .await;
+        assert_eq!(producer.run_once().await, 1);
+        until("the third outcome written", async || finished().await == 3).await;
+        assert_eq!(producer.run_once().await, 0, "nothing left to lease");
+    }
+
+    #[test]
+    fn the_config_refuses_a_spinning_poll_and_a_long_lease_ahead() {
+        assert!(Config::default().validate().is_ok());
+        let spin = Config {
+            poll_interval: Duration::ZERO,
+            ..Config::default()
+        };
+        assert!(matches!(
+            spin.validate(),
+            Err(crate::Error::InvalidArgument {
+                field: "poll_interval",
+                ..
+            })
+        ));
+        let ahead = Config {
+            lease_ahead: MAX_LEASE_AHEAD + Duration::from_millis(1),
+            ..Config::default()
+        };
+        assert!(matches!(
+            ahead.validate(),
+            Err(crate::Error::InvalidArgument {
+                field: "lease_ahead",
+                ..
+            })
+        ));
     }
 }

@@ -14,5 +14,6 @@ mod producer;
 mod rescue;
 mod schema;
 mod state;
+mod testing;
 mod typed;
 mod worker;

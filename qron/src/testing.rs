@@ -1,0 +1,339 @@
+//! Testing an application's jobs: a fresh, migrated database per test, and what a test asks
+//! of it ("did sign-up enqueue the email?").
+//!
+//! Behind the `testing` feature, which turns on `embedded`: add qron to your dev-dependencies
+//! with it.
+//!
+//! ```toml
+//! [dev-dependencies]
+//! qron = { version = "*", features = ["testing"] }
+//! ```
+//!
+//! Each [`TestDb`] is a copy of a template database migrated once per test process (and once
+//! per migration set, across processes), so tests run in parallel without seeing each other's
+//! jobs. The server is `DATABASE_URL`'s when it is set, otherwise a throwaway one started from
+//! the machine's PostgreSQL binaries and removed when the process exits (see [`crate::embedded`]).
+//!
+//! ```no_run
+//! # #[derive(serde::Serialize, serde::Deserialize, Debug)] struct Welcome { user_id: i64 }
+//! # #[qron::job(executor = "email")]
+//! # async fn email(msg: Welcome) -> Result<(), qron::JobError> { Ok(()) }
+//! # async fn demo() -> qron::Result<()> {
+//! // In a #[tokio::test]:
+//! let db = qron::testing::TestDb::new().await?;
+//! let client = db.client();
+//! let mut tx = db.pool().begin().await?;
+//! Email::schedule_with(&mut *tx, "@after 1 hour", Welcome { user_id: 7 }).await?;
+//! // Seen inside the test's own transaction, before it commits:
+//! qron::testing::assert_enqueued::<Email>(&mut *tx, |w| w.user_id == 7).await;
+//! tx.commit().await?;
+//! assert_eq!(qron::testing::enqueued::<Email>(client.pool()).await?.len(), 1);
+//! # Ok(()) }
+//! ```
+
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{Connection, PgConnection, PgExecutor, PgPool};
+use tokio::sync::OnceCell;
+
+use crate::{Client, Error, Job, Result};
+
+/// A database of its own for one test: a copy of the migrated template, dropped (with its
+/// connections) when the value is.
+///
+/// ```no_run
+/// # async fn demo() -> qron::Result<()> {
+/// let db = qron::testing::TestDb::new().await?;
+/// let job = db.client().get(1).await;
+/// assert!(job.is_err()); // a fresh database: no job 1
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct TestDb {
+    pool: PgPool,
+    name: String,
+    admin: PgConnectOptions,
+}
+
+impl TestDb {
+    /// A fresh copy of the migrated template.
+    ///
+    /// # Errors
+    /// [`Error::Embedded`] or [`Error::PostgresNotFound`] when no server could be started, or a database error.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> qron::Result<()> {
+    /// let db = qron::testing::TestDb::new().await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn new() -> Result<Self> {
+        let admin = admin_options().await?;
+        let template = template(&admin).await?;
+        Self::create(admin, Some(template)).await
+    }
+
+    /// A fresh database without qron's schema (for testing migrations).
+    ///
+    /// # Errors
+    /// As [`TestDb::new`].
+    ///
+    /// ```no_run
+    /// # async fn demo() -> qron::Result<()> {
+    /// let db = qron::testing::TestDb::empty().await?;
+    /// qron::migrate(db.pool()).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn empty() -> Result<Self> {
+        let admin = admin_options().await?;
+        Self::create(admin, None).await
+    }
+
+    async fn create(admin: PgConnectOptions, template: Option<&str>) -> Result<Self> {
+        static SEQ: AtomicU64 = AtomicU64::new(0);
+        let name = format!(
+            "qron_test_{}_{}_{}",
+            std::process::id(),
+            SEQ.fetch_add(1, Ordering::Relaxed),
+            chrono::Utc::now().timestamp_subsec_nanos()
+        );
+        let mut conn = PgConnection::connect_with(&admin).await?;
+        let sql = match template {
+            Some(t) => format!(r#"CREATE DATABASE "{name}" TEMPLATE "{t}""#),
+            None => format!(r#"CREATE DATABASE "{name}" TEMPLATE template0"#),
+        };
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .execute(&mut conn)
+            .await?;
+        conn.close().await?;
+        let pool = PgPoolOptions::new()
+            .max_connections(20)
+            .connect_with(admin.clone().database(&name))
+            .await?;
+        Ok(Self { pool, name, admin })
+    }
+
+    /// A pool connected to the test's database.
+    ///
+    /// ```no_run
+    /// # async fn demo(db: qron::testing::TestDb) -> qron::Result<()> {
+    /// sqlx::query("SELECT 1").execute(db.pool()).await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// A client on the test's database, acting for the default owner.
+    ///
+    /// ```no_run
+    /// # async fn demo(db: qron::testing::TestDb) {
+    /// let client = db.client();
+    /// # }
+    /// ```
+    pub fn client(&self) -> Client {
+        Client::new(self.pool.clone())
+    }
+
+    /// The database's name.
+    ///
+    /// ```no_run
+    /// # fn demo(db: qron::testing::TestDb) {
+    /// assert!(db.name().starts_with("qron_test_"));
+    /// # }
+    /// ```
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Connection options for the test's database (for a second pool, or a child process).
+    ///
+    /// ```no_run
+    /// # async fn demo(db: qron::testing::TestDb) -> qron::Result<()> {
+    /// let other = sqlx::PgPool::connect_with(db.options()).await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn options(&self) -> PgConnectOptions {
+        self.admin.clone().database(&self.name)
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let admin = self.admin.clone();
+        let name = self.name.clone();
+        // Drop cannot await, and may run on a runtime that is shutting down: drop the database
+        // from a thread of its own. FORCE ends the pool's connections.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
+            rt.block_on(async {
+                let mut conn = PgConnection::connect_with(&admin).await.ok()?;
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    r#"DROP DATABASE IF EXISTS "{name}" WITH (FORCE)"#
+                )))
+                .execute(&mut conn)
+                .await
+                .ok()?;
+                conn.close().await.ok()
+            })
+        })
+        .join();
+    }
+}
+
+/// Options for the server's maintenance database: `DATABASE_URL`, or the throwaway server.
+async fn admin_options() -> Result<PgConnectOptions> {
+    tokio::task::spawn_blocking(crate::embedded::connect_options_from_env)
+        .await
+        .map_err(|e| Error::Embedded {
+            action: "start the test server",
+            detail: e.to_string(),
+        })?
+}
+
+/// The template's name: one per migration set, so a changed migration gets a new template.
+fn template_name() -> String {
+    let mut h = DefaultHasher::new();
+    for m in crate::migrator().iter() {
+        m.version.hash(&mut h);
+        m.checksum.hash(&mut h);
+    }
+    format!("qron_template_{:016x}", h.finish())
+}
+
+/// The migrated template, made by the first test of the process that needs it (under an
+/// advisory lock, so that concurrent test processes agree).
+async fn template(admin: &PgConnectOptions) -> Result<&'static str> {
+    static TEMPLATE: OnceCell<String> = OnceCell::const_new();
+    TEMPLATE
+        .get_or_try_init(|| async {
+            let name = template_name();
+            let mut conn = PgConnection::connect_with(admin).await?;
+            sqlx::query("SELECT pg_advisory_lock(hashtext('qron_tests_template'))")
+                .execute(&mut conn)
+                .await?;
+            let made = make_template(admin, &mut conn, &name).await;
+            sqlx::query("SELECT pg_advisory_unlock(hashtext('qron_tests_template'))")
+                .execute(&mut conn)
+                .await?;
+            conn.close().await?;
+            made.map(|()| name)
+        })
+        .await
+        .map(String::as_str)
+}
+
+async fn make_template(
+    admin: &PgConnectOptions,
+    conn: &mut PgConnection,
+    name: &str,
+) -> Result<()> {
+    let ready: Option<bool> =
+        sqlx::query_scalar("SELECT datistemplate FROM pg_database WHERE datname = $1")
+            .bind(name)
+            .fetch_optional(&mut *conn)
+            .await?;
+    if ready == Some(true) {
+        return Ok(());
+    }
+    // Absent, or left half-made by a killed run.
+    for sql in [
+        format!(r#"DROP DATABASE IF EXISTS "{name}" WITH (FORCE)"#),
+        format!(r#"CREATE DATABASE "{name}" TEMPLATE template0"#),
+    ] {
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .execute(&mut *conn)
+            .await?;
+    }
+    let pool = PgPoolOptions::new()
+        .max_connections(1)
+        .connect_with(admin.clone().database(name))
+        .await?;
+    let migrated = crate::migrate(&pool).await;
+    pool.close().await;
+    migrated?;
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        r#"ALTER DATABASE "{name}" WITH IS_TEMPLATE true"#
+    )))
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// The payloads of `J`'s jobs waiting to run (ready or paused, of every owner), oldest run
+/// time first. It reads through `ex`, so a test sees the jobs its own open transaction made.
+///
+/// # Errors
+/// A database error, or [`Error::InvalidArgument`] (`payload`) for a stored payload that does not decode as
+/// `J::Payload`.
+///
+/// ```no_run
+/// # #[derive(serde::Serialize, serde::Deserialize)] struct Welcome { user_id: i64 }
+/// # #[qron::job(executor = "email")]
+/// # async fn email(msg: Welcome) -> Result<(), qron::JobError> { Ok(()) }
+/// # async fn demo(pool: sqlx::PgPool) -> qron::Result<()> {
+/// let waiting: Vec<Welcome> = qron::testing::enqueued::<Email>(&pool).await?;
+/// # Ok(()) }
+/// ```
+pub async fn enqueued<'e, J: Job>(ex: impl PgExecutor<'e>) -> Result<Vec<J::Payload>> {
+    let payloads: Vec<String> = sqlx::query_scalar(
+        "SELECT payload::text FROM qron.jobs
+          WHERE executor = $1 AND status IN ('ready', 'paused')
+          ORDER BY run_at, id",
+    )
+    .bind(J::EXECUTOR)
+    .fetch_all(ex)
+    .await?;
+    payloads
+        .iter()
+        .map(|p| {
+            serde_json::from_str(p).map_err(|e| Error::InvalidArgument {
+                field: "payload",
+                reason: format!("a job of `{}` does not decode: {e}", J::EXECUTOR),
+            })
+        })
+        .collect()
+}
+
+/// Panics unless a job of `J` waiting to run has a payload for which `matches` is true; the
+/// message lists the payloads there are. Reads through `ex`, as [`enqueued`].
+///
+/// # Panics
+/// When no waiting job matches, or the jobs cannot be read.
+///
+/// ```no_run
+/// # #[derive(serde::Serialize, serde::Deserialize, Debug)] struct Welcome { user_id: i64 }
+/// # #[qron::job(executor = "email")]
+/// # async fn email(msg: Welcome) -> Result<(), qron::JobError> { Ok(()) }
+/// # async fn demo(pool: sqlx::PgPool) {
+/// qron::testing::assert_enqueued::<Email>(&pool, |w| w.user_id == 7).await;
+/// # }
+/// ```
+#[track_caller]
+pub fn assert_enqueued<'e, J: Job>(
+    ex: impl PgExecutor<'e> + 'e,
+    matches: impl Fn(&J::Payload) -> bool + 'e,
+) -> impl std::future::Future<Output = ()> + 'e
+where
+    J::Payload: std::fmt::Debug,
+{
+    let caller = std::panic::Location::caller();
+    async move {
+        let payloads = match enqueued::<J>(ex).await {
+            Ok(p) => p,
+            Err(e) => panic!(
+                "{caller}: could not read the enqueued jobs of `{}`: {e}",
+                J::EXECUTOR
+            ),
+        };
+        assert!(
+            payloads.iter().any(&matches),
+            "{caller}: no enqueued job of `{}` matches; waiting: {payloads:?}",
+            J::EXECUTOR
+        );
+    }
+}
