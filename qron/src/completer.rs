@@ -428,6 +428,7 @@ mod tests {
                 due_by: now,
                 after: None,
                 buffer_wait: Duration::ZERO,
+                lease_time: Duration::from_secs(30),
             },
         )
         .await

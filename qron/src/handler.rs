@@ -251,6 +251,7 @@ pub struct Context {
     pub(crate) due_at: DateTime<Utc>,
     pub(crate) requests: Arc<Mutex<Requests>>,
     pub(crate) states: Arc<crate::state::States>,
+    pub(crate) cancel: crate::cancel::Cancellation,
 }
 
 impl Context {
@@ -274,7 +275,61 @@ impl Context {
             due_at: now,
             requests: Arc::default(),
             states: Arc::default(),
+            cancel: crate::cancel::Cancellation::default(),
         }
+    }
+
+    /// The same context, already cancelled: for a unit test of what a handler does when told
+    /// to wrap up (see [`Context::cancelled`]).
+    ///
+    /// ```
+    /// let ctx = qron::Context::detached("export").already_cancelled();
+    /// assert!(ctx.is_cancelled());
+    /// ```
+    pub fn already_cancelled(mut self) -> Self {
+        self.cancel = crate::cancel::Cancellation::fired();
+        self
+    }
+
+    /// Completes when the handler should wrap up: the worker is stopping (a soft stop: the
+    /// handler has the shutdown grace to finish), the run-time limit is near (a tenth of the
+    /// job's `timeout` before it, at most 30 s before), or the job's lease was lost (the
+    /// database could not be reached to renew it for a lease time, and another worker may
+    /// take the job over). Never completes for a [`Context::detached`] one.
+    ///
+    /// A long handler selects on it to checkpoint: it saves its progress with
+    /// [`Context::set_payload`] and returns [`JobError::retry_in`], which runs the job again
+    /// from there without counting an attempt.
+    ///
+    /// ```
+    /// # async fn next_batch(from: u64) -> u64 { from + 1000 }
+    /// #[derive(serde::Serialize, serde::Deserialize)]
+    /// struct Export { done: u64, total: u64 }
+    ///
+    /// async fn export(ctx: qron::Context, mut job: Export) -> Result<(), qron::JobError> {
+    ///     while job.done < job.total {
+    ///         tokio::select! {
+    ///             done = next_batch(job.done) => job.done = done,
+    ///             () = ctx.cancelled() => {
+    ///                 ctx.set_payload(&job)?; // resume from here
+    ///                 return Err(qron::JobError::retry_in(std::time::Duration::ZERO));
+    ///             }
+    ///         }
+    ///     }
+    ///     Ok(())
+    /// }
+    /// ```
+    pub async fn cancelled(&self) {
+        self.cancel.cancelled().await;
+    }
+
+    /// Whether [`Context::cancelled`] has completed: for handlers that check between steps.
+    ///
+    /// ```
+    /// assert!(!qron::Context::detached("e").is_cancelled());
+    /// ```
+    pub fn is_cancelled(&self) -> bool {
+        self.cancel.is_cancelled()
     }
 
     /// The same context with application state of type `T`, for a handler called directly in
@@ -440,6 +495,12 @@ impl Context {
     /// ```
     pub fn stop(&self) {
         self.requests().stop = true;
+    }
+
+    /// The same context, listening to `cancel`.
+    pub(crate) fn with_cancellation(mut self, cancel: crate::cancel::Cancellation) -> Self {
+        self.cancel = cancel;
+        self
     }
 
     /// What the handler asked for, from a handle kept while the context itself is with the

@@ -22,6 +22,7 @@
 
 #![warn(missing_docs)]
 
+mod cancel;
 mod client;
 mod clock;
 mod completer;
@@ -105,9 +106,9 @@ pub use qron_macros::job;
 pub use registry::{Registration, registered_jobs};
 pub use state::State;
 pub use worker::{
-    DEFAULT_FLUSH_TIMEOUT, DEFAULT_HISTORY_RETENTION, DEFAULT_LEASE_AHEAD, DEFAULT_POLL_INTERVAL,
-    DEFAULT_PREFETCH, DEFAULT_RESCUE_INTERVAL, DEFAULT_SHUTDOWN_GRACE, Stopper, Worker,
-    WorkerBuilder,
+    DEFAULT_FLUSH_TIMEOUT, DEFAULT_HISTORY_RETENTION, DEFAULT_LEASE_AHEAD, DEFAULT_LEASE_TIME,
+    DEFAULT_POLL_INTERVAL, DEFAULT_PREFETCH, DEFAULT_RESCUE_INTERVAL, DEFAULT_SHUTDOWN_GRACE,
+    Stopper, Worker, WorkerBuilder,
 };
 
 /// What the code `#[qron::job]` generates refers to. Not a public API: it may change in any

@@ -106,6 +106,9 @@ pub enum Mode {
     /// Replace the payload with this JSON text, `<NUL>` standing for a NUL character (and fail,
     /// as the handler would, when it is refused).
     SetPayload(String),
+    /// Work until the context says to wrap up, then checkpoint: report the milliseconds it
+    /// ran to the probe, carry `count + 1` forward with mode `Ok`, and snooze.
+    Checkpoint,
 }
 
 /// The payload of `act`: a script of what to do.
@@ -171,6 +174,20 @@ async fn behave(ctx: Context, mut a: Script) -> Result<(), JobError> {
             Ok(())
         }
         Mode::FailWith(message) => Err(JobError::fail(message.replace("<NUL>", "\0"))),
+        Mode::Checkpoint => {
+            let started = std::time::Instant::now();
+            ctx.cancelled().await;
+            assert!(ctx.is_cancelled());
+            probe
+                .values
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push(started.elapsed().as_millis() as i64);
+            a.count += 1;
+            a.mode = Mode::Ok;
+            ctx.set_payload(&a)?;
+            Err(JobError::retry_in(Duration::ZERO))
+        }
         Mode::SetPayload(json) => {
             let value: serde_json::Value =
                 serde_json::from_str(&json.replace("<NUL>", "\\u0000")).map_err(JobError::fail)?;

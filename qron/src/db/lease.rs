@@ -107,11 +107,7 @@ impl<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> for LeasedJob {
 
 /// Time a lease outlives the handler's timeout, for the worker to write the outcome itself:
 /// the rescuer only takes over from a worker that is gone.
-const LEASE_SLACK: PgInterval = PgInterval {
-    months: 0,
-    days: 0,
-    microseconds: 2_000_000,
-};
+const LEASE_SLACK_TIME: std::time::Duration = std::time::Duration::from_secs(2);
 
 macro_rules! lease {
     ($after:literal) => {
@@ -122,7 +118,10 @@ macro_rules! lease {
                    -- attempts it had made: that would break the row's check, and the
                    -- statement with it, for every job of the executor
                    attempt = LEAST(j.attempt + 1, j.max_attempts),
-                   lease_owner = $4, lease_expires_at = GREATEST(j.run_at, $2) + j.timeout + $5,
+                   -- the lease time, or the run-time limit when shorter (a heartbeat renews a
+                   -- longer job's lease while it runs: see `job_lease_renew`)
+                   lease_owner = $4,
+                   lease_expires_at = GREATEST(j.run_at, $2) + LEAST(j.timeout, $7) + $5,
                    lease_token = j.lease_token + 1, last_run_at = GREATEST(j.run_at, $2),
                    updated_at = $2
              WHERE j.id = ANY(ARRAY(
@@ -141,7 +140,7 @@ macro_rules! lease {
 }
 
 pub(crate) const LEASE: &str = lease!("");
-const LEASE_AFTER: &str = lease!("AND (run_at, id) > ($7, $8)");
+const LEASE_AFTER: &str = lease!("AND (run_at, id) > ($8, $9)");
 
 /// Leases up to `limit` jobs of `executor` due by `due_by` (at most a little after `now`: a
 /// job leased before its run time waits for it in the worker, and its lease counts from then),
@@ -157,12 +156,7 @@ pub(crate) async fn job_lease<'e>(
     ex: impl PgExecutor<'e>,
     p: &Lease<'_>,
 ) -> sqlx::Result<Vec<LeasedJob>> {
-    let slack = PgInterval {
-        months: 0,
-        days: 0,
-        microseconds: LEASE_SLACK.microseconds
-            + i64::try_from(p.buffer_wait.as_micros()).unwrap_or(i64::MAX / 2),
-    };
+    let slack = duration_interval(LEASE_SLACK_TIME + p.buffer_wait);
     let q = sqlx::query_as(if p.after.is_some() {
         LEASE_AFTER
     } else {
@@ -173,7 +167,8 @@ pub(crate) async fn job_lease<'e>(
     .bind(p.limit)
     .bind(p.worker_id)
     .bind(slack)
-    .bind(p.due_by);
+    .bind(p.due_by)
+    .bind(duration_interval(p.lease_time));
     match p.after {
         Some((run_at, id)) => q.bind(run_at).bind(id),
         None => q,
@@ -194,6 +189,49 @@ pub(crate) struct Lease<'a> {
     /// How long a leased job may wait in the worker before it starts: the lease is longer by
     /// that much.
     pub buffer_wait: std::time::Duration,
+    /// How long the lease lasts (unless the job's run-time limit is shorter) before the worker
+    /// must renew it.
+    pub lease_time: std::time::Duration,
+}
+
+fn duration_interval(d: std::time::Duration) -> PgInterval {
+    PgInterval {
+        months: 0,
+        days: 0,
+        microseconds: i64::try_from(d.as_micros()).unwrap_or(i64::MAX / 2),
+    }
+}
+
+/// Renews leases of running jobs still held (by their token) for `lease_time` from `now`, but
+/// not past the job's run-time limit (counted from its lease, plus the time it may have waited
+/// in the worker and the slack to write its outcome). Returns the jobs renewed: a job missing
+/// was taken over, released or ended meanwhile.
+const JOB_LEASE_RENEW: &str = "
+    UPDATE qron.jobs j
+       SET lease_expires_at = GREATEST(j.lease_expires_at,
+                                       LEAST($3 + $4, j.last_run_at + j.timeout + $5))
+      FROM unnest($1::bigint[], $2::bigint[]) AS h(id, token)
+     WHERE j.id = h.id AND j.lease_token = h.token AND j.lease_expires_at IS NOT NULL
+    RETURNING j.id";
+
+/// Renews the leases `tokens` of jobs `ids` (see [`JOB_LEASE_RENEW`]): until `now` plus
+/// `lease_time` and the slack, at most until the run-time limit plus `wait` and the slack.
+pub(crate) async fn job_lease_renew<'e>(
+    ex: impl PgExecutor<'e>,
+    ids: &[i64],
+    tokens: &[i64],
+    now: DateTime<Utc>,
+    lease_time: std::time::Duration,
+    wait: std::time::Duration,
+) -> sqlx::Result<Vec<i64>> {
+    sqlx::query_scalar(JOB_LEASE_RENEW)
+        .bind(ids)
+        .bind(tokens)
+        .bind(now)
+        .bind(duration_interval(lease_time + LEASE_SLACK_TIME))
+        .bind(duration_interval(wait + LEASE_SLACK_TIME))
+        .fetch_all(ex)
+        .await
 }
 
 /// Hands leased jobs back unstarted: ready again (unless an edit paused them meanwhile), the

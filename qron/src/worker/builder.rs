@@ -7,7 +7,7 @@ use std::time::Duration;
 use chrono::Utc;
 use tokio_util::sync::CancellationToken;
 
-use super::{DEFAULT_SHUTDOWN_GRACE, ExecutorState, Stopper, Worker, producer};
+use super::{DEFAULT_SHUTDOWN_GRACE, ExecutorState, Stopper, Worker, heartbeat, producer};
 use crate::clock::{DbClock, HostClock};
 use crate::completer;
 use crate::maintenance::{history, rescuer};
@@ -46,6 +46,7 @@ pub(crate) struct Settings {
     pub(crate) completer: completer::Config,
     pub(crate) rescuer: rescuer::Config,
     pub(crate) history: history::Config,
+    pub(crate) heartbeat: heartbeat::Config,
     pub(crate) shutdown_grace: Duration,
 }
 
@@ -56,6 +57,7 @@ impl Default for Settings {
             completer: completer::Config::default(),
             rescuer: rescuer::Config::default(),
             history: history::Config::default(),
+            heartbeat: heartbeat::Config::default(),
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
         }
     }
@@ -68,6 +70,7 @@ impl WorkerBuilder {
         self.settings.completer.validate()?;
         self.settings.rescuer.validate()?;
         self.settings.history.validate()?;
+        self.settings.heartbeat.validate()?;
         if let Some((executor, _)) = self.concurrency.iter().find(|(_, n)| **n == 0) {
             return Err(Error::InvalidArgument {
                 field: "concurrency",
@@ -249,6 +252,26 @@ impl WorkerBuilder {
     /// ```
     pub fn rescue_interval(mut self, d: Duration) -> Self {
         self.settings.rescuer.interval = d;
+        self
+    }
+
+    /// How long a lease lasts before the worker must renew it (default
+    /// [`DEFAULT_LEASE_TIME`](crate::DEFAULT_LEASE_TIME), 30 s; at least 1 s).
+    ///
+    /// A job's `timeout` is its run-time limit; its lease is the shorter of the two. While a
+    /// handler runs past a lease time, the worker renews its lease every third of it, so a job
+    /// of a worker that dies (killed, its host lost) goes back to the pool within about a lease
+    /// time, not at the end of its run-time limit. A lease that could not be renewed for a
+    /// lease time (the database out of reach) may be taken over: the handler's
+    /// [`Context::cancelled`](crate::Context::cancelled) then fires.
+    ///
+    /// ```no_run
+    /// # fn demo(client: qron::Client) -> qron::Result<()> {
+    /// let worker = qron::Worker::builder(client).lease_time(std::time::Duration::from_secs(10)).build()?;
+    /// # Ok(()) }
+    /// ```
+    pub fn lease_time(mut self, d: Duration) -> Self {
+        self.settings.heartbeat.lease_time = d;
         self
     }
 

@@ -99,7 +99,12 @@ pub(crate) async fn execute(mut job: LeasedJob, exec: &ExecutorState, shared: &S
         due_at: job.run_at,
         requests: Arc::default(),
         states: shared.states.clone(),
+        cancel: Default::default(),
     };
+    let timeout = interval_to_duration(&job.timeout);
+    // A job that may run longer than a lease has its lease renewed while it runs.
+    let renewed = timeout > shared.lease_time;
+    let lost = renewed.then(|| shared.running.hold(job.id, job.lease_token));
     let requests = ctx.requests_handle();
     // Leased ahead of its run time: hold it until then (a hard stop meanwhile leaves the job
     // to its lease, as for a running one).
@@ -111,12 +116,17 @@ pub(crate) async fn execute(mut job: LeasedJob, exec: &ExecutorState, shared: &S
         Err(_) => true,
     };
     let started = std::time::Instant::now();
+    let ctx = ctx.with_cancellation(crate::cancel::Cancellation::new(
+        shared.soft.clone(),
+        lost,
+        tokio::time::Instant::now()
+            .checked_add(timeout.saturating_sub(crate::cancel::warning_before(timeout))),
+    ));
     if due {
         // How late it started: from when it was due (its slot, or the end of a back-off).
         let late = (shared.clock.now() - job.run_at).num_milliseconds().max(0);
         span.record("lateness_ms", late);
     }
-    let timeout = interval_to_duration(&job.timeout);
     let result: Option<std::result::Result<(), JobError>> = if let Some(e) = bad_meta {
         Some(Err(e))
     } else if due {
@@ -138,6 +148,10 @@ pub(crate) async fn execute(mut job: LeasedJob, exec: &ExecutorState, shared: &S
     } else {
         None
     };
+    // Released before the outcome is sent: from then on the lease may change hands.
+    if renewed {
+        shared.running.release(job.id);
+    }
     if let Some(result) = result {
         let requests = Requests::take_from(&requests);
         let input = OutcomeInput::leased(&job);

@@ -7,6 +7,7 @@
 mod buffer;
 mod builder;
 pub(crate) mod executor;
+pub(crate) mod heartbeat;
 pub(crate) mod notifier;
 pub(crate) mod outcome;
 pub(crate) mod producer;
@@ -36,6 +37,7 @@ use producer::Producer;
 pub use crate::completer::DEFAULT_FLUSH_TIMEOUT;
 pub use crate::maintenance::history::DEFAULT_HISTORY_RETENTION;
 pub use crate::maintenance::rescuer::DEFAULT_RESCUE_INTERVAL;
+pub use heartbeat::DEFAULT_LEASE_TIME;
 pub use producer::{DEFAULT_LEASE_AHEAD, DEFAULT_POLL_INTERVAL, DEFAULT_PREFETCH};
 
 /// How long running handlers may take to finish after a soft stop.
@@ -322,6 +324,8 @@ impl Worker {
                 .unwrap_or(chrono::Duration::zero()),
             soft: self.stopper.soft.clone(),
             hard: self.stopper.hard.clone(),
+            running: Arc::default(),
+            lease_time: self.settings.heartbeat.lease_time,
         });
         tracing::info!(
             worker = %self.id,
@@ -352,6 +356,18 @@ impl Worker {
             self.settings.rescuer.clone(),
         );
         background.spawn(supervised("rescuer", rescuer.run(shared.soft.clone())));
+        // Renews leases until every handler has returned (after the soft stop, the grace).
+        let heartbeat = heartbeat::Heartbeat::new(
+            pool.clone(),
+            shared.clock.clone(),
+            shared.running.clone(),
+            self.settings.heartbeat.clone(),
+        );
+        let heartbeat_stop = CancellationToken::new();
+        background.spawn(supervised(
+            "heartbeat",
+            heartbeat.run(heartbeat_stop.clone()),
+        ));
         let history = history::Maintainer::new(
             pool.clone(),
             shared.clock.clone(),
@@ -413,6 +429,7 @@ impl Worker {
             // Cancelled executions give their slots back at once.
             drain.await;
         }
+        heartbeat_stop.cancel();
         background.shutdown().await;
         drop(shared);
         // The outcomes held are written, within the flush timeout.
@@ -545,6 +562,10 @@ pub(crate) struct Shared {
     pub(crate) lease_ahead: chrono::Duration,
     pub(crate) soft: CancellationToken,
     pub(crate) hard: CancellationToken,
+    /// The running jobs whose leases the heartbeat renews.
+    pub(crate) running: Arc<heartbeat::Running>,
+    /// How long a lease lasts before it must be renewed.
+    pub(crate) lease_time: Duration,
 }
 
 impl Shared {
@@ -576,6 +597,8 @@ impl Shared {
             lease_ahead: chrono::Duration::zero(),
             soft: CancellationToken::new(),
             hard: CancellationToken::new(),
+            running: Arc::default(),
+            lease_time: settings.heartbeat.lease_time,
         })
     }
 

@@ -274,6 +274,7 @@ impl Producer {
                     due_by: now + shared.lease_ahead,
                     after,
                     buffer_wait,
+                    lease_time: shared.lease_time,
                 },
             )
             .await;

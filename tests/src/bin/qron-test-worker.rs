@@ -3,6 +3,7 @@
 //! softly by SIGTERM. Settings from the environment:
 //! - `QRON_TEST_CONCURRENCY`: the concurrency of each executor;
 //! - `QRON_TEST_RESCUE_MS`: the rescue interval;
+//! - `QRON_TEST_LEASE_MS`: the lease time;
 //! - `QRON_TEST_GRACE_MS`, `QRON_TEST_FLUSH_MS`: the shutdown grace and flush timeout;
 //! - `QRON_TEST_RECORD=1`: the `fault` job records its executions in the test's database.
 
@@ -45,6 +46,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     if let Ok(ms) = std::env::var("QRON_TEST_RESCUE_MS") {
         builder = builder.rescue_interval(Duration::from_millis(ms.parse()?));
+    }
+    if let Ok(ms) = std::env::var("QRON_TEST_LEASE_MS") {
+        builder = builder.lease_time(Duration::from_millis(ms.parse()?));
     }
     if let Ok(ms) = std::env::var("QRON_TEST_GRACE_MS") {
         builder = builder.shutdown_grace(Duration::from_millis(ms.parse()?));

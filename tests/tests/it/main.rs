@@ -9,6 +9,7 @@ mod expr;
 mod expr_pg;
 mod hostile;
 mod isolation;
+mod long_jobs;
 mod migrate;
 mod producer;
 mod rescue;

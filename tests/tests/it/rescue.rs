@@ -6,18 +6,37 @@ use qron::{Client, JobStatus, NewJob, Worker};
 use qron_tests::jobs::{Mode, Script};
 use qron_tests::{Running, TestDb, count, wait_for};
 
-/// A worker in a process of its own serving `act_lease` (with `concurrency` slots when given),
-/// for a test to kill.
-async fn child_worker(db: &TestDb, concurrency: Option<&str>) -> std::process::Child {
+/// A worker in a process of its own serving `act_lease`, with settings from `env` (see the
+/// `qron-test-worker` binary), for a test to kill.
+async fn child_worker(db: &TestDb, env: &[(&str, &str)]) -> Child {
     let url = tokio::task::spawn_blocking(TestDb::server_url)
         .await
         .unwrap();
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_qron-test-worker"));
     cmd.args([url.as_str(), db.name.as_str(), "act_lease"]);
-    if let Some(n) = concurrency {
-        cmd.env("QRON_TEST_CONCURRENCY", n);
+    cmd.envs(env.iter().copied());
+    Child(cmd.spawn().unwrap())
+}
+
+/// A child process, killed if the test ends (or fails) first: an orphan would hold the test's
+/// output open.
+struct Child(std::process::Child);
+
+impl Child {
+    fn kill(&mut self) -> std::io::Result<()> {
+        self.0.kill()
     }
-    cmd.spawn().unwrap()
+
+    fn wait(&mut self) -> std::io::Result<std::process::ExitStatus> {
+        self.0.wait()
+    }
+}
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 /// Jobs the database shows as leased.
@@ -69,7 +88,7 @@ async fn jobs_of_a_killed_worker_come_back_after_their_lease() {
     let ids = c.create_many(jobs).await.unwrap();
 
     // A worker in another process leases every job, then dies without a word.
-    let mut child = child_worker(&db, None).await;
+    let mut child = child_worker(&db, &[]).await;
     wait_for(
         "the child to hold every lease",
         Duration::from_secs(20),
@@ -112,7 +131,7 @@ async fn a_worker_killed_with_a_full_buffer_loses_nothing() {
         })
         .collect();
     c.create_many(jobs).await.unwrap();
-    let mut child = child_worker(&db, Some("1")).await;
+    let mut child = child_worker(&db, &[("QRON_TEST_CONCURRENCY", "1")]).await;
     // More leased than its one slot runs: the rest wait in its buffer.
     wait_for("a full buffer", Duration::from_secs(20), || async {
         running(&db).await >= 5
@@ -191,4 +210,54 @@ async fn a_database_restart_mid_run_loses_nothing() {
     assert_eq!(count(&pool, "SELECT count(*) FROM qron.jobs").await, 0);
     pool.close().await;
     tokio::task::spawn_blocking(move || drop(pg)).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_long_job_of_a_killed_worker_is_back_within_its_lease_time_not_its_limit() {
+    let db = TestDb::new().await;
+    let c = Client::new(db.pool.clone());
+    // A job allowed to run for a minute, on a worker whose leases last 2 s unless renewed.
+    let script = Script::new(&qron_tests::jobs::key("heartbeat-kill"), Mode::HangFirst);
+    let id = c
+        .create(
+            NewJob::new("act_lease", "@after 0s")
+                .payload(serde_json::to_value(&script).unwrap())
+                .timeout(Duration::from_secs(60)),
+        )
+        .await
+        .unwrap()
+        .id;
+    let mut child = child_worker(&db, &[("QRON_TEST_LEASE_MS", "2000")]).await;
+    wait_for(
+        "the child to run the job",
+        Duration::from_secs(20),
+        || async { running(&db).await == 1 },
+    )
+    .await;
+    // Past the first lease (2 s, and 2 s of slack): only renewals keep it.
+    tokio::time::sleep(Duration::from_millis(4500)).await;
+    assert_eq!(
+        count(
+            &db.pool,
+            "SELECT count(*) FROM qron.jobs WHERE lease_expires_at > now()"
+        )
+        .await,
+        1,
+        "the heartbeat kept the lease"
+    );
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let killed = std::time::Instant::now();
+
+    let rescuer = rescuing_worker(&c);
+    wait_for("the job to be back", Duration::from_secs(20), || async {
+        running(&db).await == 0
+    })
+    .await;
+    let back = killed.elapsed();
+    assert!(back < Duration::from_secs(5), "back after {back:?}");
+    wait_succeeded(&db, 1).await;
+    let job = c.get(id).await.unwrap();
+    assert_eq!((job.status, job.executions), (JobStatus::Succeeded, 2));
+    rescuer.stop().await;
 }

@@ -171,6 +171,11 @@ async fn the_lease_query_uses_the_lease_index() {
         microseconds: 2_000_000,
     })
     .bind(now)
+    .bind(sqlx::postgres::types::PgInterval {
+        months: 0,
+        days: 0,
+        microseconds: 30_000_000,
+    })
     .fetch_all(&db.pool)
     .await
     .unwrap();

@@ -1,0 +1,129 @@
+//! Why a running handler should wrap up: the worker is stopping, the run-time limit is near,
+//! or the job's lease was lost. Read through [`Context::cancelled`](crate::Context::cancelled).
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+/// How long before its run-time limit a handler is told to wrap up: a tenth of the limit, at
+/// most 30 s.
+pub(crate) fn warning_before(limit: Duration) -> Duration {
+    (limit / 10).min(Duration::from_secs(30))
+}
+
+/// The signals an execution listens to. Cheap to clone (two reference counts).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Cancellation {
+    /// The worker's soft stop.
+    stop: Option<CancellationToken>,
+    /// The job's own: its lease was lost (see the heartbeat), or a test cancelled it.
+    job: Option<CancellationToken>,
+    /// When the run-time limit is near.
+    near_limit: Option<Instant>,
+}
+
+impl Cancellation {
+    /// For an execution of the worker.
+    pub(crate) fn new(
+        stop: CancellationToken,
+        job: Option<CancellationToken>,
+        near_limit: Option<Instant>,
+    ) -> Self {
+        Self {
+            stop: Some(stop),
+            job,
+            near_limit,
+        }
+    }
+
+    /// Already cancelled (for unit tests of a handler's wrap-up).
+    pub(crate) fn fired() -> Self {
+        let job = CancellationToken::new();
+        job.cancel();
+        Self {
+            job: Some(job),
+            ..Self::default()
+        }
+    }
+
+    pub(crate) fn is_cancelled(&self) -> bool {
+        self.stop
+            .as_ref()
+            .is_some_and(CancellationToken::is_cancelled)
+            || self
+                .job
+                .as_ref()
+                .is_some_and(CancellationToken::is_cancelled)
+            || self.near_limit.is_some_and(|t| Instant::now() >= t)
+    }
+
+    pub(crate) async fn cancelled(&self) {
+        let stop = async {
+            match &self.stop {
+                Some(t) => t.cancelled().await,
+                None => std::future::pending().await,
+            }
+        };
+        let job = async {
+            match &self.job {
+                Some(t) => t.cancelled().await,
+                None => std::future::pending().await,
+            }
+        };
+        let near = async {
+            match self.near_limit {
+                Some(t) => tokio::time::sleep_until(t).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            () = stop => {}
+            () = job => {}
+            () = near => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_warning_comes_a_tenth_before_the_limit_and_at_most_half_a_minute() {
+        assert_eq!(
+            warning_before(Duration::from_secs(10)),
+            Duration::from_secs(1)
+        );
+        assert_eq!(
+            warning_before(Duration::from_secs(7200)),
+            Duration::from_secs(30)
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn it_fires_on_any_of_its_signals() {
+        assert!(!Cancellation::default().is_cancelled());
+        assert!(Cancellation::fired().is_cancelled());
+        Cancellation::fired().cancelled().await;
+
+        let stop = CancellationToken::new();
+        let c = Cancellation::new(stop.clone(), None, None);
+        assert!(!c.is_cancelled());
+        stop.cancel();
+        assert!(c.is_cancelled());
+        c.cancelled().await;
+
+        let job = CancellationToken::new();
+        let c = Cancellation::new(CancellationToken::new(), Some(job.clone()), None);
+        job.cancel();
+        c.cancelled().await;
+
+        let at = Instant::now() + Duration::from_secs(5);
+        let c = Cancellation::new(CancellationToken::new(), None, Some(at));
+        assert!(!c.is_cancelled());
+        c.cancelled().await;
+        assert_eq!(Instant::now(), at);
+        assert!(c.is_cancelled());
+    }
+}

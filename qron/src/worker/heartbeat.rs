@@ -1,0 +1,275 @@
+//! The heartbeat: keeps the leases of long jobs alive while their handlers run. A lease lasts
+//! the lease time (or the job's run-time limit, when shorter), so a worker that dies gives its
+//! jobs back within about a lease time whatever their limit; while the worker lives, the
+//! heartbeat renews the leases of its running jobs every third of the lease time, up to their
+//! limit. A lease it finds lost (taken over after the database could not be reached for a
+//! lease time) cancels its handler's context.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tokio_util::sync::CancellationToken;
+
+use crate::clock::DbClock;
+use crate::db;
+
+/// How long a lease lasts before its worker must renew it, by default.
+pub const DEFAULT_LEASE_TIME: Duration = Duration::from_secs(30);
+/// The shortest lease time.
+pub(crate) const MIN_LEASE_TIME: Duration = Duration::from_secs(1);
+
+/// The heartbeat's settings.
+#[derive(Debug, Clone)]
+pub(crate) struct Config {
+    /// How long a lease lasts unless renewed (default [`DEFAULT_LEASE_TIME`], at least
+    /// [`MIN_LEASE_TIME`]); renewed every third of it.
+    pub lease_time: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            lease_time: DEFAULT_LEASE_TIME,
+        }
+    }
+}
+
+impl Config {
+    /// Refuses a lease time under [`MIN_LEASE_TIME`]: renewals would be a load of their own.
+    pub(crate) fn validate(&self) -> crate::Result<()> {
+        if self.lease_time < MIN_LEASE_TIME {
+            return Err(crate::Error::InvalidArgument {
+                field: "lease_time",
+                reason: format!(
+                    "{:?} is under {MIN_LEASE_TIME:?}: renewals would load the database",
+                    self.lease_time
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// How often leases are renewed.
+    pub(crate) fn every(&self) -> Duration {
+        self.lease_time / 3
+    }
+}
+
+/// The running jobs whose leases the heartbeat renews: those whose run-time limit is longer
+/// than the lease time (a shorter one's lease covers it whole).
+#[derive(Debug, Default)]
+pub(crate) struct Running {
+    jobs: Mutex<HashMap<i64, Held>>,
+}
+
+#[derive(Debug)]
+struct Held {
+    token: i64,
+    lost: CancellationToken,
+}
+
+impl Running {
+    fn jobs(&self) -> std::sync::MutexGuard<'_, HashMap<i64, Held>> {
+        self.jobs
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Renews the lease `token` of job `id` from now on; the token returned is cancelled if
+    /// the lease is found lost.
+    pub(crate) fn hold(&self, id: i64, token: i64) -> CancellationToken {
+        let lost = CancellationToken::new();
+        self.jobs().insert(
+            id,
+            Held {
+                token,
+                lost: lost.clone(),
+            },
+        );
+        lost
+    }
+
+    /// Stops renewing job `id`'s lease (its handler returned).
+    pub(crate) fn release(&self, id: i64) {
+        self.jobs().remove(&id);
+    }
+
+    fn snapshot(&self) -> (Vec<i64>, Vec<i64>) {
+        self.jobs().iter().map(|(id, h)| (*id, h.token)).unzip()
+    }
+
+    /// Tells the handlers of leases found lost; returns how many were still held here.
+    fn lose(&self, lost: &[(i64, i64)]) -> usize {
+        let mut jobs = self.jobs();
+        let mut n = 0;
+        for (id, token) in lost {
+            if jobs.get(id).is_some_and(|h| h.token == *token)
+                && let Some(h) = jobs.remove(id)
+            {
+                h.lost.cancel();
+                n += 1;
+            }
+        }
+        n
+    }
+}
+
+/// Renews the leases of a worker's long jobs.
+pub(crate) struct Heartbeat {
+    pool: sqlx::PgPool,
+    clock: Arc<DbClock>,
+    running: Arc<Running>,
+    config: Config,
+}
+
+impl Heartbeat {
+    pub(crate) fn new(
+        pool: sqlx::PgPool,
+        clock: Arc<DbClock>,
+        running: Arc<Running>,
+        config: Config,
+    ) -> Self {
+        Self {
+            pool,
+            clock,
+            running,
+            config,
+        }
+    }
+
+    /// Renews every [`Config::every`] until `stop`.
+    pub(crate) async fn run(self, stop: CancellationToken) {
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep(self.config.every()) => {}
+                () = stop.cancelled() => return,
+            }
+            match self.run_once(self.clock.now()).await {
+                Ok((_, 0)) => {}
+                Ok((_, lost)) => tracing::warn!(
+                    jobs = lost,
+                    "leases of running jobs were lost (taken over or ended elsewhere): their handlers are told to stop"
+                ),
+                Err(e) => tracing::warn!(
+                    error = %e,
+                    "could not renew the leases of running jobs; another worker may take them over if this lasts a lease time"
+                ),
+            }
+        }
+    }
+
+    /// Renews, as of `now`, the lease of every job held: for a lease time more, but not past
+    /// its run-time limit. Returns how many leases were renewed and how many were found lost.
+    pub(crate) async fn run_once(&self, now: DateTime<Utc>) -> sqlx::Result<(usize, usize)> {
+        let (ids, tokens) = self.running.snapshot();
+        if ids.is_empty() {
+            return Ok((0, 0));
+        }
+        let renewed: HashSet<i64> = db::job_lease_renew(
+            &self.pool,
+            &ids,
+            &tokens,
+            now,
+            self.config.lease_time,
+            super::buffer::MAX_BUFFERED_WAIT,
+        )
+        .await?
+        .into_iter()
+        .collect();
+        let lost: Vec<(i64, i64)> = ids
+            .into_iter()
+            .zip(tokens)
+            .filter(|(id, _)| !renewed.contains(id))
+            .collect();
+        Ok((renewed.len(), self.running.lose(&lost)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::NewJob;
+    use crate::testing::TestDb;
+
+    async fn expiry(db: &TestDb, id: i64) -> DateTime<Utc> {
+        sqlx::query_scalar("SELECT lease_expires_at FROM qron.jobs WHERE id = $1")
+            .bind(id)
+            .fetch_one(db.pool())
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn run_once_renews_held_leases_up_to_the_limit_and_tells_lost_ones() {
+        let db = TestDb::new().await.unwrap();
+        let client = db.client();
+        for _ in 0..2 {
+            client
+                .create(NewJob::new("long", "@after 0s").timeout(Duration::from_secs(60)))
+                .await
+                .unwrap();
+        }
+        let clock = Arc::new(DbClock::new(Utc::now));
+        clock.sync(db.pool()).await.unwrap();
+        // Microseconds, as the database stores them.
+        let now = chrono::SubsecRound::trunc_subsecs(clock.now(), 6);
+        let second = chrono::Duration::seconds;
+        let jobs = db::job_lease(
+            db.pool(),
+            &db::Lease {
+                executor: "long",
+                worker_id: "test",
+                limit: 2,
+                now,
+                due_by: now,
+                after: None,
+                buffer_wait: Duration::ZERO,
+                lease_time: Duration::from_secs(1),
+            },
+        )
+        .await
+        .unwrap();
+        let (kept, taken) = (&jobs[0], &jobs[1]);
+        // The lease is the lease time (and the slack), not the minute the job may run.
+        assert_eq!(expiry(&db, kept.id).await, now + second(3));
+
+        let running = Arc::new(Running::default());
+        let kept_lost = running.hold(kept.id, kept.lease_token);
+        // The other lease changed hands meanwhile.
+        let taken_lost = running.hold(taken.id, taken.lease_token - 1);
+        let config = Config {
+            lease_time: Duration::from_secs(1),
+        };
+        let heartbeat = Heartbeat::new(db.pool().clone(), clock, running.clone(), config);
+
+        assert_eq!(heartbeat.run_once(now + second(10)).await.unwrap(), (1, 1));
+        assert_eq!(expiry(&db, kept.id).await, now + second(13));
+        assert!(taken_lost.is_cancelled() && !kept_lost.is_cancelled());
+        // Never past the run-time limit (with the wait and the slack).
+        heartbeat.run_once(now + second(100)).await.unwrap();
+        assert_eq!(expiry(&db, kept.id).await, now + second(64));
+        // A released job is no longer renewed.
+        running.release(kept.id);
+        assert_eq!(heartbeat.run_once(now + second(1)).await.unwrap(), (0, 0));
+    }
+
+    #[test]
+    fn the_config_refuses_a_lease_under_a_second() {
+        assert!(Config::default().validate().is_ok());
+        assert_eq!(Config::default().every(), Duration::from_secs(10));
+        let short = Config {
+            lease_time: Duration::from_millis(999),
+        };
+        assert!(matches!(
+            short.validate(),
+            Err(crate::Error::InvalidArgument {
+                field: "lease_time",
+                ..
+            })
+        ));
+    }
+}
