@@ -139,7 +139,7 @@ pub mod __private {
     }
 
     /// The lease statement, for the test that checks its plan uses the lease index.
-    pub const LEASE_SQL: &str = crate::db::LEASE;
+    pub const LEASE_SQL: &str = crate::db::JOB_LEASE;
     pub use inventory;
     pub use serde::Serialize;
     pub use serde::de::DeserializeOwned;

@@ -21,47 +21,47 @@ pub(crate) struct InsertRow {
     pub start_at: DateTime<Utc>,
 }
 
-/// One job's `INSERT`, with what follows it on conflict; it wakes idle workers (on commit)
-/// when the job is due within a second.
-macro_rules! insert_one {
-    ($conflict:expr) => {
-        concat!(
-            "WITH j AS (
-               INSERT INTO qron.jobs (executor, owner, name, expr, recurring, run_at, slot_at,
-                   payload, meta, max_attempts, timeout, start_at)
-               VALUES ($1, $2, $3, $4, $5, $6, $6, $7::jsonb, $8::jsonb, $9, $10, $11) ",
-            $conflict,
-            " RETURNING ",
-            live_columns!(),
-            ")
-             SELECT j.*, CASE WHEN j.status = 'ready' AND j.run_at <= now() + interval '1 second'
-                              THEN pg_notify('qron_jobs', j.executor) END AS notified
-               FROM j"
-        )
-    };
-}
+/// Inserts one job (`$1`–`$11`); wakes idle workers (on commit) when it is due within a
+/// second. A name taken is an error (a unique violation).
+const JOB_INSERT: &str = "
+    WITH j AS (
+        INSERT INTO qron.jobs (executor, owner, name, expr, recurring, run_at, slot_at, payload,
+                               meta, max_attempts, timeout, start_at)
+        VALUES ($1, $2, $3, $4, $5, $6, $6, $7::jsonb, $8::jsonb, $9, $10, $11)
+        RETURNING *)
+    SELECT j.*, CASE WHEN j.status = 'ready' AND j.run_at <= now() + interval '1 second'
+                     THEN pg_notify('qron_jobs', j.executor) END AS notified
+      FROM j";
 
-/// What an insert does when the name is taken, for each [`OnConflict`] policy.
-macro_rules! on_conflict {
-    (error) => {
-        ""
-    };
-    (keep) => {
-        "ON CONFLICT (owner, executor, name) WHERE name IS NOT NULL DO NOTHING"
-    };
-    (replace) => {
-        "ON CONFLICT (owner, executor, name) WHERE name IS NOT NULL DO UPDATE SET
-           expr = EXCLUDED.expr, recurring = EXCLUDED.recurring, run_at = EXCLUDED.run_at,
-           slot_at = EXCLUDED.slot_at,
-           payload = EXCLUDED.payload, meta = EXCLUDED.meta, max_attempts = EXCLUDED.max_attempts,
-           timeout = EXCLUDED.timeout, start_at = EXCLUDED.start_at, attempt = 0,
-           revision = qron.jobs.revision + 1, updated_at = now()"
-    };
-}
+/// As [`JOB_INSERT`], keeping the other job when the name is taken (no row comes back).
+const JOB_INSERT_KEEP: &str = "
+    WITH j AS (
+        INSERT INTO qron.jobs (executor, owner, name, expr, recurring, run_at, slot_at, payload,
+                               meta, max_attempts, timeout, start_at)
+        VALUES ($1, $2, $3, $4, $5, $6, $6, $7::jsonb, $8::jsonb, $9, $10, $11)
+        ON CONFLICT (owner, executor, name) WHERE name IS NOT NULL DO NOTHING
+        RETURNING *)
+    SELECT j.*, CASE WHEN j.status = 'ready' AND j.run_at <= now() + interval '1 second'
+                     THEN pg_notify('qron_jobs', j.executor) END AS notified
+      FROM j";
 
-const INSERT_ERROR: &str = insert_one!(on_conflict!(error));
-const INSERT_KEEP: &str = insert_one!(on_conflict!(keep));
-const INSERT_REPLACE: &str = insert_one!(on_conflict!(replace));
+/// As [`JOB_INSERT`], replacing the other job's schedule, payload and settings when the name
+/// is taken (its attempts start afresh).
+const JOB_INSERT_REPLACE: &str = "
+    WITH j AS (
+        INSERT INTO qron.jobs (executor, owner, name, expr, recurring, run_at, slot_at, payload,
+                               meta, max_attempts, timeout, start_at)
+        VALUES ($1, $2, $3, $4, $5, $6, $6, $7::jsonb, $8::jsonb, $9, $10, $11)
+        ON CONFLICT (owner, executor, name) WHERE name IS NOT NULL DO UPDATE SET
+               expr = EXCLUDED.expr, recurring = EXCLUDED.recurring, run_at = EXCLUDED.run_at,
+               slot_at = EXCLUDED.slot_at, payload = EXCLUDED.payload, meta = EXCLUDED.meta,
+               max_attempts = EXCLUDED.max_attempts, timeout = EXCLUDED.timeout,
+               start_at = EXCLUDED.start_at, attempt = 0,
+               revision = qron.jobs.revision + 1, updated_at = now()
+        RETURNING *)
+    SELECT j.*, CASE WHEN j.status = 'ready' AND j.run_at <= now() + interval '1 second'
+                     THEN pg_notify('qron_jobs', j.executor) END AS notified
+      FROM j";
 
 /// Inserts one job; `None` when the name was taken and the policy is to keep the other job.
 pub(crate) async fn job_insert<'e>(
@@ -71,9 +71,9 @@ pub(crate) async fn job_insert<'e>(
     policy: OnConflict,
 ) -> sqlx::Result<Option<JobRow>> {
     let sql = match policy {
-        OnConflict::Error => INSERT_ERROR,
-        OnConflict::Keep => INSERT_KEEP,
-        OnConflict::Replace => INSERT_REPLACE,
+        OnConflict::Error => JOB_INSERT,
+        OnConflict::Keep => JOB_INSERT_KEEP,
+        OnConflict::Replace => JOB_INSERT_REPLACE,
     };
     sqlx::query_as(sql)
         .bind(&row.executor)
@@ -91,28 +91,56 @@ pub(crate) async fn job_insert<'e>(
         .await
 }
 
-macro_rules! insert_many {
-    ($conflict:expr) => {
-        concat!(
-            "INSERT INTO qron.jobs (executor, owner, name, expr, recurring, run_at, slot_at, \
-               payload, meta, max_attempts, timeout, start_at)
-             SELECT executor, $1, name, expr, recurring, run_at, run_at, payload::jsonb, meta::jsonb,
-                    max_attempts, timeout, start_at
-               FROM unnest($2::text[], $3::text[], $4::text[], $5::bool[], $6::timestamptz[],
-                           $7::text[], $8::text[], $9::int[], $10::interval[], $11::timestamptz[])
-                    WITH ORDINALITY
-                    AS t(executor, name, expr, recurring, run_at, payload, meta, max_attempts,
-                         timeout, start_at, ord)
-              ORDER BY ord ",
-            $conflict,
-            " RETURNING id, executor, name"
-        )
-    };
-}
+/// Inserts many jobs in one statement, for owner `$1`, from arrays of their columns
+/// (`$2`–`$11`), in input order; returns the id, executor and name of each row written. A name
+/// taken is an error (a unique violation).
+const JOB_INSERT_MANY: &str = "
+    INSERT INTO qron.jobs (executor, owner, name, expr, recurring, run_at, slot_at, payload,
+                           meta, max_attempts, timeout, start_at)
+    SELECT executor, $1, name, expr, recurring, run_at, run_at, payload::jsonb, meta::jsonb,
+           max_attempts, timeout, start_at
+      FROM unnest($2::text[], $3::text[], $4::text[], $5::bool[], $6::timestamptz[],
+                  $7::text[], $8::text[], $9::int[], $10::interval[], $11::timestamptz[])
+           WITH ORDINALITY
+           AS t(executor, name, expr, recurring, run_at, payload, meta, max_attempts, timeout,
+                start_at, ord)
+     ORDER BY ord
+    RETURNING id, executor, name";
 
-const INSERT_MANY_ERROR: &str = insert_many!(on_conflict!(error));
-const INSERT_MANY_KEEP: &str = insert_many!(on_conflict!(keep));
-const INSERT_MANY_REPLACE: &str = insert_many!(on_conflict!(replace));
+/// As [`JOB_INSERT_MANY`], leaving out the rows whose name is taken.
+const JOB_INSERT_MANY_KEEP: &str = "
+    INSERT INTO qron.jobs (executor, owner, name, expr, recurring, run_at, slot_at, payload,
+                           meta, max_attempts, timeout, start_at)
+    SELECT executor, $1, name, expr, recurring, run_at, run_at, payload::jsonb, meta::jsonb,
+           max_attempts, timeout, start_at
+      FROM unnest($2::text[], $3::text[], $4::text[], $5::bool[], $6::timestamptz[],
+                  $7::text[], $8::text[], $9::int[], $10::interval[], $11::timestamptz[])
+           WITH ORDINALITY
+           AS t(executor, name, expr, recurring, run_at, payload, meta, max_attempts, timeout,
+                start_at, ord)
+     ORDER BY ord
+    ON CONFLICT (owner, executor, name) WHERE name IS NOT NULL DO NOTHING
+    RETURNING id, executor, name";
+
+/// As [`JOB_INSERT_MANY`], replacing the jobs whose name is taken (as [`JOB_INSERT_REPLACE`]).
+const JOB_INSERT_MANY_REPLACE: &str = "
+    INSERT INTO qron.jobs (executor, owner, name, expr, recurring, run_at, slot_at, payload,
+                           meta, max_attempts, timeout, start_at)
+    SELECT executor, $1, name, expr, recurring, run_at, run_at, payload::jsonb, meta::jsonb,
+           max_attempts, timeout, start_at
+      FROM unnest($2::text[], $3::text[], $4::text[], $5::bool[], $6::timestamptz[],
+                  $7::text[], $8::text[], $9::int[], $10::interval[], $11::timestamptz[])
+           WITH ORDINALITY
+           AS t(executor, name, expr, recurring, run_at, payload, meta, max_attempts, timeout,
+                start_at, ord)
+     ORDER BY ord
+    ON CONFLICT (owner, executor, name) WHERE name IS NOT NULL DO UPDATE SET
+           expr = EXCLUDED.expr, recurring = EXCLUDED.recurring, run_at = EXCLUDED.run_at,
+           slot_at = EXCLUDED.slot_at, payload = EXCLUDED.payload, meta = EXCLUDED.meta,
+           max_attempts = EXCLUDED.max_attempts, timeout = EXCLUDED.timeout,
+           start_at = EXCLUDED.start_at, attempt = 0,
+           revision = qron.jobs.revision + 1, updated_at = now()
+    RETURNING id, executor, name";
 
 /// Inserts many jobs in one statement. Returns, in input order, the id of each row written (or
 /// replaced); `None` for a named row kept out by [`OnConflict::Keep`].
@@ -123,9 +151,9 @@ pub(crate) async fn job_insert_many(
     policy: OnConflict,
 ) -> sqlx::Result<Vec<Option<i64>>> {
     let sql = match policy {
-        OnConflict::Error => INSERT_MANY_ERROR,
-        OnConflict::Keep => INSERT_MANY_KEEP,
-        OnConflict::Replace => INSERT_MANY_REPLACE,
+        OnConflict::Error => JOB_INSERT_MANY,
+        OnConflict::Keep => JOB_INSERT_MANY_KEEP,
+        OnConflict::Replace => JOB_INSERT_MANY_REPLACE,
     };
     let col = |f: fn(&InsertRow) -> &str| rows.iter().map(|r| f(r)).collect::<Vec<_>>();
     let names: Vec<Option<&str>> = rows.iter().map(|r| r.name.as_deref()).collect();

@@ -109,38 +109,35 @@ impl<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> for LeasedJob {
 /// the rescuer only takes over from a worker that is gone.
 const LEASE_SLACK_TIME: std::time::Duration = std::time::Duration::from_secs(2);
 
-macro_rules! lease {
-    ($after:literal) => {
-        concat!(
-            "UPDATE qron.jobs j
-               SET status = 'running', executions = j.executions + 1,
-                   -- never past the limit, even for a job whose limit was lowered below the
-                   -- attempts it had made: that would break the row's check, and the
-                   -- statement with it, for every job of the executor
-                   attempt = LEAST(j.attempt + 1, j.max_attempts),
-                   -- the lease time, or the run-time limit when shorter (a heartbeat renews a
-                   -- longer job's lease while it runs: see `job_lease_renew`)
-                   lease_owner = $4,
-                   lease_expires_at = GREATEST(j.run_at, $2) + LEAST(j.timeout, $7) + $5,
-                   lease_token = j.lease_token + 1, last_run_at = GREATEST(j.run_at, $2),
-                   updated_at = $2
-             WHERE j.id = ANY(ARRAY(
-                SELECT id FROM qron.jobs
-                 WHERE status = 'ready' AND executor = $1 AND run_at <= $6 ",
-            $after,
-            " ORDER BY run_at, id
-                 LIMIT $3
-                 FOR UPDATE SKIP LOCKED))
-            RETURNING j.id, j.owner, j.name, j.expr, j.recurring, j.run_at, j.slot_at,
-                      NULLIF(j.payload, 'null')::text AS payload,
-                      NULLIF(j.meta, '{}')::text AS meta, j.attempt, j.executions,
-                      j.max_attempts, j.timeout, j.lease_token, j.revision, j.start_at"
-        )
-    };
-}
-
-pub(crate) const LEASE: &str = lease!("");
-const LEASE_AFTER: &str = lease!("AND (run_at, id) > ($8, $9)");
+/// Leases up to `$3` ready jobs of executor `$1` due by `$6`, oldest run time first, past
+/// (`$8`, `$9`) in that order when given, for worker `$4` at `$2`: each lease lasts the lease
+/// time `$7` (or the job's run-time limit when shorter) and the slack `$5`.
+pub(crate) const JOB_LEASE: &str = "
+    UPDATE qron.jobs j
+       SET status = 'running', executions = j.executions + 1,
+           -- never past the limit, even for a job whose limit was lowered below the attempts
+           -- it had made: that would break the row's check, and the statement with it, for
+           -- every job of the executor
+           attempt = LEAST(j.attempt + 1, j.max_attempts),
+           -- the lease time, or the run-time limit when shorter (a heartbeat renews a longer
+           -- job's lease while it runs: see `job_lease_renew`)
+           lease_owner = $4,
+           lease_expires_at = GREATEST(j.run_at, $2) + LEAST(j.timeout, $7) + $5,
+           lease_token = j.lease_token + 1, last_run_at = GREATEST(j.run_at, $2),
+           updated_at = $2
+     WHERE j.id = ANY(ARRAY(
+           SELECT id FROM qron.jobs
+            WHERE status = 'ready' AND executor = $1 AND run_at <= $6
+              -- planned for its values (see `job_lease`): without a cursor this is dropped,
+              -- with one it is a bound of the index scan
+              AND ($8::timestamptz IS NULL OR (run_at, id) > ($8, $9))
+            ORDER BY run_at, id
+            LIMIT $3
+              FOR UPDATE SKIP LOCKED))
+    RETURNING j.id, j.owner, j.name, j.expr, j.recurring, j.run_at, j.slot_at,
+              NULLIF(j.payload, 'null')::text AS payload,
+              NULLIF(j.meta, '{}')::text AS meta, j.attempt, j.executions,
+              j.max_attempts, j.timeout, j.lease_token, j.revision, j.start_at";
 
 /// Leases up to `limit` jobs of `executor` due by `due_by` (at most a little after `now`: a
 /// job leased before its run time waits for it in the worker, and its lease counts from then),
@@ -157,24 +154,18 @@ pub(crate) async fn job_lease<'e>(
     p: &Lease<'_>,
 ) -> sqlx::Result<Vec<LeasedJob>> {
     let slack = duration_interval(LEASE_SLACK_TIME + p.buffer_wait);
-    let q = sqlx::query_as(if p.after.is_some() {
-        LEASE_AFTER
-    } else {
-        LEASE
-    })
-    .bind(p.executor)
-    .bind(p.now)
-    .bind(p.limit)
-    .bind(p.worker_id)
-    .bind(slack)
-    .bind(p.due_by)
-    .bind(duration_interval(p.lease_time));
-    match p.after {
-        Some((run_at, id)) => q.bind(run_at).bind(id),
-        None => q,
-    }
-    .fetch_all(ex)
-    .await
+    sqlx::query_as(JOB_LEASE)
+        .bind(p.executor)
+        .bind(p.now)
+        .bind(p.limit)
+        .bind(p.worker_id)
+        .bind(slack)
+        .bind(p.due_by)
+        .bind(duration_interval(p.lease_time))
+        .bind(p.after.map(|a| a.0))
+        .bind(p.after.map(|a| a.1))
+        .fetch_all(ex)
+        .await
 }
 
 /// The parameters of [`job_lease`].
@@ -337,7 +328,7 @@ mod tests {
     #[test]
     fn the_lease_returns_the_columns_its_row_is_decoded_by() {
         // The name each item of the RETURNING list gets: its alias, or its column.
-        let list = LEASE
+        let list = JOB_LEASE
             .rsplit_once("RETURNING")
             .map(|(_, l)| l)
             .unwrap_or_default();

@@ -6,28 +6,13 @@ use sqlx::{PgConnection, PgExecutor};
 
 use crate::job::{JobRef, JobRow, Search};
 
-const GET_BY_ID: &str = concat!(
-    "SELECT ",
-    live_columns!(),
-    " FROM qron.jobs WHERE owner = $1 AND id = $2
-     UNION ALL
-     SELECT ",
-    history_columns!(),
-    " FROM qron.jobs_history WHERE owner = $1 AND id = $2
-     LIMIT 1"
-);
-
-const GET_BY_NAME: &str = concat!(
-    "SELECT * FROM (SELECT ",
-    live_columns!(),
-    " FROM qron.jobs WHERE owner = $1 AND executor = $2 AND name = $3
-     UNION ALL
-     SELECT ",
-    history_columns!(),
-    " FROM qron.jobs_history WHERE owner = $1 AND executor = $2 AND name = $3) j
+/// A job by id (`$2`), live or finished, or by executor and name (`$3`, `$4`): the live one,
+/// else the last finished. The owner is `$1`.
+const JOB_GET: &str = "
+    SELECT * FROM qron.jobs_all
+     WHERE owner = $1 AND (id = $2 OR (executor = $3 AND name = $4))
      ORDER BY finished_at DESC NULLS FIRST
-     LIMIT 1"
-);
+     LIMIT 1";
 
 /// A job by id or name, live or finished (by name: the live one, else the last finished).
 pub(crate) async fn job_get<'e>(
@@ -35,67 +20,25 @@ pub(crate) async fn job_get<'e>(
     owner: &str,
     target: &JobRef,
 ) -> sqlx::Result<Option<JobRow>> {
-    match target {
-        JobRef::Id(id) => {
-            sqlx::query_as(GET_BY_ID)
-                .bind(owner)
-                .bind(id)
-                .fetch_optional(ex)
-                .await
-        }
-        JobRef::Name { executor, name } => {
-            sqlx::query_as(GET_BY_NAME)
-                .bind(owner)
-                .bind(executor)
-                .bind(name)
-                .fetch_optional(ex)
-                .await
-        }
-    }
+    bind_target(sqlx::query_as(JOB_GET), owner, target)
+        .fetch_optional(ex)
+        .await
 }
 
-/// A statement on one live job, in two forms: by id and by executor and name. The owner is
-/// `$1`, the statement's own parameters come next, and the target last (`$id`, or `$executor`
-/// and `$name`), so both forms bind the same values in the same order.
-macro_rules! by_ref {
-    ($head:expr, $tail:expr, $id:literal, $executor:literal, $name:literal) => {
-        (
-            concat!($head, " WHERE owner = $1 AND id = ", $id, " ", $tail),
-            concat!(
-                $head,
-                " WHERE owner = $1 AND executor = ",
-                $executor,
-                " AND name = ",
-                $name,
-                " ",
-                $tail
-            ),
-        )
-    };
-}
-
-/// Runs one of the two forms of a [`by_ref!`] statement for `target`: the owner, then what
-/// `bind` adds, then the target.
-async fn job_by_ref<'e, T>(
-    ex: impl PgExecutor<'e>,
-    sql: (&'static str, &'static str),
+/// Binds the owner and the job a statement acts on, as `$1` to `$4`: the owner, then the id,
+/// or the executor and the name (the other form's parameters are `NULL`). Each statement finds
+/// its job with `(id = $2 OR (executor = $3 AND name = $4))`: one statement serves both forms,
+/// and each form reaches its own index.
+fn bind_target<'q, T>(
+    q: sqlx::query::QueryAs<'q, sqlx::Postgres, T, sqlx::postgres::PgArguments>,
     owner: &str,
     target: &JobRef,
-    bind: impl FnOnce(
-        sqlx::query::QueryAs<'static, sqlx::Postgres, T, sqlx::postgres::PgArguments>,
-    )
-        -> sqlx::query::QueryAs<'static, sqlx::Postgres, T, sqlx::postgres::PgArguments>,
-) -> sqlx::Result<Option<T>>
-where
-    T: Send + Unpin + for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>,
-{
-    let q = match target {
-        JobRef::Id(id) => bind(sqlx::query_as(sql.0).bind(owner.to_owned())).bind(*id),
-        JobRef::Name { executor, name } => bind(sqlx::query_as(sql.1).bind(owner.to_owned()))
-            .bind(executor.clone())
-            .bind(name.clone()),
+) -> sqlx::query::QueryAs<'q, sqlx::Postgres, T, sqlx::postgres::PgArguments> {
+    let (id, executor, name) = match target {
+        JobRef::Id(id) => (Some(*id), None, None),
+        JobRef::Name { executor, name } => (None, Some(executor.clone()), Some(name.clone())),
     };
-    q.fetch_optional(ex).await
+    q.bind(owner.to_owned()).bind(id).bind(executor).bind(name)
 }
 
 /// The changes of an update, validated; `None` leaves a column as it is.
@@ -113,25 +56,22 @@ pub(crate) struct JobChanges {
     pub if_revision: Option<i64>,
 }
 
-/// The changes are `$2`–`$10` (`NULL`: unchanged), the target `$11` (or `$11`, `$12`).
-const UPDATE: (&str, &str) = by_ref!(
-    "UPDATE qron.jobs SET
-       expr = COALESCE($2, expr), recurring = COALESCE($3, recurring),
-       run_at = COALESCE($4, run_at), slot_at = COALESCE($4, slot_at),
-       payload = COALESCE($5::jsonb, payload),
-       meta = COALESCE($6::jsonb, meta), timeout = COALESCE($7, timeout),
-       max_attempts = COALESCE($8, max_attempts),
-       attempt = CASE WHEN $2 IS NOT NULL THEN 0 ELSE LEAST(attempt, COALESCE($8, max_attempts)) END,
-       start_at = COALESCE($10, start_at),
-       revision = revision + 1, updated_at = now()",
-    concat!(
-        "AND ($9::bigint IS NULL OR revision = $9) RETURNING ",
-        live_columns!()
-    ),
-    "$11",
-    "$11",
-    "$12"
-);
+/// Applies changes to a live job (see [`bind_target`] for `$1`–`$4`); `$5`–`$12` are the
+/// changes (`NULL`: unchanged), `$13` the revision the job must have.
+const JOB_UPDATE: &str = "
+    UPDATE qron.jobs SET
+           expr = COALESCE($5, expr), recurring = COALESCE($6, recurring),
+           run_at = COALESCE($7, run_at), slot_at = COALESCE($7, slot_at),
+           payload = COALESCE($8::jsonb, payload), meta = COALESCE($9::jsonb, meta),
+           timeout = COALESCE($10, timeout), max_attempts = COALESCE($11, max_attempts),
+           -- a new schedule starts its attempts afresh; a lower limit caps them
+           attempt = CASE WHEN $5 IS NOT NULL THEN 0
+                          ELSE LEAST(attempt, COALESCE($11, max_attempts)) END,
+           start_at = COALESCE($12, start_at),
+           revision = revision + 1, updated_at = now()
+     WHERE owner = $1 AND (id = $2 OR (executor = $3 AND name = $4))
+       AND ($13::bigint IS NULL OR revision = $13)
+    RETURNING *";
 
 /// Applies changes to a live job.
 pub(crate) async fn job_update<'e>(
@@ -140,32 +80,29 @@ pub(crate) async fn job_update<'e>(
     target: &JobRef,
     c: &JobChanges,
 ) -> sqlx::Result<Option<JobRow>> {
-    job_by_ref(ex, UPDATE, owner, target, |q| {
-        q.bind(c.expr.clone())
-            .bind(c.recurring)
-            .bind(c.run_at)
-            .bind(c.payload.clone())
-            .bind(c.meta.clone())
-            .bind(c.timeout)
-            .bind(c.max_attempts)
-            .bind(c.if_revision)
-            .bind(c.start_at)
-    })
-    .await
+    bind_target(sqlx::query_as(JOB_UPDATE), owner, target)
+        .bind(c.expr.clone())
+        .bind(c.recurring)
+        .bind(c.run_at)
+        .bind(c.payload.clone())
+        .bind(c.meta.clone())
+        .bind(c.timeout)
+        .bind(c.max_attempts)
+        .bind(c.start_at)
+        .bind(c.if_revision)
+        .fetch_optional(ex)
+        .await
 }
 
-const DELETE_LIVE: (&str, &str) = by_ref!(
-    "DELETE FROM qron.jobs",
-    concat!("RETURNING ", live_columns!()),
-    "$2",
-    "$2",
-    "$3"
-);
+/// Deletes a live job (see [`bind_target`]).
+const JOB_DELETE: &str = "
+    DELETE FROM qron.jobs
+     WHERE owner = $1 AND (id = $2 OR (executor = $3 AND name = $4))
+    RETURNING *";
 
-const DELETE_HISTORY: &str = concat!(
-    "DELETE FROM qron.jobs_history WHERE owner = $1 AND id = $2 RETURNING ",
-    history_columns!()
-);
+/// Deletes a finished job, by id.
+const JOB_HISTORY_DELETE: &str = "
+    DELETE FROM qron.jobs_history WHERE owner = $1 AND id = $2 RETURNING *";
 
 /// Deletes a live job, or by id a finished one.
 pub(crate) async fn job_delete(
@@ -173,12 +110,15 @@ pub(crate) async fn job_delete(
     owner: &str,
     target: &JobRef,
 ) -> sqlx::Result<Option<JobRow>> {
-    if let Some(job) = job_by_ref(&mut *conn, DELETE_LIVE, owner, target, |q| q).await? {
+    if let Some(job) = bind_target(sqlx::query_as(JOB_DELETE), owner, target)
+        .fetch_optional(&mut *conn)
+        .await?
+    {
         return Ok(Some(job));
     }
     match target {
         JobRef::Id(id) => {
-            sqlx::query_as(DELETE_HISTORY)
+            sqlx::query_as(JOB_HISTORY_DELETE)
                 .bind(owner)
                 .bind(id)
                 .fetch_optional(conn)
@@ -188,13 +128,11 @@ pub(crate) async fn job_delete(
     }
 }
 
-const STOP: (&str, &str) = by_ref!(
-    "UPDATE qron.jobs SET status = 'paused', revision = revision + 1, updated_at = now()",
-    concat!("RETURNING ", live_columns!()),
-    "$2",
-    "$2",
-    "$3"
-);
+/// Pauses a live job (see [`bind_target`]).
+const JOB_STOP: &str = "
+    UPDATE qron.jobs SET status = 'paused', revision = revision + 1, updated_at = now()
+     WHERE owner = $1 AND (id = $2 OR (executor = $3 AND name = $4))
+    RETURNING *";
 
 /// Pauses a live job.
 pub(crate) async fn job_stop<'e>(
@@ -202,16 +140,16 @@ pub(crate) async fn job_stop<'e>(
     owner: &str,
     target: &JobRef,
 ) -> sqlx::Result<Option<JobRow>> {
-    job_by_ref(ex, STOP, owner, target, |q| q).await
+    bind_target(sqlx::query_as(JOB_STOP), owner, target)
+        .fetch_optional(ex)
+        .await
 }
 
-const LOCK: (&str, &str) = by_ref!(
-    "SELECT id, expr, recurring, run_at, start_at FROM qron.jobs",
-    "FOR UPDATE",
-    "$2",
-    "$2",
-    "$3"
-);
+/// Locks a live job (see [`bind_target`]) for a read-modify-write.
+const JOB_LOCK: &str = "
+    SELECT id, expr, recurring, run_at, start_at FROM qron.jobs
+     WHERE owner = $1 AND (id = $2 OR (executor = $3 AND name = $4))
+       FOR UPDATE";
 
 /// Locks a live job for a read-modify-write: its id, expression, kind, run time and start.
 pub(crate) async fn job_lock(
@@ -219,17 +157,19 @@ pub(crate) async fn job_lock(
     owner: &str,
     target: &JobRef,
 ) -> sqlx::Result<Option<(i64, String, bool, DateTime<Utc>, DateTime<Utc>)>> {
-    job_by_ref(conn, LOCK, owner, target, |q| q).await
+    bind_target(sqlx::query_as(JOB_LOCK), owner, target)
+        .fetch_optional(conn)
+        .await
 }
 
-const RESTART: &str = concat!(
-    "UPDATE qron.jobs SET
-       status = CASE WHEN lease_expires_at IS NOT NULL THEN 'running' ELSE 'ready' END::qron.job_status,
-       run_at = $3, slot_at = $3, revision = revision + 1, updated_at = now()
+/// Makes a locked job ready again (still running if its lease is held), due at `$3`.
+const JOB_RESTART: &str = "
+    UPDATE qron.jobs SET
+           status = CASE WHEN lease_expires_at IS NOT NULL THEN 'running'
+                         ELSE 'ready' END::qron.job_status,
+           run_at = $3, slot_at = $3, revision = revision + 1, updated_at = now()
      WHERE owner = $1 AND id = $2
-     RETURNING ",
-    live_columns!()
-);
+    RETURNING *";
 
 /// Makes a locked job ready again, due at `run_at` (still running if its lease is held).
 pub(crate) async fn job_restart(
@@ -238,7 +178,7 @@ pub(crate) async fn job_restart(
     id: i64,
     run_at: DateTime<Utc>,
 ) -> sqlx::Result<Option<JobRow>> {
-    sqlx::query_as(RESTART)
+    sqlx::query_as(JOB_RESTART)
         .bind(owner)
         .bind(id)
         .bind(run_at)
@@ -246,46 +186,43 @@ pub(crate) async fn job_restart(
         .await
 }
 
-macro_rules! search_sql {
-    ($select:expr) => {
-        concat!(
-            "WITH j AS (
-               SELECT ",
-            live_columns!(),
-            " FROM qron.jobs WHERE owner = $1
-               UNION ALL
-               SELECT ",
-            history_columns!(),
-            " FROM qron.jobs_history WHERE owner = $1)
-             SELECT ",
-            $select,
-            " FROM j
-              WHERE ($2::text IS NULL OR executor = $2)
-                AND (cardinality($3::text[]) = 0 OR status = ANY($3))
-                AND ($4::text IS NULL OR strpos(name, $4) > 0)
-                AND ($5::bool IS NULL OR recurring = $5)
-                AND ($6::timestamptz IS NULL OR created_at >= $6)
-                AND ($7::timestamptz IS NULL OR created_at < $7)
-                AND ($8::timestamptz IS NULL OR run_at >= $8)
-                AND ($9::timestamptz IS NULL OR run_at < $9)
-                AND ($10::jsonb IS NULL OR meta @> $10)"
-        )
-    };
-}
+/// A page of the owner's jobs (`$1`) matching the filters `$2`–`$10` (`NULL` or empty:
+/// any), in the order `$11`, `$12` rows from `$13`, each with how many match in all.
+const JOB_SEARCH: &str = "
+    SELECT *, count(*) OVER () AS total FROM qron.jobs_all
+     WHERE owner = $1
+       AND ($2::text IS NULL OR executor = $2)
+       AND (cardinality($3::text[]) = 0 OR status = ANY($3))
+       AND ($4::text IS NULL OR strpos(name, $4) > 0)
+       AND ($5::bool IS NULL OR recurring = $5)
+       AND ($6::timestamptz IS NULL OR created_at >= $6)
+       AND ($7::timestamptz IS NULL OR created_at < $7)
+       AND ($8::timestamptz IS NULL OR run_at >= $8)
+       AND ($9::timestamptz IS NULL OR run_at < $9)
+       AND ($10::jsonb IS NULL OR meta @> $10)
+     ORDER BY
+           CASE WHEN $11 = 'created_asc' THEN created_at END ASC,
+           CASE WHEN $11 = 'created_desc' THEN created_at END DESC,
+           CASE WHEN $11 = 'run_at_asc' THEN run_at END ASC,
+           CASE WHEN $11 = 'run_at_desc' THEN run_at END DESC,
+           CASE WHEN $11 IN ('created_desc', 'run_at_desc') THEN id END DESC,
+           id ASC
+     LIMIT $12 OFFSET $13";
 
-const SEARCH_PAGE: &str = concat!(
-    search_sql!("*, count(*) OVER () AS total"),
-    " ORDER BY
-        CASE WHEN $11 = 'created_asc' THEN created_at END ASC,
-        CASE WHEN $11 = 'created_desc' THEN created_at END DESC,
-        CASE WHEN $11 = 'run_at_asc' THEN run_at END ASC,
-        CASE WHEN $11 = 'run_at_desc' THEN run_at END DESC,
-        CASE WHEN $11 IN ('created_desc', 'run_at_desc') THEN id END DESC,
-        id ASC
-      LIMIT $12 OFFSET $13"
-);
-
-const SEARCH_COUNT: &str = search_sql!("count(*)");
+/// How many of the owner's jobs match: [`JOB_SEARCH`] without the page, for a page past the
+/// end.
+const JOB_SEARCH_COUNT: &str = "
+    SELECT count(*) FROM qron.jobs_all
+     WHERE owner = $1
+       AND ($2::text IS NULL OR executor = $2)
+       AND (cardinality($3::text[]) = 0 OR status = ANY($3))
+       AND ($4::text IS NULL OR strpos(name, $4) > 0)
+       AND ($5::bool IS NULL OR recurring = $5)
+       AND ($6::timestamptz IS NULL OR created_at >= $6)
+       AND ($7::timestamptz IS NULL OR created_at < $7)
+       AND ($8::timestamptz IS NULL OR run_at >= $8)
+       AND ($9::timestamptz IS NULL OR run_at < $9)
+       AND ($10::jsonb IS NULL OR meta @> $10)";
 
 /// A page of the owner's jobs matching `q`, and how many match in all.
 pub(crate) async fn job_search(
@@ -299,22 +236,21 @@ pub(crate) async fn job_search(
         .meta_contains
         .as_ref()
         .map(|m| sqlx::types::Json(m.clone()));
-    macro_rules! filters {
-        ($sql:expr) => {
-            sqlx::query($sql)
-                .bind(owner)
-                .bind(&q.executor)
-                .bind(&statuses)
-                .bind(&q.name_contains)
-                .bind(q.recurring)
-                .bind(q.created.0)
-                .bind(q.created.1)
-                .bind(q.run.0)
-                .bind(q.run.1)
-                .bind(&meta)
-        };
-    }
-    let rows = filters!(SEARCH_PAGE)
+    // The filters, `$1`–`$10` of both statements.
+    let filters = |sql: &'static str| {
+        sqlx::query(sql)
+            .bind(owner.to_owned())
+            .bind(q.executor.clone())
+            .bind(statuses.clone())
+            .bind(q.name_contains.clone())
+            .bind(q.recurring)
+            .bind(q.created.0)
+            .bind(q.created.1)
+            .bind(q.run.0)
+            .bind(q.run.1)
+            .bind(meta.clone())
+    };
+    let rows = filters(JOB_SEARCH)
         .bind(q.order.as_str())
         .bind(q.limit)
         .bind(q.offset)
@@ -323,7 +259,7 @@ pub(crate) async fn job_search(
     let total = match rows.first() {
         Some(r) => r.try_get("total")?,
         None if q.offset == 0 => 0,
-        None => filters!(SEARCH_COUNT)
+        None => filters(JOB_SEARCH_COUNT)
             .fetch_one(&mut *conn)
             .await?
             .try_get(0)?,
@@ -335,5 +271,86 @@ pub(crate) async fn job_search(
     Ok((jobs, total))
 }
 
-// ---------------------------------------------------------------------------------------------
-// The worker's statements.
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::testing::TestDb;
+
+    /// The plan of `sql` as prepared statement `p`, run with `args`, in `mode`.
+    async fn plan(conn: &mut PgConnection, sql: &str, args: &str, mode: &str) -> String {
+        for s in [
+            format!("SET plan_cache_mode = {mode}"),
+            format!("PREPARE p AS {sql}"),
+        ] {
+            sqlx::query(sqlx::AssertSqlSafe(s))
+                .execute(&mut *conn)
+                .await
+                .unwrap();
+        }
+        let lines: Vec<String> =
+            sqlx::query_scalar(sqlx::AssertSqlSafe(format!("EXPLAIN EXECUTE p({args})")))
+                .fetch_all(&mut *conn)
+                .await
+                .unwrap();
+        sqlx::query("DEALLOCATE p")
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+        lines.join("\n")
+    }
+
+    #[tokio::test]
+    async fn statements_on_one_job_find_it_by_an_index_in_custom_and_generic_plans() {
+        let db = TestDb::new().await.unwrap();
+        let mut conn = db.pool().acquire().await.unwrap();
+        sqlx::query(
+            "INSERT INTO qron.jobs (executor, owner, name, expr, recurring, run_at, slot_at)
+             SELECT 'e', 'default', 'n' || g, '@after 1s', false, now(), now()
+               FROM generate_series(1, 20000) g",
+        )
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+        sqlx::query(
+            "INSERT INTO qron.jobs_history (id, executor, owner, name, expr, recurring, status,
+                 run_at, payload, meta, attempt, executions, max_attempts, timeout, created_at,
+                 updated_at, start_at, finished_at)
+             SELECT 100000 + g, 'e', 'default', 'n' || g, '@after 1s', false, 'succeeded',
+                    now(), 'null', '{}', 1, 1, 5, '5 minutes', now(), now(), now(), now()
+               FROM generate_series(1, 20000) g",
+        )
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+        sqlx::query("ANALYZE").execute(&mut *conn).await.unwrap();
+        // The partition the finished jobs are in (the others are empty: scanning them is free).
+        let full: String =
+            sqlx::query_scalar("SELECT 'jobs_history_' || to_char(now(), 'YYYYMMDD')")
+                .fetch_one(&mut *conn)
+                .await
+                .unwrap();
+        let by_id = "'default', 5, NULL, NULL";
+        let by_name = "'default', NULL, 'e', 'n5'";
+        let changes = "NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL";
+        for mode in ["force_custom_plan", "force_generic_plan"] {
+            for (sql, args) in [
+                (JOB_GET, by_id.to_owned()),
+                (JOB_GET, by_name.to_owned()),
+                (JOB_UPDATE, format!("{by_id}, {changes}")),
+                (JOB_UPDATE, format!("{by_name}, {changes}")),
+                (JOB_DELETE, by_name.to_owned()),
+                (JOB_STOP, by_id.to_owned()),
+                (JOB_LOCK, by_name.to_owned()),
+            ] {
+                let plan = plan(&mut conn, sql, &args, mode).await;
+                assert!(
+                    !plan.contains("Seq Scan on jobs ")
+                        && !plan.contains(&format!("Seq Scan on {full}")),
+                    "{mode}, ({args}): {sql}\n{plan}"
+                );
+            }
+        }
+    }
+}

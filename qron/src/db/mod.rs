@@ -6,24 +6,6 @@
 use chrono::{DateTime, Utc};
 use sqlx::PgExecutor;
 
-/// The columns of a job, for `RETURNING` and `SELECT` on the live table.
-macro_rules! live_columns {
-    () => {
-        "id, executor, owner, name, expr, recurring, status::text AS status, run_at, payload, \
-         meta, attempt, executions, max_attempts, timeout, revision, last_error, last_error_at, \
-         created_at, updated_at, start_at, last_run_at, NULL::timestamptz AS finished_at, errors"
-    };
-}
-
-/// The same columns on the history table.
-macro_rules! history_columns {
-    () => {
-        "id, executor, owner, name, expr, recurring, status::text AS status, run_at, payload, \
-         meta, attempt, executions, max_attempts, timeout, revision, last_error, last_error_at, \
-         created_at, updated_at, start_at, last_run_at, finished_at, errors"
-    };
-}
-
 mod insert;
 mod lease;
 mod maintenance;

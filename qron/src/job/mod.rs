@@ -181,7 +181,9 @@ pub(crate) fn interval_to_duration(i: &PgInterval) -> Duration {
 
 impl<'r> sqlx::FromRow<'r, PgRow> for JobRow {
     fn from_row(row: &'r PgRow) -> Result<Self, sqlx::Error> {
-        let status: String = row.try_get("status")?;
+        // Text in `jobs_all`, the enum in a table's own rows (`RETURNING *`): an enum's value
+        // travels as its label either way.
+        let status: String = row.try_get_unchecked("status")?;
         let status = JobStatus::from_db(&status).ok_or_else(|| sqlx::Error::ColumnDecode {
             index: "status".to_owned(),
             source: format!("unknown job status `{status}`").into(),
@@ -209,7 +211,11 @@ impl<'r> sqlx::FromRow<'r, PgRow> for JobRow {
             updated_at: row.try_get("updated_at")?,
             start_at: row.try_get("start_at")?,
             last_run_at: row.try_get("last_run_at")?,
-            finished_at: row.try_get("finished_at")?,
+            // Only finished jobs have the column (`jobs_all` gives every row one).
+            finished_at: match row.try_get("finished_at") {
+                Err(sqlx::Error::ColumnNotFound(_)) => None,
+                other => other?,
+            },
             errors: attempt_errors(row.try_get("errors")?),
         })
     }

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use futures_util::FutureExt as _;
+use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
 use super::outcome::{OutcomeInput, decide};
@@ -102,9 +103,10 @@ pub(crate) async fn execute(mut job: LeasedJob, exec: &ExecutorState, shared: &S
         cancel: Default::default(),
     };
     let timeout = interval_to_duration(&job.timeout);
-    // A job that may run longer than a lease has its lease renewed while it runs.
-    let renewed = timeout > shared.lease_time;
-    let lost = renewed.then(|| shared.running.hold(job.id, job.lease_token));
+    // A job that may run longer than a lease has its lease renewed once it has run for a
+    // third of one (a short job costs the heartbeat nothing); told if the lease is lost.
+    let lost = (timeout > shared.lease_time).then(CancellationToken::new);
+    let mut held = false;
     let requests = ctx.requests_handle();
     // Leased ahead of its run time: hold it until then (a hard stop meanwhile leaves the job
     // to its lease, as for a running one).
@@ -118,7 +120,7 @@ pub(crate) async fn execute(mut job: LeasedJob, exec: &ExecutorState, shared: &S
     let started = std::time::Instant::now();
     let ctx = ctx.with_cancellation(crate::cancel::Cancellation::new(
         shared.soft.clone(),
-        lost,
+        lost.clone(),
         tokio::time::Instant::now()
             .checked_add(timeout.saturating_sub(crate::cancel::warning_before(timeout))),
     ));
@@ -136,9 +138,23 @@ pub(crate) async fn execute(mut job: LeasedJob, exec: &ExecutorState, shared: &S
             (reg.run)(ctx, job.payload.take()).instrument(span.clone()),
         )
         .catch_unwind();
+        let run = async {
+            let mut run = std::pin::pin!(run);
+            if let Some(lost) = &lost {
+                let first = shared.lease_time / 3;
+                if let Ok(r) = tokio::time::timeout(first, &mut run).await {
+                    return Ok(r);
+                }
+                shared.running.hold(job.id, job.lease_token, lost.clone());
+                held = true;
+                tokio::time::timeout(timeout.saturating_sub(first), run).await
+            } else {
+                tokio::time::timeout(timeout, run).await
+            }
+        };
         tokio::select! {
             biased;
-            r = tokio::time::timeout(timeout, run) => Some(match r {
+            r = run => Some(match r {
                 Ok(Ok(r)) => r,
                 Ok(Err(panic)) => Err(JobError::retry(format!("the handler panicked: {}", panic_message(panic)))),
                 Err(_) => Err(JobError::retry(format!("the handler timed out after {timeout:?}"))),
@@ -149,7 +165,7 @@ pub(crate) async fn execute(mut job: LeasedJob, exec: &ExecutorState, shared: &S
         None
     };
     // Released before the outcome is sent: from then on the lease may change hands.
-    if renewed {
+    if held {
         shared.running.release(job.id);
     }
     if let Some(result) = result {

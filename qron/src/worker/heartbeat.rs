@@ -77,18 +77,10 @@ impl Running {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Renews the lease `token` of job `id` from now on; the token returned is cancelled if
-    /// the lease is found lost.
-    pub(crate) fn hold(&self, id: i64, token: i64) -> CancellationToken {
-        let lost = CancellationToken::new();
-        self.jobs().insert(
-            id,
-            Held {
-                token,
-                lost: lost.clone(),
-            },
-        );
-        lost
+    /// Renews the lease `token` of job `id` from now on; `lost` is cancelled if the lease is
+    /// found lost.
+    pub(crate) fn hold(&self, id: i64, token: i64, lost: CancellationToken) {
+        self.jobs().insert(id, Held { token, lost });
     }
 
     /// Stops renewing job `id`'s lease (its handler returned).
@@ -238,9 +230,10 @@ mod tests {
         assert_eq!(expiry(&db, kept.id).await, now + second(3));
 
         let running = Arc::new(Running::default());
-        let kept_lost = running.hold(kept.id, kept.lease_token);
+        let (kept_lost, taken_lost) = (CancellationToken::new(), CancellationToken::new());
+        running.hold(kept.id, kept.lease_token, kept_lost.clone());
         // The other lease changed hands meanwhile.
-        let taken_lost = running.hold(taken.id, taken.lease_token - 1);
+        running.hold(taken.id, taken.lease_token - 1, taken_lost.clone());
         let config = Config {
             lease_time: Duration::from_secs(1),
         };

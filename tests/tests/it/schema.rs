@@ -155,34 +155,47 @@ async fn the_lease_query_uses_the_lease_index() {
         .execute(&db.pool)
         .await
         .unwrap();
-    // The worker's own statement, with the values a worker binds.
+    // The worker's own statement, with the values a worker binds: from the start of the lease
+    // order, and after a cursor (which must bound the index scan, not filter its rows).
     let now = chrono::Utc::now();
-    let plan: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-        "EXPLAIN {}",
-        qron::__private::LEASE_SQL
-    )))
-    .bind("e1")
-    .bind(now)
-    .bind(10_i64)
-    .bind("worker")
-    .bind(sqlx::postgres::types::PgInterval {
+    let interval = |secs: i64| sqlx::postgres::types::PgInterval {
         months: 0,
         days: 0,
-        microseconds: 2_000_000,
-    })
-    .bind(now)
-    .bind(sqlx::postgres::types::PgInterval {
-        months: 0,
-        days: 0,
-        microseconds: 30_000_000,
-    })
-    .fetch_all(&db.pool)
-    .await
-    .unwrap();
-    let plan = plan.join("\n");
-    assert!(plan.contains("jobs_lease"), "{plan}");
-    assert!(
-        !plan.contains("Sort"),
-        "the index must give the order: {plan}"
-    );
+        microseconds: secs * 1_000_000,
+    };
+    for after in [
+        None,
+        Some((now - chrono::Duration::seconds(10_000), 5_000_i64)),
+    ] {
+        let plan: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "EXPLAIN {}",
+            qron::__private::LEASE_SQL
+        )))
+        .bind("e1")
+        .bind(now)
+        .bind(10_i64)
+        .bind("worker")
+        .bind(interval(2))
+        .bind(now)
+        .bind(interval(30))
+        .bind(after.map(|a| a.0))
+        .bind(after.map(|a| a.1))
+        .fetch_all(&db.pool)
+        .await
+        .unwrap();
+        let plan = plan.join("\n");
+        assert!(plan.contains("jobs_lease"), "{plan}");
+        assert!(
+            !plan.contains("Sort"),
+            "the index must give the order: {plan}"
+        );
+        if after.is_some() {
+            assert!(
+                plan.contains("Index Cond") && plan.contains("ROW(run_at, id) >"),
+                "the cursor must bound the index scan: {plan}"
+            );
+        } else {
+            assert!(!plan.contains("ROW("), "no cursor, no bound: {plan}");
+        }
+    }
 }
