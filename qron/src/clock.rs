@@ -22,6 +22,9 @@ pub(crate) struct DbClock {
     host: HostClock,
     /// The server's time minus the host's, and when it was measured (`None`: never yet).
     offset: Mutex<(chrono::Duration, Option<Instant>)>,
+    /// How far ahead of the server's time this clock runs: zero, except for a test's worker
+    /// that runs jobs as of a later time (`testing::run_due_at`).
+    ahead: chrono::Duration,
 }
 
 impl DbClock {
@@ -29,7 +32,14 @@ impl DbClock {
         Self {
             host,
             offset: Mutex::new((chrono::Duration::zero(), None)),
+            ahead: chrono::Duration::zero(),
         }
+    }
+
+    /// The same clock, `by` ahead of the server's time.
+    pub(crate) fn ahead(mut self, by: chrono::Duration) -> Self {
+        self.ahead = by;
+        self
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, (chrono::Duration, Option<Instant>)> {
@@ -41,7 +51,7 @@ impl DbClock {
     /// The database server's time now, as last measured (the host's until the first
     /// measurement).
     pub(crate) fn now(&self) -> DateTime<Utc> {
-        let offset = self.state().0;
+        let offset = self.state().0 + self.ahead;
         let host = (self.host)();
         host.checked_add_signed(offset).unwrap_or(host)
     }

@@ -337,3 +337,64 @@ where
         );
     }
 }
+
+/// Runs `J`'s due jobs (of every owner) in a worker of its own until none is left due, and
+/// returns the worker's counts: what succeeded, failed, was retried or snoozed. A retry due at
+/// once runs again; one whose back-off has not passed is left (see [`run_due_at`]).
+///
+/// # Errors
+/// As [`Worker::run_until_idle`](crate::Worker::run_until_idle).
+///
+/// ```no_run
+/// # #[derive(serde::Serialize, serde::Deserialize)] struct Welcome { user_id: i64 }
+/// # #[qron::job(executor = "email")]
+/// # async fn email(msg: Welcome) -> Result<(), qron::JobError> { Ok(()) }
+/// # async fn demo(client: qron::Client) -> qron::Result<()> {
+/// Email::schedule_with(&client, "@after 0s", Welcome { user_id: 7 }).await?;
+/// let ran = qron::testing::run_due::<Email>(&client).await?;
+/// assert_eq!(ran.succeeded(), 1);
+/// # Ok(()) }
+/// ```
+pub async fn run_due<J: Job>(client: &Client) -> Result<std::sync::Arc<crate::Metrics>> {
+    run_due_ahead::<J>(client, chrono::Duration::zero()).await
+}
+
+/// As [`run_due`], as if it were `at` (by the database's clock): jobs due by then run, and
+/// every time the worker writes (next runs, retries, the history) counts from then. For
+/// "an hour later, the reminder went out".
+///
+/// # Errors
+/// As [`run_due`].
+///
+/// ```no_run
+/// # #[derive(serde::Serialize, serde::Deserialize)] struct Welcome { user_id: i64 }
+/// # #[qron::job(executor = "email")]
+/// # async fn email(msg: Welcome) -> Result<(), qron::JobError> { Ok(()) }
+/// # async fn demo(client: qron::Client) -> qron::Result<()> {
+/// Email::schedule_with(&client, "@after 1 hour", Welcome { user_id: 7 }).await?;
+/// assert_eq!(qron::testing::run_due::<Email>(&client).await?.succeeded(), 0);
+/// let later = chrono::Utc::now() + chrono::Duration::minutes(61);
+/// assert_eq!(qron::testing::run_due_at::<Email>(&client, later).await?.succeeded(), 1);
+/// # Ok(()) }
+/// ```
+pub async fn run_due_at<J: Job>(
+    client: &Client,
+    at: chrono::DateTime<chrono::Utc>,
+) -> Result<std::sync::Arc<crate::Metrics>> {
+    let now = crate::db::server_now(client.pool()).await?;
+    run_due_ahead::<J>(client, (at - now).max(chrono::Duration::zero())).await
+}
+
+async fn run_due_ahead<J: Job>(
+    client: &Client,
+    ahead: chrono::Duration,
+) -> Result<std::sync::Arc<crate::Metrics>> {
+    let mut builder = crate::Worker::builder(client.clone())
+        .job::<J>()
+        .executors([J::EXECUTOR]);
+    builder.ahead = ahead;
+    let worker = builder.build()?;
+    let metrics = worker.metrics();
+    worker.run_until_idle().await?;
+    Ok(metrics)
+}

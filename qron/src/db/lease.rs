@@ -285,6 +285,27 @@ pub(crate) async fn job_next_due<'e>(
     .await
 }
 
+/// Whether any job of `executors` is due by `now`, or leased by worker `worker_id`.
+pub(crate) async fn jobs_pending<'e>(
+    ex: impl PgExecutor<'e>,
+    executors: &[&str],
+    worker_id: &str,
+    now: DateTime<Utc>,
+) -> sqlx::Result<bool> {
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT FROM qron.jobs
+                         WHERE status = 'ready' AND executor = ANY($1) AND run_at <= $3)
+             OR EXISTS (SELECT FROM qron.jobs
+                         WHERE lease_owner = $2 AND lease_expires_at IS NOT NULL
+                           AND executor = ANY($1))",
+    )
+    .bind(executors)
+    .bind(worker_id)
+    .bind(now)
+    .fetch_one(ex)
+    .await
+}
+
 /// A lease that ran out.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub(crate) struct ExpiredLease {

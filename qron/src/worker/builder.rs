@@ -36,6 +36,8 @@ pub struct WorkerBuilder {
     pub(crate) settings: Settings,
     pub(crate) host_clock: HostClock,
     pub(crate) states: crate::state::States,
+    /// How far ahead of the database's time the worker acts (`testing::run_due_at`).
+    pub(crate) ahead: chrono::Duration,
 }
 
 /// What a worker runs with: each service's settings, each field set by the [`WorkerBuilder`]
@@ -404,7 +406,7 @@ impl WorkerBuilder {
             client: self.client,
             executors,
             settings: self.settings,
-            clock: Arc::new(DbClock::new(self.host_clock)),
+            clock: Arc::new(DbClock::new(self.host_clock).ahead(self.ahead)),
             metrics: Arc::default(),
             stopper: Stopper {
                 soft: CancellationToken::new(),

@@ -183,6 +183,7 @@ impl Worker {
             settings: builder::Settings::default(),
             host_clock: Utc::now,
             states: Default::default(),
+            ahead: chrono::Duration::zero(),
         }
     }
 
@@ -231,6 +232,48 @@ impl Worker {
             stopper.hard();
         });
         worker.run().await
+    }
+
+    /// Runs until there is nothing left to do now, then stops softly and returns: no job of
+    /// its executors due (by the database's clock), none leased by this worker (waiting in it,
+    /// running, or with its outcome not yet written). A job made due again meanwhile (a retry
+    /// with no back-off, a recurring job's next slot that is already due) is run too; one due
+    /// later is left for later. For tests, and for one-shot processes run by an outside
+    /// scheduler.
+    ///
+    /// # Errors
+    /// As [`Worker::run`], and a database error from looking for due jobs.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: qron::Client) -> qron::Result<()> {
+    /// let worker = qron::Worker::builder(client).build()?;
+    /// let metrics = worker.metrics();
+    /// worker.run_until_idle().await?;
+    /// println!("{} jobs succeeded", metrics.succeeded());
+    /// # Ok(()) }
+    /// ```
+    pub async fn run_until_idle(self) -> Result<()> {
+        let stopper = self.stopper();
+        let pool = self.client.pool().clone();
+        let clock = self.clock.clone();
+        let worker_id = self.id.clone();
+        let executors: Vec<&'static str> = self
+            .executors
+            .iter()
+            .map(|e| e.registration.executor)
+            .collect();
+        let run = self.run();
+        tokio::pin!(run);
+        loop {
+            tokio::select! {
+                r = &mut run => return r,
+                () = tokio::time::sleep(Duration::from_millis(10)) => {}
+            }
+            if !crate::db::jobs_pending(&pool, &executors, &worker_id, clock.now()).await? {
+                stopper.soft();
+                return run.await;
+            }
+        }
     }
 
     /// This worker's id (host, process and creation time): the lease owner of the jobs it

@@ -71,3 +71,70 @@ async fn each_test_database_is_its_own() -> qron::Result<()> {
     assert_eq!(left, 0, "a dropped TestDb drops its database");
     Ok(())
 }
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Reminder {
+    fail: bool,
+}
+
+#[qron::job(
+    executor = "kit_reminder",
+    max_attempts = 2,
+    backoff(base = "1h", max = "1h")
+)]
+async fn kit_reminder(msg: Reminder) -> Result<(), qron::JobError> {
+    if msg.fail {
+        return Err(qron::JobError::retry("the provider is down"));
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn run_due_runs_what_is_due_and_leaves_the_rest() -> qron::Result<()> {
+    let db = TestDb::new().await?;
+    let client = db.client();
+    KitReminder::schedule_with(&client, "@after 0s", Reminder { fail: false }).await?;
+    KitReminder::schedule_with(&client, "@after 0s", Reminder { fail: true }).await?;
+    let later = KitReminder::schedule_with(&client, "@after 1 hour", Reminder { fail: false })
+        .await?
+        .id;
+    let ran = qron::testing::run_due::<KitReminder>(&client).await?;
+    assert_eq!((ran.succeeded(), ran.retried()), (1, 1));
+    // The retry waits out its hour of back-off, as does the later job.
+    assert_eq!(enqueued::<KitReminder>(client.pool()).await?.len(), 2);
+    assert_eq!(client.get(later).await?.status, qron::JobStatus::Ready);
+    let again = qron::testing::run_due::<KitReminder>(&client).await?;
+    assert_eq!(again.succeeded() + again.retried() + again.failed(), 0);
+
+    // Two hours on: the later job runs, and the retry fails for good (its last attempt).
+    let at = chrono::Utc::now() + chrono::Duration::hours(2);
+    let ran = qron::testing::run_due_at::<KitReminder>(&client, at).await?;
+    assert_eq!((ran.succeeded(), ran.failed()), (1, 1));
+    assert!(enqueued::<KitReminder>(client.pool()).await?.is_empty());
+    let finished = client.get(later).await?;
+    assert_eq!(finished.status, qron::JobStatus::Succeeded);
+    assert!(finished.finished_at.unwrap() > at - chrono::Duration::minutes(1));
+    Ok(())
+}
+
+#[tokio::test]
+async fn run_until_idle_returns_once_every_due_job_is_written() -> qron::Result<()> {
+    let db = TestDb::new().await?;
+    let client = db.client();
+    let jobs = (0..200).map(|i| {
+        qron::NewJob::new("kit_email", "@after 0s").payload(serde_json::json!({ "user_id": i }))
+    });
+    client.create_many(jobs).await?;
+    let worker = qron::Worker::builder(client.clone())
+        .executors(["kit_email"])
+        .build()?;
+    let metrics = worker.metrics();
+    worker.run_until_idle().await?;
+    assert_eq!(metrics.succeeded(), 200);
+    // Written, not only run: every job is in the history.
+    let finished: i64 = sqlx::query_scalar("SELECT count(*) FROM qron.jobs_history")
+        .fetch_one(client.pool())
+        .await?;
+    assert_eq!(finished, 200);
+    Ok(())
+}
