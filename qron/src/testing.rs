@@ -147,6 +147,24 @@ impl TestDb {
         &self.name
     }
 
+    /// A connection URL of the test's database, for a child process (`DATABASE_URL` with its
+    /// database replaced, or the throwaway server's).
+    ///
+    /// # Errors
+    /// As [`TestDb::new`], when the throwaway server is not running.
+    ///
+    /// ```no_run
+    /// # fn demo(db: qron::testing::TestDb) -> qron::Result<()> {
+    /// let child = std::process::Command::new("my-app").env("DATABASE_URL", db.url()?).spawn();
+    /// # Ok(()) }
+    /// ```
+    pub fn url(&self) -> Result<String> {
+        match std::env::var("DATABASE_URL") {
+            Ok(url) if !url.is_empty() => Ok(with_database(&url, &self.name)),
+            _ => Ok(crate::embedded::EmbeddedPostgres::shared()?.url_for(&self.name)),
+        }
+    }
+
     /// Connection options for the test's database (for a second pool, or a child process).
     ///
     /// ```no_run
@@ -183,6 +201,24 @@ impl Drop for TestDb {
         })
         .join();
     }
+}
+
+/// `url` naming `database` instead of its own: the path after the host, before any query.
+fn with_database(url: &str, database: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let authority_from = base.find("://").map_or(0, |i| i + 3);
+    let host_end = base[authority_from..]
+        .find('/')
+        .map_or(base.len(), |i| authority_from + i);
+    let mut out = format!("{}/{database}", &base[..host_end]);
+    if let Some(q) = query {
+        out.push('?');
+        out.push_str(q);
+    }
+    out
 }
 
 /// Options for the server's maintenance database: `DATABASE_URL`, or the throwaway server.
@@ -397,4 +433,22 @@ async fn run_due_ahead<J: Job>(
     let metrics = worker.metrics();
     worker.run_until_idle().await?;
     Ok(metrics)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_url_names_another_database_keeping_its_host_and_options() {
+        for (url, want) in [
+            ("postgres://u:p@h:5432/app", "postgres://u:p@h:5432/t1"),
+            (
+                "postgres://u@h/app?sslmode=disable",
+                "postgres://u@h/t1?sslmode=disable",
+            ),
+            ("postgres://h", "postgres://h/t1"),
+            ("postgres:///app?host=/tmp", "postgres:///t1?host=/tmp"),
+        ] {
+            assert_eq!(super::with_database(url, "t1"), want, "{url}");
+        }
+    }
 }

@@ -118,3 +118,30 @@ pub async fn capture<T>(f: impl std::future::Future<Output = T>) -> (T, Vec<Even
     let events = std::mem::take(&mut *sink.lock().unwrap());
     (out, events)
 }
+
+/// What qron logs on this thread from [`start`] until the value is dropped.
+pub struct Capture {
+    sink: Arc<Mutex<Vec<Event>>>,
+}
+
+/// Starts capturing what qron logs on this thread (at `debug` and above), for a test that polls
+/// for an event while the code under test runs.
+pub fn start() -> Capture {
+    install();
+    let sink = Arc::new(Mutex::new(Vec::new()));
+    EVENTS.with(|c| *c.borrow_mut() = Some(sink.clone()));
+    Capture { sink }
+}
+
+impl Capture {
+    /// The events so far.
+    pub fn events(&self) -> Vec<Event> {
+        self.sink.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Capture {
+    fn drop(&mut self) {
+        EVENTS.with(|c| *c.borrow_mut() = None);
+    }
+}

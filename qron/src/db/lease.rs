@@ -153,7 +153,7 @@ pub(crate) async fn job_lease<'e>(
     ex: impl PgExecutor<'e>,
     p: &Lease<'_>,
 ) -> sqlx::Result<Vec<LeasedJob>> {
-    let slack = duration_interval(LEASE_SLACK_TIME + p.buffer_wait);
+    let slack = super::duration_interval(LEASE_SLACK_TIME + p.buffer_wait);
     sqlx::query_as(JOB_LEASE)
         .bind(p.executor)
         .bind(p.now)
@@ -161,7 +161,7 @@ pub(crate) async fn job_lease<'e>(
         .bind(p.worker_id)
         .bind(slack)
         .bind(p.due_by)
-        .bind(duration_interval(p.lease_time))
+        .bind(super::duration_interval(p.lease_time))
         .bind(p.after.map(|a| a.0))
         .bind(p.after.map(|a| a.1))
         .fetch_all(ex)
@@ -183,14 +183,6 @@ pub(crate) struct Lease<'a> {
     /// How long the lease lasts (unless the job's run-time limit is shorter) before the worker
     /// must renew it.
     pub lease_time: std::time::Duration,
-}
-
-fn duration_interval(d: std::time::Duration) -> PgInterval {
-    PgInterval {
-        months: 0,
-        days: 0,
-        microseconds: i64::try_from(d.as_micros()).unwrap_or(i64::MAX / 2),
-    }
 }
 
 /// Renews leases of running jobs still held (by their token) for `lease_time` from `now`, but
@@ -219,8 +211,8 @@ pub(crate) async fn job_lease_renew<'e>(
         .bind(ids)
         .bind(tokens)
         .bind(now)
-        .bind(duration_interval(lease_time + LEASE_SLACK_TIME))
-        .bind(duration_interval(wait + LEASE_SLACK_TIME))
+        .bind(super::duration_interval(lease_time + LEASE_SLACK_TIME))
+        .bind(super::duration_interval(wait + LEASE_SLACK_TIME))
         .fetch_all(ex)
         .await
 }

@@ -11,16 +11,28 @@ mod lease;
 mod maintenance;
 mod manage;
 mod outcome;
+mod workers;
 
 pub(crate) use insert::*;
 pub(crate) use lease::*;
 pub(crate) use maintenance::*;
 pub(crate) use manage::*;
 pub(crate) use outcome::*;
+pub(crate) use workers::*;
 
 /// The database server's time now (`clock_timestamp()`: not the transaction's start).
 pub(crate) async fn server_now<'e>(ex: impl PgExecutor<'e>) -> sqlx::Result<DateTime<Utc>> {
     sqlx::query_scalar("SELECT clock_timestamp()")
         .fetch_one(ex)
         .await
+}
+
+/// A duration as a PostgreSQL interval (in microseconds; a duration beyond the interval's range,
+/// which no setting reaches, saturates).
+pub(crate) fn duration_interval(d: std::time::Duration) -> sqlx::postgres::types::PgInterval {
+    sqlx::postgres::types::PgInterval {
+        months: 0,
+        days: 0,
+        microseconds: i64::try_from(d.as_micros()).unwrap_or(i64::MAX / 2),
+    }
 }

@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 use super::{DEFAULT_SHUTDOWN_GRACE, ExecutorState, Stopper, Worker, heartbeat, producer};
 use crate::clock::{DbClock, HostClock};
 use crate::completer;
-use crate::maintenance::{history, rescuer};
+use crate::maintenance::{history, rescuer, unserved};
 use crate::registry::Registration;
 use crate::{Client, Error, Result};
 
@@ -49,6 +49,7 @@ pub(crate) struct Settings {
     pub(crate) rescuer: rescuer::Config,
     pub(crate) history: history::Config,
     pub(crate) heartbeat: heartbeat::Config,
+    pub(crate) unserved: unserved::Config,
     pub(crate) shutdown_grace: Duration,
 }
 
@@ -60,6 +61,7 @@ impl Default for Settings {
             rescuer: rescuer::Config::default(),
             history: history::Config::default(),
             heartbeat: heartbeat::Config::default(),
+            unserved: unserved::Config::default(),
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
         }
     }
@@ -73,6 +75,7 @@ impl WorkerBuilder {
         self.settings.rescuer.validate()?;
         self.settings.history.validate()?;
         self.settings.heartbeat.validate()?;
+        self.settings.unserved.validate()?;
         if let Some((executor, _)) = self.concurrency.iter().find(|(_, n)| **n == 0) {
             return Err(Error::InvalidArgument {
                 field: "concurrency",
@@ -274,6 +277,24 @@ impl WorkerBuilder {
     /// ```
     pub fn lease_time(mut self, d: Duration) -> Self {
         self.settings.heartbeat.lease_time = d;
+        self
+    }
+
+    /// How long the oldest due job of an executor that no running worker serves may wait
+    /// before it is reported (default [`DEFAULT_UNSERVED_AFTER`](crate::DEFAULT_UNSERVED_AFTER),
+    /// 5 minutes; at least 1 s). Workers register in `qron.workers` with the executors they
+    /// serve; one process of the fleet looks, once a minute (or this often, when shorter), for
+    /// executors with due jobs and no live worker, and logs each at `warn` with how many jobs
+    /// wait and since when: a typo in an executor's name, or a worker not deployed, otherwise
+    /// leaves jobs waiting unnoticed.
+    ///
+    /// ```no_run
+    /// # fn demo(client: qron::Client) -> qron::Result<()> {
+    /// let worker = qron::Worker::builder(client).unserved_after(std::time::Duration::from_secs(60)).build()?;
+    /// # Ok(()) }
+    /// ```
+    pub fn unserved_after(mut self, d: Duration) -> Self {
+        self.settings.unserved.after = d;
         self
     }
 

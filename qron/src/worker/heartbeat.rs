@@ -108,12 +108,14 @@ impl Running {
     }
 }
 
-/// Renews the leases of a worker's long jobs.
+/// Renews the leases of a worker's long jobs, and its registration.
 pub(crate) struct Heartbeat {
     pool: sqlx::PgPool,
     clock: Arc<DbClock>,
     running: Arc<Running>,
     config: Config,
+    worker_id: String,
+    executors: Vec<&'static str>,
 }
 
 impl Heartbeat {
@@ -122,17 +124,38 @@ impl Heartbeat {
         clock: Arc<DbClock>,
         running: Arc<Running>,
         config: Config,
+        worker_id: String,
+        executors: Vec<&'static str>,
     ) -> Self {
         Self {
             pool,
             clock,
             running,
             config,
+            worker_id,
+            executors,
         }
     }
 
-    /// Renews every [`Config::every`] until `stop`.
+    /// Registers the worker (or records that it is alive): gone for the others unless seen
+    /// again within a lease time, three beats.
+    pub(crate) async fn register(&self, now: DateTime<Utc>) -> sqlx::Result<()> {
+        db::worker_seen(
+            &self.pool,
+            &self.worker_id,
+            &self.executors,
+            now,
+            self.config.lease_time,
+        )
+        .await
+    }
+
+    /// Registers the worker, then renews every [`Config::every`] until `stop` (the worker
+    /// removes its registration itself once everything has stopped).
     pub(crate) async fn run(self, stop: CancellationToken) {
+        if let Err(e) = self.register(self.clock.now()).await {
+            tracing::warn!(error = %e, "could not register the worker in qron.workers");
+        }
         loop {
             tokio::select! {
                 () = tokio::time::sleep(self.config.every()) => {}
@@ -155,6 +178,7 @@ impl Heartbeat {
     /// Renews, as of `now`, the lease of every job held: for a lease time more, but not past
     /// its run-time limit. Returns how many leases were renewed and how many were found lost.
     pub(crate) async fn run_once(&self, now: DateTime<Utc>) -> sqlx::Result<(usize, usize)> {
+        self.register(now).await?;
         let (ids, tokens) = self.running.snapshot();
         if ids.is_empty() {
             return Ok((0, 0));
@@ -237,7 +261,14 @@ mod tests {
         let config = Config {
             lease_time: Duration::from_secs(1),
         };
-        let heartbeat = Heartbeat::new(db.pool().clone(), clock, running.clone(), config);
+        let heartbeat = Heartbeat::new(
+            db.pool().clone(),
+            clock,
+            running.clone(),
+            config,
+            "w1".to_owned(),
+            vec!["long"],
+        );
 
         assert_eq!(heartbeat.run_once(now + second(10)).await.unwrap(), (1, 1));
         assert_eq!(expiry(&db, kept.id).await, now + second(13));
@@ -248,6 +279,24 @@ mod tests {
         // A released job is no longer renewed.
         running.release(kept.id);
         assert_eq!(heartbeat.run_once(now + second(1)).await.unwrap(), (0, 0));
+        // Each beat says the worker is alive, for a lease time.
+        let (executors, seen, alive): (Vec<String>, DateTime<Utc>, bool) = sqlx::query_as(
+            "SELECT executors, seen_at, seen_at + ttl = $1 FROM qron.workers WHERE id = 'w1'",
+        )
+        .bind(now + second(2))
+        .fetch_one(db.pool())
+        .await
+        .unwrap();
+        assert_eq!(
+            (executors, seen, alive),
+            (vec!["long".to_owned()], now + second(1), true)
+        );
+        db::worker_delete(db.pool(), "w1").await.unwrap();
+        let left: i64 = sqlx::query_scalar("SELECT count(*) FROM qron.workers")
+            .fetch_one(db.pool())
+            .await
+            .unwrap();
+        assert_eq!(left, 0);
     }
 
     #[test]

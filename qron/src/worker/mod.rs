@@ -26,7 +26,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::clock::DbClock;
 use crate::completer::{self, CompleterHandle};
-use crate::maintenance::{history, rescuer};
+use crate::maintenance::{history, rescuer, unserved};
 use crate::metrics::Metrics;
 use crate::registry::Registration;
 use crate::{Client, Error, Result, Schedule};
@@ -37,6 +37,7 @@ use producer::Producer;
 pub use crate::completer::DEFAULT_FLUSH_TIMEOUT;
 pub use crate::maintenance::history::DEFAULT_HISTORY_RETENTION;
 pub use crate::maintenance::rescuer::DEFAULT_RESCUE_INTERVAL;
+pub use crate::maintenance::unserved::DEFAULT_UNSERVED_AFTER;
 pub use heartbeat::DEFAULT_LEASE_TIME;
 pub use producer::{DEFAULT_LEASE_AHEAD, DEFAULT_POLL_INTERVAL, DEFAULT_PREFETCH};
 
@@ -405,11 +406,25 @@ impl Worker {
             shared.clock.clone(),
             shared.running.clone(),
             self.settings.heartbeat.clone(),
+            self.id.clone(),
+            self.executors
+                .iter()
+                .map(|e| e.registration.executor)
+                .collect(),
         );
         let heartbeat_stop = CancellationToken::new();
         background.spawn(supervised(
             "heartbeat",
             heartbeat.run(heartbeat_stop.clone()),
+        ));
+        let watch = unserved::Watch::new(
+            pool.clone(),
+            shared.clock.clone(),
+            self.settings.unserved.clone(),
+        );
+        background.spawn(supervised(
+            "unserved executors watch",
+            watch.run(shared.soft.clone()),
         ));
         let history = history::Maintainer::new(
             pool.clone(),
@@ -474,6 +489,19 @@ impl Worker {
         }
         heartbeat_stop.cancel();
         background.shutdown().await;
+        // Gone from the registry of workers (a worker that dies is removed by others later).
+        match tokio::time::timeout(
+            self.settings.completer.flush_timeout,
+            crate::db::worker_delete(&pool, &self.id),
+        )
+        .await
+        {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::debug!(error = %e, "could not remove the worker from qron.workers")
+            }
+            Err(_) => tracing::debug!("could not remove the worker from qron.workers in time"),
+        }
         drop(shared);
         // The outcomes held are written, within the flush timeout.
         if let Some(mut completer) = guard.completer.take() {

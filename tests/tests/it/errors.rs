@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use qron::{Client, Context, JobError, JobStatus, Worker};
+use qron::{Client, Context, JobError, JobStatus, NewJob, Worker};
 use qron_tests::{Running, TestDb, wait_for};
 use serde::{Deserialize, Serialize};
 
@@ -376,4 +376,59 @@ async fn a_hand_edited_error_history_does_not_stop_the_job_from_failing() {
         Some("invalid digit found in string")
     );
     assert_eq!(done.errors.len(), 1, "{:?}", done.errors);
+}
+
+#[tokio::test]
+async fn jobs_of_an_executor_no_worker_serves_are_reported() {
+    let db = TestDb::new().await;
+    let c = Client::new(db.pool.clone());
+    // A typo in the executor's name: no worker will ever serve it.
+    for _ in 0..3 {
+        c.create(NewJob::new("welcom", "@at 2020-01-01T00:00:00Z"))
+            .await
+            .unwrap();
+    }
+    let capture = qron_tests::logs::start();
+    let w = Running::start(
+        Worker::builder(c.clone())
+            .executors(["welcome"])
+            .unserved_after(Duration::from_secs(1))
+            .build()
+            .unwrap(),
+    );
+    let reported = || {
+        capture
+            .events()
+            .into_iter()
+            .find(|e| e.level == tracing::Level::WARN && e.field("executor") == Some("welcom"))
+    };
+    wait_for("the report", Duration::from_secs(10), || async {
+        reported().is_some()
+    })
+    .await;
+    let event = reported().unwrap();
+    assert_eq!(event.field("due"), Some("3"));
+    assert!(
+        event
+            .field("oldest_due")
+            .unwrap()
+            .starts_with("2020-01-01T00:00:00")
+    );
+    assert!(
+        event
+            .field("message")
+            .is_some_and(|m| m.contains("no running worker serves")),
+        "{event:?}"
+    );
+    // The executor the worker serves is not reported.
+    assert!(
+        !capture
+            .events()
+            .iter()
+            .any(|e| e.field("executor") == Some("welcome") && e.level == tracing::Level::WARN)
+    );
+    let registered = || qron_tests::count(&db.pool, "SELECT count(*) FROM qron.workers");
+    assert_eq!(registered().await, 1, "the running worker is registered");
+    w.stop().await;
+    assert_eq!(registered().await, 0, "a stopped worker removes itself");
 }
