@@ -309,8 +309,9 @@ pub(crate) fn generate(func: &ItemFn, args: Args) -> syn::Result<TokenStream> {
          builder sets a name, meta, start time, owner or conflict policy, and is awaited to run."
     );
     let doc_schedule_with = format!(
-        "As [`{type_name_str}::schedule`], through an explicit client or a connection (a \
-         transaction: `&mut *tx`)."
+        "As [`{type_name_str}::schedule`], through an explicit client (`&client`), a transaction \
+         (`&mut tx` or `&mut *tx`: the job is created if and when it commits), a connection or \
+         a pool (`&pool`); with the default client's owner unless `.owner()` names another."
     );
     let doc_schedule_many = format!(
         "Enqueues many `{executor}` jobs with a handful of statements, through the default \

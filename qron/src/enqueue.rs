@@ -27,10 +27,25 @@ pub enum Via<'a> {
     Default,
     /// This client.
     Client(&'a Client),
-    /// This connection, typically a transaction (`&mut *tx`), with the default client's
-    /// owner and settings (or the defaults, owner `"default"`, when there is none) unless the
-    /// builder names another owner.
+    /// This connection, typically a transaction (`&mut *tx` or `&mut tx`), with the default
+    /// client's owner and settings (or the defaults, owner `"default"`, when there is none)
+    /// unless the builder names another owner.
     Conn(&'a mut PgConnection),
+    /// A connection of this pool, with the default client's owner and settings, as
+    /// [`Via::Conn`].
+    Pool(&'a sqlx::PgPool),
+}
+
+impl<'a, 't> From<&'a mut sqlx::Transaction<'t, sqlx::Postgres>> for Via<'a> {
+    fn from(tx: &'a mut sqlx::Transaction<'t, sqlx::Postgres>) -> Self {
+        Via::Conn(tx)
+    }
+}
+
+impl<'a> From<&'a sqlx::PgPool> for Via<'a> {
+    fn from(pool: &'a sqlx::PgPool) -> Self {
+        Via::Pool(pool)
+    }
 }
 
 impl<'a> From<&'a Client> for Via<'a> {
@@ -195,29 +210,40 @@ impl<'a, J: Job> Enqueue<'a, J> {
                 Some(o) => c.owner(o).create(job).await,
                 None => c.create(job).await,
             },
-            Via::Conn(conn) => {
-                // The default client's owner, limits and clock, when there is one.
-                let default = crate::client().ok();
-                let owner = match (&self.owner, &default) {
-                    (Some(o), _) => o.as_str(),
-                    (None, Some(c)) => c.owner_name(),
-                    (None, None) => crate::DEFAULT_OWNER,
-                };
-                let max_json_bytes = default
-                    .as_ref()
-                    .map_or(crate::DEFAULT_MAX_JSON_BYTES, |c| c.scope().max_json_bytes);
-                let now = match &default {
-                    Some(c) => c.now().await,
-                    None => crate::clock::process_clock().now_synced(&mut *conn).await,
-                };
-                let scope = crate::client::Scope {
-                    owner,
-                    max_json_bytes,
-                };
-                scope.create_on(conn, job, now).await
+            Via::Conn(conn) => create_on(conn, self.owner.as_deref(), job).await,
+            Via::Pool(pool) => {
+                let mut conn = pool.acquire().await?;
+                create_on(&mut conn, self.owner.as_deref(), job).await
             }
         }
     }
+}
+
+/// Creates `job` through `conn` for `owner`, or the default client's (`"default"` without
+/// one), with the default client's limits and clock.
+async fn create_on(
+    conn: &mut PgConnection,
+    owner: Option<&str>,
+    job: crate::NewJob,
+) -> crate::Result<JobRow> {
+    let default = crate::client().ok();
+    let owner = match (owner, &default) {
+        (Some(o), _) => o,
+        (None, Some(c)) => c.owner_name(),
+        (None, None) => crate::DEFAULT_OWNER,
+    };
+    let max_json_bytes = default
+        .as_ref()
+        .map_or(crate::DEFAULT_MAX_JSON_BYTES, |c| c.scope().max_json_bytes);
+    let now = match &default {
+        Some(c) => c.now().await,
+        None => crate::clock::process_clock().now_synced(&mut *conn).await,
+    };
+    let scope = crate::client::Scope {
+        owner,
+        max_json_bytes,
+    };
+    scope.create_on(conn, job, now).await
 }
 
 impl<'a, J: Job> IntoFuture for Enqueue<'a, J> {

@@ -374,9 +374,52 @@ where
     }
 }
 
+/// What [`run_due`] ran: each job as it is afterwards, and the worker's counts.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Ran {
+    /// The jobs that were due, by id, as they are now: `Succeeded` or `Failed` (one-off jobs),
+    /// `Ready` again (a retry, a recurring job's next run), with their
+    /// [errors](crate::JobRow::errors).
+    pub jobs: Vec<crate::JobRow>,
+    /// The worker's counts (executions succeeded, failed, retried, snoozed…).
+    pub metrics: std::sync::Arc<crate::Metrics>,
+}
+
+impl Ran {
+    /// Executions that succeeded.
+    ///
+    /// ```no_run
+    /// # async fn demo(ran: qron::testing::Ran) { assert_eq!(ran.succeeded(), 1); }
+    /// ```
+    pub fn succeeded(&self) -> u64 {
+        self.metrics.succeeded()
+    }
+
+    /// Executions that failed for good.
+    ///
+    /// ```no_run
+    /// # async fn demo(ran: qron::testing::Ran) { assert_eq!(ran.failed(), 0); }
+    /// ```
+    pub fn failed(&self) -> u64 {
+        self.metrics.failed()
+    }
+
+    /// Executions that failed and will be retried.
+    ///
+    /// ```no_run
+    /// # async fn demo(ran: qron::testing::Ran) { assert_eq!(ran.retried(), 0); }
+    /// ```
+    pub fn retried(&self) -> u64 {
+        self.metrics.retried()
+    }
+}
+
 /// Runs `J`'s due jobs (of every owner) in a worker of its own until none is left due, and
-/// returns the worker's counts: what succeeded, failed, was retried or snoozed. A retry due at
-/// once runs again; one whose back-off has not passed is left (see [`run_due_at`]).
+/// returns what happened to each ([`Ran`]). A retry due at once runs again; one whose back-off
+/// has not passed is left (see [`run_due_at`]). The worker has no application state: for a job
+/// that takes [`State`](crate::State), use [`Worker::run_until_idle`](crate::Worker::run_until_idle)
+/// on a worker given it.
 ///
 /// # Errors
 /// As [`Worker::run_until_idle`](crate::Worker::run_until_idle).
@@ -389,9 +432,10 @@ where
 /// Email::schedule_with(&client, "@after 0s", Welcome { user_id: 7 }).await?;
 /// let ran = qron::testing::run_due::<Email>(&client).await?;
 /// assert_eq!(ran.succeeded(), 1);
+/// assert_eq!(ran.jobs[0].status, qron::JobStatus::Succeeded);
 /// # Ok(()) }
 /// ```
-pub async fn run_due<J: Job>(client: &Client) -> Result<std::sync::Arc<crate::Metrics>> {
+pub async fn run_due<J: Job>(client: &Client) -> Result<Ran> {
     run_due_ahead::<J>(client, chrono::Duration::zero()).await
 }
 
@@ -413,18 +457,20 @@ pub async fn run_due<J: Job>(client: &Client) -> Result<std::sync::Arc<crate::Me
 /// assert_eq!(qron::testing::run_due_at::<Email>(&client, later).await?.succeeded(), 1);
 /// # Ok(()) }
 /// ```
-pub async fn run_due_at<J: Job>(
-    client: &Client,
-    at: chrono::DateTime<chrono::Utc>,
-) -> Result<std::sync::Arc<crate::Metrics>> {
+pub async fn run_due_at<J: Job>(client: &Client, at: chrono::DateTime<chrono::Utc>) -> Result<Ran> {
     let now = crate::db::server_now(client.pool()).await?;
     run_due_ahead::<J>(client, (at - now).max(chrono::Duration::zero())).await
 }
 
-async fn run_due_ahead<J: Job>(
-    client: &Client,
-    ahead: chrono::Duration,
-) -> Result<std::sync::Arc<crate::Metrics>> {
+async fn run_due_ahead<J: Job>(client: &Client, ahead: chrono::Duration) -> Result<Ran> {
+    let now = crate::db::server_now(client.pool()).await? + ahead;
+    let due: Vec<i64> = sqlx::query_scalar(
+        "SELECT id FROM qron.jobs WHERE status = 'ready' AND executor = $1 AND run_at <= $2",
+    )
+    .bind(J::EXECUTOR)
+    .bind(now)
+    .fetch_all(client.pool())
+    .await?;
     let mut builder = crate::Worker::builder(client.clone())
         .job::<J>()
         .executors([J::EXECUTOR]);
@@ -432,7 +478,11 @@ async fn run_due_ahead<J: Job>(
     let worker = builder.build()?;
     let metrics = worker.metrics();
     worker.run_until_idle().await?;
-    Ok(metrics)
+    let jobs = sqlx::query_as("SELECT * FROM qron.jobs_all WHERE id = ANY($1) ORDER BY id")
+        .bind(&due)
+        .fetch_all(client.pool())
+        .await?;
+    Ok(Ran { jobs, metrics })
 }
 
 #[cfg(test)]

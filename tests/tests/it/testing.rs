@@ -100,6 +100,13 @@ async fn run_due_runs_what_is_due_and_leaves_the_rest() -> qron::Result<()> {
         .id;
     let ran = qron::testing::run_due::<KitReminder>(&client).await?;
     assert_eq!((ran.succeeded(), ran.retried()), (1, 1));
+    // Each job as it is now: the one that failed waits for its retry, with its error.
+    let statuses: Vec<qron::JobStatus> = ran.jobs.iter().map(|j| j.status).collect();
+    assert_eq!(
+        statuses,
+        [qron::JobStatus::Succeeded, qron::JobStatus::Ready]
+    );
+    assert_eq!(ran.jobs[1].errors[0].error, "the provider is down");
     // The retry waits out its hour of back-off, as does the later job.
     assert_eq!(enqueued::<KitReminder>(client.pool()).await?.len(), 2);
     assert_eq!(client.get(later).await?.status, qron::JobStatus::Ready);
@@ -110,6 +117,7 @@ async fn run_due_runs_what_is_due_and_leaves_the_rest() -> qron::Result<()> {
     let at = chrono::Utc::now() + chrono::Duration::hours(2);
     let ran = qron::testing::run_due_at::<KitReminder>(&client, at).await?;
     assert_eq!((ran.succeeded(), ran.failed()), (1, 1));
+    assert_eq!(ran.jobs.len(), 2);
     assert!(enqueued::<KitReminder>(client.pool()).await?.is_empty());
     let finished = client.get(later).await?;
     assert_eq!(finished.status, qron::JobStatus::Succeeded);

@@ -93,8 +93,33 @@ async fn the_default_client_serves_typed_enqueue() {
     )
     .await
     .unwrap();
+    // The transaction itself (`&mut tx`) and a pool serve as well, with the same owner.
+    let via_tx = Welcome::schedule_with(
+        &mut tx,
+        "@after 1 hour",
+        Greeting {
+            key: "tx2".into(),
+            user_id: 4,
+        },
+    )
+    .await
+    .unwrap();
     tx.commit().await.unwrap();
-    assert_eq!(in_tx.owner, "acme");
+    assert_eq!(
+        (in_tx.owner.as_str(), via_tx.owner.as_str()),
+        ("acme", "acme")
+    );
+    let via_pool = Welcome::schedule_with(
+        &db.pool,
+        "@after 1 hour",
+        Greeting {
+            key: "pool".into(),
+            user_id: 5,
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(via_pool.owner, "acme");
     let job = Welcome::schedule(
         "@after 1 hour",
         Greeting {
@@ -124,7 +149,7 @@ async fn the_default_client_serves_typed_enqueue() {
             "SELECT count(*) FROM qron.jobs WHERE executor = 'welcome' AND owner = 'acme'"
         )
         .await,
-        5
+        7
     );
 }
 
