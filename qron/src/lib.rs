@@ -17,8 +17,8 @@
 //!
 //! | flag | default | what it gives |
 //! |---|---|---|
-//! | `embedded` | on | [`embedded`]: a throwaway PostgreSQL started from the machine's server binaries, for examples and tests |
-//! | `testing` | off | [`testing`]: a fresh database per test, and assertions on enqueued jobs (turns on `embedded`) |
+//! | `embedded` | off | `embedded`: a throwaway PostgreSQL started from the machine's server binaries, for examples and tests (never in a production binary unless asked for) |
+//! | `testing` | off | `testing`: a fresh database per test, and assertions on enqueued jobs (turns on `embedded`) |
 
 #![warn(missing_docs)]
 
@@ -65,6 +65,14 @@ pub use job::{
 pub use job_error::{BoxError, JobError};
 pub use limits::{MAX_ERROR_LEN, MAX_JSON_DEPTH, MAX_TIMEOUT};
 pub use metrics::Metrics;
+
+/// The sqlx qron is built on (0.9): its pools, connections and transactions are what
+/// [`Client::new`] and `schedule_with` take; use this one to be sure the versions match.
+pub use sqlx;
+
+/// The chrono qron's times are in.
+pub use chrono;
+
 pub use migrate::{SCHEMA, migrate, migrator};
 /// Declares a typed job on an `async fn`.
 ///
@@ -104,6 +112,8 @@ pub use migrate::{SCHEMA, migrate, migrator};
 /// | `crate = "…"` | the path of the qron crate, when renamed | `::qron` |
 pub use qron_macros::job;
 pub use registry::{Registration, registered_jobs};
+/// The serde_json qron's payloads and meta are in.
+pub use serde_json;
 pub use state::State;
 pub use worker::{
     DEFAULT_FLUSH_TIMEOUT, DEFAULT_HISTORY_RETENTION, DEFAULT_LEASE_AHEAD, DEFAULT_LEASE_TIME,

@@ -79,7 +79,7 @@ impl JobUpdate {
         self
     }
 
-    /// Applies the update only if the job's [`revision`](JobRow::revision) is still `revision`:
+    /// Applies the update only if the job's [`revision`](crate::JobRow::revision) is still `revision`:
     /// an edit based on a stale read fails with [`Error::RevisionMismatch`](crate::Error::RevisionMismatch)
     /// instead of overwriting someone else's change.
     ///
