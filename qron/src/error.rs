@@ -68,6 +68,18 @@ pub enum Error {
         owner: String,
     },
 
+    /// The job is not in a state the operation applies to: finished (retry it instead), paused
+    /// (restart it first), running, or live where a finished one is expected.
+    #[error("job {id} is {status}: {hint}")]
+    WrongStatus {
+        /// The job.
+        id: i64,
+        /// Its status (`succeeded`, `failed`, `paused`, `running`, `ready`).
+        status: String,
+        /// What to do instead.
+        hint: String,
+    },
+
     /// A conditional update found the job changed since it was read.
     #[error(
         "job {id} changed since it was read (revision {actual}, expected {expected}); read it again and retry"

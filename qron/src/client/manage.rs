@@ -91,8 +91,8 @@ impl Client {
     /// expression wins over the outcome's next run (the job stays live, on its new schedule).
     ///
     /// # Errors
-    /// As [`Client::create`] for bad input; [`Error::NotFound`] when the owner has no such live
-    /// job; [`Error::RevisionMismatch`] when [`JobUpdate::if_revision`] no longer holds.
+    /// As [`Client::create`] for bad input; [`Error::NotFound`] when the owner has no such job;
+    /// [`Error::WrongStatus`] when it has finished (retry it instead); [`Error::RevisionMismatch`] when [`JobUpdate::if_revision`] no longer holds.
     ///
     /// ```no_run
     /// # async fn demo(client: qron::Client) -> qron::Result<()> {
@@ -165,6 +165,9 @@ impl Client {
                     actual: job.revision,
                 })
             }
+            (_, Some(job)) if job.finished_at.is_some() => {
+                Err(self.not_applicable(&target, "").await)
+            }
             _ => Err(self.not_found(&target)),
         }
     }
@@ -194,7 +197,8 @@ impl Client {
     /// stays paused.
     ///
     /// # Errors
-    /// [`Error::NotFound`] when the owner has no such live job.
+    /// [`Error::NotFound`] when the owner has no such job; [`Error::WrongStatus`] when it has
+    /// finished (retry it instead).
     ///
     /// ```no_run
     /// # async fn demo(client: qron::Client) -> qron::Result<()> {
@@ -206,16 +210,18 @@ impl Client {
         let target = target.into();
         self.scope().check_owner()?;
         check_ref(&target)?;
-        db::job_stop(&self.pool, &self.owner, &target)
-            .await?
-            .ok_or_else(|| self.not_found(&target))
+        match db::job_stop(&self.pool, &self.owner, &target).await? {
+            Some(job) => Ok(job),
+            None => Err(self.not_applicable(&target, "").await),
+        }
     }
 
     /// Makes a paused job ready again. A run time in the past becomes now for a one-off job and
     /// the next slot for a recurring one. A job due now wakes idle workers (on commit).
     ///
     /// # Errors
-    /// [`Error::NotFound`] when the owner has no such live job.
+    /// [`Error::NotFound`] when the owner has no such job; [`Error::WrongStatus`] when it has
+    /// finished (retry it instead).
     ///
     /// ```no_run
     /// # async fn demo(client: qron::Client) -> qron::Result<()> {
@@ -231,7 +237,8 @@ impl Client {
         let Some((id, expr, recurring, run_at, start_at)) =
             db::job_lock(&mut tx, &self.owner, &target).await?
         else {
-            return Err(self.not_found(&target));
+            drop(tx);
+            return Err(self.not_applicable(&target, "").await);
         };
         let run_at = if run_at >= now {
             run_at

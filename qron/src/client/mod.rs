@@ -15,6 +15,7 @@ use crate::{ExprError, Schedule};
 mod checks;
 mod create;
 mod manage;
+mod operate;
 mod scope;
 
 pub(crate) use scope::*;

@@ -186,6 +186,64 @@ pub(crate) async fn job_restart(
         .await
 }
 
+/// Makes a ready live job (see [`bind_target`]) due at `$5`, and wakes idle workers (on commit).
+const JOB_RUN_NOW: &str = "
+    WITH j AS (
+        UPDATE qron.jobs SET run_at = $5, revision = revision + 1, updated_at = $5
+         WHERE owner = $1 AND (id = $2 OR (executor = $3 AND name = $4)) AND status = 'ready'
+        RETURNING *)
+    SELECT j.*, pg_notify('qron_jobs', j.executor) AS notified FROM j";
+
+/// Makes a ready job due at `now` (its slot stays: a recurring job's occurrence runs early,
+/// and the next follows the schedule).
+pub(crate) async fn job_run_now<'e>(
+    ex: impl PgExecutor<'e>,
+    owner: &str,
+    target: &JobRef,
+    now: DateTime<Utc>,
+) -> sqlx::Result<Option<JobRow>> {
+    bind_target(sqlx::query_as(JOB_RUN_NOW), owner, target)
+        .bind(now)
+        .fetch_optional(ex)
+        .await
+}
+
+/// Moves finished job `$2` of owner `$1` from the history back to the live jobs, due at `$3`,
+/// with a fresh attempt budget and (when `$4` is not `NULL`) a new payload; its executions and
+/// errors stay. Wakes idle workers (on commit).
+const JOB_RETRY: &str = "
+    WITH moved AS (
+        DELETE FROM qron.jobs_history WHERE owner = $1 AND id = $2 RETURNING *),
+    j AS (
+        INSERT INTO qron.jobs (id, executor, owner, name, expr, recurring, status, run_at,
+                               slot_at, payload, meta, attempt, executions, max_attempts,
+                               timeout, revision, last_error, last_error_at, created_at,
+                               updated_at, start_at, last_run_at, errors)
+        SELECT id, executor, owner, name, expr, recurring, 'ready', $3, $3,
+               COALESCE($4::jsonb, payload), meta, 0, executions, max_attempts, timeout,
+               revision + 1, last_error, last_error_at, created_at, $3, start_at, last_run_at,
+               errors
+          FROM moved
+        RETURNING *)
+    SELECT j.*, pg_notify('qron_jobs', j.executor) AS notified FROM j";
+
+/// Runs a finished job again (see [`JOB_RETRY`]).
+pub(crate) async fn job_retry<'e>(
+    ex: impl PgExecutor<'e>,
+    owner: &str,
+    id: i64,
+    now: DateTime<Utc>,
+    payload: Option<String>,
+) -> sqlx::Result<Option<JobRow>> {
+    sqlx::query_as(JOB_RETRY)
+        .bind(owner)
+        .bind(id)
+        .bind(now)
+        .bind(payload)
+        .fetch_optional(ex)
+        .await
+}
+
 /// A page of the owner's jobs (`$1`) matching the filters `$2`–`$10` (`NULL` or empty:
 /// any), in the order `$11`, `$12` rows from `$13`, each with how many match in all.
 const JOB_SEARCH: &str = "

@@ -11,6 +11,7 @@ mod hostile;
 mod isolation;
 mod long_jobs;
 mod migrate;
+mod operate;
 mod producer;
 mod rescue;
 mod schema;
