@@ -18,6 +18,8 @@
 //! | flag | default | what it gives |
 //! |---|---|---|
 //! | `embedded` | off | `embedded`: a throwaway PostgreSQL started from the machine's server binaries, for examples and tests (never in a production binary unless asked for) |
+//! | `tls-rustls` | off | TLS to the database with rustls (sqlx's `tls-rustls`) |
+//! | `tls-native-tls` | off | TLS to the database with the platform's TLS (sqlx's `tls-native-tls`) |
 //! | `testing` | off | `testing`: a fresh database per test, and assertions on enqueued jobs (turns on `embedded`) |
 
 #![warn(missing_docs)]
