@@ -18,7 +18,7 @@ pub const SCHEMA: &str = "qron";
 /// # Ok(()) }
 /// ```
 pub fn migrator() -> Migrator {
-    let mut m = sqlx::migrate!("../migrations");
+    let mut m = sqlx::migrate!("./migrations");
     m.dangerous_set_table_name("qron._sqlx_migrations");
     m.create_schema(SCHEMA);
     m
