@@ -122,3 +122,19 @@ pub(crate) fn registered() -> crate::Result<HashMap<&'static str, Registration>>
 pub fn registered_jobs() -> crate::Result<HashMap<&'static str, Registration>> {
     registered()
 }
+
+/// The options `#[qron::job]` declares for `executor`, when a job type of this process
+/// registers it (the defaults otherwise, and when two types claim it).
+pub(crate) fn declared_options(executor: &str) -> crate::JobOptions {
+    static DECLARED: std::sync::OnceLock<HashMap<&'static str, crate::JobOptions>> =
+        std::sync::OnceLock::new();
+    DECLARED
+        .get_or_init(|| {
+            registered()
+                .map(|table| table.into_iter().map(|(e, r)| (e, r.options)).collect())
+                .unwrap_or_default()
+        })
+        .get(executor)
+        .copied()
+        .unwrap_or_default()
+}

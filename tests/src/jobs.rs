@@ -29,10 +29,15 @@ pub fn key(name: &str) -> String {
     format!("{name}-{}", Utc::now().timestamp_nanos_opt().unwrap_or(0))
 }
 
-/// A job of `executor` on `expr` whose `act`-style handler runs `mode`, reporting to probe `key`.
+/// A job of `executor` on `expr` whose `act`-style handler runs `mode`, reporting to probe `key`;
+/// with the library's default attempts and run-time limit, whatever the executor declares
+/// (tests set what they need on top).
 pub fn script_job(executor: &str, expr: &str, key: &str, mode: Mode) -> qron::NewJob {
     let payload = serde_json::to_value(Script::new(key, mode)).unwrap_or(serde_json::Value::Null);
-    qron::NewJob::new(executor, expr).payload(payload)
+    qron::NewJob::new(executor, expr)
+        .payload(payload)
+        .max_attempts(qron::DEFAULT_MAX_ATTEMPTS)
+        .timeout(qron::DEFAULT_TIMEOUT)
 }
 
 /// `n` due jobs of `executor` whose handler runs `mode`, reporting to probe `key`.

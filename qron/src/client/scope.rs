@@ -78,8 +78,10 @@ impl Scope<'_> {
         if let Some(name) = &job.name {
             check_name("name", name)?;
         }
-        check_max_attempts(job.max_attempts)?;
-        let timeout = timeout_interval(job.timeout)?;
+        let declared = crate::registry::declared_options(&job.executor);
+        let max_attempts = job.max_attempts.unwrap_or(declared.max_attempts);
+        check_max_attempts(max_attempts)?;
+        let timeout = timeout_interval(job.timeout.unwrap_or(declared.timeout))?;
         // PostgreSQL keeps microseconds: compute from what will be stored.
         let start_at = job.start_at.unwrap_or(now).trunc_subsecs(6);
         check_time("start_at", start_at)?;
@@ -112,7 +114,7 @@ impl Scope<'_> {
             run_at: first.run_at,
             payload: self.json("payload", &job.payload)?,
             meta: self.meta_json(&job.meta)?,
-            max_attempts: job.max_attempts,
+            max_attempts,
             timeout,
             start_at,
         };

@@ -2,7 +2,6 @@
 
 use std::time::Duration;
 
-use super::{DEFAULT_MAX_ATTEMPTS, DEFAULT_TIMEOUT};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
@@ -43,13 +42,18 @@ pub struct NewJob {
     pub(crate) name: Option<String>,
     pub(crate) meta: Value,
     pub(crate) start_at: Option<DateTime<Utc>>,
-    pub(crate) timeout: Duration,
-    pub(crate) max_attempts: i32,
+    /// `None`: the executor's declared one (see [`NewJob::new`]).
+    pub(crate) timeout: Option<Duration>,
+    /// `None`: the executor's declared one.
+    pub(crate) max_attempts: Option<i32>,
     pub(crate) on_conflict: OnConflict,
 }
 
 impl NewJob {
-    /// A job for `executor` on schedule `expr`, with a `null` payload and the defaults.
+    /// A job for `executor` on schedule `expr`, with a `null` payload. Its run-time limit and
+    /// attempts are those its executor's `#[qron::job]` declares, when the job type is
+    /// registered in this process (the defaults, [`DEFAULT_TIMEOUT`](crate::DEFAULT_TIMEOUT) and
+    /// [`DEFAULT_MAX_ATTEMPTS`](crate::DEFAULT_MAX_ATTEMPTS), otherwise), unless set here.
     ///
     /// ```
     /// let job = qron::NewJob::new("backup", "0 0 * * *");
@@ -62,8 +66,8 @@ impl NewJob {
             name: None,
             meta: Value::Object(Default::default()),
             start_at: None,
-            timeout: DEFAULT_TIMEOUT,
-            max_attempts: DEFAULT_MAX_ATTEMPTS,
+            timeout: None,
+            max_attempts: None,
             on_conflict: OnConflict::Error,
         }
     }
@@ -117,7 +121,7 @@ impl NewJob {
     /// let job = qron::NewJob::new("report", "@daily").timeout(std::time::Duration::from_secs(3600));
     /// ```
     pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
+        self.timeout = Some(timeout);
         self
     }
 
@@ -127,7 +131,7 @@ impl NewJob {
     /// let job = qron::NewJob::new("email", "@after 1s").max_attempts(10);
     /// ```
     pub fn max_attempts(mut self, attempts: i32) -> Self {
-        self.max_attempts = attempts;
+        self.max_attempts = Some(attempts);
         self
     }
 

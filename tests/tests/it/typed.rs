@@ -230,3 +230,43 @@ async fn a_handler_can_be_called_directly() {
     .unwrap();
     assert_eq!(*probe(&k).values.lock().unwrap(), [42]);
 }
+
+#[tokio::test]
+async fn an_untyped_job_of_a_declared_executor_gets_its_declared_options() {
+    let db = TestDb::new().await;
+    let c = Client::new(db.pool.clone());
+    // `act` declares 3 attempts and a 300 ms limit (qron_tests::jobs).
+    let declared = c.create(NewJob::new("act", "@after 1 hour")).await.unwrap();
+    assert_eq!(
+        (declared.max_attempts, declared.timeout),
+        (3, std::time::Duration::from_millis(300))
+    );
+    // What the job itself sets wins; an executor no job declares gets the defaults.
+    let explicit = c
+        .create(
+            NewJob::new("act", "@after 1 hour")
+                .max_attempts(7)
+                .timeout(std::time::Duration::from_secs(9)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (explicit.max_attempts, explicit.timeout),
+        (7, std::time::Duration::from_secs(9))
+    );
+    let undeclared = c
+        .create(NewJob::new("nobody_declares_this", "@after 1 hour"))
+        .await
+        .unwrap();
+    assert_eq!(
+        (undeclared.max_attempts, undeclared.timeout),
+        (qron::DEFAULT_MAX_ATTEMPTS, qron::DEFAULT_TIMEOUT)
+    );
+    // The bulk path too.
+    let ids = c
+        .create_many([NewJob::new("act", "@after 1 hour")])
+        .await
+        .unwrap();
+    let bulk = c.get(ids[0]).await.unwrap();
+    assert_eq!(bulk.max_attempts, 3);
+}

@@ -20,6 +20,7 @@ async fn job(c: &Client, executor: &str, expr: &str, script: &Script) -> qron::J
     c.create(
         NewJob::new(executor, expr)
             .payload(serde_json::to_value(script).unwrap())
+            .max_attempts(qron::DEFAULT_MAX_ATTEMPTS)
             .timeout(Duration::from_millis(300)),
     )
     .await
@@ -82,7 +83,8 @@ async fn one_off_outcomes() {
         (JobStatus::Succeeded, 1, 1, None)
     );
     assert!(j.finished_at.is_some());
-    // Retried until the attempts (5, the default) ran out, then failed with the last error.
+    // Retried until the attempts (5, the default, set on the job) ran out, then failed with
+    // the last error.
     let j = got(retry.id).await;
     assert_eq!(
         (j.status, j.attempt, j.executions),
