@@ -1,8 +1,10 @@
 //! The worker: per executor, a [`producer`] that leases due jobs into free slots; an
 //! [`executor`] that runs each handler under its timeout and catches panics; the [`outcome`]
-//! of each execution (a pure decision); the [`notifier`] that wakes idle producers; one
-//! completer for all outcomes (`crate::completer`); and the rescuer and history maintenance
-//! (`crate::maintenance`).
+//! of each execution (a pure decision); the [`notifier`] that wakes idle producers; the
+//! [`heartbeat`] that renews long jobs' leases and the worker's registration; one completer for
+//! all outcomes (`crate::completer`); the rescuer, history maintenance and the unserved
+//! executors' watch (`crate::maintenance`). What they share is in `shared`; stopping (the
+//! [`Stopper`], the signals, the tasks' supervision) in `shutdown`.
 
 mod buffer;
 mod builder;
@@ -11,8 +13,14 @@ pub(crate) mod heartbeat;
 pub(crate) mod notifier;
 pub(crate) mod outcome;
 pub(crate) mod producer;
+mod shared;
+mod shutdown;
 
 pub use builder::WorkerBuilder;
+pub(crate) use shared::Shared;
+use shared::lease_pool;
+pub use shutdown::Stopper;
+use shutdown::{RunGuard, shutdown_signal, supervised};
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -20,17 +28,15 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::Utc;
-use futures_util::FutureExt as _;
 use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::DbClock;
-use crate::completer::{self, CompleterHandle};
+use crate::completer;
 use crate::maintenance::{history, rescuer, unserved};
 use crate::metrics::Metrics;
 use crate::registry::Registration;
-use crate::{Client, Error, Result, Schedule};
-use executor::panic_message;
+use crate::{Client, Error, Result};
 use notifier::listen;
 use producer::Producer;
 
@@ -60,47 +66,6 @@ pub(crate) fn check_interval(field: &'static str, d: Duration) -> Result<()> {
 
 /// The notification channel on which creating a due job wakes idle workers.
 pub(crate) const CHANNEL: &str = "qron_jobs";
-
-/// Stops a running worker. Cheap to clone.
-///
-/// ```no_run
-/// # async fn demo(worker: qron::Worker) {
-/// let stop = worker.stopper();
-/// let running = tokio::spawn(worker.run());
-/// stop.soft(); // finish what runs, write every outcome, return
-/// # }
-/// ```
-#[derive(Debug, Clone)]
-pub struct Stopper {
-    pub(crate) soft: CancellationToken,
-    pub(crate) hard: CancellationToken,
-}
-
-impl Stopper {
-    /// Stop leasing; let running handlers finish (within the grace period); write every
-    /// outcome; return.
-    ///
-    /// ```no_run
-    /// # fn demo(worker: qron::Worker) {
-    /// worker.stopper().soft();
-    /// # }
-    /// ```
-    pub fn soft(&self) {
-        self.soft.cancel();
-    }
-
-    /// Cancel running handlers now; their jobs come back when their leases expire.
-    ///
-    /// ```no_run
-    /// # fn demo(worker: qron::Worker) {
-    /// worker.stopper().hard();
-    /// # }
-    /// ```
-    pub fn hard(&self) {
-        self.soft.cancel();
-        self.hard.cancel();
-    }
-}
 
 #[derive(Debug)]
 pub(crate) struct ExecutorState {
@@ -518,175 +483,5 @@ impl Worker {
             Some(e) => Err(e),
             None => Ok(()),
         }
-    }
-}
-
-/// Runs one of the worker's tasks, reporting its name and, if it panicked, the panic's
-/// message.
-async fn supervised(
-    task: &'static str,
-    f: impl std::future::Future<Output = ()>,
-) -> (&'static str, Option<String>) {
-    match std::panic::AssertUnwindSafe(f).catch_unwind().await {
-        Ok(()) => (task, None),
-        Err(panic) => (task, Some(format!("panicked: {}", panic_message(panic)))),
-    }
-}
-
-/// Stops a worker whose `run` future is dropped before it returned: a hard stop, and the
-/// completer's flush bounded by the flush timeout.
-struct RunGuard {
-    stopper: Stopper,
-    /// The completer, until `run` has waited for it.
-    completer: Option<tokio::task::JoinHandle<()>>,
-    flush_timeout: Duration,
-}
-
-impl Drop for RunGuard {
-    fn drop(&mut self) {
-        let Some(mut completer) = self.completer.take() else {
-            return;
-        };
-        tracing::warn!("the worker's run future was dropped: stopping it hard");
-        self.stopper.hard();
-        let timeout = self.flush_timeout;
-        if let Ok(rt) = tokio::runtime::Handle::try_current() {
-            rt.spawn(async move {
-                if tokio::time::timeout(timeout, &mut completer).await.is_err() {
-                    completer.abort();
-                }
-            });
-        } else {
-            completer.abort();
-        }
-    }
-}
-
-/// The most connections a worker opens for its leases, whatever its number of executors: each
-/// producer holds one per lease in flight, only while it runs.
-const MAX_LEASE_CONNECTIONS: usize = 4;
-
-/// Connections for the producers' leases (one per lease in flight, up to
-/// [`MAX_LEASE_CONNECTIONS`]),
-/// beside the application's pool: a busy application cannot starve the worker of connections
-/// to lease with. The lease is a
-/// prepared statement (saving a round trip and the parse), planned for its values at each run
-/// (`plan_cache_mode`): a generic plan made while the table's statistics said it was nearly
-/// empty would sort every due job (measured: 88 ms instead of 15 ms for 1,000 of 100,000 due
-/// jobs) until the next `ANALYZE` invalidated it.
-fn lease_pool(pool: &sqlx::PgPool, executors: usize) -> sqlx::PgPool {
-    let options = pool
-        .connect_options()
-        .as_ref()
-        .clone()
-        .options([("plan_cache_mode", "force_custom_plan")]);
-    sqlx::postgres::PgPoolOptions::new()
-        .max_connections(
-            u32::try_from(
-                executors
-                    .saturating_mul(producer::MAX_LEASES_IN_FLIGHT)
-                    .clamp(1, MAX_LEASE_CONNECTIONS),
-            )
-            .unwrap_or(1),
-        )
-        .min_connections(0)
-        .connect_lazy_with(options)
-}
-
-/// Ctrl-C, or SIGTERM on Unix.
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => {
-                    let _ = tokio::signal::ctrl_c().await;
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
-}
-
-pub(crate) struct Shared {
-    pub(crate) pool: sqlx::PgPool,
-    /// The producers' own connections (see [`lease_pool`]).
-    pub(crate) lease_pool: sqlx::PgPool,
-    pub(crate) completer: CompleterHandle,
-    pub(crate) metrics: Arc<Metrics>,
-    /// The database's time (see [`DbClock`]).
-    pub(crate) clock: Arc<DbClock>,
-    pub(crate) schedules: Mutex<HashMap<String, Option<Schedule>>>,
-    pub(crate) worker_id: String,
-    /// The application's values for handlers.
-    pub(crate) states: Arc<crate::state::States>,
-    pub(crate) batch_size: usize,
-    pub(crate) poll_interval: Duration,
-    pub(crate) lease_ahead: chrono::Duration,
-    pub(crate) soft: CancellationToken,
-    pub(crate) hard: CancellationToken,
-    /// The running jobs whose leases the heartbeat renews.
-    pub(crate) running: Arc<heartbeat::Running>,
-    /// How long a lease lasts before it must be renewed.
-    pub(crate) lease_time: Duration,
-}
-
-impl Shared {
-    /// What a worker's services share, for tests that drive one service by hand: the default
-    /// settings, a running completer, and the host's clock synced to the database's.
-    #[cfg(test)]
-    pub(crate) async fn for_test(pool: sqlx::PgPool) -> Arc<Self> {
-        let settings = builder::Settings::default();
-        let metrics = Arc::new(Metrics::default());
-        let clock = Arc::new(DbClock::new(Utc::now));
-        let _ = clock.sync(&pool).await;
-        let (completer, _task) = completer::spawn(
-            pool.clone(),
-            &settings.completer,
-            metrics.clone(),
-            clock.clone(),
-        );
-        Arc::new(Self {
-            lease_pool: lease_pool(&pool, 1),
-            pool,
-            completer,
-            metrics,
-            clock,
-            schedules: Mutex::new(HashMap::new()),
-            worker_id: "test-worker".to_owned(),
-            states: Arc::default(),
-            batch_size: settings.producer.batch_size,
-            poll_interval: settings.producer.poll_interval,
-            lease_ahead: chrono::Duration::zero(),
-            soft: CancellationToken::new(),
-            hard: CancellationToken::new(),
-            running: Arc::default(),
-            lease_time: settings.heartbeat.lease_time,
-        })
-    }
-
-    /// A stored expression, parsed once per worker.
-    pub(crate) fn schedule(&self, expr: &str) -> Option<Schedule> {
-        let mut cache = self
-            .schedules
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if cache.len() > 10_000 {
-            cache.clear();
-        }
-        if let Some(s) = cache.get(expr) {
-            return s.clone();
-        }
-        let s = Schedule::parse(expr).ok();
-        cache.insert(expr.to_owned(), s.clone());
-        s
     }
 }

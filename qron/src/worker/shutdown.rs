@@ -1,0 +1,115 @@
+//! Stopping a worker: the [`Stopper`] an application holds, the guard that stops a worker
+//! whose `run` future is dropped, the signals `run_until_signal` waits for, and the supervision
+//! of the worker's own tasks.
+
+use std::time::Duration;
+
+use futures_util::FutureExt as _;
+use tokio_util::sync::CancellationToken;
+
+use super::executor::panic_message;
+
+/// Stops a running worker. Cheap to clone.
+///
+/// ```no_run
+/// # async fn demo(worker: qron::Worker) {
+/// let stop = worker.stopper();
+/// let running = tokio::spawn(worker.run());
+/// stop.soft(); // finish what runs, write every outcome, return
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct Stopper {
+    pub(crate) soft: CancellationToken,
+    pub(crate) hard: CancellationToken,
+}
+
+impl Stopper {
+    /// Stop leasing; let running handlers finish (within the grace period); write every
+    /// outcome; return.
+    ///
+    /// ```no_run
+    /// # fn demo(worker: qron::Worker) {
+    /// worker.stopper().soft();
+    /// # }
+    /// ```
+    pub fn soft(&self) {
+        self.soft.cancel();
+    }
+
+    /// Cancel running handlers now; their jobs come back when their leases expire.
+    ///
+    /// ```no_run
+    /// # fn demo(worker: qron::Worker) {
+    /// worker.stopper().hard();
+    /// # }
+    /// ```
+    pub fn hard(&self) {
+        self.soft.cancel();
+        self.hard.cancel();
+    }
+}
+
+/// Runs one of the worker's tasks, reporting its name and, if it panicked, the panic's
+/// message.
+pub(super) async fn supervised(
+    task: &'static str,
+    f: impl std::future::Future<Output = ()>,
+) -> (&'static str, Option<String>) {
+    match std::panic::AssertUnwindSafe(f).catch_unwind().await {
+        Ok(()) => (task, None),
+        Err(panic) => (task, Some(format!("panicked: {}", panic_message(panic)))),
+    }
+}
+
+/// Stops a worker whose `run` future is dropped before it returned: a hard stop, and the
+/// completer's flush bounded by the flush timeout.
+pub(super) struct RunGuard {
+    pub(super) stopper: Stopper,
+    /// The completer, until `run` has waited for it.
+    pub(super) completer: Option<tokio::task::JoinHandle<()>>,
+    pub(super) flush_timeout: Duration,
+}
+
+impl Drop for RunGuard {
+    fn drop(&mut self) {
+        let Some(mut completer) = self.completer.take() else {
+            return;
+        };
+        tracing::warn!("the worker's run future was dropped: stopping it hard");
+        self.stopper.hard();
+        let timeout = self.flush_timeout;
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                if tokio::time::timeout(timeout, &mut completer).await.is_err() {
+                    completer.abort();
+                }
+            });
+        } else {
+            completer.abort();
+        }
+    }
+}
+
+/// Ctrl-C, or SIGTERM on Unix.
+pub(super) async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
