@@ -15,6 +15,9 @@ use crate::db::{self, Unserved};
 /// How long jobs of an executor no worker serves wait before they are reported, by default.
 pub const DEFAULT_UNSERVED_AFTER: Duration = Duration::from_secs(300);
 
+/// The longest `unserved_after`: a year.
+pub(crate) const MAX_UNSERVED_AFTER: Duration = Duration::from_secs(365 * 86_400);
+
 /// The watch's settings.
 #[derive(Debug, Clone)]
 pub(crate) struct Config {
@@ -35,15 +38,23 @@ impl Default for Config {
 }
 
 impl Config {
-    /// Refuses an age under a second.
+    /// Refuses an age under a second, or over [`MAX_UNSERVED_AFTER`] (an age PostgreSQL could
+    /// not subtract from a time would fail the query).
     pub(crate) fn validate(&self) -> crate::Result<()> {
-        if self.after < Duration::from_secs(1) {
-            return Err(crate::Error::InvalidArgument {
-                field: "unserved_after",
-                reason: format!("{:?} is under one second", self.after),
-            });
-        }
-        Ok(())
+        let reason = if self.after < Duration::from_secs(1) {
+            format!("{:?} is under one second", self.after)
+        } else if self.after > MAX_UNSERVED_AFTER {
+            format!(
+                "{:?} is over the limit of {MAX_UNSERVED_AFTER:?}",
+                self.after
+            )
+        } else {
+            return Ok(());
+        };
+        Err(crate::Error::InvalidArgument {
+            field: "unserved_after",
+            reason,
+        })
     }
 }
 
@@ -166,5 +177,11 @@ mod tests {
             ..Config::default()
         };
         assert!(short.validate().is_err());
+        // An age the database cannot subtract from a time would fail the fleet's query.
+        let huge = Config {
+            after: Duration::MAX,
+            ..Config::default()
+        };
+        assert!(huge.validate().is_err());
     }
 }

@@ -261,7 +261,8 @@ impl WorkerBuilder {
     }
 
     /// How long a lease lasts before the worker must renew it (default
-    /// [`DEFAULT_LEASE_TIME`](crate::DEFAULT_LEASE_TIME), 30 s; at least 1 s).
+    /// [`DEFAULT_LEASE_TIME`](crate::DEFAULT_LEASE_TIME), 30 s; at least 1 s, at most
+    /// [`MAX_TIMEOUT`](crate::MAX_TIMEOUT)).
     ///
     /// A job's `timeout` is its run-time limit; its lease is the shorter of the two. While a
     /// handler runs past a lease time, the worker renews its lease every third of it, so a job
@@ -282,7 +283,7 @@ impl WorkerBuilder {
 
     /// How long the oldest due job of an executor that no running worker serves may wait
     /// before it is reported (default [`DEFAULT_UNSERVED_AFTER`](crate::DEFAULT_UNSERVED_AFTER),
-    /// 5 minutes; at least 1 s). Workers register in `qron.workers` with the executors they
+    /// 5 minutes; at least 1 s, at most a year). Workers register in `qron.workers` with the executors they
     /// serve; one process of the fleet looks, once a minute (or this often, when shorter), for
     /// executors with due jobs and no live worker, and logs each at `warn` with how many jobs
     /// wait and since when: a typo in an executor's name, or a worker not deployed, otherwise

@@ -37,8 +37,19 @@ impl Default for Config {
 }
 
 impl Config {
-    /// Refuses a lease time under [`MIN_LEASE_TIME`]: renewals would be a load of their own.
+    /// Refuses a lease time under [`MIN_LEASE_TIME`] (renewals would be a load of their own)
+    /// or over [`MAX_TIMEOUT`](crate::MAX_TIMEOUT) (a time PostgreSQL could not compute).
     pub(crate) fn validate(&self) -> crate::Result<()> {
+        if self.lease_time > crate::MAX_TIMEOUT {
+            return Err(crate::Error::InvalidArgument {
+                field: "lease_time",
+                reason: format!(
+                    "{:?} is over the limit of {:?}",
+                    self.lease_time,
+                    crate::MAX_TIMEOUT
+                ),
+            });
+        }
         if self.lease_time < MIN_LEASE_TIME {
             return Err(crate::Error::InvalidArgument {
                 field: "lease_time",
@@ -313,5 +324,11 @@ mod tests {
                 ..
             })
         ));
+        // A lease time PostgreSQL cannot add to a time would fail every renewal, and the
+        // fleet's query for unserved executors with it.
+        let huge = Config {
+            lease_time: Duration::MAX,
+        };
+        assert!(huge.validate().is_err());
     }
 }
