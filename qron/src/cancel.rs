@@ -85,6 +85,61 @@ impl Cancellation {
     }
 }
 
+/// The executions of a worker that an operator can cancel, by job id: the notifier fires the
+/// token of the job a cancel names ([`Client::cancel`](crate::Client::cancel)).
+///
+/// An execution registers only once its handler did not finish on its first poll: a job that
+/// completes at once costs nothing here.
+#[derive(Debug, Default)]
+pub(crate) struct Cancels {
+    running: std::sync::Mutex<std::collections::HashMap<i64, CancellationToken>>,
+}
+
+impl Cancels {
+    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<i64, CancellationToken>> {
+        self.running
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Registers the execution of job `id` until the guard drops.
+    pub(crate) fn register(
+        self: &std::sync::Arc<Self>,
+        id: i64,
+        token: CancellationToken,
+    ) -> Registered {
+        self.lock().insert(id, token);
+        Registered {
+            cancels: self.clone(),
+            id,
+        }
+    }
+
+    /// Fires the token of job `id`'s execution; whether this worker runs it.
+    pub(crate) fn cancel(&self, id: i64) -> bool {
+        match self.lock().get(&id) {
+            Some(token) => {
+                token.cancel();
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// An execution's place in [`Cancels`], removed on drop.
+#[derive(Debug)]
+pub(crate) struct Registered {
+    cancels: std::sync::Arc<Cancels>,
+    id: i64,
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        self.cancels.lock().remove(&self.id);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -99,6 +154,19 @@ mod tests {
             warning_before(Duration::from_secs(7200)),
             Duration::from_secs(30)
         );
+    }
+
+    #[test]
+    fn a_cancel_fires_the_token_of_a_registered_execution_only() {
+        let cancels = std::sync::Arc::new(Cancels::default());
+        let token = CancellationToken::new();
+        let registered = cancels.register(7, token.clone());
+        assert!(!cancels.cancel(8));
+        assert!(!token.is_cancelled());
+        assert!(cancels.cancel(7));
+        assert!(token.is_cancelled());
+        drop(registered);
+        assert!(!cancels.cancel(7), "removed when the execution ends");
     }
 
     #[tokio::test(start_paused = true)]

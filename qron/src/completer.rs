@@ -429,6 +429,7 @@ mod tests {
                 after: None,
                 buffer_wait: Duration::ZERO,
                 lease_time: Duration::from_secs(30),
+                paused: false,
             },
         )
         .await

@@ -49,8 +49,8 @@ pub mod embedded;
 pub mod testing;
 
 pub use client::{
-    CONNECT_TIMEOUT, Client, ClientBuilder, DEFAULT_MAX_JSON_BYTES, DEFAULT_OWNER, Validation,
-    client, init, validate,
+    CONNECT_TIMEOUT, Client, ClientBuilder, DEFAULT_MAX_JSON_BYTES, DEFAULT_OWNER, ExecutorInfo,
+    Validation, client, init, validate,
 };
 pub use clock::HostClock;
 pub use enqueue::{Enqueue, Via};

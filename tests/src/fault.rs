@@ -55,7 +55,15 @@ pub enum Poison {
     NulPayload,
     /// It fails its first attempt, and succeeds after (for the soak's retries).
     Flaky,
+    /// It waits until its context says to wrap up, records that in `public.cancelled` (see
+    /// [`CANCELLED_TABLE`]), and succeeds.
+    UntilCancelled,
 }
+
+/// The side table where an `UntilCancelled` job records when its context told it to wrap up.
+pub const CANCELLED_TABLE: &str = "CREATE TABLE public.cancelled (
+    job_id bigint NOT NULL,
+    at timestamptz NOT NULL DEFAULT clock_timestamp())";
 
 /// Records its execution, then sleeps as told. When the execution cannot be recorded (the
 /// database is down) it did nothing, and says so with a retry.
@@ -89,6 +97,15 @@ pub async fn fault(ctx: Context, work: Work) -> Result<(), JobError> {
             Err(JobError::retry("flaky: the first attempt fails"))
         }
         Poison::Flaky => Ok(()),
+        Poison::UntilCancelled => {
+            ctx.cancelled().await;
+            sqlx::query("INSERT INTO public.cancelled (job_id) VALUES ($1)")
+                .bind(ctx.id())
+                .execute(pool)
+                .await
+                .map_err(JobError::retry)?;
+            Ok(())
+        }
         Poison::NulPayload => {
             ctx.set_payload(&serde_json::json!({ "sleep_ms": 0, "note": "a\u{0}b" }))?;
             Ok(())

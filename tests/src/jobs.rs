@@ -111,6 +111,9 @@ pub enum Mode {
     /// Replace the payload with this JSON text, `<NUL>` standing for a NUL character (and fail,
     /// as the handler would, when it is refused).
     SetPayload(String),
+    /// Wait until the context says to wrap up, report the milliseconds waited to the probe,
+    /// and succeed.
+    UntilCancelled,
     /// Work until the context says to wrap up, then checkpoint: report the milliseconds it
     /// ran to the probe, carry `count + 1` forward with mode `Ok`, and snooze.
     Checkpoint,
@@ -179,6 +182,16 @@ async fn behave(ctx: Context, mut a: Script) -> Result<(), JobError> {
             Ok(())
         }
         Mode::FailWith(message) => Err(JobError::fail(message.replace("<NUL>", "\0"))),
+        Mode::UntilCancelled => {
+            let started = std::time::Instant::now();
+            ctx.cancelled().await;
+            probe
+                .values
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push(started.elapsed().as_millis() as i64);
+            Ok(())
+        }
         Mode::Checkpoint => {
             let started = std::time::Instant::now();
             ctx.cancelled().await;

@@ -16,6 +16,7 @@ mod checks;
 mod create;
 mod manage;
 mod operate;
+pub use operate::ExecutorInfo;
 mod scope;
 
 pub(crate) use scope::*;

@@ -1,7 +1,10 @@
-//! An operator's actions on one job: run it now, run a finished one again.
+//! An operator's actions: on one job (run it now, run a finished one again, cancel it), and on
+//! an executor (pause it, resume it, and its figures).
+
+use chrono::{DateTime, Utc};
 
 use super::Client;
-use super::checks::check_ref;
+use super::checks::{check_name, check_ref};
 use crate::db;
 use crate::job::{JobRef, JobRow};
 use crate::{Error, Result};
@@ -92,6 +95,110 @@ impl Client {
             .ok_or_else(|| self.not_found(&target))
     }
 
+    /// Cancels a live job: it ends at once as [`JobStatus::Cancelled`](crate::JobStatus),
+    /// kept in the history (a recurring job ends too: [`Client::stop`] pauses one instead).
+    ///
+    /// A running job's worker is told (through `LISTEN/NOTIFY`, within moments): the handler's
+    /// [`Context::cancelled`](crate::Context::cancelled) fires, and whatever it returns then
+    /// changes nothing. A job whose outcome was written first has finished, and is not
+    /// cancelled: [`Error::WrongStatus`].
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] when the owner has no such job; [`Error::WrongStatus`] when it has
+    /// finished.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: qron::Client) -> qron::Result<()> {
+    /// let job = client.cancel(42).await?;
+    /// assert_eq!(job.status, qron::JobStatus::Cancelled);
+    /// # Ok(()) }
+    /// ```
+    pub async fn cancel(&self, target: impl Into<JobRef>) -> Result<JobRow> {
+        let target = target.into();
+        self.scope().check_owner()?;
+        check_ref(&target)?;
+        let now = self.now().await;
+        match db::job_cancel(&self.pool, &self.owner, &target, now).await? {
+            Some(job) => Ok(job),
+            None => Err(self.not_applicable(&target, "").await),
+        }
+    }
+
+    /// Pauses an executor for this client's owner: no worker leases the owner's jobs of it
+    /// (within a second, on every worker) until [`Client::resume_executor`]. Stored in the
+    /// database: the pause holds across restarts of workers and of the application. Jobs can
+    /// still be created; they wait. Running jobs finish; jobs a worker had already leased may
+    /// still start. Other owners' jobs of the executor run as before, at the same speed.
+    /// Pausing a paused executor changes nothing.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for an empty or overlong name, or one with a NUL byte.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: qron::Client) -> qron::Result<()> {
+    /// client.pause_executor("email").await?; // the provider is down
+    /// // …
+    /// client.resume_executor("email").await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn pause_executor(&self, executor: &str) -> Result<()> {
+        self.scope().check_owner()?;
+        check_name("executor", executor)?;
+        let now = self.now().await;
+        let (_, held) = db::executor_pause(&self.pool, &self.owner, executor, now).await?;
+        tracing::info!(owner = %self.owner, executor, held, "executor paused");
+        Ok(())
+    }
+
+    /// Resumes an executor this client's owner paused: its jobs are leased again, the due
+    /// ones at once. Resuming an executor that is not paused changes nothing.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for an empty or overlong name, or one with a NUL byte.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: qron::Client) -> qron::Result<()> {
+    /// client.resume_executor("email").await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn resume_executor(&self, executor: &str) -> Result<()> {
+        self.scope().check_owner()?;
+        check_name("executor", executor)?;
+        let (was_paused, released) = db::executor_resume(&self.pool, &self.owner, executor).await?;
+        if was_paused {
+            tracing::info!(owner = %self.owner, executor, released, "executor resumed");
+        }
+        Ok(())
+    }
+
+    /// This owner's executors: each one with a live job of the owner, paused by the owner, or
+    /// served by a running worker, with its live jobs counted by status, how late its oldest
+    /// due job is, whether it is paused, and the workers serving it. Ordered by name.
+    ///
+    /// The counts are read from the live jobs at each call (finished jobs are in the history
+    /// and not counted): cheap while the live table is small, which is what it is for; do not
+    /// poll it many times a second.
+    ///
+    /// # Errors
+    /// [`Error::Database`] when the query fails.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: qron::Client) -> qron::Result<()> {
+    /// for e in client.executors().await? {
+    ///     println!("{}: {} ready, paused: {}, late by {:?}", e.executor, e.ready, e.is_paused(), e.lateness);
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn executors(&self) -> Result<Vec<ExecutorInfo>> {
+        self.scope().check_owner()?;
+        let now = self.now().await;
+        let mut list = db::executors_list(&self.pool, &self.owner, now).await?;
+        for e in &mut list {
+            e.lateness = e.oldest_due_at.and_then(|t| (now - t).to_std().ok());
+        }
+        Ok(list)
+    }
+
     /// Why an operation found no live job to act on: [`Error::WrongStatus`] naming the status
     /// when the job exists (finished, or not in the state the operation needs), else
     /// [`Error::NotFound`].
@@ -109,5 +216,44 @@ impl Client {
             Ok(None) => self.not_found(target),
             Err(e) => Error::Database(e),
         }
+    }
+}
+
+/// An executor as an owner sees it: see [`Client::executors`].
+///
+/// ```
+/// let e = qron::ExecutorInfo::default();
+/// assert!(!e.is_paused());
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, sqlx::FromRow)]
+#[non_exhaustive]
+pub struct ExecutorInfo {
+    /// The executor's name.
+    pub executor: String,
+    /// Live jobs waiting for their run time, or due and not yet leased (held ones included).
+    pub ready: i64,
+    /// Jobs a worker holds.
+    pub running: i64,
+    /// Jobs stopped one by one ([`Client::stop`]).
+    pub paused: i64,
+    /// The run time of the oldest due job not yet leased.
+    pub oldest_due_at: Option<DateTime<Utc>>,
+    /// How late that job is now.
+    #[sqlx(skip)]
+    pub lateness: Option<std::time::Duration>,
+    /// When the owner paused the executor ([`Client::pause_executor`]); `None` when it runs.
+    pub paused_at: Option<DateTime<Utc>>,
+    /// The running workers that serve it (their ids: host, process and a random part).
+    pub workers: Vec<String>,
+}
+
+impl ExecutorInfo {
+    /// Whether the owner paused it.
+    ///
+    /// ```
+    /// assert!(!qron::ExecutorInfo::default().is_paused());
+    /// ```
+    pub fn is_paused(&self) -> bool {
+        self.paused_at.is_some()
     }
 }

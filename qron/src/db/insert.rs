@@ -26,10 +26,13 @@ pub(crate) struct InsertRow {
 const JOB_INSERT: &str = "
     WITH j AS (
         INSERT INTO qron.jobs (executor, owner, name, expr, recurring, run_at, slot_at, payload,
-                               meta, max_attempts, timeout, start_at)
-        VALUES ($1, $2, $3, $4, $5, $6, $6, $7::jsonb, $8::jsonb, $9, $10, $11)
+                               meta, max_attempts, timeout, start_at, held)
+        VALUES ($1, $2, $3, $4, $5, $6, $6, $7::jsonb, $8::jsonb, $9, $10, $11,
+                -- held when the owner paused the executor (see `executor_pause`)
+                EXISTS (SELECT 1 FROM qron.executor_pauses WHERE executor = $1 AND owner = $2))
         RETURNING *)
-    SELECT j.*, CASE WHEN j.status = 'ready' AND j.run_at <= now() + interval '1 second'
+    SELECT j.*, CASE WHEN j.status = 'ready' AND NOT j.held
+                      AND j.run_at <= now() + interval '1 second'
                      THEN pg_notify('qron_jobs', j.executor) END AS notified
       FROM j";
 
@@ -37,11 +40,14 @@ const JOB_INSERT: &str = "
 const JOB_INSERT_KEEP: &str = "
     WITH j AS (
         INSERT INTO qron.jobs (executor, owner, name, expr, recurring, run_at, slot_at, payload,
-                               meta, max_attempts, timeout, start_at)
-        VALUES ($1, $2, $3, $4, $5, $6, $6, $7::jsonb, $8::jsonb, $9, $10, $11)
+                               meta, max_attempts, timeout, start_at, held)
+        VALUES ($1, $2, $3, $4, $5, $6, $6, $7::jsonb, $8::jsonb, $9, $10, $11,
+                -- held when the owner paused the executor (see `executor_pause`)
+                EXISTS (SELECT 1 FROM qron.executor_pauses WHERE executor = $1 AND owner = $2))
         ON CONFLICT (owner, executor, name) WHERE name IS NOT NULL DO NOTHING
         RETURNING *)
-    SELECT j.*, CASE WHEN j.status = 'ready' AND j.run_at <= now() + interval '1 second'
+    SELECT j.*, CASE WHEN j.status = 'ready' AND NOT j.held
+                      AND j.run_at <= now() + interval '1 second'
                      THEN pg_notify('qron_jobs', j.executor) END AS notified
       FROM j";
 
@@ -50,16 +56,19 @@ const JOB_INSERT_KEEP: &str = "
 const JOB_INSERT_REPLACE: &str = "
     WITH j AS (
         INSERT INTO qron.jobs (executor, owner, name, expr, recurring, run_at, slot_at, payload,
-                               meta, max_attempts, timeout, start_at)
-        VALUES ($1, $2, $3, $4, $5, $6, $6, $7::jsonb, $8::jsonb, $9, $10, $11)
+                               meta, max_attempts, timeout, start_at, held)
+        VALUES ($1, $2, $3, $4, $5, $6, $6, $7::jsonb, $8::jsonb, $9, $10, $11,
+                -- held when the owner paused the executor (see `executor_pause`)
+                EXISTS (SELECT 1 FROM qron.executor_pauses WHERE executor = $1 AND owner = $2))
         ON CONFLICT (owner, executor, name) WHERE name IS NOT NULL DO UPDATE SET
                expr = EXCLUDED.expr, recurring = EXCLUDED.recurring, run_at = EXCLUDED.run_at,
                slot_at = EXCLUDED.slot_at, payload = EXCLUDED.payload, meta = EXCLUDED.meta,
                max_attempts = EXCLUDED.max_attempts, timeout = EXCLUDED.timeout,
-               start_at = EXCLUDED.start_at, attempt = 0,
+               start_at = EXCLUDED.start_at, attempt = 0, held = EXCLUDED.held,
                revision = qron.jobs.revision + 1, updated_at = now()
         RETURNING *)
-    SELECT j.*, CASE WHEN j.status = 'ready' AND j.run_at <= now() + interval '1 second'
+    SELECT j.*, CASE WHEN j.status = 'ready' AND NOT j.held
+                      AND j.run_at <= now() + interval '1 second'
                      THEN pg_notify('qron_jobs', j.executor) END AS notified
       FROM j";
 

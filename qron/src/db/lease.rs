@@ -111,7 +111,8 @@ const LEASE_SLACK_TIME: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Leases up to `$3` ready jobs of executor `$1` due by `$6`, oldest run time first, past
 /// (`$8`, `$9`) in that order when given, for worker `$4` at `$2`: each lease lasts the lease
-/// time `$7` (or the job's run-time limit when shorter) and the slack `$5`.
+/// time `$7` (or the job's run-time limit when shorter) and the slack `$5`. With `$10`, not
+/// the jobs of owners who paused the executor.
 pub(crate) const JOB_LEASE: &str = "
     UPDATE qron.jobs j
        SET status = 'running', executions = j.executions + 1,
@@ -126,11 +127,16 @@ pub(crate) const JOB_LEASE: &str = "
            lease_token = j.lease_token + 1, last_run_at = GREATEST(j.run_at, $2),
            updated_at = $2
      WHERE j.id = ANY(ARRAY(
-           SELECT id FROM qron.jobs
-            WHERE status = 'ready' AND executor = $1 AND run_at <= $6
+           SELECT id FROM qron.jobs q
+            WHERE status = 'ready' AND NOT held AND executor = $1 AND run_at <= $6
               -- planned for its values (see `job_lease`): without a cursor this is dropped,
               -- with one it is a bound of the index scan
               AND ($8::timestamptz IS NULL OR (run_at, id) > ($8, $9))
+              -- when an owner paused the executor (`$10`; planned for its values, so
+              -- otherwise dropped): not that owner's jobs made ready since the pause, which
+              -- the rescuer holds at its next pass
+              AND (NOT $10 OR NOT EXISTS (SELECT 1 FROM qron.executor_pauses p
+                                          WHERE p.executor = $1 AND p.owner = q.owner))
             ORDER BY run_at, id
             LIMIT $3
               FOR UPDATE SKIP LOCKED))
@@ -164,6 +170,7 @@ pub(crate) async fn job_lease<'e>(
         .bind(super::duration_interval(p.lease_time))
         .bind(p.after.map(|a| a.0))
         .bind(p.after.map(|a| a.1))
+        .bind(p.paused)
         .fetch_all(ex)
         .await
 }
@@ -183,6 +190,8 @@ pub(crate) struct Lease<'a> {
     /// How long the lease lasts (unless the job's run-time limit is shorter) before the worker
     /// must renew it.
     pub lease_time: std::time::Duration,
+    /// Whether an owner paused the executor: the lease then skips that owner's jobs.
+    pub paused: bool,
 }
 
 /// Renews leases of running jobs still held (by their token) for `lease_time` from `now`, but

@@ -29,7 +29,7 @@ pub(crate) async fn job_get<'e>(
 /// or the executor and the name (the other form's parameters are `NULL`). Each statement finds
 /// its job with `(id = $2 OR (executor = $3 AND name = $4))`: one statement serves both forms,
 /// and each form reaches its own index.
-fn bind_target<'q, T>(
+pub(super) fn bind_target<'q, T>(
     q: sqlx::query::QueryAs<'q, sqlx::Postgres, T, sqlx::postgres::PgArguments>,
     owner: &str,
     target: &JobRef,

@@ -1,5 +1,5 @@
 //! Every SQL statement, one function per statement, named noun first (`job_lease`,
-//! `history_partition_drop`), grouped by who runs it: [`insert`] and [`manage`] for the client,
+//! `history_partition_drop`), grouped by who runs it: [`insert`], [`manage`] and [`operate`] for the client,
 //! [`lease`] for the producer and the rescuer, [`outcome`] for the completer, [`maintenance`]
 //! for the history's upkeep.
 
@@ -10,6 +10,7 @@ mod insert;
 mod lease;
 mod maintenance;
 mod manage;
+mod operate;
 mod outcome;
 mod workers;
 
@@ -17,6 +18,7 @@ pub(crate) use insert::*;
 pub(crate) use lease::*;
 pub(crate) use maintenance::*;
 pub(crate) use manage::*;
+pub(crate) use operate::*;
 pub(crate) use outcome::*;
 pub(crate) use workers::*;
 

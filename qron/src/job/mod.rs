@@ -46,6 +46,9 @@ pub enum JobStatus {
     Succeeded,
     /// A one-off job that failed for good (kept in the history).
     Failed,
+    /// A job an operator cancelled (kept in the history): see
+    /// [`Client::cancel`](crate::Client::cancel).
+    Cancelled,
 }
 
 impl JobStatus {
@@ -61,6 +64,7 @@ impl JobStatus {
             JobStatus::Paused => "paused",
             JobStatus::Succeeded => "succeeded",
             JobStatus::Failed => "failed",
+            JobStatus::Cancelled => "cancelled",
         }
     }
 
@@ -71,6 +75,7 @@ impl JobStatus {
             "paused" => JobStatus::Paused,
             "succeeded" => JobStatus::Succeeded,
             "failed" => JobStatus::Failed,
+            "cancelled" => JobStatus::Cancelled,
             _ => return None,
         })
     }

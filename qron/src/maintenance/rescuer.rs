@@ -1,5 +1,5 @@
 //! The rescuer: returns expired leases to the pool, counting the attempt (or ends the job when
-//! its attempts are spent).
+//! its attempts are spent), and holds jobs made ready in paused executors.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -107,6 +107,11 @@ impl Rescuer {
     /// One pass as of `now`: up to [`Config::batch`] leases that ran out before it, each
     /// decided as a retry of its attempt. Returns how many were found.
     pub(crate) async fn run_once(&self, now: DateTime<Utc>) -> sqlx::Result<usize> {
+        // Jobs made ready in a paused executor since the pause leave the lease index.
+        let held = db::jobs_hold_paused(&self.pool).await?;
+        if held > 0 {
+            tracing::debug!(held, "held jobs made ready in paused executors");
+        }
         let expired = db::job_expired_leases(&self.pool, now, self.config.batch).await?;
         if expired.is_empty() {
             return Ok(0);

@@ -81,6 +81,13 @@ impl Buffer {
         self.lock().drain(..).collect()
     }
 
+    /// Takes job `id` out, if it is held (it was cancelled before it started).
+    pub(crate) fn remove(&self, id: i64) -> Option<LeasedJob> {
+        let mut jobs = self.lock();
+        let at = jobs.iter().position(|b| b.job.id == id)?;
+        jobs.remove(at).map(|b| b.job)
+    }
+
     /// Records that a job held its slot for `took`.
     pub(crate) fn record(&self, took: Duration) {
         let sample = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX).max(1);

@@ -1,6 +1,8 @@
 //! The executor: runs leased jobs in a slot, each handler under its timeout and catching its
 //! panics, and hands each outcome to the completer.
 
+use std::future::Future as _;
+use std::task::Poll;
 use std::time::Instant;
 
 use super::buffer::Buffered;
@@ -103,24 +105,31 @@ pub(crate) async fn execute(mut job: LeasedJob, exec: &ExecutorState, shared: &S
         cancel: Default::default(),
     };
     let timeout = interval_to_duration(&job.timeout);
-    // A job that may run longer than a lease has its lease renewed once it has run for a
-    // third of one (a short job costs the heartbeat nothing); told if the lease is lost.
-    let lost = (timeout > shared.lease_time).then(CancellationToken::new);
+    // The job's own signal: its lease was lost, or an operator cancelled it. A job that may
+    // run longer than a lease has its lease renewed once it has run for a third of one (a
+    // short job costs the heartbeat nothing).
+    let token = CancellationToken::new();
+    let long = timeout > shared.lease_time;
     let mut held = false;
     let requests = ctx.requests_handle();
     // Leased ahead of its run time: hold it until then (a hard stop meanwhile leaves the job
-    // to its lease, as for a running one).
+    // to its lease, as for a running one; a cancel ends it).
+    let mut registered = None;
     let due = match (job.run_at - shared.clock.now()).to_std() {
-        Ok(early) => tokio::select! {
-            () = tokio::time::sleep(early) => true,
-            () = shared.hard.cancelled() => false,
-        },
+        Ok(early) => {
+            registered = Some(shared.cancels.register(job.id, token.clone()));
+            tokio::select! {
+                () = tokio::time::sleep(early) => true,
+                () = shared.hard.cancelled() => false,
+                () = token.cancelled() => false,
+            }
+        }
         Err(_) => true,
     };
     let started = std::time::Instant::now();
     let ctx = ctx.with_cancellation(crate::cancel::Cancellation::new(
         shared.soft.clone(),
-        lost.clone(),
+        Some(token.clone()),
         tokio::time::Instant::now()
             .checked_add(timeout.saturating_sub(crate::cancel::warning_before(timeout))),
     ));
@@ -140,12 +149,24 @@ pub(crate) async fn execute(mut job: LeasedJob, exec: &ExecutorState, shared: &S
         .catch_unwind();
         let run = async {
             let mut run = std::pin::pin!(run);
-            if let Some(lost) = &lost {
+            // A handler that finishes on its first poll cannot be cancelled, and is not
+            // registered for it: the common short job costs nothing there.
+            let _registered = match registered {
+                Some(r) => r,
+                None => {
+                    let first = std::future::poll_fn(|cx| Poll::Ready(run.as_mut().poll(cx))).await;
+                    if let Poll::Ready(r) = first {
+                        return Ok(r);
+                    }
+                    shared.cancels.register(job.id, token.clone())
+                }
+            };
+            if long {
                 let first = shared.lease_time / 3;
                 if let Ok(r) = tokio::time::timeout(first, &mut run).await {
                     return Ok(r);
                 }
-                shared.running.hold(job.id, job.lease_token, lost.clone());
+                shared.running.hold(job.id, job.lease_token, token.clone());
                 held = true;
                 tokio::time::timeout(timeout.saturating_sub(first), run).await
             } else {

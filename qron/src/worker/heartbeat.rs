@@ -256,6 +256,7 @@ mod tests {
                 after: None,
                 buffer_wait: Duration::ZERO,
                 lease_time: Duration::from_secs(1),
+                paused: false,
             },
         )
         .await

@@ -37,7 +37,7 @@ use crate::maintenance::{history, rescuer, unserved};
 use crate::metrics::Metrics;
 use crate::registry::Registration;
 use crate::{Client, Error, Result};
-use notifier::listen;
+use notifier::Notifier;
 use producer::Producer;
 
 pub use crate::completer::DEFAULT_FLUSH_TIMEOUT;
@@ -83,6 +83,9 @@ pub(crate) struct ExecutorState {
     /// Whether the producer was told since it last looked: one wake-up per look, not one per
     /// job.
     pub(crate) refill_asked: AtomicBool,
+    /// Whether some owner paused this executor (kept by the notifier): the lease then skips
+    /// their jobs.
+    pub(crate) paused: AtomicBool,
 }
 
 impl ExecutorState {
@@ -99,6 +102,7 @@ impl ExecutorState {
             buffer: buffer::Buffer::new(prefetch),
             refill: Notify::new(),
             refill_asked: AtomicBool::new(false),
+            paused: AtomicBool::new(false),
         }
     }
 
@@ -335,6 +339,7 @@ impl Worker {
             hard: self.stopper.hard.clone(),
             running: Arc::default(),
             lease_time: self.settings.heartbeat.lease_time,
+            cancels: Arc::default(),
         });
         tracing::info!(
             worker = %self.id,
@@ -350,9 +355,14 @@ impl Worker {
             .iter()
             .map(|e| (e.registration.executor, e.clone()))
             .collect();
+        let notifier = Notifier {
+            pool: pool.clone(),
+            executors: by_name,
+            cancels: shared.cancels.clone(),
+        };
         background.spawn(supervised(
             "notification listener",
-            listen(pool.clone(), by_name, shared.soft.clone()),
+            notifier.run(shared.soft.clone()),
         ));
         let rescuer = rescuer::Rescuer::new(
             pool.clone(),

@@ -1,63 +1,121 @@
-//! The notifier: listens for `qron_jobs` notifications and wakes the idle producers of their
-//! executor.
+//! The notifier: listens for notifications and acts on them at once. New due jobs
+//! (`qron_jobs`) wake the idle producers of their executor; a cancel (`qron_cancel`) fires the
+//! token of the job's execution, or drops it from the buffer; a pause or a resume
+//! (`qron_pauses`) updates which executors have paused owners.
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use sqlx::postgres::PgListener;
+use sqlx::postgres::{PgListener, PgNotification};
 use tokio_util::sync::CancellationToken;
 
 use super::{CHANNEL, ExecutorState};
+use crate::cancel::Cancels;
+use crate::db::{self, CANCEL_CHANNEL, PAUSE_CHANNEL};
 
-/// Wakes producers on notifications of new due jobs; reconnects when the connection drops.
-pub(crate) async fn listen(
-    pool: sqlx::PgPool,
-    executors: HashMap<&'static str, Arc<ExecutorState>>,
-    stop: CancellationToken,
-) {
-    let mut delay = Duration::from_millis(100);
-    loop {
-        let listener = async {
-            let mut l = PgListener::connect_with(&pool).await?;
-            l.listen(CHANNEL).await?;
-            Ok::<_, sqlx::Error>(l)
-        };
-        let mut listener = tokio::select! {
-            l = listener => match l {
-                Ok(l) => l,
-                Err(e) => {
-                    tracing::warn!(error = %e, "could not listen for new jobs; polling meanwhile");
-                    tokio::select! {
-                        () = tokio::time::sleep(delay) => {}
-                        () = stop.cancelled() => return,
-                    }
-                    delay = (delay * 2).min(Duration::from_secs(5));
-                    continue;
-                }
-            },
-            () = stop.cancelled() => return,
-        };
-        delay = Duration::from_millis(100);
-        // Jobs may have come while no one listened.
-        for e in executors.values() {
-            e.wake.notify_one();
-        }
+/// What the notifier acts on.
+pub(crate) struct Notifier {
+    pub(crate) pool: sqlx::PgPool,
+    pub(crate) executors: HashMap<&'static str, Arc<ExecutorState>>,
+    pub(crate) cancels: Arc<Cancels>,
+}
+
+impl Notifier {
+    /// Listens until `stop`; reconnects when the connection drops (polling meanwhile).
+    pub(crate) async fn run(self, stop: CancellationToken) {
+        let mut delay = Duration::from_millis(100);
         loop {
-            tokio::select! {
-                n = listener.recv() => match n {
-                    Ok(n) => {
-                        if let Some(e) = executors.get(n.payload()) {
-                            e.wake.notify_one();
-                        }
-                    }
+            let listener = async {
+                let mut l = PgListener::connect_with(&self.pool).await?;
+                l.listen_all([CHANNEL, CANCEL_CHANNEL, PAUSE_CHANNEL])
+                    .await?;
+                Ok::<_, sqlx::Error>(l)
+            };
+            let mut listener = tokio::select! {
+                l = listener => match l {
+                    Ok(l) => l,
                     Err(e) => {
-                        tracing::warn!(error = %e, "lost the notification connection; reconnecting");
-                        break;
+                        tracing::warn!(error = %e, "could not listen for new jobs; polling meanwhile");
+                        tokio::select! {
+                            () = tokio::time::sleep(delay) => {}
+                            () = stop.cancelled() => return,
+                        }
+                        delay = (delay * 2).min(Duration::from_secs(5));
+                        continue;
                     }
                 },
                 () = stop.cancelled() => return,
+            };
+            delay = Duration::from_millis(100);
+            // Jobs may have come, and pauses changed, while no one listened.
+            self.refresh_pauses().await;
+            for e in self.executors.values() {
+                e.wake.notify_one();
             }
+            loop {
+                tokio::select! {
+                    n = listener.recv() => match n {
+                        Ok(n) => self.on(&n).await,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "lost the notification connection; reconnecting");
+                            break;
+                        }
+                    },
+                    () = stop.cancelled() => return,
+                }
+            }
+        }
+    }
+
+    async fn on(&self, n: &PgNotification) {
+        match n.channel() {
+            CHANNEL => {
+                if let Some(e) = self.executors.get(n.payload()) {
+                    e.wake.notify_one();
+                }
+            }
+            CANCEL_CHANNEL => {
+                if let Ok(id) = n.payload().parse::<i64>() {
+                    self.cancel(id);
+                }
+            }
+            PAUSE_CHANNEL if self.executors.contains_key(n.payload()) => {
+                self.refresh_pauses().await;
+            }
+            _ => {}
+        }
+    }
+
+    /// Stops job `id` if this worker has it: fires its execution's token, or drops it from a
+    /// buffer before it starts (its row is gone: there is no lease to hand back).
+    fn cancel(&self, id: i64) {
+        if self.cancels.cancel(id) {
+            tracing::info!(job.id = id, "job cancelled while it ran: told its handler");
+            return;
+        }
+        for e in self.executors.values() {
+            if e.buffer.remove(id).is_some() {
+                tracing::info!(job.id = id, "job cancelled before it started: dropped");
+                return;
+            }
+        }
+    }
+
+    /// Reads which of this worker's executors some owner paused.
+    async fn refresh_pauses(&self) {
+        let names: Vec<&str> = self.executors.keys().copied().collect();
+        match db::executors_paused(&self.pool, &names).await {
+            Ok(paused) => {
+                for (name, e) in &self.executors {
+                    let now = paused.iter().any(|p| p == name);
+                    if e.paused.swap(now, Ordering::Relaxed) != now {
+                        tracing::info!(executor = name, paused = now, "executor pauses changed");
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "could not read the executors' pauses"),
         }
     }
 }

@@ -262,6 +262,7 @@ impl Producer {
         };
         let shared = self.shared.clone();
         let executor = self.exec.registration.executor;
+        let paused = self.exec.paused.load(Ordering::Relaxed);
         async move {
             let now = shared.clock.now();
             let jobs = db::job_lease(
@@ -275,6 +276,7 @@ impl Producer {
                     after,
                     buffer_wait,
                     lease_time: shared.lease_time,
+                    paused,
                 },
             )
             .await;

@@ -64,6 +64,8 @@ pub(crate) struct Shared {
     pub(crate) running: Arc<heartbeat::Running>,
     /// How long a lease lasts before it must be renewed.
     pub(crate) lease_time: Duration,
+    /// The executions an operator can cancel.
+    pub(crate) cancels: Arc<crate::cancel::Cancels>,
 }
 
 impl Shared {
@@ -97,6 +99,7 @@ impl Shared {
             hard: CancellationToken::new(),
             running: Arc::default(),
             lease_time: settings.heartbeat.lease_time,
+            cancels: Arc::default(),
         })
     }
 

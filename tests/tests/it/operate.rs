@@ -1,6 +1,8 @@
 //! An operator's actions: run a waiting job now, run a finished one again, and messages that
 //! say what happened to a finished job rather than "not found".
 
+use std::time::Duration;
+
 use qron::{Client, Error, JobRef, JobStatus, JobUpdate, NewJob, Worker};
 use qron_tests::TestDb;
 use qron_tests::jobs::{Mode, key, script_job};
@@ -141,4 +143,251 @@ async fn retry_by_name_refuses_a_name_taken_since_and_other_owners() {
     let finished: i64 = qron_tests::count(&db.pool, "SELECT id FROM qron.jobs_history").await;
     let taken = c.retry(finished).await.unwrap_err();
     assert!(matches!(taken, Error::AlreadyExists { .. }), "{taken}");
+}
+
+/// A worker serving `act`, in the background of the test.
+fn start_worker(c: &Client) -> qron_tests::Running {
+    qron_tests::Running::start(
+        Worker::builder(c.clone())
+            .executors(["act"])
+            .poll_interval(std::time::Duration::from_millis(50))
+            .build()
+            .unwrap(),
+    )
+}
+
+#[tokio::test]
+async fn cancel_ends_a_waiting_job_and_tells_a_running_one_within_a_second() {
+    let db = TestDb::new().await;
+    let c = Client::new(db.pool.clone());
+    let k = key("cancel");
+    let waiting = c
+        .create(script_job("act", "@after 1 hour", &k, Mode::Ok).name("later"))
+        .await
+        .unwrap();
+    let recurring = c
+        .create(script_job("act", "@every 1 hour", &k, Mode::Ok))
+        .await
+        .unwrap();
+    // Another owner's job is not found, by id or by name.
+    let other = c.owner("acme").cancel(waiting.id).await.unwrap_err();
+    assert!(matches!(other, Error::NotFound { .. }), "{other}");
+    let other = c
+        .owner("acme")
+        .cancel(JobRef::named("act", "later"))
+        .await
+        .unwrap_err();
+    assert!(matches!(other, Error::NotFound { .. }), "{other}");
+
+    let cancelled = c.cancel(JobRef::named("act", "later")).await.unwrap();
+    assert_eq!(
+        (
+            cancelled.id,
+            cancelled.status,
+            cancelled.last_error.as_deref()
+        ),
+        (waiting.id, JobStatus::Cancelled, Some("cancelled"))
+    );
+    assert!(cancelled.finished_at.is_some());
+    assert_eq!(
+        c.get(waiting.id).await.unwrap().status,
+        JobStatus::Cancelled
+    );
+    // A recurring job ends too.
+    assert_eq!(
+        c.cancel(recurring.id).await.unwrap().status,
+        JobStatus::Cancelled
+    );
+    // Once finished, it says so (and retry brings it back).
+    let again = c.cancel(waiting.id).await.unwrap_err();
+    assert!(
+        matches!(&again, Error::WrongStatus { status, .. } if status == "cancelled"),
+        "{again}"
+    );
+    assert_eq!(c.retry(waiting.id).await.unwrap().status, JobStatus::Ready);
+
+    // A running job: its handler is told, and what it returns then changes nothing.
+    let k = key("cancel-running");
+    let running = c
+        .create(script_job("act", "@after 0s", &k, Mode::UntilCancelled))
+        .await
+        .unwrap();
+    let worker = start_worker(&c);
+    let probe = qron_tests::jobs::probe(&k);
+    qron_tests::wait_for("the handler to start", Duration::from_secs(10), || async {
+        probe.started() == 1
+    })
+    .await;
+    let asked = std::time::Instant::now();
+    let row = c.cancel(running.id).await.unwrap();
+    assert_eq!(row.status, JobStatus::Cancelled);
+    qron_tests::wait_for(
+        "the handler to be told of the cancel",
+        Duration::from_secs(1),
+        || async { !probe.values.lock().unwrap().is_empty() },
+    )
+    .await;
+    let told_in = asked.elapsed();
+    assert!(told_in < Duration::from_secs(1), "told after {told_in:?}");
+    worker.stop().await;
+    let after = c.get(running.id).await.unwrap();
+    assert_eq!(
+        (after.status, after.executions),
+        (JobStatus::Cancelled, 1),
+        "the handler's success after the cancel changed nothing"
+    );
+}
+
+#[tokio::test]
+async fn a_paused_executor_holds_its_owners_jobs_and_no_one_elses() {
+    let db = TestDb::new().await;
+    let c = Client::new(db.pool.clone());
+    let acme = c.owner("acme");
+    let k = key("pause");
+    // Held already when paused: a waiting job, and one due.
+    let before = c
+        .create(script_job("act", "@after 0s", &k, Mode::Ok))
+        .await
+        .unwrap();
+    c.pause_executor("act").await.unwrap();
+    c.pause_executor("act").await.unwrap(); // a second pause changes nothing
+    let worker = start_worker(&c);
+    // Created while paused.
+    let during = c
+        .create(script_job("act", "@after 0s", &k, Mode::Ok))
+        .await
+        .unwrap();
+    // Another owner's job of the same executor runs as ever.
+    let theirs = acme
+        .create(script_job("act", "@after 0s", &k, Mode::Ok))
+        .await
+        .unwrap();
+    qron_tests::wait_for("the other owner's job", Duration::from_secs(10), || async {
+        acme.get(theirs.id).await.unwrap().status == JobStatus::Succeeded
+    })
+    .await;
+    // A job made ready while paused some other way (here: a retry) is held by the rescuer.
+    let retried = c
+        .create(script_job("act", "@after 1 hour", &k, Mode::Ok))
+        .await
+        .unwrap();
+    c.cancel(retried.id).await.unwrap();
+    c.retry(retried.id).await.unwrap();
+    qron_tests::wait_for(
+        "the rescuer to hold the retried job",
+        Duration::from_secs(10),
+        || async {
+            qron_tests::count(
+                &db.pool,
+                "SELECT count(*) FROM qron.jobs WHERE held AND owner = 'default'",
+            )
+            .await
+                == 3
+        },
+    )
+    .await;
+    for id in [before.id, during.id, retried.id] {
+        let j = c.get(id).await.unwrap();
+        assert_eq!((j.status, j.executions), (JobStatus::Ready, 0), "job {id}");
+    }
+    let listed = c.executors().await.unwrap();
+    let act = listed.iter().find(|e| e.executor == "act").unwrap();
+    assert!(act.is_paused());
+    assert_eq!((act.ready, act.running), (3, 0));
+    assert!(
+        !acme.executors().await.unwrap()[0].is_paused(),
+        "paused for one owner only"
+    );
+
+    // Bad names are refused, naming the field.
+    for bad in ["", "a\0b"] {
+        let e = c.pause_executor(bad).await.unwrap_err();
+        assert!(
+            matches!(
+                e,
+                Error::InvalidArgument {
+                    field: "executor",
+                    ..
+                }
+            ),
+            "{e}"
+        );
+    }
+    let long = "x".repeat(qron::MAX_NAME_LEN + 1);
+    assert!(c.resume_executor(&long).await.is_err());
+
+    c.resume_executor("act").await.unwrap();
+    for id in [before.id, during.id, retried.id] {
+        qron_tests::wait_for(
+            &format!("job {id} to run"),
+            Duration::from_secs(10),
+            || async { c.get(id).await.unwrap().status == JobStatus::Succeeded },
+        )
+        .await;
+    }
+    assert!(!c.executors().await.unwrap()[0].is_paused());
+    c.resume_executor("act").await.unwrap(); // resuming again changes nothing
+    worker.stop().await;
+}
+
+#[tokio::test]
+async fn executors_lists_what_the_rows_say() {
+    let db = TestDb::new().await;
+    let c = Client::new(db.pool.clone());
+    let k = key("executors");
+    for _ in 0..3 {
+        c.create(script_job("act", "@after 1 hour", &k, Mode::Ok))
+            .await
+            .unwrap();
+    }
+    let due = c
+        .create(script_job("other", "@after 0s", &k, Mode::Ok))
+        .await
+        .unwrap();
+    let stopped = c
+        .create(script_job("other", "@after 1 hour", &k, Mode::Ok))
+        .await
+        .unwrap();
+    c.stop(stopped.id).await.unwrap();
+    c.owner("acme")
+        .create(script_job("act", "@after 0s", &k, Mode::Ok))
+        .await
+        .unwrap();
+    c.pause_executor("paused-only").await.unwrap();
+    sqlx::query(
+        "INSERT INTO qron.workers VALUES ('w1', '{act}', now(), now(), '1 hour'),
+                                          ('gone', '{act}', now(), now() - interval '2 hours', '1 hour')",
+    )
+    .execute(&db.pool)
+    .await
+    .unwrap();
+
+    let list = c.executors().await.unwrap();
+    let names: Vec<&str> = list.iter().map(|e| e.executor.as_str()).collect();
+    assert_eq!(names, ["act", "other", "paused-only"]);
+    let (act, other, paused) = (&list[0], &list[1], &list[2]);
+    assert_eq!(
+        (act.ready, act.running, act.paused),
+        (3, 0, 0),
+        "acme's job is not counted"
+    );
+    assert_eq!(act.oldest_due_at, None, "none is due");
+    assert_eq!(act.workers, ["w1"], "the gone worker is not listed");
+    assert_eq!((other.ready, other.paused), (1, 1));
+    assert_eq!(other.oldest_due_at, Some(due.run_at));
+    assert!(other.lateness.is_some());
+    assert!(other.workers.is_empty());
+    assert!(paused.is_paused() && !act.is_paused());
+    // The counts are the rows'.
+    let rows: i64 = qron_tests::count(
+        &db.pool,
+        "SELECT count(*) FROM qron.jobs WHERE owner = 'default'",
+    )
+    .await;
+    assert_eq!(
+        list.iter()
+            .map(|e| e.ready + e.running + e.paused)
+            .sum::<i64>(),
+        rows
+    );
 }

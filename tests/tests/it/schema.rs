@@ -163,9 +163,11 @@ async fn the_lease_query_uses_the_lease_index() {
         days: 0,
         microseconds: secs * 1_000_000,
     };
-    for after in [
-        None,
-        Some((now - chrono::Duration::seconds(10_000), 5_000_i64)),
+    for (after, paused) in [
+        (None, false),
+        (Some((now - chrono::Duration::seconds(10_000), 5_000_i64)), false),
+        // with an owner's pause to skip
+        (None, true),
     ] {
         let plan: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
             "EXPLAIN {}",
@@ -180,6 +182,7 @@ async fn the_lease_query_uses_the_lease_index() {
         .bind(interval(30))
         .bind(after.map(|a| a.0))
         .bind(after.map(|a| a.1))
+        .bind(paused)
         .fetch_all(&db.pool)
         .await
         .unwrap();

@@ -1,0 +1,188 @@
+//! An operator's actions: cancel a job, pause and resume an owner's executor, and the
+//! executors' figures.
+
+use chrono::{DateTime, Utc};
+use sqlx::PgExecutor;
+
+use super::manage::bind_target;
+use crate::job::{JobRef, JobRow};
+
+/// The channel on which a cancel tells the worker running the job (payload: its id).
+pub(crate) const CANCEL_CHANNEL: &str = "qron_cancel";
+
+/// The channel on which a pause or a resume tells workers (payload: the executor).
+pub(crate) const PAUSE_CHANNEL: &str = "qron_pauses";
+
+/// Ends a live job (see [`bind_target`] for `$1`–`$4`) as cancelled at `$5`: it moves to the
+/// history, and the worker holding its lease is told (on commit), whose outcome then finds
+/// nothing to change.
+const JOB_CANCEL: &str = "
+    WITH done AS (
+        DELETE FROM qron.jobs
+         WHERE owner = $1 AND (id = $2 OR (executor = $3 AND name = $4))
+        RETURNING *),
+    moved AS (
+        INSERT INTO qron.jobs_history (id, executor, owner, name, expr, recurring, status,
+             run_at, payload, meta, attempt, executions, max_attempts, timeout, revision,
+             last_error, last_error_at, created_at, updated_at, start_at, last_run_at,
+             finished_at, errors)
+        SELECT id, executor, owner, name, expr, recurring, 'cancelled', run_at, payload, meta,
+               attempt, executions, max_attempts, timeout, revision + 1, 'cancelled', $5,
+               created_at, $5, start_at, last_run_at, $5, errors
+          FROM done
+        RETURNING *)
+    SELECT m.*,
+           CASE WHEN d.lease_expires_at IS NOT NULL
+                THEN pg_notify('qron_cancel', d.id::text) END AS notified
+      FROM moved m JOIN done d ON d.id = m.id";
+
+/// Cancels a live job (see [`JOB_CANCEL`]); the cancelled row.
+pub(crate) async fn job_cancel<'e>(
+    ex: impl PgExecutor<'e>,
+    owner: &str,
+    target: &JobRef,
+    now: DateTime<Utc>,
+) -> sqlx::Result<Option<JobRow>> {
+    bind_target(sqlx::query_as(JOB_CANCEL), owner, target)
+        .bind(now)
+        .fetch_optional(ex)
+        .await
+}
+
+/// Pauses executor `$2` for owner `$1` from `$3` (a second pause keeps the first time), holds
+/// that owner's ready jobs of it, and tells the workers (on commit).
+const EXECUTOR_PAUSE: &str = "
+    WITH paused AS (
+        INSERT INTO qron.executor_pauses (executor, owner, paused_at) VALUES ($2, $1, $3)
+        ON CONFLICT (executor, owner) DO UPDATE SET paused_at = qron.executor_pauses.paused_at
+        RETURNING paused_at),
+    held AS (
+        UPDATE qron.jobs SET held = true
+         WHERE owner = $1 AND executor = $2 AND status = 'ready' AND NOT held
+        RETURNING 1)
+    SELECT (SELECT paused_at FROM paused), (SELECT count(*) FROM held),
+           pg_notify('qron_pauses', $2) IS NULL AS notified";
+
+/// Pauses an owner's executor (see [`EXECUTOR_PAUSE`]): since when, and how many ready jobs
+/// it held now.
+pub(crate) async fn executor_pause<'e>(
+    ex: impl PgExecutor<'e>,
+    owner: &str,
+    executor: &str,
+    now: DateTime<Utc>,
+) -> sqlx::Result<(DateTime<Utc>, i64)> {
+    let (since, held, _): (DateTime<Utc>, i64, bool) = sqlx::query_as(EXECUTOR_PAUSE)
+        .bind(owner)
+        .bind(executor)
+        .bind(now)
+        .fetch_one(ex)
+        .await?;
+    Ok((since, held))
+}
+
+/// Resumes executor `$2` for owner `$1`: the pause goes, the held jobs are ready again, and
+/// the workers are told (on commit).
+const EXECUTOR_RESUME: &str = "
+    WITH resumed AS (
+        DELETE FROM qron.executor_pauses WHERE executor = $2 AND owner = $1 RETURNING 1),
+    released AS (
+        UPDATE qron.jobs SET held = false WHERE owner = $1 AND executor = $2 AND held
+        RETURNING 1)
+    SELECT (SELECT count(*) FROM resumed) > 0, (SELECT count(*) FROM released),
+           pg_notify('qron_pauses', $2) IS NULL AND pg_notify('qron_jobs', $2) IS NULL";
+
+/// Resumes an owner's executor (see [`EXECUTOR_RESUME`]): whether it was paused, and how many
+/// jobs it released.
+pub(crate) async fn executor_resume<'e>(
+    ex: impl PgExecutor<'e>,
+    owner: &str,
+    executor: &str,
+) -> sqlx::Result<(bool, i64)> {
+    let (was, released, _): (bool, i64, bool) = sqlx::query_as(EXECUTOR_RESUME)
+        .bind(owner)
+        .bind(executor)
+        .fetch_one(ex)
+        .await?;
+    Ok((was, released))
+}
+
+/// Holds the ready jobs of paused executors that were made ready since the pause (created,
+/// retried, rescheduled, rescued, restarted). The pauses are locked for the pass, so a resume
+/// waits for it rather than having jobs held again behind its back. Every worker's rescuer
+/// runs it; while there are pauses, one at a time does the work (an advisory lock the others
+/// do not wait for), and without any it costs a look at an empty table.
+const JOBS_HOLD_PAUSED: &str = "
+    WITH p AS (
+        SELECT executor, owner FROM qron.executor_pauses
+         WHERE pg_try_advisory_xact_lock(hashtext('qron.jobs_hold_paused'))
+           FOR SHARE)
+    UPDATE qron.jobs j SET held = true
+      FROM p
+     WHERE j.executor = p.executor AND j.owner = p.owner AND j.status = 'ready' AND NOT j.held";
+
+/// Holds the jobs of paused executors made ready since (see [`JOBS_HOLD_PAUSED`]); how many.
+pub(crate) async fn jobs_hold_paused<'e>(ex: impl PgExecutor<'e>) -> sqlx::Result<u64> {
+    sqlx::query(JOBS_HOLD_PAUSED)
+        .execute(ex)
+        .await
+        .map(|r| r.rows_affected())
+}
+
+/// Which of executors `$1` some owner paused.
+const EXECUTORS_PAUSED: &str = "
+    SELECT DISTINCT executor FROM qron.executor_pauses WHERE executor = ANY($1)";
+
+/// Which of `executors` some owner paused.
+pub(crate) async fn executors_paused<'e>(
+    ex: impl PgExecutor<'e>,
+    executors: &[&str],
+) -> sqlx::Result<Vec<String>> {
+    sqlx::query_scalar(EXECUTORS_PAUSED)
+        .bind(executors)
+        .fetch_all(ex)
+        .await
+}
+
+/// Owner `$1`'s executors at `$2`: every executor with a live job of the owner, paused by the
+/// owner, or served by a live worker; each with its live jobs counted by status, its oldest due
+/// ready job, when the owner paused it, and the workers serving it.
+const EXECUTORS_LIST: &str = "
+    WITH live AS (
+        SELECT executor,
+               count(*) FILTER (WHERE status = 'ready') AS ready,
+               count(*) FILTER (WHERE status = 'running') AS running,
+               count(*) FILTER (WHERE status = 'paused') AS paused,
+               min(run_at) FILTER (WHERE status = 'ready' AND run_at <= $2) AS oldest_due_at
+          FROM qron.jobs WHERE owner = $1
+         GROUP BY executor),
+    pauses AS (
+        SELECT executor, paused_at FROM qron.executor_pauses WHERE owner = $1),
+    served AS (
+        SELECT e AS executor, array_agg(w.id ORDER BY w.id) AS workers
+          FROM qron.workers w, unnest(w.executors) AS e
+         WHERE w.seen_at + w.ttl >= $2
+         GROUP BY e),
+    names AS (
+        SELECT executor FROM live UNION SELECT executor FROM pauses
+        UNION SELECT executor FROM served)
+    SELECT n.executor, COALESCE(l.ready, 0) AS ready, COALESCE(l.running, 0) AS running,
+           COALESCE(l.paused, 0) AS paused, l.oldest_due_at, p.paused_at,
+           COALESCE(s.workers, '{}') AS workers
+      FROM names n
+      LEFT JOIN live l ON l.executor = n.executor
+      LEFT JOIN pauses p ON p.executor = n.executor
+      LEFT JOIN served s ON s.executor = n.executor
+     ORDER BY n.executor";
+
+/// Owner's executors (see [`EXECUTORS_LIST`]).
+pub(crate) async fn executors_list<'e>(
+    ex: impl PgExecutor<'e>,
+    owner: &str,
+    now: DateTime<Utc>,
+) -> sqlx::Result<Vec<crate::ExecutorInfo>> {
+    sqlx::query_as(EXECUTORS_LIST)
+        .bind(owner)
+        .bind(now)
+        .fetch_all(ex)
+        .await
+}
