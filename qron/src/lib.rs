@@ -41,6 +41,7 @@ mod metrics;
 mod migrate;
 mod registry;
 mod state;
+pub mod telemetry;
 mod worker;
 
 #[cfg(feature = "embedded")]

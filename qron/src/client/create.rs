@@ -3,6 +3,7 @@
 use std::future::Future;
 
 use sqlx::{Acquire, Postgres};
+use tracing::Instrument as _;
 
 use super::{Client, INSERT_CHUNK, Scope};
 use crate::db::{self, InsertRow};
@@ -100,8 +101,21 @@ impl Client {
     where
         A: Acquire<'c, Database = Postgres>,
     {
-        let now = self.now().await;
         let jobs: Vec<NewJob> = jobs.into_iter().collect();
+        let span = tracing::info_span!(
+            "qron.enqueue",
+            messaging.system = "qron",
+            messaging.operation.type = "send",
+            messaging.batch.message_count = jobs.len(),
+        );
+        self.insert_many_with(conn, jobs).instrument(span).await
+    }
+
+    async fn insert_many_with<'c, A>(&self, conn: A, jobs: Vec<NewJob>) -> Result<Vec<i64>>
+    where
+        A: Acquire<'c, Database = Postgres>,
+    {
+        let now = self.now().await;
         let in_batch = |i: usize| {
             move |e: Error| match e {
                 Error::InvalidArgument { field, reason } => Error::InvalidArgument {

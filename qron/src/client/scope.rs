@@ -3,6 +3,7 @@
 use chrono::{DateTime, SubsecRound as _, Utc};
 use serde_json::Value;
 use sqlx::PgConnection;
+use tracing::Instrument as _;
 
 use super::checks::{check_max_attempts, check_name, check_time, timeout_interval};
 use crate::Schedule;
@@ -113,7 +114,11 @@ impl Scope<'_> {
             recurring: first.recurring,
             run_at: first.run_at,
             payload: self.json("payload", &job.payload)?,
-            meta: self.meta_json(&job.meta)?,
+            // with the enqueuing trace, when there is one to carry (see `telemetry`)
+            meta: match crate::telemetry::with_traceparent(&job.meta) {
+                Some(meta) => self.meta_json(&meta)?,
+                None => self.meta_json(&job.meta)?,
+            },
             max_attempts,
             timeout,
             start_at,
@@ -154,6 +159,29 @@ impl Scope<'_> {
 
     /// Validates and inserts one job through `conn`.
     pub(crate) async fn create_on(
+        &self,
+        conn: &mut PgConnection,
+        job: NewJob,
+        now: DateTime<Utc>,
+    ) -> Result<JobRow> {
+        let span = tracing::info_span!(
+            "qron.enqueue",
+            messaging.system = "qron",
+            messaging.operation.type = "send",
+            messaging.destination.name = %job.executor,
+            job.id = tracing::field::Empty,
+        );
+        let created = self
+            .insert_on(conn, job, now)
+            .instrument(span.clone())
+            .await;
+        if let Ok(job) = &created {
+            span.record("job.id", job.id);
+        }
+        created
+    }
+
+    async fn insert_on(
         &self,
         conn: &mut PgConnection,
         job: NewJob,

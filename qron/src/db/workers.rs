@@ -101,3 +101,25 @@ pub(crate) async fn executors_unserved<'e>(
         .fetch_all(ex)
         .await
 }
+
+/// For each of executors `$1`: its due jobs at `$2` waiting to be leased, and the oldest one's
+/// run time (an index range of the lease index per executor).
+const EXECUTORS_QUEUE: &str = "
+    SELECT e.executor, count(j.id), min(j.run_at)
+      FROM unnest($1::text[]) AS e(executor)
+      LEFT JOIN qron.jobs j
+        ON j.executor = e.executor AND j.status = 'ready' AND NOT j.held AND j.run_at <= $2
+     GROUP BY e.executor";
+
+/// Each executor's queue (see [`EXECUTORS_QUEUE`]): (executor, due jobs, oldest run time).
+pub(crate) async fn executors_queue<'e>(
+    ex: impl PgExecutor<'e>,
+    executors: &[&str],
+    now: DateTime<Utc>,
+) -> sqlx::Result<Vec<(String, i64, Option<DateTime<Utc>>)>> {
+    sqlx::query_as(EXECUTORS_QUEUE)
+        .bind(executors)
+        .bind(now)
+        .fetch_all(ex)
+        .await
+}

@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 use super::{DEFAULT_SHUTDOWN_GRACE, ExecutorState, Stopper, Worker, heartbeat, producer};
 use crate::clock::{DbClock, HostClock};
 use crate::completer;
-use crate::maintenance::{history, rescuer, unserved};
+use crate::maintenance::{history, queue, rescuer, unserved};
 use crate::registry::Registration;
 use crate::{Client, Error, Result};
 
@@ -50,6 +50,7 @@ pub(crate) struct Settings {
     pub(crate) history: history::Config,
     pub(crate) heartbeat: heartbeat::Config,
     pub(crate) unserved: unserved::Config,
+    pub(crate) queue: queue::Config,
     pub(crate) shutdown_grace: Duration,
 }
 
@@ -62,6 +63,7 @@ impl Default for Settings {
             history: history::Config::default(),
             heartbeat: heartbeat::Config::default(),
             unserved: unserved::Config::default(),
+            queue: queue::Config::default(),
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
         }
     }
@@ -76,6 +78,7 @@ impl WorkerBuilder {
         self.settings.history.validate()?;
         self.settings.heartbeat.validate()?;
         self.settings.unserved.validate()?;
+        self.settings.queue.validate()?;
         if let Some((executor, _)) = self.concurrency.iter().find(|(_, n)| **n == 0) {
             return Err(Error::InvalidArgument {
                 field: "concurrency",
@@ -296,6 +299,21 @@ impl WorkerBuilder {
     /// ```
     pub fn unserved_after(mut self, d: Duration) -> Self {
         self.settings.unserved.after = d;
+        self
+    }
+
+    /// How often the worker refreshes the queue gauges of its executors (`qron_queue_depth`,
+    /// `qron_queue_oldest_due_seconds`: see [`telemetry`](crate::telemetry)); default
+    /// [`DEFAULT_QUEUE_REFRESH`](crate::telemetry::DEFAULT_QUEUE_REFRESH), at least 1 ms. One
+    /// query per refresh per worker, whatever reads the gauges.
+    ///
+    /// ```no_run
+    /// # fn demo(client: qron::Client) -> qron::Result<()> {
+    /// let worker = qron::Worker::builder(client).queue_refresh(std::time::Duration::from_secs(30)).build()?;
+    /// # Ok(()) }
+    /// ```
+    pub fn queue_refresh(mut self, d: Duration) -> Self {
+        self.settings.queue.every = d;
         self
     }
 

@@ -69,6 +69,9 @@ pub(crate) async fn execute(mut job: LeasedJob, exec: &ExecutorState, shared: &S
     let reg = exec.registration;
     let span = tracing::info_span!(
         "qron.job",
+        messaging.system = "qron",
+        messaging.operation.type = "process",
+        messaging.destination.name = reg.executor,
         job.id = job.id,
         executor = reg.executor,
         attempt = job.attempt,
@@ -90,6 +93,8 @@ pub(crate) async fn execute(mut job: LeasedJob, exec: &ExecutorState, shared: &S
             ))),
         ),
     };
+    // The trace that enqueued the job, when it carries one.
+    crate::telemetry::link(&span, &meta);
     let ctx = Context {
         id: job.id,
         executor: exec.executor.clone(),
@@ -133,10 +138,14 @@ pub(crate) async fn execute(mut job: LeasedJob, exec: &ExecutorState, shared: &S
         tokio::time::Instant::now()
             .checked_add(timeout.saturating_sub(crate::cancel::warning_before(timeout))),
     ));
-    if due {
-        // How late it started: from when it was due (its slot, or the end of a back-off).
-        let late = (shared.clock.now() - job.run_at).num_milliseconds().max(0);
-        span.record("lateness_ms", late);
+    // How late it started: from when it was due (its slot, or the end of a back-off).
+    let lateness = due.then(|| {
+        (shared.clock.now() - job.run_at)
+            .to_std()
+            .unwrap_or(std::time::Duration::ZERO)
+    });
+    if let Some(late) = lateness {
+        span.record("lateness_ms", late.as_millis() as u64);
     }
     let result: Option<std::result::Result<(), JobError>> = if let Some(e) = bad_meta {
         Some(Err(e))
@@ -209,8 +218,10 @@ pub(crate) async fn execute(mut job: LeasedJob, exec: &ExecutorState, shared: &S
             reg.options.backoff,
             reg.options.history,
         );
+        let took = started.elapsed();
         span.record("outcome", label);
-        span.record("duration_ms", started.elapsed().as_millis() as u64);
+        span.record("duration_ms", took.as_millis() as u64);
+        crate::telemetry::executed(reg.executor, label, took, lateness);
         let counter = match label {
             "succeeded" | "paused" | "rescheduled" => &shared.metrics.succeeded,
             "retry" => &shared.metrics.retried,

@@ -33,7 +33,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::clock::DbClock;
 use crate::completer;
-use crate::maintenance::{history, rescuer, unserved};
+use crate::maintenance::{history, queue, rescuer, unserved};
 use crate::metrics::Metrics;
 use crate::registry::Registration;
 use crate::{Client, Error, Result};
@@ -401,6 +401,16 @@ impl Worker {
             "unserved executors watch",
             watch.run(shared.soft.clone()),
         ));
+        let gauges = queue::Gauges::new(
+            pool.clone(),
+            shared.clock.clone(),
+            self.executors
+                .iter()
+                .map(|e| e.registration.executor)
+                .collect(),
+            self.settings.queue.clone(),
+        );
+        background.spawn(supervised("queue gauges", gauges.run(shared.soft.clone())));
         let history = history::Maintainer::new(
             pool.clone(),
             shared.clock.clone(),

@@ -165,7 +165,10 @@ async fn the_lease_query_uses_the_lease_index() {
     };
     for (after, paused) in [
         (None, false),
-        (Some((now - chrono::Duration::seconds(10_000), 5_000_i64)), false),
+        (
+            Some((now - chrono::Duration::seconds(10_000), 5_000_i64)),
+            false,
+        ),
         // with an owner's pause to skip
         (None, true),
     ] {
