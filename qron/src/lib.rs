@@ -40,6 +40,7 @@ mod maintenance;
 mod metrics;
 mod migrate;
 mod registry;
+mod schema;
 mod state;
 pub mod telemetry;
 mod worker;
@@ -76,7 +77,7 @@ pub use sqlx;
 /// The chrono qron's times are in.
 pub use chrono;
 
-pub use migrate::{SCHEMA, migrate, migrator};
+pub use migrate::{migrate, migrator};
 /// Declares a typed job on an `async fn`.
 ///
 /// ```no_run
@@ -115,6 +116,7 @@ pub use migrate::{SCHEMA, migrate, migrator};
 /// | `crate = "…"` | the path of the qron crate, when renamed | `::qron` |
 pub use qron_macros::job;
 pub use registry::{Registration, registered_jobs};
+pub use schema::{SCHEMA, schema, set_schema};
 /// The serde_json qron's payloads and meta are in.
 pub use serde_json;
 pub use state::State;

@@ -1,16 +1,16 @@
 //! qron's schema migrations.
 
-use sqlx::migrate::Migrator;
+use sqlx::SqlSafeStr as _;
+use sqlx::migrate::{Migration, Migrator};
 
 use crate::error::Result;
-
-/// The schema that holds every qron table, type and function.
-pub const SCHEMA: &str = "qron";
+use crate::schema::{SCHEMA, rewrite, schema};
 
 /// The migrator of qron's schema, for applications that drive migrations themselves.
 ///
-/// It records applied migrations in `qron._sqlx_migrations`, apart from the application's own
-/// `sqlx` migrations, and takes PostgreSQL's migration advisory lock while it runs.
+/// It records applied migrations in `qron._sqlx_migrations` (in the schema of
+/// [`set_schema`](crate::set_schema), when chosen), apart from the application's own `sqlx`
+/// migrations, and takes PostgreSQL's migration advisory lock while it runs.
 ///
 /// ```no_run
 /// # async fn demo(pool: sqlx::PgPool) -> Result<(), sqlx::migrate::MigrateError> {
@@ -19,8 +19,26 @@ pub const SCHEMA: &str = "qron";
 /// ```
 pub fn migrator() -> Migrator {
     let mut m = sqlx::migrate!("./migrations");
-    m.dangerous_set_table_name("qron._sqlx_migrations");
-    m.create_schema(SCHEMA);
+    let schema = schema();
+    if schema != SCHEMA {
+        // The same migrations, naming the chosen schema.
+        m.migrations = m
+            .migrations
+            .iter()
+            .map(|g| {
+                Migration::new(
+                    g.version,
+                    g.description.clone(),
+                    g.migration_type,
+                    sqlx::AssertSqlSafe(rewrite(g.sql.as_str(), schema)).into_sql_str(),
+                    g.no_tx,
+                )
+            })
+            .collect::<Vec<_>>()
+            .into();
+    }
+    m.dangerous_set_table_name(format!("{schema}._sqlx_migrations"));
+    m.create_schema(schema);
     m
 }
 

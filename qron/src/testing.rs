@@ -31,6 +31,7 @@
 //! # Ok(()) }
 //! ```
 
+use crate::schema::sql;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -316,11 +317,9 @@ async fn make_template(
 /// # Ok(()) }
 /// ```
 pub async fn enqueued<'e, J: Job>(ex: impl PgExecutor<'e>) -> Result<Vec<J::Payload>> {
-    let payloads: Vec<String> = sqlx::query_scalar(
-        "SELECT payload::text FROM qron.jobs
+    let payloads: Vec<String> = sqlx::query_scalar(sql("SELECT payload::text FROM qron.jobs
           WHERE executor = $1 AND status IN ('ready', 'paused')
-          ORDER BY run_at, id",
-    )
+          ORDER BY run_at, id"))
     .bind(J::EXECUTOR)
     .fetch_all(ex)
     .await?;
@@ -464,9 +463,9 @@ pub async fn run_due_at<J: Job>(client: &Client, at: chrono::DateTime<chrono::Ut
 
 async fn run_due_ahead<J: Job>(client: &Client, ahead: chrono::Duration) -> Result<Ran> {
     let now = crate::db::server_now(client.pool()).await? + ahead;
-    let due: Vec<i64> = sqlx::query_scalar(
+    let due: Vec<i64> = sqlx::query_scalar(sql(
         "SELECT id FROM qron.jobs WHERE status = 'ready' AND executor = $1 AND run_at <= $2",
-    )
+    ))
     .bind(J::EXECUTOR)
     .bind(now)
     .fetch_all(client.pool())
@@ -478,10 +477,12 @@ async fn run_due_ahead<J: Job>(client: &Client, ahead: chrono::Duration) -> Resu
     let worker = builder.build()?;
     let metrics = worker.metrics();
     worker.run_until_idle().await?;
-    let jobs = sqlx::query_as("SELECT * FROM qron.jobs_all WHERE id = ANY($1) ORDER BY id")
-        .bind(&due)
-        .fetch_all(client.pool())
-        .await?;
+    let jobs = sqlx::query_as(sql(
+        "SELECT * FROM qron.jobs_all WHERE id = ANY($1) ORDER BY id",
+    ))
+    .bind(&due)
+    .fetch_all(client.pool())
+    .await?;
     Ok(Ran { jobs, metrics })
 }
 

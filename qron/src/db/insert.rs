@@ -1,5 +1,6 @@
 //! Creating jobs: one, many in one statement, or many through `COPY`.
 
+use crate::schema::sql;
 use chrono::{DateTime, Utc};
 use sqlx::postgres::types::PgInterval;
 use sqlx::{PgConnection, PgExecutor};
@@ -79,12 +80,12 @@ pub(crate) async fn job_insert<'e>(
     row: &InsertRow,
     policy: OnConflict,
 ) -> sqlx::Result<Option<JobRow>> {
-    let sql = match policy {
+    let statement = match policy {
         OnConflict::Error => JOB_INSERT,
         OnConflict::Keep => JOB_INSERT_KEEP,
         OnConflict::Replace => JOB_INSERT_REPLACE,
     };
-    sqlx::query_as(sql)
+    sqlx::query_as(sql(statement))
         .bind(&row.executor)
         .bind(owner)
         .bind(&row.name)
@@ -159,14 +160,14 @@ pub(crate) async fn job_insert_many(
     rows: &[&InsertRow],
     policy: OnConflict,
 ) -> sqlx::Result<Vec<Option<i64>>> {
-    let sql = match policy {
+    let statement = match policy {
         OnConflict::Error => JOB_INSERT_MANY,
         OnConflict::Keep => JOB_INSERT_MANY_KEEP,
         OnConflict::Replace => JOB_INSERT_MANY_REPLACE,
     };
     let col = |f: fn(&InsertRow) -> &str| rows.iter().map(|r| f(r)).collect::<Vec<_>>();
     let names: Vec<Option<&str>> = rows.iter().map(|r| r.name.as_deref()).collect();
-    let returned: Vec<(i64, String, Option<String>)> = sqlx::query_as(sql)
+    let returned: Vec<(i64, String, Option<String>)> = sqlx::query_as(sql(statement))
         .persistent(false)
         .bind(owner)
         .bind(col(|r| &r.executor))
@@ -223,10 +224,10 @@ pub(crate) struct Copied {
 impl<'c> JobCopy<'c> {
     /// Starts the `COPY`, after drawing one id that every id of its rows will follow.
     pub(crate) async fn begin(conn: &'c mut PgConnection) -> sqlx::Result<Self> {
-        let after: i64 = sqlx::query_scalar("SELECT nextval('qron.jobs_id_seq')")
+        let after: i64 = sqlx::query_scalar(sql("SELECT nextval('qron.jobs_id_seq')"))
             .fetch_one(&mut *conn)
             .await?;
-        let copy = conn.copy_in_raw(COPY_IN).await?;
+        let copy = conn.copy_in_raw(sql(COPY_IN)).await?;
         Ok(Self {
             copy,
             buf: copy_binary::header(),
@@ -268,16 +269,16 @@ pub(crate) async fn job_copied_ids(conn: &mut PgConnection, c: Copied) -> sqlx::
     }
     let (last, xmin): (i64, String) = sqlx::query_as(
         // currval in a subquery: evaluated once, so the primary key finds the row.
-        "SELECT id, xmin::text FROM qron.jobs WHERE id = (SELECT currval('qron.jobs_id_seq'))",
+        sql("SELECT id, xmin::text FROM qron.jobs WHERE id = (SELECT currval('qron.jobs_id_seq'))"),
     )
     .fetch_one(&mut *conn)
     .await?;
     if last - c.after == c.count {
         return Ok((c.after + 1..=last).collect());
     }
-    let ids: Vec<i64> = sqlx::query_scalar(
+    let ids: Vec<i64> = sqlx::query_scalar(sql(
         "SELECT id FROM qron.jobs WHERE id > $1 AND id <= $2 AND xmin::text = $3 ORDER BY id",
-    )
+    ))
     .bind(c.after)
     .bind(last)
     .bind(xmin)
@@ -299,11 +300,13 @@ pub(crate) async fn jobs_notify<'e>(
     ex: impl PgExecutor<'e>,
     executors: &[&str],
 ) -> sqlx::Result<()> {
-    sqlx::query("SELECT pg_notify('qron_jobs', e) FROM unnest($1::text[]) AS e")
-        .bind(executors)
-        .execute(ex)
-        .await
-        .map(|_| ())
+    sqlx::query(sql(
+        "SELECT pg_notify('qron_jobs', e) FROM unnest($1::text[]) AS e",
+    ))
+    .bind(executors)
+    .execute(ex)
+    .await
+    .map(|_| ())
 }
 
 /// PostgreSQL's binary `COPY` format for [`COPY_IN`]'s columns.

@@ -1,6 +1,7 @@
 //! Leases: taking due jobs, handing them back, finding the next due one, and the leases that
 //! ran out.
 
+use crate::schema::sql;
 use chrono::{DateTime, Utc};
 use sqlx::PgExecutor;
 use sqlx::postgres::types::PgInterval;
@@ -160,7 +161,7 @@ pub(crate) async fn job_lease<'e>(
     p: &Lease<'_>,
 ) -> sqlx::Result<Vec<LeasedJob>> {
     let slack = super::duration_interval(LEASE_SLACK_TIME + p.buffer_wait);
-    sqlx::query_as(JOB_LEASE)
+    sqlx::query_as(sql(JOB_LEASE))
         .bind(p.executor)
         .bind(p.now)
         .bind(p.limit)
@@ -216,7 +217,7 @@ pub(crate) async fn job_lease_renew<'e>(
     lease_time: std::time::Duration,
     wait: std::time::Duration,
 ) -> sqlx::Result<Vec<i64>> {
-    sqlx::query_scalar(JOB_LEASE_RENEW)
+    sqlx::query_scalar(sql(JOB_LEASE_RENEW))
         .bind(ids)
         .bind(tokens)
         .bind(now)
@@ -256,7 +257,7 @@ pub(crate) async fn job_release<'e>(
     let ids: Vec<i64> = jobs.iter().map(|j| j.id).collect();
     let tokens: Vec<i64> = jobs.iter().map(|j| j.lease_token).collect();
     let revisions: Vec<i64> = jobs.iter().map(|j| j.revision).collect();
-    sqlx::query_scalar(JOB_RELEASE)
+    sqlx::query_scalar(sql(JOB_RELEASE))
         .bind(ids)
         .bind(tokens)
         .bind(revisions)
@@ -276,10 +277,10 @@ pub(crate) async fn job_next_due<'e>(
     executor: &str,
     before: DateTime<Utc>,
 ) -> sqlx::Result<Option<DateTime<Utc>>> {
-    sqlx::query_scalar(
+    sqlx::query_scalar(sql(
         "SELECT run_at FROM qron.jobs WHERE status = 'ready' AND executor = $1 AND run_at <= $2
           ORDER BY run_at LIMIT 1",
-    )
+    ))
     .bind(executor)
     .bind(before)
     .fetch_optional(ex)
@@ -293,13 +294,11 @@ pub(crate) async fn jobs_pending<'e>(
     worker_id: &str,
     now: DateTime<Utc>,
 ) -> sqlx::Result<bool> {
-    sqlx::query_scalar(
-        "SELECT EXISTS (SELECT FROM qron.jobs
+    sqlx::query_scalar(sql("SELECT EXISTS (SELECT FROM qron.jobs
                          WHERE status = 'ready' AND executor = ANY($1) AND run_at <= $3)
              OR EXISTS (SELECT FROM qron.jobs
                          WHERE lease_owner = $2 AND lease_expires_at IS NOT NULL
-                           AND executor = ANY($1))",
-    )
+                           AND executor = ANY($1))"))
     .bind(executors)
     .bind(worker_id)
     .bind(now)
@@ -329,14 +328,14 @@ pub(crate) async fn job_expired_leases<'e>(
     now: DateTime<Utc>,
     limit: i64,
 ) -> sqlx::Result<Vec<ExpiredLease>> {
-    sqlx::query_as(
+    sqlx::query_as(sql(
         "SELECT id, executor, expr, recurring, run_at, slot_at, attempt, max_attempts, lease_token,
                 revision, start_at
            FROM qron.jobs
           WHERE lease_expires_at IS NOT NULL AND lease_expires_at < $1
           ORDER BY lease_expires_at
           LIMIT $2",
-    )
+    ))
     .bind(now)
     .bind(limit)
     .fetch_all(ex)

@@ -1,5 +1,6 @@
 //! The history's upkeep: day partitions, their retention, and the leader's lock.
 
+use crate::schema::sql;
 use sqlx::PgExecutor;
 
 /// Creates the history partition of `day` (idempotent).
@@ -7,7 +8,7 @@ pub(crate) async fn history_partition_create<'e>(
     ex: impl PgExecutor<'e>,
     day: chrono::NaiveDate,
 ) -> sqlx::Result<String> {
-    sqlx::query_scalar("SELECT qron.history_partition_create($1)")
+    sqlx::query_scalar(sql("SELECT qron.history_partition_create($1)"))
         .bind(day)
         .fetch_one(ex)
         .await
@@ -15,12 +16,12 @@ pub(crate) async fn history_partition_create<'e>(
 
 /// The day partitions of the history, by name (`jobs_history_YYYYMMDD`).
 pub(crate) async fn history_partitions<'e>(ex: impl PgExecutor<'e>) -> sqlx::Result<Vec<String>> {
-    sqlx::query_scalar(
+    sqlx::query_scalar(sql(
         "SELECT c.relname::text FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
           WHERE i.inhparent = 'qron.jobs_history'::regclass
             AND c.relname ~ '^jobs_history_[0-9]{8}$'
           ORDER BY 1",
-    )
+    ))
     .fetch_all(ex)
     .await
 }
@@ -30,7 +31,7 @@ pub(crate) async fn history_partition_drop<'e>(
     ex: impl PgExecutor<'e>,
     name: &str,
 ) -> sqlx::Result<()> {
-    sqlx::query("SELECT qron.history_partition_drop($1)")
+    sqlx::query(sql("SELECT qron.history_partition_drop($1)"))
         .bind(name)
         .execute(ex)
         .await
@@ -43,7 +44,7 @@ pub(crate) async fn lock_timeout_set_local<'e>(
     ex: impl PgExecutor<'e>,
     timeout: &str,
 ) -> sqlx::Result<()> {
-    sqlx::query("SELECT set_config('lock_timeout', $1, true)")
+    sqlx::query(sql("SELECT set_config('lock_timeout', $1, true)"))
         .bind(timeout)
         .execute(ex)
         .await
@@ -52,7 +53,9 @@ pub(crate) async fn lock_timeout_set_local<'e>(
 
 /// Tries to become the maintenance leader for this transaction.
 pub(crate) async fn maintenance_try_lock<'e>(ex: impl PgExecutor<'e>) -> sqlx::Result<bool> {
-    sqlx::query_scalar("SELECT pg_try_advisory_xact_lock(hashtext('qron.maintenance'))")
-        .fetch_one(ex)
-        .await
+    sqlx::query_scalar(sql(
+        "SELECT pg_try_advisory_xact_lock(hashtext('qron.maintenance'))",
+    ))
+    .fetch_one(ex)
+    .await
 }

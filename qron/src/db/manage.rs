@@ -1,5 +1,6 @@
 //! The client's reads and changes of existing jobs: get, update, delete, stop, restart, search.
 
+use crate::schema::sql;
 use chrono::{DateTime, Utc};
 use sqlx::postgres::types::PgInterval;
 use sqlx::{PgConnection, PgExecutor};
@@ -20,7 +21,7 @@ pub(crate) async fn job_get<'e>(
     owner: &str,
     target: &JobRef,
 ) -> sqlx::Result<Option<JobRow>> {
-    bind_target(sqlx::query_as(JOB_GET), owner, target)
+    bind_target(sqlx::query_as(sql(JOB_GET)), owner, target)
         .fetch_optional(ex)
         .await
 }
@@ -80,7 +81,7 @@ pub(crate) async fn job_update<'e>(
     target: &JobRef,
     c: &JobChanges,
 ) -> sqlx::Result<Option<JobRow>> {
-    bind_target(sqlx::query_as(JOB_UPDATE), owner, target)
+    bind_target(sqlx::query_as(sql(JOB_UPDATE)), owner, target)
         .bind(c.expr.clone())
         .bind(c.recurring)
         .bind(c.run_at)
@@ -110,7 +111,7 @@ pub(crate) async fn job_delete(
     owner: &str,
     target: &JobRef,
 ) -> sqlx::Result<Option<JobRow>> {
-    if let Some(job) = bind_target(sqlx::query_as(JOB_DELETE), owner, target)
+    if let Some(job) = bind_target(sqlx::query_as(sql(JOB_DELETE)), owner, target)
         .fetch_optional(&mut *conn)
         .await?
     {
@@ -118,7 +119,7 @@ pub(crate) async fn job_delete(
     }
     match target {
         JobRef::Id(id) => {
-            sqlx::query_as(JOB_HISTORY_DELETE)
+            sqlx::query_as(sql(JOB_HISTORY_DELETE))
                 .bind(owner)
                 .bind(id)
                 .fetch_optional(conn)
@@ -140,7 +141,7 @@ pub(crate) async fn job_stop<'e>(
     owner: &str,
     target: &JobRef,
 ) -> sqlx::Result<Option<JobRow>> {
-    bind_target(sqlx::query_as(JOB_STOP), owner, target)
+    bind_target(sqlx::query_as(sql(JOB_STOP)), owner, target)
         .fetch_optional(ex)
         .await
 }
@@ -157,7 +158,7 @@ pub(crate) async fn job_lock(
     owner: &str,
     target: &JobRef,
 ) -> sqlx::Result<Option<(i64, String, bool, DateTime<Utc>, DateTime<Utc>)>> {
-    bind_target(sqlx::query_as(JOB_LOCK), owner, target)
+    bind_target(sqlx::query_as(sql(JOB_LOCK)), owner, target)
         .fetch_optional(conn)
         .await
 }
@@ -178,7 +179,7 @@ pub(crate) async fn job_restart(
     id: i64,
     run_at: DateTime<Utc>,
 ) -> sqlx::Result<Option<JobRow>> {
-    sqlx::query_as(JOB_RESTART)
+    sqlx::query_as(sql(JOB_RESTART))
         .bind(owner)
         .bind(id)
         .bind(run_at)
@@ -202,7 +203,7 @@ pub(crate) async fn job_run_now<'e>(
     target: &JobRef,
     now: DateTime<Utc>,
 ) -> sqlx::Result<Option<JobRow>> {
-    bind_target(sqlx::query_as(JOB_RUN_NOW), owner, target)
+    bind_target(sqlx::query_as(sql(JOB_RUN_NOW)), owner, target)
         .bind(now)
         .fetch_optional(ex)
         .await
@@ -235,7 +236,7 @@ pub(crate) async fn job_retry<'e>(
     now: DateTime<Utc>,
     payload: Option<String>,
 ) -> sqlx::Result<Option<JobRow>> {
-    sqlx::query_as(JOB_RETRY)
+    sqlx::query_as(sql(JOB_RETRY))
         .bind(owner)
         .bind(id)
         .bind(now)
@@ -295,8 +296,8 @@ pub(crate) async fn job_search(
         .as_ref()
         .map(|m| sqlx::types::Json(m.clone()));
     // The filters, `$1`–`$10` of both statements.
-    let filters = |sql: &'static str| {
-        sqlx::query(sql)
+    let filters = |statement: &'static str| {
+        sqlx::query(sql(statement))
             .bind(owner.to_owned())
             .bind(q.executor.clone())
             .bind(statuses.clone())
@@ -336,11 +337,11 @@ mod tests {
     use super::*;
     use crate::testing::TestDb;
 
-    /// The plan of `sql` as prepared statement `p`, run with `args`, in `mode`.
-    async fn plan(conn: &mut PgConnection, sql: &str, args: &str, mode: &str) -> String {
+    /// The plan of `statement` as prepared statement `p`, run with `args`, in `mode`.
+    async fn plan(conn: &mut PgConnection, statement: &str, args: &str, mode: &str) -> String {
         for s in [
             format!("SET plan_cache_mode = {mode}"),
-            format!("PREPARE p AS {sql}"),
+            format!("PREPARE p AS {statement}"),
         ] {
             sqlx::query(sqlx::AssertSqlSafe(s))
                 .execute(&mut *conn)
@@ -363,29 +364,32 @@ mod tests {
     async fn statements_on_one_job_find_it_by_an_index_in_custom_and_generic_plans() {
         let db = TestDb::new().await.unwrap();
         let mut conn = db.pool().acquire().await.unwrap();
-        sqlx::query(
+        sqlx::query(sql(
             "INSERT INTO qron.jobs (executor, owner, name, expr, recurring, run_at, slot_at)
              SELECT 'e', 'default', 'n' || g, '@after 1s', false, now(), now()
                FROM generate_series(1, 20000) g",
-        )
+        ))
         .execute(&mut *conn)
         .await
         .unwrap();
-        sqlx::query(
+        sqlx::query(sql(
             "INSERT INTO qron.jobs_history (id, executor, owner, name, expr, recurring, status,
                  run_at, payload, meta, attempt, executions, max_attempts, timeout, created_at,
                  updated_at, start_at, finished_at)
              SELECT 100000 + g, 'e', 'default', 'n' || g, '@after 1s', false, 'succeeded',
                     now(), 'null', '{}', 1, 1, 5, '5 minutes', now(), now(), now(), now()
                FROM generate_series(1, 20000) g",
-        )
+        ))
         .execute(&mut *conn)
         .await
         .unwrap();
-        sqlx::query("ANALYZE").execute(&mut *conn).await.unwrap();
+        sqlx::query(sql("ANALYZE"))
+            .execute(&mut *conn)
+            .await
+            .unwrap();
         // The partition the finished jobs are in (the others are empty: scanning them is free).
         let full: String =
-            sqlx::query_scalar("SELECT 'jobs_history_' || to_char(now(), 'YYYYMMDD')")
+            sqlx::query_scalar(sql("SELECT 'jobs_history_' || to_char(now(), 'YYYYMMDD')"))
                 .fetch_one(&mut *conn)
                 .await
                 .unwrap();

@@ -3,6 +3,7 @@
 //! [`lease`] for the producer and the rescuer, [`outcome`] for the completer, [`maintenance`]
 //! for the history's upkeep.
 
+use crate::schema::sql;
 use chrono::{DateTime, Utc};
 use sqlx::PgExecutor;
 
@@ -24,7 +25,7 @@ pub(crate) use workers::*;
 
 /// The database server's time now (`clock_timestamp()`: not the transaction's start).
 pub(crate) async fn server_now<'e>(ex: impl PgExecutor<'e>) -> sqlx::Result<DateTime<Utc>> {
-    sqlx::query_scalar("SELECT clock_timestamp()")
+    sqlx::query_scalar(sql("SELECT clock_timestamp()"))
         .fetch_one(ex)
         .await
 }

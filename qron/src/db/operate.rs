@@ -1,6 +1,7 @@
 //! An operator's actions: cancel a job, pause and resume an owner's executor, and the
 //! executors' figures.
 
+use crate::schema::sql;
 use chrono::{DateTime, Utc};
 use sqlx::PgExecutor;
 
@@ -43,7 +44,7 @@ pub(crate) async fn job_cancel<'e>(
     target: &JobRef,
     now: DateTime<Utc>,
 ) -> sqlx::Result<Option<JobRow>> {
-    bind_target(sqlx::query_as(JOB_CANCEL), owner, target)
+    bind_target(sqlx::query_as(sql(JOB_CANCEL)), owner, target)
         .bind(now)
         .fetch_optional(ex)
         .await
@@ -71,7 +72,7 @@ pub(crate) async fn executor_pause<'e>(
     executor: &str,
     now: DateTime<Utc>,
 ) -> sqlx::Result<(DateTime<Utc>, i64)> {
-    let (since, held, _): (DateTime<Utc>, i64, bool) = sqlx::query_as(EXECUTOR_PAUSE)
+    let (since, held, _): (DateTime<Utc>, i64, bool) = sqlx::query_as(sql(EXECUTOR_PAUSE))
         .bind(owner)
         .bind(executor)
         .bind(now)
@@ -98,7 +99,7 @@ pub(crate) async fn executor_resume<'e>(
     owner: &str,
     executor: &str,
 ) -> sqlx::Result<(bool, i64)> {
-    let (was, released, _): (bool, i64, bool) = sqlx::query_as(EXECUTOR_RESUME)
+    let (was, released, _): (bool, i64, bool) = sqlx::query_as(sql(EXECUTOR_RESUME))
         .bind(owner)
         .bind(executor)
         .fetch_one(ex)
@@ -122,7 +123,7 @@ const JOBS_HOLD_PAUSED: &str = "
 
 /// Holds the jobs of paused executors made ready since (see [`JOBS_HOLD_PAUSED`]); how many.
 pub(crate) async fn jobs_hold_paused<'e>(ex: impl PgExecutor<'e>) -> sqlx::Result<u64> {
-    sqlx::query(JOBS_HOLD_PAUSED)
+    sqlx::query(sql(JOBS_HOLD_PAUSED))
         .execute(ex)
         .await
         .map(|r| r.rows_affected())
@@ -137,7 +138,7 @@ pub(crate) async fn executors_paused<'e>(
     ex: impl PgExecutor<'e>,
     executors: &[&str],
 ) -> sqlx::Result<Vec<String>> {
-    sqlx::query_scalar(EXECUTORS_PAUSED)
+    sqlx::query_scalar(sql(EXECUTORS_PAUSED))
         .bind(executors)
         .fetch_all(ex)
         .await
@@ -180,7 +181,7 @@ pub(crate) async fn executors_list<'e>(
     owner: &str,
     now: DateTime<Utc>,
 ) -> sqlx::Result<Vec<crate::ExecutorInfo>> {
-    sqlx::query_as(EXECUTORS_LIST)
+    sqlx::query_as(sql(EXECUTORS_LIST))
         .bind(owner)
         .bind(now)
         .fetch_all(ex)

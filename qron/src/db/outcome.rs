@@ -1,6 +1,7 @@
 //! Outcomes: live jobs made ready again or paused, and one-off jobs finished (into the
 //! history, or deleted).
 
+use crate::schema::sql;
 use chrono::{DateTime, Utc};
 use sqlx::PgExecutor;
 
@@ -92,7 +93,7 @@ pub(crate) async fn job_complete_many<'e>(
 ) -> sqlx::Result<usize> {
     // Planned anew each time (an unnamed statement): a cached generic plan cannot see the
     // arrays' lengths and may rescan them once per row.
-    let n: i64 = sqlx::query_scalar(COMPLETE_MANY)
+    let n: i64 = sqlx::query_scalar(sql(COMPLETE_MANY))
         .persistent(false)
         .bind(rows.iter().map(|r| r.id).collect::<Vec<_>>())
         .bind(rows.iter().map(|r| r.token).collect::<Vec<_>>())
@@ -274,11 +275,11 @@ pub(crate) async fn job_finish_many(
 ) -> sqlx::Result<Vec<(i64, i64)>> {
     // Every statement takes the leases first; they come back as two arrays (a row per job
     // costs both sides more).
-    let q = sqlx::query_as::<_, (Vec<i64>, Vec<i64>)>(match kind {
+    let q = sqlx::query_as::<_, (Vec<i64>, Vec<i64>)>(sql(match kind {
         FinishKind::Deleted => FINISH_DELETED,
         FinishKind::PlainSuccess => FINISH_SUCCEEDED,
         FinishKind::Other => FINISH_MANY,
-    })
+    }))
     .persistent(false)
     .bind(rows.iter().map(|r| r.id).collect::<Vec<_>>())
     .bind(rows.iter().map(|r| r.token).collect::<Vec<_>>())

@@ -1,5 +1,6 @@
 //! The registry of running workers (`qron.workers`), and the executors no worker serves.
 
+use crate::schema::sql;
 use chrono::{DateTime, Utc};
 use sqlx::PgExecutor;
 
@@ -18,7 +19,7 @@ pub(crate) async fn worker_seen<'e>(
     now: DateTime<Utc>,
     ttl: std::time::Duration,
 ) -> sqlx::Result<()> {
-    sqlx::query(WORKER_SEEN)
+    sqlx::query(sql(WORKER_SEEN))
         .bind(id)
         .bind(executors)
         .bind(now)
@@ -30,7 +31,7 @@ pub(crate) async fn worker_seen<'e>(
 
 /// Removes a worker that stops.
 pub(crate) async fn worker_delete<'e>(ex: impl PgExecutor<'e>, id: &str) -> sqlx::Result<()> {
-    sqlx::query("DELETE FROM qron.workers WHERE id = $1")
+    sqlx::query(sql("DELETE FROM qron.workers WHERE id = $1"))
         .bind(id)
         .execute(ex)
         .await
@@ -42,7 +43,7 @@ pub(crate) async fn workers_delete_gone<'e>(
     ex: impl PgExecutor<'e>,
     now: DateTime<Utc>,
 ) -> sqlx::Result<u64> {
-    sqlx::query("DELETE FROM qron.workers WHERE seen_at + ttl < $1")
+    sqlx::query(sql("DELETE FROM qron.workers WHERE seen_at + ttl < $1"))
         .bind(now)
         .execute(ex)
         .await
@@ -95,7 +96,7 @@ pub(crate) async fn executors_unserved<'e>(
     now: DateTime<Utc>,
     after: std::time::Duration,
 ) -> sqlx::Result<Vec<Unserved>> {
-    sqlx::query_as(EXECUTORS_UNSERVED)
+    sqlx::query_as(sql(EXECUTORS_UNSERVED))
         .bind(now)
         .bind(super::duration_interval(after))
         .fetch_all(ex)
@@ -117,7 +118,7 @@ pub(crate) async fn executors_queue<'e>(
     executors: &[&str],
     now: DateTime<Utc>,
 ) -> sqlx::Result<Vec<(String, i64, Option<DateTime<Utc>>)>> {
-    sqlx::query_as(EXECUTORS_QUEUE)
+    sqlx::query_as(sql(EXECUTORS_QUEUE))
         .bind(executors)
         .bind(now)
         .fetch_all(ex)

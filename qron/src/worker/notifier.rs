@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use super::{CHANNEL, ExecutorState};
 use crate::cancel::Cancels;
 use crate::db::{self, CANCEL_CHANNEL, PAUSE_CHANNEL};
+use crate::schema::channel;
 
 /// What the notifier acts on.
 pub(crate) struct Notifier {
@@ -29,8 +30,12 @@ impl Notifier {
         loop {
             let listener = async {
                 let mut l = PgListener::connect_with(&self.pool).await?;
-                l.listen_all([CHANNEL, CANCEL_CHANNEL, PAUSE_CHANNEL])
-                    .await?;
+                l.listen_all([
+                    channel(CHANNEL),
+                    channel(CANCEL_CHANNEL),
+                    channel(PAUSE_CHANNEL),
+                ])
+                .await?;
                 Ok::<_, sqlx::Error>(l)
             };
             let mut listener = tokio::select! {
@@ -70,21 +75,17 @@ impl Notifier {
     }
 
     async fn on(&self, n: &PgNotification) {
-        match n.channel() {
-            CHANNEL => {
-                if let Some(e) = self.executors.get(n.payload()) {
-                    e.wake.notify_one();
-                }
+        let (name, payload) = (n.channel(), n.payload());
+        if name == channel(CHANNEL) {
+            if let Some(e) = self.executors.get(payload) {
+                e.wake.notify_one();
             }
-            CANCEL_CHANNEL => {
-                if let Ok(id) = n.payload().parse::<i64>() {
-                    self.cancel(id);
-                }
+        } else if name == channel(CANCEL_CHANNEL) {
+            if let Ok(id) = payload.parse::<i64>() {
+                self.cancel(id);
             }
-            PAUSE_CHANNEL if self.executors.contains_key(n.payload()) => {
-                self.refresh_pauses().await;
-            }
-            _ => {}
+        } else if name == channel(PAUSE_CHANNEL) && self.executors.contains_key(payload) {
+            self.refresh_pauses().await;
         }
     }
 
