@@ -6,12 +6,35 @@
 //!
 //! # Quick start
 //!
+//! A job is an `async fn` over a serde payload; enqueueing is typed; a worker runs every
+//! declared job:
+//!
 //! ```no_run
-//! # async fn demo() -> qron::Result<()> {
-//! let pool = sqlx::PgPool::connect("postgres://localhost/app").await?;
-//! qron::migrate(&pool).await?; // idempotent: call it at every start-up
-//! # Ok(()) }
+//! use serde::{Deserialize, Serialize};
+//!
+//! #[derive(Serialize, Deserialize)]
+//! struct Welcome { user_id: i64 }
+//!
+//! #[qron::job(executor = "email", max_attempts = 5, timeout = "30s")]
+//! async fn email(ctx: qron::Context, msg: Welcome) -> Result<(), qron::JobError> {
+//!     tracing::info!(user = msg.user_id, attempt = ctx.attempt(), "sending the welcome");
+//!     Ok(()) // any error retries with back-off; JobError::fail gives up at once
+//! }
+//!
+//! #[tokio::main]
+//! async fn main() -> qron::Result<()> {
+//!     let client = qron::Client::connect("postgres://localhost/app").await?;
+//!     client.migrate().await?; // idempotent: at every start-up
+//!     qron::init(client); // the default client, used by typed enqueues
+//!
+//!     Email::schedule("@after 1 hour", Welcome { user_id: 7 }).await?; // typed enqueue
+//!     qron::Worker::run_all().await // every declared job, until Ctrl-C or SIGTERM
+//! }
 //! ```
+//!
+//! Schedules are text: `@at <time>`, `@after <interval>`, `@every <interval>`, crontab and its
+//! aliases; [`Schedule`] has the whole grammar. The [`guide`] covers delivery guarantees, state
+//! between runs, testing, and running in production.
 //!
 //! # Feature flags
 //!
@@ -32,6 +55,7 @@ mod db;
 mod enqueue;
 mod error;
 mod expr;
+pub mod guide;
 mod handler;
 mod job;
 mod job_error;

@@ -30,7 +30,32 @@ pub use interval::{Interval, IntervalError};
 use cron::Crontab;
 use timestamp::parse_timestamp;
 
-/// A parsed, validated schedule.
+/// A parsed, validated schedule: when a job runs.
+///
+/// # The expression language
+///
+/// | form | meaning | example |
+/// |---|---|---|
+/// | `@at <timestamp>` | once, at that instant: RFC 3339 (`T` or a space; `Z`, `±hh`, `±hh:mm` or `±hhmm`; no offset means UTC), or a date alone (midnight UTC) | `@at 2027-01-01T09:00:00+01:00` |
+/// | `@after <interval>` | once, that long after the job's start | `@after 1 hour 30 minutes` |
+/// | `@every <interval>` | repeatedly: slot *n* is the start + *n* × the interval, so runs never drift (at least [`MIN_EVERY`]) | `@every 10 seconds` |
+/// | `@yearly` `@annually` `@monthly` `@weekly` `@daily` `@hourly` `@minutely` | `@every 1 year`, …, `@every 1 minute` | `@daily` |
+/// | `minute hour day-of-month month day-of-week` | crontab | `0 9 * * MON-FRI` |
+/// | `TZ=<IANA zone> <recurring expression>` | evaluated on that zone's wall clock (UTC otherwise) | `TZ=Europe/Paris 0 9 * * 1-5` |
+///
+/// **Intervals** are anything PostgreSQL's `interval` accepts, with PostgreSQL's meaning:
+/// `90 seconds`, `1 day 2 hours`, `1:30:00`, `P1DT2H`, `2 weeks ago` is refused (not
+/// positive); months and days are calendar units in the zone (see [`Interval`]).
+///
+/// **Crontab** follows Vixie cron (and crontab.guru): five fields, each `*`, a value, a range
+/// `a-b`, a step `*/n` or `a-b/n`, or a list of those separated by commas; months `JAN`–`DEC`
+/// and days `SUN`–`SAT` by name in any case, Sunday as 0 or 7. When both day-of-month and
+/// day-of-week are restricted, a day matching either runs (`0 0 1 * MON`: the 1st, and every
+/// Monday). Quartz extensions (`?`, `L`, `W`, `#`, a seconds field) are refused, each at its
+/// position. In a zone with daylight saving time, a wall-clock time skipped by the change runs
+/// at the first instant after the gap.
+///
+/// Every error is an [`ExprError`] with its position and a hint.
 ///
 /// ```
 /// use chrono::{TimeZone, Utc};

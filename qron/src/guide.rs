@@ -1,0 +1,206 @@
+//! Guides: short pages on using qron well. Documentation only; nothing here is code to call.
+//!
+//! - [`delivery`]: what qron promises about running a job, and how to make handlers safe to
+//!   run twice.
+//! - [`state`]: carrying state from one execution to the next (resumable work, checkpoints).
+//! - [`testing`]: testing code that enqueues jobs, and the handlers themselves.
+//! - [`production`]: migrations, shutdown, retention, scaling out, operating and observing.
+
+pub mod delivery {
+    //! # Delivery guarantees and idempotency
+    //!
+    //! **At least once.** A worker leases a due job (`FOR UPDATE SKIP LOCKED`: no two workers
+    //! lease the same job at once), runs its handler, and writes the outcome guarded by the
+    //! lease. A worker that dies (killed, out of memory, its host gone) leaves the lease to run
+    //! out; the rescuer hands the job out again, counting the attempt. So a handler may run
+    //! again after it did its work but before its outcome was stored: **make handlers
+    //! idempotent**.
+    //!
+    //! What qron guarantees:
+    //! - A job created in a transaction exists exactly when the transaction commits
+    //!   (`Email::schedule_with(&mut tx, …)`, [`Client::create_with`](crate::Client::create_with)):
+    //!   no job for a rolled-back sign-up, no sign-up without its job.
+    //! - A job is never lost: a crash, a lost connection or a killed worker at any moment leaves
+    //!   it live, to be leased again (the reliability suite kills workers mid-batch to show it).
+    //! - A stale outcome changes nothing: an outcome written after the job was handed to another
+    //!   worker, or cancelled, is refused by its lease token.
+    //! - A recurring job's next occurrence is scheduled by the outcome of the current one, in
+    //!   the same statement: an occurrence is neither skipped nor doubled by a crash.
+    //!
+    //! How to be idempotent:
+    //! - Key the side effect by the job: [`Context::id`](crate::Context::id) and, for a
+    //!   recurring job, [`Context::scheduled_at`](crate::Context::scheduled_at) (the slot)
+    //!   identify one occurrence across its attempts. Store them with the effect under a unique
+    //!   constraint, or pass them as the idempotency key of the API you call.
+    //! - Do the database work of a job in one transaction with a check of whether it was done.
+    //! - Give a job that must exist once a **unique name** ([`NewJob::name`](crate::NewJob)):
+    //!   names are unique per owner and executor among live jobs, and
+    //!   [`OnConflict::Keep`](crate::OnConflict) makes "schedule it at every start-up" safe.
+    //!
+    //! ```no_run
+    //! # use serde::{Deserialize, Serialize};
+    //! # #[derive(Serialize, Deserialize)] struct Order { id: i64 }
+    //! #[qron::job(executor = "invoice")]
+    //! async fn invoice(ctx: qron::Context, msg: Order) -> Result<(), qron::JobError> {
+    //!     // One invoice per job, however many times the handler runs.
+    //!     let key = format!("invoice-{}", ctx.id());
+    //!     # let _ = (key, msg.id);
+    //!     Ok(())
+    //! }
+    //! ```
+    //!
+    //! **Timeouts.** A job's `timeout` bounds one execution; past it the handler is dropped and
+    //! the attempt retried. Its lease lasts the worker's
+    //! [`lease_time`](crate::WorkerBuilder::lease_time) and is renewed while it runs, so a dead
+    //! worker's long job comes back within about a lease time. A handler is told to wrap up
+    //! through [`Context::cancelled`](crate::Context::cancelled) before its limit, at a soft
+    //! stop, when its lease is lost, and when an operator cancels it.
+    //!
+    //! **Order.** Due jobs of an executor are leased oldest run time first, but run
+    //! concurrently, on many workers: qron does not promise an order of completion. Chain work
+    //! by enqueueing the next job from the handler, in the handler's own transaction.
+}
+
+pub mod state {
+    //! # State between runs
+    //!
+    //! A job's payload is its state. A handler may replace it for the next execution with
+    //! [`Context::set_payload`](crate::Context::set_payload): the new payload is stored with
+    //! the outcome, atomically. With it a job becomes a small resumable workflow.
+    //!
+    //! - **A recurring job that remembers**: a poller keeps the cursor of what it saw last.
+    //! - **A checkpoint**: a long job saves its progress and asks to run again at once with
+    //!   [`JobError::retry_in`](crate::JobError::retry_in)`(Duration::ZERO)` (a snooze: the
+    //!   attempt is not counted). It resumes from the checkpoint after a stop, a deploy or a
+    //!   crash (from the last stored one).
+    //! - **A new schedule**: [`Context::reschedule`](crate::Context::reschedule) moves the job
+    //!   to another expression (a one-off job becomes recurring, or the other way round), and
+    //!   [`Context::stop`](crate::Context::stop) pauses it until an operator restarts it.
+    //!
+    //! ```no_run
+    //! use std::time::Duration;
+    //! use serde::{Deserialize, Serialize};
+    //!
+    //! #[derive(Serialize, Deserialize)]
+    //! struct Progress { next_row: u64 }
+    //!
+    //! #[qron::job(executor = "export", timeout = "1h")]
+    //! async fn export(ctx: qron::Context, mut job: Progress) -> Result<(), qron::JobError> {
+    //!     while job.next_row < 1_000_000 {
+    //!         if ctx.is_cancelled() {
+    //!             // Stopping, or near the limit: save the place, run again from it.
+    //!             ctx.set_payload(&job)?;
+    //!             return Err(qron::JobError::retry_in(Duration::ZERO));
+    //!         }
+    //!         job.next_row += 1_000; // … one chunk of work …
+    //!     }
+    //!     Ok(())
+    //! }
+    //! ```
+    //!
+    //! An edit made by an operator while the job runs wins over the handler's: a payload
+    //! updated through [`Client::update`](crate::Client::update) is kept, and the handler's
+    //! `set_payload` of that execution is dropped.
+}
+
+pub mod testing {
+    //! # Testing
+    //!
+    //! With the `testing` feature (in `[dev-dependencies]`), [`crate::testing`] gives each test
+    //! a fresh, migrated database (a copy of a template: fast), on `DATABASE_URL` or on a
+    //! throwaway server started from the machine's PostgreSQL binaries.
+    //!
+    //! ```toml
+    //! [dev-dependencies]
+    //! qron = { version = "0.1", features = ["testing"] }
+    //! ```
+    //!
+    //! - **Code that enqueues**: run it against the test's database, then
+    //!   `assert_enqueued::<Email>(&pool, |msg| msg.user_id == 7)`: it reads through the
+    //!   connection you give, so it sees the test's own transaction.
+    //! - **The jobs it enqueued, end to end**: `run_due::<Email>(&client)` runs the due jobs of
+    //!   one job type with a real worker and returns each job as it ended;
+    //!   `run_due_at::<Report>(&client, tomorrow)` runs what will be due then.
+    //! - **A handler alone**: it is a plain `async fn`; call it with
+    //!   [`Context::detached`](crate::Context::detached) (and `.with_state(..)` for its
+    //!   `State` arguments, `.already_cancelled()` for its wrap-up path).
+    //!
+    //! ```no_run
+    //! # use serde::{Deserialize, Serialize};
+    //! # #[derive(Serialize, Deserialize, Debug)] struct Welcome { user_id: i64 }
+    //! # #[qron::job(executor = "email")]
+    //! # async fn email(msg: Welcome) -> Result<(), qron::JobError> { Ok(()) }
+    //! # async fn sign_up(client: &qron::Client, _email: &str) -> qron::Result<()> {
+    //! #     Email::schedule_with(client, "@after 0s", Welcome { user_id: 1 }).await?;
+    //! #     Ok(())
+    //! # }
+    //! // #[tokio::test]
+    //! async fn sign_up_sends_a_welcome() {
+    //!     let db = qron::testing::TestDb::new().await.unwrap();
+    //!     let client = db.client();
+    //!     sign_up(&client, "ada@example.com").await.unwrap(); // the code under test
+    //!     qron::testing::assert_enqueued::<Email>(db.pool(), |w| w.user_id == 1).await;
+    //!     let ran = qron::testing::run_due::<Email>(&client).await.unwrap();
+    //!     assert_eq!(ran.succeeded(), 1);
+    //! }
+    //! ```
+}
+
+pub mod production {
+    //! # Running in production
+    //!
+    //! **Migrations.** [`migrate`](crate::migrate) creates or upgrades qron's schema; it is
+    //! idempotent and safe when many processes start at once (they take turns on an advisory
+    //! lock). Call it at start-up, or run [`migrator`](crate::migrator) from your own migration
+    //! step. Two applications sharing a database each choose a schema with
+    //! [`set_schema`](crate::set_schema).
+    //!
+    //! **Shutdown.** [`Worker::run_all`](crate::Worker::run_all) and
+    //! [`Worker::run_until_signal`](crate::Worker::run_until_signal) stop on SIGTERM or
+    //! Ctrl-C: leasing stops, jobs leased but not started are handed back at once, running
+    //! handlers get [`shutdown_grace`](crate::WorkerBuilder::shutdown_grace) (30 s) to finish
+    //! (their `ctx.cancelled()` fires), and every outcome is written before the process exits
+    //! (within [`flush_timeout`](crate::WorkerBuilder::flush_timeout) if the database is
+    //! gone: those jobs come back by their leases). Set your orchestrator's termination grace
+    //! above the sum.
+    //!
+    //! **Retention.** Finished one-off jobs stay in a history partitioned by day, dropped a
+    //! partition at a time after [`history_retention`](crate::WorkerBuilder::history_retention)
+    //! (30 days): no `DELETE` storms, no bloat. An executor whose successes are not worth
+    //! keeping declares `#[qron::job(history = "failed")]` (or `"none"`), which also makes each
+    //! finish cheaper.
+    //!
+    //! **Scaling out.** Run as many worker processes as you like, on as many hosts, against
+    //! the same database; each leases with `SKIP LOCKED` and wakes on `LISTEN/NOTIFY`. Size
+    //! `concurrency` per executor to what its handlers wait on (10–100 is usual; a worker
+    //! leases ahead of its free slots, so throughput holds at these settings), and the pool to
+    //! the handlers' own needs plus a few connections for the worker (it opens up to four more
+    //! of its own for leasing). Give slow and fast work different executors, so that one
+    //! cannot hold the other's slots.
+    //!
+    //! **Operating.** [`Client::retry`](crate::Client::retry) runs a failed job again,
+    //! [`Client::cancel`](crate::Client::cancel) ends a job (telling a running handler),
+    //! [`Client::pause_executor`](crate::Client::pause_executor) holds an owner's jobs of an
+    //! executor while a provider is down, [`Client::run_now`](crate::Client::run_now) runs a
+    //! waiting job now, and [`Client::executors`](crate::Client::executors) shows each
+    //! executor's queue, lateness, pause and workers. Workers register in `qron.workers`; jobs
+    //! of an executor no worker serves are reported at `warn`.
+    //!
+    //! **Observing.** Logs and spans go through `tracing` (`qron.enqueue`, `qron.job` with the
+    //! outcome, duration and lateness); metrics through the `metrics` facade; traces from the
+    //! request that enqueued a job to its executions with the `opentelemetry` feature. See
+    //! [`telemetry`](crate::telemetry).
+    //!
+    //! ```no_run
+    //! # async fn demo(client: qron::Client) -> qron::Result<()> {
+    //! use std::time::Duration;
+    //! qron::Worker::builder(client)
+    //!     .concurrency("email", 50)
+    //!     .shutdown_grace(Duration::from_secs(20))
+    //!     .history_retention(Duration::from_secs(14 * 86_400))
+    //!     .build()?
+    //!     .run_until_signal()
+    //!     .await
+    //! # }
+    //! ```
+}
