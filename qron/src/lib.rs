@@ -43,6 +43,8 @@
 //! | `embedded` | off | `embedded`: a throwaway PostgreSQL started from the machine's server binaries, for examples and tests (never in a production binary unless asked for) |
 //! | `tls-rustls` | off | TLS to the database with rustls (sqlx's `tls-rustls`) |
 //! | `tls-native-tls` | off | TLS to the database with the platform's TLS (sqlx's `tls-native-tls`) |
+//! | `http` | off | `http`: the management API over HTTP (GraphQL, GraphiQL) as an axum `Router` |
+//! | `opentelemetry` | off | the enqueuing trace carried to the job's executions (see `telemetry`) |
 //! | `testing` | off | `testing`: a fresh database per test, and assertions on enqueued jobs (turns on `embedded`) |
 
 #![warn(missing_docs)]
@@ -71,6 +73,8 @@ mod worker;
 
 #[cfg(feature = "embedded")]
 pub mod embedded;
+#[cfg(feature = "http")]
+pub mod http;
 #[cfg(feature = "testing")]
 pub mod testing;
 

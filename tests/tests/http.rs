@@ -1,0 +1,445 @@
+//! The management API over HTTP (issue 18): GraphiQL served with its own assets, every client
+//! operation over GraphQL, owners from the application, read-only mode and the limits; against
+//! a real server on a loopback port.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use axum::http::StatusCode;
+use qron::Client;
+use qron_tests::TestDb;
+use serde_json::{Value, json};
+
+/// Serves `app` under `/qron` on a loopback port; its base URL.
+async fn serve(app: axum::Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        axum::serve(listener, axum::Router::new().nest("/qron", app))
+            .await
+            .unwrap();
+    });
+    format!("http://{addr}/qron")
+}
+
+/// Posts a GraphQL request; the response's JSON.
+async fn gql(base: &str, headers: &[(&str, &str)], query: &str, variables: Value) -> Value {
+    let mut req = reqwest::Client::new()
+        .post(format!("{base}/graphql"))
+        .json(&json!({ "query": query, "variables": variables }));
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let resp = req.send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    resp.json().await.unwrap()
+}
+
+/// The `code` of the first error.
+fn code(v: &Value) -> &str {
+    v["errors"][0]["extensions"]["code"].as_str().unwrap_or("")
+}
+
+#[tokio::test]
+async fn graphiql_is_served_with_its_assets_from_the_router() {
+    let db = TestDb::new().await;
+    let base = serve(qron::http::router(Client::new(db.pool.clone()))).await;
+    // The page, at the mount point: its links resolve under it.
+    for url in [base.clone()] {
+        let page = reqwest::get(&url).await.unwrap();
+        assert_eq!(page.status(), StatusCode::OK, "{url}");
+        let html = page.text().await.unwrap();
+        assert!(html.contains(r#"<base href="/qron/">"#), "{html}");
+    }
+    let html = reqwest::get(&base).await.unwrap().text().await.unwrap();
+    assert!(!html.contains("http"), "no asset from elsewhere: {html}");
+    for asset in [
+        "graphiql.min.js",
+        "graphiql.min.css",
+        "react.production.min.js",
+        "react-dom.production.min.js",
+    ] {
+        assert!(html.contains(&format!("assets/{asset}")), "{asset}");
+        let resp = reqwest::get(format!("{base}/assets/{asset}"))
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK, "{asset}");
+        assert_eq!(resp.headers()["content-encoding"], "gzip");
+        let body = resp.bytes().await.unwrap();
+        assert_eq!(&body[..2], b"\x1f\x8b", "{asset} is gzip");
+        assert!(body.len() > 1000, "{asset}");
+    }
+    let start = reqwest::get(format!("{base}/assets/start.js"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(start.contains("createFetcher"));
+    let missing = reqwest::get(format!("{base}/assets/nope.js"))
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+    let sdl = reqwest::get(format!("{base}/graphql/schema"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(sdl.contains("type Job"), "{sdl}");
+}
+
+#[tokio::test]
+async fn every_client_operation_works_over_graphql() {
+    let db = TestDb::new().await;
+    let base = serve(qron::http::router(Client::new(db.pool.clone()))).await;
+    let job_fields = "id executor owner name expr recurring status runAt payload meta attempt \
+                      executions maxAttempts timeoutSeconds revision lastError finishedAt";
+    let created = gql(
+        &base,
+        &[],
+        &format!("mutation($job: NewJobInput!) {{ createJob(job: $job) {{ {job_fields} }} }}"),
+        json!({ "job": {
+            "executor": "email", "expr": "@after 1 hour", "name": "welcome-7",
+            "payload": { "user_id": 7 }, "meta": { "source": "api" },
+            "timeoutSeconds": 30, "maxAttempts": 3
+        }}),
+    )
+    .await;
+    let job = &created["data"]["createJob"];
+    assert_eq!(job["owner"], "default", "{created}");
+    assert_eq!(
+        (&job["expr"], &job["status"], &job["payload"]["user_id"]),
+        (&json!("@after 1 hour"), &json!("READY"), &json!(7))
+    );
+    assert_eq!(
+        (job["timeoutSeconds"].as_f64(), job["maxAttempts"].as_i64()),
+        (Some(30.0), Some(3))
+    );
+    let id = job["id"].as_i64().unwrap();
+
+    // Get by id and by name.
+    let by_id = gql(
+        &base,
+        &[],
+        "query($id: Int) { job(id: $id) { id name } }",
+        json!({ "id": id }),
+    )
+    .await;
+    assert_eq!(by_id["data"]["job"]["name"], "welcome-7");
+    let by_name = gql(
+        &base,
+        &[],
+        r#"{ job(executor: "email", name: "welcome-7") { id } }"#,
+        json!({}),
+    )
+    .await;
+    assert_eq!(by_name["data"]["job"]["id"], id);
+    // A name taken, and a bad expression, say so with a code and the field.
+    let taken = gql(
+        &base,
+        &[],
+        r#"mutation { createJob(job: { executor: "email", expr: "@daily", name: "welcome-7" }) { id } }"#,
+        json!({}),
+    )
+    .await;
+    assert_eq!(code(&taken), "ALREADY_EXISTS", "{taken}");
+    let bad = gql(
+        &base,
+        &[],
+        r#"mutation { createJob(job: { executor: "email", expr: "61 * * * *" }) { id } }"#,
+        json!({}),
+    )
+    .await;
+    assert_eq!(code(&bad), "INVALID_ARGUMENT", "{bad}");
+    assert_eq!(bad["errors"][0]["extensions"]["field"], "expr");
+
+    // Many at once, and a search with a total.
+    let many = gql(
+        &base,
+        &[],
+        "mutation($jobs: [NewJobInput!]!) { createJobs(jobs: $jobs) }",
+        json!({ "jobs": (0..12).map(|i| json!({ "executor": "report", "expr": "@after 1 day", "name": format!("search-{i}") })).collect::<Vec<_>>() }),
+    )
+    .await;
+    assert_eq!(
+        many["data"]["createJobs"].as_array().unwrap().len(),
+        12,
+        "{many}"
+    );
+    let page = gql(
+        &base,
+        &[],
+        r#"{ jobs(filter: { nameContains: "sear", status: [READY] }, limit: 5, offset: 10) { total jobs { name } } }"#,
+        json!({}),
+    )
+    .await;
+    assert_eq!(page["data"]["jobs"]["total"], 12, "{page}");
+    let names: Vec<&str> = page["data"]["jobs"]["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["search-10", "search-11"]);
+
+    // Update, stop, restart, run now, cancel, retry, delete.
+    let updated = gql(
+        &base,
+        &[],
+        r#"mutation($id: Int) { updateJob(target: { id: $id }, changes: { expr: "@every 1 hour", payload: { user_id: 8 } }) { expr recurring payload name } }"#,
+        json!({ "id": id }),
+    )
+    .await;
+    assert_eq!(
+        updated["data"]["updateJob"],
+        json!({ "expr": "@every 1 hour", "recurring": true, "payload": { "user_id": 8 }, "name": "welcome-7" })
+    );
+    for (mutation, status) in [
+        ("stopJob", "PAUSED"),
+        ("restartJob", "READY"),
+        ("runJobNow", "READY"),
+        ("cancelJob", "CANCELLED"),
+        ("retryJob", "READY"),
+    ] {
+        let r = gql(
+            &base,
+            &[],
+            &format!(r#"mutation {{ {mutation}(target: {{ executor: "email", name: "welcome-7" }}) {{ status }} }}"#),
+            json!({}),
+        )
+        .await;
+        assert_eq!(r["data"][mutation]["status"], status, "{mutation}: {r}");
+    }
+    let deleted = gql(
+        &base,
+        &[],
+        "mutation($id: Int) { deleteJob(target: { id: $id }) { id } }",
+        json!({ "id": id }),
+    )
+    .await;
+    assert_eq!(deleted["data"]["deleteJob"]["id"], id);
+    let gone = gql(
+        &base,
+        &[],
+        "query($id: Int) { job(id: $id) { id } }",
+        json!({ "id": id }),
+    )
+    .await;
+    assert_eq!(code(&gone), "NOT_FOUND", "{gone}");
+    let neither = gql(&base, &[], "{ job { id } }", json!({})).await;
+    assert_eq!(code(&neither), "INVALID_ARGUMENT");
+
+    // Expressions.
+    let valid = gql(
+        &base,
+        &[],
+        r#"{ validate(expr: "0 9 * * MON-FRI", count: 3, from: "2026-11-27T10:00:00Z") { valid canonical description nextRuns } }"#,
+        json!({}),
+    )
+    .await;
+    let v = &valid["data"]["validate"];
+    assert_eq!(
+        (&v["valid"], &v["canonical"]),
+        (&json!(true), &json!("0 9 * * 1-5"))
+    );
+    assert_eq!(
+        v["nextRuns"],
+        json!([
+            "2026-11-30T09:00:00+00:00",
+            "2026-12-01T09:00:00+00:00",
+            "2026-12-02T09:00:00+00:00"
+        ])
+    );
+    let invalid = gql(
+        &base,
+        &[],
+        r#"{ validate(expr: "61 * * * *") { valid error position } }"#,
+        json!({}),
+    )
+    .await;
+    assert_eq!(invalid["data"]["validate"]["valid"], false);
+    assert_eq!(invalid["data"]["validate"]["position"], 0);
+
+    // Executors: pause, list, resume.
+    let paused = gql(
+        &base,
+        &[],
+        r#"mutation { pauseExecutor(executor: "report") }"#,
+        json!({}),
+    )
+    .await;
+    assert_eq!(paused["data"]["pauseExecutor"], true);
+    let list = gql(
+        &base,
+        &[],
+        "{ executors { executor ready pausedAt } }",
+        json!({}),
+    )
+    .await;
+    let report = list["data"]["executors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["executor"] == "report")
+        .unwrap()
+        .clone();
+    assert_eq!(report["ready"], 12);
+    assert!(report["pausedAt"].is_string());
+    let resumed = gql(
+        &base,
+        &[],
+        r#"mutation { resumeExecutor(executor: "report") }"#,
+        json!({}),
+    )
+    .await;
+    assert_eq!(resumed["data"]["resumeExecutor"], true);
+}
+
+#[tokio::test]
+async fn owners_come_from_the_application_and_mutations_can_be_refused() {
+    let db = TestDb::new().await;
+    let client = Client::new(db.pool.clone());
+    let theirs = client
+        .owner("acme")
+        .create(qron::NewJob::new("email", "@after 1 hour").name("x"))
+        .await
+        .unwrap();
+    // The application trusts a header here (its proxy sets it): its choice, not qron's.
+    let api = qron::http::Api::new(client.clone()).owner(|req| {
+        req.headers
+            .get("x-tenant")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+            .ok_or(StatusCode::UNAUTHORIZED)
+    });
+    let base = serve(api.router()).await;
+    let none = reqwest::Client::new()
+        .post(format!("{base}/graphql"))
+        .json(&json!({ "query": "{ executors { executor } }" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(none.status(), StatusCode::UNAUTHORIZED);
+    let mine = gql(
+        &base,
+        &[("x-tenant", "acme")],
+        "query($id: Int) { job(id: $id) { owner } }",
+        json!({ "id": theirs.id }),
+    )
+    .await;
+    assert_eq!(mine["data"]["job"]["owner"], "acme", "{mine}");
+    // Another owner's job is not found, by id or by name, for reads and changes alike.
+    for query in [
+        format!("{{ job(id: {}) {{ id }} }}", theirs.id),
+        r#"{ job(executor: "email", name: "x") { id } }"#.to_owned(),
+        format!(
+            "mutation {{ deleteJob(target: {{ id: {} }}) {{ id }} }}",
+            theirs.id
+        ),
+        r#"mutation { cancelJob(target: { executor: "email", name: "x" }) { id } }"#.to_owned(),
+    ] {
+        let other = gql(&base, &[("x-tenant", "globex")], &query, json!({})).await;
+        assert_eq!(code(&other), "NOT_FOUND", "{query}: {other}");
+    }
+    // Created for the request's owner.
+    let made = gql(
+        &base,
+        &[("x-tenant", "globex")],
+        r#"mutation { createJob(job: { executor: "email", expr: "@daily" }) { owner } }"#,
+        json!({}),
+    )
+    .await;
+    assert_eq!(made["data"]["createJob"]["owner"], "globex");
+
+    // An owner extension set by the application's layer wins over the function.
+    let layered = qron::http::Api::new(client.clone())
+        .owner(|_| Err(StatusCode::FORBIDDEN))
+        .router()
+        .layer(axum::Extension(qron::http::Owner("acme".to_owned())));
+    let base2 = serve(layered).await;
+    let via_layer = gql(
+        &base2,
+        &[],
+        "query($id: Int) { job(id: $id) { owner } }",
+        json!({ "id": theirs.id }),
+    )
+    .await;
+    assert_eq!(via_layer["data"]["job"]["owner"], "acme", "{via_layer}");
+
+    // Read-only: queries answer, mutations are refused and change nothing.
+    let ro = serve(
+        qron::http::Api::new(client.owner("acme"))
+            .read_only(true)
+            .router(),
+    )
+    .await;
+    let read = gql(&ro, &[], "{ jobs { total } }", json!({})).await;
+    assert_eq!(read["data"]["jobs"]["total"], 1);
+    let refused = gql(
+        &ro,
+        &[],
+        &format!(
+            "mutation {{ deleteJob(target: {{ id: {} }}) {{ id }} }}",
+            theirs.id
+        ),
+        json!({}),
+    )
+    .await;
+    assert_eq!(code(&refused), "FORBIDDEN", "{refused}");
+    assert!(client.owner("acme").get(theirs.id).await.is_ok());
+}
+
+#[tokio::test]
+async fn cross_site_forms_oversized_bodies_and_deep_queries_are_refused() {
+    let db = TestDb::new().await;
+    let base = serve(
+        qron::http::Api::new(Client::new(db.pool.clone()))
+            .max_body(64 * 1024)
+            .router(),
+    )
+    .await;
+    let http = reqwest::Client::new();
+    // A form post, as a page on another site can send without asking: refused, nothing made.
+    let form = http
+        .post(format!("{base}/graphql"))
+        .header("content-type", "text/plain")
+        .body(r#"{"query":"mutation { createJob(job: { executor: \"x\", expr: \"@daily\" }) { id } }"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(form.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert_eq!(
+        qron_tests::count(&db.pool, "SELECT count(*) FROM qron.jobs").await,
+        0
+    );
+    let big = http
+        .post(format!("{base}/graphql"))
+        .header("content-type", "application/json")
+        .body(format!(
+            r#"{{"query":"{{ jobs {{ total }} }}","pad":"{}"}}"#,
+            "x".repeat(100 * 1024)
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(big.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let deep = gql(
+        &base,
+        &[],
+        &format!(
+            "{{ __schema {{ types {{ fields {{ type {{ {} name {} }} }} }} }} }}",
+            "ofType {".repeat(qron::http::MAX_DEPTH),
+            "}".repeat(qron::http::MAX_DEPTH)
+        ),
+        json!({}),
+    )
+    .await;
+    assert!(
+        deep["errors"][0]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("nested too deep"),
+        "{deep}"
+    );
+    let page = gql(&base, &[], "{ jobs(limit: 100000) { total } }", json!({})).await;
+    assert_eq!(code(&page), "INVALID_ARGUMENT", "{page}");
+}
