@@ -430,6 +430,7 @@ mod tests {
                 buffer_wait: Duration::ZERO,
                 lease_time: Duration::from_secs(30),
                 paused: false,
+                owner: None,
             },
         )
         .await

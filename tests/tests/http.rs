@@ -443,3 +443,257 @@ async fn cross_site_forms_oversized_bodies_and_deep_queries_are_refused() {
     let page = gql(&base, &[], "{ jobs(limit: 100000) { total } }", json!({})).await;
     assert_eq!(code(&page), "INVALID_ARGUMENT", "{page}");
 }
+
+/// Posts JSON to a remote workers' endpoint; the status and the JSON answer.
+async fn post(base: &str, path: &str, body: Value) -> (StatusCode, Value) {
+    let resp = reqwest::Client::new()
+        .post(format!("{base}/workers/{path}"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn remote_workers_lease_complete_and_renew_with_the_lease_guard() {
+    let db = TestDb::new().await;
+    let client = Client::new(db.pool.clone());
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        ids.push(
+            client
+                .create(qron::NewJob::new("remote", "@after 0s").payload(json!({ "n": i })))
+                .await
+                .unwrap()
+                .id,
+        );
+    }
+    // Another owner's due job of the same executor is never leased by this owner's worker.
+    let theirs = client
+        .owner("acme")
+        .create(qron::NewJob::new("remote", "@after 0s"))
+        .await
+        .unwrap();
+    let base = serve(qron::http::router(client.clone())).await;
+
+    let (status, leased) = post(
+        &base,
+        "lease",
+        json!({ "executor": "remote", "limit": 2, "lease_seconds": 30, "worker": "py-1" }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{leased}");
+    let jobs = leased["jobs"].as_array().unwrap();
+    assert_eq!(jobs.len(), 2);
+    assert_eq!(
+        (jobs[0]["id"].as_i64(), jobs[0]["attempt"].as_i64()),
+        (Some(ids[0]), Some(1))
+    );
+    assert_eq!(jobs[1]["payload"], json!({ "n": 1 }));
+    let token = |j: &Value| j["token"].as_i64().unwrap();
+
+    // A commit, a retry in an hour with a new payload, and a stale report (a lease never held).
+    let (status, reported) = post(
+        &base,
+        "complete",
+        json!({ "outcomes": [
+            { "id": ids[0], "token": token(&jobs[0]), "result": "commit" },
+            { "id": ids[1], "token": token(&jobs[1]), "result": "retry", "error": "busy",
+              "delay_seconds": 3600, "payload": { "n": 10 } },
+            { "id": ids[2], "token": 999, "result": "commit" },
+        ]}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{reported}");
+    assert_eq!(
+        reported["reported"],
+        json!([{ "id": ids[0], "applied": true }, { "id": ids[1], "applied": true }, { "id": ids[2], "applied": false }])
+    );
+    assert_eq!(
+        client.get(ids[0]).await.unwrap().status,
+        qron::JobStatus::Succeeded
+    );
+    let retried = client.get(ids[1]).await.unwrap();
+    assert_eq!(
+        (
+            retried.status,
+            retried.attempt,
+            retried.last_error.as_deref()
+        ),
+        (qron::JobStatus::Ready, 1, Some("busy"))
+    );
+    assert_eq!(retried.payload, json!({ "n": 10 }));
+    let wait = retried.run_at - chrono::Utc::now();
+    assert!(wait > chrono::Duration::minutes(59), "{wait}");
+    assert_eq!(
+        client.get(ids[2]).await.unwrap().executions,
+        0,
+        "the stale report changed nothing"
+    );
+    // Reporting the same lease again is stale too.
+    let (_, again) = post(
+        &base,
+        "complete",
+        json!({ "outcomes": [{ "id": ids[0], "token": token(&jobs[0]), "result": "fail" }] }),
+    )
+    .await;
+    assert_eq!(again["reported"][0]["applied"], false);
+
+    // Over GraphQL: lease the last one, renew it over JSON, fail it.
+    let leased = gql(
+        &base,
+        &[],
+        r#"mutation { lease(executor: "remote", limit: 10, leaseSeconds: 5) { id token attempt } }"#,
+        json!({}),
+    )
+    .await;
+    let jobs = leased["data"]["lease"].as_array().unwrap();
+    assert_eq!(jobs.len(), 1, "only this owner's due job is left: {leased}");
+    assert_eq!(jobs[0]["id"], ids[2]);
+    let before = sqlx::query_scalar::<_, chrono::DateTime<chrono::Utc>>(
+        "SELECT lease_expires_at FROM qron.jobs WHERE id = $1",
+    )
+    .bind(ids[2])
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    let (_, renewed) = post(
+        &base,
+        "heartbeat",
+        json!({ "leases": [{ "id": ids[2], "token": token(&jobs[0]) }, { "id": ids[0], "token": 1 }], "lease_seconds": 120 }),
+    )
+    .await;
+    assert_eq!(renewed["renewed"], json!([ids[2]]));
+    let after = sqlx::query_scalar::<_, chrono::DateTime<chrono::Utc>>(
+        "SELECT lease_expires_at FROM qron.jobs WHERE id = $1",
+    )
+    .bind(ids[2])
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    assert!(
+        after - before > chrono::Duration::seconds(100),
+        "{before} → {after}"
+    );
+    let failed = gql(
+        &base,
+        &[],
+        &format!(
+            r#"mutation {{ complete(outcomes: [{{ id: {}, token: {}, result: FAIL, error: "bad input" }}]) {{ id applied }} }}"#,
+            ids[2],
+            token(&jobs[0])
+        ),
+        json!({}),
+    )
+    .await;
+    assert_eq!(failed["data"]["complete"][0]["applied"], true, "{failed}");
+    let j = client.get(ids[2]).await.unwrap();
+    assert_eq!(
+        (j.status, j.last_error.as_deref()),
+        (qron::JobStatus::Failed, Some("bad input"))
+    );
+    assert_eq!(j.errors[0].worker.as_deref(), Some("remote"));
+    assert_eq!(
+        client
+            .owner("acme")
+            .get(theirs.id)
+            .await
+            .unwrap()
+            .executions,
+        0
+    );
+
+    // Bad input is refused with the field named, and nothing is written.
+    for (path, body) in [
+        ("lease", json!({ "executor": "remote", "limit": 0 })),
+        ("lease", json!({ "executor": "a\u{0}b" })),
+        (
+            "lease",
+            json!({ "executor": "remote", "lease_seconds": -1 }),
+        ),
+        ("complete", json!({ "outcomes": [] })),
+        (
+            "complete",
+            json!({ "outcomes": [
+            { "id": ids[1], "token": 1, "result": "commit" },
+            { "id": ids[1], "token": 1, "result": "commit" }] }),
+        ),
+        (
+            "complete",
+            json!({ "outcomes": [{ "id": ids[1], "token": 1, "result": "retry", "delay_seconds": 1e300 }] }),
+        ),
+    ] {
+        let (status, answer) = post(&base, path, body.clone()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{path} {body}: {answer}");
+        assert_eq!(answer["code"], "INVALID_ARGUMENT", "{answer}");
+    }
+    let (status, _) = post(
+        &base,
+        "complete",
+        json!({ "outcomes": [{ "id": 1, "result": "maybe" }] }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+
+    // Read-only: no lease.
+    let ro = serve(
+        qron::http::Api::new(client.clone())
+            .read_only(true)
+            .router(),
+    )
+    .await;
+    let (status, _) = post(&ro, "lease", json!({ "executor": "remote" })).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn the_python_example_worker_runs_jobs_over_http() {
+    let Ok(python) = which_python() else {
+        eprintln!("python3 is not on this machine: the Python worker is not run");
+        return;
+    };
+    let db = TestDb::new().await;
+    let client = Client::new(db.pool.clone());
+    let greet = client
+        .create(qron::NewJob::new("greet", "@after 0s").payload(json!({ "name": "Ada" })))
+        .await
+        .unwrap();
+    let nameless = client
+        .create(qron::NewJob::new("greet", "@after 0s"))
+        .await
+        .unwrap();
+    let base = serve(qron::http::router(client.clone())).await;
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/python/worker.py");
+    let out = tokio::process::Command::new(python)
+        .arg(script)
+        .args([base.as_str(), "greet", "--once"])
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let done = client.get(greet.id).await.unwrap();
+    assert_eq!(done.status, qron::JobStatus::Succeeded);
+    assert_eq!(done.payload["greeting"], "Hello, Ada!");
+    let failed = client.get(nameless.id).await.unwrap();
+    assert_eq!(
+        (failed.status, failed.last_error.as_deref()),
+        (qron::JobStatus::Failed, Some("no name to greet"))
+    );
+}
+
+/// `python3` on the PATH.
+fn which_python() -> Result<std::path::PathBuf, ()> {
+    std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .map(|d| d.join("python3"))
+        .find(|p| p.is_file())
+        .ok_or(())
+}

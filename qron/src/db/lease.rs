@@ -138,6 +138,9 @@ pub(crate) const JOB_LEASE: &str = "
               -- the rescuer holds at its next pass
               AND (NOT $10 OR NOT EXISTS (SELECT 1 FROM qron.executor_pauses p
                                           WHERE p.executor = $1 AND p.owner = q.owner))
+              -- one owner's jobs only, for a remote worker of that owner (`$11`; dropped
+              -- otherwise)
+              AND ($11::text IS NULL OR q.owner = $11)
             ORDER BY run_at, id
             LIMIT $3
               FOR UPDATE SKIP LOCKED))
@@ -172,6 +175,7 @@ pub(crate) async fn job_lease<'e>(
         .bind(p.after.map(|a| a.0))
         .bind(p.after.map(|a| a.1))
         .bind(p.paused)
+        .bind(p.owner)
         .fetch_all(ex)
         .await
 }
@@ -193,6 +197,8 @@ pub(crate) struct Lease<'a> {
     pub lease_time: std::time::Duration,
     /// Whether an owner paused the executor: the lease then skips that owner's jobs.
     pub paused: bool,
+    /// Only this owner's jobs (a remote worker's lease); `None`: every owner's.
+    pub owner: Option<&'a str>,
 }
 
 /// Renews leases of running jobs still held (by their token) for `lease_time` from `now`, but
@@ -205,12 +211,16 @@ const JOB_LEASE_RENEW: &str = "
                                        LEAST($3 + $4, j.last_run_at + j.timeout + $5))
       FROM unnest($1::bigint[], $2::bigint[]) AS h(id, token)
      WHERE j.id = h.id AND j.lease_token = h.token AND j.lease_expires_at IS NOT NULL
+       -- one owner's jobs only, for a remote worker of that owner (`$6`)
+       AND ($6::text IS NULL OR j.owner = $6)
     RETURNING j.id";
 
 /// Renews the leases `tokens` of jobs `ids` (see [`JOB_LEASE_RENEW`]): until `now` plus
-/// `lease_time` and the slack, at most until the run-time limit plus `wait` and the slack.
+/// `lease_time` and the slack, at most until the run-time limit plus `wait` and the slack;
+/// with `owner`, only that owner's.
 pub(crate) async fn job_lease_renew<'e>(
     ex: impl PgExecutor<'e>,
+    owner: Option<&str>,
     ids: &[i64],
     tokens: &[i64],
     now: DateTime<Utc>,
@@ -223,6 +233,7 @@ pub(crate) async fn job_lease_renew<'e>(
         .bind(now)
         .bind(super::duration_interval(lease_time + LEASE_SLACK_TIME))
         .bind(super::duration_interval(wait + LEASE_SLACK_TIME))
+        .bind(owner)
         .fetch_all(ex)
         .await
 }
@@ -306,9 +317,10 @@ pub(crate) async fn jobs_pending<'e>(
     .await
 }
 
-/// A lease that ran out.
+/// A held lease, with what deciding its job's outcome needs (a lease that ran out, or one a
+/// remote worker reports on).
 #[derive(Debug, Clone, sqlx::FromRow)]
-pub(crate) struct ExpiredLease {
+pub(crate) struct HeldLease {
     pub id: i64,
     pub executor: String,
     pub expr: String,
@@ -327,7 +339,7 @@ pub(crate) async fn job_expired_leases<'e>(
     ex: impl PgExecutor<'e>,
     now: DateTime<Utc>,
     limit: i64,
-) -> sqlx::Result<Vec<ExpiredLease>> {
+) -> sqlx::Result<Vec<HeldLease>> {
     sqlx::query_as(sql(
         "SELECT id, executor, expr, recurring, run_at, slot_at, attempt, max_attempts, lease_token,
                 revision, start_at
@@ -340,6 +352,26 @@ pub(crate) async fn job_expired_leases<'e>(
     .bind(limit)
     .fetch_all(ex)
     .await
+}
+
+/// The leases held on jobs `$2` of owner `$1`.
+const JOB_LEASES_HELD: &str = "
+    SELECT id, executor, expr, recurring, run_at, slot_at, attempt, max_attempts, lease_token,
+           revision, start_at
+      FROM qron.jobs
+     WHERE owner = $1 AND id = ANY($2) AND lease_expires_at IS NOT NULL";
+
+/// The leases held on `ids` of `owner` (see [`JOB_LEASES_HELD`]).
+pub(crate) async fn job_leases_held<'e>(
+    ex: impl PgExecutor<'e>,
+    owner: &str,
+    ids: &[i64],
+) -> sqlx::Result<Vec<HeldLease>> {
+    sqlx::query_as(sql(JOB_LEASES_HELD))
+        .bind(owner)
+        .bind(ids)
+        .fetch_all(ex)
+        .await
 }
 
 #[cfg(test)]

@@ -13,8 +13,9 @@
 //! | path | what |
 //! |---|---|
 //! | `GET /` (the mount point itself: `/qron` when nested there) | GraphiQL, with its scripts and styles served from here (no CDN) |
-//! | `POST /graphql` | the GraphQL API, as `application/json` (queries: `job`, `jobs`, `validate`, `executors`; mutations: `createJob`, `createJobs`, `updateJob`, `deleteJob`, `stopJob`, `restartJob`, `retryJob`, `cancelJob`, `runJobNow`, `pauseExecutor`, `resumeExecutor`) |
+//! | `POST /graphql` | the GraphQL API, as `application/json` (queries: `job`, `jobs`, `validate`, `executors`; mutations: `createJob`, `createJobs`, `updateJob`, `deleteJob`, `stopJob`, `restartJob`, `retryJob`, `cancelJob`, `runJobNow`, `pauseExecutor`, `resumeExecutor`, and for remote workers `lease`, `complete`, `heartbeat`) |
 //! | `GET /graphql/schema` | the schema in SDL |
+//! | `POST /workers/lease`, `/workers/complete`, `/workers/heartbeat` | remote workers over plain JSON (see [`workers`]) |
 //!
 //! # Owners and access
 //!
@@ -40,6 +41,7 @@
 
 mod graphiql;
 mod schema;
+pub mod workers;
 
 use std::sync::Arc;
 
@@ -198,6 +200,9 @@ impl Api {
             .route("/assets/{file}", get(graphiql::asset))
             .route("/graphql", post(graphql_post))
             .route("/graphql/schema", get(sdl))
+            .route("/workers/lease", post(workers::lease))
+            .route("/workers/complete", post(workers::complete))
+            .route("/workers/heartbeat", post(workers::heartbeat))
             .layer(DefaultBodyLimit::max(max_body))
             .with_state(state)
     }

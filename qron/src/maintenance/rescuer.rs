@@ -119,17 +119,7 @@ impl Rescuer {
         let outcomes: Vec<Outcome> = expired
             .iter()
             .map(|l| {
-                let input = OutcomeInput {
-                    id: l.id,
-                    token: l.lease_token,
-                    revision: l.revision,
-                    recurring: l.recurring,
-                    run_at: l.run_at,
-                    slot_at: l.slot_at,
-                    attempt: l.attempt,
-                    max_attempts: l.max_attempts,
-                    start_at: l.start_at,
-                };
+                let input = OutcomeInput::held(l);
                 let o = self
                     .options
                     .get(l.executor.as_str())

@@ -196,6 +196,7 @@ impl Heartbeat {
         }
         let renewed: HashSet<i64> = db::job_lease_renew(
             &self.pool,
+            None,
             &ids,
             &tokens,
             now,
@@ -257,6 +258,7 @@ mod tests {
                 buffer_wait: Duration::ZERO,
                 lease_time: Duration::from_secs(1),
                 paused: false,
+                owner: None,
             },
         )
         .await

@@ -24,6 +24,21 @@ pub(crate) struct OutcomeInput {
 }
 
 impl OutcomeInput {
+    /// For a held lease read back from its row (an expired one, or a remote worker's).
+    pub(crate) fn held(l: &crate::db::HeldLease) -> Self {
+        Self {
+            id: l.id,
+            token: l.lease_token,
+            revision: l.revision,
+            recurring: l.recurring,
+            run_at: l.run_at,
+            slot_at: l.slot_at,
+            attempt: l.attempt,
+            max_attempts: l.max_attempts,
+            start_at: l.start_at,
+        }
+    }
+
     pub(crate) fn leased(job: &LeasedJob) -> Self {
         Self {
             id: job.id,

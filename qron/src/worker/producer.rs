@@ -277,6 +277,7 @@ impl Producer {
                     buffer_wait,
                     lease_time: shared.lease_time,
                     paused,
+                    owner: None,
                 },
             )
             .await;

@@ -186,6 +186,7 @@ async fn the_lease_query_uses_the_lease_index() {
         .bind(after.map(|a| a.0))
         .bind(after.map(|a| a.1))
         .bind(paused)
+        .bind(None::<String>)
         .fetch_all(&db.pool)
         .await
         .unwrap();

@@ -1,0 +1,363 @@
+//! Workers in other processes and languages: lease an owner's due jobs, report their outcomes,
+//! and keep their leases, with the same lease guard as the Rust worker's. Served over HTTP by
+//! [`crate::http`] (GraphQL, and plain JSON at `/workers/…`).
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::Client;
+use super::checks::check_name;
+use crate::completer::Outcome;
+use crate::db;
+use crate::handler::Requests;
+use crate::worker::outcome::{OutcomeInput, decide};
+use crate::{Error, JobError, Result, Schedule};
+
+/// The most jobs one lease, or one report of outcomes, may hold.
+pub const MAX_REMOTE_BATCH: usize = 1000;
+
+/// A job leased by a remote worker: what its handler needs, and the lease to report with.
+///
+/// ```
+/// let job: qron::RemoteJob = serde_json::from_value(serde_json::json!({
+///     "id": 1, "token": 1, "executor": "email", "owner": "default", "name": null,
+///     "expr": "@after 0s", "recurring": false, "attempt": 1, "max_attempts": 5,
+///     "executions": 1, "payload": null, "meta": {}, "run_at": "2026-11-29T10:00:00Z",
+/// })).unwrap();
+/// assert_eq!(job.token, 1);
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct RemoteJob {
+    /// The job's id.
+    pub id: i64,
+    /// The lease: an outcome or a renewal names it, and counts only while it is held.
+    pub token: i64,
+    /// The executor.
+    pub executor: String,
+    /// The owner.
+    pub owner: String,
+    /// The job's unique name, if it has one.
+    pub name: Option<String>,
+    /// The schedule.
+    pub expr: String,
+    /// Whether it repeats.
+    pub recurring: bool,
+    /// The attempt this execution is, from 1.
+    pub attempt: i32,
+    /// Attempts allowed per occurrence.
+    pub max_attempts: i32,
+    /// Executions over the job's life, this one included.
+    pub executions: i64,
+    /// The payload.
+    pub payload: Value,
+    /// The meta.
+    pub meta: Value,
+    /// When it was due.
+    pub run_at: DateTime<Utc>,
+}
+
+/// What became of a remotely run job.
+///
+/// ```
+/// let o: qron::RemoteResult = serde_json::from_str(r#"{"result": "retry", "error": "busy", "delay_seconds": 30}"#).unwrap();
+/// assert_eq!(o, qron::RemoteResult::Retry { error: Some("busy".into()), delay_seconds: Some(30.0) });
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub enum RemoteResult {
+    /// It succeeded (a recurring job goes on to its next slot).
+    Commit,
+    /// Run it again: after `delay_seconds`, or the back-off; it counts an attempt, and fails
+    /// once the attempts are spent.
+    Retry {
+        /// Why.
+        #[serde(default)]
+        error: Option<String>,
+        /// When to run it again, in seconds (the default back-off when absent).
+        #[serde(default)]
+        delay_seconds: Option<f64>,
+    },
+    /// It failed for good (this occurrence, for a recurring job).
+    Fail {
+        /// Why.
+        #[serde(default)]
+        error: Option<String>,
+    },
+}
+
+/// An outcome a remote worker reports.
+///
+/// ```
+/// let o: qron::RemoteOutcome = serde_json::from_str(r#"{"id": 1, "token": 1, "result": "commit"}"#).unwrap();
+/// assert_eq!(o.result, qron::RemoteResult::Commit);
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RemoteOutcome {
+    /// The job.
+    pub id: i64,
+    /// Its lease, as leased.
+    pub token: i64,
+    /// What became of it.
+    #[serde(flatten)]
+    pub result: RemoteResult,
+    /// A new payload for its next execution.
+    #[serde(default)]
+    pub payload: Option<Value>,
+}
+
+/// Whether a reported outcome was applied.
+///
+/// ```
+/// let r = qron::Reported { id: 1, applied: false };
+/// assert!(!r.applied);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reported {
+    /// The job.
+    pub id: i64,
+    /// `false` for a stale outcome: the lease had run out (the job was handed to another
+    /// worker), or the job was cancelled or deleted; nothing was changed.
+    pub applied: bool,
+}
+
+fn check_batch(field: &'static str, n: usize) -> Result<()> {
+    if n == 0 || n > MAX_REMOTE_BATCH {
+        return Err(Error::InvalidArgument {
+            field,
+            reason: format!("{n}: give 1 to {MAX_REMOTE_BATCH}"),
+        });
+    }
+    Ok(())
+}
+
+fn check_lease_time(d: Duration) -> Result<()> {
+    if d < Duration::from_secs(1) || d > crate::MAX_TIMEOUT {
+        return Err(Error::InvalidArgument {
+            field: "lease_time",
+            reason: format!(
+                "{d:?}: give 1 s to {:?} (renew a longer job's lease)",
+                crate::MAX_TIMEOUT
+            ),
+        });
+    }
+    Ok(())
+}
+
+impl Client {
+    /// Leases up to `limit` due jobs of `executor` of this client's owner for `lease_time`, for
+    /// a worker outside this process (`worker` names it in the jobs' error records). Each job
+    /// must be reported with [`Client::complete`] (or its lease renewed with
+    /// [`Client::renew_leases`]) before the lease runs out, or it is handed out again.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for a bad executor or worker name, a limit outside 1 to
+    /// [`MAX_REMOTE_BATCH`], or a lease time outside 1 s to [`MAX_TIMEOUT`](crate::MAX_TIMEOUT).
+    ///
+    /// ```no_run
+    /// # async fn demo(client: qron::Client) -> qron::Result<()> {
+    /// let jobs = client.lease("email", 10, std::time::Duration::from_secs(60), "mailer-1").await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn lease(
+        &self,
+        executor: &str,
+        limit: usize,
+        lease_time: Duration,
+        worker: &str,
+    ) -> Result<Vec<RemoteJob>> {
+        self.scope().check_owner()?;
+        check_name("executor", executor)?;
+        check_name("worker", worker)?;
+        check_batch("limit", limit)?;
+        check_lease_time(lease_time)?;
+        let now = self.now().await;
+        let leased = db::job_lease(
+            self.pool(),
+            &db::Lease {
+                executor,
+                worker_id: worker,
+                limit: i64::try_from(limit).unwrap_or(1),
+                now,
+                due_by: now,
+                after: None,
+                buffer_wait: Duration::ZERO,
+                lease_time,
+                paused: true,
+                owner: Some(&self.owner),
+            },
+        )
+        .await?;
+        leased
+            .into_iter()
+            .map(|j| {
+                let json = |t: Option<String>, empty: Value| match t {
+                    Some(t) => serde_json::from_str(&t),
+                    None => Ok(empty),
+                };
+                Ok(RemoteJob {
+                    id: j.id,
+                    token: j.lease_token,
+                    executor: executor.to_owned(),
+                    owner: j.owner,
+                    name: j.name,
+                    expr: j.expr,
+                    recurring: j.recurring,
+                    attempt: j.attempt,
+                    max_attempts: j.max_attempts,
+                    executions: j.executions,
+                    payload: json(j.payload, Value::Null)?,
+                    meta: json(j.meta, Value::Object(Default::default()))?,
+                    run_at: j.run_at,
+                })
+            })
+            .collect()
+    }
+
+    /// Applies outcomes reported by a remote worker, each guarded by its lease as the Rust
+    /// worker's are: a stale one (its lease ran out, or the job was cancelled or deleted)
+    /// changes nothing and is reported as not applied. Retries follow the executor's
+    /// declared attempts and back-off (the defaults for an executor this process does not
+    /// declare), or the delay given.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for an empty or oversized batch, a job reported twice, or
+    /// a delay that is not a number of seconds; [`Error::TooLarge`] and
+    /// [`Error::InvalidArgument`] for a payload the client would refuse. Nothing is applied
+    /// then.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: qron::Client, job: qron::RemoteJob) -> qron::Result<()> {
+    /// let done = client
+    ///     .complete(vec![qron::RemoteOutcome { id: job.id, token: job.token, result: qron::RemoteResult::Commit, payload: None }])
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn complete(&self, outcomes: Vec<RemoteOutcome>) -> Result<Vec<Reported>> {
+        self.scope().check_owner()?;
+        check_batch("outcomes", outcomes.len())?;
+        let mut ids: Vec<i64> = outcomes.iter().map(|o| o.id).collect();
+        ids.sort_unstable();
+        if ids.windows(2).any(|w| w[0] == w[1]) {
+            return Err(Error::InvalidArgument {
+                field: "outcomes",
+                reason: "a job is reported twice".to_owned(),
+            });
+        }
+        // Everything is checked before anything is written.
+        let mut checked = Vec::with_capacity(outcomes.len());
+        for o in outcomes {
+            let payload = match &o.payload {
+                Some(p) => Some(self.scope().json("payload", p)?),
+                None => None,
+            };
+            let delay = match &o.result {
+                RemoteResult::Retry {
+                    delay_seconds: Some(s),
+                    ..
+                } => Some(
+                    Duration::try_from_secs_f64(*s)
+                        .ok()
+                        .filter(|d| *d <= crate::MAX_TIMEOUT)
+                        .ok_or_else(|| Error::InvalidArgument {
+                            field: "delay_seconds",
+                            reason: format!("{s} is not a number of seconds from 0 to 7 days"),
+                        })?,
+                ),
+                _ => None,
+            };
+            checked.push((o, payload, delay));
+        }
+        let now = self.now().await;
+        let held = db::job_leases_held(self.pool(), &self.owner, &ids).await?;
+        let mut reported = Vec::with_capacity(checked.len());
+        let mut writes = Vec::new();
+        for (o, payload, delay) in checked {
+            let Some(lease) = held
+                .iter()
+                .find(|l| l.id == o.id && l.lease_token == o.token)
+            else {
+                reported.push(Reported {
+                    id: o.id,
+                    applied: false,
+                });
+                continue;
+            };
+            let result = match &o.result {
+                RemoteResult::Commit => Ok(()),
+                RemoteResult::Retry { error, .. } => Err(JobError::retry(
+                    error.clone().unwrap_or_else(|| "retry".to_owned()),
+                )),
+                RemoteResult::Fail { error } => Err(JobError::fail(
+                    error.clone().unwrap_or_else(|| "failed".to_owned()),
+                )),
+            };
+            let requests = Requests {
+                payload,
+                ..Requests::default()
+            };
+            let options = crate::registry::declared_options(&lease.executor);
+            let (mut outcome, label) = decide(
+                &OutcomeInput::held(lease),
+                result,
+                requests,
+                now,
+                Schedule::parse(&lease.expr).ok().as_ref(),
+                options.backoff,
+                options.history,
+            );
+            if let (Some(d), "retry", Outcome::Complete(c)) = (delay, label, &mut outcome) {
+                c.run_at = now + chrono::Duration::from_std(d).unwrap_or_default();
+            }
+            writes.push(outcome);
+            reported.push(Reported {
+                id: o.id,
+                applied: true,
+            });
+        }
+        if !writes.is_empty() {
+            let metrics = crate::Metrics::default();
+            crate::completer::write(self.pool(), writes, &metrics, self.clock()).await;
+        }
+        Ok(reported)
+    }
+
+    /// Renews the leases `(id, token)` of this owner's jobs for `lease_time` from now (never
+    /// past a job's run-time limit); returns the ids renewed. A lease missing from the answer
+    /// is lost: stop working on that job.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for an empty or oversized batch, or a lease time outside 1 s
+    /// to [`MAX_TIMEOUT`](crate::MAX_TIMEOUT).
+    ///
+    /// ```no_run
+    /// # async fn demo(client: qron::Client, job: qron::RemoteJob) -> qron::Result<()> {
+    /// let kept = client.renew_leases(&[(job.id, job.token)], std::time::Duration::from_secs(60)).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn renew_leases(
+        &self,
+        leases: &[(i64, i64)],
+        lease_time: Duration,
+    ) -> Result<Vec<i64>> {
+        self.scope().check_owner()?;
+        check_batch("leases", leases.len())?;
+        check_lease_time(lease_time)?;
+        let now = self.now().await;
+        let ids: Vec<i64> = leases.iter().map(|l| l.0).collect();
+        let tokens: Vec<i64> = leases.iter().map(|l| l.1).collect();
+        Ok(db::job_lease_renew(
+            self.pool(),
+            Some(&self.owner),
+            &ids,
+            &tokens,
+            now,
+            lease_time,
+            Duration::ZERO,
+        )
+        .await?)
+    }
+}
