@@ -697,3 +697,189 @@ fn which_python() -> Result<std::path::PathBuf, ()> {
         .find(|p| p.is_file())
         .ok_or(())
 }
+
+#[tokio::test]
+async fn every_operation_keeps_to_its_owner_and_bad_input_changes_nothing() {
+    let db = TestDb::new().await;
+    let client = Client::new(db.pool.clone());
+    let acme = client.owner("acme");
+    let live = acme
+        .create(qron::NewJob::new("email", "@after 1 hour").name("live"))
+        .await
+        .unwrap();
+    let finished = acme
+        .create(qron::NewJob::new("email", "@after 1 hour").name("done"))
+        .await
+        .unwrap();
+    acme.cancel(finished.id).await.unwrap();
+    let api = qron::http::Api::new(client.clone()).owner(|req| {
+        req.headers
+            .get("x-tenant")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+            .ok_or(StatusCode::UNAUTHORIZED)
+    });
+    let base = serve(api.router()).await;
+    let other = [("x-tenant", "globex")];
+    let snapshot = || async {
+        sqlx::query_scalar::<_, String>(
+            "SELECT string_agg(t::text, '|' ORDER BY id) FROM (
+                 SELECT id, owner, executor, name, status, revision, run_at, held FROM qron.jobs
+                 UNION ALL
+                 SELECT id, owner, executor, name, status, revision, run_at, false FROM qron.jobs_history) t",
+        )
+        .fetch_one(&db.pool)
+        .await
+        .unwrap()
+    };
+    let before = snapshot().await;
+    // Every operation on another owner's job, by id and by name: not found, nothing changed.
+    for (id, name) in [(live.id, "live"), (finished.id, "done")] {
+        for target in [
+            format!("{{ id: {id} }}"),
+            format!(r#"{{ executor: "email", name: "{name}" }}"#),
+        ] {
+            for op in [
+                format!(
+                    "mutation {{ updateJob(target: {target}, changes: {{ expr: \"@daily\" }}) {{ id }} }}"
+                ),
+                format!("mutation {{ deleteJob(target: {target}) {{ id }} }}"),
+                format!("mutation {{ stopJob(target: {target}) {{ id }} }}"),
+                format!("mutation {{ restartJob(target: {target}) {{ id }} }}"),
+                format!("mutation {{ retryJob(target: {target}) {{ id }} }}"),
+                format!("mutation {{ cancelJob(target: {target}) {{ id }} }}"),
+                format!("mutation {{ runJobNow(target: {target}) {{ id }} }}"),
+            ] {
+                let r = gql(&base, &other, &op, json!({})).await;
+                assert_eq!(code(&r), "NOT_FOUND", "{op}: {r}");
+            }
+        }
+    }
+    let listed = gql(
+        &base,
+        &other,
+        "{ jobs { total } executors { executor } }",
+        json!({}),
+    )
+    .await;
+    assert_eq!(listed["data"]["jobs"]["total"], 0, "{listed}");
+    assert_eq!(listed["data"]["executors"], json!([]));
+    let (status, leased) = {
+        let resp = reqwest::Client::new()
+            .post(format!("{base}/workers/lease"))
+            .header("x-tenant", "globex")
+            .json(&json!({ "executor": "email" }))
+            .send()
+            .await
+            .unwrap();
+        (resp.status(), resp.json::<Value>().await.unwrap())
+    };
+    assert_eq!((status, &leased["jobs"]), (StatusCode::OK, &json!([])));
+    let (_, reported) = post(
+        &base,
+        "complete",
+        json!({ "outcomes": [{ "id": live.id, "token": 0, "result": "commit" }] }),
+    )
+    .await;
+    assert_eq!(
+        reported,
+        Value::Null,
+        "no owner header: refused before anything"
+    );
+
+    // Bad input in every string argument: NUL bytes and over-long values are refused with the
+    // field named (SQL metacharacters are plain text: see the end).
+    let nasty = ["a\u{0}b", &"x".repeat(300)];
+    for text in nasty {
+        for (query, vars) in [
+            (
+                "mutation($t: String!) { createJob(job: { executor: $t, expr: \"@daily\" }) { id } }",
+                json!({ "t": text }),
+            ),
+            (
+                "mutation($t: String!) { createJob(job: { executor: \"email\", expr: $t }) { id } }",
+                json!({ "t": text }),
+            ),
+            (
+                "mutation($t: String!) { createJob(job: { executor: \"email\", expr: \"@daily\", name: $t }) { id } }",
+                json!({ "t": text }),
+            ),
+            (
+                "mutation($t: String!) { pauseExecutor(executor: $t) }",
+                json!({ "t": text }),
+            ),
+            (
+                "mutation($t: String!) { resumeExecutor(executor: $t) }",
+                json!({ "t": text }),
+            ),
+            (
+                "mutation($t: String!) { updateJob(target: { executor: $t, name: $t }, changes: { expr: \"@daily\" }) { id } }",
+                json!({ "t": text }),
+            ),
+            (
+                "query($t: String!) { job(executor: $t, name: $t) { id } }",
+                json!({ "t": text }),
+            ),
+            (
+                "query($t: String!) { jobs(filter: { executor: $t, nameContains: $t }) { total } }",
+                json!({ "t": text }),
+            ),
+            (
+                "query($t: String!) { validate(expr: $t) { valid } }",
+                json!({ "t": text }),
+            ),
+        ] {
+            let r = gql(&base, &other, query, vars).await;
+            let ok = r["errors"].is_array()
+                || r["data"]["jobs"]["total"] == 0
+                || r["data"]["validate"]["valid"] == false;
+            assert!(ok, "{query} with {text:?}: {r}");
+            assert_ne!(code(&r), "INTERNAL", "{query} with {text:?}: {r}");
+        }
+    }
+    let nul = gql(
+        &base,
+        &other,
+        r#"mutation { createJob(job: { executor: "email", expr: "@daily", payload: { text: "a\u0000b" } }) { id } }"#,
+        json!({}),
+    )
+    .await;
+    assert_eq!(nul["errors"][0]["extensions"]["field"], "payload", "{nul}");
+    // Malformed GraphQL, and an unknown id.
+    let malformed = gql(&base, &other, "{ jobs { total ", json!({})).await;
+    assert!(malformed["errors"][0]["message"].is_string(), "{malformed}");
+    let unknown = gql(&base, &other, "{ job(id: 987654321) { id } }", json!({})).await;
+    assert_eq!(code(&unknown), "NOT_FOUND");
+    assert_eq!(snapshot().await, before, "nothing changed");
+    assert_eq!(
+        qron_tests::count(&db.pool, "SELECT count(*) FROM qron.executor_pauses").await,
+        0
+    );
+
+    // SQL metacharacters are text like any other: stored and found as written.
+    let sql = "'; DROP TABLE qron.jobs; --";
+    let made = gql(
+        &base,
+        &other,
+        "mutation($t: String!) { createJob(job: { executor: $t, expr: \"@daily\", name: $t, meta: { note: $t } }) { id executor name meta } }",
+        json!({ "t": sql }),
+    )
+    .await;
+    let job = &made["data"]["createJob"];
+    assert_eq!(
+        (&job["executor"], &job["name"], &job["meta"]["note"]),
+        (&json!(sql), &json!(sql), &json!(sql)),
+        "{made}"
+    );
+    let found = gql(&base, &other, "query($t: String!) { job(executor: $t, name: $t) { id } jobs(filter: { nameContains: $t }) { total } }", json!({ "t": sql })).await;
+    assert_eq!(
+        (&found["data"]["job"]["id"], &found["data"]["jobs"]["total"]),
+        (&job["id"], &json!(1)),
+        "{found}"
+    );
+    assert_eq!(
+        qron_tests::count(&db.pool, "SELECT count(*) FROM qron.jobs").await,
+        2,
+        "the table is there"
+    );
+}
