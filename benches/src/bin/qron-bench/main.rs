@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 
 mod expr;
 mod queue;
+mod remote;
 
 #[derive(Parser)]
 #[command(about = "qron's benchmarks", version)]
@@ -52,6 +53,22 @@ enum Scenario {
         callers: usize,
         /// Rounds of (floor insert, bulk enqueue); the medians are reported.
         #[arg(long, default_value_t = 5)]
+        rounds: usize,
+    },
+    /// A remote worker in Rust leasing and completing through the JSON endpoints of the HTTP
+    /// API, beside the in-process worker (concurrency 100) on the same jobs.
+    Remote {
+        /// Jobs per run.
+        #[arg(long, default_value_t = 50_000)]
+        jobs: u64,
+        /// Jobs per lease (and per report).
+        #[arg(long, default_value_t = 100)]
+        batch: usize,
+        /// Lease-and-complete loops at once.
+        #[arg(long, default_value_t = 4)]
+        loops: usize,
+        /// Rounds; the medians are reported.
+        #[arg(long, default_value_t = 3)]
         rounds: usize,
     },
     /// Throughput: due no-op jobs processed by W worker processes.
@@ -234,6 +251,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
                     }
                 }
                 all.push(out);
+            }
+            medians(all)
+        }
+        Scenario::Remote {
+            jobs,
+            batch,
+            loops,
+            rounds,
+        } => {
+            let mut all = Vec::new();
+            for _ in 0..rounds.max(1) {
+                all.push(remote::remote(jobs, batch, loops).await?);
             }
             medians(all)
         }

@@ -13,7 +13,7 @@ use sqlx::{Connection as _, PgPool};
 
 use crate::Figure;
 
-type Res<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
+pub type Res<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
 /// A job that does nothing.
 #[qron::job(executor = "bench_noop_failed", concurrency = 1000, history = "failed")]
@@ -99,7 +99,7 @@ fn server() -> Res<PgConnectOptions> {
 }
 
 /// A fresh, migrated database for one scenario; its name and a pool on it.
-async fn fresh(tag: &str, connections: u32) -> Res<(String, PgPool)> {
+pub async fn fresh(tag: &str, connections: u32) -> Res<(String, PgPool)> {
     let admin = tokio::task::spawn_blocking(server).await??;
     let name = format!("qron_bench_{tag}_{}", std::process::id());
     let mut conn = sqlx::PgConnection::connect_with(&admin).await?;
@@ -120,7 +120,7 @@ async fn fresh(tag: &str, connections: u32) -> Res<(String, PgPool)> {
     Ok((name, pool))
 }
 
-async fn drop_db(name: &str, pool: PgPool) -> Res<()> {
+pub async fn drop_db(name: &str, pool: PgPool) -> Res<()> {
     pool.close().await;
     let admin = tokio::task::spawn_blocking(server).await??;
     let mut conn = sqlx::PgConnection::connect_with(&admin).await?;
