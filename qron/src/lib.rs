@@ -44,6 +44,7 @@
 //! | `tls-rustls` | off | TLS to the database with rustls (sqlx's `tls-rustls`) |
 //! | `tls-native-tls` | off | TLS to the database with the platform's TLS (sqlx's `tls-native-tls`) |
 //! | `http` | off | `http`: the management API over HTTP (GraphQL, GraphiQL) as an axum `Router` |
+//! | `http-executor` | off | [`HttpExecutor`]-style jobs: executor `http` sends each job to the URL in its meta |
 //! | `opentelemetry` | off | the enqueuing trace carried to the job's executions (see `telemetry`) |
 //! | `testing` | off | `testing`: a fresh database per test, and assertions on enqueued jobs (turns on `embedded`) |
 
@@ -75,6 +76,10 @@ mod worker;
 pub mod embedded;
 #[cfg(feature = "http")]
 pub mod http;
+#[cfg(feature = "http-executor")]
+mod http_executor;
+#[cfg(feature = "http-executor")]
+pub use http_executor::{DEFAULT_MAX_REPLY, HTTP_EXECUTOR, HttpExecutor};
 #[cfg(feature = "testing")]
 pub mod testing;
 

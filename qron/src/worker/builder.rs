@@ -153,6 +153,25 @@ impl WorkerBuilder {
         self
     }
 
+    /// Serves executor `http` with the HTTP executor (feature `http-executor`): each job is
+    /// sent to the URL in its meta, at most `settings`' concurrency at once (see
+    /// [`HttpExecutor`](crate::HttpExecutor)).
+    ///
+    /// ```no_run
+    /// # fn demo(client: qron::Client) -> qron::Result<()> {
+    /// let worker = qron::Worker::builder(client)
+    ///     .http_executor(qron::HttpExecutor::new().concurrency(20))
+    ///     .build()?;
+    /// # Ok(()) }
+    /// ```
+    #[cfg(feature = "http-executor")]
+    pub fn http_executor(self, settings: crate::HttpExecutor) -> Self {
+        let n = settings.concurrency;
+        self.register(settings.registration())
+            .concurrency(crate::HTTP_EXECUTOR, n)
+            .state(settings)
+    }
+
     /// Handlers of `executor` running at once in this process (default: the job's
     /// `concurrency`).
     ///
