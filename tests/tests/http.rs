@@ -624,6 +624,10 @@ async fn remote_workers_lease_complete_and_renew_with_the_lease_guard() {
             "complete",
             json!({ "outcomes": [{ "id": ids[1], "token": 1, "result": "retry", "delay_seconds": 1e300 }] }),
         ),
+        (
+            "complete",
+            json!({ "outcomes": [{ "id": ids[1], "token": 1, "result": "fail", "error": "a\u{0}b" }] }),
+        ),
     ] {
         let (status, answer) = post(&base, path, body.clone()).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{path} {body}: {answer}");

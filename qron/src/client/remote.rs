@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::Client;
-use super::checks::check_name;
+use super::checks::{check_name, check_text};
 use crate::completer::Outcome;
 use crate::db;
 use crate::handler::Requests;
@@ -250,6 +250,11 @@ impl Client {
         // Everything is checked before anything is written.
         let mut checked = Vec::with_capacity(outcomes.len());
         for o in outcomes {
+            if let RemoteResult::Retry { error: Some(e), .. }
+            | RemoteResult::Fail { error: Some(e) } = &o.result
+            {
+                check_text("error", e)?;
+            }
             let payload = match &o.payload {
                 Some(p) => Some(self.scope().json("payload", p)?),
                 None => None,
