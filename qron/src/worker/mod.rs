@@ -355,6 +355,9 @@ impl Worker {
             .iter()
             .map(|e| (e.registration.executor, e.clone()))
             .collect();
+        // Before the first lease: a worker that starts during a pause must skip the paused
+        // owners' jobs from its first lease on.
+        notifier::refresh_pauses(&pool, &by_name).await;
         let notifier = Notifier {
             pool: pool.clone(),
             executors: by_name,

@@ -106,17 +106,33 @@ impl Notifier {
 
     /// Reads which of this worker's executors some owner paused.
     async fn refresh_pauses(&self) {
-        let names: Vec<&str> = self.executors.keys().copied().collect();
-        match db::executors_paused(&self.pool, &names).await {
-            Ok(paused) => {
-                for (name, e) in &self.executors {
-                    let now = paused.iter().any(|p| p == name);
-                    if e.paused.swap(now, Ordering::Relaxed) != now {
-                        tracing::info!(executor = name, paused = now, "executor pauses changed");
-                    }
+        refresh_pauses(&self.pool, &self.executors).await;
+    }
+}
+
+/// Reads which of `executors` some owner paused, and sets their flags (at the worker's start,
+/// before its first lease, and whenever pauses change).
+pub(crate) async fn refresh_pauses(
+    pool: &sqlx::PgPool,
+    executors: &HashMap<&'static str, Arc<ExecutorState>>,
+) {
+    let names: Vec<&str> = executors.keys().copied().collect();
+    match db::executors_paused(pool, &names).await {
+        Ok(paused) => {
+            for (name, e) in executors {
+                let now = paused.iter().any(|p| p == name);
+                if e.paused.swap(now, Ordering::Relaxed) != now {
+                    tracing::info!(executor = name, paused = now, "executor pauses changed");
                 }
             }
-            Err(e) => tracing::warn!(error = %e, "could not read the executors' pauses"),
+        }
+        Err(e) => {
+            // Not known: the lease skips paused owners' jobs until it is (a look at a small
+            // table per lease, and never a paused job run).
+            for e in executors.values() {
+                e.paused.store(true, Ordering::Relaxed);
+            }
+            tracing::warn!(error = %e, "could not read the executors' pauses; assuming some");
         }
     }
 }

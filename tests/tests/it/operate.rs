@@ -391,3 +391,41 @@ async fn executors_lists_what_the_rows_say() {
         rows
     );
 }
+
+#[tokio::test]
+async fn a_worker_that_starts_during_a_pause_leases_none_of_the_paused_jobs() {
+    let db = TestDb::new().await;
+    let c = Client::new(db.pool.clone());
+    let k = key("pause-start");
+    c.pause_executor("act").await.unwrap();
+    // A job made ready without being held (as a bulk insert or a rescue makes one), and no
+    // rescuer pass to hold it (the test holds the pass's lock): only the lease stands between
+    // it and a worker that starts now.
+    let payload = serde_json::to_string(&qron_tests::jobs::Script::new(&k, Mode::Ok)).unwrap();
+    let paused: i64 = sqlx::query_scalar(
+        "INSERT INTO qron.jobs (executor, expr, recurring, run_at, slot_at, payload)
+         VALUES ('act', '@after 0s', false, now(), now(), $1::jsonb) RETURNING id",
+    )
+    .bind(&payload)
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    let mut lock = db.pool.acquire().await.unwrap();
+    sqlx::query("SELECT pg_advisory_lock(hashtext('qron.jobs_hold_paused'))")
+        .execute(&mut *lock)
+        .await
+        .unwrap();
+    let theirs = c
+        .owner("acme")
+        .create(script_job("act", "@after 0s", &k, Mode::Ok))
+        .await
+        .unwrap();
+    let worker = start_worker(&c);
+    qron_tests::wait_for("the other owner's job", Duration::from_secs(10), || async {
+        c.owner("acme").get(theirs.id).await.unwrap().status == JobStatus::Succeeded
+    })
+    .await;
+    worker.stop().await;
+    let j = c.get(paused).await.unwrap();
+    assert_eq!((j.status, j.executions), (JobStatus::Ready, 0));
+}
