@@ -91,3 +91,15 @@ pub(crate) fn timeout_interval(t: Duration) -> Result<PgInterval> {
         microseconds: micros,
     })
 }
+
+/// A number of seconds (from an API) as a duration: refused when negative, not a number, or
+/// over [`MAX_TIMEOUT`](crate::MAX_TIMEOUT), naming `field`.
+pub(crate) fn seconds(field: &'static str, s: f64) -> Result<Duration> {
+    Duration::try_from_secs_f64(s)
+        .ok()
+        .filter(|d| *d <= crate::MAX_TIMEOUT)
+        .ok_or_else(|| Error::InvalidArgument {
+            field,
+            reason: format!("{s} is not a number of seconds from 0 to 7 days"),
+        })
+}

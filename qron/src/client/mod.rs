@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 use crate::job::JobRef;
 use crate::{ExprError, Schedule};
 
-mod checks;
+pub(crate) mod checks;
 mod create;
 mod manage;
 mod operate;

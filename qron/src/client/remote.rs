@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::Client;
-use super::checks::{check_name, check_text};
+use super::checks::{check_name, check_text, seconds};
 use crate::completer::Outcome;
 use crate::db;
 use crate::handler::Requests;
@@ -263,15 +263,7 @@ impl Client {
                 RemoteResult::Retry {
                     delay_seconds: Some(s),
                     ..
-                } => Some(
-                    Duration::try_from_secs_f64(*s)
-                        .ok()
-                        .filter(|d| *d <= crate::MAX_TIMEOUT)
-                        .ok_or_else(|| Error::InvalidArgument {
-                            field: "delay_seconds",
-                            reason: format!("{s} is not a number of seconds from 0 to 7 days"),
-                        })?,
-                ),
+                } => Some(seconds("delay_seconds", *s)?),
                 _ => None,
             };
             checked.push((o, payload, delay));

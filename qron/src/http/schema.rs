@@ -332,12 +332,7 @@ pub struct NewJobInput {
 }
 
 fn seconds(field: &'static str, s: f64) -> Result<std::time::Duration> {
-    std::time::Duration::try_from_secs_f64(s).map_err(|_| {
-        gql(Error::InvalidArgument {
-            field,
-            reason: format!("{s} is not a number of seconds from 0 to the limit"),
-        })
-    })
+    crate::client::checks::seconds(field, s).map_err(gql)
 }
 
 impl NewJobInput {
@@ -742,7 +737,7 @@ impl RemoteMutation {
             .lease(
                 &executor,
                 usize::try_from(limit).unwrap_or(0),
-                super::workers::lease_time(lease_seconds),
+                seconds("lease_time", lease_seconds)?,
                 &worker,
             )
             .await
@@ -808,7 +803,7 @@ impl RemoteMutation {
     ) -> Result<Vec<i64>> {
         let c = writer(ctx)?;
         let leases: Vec<(i64, i64)> = leases.iter().map(|l| (l.id, l.token)).collect();
-        c.renew_leases(&leases, super::workers::lease_time(lease_seconds))
+        c.renew_leases(&leases, seconds("lease_time", lease_seconds)?)
             .await
             .map_err(gql)
     }

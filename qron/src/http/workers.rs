@@ -16,7 +16,6 @@
 //! An error answers 400 (or 403 when the API is read-only) with `{"error": …, "code": …}`.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::Json;
 use axum::extract::State;
@@ -27,6 +26,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::Shared;
+use crate::client::checks::seconds;
 use crate::{Client, Error, RemoteOutcome};
 
 fn default_limit() -> usize {
@@ -68,11 +68,6 @@ pub(super) struct HeartbeatBody {
     leases: Vec<LeaseRef>,
     #[serde(default = "default_lease")]
     lease_seconds: f64,
-}
-
-/// A number of seconds as a lease time (out of range: refused by the client's check).
-pub(super) fn lease_time(seconds: f64) -> Duration {
-    Duration::try_from_secs_f64(seconds).unwrap_or(Duration::ZERO)
 }
 
 /// Why a request may not change jobs: its owner was refused (with this status), or the API is
@@ -129,13 +124,12 @@ pub(super) async fn lease(
         Ok(c) => c,
         Err(r) => return r.into_response(),
     };
+    let lease_time = match seconds("lease_time", body.lease_seconds) {
+        Ok(d) => d,
+        Err(e) => return refused(e),
+    };
     match client
-        .lease(
-            &body.executor,
-            body.limit,
-            lease_time(body.lease_seconds),
-            &body.worker,
-        )
+        .lease(&body.executor, body.limit, lease_time, &body.worker)
         .await
     {
         Ok(jobs) => Json(json!({ "jobs": jobs })).into_response(),
@@ -168,10 +162,11 @@ pub(super) async fn heartbeat(
         Err(r) => return r.into_response(),
     };
     let leases: Vec<(i64, i64)> = body.leases.iter().map(|l| (l.id, l.token)).collect();
-    match client
-        .renew_leases(&leases, lease_time(body.lease_seconds))
-        .await
-    {
+    let lease_time = match seconds("lease_time", body.lease_seconds) {
+        Ok(d) => d,
+        Err(e) => return refused(e),
+    };
+    match client.renew_leases(&leases, lease_time).await {
         Ok(renewed) => Json(json!({ "renewed": renewed })).into_response(),
         Err(e) => refused(e),
     }
