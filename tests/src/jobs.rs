@@ -3,7 +3,7 @@
 //! it). Each handler reports to [`probe`], keyed by the test's own key.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -22,6 +22,9 @@ pub struct Probe {
     pub starts: Mutex<Vec<(i64, i32, DateTime<Utc>)>>,
     /// Values a handler reported.
     pub values: Mutex<Vec<i64>>,
+    /// Whether [`Probe::open_gate`] was called.
+    opened: AtomicBool,
+    gate: tokio::sync::Notify,
 }
 
 /// A probe key unique to one test: `name` and the time.
@@ -79,6 +82,23 @@ impl Probe {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .len()
     }
+
+    /// Lets the handlers waiting at the gate ([`Mode::GateFirst`]) go on, now and later.
+    pub fn open_gate(&self) {
+        self.opened.store(true, Ordering::SeqCst);
+        self.gate.notify_waiters();
+    }
+
+    async fn wait_gate(&self) {
+        loop {
+            // Created before the check, so an opening between the two is not missed.
+            let opened = self.gate.notified();
+            if self.opened.load(Ordering::SeqCst) {
+                return;
+            }
+            opened.await;
+        }
+    }
 }
 
 /// What the `act` handler does.
@@ -97,6 +117,9 @@ pub enum Mode {
     Hang,
     /// Hang on the first attempt, succeed on the next ones.
     HangFirst,
+    /// On the first attempt, wait until the test opens the gate ([`Probe::open_gate`]), then
+    /// succeed; succeed at once on the next ones.
+    GateFirst,
     /// Sleep this many milliseconds, then succeed.
     Sleep(u64),
     /// Add one to `count` in the payload for the next execution.
@@ -160,6 +183,12 @@ async fn behave(ctx: Context, mut a: Script) -> Result<(), JobError> {
         Mode::Hang => std::future::pending().await,
         Mode::HangFirst if ctx.attempt() == 1 => std::future::pending().await,
         Mode::HangFirst => Ok(()),
+        Mode::GateFirst => {
+            if ctx.attempt() == 1 {
+                probe.wait_gate().await;
+            }
+            Ok(())
+        }
         Mode::Sleep(ms) => {
             tokio::time::sleep(Duration::from_millis(ms)).await;
             Ok(())

@@ -907,9 +907,9 @@ async fn a_stale_outcome_changes_nothing() {
     let db = TestDb::new().await;
     let c = Client::new(db.pool.clone());
     let k = key("stale");
-    // Worker A's handler runs 600 ms on a 300 ms lease... but its timeout would abandon it, so
-    // expire the lease by hand while it runs and let worker B take the job over.
-    let j = job(&c, "act", "@after 0s", &Script::new(&k, Mode::Sleep(250))).await;
+    // Worker A's handler waits at a gate while its lease is expired by hand, so that worker B
+    // takes the job over and runs it; then A finishes, late.
+    let j = job(&c, "act", "@after 0s", &Script::new(&k, Mode::GateFirst)).await;
     let a = Running::start(
         worker(&db, &["act"])
             .rescue_interval(Duration::from_secs(3600))
@@ -924,10 +924,15 @@ async fn a_stale_outcome_changes_nothing() {
         .execute(&db.pool)
         .await
         .unwrap();
-    // B's rescuer returns the job to the pool (counting A's attempt); a worker runs it again
-    // (either one: the rescue wakes both).
+    // B's rescuer returns the job to the pool (counting A's attempt) and a worker runs it again
+    // (either one: the rescue wakes both); the second attempt does not wait.
     let b = Running::start(worker(&db, &["act"]).build().unwrap());
     wait_for_history(&db.pool, 1, Duration::from_secs(10)).await;
+    probe(&k).open_gate();
+    wait_for("A's late outcome", Duration::from_secs(10), || async {
+        a.metrics.stale() == 1
+    })
+    .await;
     let (ma, mb) = (a.metrics.clone(), b.metrics.clone());
     a.stop().await;
     b.stop().await;
