@@ -1,35 +1,58 @@
-//! `qron`: expressions, migrations and jobs from the terminal.
+//! `qron`: a dev server, expressions, migrations, jobs and executors from the terminal.
 //!
-//! Exit codes: 0 ok, 1 failure (an invalid expression, a database error), 2 usage. Reads
-//! `DATABASE_URL` (or `--database-url`); never starts a database of its own.
+//! Exit codes: 0 ok, 1 failure (an invalid expression, bad input the database refused, a
+//! database error), 2 usage, 3 not found. Reads `DATABASE_URL` (or `--database-url`); only
+//! `qron dev` starts a database of its own, and only when neither is set.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 use std::process::ExitCode;
 
 use chrono::{DateTime, Utc};
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory as _, Parser, Subcommand};
 
+mod dev;
+mod executors;
 mod expr;
+mod jobs;
 mod migrate;
+mod output;
+mod worker;
 
 #[derive(Parser)]
 #[command(
     name = "qron",
     version,
-    about = "qron from the terminal: expressions, migrations and jobs"
+    about = "qron from the terminal: a dev server, expressions, migrations, jobs and executors",
+    after_help = "Exit codes: 0 ok, 1 failure, 2 usage, 3 not found."
 )]
 struct Cli {
     /// The database (default: the `DATABASE_URL` environment variable).
     #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
     database_url: Option<String>,
+    /// The owner (tenant) whose jobs and executors to act on.
+    #[arg(long, env = "QRON_OWNER", global = true, default_value = "default")]
+    owner: String,
+    /// One JSON object per line instead of text, for scripts.
+    #[arg(long, global = true)]
+    json: bool,
+    /// Show times in UTC instead of the local zone.
+    #[arg(long, global = true)]
+    utc: bool,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Subcommand)]
 enum Command {
-    /// Checks an expression: valid or the error at its position, its canonical form, its
-    /// description and its next runs.
+    /// Runs the whole system on this machine, for development.
+    ///
+    /// A throwaway database (unless `DATABASE_URL` is set), the migrations, the HTTP API on a
+    /// loopback port and a worker running the HTTP executor. Ctrl-C stops it all and removes
+    /// what it made.
+    Dev(dev::Args),
+    /// Checks an expression: the error at its position, or its meaning and next runs.
+    ///
+    /// For a valid expression: its canonical form, its description and its next runs.
     Expr {
         /// The expression, such as '0 9 * * MON-FRI' or '@every 90 minutes'.
         expr: String,
@@ -42,37 +65,83 @@ enum Command {
         /// Show times in this IANA zone (default: UTC).
         #[arg(long)]
         tz: Option<chrono_tz::Tz>,
-        /// One JSON object instead of text.
-        #[arg(long)]
-        json: bool,
     },
-    /// Applies qron's migrations, or with `--status` shows which are applied and pending.
+    /// Applies qron's migrations, or shows which are applied and pending.
     Migrate {
         /// Show the migrations' state; apply nothing.
         #[arg(long)]
         status: bool,
     },
+    /// Lists, shows, creates and changes the owner's jobs.
+    #[command(subcommand)]
+    Jobs(jobs::Jobs),
+    /// Lists the owner's executors, or pauses or resumes one.
+    Executors {
+        #[command(subcommand)]
+        action: Option<executors::Action>,
+    },
+    /// Runs a worker for the built-in HTTP executor, for production.
+    ///
+    /// Against `DATABASE_URL`, until Ctrl-C or SIGTERM (a second one cancels running jobs).
+    Worker(worker::Args),
+    /// Prints a completion script for a shell.
+    ///
+    /// For example: `qron completions bash > /etc/bash_completion.d/qron`.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
 }
 
-/// How a command ended: its exit code, and what to say on standard error.
+/// How a command failed: its exit code, and what to say on standard error.
+#[derive(Debug)]
 pub(crate) enum Failure {
     /// Exit 1.
     Failed(String),
+    /// Exit 3.
+    NotFound(String),
+}
+
+impl From<qron::Error> for Failure {
+    fn from(e: qron::Error) -> Self {
+        match e {
+            qron::Error::NotFound { .. } => Failure::NotFound(e.to_string()),
+            e => Failure::Failed(e.to_string()),
+        }
+    }
+}
+
+/// What every command that reaches the database gets from the command line.
+pub(crate) struct Global {
+    pub(crate) database_url: Option<String>,
+    pub(crate) owner: String,
+    pub(crate) out: output::Style,
 }
 
 fn main() -> ExitCode {
+    die_quietly_on_broken_pipe();
     let cli = Cli::parse();
+    let global = Global {
+        database_url: cli.database_url.filter(|u| !u.is_empty()),
+        owner: cli.owner,
+        out: output::Style::detect(cli.json, cli.utc),
+    };
     let result = match cli.command {
         Command::Expr {
             expr,
             count,
             from,
             tz,
-            json,
-        } => expr::run(&expr, count, from.unwrap_or_else(Utc::now), tz, json),
-        Command::Migrate { status } => {
-            runtime().and_then(|rt| rt.block_on(migrate::run(cli.database_url.as_deref(), status)))
+        } => expr::run(&expr, count, from.unwrap_or_else(Utc::now), tz, cli.json),
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "qron", &mut std::io::stdout());
+            Ok(())
         }
+        Command::Migrate { status } => block_on(migrate::run(&global, status)),
+        Command::Jobs(cmd) => block_on(jobs::run(&global, cmd)),
+        Command::Executors { action } => block_on(executors::run(&global, action)),
+        Command::Worker(args) => block_on(worker::run(&global, args)),
+        Command::Dev(args) => block_on(dev::run(&global, args)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -80,22 +149,58 @@ fn main() -> ExitCode {
             eprintln!("qron: {m}");
             ExitCode::from(1)
         }
+        Err(Failure::NotFound(m)) => {
+            eprintln!("qron: {m}");
+            ExitCode::from(3)
+        }
     }
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
-    tokio::runtime::Runtime::new().map_err(|e| Failure::Failed(format!("no async runtime: {e}")))
+/// A reader that goes away (`qron jobs list | head`) ends the process quietly, as it ends other
+/// command-line tools, instead of making the next `println!` panic.
+fn die_quietly_on_broken_pipe() {
+    use nix::sys::signal::{SigHandler, Signal, signal};
+    // SAFETY: restores the default disposition of SIGPIPE before any other thread exists; the
+    // default action installs no handler code.
+    #[allow(unsafe_code)]
+    let _ = unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) };
+}
+
+fn block_on(f: impl Future<Output = Result<(), Failure>>) -> Result<(), Failure> {
+    tokio::runtime::Runtime::new()
+        .map_err(|e| Failure::Failed(format!("no async runtime: {e}")))?
+        .block_on(f)
 }
 
 /// A pool on the database, or why not.
 pub(crate) async fn connect(url: Option<&str>) -> Result<sqlx::PgPool, Failure> {
-    let url = url.filter(|u| !u.is_empty()).ok_or_else(|| {
+    let url = url.ok_or_else(|| {
         Failure::Failed("no database: set DATABASE_URL or pass --database-url".to_owned())
     })?;
     sqlx::postgres::PgPoolOptions::new()
-        .max_connections(2)
+        .max_connections(4)
         .acquire_timeout(std::time::Duration::from_secs(10))
         .connect(url)
         .await
         .map_err(|e| Failure::Failed(format!("cannot connect to the database: {e}")))
+}
+
+/// A client on the database, acting as the `--owner`.
+pub(crate) async fn client(global: &Global) -> Result<qron::Client, Failure> {
+    let pool = connect(global.database_url.as_deref()).await?;
+    Ok(qron::Client::builder(pool)
+        .owner(global.owner.clone())
+        .build())
+}
+
+/// Logs to standard error (`RUST_LOG` to change what; `info` by default), for the long-running
+/// commands.
+pub(crate) fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr)
+        .try_init();
 }

@@ -1,9 +1,9 @@
 //! `qron migrate`: apply qron's migrations, or show their state.
 
-use crate::Failure;
+use crate::{Failure, Global};
 
-pub(crate) async fn run(url: Option<&str>, status: bool) -> Result<(), Failure> {
-    let pool = crate::connect(url).await?;
+pub(crate) async fn run(global: &Global, status: bool) -> Result<(), Failure> {
+    let pool = crate::connect(global.database_url.as_deref()).await?;
     if !status {
         qron::migrate(&pool)
             .await

@@ -3,14 +3,48 @@
 
 use std::process::Output;
 
-/// Runs `qron args…` with `DATABASE_URL` set to `url` (or unset).
+use serde_json::{Value, json};
+
+/// Runs `qron args…` with `DATABASE_URL` set to `url` (or unset), in UTC.
 async fn qron(args: &[&str], url: Option<&str>) -> Output {
+    qron_in(args, url, "UTC").await
+}
+
+/// Runs `qron args…` with `DATABASE_URL` set to `url` (or unset), in the zone `tz`.
+async fn qron_in(args: &[&str], url: Option<&str>, tz: &str) -> Output {
     let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_qron"));
-    cmd.args(args).env_remove("DATABASE_URL");
+    cmd.args(args)
+        .env_remove("DATABASE_URL")
+        .env_remove("QRON_OWNER")
+        .env("TZ", tz);
     if let Some(u) = url {
         cmd.env("DATABASE_URL", u);
     }
     cmd.output().await.unwrap()
+}
+
+/// Runs `qron args…` against `url`, expecting exit 0, and returns its standard output.
+async fn ok(args: &[&str], url: &str) -> String {
+    let out = qron(args, Some(url)).await;
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "qron {args:?}: {}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    text(&out.stdout)
+}
+
+/// Runs `qron args… --json` against `url`, expecting exit 0, and returns each line's object.
+async fn ok_json(args: &[&str], url: &str) -> Vec<Value> {
+    let mut args = args.to_vec();
+    args.push("--json");
+    ok(&args, url)
+        .await
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
 }
 
 fn text(b: &[u8]) -> String {
@@ -124,4 +158,677 @@ async fn migrate_applies_the_schema_and_status_says_what_is_applied() {
     let stdout = text(&status.stdout);
     assert_eq!(stdout.matches("applied").count(), all, "{stdout}");
     assert!(!stdout.contains("pending"));
+}
+
+/// A job that always fails, to have a failed job to retry.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Nothing {}
+
+#[qron::job(executor = "cli-fails", max_attempts = 1)]
+async fn cli_fails(_msg: Nothing) -> Result<(), qron::JobError> {
+    Err(qron::JobError::fail("it broke"))
+}
+
+#[tokio::test]
+async fn jobs_are_created_listed_shown_stopped_restarted_and_deleted() {
+    let db = qron::testing::TestDb::new().await.unwrap();
+    let url = db.url().unwrap();
+
+    let welcome = &ok_json(
+        &[
+            "jobs",
+            "create",
+            "email",
+            "@after 1 hour",
+            "--payload",
+            r#"{"user_id": 7}"#,
+            "--name",
+            "welcome-7",
+            "--max-attempts",
+            "3",
+            "--timeout",
+            "90s",
+        ],
+        &url,
+    )
+    .await[0];
+    assert_eq!(
+        (
+            &welcome["status"],
+            &welcome["payload"],
+            &welcome["max_attempts"]
+        ),
+        (&json!("ready"), &json!({"user_id": 7}), &json!(3))
+    );
+    let welcome_id = welcome["id"].as_i64().unwrap();
+    let created = ok(
+        &["jobs", "create", "backup", "0 3 * * *", "--name", "nightly"],
+        &url,
+    )
+    .await;
+    assert!(created.contains(" created\nID "), "{created}");
+    let backup_id = db
+        .client()
+        .get(qron::JobRef::named("backup", "nightly"))
+        .await
+        .unwrap()
+        .id;
+
+    // A table for people: a header, a row per job, a footer with the total.
+    let table = ok(&["jobs", "list"], &url).await;
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(lines.len(), 4, "{table}");
+    let words = |l: &str| l.split_whitespace().map(str::to_owned).collect::<Vec<_>>();
+    assert_eq!(
+        words(lines[0]),
+        [
+            "ID", "EXECUTOR", "NAME", "STATUS", "EXPR", "RUN", "AT", "ATTEMPT", "LAST", "ERROR"
+        ]
+    );
+    assert_eq!(
+        words(lines[1])[..7],
+        [
+            welcome_id.to_string().as_str(),
+            "email",
+            "welcome-7",
+            "ready",
+            "@after",
+            "1",
+            "hour"
+        ]
+    );
+    assert_eq!(
+        words(lines[2])[..7],
+        [
+            backup_id.to_string().as_str(),
+            "backup",
+            "nightly",
+            "ready",
+            "0",
+            "3",
+            "*"
+        ]
+    );
+    // Aligned: each column starts where its header does.
+    for (header, cell) in [
+        ("EXECUTOR", "email"),
+        ("STATUS", "ready"),
+        ("EXPR", "@after"),
+        ("ATTEMPT", "0/3"),
+    ] {
+        assert_eq!(
+            lines[0].find(header),
+            lines[1].find(cell),
+            "{header} in {table}"
+        );
+    }
+    assert!(lines[2].contains(" 03:00:00+00:00"), "{table}");
+    assert_eq!(lines[3], "jobs 1–2 of 2");
+    // The search's filters, and JSON lines for scripts.
+    let backups = ok_json(&["jobs", "list", "--executor", "backup"], &url).await;
+    assert_eq!(backups.len(), 1);
+    assert_eq!(backups[0]["id"].as_i64(), Some(backup_id));
+    assert_eq!(
+        ok_json(&["jobs", "list", "--recurring", "--status", "ready"], &url)
+            .await
+            .len(),
+        1
+    );
+    assert_eq!(
+        ok_json(&["jobs", "list", "--status", "failed"], &url)
+            .await
+            .len(),
+        0
+    );
+    assert_eq!(
+        ok_json(
+            &[
+                "jobs",
+                "list",
+                "--name-contains",
+                "welcome",
+                "--order",
+                "run-at-desc",
+                "--limit",
+                "1"
+            ],
+            &url
+        )
+        .await[0]["id"]
+            .as_i64(),
+        Some(welcome_id)
+    );
+    // Times in the local zone unless --utc.
+    let tokyo = qron_in(
+        &["jobs", "list", "--executor", "backup"],
+        Some(&url),
+        "Asia/Tokyo",
+    )
+    .await;
+    assert!(
+        text(&tokyo.stdout).contains(" 12:00:00+09:00"),
+        "{}",
+        text(&tokyo.stdout)
+    );
+    let utc = qron_in(
+        &["jobs", "list", "--executor", "backup", "--utc"],
+        Some(&url),
+        "Asia/Tokyo",
+    )
+    .await;
+    assert!(
+        text(&utc.stdout).contains(" 03:00:00Z"),
+        "{}",
+        text(&utc.stdout)
+    );
+
+    // One job in full, by name.
+    let shown = ok(
+        &["jobs", "show", "--executor", "backup", "--name", "nightly"],
+        &url,
+    )
+    .await;
+    for part in [
+        "status       ready",
+        "expr         0 3 * * *",
+        "next runs    ",
+        "payload\n  null",
+        "timeout      5m",
+    ] {
+        assert!(shown.contains(part), "{part:?} in {shown}");
+    }
+    let shown = ok_json(&["jobs", "show", &welcome_id.to_string()], &url).await;
+    assert_eq!(shown[0]["name"], "welcome-7");
+
+    // Stop and restart, then change and delete.
+    let stopped = &ok_json(&["jobs", "stop", &backup_id.to_string()], &url).await[0];
+    assert_eq!(stopped["status"], "paused");
+    assert_eq!(
+        db.client().get(backup_id).await.unwrap().status,
+        qron::JobStatus::Paused
+    );
+    let restarted = &ok_json(
+        &[
+            "jobs",
+            "restart",
+            "--executor",
+            "backup",
+            "--name",
+            "nightly",
+        ],
+        &url,
+    )
+    .await[0];
+    assert_eq!(restarted["status"], "ready");
+    let updated = &ok_json(
+        &[
+            "jobs",
+            "update",
+            &backup_id.to_string(),
+            "--expr",
+            "@every 2 hours",
+            "--meta",
+            r#"{"team": "ops"}"#,
+        ],
+        &url,
+    )
+    .await[0];
+    assert_eq!(
+        (&updated["expr"], &updated["meta"]),
+        (&json!("@every 2 hours"), &json!({"team": "ops"}))
+    );
+    assert_eq!(
+        ok_json(&["jobs", "list", "--meta", r#"{"team": "ops"}"#], &url)
+            .await
+            .len(),
+        1
+    );
+    let deleted = ok(&["jobs", "delete", &backup_id.to_string()], &url).await;
+    assert!(
+        deleted.starts_with(&format!("job {backup_id} deleted\n")),
+        "{deleted}"
+    );
+    assert!(matches!(
+        db.client().get(backup_id).await,
+        Err(qron::Error::NotFound { .. })
+    ));
+}
+
+#[tokio::test]
+async fn a_job_not_found_exits_3_and_bad_input_exits_1_or_2_changing_nothing() {
+    let db = qron::testing::TestDb::new().await.unwrap();
+    let url = db.url().unwrap();
+    let job = db
+        .client()
+        .create(qron::NewJob::new("email", "@after 1 hour"))
+        .await
+        .unwrap();
+    let id = job.id.to_string();
+
+    for args in [
+        &["jobs", "show", "999999"][..],
+        &["jobs", "stop", "--executor", "email", "--name", "nobody"][..],
+        &["jobs", "delete", "999999"][..],
+        // Another owner's job is not found either.
+        &["jobs", "show", &id, "--owner", "other"][..],
+        &["jobs", "delete", &id, "--owner", "other"][..],
+    ] {
+        let out = qron(args, Some(&url)).await;
+        assert_eq!(
+            out.status.code(),
+            Some(3),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+        assert!(
+            text(&out.stderr).contains("not found"),
+            "{}",
+            text(&out.stderr)
+        );
+    }
+    // Input the client refuses: exit 1 with its message.
+    for (args, says) in [
+        (
+            &["jobs", "create", "email", "61 * * * *"][..],
+            "minute field",
+        ),
+        (
+            &["jobs", "create", "email", "@daily", "--meta", "[1]"][..],
+            "invalid meta",
+        ),
+        (
+            &["jobs", "create", "email", "@daily", "--max-attempts", "0"][..],
+            "max_attempts",
+        ),
+        (&["jobs", "list", "--limit", "5000"][..], "invalid limit"),
+        (
+            &["jobs", "update", &id, "--expr", "@every 0 seconds"][..],
+            "invalid schedule",
+        ),
+    ] {
+        let out = qron(args, Some(&url)).await;
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        assert!(
+            text(&out.stderr).contains(says),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+    }
+    // Arguments that do not parse: exit 2.
+    for args in [
+        &[
+            "jobs",
+            "create",
+            "email",
+            "@daily",
+            "--payload",
+            "{not json",
+        ][..],
+        &[
+            "jobs",
+            "create",
+            "email",
+            "@daily",
+            "--timeout",
+            "5 fortnights",
+        ][..],
+        &["jobs", "list", "--status", "sleeping"][..],
+        &["jobs", "show"][..],
+        &["jobs", "show", "--name", "x"][..],
+        &["jobs", "list", "--created-after", "yesterday"][..],
+    ] {
+        let out = qron(args, Some(&url)).await;
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+    }
+    let all = db.client().search(&qron::Search::new()).await.unwrap();
+    assert_eq!(all.total, 1, "nothing was written");
+    assert_eq!(
+        db.client().get(job.id).await.unwrap(),
+        job,
+        "nothing changed"
+    );
+}
+
+#[tokio::test]
+async fn failed_jobs_are_retried_and_waiting_ones_run_now_or_are_cancelled() {
+    let db = qron::testing::TestDb::new().await.unwrap();
+    let url = db.url().unwrap();
+    let failed = &ok_json(
+        &[
+            "jobs",
+            "create",
+            "cli-fails",
+            "@after 0 seconds",
+            "--payload",
+            "{}",
+        ],
+        &url,
+    )
+    .await[0];
+    let id = failed["id"].as_i64().unwrap().to_string();
+    let ran = qron::testing::run_due::<CliFails>(&db.client())
+        .await
+        .unwrap();
+    assert_eq!(ran.failed(), 1);
+    let failed = &ok_json(&["jobs", "list", "--status", "failed"], &url).await;
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0]["last_error"], "it broke");
+    let shown = ok(&["jobs", "show", &id], &url).await;
+    assert!(shown.contains("errors\n  attempt 1 at "), "{shown}");
+    assert!(shown.ends_with(": it broke\n"), "{shown}");
+
+    let retried = &ok_json(
+        &["jobs", "retry", &id, "--payload", r#"{"again": true}"#],
+        &url,
+    )
+    .await[0];
+    assert_eq!(
+        (&retried["status"], &retried["payload"]),
+        (&json!("ready"), &json!({"again": true}))
+    );
+    assert_eq!(
+        db.client()
+            .get(id.parse::<i64>().unwrap())
+            .await
+            .unwrap()
+            .status,
+        qron::JobStatus::Ready
+    );
+
+    let later = db
+        .client()
+        .create(qron::NewJob::new("email", "@after 1 day"))
+        .await
+        .unwrap();
+    let now = chrono::Utc::now();
+    let due = &ok_json(&["jobs", "run-now", &later.id.to_string()], &url).await[0];
+    let run_at: chrono::DateTime<chrono::Utc> =
+        serde_json::from_value(due["run_at"].clone()).unwrap();
+    assert!((run_at - now).num_seconds().abs() < 60, "{run_at} vs {now}");
+    let cancelled = ok(&["jobs", "cancel", &later.id.to_string()], &url).await;
+    assert!(cancelled.contains("cancelled"), "{cancelled}");
+    assert_eq!(
+        db.client().get(later.id).await.unwrap().status,
+        qron::JobStatus::Cancelled
+    );
+}
+
+#[tokio::test]
+async fn executors_are_listed_paused_and_resumed_for_the_owner() {
+    let db = qron::testing::TestDb::new().await.unwrap();
+    let url = db.url().unwrap();
+    db.client()
+        .create(qron::NewJob::new("email", "@after 1 hour"))
+        .await
+        .unwrap();
+    db.client()
+        .create(qron::NewJob::new("email", "@after 2 hours"))
+        .await
+        .unwrap();
+
+    let table = ok(&["executors"], &url).await;
+    assert!(table.starts_with("EXECUTOR  READY  RUNNING  STOPPED  PAUSED  LATENESS  WORKERS\nemail     2      0        0        no      -         0\n"), "{table}");
+    assert_eq!(
+        ok(&["executors", "pause", "email"], &url).await,
+        "executor email paused for owner default\n"
+    );
+    let listed = ok_json(&["executors", "list"], &url).await;
+    assert_eq!((listed.len(), listed[0]["ready"].as_i64()), (1, Some(2)));
+    assert!(listed[0]["paused_at"].is_string(), "{listed:?}");
+    // Another owner sees none of it, and its pause is its own.
+    assert_eq!(
+        ok_json(&["executors", "--owner", "other"], &url)
+            .await
+            .len(),
+        0
+    );
+    assert!(db.client().executors().await.unwrap()[0].is_paused());
+    ok(&["executors", "resume", "email"], &url).await;
+    assert!(!db.client().executors().await.unwrap()[0].is_paused());
+}
+
+#[tokio::test]
+async fn completions_are_printed_for_each_shell() {
+    for shell in ["bash", "zsh", "fish"] {
+        let out = qron(&["completions", shell], None).await;
+        assert_eq!(out.status.code(), Some(0), "{shell}");
+        let script = text(&out.stdout);
+        assert!(
+            script.contains("run-now") && script.contains("executors"),
+            "{shell}: {script}"
+        );
+    }
+    // A reader that has gone (`| head -1`) ends it quietly, as it ends other tools.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_qron"))
+        .args(["completions", "bash"])
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = child.wait_with_output().await.unwrap();
+    assert!(
+        !text(&out.stderr).contains("panicked"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&out.status),
+        Some(13)
+    );
+}
+
+/// A running `qron dev`: its process, the API's URL and the database server's pid.
+struct Dev {
+    child: tokio::process::Child,
+    api: String,
+    server_pid: i32,
+}
+
+/// A temporary directory the database server can reach into (it runs as `postgres` under root).
+fn open_tempdir() -> tempfile::TempDir {
+    use std::os::unix::fs::PermissionsExt as _;
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    tmp
+}
+
+impl Dev {
+    /// Starts `qron dev --port 0 extra…` with `tmp` as its temporary directory, and reads its
+    /// banner.
+    async fn start(tmp: &std::path::Path, extra: &[&str]) -> Dev {
+        use tokio::io::AsyncBufReadExt as _;
+        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_qron"))
+            .args(["dev", "--port", "0"])
+            .args(extra)
+            .env_remove("DATABASE_URL")
+            .env("TMPDIR", tmp)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        let (mut api, mut server_pid) = (None, None);
+        let mut banner = String::new();
+        while api.is_none() || server_pid.is_none() {
+            let line = tokio::time::timeout(std::time::Duration::from_secs(60), lines.next_line())
+                .await
+                .expect("qron dev printed its banner within 60 s")
+                .unwrap()
+                .unwrap_or_else(|| panic!("qron dev ended early: {banner}"));
+            banner.push_str(&line);
+            banner.push('\n');
+            if let Some(rest) = line.trim().strip_prefix("api") {
+                api = rest.split_whitespace().next().map(str::to_owned);
+            }
+            if let Some(rest) = line.trim().strip_prefix("(pid ") {
+                server_pid = rest.split(',').next().and_then(|p| p.parse::<i32>().ok());
+            }
+        }
+        // Keep reading, so that the banner's last lines never block the process.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let api = api.unwrap();
+        assert!(api.starts_with("http://127.0.0.1:"), "{banner}");
+        Dev {
+            child,
+            api,
+            server_pid: server_pid.unwrap(),
+        }
+    }
+
+    /// A GraphQL query's answer.
+    async fn query(&self, query: &str) -> Value {
+        reqwest::Client::new()
+            .post(&self.api)
+            .json(&json!({ "query": query }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    /// Ctrl-C, then its exit status; the database server has stopped by then.
+    async fn interrupt(mut self) -> std::process::ExitStatus {
+        send(self.child.id().unwrap(), nix::sys::signal::Signal::SIGINT);
+        let status = tokio::time::timeout(std::time::Duration::from_secs(30), self.child.wait())
+            .await
+            .expect("qron dev stopped within 30 s of Ctrl-C")
+            .unwrap();
+        let alive = nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.server_pid), None);
+        assert!(
+            alive.is_err(),
+            "the database server {} has stopped",
+            self.server_pid
+        );
+        status
+    }
+}
+
+/// Sends `signal` to process `pid`.
+fn send(pid: u32, signal: nix::sys::signal::Signal) {
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), signal).unwrap();
+}
+
+#[tokio::test]
+async fn dev_serves_the_api_on_its_printed_port_and_leaves_nothing_behind_on_ctrl_c() {
+    // A temporary directory of its own, to see what `qron dev` leaves there.
+    let tmp = open_tempdir();
+    let dev = Dev::start(tmp.path(), &[]).await;
+
+    // The API answers, with the database behind it.
+    let created = dev
+        .query(r#"mutation { createJob(job: {executor: "http", expr: "@after 1 hour"}) { id status } }"#)
+        .await;
+    assert_eq!(created["data"]["createJob"]["status"], "READY", "{created}");
+    let found = dev.query("{ jobs { total } }").await;
+    assert_eq!(found["data"]["jobs"]["total"], 1, "{found}");
+    let temp_entries = || std::fs::read_dir(tmp.path()).unwrap().count();
+    assert_eq!(temp_entries(), 1, "the server's directory, while it runs");
+
+    // Ctrl-C: everything stops, and nothing is left.
+    let api = dev.api.clone();
+    assert_eq!(dev.interrupt().await.code(), Some(0));
+    assert_eq!(temp_entries(), 0, "no temporary directory is left");
+    assert!(
+        reqwest::Client::new().post(&api).send().await.is_err(),
+        "the API has stopped"
+    );
+}
+
+#[tokio::test]
+async fn dev_with_a_data_dir_keeps_the_jobs_for_the_next_run() {
+    let tmp = open_tempdir();
+    let data = tmp.path().join("kept");
+    let data_arg = data.to_str().unwrap();
+    let dev = Dev::start(tmp.path(), &["--data-dir", data_arg]).await;
+    let created = dev
+        .query(r#"mutation { createJob(job: {executor: "http", expr: "@after 1 hour", name: "kept"}) { id } }"#)
+        .await;
+    assert!(created["data"]["createJob"]["id"].is_number(), "{created}");
+    assert_eq!(dev.interrupt().await.code(), Some(0));
+    assert!(data.join("PG_VERSION").is_file(), "the cluster is kept");
+
+    let again = Dev::start(tmp.path(), &["--data-dir", data_arg]).await;
+    let found = again.query(r#"{ jobs { total jobs { name } } }"#).await;
+    assert_eq!(found["data"]["jobs"]["total"], 1, "{found}");
+    assert_eq!(found["data"]["jobs"]["jobs"][0]["name"], "kept");
+    assert_eq!(again.interrupt().await.code(), Some(0));
+    let left: Vec<_> = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert_eq!(left, ["kept"], "only the kept data is left");
+}
+
+#[tokio::test]
+async fn the_http_worker_sends_due_jobs_to_their_url_and_stops_on_sigterm() {
+    let db = qron::testing::TestDb::new().await.unwrap();
+    let url = db.url().unwrap();
+    // An endpoint that reports each job it receives.
+    let (tx, mut received) = tokio::sync::mpsc::unbounded_channel::<Value>();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |axum::Json(job): axum::Json<Value>| {
+            let tx = tx.clone();
+            async move {
+                let _ = tx.send(job);
+                "ok"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hook = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let job = &ok_json(
+        &[
+            "jobs",
+            "create",
+            "http",
+            "@after 0 seconds",
+            "--payload",
+            r#"{"n": 1}"#,
+            "--meta",
+            &json!({ "url": hook }).to_string(),
+        ],
+        &url,
+    )
+    .await[0];
+
+    let mut worker = tokio::process::Command::new(env!("CARGO_BIN_EXE_qron"))
+        .args(["worker", "--executor", "http", "--concurrency", "2"])
+        .env("DATABASE_URL", &url)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let got = tokio::time::timeout(std::time::Duration::from_secs(30), received.recv())
+        .await
+        .expect("the job reached its URL within 30 s")
+        .unwrap();
+    assert_eq!(
+        (&got["id"], &got["payload"]),
+        (&job["id"], &json!({"n": 1}))
+    );
+    // Its success is written (the worker flushes it at the latest when it stops).
+    send(worker.id().unwrap(), nix::sys::signal::Signal::SIGTERM);
+    let status = tokio::time::timeout(std::time::Duration::from_secs(30), worker.wait())
+        .await
+        .expect("the worker stopped within 30 s of SIGTERM")
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+    let id = job["id"].as_i64().unwrap();
+    assert_eq!(
+        db.client().get(id).await.unwrap().status,
+        qron::JobStatus::Succeeded
+    );
+
+    // An executor it does not carry is a usage error.
+    let out = qron(&["worker", "--executor", "email"], Some(&url)).await;
+    assert_eq!(out.status.code(), Some(2));
 }

@@ -2,7 +2,7 @@
 
 use std::ffi::OsString;
 use std::fs;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Mutex;
 use std::sync::atomic::AtomicU32;
@@ -16,7 +16,9 @@ use super::process::{
     as_user, die_with_parent, embedded_err, has_server_binaries, pg_config_bindir,
     remove_leftovers, server_user,
 };
-use super::{DEFAULT_SETTINGS, DIR_PREFIX, EmbeddedPostgres, OWNER_FILE, Server};
+use super::{
+    DEFAULT_SETTINGS, DIR_PREFIX, DURABILITY_SETTINGS, EmbeddedPostgres, OWNER_FILE, Server,
+};
 
 /// How the throwaway server is found and configured. Made by [`EmbeddedPostgres::builder`].
 ///
@@ -32,6 +34,7 @@ pub struct Builder {
     search_path: Option<OsString>,
     system_dirs: Vec<PathBuf>,
     settings: Vec<(String, String)>,
+    data_dir: Option<PathBuf>,
 }
 
 impl Default for Builder {
@@ -43,6 +46,7 @@ impl Default for Builder {
                 .iter()
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
                 .collect(),
+            data_dir: None,
         }
     }
 }
@@ -83,6 +87,23 @@ impl Builder {
         let name = name.into();
         self.settings.retain(|(k, _)| *k != name);
         self.settings.push((name, value.into()));
+        self
+    }
+
+    /// Keeps the cluster in `dir` instead of a temporary directory: created there (with
+    /// `initdb`) when `dir` holds none, reused when it does, and left in place when the server
+    /// stops, so that data outlives the process. Such a server is durable: the defaults that
+    /// trade safety for speed (`fsync`, `synchronous_commit`, `full_page_writes` off) are not
+    /// applied. Its socket and log still live in a temporary directory, deleted at the stop.
+    ///
+    /// ```no_run
+    /// let pg = qron::embedded::EmbeddedPostgres::builder().data_dir("./qron-data").start()?;
+    /// # Ok::<(), qron::Error>(())
+    /// ```
+    pub fn data_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.data_dir = Some(dir.into());
+        self.settings
+            .retain(|(k, _)| !DURABILITY_SETTINGS.contains(&k.as_str()));
         self
     }
 
@@ -140,7 +161,8 @@ impl Builder {
         Err(Error::PostgresNotFound { searched })
     }
 
-    /// Creates a cluster in a new temporary directory and starts a server on it. Blocks until
+    /// Creates a cluster in a new temporary directory (or uses the [kept one](Self::data_dir))
+    /// and starts a server on it. Blocks until
     /// the server accepts connections (a second or two); from async code, call it inside
     /// `tokio::task::spawn_blocking`.
     ///
@@ -166,41 +188,24 @@ impl Builder {
             nix::unistd::chown(dir.path(), Some(uid), Some(gid))
                 .map_err(|e| embedded_err("give the temporary directory to `postgres`", e))?;
         }
-        let data_dir = dir.path().join("data");
         let log_path = dir.path().join("server.log");
-
         let started = Instant::now();
-        let mut initdb = Command::new(bin_dir.join("initdb"));
-        initdb
-            .arg("-D")
-            .arg(&data_dir)
-            .args([
-                "-U",
-                "postgres",
-                "-A",
-                "trust",
-                "-E",
-                "UTF8",
-                "--locale=C",
-                "--no-sync",
-                "--no-instructions",
-            ])
-            .current_dir(dir.path())
-            .env("LC_ALL", "C")
-            .stdin(Stdio::null());
-        as_user(&mut initdb, run_as);
-        die_with_parent(&mut initdb, Signal::SIGKILL);
-        let out = initdb.output().map_err(|e| embedded_err("run initdb", e))?;
-        if !out.status.success() {
-            return Err(Error::Embedded {
-                action: "run initdb",
-                detail: format!(
-                    "{}: {}{}",
-                    out.status,
-                    String::from_utf8_lossy(&out.stdout),
-                    String::from_utf8_lossy(&out.stderr)
-                ),
-            });
+        let (data_dir, keep_data) = match &self.data_dir {
+            Some(kept) => (absolute(kept)?, true),
+            None => (dir.path().join("data"), false),
+        };
+        if keep_data && data_dir.join("PG_VERSION").is_file() {
+            tracing::info!(data_dir = %data_dir.display(), "reusing the kept cluster");
+        } else {
+            if keep_data {
+                fs::create_dir_all(&data_dir)
+                    .map_err(|e| embedded_err("create the data directory", e))?;
+                if let Some((uid, gid)) = run_as {
+                    nix::unistd::chown(&data_dir, Some(uid), Some(gid))
+                        .map_err(|e| embedded_err("give the data directory to `postgres`", e))?;
+                }
+            }
+            init_cluster(&bin_dir, &data_dir, dir.path(), run_as, keep_data)?;
         }
 
         fs::File::create(&log_path).map_err(|e| embedded_err("create the log", e))?;
@@ -216,6 +221,7 @@ impl Builder {
         let pg = EmbeddedPostgres {
             socket_dir: dir.path().to_path_buf(),
             data_dir,
+            keep_data,
             log_path,
             pid: AtomicU32::new(0),
             child: Mutex::new(None),
@@ -233,4 +239,56 @@ impl Builder {
         );
         Ok(pg)
     }
+}
+
+/// `dir` made absolute (the server runs in another directory).
+fn absolute(dir: &Path) -> Result<PathBuf> {
+    std::path::absolute(dir).map_err(|e| embedded_err("resolve the data directory", e))
+}
+
+/// Runs `initdb` for a new cluster in `data_dir`; a `kept` one is synced to disk.
+fn init_cluster(
+    bin_dir: &Path,
+    data_dir: &Path,
+    cwd: &Path,
+    run_as: Option<(nix::unistd::Uid, nix::unistd::Gid)>,
+    kept: bool,
+) -> Result<()> {
+    let mut initdb = Command::new(bin_dir.join("initdb"));
+    if !kept {
+        // A throwaway cluster need not reach the disk.
+        initdb.arg("--no-sync");
+    }
+    initdb
+        .arg("-D")
+        .arg(data_dir)
+        .args([
+            "-U",
+            "postgres",
+            "-A",
+            "trust",
+            "-E",
+            "UTF8",
+            "--locale=C",
+            "--no-instructions",
+        ])
+        .current_dir(cwd)
+        .env("LC_ALL", "C")
+        .stdin(Stdio::null());
+    as_user(&mut initdb, run_as);
+    die_with_parent(&mut initdb, Signal::SIGKILL);
+    let out = initdb.output().map_err(|e| embedded_err("run initdb", e))?;
+    if !out.status.success() {
+        return Err(Error::Embedded {
+            action: "run initdb",
+            detail: format!(
+                "{}: {}{}",
+                out.status,
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        });
+    }
+
+    Ok(())
 }

@@ -61,6 +61,9 @@ const DEFAULT_SETTINGS: &[(&str, &str)] = &[
     ("shared_buffers", "256MB"),
 ];
 
+/// The defaults that give up durability for speed; a kept cluster does without them.
+const DURABILITY_SETTINGS: &[&str] = &["fsync", "synchronous_commit", "full_page_writes"];
+
 /// How the server process is started (again, on restart).
 #[derive(Debug)]
 struct Server {
@@ -84,6 +87,8 @@ struct Server {
 pub struct EmbeddedPostgres {
     socket_dir: PathBuf,
     data_dir: PathBuf,
+    /// The cluster is the caller's ([`Builder::data_dir`]): stopped cleanly and kept.
+    keep_data: bool,
     log_path: PathBuf,
     pid: AtomicU32,
     server: Server,
@@ -291,7 +296,8 @@ impl EmbeddedPostgres {
         Ok(())
     }
 
-    /// Stops the server and deletes its directory now (dropping it does the same).
+    /// Stops the server and deletes its directory now (dropping it does the same); a
+    /// [kept cluster](Builder::data_dir) stays.
     ///
     /// ```no_run
     /// let pg = qron::embedded::EmbeddedPostgres::start()?;
@@ -347,12 +353,17 @@ impl EmbeddedPostgres {
         lines[lines.len().saturating_sub(20)..].join("\n")
     }
 
-    /// Stops the server (immediate shutdown: the data is thrown away) and deletes the directory.
-    /// Idempotent.
+    /// Stops the server and deletes the temporary directory: an immediate shutdown that throws
+    /// the data away, or a fast one (a checkpoint, then exit) for a kept cluster. Idempotent.
     fn shutdown(&self) {
         if let Some(mut child) = lock(&self.child).take() {
             let pid = Pid::from_raw(self.pid() as i32);
-            let _ = kill(pid, Signal::SIGQUIT);
+            let signal = if self.keep_data {
+                Signal::SIGINT
+            } else {
+                Signal::SIGQUIT
+            };
+            let _ = kill(pid, signal);
             let deadline = Instant::now() + STOP_TIMEOUT;
             loop {
                 match child.try_wait() {
