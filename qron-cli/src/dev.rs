@@ -1,4 +1,5 @@
-//! `qron dev`: the whole system on this machine, for development.
+//! `qron dev`: the whole system on this machine, for development: the dashboard at the root,
+//! the API under `/api`.
 
 use std::path::PathBuf;
 
@@ -73,7 +74,8 @@ pub(crate) async fn run(global: &Global, args: Args) -> Result<(), Failure> {
     println!("qron dev");
     println!("  database  {url}");
     println!("            ({kind})");
-    println!("  api       http://{addr}/graphql  (GraphiQL at http://{addr}/)");
+    println!("  dashboard http://{addr}/");
+    println!("  api       http://{addr}/api/graphql  (GraphiQL at http://{addr}/api)");
     println!(
         "  worker    executor `http`, {} requests at once",
         args.http.concurrency()
@@ -83,7 +85,9 @@ pub(crate) async fn run(global: &Global, args: Args) -> Result<(), Failure> {
     println!("Ctrl-C stops it all.");
 
     let (stop_server, stopped) = tokio::sync::oneshot::channel::<()>();
-    let app = qron::http::router(client);
+    let app = axum::Router::new()
+        .nest("/api", qron::http::router(client.clone()))
+        .merge(qron::http::dashboard(client));
     let serve = tokio::spawn(async move {
         axum::serve(listener, app)
             .with_graceful_shutdown(async {

@@ -46,8 +46,8 @@ struct Cli {
 enum Command {
     /// Runs the whole system on this machine, for development.
     ///
-    /// A throwaway database (unless `DATABASE_URL` is set), the migrations, the HTTP API on a
-    /// loopback port and a worker running the HTTP executor. Ctrl-C stops it all and removes
+    /// A throwaway database (unless `DATABASE_URL` is set), the migrations, the dashboard and
+    /// the HTTP API on a loopback port and a worker running the HTTP executor. Ctrl-C stops it all and removes
     /// what it made.
     Dev(dev::Args),
     /// Checks an expression: the error at its position, or its meaning and next runs.

@@ -44,6 +44,15 @@ impl Client {
     /// # Ok(()) }
     /// ```
     pub async fn search(&self, q: &Search) -> Result<Page> {
+        let q = &self.search_checked(q)?;
+        let mut conn = self.pool.acquire().await?;
+        let (jobs, total) = db::job_search(&mut conn, &self.owner, q).await?;
+        Ok(Page { jobs, total })
+    }
+
+    /// `q` checked as [`Client::search`] checks it, with its times clamped to the years jobs
+    /// live in.
+    pub(crate) fn search_checked(&self, q: &Search) -> Result<Search> {
         if !(1..=MAX_PAGE).contains(&q.limit) {
             return Err(Error::InvalidArgument {
                 field: "limit",
@@ -70,14 +79,11 @@ impl Client {
         let clamp = |(a, b): (Option<DateTime<Utc>>, Option<DateTime<Utc>>)| {
             (a.map(limits::clamp_time), b.map(limits::clamp_time))
         };
-        let q = &Search {
+        Ok(Search {
             created: clamp(q.created),
             run: clamp(q.run),
             ..q.clone()
-        };
-        let mut conn = self.pool.acquire().await?;
-        let (jobs, total) = db::job_search(&mut conn, &self.owner, q).await?;
-        Ok(Page { jobs, total })
+        })
     }
 
     /// Changes a live job; the run time is recomputed from now when the expression changes (and

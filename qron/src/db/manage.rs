@@ -245,10 +245,11 @@ pub(crate) async fn job_retry<'e>(
         .await
 }
 
-/// A page of the owner's jobs (`$1`) matching the filters `$2`–`$10` (`NULL` or empty:
-/// any), in the order `$11`, `$12` rows from `$13`, each with how many match in all.
-const JOB_SEARCH: &str = "
-    SELECT *, count(*) OVER () AS total FROM qron.jobs_all
+/// The search's filters, `$1`–`$10`: the owner, then each of [`Search`]'s filters, `NULL` (or
+/// an empty array) for none.
+macro_rules! search_filters {
+    () => {
+        "
      WHERE owner = $1
        AND ($2::text IS NULL OR executor = $2)
        AND (cardinality($3::text[]) = 0 OR status = ANY($3))
@@ -258,7 +259,17 @@ const JOB_SEARCH: &str = "
        AND ($7::timestamptz IS NULL OR created_at < $7)
        AND ($8::timestamptz IS NULL OR run_at >= $8)
        AND ($9::timestamptz IS NULL OR run_at < $9)
-       AND ($10::jsonb IS NULL OR meta @> $10)
+       AND ($10::jsonb IS NULL OR meta @> $10)"
+    };
+}
+pub(crate) use search_filters;
+
+/// A page of the owner's jobs (`$1`) matching the filters `$2`–`$10` (`NULL` or empty:
+/// any), in the order `$11`, `$12` rows from `$13`, each with how many match in all.
+const JOB_SEARCH: &str = concat!(
+    "SELECT *, count(*) OVER () AS total FROM qron.jobs_all",
+    search_filters!(),
+    "
      ORDER BY
            CASE WHEN $11 = 'created_asc' THEN created_at END ASC,
            CASE WHEN $11 = 'created_desc' THEN created_at END DESC,
@@ -266,22 +277,33 @@ const JOB_SEARCH: &str = "
            CASE WHEN $11 = 'run_at_desc' THEN run_at END DESC,
            CASE WHEN $11 IN ('created_desc', 'run_at_desc') THEN id END DESC,
            id ASC
-     LIMIT $12 OFFSET $13";
+     LIMIT $12 OFFSET $13"
+);
 
 /// How many of the owner's jobs match: [`JOB_SEARCH`] without the page, for a page past the
 /// end.
-const JOB_SEARCH_COUNT: &str = "
-    SELECT count(*) FROM qron.jobs_all
-     WHERE owner = $1
-       AND ($2::text IS NULL OR executor = $2)
-       AND (cardinality($3::text[]) = 0 OR status = ANY($3))
-       AND ($4::text IS NULL OR strpos(name, $4) > 0)
-       AND ($5::bool IS NULL OR recurring = $5)
-       AND ($6::timestamptz IS NULL OR created_at >= $6)
-       AND ($7::timestamptz IS NULL OR created_at < $7)
-       AND ($8::timestamptz IS NULL OR run_at >= $8)
-       AND ($9::timestamptz IS NULL OR run_at < $9)
-       AND ($10::jsonb IS NULL OR meta @> $10)";
+const JOB_SEARCH_COUNT: &str = concat!("SELECT count(*) FROM qron.jobs_all", search_filters!());
+
+/// `statement` (which starts with [`search_filters`]' parameters) with the owner and `q`'s
+/// filters bound as `$1`–`$10`.
+pub(crate) fn search_query<'q>(
+    statement: &'static str,
+    owner: &str,
+    q: &Search,
+) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
+    let statuses: Vec<String> = q.statuses.iter().map(|s| s.as_str().to_owned()).collect();
+    sqlx::query(sql(statement))
+        .bind(owner.to_owned())
+        .bind(q.executor.clone())
+        .bind(statuses)
+        .bind(q.name_contains.clone())
+        .bind(q.recurring)
+        .bind(q.created.0)
+        .bind(q.created.1)
+        .bind(q.run.0)
+        .bind(q.run.1)
+        .bind(q.meta_contains.clone().map(sqlx::types::Json))
+}
 
 /// A page of the owner's jobs matching `q`, and how many match in all.
 pub(crate) async fn job_search(
@@ -290,25 +312,7 @@ pub(crate) async fn job_search(
     q: &Search,
 ) -> sqlx::Result<(Vec<JobRow>, i64)> {
     use sqlx::Row as _;
-    let statuses: Vec<&str> = q.statuses.iter().map(|s| s.as_str()).collect();
-    let meta = q
-        .meta_contains
-        .as_ref()
-        .map(|m| sqlx::types::Json(m.clone()));
-    // The filters, `$1`–`$10` of both statements.
-    let filters = |statement: &'static str| {
-        sqlx::query(sql(statement))
-            .bind(owner.to_owned())
-            .bind(q.executor.clone())
-            .bind(statuses.clone())
-            .bind(q.name_contains.clone())
-            .bind(q.recurring)
-            .bind(q.created.0)
-            .bind(q.created.1)
-            .bind(q.run.0)
-            .bind(q.run.1)
-            .bind(meta.clone())
-    };
+    let filters = |statement: &'static str| search_query(statement, owner, q);
     let rows = filters(JOB_SEARCH)
         .bind(q.order.as_str())
         .bind(q.limit)

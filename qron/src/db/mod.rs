@@ -7,6 +7,8 @@ use crate::schema::sql;
 use chrono::{DateTime, Utc};
 use sqlx::PgExecutor;
 
+#[cfg(feature = "dashboard")]
+mod dashboard;
 mod insert;
 mod lease;
 mod maintenance;
@@ -15,6 +17,8 @@ mod operate;
 mod outcome;
 mod workers;
 
+#[cfg(feature = "dashboard")]
+pub(crate) use dashboard::*;
 pub(crate) use insert::*;
 pub(crate) use lease::*;
 pub(crate) use maintenance::*;

@@ -39,6 +39,8 @@
 //! [`MAX_DEPTH`] or costing more than [`MAX_COMPLEXITY`] fields are refused, and a page holds
 //! at most [`MAX_PAGE`](crate::MAX_PAGE) jobs.
 
+#[cfg(feature = "dashboard")]
+mod dashboard;
 mod graphiql;
 mod schema;
 pub mod workers;
@@ -54,10 +56,15 @@ use axum::routing::{get, post};
 
 use crate::Client;
 
+#[cfg(feature = "dashboard")]
+pub use dashboard::dashboard;
 pub use schema::{Mutation, QronSchema, Query, schema};
 
 /// The largest request body accepted, by default: 1 MiB.
 pub const DEFAULT_MAX_BODY: usize = 1 << 20;
+/// How often the dashboard's figures are counted while someone looks, by default.
+#[cfg(feature = "dashboard")]
+pub const DEFAULT_REFRESH: std::time::Duration = std::time::Duration::from_secs(1);
 /// The deepest query accepted.
 pub const MAX_DEPTH: usize = 12;
 /// The most fields a query may ask for (a list counts its fields once per item asked).
@@ -99,6 +106,8 @@ pub struct Api {
     owner: Option<Arc<OwnerFn>>,
     read_only: bool,
     max_body: usize,
+    #[cfg(feature = "dashboard")]
+    refresh: std::time::Duration,
 }
 
 impl std::fmt::Debug for Api {
@@ -139,6 +148,8 @@ impl Api {
             owner: None,
             read_only: false,
             max_body: DEFAULT_MAX_BODY,
+            #[cfg(feature = "dashboard")]
+            refresh: DEFAULT_REFRESH,
         }
     }
 
@@ -179,6 +190,20 @@ impl Api {
     /// ```
     pub fn max_body(mut self, bytes: usize) -> Self {
         self.max_body = bytes;
+        self
+    }
+
+    /// How often the dashboard counts its figures while someone looks (default
+    /// [`DEFAULT_REFRESH`]; at least 100 ms): one query for all viewers each time.
+    ///
+    /// ```no_run
+    /// # fn demo(client: qron::Client) {
+    /// let app = qron::http::Api::new(client).refresh(std::time::Duration::from_secs(5)).dashboard();
+    /// # }
+    /// ```
+    #[cfg(feature = "dashboard")]
+    pub fn refresh(mut self, every: std::time::Duration) -> Self {
+        self.refresh = every.max(std::time::Duration::from_millis(100));
         self
     }
 

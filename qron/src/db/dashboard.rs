@@ -1,0 +1,149 @@
+//! The dashboard's statements: the overview's one shared count, a keyset page of jobs, and the
+//! schedules of the timeline.
+
+use chrono::{DateTime, Utc};
+use sqlx::PgExecutor;
+
+use super::manage::{search_filters, search_query};
+use crate::job::{JobRow, Search};
+use crate::schema::sql;
+
+/// Every owner's executors at `$1`, for the overview's cache: live jobs by status, the oldest
+/// due ready job, executions and failures over the hour before `$1` (finished one-off jobs from
+/// the history; recurring jobs that ran, and live jobs whose last attempt failed, from the live
+/// table), and when the owner paused it. One pass over each table, whatever the viewers.
+const OVERVIEW: &str = "
+    WITH live AS (
+        SELECT owner, executor,
+               count(*) FILTER (WHERE status = 'ready') AS ready,
+               count(*) FILTER (WHERE status = 'running') AS running,
+               count(*) FILTER (WHERE status = 'paused') AS paused,
+               min(run_at) FILTER (WHERE status = 'ready' AND run_at <= $1) AS oldest_due_at,
+               count(*) FILTER (WHERE recurring AND last_run_at > $1 - interval '1 hour')
+                   AS ran_recurring,
+               count(*) FILTER (WHERE last_error_at > $1 - interval '1 hour') AS erred
+          FROM qron.jobs
+         GROUP BY owner, executor),
+    done AS (
+        SELECT owner, executor,
+               count(*) FILTER (WHERE status = 'succeeded') AS succeeded,
+               count(*) FILTER (WHERE status = 'failed') AS failed
+          FROM qron.jobs_history
+         WHERE finished_at > $1 - interval '1 hour'
+         GROUP BY owner, executor),
+    pauses AS (
+        SELECT owner, executor, paused_at FROM qron.executor_pauses),
+    names AS (
+        SELECT owner, executor FROM live UNION SELECT owner, executor FROM done
+        UNION SELECT owner, executor FROM pauses)
+    SELECT n.owner, n.executor,
+           COALESCE(l.ready, 0) AS ready, COALESCE(l.running, 0) AS running,
+           COALESCE(l.paused, 0) AS paused, l.oldest_due_at,
+           COALESCE(d.succeeded, 0) + COALESCE(d.failed, 0) + COALESCE(l.ran_recurring, 0)
+               AS executed_hour,
+           COALESCE(d.failed, 0) + COALESCE(l.erred, 0) AS failed_hour,
+           p.paused_at
+      FROM names n
+      LEFT JOIN live l USING (owner, executor)
+      LEFT JOIN done d USING (owner, executor)
+      LEFT JOIN pauses p USING (owner, executor)
+     ORDER BY n.owner, n.executor";
+
+/// One owner's executor in the overview.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub(crate) struct OverviewRow {
+    pub(crate) owner: String,
+    pub(crate) executor: String,
+    pub(crate) ready: i64,
+    pub(crate) running: i64,
+    pub(crate) paused: i64,
+    pub(crate) oldest_due_at: Option<DateTime<Utc>>,
+    pub(crate) executed_hour: i64,
+    pub(crate) failed_hour: i64,
+    pub(crate) paused_at: Option<DateTime<Utc>>,
+}
+
+/// Every owner's executors at `now` (see [`OVERVIEW`]).
+pub(crate) async fn overview<'e>(
+    ex: impl PgExecutor<'e>,
+    now: DateTime<Utc>,
+) -> sqlx::Result<Vec<OverviewRow>> {
+    sqlx::query_as(sql(OVERVIEW)).bind(now).fetch_all(ex).await
+}
+
+/// The live workers at `$1` and the executors each serves.
+const WORKERS_LIVE: &str = "
+    SELECT id, executors FROM qron.workers WHERE seen_at + ttl >= $1 ORDER BY id";
+
+/// The live workers at `now`: (id, executors).
+pub(crate) async fn workers_live<'e>(
+    ex: impl PgExecutor<'e>,
+    now: DateTime<Utc>,
+) -> sqlx::Result<Vec<(String, Vec<String>)>> {
+    sqlx::query_as(sql(WORKERS_LIVE))
+        .bind(now)
+        .fetch_all(ex)
+        .await
+}
+
+/// A page of the owner's jobs matching the search's filters (`$1`–`$10`), newest first: `$12`
+/// rows with ids below `$11` (all when `NULL`). Keyset paging: no count, no offset, so a page
+/// deep in a large table costs what the first one does.
+const JOB_PAGE: &str = concat!(
+    "SELECT * FROM qron.jobs_all",
+    search_filters!(),
+    "
+       AND ($11::bigint IS NULL OR id < $11)
+     ORDER BY id DESC
+     LIMIT $12"
+);
+
+/// Up to `limit` of the owner's jobs matching `q`'s filters with ids below `before`, newest
+/// first (see [`JOB_PAGE`]).
+pub(crate) async fn job_page<'e>(
+    ex: impl PgExecutor<'e>,
+    owner: &str,
+    q: &Search,
+    before: Option<i64>,
+    limit: i64,
+) -> sqlx::Result<Vec<JobRow>> {
+    search_query(JOB_PAGE, owner, q)
+        .bind(before)
+        .bind(limit)
+        .try_map(|row| <JobRow as sqlx::FromRow<_>>::from_row(&row))
+        .fetch_all(ex)
+        .await
+}
+
+/// The owner's live jobs that may run before `$2`: their executor, expression, next run and
+/// when their schedule started, soonest first, at most `$3`.
+const SCHEDULED: &str = "
+    SELECT executor, expr, recurring, run_at, start_at FROM qron.jobs
+     WHERE owner = $1 AND status IN ('ready', 'running') AND run_at < $2
+     ORDER BY run_at
+     LIMIT $3";
+
+/// One live job's schedule, for the timeline.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub(crate) struct Scheduled {
+    pub(crate) executor: String,
+    pub(crate) expr: String,
+    pub(crate) recurring: bool,
+    pub(crate) run_at: DateTime<Utc>,
+    pub(crate) start_at: DateTime<Utc>,
+}
+
+/// The owner's live jobs due before `until`, at most `limit` (see [`SCHEDULED`]).
+pub(crate) async fn scheduled<'e>(
+    ex: impl PgExecutor<'e>,
+    owner: &str,
+    until: DateTime<Utc>,
+    limit: i64,
+) -> sqlx::Result<Vec<Scheduled>> {
+    sqlx::query_as(sql(SCHEDULED))
+        .bind(owner)
+        .bind(until)
+        .bind(limit)
+        .fetch_all(ex)
+        .await
+}

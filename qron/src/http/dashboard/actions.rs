@@ -1,0 +1,158 @@
+//! What operators do from the dashboard: forms posted from its pages, refused in read-only mode,
+//! for other owners' jobs (not found), and from other sites.
+
+use std::sync::Arc;
+
+use axum::Form;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Redirect, Response};
+use maud::html;
+
+use super::{Dash, Refusal, View, layout, refuse, same_site};
+use crate::{Client, Error, JobRow};
+
+/// A posted form's fields, in order (a selection repeats `ids`).
+type Fields = Vec<(String, String)>;
+
+fn field<'a>(fields: &'a Fields, name: &str) -> &'a str {
+    fields
+        .iter()
+        .find(|(k, _)| k == name)
+        .map_or("", |(_, v)| v.as_str())
+}
+
+/// The view of a posted form, or why it is refused: read-only mode, or not from the dashboard.
+fn allowed(dash: &Dash, parts: &Parts, fields: &Fields) -> Result<View, Refusal> {
+    let view = dash.view(parts)?;
+    if view.read_only {
+        return Err(Refusal(
+            StatusCode::FORBIDDEN,
+            "this dashboard is read-only",
+        ));
+    }
+    if !same_site(parts, field(fields, "token")) {
+        return Err(Refusal(
+            StatusCode::FORBIDDEN,
+            "this form did not come from the dashboard's own page; reload the page and try again",
+        ));
+    }
+    Ok(view)
+}
+
+/// Applies `action` to job `id`.
+async fn apply(client: &Client, id: i64, action: &str) -> crate::Result<JobRow> {
+    match action {
+        "retry" => client.retry(id).await,
+        "cancel" => client.cancel(id).await,
+        "run-now" => client.run_now(id).await,
+        "stop" => client.stop(id).await,
+        "restart" => client.restart(id).await,
+        "delete" => client.delete(id).await,
+        _ => Err(Error::InvalidArgument {
+            field: "action",
+            reason: format!("`{action}` is not an action"),
+        }),
+    }
+}
+
+/// The status an error answers with.
+fn status_of(e: &Error) -> StatusCode {
+    match e {
+        Error::NotFound { .. } => StatusCode::NOT_FOUND,
+        Error::WrongStatus { .. } | Error::RevisionMismatch { .. } => StatusCode::CONFLICT,
+        Error::Database(_) | Error::Migrate(_) => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::BAD_REQUEST,
+    }
+}
+
+/// What a user may read of an error: its message, except the database's detail (logged).
+fn message_of(e: &Error) -> String {
+    match e {
+        Error::Database(_) | Error::Migrate(_) => {
+            tracing::warn!(error = %e, "a dashboard action failed");
+            "the database did not answer; try again".to_owned()
+        }
+        e => e.to_string(),
+    }
+}
+
+/// `POST /jobs/{id}/{action}`: then back to the job (to the list after a delete).
+pub(crate) async fn one(
+    State(dash): State<Arc<Dash>>,
+    Path((id, action)): Path<(i64, String)>,
+    parts: Parts,
+    Form(fields): Form<Fields>,
+) -> Response {
+    let view = match allowed(&dash, &parts, &fields) {
+        Ok(v) => v,
+        Err(refused) => return refused.into_response(),
+    };
+    match apply(&view.client, id, &action).await {
+        Ok(_) if action == "delete" => Redirect::to(&view.link("/jobs")).into_response(),
+        Ok(_) => Redirect::to(&view.link(&format!("/jobs/{id}"))).into_response(),
+        Err(e) => refuse(status_of(&e), &message_of(&e)),
+    }
+}
+
+/// `POST /jobs-selected`: one action on every selected job; a page says how each went.
+pub(crate) async fn selected(
+    State(dash): State<Arc<Dash>>,
+    parts: Parts,
+    Form(fields): Form<Fields>,
+) -> Response {
+    let view = match allowed(&dash, &parts, &fields) {
+        Ok(v) => v,
+        Err(refused) => return refused.into_response(),
+    };
+    let action = field(&fields, "action").to_owned();
+    let ids: Vec<i64> = fields
+        .iter()
+        .filter(|(k, _)| k == "ids")
+        .filter_map(|(_, v)| v.parse().ok())
+        .take(super::jobs::PAGE_MAX)
+        .collect();
+    if ids.is_empty() {
+        return refuse(StatusCode::BAD_REQUEST, "select at least one job");
+    }
+    let mut results = Vec::with_capacity(ids.len());
+    for id in ids {
+        results.push((id, apply(&view.client, id, &action).await));
+    }
+    let done = results.iter().filter(|(_, r)| r.is_ok()).count();
+    let body = html! {
+        p role="status" { (done) " of " (results.len()) " jobs: " (action) " done." }
+        ul #results {
+            @for (id, r) in &results {
+                li { a href=(view.link(&format!("/jobs/{id}"))) { "job " (id) } ": "
+                    @match r { Ok(_) => span.ok { "done" }, Err(e) => span.error { (message_of(e)) } } }
+            }
+        }
+        p { a href=(view.link("/jobs")) { "Back to the jobs" } }
+    };
+    view.page(layout::page(&view, "/jobs", "Selected jobs", body))
+}
+
+/// `POST /executors/{pause|resume}`: then back to the overview.
+pub(crate) async fn executor(
+    State(dash): State<Arc<Dash>>,
+    Path(action): Path<String>,
+    parts: Parts,
+    Form(fields): Form<Fields>,
+) -> Response {
+    let view = match allowed(&dash, &parts, &fields) {
+        Ok(v) => v,
+        Err(refused) => return refused.into_response(),
+    };
+    let executor = field(&fields, "executor");
+    let done = match action.as_str() {
+        "pause" => view.client.pause_executor(executor).await,
+        "resume" => view.client.resume_executor(executor).await,
+        _ => return refuse(StatusCode::NOT_FOUND, "no such action"),
+    };
+    match done {
+        Ok(()) => Redirect::to(&view.link("/")).into_response(),
+        Err(e) => refuse(status_of(&e), &message_of(&e)),
+    }
+}

@@ -1,0 +1,135 @@
+//! The overview's figures: one query for every owner, refreshed in the background while someone
+//! looks, shared by every viewer and every live update. A viewer never makes the database count.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tokio::sync::watch;
+
+use crate::Client;
+use crate::db::{self, OverviewRow};
+
+/// The figures of one refresh.
+#[derive(Debug, Default)]
+pub(crate) struct Overview {
+    /// When they were counted (the database's clock).
+    pub(crate) at: Option<DateTime<Utc>>,
+    /// Every owner's executors.
+    pub(crate) rows: Vec<OverviewRow>,
+    /// The live workers and the executors each serves.
+    pub(crate) workers: Vec<(String, Vec<String>)>,
+    /// Why the last refresh failed, if it did (the figures are then the previous ones).
+    pub(crate) error: Option<String>,
+    /// When this refresh ended, by this process's clock.
+    refreshed: Option<std::time::Instant>,
+}
+
+/// The shared figures and the task that refreshes them.
+#[derive(Debug)]
+pub(crate) struct Cache {
+    client: Client,
+    every: Duration,
+    figures: watch::Sender<Arc<Overview>>,
+    running: AtomicBool,
+    /// When a viewer last asked (Unix milliseconds).
+    wanted_at: AtomicI64,
+}
+
+/// How many refresh intervals the task goes on after the last viewer left.
+const LINGER: u32 = 10;
+
+impl Cache {
+    pub(crate) fn new(client: Client, every: Duration) -> Arc<Self> {
+        Arc::new(Self {
+            client,
+            every,
+            figures: watch::channel(Arc::new(Overview::default())).0,
+            running: AtomicBool::new(false),
+            wanted_at: AtomicI64::new(0),
+        })
+    }
+
+    /// The latest figures, waiting for a refresh (a few seconds at most) when there are none
+    /// yet, or they are older than two intervals (nobody looked for a while, so the refresh had
+    /// stopped).
+    pub(crate) async fn get(self: &Arc<Self>) -> Arc<Overview> {
+        let mut rx = self.subscribe();
+        let now = rx.borrow_and_update().clone();
+        if now
+            .refreshed
+            .is_some_and(|at| at.elapsed() <= self.every.saturating_mul(2))
+        {
+            return now;
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(5), rx.changed()).await;
+        rx.borrow().clone()
+    }
+
+    /// Every refresh from now on (live updates); keeps the refresh running while held.
+    pub(crate) fn subscribe(self: &Arc<Self>) -> watch::Receiver<Arc<Overview>> {
+        self.wanted_at
+            .store(Utc::now().timestamp_millis(), Ordering::Relaxed);
+        let rx = self.figures.subscribe();
+        if !self.running.swap(true, Ordering::AcqRel) {
+            tokio::spawn(Arc::clone(self).refresh());
+        }
+        rx
+    }
+
+    /// Counts every interval while someone looks: a viewer subscribed, or one asked lately.
+    async fn refresh(self: Arc<Self>) {
+        let mut tick = tokio::time::interval(self.every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if !self.watched() {
+                self.running.store(false, Ordering::Release);
+                // A viewer who came between the check and the store saw it running and started
+                // nothing: look again, and go on if one did (unless that viewer's own start won).
+                if !self.watched() || self.running.swap(true, Ordering::AcqRel) {
+                    return;
+                }
+            }
+            let counted = self.count().await;
+            self.figures.send_modify(|figures| {
+                *figures = Arc::new(match counted {
+                    Ok(fresh) => fresh,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "the dashboard's counts could not be refreshed");
+                        Overview {
+                            at: figures.at,
+                            rows: figures.rows.clone(),
+                            workers: figures.workers.clone(),
+                            error: Some(e.to_string()),
+                            refreshed: Some(std::time::Instant::now()),
+                        }
+                    }
+                });
+            });
+        }
+    }
+
+    /// Whether someone looks: a live update holds a receiver (the cache's own sender counts
+    /// none), or a viewer asked within the last few intervals.
+    fn watched(&self) -> bool {
+        let idle_ms = Utc::now().timestamp_millis() - self.wanted_at.load(Ordering::Relaxed);
+        let linger = self.every.saturating_mul(LINGER).as_millis();
+        self.figures.receiver_count() > 0 || u128::try_from(idle_ms).unwrap_or(0) <= linger
+    }
+
+    async fn count(&self) -> sqlx::Result<Overview> {
+        let pool = self.client.pool();
+        let now = db::server_now(pool).await?;
+        let rows = db::overview(pool, now).await?;
+        let workers = db::workers_live(pool, now).await?;
+        Ok(Overview {
+            at: Some(now),
+            rows,
+            workers,
+            error: None,
+            refreshed: Some(std::time::Instant::now()),
+        })
+    }
+}

@@ -1,0 +1,339 @@
+//! The job list (the search's filters, keyset pages, actions on a selection) and a job's page.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use maud::{Markup, html};
+use serde::Deserialize;
+
+use super::layout::{self, action_button};
+use super::overview::urlencode;
+use super::{Dash, View, refuse};
+use crate::{JobRow, JobStatus, Search, db};
+
+/// Jobs per page.
+const PAGE: i64 = 50;
+/// The most jobs one selection acts on (a page's worth, with room).
+pub(crate) const PAGE_MAX: usize = 2 * PAGE as usize;
+
+/// The list's filters, from the query string.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct Filters {
+    #[serde(default)]
+    executor: String,
+    #[serde(default)]
+    status: String,
+    #[serde(default)]
+    name: String,
+    /// Created at or after (`YYYY-MM-DDTHH:MM`, UTC, as a `datetime-local` field sends it).
+    #[serde(default)]
+    from: String,
+    /// Created before.
+    #[serde(default)]
+    to: String,
+    /// Meta containing this JSON object.
+    #[serde(default)]
+    meta: String,
+    /// Ids below this one (the next page).
+    before: Option<i64>,
+}
+
+const STATUSES: &[JobStatus] = &[
+    JobStatus::Ready,
+    JobStatus::Running,
+    JobStatus::Paused,
+    JobStatus::Succeeded,
+    JobStatus::Failed,
+    JobStatus::Cancelled,
+];
+
+impl Filters {
+    /// The search these filters make, or what is wrong with one.
+    fn search(&self) -> Result<Search, String> {
+        let mut q = Search::new();
+        if !self.executor.is_empty() {
+            q = q.executor(self.executor.clone());
+        }
+        if !self.status.is_empty() {
+            let s = STATUSES
+                .iter()
+                .find(|s| s.as_str() == self.status)
+                .ok_or_else(|| format!("unknown status `{}`", self.status))?;
+            q = q.status(*s);
+        }
+        if !self.name.is_empty() {
+            q = q.name_contains(self.name.clone());
+        }
+        let time = |field: &str, text: &str| -> Result<Option<DateTime<Utc>>, String> {
+            if text.is_empty() {
+                return Ok(None);
+            }
+            chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M")
+                .or_else(|_| chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S"))
+                .map(|t| Some(t.and_utc()))
+                .map_err(|_| format!("{field}: `{text}` is not a time such as 2026-11-29T09:00"))
+        };
+        q = q.created_between(time("from", &self.from)?, time("to", &self.to)?);
+        if !self.meta.is_empty() {
+            let meta: serde_json::Value =
+                serde_json::from_str(&self.meta).map_err(|e| format!("meta: not JSON ({e})"))?;
+            q = q.meta_contains(meta);
+        }
+        Ok(q)
+    }
+
+    /// The query string of these filters, for the next page's link.
+    fn query(&self, before: Option<i64>) -> String {
+        let mut parts: Vec<String> = [
+            ("executor", &self.executor),
+            ("status", &self.status),
+            ("name", &self.name),
+            ("from", &self.from),
+            ("to", &self.to),
+            ("meta", &self.meta),
+        ]
+        .iter()
+        .filter(|(_, v)| !v.is_empty())
+        .map(|(k, v)| format!("{k}={}", urlencode(v)))
+        .collect();
+        if let Some(b) = before {
+            parts.push(format!("before={b}"));
+        }
+        parts.join("&")
+    }
+}
+
+pub(crate) async fn list(
+    State(dash): State<Arc<Dash>>,
+    parts: Parts,
+    filters: Result<axum::extract::Query<Filters>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let view = match dash.view(&parts) {
+        Ok(v) => v,
+        Err(refused) => return refused.into_response(),
+    };
+    let filters = filters.map(|q| q.0).unwrap_or_default();
+    let found = match filters.search() {
+        Ok(q) => view
+            .client
+            .search_checked(&q)
+            .map_err(|e| e.to_string())
+            .map(|q| (q, filters.before)),
+        Err(e) => Err(e),
+    };
+    let (jobs, problem) = match found {
+        Ok((q, before)) => match db::job_page(
+            view.client.pool(),
+            view.client.owner_name(),
+            &q,
+            before,
+            PAGE + 1,
+        )
+        .await
+        {
+            Ok(jobs) => (jobs, None),
+            Err(e) => {
+                tracing::warn!(error = %e, "the dashboard's job list failed");
+                (
+                    Vec::new(),
+                    Some("the database did not answer; try again".to_owned()),
+                )
+            }
+        },
+        Err(e) => (Vec::new(), Some(e)),
+    };
+    let more = jobs.len() as i64 > PAGE;
+    let jobs = &jobs[..jobs.len().min(PAGE as usize)];
+    let body = html! {
+        (filter_form(&view, &filters))
+        @if let Some(p) = &problem { p.error role="alert" { (p) } }
+        form method="post" action=(view.link("/jobs-selected")) data-confirm="Apply this action to every selected job?" {
+            input type="hidden" name="token" value=(view.token);
+            @if !view.read_only {
+                div.actions {
+                    label for="bulk-action" { "With the selected jobs: " }
+                    select #bulk-action name="action" {
+                        @for (value, label) in BULK { option value=(value) { (label) } }
+                    }
+                    button type="submit" { "Apply" }
+                }
+            }
+            div.scroll { table #jobs {
+                thead { tr {
+                    @if !view.read_only { th scope="col" { input #select-all type="checkbox" aria-label="Select every job on this page"; } }
+                    th.num scope="col" { "Id" }
+                    th scope="col" { "Executor" }
+                    th scope="col" { "Name" }
+                    th scope="col" { "Status" }
+                    th scope="col" { "Expression" }
+                    th scope="col" { "Run at" }
+                    th.num.hide-narrow scope="col" { "Attempt" }
+                    th.hide-narrow scope="col" { "Last error" }
+                } }
+                tbody {
+                    @if jobs.is_empty() && problem.is_none() { tr { td colspan="9" .muted { "No job matches." } } }
+                    @for job in jobs { (row(&view, job)) }
+                }
+            } }
+        }
+        nav.pager aria-label="Pages" {
+            @if filters.before.is_some() { a href=(format!("{}?{}", view.link("/jobs"), filters.query(None))) { "Newest" } }
+            @if more { @if let Some(last) = jobs.last() {
+                a rel="next" href=(format!("{}?{}", view.link("/jobs"), filters.query(Some(last.id)))) { "Older jobs" }
+            } }
+        }
+    };
+    view.page(layout::page(&view, "/jobs", "Jobs", body))
+}
+
+/// The actions a selection can take: (form value, label).
+pub(crate) const BULK: &[(&str, &str)] = &[
+    ("retry", "Retry"),
+    ("cancel", "Cancel"),
+    ("run-now", "Run now"),
+    ("stop", "Stop"),
+    ("restart", "Restart"),
+    ("delete", "Delete"),
+];
+
+fn filter_form(view: &View, f: &Filters) -> Markup {
+    html! {
+        form.filters method="get" action=(view.link("/jobs")) role="search" {
+            div { label for="f-executor" { "Executor" } input #f-executor name="executor" value=(f.executor); }
+            div { label for="f-status" { "Status" }
+                select #f-status name="status" {
+                    option value="" { "any" }
+                    @for s in STATUSES { option value=(s.as_str()) selected[f.status == s.as_str()] { (s.as_str()) } }
+                }
+            }
+            div { label for="f-name" { "Name contains" } input #f-name name="name" value=(f.name); }
+            div { label for="f-from" { "Created from (UTC)" } input #f-from type="datetime-local" name="from" value=(f.from); }
+            div { label for="f-to" { "Created before (UTC)" } input #f-to type="datetime-local" name="to" value=(f.to); }
+            div { label for="f-meta" { "Meta contains (JSON)" } input #f-meta name="meta" value=(f.meta) placeholder="{\"team\": \"growth\"}"; }
+            div { button type="submit" { "Filter" } }
+        }
+    }
+}
+
+fn row(view: &View, job: &JobRow) -> Markup {
+    html! {
+        tr data-id=(job.id) {
+            @if !view.read_only { td { input type="checkbox" name="ids" value=(job.id) aria-label=(format!("Select job {}", job.id)); } }
+            td.num { a href=(view.link(&format!("/jobs/{}", job.id))) { (job.id) } }
+            td { (job.executor) }
+            td { (job.name.as_deref().unwrap_or("–")) }
+            td { (layout::status(job.status)) }
+            td { code { (job.expr) } }
+            td { (layout::time(job.run_at)) }
+            td.num.hide-narrow { (job.attempt) "/" (job.max_attempts) }
+            td.hide-narrow { (cut(job.last_error.as_deref().unwrap_or(""), 80)) }
+        }
+    }
+}
+
+fn cut(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((i, _)) => format!("{}…", &text[..i]),
+        None => text.to_owned(),
+    }
+}
+
+pub(crate) async fn show(
+    State(dash): State<Arc<Dash>>,
+    parts: Parts,
+    id: Result<Path<i64>, axum::extract::rejection::PathRejection>,
+) -> Response {
+    let view = match dash.view(&parts) {
+        Ok(v) => v,
+        Err(refused) => return refused.into_response(),
+    };
+    let Ok(Path(id)) = id else {
+        return refuse(StatusCode::NOT_FOUND, "no such job");
+    };
+    let job = match view.client.get(id).await {
+        Ok(job) => job,
+        Err(crate::Error::NotFound { .. }) => {
+            return refuse(StatusCode::NOT_FOUND, &format!("job {id} not found"));
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "the dashboard's job page failed");
+            return refuse(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the database did not answer; try again",
+            );
+        }
+    };
+    let body = job_page(&view, &job);
+    view.page(layout::page(
+        &view,
+        "/jobs",
+        &format!("Job {}", job.id),
+        body,
+    ))
+}
+
+fn job_page(view: &View, job: &JobRow) -> Markup {
+    let validated = crate::validate(&job.expr, job.run_at, 9).ok();
+    let live = job.finished_at.is_none();
+    html! {
+        @if !view.read_only { div.actions { (job_actions(view, job)) } }
+        dl.facts {
+            dt { "Executor" } dd { a href=(format!("{}?executor={}", view.link("/jobs"), urlencode(&job.executor))) { (job.executor) } }
+            dt { "Name" } dd { (job.name.as_deref().unwrap_or("–")) }
+            dt { "Status" } dd { (layout::status(job.status)) }
+            dt { "Expression" } dd { code { (job.expr) } @if let Some(v) = &validated { " — " (v.description) } }
+            dt { "Run at" } dd { (layout::time(job.run_at)) }
+            dt { "Attempt" } dd { (job.attempt) " of " (job.max_attempts) " (" (job.executions) " executions in all)" }
+            dt { "Timeout" } dd { (layout::duration(chrono::Duration::from_std(job.timeout).unwrap_or_default())) }
+            dt { "Created" } dd { (layout::time(job.created_at)) }
+            dt { "Updated" } dd { (layout::time(job.updated_at)) " (revision " (job.revision) ")" }
+            dt { "Last run" } dd { (layout::maybe_time(job.last_run_at)) }
+            dt { "Finished" } dd { (layout::maybe_time(job.finished_at)) }
+        }
+        @if live {
+            h2 { "Next runs" }
+            ol #next-runs {
+                li { (layout::time(job.run_at)) }
+                @if job.recurring { @if let Some(v) = &validated { @for t in &v.next_runs { li { (layout::time(*t)) } } } }
+            }
+        }
+        h2 { "Payload" }
+        pre #payload { (pretty(&job.payload)) }
+        h2 { "Meta" }
+        pre #meta { (pretty(&job.meta)) }
+        h2 { "Errors" }
+        @if job.errors.is_empty() { p.muted { "None." } }
+        @else {
+            div.scroll { table #errors {
+                thead { tr { th.num scope="col" { "Attempt" } th scope="col" { "At" } th scope="col" { "Worker" } th scope="col" { "Error" } } }
+                tbody { @for e in job.errors.iter().rev() {
+                    tr { td.num { (e.attempt) } td { (layout::time(e.at)) } td { (e.worker.as_deref().unwrap_or("–")) } td { (e.error) } }
+                } }
+            } }
+        }
+    }
+}
+
+/// The buttons for what can be done to `job` now.
+fn job_actions(view: &View, job: &JobRow) -> Markup {
+    let path = |action: &str| format!("/jobs/{}/{action}", job.id);
+    let finished = job.finished_at.is_some();
+    html! {
+        @if finished { (action_button(view, &path("retry"), "Retry", &[], None)) }
+        @if !finished {
+            @if job.status == JobStatus::Ready { (action_button(view, &path("run-now"), "Run now", &[], None)) }
+            @if job.status == JobStatus::Paused { (action_button(view, &path("restart"), "Restart", &[], None)) }
+            @else { (action_button(view, &path("stop"), "Stop", &[], None)) }
+            (action_button(view, &path("cancel"), "Cancel", &[], Some("Cancel this job? It ends as cancelled.")))
+        }
+        (action_button(view, &path("delete"), "Delete", &[], Some("Delete this job for good?")))
+    }
+}
+
+fn pretty(v: &serde_json::Value) -> String {
+    serde_json::to_string_pretty(v).unwrap_or_else(|_| v.to_string())
+}

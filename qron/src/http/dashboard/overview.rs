@@ -1,0 +1,154 @@
+//! The overview: each executor's figures from the shared cache, live over server-sent events.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::request::Parts;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use futures_util::stream::{self, Stream};
+use maud::{Markup, html};
+
+use super::cache::Overview;
+use super::layout::{self, action_button};
+use super::{Dash, View};
+
+pub(crate) async fn page(State(dash): State<Arc<Dash>>, parts: Parts) -> Response {
+    let view = match dash.view(&parts) {
+        Ok(v) => v,
+        Err(refused) => return refused.into_response(),
+    };
+    let figures = dash.cache.get().await;
+    let body = html! {
+        p.muted {
+            "Live jobs by status, executions and failures over the last hour, and how late the oldest due job is. "
+            "Counted for every viewer at once, "
+            span #overview-at { @if let Some(at) = figures.at { "at " (layout::time(at)) } @else { "not yet" } }
+            ". "
+            span #live aria-live="off" {}
+        }
+        div.scroll {
+            table {
+                caption.muted { "Executors of owner " (view.client.owner_name()) }
+                thead { tr {
+                    th scope="col" { "Executor" }
+                    th.num scope="col" { "Ready" }
+                    th.num scope="col" { "Running" }
+                    th.num scope="col" { "Stopped" }
+                    th.num scope="col" { "Executed (1 h)" }
+                    th.num scope="col" { "Failed (1 h)" }
+                    th scope="col" { "Oldest due" }
+                    th scope="col" { "Paused" }
+                    th.hide-narrow scope="col" { "Workers" }
+                } }
+                tbody #overview-rows { (rows(&view, &figures)) }
+            }
+        }
+    };
+    view.page(layout::page(&view, "/", "Overview", body))
+}
+
+/// The overview's rows for the view's owner: its executors, and those a worker serves.
+pub(crate) fn rows(view: &View, figures: &Overview) -> Markup {
+    let owner = view.client.owner_name();
+    let mine: Vec<_> = figures.rows.iter().filter(|r| r.owner == owner).collect();
+    let mut names: Vec<&str> = mine.iter().map(|r| r.executor.as_str()).collect();
+    for (_, served) in &figures.workers {
+        for e in served {
+            if !names.contains(&e.as_str()) {
+                names.push(e);
+            }
+        }
+    }
+    names.sort_unstable();
+    let now = figures.at.unwrap_or_else(chrono::Utc::now);
+    html! {
+        @if let Some(e) = &figures.error {
+            tr { td colspan="9" .error role="alert" { "The last count failed (" (e) "); these figures are older." } }
+        }
+        @if names.is_empty() {
+            tr { td colspan="9" .muted { "No jobs and no workers yet." } }
+        }
+        @for name in &names {
+            @let row = mine.iter().find(|r| r.executor == *name);
+            @let workers: Vec<&str> = figures.workers.iter()
+                .filter(|(_, served)| served.iter().any(|e| e == name))
+                .map(|(id, _)| id.as_str()).collect();
+            tr data-executor=(name) {
+                th scope="row" { a href=(format!("{}?executor={}", view.link("/jobs"), urlencode(name))) { (name) } }
+                td.num data-count="ready" { (row.map_or(0, |r| r.ready)) }
+                td.num data-count="running" { (row.map_or(0, |r| r.running)) }
+                td.num data-count="stopped" { (row.map_or(0, |r| r.paused)) }
+                td.num data-count="executed" { (row.map_or(0, |r| r.executed_hour)) }
+                td.num data-count="failed" { (row.map_or(0, |r| r.failed_hour)) }
+                td {
+                    @match row.and_then(|r| r.oldest_due_at) {
+                        Some(due) => {
+                            @let late = now - due;
+                            span class=@if late.num_seconds() >= 60 { "late" } { (layout::duration(late)) " late" }
+                        }
+                        None => span.muted { "none due" },
+                    }
+                }
+                td {
+                    @let paused = row.and_then(|r| r.paused_at);
+                    @if let Some(at) = paused { span.badge { "paused" } " since " (layout::time(at)) " " }
+                    @else { "no " }
+                    @if !view.read_only {
+                        @if paused.is_some() {
+                            (action_button(view, "/executors/resume", "Resume", &[("executor", name)], None))
+                        } @else {
+                            (action_button(view, "/executors/pause", "Pause", &[("executor", name)], None))
+                        }
+                    }
+                }
+                td.hide-narrow {
+                    @if workers.is_empty() { span.muted { "none" } }
+                    @else { span title=(workers.join("\n")) { (workers.len()) } }
+                }
+            }
+        }
+    }
+}
+
+/// Server-sent events: the view's rows at each refresh of the shared figures.
+pub(crate) async fn events(State(dash): State<Arc<Dash>>, parts: Parts) -> Response {
+    let view = match dash.view(&parts) {
+        Ok(v) => v,
+        Err(refused) => return refused.into_response(),
+    };
+    let rx = dash.cache.subscribe();
+    Sse::new(updates(view, rx))
+        .keep_alive(KeepAlive::default())
+        .into_response()
+}
+
+fn updates(
+    view: View,
+    rx: tokio::sync::watch::Receiver<Arc<Overview>>,
+) -> impl Stream<Item = Result<Event, Infallible>> {
+    stream::unfold((view, rx), |(view, mut rx)| async move {
+        rx.changed().await.ok()?;
+        let figures = rx.borrow_and_update().clone();
+        let html = rows(&view, &figures).into_string();
+        Some((
+            Ok(Event::default().event("overview").data(html)),
+            (view, rx),
+        ))
+    })
+}
+
+/// `text` for a URL's query.
+pub(crate) fn urlencode(text: &str) -> String {
+    let mut out = String::new();
+    for b in text.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(char::from(b));
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}

@@ -1,0 +1,673 @@
+//! The dashboard (issue 20) in a real headless Chromium, driven over WebDriver: the overview's
+//! counts and their live updates, the job list's filters and pages, a job's page, actions from
+//! the browser, cross-site posts, read-only mode, the playground and the narrow screen.
+//!
+//! Needs Debian's `chromium` and `chromium-driver` (`.ci/run` installs them).
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use fantoccini::{Client as Browser, ClientBuilder, Locator};
+use qron::{Client, JobStatus, NewJob};
+use qron_tests::TestDb;
+use qron_tests::jobs::{Act, Mode, Script, key};
+use serde_json::json;
+
+/// How long the browser may take to show what a step expects.
+const WAIT: Duration = Duration::from_secs(10);
+
+/// The process's chromedriver: its port. Started once, stopped when the tests end.
+fn chromedriver() -> u16 {
+    static DRIVER: OnceLock<(u16, std::sync::Mutex<Child>)> = OnceLock::new();
+    DRIVER
+        .get_or_init(|| {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            let child = Command::new("chromedriver")
+                .arg(format!("--port={port}"))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap_or_else(|e| {
+                    panic!(
+                        "chromedriver could not start ({e}): install Debian's chromium and \
+                         chromium-driver packages (`apt-get install chromium chromium-driver`)"
+                    )
+                });
+            // Bounded wait for it to listen.
+            let deadline = std::time::Instant::now() + Duration::from_secs(20);
+            while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "chromedriver listens within 20 s"
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            (port, std::sync::Mutex::new(child))
+        })
+        .0
+}
+
+/// A fresh headless Chromium, `width` pixels wide.
+async fn browser(width: u32) -> Browser {
+    let port = chromedriver();
+    let mut caps = serde_json::Map::new();
+    let mut options = json!({
+            "binary": "/usr/bin/chromium",
+            "args": [
+                "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                "--disable-dev-shm-usage", "--hide-scrollbars", format!("--window-size={width},900"),
+            ],
+    });
+    // A headless window is at least 500 px wide: a narrower screen is a phone's, emulated.
+    if width < 500 {
+        options["mobileEmulation"] =
+            json!({ "deviceMetrics": { "width": width, "height": 800, "pixelRatio": 1.0 } });
+    }
+    caps.insert("goog:chromeOptions".to_owned(), options);
+    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(caps)
+        .connect(&format!("http://127.0.0.1:{port}"))
+        .await
+        .expect("a Chromium session (is Debian's chromium installed?)")
+}
+
+/// Serves `dashboard` under `/ops` on a loopback port; its base URL.
+async fn serve(dashboard: axum::Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        axum::serve(listener, axum::Router::new().nest("/ops", dashboard))
+            .await
+            .unwrap();
+    });
+    format!("http://{addr}/ops")
+}
+
+/// The text of the element `css` finds, once it shows `want` (bounded wait).
+async fn wait_text(b: &Browser, css: &str, want: &str) -> String {
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let text = match b.find(Locator::Css(css)).await {
+            Ok(e) => e.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        if text.contains(want) {
+            return text;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "`{css}` shows {want:?} within {WAIT:?}; it shows {text:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The text of each element `css` finds.
+async fn texts(b: &Browser, css: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in b.find_all(Locator::Css(css)).await.unwrap() {
+        out.push(e.text().await.unwrap());
+    }
+    out
+}
+
+/// A client of the test database acting as `owner`.
+fn owner(db: &TestDb, owner: &str) -> Client {
+    Client::builder(db.pool.clone()).owner(owner).build()
+}
+
+#[tokio::test]
+async fn the_overview_shows_the_counts_and_updates_within_two_seconds_when_jobs_finish() {
+    let db = TestDb::new().await;
+    let client = Client::new(db.pool.clone());
+    let k = key("overview");
+    for i in 0..3 {
+        client
+            .create(NewJob::new("mail", format!("@after {} hours", i + 1)))
+            .await
+            .unwrap();
+    }
+    let work: Vec<NewJob> = (0..2)
+        .map(|_| {
+            NewJob::new("act", "@after 0 seconds")
+                .payload(serde_json::to_value(Script::new(&k, Mode::Ok)).unwrap())
+        })
+        .collect();
+    client.create_many(work).await.unwrap();
+    // Another owner's jobs are not counted.
+    owner(&db, "other")
+        .create(NewJob::new("mail", "@after 1 hour"))
+        .await
+        .unwrap();
+    let base = serve(
+        qron::http::Api::new(client.clone())
+            .refresh(Duration::from_millis(250))
+            .dashboard(),
+    )
+    .await;
+
+    let b = browser(1200).await;
+    b.goto(&base).await.unwrap();
+    let row = |executor: &str, count: &str| {
+        format!("tr[data-executor={executor}] td[data-count={count}]")
+    };
+    assert_eq!(wait_text(&b, &row("mail", "ready"), "3").await, "3");
+    assert_eq!(wait_text(&b, &row("act", "ready"), "2").await, "2");
+    assert_eq!(wait_text(&b, &row("act", "executed"), "0").await, "0");
+    // Times show in the browser's zone, with UTC on hover.
+    let stamp = b.find(Locator::Css("#overview-at time")).await.unwrap();
+    assert!(stamp.attr("title").await.unwrap().unwrap().ends_with("UTC"));
+
+    // The jobs finish; the page, left open, follows within 2 s.
+    let ran = qron::testing::run_due::<Act>(&client).await.unwrap();
+    assert_eq!(ran.succeeded(), 2);
+    let started = std::time::Instant::now();
+    wait_text(&b, &row("act", "executed"), "2").await;
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "updated in {:?}",
+        started.elapsed()
+    );
+    assert_eq!(wait_text(&b, &row("act", "ready"), "0").await, "0");
+    b.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_job_list_filters_and_pages_and_a_job_page_shows_the_job() {
+    let db = TestDb::new().await;
+    let client = Client::new(db.pool.clone());
+    let many: Vec<NewJob> = (0..120)
+        .map(|i| NewJob::new("mail", "@after 1 hour").payload(json!({ "n": i })))
+        .collect();
+    client.create_many(many).await.unwrap();
+    let weekly = client
+        .create(
+            NewJob::new("report", "0 9 * * MON-FRI")
+                .name("weekday-report")
+                .payload(json!({ "to": "team@example.com" }))
+                .meta(json!({ "team": "growth" })),
+        )
+        .await
+        .unwrap();
+    let base = serve(qron::http::dashboard(client.clone())).await;
+    let b = browser(1200).await;
+
+    // Filtered by executor, then by meta.
+    b.goto(&format!("{base}/jobs")).await.unwrap();
+    b.find(Locator::Css("#f-executor"))
+        .await
+        .unwrap()
+        .send_keys("report")
+        .await
+        .unwrap();
+    b.find(Locator::Css("form.filters button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_text(&b, "#jobs tbody", "weekday-report").await;
+    assert_eq!(texts(&b, "#jobs tbody tr").await.len(), 1);
+    b.goto(&format!("{base}/jobs?meta=%7B%22team%22%3A%22nobody%22%7D"))
+        .await
+        .unwrap();
+    wait_text(&b, "#jobs tbody", "No job matches").await;
+
+    // Pages of 50, newest first, by keyset.
+    b.goto(&format!("{base}/jobs?executor=mail")).await.unwrap();
+    let first: Vec<i64> = ids(&b).await;
+    assert_eq!(first.len(), 50);
+    assert!(first.windows(2).all(|w| w[0] > w[1]), "newest first");
+    b.find(Locator::LinkText("Older jobs"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_text(&b, "nav.pager", "Newest").await;
+    let second = ids(&b).await;
+    assert_eq!(second.len(), 50);
+    assert!(
+        second[0] < first[49],
+        "the next page goes on where the first ended"
+    );
+    b.find(Locator::LinkText("Older jobs"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_text(&b, "nav.pager", "Newest").await;
+    let third = ids(&b).await;
+    assert_eq!(third.len(), 20);
+    assert!(
+        b.find(Locator::LinkText("Older jobs")).await.is_err(),
+        "the last page"
+    );
+
+    // A job's page.
+    b.goto(&format!("{base}/jobs/{}", weekly.id)).await.unwrap();
+    wait_text(&b, "h1", &format!("Job {}", weekly.id)).await;
+    wait_text(&b, "#payload", "team@example.com").await;
+    wait_text(&b, "#meta", "growth").await;
+    wait_text(&b, "dl.facts", "0 9 * * 1-5").await;
+    assert_eq!(texts(&b, "#next-runs li").await.len(), 10);
+    // Another owner's job is not found.
+    let theirs = owner(&db, "other")
+        .create(NewJob::new("mail", "@after 1 hour"))
+        .await
+        .unwrap();
+    let resp = reqwest::get(format!("{base}/jobs/{}", theirs.id))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+    b.close().await.unwrap();
+}
+
+/// The ids of the job list's rows.
+async fn ids(b: &Browser) -> Vec<i64> {
+    let mut out = Vec::new();
+    for row in b.find_all(Locator::Css("#jobs tbody tr")).await.unwrap() {
+        if let Some(id) = row.attr("data-id").await.unwrap() {
+            out.push(id.parse().unwrap());
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn retry_cancel_and_pause_from_the_browser_change_the_rows() {
+    let db = TestDb::new().await;
+    let client = Client::new(db.pool.clone());
+    let k = key("actions");
+    let failed = client
+        .create(
+            NewJob::new("act", "@after 0 seconds")
+                .max_attempts(1)
+                .payload(serde_json::to_value(Script::new(&k, Mode::Fail)).unwrap()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        qron::testing::run_due::<Act>(&client)
+            .await
+            .unwrap()
+            .failed(),
+        1
+    );
+    let waiting = client
+        .create(NewJob::new("mail", "@after 1 hour"))
+        .await
+        .unwrap();
+    let base = serve(qron::http::dashboard(client.clone())).await;
+    let b = browser(1200).await;
+
+    // Retry the failed job from its page.
+    b.goto(&format!("{base}/jobs/{}", failed.id)).await.unwrap();
+    click_button(&b, "Retry").await;
+    wait_text(&b, "dl.facts", "ready").await;
+    assert_eq!(
+        client.get(failed.id).await.unwrap().status,
+        JobStatus::Ready
+    );
+
+    // Cancel the waiting one (the page asks first).
+    b.goto(&format!("{base}/jobs/{}", waiting.id))
+        .await
+        .unwrap();
+    click_button(&b, "Cancel").await;
+    b.accept_alert().await.unwrap();
+    wait_text(&b, "dl.facts", "cancelled").await;
+    assert_eq!(
+        client.get(waiting.id).await.unwrap().status,
+        JobStatus::Cancelled
+    );
+
+    // Pause an executor from the overview, then resume it.
+    b.goto(&base).await.unwrap();
+    wait_text(&b, "tr[data-executor=act]", "Pause").await;
+    let pause = b
+        .find(Locator::Css("tr[data-executor=act] button"))
+        .await
+        .unwrap();
+    pause.click().await.unwrap();
+    wait_text(&b, "tr[data-executor=act]", "Resume").await;
+    let info = client.executors().await.unwrap();
+    assert!(info.iter().any(|e| e.executor == "act" && e.is_paused()));
+    b.find(Locator::Css("tr[data-executor=act] button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_text(&b, "tr[data-executor=act]", "Pause").await;
+    assert!(
+        !client
+            .executors()
+            .await
+            .unwrap()
+            .iter()
+            .any(|e| e.is_paused())
+    );
+
+    // A selection: stop two jobs at once.
+    let a = client
+        .create(NewJob::new("mail", "@after 2 hours"))
+        .await
+        .unwrap();
+    let c = client
+        .create(NewJob::new("mail", "@after 3 hours"))
+        .await
+        .unwrap();
+    b.goto(&format!("{base}/jobs?executor=mail")).await.unwrap();
+    for id in [a.id, c.id] {
+        b.find(Locator::Css(&format!("input[name=ids][value='{id}']")))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+    }
+    b.find(Locator::Css("#bulk-action option[value=stop]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    click_button(&b, "Apply").await;
+    b.accept_alert().await.unwrap();
+    wait_text(&b, "p[role=status]", "2 of 2 jobs").await;
+    for id in [a.id, c.id] {
+        assert_eq!(client.get(id).await.unwrap().status, JobStatus::Paused);
+    }
+    b.close().await.unwrap();
+}
+
+/// Clicks the button labelled `label`.
+async fn click_button(b: &Browser, label: &str) {
+    let xpath = format!("//button[normalize-space()='{label}']");
+    b.wait()
+        .at_most(WAIT)
+        .for_element(Locator::XPath(&xpath))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+}
+
+/// The dashboard's token cookie and a page's token, as a browser on the page would have them.
+async fn page_token(base: &str) -> (String, String) {
+    let resp = reqwest::get(format!("{base}/jobs")).await.unwrap();
+    let cookie = resp.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let html = resp.text().await.unwrap();
+    let at = html.find(r#"name="token" value=""#).unwrap() + r#"name="token" value=""#.len();
+    (cookie, html[at..at + 32].to_owned())
+}
+
+#[tokio::test]
+async fn a_cross_site_post_is_refused_and_read_only_mode_hides_and_refuses_actions() {
+    let db = TestDb::new().await;
+    let client = Client::new(db.pool.clone());
+    let job = client
+        .create(NewJob::new("mail", "@after 1 hour"))
+        .await
+        .unwrap();
+    let base = serve(qron::http::dashboard(client.clone())).await;
+    let host = base
+        .trim_start_matches("http://")
+        .split('/')
+        .next()
+        .unwrap()
+        .to_owned();
+    let (cookie, token) = page_token(&base).await;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let post = |origin: &str, fetch_site: &str, form_token: &str| {
+        http.post(format!("{base}/jobs/{}/stop", job.id))
+            .header("cookie", &cookie)
+            .header("origin", origin)
+            .header("sec-fetch-site", fetch_site)
+            .form(&[("token", form_token)])
+            .send()
+    };
+    // From another site, with or without the token: refused, and nothing changes.
+    for (origin, site, t) in [
+        ("http://evil.example", "cross-site", token.as_str()),
+        ("http://evil.example", "cross-site", ""),
+        (
+            &format!("http://{host}") as &str,
+            "same-origin",
+            "0123456789abcdef0123456789abcdef",
+        ),
+        ("null", "cross-site", token.as_str()),
+    ] {
+        let resp = post(origin, site, t).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::FORBIDDEN, "{origin} {site} {t}");
+    }
+    assert_eq!(client.get(job.id).await.unwrap().status, JobStatus::Ready);
+    // The same post from the dashboard's own page works.
+    let resp = post(&format!("http://{host}"), "same-origin", &token)
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    assert_eq!(client.get(job.id).await.unwrap().status, JobStatus::Paused);
+
+    // Read-only: no buttons, and a post is refused.
+    let base = serve(
+        qron::http::Api::new(client.clone())
+            .read_only(true)
+            .dashboard(),
+    )
+    .await;
+    let b = browser(1200).await;
+    b.goto(&format!("{base}/jobs/{}", job.id)).await.unwrap();
+    wait_text(&b, "header", "read-only").await;
+    assert!(
+        b.find_all(Locator::Css("main button"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    b.goto(&base).await.unwrap();
+    wait_text(&b, "#overview-rows", "mail").await;
+    assert!(
+        b.find_all(Locator::Css("main button"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let host = base
+        .trim_start_matches("http://")
+        .split('/')
+        .next()
+        .unwrap()
+        .to_owned();
+    let (cookie, token) = page_token(&base).await;
+    let resp = http
+        .post(format!("{base}/jobs/{}/restart", job.id))
+        .header("cookie", &cookie)
+        .header("origin", format!("http://{host}"))
+        .form(&[("token", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    assert_eq!(client.get(job.id).await.unwrap().status, JobStatus::Paused);
+    b.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_playground_shows_the_error_or_the_next_runs_as_you_type() {
+    let db = TestDb::new().await;
+    let base = serve(qron::http::dashboard(Client::new(db.pool.clone()))).await;
+    let b = browser(1200).await;
+    b.goto(&format!("{base}/playground")).await.unwrap();
+    let input = b.find(Locator::Css("#expr")).await.unwrap();
+    input.send_keys("61 * * * *").await.unwrap();
+    let verdict = wait_text(&b, "#verdict", "Invalid").await;
+    assert!(
+        verdict.contains("minute field: 61 is out of range"),
+        "{verdict}"
+    );
+    wait_text(&b, "#result pre", "^").await;
+
+    input.clear().await.unwrap();
+    input.send_keys("0 9 * * MON-FRI").await.unwrap();
+    wait_text(&b, "#verdict", "Valid").await;
+    wait_text(&b, "#description", "Monday through Friday").await;
+    let runs = texts(&b, "#runs li").await;
+    assert_eq!(runs.len(), 10);
+    assert!(runs.iter().all(|r| r.contains("09:00:00")), "{runs:?}");
+    // In another zone.
+    let tz = b.find(Locator::Css("#tz")).await.unwrap();
+    tz.clear().await.unwrap();
+    tz.send_keys("Asia/Tokyo").await.unwrap();
+    wait_text(&b, "#result h2", "Asia/Tokyo").await;
+    let runs = texts(&b, "#runs li").await;
+    assert!(runs.iter().all(|r| r.contains("18:00:00 JST")), "{runs:?}");
+    b.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn pages_fit_a_375_pixel_screen_and_label_every_field() {
+    let db = TestDb::new().await;
+    let client = Client::new(db.pool.clone());
+    client
+        .create(NewJob::new("a-rather-long-executor-name", "0 0 * * *").name("midnight"))
+        .await
+        .unwrap();
+    let base = serve(qron::http::dashboard(client)).await;
+    let b = browser(375).await;
+    for page in ["", "/jobs", "/jobs/1", "/upcoming?range=day", "/playground"] {
+        b.goto(&format!("{base}{page}")).await.unwrap();
+        wait_text(&b, "h1", "").await;
+        let width = b
+            .execute(
+                "return [window.innerWidth, document.documentElement.scrollWidth];",
+                vec![],
+            )
+            .await
+            .unwrap();
+        assert_eq!(width, json!([375, 375]), "{page}: [screen, page] px wide");
+        let unlabelled = b
+            .execute(
+                "return [...document.querySelectorAll('input:not([type=hidden]), select')]
+                   .filter(e => e.labels.length === 0 && !e.getAttribute('aria-label'))
+                   .map(e => e.outerHTML);",
+                vec![],
+            )
+            .await
+            .unwrap();
+        assert_eq!(unlabelled, json!([]), "{page}");
+    }
+    b.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_upcoming_timeline_shows_the_density_of_runs_and_screenshots_are_taken() {
+    let db = TestDb::new().await;
+    let client = Client::new(db.pool.clone());
+    // Everything at midnight, and a steady trickle beside it.
+    let midnight: Vec<NewJob> = (0..40)
+        .map(|i| NewJob::new("backup", "0 0 * * *").name(format!("db-{i}")))
+        .collect();
+    client.create_many(midnight).await.unwrap();
+    client
+        .create(NewJob::new("digest", "@every 10 minutes").name("digest"))
+        .await
+        .unwrap();
+    let job = client
+        .create(
+            NewJob::new("report", "0 9 * * MON-FRI")
+                .name("weekday-report")
+                .payload(json!({ "to": "team@example.com", "format": "pdf" }))
+                .meta(json!({ "team": "growth" })),
+        )
+        .await
+        .unwrap();
+    // For the overview's picture: jobs that ran and failed this hour, late ones, a pause.
+    let k = key("screens");
+    let ran: Vec<NewJob> = (0..33)
+        .map(|i| {
+            let mode = if i % 11 == 0 { Mode::Fail } else { Mode::Ok };
+            NewJob::new("act", "@after 0 seconds")
+                .max_attempts(1)
+                .payload(serde_json::to_value(Script::new(&k, mode)).unwrap())
+        })
+        .collect();
+    client.create_many(ran).await.unwrap();
+    assert_eq!(
+        qron::testing::run_due::<Act>(&client)
+            .await
+            .unwrap()
+            .failed(),
+        3
+    );
+    let late: Vec<NewJob> = (0..5)
+        .map(|_| {
+            NewJob::new("email", "@after 1 minute")
+                .start_at(chrono::Utc::now() - chrono::Duration::minutes(12))
+        })
+        .collect();
+    client.create_many(late).await.unwrap();
+    client.pause_executor("report").await.unwrap();
+    let base = serve(qron::http::dashboard(client)).await;
+    let b = browser(1200).await;
+    b.goto(&format!("{base}/upcoming?range=day")).await.unwrap();
+    wait_text(&b, "section[data-executor=backup] h2", "40 runs").await;
+    wait_text(&b, "section[data-executor=backup] .busiest", "with 40 runs").await;
+    // Every 10 minutes from its creation: 143 or 144 runs in the day from the current minute.
+    let digest = wait_text(&b, "section[data-executor=digest] h2", " runs").await;
+    assert!(
+        digest == "digest: 143 runs" || digest == "digest: 144 runs",
+        "{digest}"
+    );
+    // The midnight spike stands out; the trickle does not.
+    assert_eq!(
+        b.find_all(Locator::Css("section[data-executor=backup] rect.peak"))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(
+        b.find_all(Locator::Css("section[data-executor=digest] rect.peak"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // Screenshots for the docs (saved when QRON_SCREENSHOTS names a directory).
+    let shots = [
+        ("upcoming.png", format!("{base}/upcoming?range=day")),
+        ("overview.png", base.clone()),
+        ("job.png", format!("{base}/jobs/{}", job.id)),
+    ];
+    for (file, url) in shots {
+        b.goto(&url).await.unwrap();
+        wait_text(&b, "h1", "").await;
+        let png = b.screenshot().await.unwrap();
+        assert!(png.starts_with(b"\x89PNG"), "{file} is a PNG");
+        if let Ok(dir) = std::env::var("QRON_SCREENSHOTS") {
+            std::fs::write(std::path::Path::new(&dir).join(file), &png).unwrap();
+        }
+    }
+    b.close().await.unwrap();
+}
