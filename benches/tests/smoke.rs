@@ -78,4 +78,22 @@ fn every_scenario_runs_at_a_tiny_size() {
     run(&["bloat", "--jobs", "200", "--rounds", "1"]);
     let m = run(&["memory", "--jobs", "200", "--concurrency", "10"]);
     assert!(m[0]["value"].as_f64().unwrap() > 1.0, "{m:?}");
+    let d = run(&[
+        "dashboard",
+        "--jobs",
+        "300",
+        "--viewers",
+        "3",
+        "--seconds",
+        "3",
+    ]);
+    let per_refresh = d
+        .iter()
+        .find(|f| f["name"] == "overview count queries per refresh interval")
+        .and_then(|f| f["value"].as_f64())
+        .unwrap();
+    assert!(
+        per_refresh <= 1.5,
+        "one count per refresh, whatever the viewers: {d:?}"
+    );
 }

@@ -671,3 +671,55 @@ async fn the_upcoming_timeline_shows_the_density_of_runs_and_screenshots_are_tak
     }
     b.close().await.unwrap();
 }
+
+#[tokio::test]
+async fn bad_input_in_any_field_is_said_on_the_page_and_changes_nothing() {
+    let db = TestDb::new().await;
+    let client = Client::new(db.pool.clone());
+    let job = client
+        .create(NewJob::new("mail", "@after 1 hour"))
+        .await
+        .unwrap();
+    let base = serve(qron::http::dashboard(client.clone())).await;
+    for (query, says) in [
+        ("before=abc", "before"),
+        ("executor=a%00b", "executor"),
+        ("name=%00", "name_contains"),
+        ("meta=%5B1%5D", "meta"),
+        ("meta=%7B%22a%22%3A%22%5Cu0000%22%7D", "meta"),
+        ("from=yesterday", "from"),
+        ("status=sleeping", "status"),
+        (
+            "executor=%27%3B%20DROP%20TABLE%20qron.jobs%3B--",
+            "No job matches",
+        ),
+    ] {
+        let resp = reqwest::get(format!("{base}/jobs?{query}")).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::OK, "{query}");
+        let html = resp.text().await.unwrap();
+        assert!(html.contains(says), "{query}: {html}");
+    }
+    for path in ["/jobs/abc", "/jobs/99999999999999999999", "/nowhere"] {
+        let resp = reqwest::get(format!("{base}{path}")).await.unwrap();
+        assert!(resp.status().is_client_error(), "{path}: {}", resp.status());
+    }
+    let long = "1".repeat(5000);
+    let html = reqwest::get(format!("{base}/playground/check?expr={long}"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("Longer than"), "{html}");
+    let html = reqwest::get(format!(
+        "{base}/playground/check?expr=%40daily&tz=Mars%2FOlympus"
+    ))
+    .await
+    .unwrap()
+    .text()
+    .await
+    .unwrap();
+    assert!(html.contains("Unknown zone"), "{html}");
+    assert_eq!(client.get(job.id).await.unwrap(), job, "nothing changed");
+    assert_eq!(client.search(&qron::Search::new()).await.unwrap().total, 1);
+}

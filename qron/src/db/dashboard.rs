@@ -115,25 +115,38 @@ pub(crate) async fn job_page<'e>(
         .await
 }
 
-/// The owner's live jobs that may run before `$2`: their executor, expression, next run and
-/// when their schedule started, soonest first, at most `$3`.
+/// The owner's live jobs that may run before `$2`, in groups that run alike: one-off jobs by
+/// executor and minute; recurring ones by executor, expression, next run and (for `@every`,
+/// whose slots count from it) the instant the schedule started. Soonest first, at most `$3`
+/// groups. One pass over the live jobs, whose result the timeline caches.
 const SCHEDULED: &str = "
-    SELECT executor, expr, recurring, run_at, start_at FROM qron.jobs
+    SELECT executor, recurring,
+           CASE WHEN recurring THEN expr ELSE '' END AS expr,
+           CASE WHEN recurring THEN run_at ELSE date_trunc('minute', run_at) END AS run_at,
+           CASE WHEN recurring AND expr LIKE '@every%' THEN start_at END AS start_at,
+           count(*) AS jobs
+      FROM qron.jobs
      WHERE owner = $1 AND status IN ('ready', 'running') AND run_at < $2
-     ORDER BY run_at
+     GROUP BY 1, 2, 3, 4, 5
+     ORDER BY 4
      LIMIT $3";
 
-/// One live job's schedule, for the timeline.
+/// Live jobs that run alike, for the timeline (see [`SCHEDULED`]).
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub(crate) struct Scheduled {
     pub(crate) executor: String,
-    pub(crate) expr: String,
     pub(crate) recurring: bool,
+    /// The expression of recurring jobs (empty for one-off ones).
+    pub(crate) expr: String,
     pub(crate) run_at: DateTime<Utc>,
-    pub(crate) start_at: DateTime<Utc>,
+    /// When an `@every` schedule started counting.
+    pub(crate) start_at: Option<DateTime<Utc>>,
+    /// How many jobs.
+    pub(crate) jobs: i64,
 }
 
-/// The owner's live jobs due before `until`, at most `limit` (see [`SCHEDULED`]).
+/// The owner's live jobs due before `until`, grouped, at most `limit` groups (see
+/// [`SCHEDULED`]).
 pub(crate) async fn scheduled<'e>(
     ex: impl PgExecutor<'e>,
     owner: &str,

@@ -6,6 +6,7 @@
 
 use clap::{Parser, Subcommand};
 
+mod dashboard;
 mod expr;
 mod queue;
 mod remote;
@@ -54,6 +55,19 @@ enum Scenario {
         /// Rounds of (floor insert, bulk enqueue); the medians are reported.
         #[arg(long, default_value_t = 5)]
         rounds: usize,
+    },
+    /// The dashboard under load: viewers polling the overview every second against many jobs;
+    /// the count queries it costs (pg_stat_statements) and each page's render time.
+    Dashboard {
+        /// Live jobs.
+        #[arg(long, default_value_t = 1_000_000)]
+        jobs: u64,
+        /// Viewers polling the overview every second.
+        #[arg(long, default_value_t = 50)]
+        viewers: usize,
+        /// How long they poll.
+        #[arg(long, default_value_t = 30)]
+        seconds: u64,
     },
     /// A remote worker in Rust leasing and completing through the JSON endpoints of the HTTP
     /// API, beside the in-process worker (concurrency 100) on the same jobs.
@@ -254,6 +268,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
             }
             medians(all)
         }
+        Scenario::Dashboard {
+            jobs,
+            viewers,
+            seconds,
+        } => dashboard::dashboard(jobs, viewers, seconds).await?,
         Scenario::Remote {
             jobs,
             batch,

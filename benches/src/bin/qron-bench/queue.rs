@@ -150,7 +150,8 @@ pub fn median(mut v: Vec<f64>) -> f64 {
     }
 }
 
-fn percentile(sorted: &[i64], p: f64) -> f64 {
+/// The `p` quantile of sorted values.
+pub fn percentile(sorted: &[i64], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
     }

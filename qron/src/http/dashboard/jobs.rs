@@ -116,14 +116,19 @@ pub(crate) async fn list(
         Ok(v) => v,
         Err(refused) => return refused.into_response(),
     };
-    let filters = filters.map(|q| q.0).unwrap_or_default();
-    let found = match filters.search() {
-        Ok(q) => view
-            .client
-            .search_checked(&q)
-            .map_err(|e| e.to_string())
-            .map(|q| (q, filters.before)),
-        Err(e) => Err(e),
+    let (filters, unreadable) = match filters {
+        Ok(q) => (q.0, None),
+        Err(e) => (Filters::default(), Some(e.body_text())),
+    };
+    // A query string that does not read, a filter the client refuses: said on the page.
+    let found = match unreadable {
+        Some(e) => Err(e),
+        None => filters.search().and_then(|q| {
+            view.client
+                .search_checked(&q)
+                .map(|q| (q, filters.before))
+                .map_err(|e| e.to_string())
+        }),
     };
     let (jobs, problem) = match found {
         Ok((q, before)) => match db::job_page(

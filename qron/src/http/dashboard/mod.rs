@@ -74,7 +74,11 @@ impl Api {
     /// ```
     pub fn dashboard(self) -> Router {
         let cache = cache::Cache::new(self.client.clone(), self.refresh);
-        let shared = Arc::new(Dash { api: self, cache });
+        let shared = Arc::new(Dash {
+            api: self,
+            cache,
+            timelines: upcoming::Timelines::default(),
+        });
         Router::new()
             .route("/", get(overview::page))
             .route("/events", get(overview::events))
@@ -95,6 +99,7 @@ impl Api {
 pub(crate) struct Dash {
     api: Api,
     cache: Arc<cache::Cache>,
+    timelines: upcoming::Timelines,
 }
 
 /// Name of the cookie holding the per-browser token that actions carry.

@@ -2,7 +2,8 @@
 //! "everything at midnight" stands out.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use axum::extract::{Query, State};
 use axum::http::request::Parts;
@@ -14,9 +15,10 @@ use serde::Deserialize;
 use super::{Dash, layout};
 use crate::{Schedule, db};
 
-/// The most live jobs read for one timeline.
-const MAX_JOBS: i64 = 100_000;
-/// The most runs counted for one timeline (a job every minute for a week is 10,080).
+/// The most groups of alike jobs read for one timeline.
+const MAX_GROUPS: i64 = 100_000;
+/// The most occurrences computed for one timeline (a schedule every minute for a week is
+/// 10,080).
 const MAX_RUNS: usize = 1_000_000;
 
 #[derive(Debug, Default, Deserialize)]
@@ -41,6 +43,76 @@ struct Counts {
     total: u64,
 }
 
+/// A timeline as counted: from when, each executor's runs, whether every run was counted.
+pub(crate) struct Counted {
+    start: DateTime<Utc>,
+    by_executor: BTreeMap<String, Counts>,
+    complete: bool,
+    /// When it was counted, by this process's clock.
+    at: Instant,
+}
+
+/// The timelines counted lately, by owner and range, shared by every viewer for a while (10 s
+/// for the next hour, a minute for the next day or week): a viewer's reload does not read the
+/// live jobs again.
+#[derive(Default)]
+pub(crate) struct Timelines {
+    slots: Mutex<HashMap<(String, &'static str), Slot>>,
+}
+
+/// One owner's timeline for one range: locked while it is counted, so viewers who ask at the
+/// same time wait for that count instead of starting their own.
+type Slot = Arc<tokio::sync::Mutex<Option<Arc<Counted>>>>;
+
+impl Timelines {
+    /// The owner's timeline for `range`: the shared one while fresh, else counted now (once,
+    /// however many viewers ask at the same time).
+    async fn get(&self, client: &crate::Client, range: &Range) -> sqlx::Result<Arc<Counted>> {
+        let ttl = if range.name == "hour" {
+            Duration::seconds(10)
+        } else {
+            Duration::minutes(1)
+        };
+        let ttl = ttl.to_std().unwrap_or_default();
+        let slot = {
+            let mut slots = self
+                .slots
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            // Forget other owners' stale timelines as new ones come.
+            slots.retain(|_, s| {
+                s.try_lock()
+                    .map_or(true, |c| c.as_ref().is_some_and(|c| c.at.elapsed() < ttl))
+            });
+            slots
+                .entry((client.owner_name().to_owned(), range.name))
+                .or_default()
+                .clone()
+        };
+        let mut counted = slot.lock().await;
+        if let Some(c) = counted.as_ref().filter(|c| c.at.elapsed() < ttl) {
+            return Ok(c.clone());
+        }
+        // Whole minutes, from the current one.
+        let now = Utc::now();
+        let start = now
+            - Duration::seconds(now.timestamp().rem_euclid(60))
+            - Duration::nanoseconds(i64::from(now.timestamp_subsec_nanos()));
+        let until = start + range.length;
+        let jobs = db::scheduled(client.pool(), client.owner_name(), until, MAX_GROUPS).await?;
+        let read_all = (jobs.len() as i64) < MAX_GROUPS;
+        let (by_executor, complete) = count(&jobs, start, until);
+        let fresh = Arc::new(Counted {
+            start,
+            by_executor,
+            complete: read_all && complete,
+            at: Instant::now(),
+        });
+        *counted = Some(fresh.clone());
+        Ok(fresh)
+    }
+}
+
 pub(crate) async fn page(
     State(dash): State<Arc<Dash>>,
     parts: Parts,
@@ -61,61 +133,46 @@ pub(crate) async fn page(
         length: Duration::minutes(minutes),
         bar: Duration::minutes(bar),
     };
-    // Whole minutes, from the current one.
-    let now = Utc::now();
-    let start = now
-        - Duration::seconds(now.timestamp() % 60)
-        - Duration::nanoseconds(i64::from(now.timestamp_subsec_nanos()));
-    let until = start + range.length;
-    let jobs = db::scheduled(
-        view.client.pool(),
-        view.client.owner_name(),
-        until,
-        MAX_JOBS,
-    )
-    .await;
-    let body = match jobs {
+    let body = match dash.timelines.get(&view.client, &range).await {
         Err(e) => {
             tracing::warn!(error = %e, "the dashboard's timeline failed");
             html! { p.error role="alert" { "The database did not answer; try again." } }
         }
-        Ok(jobs) => {
-            let read_all = (jobs.len() as i64) < MAX_JOBS;
-            let (by_executor, complete) = count(&jobs, start, until);
-            timeline(&view, &range, start, &by_executor, read_all && complete)
-        }
+        Ok(counted) => timeline(&view, &range, &counted),
     };
     view.page(layout::page(&view, "/upcoming", "Upcoming runs", body))
 }
 
 /// Each executor's runs between `start` and `until`; whether every run was counted.
 fn count(
-    jobs: &[db::Scheduled],
+    groups: &[db::Scheduled],
     start: DateTime<Utc>,
     until: DateTime<Utc>,
 ) -> (BTreeMap<String, Counts>, bool) {
     let mut schedules: HashMap<&str, Option<Schedule>> = HashMap::new();
     let mut counts: BTreeMap<String, Counts> = BTreeMap::new();
     let mut runs = 0usize;
-    for job in jobs {
-        let entry = counts.entry(job.executor.clone()).or_default();
+    for group in groups {
+        let jobs = u64::try_from(group.jobs).unwrap_or(0);
+        let entry = counts.entry(group.executor.clone()).or_default();
         let mut add = |t: DateTime<Utc>| {
             // A job already due counts in the first minute.
             let minute = (t.max(start) - start).num_minutes();
-            *entry.per_minute.entry(minute).or_default() += 1;
-            entry.total += 1;
+            *entry.per_minute.entry(minute).or_default() += jobs;
+            entry.total += jobs;
         };
-        add(job.run_at);
+        add(group.run_at);
         runs += 1;
-        if !job.recurring {
+        if !group.recurring {
             continue;
         }
         let schedule = schedules
-            .entry(job.expr.as_str())
-            .or_insert_with(|| Schedule::parse(&job.expr).ok());
+            .entry(group.expr.as_str())
+            .or_insert_with(|| Schedule::parse(&group.expr).ok());
         let Some(schedule) = schedule else { continue };
-        let mut slot = job.run_at;
-        while let Some(next) = schedule.next_run(job.start_at, slot, slot.max(start)) {
+        let began = group.start_at.unwrap_or(group.run_at);
+        let mut slot = group.run_at;
+        while let Some(next) = schedule.next_run(began, slot, slot.max(start)) {
             if next >= until || next <= slot {
                 break;
             }
@@ -157,13 +214,8 @@ fn bars(counts: &Counts, bars: i64, per_bar: i64) -> Bars {
     }
 }
 
-fn timeline(
-    view: &super::View,
-    range: &Range,
-    start: DateTime<Utc>,
-    by_executor: &BTreeMap<String, Counts>,
-    complete: bool,
-) -> Markup {
+fn timeline(view: &super::View, range: &Range, counted: &Counted) -> Markup {
+    let (start, by_executor, complete) = (counted.start, &counted.by_executor, counted.complete);
     let minutes = range.length.num_minutes();
     let per_bar = range.bar.num_minutes().max(1);
     let n = minutes / per_bar;
