@@ -408,6 +408,21 @@ async fn show(client: &qron::Client, out: &Style, target: &Target) -> Result<(),
     print_json(&job.payload);
     println!("meta");
     print_json(&job.meta);
+    if !job.runs.is_empty() {
+        println!("runs");
+        for r in &job.runs {
+            println!(
+                "  {} for the slot of {}: {}{}",
+                out.time(r.at),
+                out.time(r.slot),
+                crate::output::clean(&r.outcome),
+                r.error
+                    .as_deref()
+                    .map(|e| format!(" ({})", crate::output::clean(e)))
+                    .unwrap_or_default()
+            );
+        }
+    }
     if !job.errors.is_empty() {
         println!("errors");
         for e in &job.errors {

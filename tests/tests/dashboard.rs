@@ -29,17 +29,37 @@ fn chromedriver() -> u16 {
                 .local_addr()
                 .unwrap()
                 .port();
-            let child = Command::new("chromedriver")
-                .arg(format!("--port={port}"))
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap_or_else(|e| {
-                    panic!(
-                        "chromedriver could not start ({e}): install Debian's chromium and \
-                         chromium-driver packages (`apt-get install chromium chromium-driver`)"
-                    )
-                });
+            // Spawned from a thread that lives as long as the process: the driver gets SIGTERM
+            // when that thread ends, that is when this test process does (the signal follows
+            // the spawning thread, not the process).
+            let (tx, rx) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                let mut command = Command::new("chromedriver");
+                command
+                    .arg(format!("--port={port}"))
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null());
+                // SAFETY: runs in the forked child before exec and only calls prctl(2), which
+                // is async-signal-safe.
+                #[allow(unsafe_code)]
+                unsafe {
+                    use std::os::unix::process::CommandExt as _;
+                    command.pre_exec(|| {
+                        nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGTERM)
+                            .map_err(std::io::Error::from)
+                    });
+                }
+                let _ = tx.send(command.spawn());
+                loop {
+                    std::thread::park();
+                }
+            });
+            let child = rx.recv().unwrap().unwrap_or_else(|e| {
+                panic!(
+                    "chromedriver could not start ({e}): install Debian's chromium and \
+                     chromium-driver packages (`apt-get install chromium chromium-driver`)"
+                )
+            });
             // Bounded wait for it to listen.
             let deadline = std::time::Instant::now() + Duration::from_secs(20);
             while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
@@ -260,6 +280,7 @@ async fn the_job_list_filters_and_pages_and_a_job_page_shows_the_job() {
     wait_text(&b, "#meta", "growth").await;
     wait_text(&b, "dl.facts", "0 9 * * 1-5").await;
     assert_eq!(texts(&b, "#next-runs li").await.len(), 10);
+    wait_text(&b, "main", "Recent runs").await;
     // Another owner's job is not found.
     let theirs = owner(&db, "other")
         .create(NewJob::new("mail", "@after 1 hour"))

@@ -64,6 +64,12 @@ const COMPLETE_MANY: &str = "
         last_error_at = CASE WHEN u.error IS NULL THEN j.last_error_at ELSE $12 END,
         errors = CASE WHEN u.error IS NULL THEN j.errors
                       ELSE qron.errors_push(j.errors, j.attempt, $12, j.lease_owner, u.error) END,
+        -- a recurring job's runs: the slot it ran for, and how it went
+        runs = CASE WHEN NOT j.recurring THEN j.runs
+                    ELSE qron.runs_push(j.runs, u.lease_run_at, $12, j.lease_owner,
+                             CASE WHEN u.error IS NOT NULL THEN 'failed'
+                                  WHEN u.uncount_attempt THEN 'snoozed'
+                                  ELSE 'succeeded' END, u.error) END,
         lease_owner = NULL, lease_expires_at = NULL, lease_token = j.lease_token + 1,
         updated_at = $12
     FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::text[], $5::timestamptz[],

@@ -138,6 +138,38 @@ pub struct JobRow {
     pub finished_at: Option<DateTime<Utc>>,
     /// The errors of its last attempts, oldest first: at most [`MAX_ERRORS_KEPT`].
     pub errors: Vec<AttemptError>,
+    /// A recurring job's last runs, oldest first: at most [`MAX_RUNS_KEPT`] (none for a one-off
+    /// job).
+    pub runs: Vec<JobRun>,
+}
+
+/// How many runs a recurring job keeps ([`JobRow::runs`]).
+pub const MAX_RUNS_KEPT: usize = 20;
+
+/// One run of a recurring job, as it keeps it ([`JobRow::runs`]).
+///
+/// ```no_run
+/// # async fn demo(client: qron::Client) -> qron::Result<()> {
+/// for run in client.get(42).await?.runs {
+///     println!("{} for the slot of {}: {}", run.at, run.slot, run.outcome);
+/// }
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[non_exhaustive]
+pub struct JobRun {
+    /// The slot it ran for (its due time).
+    pub slot: DateTime<Utc>,
+    /// When its outcome was written (by the database's clock).
+    pub at: DateTime<Utc>,
+    /// The worker that ran it (`None` if it was not recorded).
+    #[serde(default)]
+    pub worker: Option<String>,
+    /// `succeeded`, `failed` (a retry follows while attempts remain) or `snoozed`.
+    pub outcome: String,
+    /// The error, when it failed.
+    #[serde(default)]
+    pub error: Option<String>,
 }
 
 /// How many attempts' errors a job keeps ([`JobRow::errors`]).
@@ -165,9 +197,9 @@ pub struct AttemptError {
     pub error: String,
 }
 
-/// The entries of a stored `errors` array; entries edited by hand into another shape are left
-/// out rather than failing the read.
-fn attempt_errors(v: Value) -> Vec<AttemptError> {
+/// The entries of a stored `errors` or `runs` array; entries edited by hand into another shape
+/// are left out rather than failing the read.
+fn entries<T: serde::de::DeserializeOwned>(v: Value) -> Vec<T> {
     match v {
         Value::Array(items) => items
             .into_iter()
@@ -221,7 +253,11 @@ impl<'r> sqlx::FromRow<'r, PgRow> for JobRow {
                 Err(sqlx::Error::ColumnNotFound(_)) => None,
                 other => other?,
             },
-            errors: attempt_errors(row.try_get("errors")?),
+            errors: entries(row.try_get("errors")?),
+            runs: match row.try_get("runs") {
+                Err(sqlx::Error::ColumnNotFound(_)) => Vec::new(),
+                other => entries(other?),
+            },
         })
     }
 }

@@ -429,3 +429,71 @@ async fn a_worker_that_starts_during_a_pause_leases_none_of_the_paused_jobs() {
     let j = c.get(paused).await.unwrap();
     assert_eq!((j.status, j.executions), (JobStatus::Ready, 0));
 }
+
+#[tokio::test]
+async fn a_recurring_job_keeps_its_last_runs_with_their_outcomes() {
+    let db = TestDb::new().await;
+    let c = Client::new(db.pool.clone());
+    let k = key("runs");
+    let hourly = c
+        .create(script_job("act", "0 * * * *", &k, Mode::Ok))
+        .await
+        .unwrap();
+    let flaky = c
+        .create(script_job("act", "0 * * * *", &k, Mode::Retry))
+        .await
+        .unwrap();
+    let once = c
+        .create(script_job("act", "@after 0 seconds", &k, Mode::Ok))
+        .await
+        .unwrap();
+    let mut slots = Vec::new();
+    for _ in 0..3 {
+        slots.push(c.run_now(hourly.id).await.unwrap().run_at);
+        run_due(&c).await;
+    }
+    c.run_now(flaky.id).await.unwrap();
+    run_due(&c).await;
+
+    let runs = c.get(hourly.id).await.unwrap().runs;
+    assert_eq!(
+        runs.iter()
+            .map(|r| (r.slot, r.outcome.as_str()))
+            .collect::<Vec<_>>(),
+        slots.iter().map(|s| (*s, "succeeded")).collect::<Vec<_>>(),
+        "each run, oldest first, for the slot it ran"
+    );
+    assert!(
+        runs.iter()
+            .all(|r| r.worker.is_some() && r.error.is_none() && r.at >= r.slot)
+    );
+    // Each attempt at the flaky job's slot is a run (its retries come at once here).
+    let failed = c.get(flaky.id).await.unwrap().runs;
+    assert_eq!(failed.len(), qron::DEFAULT_MAX_ATTEMPTS as usize);
+    assert!(
+        failed
+            .iter()
+            .all(|r| r.outcome == "failed" && r.error.as_deref() == Some("transient trouble")),
+        "{failed:?}"
+    );
+    // A one-off job keeps none; a cancelled recurring job keeps its runs in the history.
+    assert!(c.get(once.id).await.unwrap().runs.is_empty());
+    assert_eq!(c.cancel(hourly.id).await.unwrap().runs.len(), 3);
+    assert_eq!(c.get(hourly.id).await.unwrap().runs.len(), 3);
+
+    // At most 20, the oldest dropped first.
+    let (kept, oldest): (i32, String) = sqlx::query_as(
+        "WITH RECURSIVE r(n, runs) AS (
+             SELECT 0, '[]'::jsonb
+             UNION ALL
+             SELECT n + 1, qron.runs_push(runs, timestamptz '2027-01-01' + n * interval '1 hour',
+                                          now(), 'w', 'succeeded', NULL)
+               FROM r WHERE n < 25)
+         SELECT jsonb_array_length(runs), runs -> 0 ->> 'slot' FROM r WHERE n = 25",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(kept as usize, qron::MAX_RUNS_KEPT);
+    assert!(oldest.starts_with("2027-01-01T05:00:00"), "{oldest}");
+}

@@ -306,6 +306,24 @@ fn job_page(view: &View, job: &JobRow) -> Markup {
                 @if job.recurring { @if let Some(v) = &validated { @for t in &v.next_runs { li { (layout::time(*t)) } } } }
             }
         }
+        @if job.recurring {
+            h2 { "Recent runs" }
+            @if job.runs.is_empty() { p.muted { "None yet." } }
+            @else {
+                div.scroll { table #runs {
+                    thead { tr { th scope="col" { "Slot" } th scope="col" { "Ended" } th scope="col" { "Outcome" } th.hide-narrow scope="col" { "Worker" } th scope="col" { "Error" } } }
+                    tbody { @for r in job.runs.iter().rev() {
+                        tr {
+                            td { (layout::time(r.slot)) }
+                            td { (layout::time(r.at)) }
+                            td { span class={ "status status-" (r.outcome) } { (r.outcome) } }
+                            td.hide-narrow { (r.worker.as_deref().unwrap_or("–")) }
+                            td { (r.error.as_deref().unwrap_or("")) }
+                        }
+                    } }
+                } }
+            }
+        }
         h2 { "Payload" }
         pre #payload { (pretty(&job.payload)) }
         h2 { "Meta" }
