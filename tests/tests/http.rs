@@ -92,7 +92,8 @@ async fn every_client_operation_works_over_graphql() {
     let db = TestDb::new().await;
     let base = serve(qron::http::router(Client::new(db.pool.clone()))).await;
     let job_fields = "id executor owner name expr recurring status runAt payload meta attempt \
-                      executions maxAttempts timeoutSeconds revision lastError finishedAt";
+                      executions maxAttempts timeoutSeconds revision lastError finishedAt \
+                      runs { slot at worker outcome error }";
     let created = gql(
         &base,
         &[],
@@ -105,6 +106,7 @@ async fn every_client_operation_works_over_graphql() {
     )
     .await;
     let job = &created["data"]["createJob"];
+    assert_eq!(job["runs"], json!([]), "no run yet: {created}");
     assert_eq!(job["owner"], "default", "{created}");
     assert_eq!(
         (&job["expr"], &job["status"], &job["payload"]["user_id"]),

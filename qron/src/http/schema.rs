@@ -126,6 +126,21 @@ pub struct AttemptError {
     pub error: String,
 }
 
+/// One run of a recurring job.
+#[derive(SimpleObject, Debug)]
+pub struct JobRun {
+    /// The slot it ran for.
+    pub slot: DateTime<Utc>,
+    /// When its outcome was written.
+    pub at: DateTime<Utc>,
+    /// The worker that ran it.
+    pub worker: Option<String>,
+    /// `succeeded`, `failed` or `snoozed`.
+    pub outcome: String,
+    /// The error, when it failed.
+    pub error: Option<String>,
+}
+
 /// A job, live or finished.
 #[derive(SimpleObject, Debug)]
 pub struct Job {
@@ -175,6 +190,8 @@ pub struct Job {
     pub finished_at: Option<DateTime<Utc>>,
     /// The errors of its last attempts, oldest first.
     pub errors: Vec<AttemptError>,
+    /// A recurring job's last runs, oldest first.
+    pub runs: Vec<JobRun>,
 }
 
 impl From<JobRow> for Job {
@@ -210,6 +227,17 @@ impl From<JobRow> for Job {
                     at: e.at,
                     worker: e.worker,
                     error: e.error,
+                })
+                .collect(),
+            runs: j
+                .runs
+                .into_iter()
+                .map(|r| JobRun {
+                    slot: r.slot,
+                    at: r.at,
+                    worker: r.worker,
+                    outcome: r.outcome,
+                    error: r.error,
                 })
                 .collect(),
         }
