@@ -924,7 +924,7 @@ async fn a_stale_outcome_changes_nothing() {
         .execute(&db.pool)
         .await
         .unwrap();
-    // B's rescuer returns the job to the pool (counting A's attempt) and a worker runs it again
+    // A rescuer returns the job to the pool (counting A's attempt) and a worker runs it again
     // (either one: the rescue wakes both); the second attempt does not wait.
     let b = Running::start(worker(&db, &["act"]).build().unwrap());
     wait_for_history(&db.pool, 1, Duration::from_secs(10)).await;
@@ -941,7 +941,9 @@ async fn a_stale_outcome_changes_nothing() {
         1,
         "A's late outcome met a lease that had moved on"
     );
-    assert_eq!(mb.rescued(), 1);
+    // One rescue returned the lease: B's, or A's own when its first pass comes after the
+    // expiry (a busy machine can start A's rescuer after its handler).
+    assert_eq!(ma.rescued() + mb.rescued(), 1);
     let done = c.get(j.id).await.unwrap();
     assert_eq!(
         (done.status, done.attempt, done.executions),
