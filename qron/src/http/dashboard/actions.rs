@@ -1,16 +1,14 @@
 //! What operators do from the dashboard: forms posted from its pages, refused in read-only mode,
 //! for other owners' jobs (not found), and from other sites.
 
-use std::sync::Arc;
-
 use axum::Form;
-use axum::extract::{Path, State};
+use axum::extract::Path;
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::html;
 
-use super::{Dash, Refusal, View, layout, refuse, same_site};
+use super::{Refusal, View, layout, refuse, same_site};
 use crate::{Client, Error, JobRow};
 
 /// A posted form's fields, in order (a selection repeats `ids`).
@@ -24,8 +22,7 @@ fn field<'a>(fields: &'a Fields, name: &str) -> &'a str {
 }
 
 /// The view of a posted form, or why it is refused: read-only mode, or not from the dashboard.
-fn allowed(dash: &Dash, parts: &Parts, fields: &Fields) -> Result<View, Refusal> {
-    let view = dash.view(parts)?;
+fn allowed(view: View, parts: &Parts, fields: &Fields) -> Result<View, Refusal> {
     if view.read_only {
         return Err(Refusal(
             StatusCode::FORBIDDEN,
@@ -80,12 +77,12 @@ fn message_of(e: &Error) -> String {
 
 /// `POST /jobs/{id}/{action}`: then back to the job (to the list after a delete).
 pub(crate) async fn one(
-    State(dash): State<Arc<Dash>>,
+    view: View,
     Path((id, action)): Path<(i64, String)>,
     parts: Parts,
     Form(fields): Form<Fields>,
 ) -> Response {
-    let view = match allowed(&dash, &parts, &fields) {
+    let view = match allowed(view, &parts, &fields) {
         Ok(v) => v,
         Err(refused) => return refused.into_response(),
     };
@@ -97,12 +94,8 @@ pub(crate) async fn one(
 }
 
 /// `POST /jobs-selected`: one action on every selected job; a page says how each went.
-pub(crate) async fn selected(
-    State(dash): State<Arc<Dash>>,
-    parts: Parts,
-    Form(fields): Form<Fields>,
-) -> Response {
-    let view = match allowed(&dash, &parts, &fields) {
+pub(crate) async fn selected(view: View, parts: Parts, Form(fields): Form<Fields>) -> Response {
+    let view = match allowed(view, &parts, &fields) {
         Ok(v) => v,
         Err(refused) => return refused.into_response(),
     };
@@ -136,12 +129,12 @@ pub(crate) async fn selected(
 
 /// `POST /executors/{pause|resume}`: then back to the overview.
 pub(crate) async fn executor(
-    State(dash): State<Arc<Dash>>,
+    view: View,
     Path(action): Path<String>,
     parts: Parts,
     Form(fields): Form<Fields>,
 ) -> Response {
-    let view = match allowed(&dash, &parts, &fields) {
+    let view = match allowed(view, &parts, &fields) {
         Ok(v) => v,
         Err(refused) => return refused.into_response(),
     };

@@ -1,18 +1,15 @@
 //! The job list (the search's filters, keyset pages, actions on a selection) and a job's page.
 
-use std::sync::Arc;
-
-use axum::extract::{Path, State};
+use axum::extract::Path;
 use axum::http::StatusCode;
-use axum::http::request::Parts;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use chrono::{DateTime, Utc};
 use maud::{Markup, html};
 use serde::Deserialize;
 
 use super::layout::{self, action_button};
 use super::overview::urlencode;
-use super::{Dash, View, refuse};
+use super::{View, refuse};
 use crate::{JobRow, JobStatus, Search, db};
 
 /// Jobs per page.
@@ -108,14 +105,9 @@ impl Filters {
 }
 
 pub(crate) async fn list(
-    State(dash): State<Arc<Dash>>,
-    parts: Parts,
+    view: View,
     filters: Result<axum::extract::Query<Filters>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
-    let view = match dash.view(&parts) {
-        Ok(v) => v,
-        Err(refused) => return refused.into_response(),
-    };
     let (filters, unreadable) = match filters {
         Ok(q) => (q.0, None),
         Err(e) => (Filters::default(), Some(e.body_text())),
@@ -248,14 +240,9 @@ fn cut(text: &str, max: usize) -> String {
 }
 
 pub(crate) async fn show(
-    State(dash): State<Arc<Dash>>,
-    parts: Parts,
+    view: View,
     id: Result<Path<i64>, axum::extract::rejection::PathRejection>,
 ) -> Response {
-    let view = match dash.view(&parts) {
-        Ok(v) => v,
-        Err(refused) => return refused.into_response(),
-    };
     let Ok(Path(id)) = id else {
         return refuse(StatusCode::NOT_FOUND, "no such job");
     };

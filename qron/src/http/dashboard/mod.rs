@@ -141,6 +141,15 @@ impl Dash {
     }
 }
 
+/// Every handler's first extractor: the request's view, or its refusal.
+impl axum::extract::FromRequestParts<Arc<Dash>> for View {
+    type Rejection = Refusal;
+
+    async fn from_request_parts(parts: &mut Parts, dash: &Arc<Dash>) -> Result<Self, Refusal> {
+        dash.view(parts)
+    }
+}
+
 impl View {
     /// A page, with the token's cookie when the browser had none.
     pub(crate) fn page(&self, markup: maud::Markup) -> Response {

@@ -4,7 +4,6 @@ use std::convert::Infallible;
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::http::request::Parts;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures_util::stream::{self, Stream};
@@ -14,11 +13,7 @@ use super::cache::Overview;
 use super::layout::{self, action_button};
 use super::{Dash, View};
 
-pub(crate) async fn page(State(dash): State<Arc<Dash>>, parts: Parts) -> Response {
-    let view = match dash.view(&parts) {
-        Ok(v) => v,
-        Err(refused) => return refused.into_response(),
-    };
+pub(crate) async fn page(State(dash): State<Arc<Dash>>, view: View) -> Response {
     let figures = dash.cache.get().await;
     let body = html! {
         p.muted {
@@ -113,11 +108,7 @@ pub(crate) fn rows(view: &View, figures: &Overview) -> Markup {
 }
 
 /// Server-sent events: the view's rows at each refresh of the shared figures.
-pub(crate) async fn events(State(dash): State<Arc<Dash>>, parts: Parts) -> Response {
-    let view = match dash.view(&parts) {
-        Ok(v) => v,
-        Err(refused) => return refused.into_response(),
-    };
+pub(crate) async fn events(State(dash): State<Arc<Dash>>, view: View) -> Response {
     let rx = dash.cache.subscribe();
     Sse::new(updates(view, rx))
         .keep_alive(KeepAlive::default())

@@ -1,15 +1,12 @@
 //! The expression playground: an expression checked as it is typed, by the parser itself.
 
-use std::sync::Arc;
-
-use axum::extract::{Query, State};
-use axum::http::request::Parts;
+use axum::extract::Query;
 use axum::response::{Html, IntoResponse, Response};
 use chrono::Utc;
 use maud::{Markup, html};
 use serde::Deserialize;
 
-use super::{Dash, layout};
+use super::{View, layout};
 
 /// How many next runs are shown.
 const RUNS: usize = 10;
@@ -24,21 +21,19 @@ pub(crate) struct Ask {
     tz: String,
 }
 
+impl Ask {
+    /// The zone asked for; UTC when none.
+    fn zone(&self) -> &str {
+        if self.tz.is_empty() { "UTC" } else { &self.tz }
+    }
+}
+
 pub(crate) async fn page(
-    State(dash): State<Arc<Dash>>,
-    parts: Parts,
+    view: View,
     ask: Result<Query<Ask>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
-    let view = match dash.view(&parts) {
-        Ok(v) => v,
-        Err(refused) => return refused.into_response(),
-    };
     let ask = ask.map(|q| q.0).unwrap_or_default();
-    let tz = if ask.tz.is_empty() {
-        "UTC"
-    } else {
-        ask.tz.as_str()
-    };
+    let tz = ask.zone();
     let body = html! {
         p.muted { "Type an expression: crontab (with ranges, lists, steps and names), an alias such as "
             code { "@daily" } ", " code { "@every 90 minutes" } ", " code { "@after 1 hour" } " or "
@@ -65,19 +60,12 @@ pub(crate) async fn page(
 
 /// `GET /playground/check`: the result alone, for the script.
 pub(crate) async fn check(
-    State(dash): State<Arc<Dash>>,
-    parts: Parts,
+    // Refused as the pages are: the owner function decides who may ask.
+    _: View,
     ask: Result<Query<Ask>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
-    if let Err(refused) = dash.view(&parts) {
-        return refused.into_response();
-    }
     let ask = ask.map(|q| q.0).unwrap_or_default();
-    let tz = if ask.tz.is_empty() {
-        "UTC"
-    } else {
-        ask.tz.as_str()
-    };
+    let tz = ask.zone();
     Html(result(&ask.expr, tz).into_string()).into_response()
 }
 

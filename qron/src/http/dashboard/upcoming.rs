@@ -6,13 +6,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use axum::extract::{Query, State};
-use axum::http::request::Parts;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use chrono::{DateTime, Duration, Utc};
 use maud::{Markup, html};
 use serde::Deserialize;
 
-use super::{Dash, layout};
+use super::{Dash, View, layout};
 use crate::{Schedule, db};
 
 /// The most groups of alike jobs read for one timeline.
@@ -115,13 +114,9 @@ impl Timelines {
 
 pub(crate) async fn page(
     State(dash): State<Arc<Dash>>,
-    parts: Parts,
+    view: View,
     ask: Result<Query<Ask>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
-    let view = match dash.view(&parts) {
-        Ok(v) => v,
-        Err(refused) => return refused.into_response(),
-    };
     let ask = ask.map(|q| q.0).unwrap_or_default();
     let (name, minutes, bar) = RANGES
         .iter()
