@@ -390,7 +390,9 @@ async fn retry_cancel_and_pause_from_the_browser_change_the_rows() {
         .unwrap();
     b.goto(&format!("{base}/jobs?executor=mail")).await.unwrap();
     for id in [a.id, c.id] {
-        b.find(Locator::Css(&format!("input[name=ids][value='{id}']")))
+        b.wait()
+            .at_most(WAIT)
+            .for_element(Locator::Css(&format!("input[name=ids][value='{id}']")))
             .await
             .unwrap()
             .click()
