@@ -186,6 +186,15 @@ async fn the_overview_shows_the_counts_and_updates_within_two_seconds_when_jobs_
     let stamp = b.find(Locator::Css("#overview-at time")).await.unwrap();
     assert!(stamp.attr("title").await.unwrap().unwrap().ends_with("UTC"));
 
+    // A keyboard user is on the `act` row's button while the rows refresh.
+    // (Focused by a script: a found element can be replaced before a WebDriver call reaches it.)
+    b.execute(
+        "document.querySelector('tr[data-executor=act] button').focus();",
+        vec![],
+    )
+    .await
+    .unwrap();
+
     // The jobs finish; the page, left open, follows within 2 s.
     let ran = qron::testing::run_due::<Act>(&client).await.unwrap();
     assert_eq!(ran.succeeded(), 2);
@@ -197,6 +206,16 @@ async fn the_overview_shows_the_counts_and_updates_within_two_seconds_when_jobs_
         started.elapsed()
     );
     assert_eq!(wait_text(&b, &row("act", "ready"), "0").await, "0");
+    // The focus stayed on that executor's button through the refreshes.
+    let focused = b
+        .execute(
+            "const e = document.activeElement; \
+             return e.tagName + ' ' + (e.closest('tr') ? e.closest('tr').dataset.executor : '');",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(focused, json!("BUTTON act"));
     b.close().await.unwrap();
 }
 
@@ -228,12 +247,7 @@ async fn the_job_list_filters_and_pages_and_a_job_page_shows_the_job() {
         .send_keys("report")
         .await
         .unwrap();
-    b.find(Locator::Css("form.filters button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click_through(&b, Locator::Css("form.filters button"), false).await;
     wait_text(&b, "#jobs tbody", "weekday-report").await;
     assert_eq!(texts(&b, "#jobs tbody tr").await.len(), 1);
     b.goto(&format!("{base}/jobs?meta=%7B%22team%22%3A%22nobody%22%7D"))
@@ -246,12 +260,7 @@ async fn the_job_list_filters_and_pages_and_a_job_page_shows_the_job() {
     let first: Vec<i64> = ids(&b).await;
     assert_eq!(first.len(), 50);
     assert!(first.windows(2).all(|w| w[0] > w[1]), "newest first");
-    b.find(Locator::LinkText("Older jobs"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click_through(&b, Locator::LinkText("Older jobs"), false).await;
     wait_text(&b, "nav.pager", "Newest").await;
     let second = ids(&b).await;
     assert_eq!(second.len(), 50);
@@ -259,12 +268,7 @@ async fn the_job_list_filters_and_pages_and_a_job_page_shows_the_job() {
         second[0] < first[49],
         "the next page goes on where the first ended"
     );
-    b.find(Locator::LinkText("Older jobs"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click_through(&b, Locator::LinkText("Older jobs"), false).await;
     wait_text(&b, "nav.pager", "Newest").await;
     let third = ids(&b).await;
     assert_eq!(third.len(), 20);
@@ -333,7 +337,7 @@ async fn retry_cancel_and_pause_from_the_browser_change_the_rows() {
 
     // Retry the failed job from its page.
     b.goto(&format!("{base}/jobs/{}", failed.id)).await.unwrap();
-    click_button(&b, "Retry").await;
+    click_button(&b, "Retry", false).await;
     wait_text(&b, "dl.facts", "ready").await;
     assert_eq!(
         client.get(failed.id).await.unwrap().status,
@@ -344,8 +348,7 @@ async fn retry_cancel_and_pause_from_the_browser_change_the_rows() {
     b.goto(&format!("{base}/jobs/{}", waiting.id))
         .await
         .unwrap();
-    click_button(&b, "Cancel").await;
-    b.accept_alert().await.unwrap();
+    click_button(&b, "Cancel", true).await;
     wait_text(&b, "dl.facts", "cancelled").await;
     assert_eq!(
         client.get(waiting.id).await.unwrap().status,
@@ -355,20 +358,11 @@ async fn retry_cancel_and_pause_from_the_browser_change_the_rows() {
     // Pause an executor from the overview, then resume it.
     b.goto(&base).await.unwrap();
     wait_text(&b, "tr[data-executor=act]", "Pause").await;
-    let pause = b
-        .find(Locator::Css("tr[data-executor=act] button"))
-        .await
-        .unwrap();
-    pause.click().await.unwrap();
+    click_through(&b, Locator::Css("tr[data-executor=act] button"), false).await;
     wait_text(&b, "tr[data-executor=act]", "Resume").await;
     let info = client.executors().await.unwrap();
     assert!(info.iter().any(|e| e.executor == "act" && e.is_paused()));
-    b.find(Locator::Css("tr[data-executor=act] button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click_through(&b, Locator::Css("tr[data-executor=act] button"), false).await;
     wait_text(&b, "tr[data-executor=act]", "Pause").await;
     assert!(
         !client
@@ -405,8 +399,7 @@ async fn retry_cancel_and_pause_from_the_browser_change_the_rows() {
         .click()
         .await
         .unwrap();
-    click_button(&b, "Apply").await;
-    b.accept_alert().await.unwrap();
+    click_button(&b, "Apply", true).await;
     wait_text(&b, "p[role=status]", "2 of 2 jobs").await;
     for id in [a.id, c.id] {
         assert_eq!(client.get(id).await.unwrap().status, JobStatus::Paused);
@@ -414,17 +407,61 @@ async fn retry_cancel_and_pause_from_the_browser_change_the_rows() {
     b.close().await.unwrap();
 }
 
-/// Clicks the button labelled `label`.
-async fn click_button(b: &Browser, label: &str) {
+/// Clicks the button labelled `label` and waits for the page it leads to (see [`click_through`]).
+async fn click_button(b: &Browser, label: &str, confirm: bool) {
     let xpath = format!("//button[normalize-space()='{label}']");
-    b.wait()
-        .at_most(WAIT)
-        .for_element(Locator::XPath(&xpath))
-        .await
-        .unwrap()
-        .click()
+    click_through(b, Locator::XPath(&xpath), confirm).await;
+}
+
+/// Clicks what `target` finds on a painted page, accepts the confirmation it asks for when
+/// `confirm`, and waits (bounded) until the page it leads to has replaced the current one and
+/// loaded.
+///
+/// Without the waits, a step could act on a page not yet ready for input (Chromium drops input
+/// that comes before a page's first frame), or read the old page while the form's post is on
+/// its way and find there what it expects, or not. The overview's live rows are replaced at
+/// each count, so an element found there may be gone by the click: it is found again.
+async fn click_through(b: &Browser, target: Locator<'_>, confirm: bool) {
+    let deadline = std::time::Instant::now() + WAIT;
+    b.execute("window.qronLeaving = true;", vec![])
         .await
         .unwrap();
+    b.execute_async(
+        "const done = arguments[arguments.length - 1]; \
+         requestAnimationFrame(() => requestAnimationFrame(() => done()));",
+        vec![],
+    )
+    .await
+    .unwrap();
+    loop {
+        let element = b.wait().at_most(WAIT).for_element(target).await.unwrap();
+        match element.click().await {
+            Ok(()) => break,
+            Err(e) if e.is_stale_element_reference() && std::time::Instant::now() < deadline => {}
+            Err(e) => panic!("clicking {target:?}: {e}"),
+        }
+    }
+    if confirm {
+        b.accept_alert().await.unwrap();
+    }
+    loop {
+        // While the new page loads, the script may fail: not there yet.
+        let arrived = b
+            .execute(
+                "return window.qronLeaving === undefined && document.readyState === 'complete';",
+                vec![],
+            )
+            .await;
+        if matches!(arrived, Ok(serde_json::Value::Bool(true))) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "clicking {target:?} led to a new page within {WAIT:?} (still on {:?})",
+            b.current_url().await.map(|u| u.to_string())
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// The dashboard's token cookie and a page's token, as a browser on the page would have them.

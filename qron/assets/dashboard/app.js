@@ -16,12 +16,23 @@
   }
   localTimes(document);
 
-  // The overview's rows, replaced at each refresh of the shared counts.
+  // The overview's rows, replaced at each refresh of the shared counts when they changed; a
+  // keyboard user's focus stays on the same executor's button.
   var rows = document.getElementById("overview-rows");
   if (rows && window.EventSource) {
     var source = new EventSource(base + "/events");
+    var shown = null;
     source.addEventListener("overview", function (e) {
+      if (e.data === shown) { return; }
+      shown = e.data;
+      var active = document.activeElement;
+      var row = active && rows.contains(active) ? active.closest("tr[data-executor]") : null;
+      var executor = row ? row.getAttribute("data-executor") : null;
       rows.innerHTML = e.data;
+      if (executor !== null) {
+        var again = rows.querySelector("tr[data-executor=\"" + CSS.escape(executor) + "\"] button");
+        if (again) { again.focus(); }
+      }
       localTimes(rows);
       var live = document.getElementById("live");
       if (live) { live.textContent = "Live: updated at each count."; }
