@@ -17,6 +17,9 @@ pub(crate) const MAINTENANCE_LOCK_TIMEOUT: &str = "200ms";
 /// How long finished one-off jobs stay in the history by default.
 pub const DEFAULT_HISTORY_RETENTION: Duration = Duration::from_secs(30 * 86_400);
 
+/// The longest history retention: a hundred years (longer ones are past the calendar's range).
+pub(crate) const MAX_HISTORY_RETENTION: Duration = Duration::from_secs(36_525 * 86_400);
+
 /// History maintenance's settings.
 #[derive(Debug, Clone)]
 pub(crate) struct Config {
@@ -40,8 +43,17 @@ impl Default for Config {
 }
 
 impl Config {
-    /// Refuses a retention under a day: partitions are days.
+    /// Refuses a retention under a day (partitions are days) or over [`MAX_HISTORY_RETENTION`].
     pub(crate) fn validate(&self) -> crate::Result<()> {
+        if self.retention > MAX_HISTORY_RETENTION {
+            return Err(crate::Error::InvalidArgument {
+                field: "history_retention",
+                reason: format!(
+                    "{:?} is over a hundred years, the longest retention",
+                    self.retention
+                ),
+            });
+        }
         if self.retention < Duration::from_secs(86_400) {
             return Err(crate::Error::InvalidArgument {
                 field: "history_retention",

@@ -396,9 +396,10 @@ impl WorkerBuilder {
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] when two job types declare one executor, a selected executor
-    /// has no registered job, or a setting is out of range (an interval under 1 ms, a
-    /// concurrency, batch size or backlog limit of 0, a retention under a day, a lease ahead
-    /// over a minute).
+    /// has no registered job, or a setting is out of range (an interval under 1 ms or over a
+    /// day, a concurrency, batch size or backlog limit of 0, a retention under a day or over a
+    /// hundred years, a lease ahead over a minute, a lease time over
+    /// [`MAX_TIMEOUT`](crate::MAX_TIMEOUT)).
     ///
     /// ```no_run
     /// # fn demo(client: qron::Client) -> qron::Result<()> {

@@ -1246,6 +1246,54 @@ async fn builder_settings_that_would_spin_or_stall_are_refused() {
 }
 
 #[tokio::test]
+async fn a_duration_setting_at_its_limit_is_refused_by_name_or_works() {
+    // Regression: `flush_interval(Duration::MAX)` built a worker that panicked on its first
+    // flush (a deadline past the clock's range).
+    let db = TestDb::new().await;
+    let c = Client::new(db.pool.clone());
+    type Set = fn(qron::WorkerBuilder, Duration) -> qron::WorkerBuilder;
+    let settings: [(&str, Set); 10] = [
+        ("poll_interval", qron::WorkerBuilder::poll_interval),
+        ("lease_ahead", qron::WorkerBuilder::lease_ahead),
+        ("flush_interval", qron::WorkerBuilder::flush_interval),
+        ("rescue_interval", qron::WorkerBuilder::rescue_interval),
+        ("lease_time", qron::WorkerBuilder::lease_time),
+        ("unserved_after", qron::WorkerBuilder::unserved_after),
+        ("queue_refresh", qron::WorkerBuilder::queue_refresh),
+        ("shutdown_grace", qron::WorkerBuilder::shutdown_grace),
+        ("flush_timeout", qron::WorkerBuilder::flush_timeout),
+        ("history_retention", qron::WorkerBuilder::history_retention),
+    ];
+    for (name, set) in settings {
+        let built = set(worker(&db, &["act"]), Duration::MAX).build();
+        let w = match built {
+            Err(qron::Error::InvalidArgument { field, reason }) => {
+                assert_eq!(field, name, "{reason}");
+                continue;
+            }
+            Err(e) => panic!("{name}: {e}"),
+            Ok(w) => w,
+        };
+        // Accepted: then a worker with it runs a job to its end and stops.
+        let k = key(&format!("limit-{name}"));
+        let running = Running::start(w);
+        let job = c.create(script("@after 0s", &k, Mode::Ok)).await.unwrap();
+        wait_for(name, Duration::from_secs(10), || async {
+            probe(&k).started() == 1
+        })
+        .await;
+        tokio::time::timeout(Duration::from_secs(10), running.stop())
+            .await
+            .unwrap_or_else(|_| panic!("{name}: the worker stops"));
+        assert_eq!(
+            c.get(job.id).await.unwrap().status,
+            JobStatus::Succeeded,
+            "{name}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn dropping_the_run_future_stops_the_worker() {
     // Regression (issue 13, defect 10): dropping `Worker::run`'s future left its producers,
     // rescuer and listener running.
