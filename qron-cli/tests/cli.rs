@@ -196,9 +196,15 @@ async fn jobs_are_created_listed_shown_stopped_restarted_and_deleted() {
         (
             &welcome["status"],
             &welcome["payload"],
-            &welcome["max_attempts"]
+            &welcome["max_attempts"],
+            &welcome["timeout_seconds"]
         ),
-        (&json!("ready"), &json!({"user_id": 7}), &json!(3))
+        (
+            &json!("ready"),
+            &json!({"user_id": 7}),
+            &json!(3),
+            &json!(90.0)
+        )
     );
     let welcome_id = welcome["id"].as_i64().unwrap();
     let created = ok(

@@ -81,6 +81,11 @@ impl JobStatus {
     }
 }
 
+/// A duration as a number of seconds, as the API and the `qron` command show it.
+fn as_seconds<S: serde::Serializer>(d: &Duration, s: S) -> std::result::Result<S::Ok, S::Error> {
+    s.serialize_f64(d.as_secs_f64())
+}
+
 /// A stored job.
 ///
 /// ```no_run
@@ -118,7 +123,8 @@ pub struct JobRow {
     pub executions: i64,
     /// Attempts allowed per occurrence.
     pub max_attempts: i32,
-    /// Lease length.
+    /// Lease length (serialized as `timeout_seconds`, a number).
+    #[serde(rename = "timeout_seconds", serialize_with = "as_seconds")]
     pub timeout: Duration,
     /// Bumped by every management change; see [`JobUpdate::if_revision`].
     pub revision: i64,
