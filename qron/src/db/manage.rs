@@ -262,6 +262,7 @@ macro_rules! search_filters {
        AND ($10::jsonb IS NULL OR meta @> $10)"
     };
 }
+#[cfg(feature = "dashboard")]
 pub(crate) use search_filters;
 
 /// A page of the owner's jobs (`$1`) matching the filters `$2`–`$10` (`NULL` or empty:

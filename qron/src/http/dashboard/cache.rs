@@ -24,6 +24,19 @@ pub(crate) struct Overview {
     pub(crate) error: Option<String>,
     /// When this refresh ended, by this process's clock.
     refreshed: Option<std::time::Instant>,
+    /// How long until the next refresh (see [`next_in`]).
+    next_in: Duration,
+}
+
+/// The share of the database's time the counts may take: the next refresh waits at least this
+/// many times as long as the last count took.
+const SHARE: u32 = 10;
+
+/// How long to wait after a count that took `took` when the refresh interval is `every`: the
+/// interval, or longer when the counts are slow (a large table), so that the dashboard never
+/// takes more than a tenth of one database connection's time however many look.
+fn next_in(every: Duration, took: Duration) -> Duration {
+    every.max(took.saturating_mul(SHARE))
 }
 
 /// The shared figures and the task that refreshes them.
@@ -59,7 +72,7 @@ impl Cache {
         let now = rx.borrow_and_update().clone();
         if now
             .refreshed
-            .is_some_and(|at| at.elapsed() <= self.every.saturating_mul(2))
+            .is_some_and(|at| at.elapsed() <= now.next_in.saturating_mul(2))
         {
             return now;
         }
@@ -78,12 +91,12 @@ impl Cache {
         rx
     }
 
-    /// Counts every interval while someone looks: a viewer subscribed, or one asked lately.
+    /// Counts every interval while someone looks (a viewer subscribed, or one asked lately),
+    /// or less often when counting is slow (see [`next_in`]).
     async fn refresh(self: Arc<Self>) {
-        let mut tick = tokio::time::interval(self.every);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut wait = Duration::ZERO;
         loop {
-            tick.tick().await;
+            tokio::time::sleep(wait).await;
             if !self.watched() {
                 self.running.store(false, Ordering::Release);
                 // A viewer who came between the check and the store saw it running and started
@@ -92,10 +105,15 @@ impl Cache {
                     return;
                 }
             }
+            let started = std::time::Instant::now();
             let counted = self.count().await;
+            wait = next_in(self.every, started.elapsed());
             self.figures.send_modify(|figures| {
                 *figures = Arc::new(match counted {
-                    Ok(fresh) => fresh,
+                    Ok(fresh) => Overview {
+                        next_in: wait,
+                        ..fresh
+                    },
                     Err(e) => {
                         tracing::warn!(error = %e, "the dashboard's counts could not be refreshed");
                         Overview {
@@ -104,6 +122,7 @@ impl Cache {
                             workers: figures.workers.clone(),
                             error: Some(e.to_string()),
                             refreshed: Some(std::time::Instant::now()),
+                            next_in: wait,
                         }
                     }
                 });
@@ -130,6 +149,23 @@ impl Cache {
             workers,
             error: None,
             refreshed: Some(std::time::Instant::now()),
+            next_in: self.every,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slow_counts_space_the_refreshes_out() {
+        let second = Duration::from_secs(1);
+        assert_eq!(next_in(second, Duration::from_millis(20)), second);
+        assert_eq!(
+            next_in(second, Duration::from_millis(314)),
+            Duration::from_millis(3140)
+        );
+        assert_eq!(next_in(second, Duration::MAX), Duration::MAX);
     }
 }
