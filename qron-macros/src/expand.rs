@@ -83,40 +83,74 @@ impl Argument<'_> {
     }
 }
 
-/// Sorts an argument by its type: a path ending in `Context` is the context, one ending in
-/// `State<T>` a state, anything else the payload. A context or state by reference is an error.
-fn classify(ty: &Type) -> syn::Result<Argument<'_>> {
-    fn last(t: &Type) -> Option<&syn::PathSegment> {
+/// Whether `path` names qron's `name`: `name` alone (as imported), or under the crate's path
+/// (`qron::`, `::qron::`, or the `crate = "…"` option's). A user's own type of that name under
+/// another path (`app::State<Step>`) is not qron's.
+fn names_ours(path: &syn::Path, name: &str, krate: &syn::Path) -> bool {
+    let idents: Vec<String> = path.segments.iter().map(|s| s.ident.to_string()).collect();
+    let Some((last, prefix)) = idents.split_last() else {
+        return false;
+    };
+    if last != name {
+        return false;
+    }
+    let krate: Vec<String> = krate.segments.iter().map(|s| s.ident.to_string()).collect();
+    prefix.is_empty() && path.leading_colon.is_none() || prefix == krate || prefix == ["qron"]
+}
+
+/// The one type argument of a path's last segment (`State<T>`'s `T`), if it has exactly one.
+fn one_type_argument(seg: &syn::PathSegment) -> Option<&Type> {
+    match &seg.arguments {
+        syn::PathArguments::AngleBracketed(args) => {
+            match args.args.iter().collect::<Vec<_>>()[..] {
+                [syn::GenericArgument::Type(inner)] => Some(inner),
+                _ => None,
+            }
+        }
+        _ => None,
+    }
+}
+
+/// Sorts an argument by its type: qron's `Context` (`Context` or `qron::Context`) is the
+/// context, qron's `State<T>` a state, anything else the payload (a payload may be a type of
+/// the application's named `State` or `Context`, as `State` without a type or `app::State<T>`).
+/// A context or state by reference, and `qron::State` without one type, are errors.
+fn classify<'a>(ty: &'a Type, krate: &syn::Path) -> syn::Result<Argument<'a>> {
+    fn path(t: &Type) -> Option<&syn::Path> {
         match t {
-            Type::Path(p) if p.qself.is_none() => p.path.segments.last(),
+            Type::Path(p) if p.qself.is_none() => Some(&p.path),
             _ => None,
         }
     }
+    let context = |p: &syn::Path| {
+        names_ours(p, "Context", krate) && p.segments.last().is_some_and(|s| s.arguments.is_empty())
+    };
+    let state = |p: &syn::Path| {
+        names_ours(p, "State", krate) && p.segments.last().and_then(one_type_argument).is_some()
+    };
     if let Type::Reference(r) = ty
-        && let Some(seg) = last(&r.elem)
-        && (seg.ident == "Context" || seg.ident == "State")
+        && let Some(p) = path(&r.elem)
+        && (context(p) || state(p))
     {
+        let name = if context(p) { "Context" } else { "State" };
         return Err(syn::Error::new_spanned(
             ty,
-            format!(
-                "#[qron::job] passes `{}` by value: write `{}` without `&`",
-                seg.ident, seg.ident
-            ),
+            format!("#[qron::job] passes `{name}` by value: write `{name}` without `&`"),
         ));
     }
-    let Some(seg) = last(ty) else {
+    let Some(p) = path(ty) else {
         return Ok(Argument::Payload(ty));
     };
-    if seg.ident == "Context" && seg.arguments.is_empty() {
+    if context(p) {
         return Ok(Argument::Context(ty));
     }
-    if seg.ident == "State" {
-        if let syn::PathArguments::AngleBracketed(args) = &seg.arguments
-            && let [syn::GenericArgument::Type(inner)] =
-                args.args.iter().collect::<Vec<_>>().as_slice()
-        {
-            return Ok(Argument::State(inner));
-        }
+    if let Some(inner) = p.segments.last().and_then(one_type_argument)
+        && state(p)
+    {
+        return Ok(Argument::State(inner));
+    }
+    // `qron::State` spelled out, without its one type: surely meant as a state.
+    if names_ours(p, "State", krate) && p.segments.len() > 1 {
         return Err(syn::Error::new_spanned(
             ty,
             "`State` takes one type: `State<MyState>`",
@@ -127,6 +161,10 @@ fn classify(ty: &Type) -> syn::Result<Argument<'_>> {
 
 /// The code beside the function.
 pub(crate) fn generate(func: &ItemFn, args: Args) -> syn::Result<TokenStream> {
+    let krate = args
+        .krate
+        .clone()
+        .unwrap_or_else(|| syn::parse_quote!(::qron));
     let mut errors = args.errors;
     let sig = &func.sig;
     if sig.asyncness.is_none() {
@@ -150,7 +188,7 @@ pub(crate) fn generate(func: &ItemFn, args: Args) -> syn::Result<TokenStream> {
                 "#[qron::job] functions cannot take `self`: use a free function, and give it \
                  shared values as `qron::State<T>` arguments",
             )),
-            FnArg::Typed(t) => match classify(&t.ty) {
+            FnArg::Typed(t) => match classify(&t.ty, &krate) {
                 Ok(a) => arguments.push(a),
                 Err(e) => errors.push(e),
             },
@@ -218,10 +256,6 @@ pub(crate) fn generate(func: &ItemFn, args: Args) -> syn::Result<TokenStream> {
         ));
     };
 
-    let krate = args
-        .krate
-        .clone()
-        .unwrap_or_else(|| syn::parse_quote!(::qron));
     let fn_name = &sig.ident;
     let vis = &func.vis;
     let type_name = match &args.name {
@@ -433,6 +467,37 @@ mod tests {
         ] {
             assert!(out.contains(needle), "{needle} missing from {out}");
         }
+    }
+
+    #[test]
+    fn a_payload_may_be_named_state_or_context() {
+        // Regression: any type whose path ended in `State` was taken for `qron::State<T>`, so
+        // a workflow's payload `State` (or `app::State<T>`) was refused.
+        let ty = |t: TokenStream| syn::parse2::<Type>(t).unwrap_or_else(|e| panic!("{e}"));
+        let qron: syn::Path = syn::parse_quote!(::qron);
+        let kind = |t: &Type| match classify(t, &qron) {
+            Ok(Argument::Context(_)) => "context",
+            Ok(Argument::State(_)) => "state",
+            Ok(Argument::Payload(_)) => "payload",
+            Err(_) => "error",
+        };
+        for (t, want) in [
+            (quote!(State), "payload"),
+            (quote!(app::State<Step>), "payload"),
+            (quote!(app::Context), "payload"),
+            (quote!(State<Pool>), "state"),
+            (quote!(qron::State<Pool>), "state"),
+            (quote!(::qron::State<Pool>), "state"),
+            (quote!(Context), "context"),
+            (quote!(qron::Context), "context"),
+            (quote!(qron::State), "error"),
+            (quote!(&qron::Context), "error"),
+        ] {
+            assert_eq!(kind(&ty(t.clone())), want, "{t}");
+        }
+        let renamed: syn::Path = syn::parse_quote!(my_qron);
+        let t = ty(quote!(my_qron::State<Pool>));
+        assert!(matches!(classify(&t, &renamed), Ok(Argument::State(_))));
     }
 
     #[test]

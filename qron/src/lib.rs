@@ -134,9 +134,12 @@ pub use migrate::{migrate, migrator};
 /// The function stays as written (call it directly in unit tests, with
 /// [`Context::detached`]); beside it the attribute adds a unit type named after it in
 /// UpperCamelCase (`email` → `Email`), implementing [`Job`], and registers the handler so that
-/// `Worker::run_all()` finds it. The function takes an optional [`Context`] and one payload
-/// (`Serialize + DeserializeOwned + Send + 'static`), and returns `Result<(), E>` with
-/// `E: Into<JobError>` (any `std::error::Error` retries).
+/// `Worker::run_all()` finds it. The function takes an optional [`Context`], any
+/// [`State<T>`](State)s, and one payload (`Serialize + DeserializeOwned + Send + 'static`), in
+/// any order, and returns `Result<(), E>` with `E: Into<JobError>` (any `std::error::Error`
+/// retries). An argument is the context or a state by its type, written `Context` /
+/// `State<T>` or `qron::Context` / `qron::State<T>`; any other type is the payload, including
+/// the application's own types named so (`State` without a type, `app::State<Step>`).
 ///
 /// | argument | meaning | default |
 /// |---|---|---|

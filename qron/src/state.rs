@@ -40,6 +40,26 @@ use std::sync::Arc;
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct State<T>(pub T);
 
+/// The value itself, as `*state` or through its methods (like axum's `State`).
+///
+/// ```
+/// let limit = qron::State(3_u32);
+/// assert_eq!(*limit + 1, 4);
+/// ```
+impl<T> std::ops::Deref for State<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T> std::ops::DerefMut for State<T> {
+    fn deref_mut(&mut self) -> &mut T {
+        &mut self.0
+    }
+}
+
 /// The application's values, by type.
 #[derive(Clone, Default)]
 pub(crate) struct States(HashMap<TypeId, (Arc<dyn Any + Send + Sync>, &'static str)>);

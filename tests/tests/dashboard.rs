@@ -254,6 +254,15 @@ async fn the_job_list_filters_and_pages_and_a_job_page_shows_the_job() {
         .await
         .unwrap();
     wait_text(&b, "#jobs tbody", "No job matches").await;
+    // By schedule, and by when they are due.
+    b.goto(&format!("{base}/jobs?recurring=yes")).await.unwrap();
+    wait_text(&b, "#jobs tbody", "weekday-report").await;
+    assert_eq!(texts(&b, "#jobs tbody tr").await.len(), 1);
+    let later = (chrono::Utc::now() + chrono::Duration::hours(2)).format("%Y-%m-%dT%H:%M");
+    b.goto(&format!("{base}/jobs?recurring=no&due_from={later}"))
+        .await
+        .unwrap();
+    wait_text(&b, "#jobs tbody", "No job matches").await;
 
     // Pages of 50, newest first, by keyset.
     b.goto(&format!("{base}/jobs?executor=mail")).await.unwrap();
@@ -748,6 +757,8 @@ async fn bad_input_in_any_field_is_said_on_the_page_and_changes_nothing() {
         ("meta=%5B1%5D", "meta"),
         ("meta=%7B%22a%22%3A%22%5Cu0000%22%7D", "meta"),
         ("from=yesterday", "from"),
+        ("due_to=noon", "due_to"),
+        ("recurring=maybe", "recurring"),
         ("status=sleeping", "status"),
         (
             "executor=%27%3B%20DROP%20TABLE%20qron.jobs%3B--",

@@ -270,3 +270,42 @@ async fn an_untyped_job_of_a_declared_executor_gets_its_declared_options() {
     let bulk = c.get(ids[0]).await.unwrap();
     assert_eq!(bulk.max_attempts, 3);
 }
+
+/// A workflow whose payload is its own type named `State`, beside a shared `qron::State<T>`.
+mod workflow {
+    #[derive(Debug, serde::Serialize, serde::Deserialize)]
+    pub struct State {
+        pub step: u32,
+    }
+
+    #[qron::job(executor = "workflow-step")]
+    pub async fn advance(state: State, limit: qron::State<u32>) -> Result<(), qron::JobError> {
+        if state.step < *limit {
+            Ok(())
+        } else {
+            Err(qron::JobError::fail(format!(
+                "step {} is past the last",
+                state.step
+            )))
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_payload_named_state_is_the_payload() {
+    // Regression: the macro took any type named `State` for `qron::State<T>`, and refused a
+    // payload named so ("`State` takes one type").
+    let db = TestDb::new().await;
+    let c = Client::new(db.pool.clone());
+    let job = workflow::Advance::schedule_with(&c, "@after 0s", workflow::State { step: 1 })
+        .await
+        .unwrap();
+    let w = Worker::builder(c.clone())
+        .job::<workflow::Advance>()
+        .executors(["workflow-step"])
+        .state(3_u32)
+        .build()
+        .unwrap();
+    w.run_until_idle().await.unwrap();
+    assert_eq!(c.get(job.id).await.unwrap().status, JobStatus::Succeeded);
+}

@@ -32,6 +32,15 @@ pub(crate) struct Filters {
     /// Created before.
     #[serde(default)]
     to: String,
+    /// Due (or last due, when finished) at or after.
+    #[serde(default)]
+    due_from: String,
+    /// Due before.
+    #[serde(default)]
+    due_to: String,
+    /// `yes`: recurring jobs only; `no`: one-off jobs only.
+    #[serde(default)]
+    recurring: String,
     /// Meta containing this JSON object.
     #[serde(default)]
     meta: String,
@@ -75,6 +84,16 @@ impl Filters {
                 .map_err(|_| format!("{field}: `{text}` is not a time such as 2026-11-29T09:00"))
         };
         q = q.created_between(time("from", &self.from)?, time("to", &self.to)?);
+        q = q.run_between(
+            time("due_from", &self.due_from)?,
+            time("due_to", &self.due_to)?,
+        );
+        match self.recurring.as_str() {
+            "" => {}
+            "yes" => q = q.recurring(true),
+            "no" => q = q.recurring(false),
+            other => return Err(format!("recurring: `{other}` is neither yes nor no")),
+        }
         if !self.meta.is_empty() {
             let meta: serde_json::Value =
                 serde_json::from_str(&self.meta).map_err(|e| format!("meta: not JSON ({e})"))?;
@@ -91,6 +110,9 @@ impl Filters {
             ("name", &self.name),
             ("from", &self.from),
             ("to", &self.to),
+            ("due_from", &self.due_from),
+            ("due_to", &self.due_to),
+            ("recurring", &self.recurring),
             ("meta", &self.meta),
         ]
         .iter()
@@ -210,6 +232,15 @@ fn filter_form(view: &View, f: &Filters) -> Markup {
             div { label for="f-name" { "Name contains" } input #f-name name="name" value=(f.name); }
             div { label for="f-from" { "Created from (UTC)" } input #f-from type="datetime-local" name="from" value=(f.from); }
             div { label for="f-to" { "Created before (UTC)" } input #f-to type="datetime-local" name="to" value=(f.to); }
+            div { label for="f-due-from" { "Due from (UTC)" } input #f-due-from type="datetime-local" name="due_from" value=(f.due_from); }
+            div { label for="f-due-to" { "Due before (UTC)" } input #f-due-to type="datetime-local" name="due_to" value=(f.due_to); }
+            div { label for="f-recurring" { "Schedule" }
+                select #f-recurring name="recurring" {
+                    option value="" { "any" }
+                    option value="yes" selected[f.recurring == "yes"] { "recurring" }
+                    option value="no" selected[f.recurring == "no"] { "one-off" }
+                }
+            }
             div { label for="f-meta" { "Meta contains (JSON)" } input #f-meta name="meta" value=(f.meta) placeholder="{\"team\": \"growth\"}"; }
             div { button type="submit" { "Filter" } }
         }

@@ -17,7 +17,7 @@ pub(crate) async fn page(State(dash): State<Arc<Dash>>, view: View) -> Response 
     let figures = dash.cache.get().await;
     let body = html! {
         p.muted {
-            "Live jobs by status, executions and failures over the last hour, and how late the oldest due job is. "
+            "Live jobs by status; the jobs that ran, and those that failed, over the last hour (a recurring job counts once, however often it ran); and how late the oldest due job is. "
             "Counted for every viewer at once, "
             span #overview-at { @if let Some(at) = figures.at { "at " (layout::time(at)) } @else { "not yet" } }
             ". "
@@ -31,7 +31,7 @@ pub(crate) async fn page(State(dash): State<Arc<Dash>>, view: View) -> Response 
                     th.num scope="col" { "Ready" }
                     th.num scope="col" { "Running" }
                     th.num scope="col" { "Stopped" }
-                    th.num scope="col" { "Executed (1 h)" }
+                    th.num scope="col" { "Ran (1 h)" }
                     th.num scope="col" { "Failed (1 h)" }
                     th scope="col" { "Oldest due" }
                     th scope="col" { "Paused" }
