@@ -120,7 +120,9 @@ pub mod testing {
     //!   connection you give, so it sees the test's own transaction.
     //! - **The jobs it enqueued, end to end**: `run_due::<Email>(&client)` runs the due jobs of
     //!   one job type with a real worker and returns each job as it ended;
-    //!   `run_due_at::<Report>(&client, tomorrow)` runs what will be due then.
+    //!   `run_due_at::<Report>(&client, tomorrow)` runs what will be due then. A job that takes
+    //!   `State<T>` runs with `run_due_with::<Email>(Worker::builder(client).state(mailer))`
+    //!   (and `run_due_at_with`).
     //! - **A handler alone**: it is a plain `async fn`; call it with
     //!   [`Context::detached`](crate::Context::detached) (and `.with_state(..)` for its
     //!   `State` arguments, `.already_cancelled()` for its wrap-up path).

@@ -417,8 +417,7 @@ impl Ran {
 /// Runs `J`'s due jobs (of every owner) in a worker of its own until none is left due, and
 /// returns what happened to each ([`Ran`]). A retry due at once runs again; one whose back-off
 /// has not passed is left (see [`run_due_at`]). The worker has no application state: for a job
-/// that takes [`State`](crate::State), use [`Worker::run_until_idle`](crate::Worker::run_until_idle)
-/// on a worker given it.
+/// that takes [`State`](crate::State), see [`run_due_with`].
 ///
 /// # Errors
 /// As [`Worker::run_until_idle`](crate::Worker::run_until_idle).
@@ -435,7 +434,58 @@ impl Ran {
 /// # Ok(()) }
 /// ```
 pub async fn run_due<J: Job>(client: &Client) -> Result<Ran> {
-    run_due_ahead::<J>(client, chrono::Duration::zero()).await
+    run_due_ahead::<J>(
+        crate::Worker::builder(client.clone()),
+        chrono::Duration::zero(),
+    )
+    .await
+}
+
+/// As [`run_due`], on a worker the test set up: the [`State`](crate::State)s its jobs take (a
+/// pool, a mailer), and any setting. `J` is added to it, and it serves `J`'s executor only.
+///
+/// # Errors
+/// As [`run_due`]; [`Error::InvalidArgument`] when `J` takes a
+/// state the worker was not given.
+///
+/// ```no_run
+/// # #[derive(serde::Serialize, serde::Deserialize)] struct Welcome { user_id: i64 }
+/// # #[derive(Clone)] struct Mailer;
+/// # #[qron::job(executor = "email")]
+/// # async fn email(msg: Welcome, mailer: qron::State<Mailer>) -> Result<(), qron::JobError> { Ok(()) }
+/// # async fn demo(client: qron::Client) -> qron::Result<()> {
+/// Email::schedule_with(&client, "@after 0s", Welcome { user_id: 7 }).await?;
+/// let worker = qron::Worker::builder(client.clone()).state(Mailer);
+/// assert_eq!(qron::testing::run_due_with::<Email>(worker).await?.succeeded(), 1);
+/// # Ok(()) }
+/// ```
+pub async fn run_due_with<J: Job>(worker: crate::WorkerBuilder) -> Result<Ran> {
+    run_due_ahead::<J>(worker, chrono::Duration::zero()).await
+}
+
+/// As [`run_due_at`], on a worker the test set up (see [`run_due_with`]).
+///
+/// # Errors
+/// As [`run_due_with`].
+///
+/// ```no_run
+/// # #[derive(serde::Serialize, serde::Deserialize)] struct Welcome { user_id: i64 }
+/// # #[derive(Clone)] struct Mailer;
+/// # #[qron::job(executor = "email")]
+/// # async fn email(msg: Welcome, mailer: qron::State<Mailer>) -> Result<(), qron::JobError> { Ok(()) }
+/// # async fn demo(client: qron::Client) -> qron::Result<()> {
+/// Email::schedule_with(&client, "@after 1 hour", Welcome { user_id: 7 }).await?;
+/// let later = chrono::Utc::now() + chrono::Duration::minutes(61);
+/// let worker = qron::Worker::builder(client.clone()).state(Mailer);
+/// assert_eq!(qron::testing::run_due_at_with::<Email>(worker, later).await?.succeeded(), 1);
+/// # Ok(()) }
+/// ```
+pub async fn run_due_at_with<J: Job>(
+    worker: crate::WorkerBuilder,
+    at: chrono::DateTime<chrono::Utc>,
+) -> Result<Ran> {
+    let now = crate::db::server_now(worker.client.pool()).await?;
+    run_due_ahead::<J>(worker, (at - now).max(chrono::Duration::zero())).await
 }
 
 /// As [`run_due`], as if it were `at` (by the database's clock): jobs due by then run, and
@@ -457,11 +507,14 @@ pub async fn run_due<J: Job>(client: &Client) -> Result<Ran> {
 /// # Ok(()) }
 /// ```
 pub async fn run_due_at<J: Job>(client: &Client, at: chrono::DateTime<chrono::Utc>) -> Result<Ran> {
-    let now = crate::db::server_now(client.pool()).await?;
-    run_due_ahead::<J>(client, (at - now).max(chrono::Duration::zero())).await
+    run_due_at_with::<J>(crate::Worker::builder(client.clone()), at).await
 }
 
-async fn run_due_ahead<J: Job>(client: &Client, ahead: chrono::Duration) -> Result<Ran> {
+async fn run_due_ahead<J: Job>(
+    worker: crate::WorkerBuilder,
+    ahead: chrono::Duration,
+) -> Result<Ran> {
+    let client = worker.client.clone();
     let now = crate::db::server_now(client.pool()).await? + ahead;
     let due: Vec<i64> = sqlx::query_scalar(sql(
         "SELECT id FROM qron.jobs WHERE status = 'ready' AND executor = $1 AND run_at <= $2",
@@ -470,9 +523,7 @@ async fn run_due_ahead<J: Job>(client: &Client, ahead: chrono::Duration) -> Resu
     .bind(now)
     .fetch_all(client.pool())
     .await?;
-    let mut builder = crate::Worker::builder(client.clone())
-        .job::<J>()
-        .executors([J::EXECUTOR]);
+    let mut builder = worker.job::<J>().executors([J::EXECUTOR]);
     builder.ahead = ahead;
     let worker = builder.build()?;
     let metrics = worker.metrics();

@@ -146,3 +146,49 @@ async fn run_until_idle_returns_once_every_due_job_is_written() -> qron::Result<
     assert_eq!(finished, 200);
     Ok(())
 }
+
+/// What the stateful job below was given, and what it saw.
+#[derive(Clone)]
+struct Outbox(std::sync::Arc<std::sync::Mutex<Vec<i64>>>);
+
+#[qron::job(executor = "kit_stateful")]
+async fn kit_stateful(
+    msg: Welcome,
+    qron::State(outbox): qron::State<Outbox>,
+) -> Result<(), qron::JobError> {
+    outbox.0.lock().unwrap().push(msg.user_id);
+    Ok(())
+}
+
+#[tokio::test]
+async fn run_due_with_gives_a_job_its_state_and_travels_in_time() {
+    let db = TestDb::new().await.unwrap();
+    let client = db.client();
+    KitStateful::schedule_with(&client, "@after 0s", Welcome { user_id: 1 })
+        .await
+        .unwrap();
+    KitStateful::schedule_with(&client, "@after 1 hour", Welcome { user_id: 2 })
+        .await
+        .unwrap();
+    // Without its state, the worker is refused, naming what is missing.
+    match qron::testing::run_due::<KitStateful>(&client).await {
+        Err(qron::Error::InvalidArgument { field, reason }) => {
+            assert_eq!(field, "state");
+            assert!(reason.contains("Outbox"), "{reason}");
+        }
+        other => panic!("{:?}", other.map(|r| r.jobs)),
+    }
+    let outbox = Outbox(Default::default());
+    let worker = || qron::Worker::builder(client.clone()).state(outbox.clone());
+    let ran = qron::testing::run_due_with::<KitStateful>(worker())
+        .await
+        .unwrap();
+    assert_eq!((ran.succeeded(), ran.jobs.len()), (1, 1));
+    assert_eq!(*outbox.0.lock().unwrap(), [1]);
+    let later = chrono::Utc::now() + chrono::Duration::minutes(61);
+    let ran = qron::testing::run_due_at_with::<KitStateful>(worker(), later)
+        .await
+        .unwrap();
+    assert_eq!(ran.succeeded(), 1);
+    assert_eq!(*outbox.0.lock().unwrap(), [1, 2]);
+}
