@@ -908,8 +908,14 @@ async fn a_stale_outcome_changes_nothing() {
     let c = Client::new(db.pool.clone());
     let k = key("stale");
     // Worker A's handler waits at a gate while its lease is expired by hand, so that worker B
-    // takes the job over and runs it; then A finishes, late.
-    let j = job(&c, "act", "@after 0s", &Script::new(&k, Mode::GateFirst)).await;
+    // takes the job over and runs it; then A finishes, late. The job's time limit is far longer
+    // than the test (and under the lease time, so no renewal): only the gate ends A's run (with
+    // 300 ms, a busy machine could end it by its timeout first, and the retry outcome raced
+    // the expiry by hand).
+    let j = c
+        .create(script("@after 0s", &k, Mode::GateFirst).timeout(Duration::from_secs(20)))
+        .await
+        .unwrap();
     let a = Running::start(
         worker(&db, &["act"])
             .rescue_interval(Duration::from_secs(3600))
@@ -1279,17 +1285,13 @@ async fn a_duration_setting_at_its_limit_is_refused_by_name_or_works() {
         let running = Running::start(w);
         let job = c.create(script("@after 0s", &k, Mode::Ok)).await.unwrap();
         wait_for(name, Duration::from_secs(10), || async {
-            probe(&k).started() == 1
+            c.get(job.id).await.unwrap().status == JobStatus::Succeeded
         })
         .await;
+        assert_eq!(probe(&k).started(), 1, "{name}");
         tokio::time::timeout(Duration::from_secs(10), running.stop())
             .await
             .unwrap_or_else(|_| panic!("{name}: the worker stops"));
-        assert_eq!(
-            c.get(job.id).await.unwrap().status,
-            JobStatus::Succeeded,
-            "{name}"
-        );
     }
 }
 
