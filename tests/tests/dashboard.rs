@@ -473,6 +473,28 @@ async fn click_through(b: &Browser, target: Locator<'_>, confirm: bool) {
     }
 }
 
+/// A test database with one job waiting an hour, and the dashboard serving it: the database
+/// (kept alive), a client, the job and the dashboard's base URL.
+async fn one_waiting_job() -> (TestDb, Client, qron::JobRow, String) {
+    let db = TestDb::new().await;
+    let client = Client::new(db.pool.clone());
+    let job = client
+        .create(NewJob::new("mail", "@after 1 hour"))
+        .await
+        .unwrap();
+    let base = serve(qron::http::dashboard(client.clone())).await;
+    (db, client, job, base)
+}
+
+/// The `host:port` of a base URL.
+fn host_of(base: &str) -> String {
+    base.trim_start_matches("http://")
+        .split('/')
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
 /// The dashboard's token cookie and a page's token, as a browser on the page would have them.
 async fn page_token(base: &str) -> (String, String) {
     let resp = reqwest::get(format!("{base}/jobs")).await.unwrap();
@@ -490,19 +512,8 @@ async fn page_token(base: &str) -> (String, String) {
 
 #[tokio::test]
 async fn a_cross_site_post_is_refused_and_read_only_mode_hides_and_refuses_actions() {
-    let db = TestDb::new().await;
-    let client = Client::new(db.pool.clone());
-    let job = client
-        .create(NewJob::new("mail", "@after 1 hour"))
-        .await
-        .unwrap();
-    let base = serve(qron::http::dashboard(client.clone())).await;
-    let host = base
-        .trim_start_matches("http://")
-        .split('/')
-        .next()
-        .unwrap()
-        .to_owned();
+    let (_db, client, job, base) = one_waiting_job().await;
+    let host = host_of(&base);
     let (cookie, token) = page_token(&base).await;
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
@@ -562,12 +573,7 @@ async fn a_cross_site_post_is_refused_and_read_only_mode_hides_and_refuses_actio
             .unwrap()
             .is_empty()
     );
-    let host = base
-        .trim_start_matches("http://")
-        .split('/')
-        .next()
-        .unwrap()
-        .to_owned();
+    let host = host_of(&base);
     let (cookie, token) = page_token(&base).await;
     let resp = http
         .post(format!("{base}/jobs/{}/restart", job.id))
@@ -743,13 +749,7 @@ async fn the_upcoming_timeline_shows_the_density_of_runs_and_screenshots_are_tak
 
 #[tokio::test]
 async fn bad_input_in_any_field_is_said_on_the_page_and_changes_nothing() {
-    let db = TestDb::new().await;
-    let client = Client::new(db.pool.clone());
-    let job = client
-        .create(NewJob::new("mail", "@after 1 hour"))
-        .await
-        .unwrap();
-    let base = serve(qron::http::dashboard(client.clone())).await;
+    let (_db, client, job, base) = one_waiting_job().await;
     for (query, says) in [
         ("before=abc", "before"),
         ("executor=a%00b", "executor"),

@@ -105,14 +105,7 @@ pub async fn dashboard(jobs: u64, viewers: usize, seconds: u64) -> Res<Vec<Figur
             let mut times = Vec::new();
             while started.elapsed() < Duration::from_secs(seconds) {
                 tick.tick().await;
-                let t = Instant::now();
-                http.get(&base)
-                    .send()
-                    .await?
-                    .error_for_status()?
-                    .bytes()
-                    .await?;
-                times.push(micros(t));
+                times.push(load(&http, &base).await?);
             }
             Ok::<Vec<i64>, reqwest::Error>(times)
         });
@@ -172,14 +165,7 @@ pub async fn dashboard(jobs: u64, viewers: usize, seconds: u64) -> Res<Vec<Figur
     for (page, url) in pages {
         let mut times = Vec::new();
         for _ in 0..20 {
-            let t = Instant::now();
-            http.get(&url)
-                .send()
-                .await?
-                .error_for_status()?
-                .bytes()
-                .await?;
-            times.push(micros(t));
+            times.push(load(&http, &url).await?);
         }
         times.sort_unstable();
         out.push(fig(format!("{page}, p50"), pct(&times, 0.5), "ms"));
@@ -201,6 +187,18 @@ pub async fn dashboard(jobs: u64, viewers: usize, seconds: u64) -> Res<Vec<Figur
 /// The `p` quantile of sorted microseconds, in milliseconds.
 fn pct(sorted: &[i64], p: f64) -> f64 {
     percentile(sorted, p) / 1000.0
+}
+
+/// Loads `url` whole (the body read): how long it took, in microseconds.
+async fn load(http: &reqwest::Client, url: &str) -> Result<i64, reqwest::Error> {
+    let t = Instant::now();
+    http.get(url)
+        .send()
+        .await?
+        .error_for_status()?
+        .bytes()
+        .await?;
+    Ok(micros(t))
 }
 
 /// Microseconds since `t`.
