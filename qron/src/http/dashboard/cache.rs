@@ -34,9 +34,15 @@ const SHARE: u32 = 10;
 
 /// How long to wait after a count that took `took` when the refresh interval is `every`: the
 /// interval, or longer when the counts are slow (a large table), so that the dashboard never
-/// takes more than a tenth of one database connection's time however many look.
-fn next_in(every: Duration, took: Duration) -> Duration {
-    every.max(took.saturating_mul(SHARE))
+/// takes more than a tenth of one database connection's time however many look. A count that
+/// failed (the database away, a connection that timed out) is no measure of its cost: the next
+/// try comes after the interval.
+fn next_in(every: Duration, took: Duration, counted: bool) -> Duration {
+    if counted {
+        every.max(took.saturating_mul(SHARE))
+    } else {
+        every
+    }
 }
 
 /// The shared figures and the task that refreshes them.
@@ -107,7 +113,7 @@ impl Cache {
             }
             let started = std::time::Instant::now();
             let counted = self.count().await;
-            wait = next_in(self.every, started.elapsed());
+            wait = next_in(self.every, started.elapsed(), counted.is_ok());
             self.figures.send_modify(|figures| {
                 *figures = Arc::new(match counted {
                     Ok(fresh) => Overview {
@@ -161,11 +167,19 @@ mod tests {
     #[test]
     fn slow_counts_space_the_refreshes_out() {
         let second = Duration::from_secs(1);
-        assert_eq!(next_in(second, Duration::from_millis(20)), second);
+        assert_eq!(next_in(second, Duration::from_millis(20), true), second);
         assert_eq!(
-            next_in(second, Duration::from_millis(314)),
+            next_in(second, Duration::from_millis(314), true),
             Duration::from_millis(3140)
         );
-        assert_eq!(next_in(second, Duration::MAX), Duration::MAX);
+        assert_eq!(next_in(second, Duration::MAX, true), Duration::MAX);
+    }
+
+    #[test]
+    fn a_failed_count_is_tried_again_after_the_interval() {
+        // Regression: a count that failed after a 30 s connection timeout put the next try
+        // 5 minutes away, so the page showed the error that long after the database was back.
+        let second = Duration::from_secs(1);
+        assert_eq!(next_in(second, Duration::from_secs(30), false), second);
     }
 }
