@@ -70,6 +70,9 @@ pub(crate) async fn run(global: &Global, args: Args) -> Result<(), Failure> {
     let worker = qron::Worker::builder(client.clone())
         .http_executor(args.http.executor())
         .build()?;
+    // The worker stops on Ctrl-C or SIGTERM (a second one cancels running jobs); the API
+    // follows it. Listening starts here, before the banner promises it.
+    let worked = worker.run_until_signal();
 
     println!("qron dev");
     println!("  database  {url}");
@@ -95,9 +98,7 @@ pub(crate) async fn run(global: &Global, args: Args) -> Result<(), Failure> {
             })
             .await
     });
-    // The worker stops on Ctrl-C or SIGTERM (a second one cancels running jobs); the API
-    // follows it.
-    let worked = worker.run_until_signal().await;
+    let worked = worked.await;
     let _ = stop_server.send(());
     let served = serve.await;
     pool.close().await;

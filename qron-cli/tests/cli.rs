@@ -658,7 +658,8 @@ impl Dev {
         let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
         let (mut api, mut server_pid) = (None, None);
         let mut banner = String::new();
-        while api.is_none() || server_pid.is_none() {
+        let mut promised = false;
+        while api.is_none() || server_pid.is_none() || !promised {
             let line = tokio::time::timeout(std::time::Duration::from_secs(60), lines.next_line())
                 .await
                 .expect("qron dev printed its banner within 60 s")
@@ -672,6 +673,7 @@ impl Dev {
             if let Some(rest) = line.trim().strip_prefix("(pid ") {
                 server_pid = rest.split(',').next().and_then(|p| p.parse::<i32>().ok());
             }
+            promised |= line.starts_with("Ctrl-C stops it all");
         }
         // Keep reading, so that the banner's last lines never block the process.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
@@ -743,6 +745,22 @@ async fn dev_serves_the_api_on_its_printed_port_and_leaves_nothing_behind_on_ctr
         reqwest::Client::new().post(&api).send().await.is_err(),
         "the API has stopped"
     );
+}
+
+#[tokio::test]
+async fn dev_stops_cleanly_on_a_ctrl_c_as_soon_as_it_says_so() {
+    // Its banner ends with "Ctrl-C stops it all": from that line on, Ctrl-C is a clean stop
+    // (exit 0, the server stopped, nothing left), never the default action's abrupt end.
+    for _ in 0..3 {
+        let tmp = open_tempdir();
+        let dev = Dev::start(tmp.path(), &[]).await;
+        assert_eq!(dev.interrupt().await.code(), Some(0));
+        assert_eq!(
+            std::fs::read_dir(tmp.path()).unwrap().count(),
+            0,
+            "no temporary directory is left"
+        );
+    }
 }
 
 #[tokio::test]

@@ -125,6 +125,13 @@ pub enum Error {
         reason: String,
     },
 
+    /// [`Worker::run_until_signal`](crate::Worker::run_until_signal) could not listen for
+    /// Ctrl-C or SIGTERM (outside a Tokio runtime with its signal driver, for one).
+    #[error(
+        "could not listen for Ctrl-C and SIGTERM: {0}; run inside a Tokio runtime built with `enable_all()`"
+    )]
+    Signal(#[source] std::io::Error),
+
     /// No PostgreSQL server binaries (`initdb`, `postgres`) were found for the throwaway server.
     #[error(
         "no PostgreSQL server binaries (initdb, postgres) found; searched: {}. \

@@ -20,7 +20,7 @@ pub use builder::WorkerBuilder;
 pub(crate) use shared::Shared;
 use shared::lease_pool;
 pub use shutdown::Stopper;
-use shutdown::{RunGuard, shutdown_signal, supervised};
+use shutdown::{RunGuard, Signals, supervised};
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -192,8 +192,12 @@ impl Worker {
     /// Runs until Ctrl-C or SIGTERM, then stops softly (a second signal cancels running
     /// handlers), as [`Worker::run`] does on a [`Stopper::soft`].
     ///
+    /// It listens for the signals from the call on (when called inside a Tokio runtime; else
+    /// from the first poll), so an application can announce "Ctrl-C stops it" before it awaits
+    /// the future: a signal in between is a clean stop too.
+    ///
     /// # Errors
-    /// As [`Worker::run`].
+    /// As [`Worker::run`]; [`Error::Signal`] when the signals cannot be listened for.
     ///
     /// ```no_run
     /// # #[derive(Clone)] struct Mailer;
@@ -201,17 +205,24 @@ impl Worker {
     /// qron::Worker::builder(client).state(Mailer).build()?.run_until_signal().await?;
     /// # Ok(()) }
     /// ```
-    pub async fn run_until_signal(self) -> Result<()> {
-        let stopper = self.stopper();
-        let worker = self;
-        tokio::spawn(async move {
-            shutdown_signal().await;
-            tracing::info!("stopping: finishing running jobs (signal again to cancel them)");
-            stopper.soft();
-            shutdown_signal().await;
-            stopper.hard();
-        });
-        worker.run().await
+    pub fn run_until_signal(self) -> impl Future<Output = Result<()>> + Send + 'static {
+        let listening = tokio::runtime::Handle::try_current()
+            .is_ok()
+            .then(Signals::listen);
+        async move {
+            let mut signals = listening
+                .unwrap_or_else(Signals::listen)
+                .map_err(Error::Signal)?;
+            let stopper = self.stopper();
+            tokio::spawn(async move {
+                signals.recv().await;
+                tracing::info!("stopping: finishing running jobs (signal again to cancel them)");
+                stopper.soft();
+                signals.recv().await;
+                stopper.hard();
+            });
+            self.run().await
+        }
     }
 
     /// Runs until there is nothing left to do now, then stops softly and returns: no job of
