@@ -194,7 +194,9 @@ impl Worker {
     ///
     /// It listens for the signals from the call on (when called inside a Tokio runtime; else
     /// from the first poll), so an application can announce "Ctrl-C stops it" before it awaits
-    /// the future: a signal in between is a clean stop too.
+    /// the future: a signal in between is a clean stop too. From then on these signals no longer
+    /// end the process by themselves (Tokio keeps its handler for the process's life), even if
+    /// the future is dropped unawaited.
     ///
     /// # Errors
     /// As [`Worker::run`]; [`Error::Signal`] when the signals cannot be listened for.
