@@ -466,7 +466,7 @@ pub async fn run_due_with<J: Job>(worker: crate::WorkerBuilder) -> Result<Ran> {
 /// As [`run_due_at`], on a worker the test set up (see [`run_due_with`]).
 ///
 /// # Errors
-/// As [`run_due_with`].
+/// As [`run_due_with`]; [`Error::InvalidArgument`] naming `at` outside the years 1 to 9999.
 ///
 /// ```no_run
 /// # #[derive(serde::Serialize, serde::Deserialize)] struct Welcome { user_id: i64 }
@@ -484,6 +484,12 @@ pub async fn run_due_at_with<J: Job>(
     worker: crate::WorkerBuilder,
     at: chrono::DateTime<chrono::Utc>,
 ) -> Result<Ran> {
+    if let Some(reason) = crate::limits::time_problem(at) {
+        return Err(Error::InvalidArgument {
+            field: "at",
+            reason,
+        });
+    }
     let now = crate::db::server_now(worker.client.pool()).await?;
     run_due_ahead::<J>(worker, (at - now).max(chrono::Duration::zero())).await
 }
@@ -493,7 +499,7 @@ pub async fn run_due_at_with<J: Job>(
 /// "an hour later, the reminder went out".
 ///
 /// # Errors
-/// As [`run_due`].
+/// As [`run_due`]; [`Error::InvalidArgument`] naming `at` outside the years 1 to 9999.
 ///
 /// ```no_run
 /// # #[derive(serde::Serialize, serde::Deserialize)] struct Welcome { user_id: i64 }

@@ -192,3 +192,33 @@ async fn run_due_with_gives_a_job_its_state_and_travels_in_time() {
     assert_eq!(ran.succeeded(), 1);
     assert_eq!(*outbox.0.lock().unwrap(), [1, 2]);
 }
+
+#[tokio::test]
+async fn run_due_at_a_time_past_the_jobs_range_is_refused_by_name() -> qron::Result<()> {
+    // Regression: `run_due_at(…, DateTime::MAX_UTC)` panicked ("`DateTime + TimeDelta`
+    // overflowed"). The last instant of year 9999 works; past it, a typed error, and nothing ran.
+    let db = TestDb::new().await?;
+    let client = db.client();
+    let job = KitReminder::schedule_with(&client, "@after 1 hour", Reminder { fail: false })
+        .await?
+        .id;
+    for at in [
+        chrono::DateTime::<chrono::Utc>::MAX_UTC,
+        chrono::DateTime::<chrono::Utc>::MIN_UTC,
+    ] {
+        let err = qron::testing::run_due_at::<KitReminder>(&client, at)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, qron::Error::InvalidArgument { field, .. } if *field == "at"),
+            "{err}"
+        );
+    }
+    assert_eq!(client.get(job).await?.status, qron::JobStatus::Ready);
+    let last = chrono::DateTime::parse_from_rfc3339("9999-12-31T23:59:59Z")
+        .unwrap()
+        .to_utc();
+    let ran = qron::testing::run_due_at::<KitReminder>(&client, last).await?;
+    assert_eq!(ran.succeeded(), 1);
+    Ok(())
+}
