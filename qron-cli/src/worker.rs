@@ -29,12 +29,23 @@ pub(crate) struct HttpSettings {
     /// Sign each request with this secret (`x-qron-signature`), so receivers can check it.
     #[arg(long, env = "QRON_HTTP_SECRET", hide_env_values = true)]
     secret: Option<String>,
+    /// Allow requests to this host name, address or range (`hooks.internal`, `10.1.2.3`,
+    /// `10.0.0.0/8`) whatever its kind; repeatable. By default only public addresses are
+    /// reached.
+    #[arg(long = "allow-host", value_name = "HOST")]
+    allow_hosts: Vec<String>,
+    /// Allow requests to loopback, private, link-local, CGNAT and unique-local addresses.
+    #[arg(long)]
+    allow_private: bool,
 }
 
 impl HttpSettings {
     /// The executor these settings describe.
     pub(crate) fn executor(&self) -> qron::HttpExecutor {
-        let settings = qron::HttpExecutor::new().concurrency(usize::from(self.concurrency));
+        let settings = qron::HttpExecutor::new()
+            .concurrency(usize::from(self.concurrency))
+            .allow_hosts(&self.allow_hosts)
+            .allow_private(self.allow_private);
         match self.secret.as_deref().filter(|s| !s.is_empty()) {
             Some(s) => settings.secret(s),
             None => settings,

@@ -625,11 +625,13 @@ async fn completions_are_printed_for_each_shell() {
     );
 }
 
-/// A running `qron dev`: its process, the API's URL and the database server's pid.
+/// A running `qron dev`: its process, the API's URL, the database server's pid (when it
+/// started one) and its banner.
 struct Dev {
     child: tokio::process::Child,
     api: String,
-    server_pid: i32,
+    server_pid: Option<i32>,
+    banner: String,
 }
 
 /// A temporary directory the database server can reach into (it runs as `postgres` under root).
@@ -644,11 +646,20 @@ impl Dev {
     /// Starts `qron dev --port 0 extra…` with `tmp` as its temporary directory, and reads its
     /// banner.
     async fn start(tmp: &std::path::Path, extra: &[&str]) -> Dev {
+        Dev::start_on(tmp, extra, None).await
+    }
+
+    /// As [`Dev::start`], on the database at `database_url` when given.
+    async fn start_on(tmp: &std::path::Path, extra: &[&str], database_url: Option<&str>) -> Dev {
         use tokio::io::AsyncBufReadExt as _;
-        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_qron"))
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_qron"));
+        command.env_remove("DATABASE_URL");
+        if let Some(url) = database_url {
+            command.env("DATABASE_URL", url);
+        }
+        let mut child = command
             .args(["dev", "--port", "0"])
             .args(extra)
-            .env_remove("DATABASE_URL")
             .env("TMPDIR", tmp)
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::null())
@@ -659,7 +670,7 @@ impl Dev {
         let (mut api, mut server_pid) = (None, None);
         let mut banner = String::new();
         let mut promised = false;
-        while api.is_none() || server_pid.is_none() || !promised {
+        while api.is_none() || (server_pid.is_none() && database_url.is_none()) || !promised {
             let line = tokio::time::timeout(std::time::Duration::from_secs(60), lines.next_line())
                 .await
                 .expect("qron dev printed its banner within 60 s")
@@ -682,7 +693,8 @@ impl Dev {
         Dev {
             child,
             api,
-            server_pid: server_pid.unwrap(),
+            server_pid,
+            banner,
         }
     }
 
@@ -706,12 +718,10 @@ impl Dev {
             .await
             .expect("qron dev stopped within 30 s of Ctrl-C")
             .unwrap();
-        let alive = nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.server_pid), None);
-        assert!(
-            alive.is_err(),
-            "the database server {} has stopped",
-            self.server_pid
-        );
+        if let Some(pid) = self.server_pid {
+            let alive = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None);
+            assert!(alive.is_err(), "the database server {pid} has stopped");
+        }
         status
     }
 }
@@ -761,6 +771,97 @@ async fn dev_stops_cleanly_on_a_ctrl_c_as_soon_as_it_says_so() {
             "no temporary directory is left"
         );
     }
+}
+
+#[tokio::test]
+async fn dev_answers_loopback_hosts_only_and_stops_within_2_s_with_a_dashboard_stream_open() {
+    let tmp = open_tempdir();
+    let dev = Dev::start(tmp.path(), &[]).await;
+    let root = dev.api.trim_end_matches("/api/graphql").to_owned();
+    let port = root.rsplit(':').next().unwrap().to_owned();
+    let http = reqwest::Client::new();
+    // A page on another site that rebinds its name to 127.0.0.1 sends its own Host.
+    for host in [
+        "attacker.example",
+        "attacker.example:80",
+        "127.0.0.1.nip.io",
+        "",
+    ] {
+        let resp = http
+            .post(&dev.api)
+            .header("host", host)
+            .json(&json!({ "query": "{ jobs { total } }" }))
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            resp.status().is_client_error(),
+            "Host `{host}`: {}",
+            resp.status()
+        );
+        let page = http.get(&root).header("host", host).send().await.unwrap();
+        assert!(
+            page.status().is_client_error(),
+            "Host `{host}`: {}",
+            page.status()
+        );
+    }
+    for host in [
+        format!("localhost:{port}"),
+        format!("127.0.0.1:{port}"),
+        format!("[::1]:{port}"),
+        "localhost".to_owned(),
+    ] {
+        let resp = http
+            .post(&dev.api)
+            .header("host", &host)
+            .json(&json!({ "query": "{ jobs { total } }" }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), reqwest::StatusCode::OK, "Host `{host}`");
+    }
+    // A dashboard tab's live stream stays open until the server stops.
+    let stream = http.get(format!("{root}/events")).send().await.unwrap();
+    assert_eq!(stream.status(), reqwest::StatusCode::OK);
+    let started = std::time::Instant::now();
+    assert_eq!(dev.interrupt().await.code(), Some(0));
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(2),
+        "stopped in {:?}",
+        started.elapsed()
+    );
+    drop(stream);
+}
+
+#[tokio::test]
+async fn dev_on_a_database_url_prints_no_password_and_runs_no_http_worker_unless_asked() {
+    let db = qron::testing::TestDb::new().await.unwrap();
+    // The throwaway server trusts local connections: the password is there to be hidden.
+    let url = db
+        .url()
+        .unwrap()
+        .replacen("://postgres@", "://postgres:hunter2@", 1);
+    assert!(url.contains("hunter2"), "{url}");
+    let tmp = open_tempdir();
+    let dev = Dev::start_on(tmp.path(), &[], Some(&url)).await;
+    assert!(!dev.banner.contains("hunter2"), "{}", dev.banner);
+    assert!(
+        dev.banner.contains("--http-worker"),
+        "the banner says how to run the HTTP worker: {}",
+        dev.banner
+    );
+    let executors = dev.query("{ jobs { total } }").await;
+    assert_eq!(executors["data"]["jobs"]["total"], 0, "{executors}");
+    assert_eq!(dev.interrupt().await.code(), Some(0));
+
+    let with_worker = Dev::start_on(tmp.path(), &["--http-worker"], Some(&url)).await;
+    assert!(
+        with_worker.banner.contains("executor `http`"),
+        "{}",
+        with_worker.banner
+    );
+    assert_eq!(with_worker.interrupt().await.code(), Some(0));
 }
 
 #[tokio::test]
@@ -825,6 +926,8 @@ async fn the_http_worker_sends_due_jobs_to_their_url_and_stops_on_sigterm() {
 
     let mut worker = tokio::process::Command::new(env!("CARGO_BIN_EXE_qron"))
         .args(["worker", "--executor", "http", "--concurrency", "2"])
+        // The endpoint is on loopback: the operator allows it.
+        .args(["--allow-host", "127.0.0.1"])
         .env("DATABASE_URL", &url)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
@@ -855,4 +958,55 @@ async fn the_http_worker_sends_due_jobs_to_their_url_and_stops_on_sigterm() {
     // An executor it does not carry is a usage error.
     let out = qron(&["worker", "--executor", "email"], Some(&url)).await;
     assert_eq!(out.status.code(), Some(2));
+}
+
+/// A transcript line with what changes from run to run made alike: the temporary directory's
+/// path, then every number (pids, ports).
+fn normalized(line: &str) -> String {
+    let mut line = line.trim_end().to_owned();
+    while let Some(at) = line.find("qron-pg-") {
+        let start = line[..at].rfind([' ', '=', '(', '\'']).map_or(0, |i| i + 1);
+        let end = line[at..]
+            .find([' ', ')', '\'', ',', ';'])
+            .map_or(line.len(), |i| at + i);
+        line.replace_range(start..end, "DIR");
+    }
+    let mut out = String::new();
+    let mut in_number = false;
+    for c in line.chars() {
+        if c.is_ascii_digit() {
+            if !in_number {
+                out.push('N');
+            }
+            in_number = true;
+        } else {
+            out.push(c);
+            in_number = false;
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn the_readme_shows_the_banner_qron_dev_prints() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
+    let shown: Vec<String> = readme
+        .split("$ qron dev\n")
+        .nth(1)
+        .and_then(|rest| rest.split("Ctrl-C stops it all.").next())
+        .map(|block| block.lines().map(normalized).collect())
+        .expect("the README shows a `qron dev` transcript");
+    let tmp = open_tempdir();
+    let dev = Dev::start(tmp.path(), &[]).await;
+    let printed: Vec<String> = dev
+        .banner
+        .split("Ctrl-C stops it all.")
+        .next()
+        .unwrap()
+        .lines()
+        .map(normalized)
+        .collect();
+    assert_eq!(shown, printed, "README vs the real banner:\n{}", dev.banner);
+    assert_eq!(dev.interrupt().await.code(), Some(0));
 }

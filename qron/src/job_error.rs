@@ -40,6 +40,9 @@ pub enum JobError {
     /// Run again after this delay, without counting the attempt or recording an error (the
     /// resource is busy, a rate limit says "later").
     Snooze(Duration),
+    /// Retry as [`JobError::Retry`] does, after this delay instead of the back-off (a
+    /// server's `Retry-After`).
+    RetryAfter(Cow<'static, str>, Duration),
 }
 
 impl JobError {
@@ -64,6 +67,17 @@ impl JobError {
         JobError::Fail(Cow::Owned(chain(&*error.into())))
     }
 
+    /// A failure worth retrying after `delay` rather than the back-off (the attempt counts and
+    /// the error is recorded, as for [`JobError::retry`]): what a server's `Retry-After` asks.
+    ///
+    /// ```
+    /// let e = qron::JobError::retry_after("busy", std::time::Duration::from_secs(120));
+    /// assert_eq!(e.reason(), "busy");
+    /// ```
+    pub fn retry_after(error: impl Into<BoxError>, delay: Duration) -> Self {
+        JobError::RetryAfter(Cow::Owned(chain(&*error.into())), delay)
+    }
+
     /// Try again after `delay`, as if this execution had not happened: the attempt is not
     /// counted and no error is recorded (the payload a handler set is kept).
     ///
@@ -86,7 +100,7 @@ impl JobError {
     /// ```
     pub fn reason(&self) -> &str {
         match self {
-            JobError::Retry(r) | JobError::Fail(r) => r,
+            JobError::Retry(r) | JobError::Fail(r) | JobError::RetryAfter(r, _) => r,
             JobError::Snooze(_) => "",
         }
     }
@@ -114,6 +128,7 @@ impl fmt::Display for JobError {
             JobError::Retry(r) => write!(f, "retry: {r}"),
             JobError::Fail(r) => write!(f, "fail: {r}"),
             JobError::Snooze(d) => write!(f, "retry in {d:?}"),
+            JobError::RetryAfter(r, d) => write!(f, "retry after {d:?}: {r}"),
         }
     }
 }

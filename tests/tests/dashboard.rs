@@ -169,6 +169,7 @@ async fn the_overview_shows_the_counts_and_updates_within_two_seconds_when_jobs_
         .unwrap();
     let base = serve(
         qron::http::Api::new(client.clone())
+            .allow_anonymous()
             .refresh(Duration::from_millis(250))
             .dashboard(),
     )
@@ -236,7 +237,12 @@ async fn the_job_list_filters_and_pages_and_a_job_page_shows_the_job() {
         )
         .await
         .unwrap();
-    let base = serve(qron::http::dashboard(client.clone())).await;
+    let base = serve(
+        qron::http::Api::new(client.clone())
+            .allow_anonymous()
+            .dashboard(),
+    )
+    .await;
     let b = browser(1200).await;
 
     // Filtered by executor, then by meta.
@@ -341,7 +347,12 @@ async fn retry_cancel_and_pause_from_the_browser_change_the_rows() {
         .create(NewJob::new("mail", "@after 1 hour"))
         .await
         .unwrap();
-    let base = serve(qron::http::dashboard(client.clone())).await;
+    let base = serve(
+        qron::http::Api::new(client.clone())
+            .allow_anonymous()
+            .dashboard(),
+    )
+    .await;
     let b = browser(1200).await;
 
     // Retry the failed job from its page.
@@ -482,7 +493,12 @@ async fn one_waiting_job() -> (TestDb, Client, qron::JobRow, String) {
         .create(NewJob::new("mail", "@after 1 hour"))
         .await
         .unwrap();
-    let base = serve(qron::http::dashboard(client.clone())).await;
+    let base = serve(
+        qron::http::Api::new(client.clone())
+            .allow_anonymous()
+            .dashboard(),
+    )
+    .await;
     (db, client, job, base)
 }
 
@@ -552,6 +568,7 @@ async fn a_cross_site_post_is_refused_and_read_only_mode_hides_and_refuses_actio
     // Read-only: no buttons, and a post is refused.
     let base = serve(
         qron::http::Api::new(client.clone())
+            .allow_anonymous()
             .read_only(true)
             .dashboard(),
     )
@@ -591,7 +608,12 @@ async fn a_cross_site_post_is_refused_and_read_only_mode_hides_and_refuses_actio
 #[tokio::test]
 async fn the_playground_shows_the_error_or_the_next_runs_as_you_type() {
     let db = TestDb::new().await;
-    let base = serve(qron::http::dashboard(Client::new(db.pool.clone()))).await;
+    let base = serve(
+        qron::http::Api::new(Client::new(db.pool.clone()))
+            .allow_anonymous()
+            .dashboard(),
+    )
+    .await;
     let b = browser(1200).await;
     b.goto(&format!("{base}/playground")).await.unwrap();
     let input = b.find(Locator::Css("#expr")).await.unwrap();
@@ -628,7 +650,7 @@ async fn pages_fit_a_375_pixel_screen_and_label_every_field() {
         .create(NewJob::new("a-rather-long-executor-name", "0 0 * * *").name("midnight"))
         .await
         .unwrap();
-    let base = serve(qron::http::dashboard(client)).await;
+    let base = serve(qron::http::Api::new(client).allow_anonymous().dashboard()).await;
     let b = browser(375).await;
     for page in ["", "/jobs", "/jobs/1", "/upcoming?range=day", "/playground"] {
         b.goto(&format!("{base}{page}")).await.unwrap();
@@ -703,7 +725,7 @@ async fn the_upcoming_timeline_shows_the_density_of_runs_and_screenshots_are_tak
         .collect();
     client.create_many(late).await.unwrap();
     client.pause_executor("report").await.unwrap();
-    let base = serve(qron::http::dashboard(client)).await;
+    let base = serve(qron::http::Api::new(client).allow_anonymous().dashboard()).await;
     let b = browser(1200).await;
     b.goto(&format!("{base}/upcoming?range=day")).await.unwrap();
     wait_text(&b, "section[data-executor=backup] h2", "40 runs").await;

@@ -41,7 +41,12 @@ fn code(v: &Value) -> &str {
 #[tokio::test]
 async fn graphiql_is_served_with_its_assets_from_the_router() {
     let db = TestDb::new().await;
-    let base = serve(qron::http::router(Client::new(db.pool.clone()))).await;
+    let base = serve(
+        qron::http::Api::new(Client::new(db.pool.clone()))
+            .allow_anonymous()
+            .router(),
+    )
+    .await;
     // The page, at the mount point: its links resolve under it.
     for url in [base.clone()] {
         let page = reqwest::get(&url).await.unwrap();
@@ -90,7 +95,12 @@ async fn graphiql_is_served_with_its_assets_from_the_router() {
 #[tokio::test]
 async fn every_client_operation_works_over_graphql() {
     let db = TestDb::new().await;
-    let base = serve(qron::http::router(Client::new(db.pool.clone()))).await;
+    let base = serve(
+        qron::http::Api::new(Client::new(db.pool.clone()))
+            .allow_anonymous()
+            .router(),
+    )
+    .await;
     let job_fields = "id executor owner name expr recurring status runAt payload meta attempt \
                       executions maxAttempts timeoutSeconds revision lastError finishedAt \
                       runs { slot at worker outcome error }";
@@ -310,7 +320,7 @@ async fn owners_come_from_the_application_and_mutations_can_be_refused() {
         req.headers
             .get("x-tenant")
             .and_then(|v| v.to_str().ok())
-            .map(str::to_owned)
+            .map(qron::http::Owner::operate)
             .ok_or(StatusCode::UNAUTHORIZED)
     });
     let base = serve(api.router()).await;
@@ -356,7 +366,7 @@ async fn owners_come_from_the_application_and_mutations_can_be_refused() {
     let layered = qron::http::Api::new(client.clone())
         .owner(|_| Err(StatusCode::FORBIDDEN))
         .router()
-        .layer(axum::Extension(qron::http::Owner("acme".to_owned())));
+        .layer(axum::Extension(qron::http::Owner::operate("acme")));
     let base2 = serve(layered).await;
     let via_layer = gql(
         &base2,
@@ -370,6 +380,7 @@ async fn owners_come_from_the_application_and_mutations_can_be_refused() {
     // Read-only: queries answer, mutations are refused and change nothing.
     let ro = serve(
         qron::http::Api::new(client.owner("acme"))
+            .allow_anonymous()
             .read_only(true)
             .router(),
     )
@@ -395,6 +406,7 @@ async fn cross_site_forms_oversized_bodies_and_deep_queries_are_refused() {
     let db = TestDb::new().await;
     let base = serve(
         qron::http::Api::new(Client::new(db.pool.clone()))
+            .allow_anonymous()
             .max_body(64 * 1024)
             .router(),
     )
@@ -478,7 +490,12 @@ async fn remote_workers_lease_complete_and_renew_with_the_lease_guard() {
         .create(qron::NewJob::new("remote", "@after 0s"))
         .await
         .unwrap();
-    let base = serve(qron::http::router(client.clone())).await;
+    let base = serve(
+        qron::http::Api::new(client.clone())
+            .allow_anonymous()
+            .router(),
+    )
+    .await;
 
     let (status, leased) = post(
         &base,
@@ -646,6 +663,7 @@ async fn remote_workers_lease_complete_and_renew_with_the_lease_guard() {
     // Read-only: no lease.
     let ro = serve(
         qron::http::Api::new(client.clone())
+            .allow_anonymous()
             .read_only(true)
             .router(),
     )
@@ -670,7 +688,12 @@ async fn the_python_example_worker_runs_jobs_over_http() {
         .create(qron::NewJob::new("greet", "@after 0s"))
         .await
         .unwrap();
-    let base = serve(qron::http::router(client.clone())).await;
+    let base = serve(
+        qron::http::Api::new(client.clone())
+            .allow_anonymous()
+            .router(),
+    )
+    .await;
     let script =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/python/worker.py");
     let out = tokio::process::Command::new(python)
@@ -722,7 +745,7 @@ async fn every_operation_keeps_to_its_owner_and_bad_input_changes_nothing() {
         req.headers
             .get("x-tenant")
             .and_then(|v| v.to_str().ok())
-            .map(str::to_owned)
+            .map(qron::http::Owner::operate)
             .ok_or(StatusCode::UNAUTHORIZED)
     });
     let base = serve(api.router()).await;

@@ -237,6 +237,16 @@ impl Client {
     /// # Ok(()) }
     /// ```
     pub async fn complete(&self, outcomes: Vec<RemoteOutcome>) -> Result<Vec<Reported>> {
+        self.complete_limited(outcomes, None).await
+    }
+
+    /// [`Client::complete`], applying only the outcomes of `executors`' jobs when given (a
+    /// worker credential limited to them): another executor's job is reported as not applied.
+    pub(crate) async fn complete_limited(
+        &self,
+        outcomes: Vec<RemoteOutcome>,
+        executors: Option<&[String]>,
+    ) -> Result<Vec<Reported>> {
         self.scope().check_owner()?;
         check_batch("outcomes", outcomes.len())?;
         let mut ids: Vec<i64> = outcomes.iter().map(|o| o.id).collect();
@@ -273,10 +283,11 @@ impl Client {
         let mut reported = Vec::with_capacity(checked.len());
         let mut writes = Vec::new();
         for (o, payload, delay) in checked {
-            let Some(lease) = held
-                .iter()
-                .find(|l| l.id == o.id && l.lease_token == o.token)
-            else {
+            let Some(lease) = held.iter().find(|l| {
+                l.id == o.id
+                    && l.lease_token == o.token
+                    && executors.is_none_or(|list| list.contains(&l.executor))
+            }) else {
                 reported.push(Reported {
                     id: o.id,
                     applied: false,
@@ -340,9 +351,32 @@ impl Client {
         leases: &[(i64, i64)],
         lease_time: Duration,
     ) -> Result<Vec<i64>> {
+        self.renew_leases_limited(leases, lease_time, None).await
+    }
+
+    /// [`Client::renew_leases`], renewing only `executors`' jobs when given (a worker
+    /// credential limited to them).
+    pub(crate) async fn renew_leases_limited(
+        &self,
+        leases: &[(i64, i64)],
+        lease_time: Duration,
+        executors: Option<&[String]>,
+    ) -> Result<Vec<i64>> {
         self.scope().check_owner()?;
         check_batch("leases", leases.len())?;
         check_lease_time(lease_time)?;
+        let mut leases = leases.to_vec();
+        if let Some(list) = executors {
+            let ids: Vec<i64> = leases.iter().map(|l| l.0).collect();
+            let held = db::job_leases_held(self.pool(), &self.owner, &ids).await?;
+            leases.retain(|(id, _)| {
+                held.iter()
+                    .any(|h| h.id == *id && list.contains(&h.executor))
+            });
+            if leases.is_empty() {
+                return Ok(Vec::new());
+            }
+        }
         let now = self.now().await;
         let ids: Vec<i64> = leases.iter().map(|l| l.0).collect();
         let tokens: Vec<i64> = leases.iter().map(|l| l.1).collect();

@@ -3,8 +3,13 @@
 //!
 //! ```no_run
 //! # async fn demo(client: qron::Client) -> std::io::Result<()> {
-//! // Behind the application's own authentication: see "Owners and access".
-//! let app = axum::Router::new().nest("/qron", qron::http::router(client));
+//! use qron::http::{Api, Owner};
+//! // Who may do what is the application's choice: see "Owners and access".
+//! let api = Api::new(client).owner(|req| match req.headers.get("authorization") {
+//!     Some(v) if v == "Bearer s3cret" => Ok(Owner::operate("acme")),
+//!     _ => Err(axum::http::StatusCode::UNAUTHORIZED),
+//! });
+//! let app = axum::Router::new().nest("/qron", api.router());
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
 //! axum::serve(listener, app).await
 //! # }
@@ -20,18 +25,23 @@
 //! # Owners and access
 //!
 //! Every operation acts for one owner (tenant), as [`Client::owner`] does; another owner's job
-//! answers not-found, by id and by name. Who the owner of a request is comes from the
-//! application, never from the request alone:
+//! answers not-found, by id and by name. Who the owner of a request is, and its [`Scope`]
+//! (`worker`, `read` or `operate`), comes from the application, never from the request alone,
+//! by one of:
 //! - [`Api::owner`]: a function of the request's head (its session cookie, its token, its
-//!   host) that returns the owner, or refuses the request with a status;
-//! - or a tower layer of the application that inserts an [`Owner`] extension into the request
-//!   (it wins over the function);
-//! - [`Api::read_only`] refuses every mutation.
+//!   host) that returns the [`Owner`], or refuses the request with any response (a status, a
+//!   `WWW-Authenticate` challenge, a redirect to the application's login page);
+//! - a tower layer of the application that inserts an [`Owner`] into the request's
+//!   extensions (it wins over the function): the place for a check that needs `.await`;
+//! - [`Api::allow_anonymous`]: every request acts as the client's owner with every scope, for
+//!   a trusted machine only (`qron dev` uses it on loopback).
 //!
-//! **Without either, every request acts as the client's owner (`default`), and anyone who can
-//! reach the router can create, change and delete jobs: mount it behind the application's own
-//! authentication.** A header such as `X-Owner` is trusted only if the application's function
-//! chooses to read it.
+//! **With none of them, every request is refused with 401** and a message naming these three
+//! calls: an API or dashboard mounted without a thought for access gives nothing away.
+//! GraphiQL, the schema's SDL and introspection sit behind the same policy;
+//! [`Api::introspection`] turns introspection off. [`Api::read_only`] caps every scope to
+//! `read`. A header such as `X-Owner` is trusted only if the application's function chooses to
+//! read it.
 //!
 //! # Limits
 //!
@@ -39,6 +49,7 @@
 //! [`MAX_DEPTH`] or costing more than [`MAX_COMPLEXITY`] fields are refused, and a page holds
 //! at most [`MAX_PAGE`](crate::MAX_PAGE) jobs.
 
+mod access;
 #[cfg(feature = "dashboard")]
 mod dashboard;
 mod graphiql;
@@ -56,6 +67,7 @@ use axum::routing::{get, post};
 
 use crate::Client;
 
+pub use access::{Owner, Scope};
 #[cfg(feature = "dashboard")]
 pub use dashboard::dashboard;
 pub use schema::{Mutation, QronSchema, Query, schema};
@@ -70,58 +82,52 @@ pub const MAX_DEPTH: usize = 12;
 /// The most fields a query may ask for (a list counts its fields once per item asked).
 pub const MAX_COMPLEXITY: usize = 5_000;
 
-/// The owner a request acts for, as the application's tower layer inserts it into the request's
-/// extensions (see [Owners and access](self#owners-and-access)).
-///
-/// ```
-/// let owner = qron::http::Owner("acme".to_owned());
-/// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Owner(pub String);
-
-type OwnerFn = dyn Fn(&Parts) -> Result<String, StatusCode> + Send + Sync;
-
-/// The management API's settings: who the owner of a request is, whether mutations are
-/// allowed, and the body limit. [`router`] is `Api::new(client).router()`.
+/// The management API's settings: who the owner of a request is and what it may do, whether
+/// mutations are allowed, and the limits. [`router`] is `Api::new(client).router()`.
 ///
 /// ```no_run
 /// # fn demo(client: qron::Client) {
 /// use axum::http::StatusCode;
+/// use qron::http::Owner;
 /// let api = qron::http::Api::new(client)
 ///     .owner(|req| {
 ///         // The application's own check: here, a tenant header set by a trusted proxy.
 ///         req.headers
 ///             .get("x-tenant")
 ///             .and_then(|v| v.to_str().ok())
-///             .map(str::to_owned)
+///             .map(Owner::read)
 ///             .ok_or(StatusCode::UNAUTHORIZED)
 ///     })
-///     .read_only(false)
 ///     .router();
 /// # }
 /// ```
 #[derive(Clone)]
 pub struct Api {
     client: Client,
-    owner: Option<Arc<OwnerFn>>,
+    policy: access::Policy,
     read_only: bool,
+    introspection: bool,
     max_body: usize,
     #[cfg(feature = "dashboard")]
     refresh: std::time::Duration,
+    /// Cancelled when the application shuts down: the dashboard's live streams end then.
+    shutdown: tokio_util::sync::CancellationToken,
 }
 
 impl std::fmt::Debug for Api {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Api")
             .field("client", &self.client)
-            .field("owner", &self.owner.as_ref().map(|_| "a function"))
+            .field("policy", &self.policy)
             .field("read_only", &self.read_only)
+            .field("introspection", &self.introspection)
             .field("max_body", &self.max_body)
             .finish()
     }
 }
 
-/// The management API over `client`, with the defaults of [`Api::new`].
+/// The management API over `client`, with the defaults of [`Api::new`]: it refuses every
+/// request that the application's own layer did not give an [`Owner`] extension.
 ///
 /// ```no_run
 /// # fn demo(client: qron::Client) {
@@ -133,9 +139,11 @@ pub fn router(client: Client) -> Router {
 }
 
 impl Api {
-    /// The API over `client`: every request acts as the client's owner unless
-    /// [`Api::owner`] or an [`Owner`] extension says otherwise; mutations allowed; bodies up
-    /// to [`DEFAULT_MAX_BODY`].
+    /// The API over `client`, with no access policy yet: until [`Api::owner`] or
+    /// [`Api::allow_anonymous`] is called, only a request carrying an [`Owner`] extension
+    /// (inserted by the application's layer) is let in, the others answer 401. Mutations
+    /// allowed within each owner's scope; introspection on; bodies up to
+    /// [`DEFAULT_MAX_BODY`].
     ///
     /// ```no_run
     /// # fn demo(client: qron::Client) {
@@ -145,31 +153,97 @@ impl Api {
     pub fn new(client: Client) -> Self {
         Self {
             client,
-            owner: None,
+            policy: access::Policy::Unset,
             read_only: false,
+            introspection: true,
             max_body: DEFAULT_MAX_BODY,
             #[cfg(feature = "dashboard")]
             refresh: DEFAULT_REFRESH,
+            shutdown: tokio_util::sync::CancellationToken::new(),
         }
     }
 
-    /// How the owner of a request is found: `f` gets the request's head and returns the owner,
-    /// or the status to refuse the request with (401, 403, …).
+    /// Ends the dashboard's live streams when `token` is cancelled: an open tab holds a
+    /// server-sent-events connection, which a graceful shutdown (axum's
+    /// `with_graceful_shutdown`) would otherwise wait for until the tab is closed. Cancel the
+    /// token when the shutdown starts.
     ///
     /// ```no_run
-    /// # fn demo(client: qron::Client) {
-    /// let api = qron::http::Api::new(client).owner(|_req| Ok("acme".to_owned()));
+    /// # async fn wait_for_signal() {}
+    /// # async fn demo(client: qron::Client) -> std::io::Result<()> {
+    /// let stop = tokio_util::sync::CancellationToken::new();
+    /// let app = qron::http::Api::new(client).allow_anonymous().shutdown_on(stop.clone()).dashboard();
+    /// let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+    /// axum::serve(listener, app)
+    ///     .with_graceful_shutdown(async move {
+    ///         wait_for_signal().await; // Ctrl-C, SIGTERM: the application's own
+    ///         stop.cancel();
+    ///     })
+    ///     .await
     /// # }
     /// ```
-    pub fn owner(
-        mut self,
-        f: impl Fn(&Parts) -> Result<String, StatusCode> + Send + Sync + 'static,
-    ) -> Self {
-        self.owner = Some(Arc::new(f));
+    pub fn shutdown_on(mut self, token: tokio_util::sync::CancellationToken) -> Self {
+        self.shutdown = token;
         self
     }
 
-    /// Refuses every mutation (queries only), when `yes`.
+    /// How the owner of a request is found: `f` gets the request's head and returns its
+    /// [`Owner`] (a name and a [`Scope`]), or the response that refuses it: a status (401,
+    /// 403), a `WWW-Authenticate` challenge, a redirect to the application's login page.
+    ///
+    /// ```no_run
+    /// # fn demo(client: qron::Client) {
+    /// use axum::http::{StatusCode, header};
+    /// use axum::response::{IntoResponse, Redirect};
+    /// use qron::http::Owner;
+    /// let api = qron::http::Api::new(client).owner(|req| {
+    ///     match req.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+    ///         Some("Bearer ops-token") => Ok(Owner::operate("acme")),
+    ///         Some("Bearer worker-token") => Ok(Owner::worker("acme").executors(["email"])),
+    ///         Some(_) => Err(StatusCode::FORBIDDEN.into_response()),
+    ///         None => Err(Redirect::to("/login").into_response()),
+    ///     }
+    /// });
+    /// # }
+    /// ```
+    pub fn owner<E: IntoResponse>(
+        mut self,
+        f: impl Fn(&Parts) -> Result<Owner, E> + Send + Sync + 'static,
+    ) -> Self {
+        self.policy = access::Policy::Function(Arc::new(move |parts| {
+            f(parts).map_err(access::Rejected::new)
+        }));
+        self
+    }
+
+    /// Lets every request in, as the client's owner with every scope: for a trusted machine
+    /// only (a loopback port in development, as `qron dev` does), never a network.
+    ///
+    /// ```no_run
+    /// # fn demo(client: qron::Client) {
+    /// let api = qron::http::Api::new(client).allow_anonymous();
+    /// # }
+    /// ```
+    pub fn allow_anonymous(mut self) -> Self {
+        self.policy = access::Policy::Anonymous;
+        self
+    }
+
+    /// Whether GraphQL introspection (and the SDL at `graphql/schema`) is served to the
+    /// requests the policy lets in (default: yes; GraphiQL's docs pane needs it).
+    ///
+    /// ```no_run
+    /// # fn demo(client: qron::Client) {
+    /// let api = qron::http::Api::new(client).introspection(false);
+    /// # }
+    /// ```
+    pub fn introspection(mut self, yes: bool) -> Self {
+        self.introspection = yes;
+        self
+    }
+
+    /// Refuses every mutation (queries only), when `yes`: every owner's scope is capped to
+    /// [`Scope::Read`].
     ///
     /// ```no_run
     /// # fn demo(client: qron::Client) {
@@ -221,7 +295,7 @@ impl Api {
             api: self,
         });
         Router::new()
-            .route("/", get(graphiql::page))
+            .route("/", get(graphiql_page))
             .route("/assets/{file}", get(graphiql::asset))
             .route("/graphql", post(graphql_post))
             .route("/graphql/schema", get(sdl))
@@ -232,23 +306,30 @@ impl Api {
             .with_state(state)
     }
 
-    /// The request's owner and whether it may change anything.
-    fn access(&self, parts: &Parts) -> Result<schema::Access, StatusCode> {
-        let owner = match (parts.extensions.get::<Owner>(), &self.owner) {
-            (Some(Owner(o)), _) => o.clone(),
-            (None, Some(f)) => f(parts)?,
-            (None, None) => self.client.owner_name().to_owned(),
-        };
-        Ok(schema::Access {
-            client: self.client.owner(owner),
-            read_only: self.read_only,
-        })
+    /// The request's owner and what it may do.
+    fn access(&self, parts: &Parts) -> Result<access::Access, access::Denied> {
+        self.policy.access(&self.client, self.read_only, parts)
     }
 }
 
 struct Shared {
     schema: QronSchema,
     api: Api,
+}
+
+/// GraphiQL's page, for a request the policy lets read.
+async fn graphiql_page(
+    State(shared): State<Arc<Shared>>,
+    uri: axum::extract::OriginalUri,
+    parts: Parts,
+) -> Response {
+    match shared.api.access(&parts) {
+        Ok(access) => match access.reader() {
+            Ok(_) => graphiql::page(uri).await,
+            Err(e) => (StatusCode::FORBIDDEN, e.to_string()).into_response(),
+        },
+        Err(denied) => denied.into_response(),
+    }
 }
 
 async fn graphql_post(
@@ -273,9 +354,9 @@ async fn graphql_post(
     }
     let access = match shared.api.access(&parts) {
         Ok(access) => access,
-        Err(status) => return status.into_response(),
+        Err(denied) => return denied.into_response(),
     };
-    let request: async_graphql::Request = match serde_json::from_slice(&body) {
+    let mut request: async_graphql::Request = match serde_json::from_slice(&body) {
         Ok(r) => r,
         Err(e) => {
             return (
@@ -285,10 +366,28 @@ async fn graphql_post(
                 .into_response();
         }
     };
+    if !shared.api.introspection {
+        request = request.disable_introspection();
+    }
     let response = shared.schema.execute(request.data(access)).await;
     axum::Json(response).into_response()
 }
 
-async fn sdl(State(shared): State<Arc<Shared>>) -> String {
-    shared.schema.sdl()
+/// The schema in SDL, for a request the policy lets read, while introspection is on.
+async fn sdl(State(shared): State<Arc<Shared>>, parts: Parts) -> Response {
+    let access = match shared.api.access(&parts) {
+        Ok(access) => access,
+        Err(denied) => return denied.into_response(),
+    };
+    if let Err(e) = access.reader() {
+        return (StatusCode::FORBIDDEN, e.to_string()).into_response();
+    }
+    if !shared.api.introspection {
+        return (
+            StatusCode::NOT_FOUND,
+            "introspection is turned off for this API",
+        )
+            .into_response();
+    }
+    shared.schema.sdl().into_response()
 }

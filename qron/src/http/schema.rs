@@ -8,6 +8,7 @@ use async_graphql::{
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
+use super::access::{Access, Forbidden};
 use crate::{Client, Error, JobRef, JobRow, JobStatus, JobUpdate, NewJob, Search};
 
 /// The GraphQL schema of the management API (for tests and tools: its SDL, or running a
@@ -27,32 +28,25 @@ pub(super) fn build() -> QronSchema {
         .finish()
 }
 
-/// Who a request acts for.
-pub(crate) struct Access {
-    /// Scoped to the request's owner.
-    pub(crate) client: Client,
-    pub(crate) read_only: bool,
-}
-
 type Result<T> = async_graphql::Result<T>;
 
 fn access<'a>(ctx: &'a Context<'_>) -> Result<&'a Access> {
     ctx.data::<Access>()
 }
 
-fn reader<'a>(ctx: &'a Context<'_>) -> Result<&'a Client> {
-    Ok(&access(ctx)?.client)
+/// A refusal by scope, as a GraphQL error with the code `FORBIDDEN`.
+fn forbidden(e: Forbidden) -> async_graphql::Error {
+    async_graphql::Error::new(e.0).extend_with(|_, ext| ext.set("code", "FORBIDDEN"))
 }
 
+/// The client, for a request that may read.
+fn reader<'a>(ctx: &'a Context<'_>) -> Result<&'a Client> {
+    access(ctx)?.reader().map_err(forbidden)
+}
+
+/// The client, for a request that may change jobs.
 fn writer<'a>(ctx: &'a Context<'_>) -> Result<&'a Client> {
-    let a = access(ctx)?;
-    if a.read_only {
-        return Err(
-            async_graphql::Error::new("this API is read-only: no mutation is allowed")
-                .extend_with(|_, e| e.set("code", "FORBIDDEN")),
-        );
-    }
-    Ok(&a.client)
+    access(ctx)?.operator().map_err(forbidden)
 }
 
 /// A client error as a GraphQL error: its message, and a `code` (with the field, the job or
@@ -760,7 +754,9 @@ impl RemoteMutation {
         #[graphql(default = 60.0)] lease_seconds: f64,
         #[graphql(default = "remote")] worker: String,
     ) -> Result<Vec<LeasedJob>> {
-        let c = writer(ctx)?;
+        let a = access(ctx)?;
+        let c = a.worker().map_err(forbidden)?;
+        a.may_work_on(&executor).map_err(forbidden)?;
         let jobs = c
             .lease(
                 &executor,
@@ -794,7 +790,8 @@ impl RemoteMutation {
         ctx: &Context<'_>,
         outcomes: Vec<OutcomeReport>,
     ) -> Result<Vec<OutcomeApplied>> {
-        let c = writer(ctx)?;
+        let a = access(ctx)?;
+        let c = a.worker().map_err(forbidden)?;
         let outcomes = outcomes
             .into_iter()
             .map(|o| crate::RemoteOutcome {
@@ -811,7 +808,7 @@ impl RemoteMutation {
                 payload: o.payload.map(|Json(p)| p),
             })
             .collect();
-        Ok(c.complete(outcomes)
+        Ok(c.complete_limited(outcomes, a.executors())
             .await
             .map_err(gql)?
             .into_iter()
@@ -829,11 +826,16 @@ impl RemoteMutation {
         leases: Vec<LeaseRef>,
         #[graphql(default = 60.0)] lease_seconds: f64,
     ) -> Result<Vec<i64>> {
-        let c = writer(ctx)?;
+        let a = access(ctx)?;
+        let c = a.worker().map_err(forbidden)?;
         let leases: Vec<(i64, i64)> = leases.iter().map(|l| (l.id, l.token)).collect();
-        c.renew_leases(&leases, seconds("lease_time", lease_seconds)?)
-            .await
-            .map_err(gql)
+        c.renew_leases_limited(
+            &leases,
+            seconds("lease_time", lease_seconds)?,
+            a.executors(),
+        )
+        .await
+        .map_err(gql)
     }
 }
 

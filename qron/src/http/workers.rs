@@ -13,7 +13,11 @@
 //!                       -> {"renewed": [1]}
 //! ```
 //!
-//! An error answers 400 (or 403 when the API is read-only) with `{"error": …, "code": …}`.
+//! Each call needs the [`worker`](super::Scope::Worker) or [`operate`](super::Scope::Operate)
+//! scope; a worker limited to some executors leases, completes and renews their jobs only (an
+//! outcome or a lease of another executor's job is reported as not applied, or not renewed).
+//! An error answers 400 (or 403 for a scope that does not allow the call) with
+//! `{"error": …, "code": …}`.
 
 use std::sync::Arc;
 
@@ -26,8 +30,9 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::Shared;
+use super::access::{Access, Rejected};
 use crate::client::checks::seconds;
-use crate::{Client, Error, RemoteOutcome};
+use crate::{Error, RemoteOutcome};
 
 fn default_limit() -> usize {
     10
@@ -70,33 +75,21 @@ pub(super) struct HeartbeatBody {
     lease_seconds: f64,
 }
 
-/// Why a request may not change jobs: its owner was refused (with this status), or the API is
-/// read-only.
-enum Refusal {
-    Owner(StatusCode),
-    ReadOnly,
-}
-
-impl IntoResponse for Refusal {
-    fn into_response(self) -> Response {
-        match self {
-            Refusal::Owner(status) => status.into_response(),
-            Refusal::ReadOnly => (
-                StatusCode::FORBIDDEN,
-                Json(json!({ "error": "this API is read-only", "code": "FORBIDDEN" })),
-            )
-                .into_response(),
-        }
+/// The request's access, when it may work on jobs (`executor`'s, when given), or the response
+/// that refuses it.
+fn worker(shared: &Shared, parts: &Parts, executor: Option<&str>) -> Result<Access, Rejected> {
+    let access = shared.api.access(parts).map_err(Rejected::new)?;
+    let allowed = access
+        .worker()
+        .map(|_| ())
+        .and_then(|()| executor.map_or(Ok(()), |e| access.may_work_on(e)));
+    match allowed {
+        Ok(()) => Ok(access),
+        Err(e) => Err(Rejected::new((
+            StatusCode::FORBIDDEN,
+            Json(json!({ "error": e.0, "code": "FORBIDDEN" })),
+        ))),
     }
-}
-
-/// The client of a request that may change jobs.
-fn writer(shared: &Shared, parts: &Parts) -> Result<Client, Refusal> {
-    let access = shared.api.access(parts).map_err(Refusal::Owner)?;
-    if access.read_only {
-        return Err(Refusal::ReadOnly);
-    }
-    Ok(access.client)
 }
 
 fn refused(e: Error) -> Response {
@@ -120,15 +113,16 @@ pub(super) async fn lease(
     parts: Parts,
     Json(body): Json<LeaseBody>,
 ) -> Response {
-    let client = match writer(&shared, &parts) {
-        Ok(c) => c,
+    let access = match worker(&shared, &parts, Some(&body.executor)) {
+        Ok(a) => a,
         Err(r) => return r.into_response(),
     };
     let lease_time = match seconds("lease_time", body.lease_seconds) {
         Ok(d) => d,
         Err(e) => return refused(e),
     };
-    match client
+    match access
+        .client
         .lease(&body.executor, body.limit, lease_time, &body.worker)
         .await
     {
@@ -142,11 +136,15 @@ pub(super) async fn complete(
     parts: Parts,
     Json(body): Json<CompleteBody>,
 ) -> Response {
-    let client = match writer(&shared, &parts) {
-        Ok(c) => c,
+    let access = match worker(&shared, &parts, None) {
+        Ok(a) => a,
         Err(r) => return r.into_response(),
     };
-    match client.complete(body.outcomes).await {
+    match access
+        .client
+        .complete_limited(body.outcomes, access.executors())
+        .await
+    {
         Ok(reported) => Json(json!({ "reported": reported })).into_response(),
         Err(e) => refused(e),
     }
@@ -157,8 +155,8 @@ pub(super) async fn heartbeat(
     parts: Parts,
     Json(body): Json<HeartbeatBody>,
 ) -> Response {
-    let client = match writer(&shared, &parts) {
-        Ok(c) => c,
+    let access = match worker(&shared, &parts, None) {
+        Ok(a) => a,
         Err(r) => return r.into_response(),
     };
     let leases: Vec<(i64, i64)> = body.leases.iter().map(|l| (l.id, l.token)).collect();
@@ -166,7 +164,11 @@ pub(super) async fn heartbeat(
         Ok(d) => d,
         Err(e) => return refused(e),
     };
-    match client.renew_leases(&leases, lease_time).await {
+    match access
+        .client
+        .renew_leases_limited(&leases, lease_time, access.executors())
+        .await
+    {
         Ok(renewed) => Json(json!({ "renewed": renewed })).into_response(),
         Err(e) => refused(e),
     }

@@ -202,7 +202,9 @@ pub(crate) async fn execute(mut job: LeasedJob, exec: &ExecutorState, shared: &S
         let requests = Requests::take_from(&requests);
         let input = OutcomeInput::leased(&job);
         let error = match &result {
-            Err(e @ (JobError::Retry(_) | JobError::Fail(_))) => Some(e.reason().to_owned()),
+            Err(e @ (JobError::Retry(_) | JobError::Fail(_) | JobError::RetryAfter(..))) => {
+                Some(e.reason().to_owned())
+            }
             _ => None,
         };
         let (outcome, label) = decide(

@@ -153,11 +153,17 @@ pub(crate) fn decide(
         }
         Err(e) => {
             let reason = Some(crate::limits::storable_error(e.reason()));
-            let retry = matches!(e, JobError::Retry(_)) && job.attempt < job.max_attempts;
+            let retry = matches!(e, JobError::Retry(_) | JobError::RetryAfter(..))
+                && job.attempt < job.max_attempts;
             if retry {
-                let delay = chrono::Duration::from_std(backoff.delay(job.attempt))
-                    .unwrap_or(chrono::Duration::seconds(1));
-                let mut at = now + delay;
+                let wait = match &e {
+                    JobError::RetryAfter(_, d) => *d,
+                    _ => backoff.delay(job.attempt),
+                };
+                let delay = chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::MAX);
+                let mut at = now
+                    .checked_add_signed(delay)
+                    .unwrap_or(DateTime::<Utc>::MAX_UTC);
                 if let (true, Some(slot)) = (job.recurring, next_slot) {
                     at = at.min(slot);
                 }

@@ -3,10 +3,17 @@
 //!
 //! ```no_run
 //! # async fn demo(client: qron::Client) -> std::io::Result<()> {
-//! // Behind the application's own authentication, as the API (see "Owners and access").
+//! // The same access policy as the API (see "Owners and access").
+//! let api = qron::http::Api::new(client).owner(|req| {
+//!     match req.headers.get("x-forwarded-user").and_then(|v| v.to_str().ok()) {
+//!         Some("ops@acme.example") => Ok(qron::http::Owner::operate("acme")),
+//!         Some(_) => Ok(qron::http::Owner::read("acme")),
+//!         None => Err(axum::http::StatusCode::UNAUTHORIZED),
+//!     }
+//! });
 //! let app = axum::Router::new()
-//!     .nest("/qron/api", qron::http::router(client.clone()))
-//!     .nest("/qron", qron::http::dashboard(client));
+//!     .nest("/qron/api", api.clone().router())
+//!     .nest("/qron", api.dashboard());
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
 //! axum::serve(listener, app).await
 //! # }
@@ -25,8 +32,10 @@
 //! viewer: a viewer never makes the database count. Its scripts and styles are served by the
 //! router itself (no CDN, no build step).
 //!
-//! The owner of each request, and read-only mode, are the [`Api`](crate::http::Api)'s:
-//! `Api::new(client).owner(f).read_only(true).dashboard()`. Actions are forms posted to the
+//! The owner of each request and its scope are the [`Api`](crate::http::Api)'s policy's (a
+//! request without one is refused with 401): a `read` scope, or
+//! `Api::new(client).owner(f).read_only(true).dashboard()`, shows the pages without their
+//! actions; a `worker` scope sees nothing. Actions are forms posted to the
 //! dashboard; each must come from the dashboard's own pages (the browser's `Origin`, or
 //! `Sec-Fetch-Site`, and a per-browser token in a `SameSite=Strict` cookie), so another site
 //! cannot make a signed-in operator's browser act.
@@ -50,9 +59,12 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
 use super::Api;
+use super::access::{Denied, NO_POLICY, Rejected};
 use crate::Client;
 
-/// The dashboard over `client`, with the defaults of [`Api::new`]: `Api::new(client).dashboard()`.
+/// The dashboard over `client`, with the defaults of [`Api::new`]: `Api::new(client).dashboard()`,
+/// which refuses every request that the application's own layer did not give an
+/// [`Owner`](crate::http::Owner) extension.
 ///
 /// ```no_run
 /// # fn demo(client: qron::Client) {
@@ -119,12 +131,17 @@ pub(crate) struct View {
 }
 
 impl Dash {
-    /// The request's view, or the status that refuses it (the owner function's).
-    pub(crate) fn view(&self, parts: &Parts) -> Result<View, Refusal> {
-        let access = self
-            .api
-            .access(parts)
-            .map_err(|status| Refusal(status, "refused"))?;
+    /// The request's view, or the response that refuses it: the policy's, a page naming the
+    /// missing policy, or a page saying the scope does not allow reading.
+    pub(crate) fn view(&self, parts: &Parts) -> Result<View, Rejected> {
+        let access = self.api.access(parts).map_err(|denied| match denied {
+            Denied::NoPolicy => Rejected::new(refuse(StatusCode::UNAUTHORIZED, NO_POLICY)),
+            Denied::Refused(response) => response,
+        })?;
+        if let Err(e) = access.reader() {
+            return Err(Rejected::new(refuse(StatusCode::FORBIDDEN, &e.0)));
+        }
+        let read_only = !access.scope().may_operate();
         let (token, new_token) = match cookie(parts, TOKEN_COOKIE) {
             Some(t) if t.len() == 32 && t.bytes().all(|b| b.is_ascii_hexdigit()) => {
                 (t.to_owned(), false)
@@ -133,7 +150,7 @@ impl Dash {
         };
         Ok(View {
             client: access.client,
-            read_only: access.read_only,
+            read_only,
             base: base(parts),
             token,
             new_token,
@@ -143,9 +160,9 @@ impl Dash {
 
 /// Every handler's first extractor: the request's view, or its refusal.
 impl axum::extract::FromRequestParts<Arc<Dash>> for View {
-    type Rejection = Refusal;
+    type Rejection = Rejected;
 
-    async fn from_request_parts(parts: &mut Parts, dash: &Arc<Dash>) -> Result<Self, Refusal> {
+    async fn from_request_parts(parts: &mut Parts, dash: &Arc<Dash>) -> Result<Self, Rejected> {
         dash.view(parts)
     }
 }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt as _;
 use futures_util::stream::{self, Stream};
 use maud::{Markup, html};
 
@@ -110,7 +111,8 @@ pub(crate) fn rows(view: &View, figures: &Overview) -> Markup {
 /// Server-sent events: the view's rows at each refresh of the shared figures.
 pub(crate) async fn events(State(dash): State<Arc<Dash>>, view: View) -> Response {
     let rx = dash.cache.subscribe();
-    Sse::new(updates(view, rx))
+    let shutdown = dash.api.shutdown.clone();
+    Sse::new(updates(view, rx).take_until(shutdown.cancelled_owned()))
         .keep_alive(KeepAlive::default())
         .into_response()
 }

@@ -1,0 +1,351 @@
+//! Safe on a network by default (issue 28): the API and the dashboard refuse until the
+//! application chose who may do what, each scope allows its own calls only, and the HTTP
+//! executor reaches only what the operator allowed; against real servers on loopback ports.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use qron::{Client, HttpExecutor, JobStatus, NewJob, Worker};
+use qron_tests::TestDb;
+use serde_json::{Value, json};
+
+/// Serves `app` on a loopback port; its base URL.
+async fn serve(app: axum::Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    format!("http://{addr}")
+}
+
+/// Every job of the test's database, as `(status, last_error)` by id.
+async fn jobs(client: &Client) -> Vec<(i64, JobStatus, Option<String>, i32)> {
+    client
+        .search(&qron::Search::default())
+        .await
+        .unwrap()
+        .jobs
+        .into_iter()
+        .map(|j| (j.id, j.status, j.last_error, j.attempt))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_router_and_a_dashboard_without_a_policy_refuse_every_request() {
+    let db = TestDb::new().await;
+    let client = Client::new(db.pool.clone());
+    client
+        .create(NewJob::new("email", "@after 1 hour").payload(json!({ "secret": 1 })))
+        .await
+        .unwrap();
+    let api = serve(qron::http::router(client.clone())).await;
+    let dash = serve(qron::http::dashboard(client.clone())).await;
+    let http = reqwest::Client::new();
+    let requests = [
+        http.get(format!("{api}/")),
+        http.get(format!("{api}/graphql/schema")),
+        http.post(format!("{api}/graphql"))
+            .json(&json!({ "query": "{ jobs { jobs { payload } } }" })),
+        http.post(format!("{api}/graphql"))
+            .json(&json!({ "query": "{ __schema { queryType { name } } }" })),
+        http.post(format!("{api}/workers/lease"))
+            .json(&json!({ "executor": "email" })),
+        http.get(format!("{dash}/")),
+        http.get(format!("{dash}/jobs")),
+    ];
+    for request in requests {
+        let resp = request.send().await.unwrap();
+        let url = resp.url().clone();
+        assert_eq!(resp.status(), StatusCode::UNAUTHORIZED, "{url}");
+        let text = resp.text().await.unwrap();
+        assert!(
+            text.contains("allow_anonymous") && text.contains("Api::owner"),
+            "{url}: the refusal names the fix: {text}"
+        );
+        assert!(!text.contains("secret"), "{url}: {text}");
+    }
+    // Nothing was leased.
+    assert_eq!(jobs(&client).await[0].1, JobStatus::Ready);
+}
+
+/// A loopback endpoint that counts the requests it gets, at `/hit` and under every status path
+/// `/status/{code}` (with `Retry-After: 120` on 429 and 503).
+async fn counting_endpoint() -> (String, Arc<AtomicUsize>) {
+    let hits = Arc::new(AtomicUsize::new(0));
+    let counted = hits.clone();
+    let app = axum::Router::new().fallback(move |uri: axum::http::Uri| {
+        let hits = counted.clone();
+        async move {
+            hits.fetch_add(1, Ordering::SeqCst);
+            let code: u16 = uri
+                .path()
+                .strip_prefix("/status/")
+                .and_then(|c| c.parse().ok())
+                .unwrap_or(200);
+            let status = StatusCode::from_u16(code).unwrap();
+            let mut response = axum::response::Response::new(axum::body::Body::from(
+                "internal: the metadata server's credentials",
+            ));
+            *response.status_mut() = status;
+            if matches!(code, 429 | 503) {
+                response
+                    .headers_mut()
+                    .insert("retry-after", "120".parse().unwrap());
+            }
+            response
+        }
+    });
+    (serve(app).await, hits)
+}
+
+async fn run_http_worker(client: &Client, exec: HttpExecutor) {
+    Worker::builder(client.clone())
+        .executors(["http"])
+        .http_executor(exec)
+        .build()
+        .unwrap()
+        .run_until_idle()
+        .await
+        .unwrap();
+}
+
+fn http_job(url: &str) -> NewJob {
+    NewJob::new("http", "@after 0s")
+        .max_attempts(5)
+        .meta(json!({ "url": url }))
+}
+
+#[tokio::test]
+async fn http_jobs_aimed_at_loopback_link_local_and_private_addresses_are_refused() {
+    let db = TestDb::new().await;
+    let client = Client::new(db.pool.clone());
+    let (base, hits) = counting_endpoint().await;
+    let port = base.rsplit(':').next().unwrap().to_owned();
+    // Only the refusal is tested: a refused destination is never connected to, so nothing
+    // leaves loopback.
+    let targets = [
+        format!("{base}/hit"),
+        format!("http://localhost:{port}/hit"),
+        format!("http://[::1]:{port}/hit"),
+        format!("http://127.1:{port}/hit"),
+        format!("http://[::ffff:127.0.0.1]:{port}/hit"),
+        "http://169.254.169.254/latest/meta-data/".to_owned(),
+        "http://10.0.0.1/".to_owned(),
+        "http://172.16.0.1/".to_owned(),
+        "http://192.168.1.1/".to_owned(),
+        "http://100.64.0.1/".to_owned(),
+        "http://[fd00::1]/".to_owned(),
+        "http://[fe80::1]/".to_owned(),
+        "http://0.0.0.0/".to_owned(),
+        "http://224.0.0.1/".to_owned(),
+    ];
+    for url in &targets {
+        client.create(http_job(url)).await.unwrap();
+    }
+    let started = std::time::Instant::now();
+    run_http_worker(&client, HttpExecutor::new()).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "no connection was tried"
+    );
+    assert_eq!(
+        hits.load(Ordering::SeqCst),
+        0,
+        "no request reached loopback"
+    );
+    for (id, status, error, attempt) in jobs(&client).await {
+        let error = error.unwrap_or_default();
+        assert_eq!(status, JobStatus::Failed, "job {id}: {error}");
+        assert_eq!(attempt, 1, "job {id} failed at once: {error}");
+        assert!(error.contains("refused"), "job {id}: {error}");
+        assert!(!error.contains("credentials"), "job {id}: {error}");
+    }
+
+    // The operator's opt-in: loopback allowed by address, the others still refused.
+    let allowed = client
+        .create(http_job(&format!("{base}/hit")))
+        .await
+        .unwrap();
+    run_http_worker(&client, HttpExecutor::new().allow_hosts(["127.0.0.1"])).await;
+    assert_eq!(hits.load(Ordering::SeqCst), 1);
+    assert_eq!(
+        client.get(allowed.id).await.unwrap().status,
+        JobStatus::Succeeded
+    );
+}
+
+#[tokio::test]
+async fn client_errors_fail_at_once_and_retry_after_is_honoured() {
+    let db = TestDb::new().await;
+    let client = Client::new(db.pool.clone());
+    let (base, _) = counting_endpoint().await;
+    let mut made = Vec::new();
+    for code in [400, 401, 403, 404, 410, 422, 408, 429, 500, 503] {
+        let job = client
+            .create(http_job(&format!("{base}/status/{code}")))
+            .await
+            .unwrap();
+        made.push((code, job.id));
+    }
+    let before: chrono::DateTime<chrono::Utc> = sqlx::query_scalar("SELECT now()")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    run_http_worker(&client, HttpExecutor::new().allow_private(true)).await;
+    for (code, id) in made {
+        let job = client.get(id).await.unwrap();
+        let error = job.last_error.clone().unwrap_or_default();
+        assert!(error.contains(&code.to_string()), "{code}: {error}");
+        if code < 408 || code == 410 || code == 422 {
+            assert_eq!(job.status, JobStatus::Failed, "{code} fails at once");
+            assert_eq!(job.attempt, 1, "{code}");
+        } else {
+            assert_eq!(job.status, JobStatus::Ready, "{code} is retried");
+            let wait = job.run_at - before;
+            if matches!(code, 429 | 503) {
+                assert!(
+                    wait >= chrono::Duration::seconds(115)
+                        && wait <= chrono::Duration::seconds(140),
+                    "{code}: Retry-After 120 s honoured, not {wait}"
+                );
+            }
+        }
+        // The text kept in an error is bounded.
+        assert!(error.len() <= 400, "{code}: {}", error.len());
+    }
+}
+
+/// The value of `v` at a JSON pointer, as a string.
+#[allow(dead_code)]
+fn at<'a>(v: &'a Value, pointer: &str) -> &'a str {
+    v.pointer(pointer).and_then(Value::as_str).unwrap_or("")
+}
+
+/// The credentials of the scope test: a bearer token per scope.
+fn bearer_policy(req: &axum::http::request::Parts) -> Result<qron::http::Owner, StatusCode> {
+    use qron::http::Owner;
+    let token = req
+        .headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    match token {
+        Some("op") => Ok(Owner::operate("acme")),
+        Some("ro") => Ok(Owner::read("acme")),
+        Some("wk") => Ok(Owner::worker("acme")),
+        Some("wk-sms") => Ok(Owner::worker("acme").executors(["sms"])),
+        Some(_) => Err(StatusCode::FORBIDDEN),
+        None => Err(StatusCode::UNAUTHORIZED),
+    }
+}
+
+/// One call of the scope test: whether the API let it through (`true`), refused it by scope
+/// (`false`); any other answer fails the test.
+async fn allowed(base: &str, token: &str, call: &str) -> bool {
+    let http = reqwest::Client::new();
+    let auth = format!("Bearer {token}");
+    let gql = |query: &str| {
+        http.post(format!("{base}/api/graphql"))
+            .header("authorization", &auth)
+            .json(&json!({ "query": query }))
+    };
+    let rest = |path: &str, body: Value| {
+        http.post(format!("{base}/api/workers/{path}"))
+            .header("authorization", &auth)
+            .json(&body)
+    };
+    let request = match call {
+        "graphiql" => http
+            .get(format!("{base}/api"))
+            .header("authorization", &auth),
+        "sdl" => http
+            .get(format!("{base}/api/graphql/schema"))
+            .header("authorization", &auth),
+        "query" => gql("{ jobs { total } }"),
+        "introspection" => gql("{ __schema { queryType { name } } }"),
+        "create" => {
+            gql(r#"mutation { createJob(job: { executor: "email", expr: "@daily" }) { id } }"#)
+        }
+        "pause" => gql(r#"mutation { pauseExecutor(executor: "email") }"#),
+        "gql lease email" => gql(r#"mutation { lease(executor: "email", limit: 0) { id } }"#),
+        "gql lease sms" => gql(r#"mutation { lease(executor: "sms", limit: 0) { id } }"#),
+        "lease email" => rest("lease", json!({ "executor": "email", "limit": 0 })),
+        "lease sms" => rest("lease", json!({ "executor": "sms", "limit": 0 })),
+        "heartbeat" => rest("heartbeat", json!({ "leases": [{ "id": 1, "token": 1 }] })),
+        "complete" => rest(
+            "complete",
+            json!({ "outcomes": [{ "id": 1, "token": 1, "result": "commit" }] }),
+        ),
+        "dashboard" => http.get(format!("{base}/")).header("authorization", &auth),
+        other => panic!("no call {other}"),
+    };
+    let resp = request.send().await.unwrap();
+    let status = resp.status();
+    let body: Value = resp
+        .text()
+        .await
+        .map(|t| serde_json::from_str(&t).unwrap_or(Value::String(t)))
+        .unwrap();
+    let forbidden_in_graphql = body["errors"][0]["extensions"]["code"] == "FORBIDDEN";
+    match status {
+        StatusCode::OK if forbidden_in_graphql => false,
+        // `limit: 0` is refused as an argument: the scope let the call through.
+        StatusCode::OK | StatusCode::BAD_REQUEST => {
+            assert!(
+                body.get("errors").is_none() || call.contains("lease") || call == "complete",
+                "{token} {call}: {body}"
+            );
+            true
+        }
+        StatusCode::FORBIDDEN => false,
+        other => panic!("{token} {call}: {other} {body}"),
+    }
+}
+
+#[tokio::test]
+async fn each_scope_may_make_its_own_calls_only() {
+    let db = TestDb::new().await;
+    let client = Client::new(db.pool.clone());
+    let api = qron::http::Api::new(client.clone()).owner(bearer_policy);
+    let base = serve(
+        axum::Router::new()
+            .nest("/api", api.clone().router())
+            .merge(api.dashboard()),
+    )
+    .await;
+    // (call, worker, worker limited to `sms`, read, operate)
+    let table = [
+        ("graphiql", false, false, true, true),
+        ("sdl", false, false, true, true),
+        ("query", false, false, true, true),
+        ("introspection", true, true, true, true),
+        ("create", false, false, false, true),
+        ("pause", false, false, false, true),
+        ("gql lease email", true, false, false, true),
+        ("gql lease sms", true, true, false, true),
+        ("lease email", true, false, false, true),
+        ("lease sms", true, true, false, true),
+        ("heartbeat", true, true, false, true),
+        ("complete", true, true, false, true),
+        ("dashboard", false, false, true, true),
+    ];
+    let mut wrong = Vec::new();
+    for (call, wk, wk_sms, ro, op) in table {
+        for (token, expected) in [("wk", wk), ("wk-sms", wk_sms), ("ro", ro), ("op", op)] {
+            if allowed(&base, token, call).await != expected {
+                wrong.push(format!("{token} {call}: expected allowed={expected}"));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{wrong:#?}");
+    // Only the operator's createJob wrote anything.
+    assert_eq!(
+        qron_tests::count(&db.pool, "SELECT count(*) FROM qron.jobs").await,
+        1
+    );
+    // Without a credential: the policy's own answer.
+    let none = reqwest::get(format!("{base}/api")).await.unwrap();
+    assert_eq!(none.status(), StatusCode::UNAUTHORIZED);
+}
