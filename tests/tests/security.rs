@@ -349,3 +349,150 @@ async fn each_scope_may_make_its_own_calls_only() {
     let none = reqwest::get(format!("{base}/api")).await.unwrap();
     assert_eq!(none.status(), StatusCode::UNAUTHORIZED);
 }
+
+/// The API over `client` for anyone (the tests of limits are about what a caller who got in
+/// can do).
+fn open_api(client: &Client) -> axum::Router {
+    qron::http::Api::new(client.clone())
+        .allow_anonymous()
+        .router()
+}
+
+/// Posts a GraphQL query to the API at `base`; its status, its answer's size and its JSON, and
+/// how long it took.
+async fn post_query(base: &str, query: &str) -> (StatusCode, usize, Value, Duration) {
+    let started = std::time::Instant::now();
+    let resp = reqwest::Client::new()
+        .post(format!("{base}/graphql"))
+        .json(&json!({ "query": query }))
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status();
+    let bytes = resp.bytes().await.unwrap();
+    let value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    (status, bytes.len(), value, started.elapsed())
+}
+
+fn error_code(v: &Value) -> &str {
+    v["errors"][0]["extensions"]["code"].as_str().unwrap_or("")
+}
+
+#[tokio::test]
+async fn one_request_cannot_cost_thousands_of_queries_or_an_unbounded_answer() {
+    let db = TestDb::new().await;
+    let client = Client::new(db.pool.clone());
+    // 1,000 jobs of 20 KB each: 20 MB of payloads.
+    let big = "x".repeat(20_000);
+    client
+        .create_many(
+            (0..1000).map(|i| {
+                NewJob::new("email", "@after 1 hour").payload(json!({ "n": i, "pad": big }))
+            }),
+        )
+        .await
+        .unwrap();
+    let base = serve(open_api(&client)).await;
+
+    // 1,600 aliases of a full page each: refused before any of them runs.
+    let aliases: String = (0..1600)
+        .map(|i| format!("a{i}: jobs(limit: 1000) {{ jobs {{ payload }} }} "))
+        .collect();
+    let (status, size, answer, took) = post_query(&base, &format!("{{ {aliases} }}")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(error_code(&answer), "TOO_COMPLEX", "{answer}");
+    assert!(
+        size < 10_000 && took < Duration::from_secs(2),
+        "{size} B in {took:?}"
+    );
+
+    // Twenty full pages of 20 KB payloads: the answer would be 400 MB; refused within its
+    // budget.
+    let twenty: String = (0..20)
+        .map(|i| format!("a{i}: jobs(limit: 1000) {{ jobs {{ payload }} }} "))
+        .collect();
+    let (_, size, answer, took) = post_query(&base, &format!("{{ {twenty} }}")).await;
+    assert_eq!(
+        error_code(&answer),
+        "TOO_LARGE",
+        "{}",
+        &answer.to_string()[..200]
+    );
+    assert!(
+        size < 17 << 20 && took < Duration::from_secs(5),
+        "{size} B in {took:?}"
+    );
+
+    // A page's fields count once per job its limit asks for.
+    let fields: String = (0..60).map(|i| format!("f{i}: id ")).collect();
+    let (_, _, answer, _) = post_query(
+        &base,
+        &format!("{{ jobs(limit: 1000) {{ jobs {{ {fields} }} }} }}"),
+    )
+    .await;
+    assert!(
+        answer["errors"][0]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("complex"),
+        "{answer}"
+    );
+
+    // Offsets and limits at their type's limits: typed errors, at once.
+    for query in [
+        "{ jobs(offset: 1000000000) { jobs { id } } }",
+        "{ jobs(limit: 1000000000) { jobs { id } } }",
+    ] {
+        let (_, _, answer, took) = post_query(&base, query).await;
+        assert_eq!(error_code(&answer), "INVALID_ARGUMENT", "{query}: {answer}");
+        assert!(took < Duration::from_secs(2), "{query}: {took:?}");
+    }
+
+    // A page that fits is answered, with its total only when asked.
+    let (_, _, answer, _) = post_query(&base, "{ jobs(limit: 5) { total jobs { id } } }").await;
+    assert_eq!(answer["data"]["jobs"]["total"], 1000, "{answer}");
+}
+
+#[tokio::test]
+async fn an_http_jobs_header_values_are_redacted_over_the_api_and_on_the_dashboard() {
+    let db = TestDb::new().await;
+    let client = Client::new(db.pool.clone());
+    let job = client
+        .create(NewJob::new("http", "@after 1 hour").meta(json!({
+            "url": "https://hooks.example/x",
+            "headers": { "authorization": "Bearer sk_live_s3cret" },
+        })))
+        .await
+        .unwrap();
+    let api = qron::http::Api::new(client.clone()).allow_anonymous();
+    let base = serve(
+        axum::Router::new()
+            .nest("/api", api.clone().router())
+            .merge(api.dashboard()),
+    )
+    .await;
+    let answer = reqwest::Client::new()
+        .post(format!("{base}/api/graphql"))
+        .json(&json!({ "query": format!("{{ job(id: {}) {{ meta }} }}", job.id) }))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(answer.contains("hooks.example"), "{answer}");
+    assert!(!answer.contains("s3cret"), "{answer}");
+    let page = reqwest::get(format!("{base}/jobs/{}", job.id))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("hooks.example"), "{page}");
+    assert!(!page.contains("s3cret"), "the dashboard shows no secret");
+    // The worker still has it.
+    assert_eq!(
+        client.get(job.id).await.unwrap().meta["headers"]["authorization"],
+        "Bearer sk_live_s3cret"
+    );
+}

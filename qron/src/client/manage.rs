@@ -7,7 +7,7 @@ use super::checks::{check_max_attempts, check_ref, check_text, check_time, timeo
 use crate::Schedule;
 use crate::db::{self, JobChanges};
 use crate::error::{Error, Result};
-use crate::job::{JobRef, JobRow, JobUpdate, MAX_PAGE, Page, Search};
+use crate::job::{JobRef, JobRow, JobUpdate, MAX_OFFSET, MAX_PAGE, Page, Search};
 use crate::limits;
 
 impl Client {
@@ -44,10 +44,26 @@ impl Client {
     /// # Ok(()) }
     /// ```
     pub async fn search(&self, q: &Search) -> Result<Page> {
+        self.search_within(q, true, usize::MAX)
+            .await?
+            .ok_or_else(|| Error::InvalidArgument {
+                field: "limit",
+                reason: "the page is too large to read".to_owned(),
+            })
+    }
+
+    /// [`Client::search`], with the count only when `with_total` (else 0), and `None` when the
+    /// page's rows come to more than `max_bytes` as stored (the API's answer budget).
+    pub(crate) async fn search_within(
+        &self,
+        q: &Search,
+        with_total: bool,
+        max_bytes: usize,
+    ) -> Result<Option<Page>> {
         let q = &self.search_checked(q)?;
         let mut conn = self.pool.acquire().await?;
-        let (jobs, total) = db::job_search(&mut conn, &self.owner, q).await?;
-        Ok(Page { jobs, total })
+        let page = db::job_search(&mut conn, &self.owner, q, with_total, max_bytes).await?;
+        Ok(page.map(|(jobs, total)| Page { jobs, total }))
     }
 
     /// `q` checked as [`Client::search`] checks it, with its times clamped to the years jobs
@@ -59,10 +75,14 @@ impl Client {
                 reason: format!("{} is outside 1..={MAX_PAGE}", q.limit),
             });
         }
-        if q.offset < 0 {
+        if !(0..=MAX_OFFSET).contains(&q.offset) {
             return Err(Error::InvalidArgument {
                 field: "offset",
-                reason: "must not be negative".to_owned(),
+                reason: format!(
+                    "{} is outside 0..={MAX_OFFSET}; narrow the search with its filters (a \
+                     creation or run time range) to reach further",
+                    q.offset
+                ),
             });
         }
         if let Some(meta) = &q.meta_contains {

@@ -329,6 +329,15 @@ impl Client {
         }
     }
 
+    /// This client, with its owner and settings, on another pool (the API's bounded one).
+    pub(crate) fn with_pool(&self, pool: PgPool) -> Client {
+        Client {
+            pool,
+            owner: self.owner.clone(),
+            config: self.config.clone(),
+        }
+    }
+
     /// The owner this client acts for.
     ///
     /// ```no_run

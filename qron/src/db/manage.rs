@@ -265,12 +265,10 @@ macro_rules! search_filters {
 #[cfg(feature = "dashboard")]
 pub(crate) use search_filters;
 
-/// A page of the owner's jobs (`$1`) matching the filters `$2`–`$10` (`NULL` or empty:
-/// any), in the order `$11`, `$12` rows from `$13`, each with how many match in all.
-const JOB_SEARCH: &str = concat!(
-    "SELECT *, count(*) OVER () AS total FROM qron.jobs_all",
-    search_filters!(),
-    "
+/// The order and page of a search: `$11`, `$12` rows from `$13`.
+macro_rules! search_page {
+    () => {
+        "
      ORDER BY
            CASE WHEN $11 = 'created_asc' THEN created_at END ASC,
            CASE WHEN $11 = 'created_desc' THEN created_at END DESC,
@@ -279,6 +277,22 @@ const JOB_SEARCH: &str = concat!(
            CASE WHEN $11 IN ('created_desc', 'run_at_desc') THEN id END DESC,
            id ASC
      LIMIT $12 OFFSET $13"
+    };
+}
+
+/// A page of the owner's jobs (`$1`) matching the filters `$2`–`$10` (`NULL` or empty:
+/// any), in the order `$11`, `$12` rows from `$13`, each with how many match in all.
+const JOB_SEARCH: &str = concat!(
+    "SELECT *, count(*) OVER () AS total FROM qron.jobs_all",
+    search_filters!(),
+    search_page!()
+);
+
+/// [`JOB_SEARCH`] without the count: a page only.
+const JOB_SEARCH_PAGE: &str = concat!(
+    "SELECT *, 0::bigint AS total FROM qron.jobs_all",
+    search_filters!(),
+    search_page!()
 );
 
 /// How many of the owner's jobs match: [`JOB_SEARCH`] without the page, for a page past the
@@ -306,21 +320,49 @@ pub(crate) fn search_query<'q>(
         .bind(q.meta_contains.clone().map(sqlx::types::Json))
 }
 
-/// A page of the owner's jobs matching `q`, and how many match in all.
+/// A page of the owner's jobs matching `q`, and how many match in all when `with_total`
+/// (else 0); `None` when the page's rows come to more than `max_bytes` (as stored), which are
+/// then not all read.
 pub(crate) async fn job_search(
     conn: &mut PgConnection,
     owner: &str,
     q: &Search,
-) -> sqlx::Result<(Vec<JobRow>, i64)> {
-    use sqlx::Row as _;
+    with_total: bool,
+    max_bytes: usize,
+) -> sqlx::Result<Option<(Vec<JobRow>, i64)>> {
+    use futures_util::TryStreamExt as _;
+    use sqlx::{Row as _, ValueRef as _};
     let filters = |statement: &'static str| search_query(statement, owner, q);
-    let rows = filters(JOB_SEARCH)
-        .bind(q.order.as_str())
-        .bind(q.limit)
-        .bind(q.offset)
-        .fetch_all(&mut *conn)
-        .await?;
+    let statement = if with_total {
+        JOB_SEARCH
+    } else {
+        JOB_SEARCH_PAGE
+    };
+    let mut rows = Vec::new();
+    let mut bytes = 0usize;
+    {
+        let mut stream = filters(statement)
+            .bind(q.order.as_str())
+            .bind(q.limit)
+            .bind(q.offset)
+            .fetch(&mut *conn);
+        while let Some(row) = stream.try_next().await? {
+            for i in 0..row.len() {
+                let raw = row.try_get_raw(i)?;
+                bytes += if raw.is_null() {
+                    0
+                } else {
+                    raw.as_bytes().map_or(0, <[u8]>::len)
+                };
+            }
+            if bytes > max_bytes {
+                return Ok(None);
+            }
+            rows.push(row);
+        }
+    }
     let total = match rows.first() {
+        _ if !with_total => 0,
         Some(r) => r.try_get("total")?,
         None if q.offset == 0 => 0,
         None => filters(JOB_SEARCH_COUNT)
@@ -332,7 +374,7 @@ pub(crate) async fn job_search(
         .iter()
         .map(<JobRow as sqlx::FromRow<_>>::from_row)
         .collect::<sqlx::Result<Vec<_>>>()?;
-    Ok((jobs, total))
+    Ok(Some((jobs, total)))
 }
 
 #[cfg(test)]

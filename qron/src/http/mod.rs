@@ -77,10 +77,24 @@ pub const DEFAULT_MAX_BODY: usize = 1 << 20;
 /// How often the dashboard's figures are counted while someone looks, by default.
 #[cfg(feature = "dashboard")]
 pub const DEFAULT_REFRESH: std::time::Duration = std::time::Duration::from_secs(1);
-/// The deepest query accepted.
-pub const MAX_DEPTH: usize = 12;
-/// The most fields a query may ask for (a list counts its fields once per item asked).
-pub const MAX_COMPLEXITY: usize = 5_000;
+/// The deepest query accepted (GraphiQL's own introspection query is 13 deep).
+pub const MAX_DEPTH: usize = 20;
+/// The most fields a query may ask for: a list of jobs counts its fields once per job its
+/// `limit` asks for, so a full page of 1,000 jobs may ask for 50 fields of each.
+pub const MAX_COMPLEXITY: usize = 50_000;
+/// The most fields at the root of one request (aliases included): each may be a query of its
+/// own.
+pub const MAX_ROOT_FIELDS: usize = 20;
+/// The largest answer, by default: 16 MiB of JSON. A request whose jobs' payloads and meta
+/// would go past it is answered with an error instead.
+pub const DEFAULT_MAX_ANSWER: usize = 16 << 20;
+/// How many database connections the API and the dashboard use at most, by default: a pool of
+/// their own, beside the client's, so that no request mix holds the connections a worker's
+/// heartbeat and outcomes need.
+pub const DEFAULT_MAX_CONNECTIONS: u32 = 4;
+/// The longest a statement of the API may run, by default (PostgreSQL's `statement_timeout`
+/// on the API's own connections).
+pub const DEFAULT_STATEMENT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The management API's settings: who the owner of a request is and what it may do, whether
 /// mutations are allowed, and the limits. [`router`] is `Api::new(client).router()`.
@@ -108,6 +122,12 @@ pub struct Api {
     read_only: bool,
     introspection: bool,
     max_body: usize,
+    max_answer: usize,
+    max_connections: u32,
+    statement_timeout: std::time::Duration,
+    /// The client on the API's own pool, made by the first router or dashboard built (clones
+    /// share it).
+    bounded: Arc<std::sync::OnceLock<Client>>,
     #[cfg(feature = "dashboard")]
     refresh: std::time::Duration,
     /// Cancelled when the application shuts down: the dashboard's live streams end then.
@@ -157,6 +177,10 @@ impl Api {
             read_only: false,
             introspection: true,
             max_body: DEFAULT_MAX_BODY,
+            max_answer: DEFAULT_MAX_ANSWER,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            statement_timeout: DEFAULT_STATEMENT_TIMEOUT,
+            bounded: Arc::default(),
             #[cfg(feature = "dashboard")]
             refresh: DEFAULT_REFRESH,
             shutdown: tokio_util::sync::CancellationToken::new(),
@@ -267,6 +291,56 @@ impl Api {
         self
     }
 
+    /// The largest answer in bytes (default [`DEFAULT_MAX_ANSWER`]).
+    ///
+    /// ```no_run
+    /// # fn demo(client: qron::Client) {
+    /// let api = qron::http::Api::new(client).max_answer(4 << 20);
+    /// # }
+    /// ```
+    pub fn max_answer(mut self, bytes: usize) -> Self {
+        self.max_answer = bytes;
+        self
+    }
+
+    /// The API's own database pool: at most `n` connections (default
+    /// [`DEFAULT_MAX_CONNECTIONS`], at least 1), each statement stopped by the server after
+    /// `statement_timeout` (default [`DEFAULT_STATEMENT_TIMEOUT`]). A request that waits over
+    /// 5 s for a connection is answered 503.
+    ///
+    /// ```no_run
+    /// # fn demo(client: qron::Client) {
+    /// let api = qron::http::Api::new(client).connections(8, std::time::Duration::from_secs(5));
+    /// # }
+    /// ```
+    pub fn connections(mut self, n: u32, statement_timeout: std::time::Duration) -> Self {
+        self.max_connections = n.max(1);
+        self.statement_timeout = statement_timeout.max(std::time::Duration::from_millis(1));
+        self.bounded = Arc::default();
+        self
+    }
+
+    /// This API with its client on the API's own bounded pool.
+    fn bounded(mut self) -> Self {
+        let client = self
+            .bounded
+            .get_or_init(|| {
+                let millis = self.statement_timeout.as_millis().to_string();
+                let options = (*self.client.pool().connect_options())
+                    .clone()
+                    .options([("statement_timeout", millis)]);
+                let pool = sqlx::postgres::PgPoolOptions::new()
+                    .max_connections(self.max_connections)
+                    .min_connections(0)
+                    .acquire_timeout(std::time::Duration::from_secs(5))
+                    .connect_lazy_with(options);
+                self.client.with_pool(pool)
+            })
+            .clone();
+        self.client = client;
+        self
+    }
+
     /// How often the dashboard counts its figures while someone looks (default
     /// [`DEFAULT_REFRESH`]; at least 100 ms): one query for all viewers each time.
     ///
@@ -290,9 +364,10 @@ impl Api {
     /// ```
     pub fn router(self) -> Router {
         let max_body = self.max_body;
+        let this = self.bounded();
         let state = Arc::new(Shared {
             schema: schema::build(),
-            api: self,
+            api: this,
         });
         Router::new()
             .route("/", get(graphiql_page))
@@ -366,11 +441,114 @@ async fn graphql_post(
                 .into_response();
         }
     };
+    if let Err(message) = root_fields(&request.query) {
+        return graphql_error(&message, "TOO_COMPLEX");
+    }
     if !shared.api.introspection {
         request = request.disable_introspection();
     }
-    let response = shared.schema.execute(request.data(access)).await;
-    axum::Json(response).into_response()
+    let budget = schema::Budget::new(shared.api.max_answer);
+    let response = shared
+        .schema
+        .execute(request.data(access).data(budget))
+        .await;
+    match serde_json::to_vec(&response) {
+        Ok(body) if body.len() <= shared.api.max_answer => (
+            [(
+                axum::http::header::CONTENT_TYPE,
+                axum::http::HeaderValue::from_static("application/json"),
+            )],
+            body,
+        )
+            .into_response(),
+        Ok(_) => graphql_error(
+            &format!(
+                "the answer would be over {} bytes: ask for fewer jobs, fields or queries",
+                shared.api.max_answer
+            ),
+            "TOO_LARGE",
+        ),
+        Err(e) => graphql_error(&format!("the answer cannot be written: {e}"), "INTERNAL"),
+    }
+}
+
+/// What a request that found the API's database busy is told.
+pub(crate) const BUSY: &str = "the API's database connections are all busy, or the statement \
+     ran past the API's statement timeout: try again shortly, or narrow the request";
+
+/// Whether `e` is the API's pool or statement timeout: the request may be tried again.
+pub(crate) fn busy(e: &crate::Error) -> bool {
+    match e {
+        crate::Error::Database(sqlx::Error::PoolTimedOut) => true,
+        // 57014: query_canceled, as a statement timeout ends a statement.
+        crate::Error::Database(sqlx::Error::Database(d)) => d.code().as_deref() == Some("57014"),
+        _ => false,
+    }
+}
+
+/// A GraphQL answer of one error with `code`.
+fn graphql_error(message: &str, code: &str) -> Response {
+    axum::Json(serde_json::json!({
+        "data": null,
+        "errors": [{ "message": message, "extensions": { "code": code } }],
+    }))
+    .into_response()
+}
+
+/// Refuses a document with more than [`MAX_ROOT_FIELDS`] fields at the root of an operation
+/// (aliases and fragments counted); a document that does not parse is left to the schema,
+/// which says why.
+fn root_fields(query: &str) -> Result<(), String> {
+    use async_graphql::parser::types::{DocumentOperations, Selection, SelectionSet};
+    let Ok(doc) = async_graphql::parser::parse_query(query) else {
+        return Ok(());
+    };
+    // Fields at the root of `set`, through fragments; each fragment counted once (a cycle
+    // counts nothing here: the schema refuses it).
+    fn count<'d>(
+        set: &'d SelectionSet,
+        doc: &'d async_graphql::parser::types::ExecutableDocument,
+        memo: &mut std::collections::HashMap<&'d str, Option<usize>>,
+    ) -> usize {
+        set.items
+            .iter()
+            .map(|item| match &item.node {
+                Selection::Field(_) => 1,
+                Selection::InlineFragment(f) => count(&f.node.selection_set.node, doc, memo),
+                Selection::FragmentSpread(s) => {
+                    let name = s.node.fragment_name.node.as_str();
+                    match memo.get(name) {
+                        Some(known) => known.unwrap_or(0),
+                        None => {
+                            memo.insert(name, None);
+                            let n = doc
+                                .fragments
+                                .get(&s.node.fragment_name.node)
+                                .map_or(0, |f| count(&f.node.selection_set.node, doc, memo));
+                            memo.insert(name, Some(n));
+                            n
+                        }
+                    }
+                }
+            })
+            .fold(0, usize::saturating_add)
+    }
+    let mut memo = std::collections::HashMap::new();
+    let most = match &doc.operations {
+        DocumentOperations::Single(op) => count(&op.node.selection_set.node, &doc, &mut memo),
+        DocumentOperations::Multiple(ops) => ops
+            .values()
+            .map(|op| count(&op.node.selection_set.node, &doc, &mut memo))
+            .max()
+            .unwrap_or(0),
+    };
+    if most > MAX_ROOT_FIELDS {
+        return Err(format!(
+            "{most} fields at the root of one request, over the limit of {MAX_ROOT_FIELDS}: \
+             send them in several requests"
+        ));
+    }
+    Ok(())
 }
 
 /// The schema in SDL, for a request the policy lets read, while introspection is on.

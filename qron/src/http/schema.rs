@@ -62,9 +62,12 @@ fn gql(e: Error) -> async_graphql::Error {
         Error::AlreadyExists { .. } => "ALREADY_EXISTS",
         Error::WrongStatus { .. } => "WRONG_STATUS",
         Error::RevisionMismatch { .. } => "REVISION_MISMATCH",
+        _ if super::busy(&e) => "UNAVAILABLE",
         _ => "INTERNAL",
     };
-    let message = if code == "INTERNAL" {
+    let message = if code == "UNAVAILABLE" {
+        super::BUSY.to_owned()
+    } else if code == "INTERNAL" {
         tracing::error!(error = %e, "management API: request failed");
         "internal error: see the server's log".to_owned()
     } else {
@@ -188,8 +191,77 @@ pub struct Job {
     pub runs: Vec<JobRun>,
 }
 
+impl Job {
+    /// About how many bytes of JSON it makes: its payload, meta and errors (the rest is small).
+    fn size(&self) -> usize {
+        let json = |v: &Value| serde_json::to_vec(v).map_or(0, |b| b.len());
+        json(&self.payload.0)
+            + json(&self.meta.0)
+            + self.errors.iter().map(|e| e.error.len()).sum::<usize>()
+            + self
+                .runs
+                .iter()
+                .map(|r| r.error.as_ref().map_or(0, String::len))
+                .sum::<usize>()
+            + 512
+    }
+}
+
+/// What is left of a request's answer, in bytes: every job read charges it, and a request
+/// that would go past it gets an error instead of the jobs.
+pub(crate) struct Budget {
+    left: std::sync::atomic::AtomicUsize,
+    limit: usize,
+}
+
+impl Budget {
+    pub(crate) fn new(limit: usize) -> Self {
+        Self {
+            left: std::sync::atomic::AtomicUsize::new(limit),
+            limit,
+        }
+    }
+
+    fn left(&self) -> usize {
+        self.left.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn exhausted(&self) -> async_graphql::Error {
+        async_graphql::Error::new(format!(
+            "the answer would be over {} bytes: ask for fewer jobs (a smaller limit), fewer \
+             fields, or fewer queries in one request",
+            self.limit
+        ))
+        .extend_with(|_, ext| ext.set("code", "TOO_LARGE"))
+    }
+
+    fn charge(&self, bytes: usize) -> Result<()> {
+        use std::sync::atomic::Ordering;
+        self.left
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| {
+                left.checked_sub(bytes)
+            })
+            .map(|_| ())
+            .map_err(|_| self.exhausted())
+    }
+}
+
+/// `meta` as shown over the API and on the dashboard: an `http` job's request headers may hold
+/// credentials, so their values are replaced.
+pub(crate) fn shown_meta(executor: &str, mut meta: Value) -> Value {
+    if executor == "http"
+        && let Some(Value::Object(headers)) = meta.get_mut("headers")
+    {
+        for value in headers.values_mut() {
+            *value = Value::String("[redacted]".to_owned());
+        }
+    }
+    meta
+}
+
 impl From<JobRow> for Job {
     fn from(j: JobRow) -> Self {
+        let meta = shown_meta(&j.executor, j.meta);
         Self {
             id: j.id,
             executor: j.executor,
@@ -200,7 +272,7 @@ impl From<JobRow> for Job {
             status: j.status.into(),
             run_at: j.run_at,
             payload: Json(j.payload),
-            meta: Json(j.meta),
+            meta: Json(meta),
             attempt: j.attempt,
             executions: j.executions,
             max_attempts: j.max_attempts,
@@ -479,10 +551,16 @@ impl Query {
         name: Option<String>,
     ) -> Result<Job> {
         let t = target(id, executor, name)?;
-        Ok(reader(ctx)?.get(t).await.map_err(gql)?.into())
+        let job = Job::from(reader(ctx)?.get(t).await.map_err(gql)?);
+        ctx.data::<Budget>()?.charge(job.size())?;
+        Ok(job)
     }
 
-    /// A page of the owner's jobs, with how many match in all.
+    /// A page of the owner's jobs (at most 1,000, from at most 100,000 in), with how many
+    /// match in all when `total` is asked for.
+    #[graphql(
+        complexity = "usize::try_from(limit.clamp(1, 1000)).unwrap_or(1000) * child_complexity + 1"
+    )]
     async fn jobs(
         &self,
         ctx: &Context<'_>,
@@ -517,9 +595,17 @@ impl Query {
         if let Some(o) = order {
             q = q.order(o.into());
         }
-        let page = reader(ctx)?.search(&q).await.map_err(gql)?;
+        let with_total = ctx.look_ahead().field("total").exists();
+        let budget = ctx.data::<Budget>()?;
+        let page = reader(ctx)?
+            .search_within(&q, with_total, budget.left())
+            .await
+            .map_err(gql)?
+            .ok_or_else(|| budget.exhausted())?;
+        let jobs: Vec<Job> = page.jobs.into_iter().map(Job::from).collect();
+        budget.charge(jobs.iter().map(Job::size).sum())?;
         Ok(JobPage {
-            jobs: page.jobs.into_iter().map(Job::from).collect(),
+            jobs,
             total: page.total,
         })
     }

@@ -97,9 +97,12 @@ fn refused(e: Error) -> Response {
         Error::InvalidArgument { .. } | Error::TooLarge { .. } | Error::Json(_) => {
             (StatusCode::BAD_REQUEST, "INVALID_ARGUMENT")
         }
+        _ if super::busy(&e) => (StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE"),
         _ => (StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL"),
     };
-    let message = if code == "INTERNAL" {
+    let message = if code == "UNAVAILABLE" {
+        super::BUSY.to_owned()
+    } else if code == "INTERNAL" {
         tracing::error!(error = %e, "remote worker API: request failed");
         "internal error: see the server's log".to_owned()
     } else {

@@ -15,7 +15,7 @@ mod update;
 
 pub use job_ref::JobRef;
 pub use new_job::{NewJob, OnConflict};
-pub use search::{MAX_PAGE, Order, Page, Search};
+pub use search::{MAX_OFFSET, MAX_PAGE, Order, Page, Search};
 pub use update::JobUpdate;
 
 /// Attempts per occurrence when a job does not say otherwise.

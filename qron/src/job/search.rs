@@ -36,6 +36,14 @@ impl Order {
 /// The largest page a search returns.
 pub const MAX_PAGE: i64 = 1000;
 
+/// The furthest offset a search may start at: deeper pages cost the database a scan of every
+/// row before them; a filter on creation or run time reaches them instead.
+///
+/// ```
+/// assert_eq!(qron::MAX_OFFSET, 100_000);
+/// ```
+pub const MAX_OFFSET: i64 = 100_000;
+
 /// What to look for among the owner's jobs, live and finished. Every filter is optional.
 ///
 /// ```

@@ -345,7 +345,7 @@ fn job_page(view: &View, job: &JobRow) -> Markup {
         h2 { "Payload" }
         pre #payload { (pretty(&job.payload)) }
         h2 { "Meta" }
-        pre #meta { (pretty(&job.meta)) }
+        pre #meta { (pretty(&crate::http::schema::shown_meta(&job.executor, job.meta.clone()))) }
         h2 { "Errors" }
         @if job.errors.is_empty() { p.muted { "None." } }
         @else {

@@ -85,9 +85,10 @@ impl Api {
     /// # }
     /// ```
     pub fn dashboard(self) -> Router {
-        let cache = cache::Cache::new(self.client.clone(), self.refresh);
+        let this = self.bounded();
+        let cache = cache::Cache::new(this.client.clone(), this.refresh);
         let shared = Arc::new(Dash {
-            api: self,
+            api: this,
             cache,
             timelines: upcoming::Timelines::default(),
         });
