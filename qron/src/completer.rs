@@ -279,7 +279,13 @@ pub(crate) async fn write(
         let mut delay = Duration::from_millis(50);
         let mut failures = 0u32;
         loop {
-            let result = write_once(pool, &mut batch, clock.now(), metrics).await;
+            let result = match pool.acquire().await {
+                Ok(mut conn) => write_once(&mut conn, &mut batch, clock.now(), metrics).await,
+                Err(e) => Attempt {
+                    applied: 0,
+                    error: Some(e),
+                },
+            };
             total += result.applied;
             match result.error {
                 None => break,
@@ -311,6 +317,22 @@ pub(crate) async fn write(
     total
 }
 
+/// Writes `batch` once on `conn`: the caller's transaction, which locked the outcomes' leases,
+/// so that every outcome applies or the error is returned (a remote worker's report, which
+/// says what was applied). Returns how many outcomes took effect.
+pub(crate) async fn write_in(
+    conn: &mut sqlx::PgConnection,
+    mut batch: Vec<Outcome>,
+    now: DateTime<Utc>,
+    metrics: &Metrics,
+) -> sqlx::Result<usize> {
+    let attempt = write_once(conn, &mut batch, now, metrics).await;
+    match attempt.error {
+        None => Ok(attempt.applied),
+        Some(e) => Err(e),
+    }
+}
+
 /// What one attempt at a batch did.
 struct Attempt {
     /// Outcomes that took effect.
@@ -324,7 +346,7 @@ struct Attempt {
 /// outcomes out of `batch` and counts them (applied, or stale: met a lease that had moved on,
 /// harmless), so that after a failure `batch` holds only what is left to write.
 async fn write_once(
-    pool: &PgPool,
+    conn: &mut sqlx::PgConnection,
     batch: &mut Vec<Outcome>,
     now: DateTime<Utc>,
     metrics: &Metrics,
@@ -341,7 +363,7 @@ async fn write_once(
         if finishes.is_empty() {
             continue;
         }
-        let moved = match db::job_finish_many(pool, kind, &finishes, now).await {
+        let moved = match db::job_finish_many(&mut *conn, kind, &finishes, now).await {
             Ok(moved) => moved,
             Err(e) => {
                 return Attempt {
@@ -377,7 +399,7 @@ async fn write_once(
         })
         .collect();
     if !completes.is_empty() {
-        match db::job_complete_many(pool, &completes, now).await {
+        match db::job_complete_many(&mut *conn, &completes, now).await {
             Ok(n) => {
                 let n = n.min(completes.len());
                 metrics.add_written(n, completes.len() - n);

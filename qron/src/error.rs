@@ -105,6 +105,16 @@ pub enum Error {
         reason: String,
     },
 
+    /// The database did not answer in time (a failover, an overload); what was asked may not
+    /// have been done: try again.
+    #[error("the database did not answer within {after:?} while {what}; try again")]
+    Timeout {
+        /// What was being done.
+        what: &'static str,
+        /// How long it waited.
+        after: std::time::Duration,
+    },
+
     /// A value could not be turned into JSON.
     #[error("could not serialize to JSON: {0}")]
     Json(#[from] serde_json::Error),

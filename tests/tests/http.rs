@@ -511,7 +511,7 @@ async fn remote_workers_lease_complete_and_renew_with_the_lease_guard() {
         (Some(ids[0]), Some(1))
     );
     assert_eq!(jobs[1]["payload"], json!({ "n": 1 }));
-    let token = |j: &Value| j["token"].as_i64().unwrap();
+    let token = |j: &Value| j["token"].as_str().unwrap().to_owned();
 
     // A commit, a retry in an hour with a new payload, and a stale report (a lease never held).
     let (status, reported) = post(
@@ -521,7 +521,7 @@ async fn remote_workers_lease_complete_and_renew_with_the_lease_guard() {
             { "id": ids[0], "token": token(&jobs[0]), "result": "commit" },
             { "id": ids[1], "token": token(&jobs[1]), "result": "retry", "error": "busy",
               "delay_seconds": 3600, "payload": { "n": 10 } },
-            { "id": ids[2], "token": 999, "result": "commit" },
+            { "id": ids[2], "token": "999", "result": "commit" },
         ]}),
     )
     .await;
@@ -581,7 +581,7 @@ async fn remote_workers_lease_complete_and_renew_with_the_lease_guard() {
     let (_, renewed) = post(
         &base,
         "heartbeat",
-        json!({ "leases": [{ "id": ids[2], "token": token(&jobs[0]) }, { "id": ids[0], "token": 1 }], "lease_seconds": 120 }),
+        json!({ "leases": [{ "id": ids[2], "token": token(&jobs[0]) }, { "id": ids[0], "token": "1" }], "lease_seconds": 120 }),
     )
     .await;
     assert_eq!(renewed["renewed"], json!([ids[2]]));
@@ -600,7 +600,7 @@ async fn remote_workers_lease_complete_and_renew_with_the_lease_guard() {
         &base,
         &[],
         &format!(
-            r#"mutation {{ complete(outcomes: [{{ id: {}, token: {}, result: FAIL, error: "bad input" }}]) {{ id applied }} }}"#,
+            r#"mutation {{ complete(outcomes: [{{ id: {}, token: "{}", result: FAIL, error: "bad input" }}]) {{ id applied }} }}"#,
             ids[2],
             token(&jobs[0])
         ),
@@ -636,16 +636,16 @@ async fn remote_workers_lease_complete_and_renew_with_the_lease_guard() {
         (
             "complete",
             json!({ "outcomes": [
-            { "id": ids[1], "token": 1, "result": "commit" },
-            { "id": ids[1], "token": 1, "result": "commit" }] }),
+            { "id": ids[1], "token": "1", "result": "commit" },
+            { "id": ids[1], "token": "1", "result": "commit" }] }),
         ),
         (
             "complete",
-            json!({ "outcomes": [{ "id": ids[1], "token": 1, "result": "retry", "delay_seconds": 1e300 }] }),
+            json!({ "outcomes": [{ "id": ids[1], "token": "1", "result": "retry", "delay_seconds": 1e300 }] }),
         ),
         (
             "complete",
-            json!({ "outcomes": [{ "id": ids[1], "token": 1, "result": "fail", "error": "a\u{0}b" }] }),
+            json!({ "outcomes": [{ "id": ids[1], "token": "1", "result": "fail", "error": "a\u{0}b" }] }),
         ),
     ] {
         let (status, answer) = post(&base, path, body.clone()).await;
@@ -807,7 +807,7 @@ async fn every_operation_keeps_to_its_owner_and_bad_input_changes_nothing() {
     let (_, reported) = post(
         &base,
         "complete",
-        json!({ "outcomes": [{ "id": live.id, "token": 0, "result": "commit" }] }),
+        json!({ "outcomes": [{ "id": live.id, "token": "0", "result": "commit" }] }),
     )
     .await;
     assert_eq!(

@@ -273,10 +273,13 @@ async fn allowed(base: &str, token: &str, call: &str) -> bool {
         "gql lease sms" => gql(r#"mutation { lease(executor: "sms", limit: 0) { id } }"#),
         "lease email" => rest("lease", json!({ "executor": "email", "limit": 0 })),
         "lease sms" => rest("lease", json!({ "executor": "sms", "limit": 0 })),
-        "heartbeat" => rest("heartbeat", json!({ "leases": [{ "id": 1, "token": 1 }] })),
+        "heartbeat" => rest(
+            "heartbeat",
+            json!({ "leases": [{ "id": 1, "token": "1" }] }),
+        ),
         "complete" => rest(
             "complete",
-            json!({ "outcomes": [{ "id": 1, "token": 1, "result": "commit" }] }),
+            json!({ "outcomes": [{ "id": 1, "token": "1", "result": "commit" }] }),
         ),
         "dashboard" => http.get(format!("{base}/")).header("authorization", &auth),
         other => panic!("no call {other}"),
@@ -494,5 +497,153 @@ async fn an_http_jobs_header_values_are_redacted_over_the_api_and_on_the_dashboa
     assert_eq!(
         client.get(job.id).await.unwrap().meta["headers"]["authorization"],
         "Bearer sk_live_s3cret"
+    );
+}
+
+/// Posts `body` to the remote workers' `path` on the API at `base`: its status and JSON.
+async fn post_worker(base: &str, path: &str, body: Value) -> (StatusCode, Value) {
+    let resp = reqwest::Client::new()
+        .post(format!("{base}/workers/{path}"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn a_forged_lease_token_completes_and_renews_nothing() {
+    let db = TestDb::new().await;
+    let client = Client::new(db.pool.clone());
+    let job = client
+        .create(NewJob::new("remote", "@after 0s"))
+        .await
+        .unwrap();
+    let base = serve(open_api(&client)).await;
+    let (_, leased) = post_worker(&base, "lease", json!({ "executor": "remote" })).await;
+    let token = leased["jobs"][0]["token"].clone();
+    assert!(!token.is_null(), "{leased}");
+    // Another caller guesses: small numbers, as a counter would give.
+    for guess in 0..5 {
+        let (status, answer) = post_worker(
+            &base,
+            "complete",
+            json!({ "outcomes": [{ "id": job.id, "token": guess, "result": "fail", "error": "forged" }] }),
+        )
+        .await;
+        assert!(
+            status.is_client_error() || answer["reported"][0]["applied"] == false,
+            "{guess}: {status} {answer}"
+        );
+        let (_, renewed) = post_worker(
+            &base,
+            "heartbeat",
+            json!({ "leases": [{ "id": job.id, "token": guess }] }),
+        )
+        .await;
+        assert_ne!(renewed["renewed"], json!([job.id]), "{guess}: {renewed}");
+    }
+    assert_eq!(client.get(job.id).await.unwrap().status, JobStatus::Running);
+    // The worker's own token: unguessable, and it works.
+    if let Some(t) = token.as_str() {
+        assert!(t.len() >= 32, "128 random bits at least: {t}");
+    }
+    let (_, done) = post_worker(
+        &base,
+        "complete",
+        json!({ "outcomes": [{ "id": job.id, "token": token, "result": "commit" }] }),
+    )
+    .await;
+    assert_eq!(done["reported"][0]["applied"], true, "{done}");
+    assert_eq!(
+        client.get(job.id).await.unwrap().status,
+        JobStatus::Succeeded
+    );
+}
+
+#[tokio::test]
+async fn a_lease_is_bounded_in_bytes_and_hands_the_rest_back_unstarted() {
+    let db = TestDb::new().await;
+    let client = Client::new(db.pool.clone());
+    let big = "x".repeat(1_000_000);
+    let ids = client
+        .create_many((0..20).map(|_| NewJob::new("remote", "@after 0s").payload(json!(big))))
+        .await
+        .unwrap();
+    let base = serve(open_api(&client)).await;
+    let started = std::time::Instant::now();
+    let resp = reqwest::Client::new()
+        .post(format!("{base}/workers/lease"))
+        .json(&json!({ "executor": "remote", "limit": 20 }))
+        .send()
+        .await
+        .unwrap();
+    let body = resp.bytes().await.unwrap();
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert!(body.len() <= 9 << 20, "{} bytes", body.len());
+    let leased: Value = serde_json::from_slice(&body).unwrap();
+    let n = leased["jobs"].as_array().unwrap().len();
+    assert!((1..20).contains(&n), "{n} jobs leased");
+    // The others are ready again, with nothing counted.
+    let mut ready = 0;
+    for id in ids {
+        let j = client.get(id).await.unwrap();
+        if j.status == JobStatus::Ready {
+            assert_eq!((j.attempt, j.executions), (0, 0), "{id}");
+            ready += 1;
+        }
+    }
+    assert_eq!(ready, 20 - n);
+}
+
+#[tokio::test]
+async fn a_report_the_database_cannot_take_in_time_answers_503_and_applies_nothing() {
+    let db = TestDb::new().await;
+    let client = Client::new(db.pool.clone());
+    let job = client
+        .create(NewJob::new("remote", "@after 0s"))
+        .await
+        .unwrap();
+    let api = qron::http::Api::new(client.clone())
+        .allow_anonymous()
+        .connections(2, Duration::from_millis(500));
+    let base = serve(api.router()).await;
+    let (_, leased) = post_worker(&base, "lease", json!({ "executor": "remote" })).await;
+    let token = leased["jobs"][0]["token"].clone();
+    // Something holds the row (a long transaction, a failover in progress).
+    let mut blocker = db.pool.begin().await.unwrap();
+    sqlx::query("SELECT 1 FROM qron.jobs WHERE id = $1 FOR UPDATE")
+        .bind(job.id)
+        .execute(&mut *blocker)
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let (status, answer) = post_worker(
+        &base,
+        "complete",
+        json!({ "outcomes": [{ "id": job.id, "token": token, "result": "commit" }] }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{answer}");
+    assert_eq!(answer["code"], "UNAVAILABLE", "{answer}");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    blocker.rollback().await.unwrap();
+    assert_eq!(client.get(job.id).await.unwrap().status, JobStatus::Running);
+    // Reported again once the database answers: applied, and said so.
+    let (_, done) = post_worker(
+        &base,
+        "complete",
+        json!({ "outcomes": [{ "id": job.id, "token": token, "result": "commit" }] }),
+    )
+    .await;
+    assert_eq!(done["reported"][0]["applied"], true, "{done}");
+    assert_eq!(
+        client.get(job.id).await.unwrap().status,
+        JobStatus::Succeeded
     );
 }

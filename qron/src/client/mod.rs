@@ -18,7 +18,9 @@ mod manage;
 mod operate;
 mod remote;
 pub use operate::ExecutorInfo;
-pub use remote::{MAX_REMOTE_BATCH, RemoteJob, RemoteOutcome, RemoteResult, Reported};
+pub use remote::{
+    MAX_LEASE_BYTES, MAX_REMOTE_BATCH, RemoteJob, RemoteOutcome, RemoteResult, Reported,
+};
 mod scope;
 
 pub(crate) use scope::*;
@@ -361,11 +363,6 @@ impl Client {
     }
 
     /// The database server's time now (see [`DbClock`]).
-    /// The database's clock.
-    pub(crate) fn clock(&self) -> &DbClock {
-        &self.config.clock
-    }
-
     pub(crate) async fn now(&self) -> DateTime<Utc> {
         self.config.clock.now_synced(&self.pool).await
     }

@@ -19,23 +19,36 @@ use crate::{Error, JobError, Result, Schedule};
 /// The most jobs one lease, or one report of outcomes, may hold.
 pub const MAX_REMOTE_BATCH: usize = 1000;
 
+/// How long a report of outcomes waits for the database before it answers
+/// [`Error::Timeout`] (nothing is then known to be applied; report again).
+const REMOTE_WRITE_WAIT: Duration = Duration::from_secs(10);
+
+/// The most bytes of payload and meta one lease hands out: the jobs past it (never the
+/// first) are handed back unstarted, for the next lease.
+///
+/// ```
+/// assert_eq!(qron::MAX_LEASE_BYTES, 8 << 20);
+/// ```
+pub const MAX_LEASE_BYTES: usize = 8 << 20;
+
 /// A job leased by a remote worker: what its handler needs, and the lease to report with.
 ///
 /// ```
 /// let job: qron::RemoteJob = serde_json::from_value(serde_json::json!({
-///     "id": 1, "token": 1, "executor": "email", "owner": "default", "name": null,
+///     "id": 1, "token": "3f0c9a1e5b7d4e2f8a6c0b1d2e3f4a5b", "executor": "email", "owner": "default", "name": null,
 ///     "expr": "@after 0s", "recurring": false, "attempt": 1, "max_attempts": 5,
 ///     "executions": 1, "payload": null, "meta": {}, "run_at": "2026-11-29T10:00:00Z",
 /// })).unwrap();
-/// assert_eq!(job.token, 1);
+/// assert_eq!(job.token, "3f0c9a1e5b7d4e2f8a6c0b1d2e3f4a5b");
 /// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct RemoteJob {
     /// The job's id.
     pub id: i64,
-    /// The lease: an outcome or a renewal names it, and counts only while it is held.
-    pub token: i64,
+    /// The lease: 128 random bits, as 32 hex digits; an outcome or a renewal names it, and
+    /// counts only while it is held.
+    pub token: String,
     /// The executor.
     pub executor: String,
     /// The owner.
@@ -92,15 +105,15 @@ pub enum RemoteResult {
 /// An outcome a remote worker reports.
 ///
 /// ```
-/// let o: qron::RemoteOutcome = serde_json::from_str(r#"{"id": 1, "token": 1, "result": "commit"}"#).unwrap();
+/// let o: qron::RemoteOutcome = serde_json::from_str(r#"{"id": 1, "token": "3f0c9a1e5b7d4e2f8a6c0b1d2e3f4a5b", "result": "commit"}"#).unwrap();
 /// assert_eq!(o.result, qron::RemoteResult::Commit);
 /// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RemoteOutcome {
     /// The job.
     pub id: i64,
-    /// Its lease, as leased.
-    pub token: i64,
+    /// Its lease's token, as leased.
+    pub token: String,
     /// What became of it.
     #[serde(flatten)]
     pub result: RemoteResult,
@@ -122,6 +135,28 @@ pub struct Reported {
     /// `false` for a stale outcome: the lease had run out (the job was handed to another
     /// worker), or the job was cancelled or deleted; nothing was changed.
     pub applied: bool,
+}
+
+/// A remote lease's token: its secret's 32 hex digits.
+fn token(secret: &str) -> String {
+    secret.chars().filter(char::is_ascii_hexdigit).collect()
+}
+
+/// Whether `given` is the token of the remote lease `held` (compared in constant time; a
+/// worker's own lease has no token, and no token matches it).
+fn holds(held: &db::HeldLease, given: &str) -> bool {
+    let Some(secret) = held.lease_secret.as_deref() else {
+        return false;
+    };
+    let expected = token(secret);
+    expected.len() == given.len()
+        && expected
+            .bytes()
+            .zip(given.bytes())
+            .fold(0u8, |acc, (a, b)| {
+                acc | (a.to_ascii_lowercase() ^ b.to_ascii_lowercase())
+            })
+            == 0
 }
 
 fn check_batch(field: &'static str, n: usize) -> Result<()> {
@@ -152,6 +187,10 @@ impl Client {
     /// a worker outside this process (`worker` names it in the jobs' error records). Each job
     /// must be reported with [`Client::complete`] (or its lease renewed with
     /// [`Client::renew_leases`]) before the lease runs out, or it is handed out again.
+    ///
+    /// The jobs' payloads and meta come to at most [`MAX_LEASE_BYTES`] (or one job): the rest
+    /// are handed back unstarted, as if never leased. Each job carries a token of 128 random
+    /// bits, which its outcome and its renewals must present.
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] for a bad executor or worker name, a limit outside 1 to
@@ -191,8 +230,23 @@ impl Client {
             },
         )
         .await?;
+        // Within the answer's bytes: the jobs past them go back unstarted.
+        let mut bytes = 0usize;
+        let keep = leased
+            .iter()
+            .position(|j| {
+                bytes += j.payload.as_ref().map_or(0, String::len)
+                    + j.meta.as_ref().map_or(0, String::len);
+                bytes > MAX_LEASE_BYTES
+            })
+            .map_or(leased.len(), |over| over.max(1));
+        if keep < leased.len() {
+            let back: Vec<&db::LeasedJob> = leased[keep..].iter().collect();
+            db::job_release(self.pool(), &back, now).await?;
+        }
         leased
             .into_iter()
+            .take(keep)
             .map(|j| {
                 let json = |t: Option<String>, empty: Value| match t {
                     Some(t) => serde_json::from_str(&t),
@@ -200,7 +254,7 @@ impl Client {
                 };
                 Ok(RemoteJob {
                     id: j.id,
-                    token: j.lease_token,
+                    token: j.lease_secret.as_deref().map(token).unwrap_or_default(),
                     executor: executor.to_owned(),
                     owner: j.owner,
                     name: j.name,
@@ -279,58 +333,71 @@ impl Client {
             checked.push((o, payload, delay));
         }
         let now = self.now().await;
-        let held = db::job_leases_held(self.pool(), &self.owner, &ids).await?;
-        let mut reported = Vec::with_capacity(checked.len());
-        let mut writes = Vec::new();
-        for (o, payload, delay) in checked {
-            let Some(lease) = held.iter().find(|l| {
-                l.id == o.id
-                    && l.lease_token == o.token
-                    && executors.is_none_or(|list| list.contains(&l.executor))
-            }) else {
+        // The leases are locked, and the outcomes written, in one transaction: what is
+        // reported applied was applied. A database that does not answer (a failover) is
+        // waited for a bounded time.
+        let write = async {
+            let mut tx = self.pool().begin().await?;
+            let held = db::job_remote_leases_lock(&mut tx, &self.owner, &ids).await?;
+            let mut reported = Vec::with_capacity(checked.len());
+            let mut writes = Vec::new();
+            for (o, payload, delay) in checked {
+                let Some(lease) = held.iter().find(|l| {
+                    l.id == o.id
+                        && holds(l, &o.token)
+                        && executors.is_none_or(|list| list.contains(&l.executor))
+                }) else {
+                    reported.push(Reported {
+                        id: o.id,
+                        applied: false,
+                    });
+                    continue;
+                };
+                let result = match &o.result {
+                    RemoteResult::Commit => Ok(()),
+                    RemoteResult::Retry { error, .. } => Err(JobError::retry(
+                        error.clone().unwrap_or_else(|| "retry".to_owned()),
+                    )),
+                    RemoteResult::Fail { error } => Err(JobError::fail(
+                        error.clone().unwrap_or_else(|| "failed".to_owned()),
+                    )),
+                };
+                let requests = Requests {
+                    payload,
+                    ..Requests::default()
+                };
+                let options = crate::registry::declared_options(&lease.executor);
+                let (mut outcome, label) = decide(
+                    &OutcomeInput::held(lease),
+                    result,
+                    requests,
+                    now,
+                    Schedule::parse(&lease.expr).ok().as_ref(),
+                    options.backoff,
+                    options.history,
+                );
+                if let (Some(d), "retry", Outcome::Complete(c)) = (delay, label, &mut outcome) {
+                    c.run_at = now + chrono::Duration::from_std(d).unwrap_or_default();
+                }
+                writes.push(outcome);
                 reported.push(Reported {
                     id: o.id,
-                    applied: false,
+                    applied: true,
                 });
-                continue;
-            };
-            let result = match &o.result {
-                RemoteResult::Commit => Ok(()),
-                RemoteResult::Retry { error, .. } => Err(JobError::retry(
-                    error.clone().unwrap_or_else(|| "retry".to_owned()),
-                )),
-                RemoteResult::Fail { error } => Err(JobError::fail(
-                    error.clone().unwrap_or_else(|| "failed".to_owned()),
-                )),
-            };
-            let requests = Requests {
-                payload,
-                ..Requests::default()
-            };
-            let options = crate::registry::declared_options(&lease.executor);
-            let (mut outcome, label) = decide(
-                &OutcomeInput::held(lease),
-                result,
-                requests,
-                now,
-                Schedule::parse(&lease.expr).ok().as_ref(),
-                options.backoff,
-                options.history,
-            );
-            if let (Some(d), "retry", Outcome::Complete(c)) = (delay, label, &mut outcome) {
-                c.run_at = now + chrono::Duration::from_std(d).unwrap_or_default();
             }
-            writes.push(outcome);
-            reported.push(Reported {
-                id: o.id,
-                applied: true,
-            });
-        }
-        if !writes.is_empty() {
-            let metrics = crate::Metrics::default();
-            crate::completer::write(self.pool(), writes, &metrics, self.clock()).await;
-        }
-        Ok(reported)
+            if !writes.is_empty() {
+                let metrics = crate::Metrics::default();
+                crate::completer::write_in(&mut tx, writes, now, &metrics).await?;
+            }
+            tx.commit().await?;
+            Ok::<_, Error>(reported)
+        };
+        tokio::time::timeout(REMOTE_WRITE_WAIT, write)
+            .await
+            .map_err(|_| Error::Timeout {
+                what: "writing a remote worker's outcomes",
+                after: REMOTE_WRITE_WAIT,
+            })?
     }
 
     /// Renews the leases `(id, token)` of this owner's jobs for `lease_time` from now (never
@@ -343,12 +410,12 @@ impl Client {
     ///
     /// ```no_run
     /// # async fn demo(client: qron::Client, job: qron::RemoteJob) -> qron::Result<()> {
-    /// let kept = client.renew_leases(&[(job.id, job.token)], std::time::Duration::from_secs(60)).await?;
+    /// let kept = client.renew_leases(&[(job.id, job.token.clone())], std::time::Duration::from_secs(60)).await?;
     /// # Ok(()) }
     /// ```
     pub async fn renew_leases(
         &self,
-        leases: &[(i64, i64)],
+        leases: &[(i64, String)],
         lease_time: Duration,
     ) -> Result<Vec<i64>> {
         self.renew_leases_limited(leases, lease_time, None).await
@@ -358,28 +425,30 @@ impl Client {
     /// credential limited to them).
     pub(crate) async fn renew_leases_limited(
         &self,
-        leases: &[(i64, i64)],
+        leases: &[(i64, String)],
         lease_time: Duration,
         executors: Option<&[String]>,
     ) -> Result<Vec<i64>> {
         self.scope().check_owner()?;
         check_batch("leases", leases.len())?;
         check_lease_time(lease_time)?;
-        let mut leases = leases.to_vec();
-        if let Some(list) = executors {
-            let ids: Vec<i64> = leases.iter().map(|l| l.0).collect();
-            let held = db::job_leases_held(self.pool(), &self.owner, &ids).await?;
-            leases.retain(|(id, _)| {
-                held.iter()
-                    .any(|h| h.id == *id && list.contains(&h.executor))
-            });
-            if leases.is_empty() {
-                return Ok(Vec::new());
-            }
+        // The tokens are checked here; the renewal itself is guarded by the lease counter the
+        // check found, so a lease taken over meanwhile is not renewed.
+        let ids: Vec<i64> = leases.iter().map(|l| l.0).collect();
+        let held = db::job_leases_held(self.pool(), &self.owner, &ids).await?;
+        let held: Vec<&db::HeldLease> = held
+            .iter()
+            .filter(|h| {
+                leases.iter().any(|(id, t)| *id == h.id && holds(h, t))
+                    && executors.is_none_or(|list| list.contains(&h.executor))
+            })
+            .collect();
+        if held.is_empty() {
+            return Ok(Vec::new());
         }
         let now = self.now().await;
-        let ids: Vec<i64> = leases.iter().map(|l| l.0).collect();
-        let tokens: Vec<i64> = leases.iter().map(|l| l.1).collect();
+        let ids: Vec<i64> = held.iter().map(|h| h.id).collect();
+        let tokens: Vec<i64> = held.iter().map(|h| h.lease_token).collect();
         Ok(db::job_lease_renew(
             self.pool(),
             Some(&self.owner),

@@ -30,12 +30,14 @@ pub(crate) struct LeasedJob {
     pub revision: i64,
     /// The instant the schedule counts from.
     pub start_at: DateTime<Utc>,
+    /// A remote lease's secret (a UUID's text); `None` for a worker's own lease.
+    pub lease_secret: Option<String>,
 }
 
 /// The lease's `RETURNING` list, by name, in order: [`LeasedJob`] is decoded by these
 /// positions (a lease returns up to a batch of rows, and looking each column up by name was a
 /// noticeable part of a worker's time). A test checks that the statement's list is this one.
-const LEASED_COLUMNS: [&str; 16] = [
+const LEASED_COLUMNS: [&str; 17] = [
     "id",
     "owner",
     "name",
@@ -52,6 +54,7 @@ const LEASED_COLUMNS: [&str; 16] = [
     "lease_token",
     "revision",
     "start_at",
+    "lease_secret",
 ];
 
 /// The position of `column` in [`LEASED_COLUMNS`] (evaluated at compile time: a name not in
@@ -102,6 +105,7 @@ impl<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> for LeasedJob {
             lease_token: row.try_get_unchecked(const { leased("lease_token") })?,
             revision: row.try_get_unchecked(const { leased("revision") })?,
             start_at: row.try_get_unchecked(const { leased("start_at") })?,
+            lease_secret: row.try_get_unchecked(const { leased("lease_secret") })?,
         })
     }
 }
@@ -126,6 +130,9 @@ pub(crate) const JOB_LEASE: &str = "
            lease_owner = $4,
            lease_expires_at = GREATEST(j.run_at, $2) + LEAST(j.timeout, $7) + $5,
            lease_token = j.lease_token + 1, last_run_at = GREATEST(j.run_at, $2),
+           -- a remote worker's lease (`$11`) gets a secret its outcomes must present; every
+           -- other lease clears it
+           lease_secret = CASE WHEN $11::text IS NOT NULL THEN gen_random_uuid() END,
            updated_at = $2
      WHERE j.id = ANY(ARRAY(
            SELECT id FROM qron.jobs q
@@ -147,7 +154,8 @@ pub(crate) const JOB_LEASE: &str = "
     RETURNING j.id, j.owner, j.name, j.expr, j.recurring, j.run_at, j.slot_at,
               NULLIF(j.payload, 'null')::text AS payload,
               NULLIF(j.meta, '{}')::text AS meta, j.attempt, j.executions,
-              j.max_attempts, j.timeout, j.lease_token, j.revision, j.start_at";
+              j.max_attempts, j.timeout, j.lease_token, j.revision, j.start_at,
+              j.lease_secret::text AS lease_secret";
 
 /// Leases up to `limit` jobs of `executor` due by `due_by` (at most a little after `now`: a
 /// job leased before its run time waits for it in the worker, and its lease counts from then),
@@ -332,6 +340,8 @@ pub(crate) struct HeldLease {
     pub lease_token: i64,
     pub revision: i64,
     pub start_at: DateTime<Utc>,
+    /// A remote lease's secret (see [`LeasedJob::lease_secret`]).
+    pub lease_secret: Option<String>,
 }
 
 /// Up to `limit` jobs whose lease ran out before `now`.
@@ -342,7 +352,7 @@ pub(crate) async fn job_expired_leases<'e>(
 ) -> sqlx::Result<Vec<HeldLease>> {
     sqlx::query_as(sql(
         "SELECT id, executor, expr, recurring, run_at, slot_at, attempt, max_attempts, lease_token,
-                revision, start_at
+                revision, start_at, lease_secret::text AS lease_secret
            FROM qron.jobs
           WHERE lease_expires_at IS NOT NULL AND lease_expires_at < $1
           ORDER BY lease_expires_at
@@ -357,9 +367,34 @@ pub(crate) async fn job_expired_leases<'e>(
 /// The leases held on jobs `$2` of owner `$1`.
 const JOB_LEASES_HELD: &str = "
     SELECT id, executor, expr, recurring, run_at, slot_at, attempt, max_attempts, lease_token,
-           revision, start_at
+           revision, start_at, lease_secret::text AS lease_secret
       FROM qron.jobs
      WHERE owner = $1 AND id = ANY($2) AND lease_expires_at IS NOT NULL";
+
+/// The remote leases held on jobs `$2` of owner `$1`, locked until the caller's transaction
+/// ends (in id order, as every locker of several takes them), so that outcomes written in it
+/// apply.
+const JOB_REMOTE_LEASES_LOCK: &str = "
+    SELECT id, executor, expr, recurring, run_at, slot_at, attempt, max_attempts, lease_token,
+           revision, start_at, lease_secret::text AS lease_secret
+      FROM qron.jobs
+     WHERE owner = $1 AND id = ANY($2) AND lease_expires_at IS NOT NULL
+       AND lease_secret IS NOT NULL
+     ORDER BY id
+       FOR UPDATE";
+
+/// Locks the remote leases held on `ids` of `owner` (see [`JOB_REMOTE_LEASES_LOCK`]).
+pub(crate) async fn job_remote_leases_lock(
+    conn: &mut sqlx::PgConnection,
+    owner: &str,
+    ids: &[i64],
+) -> sqlx::Result<Vec<HeldLease>> {
+    sqlx::query_as(sql(JOB_REMOTE_LEASES_LOCK))
+        .bind(owner)
+        .bind(ids)
+        .fetch_all(conn)
+        .await
+}
 
 /// The leases held on `ids` of `owner` (see [`JOB_LEASES_HELD`]).
 pub(crate) async fn job_leases_held<'e>(

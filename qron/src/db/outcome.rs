@@ -273,8 +273,8 @@ impl Finish {
 /// with a statement that sends only the leases, the others with one that sends their status,
 /// payload and error too). Returns the leases (id, token) of the jobs ended (a job paused or
 /// given a new schedule while it ran stays live: the caller completes it instead).
-pub(crate) async fn job_finish_many(
-    pool: &sqlx::PgPool,
+pub(crate) async fn job_finish_many<'e>(
+    ex: impl sqlx::PgExecutor<'e>,
     kind: FinishKind,
     rows: &[&Finish],
     now: DateTime<Utc>,
@@ -292,7 +292,7 @@ pub(crate) async fn job_finish_many(
     .bind(rows.iter().map(|r| r.lease_run_at).collect::<Vec<_>>());
     let q = match kind {
         FinishKind::Deleted => {
-            let (ids, tokens) = q.fetch_one(pool).await?;
+            let (ids, tokens) = q.fetch_one(ex).await?;
             return Ok(ids.into_iter().zip(tokens).collect());
         }
         FinishKind::PlainSuccess => q,
@@ -306,6 +306,6 @@ pub(crate) async fn job_finish_many(
             )
             .bind(rows.iter().map(|r| r.error.as_deref()).collect::<Vec<_>>()),
     };
-    let (ids, tokens) = q.bind(now).fetch_one(pool).await?;
+    let (ids, tokens) = q.bind(now).fetch_one(ex).await?;
     Ok(ids.into_iter().zip(tokens).collect())
 }

@@ -479,7 +479,7 @@ pub(crate) const BUSY: &str = "the API's database connections are all busy, or t
 /// Whether `e` is the API's pool or statement timeout: the request may be tried again.
 pub(crate) fn busy(e: &crate::Error) -> bool {
     match e {
-        crate::Error::Database(sqlx::Error::PoolTimedOut) => true,
+        crate::Error::Database(sqlx::Error::PoolTimedOut) | crate::Error::Timeout { .. } => true,
         // 57014: query_canceled, as a statement timeout ends a statement.
         crate::Error::Database(sqlx::Error::Database(d)) => d.code().as_deref() == Some("57014"),
         _ => false,

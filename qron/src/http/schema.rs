@@ -761,7 +761,7 @@ pub struct LeasedJob {
     /// The job's id.
     pub id: i64,
     /// The lease, to report the outcome with.
-    pub token: i64,
+    pub token: String,
     /// The executor.
     pub executor: String,
     /// The job's unique name, if it has one.
@@ -798,8 +798,8 @@ pub enum OutcomeKind {
 pub struct OutcomeReport {
     /// The job.
     pub id: i64,
-    /// Its lease, as leased.
-    pub token: i64,
+    /// Its lease's token, as leased.
+    pub token: String,
     /// What became of it.
     pub result: OutcomeKind,
     /// Why, for a retry or a failure.
@@ -824,8 +824,8 @@ pub struct OutcomeApplied {
 pub struct LeaseRef {
     /// The job.
     pub id: i64,
-    /// Its lease.
-    pub token: i64,
+    /// Its lease's token.
+    pub token: String,
 }
 
 #[Object]
@@ -914,7 +914,7 @@ impl RemoteMutation {
     ) -> Result<Vec<i64>> {
         let a = access(ctx)?;
         let c = a.worker().map_err(forbidden)?;
-        let leases: Vec<(i64, i64)> = leases.iter().map(|l| (l.id, l.token)).collect();
+        let leases: Vec<(i64, String)> = leases.into_iter().map(|l| (l.id, l.token)).collect();
         c.renew_leases_limited(
             &leases,
             seconds("lease_time", lease_seconds)?,

@@ -4,12 +4,12 @@
 //!
 //! ```text
 //! POST /workers/lease      {"executor": "email", "limit": 10, "lease_seconds": 60, "worker": "py-1"}
-//!                       -> {"jobs": [{"id": 1, "token": 1, "payload": {...}, ...}]}
-//! POST /workers/complete   {"outcomes": [{"id": 1, "token": 1, "result": "commit"},
-//!                                        {"id": 2, "token": 5, "result": "retry", "error": "busy", "delay_seconds": 30},
-//!                                        {"id": 3, "token": 2, "result": "fail", "error": "bad address"}]}
+//!                       -> {"jobs": [{"id": 1, "token": "9b1c…", "payload": {...}, ...}]}
+//! POST /workers/complete   {"outcomes": [{"id": 1, "token": "9b1c…", "result": "commit"},
+//!                                        {"id": 2, "token": "04fe…", "result": "retry", "error": "busy", "delay_seconds": 30},
+//!                                        {"id": 3, "token": "77a0…", "result": "fail", "error": "bad address"}]}
 //!                       -> {"reported": [{"id": 1, "applied": true}, ...]}
-//! POST /workers/heartbeat  {"leases": [{"id": 1, "token": 1}], "lease_seconds": 60}
+//! POST /workers/heartbeat  {"leases": [{"id": 1, "token": "9b1c…"}], "lease_seconds": 60}
 //!                       -> {"renewed": [1]}
 //! ```
 //!
@@ -65,7 +65,7 @@ pub(super) struct CompleteBody {
 #[derive(Deserialize)]
 pub(super) struct LeaseRef {
     id: i64,
-    token: i64,
+    token: String,
 }
 
 #[derive(Deserialize)]
@@ -162,7 +162,7 @@ pub(super) async fn heartbeat(
         Ok(a) => a,
         Err(r) => return r.into_response(),
     };
-    let leases: Vec<(i64, i64)> = body.leases.iter().map(|l| (l.id, l.token)).collect();
+    let leases: Vec<(i64, String)> = body.leases.into_iter().map(|l| (l.id, l.token)).collect();
     let lease_time = match seconds("lease_time", body.lease_seconds) {
         Ok(d) => d,
         Err(e) => return refused(e),
