@@ -36,6 +36,7 @@ async fn the_app_enqueues_with_its_transaction_runs_its_jobs_and_stops_gracefull
     let mut app = tokio::process::Command::new(env!("CARGO_BIN_EXE_axum_app"))
         .arg("127.0.0.1:0")
         .env("DATABASE_URL", db.url().unwrap())
+        .env("ADMIN_PASSWORD", "s3cret")
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .kill_on_drop(true)
@@ -126,4 +127,132 @@ async fn the_app_enqueues_with_its_transaction_runs_its_jobs_and_stops_gracefull
     assert_eq!((job.status, job.attempt), (JobStatus::Ready, 0));
     let done = job.payload["done"].as_u64().unwrap();
     assert!(done > 0 && done < 1_000_000, "done: {done}");
+}
+
+/// Starts the example on `db` with `env`; the process, its base URL and the rest of its output.
+async fn start(
+    db: &TestDb,
+    env: &[(&str, &str)],
+) -> (
+    tokio::process::Child,
+    String,
+    tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
+) {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_axum_app"));
+    command
+        .arg("127.0.0.1:0")
+        .env("DATABASE_URL", db.url().unwrap())
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .kill_on_drop(true);
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    let mut app = command.spawn().unwrap();
+    let mut lines = BufReader::new(app.stdout.take().unwrap()).lines();
+    loop {
+        let line = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
+            .await
+            .expect("the app starts within a minute")
+            .unwrap()
+            .expect("the app prints where it listens");
+        if let Some(base) = line.strip_prefix("listening on ") {
+            return (app, base.to_owned(), lines);
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_admin_area_sends_a_browser_to_sign_in_then_shows_the_dashboard_and_the_api() {
+    let db = TestDb::new().await.unwrap();
+    let (_app, base, _lines) = start(&db, &[("ADMIN_PASSWORD", "s3cret")]).await;
+    // A browser: no redirects followed, so each answer is seen.
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    for path in ["/admin", "/admin/", "/admin/jobs", "/admin/api"] {
+        let resp = http.get(format!("{base}{path}")).send().await.unwrap();
+        assert_eq!(resp.status(), reqwest::StatusCode::SEE_OTHER, "{path}");
+        assert_eq!(resp.headers()["location"], "/login", "{path}");
+    }
+    let wrong = http
+        .post(format!("{base}/login"))
+        .form(&[("password", "guess")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), reqwest::StatusCode::UNAUTHORIZED);
+    assert!(wrong.headers().get("set-cookie").is_none());
+    let signed = http
+        .post(format!("{base}/login"))
+        .form(&[("password", "s3cret")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signed.status(), reqwest::StatusCode::SEE_OTHER);
+    let cookie = signed.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    for (path, expected) in [
+        ("/admin", "Overview"),
+        ("/admin/", "Overview"),
+        ("/admin/jobs", "Jobs"),
+        ("/admin/api", "GraphiQL"),
+    ] {
+        let resp = http
+            .get(format!("{base}{path}"))
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), reqwest::StatusCode::OK, "{path}");
+        let html = resp.text().await.unwrap();
+        assert!(html.contains(expected), "{path}: {html}");
+    }
+    let answer: Value = http
+        .post(format!("{base}/admin/api/graphql"))
+        .header("cookie", &cookie)
+        .json(&json!({ "query": "{ executors { executor } }" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(answer["data"]["executors"].is_array(), "{answer}");
+}
+
+#[tokio::test]
+async fn the_admin_area_can_ask_for_http_basic_instead() {
+    let db = TestDb::new().await.unwrap();
+    // base64("admin:s3cret")
+    let expected = "Basic YWRtaW46czNjcmV0";
+    let (_app, base, _lines) = start(
+        &db,
+        &[
+            ("ADMIN_PASSWORD", "s3cret"),
+            ("ADMIN_AUTH", "basic"),
+            ("ADMIN_BASIC", expected),
+        ],
+    )
+    .await;
+    let http = reqwest::Client::new();
+    let challenge = http.get(format!("{base}/admin")).send().await.unwrap();
+    assert_eq!(challenge.status(), reqwest::StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        challenge.headers()["www-authenticate"],
+        "Basic realm=\"qron\""
+    );
+    let page = http
+        .get(format!("{base}/admin"))
+        .basic_auth("admin", Some("s3cret"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), reqwest::StatusCode::OK);
 }

@@ -1,14 +1,23 @@
 //! qron in a web application: an axum server whose sign-up enqueues a welcome mail inside
 //! the sign-up's own transaction, handlers that take the application's pool and mailer as
-//! `State`, a recurring job, a long export that checkpoints when told to stop, and one
-//! graceful shutdown for the server and the worker.
+//! `State`, a recurring job, a long export that checkpoints when told to stop, qron's dashboard
+//! and API under `/admin` behind the application's own login, and one graceful shutdown for
+//! the server and the worker.
 //!
 //! ```text
-//! cargo run -p qron-examples --bin axum_app                # on 127.0.0.1:3000
-//! cargo run -p qron-examples --bin axum_app -- 127.0.0.1:0 # any free port (printed)
+//! ADMIN_PASSWORD=s3cret cargo run -p qron-examples --bin axum_app   # on 127.0.0.1:3000
+//! cargo run -p qron-examples --bin axum_app -- 127.0.0.1:0          # any free port (printed)
 //! curl -X POST localhost:3000/signup -H 'content-type: application/json' -d '{"email":"a@b.c"}'
 //! curl localhost:3000/users/1
+//! open http://localhost:3000/admin                                  # sign in as admin
 //! ```
+//!
+//! The admin area: `/admin` is the dashboard, `/admin/api` GraphiQL and the GraphQL API. A
+//! browser sends no token when it navigates, so the access policy answers a request without a
+//! session with a redirect to `/login`, whose form sets a session cookie (`ADMIN_PASSWORD`, or a
+//! random password printed at start-up). HTTP Basic is the two-line alternative: the policy
+//! answers `401` with `WWW-Authenticate: Basic realm="qron"` and the browser asks for the
+//! password itself (see `basic_auth_policy`).
 //!
 //! It connects to `DATABASE_URL`, or starts a throwaway PostgreSQL when that is unset. It prints
 //! `listening on http://ADDRESS` once it serves, and stops on Ctrl-C or SIGTERM: the server
@@ -21,9 +30,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header, request::Parts};
+use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::{Form, Json, Router};
 use qron::{Client, Context, JobError, OnConflict, Worker};
 use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
@@ -203,6 +213,105 @@ async fn start_export(
     ))
 }
 
+/// The admin sessions, by cookie value (in memory: a real application keeps them in its own
+/// session store).
+#[derive(Clone, Default)]
+struct Sessions(Arc<Mutex<std::collections::HashSet<String>>>);
+
+/// The admin area's login: its password, and the sessions it opened.
+#[derive(Clone)]
+struct Admin {
+    password: String,
+    sessions: Sessions,
+}
+
+const SESSION_COOKIE: &str = "app_session";
+
+/// 128 random bits as hex, from the system's random source (a real application uses its
+/// session library's).
+fn random_token() -> String {
+    use std::io::Read as _;
+    let mut bytes = [0u8; 16];
+    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
+        let _ = f.read_exact(&mut bytes);
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl Sessions {
+    /// Whether the request carries an open session's cookie.
+    fn signed_in(&self, req: &Parts) -> bool {
+        let Ok(open) = self.0.lock() else {
+            return false;
+        };
+        req.headers
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(';'))
+            .filter_map(|kv| kv.trim().split_once('='))
+            .any(|(k, v)| k == SESSION_COOKIE && open.contains(v))
+    }
+}
+
+/// qron's access policy for the admin area: a signed-in session operates the default owner's
+/// jobs; anyone else is sent to the login page (a full response, not just a status).
+fn session_policy(sessions: Sessions) -> impl Fn(&Parts) -> Result<qron::http::Owner, Response> {
+    move |req| {
+        if sessions.signed_in(req) {
+            Ok(qron::http::Owner::operate(qron::DEFAULT_OWNER))
+        } else {
+            Err(Redirect::to("/login").into_response())
+        }
+    }
+}
+
+/// The two-line alternative: HTTP Basic, the browser prompting for the password. Used when
+/// `ADMIN_AUTH=basic` (`expected` is `"Basic " + base64("admin:" + password)`).
+fn basic_auth_policy(expected: String) -> impl Fn(&Parts) -> Result<qron::http::Owner, Response> {
+    move |req| match req.headers.get(header::AUTHORIZATION) {
+        Some(v) if v.as_bytes() == expected.as_bytes() => {
+            Ok(qron::http::Owner::operate(qron::DEFAULT_OWNER))
+        }
+        _ => Err((
+            [(header::WWW_AUTHENTICATE, "Basic realm=\"qron\"")],
+            StatusCode::UNAUTHORIZED,
+        )
+            .into_response()),
+    }
+}
+
+async fn login_page() -> Html<&'static str> {
+    Html(
+        r#"<!doctype html><title>Sign in</title>
+<form method="post" action="/login">
+<label>Password <input type="password" name="password" autofocus></label>
+<button>Sign in</button>
+</form>"#,
+    )
+}
+
+#[derive(Deserialize)]
+struct LoginForm {
+    password: String,
+}
+
+async fn login(State(admin): State<Admin>, Form(form): Form<LoginForm>) -> Response {
+    if form.password != admin.password {
+        return (StatusCode::UNAUTHORIZED, "wrong password").into_response();
+    }
+    let token = random_token();
+    if let Ok(mut open) = admin.sessions.0.lock() {
+        open.insert(token.clone());
+    }
+    let cookie = format!("{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax");
+    let mut response = Redirect::to("/admin").into_response();
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        response.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    response
+}
+
 /// What a route can fail with.
 enum AppError {
     NotFound,
@@ -273,6 +382,29 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let stopper = worker.stopper();
     let worker = tokio::spawn(worker.run());
 
+    // The admin area: qron's dashboard and API behind the application's login.
+    let admin = Admin {
+        password: std::env::var("ADMIN_PASSWORD").unwrap_or_else(|_| {
+            let p = random_token();
+            println!("admin password: {p}");
+            p
+        }),
+        sessions: Sessions::default(),
+    };
+    let stop_streams = tokio_util::sync::CancellationToken::new();
+    let api = qron::http::Api::new(client.clone()).shutdown_on(stop_streams.clone());
+    let api = match std::env::var("ADMIN_AUTH").as_deref() {
+        Ok("basic") => api.owner(basic_auth_policy(
+            std::env::var("ADMIN_BASIC").unwrap_or_default(),
+        )),
+        _ => api.owner(session_policy(admin.sessions.clone())),
+    };
+    let admin_area = Router::new()
+        .route("/login", get(login_page).post(login))
+        .with_state(admin)
+        .nest("/admin/api", api.clone().router())
+        .nest_service("/admin", api.dashboard());
+
     let app = Router::new()
         .route("/signup", post(sign_up))
         .route("/users/{id}", get(user))
@@ -285,14 +417,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             client,
             mailer,
             progress,
-        });
+        })
+        .merge(admin_area);
     let listener = tokio::net::TcpListener::bind(&address).await?;
     println!("listening on http://{}", listener.local_addr()?);
 
     // One signal stops both: the server finishes its requests, the worker its jobs.
-    let shutdown = async {
+    let shutdown = async move {
         shutdown_signal().await;
         tracing::info!("shutting down");
+        // An open dashboard tab's live stream ends, so the server's shutdown does not wait.
+        stop_streams.cancel();
     };
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)

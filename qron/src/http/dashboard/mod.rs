@@ -13,7 +13,9 @@
 //! });
 //! let app = axum::Router::new()
 //!     .nest("/qron/api", api.clone().router())
-//!     .nest("/qron", api.dashboard());
+//!     // `nest_service`: `/qron` and `/qron/` both reach the overview (`nest` answers the
+//!     // second with 404).
+//!     .nest_service("/qron", api.dashboard());
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
 //! axum::serve(listener, app).await
 //! # }
@@ -68,7 +70,7 @@ use crate::Client;
 ///
 /// ```no_run
 /// # fn demo(client: qron::Client) {
-/// let app: axum::Router = axum::Router::new().nest("/qron", qron::http::dashboard(client));
+/// let app: axum::Router = axum::Router::new().nest_service("/qron", qron::http::dashboard(client));
 /// # }
 /// ```
 pub fn dashboard(client: Client) -> Router {
