@@ -256,19 +256,22 @@ impl Sessions {
 
 /// qron's access policy for the admin area: a signed-in session operates the default owner's
 /// jobs; anyone else is sent to the login page (a full response, not just a status).
-fn session_policy(sessions: Sessions) -> impl Fn(&Parts) -> Result<qron::http::Owner, Response> {
+fn session_policy(sessions: Sessions) -> impl Fn(&Parts) -> Result<qron::http::Owner, Redirect> {
     move |req| {
         if sessions.signed_in(req) {
             Ok(qron::http::Owner::operate(qron::DEFAULT_OWNER))
         } else {
-            Err(Redirect::to("/login").into_response())
+            Err(Redirect::to("/login"))
         }
     }
 }
 
 /// The two-line alternative: HTTP Basic, the browser prompting for the password. Used when
 /// `ADMIN_AUTH=basic` (`expected` is `"Basic " + base64("admin:" + password)`).
-fn basic_auth_policy(expected: String) -> impl Fn(&Parts) -> Result<qron::http::Owner, Response> {
+/// The challenge that makes a browser ask for a user and a password.
+type Challenge = ([(header::HeaderName, &'static str); 1], StatusCode);
+
+fn basic_auth_policy(expected: String) -> impl Fn(&Parts) -> Result<qron::http::Owner, Challenge> {
     move |req| match req.headers.get(header::AUTHORIZATION) {
         Some(v) if v.as_bytes() == expected.as_bytes() => {
             Ok(qron::http::Owner::operate(qron::DEFAULT_OWNER))
@@ -276,8 +279,7 @@ fn basic_auth_policy(expected: String) -> impl Fn(&Parts) -> Result<qron::http::
         _ => Err((
             [(header::WWW_AUTHENTICATE, "Basic realm=\"qron\"")],
             StatusCode::UNAUTHORIZED,
-        )
-            .into_response()),
+        )),
     }
 }
 
