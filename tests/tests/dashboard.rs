@@ -816,3 +816,47 @@ async fn bad_input_in_any_field_is_said_on_the_page_and_changes_nothing() {
     assert_eq!(client.get(job.id).await.unwrap(), job, "nothing changed");
     assert_eq!(client.search(&qron::Search::new()).await.unwrap().total, 1);
 }
+
+#[tokio::test]
+async fn graphiql_opens_with_its_docs_pane_listing_the_schema() {
+    let db = TestDb::new().await;
+    let client = Client::new(db.pool.clone());
+    let base = serve(
+        qron::http::Api::new(client.clone())
+            .allow_anonymous()
+            .router(),
+    )
+    .await;
+    let b = browser(1200).await;
+    b.goto(&base).await.unwrap();
+    // GraphiQL asks for the schema with its own introspection query (13 levels deep); its docs
+    // pane lists the root types once that answered.
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let opened = b
+            .execute(
+                "const b = document.querySelector('[aria-label=\"Show Documentation Explorer\"]'); \
+                 if (b) { b.click(); } \
+                 const d = document.querySelector('.graphiql-doc-explorer'); \
+                 return d ? d.innerText : '';",
+                vec![],
+            )
+            .await
+            .unwrap();
+        if opened.as_str().is_some_and(|t| t.contains("query: Query")) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "GraphiQL's docs pane lists `Query` within {WAIT:?}: {opened}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let body = b
+        .execute("return document.body.innerText;", vec![])
+        .await
+        .unwrap();
+    let body = body.as_str().unwrap_or_default();
+    assert!(!body.contains("nested too deep"), "{body}");
+    b.close().await.unwrap();
+}

@@ -132,6 +132,10 @@ pub struct Api {
     refresh: std::time::Duration,
     /// Cancelled when the application shuts down: the dashboard's live streams end then.
     shutdown: tokio_util::sync::CancellationToken,
+    /// The dashboard's origin as browsers see it, when set.
+    public_origin: Option<String>,
+    /// Whether `X-Forwarded-Host` and `X-Forwarded-Proto` are believed.
+    trust_forwarded: bool,
 }
 
 impl std::fmt::Debug for Api {
@@ -184,7 +188,58 @@ impl Api {
             #[cfg(feature = "dashboard")]
             refresh: DEFAULT_REFRESH,
             shutdown: tokio_util::sync::CancellationToken::new(),
+            public_origin: None,
+            trust_forwarded: false,
         }
+    }
+
+    /// The origin browsers reach the dashboard at (`"https://admin.example.com"`), when a
+    /// proxy in front rewrites the `Host` header: the dashboard's actions check the browser's
+    /// `Origin` against it (instead of against `Host`), and its cookie is `Secure` under https.
+    ///
+    /// ```no_run
+    /// # fn demo(client: qron::Client) {
+    /// let api = qron::http::Api::new(client).public_origin("https://admin.example.com");
+    /// # }
+    /// ```
+    pub fn public_origin(mut self, origin: impl Into<String>) -> Self {
+        self.public_origin = Some(origin.into().trim_end_matches('/').to_owned());
+        self
+    }
+
+    /// Believes `X-Forwarded-Host` and `X-Forwarded-Proto` for the dashboard's origin, when
+    /// `yes`: only behind a proxy that sets them and drops a client's own (off by default).
+    ///
+    /// ```no_run
+    /// # fn demo(client: qron::Client) {
+    /// let api = qron::http::Api::new(client).trust_forwarded_headers(true);
+    /// # }
+    /// ```
+    pub fn trust_forwarded_headers(mut self, yes: bool) -> Self {
+        self.trust_forwarded = yes;
+        self
+    }
+
+    /// The dashboard's origin for this request, when the application said what it is.
+    #[cfg_attr(not(feature = "dashboard"), allow(dead_code))]
+    pub(crate) fn origin(&self, parts: &Parts) -> Option<String> {
+        if let Some(o) = &self.public_origin {
+            return Some(o.clone());
+        }
+        if !self.trust_forwarded {
+            return None;
+        }
+        let first = |name: &str| {
+            parts
+                .headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.split(',').next())
+                .map(|v| v.trim().to_owned())
+        };
+        let host = first("x-forwarded-host")?;
+        let proto = first("x-forwarded-proto").unwrap_or_else(|| "http".to_owned());
+        Some(format!("{proto}://{host}"))
     }
 
     /// Ends the dashboard's live streams when `token` is cancelled: an open tab holds a
@@ -377,6 +432,7 @@ impl Api {
             .route("/workers/lease", post(workers::lease))
             .route("/workers/complete", post(workers::complete))
             .route("/workers/heartbeat", post(workers::heartbeat))
+            .layer(axum::middleware::map_response(security_headers))
             .layer(DefaultBodyLimit::max(max_body))
             .with_state(state)
     }
@@ -390,6 +446,43 @@ impl Api {
 struct Shared {
     schema: QronSchema,
     api: Api,
+}
+
+/// The headers every answer of the API and the dashboard carries unless it set its own: no
+/// content sniffing, no framing by other sites, no referrer to other sites, and for a page a
+/// content security policy allowing this origin's scripts and styles only (GraphiQL's page
+/// has one inline style).
+pub(crate) async fn security_headers(mut response: Response) -> Response {
+    use axum::http::{HeaderValue, header};
+    let html = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/html"));
+    let headers = response.headers_mut();
+    let defaults = [
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::REFERRER_POLICY, "same-origin"),
+    ];
+    for (name, value) in defaults {
+        headers
+            .entry(name)
+            .or_insert(HeaderValue::from_static(value));
+    }
+    if html {
+        headers
+            .entry(header::CONTENT_SECURITY_POLICY)
+            .or_insert(HeaderValue::from_static(
+                "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
+                 img-src 'self' data:; font-src 'self' data:; connect-src 'self'; \
+                 frame-ancestors 'none'; form-action 'self'; base-uri 'self'",
+            ));
+        headers
+            .entry(header::CACHE_CONTROL)
+            .or_insert(HeaderValue::from_static("no-store"));
+    }
+    response
 }
 
 /// GraphiQL's page, for a request the policy lets read.

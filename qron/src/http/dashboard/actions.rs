@@ -29,7 +29,7 @@ fn allowed(view: View, parts: &Parts, fields: &Fields) -> Result<View, Refusal> 
             "this dashboard is read-only",
         ));
     }
-    if !same_site(parts, field(fields, "token")) {
+    if !same_site(parts, view.origin.as_deref(), field(fields, "token")) {
         return Err(Refusal(
             StatusCode::FORBIDDEN,
             "this form did not come from the dashboard's own page; reload the page and try again",

@@ -130,7 +130,11 @@ impl Cache {
                             at: figures.at,
                             rows: figures.rows.clone(),
                             workers: figures.workers.clone(),
-                            error: Some(e.to_string()),
+                            // The cause is in the log: a viewer is told what it means.
+                            error: Some(
+                                "the database did not answer in time, or refused the count"
+                                    .to_owned(),
+                            ),
                             refreshed: Some(std::time::Instant::now()),
                             next_in: wait,
                         }

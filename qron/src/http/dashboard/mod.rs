@@ -106,6 +106,7 @@ impl Api {
             .route("/playground", get(playground::page))
             .route("/playground/check", get(playground::check))
             .route("/assets/{file}", get(assets::serve))
+            .layer(axum::middleware::map_response(super::security_headers))
             .with_state(shared)
     }
 }
@@ -131,6 +132,13 @@ pub(crate) struct View {
     /// The token actions carry (the cookie's, or a new one set with the page).
     pub(crate) token: String,
     new_token: bool,
+    /// Whether the viewer is the client's own owner, who may see the fleet's worker names.
+    pub(crate) sees_fleet: bool,
+    /// Whether the browser reached the dashboard over https (its cookie is then `Secure`).
+    secure: bool,
+    /// The dashboard's origin as the browser sees it, when the application said
+    /// ([`Api::public_origin`], or trusted forwarded headers).
+    pub(crate) origin: Option<String>,
 }
 
 impl Dash {
@@ -145,6 +153,9 @@ impl Dash {
             return Err(Rejected::new(refuse(StatusCode::FORBIDDEN, &e.0)));
         }
         let read_only = !access.scope().may_operate();
+        let sees_fleet = access.client.owner_name() == self.api.client.owner_name();
+        let origin = self.api.origin(parts);
+        let secure = origin.as_deref().is_some_and(|o| o.starts_with("https://"));
         let (token, new_token) = match cookie(parts, TOKEN_COOKIE) {
             Some(t) if t.len() == 32 && t.bytes().all(|b| b.is_ascii_hexdigit()) => {
                 (t.to_owned(), false)
@@ -154,6 +165,9 @@ impl Dash {
         Ok(View {
             client: access.client,
             read_only,
+            sees_fleet,
+            secure,
+            origin,
             base: base(parts),
             token,
             new_token,
@@ -198,8 +212,9 @@ impl View {
             } else {
                 &self.base
             };
+            let secure = if self.secure { "; Secure" } else { "" };
             let cookie = format!(
-                "{TOKEN_COOKIE}={}; Path={path}; HttpOnly; SameSite=Strict",
+                "{TOKEN_COOKIE}={}; Path={path}; HttpOnly; SameSite=Strict{secure}",
                 self.token
             );
             if let Ok(v) = HeaderValue::from_str(&cookie) {
@@ -274,9 +289,9 @@ fn now_nanos() -> u128 {
 }
 
 /// Whether a posted form comes from the dashboard's own pages: the browser says the request is
-/// same-origin (`Sec-Fetch-Site`, or an `Origin` naming this host), and the form carries the
-/// token of the browser's cookie.
-pub(crate) fn same_site(parts: &Parts, token: &str) -> bool {
+/// same-origin (`Sec-Fetch-Site`, and an `Origin` that is the dashboard's `origin` when known,
+/// else one naming this request's host), and the form carries the token of the browser's cookie.
+pub(crate) fn same_site(parts: &Parts, origin: Option<&str>, token: &str) -> bool {
     let header = |name: &header::HeaderName| {
         parts
             .headers
@@ -285,8 +300,11 @@ pub(crate) fn same_site(parts: &Parts, token: &str) -> bool {
             .map(str::to_owned)
     };
     let host = header(&header::HOST);
-    let origin_ok = match (header(&header::ORIGIN), &host) {
-        (Some(origin), Some(host)) => origin
+    let origin_ok = match (header(&header::ORIGIN), origin, &host) {
+        (Some(sent), Some(expected), _) => sent
+            .trim_end_matches('/')
+            .eq_ignore_ascii_case(expected.trim_end_matches('/')),
+        (Some(sent), None, Some(host)) => sent
             .split_once("://")
             .is_some_and(|(_, authority)| authority == host),
         // A browser sends `Origin` with every form post; a request without one is no browser's.

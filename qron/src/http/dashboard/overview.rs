@@ -101,7 +101,10 @@ pub(crate) fn rows(view: &View, figures: &Overview) -> Markup {
                 }
                 td.hide-narrow {
                     @if workers.is_empty() { span.muted { "none" } }
-                    @else { span title=(workers.join("\n")) { (workers.len()) } }
+                    // Workers serve every owner: their names (hosts, processes) are the
+                    // operator's, shown to the client's own owner only.
+                    @else if view.sees_fleet { span title=(workers.join("\n")) { (workers.len()) } }
+                    @else { span { (workers.len()) } }
                 }
             }
         }
