@@ -647,3 +647,81 @@ async fn a_report_the_database_cannot_take_in_time_answers_503_and_applies_nothi
         JobStatus::Succeeded
     );
 }
+
+#[tokio::test]
+async fn every_page_carries_the_security_headers_and_a_proxied_dashboard_accepts_its_own_forms() {
+    let db = TestDb::new().await;
+    let client = Client::new(db.pool.clone());
+    client
+        .create(NewJob::new("mail", "@after 1 hour"))
+        .await
+        .unwrap();
+    let api = qron::http::Api::new(client.clone())
+        .allow_anonymous()
+        .public_origin("https://admin.example.com");
+    let base = serve(
+        axum::Router::new()
+            .nest("/api", api.clone().router())
+            .nest_service("/ops", api.dashboard()),
+    )
+    .await;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    // A page, an error page, GraphiQL, and a page of a refused request.
+    for (path, status) in [
+        ("/ops", 200),
+        ("/ops/jobs/999999", 404),
+        ("/api", 200),
+        ("/ops/jobs?limit=x", 200),
+    ] {
+        let resp = http.get(format!("{base}{path}")).send().await.unwrap();
+        assert_eq!(resp.status().as_u16(), status, "{path}");
+        let h = resp.headers();
+        assert_eq!(h["x-content-type-options"], "nosniff", "{path}");
+        assert!(
+            h["content-security-policy"]
+                .to_str()
+                .unwrap()
+                .contains("frame-ancestors 'none'"),
+            "{path}"
+        );
+        assert_eq!(h["referrer-policy"], "same-origin", "{path}");
+    }
+    // Behind a proxy that rewrites Host: the browser's Origin is the public one.
+    let page = http.get(format!("{base}/ops")).send().await.unwrap();
+    let cookie = page.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(cookie.contains("; Secure"), "under https: {cookie}");
+    let token = cookie
+        .split(';')
+        .next()
+        .and_then(|kv| kv.split_once('='))
+        .map(|(_, v)| v.to_owned())
+        .unwrap();
+    let action = http
+        .post(format!("{base}/ops/executors/pause"))
+        .header("host", "qron-internal:8080")
+        .header("origin", "https://admin.example.com")
+        .header("sec-fetch-site", "same-origin")
+        .header("cookie", format!("qron_token={token}"))
+        .form(&[("executor", "mail"), ("token", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        action.status(),
+        StatusCode::SEE_OTHER,
+        "the action is accepted"
+    );
+    // Another site's page is still refused.
+    let forged = http
+        .post(format!("{base}/ops/executors/resume"))
+        .header("origin", "https://attacker.example")
+        .header("cookie", format!("qron_token={token}"))
+        .form(&[("executor", "mail"), ("token", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+}
