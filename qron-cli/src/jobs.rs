@@ -318,8 +318,13 @@ async fn list(client: &qron::Client, out: &Style, a: ListArgs) -> Result<(), Fai
     }
     table(out, &page.jobs);
     let shown = page.jobs.len() as i64;
-    if shown == 0 {
-        println!("no jobs of {} match", page.total);
+    if shown == 0 && page.total == 0 {
+        println!("no job matches");
+    } else if shown == 0 {
+        println!(
+            "no jobs past {}: {} match in all (lower --offset)",
+            a.offset, page.total
+        );
     } else {
         println!(
             "jobs {}–{} of {}",

@@ -106,6 +106,12 @@ impl From<qron::Error> for Failure {
     fn from(e: qron::Error) -> Self {
         match e {
             qron::Error::NotFound { .. } => Failure::NotFound(e.to_string()),
+            // The library's message names its Rust options; the command's, its flags.
+            qron::Error::AlreadyExists { executor, name } => Failure::Failed(format!(
+                "a live job named `{name}` already exists for executor `{executor}`; pick \
+                 another --name, or pass --on-conflict keep (keep it) or --on-conflict replace \
+                 (replace it)"
+            )),
             e => Failure::Failed(e.to_string()),
         }
     }

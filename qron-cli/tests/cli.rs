@@ -1010,3 +1010,27 @@ async fn the_readme_shows_the_banner_qron_dev_prints() {
     assert_eq!(shown, printed, "README vs the real banner:\n{}", dev.banner);
     assert_eq!(dev.interrupt().await.code(), Some(0));
 }
+
+#[tokio::test]
+async fn errors_and_empty_lists_speak_in_the_commands_own_terms() {
+    let db = qron::testing::TestDb::new().await.unwrap();
+    let url = db.url().unwrap();
+    ok(
+        &["jobs", "create", "email", "@daily", "--name", "digest"],
+        &url,
+    )
+    .await;
+    let again = qron(
+        &["jobs", "create", "email", "@daily", "--name", "digest"],
+        Some(&url),
+    )
+    .await;
+    assert_eq!(again.status.code(), Some(1));
+    let why = text(&again.stderr);
+    assert!(why.contains("--on-conflict keep"), "{why}");
+    assert!(!why.contains("OnConflict::"), "{why}");
+    let none = ok(&["jobs", "list", "--executor", "nobody"], &url).await;
+    assert!(none.contains("no job matches"), "{none}");
+    let past = ok(&["jobs", "list", "--offset", "5"], &url).await;
+    assert!(past.contains("1 match in all"), "{past}");
+}

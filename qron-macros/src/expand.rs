@@ -347,6 +347,14 @@ pub(crate) fn generate(func: &ItemFn, args: Args) -> syn::Result<TokenStream> {
          (`&mut tx` or `&mut *tx`: the job is created if and when it commits), a connection or \
          a pool (`&pool`); with the default client's owner unless `.owner()` names another."
     );
+    let doc_enqueue = format!(
+        "Enqueues a `{executor}` job to run now (`{type_name_str}::schedule(\"@after 0s\", \
+         payload)`), through the default client."
+    );
+    let doc_enqueue_with = format!(
+        "As [`{type_name_str}::enqueue`], through an explicit client, a transaction, a \
+         connection or a pool (see [`{type_name_str}::schedule_with`])."
+    );
     let doc_schedule_many = format!(
         "Enqueues many `{executor}` jobs with a handful of statements, through the default \
          client; returns their ids in input order."
@@ -361,6 +369,19 @@ pub(crate) fn generate(func: &ItemFn, args: Args) -> syn::Result<TokenStream> {
             #[doc = #doc_schedule]
             #vis fn schedule(expr: &str, payload: #payload_ty) -> #krate::Enqueue<'static, Self> {
                 #krate::__private::schedule::<Self>(expr, payload)
+            }
+
+            #[doc = #doc_enqueue]
+            #vis fn enqueue(payload: #payload_ty) -> #krate::Enqueue<'static, Self> {
+                #krate::__private::schedule::<Self>("@after 0s", payload)
+            }
+
+            #[doc = #doc_enqueue_with]
+            #vis fn enqueue_with<'a>(
+                via: impl ::core::convert::Into<#krate::Via<'a>>,
+                payload: #payload_ty,
+            ) -> #krate::Enqueue<'a, Self> {
+                #krate::__private::schedule_with::<Self>(via, "@after 0s", payload)
             }
 
             #[doc = #doc_schedule_with]

@@ -5,6 +5,8 @@
 //! - [`state`]: carrying state from one execution to the next (resumable work, checkpoints).
 //! - [`testing`]: testing code that enqueues jobs, and the handlers themselves.
 //! - [`production`]: migrations, shutdown, retention, scaling out, operating and observing.
+//! - [`dashboard`]: the web dashboard and the management API: what they show, how to mount
+//!   them, and how to protect them.
 
 pub mod delivery {
     //! # Delivery guarantees and idempotency
@@ -205,4 +207,86 @@ pub mod production {
     //!     .await
     //! # }
     //! ```
+}
+
+#[cfg(feature = "dashboard")]
+pub mod dashboard {
+    //! # The dashboard and the management API
+    //!
+    //! With the `dashboard` feature, [`Api::dashboard`](crate::http::Api::dashboard) is an axum
+    //! `Router` of server-rendered pages (no Node build step, no CDN: its stylesheet and its one
+    //! small script are in the binary); with `http`, [`Api::router`](crate::http::Api::router)
+    //! is the GraphQL API with GraphiQL and the remote workers' endpoints. Both answer for one
+    //! owner (tenant) at a time, the one the application's access policy gives each request.
+    //!
+    //! ## What it shows
+    //!
+    //! | page | what |
+    //! |---|---|
+    //! | `/` (the overview) | per executor: live jobs by status, the jobs that ran and failed over the last hour, how late the oldest due job is, paused or not (with Pause / Resume), how many workers serve it; live over server-sent events. The figures come from one query for every viewer, every [refresh interval](crate::http::Api::refresh), only while someone looks |
+    //! | `/jobs` | the jobs, newest first, with the search's filters (executor, status, name, creation and run times, meta) and keyset pages; retry, cancel, run now, stop, restart and delete on a selection |
+    //! | `/jobs/{id}` | one job: payload and meta (an `http` job's header values redacted), the expression and its description, attempts and the error of each, its last runs, the next 10 runs; its actions |
+    //! | `/upcoming` | how many runs fall in each minute of the next hour, day or week, per executor, the busiest minute named |
+    //! | `/playground` | an expression checked as you type: the parser's error at its position, or its description and next runs in any zone |
+    //!
+    //! ## How to mount it
+    //!
+    //! ```no_run
+    //! # async fn demo(client: qron::Client) -> std::io::Result<()> {
+    //! use qron::http::{Api, Owner};
+    //! let api = Api::new(client).owner(|req| {
+    //!     // your session, token or proxy header: see "How to protect it"
+    //! #   let _ = req;
+    //!     Ok::<_, axum::http::StatusCode>(Owner::operate("acme"))
+    //! });
+    //! let app = axum::Router::new()
+    //!     .nest("/admin/api", api.clone().router()) // GraphiQL at /admin/api
+    //!     .nest_service("/admin", api.dashboard()); // the overview at /admin and /admin/
+    //! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+    //! axum::serve(listener, app).await
+    //! # }
+    //! ```
+    //!
+    //! Mount the dashboard with `nest_service`: axum's `nest` answers `/admin/` (with the
+    //! slash) with 404. Its links are relative to wherever it is mounted. Behind a proxy that
+    //! rewrites `Host`, tell it the origin browsers see:
+    //! [`Api::public_origin`](crate::http::Api::public_origin) (or
+    //! [`Api::trust_forwarded_headers`](crate::http::Api::trust_forwarded_headers)). An open
+    //! tab holds a server-sent-events stream: give the API a cancellation token with
+    //! [`Api::shutdown_on`](crate::http::Api::shutdown_on) and cancel it when the server shuts
+    //! down, or a graceful shutdown waits for every tab to close.
+    //!
+    //! `qron dev` serves the dashboard at its root and the API at `/api`, on loopback, for
+    //! development.
+    //!
+    //! ## How to protect it
+    //!
+    //! **Without an access policy, both routers refuse every request with 401.** The
+    //! application chooses, once:
+    //! - [`Api::owner`](crate::http::Api::owner): a function of the request's head returning an
+    //!   [`Owner`](crate::http::Owner) (a tenant and a [`Scope`](crate::http::Scope)), or the
+    //!   response that refuses it. A browser sends no bearer token when it navigates: answer
+    //!   with a redirect to your login page (`Redirect::to("/login")`), or a
+    //!   `WWW-Authenticate: Basic realm="…"` challenge and a 401, so that the browser asks.
+    //! - a tower layer of your own (your session middleware) that inserts an `Owner` into the
+    //!   request's extensions: the place for a check that needs `.await`.
+    //! - [`Api::allow_anonymous`](crate::http::Api::allow_anonymous): every request is the
+    //!   client's owner with every scope, for a trusted machine only.
+    //!
+    //! The scope decides what a viewer may do: `read` sees every page without its actions,
+    //! `operate` may act, `worker` sees nothing (it may only lease, complete and renew).
+    //! [`Api::read_only`](crate::http::Api::read_only) caps everyone to `read`.
+    //!
+    //! The actions are forms posted to the dashboard, accepted only from its own pages: the
+    //! browser's `Origin` must be the dashboard's (its `Host`, or its public origin),
+    //! `Sec-Fetch-Site` must say `same-origin` when sent, and the form must carry the token of
+    //! the browser's `SameSite=Strict`, `HttpOnly` cookie (`Secure` under https). So a page on
+    //! another site cannot make a signed-in operator's browser act. Every answer carries a
+    //! content security policy (this origin's scripts and styles only, no framing), `nosniff`
+    //! and a same-origin referrer policy. The names of the workers (their hosts) are shown to
+    //! the client's own owner only.
+    //!
+    //! `examples/axum_app.rs` mounts both under `/admin` behind a session-cookie login, with
+    //! HTTP Basic as the two-line alternative, and its tests drive them. `SECURITY.md` in the
+    //! repository has the whole threat model.
 }

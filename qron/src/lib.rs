@@ -43,7 +43,8 @@
 //! | `embedded` | off | `embedded`: a throwaway PostgreSQL started from the machine's server binaries, for examples and tests (never in a production binary unless asked for) |
 //! | `tls-rustls` | off | TLS to the database with rustls (sqlx's `tls-rustls`) |
 //! | `tls-native-tls` | off | TLS to the database with the platform's TLS (sqlx's `tls-native-tls`) |
-//! | `http` | off | `http`: the management API over HTTP (GraphQL, GraphiQL) as an axum `Router` |
+//! | `http` | off | `http`: the management API over HTTP (GraphQL, GraphiQL, remote workers) as an axum `Router`, refusing every request until the application chooses an access policy |
+//! | `dashboard` | off | the web dashboard (turns on `http`): overview, jobs, upcoming runs, expression playground; see the [dashboard guide](guide::dashboard) |
 //! | `http-executor` | off | [`HttpExecutor`]-style jobs: executor `http` sends each job to the URL in its meta |
 //! | `opentelemetry` | off | the enqueuing trace carried to the job's executions (see `telemetry`) |
 //! | `testing` | off | `testing`: a fresh database per test, and assertions on enqueued jobs (turns on `embedded`) |

@@ -29,6 +29,25 @@ pub struct Metrics {
 }
 
 impl Metrics {
+    /// Adds `other`'s counts to these (the testing kit's drain sums its rounds).
+    #[cfg_attr(not(feature = "testing"), allow(dead_code))]
+    pub(crate) fn absorb(&self, other: &Metrics) {
+        for (mine, theirs) in [
+            (&self.leased, &other.leased),
+            (&self.polls, &other.polls),
+            (&self.succeeded, &other.succeeded),
+            (&self.retried, &other.retried),
+            (&self.snoozed, &other.snoozed),
+            (&self.failed, &other.failed),
+            (&self.rescued, &other.rescued),
+            (&self.written, &other.written),
+            (&self.stale, &other.stale),
+            (&self.handed_back, &other.handed_back),
+        ] {
+            mine.fetch_add(theirs.load(Ordering::Relaxed), Ordering::Relaxed);
+        }
+    }
+
     /// Jobs leased.
     ///
     /// ```

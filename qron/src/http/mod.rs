@@ -22,6 +22,10 @@
 //! | `GET /graphql/schema` | the schema in SDL |
 //! | `POST /workers/lease`, `/workers/complete`, `/workers/heartbeat` | remote workers over plain JSON (see [`workers`]) |
 //!
+//! With the `dashboard` feature, [`Api::dashboard`] is the web dashboard, under the same
+//! policy: the [dashboard guide](crate::guide::dashboard) says what it shows, how to mount it
+//! and how to protect it.
+//!
 //! # Owners and access
 //!
 //! Every operation acts for one owner (tenant), as [`Client::owner`] does; another owner's job

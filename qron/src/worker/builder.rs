@@ -27,7 +27,7 @@ use crate::{Client, Error, Result};
 /// worker.run().await?;
 /// # Ok(()) }
 /// ```
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct WorkerBuilder {
     pub(crate) client: Client,
     pub(crate) executors: Option<Vec<String>>,
@@ -439,7 +439,8 @@ impl WorkerBuilder {
                     field: "state",
                     reason: format!(
                         "job `{}` (executor `{}`) takes `State<{}>`, and the worker has none: \
-                         give it one with `.state(value)`",
+                         give it one with `.state(value)` (in a test, pass that builder to \
+                         `qron::testing::run_due_with` or `qron::testing::drain_with`)",
                         r.type_name,
                         r.executor,
                         (missing.name)()

@@ -222,3 +222,75 @@ async fn run_due_at_a_time_past_the_jobs_range_is_refused_by_name() -> qron::Res
     assert_eq!(ran.succeeded(), 1);
     Ok(())
 }
+
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+struct Flaky {
+    spawn: bool,
+}
+
+/// Fails its first two attempts (with an hour's back-off), then succeeds, enqueueing one more
+/// of its kind when asked.
+#[qron::job(
+    executor = "kit_flaky",
+    max_attempts = 3,
+    backoff(base = "1h", max = "1h")
+)]
+async fn kit_flaky(
+    ctx: qron::Context,
+    qron::State(client): qron::State<qron::Client>,
+    msg: Flaky,
+) -> Result<(), qron::JobError> {
+    if ctx.attempt() < 3 {
+        return Err(qron::JobError::retry("not yet"));
+    }
+    if msg.spawn {
+        KitFlaky::enqueue_with(&client, Flaky { spawn: false }).await?;
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn drain_runs_retries_at_once_and_the_jobs_they_enqueue_until_none_is_due() {
+    let db = TestDb::new().await.unwrap();
+    let client = db.client();
+    let first = KitFlaky::enqueue_with(&client, Flaky { spawn: true })
+        .await
+        .unwrap();
+    // run_due leaves a retry to its back-off.
+    let worker = qron::Worker::builder(client.clone()).state(client.clone());
+    let once = qron::testing::run_due_with::<KitFlaky>(worker.clone())
+        .await
+        .unwrap();
+    assert_eq!((once.retried(), once.succeeded()), (1, 0));
+    assert_eq!(once.jobs[0].status, qron::JobStatus::Ready);
+
+    // drain: the retries at once, then the job it enqueued.
+    let ran = qron::testing::drain_with::<KitFlaky>(worker).await.unwrap();
+    assert_eq!(ran.succeeded(), 2, "{:?}", ran.jobs);
+    assert_eq!(ran.retried(), 3, "one left, and two of the spawned job");
+    assert_eq!(ran.jobs.len(), 2);
+    assert!(
+        ran.jobs
+            .iter()
+            .all(|j| j.status == qron::JobStatus::Succeeded)
+    );
+    assert_eq!(ran.jobs[0].id, first.id);
+    assert_eq!(ran.jobs[0].errors.len(), 2, "the attempts counted");
+}
+
+#[tokio::test]
+async fn a_missing_state_names_the_testing_kits_calls() {
+    let db = TestDb::new().await.unwrap();
+    let client = db.client();
+    KitFlaky::enqueue_with(&client, Flaky { spawn: false })
+        .await
+        .unwrap();
+    let e = qron::testing::run_due::<KitFlaky>(&client)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains(".state(value)") && e.contains("run_due_with") && e.contains("drain_with"),
+        "{e}"
+    );
+}
