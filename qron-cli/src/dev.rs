@@ -131,13 +131,7 @@ pub(crate) async fn run(global: &Global, args: Args) -> Result<(), Failure> {
         .nest("/api", api.clone().router())
         .merge(api.dashboard())
         .layer(axum::middleware::from_fn(loopback_host));
-    let serve = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async {
-                let _ = stopped.await;
-            })
-            .await
-    });
+    let serve = tokio::spawn(serve(listener, app, stopped));
     let worked = worked.await;
     streams.cancel();
     let _ = stop_server.send(());
@@ -157,6 +151,49 @@ pub(crate) async fn run(global: &Global, args: Args) -> Result<(), Failure> {
         Ok(Err(e)) => Err(Failure::Failed(format!("the API server failed: {e}"))),
         Err(e) => Err(Failure::Failed(format!("the API server failed: {e}"))),
     }
+}
+
+/// How long a connection may take to send a request's head: a client that opens connections
+/// and sends half a head (slowloris) holds none for longer.
+const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Serves `app` on `listener` until `stop` resolves, then lets open connections finish (the
+/// caller bounds how long). Each connection gets [`HEADER_READ_TIMEOUT`] to send a request's
+/// head, where `axum::serve` allows hyper's default 30 s.
+async fn serve(
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+    stop: tokio::sync::oneshot::Receiver<()>,
+) -> std::io::Result<()> {
+    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT);
+    builder.http2().timer(TokioTimer::new());
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                // A refused or reset connection ends only itself.
+                let Ok((stream, _)) = accepted else { continue };
+                let service = hyper_util::service::TowerToHyperService::new(app.clone());
+                let connection = builder
+                    .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                    .into_owned();
+                let connection = graceful.watch(connection);
+                tokio::spawn(async move {
+                    let _ = connection.await;
+                });
+            }
+            _ = &mut stop => break,
+        }
+    }
+    drop(listener);
+    graceful.shutdown().await;
+    Ok(())
 }
 
 /// Answers requests whose `Host` is this machine's loopback name or address only (any port):

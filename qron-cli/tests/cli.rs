@@ -1034,3 +1034,36 @@ async fn errors_and_empty_lists_speak_in_the_commands_own_terms() {
     let past = ok(&["jobs", "list", "--offset", "5"], &url).await;
     assert!(past.contains("1 match in all"), "{past}");
 }
+
+#[tokio::test]
+async fn dev_closes_a_connection_that_sends_half_a_request_head() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let tmp = open_tempdir();
+    let dev = Dev::start(tmp.path(), &[]).await;
+    let addr = dev
+        .api
+        .trim_start_matches("http://")
+        .split('/')
+        .next()
+        .unwrap()
+        .to_owned();
+    let mut conn = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    conn.write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\n")
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut buf = [0u8; 1024];
+    // Closed by the server (end of stream, or a reset, maybe after a 408) within a bound.
+    let closed = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        loop {
+            match conn.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "still open after {:?}", started.elapsed());
+    assert!(started.elapsed() < std::time::Duration::from_secs(8));
+    assert_eq!(dev.interrupt().await.code(), Some(0));
+}
