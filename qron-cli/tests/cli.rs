@@ -1067,3 +1067,76 @@ async fn dev_closes_a_connection_that_sends_half_a_request_head() {
     assert!(started.elapsed() < std::time::Duration::from_secs(8));
     assert_eq!(dev.interrupt().await.code(), Some(0));
 }
+
+/// The README's terminal sessions after `qron dev`'s: each a list of (command, what it prints).
+fn readme_sessions() -> Vec<Vec<(String, Vec<String>)>> {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
+    let mut sessions = Vec::new();
+    for block in readme.split("```console\n").skip(1) {
+        let block = block.split("```").next().unwrap_or("");
+        if block.starts_with("$ qron dev\n") {
+            continue; // its own test: the_readme_shows_the_banner_qron_dev_prints
+        }
+        let mut steps: Vec<(String, Vec<String>)> = Vec::new();
+        for line in block.lines() {
+            match line.strip_prefix("$ ") {
+                Some(command) => steps.push((command.to_owned(), Vec::new())),
+                None => {
+                    if let Some(step) = steps.last_mut() {
+                        step.1.push(line.to_owned());
+                    }
+                }
+            }
+        }
+        sessions.push(steps);
+    }
+    sessions
+}
+
+#[tokio::test]
+async fn the_readmes_terminal_sessions_print_what_the_commands_print() {
+    let sessions = readme_sessions();
+    assert!(
+        sessions.len() >= 2,
+        "the README shows qron's commands at work"
+    );
+    let bin_dir = std::path::Path::new(env!("CARGO_BIN_EXE_qron"))
+        .parent()
+        .unwrap()
+        .to_owned();
+    let path = format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    for steps in sessions {
+        // Each session on a database of its own, as on a fresh `qron dev`.
+        let db = qron::testing::TestDb::new().await.unwrap();
+        let url = db.url().unwrap();
+        for (command, shown) in steps {
+            let out = tokio::process::Command::new("sh")
+                .arg("-c")
+                .arg(format!("{{ {command}; }} 2>&1"))
+                .env("PATH", &path)
+                .env("DATABASE_URL", &url)
+                .env("TZ", "UTC")
+                .env_remove("QRON_OWNER")
+                .output()
+                .await
+                .unwrap();
+            let printed: Vec<String> = text(&out.stdout).lines().map(normalized).collect();
+            // `…` in the README stands for the rest of the output.
+            let cut = shown.iter().position(|l| l.trim() == "…");
+            let shown: Vec<String> = shown[..cut.unwrap_or(shown.len())]
+                .iter()
+                .map(|l| normalized(l))
+                .collect();
+            let printed = match cut {
+                Some(_) => printed.into_iter().take(shown.len()).collect(),
+                None => printed,
+            };
+            assert_eq!(printed, shown, "`{command}`: the README shows other output");
+        }
+    }
+}

@@ -725,3 +725,147 @@ async fn every_page_carries_the_security_headers_and_a_proxied_dashboard_accepts
         .unwrap();
     assert_eq!(forged.status(), StatusCode::FORBIDDEN);
 }
+
+#[tokio::test]
+async fn introspection_can_be_turned_off() {
+    let db = TestDb::new().await;
+    let client = Client::new(db.pool.clone());
+    let base = serve(
+        qron::http::Api::new(client)
+            .allow_anonymous()
+            .introspection(false)
+            .router(),
+    )
+    .await;
+    let (_, _, answer, _) = post_query(
+        &base,
+        r#"{ __schema { queryType { name } } __type(name: "Job") { name } }"#,
+    )
+    .await;
+    assert!(answer["data"]["__schema"].is_null(), "{answer}");
+    assert!(answer["data"]["__type"].is_null(), "{answer}");
+    let sdl = reqwest::get(format!("{base}/graphql/schema"))
+        .await
+        .unwrap();
+    assert_eq!(sdl.status(), StatusCode::NOT_FOUND);
+    // Queries still answer.
+    let (_, _, jobs, _) = post_query(&base, "{ jobs { total } }").await;
+    assert_eq!(jobs["data"]["jobs"]["total"], 0, "{jobs}");
+}
+
+#[tokio::test]
+async fn a_jobs_meta_may_not_set_the_requests_framing_or_qrons_own_headers() {
+    let db = TestDb::new().await;
+    let client = Client::new(db.pool.clone());
+    let (base, hits) = counting_endpoint().await;
+    for name in [
+        "Host",
+        "content-length",
+        "Transfer-Encoding",
+        "connection",
+        "x-qron-owner",
+    ] {
+        client
+            .create(NewJob::new("http", "@after 0s").meta(json!({
+                "url": format!("{base}/hit"),
+                "headers": { name: "internal.example" },
+            })))
+            .await
+            .unwrap();
+    }
+    run_http_worker(&client, HttpExecutor::new().allow_hosts(["127.0.0.1"])).await;
+    assert_eq!(hits.load(Ordering::SeqCst), 0, "nothing was sent");
+    for (id, status, error, _) in jobs(&client).await {
+        let error = error.unwrap_or_default();
+        assert_eq!(status, JobStatus::Failed, "{id}: {error}");
+        assert!(error.contains("may not be set"), "{id}: {error}");
+    }
+}
+
+#[tokio::test]
+async fn a_tenant_sees_neither_the_fleets_host_names_nor_the_databases_own_words() {
+    let db = TestDb::new().await;
+    let client = Client::new(db.pool.clone());
+    client
+        .owner("acme")
+        .create(NewJob::new("mail", "@after 1 hour"))
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO qron.workers (id, executors, started_at, seen_at, ttl)
+         VALUES ('db-host-7.internal-4242', '{mail}', now(), now(), '1 hour')",
+    )
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    let policy = |req: &axum::http::request::Parts| {
+        let tenant = req
+            .headers
+            .get("x-tenant")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("default");
+        Ok::<_, StatusCode>(qron::http::Owner::read(tenant))
+    };
+    let base = serve(
+        qron::http::Api::new(client.clone())
+            .owner(policy)
+            .dashboard(),
+    )
+    .await;
+    let page = |tenant: &'static str| {
+        let url = format!("{base}/");
+        async move {
+            reqwest::Client::new()
+                .get(url)
+                .header("x-tenant", tenant)
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+        }
+    };
+    assert!(
+        !page("acme").await.contains("db-host-7"),
+        "a tenant sees a count only"
+    );
+    assert!(
+        page("default").await.contains("db-host-7"),
+        "the operator sees the names"
+    );
+
+    // A count the database stops (the table locked past the API's statement timeout): the
+    // page says so in its own words.
+    let slow = serve(
+        qron::http::Api::new(client.clone())
+            .allow_anonymous()
+            .connections(1, Duration::from_millis(200))
+            .dashboard(),
+    )
+    .await;
+    let mut lock = db.pool.begin().await.unwrap();
+    sqlx::query("LOCK TABLE qron.jobs IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut *lock)
+        .await
+        .unwrap();
+    let mut shown = String::new();
+    for _ in 0..50 {
+        shown = reqwest::get(format!("{slow}/"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if shown.contains("The last count failed") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    lock.rollback().await.unwrap();
+    assert!(shown.contains("The last count failed"), "{shown}");
+    assert!(
+        !shown.contains("statement timeout") && !shown.contains("canceling"),
+        "{shown}"
+    );
+}
