@@ -14,6 +14,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod fault;
+pub mod http;
 pub mod jobs;
 pub mod logs;
 

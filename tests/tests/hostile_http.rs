@@ -10,16 +10,9 @@ use axum::http::StatusCode;
 use qron::http::{Api, Owner};
 use qron::{Client, HttpExecutor, JobStatus, NewJob, Worker};
 use qron_tests::TestDb;
+use qron_tests::http::serve;
 use qron_tests::jobs::{Mode, key, probe, script_job};
 use serde_json::{Value, json};
-
-/// Serves `app` on a loopback port; its base URL.
-async fn serve(app: axum::Router) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    format!("http://{addr}")
-}
 
 /// The application's policy: a bearer token per tenant, each an operator of its own jobs.
 fn policy(req: &axum::http::request::Parts) -> Result<Owner, StatusCode> {

@@ -6,6 +6,7 @@
 use axum::http::StatusCode;
 use qron::Client;
 use qron_tests::TestDb;
+use qron_tests::http::post_worker;
 use serde_json::{Value, json};
 
 /// Serves `app` under `/qron` on a loopback port; its base URL.
@@ -458,18 +459,6 @@ async fn cross_site_forms_oversized_bodies_and_deep_queries_are_refused() {
     assert_eq!(code(&page), "INVALID_ARGUMENT", "{page}");
 }
 
-/// Posts JSON to a remote workers' endpoint; the status and the JSON answer.
-async fn post(base: &str, path: &str, body: Value) -> (StatusCode, Value) {
-    let resp = reqwest::Client::new()
-        .post(format!("{base}/workers/{path}"))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let status = resp.status();
-    (status, resp.json().await.unwrap_or(Value::Null))
-}
-
 #[tokio::test]
 async fn remote_workers_lease_complete_and_renew_with_the_lease_guard() {
     let db = TestDb::new().await;
@@ -497,7 +486,7 @@ async fn remote_workers_lease_complete_and_renew_with_the_lease_guard() {
     )
     .await;
 
-    let (status, leased) = post(
+    let (status, leased) = post_worker(
         &base,
         "lease",
         json!({ "executor": "remote", "limit": 2, "lease_seconds": 30, "worker": "py-1" }),
@@ -514,7 +503,7 @@ async fn remote_workers_lease_complete_and_renew_with_the_lease_guard() {
     let token = |j: &Value| j["token"].as_str().unwrap().to_owned();
 
     // A commit, a retry in an hour with a new payload, and a stale report (a lease never held).
-    let (status, reported) = post(
+    let (status, reported) = post_worker(
         &base,
         "complete",
         json!({ "outcomes": [
@@ -552,7 +541,7 @@ async fn remote_workers_lease_complete_and_renew_with_the_lease_guard() {
         "the stale report changed nothing"
     );
     // Reporting the same lease again is stale too.
-    let (_, again) = post(
+    let (_, again) = post_worker(
         &base,
         "complete",
         json!({ "outcomes": [{ "id": ids[0], "token": token(&jobs[0]), "result": "fail" }] }),
@@ -578,7 +567,7 @@ async fn remote_workers_lease_complete_and_renew_with_the_lease_guard() {
     .fetch_one(&db.pool)
     .await
     .unwrap();
-    let (_, renewed) = post(
+    let (_, renewed) = post_worker(
         &base,
         "heartbeat",
         json!({ "leases": [{ "id": ids[2], "token": token(&jobs[0]) }, { "id": ids[0], "token": "1" }], "lease_seconds": 120 }),
@@ -648,11 +637,11 @@ async fn remote_workers_lease_complete_and_renew_with_the_lease_guard() {
             json!({ "outcomes": [{ "id": ids[1], "token": "1", "result": "fail", "error": "a\u{0}b" }] }),
         ),
     ] {
-        let (status, answer) = post(&base, path, body.clone()).await;
+        let (status, answer) = post_worker(&base, path, body.clone()).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{path} {body}: {answer}");
         assert_eq!(answer["code"], "INVALID_ARGUMENT", "{answer}");
     }
-    let (status, _) = post(
+    let (status, _) = post_worker(
         &base,
         "complete",
         json!({ "outcomes": [{ "id": 1, "result": "maybe" }] }),
@@ -668,7 +657,7 @@ async fn remote_workers_lease_complete_and_renew_with_the_lease_guard() {
             .router(),
     )
     .await;
-    let (status, _) = post(&ro, "lease", json!({ "executor": "remote" })).await;
+    let (status, _) = post_worker(&ro, "lease", json!({ "executor": "remote" })).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
 }
 
@@ -804,7 +793,7 @@ async fn every_operation_keeps_to_its_owner_and_bad_input_changes_nothing() {
         (resp.status(), resp.json::<Value>().await.unwrap())
     };
     assert_eq!((status, &leased["jobs"]), (StatusCode::OK, &json!([])));
-    let (_, reported) = post(
+    let (_, reported) = post_worker(
         &base,
         "complete",
         json!({ "outcomes": [{ "id": live.id, "token": "0", "result": "commit" }] }),

@@ -12,8 +12,9 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::post;
 use hmac::Mac as _;
-use qron::{Client, HttpExecutor, JobStatus, NewJob, Worker};
+use qron::{Client, HttpExecutor, JobStatus, NewJob};
 use qron_tests::TestDb;
+use qron_tests::http::run_http_worker;
 use serde_json::{Value, json};
 
 #[derive(Default)]
@@ -96,17 +97,6 @@ fn http_job(url: &str) -> NewJob {
         .meta(json!({ "url": url, "headers": { "x-app": "test" } }))
 }
 
-async fn run(client: &Client, exec: HttpExecutor) {
-    Worker::builder(client.clone())
-        .executors(["http"])
-        .http_executor(exec)
-        .build()
-        .unwrap()
-        .run_until_idle()
-        .await
-        .unwrap();
-}
-
 #[tokio::test]
 async fn replies_decide_the_outcome() {
     let db = TestDb::new().await;
@@ -150,7 +140,7 @@ async fn replies_decide_the_outcome() {
         .await
         .unwrap();
     // The endpoint is on loopback: the operator allows it.
-    run(
+    run_http_worker(
         &client,
         HttpExecutor::new()
             .allow_hosts(["127.0.0.1"])
@@ -265,7 +255,7 @@ async fn two_hundred_jobs_never_exceed_the_bound_of_ten() {
         .create_many((0..200).map(|_| http_job(&format!("{base}/busy"))))
         .await
         .unwrap();
-    run(
+    run_http_worker(
         &client,
         HttpExecutor::new().concurrency(10).allow_private(true),
     )

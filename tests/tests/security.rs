@@ -8,17 +8,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use axum::http::StatusCode;
-use qron::{Client, HttpExecutor, JobStatus, NewJob, Worker};
+use qron::{Client, HttpExecutor, JobStatus, NewJob};
 use qron_tests::TestDb;
+use qron_tests::http::{post_worker, run_http_worker, serve};
 use serde_json::{Value, json};
-
-/// Serves `app` on a loopback port; its base URL.
-async fn serve(app: axum::Router) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    format!("http://{addr}")
-}
 
 /// Every job of the test's database, as `(status, last_error)` by id.
 async fn jobs(client: &Client) -> Vec<(i64, JobStatus, Option<String>, i32)> {
@@ -98,17 +91,6 @@ async fn counting_endpoint() -> (String, Arc<AtomicUsize>) {
         }
     });
     (serve(app).await, hits)
-}
-
-async fn run_http_worker(client: &Client, exec: HttpExecutor) {
-    Worker::builder(client.clone())
-        .executors(["http"])
-        .http_executor(exec)
-        .build()
-        .unwrap()
-        .run_until_idle()
-        .await
-        .unwrap();
 }
 
 fn http_job(url: &str) -> NewJob {
@@ -500,16 +482,16 @@ async fn an_http_jobs_header_values_are_redacted_over_the_api_and_on_the_dashboa
     );
 }
 
-/// Posts `body` to the remote workers' `path` on the API at `base`: its status and JSON.
-async fn post_worker(base: &str, path: &str, body: Value) -> (StatusCode, Value) {
-    let resp = reqwest::Client::new()
-        .post(format!("{base}/workers/{path}"))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let status = resp.status();
-    (status, resp.json().await.unwrap_or(Value::Null))
+/// Reports job `id` committed with `token`: applied, and the job succeeded.
+async fn commits(base: &str, client: &Client, id: i64, token: &Value) {
+    let (_, done) = post_worker(
+        base,
+        "complete",
+        json!({ "outcomes": [{ "id": id, "token": token, "result": "commit" }] }),
+    )
+    .await;
+    assert_eq!(done["reported"][0]["applied"], true, "{done}");
+    assert_eq!(client.get(id).await.unwrap().status, JobStatus::Succeeded);
 }
 
 #[tokio::test]
@@ -549,17 +531,7 @@ async fn a_forged_lease_token_completes_and_renews_nothing() {
     if let Some(t) = token.as_str() {
         assert!(t.len() >= 32, "128 random bits at least: {t}");
     }
-    let (_, done) = post_worker(
-        &base,
-        "complete",
-        json!({ "outcomes": [{ "id": job.id, "token": token, "result": "commit" }] }),
-    )
-    .await;
-    assert_eq!(done["reported"][0]["applied"], true, "{done}");
-    assert_eq!(
-        client.get(job.id).await.unwrap().status,
-        JobStatus::Succeeded
-    );
+    commits(&base, &client, job.id, &token).await;
 }
 
 #[tokio::test]
@@ -635,17 +607,7 @@ async fn a_report_the_database_cannot_take_in_time_answers_503_and_applies_nothi
     blocker.rollback().await.unwrap();
     assert_eq!(client.get(job.id).await.unwrap().status, JobStatus::Running);
     // Reported again once the database answers: applied, and said so.
-    let (_, done) = post_worker(
-        &base,
-        "complete",
-        json!({ "outcomes": [{ "id": job.id, "token": token, "result": "commit" }] }),
-    )
-    .await;
-    assert_eq!(done["reported"][0]["applied"], true, "{done}");
-    assert_eq!(
-        client.get(job.id).await.unwrap().status,
-        JobStatus::Succeeded
-    );
+    commits(&base, &client, job.id, &token).await;
 }
 
 #[tokio::test]
