@@ -116,6 +116,8 @@ enum Status {
     Succeeded,
     Failed,
     Cancelled,
+    /// Ready after a failed attempt: waiting to be retried.
+    Retrying,
 }
 
 impl From<Status> for JobStatus {
@@ -127,6 +129,8 @@ impl From<Status> for JobStatus {
             Status::Succeeded => JobStatus::Succeeded,
             Status::Failed => JobStatus::Failed,
             Status::Cancelled => JobStatus::Cancelled,
+            // A filter of its own: ready jobs waiting to be retried.
+            Status::Retrying => JobStatus::Ready,
         }
     }
 }
@@ -298,7 +302,10 @@ async fn list(client: &qron::Client, out: &Style, a: ListArgs) -> Result<(), Fai
         q = q.executor(e);
     }
     for s in a.status {
-        q = q.status(s.into());
+        q = match s {
+            Status::Retrying => q.retrying(),
+            s => q.status(s.into()),
+        };
     }
     if let Some(n) = a.name_contains {
         q = q.name_contains(n);
@@ -345,7 +352,7 @@ fn table(out: &Style, jobs: &[JobRow]) {
                 Cell::from(j.id.to_string()),
                 Cell::from(cut(&j.executor, 24)),
                 Cell::from(cut(j.name.as_deref().unwrap_or("-"), 24)),
-                out.status(j.status),
+                out.job_status(j),
                 Cell::from(cut(&j.expr, 28)),
                 Cell::from(out.time(j.run_at)),
                 Cell::from(format!("{}/{}", j.attempt, j.max_attempts)),
@@ -382,7 +389,17 @@ async fn show(client: &qron::Client, out: &Style, target: &Target) -> Result<(),
         crate::output::clean(&job.owner)
     );
     field("name", job.name.clone().unwrap_or_else(|| "-".to_owned()));
-    field("status", job.status.as_str().to_owned());
+    field(
+        "status",
+        if job.is_retrying() {
+            format!(
+                "retrying (attempt {} of {} failed)",
+                job.attempt, job.max_attempts
+            )
+        } else {
+            job.status.as_str().to_owned()
+        },
+    );
     field("expr", job.expr.clone());
     if let Ok(v) = qron::validate(&job.expr, job.run_at, 2) {
         field("description", v.description);

@@ -73,6 +73,15 @@ impl Style {
         self.colored(status.as_str(), color)
     }
 
+    /// A job's status, `retrying` for a ready job after a failed attempt.
+    pub(crate) fn job_status(&self, job: &qron::JobRow) -> Cell {
+        if job.is_retrying() {
+            self.colored("retrying", "33")
+        } else {
+            self.status(job.status)
+        }
+    }
+
     /// `text` in `color` on a terminal.
     pub(crate) fn colored(&self, text: &str, color: &'static str) -> Cell {
         Cell {

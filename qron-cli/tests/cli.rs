@@ -1140,3 +1140,40 @@ async fn the_readmes_terminal_sessions_print_what_the_commands_print() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_job_waiting_for_its_retry_is_listed_and_shown_as_retrying() {
+    let db = qron::testing::TestDb::new().await.unwrap();
+    let url = db.url().unwrap();
+    let client = db.client();
+    let flaky = client
+        .create(qron::NewJob::new("email", "@after 1 hour"))
+        .await
+        .unwrap();
+    client
+        .create(qron::NewJob::new("email", "@after 1 hour"))
+        .await
+        .unwrap();
+    // As a failed first attempt leaves it: ready, its attempt counted, the error kept.
+    sqlx::query("UPDATE qron.jobs SET attempt = 1, last_error = 'smtp: busy' WHERE id = $1")
+        .bind(flaky.id)
+        .execute(db.pool())
+        .await
+        .unwrap();
+    let listed = ok(&["jobs", "list", "--status", "retrying"], &url).await;
+    let rows: Vec<&str> = listed
+        .lines()
+        .skip(1)
+        .filter(|l| !l.starts_with("jobs "))
+        .collect();
+    assert_eq!(rows.len(), 1, "{listed}");
+    assert!(
+        rows[0].contains("retrying") && rows[0].contains("1/5"),
+        "{listed}"
+    );
+    let shown = ok(&["jobs", "show", &flaky.id.to_string()], &url).await;
+    assert!(
+        shown.contains("retrying (attempt 1 of 5 failed)"),
+        "{shown}"
+    );
+}

@@ -252,7 +252,8 @@ macro_rules! search_filters {
         "
      WHERE owner = $1
        AND ($2::text IS NULL OR executor = $2)
-       AND (cardinality($3::text[]) = 0 OR status = ANY($3))
+       AND (cardinality($3::text[]) = 0 OR status = ANY($3)
+            OR ('retrying' = ANY($3) AND status = 'ready' AND attempt > 0))
        AND ($4::text IS NULL OR strpos(name, $4) > 0)
        AND ($5::bool IS NULL OR recurring = $5)
        AND ($6::timestamptz IS NULL OR created_at >= $6)
@@ -306,7 +307,11 @@ pub(crate) fn search_query<'q>(
     owner: &str,
     q: &Search,
 ) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
-    let statuses: Vec<String> = q.statuses.iter().map(|s| s.as_str().to_owned()).collect();
+    let mut statuses: Vec<String> = q.statuses.iter().map(|s| s.as_str().to_owned()).collect();
+    if q.retrying {
+        // The jobs waiting to be retried: a filter of its own, not a stored status.
+        statuses.push("retrying".to_owned());
+    }
     sqlx::query(sql(statement))
         .bind(owner.to_owned())
         .bind(q.executor.clone())

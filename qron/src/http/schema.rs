@@ -155,6 +155,8 @@ pub struct Job {
     pub recurring: bool,
     /// Where it is in its life.
     pub status: Status,
+    /// Whether it waits to be retried: ready, after a failed attempt of its occurrence.
+    pub retrying: bool,
     /// When it runs next (or ran last, when finished).
     pub run_at: DateTime<Utc>,
     /// Its payload.
@@ -261,8 +263,10 @@ pub(crate) fn shown_meta(executor: &str, mut meta: Value) -> Value {
 
 impl From<JobRow> for Job {
     fn from(j: JobRow) -> Self {
-        let meta = shown_meta(&j.executor, j.meta);
+        let meta = shown_meta(&j.executor, j.meta.clone());
+        let retrying = j.is_retrying();
         Self {
+            retrying,
             id: j.id,
             executor: j.executor,
             owner: j.owner,
@@ -506,6 +510,8 @@ pub struct JobFilter {
     pub executor: Option<String>,
     /// In one of these statuses.
     pub status: Option<Vec<Status>>,
+    /// Also (alone: only) the jobs waiting to be retried: ready after a failed attempt.
+    pub retrying: Option<bool>,
     /// Whose name contains this text.
     pub name_contains: Option<String>,
     /// Recurring (or one-off).
@@ -576,6 +582,9 @@ impl Query {
         }
         for s in f.status.unwrap_or_default() {
             q = q.status(JobStatus::from(s));
+        }
+        if f.retrying == Some(true) {
+            q = q.retrying();
         }
         if let Some(n) = f.name_contains {
             q = q.name_contains(n);

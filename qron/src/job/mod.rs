@@ -149,6 +149,23 @@ pub struct JobRow {
     pub runs: Vec<JobRun>,
 }
 
+impl JobRow {
+    /// Whether it waits to be retried: ready, after a failed attempt of its occurrence (its
+    /// [`errors`](JobRow::errors) say why; it runs again at [`run_at`](JobRow::run_at)).
+    ///
+    /// ```no_run
+    /// # async fn demo(client: qron::Client) -> qron::Result<()> {
+    /// let job = client.get(42).await?;
+    /// if job.is_retrying() {
+    ///     println!("attempt {} of {} failed: {:?}", job.attempt, job.max_attempts, job.last_error);
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn is_retrying(&self) -> bool {
+        self.status == JobStatus::Ready && self.attempt > 0
+    }
+}
+
 /// How many runs a recurring job keeps ([`JobRow::runs`]).
 pub const MAX_RUNS_KEPT: usize = 20;
 

@@ -57,6 +57,7 @@ pub const MAX_OFFSET: i64 = 100_000;
 pub struct Search {
     pub(crate) executor: Option<String>,
     pub(crate) statuses: Vec<JobStatus>,
+    pub(crate) retrying: bool,
     pub(crate) name_contains: Option<String>,
     pub(crate) recurring: Option<bool>,
     pub(crate) created: (Option<DateTime<Utc>>, Option<DateTime<Utc>>),
@@ -72,6 +73,7 @@ impl Default for Search {
         Self {
             executor: None,
             statuses: Vec::new(),
+            retrying: false,
             name_contains: None,
             recurring: None,
             created: (None, None),
@@ -111,6 +113,17 @@ impl Search {
     /// ```
     pub fn status(mut self, status: JobStatus) -> Self {
         self.statuses.push(status);
+        self
+    }
+
+    /// Also the jobs waiting to be retried: ready, after a failed attempt of their occurrence
+    /// (alone, only those: [`JobRow::is_retrying`](crate::JobRow::is_retrying)).
+    ///
+    /// ```
+    /// let q = qron::Search::new().retrying();
+    /// ```
+    pub fn retrying(mut self) -> Self {
+        self.retrying = true;
         self
     }
 

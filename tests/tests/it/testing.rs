@@ -294,3 +294,85 @@ async fn a_missing_state_names_the_testing_kits_calls() {
         "{e}"
     );
 }
+
+#[tokio::test]
+async fn a_job_waiting_for_its_retry_is_shown_as_retrying_everywhere() {
+    let db = TestDb::new().await.unwrap();
+    let client = db.client();
+    let job = KitFlaky::enqueue_with(&client, Flaky { spawn: false })
+        .await
+        .unwrap();
+    let fresh = KitEmail::enqueue_with(&client, Welcome { user_id: 1 })
+        .await
+        .unwrap();
+    let worker = qron::Worker::builder(client.clone()).state(client.clone());
+    qron::testing::run_due_with::<KitFlaky>(worker)
+        .await
+        .unwrap();
+
+    // Rust: a filter of its own, and the row says so.
+    let row = client.get(job.id).await.unwrap();
+    assert!(row.is_retrying() && !client.get(fresh.id).await.unwrap().is_retrying());
+    let found = client
+        .search(&qron::Search::new().retrying())
+        .await
+        .unwrap();
+    assert_eq!(
+        found.jobs.iter().map(|j| j.id).collect::<Vec<_>>(),
+        [job.id]
+    );
+
+    // GraphQL.
+    let api = qron::http::Api::new(client.clone()).allow_anonymous();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let app = axum::Router::new()
+        .nest("/api", api.clone().router())
+        .nest_service("/ops", api.dashboard());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let answer: serde_json::Value = reqwest::Client::new()
+        .post(format!("{base}/api/graphql"))
+        .json(&serde_json::json!({
+            "query": "{ jobs(filter: { retrying: true }) { jobs { id retrying status } } }"
+        }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        answer["data"]["jobs"]["jobs"],
+        serde_json::json!([{ "id": job.id, "retrying": true, "status": "READY" }]),
+        "{answer}"
+    );
+
+    // The dashboard: the list's filter and its rows, and the overview's counts as links; an
+    // executor with due jobs and no live worker stands out.
+    let list = reqwest::get(format!("{base}/ops/jobs?status=retrying"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(list.contains(&format!("data-id=\"{}\"", job.id)), "{list}");
+    assert!(
+        !list.contains(&format!("data-id=\"{}\"", fresh.id)),
+        "{list}"
+    );
+    assert!(list.contains("status-retrying"), "{list}");
+    let overview = reqwest::get(format!("{base}/ops"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        overview.contains("/ops/jobs?executor=kit_email&amp;status=ready"),
+        "{overview}"
+    );
+    assert!(
+        overview.contains("data-unserved"),
+        "kit_email has a due job and no worker"
+    );
+}

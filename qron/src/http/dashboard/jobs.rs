@@ -64,7 +64,9 @@ impl Filters {
         if !self.executor.is_empty() {
             q = q.executor(self.executor.clone());
         }
-        if !self.status.is_empty() {
+        if self.status == "retrying" {
+            q = q.retrying();
+        } else if !self.status.is_empty() {
             let s = STATUSES
                 .iter()
                 .find(|s| s.as_str() == self.status)
@@ -227,6 +229,7 @@ fn filter_form(view: &View, f: &Filters) -> Markup {
                 select #f-status name="status" {
                     option value="" { "any" }
                     @for s in STATUSES { option value=(s.as_str()) selected[f.status == s.as_str()] { (s.as_str()) } }
+                    option value="retrying" selected[f.status == "retrying"] { "retrying" }
                 }
             }
             div { label for="f-name" { "Name contains" } input #f-name name="name" value=(f.name); }
@@ -254,7 +257,7 @@ fn row(view: &View, job: &JobRow) -> Markup {
             td.num { a href=(view.link(&format!("/jobs/{}", job.id))) { (job.id) } }
             td { (job.executor) }
             td { (job.name.as_deref().unwrap_or("–")) }
-            td { (layout::status(job.status)) }
+            td { (layout::job_status(job)) }
             td { code { (job.expr) } }
             td { (layout::time(job.run_at)) }
             td.num.hide-narrow { (job.attempt) "/" (job.max_attempts) }
@@ -307,7 +310,7 @@ fn job_page(view: &View, job: &JobRow) -> Markup {
         dl.facts {
             dt { "Executor" } dd { a href=(format!("{}?executor={}", view.link("/jobs"), urlencode(&job.executor))) { (job.executor) } }
             dt { "Name" } dd { (job.name.as_deref().unwrap_or("–")) }
-            dt { "Status" } dd { (layout::status(job.status)) }
+            dt { "Status" } dd { (layout::job_status(job)) }
             dt { "Expression" } dd { code { (job.expr) } @if let Some(v) = &validated { " — " (v.description) } }
             dt { "Run at" } dd { (layout::time(job.run_at)) }
             dt { "Attempt" } dd { (job.attempt) " of " (job.max_attempts) " (" (job.executions) " executions in all)" }

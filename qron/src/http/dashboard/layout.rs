@@ -103,6 +103,17 @@ pub(crate) fn status(s: crate::JobStatus) -> Markup {
     html! { span class={ "status status-" (s.as_str()) } { (s.as_str()) } }
 }
 
+/// A job's status: `retrying` for a ready job after a failed attempt, with the attempt.
+pub(crate) fn job_status(job: &crate::JobRow) -> Markup {
+    if job.is_retrying() {
+        html! {
+            span.status.status-retrying title=(format!("attempt {} of {} failed; it runs again when due", job.attempt, job.max_attempts)) { "retrying" }
+        }
+    } else {
+        status(job.status)
+    }
+}
+
 /// A form posting `action` (under the dashboard) with the view's token, as one button.
 pub(crate) fn action_button(
     view: &View,

@@ -71,13 +71,17 @@ pub(crate) fn rows(view: &View, figures: &Overview) -> Markup {
             @let workers: Vec<&str> = figures.workers.iter()
                 .filter(|(_, served)| served.iter().any(|e| e == name))
                 .map(|(id, _)| id.as_str()).collect();
-            tr data-executor=(name) {
-                th scope="row" { a href=(format!("{}?executor={}", view.link("/jobs"), urlencode(name))) { (name) } }
-                td.num data-count="ready" { (row.map_or(0, |r| r.ready)) }
-                td.num data-count="running" { (row.map_or(0, |r| r.running)) }
-                td.num data-count="stopped" { (row.map_or(0, |r| r.paused)) }
+            @let jobs = format!("{}?executor={}", view.link("/jobs"), urlencode(name));
+            @let due = row.is_some_and(|r| r.oldest_due_at.is_some());
+            @let unserved = due && workers.is_empty();
+            tr data-executor=(name) class=[unserved.then_some("unserved")] {
+                th scope="row" { a href=(jobs) { (name) } }
+                // Each count opens the list it counts.
+                td.num data-count="ready" { a href=(format!("{jobs}&status=ready")) { (row.map_or(0, |r| r.ready)) } }
+                td.num data-count="running" { a href=(format!("{jobs}&status=running")) { (row.map_or(0, |r| r.running)) } }
+                td.num data-count="stopped" { a href=(format!("{jobs}&status=paused")) { (row.map_or(0, |r| r.paused)) } }
                 td.num data-count="executed" { (row.map_or(0, |r| r.executed_hour)) }
-                td.num data-count="failed" { (row.map_or(0, |r| r.failed_hour)) }
+                td.num data-count="failed" { a href=(format!("{jobs}&status=failed")) { (row.map_or(0, |r| r.failed_hour)) } }
                 td {
                     @match row.and_then(|r| r.oldest_due_at) {
                         Some(due) => {
@@ -100,7 +104,8 @@ pub(crate) fn rows(view: &View, figures: &Overview) -> Markup {
                     }
                 }
                 td.hide-narrow {
-                    @if workers.is_empty() { span.muted { "none" } }
+                    @if unserved { strong.late data-unserved title="No live worker serves this executor: its due jobs wait" { "none: due jobs wait" } }
+                    @else if workers.is_empty() { span.muted { "none" } }
                     // Workers serve every owner: their names (hosts, processes) are the
                     // operator's, shown to the client's own owner only.
                     @else if view.sees_fleet { span title=(workers.join("\n")) { (workers.len()) } }
