@@ -356,7 +356,11 @@ fn table(out: &Style, jobs: &[JobRow]) {
                 Cell::from(cut(&j.expr, 28)),
                 Cell::from(out.time(j.run_at)),
                 Cell::from(format!("{}/{}", j.attempt, j.max_attempts)),
-                Cell::from(cut(j.last_error.as_deref().unwrap_or(""), 40)),
+                // A succeeded job's errors are history: a later attempt fixed them.
+                Cell::from(match (&j.last_error, j.status) {
+                    (Some(e), JobStatus::Succeeded) => format!("resolved: {}", cut(e, 30)),
+                    (e, _) => cut(e.as_deref().unwrap_or(""), 40),
+                }),
             ]
         })
         .collect();

@@ -376,3 +376,30 @@ async fn a_job_waiting_for_its_retry_is_shown_as_retrying_everywhere() {
         "kit_email has a due job and no worker"
     );
 }
+
+#[tokio::test]
+async fn a_succeeded_jobs_errors_are_shown_as_resolved_history() {
+    let db = TestDb::new().await.unwrap();
+    let client = db.client();
+    let job = KitFlaky::enqueue_with(&client, Flaky { spawn: false })
+        .await
+        .unwrap();
+    let worker = qron::Worker::builder(client.clone()).state(client.clone());
+    let ran = qron::testing::drain_with::<KitFlaky>(worker).await.unwrap();
+    assert_eq!(ran.jobs[0].status, qron::JobStatus::Succeeded);
+    assert_eq!(ran.jobs[0].errors.len(), 2);
+    let api = qron::http::Api::new(client.clone()).allow_anonymous();
+    let base =
+        qron_tests::http::serve(axum::Router::new().nest_service("/ops", api.dashboard())).await;
+    let page = |path: String| {
+        let url = format!("{base}{path}");
+        async move { reqwest::get(url).await.unwrap().text().await.unwrap() }
+    };
+    let shown = page(format!("/ops/jobs/{}", job.id)).await;
+    assert!(
+        shown.contains("Earlier errors") && shown.contains("Resolved: a later attempt succeeded."),
+        "{shown}"
+    );
+    let list = page("/ops/jobs?executor=kit_flaky".to_owned()).await;
+    assert!(list.contains("resolved: not yet"), "{list}");
+}

@@ -261,7 +261,12 @@ fn row(view: &View, job: &JobRow) -> Markup {
             td { code { (job.expr) } }
             td { (layout::time(job.run_at)) }
             td.num.hide-narrow { (job.attempt) "/" (job.max_attempts) }
-            td.hide-narrow { (cut(job.last_error.as_deref().unwrap_or(""), 80)) }
+            td.hide-narrow {
+                // A succeeded job's errors are its history: a later attempt fixed them.
+                @if job.status == JobStatus::Succeeded && job.last_error.is_some() {
+                    span.muted.resolved title="a later attempt succeeded" { "resolved: " (cut(job.last_error.as_deref().unwrap_or(""), 70)) }
+                } @else { (cut(job.last_error.as_deref().unwrap_or(""), 80)) }
+            }
         }
     }
 }
@@ -349,7 +354,10 @@ fn job_page(view: &View, job: &JobRow) -> Markup {
         pre #payload { (pretty(&job.payload)) }
         h2 { "Meta" }
         pre #meta { (pretty(&crate::http::schema::shown_meta(&job.executor, job.meta.clone()))) }
-        h2 { "Errors" }
+        @if job.status == JobStatus::Succeeded && !job.errors.is_empty() {
+            h2 { "Earlier errors" }
+            p.muted.resolved { "Resolved: a later attempt succeeded." }
+        } @else { h2 { "Errors" } }
         @if job.errors.is_empty() { p.muted { "None." } }
         @else {
             div.scroll { table #errors {
