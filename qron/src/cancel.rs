@@ -92,38 +92,44 @@ impl Cancellation {
 /// completes at once costs nothing here.
 #[derive(Debug, Default)]
 pub(crate) struct Cancels {
-    running: std::sync::Mutex<std::collections::HashMap<i64, CancellationToken>>,
+    /// By (job, lease token): two executions of one job (after a rescue) each have their own.
+    running: std::sync::Mutex<std::collections::HashMap<(i64, i64), CancellationToken>>,
 }
 
 impl Cancels {
-    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<i64, CancellationToken>> {
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<(i64, i64), CancellationToken>> {
         self.running
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Registers the execution of job `id` until the guard drops.
+    /// Registers the execution of job `id` under lease `lease` until the guard drops.
     pub(crate) fn register(
         self: &std::sync::Arc<Self>,
         id: i64,
+        lease: i64,
         token: CancellationToken,
     ) -> Registered {
-        self.lock().insert(id, token);
+        self.lock().insert((id, lease), token);
         Registered {
             cancels: self.clone(),
-            id,
+            key: (id, lease),
         }
     }
 
-    /// Fires the token of job `id`'s execution; whether this worker runs it.
+    /// Fires the tokens of job `id`'s executions here; whether this worker runs it.
     pub(crate) fn cancel(&self, id: i64) -> bool {
-        match self.lock().get(&id) {
-            Some(token) => {
+        let running = self.lock();
+        let mut found = false;
+        for ((job, _), token) in running.iter() {
+            if *job == id {
                 token.cancel();
-                true
+                found = true;
             }
-            None => false,
         }
+        found
     }
 }
 
@@ -131,18 +137,32 @@ impl Cancels {
 #[derive(Debug)]
 pub(crate) struct Registered {
     cancels: std::sync::Arc<Cancels>,
-    id: i64,
+    key: (i64, i64),
 }
 
 impl Drop for Registered {
     fn drop(&mut self) {
-        self.cancels.lock().remove(&self.id);
+        self.cancels.lock().remove(&self.key);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_operators_cancel_reaches_the_second_execution_after_the_first_ended() {
+        let cancels = std::sync::Arc::new(Cancels::default());
+        let first = CancellationToken::new();
+        let second = CancellationToken::new();
+        let a = cancels.register(7, 5, first.clone());
+        let b = cancels.register(7, 6, second.clone());
+        drop(a);
+        assert!(cancels.cancel(7));
+        assert!(second.is_cancelled() && !first.is_cancelled());
+        drop(b);
+        assert!(!cancels.cancel(7));
+    }
 
     #[test]
     fn the_warning_comes_a_tenth_before_the_limit_and_at_most_half_a_minute() {
@@ -160,7 +180,7 @@ mod tests {
     fn a_cancel_fires_the_token_of_a_registered_execution_only() {
         let cancels = std::sync::Arc::new(Cancels::default());
         let token = CancellationToken::new();
-        let registered = cancels.register(7, token.clone());
+        let registered = cancels.register(7, 1, token.clone());
         assert!(!cancels.cancel(8));
         assert!(!token.is_cancelled());
         assert!(cancels.cancel(7));

@@ -122,7 +122,11 @@ pub(crate) async fn execute(mut job: LeasedJob, exec: &ExecutorState, shared: &S
     let mut registered = None;
     let due = match (job.run_at - shared.clock.now()).to_std() {
         Ok(early) => {
-            registered = Some(shared.cancels.register(job.id, token.clone()));
+            registered = Some(
+                shared
+                    .cancels
+                    .register(job.id, job.lease_token, token.clone()),
+            );
             tokio::select! {
                 () = tokio::time::sleep(early) => true,
                 () = shared.hard.cancelled() => false,
@@ -167,7 +171,9 @@ pub(crate) async fn execute(mut job: LeasedJob, exec: &ExecutorState, shared: &S
                     if let Poll::Ready(r) = first {
                         return Ok(r);
                     }
-                    shared.cancels.register(job.id, token.clone())
+                    shared
+                        .cancels
+                        .register(job.id, job.lease_token, token.clone())
                 }
             };
             if long {
@@ -196,7 +202,7 @@ pub(crate) async fn execute(mut job: LeasedJob, exec: &ExecutorState, shared: &S
     };
     // Released before the outcome is sent: from then on the lease may change hands.
     if held {
-        shared.running.release(job.id);
+        shared.running.release(job.id, job.lease_token);
     }
     if let Some(result) = result {
         let requests = Requests::take_from(&requests);

@@ -72,17 +72,13 @@ impl Config {
 /// than the lease time (a shorter one's lease covers it whole).
 #[derive(Debug, Default)]
 pub(crate) struct Running {
-    jobs: Mutex<HashMap<i64, Held>>,
-}
-
-#[derive(Debug)]
-struct Held {
-    token: i64,
-    lost: CancellationToken,
+    /// By (job, lease token): after a rescue, one worker may run the same job twice, each
+    /// execution under its own lease. Each holds the token its handler is told a loss by.
+    jobs: Mutex<HashMap<(i64, i64), CancellationToken>>,
 }
 
 impl Running {
-    fn jobs(&self) -> std::sync::MutexGuard<'_, HashMap<i64, Held>> {
+    fn jobs(&self) -> std::sync::MutexGuard<'_, HashMap<(i64, i64), CancellationToken>> {
         self.jobs
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -91,27 +87,26 @@ impl Running {
     /// Renews the lease `token` of job `id` from now on; `lost` is cancelled if the lease is
     /// found lost.
     pub(crate) fn hold(&self, id: i64, token: i64, lost: CancellationToken) {
-        self.jobs().insert(id, Held { token, lost });
+        self.jobs().insert((id, token), lost);
     }
 
-    /// Stops renewing job `id`'s lease (its handler returned).
-    pub(crate) fn release(&self, id: i64) {
-        self.jobs().remove(&id);
+    /// Stops renewing the lease `token` of job `id` (its handler returned); another
+    /// execution of the same job, under a later lease, keeps its own.
+    pub(crate) fn release(&self, id: i64, token: i64) {
+        self.jobs().remove(&(id, token));
     }
 
     fn snapshot(&self) -> (Vec<i64>, Vec<i64>) {
-        self.jobs().iter().map(|(id, h)| (*id, h.token)).unzip()
+        self.jobs().keys().copied().unzip()
     }
 
     /// Tells the handlers of leases found lost; returns how many were still held here.
     fn lose(&self, lost: &[(i64, i64)]) -> usize {
         let mut jobs = self.jobs();
         let mut n = 0;
-        for (id, token) in lost {
-            if jobs.get(id).is_some_and(|h| h.token == *token)
-                && let Some(h) = jobs.remove(id)
-            {
-                h.lost.cancel();
+        for lease in lost {
+            if let Some(lost) = jobs.remove(lease) {
+                lost.cancel();
                 n += 1;
             }
         }
@@ -231,6 +226,17 @@ mod tests {
             .unwrap()
     }
 
+    #[test]
+    fn two_executions_of_one_job_keep_their_own_leases() {
+        // After a rescue, the same worker may run job 1 under lease 5, and again under lease 6.
+        let running = Running::default();
+        running.hold(1, 5, CancellationToken::new());
+        running.hold(1, 6, CancellationToken::new());
+        // The first execution ends: the second's lease is still renewed.
+        running.release(1, 5);
+        assert_eq!(running.snapshot(), (vec![1], vec![6]));
+    }
+
     #[tokio::test]
     async fn run_once_renews_held_leases_up_to_the_limit_and_tells_lost_ones() {
         let db = TestDb::new().await.unwrap();
@@ -291,7 +297,7 @@ mod tests {
         heartbeat.run_once(now + second(100)).await.unwrap();
         assert_eq!(expiry(&db, kept.id).await, now + second(64));
         // A released job is no longer renewed.
-        running.release(kept.id);
+        running.release(kept.id, kept.lease_token);
         assert_eq!(heartbeat.run_once(now + second(1)).await.unwrap(), (0, 0));
         // Each beat says the worker is alive, for a lease time.
         let (executors, seen, alive): (Vec<String>, DateTime<Utc>, bool) = sqlx::query_as(
