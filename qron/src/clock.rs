@@ -1,16 +1,18 @@
 //! One clock for every time stored in or compared by the database: the database server's.
 //!
-//! A host's clock may be off by seconds or minutes; jobs due by the database's clock must not
-//! run early on a host that is fast, nor leases still held be taken over. A [`DbClock`] reads
-//! the host's clock and corrects it by the offset to the server's, measured with one small
-//! query and refreshed now and then (the correction is as good as half a round trip).
+//! A host's clock may be off by seconds or minutes, and may be stepped (an NTP step, a VM
+//! resumed, `date -s`); jobs due by the database's clock must not run early on a host that is
+//! fast, nor leases still held be taken over. A [`DbClock`] measures the server's time with one
+//! small query, refreshed now and then, and counts from it with the monotonic clock: a step of
+//! the host's clock between two measurements moves nothing (the measurement is as good as half
+//! a round trip).
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 
-/// How old a measured offset may get before it is measured again.
+/// How old a measurement of the server's time may get before it is measured again.
 pub(crate) const RESYNC_AFTER: Duration = Duration::from_secs(30);
 
 /// The host's clock, as a function, so tests can make a host whose clock is wrong.
@@ -20,8 +22,9 @@ pub type HostClock = fn() -> DateTime<Utc>;
 #[derive(Debug)]
 pub(crate) struct DbClock {
     host: HostClock,
-    /// The server's time minus the host's, and when it was measured (`None`: never yet).
-    offset: Mutex<(chrono::Duration, Option<Instant>)>,
+    /// The server's time at the last measurement, and that instant by the monotonic clock
+    /// (`None`: never measured; the host's clock is used until then).
+    synced: Mutex<Option<(DateTime<Utc>, Instant)>>,
     /// How far ahead of the server's time this clock runs: zero, except for a test's worker
     /// that runs jobs as of a later time (`testing::run_due_at`).
     ahead: chrono::Duration,
@@ -31,7 +34,7 @@ impl DbClock {
     pub(crate) fn new(host: HostClock) -> Self {
         Self {
             host,
-            offset: Mutex::new((chrono::Duration::zero(), None)),
+            synced: Mutex::new(None),
             ahead: chrono::Duration::zero(),
         }
     }
@@ -42,27 +45,35 @@ impl DbClock {
         self
     }
 
-    fn state(&self) -> std::sync::MutexGuard<'_, (chrono::Duration, Option<Instant>)> {
-        self.offset
+    fn state(&self) -> std::sync::MutexGuard<'_, Option<(DateTime<Utc>, Instant)>> {
+        self.synced
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// The database server's time now, as last measured (the host's until the first
-    /// measurement).
+    /// The database server's time now: its last measurement plus the monotonic time since (the
+    /// host's clock until the first measurement).
     pub(crate) fn now(&self) -> DateTime<Utc> {
-        let offset = self.state().0 + self.ahead;
-        let host = (self.host)();
-        host.checked_add_signed(offset).unwrap_or(host)
+        let synced = *self.state();
+        let base = match synced {
+            Some((server, at)) => {
+                let since = chrono::Duration::from_std(at.elapsed()).unwrap_or_default();
+                server.checked_add_signed(since).unwrap_or(server)
+            }
+            None => (self.host)(),
+        };
+        base.checked_add_signed(self.ahead).unwrap_or(base)
     }
 
-    /// Whether the offset is missing or older than [`RESYNC_AFTER`].
+    /// Whether the measurement is missing or older than [`RESYNC_AFTER`].
     pub(crate) fn stale(&self) -> bool {
-        self.state().1.is_none_or(|at| at.elapsed() >= RESYNC_AFTER)
+        self.state()
+            .is_none_or(|(_, at)| at.elapsed() >= RESYNC_AFTER)
     }
 
-    /// Measures the offset to the server through `ex`.
+    /// Measures the server's time through `ex`.
     pub(crate) async fn sync<'e>(&self, ex: impl sqlx::PgExecutor<'e>) -> sqlx::Result<()> {
+        let started = Instant::now();
         let before = (self.host)();
         let server: DateTime<Utc> = crate::db::server_now(ex).await?;
         let after = (self.host)();
@@ -76,12 +87,16 @@ impl DbClock {
         } else {
             chrono::Duration::zero()
         };
-        *self.state() = (offset, Some(Instant::now()));
+        // Counted from the start of the round trip: the server's time then, as the host's clock
+        // (corrected) read it.
+        let base = before.checked_add_signed(offset).unwrap_or(server);
+        *self.state() = Some((base, started));
         Ok(())
     }
 
-    /// [`DbClock::now`], measuring the offset first when it is [`stale`](DbClock::stale); the
-    /// host's clock, corrected as last measured, when the server cannot be asked.
+    /// [`DbClock::now`], measuring the server's time first when it is
+    /// [`stale`](DbClock::stale); counted from the last measurement when the server cannot be
+    /// asked.
     pub(crate) async fn now_synced<'e>(&self, ex: impl sqlx::PgExecutor<'e>) -> DateTime<Utc> {
         if self.stale()
             && let Err(e) = self.sync(ex).await
@@ -93,7 +108,8 @@ impl DbClock {
 }
 
 /// The clock of enqueues through a bare connection when no default client is installed: one
-/// per process, so that its offset is measured every [`RESYNC_AFTER`], not at every enqueue.
+/// per process, so that the server's time is measured every [`RESYNC_AFTER`], not at every
+/// enqueue.
 pub(crate) fn process_clock() -> &'static DbClock {
     static CLOCK: std::sync::OnceLock<DbClock> = std::sync::OnceLock::new();
     CLOCK.get_or_init(|| DbClock::new(Utc::now))
@@ -102,6 +118,32 @@ pub(crate) fn process_clock() -> &'static DbClock {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Minutes the stepping host clock is ahead of the real one.
+    static STEPPED: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+
+    fn stepping_host() -> DateTime<Utc> {
+        Utc::now() + chrono::Duration::minutes(STEPPED.load(std::sync::atomic::Ordering::SeqCst))
+    }
+
+    #[tokio::test]
+    async fn a_step_of_the_hosts_clock_after_a_sync_does_not_move_now() {
+        let db = crate::testing::TestDb::new()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let c = DbClock::new(stepping_host);
+        c.sync(db.pool()).await.unwrap_or_else(|e| panic!("{e}"));
+        let before = c.now();
+        // The host's clock is set 10 minutes ahead (an NTP step, a VM resumed, `date -s`).
+        STEPPED.store(10, std::sync::atomic::Ordering::SeqCst);
+        let after = c.now();
+        STEPPED.store(0, std::sync::atomic::Ordering::SeqCst);
+        let moved = after - before;
+        assert!(
+            moved >= chrono::Duration::zero() && moved < chrono::Duration::seconds(1),
+            "now moved by {moved}"
+        );
+    }
 
     #[test]
     fn now_is_the_host_clock_until_measured() {
