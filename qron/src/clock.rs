@@ -18,13 +18,18 @@ pub(crate) const RESYNC_AFTER: Duration = Duration::from_secs(30);
 /// The host's clock, as a function, so tests can make a host whose clock is wrong.
 pub type HostClock = fn() -> DateTime<Utc>;
 
+/// A measurement: the server's time, and that instant by the monotonic clock and by the host's.
+type Measured = (DateTime<Utc>, Instant, DateTime<Utc>);
+
 /// The host's clock corrected to the database server's.
 #[derive(Debug)]
 pub(crate) struct DbClock {
     host: HostClock,
-    /// The server's time at the last measurement, and that instant by the monotonic clock
-    /// (`None`: never measured; the host's clock is used until then).
-    synced: Mutex<Option<(DateTime<Utc>, Instant)>>,
+    /// The server's time at the last measurement, that instant by the monotonic clock, and by
+    /// the host's (`None`: never measured; the host's clock is used until then).
+    synced: Mutex<Option<Measured>>,
+    /// Whether the host's clock was seen to step since the last measurement: measure again.
+    stepped: std::sync::atomic::AtomicBool,
     /// How far ahead of the server's time this clock runs: zero, except for a test's worker
     /// that runs jobs as of a later time (`testing::run_due_at`).
     ahead: chrono::Duration,
@@ -35,6 +40,7 @@ impl DbClock {
         Self {
             host,
             synced: Mutex::new(None),
+            stepped: std::sync::atomic::AtomicBool::new(false),
             ahead: chrono::Duration::zero(),
         }
     }
@@ -45,7 +51,7 @@ impl DbClock {
         self
     }
 
-    fn state(&self) -> std::sync::MutexGuard<'_, Option<(DateTime<Utc>, Instant)>> {
+    fn state(&self) -> std::sync::MutexGuard<'_, Option<Measured>> {
         self.synced
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -55,20 +61,30 @@ impl DbClock {
     /// host's clock until the first measurement).
     pub(crate) fn now(&self) -> DateTime<Utc> {
         let synced = *self.state();
+        let host = (self.host)();
         let base = match synced {
-            Some((server, at)) => {
+            Some((server, at, host_then)) => {
                 let since = chrono::Duration::from_std(at.elapsed()).unwrap_or_default();
+                // The host's clock moved other than time did: it was stepped. Ignored here,
+                // and the server's time measured again at the next chance.
+                let drift = host - host_then - since;
+                if drift.abs() > chrono::Duration::seconds(1) {
+                    self.stepped
+                        .store(true, std::sync::atomic::Ordering::Relaxed);
+                }
                 server.checked_add_signed(since).unwrap_or(server)
             }
-            None => (self.host)(),
+            None => host,
         };
         base.checked_add_signed(self.ahead).unwrap_or(base)
     }
 
     /// Whether the measurement is missing or older than [`RESYNC_AFTER`].
     pub(crate) fn stale(&self) -> bool {
-        self.state()
-            .is_none_or(|(_, at)| at.elapsed() >= RESYNC_AFTER)
+        self.stepped.load(std::sync::atomic::Ordering::Relaxed)
+            || self
+                .state()
+                .is_none_or(|(_, at, _)| at.elapsed() >= RESYNC_AFTER)
     }
 
     /// Measures the server's time through `ex`.
@@ -90,7 +106,9 @@ impl DbClock {
         // Counted from the start of the round trip: the server's time then, as the host's clock
         // (corrected) read it.
         let base = before.checked_add_signed(offset).unwrap_or(server);
-        *self.state() = Some((base, started));
+        *self.state() = Some((base, started, before));
+        self.stepped
+            .store(false, std::sync::atomic::Ordering::Relaxed);
         Ok(())
     }
 
@@ -143,6 +161,8 @@ mod tests {
             moved >= chrono::Duration::zero() && moved < chrono::Duration::seconds(1),
             "now moved by {moved}"
         );
+        // The step is noticed: the server's time is measured again at the next chance.
+        assert!(c.stale());
     }
 
     #[test]
