@@ -223,8 +223,8 @@ pub mod dashboard {
     //!
     //! | page | what |
     //! |---|---|
-    //! | `/` (the overview) | per executor: live jobs by status, the jobs that ran and failed over the last hour, how late the oldest due job is, paused or not (with Pause / Resume), how many workers serve it; live over server-sent events. The figures come from one query for every viewer, every [refresh interval](crate::http::Api::refresh), only while someone looks |
-    //! | `/jobs` | the jobs, newest first, with the search's filters (executor, status, name, creation and run times, meta) and keyset pages; retry, cancel, run now, stop, restart and delete on a selection |
+    //! | `/` (the overview) | per executor: live jobs by status (retrying ones apart: ready jobs on a later attempt), each count a link to its list; the jobs that ran and failed over the last hour (a job *ran* when its latest run started within the hour and has ended, and *failed* when that run failed: never more than ran, and a job counts once however often it ran); how late the oldest due job is, paused or not (with Pause / Resume), how many workers serve it; live over server-sent events. The figures come from one query for every viewer, every [refresh interval](crate::http::Api::refresh), only while someone looks |
+    //! | `/jobs` | the live jobs of the listed executor counted by status, each count a link to its list (the overview's shared figures: the list never makes the database count; finished jobs are listed, not counted); the jobs, newest first, with the search's filters (executor, status, name, creation and run times, meta) and keyset pages; retry, cancel, run now, stop, restart and delete on a selection |
     //! | `/jobs/{id}` | one job: payload and meta (an `http` job's header values redacted), the expression and its description, attempts and the error of each, its last runs, the next 10 runs; its actions |
     //! | `/upcoming` | how many runs fall in each minute of the next hour, day or week, per executor, the busiest minute named |
     //! | `/playground` | an expression checked as you type: the parser's error at its position, or its description and next runs in any zone |

@@ -111,6 +111,8 @@ pub enum Mode {
     Retry,
     /// Return `JobError::fail`.
     Fail,
+    /// Fail for now, to be retried after this many seconds (`JobError::retry_after`).
+    RetryAfter(u64),
     /// Panic.
     Panic,
     /// Never finish (until the timeout or a cancellation).
@@ -176,6 +178,10 @@ async fn behave(ctx: Context, mut a: Script) -> Result<(), JobError> {
             Ok(())
         }
         Mode::Fail => Err(JobError::fail("permanent trouble")),
+        Mode::RetryAfter(secs) => Err(JobError::retry_after(
+            "busy for now",
+            Duration::from_secs(secs),
+        )),
         Mode::Panic => {
             probe.leave();
             panic!("handler exploded");

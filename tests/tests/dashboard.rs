@@ -1,6 +1,7 @@
 //! The dashboard (issue 20) in a real headless Chromium, driven over WebDriver: the overview's
 //! counts and their live updates, the job list's filters and pages, a job's page, actions from
-//! the browser, cross-site posts, read-only mode, the playground and the narrow screen.
+//! the browser, cross-site posts, read-only mode, the playground and the narrow screen; retries
+//! and counts per state; GraphiQL; and the API docs' way to the dashboard guide.
 //!
 //! Needs Debian's `chromium` and `chromium-driver` (`.ci/run` installs them).
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
@@ -182,7 +183,7 @@ async fn the_overview_shows_the_counts_and_updates_within_two_seconds_when_jobs_
     };
     assert_eq!(wait_text(&b, &row("mail", "ready"), "3").await, "3");
     assert_eq!(wait_text(&b, &row("act", "ready"), "2").await, "2");
-    assert_eq!(wait_text(&b, &row("act", "executed"), "0").await, "0");
+    assert_eq!(wait_text(&b, &row("act", "ran"), "0").await, "0");
     // Times show in the browser's zone, with UTC on hover.
     let stamp = b.find(Locator::Css("#overview-at time")).await.unwrap();
     assert!(stamp.attr("title").await.unwrap().unwrap().ends_with("UTC"));
@@ -200,7 +201,7 @@ async fn the_overview_shows_the_counts_and_updates_within_two_seconds_when_jobs_
     let ran = qron::testing::run_due::<Act>(&client).await.unwrap();
     assert_eq!(ran.succeeded(), 2);
     let started = std::time::Instant::now();
-    wait_text(&b, &row("act", "executed"), "2").await;
+    wait_text(&b, &row("act", "ran"), "2").await;
     assert!(
         started.elapsed() < Duration::from_secs(2),
         "updated in {:?}",
@@ -217,6 +218,99 @@ async fn the_overview_shows_the_counts_and_updates_within_two_seconds_when_jobs_
         .await
         .unwrap();
     assert_eq!(focused, json!("BUTTON act"));
+    b.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn retries_counts_per_state_and_an_unserved_executor_show_in_the_browser() {
+    let db = TestDb::new().await;
+    let client = Client::new(db.pool.clone());
+    let k = key("states");
+    let job = |mode| {
+        NewJob::new("act", "@after 0 seconds")
+            .payload(serde_json::to_value(Script::new(&k, mode)).unwrap())
+            .max_attempts(3)
+    };
+    let retrying = client.create(job(Mode::RetryAfter(3600))).await.unwrap();
+    client.create(job(Mode::Ok)).await.unwrap();
+    client.create(job(Mode::Fail)).await.unwrap();
+    // Due, and no worker serves `mail`.
+    let waiting = client
+        .create(NewJob::new("mail", "@after 0 seconds"))
+        .await
+        .unwrap();
+    let ran = qron::testing::run_due::<Act>(&client).await.unwrap();
+    assert_eq!((ran.succeeded(), ran.failed(), ran.retried()), (1, 1, 1));
+    let base = serve(
+        qron::http::Api::new(client.clone())
+            .allow_anonymous()
+            .refresh(Duration::from_millis(250))
+            .dashboard(),
+    )
+    .await;
+
+    let b = browser(1200).await;
+    b.goto(&base).await.unwrap();
+    let cell = |executor: &str, count: &str| {
+        format!("tr[data-executor={executor}] td[data-count={count}]")
+    };
+    // Three jobs ran within the hour; two of them failed (the retrying one, on its first
+    // attempt, and the failed one): "failed" is a part of "ran", as the page says.
+    wait_text(&b, &cell("act", "ran"), "3").await;
+    assert_eq!(texts(&b, &cell("act", "failed")).await, ["2"]);
+    assert_eq!(texts(&b, &cell("act", "ready")).await, ["1"]);
+    assert_eq!(texts(&b, &cell("act", "retrying")).await, ["1"]);
+    let definitions = texts(&b, "main dfn").await;
+    assert_eq!(definitions, ["ran", "failed"]);
+    // The executor nobody serves stands out, and says why its jobs wait.
+    let unserved = b
+        .find(Locator::Css(
+            "tr.unserved[data-executor=mail] [data-unserved]",
+        ))
+        .await
+        .unwrap();
+    assert_eq!(unserved.text().await.unwrap(), "none: due jobs wait");
+    assert!(
+        b.find(Locator::Css("tr.unserved[data-executor=act]"))
+            .await
+            .is_err()
+    );
+
+    // The retrying count opens the list of retrying jobs: that one job, labelled so.
+    let link = format!("{} a", cell("act", "retrying"));
+    click_through(&b, Locator::Css(&link), false).await;
+    wait_text(&b, "#counts [aria-current=page]", "Retrying").await;
+    assert_eq!(ids(&b).await, [retrying.id]);
+    let label = b
+        .find(Locator::Css(&format!(
+            "tr[data-id='{}'] .status",
+            retrying.id
+        )))
+        .await
+        .unwrap();
+    assert_eq!(label.text().await.unwrap(), "retrying");
+    // The list counts its executor's jobs by state, each count a link to its list.
+    let strip = |status: &str| format!("#counts li[data-count={status}] strong");
+    assert_eq!(texts(&b, &strip("ready")).await, ["1"]);
+    assert_eq!(texts(&b, &strip("retrying")).await, ["1"]);
+    assert_eq!(texts(&b, &strip("running")).await, ["0"]);
+    assert_eq!(texts(&b, &strip("ran")).await, ["3"]);
+    assert_eq!(texts(&b, &strip("failed")).await, ["2"]);
+    click_through(&b, Locator::Css("#counts li[data-count=ready] a"), false).await;
+    wait_text(&b, "#counts [aria-current=page]", "Ready").await;
+    assert!(
+        b.current_url()
+            .await
+            .unwrap()
+            .as_str()
+            .ends_with("/jobs?executor=act&status=ready")
+    );
+    assert_eq!(ids(&b).await, [retrying.id]);
+    // With no executor chosen, every executor counts: `mail`'s waiting job too.
+    b.goto(&format!("{base}/jobs")).await.unwrap();
+    wait_text(&b, "#counts [aria-current=page]", "All").await;
+    assert_eq!(texts(&b, &strip("ready")).await, ["2"]);
+    assert!(ids(&b).await.contains(&waiting.id));
     b.close().await.unwrap();
 }
 
@@ -858,5 +952,54 @@ async fn graphiql_opens_with_its_docs_pane_listing_the_schema() {
         .unwrap();
     let body = body.as_str().unwrap_or_default();
     assert!(!body.contains("nested too deep"), "{body}");
+    b.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_api_docs_lead_to_the_dashboard_guide_from_the_crate_root_and_qron_http() {
+    // The API docs as CI builds them (the same command: nothing to do when CI just did).
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let target =
+        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), Into::into);
+    let built =
+        tokio::process::Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+            .current_dir(&root)
+            .env("RUSTDOCFLAGS", "-D warnings")
+            .args([
+                "doc",
+                "-p",
+                "qron",
+                "-p",
+                "qron-macros",
+                "--no-deps",
+                "--all-features",
+                "--locked",
+            ])
+            .status()
+            .await
+            .unwrap();
+    assert!(built.success(), "cargo doc failed");
+    let docs = target.join("doc").canonicalize().unwrap();
+
+    let b = browser(1200).await;
+    for page in ["qron/index.html", "qron/http/index.html"] {
+        b.goto(&format!("file://{}/{page}", docs.display()))
+            .await
+            .unwrap();
+        let link = Locator::Css("main a[href$='guide/dashboard/index.html']");
+        b.wait()
+            .at_most(WAIT)
+            .for_element(link)
+            .await
+            .unwrap_or_else(|e| panic!("{page} links the dashboard guide ({e})"))
+            .click()
+            .await
+            .unwrap();
+        let title = wait_text(&b, "main h1", "dashboard").await;
+        assert!(title.contains("Module dashboard"), "{page}: {title}");
+        for section in ["What it shows", "How to mount it", "How to protect it"] {
+            wait_text(&b, "main", section).await;
+        }
+    }
     b.close().await.unwrap();
 }

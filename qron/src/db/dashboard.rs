@@ -8,28 +8,36 @@ use super::manage::{search_filters, search_query};
 use crate::job::{JobRow, Search};
 use crate::schema::sql;
 
-/// Every owner's executors at `$1`, for the overview's cache: live jobs by status, the oldest
-/// due ready job, executions and failures over the hour before `$1` (finished one-off jobs from
-/// the history; recurring jobs that ran, and live jobs whose last attempt failed, from the live
-/// table), and when the owner paused it. One pass over each table, whatever the viewers.
+/// Every owner's executors at `$1`, for the overview's cache: live jobs by status (and the ready
+/// ones on a later attempt), the oldest due ready job, the jobs that ran and failed over the hour
+/// before `$1`, and when the owner paused it. One pass over each table, whatever the viewers.
+///
+/// "Ran" and "failed" share one definition, so that the second never exceeds the first: a job
+/// ran when its latest run started in the hour and has ended (finished jobs from the history,
+/// recurring and retrying jobs from the live table: `last_run_at` is its latest run's start),
+/// and failed when that run failed (a finished job failed, or a live job's latest error came
+/// after its latest start). A job counts once, however often it ran.
 const OVERVIEW: &str = "
     WITH live AS (
         SELECT owner, executor,
                count(*) FILTER (WHERE status = 'ready') AS ready,
+               count(*) FILTER (WHERE status = 'ready' AND attempt > 0) AS retrying,
                count(*) FILTER (WHERE status = 'running') AS running,
                count(*) FILTER (WHERE status = 'paused') AS paused,
                min(run_at) FILTER (WHERE status = 'ready' AND run_at <= $1) AS oldest_due_at,
-               count(*) FILTER (WHERE recurring AND last_run_at > $1 - interval '1 hour')
-                   AS ran_recurring,
-               count(*) FILTER (WHERE last_error_at > $1 - interval '1 hour') AS erred
+               count(*) FILTER (WHERE status <> 'running' AND last_run_at > $1 - interval '1 hour')
+                   AS ran,
+               count(*) FILTER (WHERE status <> 'running' AND last_run_at > $1 - interval '1 hour'
+                                  AND last_error_at >= last_run_at) AS failed
           FROM qron.jobs
          GROUP BY owner, executor),
     done AS (
         SELECT owner, executor,
-               count(*) FILTER (WHERE status = 'succeeded') AS succeeded,
+               count(*) FILTER (WHERE status IN ('succeeded', 'failed')) AS ran,
                count(*) FILTER (WHERE status = 'failed') AS failed
           FROM qron.jobs_history
-         WHERE finished_at > $1 - interval '1 hour'
+         -- a run ends before its job finishes: the first bound only prunes the partitions
+         WHERE finished_at > $1 - interval '1 hour' AND last_run_at > $1 - interval '1 hour'
          GROUP BY owner, executor),
     pauses AS (
         SELECT owner, executor, paused_at FROM qron.executor_pauses),
@@ -37,11 +45,10 @@ const OVERVIEW: &str = "
         SELECT owner, executor FROM live UNION SELECT owner, executor FROM done
         UNION SELECT owner, executor FROM pauses)
     SELECT n.owner, n.executor,
-           COALESCE(l.ready, 0) AS ready, COALESCE(l.running, 0) AS running,
-           COALESCE(l.paused, 0) AS paused, l.oldest_due_at,
-           COALESCE(d.succeeded, 0) + COALESCE(d.failed, 0) + COALESCE(l.ran_recurring, 0)
-               AS executed_hour,
-           COALESCE(d.failed, 0) + COALESCE(l.erred, 0) AS failed_hour,
+           COALESCE(l.ready, 0) AS ready, COALESCE(l.retrying, 0) AS retrying,
+           COALESCE(l.running, 0) AS running, COALESCE(l.paused, 0) AS paused, l.oldest_due_at,
+           COALESCE(d.ran, 0) + COALESCE(l.ran, 0) AS ran_hour,
+           COALESCE(d.failed, 0) + COALESCE(l.failed, 0) AS failed_hour,
            p.paused_at
       FROM names n
       LEFT JOIN live l USING (owner, executor)
@@ -54,11 +61,16 @@ const OVERVIEW: &str = "
 pub(crate) struct OverviewRow {
     pub(crate) owner: String,
     pub(crate) executor: String,
+    /// Ready jobs, retrying ones included.
     pub(crate) ready: i64,
+    /// Ready jobs on a later attempt.
+    pub(crate) retrying: i64,
     pub(crate) running: i64,
     pub(crate) paused: i64,
     pub(crate) oldest_due_at: Option<DateTime<Utc>>,
-    pub(crate) executed_hour: i64,
+    /// Jobs whose latest run started in the hour and has ended (see [`OVERVIEW`]).
+    pub(crate) ran_hour: i64,
+    /// Those of them whose latest run failed.
     pub(crate) failed_hour: i64,
     pub(crate) paused_at: Option<DateTime<Utc>>,
 }

@@ -121,7 +121,7 @@ pub async fn dashboard(jobs: u64, viewers: usize, seconds: u64) -> Res<Vec<Figur
     let (calls, mean_ms): (i64, f64) = sqlx::query_as(
         "SELECT COALESCE(sum(calls), 0)::bigint, COALESCE(avg(mean_exec_time), 0)::float8
            FROM pg_stat_statements
-          WHERE query LIKE '%ran_recurring%' AND query LIKE '%jobs_history%'",
+          WHERE query LIKE '%AS ran_hour%' AND query LIKE '%jobs_history%'",
     )
     .fetch_one(&pool)
     .await?;

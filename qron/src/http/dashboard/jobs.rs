@@ -1,15 +1,18 @@
 //! The job list (the search's filters, keyset pages, actions on a selection) and a job's page.
 
-use axum::extract::Path;
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use chrono::{DateTime, Utc};
 use maud::{Markup, html};
 use serde::Deserialize;
 
+use super::cache::Overview;
 use super::layout::{self, action_button};
 use super::overview::urlencode;
-use super::{View, refuse};
+use super::{Dash, View, refuse};
 use crate::{JobRow, JobStatus, Search, db};
 
 /// Jobs per page.
@@ -129,6 +132,7 @@ impl Filters {
 }
 
 pub(crate) async fn list(
+    State(dash): State<Arc<Dash>>,
     view: View,
     filters: Result<axum::extract::Query<Filters>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
@@ -169,7 +173,9 @@ pub(crate) async fn list(
     };
     let more = jobs.len() as i64 > PAGE;
     let jobs = &jobs[..jobs.len().min(PAGE as usize)];
+    let figures = dash.cache.get().await;
     let body = html! {
+        (counts(&view, &figures, &filters))
         (filter_form(&view, &filters))
         @if let Some(p) = &problem { p.error role="alert" { (p) } }
         form method="post" action=(view.link("/jobs-selected")) data-confirm="Apply this action to every selected job?" {
@@ -209,6 +215,68 @@ pub(crate) async fn list(
         }
     };
     view.page(layout::page(&view, "/jobs", "Jobs", body))
+}
+
+/// The live jobs of the listed executor (or of every one) by status, each a link to its list,
+/// and the last hour's runs: the overview's shared figures, so that a look at the list never
+/// makes the database count. Finished jobs are not counted (the history can hold millions).
+fn counts(view: &View, figures: &Overview, f: &Filters) -> Markup {
+    let owner = view.client.owner_name();
+    let rows = figures
+        .rows
+        .iter()
+        .filter(|r| r.owner == owner && (f.executor.is_empty() || r.executor == f.executor));
+    let mut sum = [0_i64; 6];
+    for r in rows {
+        let add = [
+            r.ready,
+            r.retrying,
+            r.running,
+            r.paused,
+            r.ran_hour,
+            r.failed_hour,
+        ];
+        for (total, n) in sum.iter_mut().zip(add) {
+            *total += n;
+        }
+    }
+    let list = |status: &str| {
+        let mut q = Vec::new();
+        if !f.executor.is_empty() {
+            q.push(format!("executor={}", urlencode(&f.executor)));
+        }
+        if !status.is_empty() {
+            q.push(format!("status={status}"));
+        }
+        format!("{}?{}", view.link("/jobs"), q.join("&"))
+    };
+    let states = [
+        ("ready", "Ready", sum[0]),
+        ("retrying", "Retrying", sum[1]),
+        ("running", "Running", sum[2]),
+        ("paused", "Stopped", sum[3]),
+    ];
+    html! {
+        nav.counts #counts aria-label="Jobs by status" {
+            ul {
+                li { @if f.status.is_empty() { a href=(list("")) aria-current="page" { "All" } } @else { a href=(list("")) { "All" } } }
+                @for (status, label, n) in states {
+                    li data-count=(status) {
+                        @if f.status == status { a href=(list(status)) aria-current="page" { (label) " " strong { (n) } } }
+                        @else { a href=(list(status)) { (label) " " strong { (n) } } }
+                    }
+                }
+                li data-count="ran" { "Ran (1 h) " strong { (sum[4]) } }
+                li data-count="failed" { "Failed (1 h) " strong { (sum[5]) } }
+            }
+            p.muted {
+                @if f.executor.is_empty() { "Every executor" } @else { "Executor " code { (f.executor) } }
+                ", counted "
+                @if let Some(at) = figures.at { "at " (layout::time(at)) } @else { "not yet" }
+                " (as on the overview: retrying jobs count in ready too; ran and failed are jobs whose latest run, started within the hour, has ended, and failed). Finished jobs are listed, not counted."
+            }
+        }
+    }
 }
 
 /// The actions a selection can take: (form value, label).

@@ -23,8 +23,8 @@
 //!
 //! | page | what |
 //! |---|---|
-//! | `/` | per executor: live jobs by status, executions and failures over the last hour, the oldest due job's lateness, paused or not, the workers serving it; live over server-sent events |
-//! | `/jobs` | the jobs, newest first, with the search's filters and keyset pages; actions on a selection |
+//! | `/` | per executor: live jobs by status (retrying apart), the jobs that ran and failed over the last hour, the oldest due job's lateness, paused or not, the workers serving it; live over server-sent events |
+//! | `/jobs` | live jobs counted by status; the jobs, newest first, with the search's filters and keyset pages; actions on a selection |
 //! | `/jobs/{id}` | one job: payload and meta, expression and its description, attempts and errors, the next 10 runs; its actions |
 //! | `/upcoming` | how many runs fall in each minute of the next hour, day or week, per executor |
 //! | `/playground` | an expression checked as you type: the parser's error at its position, or its description and next runs in any zone |

@@ -18,7 +18,10 @@ pub(crate) async fn page(State(dash): State<Arc<Dash>>, view: View) -> Response 
     let figures = dash.cache.get().await;
     let body = html! {
         p.muted {
-            "Live jobs by status; the jobs that ran, and those that failed, over the last hour (a recurring job counts once, however often it ran); and how late the oldest due job is. "
+            "Live jobs by status (retrying: ready jobs waiting for a later attempt, counted in ready too; each count opens its list); "
+            "how late the oldest due job is; and over the last hour, "
+            dfn { "ran" } ": the jobs whose latest run started within the hour and has ended, and "
+            dfn { "failed" } ": those of them whose latest run failed, so never more than ran. A job counts once, however often it ran. "
             "Counted for every viewer at once, "
             span #overview-at { @if let Some(at) = figures.at { "at " (layout::time(at)) } @else { "not yet" } }
             ". "
@@ -30,6 +33,7 @@ pub(crate) async fn page(State(dash): State<Arc<Dash>>, view: View) -> Response 
                 thead { tr {
                     th scope="col" { "Executor" }
                     th.num scope="col" { "Ready" }
+                    th.num scope="col" { "Retrying" }
                     th.num scope="col" { "Running" }
                     th.num scope="col" { "Stopped" }
                     th.num scope="col" { "Ran (1 h)" }
@@ -61,10 +65,10 @@ pub(crate) fn rows(view: &View, figures: &Overview) -> Markup {
     let now = figures.at.unwrap_or_else(chrono::Utc::now);
     html! {
         @if let Some(e) = &figures.error {
-            tr { td colspan="9" .error role="alert" { "The last count failed (" (e) "); these figures are older." } }
+            tr { td colspan="10" .error role="alert" { "The last count failed (" (e) "); these figures are older." } }
         }
         @if names.is_empty() {
-            tr { td colspan="9" .muted { "No jobs and no workers yet." } }
+            tr { td colspan="10" .muted { "No jobs and no workers yet." } }
         }
         @for name in &names {
             @let row = mine.iter().find(|r| r.executor == *name);
@@ -78,10 +82,12 @@ pub(crate) fn rows(view: &View, figures: &Overview) -> Markup {
                 th scope="row" { a href=(jobs) { (name) } }
                 // Each count opens the list it counts.
                 td.num data-count="ready" { a href=(format!("{jobs}&status=ready")) { (row.map_or(0, |r| r.ready)) } }
+                td.num data-count="retrying" { a href=(format!("{jobs}&status=retrying")) { (row.map_or(0, |r| r.retrying)) } }
                 td.num data-count="running" { a href=(format!("{jobs}&status=running")) { (row.map_or(0, |r| r.running)) } }
                 td.num data-count="stopped" { a href=(format!("{jobs}&status=paused")) { (row.map_or(0, |r| r.paused)) } }
-                td.num data-count="executed" { (row.map_or(0, |r| r.executed_hour)) }
-                td.num data-count="failed" { a href=(format!("{jobs}&status=failed")) { (row.map_or(0, |r| r.failed_hour)) } }
+                // Activity, not states: no list matches them.
+                td.num data-count="ran" { (row.map_or(0, |r| r.ran_hour)) }
+                td.num data-count="failed" { (row.map_or(0, |r| r.failed_hour)) }
                 td {
                     @match row.and_then(|r| r.oldest_due_at) {
                         Some(due) => {
