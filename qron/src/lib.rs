@@ -135,7 +135,8 @@ pub use migrate::{migrate, migrator};
 /// The function stays as written (call it directly in unit tests, with
 /// [`Context::detached`]); beside it the attribute adds a unit type named after it in
 /// UpperCamelCase (`email` → `Email`), implementing [`Job`], and registers the handler so that
-/// `Worker::run_all()` finds it. The function takes an optional [`Context`], any
+/// `Worker::run_all()` finds it. The type has the function's visibility: write `pub async fn
+/// email` to enqueue `Email` from another module or crate (your `main.rs` beside a `lib.rs`). The function takes an optional [`Context`], any
 /// [`State<T>`](State)s, and one payload (`Serialize + DeserializeOwned + Send + 'static`), in
 /// any order, and returns `Result<(), E>` with `E: Into<JobError>` (any `std::error::Error`
 /// retries). An argument is the context or a state by its type, written `Context` /

@@ -332,6 +332,7 @@ impl Client {
     }
 
     /// This client, with its owner and settings, on another pool (the API's bounded one).
+    #[cfg(feature = "http")]
     pub(crate) fn with_pool(&self, pool: PgPool) -> Client {
         Client {
             pool,

@@ -344,21 +344,20 @@ pub(crate) struct HeldLease {
     pub lease_secret: Option<String>,
 }
 
-/// Up to `limit` jobs whose lease ran out before `now`.
+/// Up to `limit` jobs whose lease ran out, by the server's clock (`now()`): never a host's, which
+/// may be stepped or wrong, so that no worker takes a lease another still holds.
 pub(crate) async fn job_expired_leases<'e>(
     ex: impl PgExecutor<'e>,
-    now: DateTime<Utc>,
     limit: i64,
 ) -> sqlx::Result<Vec<HeldLease>> {
     sqlx::query_as(sql(
         "SELECT id, executor, expr, recurring, run_at, slot_at, attempt, max_attempts, lease_token,
                 revision, start_at, lease_secret::text AS lease_secret
            FROM qron.jobs
-          WHERE lease_expires_at IS NOT NULL AND lease_expires_at < $1
+          WHERE lease_expires_at IS NOT NULL AND lease_expires_at < now()
           ORDER BY lease_expires_at
-          LIMIT $2",
+          LIMIT $1",
     ))
-    .bind(now)
     .bind(limit)
     .fetch_all(ex)
     .await

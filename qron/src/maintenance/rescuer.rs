@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::DbClock;
@@ -90,7 +89,7 @@ impl Rescuer {
             {
                 tracing::debug!(error = %e, "could not read the database's clock");
             }
-            match self.run_once(self.clock.now()).await {
+            match self.run_once().await {
                 Ok(n) if n > 0 => {
                     tracing::info!(rescued = n, "returned expired leases to the pool");
                 }
@@ -104,18 +103,20 @@ impl Rescuer {
         }
     }
 
-    /// One pass as of `now`: up to [`Config::batch`] leases that ran out before it, each
-    /// decided as a retry of its attempt. Returns how many were found.
-    pub(crate) async fn run_once(&self, now: DateTime<Utc>) -> sqlx::Result<usize> {
+    /// One pass: up to [`Config::batch`] leases that ran out by the server's clock, each
+    /// decided as a retry of its attempt (its back-off counted from this clock's now). Returns
+    /// how many were found.
+    pub(crate) async fn run_once(&self) -> sqlx::Result<usize> {
         // Jobs made ready in a paused executor since the pause leave the lease index.
         let held = db::jobs_hold_paused(&self.pool).await?;
         if held > 0 {
             tracing::debug!(held, "held jobs made ready in paused executors");
         }
-        let expired = db::job_expired_leases(&self.pool, now, self.config.batch).await?;
+        let expired = db::job_expired_leases(&self.pool, self.config.batch).await?;
         if expired.is_empty() {
             return Ok(0);
         }
+        let now = self.clock.now();
         let outcomes: Vec<Outcome> = expired
             .iter()
             .map(|l| {
@@ -152,6 +153,7 @@ mod tests {
     use super::*;
     use crate::testing::TestDb;
     use crate::{JobStatus, NewJob};
+    use chrono::Utc;
 
     #[tokio::test]
     async fn run_once_returns_expired_leases_and_ends_jobs_out_of_attempts() {
@@ -183,7 +185,7 @@ mod tests {
             Config::default(),
         );
 
-        assert_eq!(rescuer.run_once(clock.now()).await.unwrap(), 2);
+        assert_eq!(rescuer.run_once().await.unwrap(), 2);
         let again = client.get(again).await.unwrap();
         assert_eq!((again.status, again.attempt), (JobStatus::Ready, 1));
         assert!(
@@ -195,7 +197,7 @@ mod tests {
         assert_eq!(client.get(held).await.unwrap().status, JobStatus::Running);
         assert_eq!(metrics.rescued.load(Ordering::Relaxed), 2);
         // Nothing is rescued twice.
-        assert_eq!(rescuer.run_once(clock.now()).await.unwrap(), 0);
+        assert_eq!(rescuer.run_once().await.unwrap(), 0);
     }
 
     #[test]

@@ -88,6 +88,66 @@ async fn a_worker_whose_clock_is_fast_neither_runs_jobs_early_nor_takes_held_lea
     }
 }
 
+/// How far the stepping host's clock was set forward (seconds).
+static STEP: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+
+/// A host whose clock is right until the test steps it (an NTP step, a resumed VM, `date -s`).
+fn stepping() -> DateTime<Utc> {
+    Utc::now() + chrono::Duration::seconds(STEP.load(std::sync::atomic::Ordering::Relaxed))
+}
+
+#[tokio::test]
+async fn a_step_of_a_workers_host_clock_neither_runs_jobs_early_nor_takes_held_leases() {
+    // Issue 29, defect 1.
+    let db = TestDb::new().await;
+    let c = Client::new(db.pool.clone());
+    let k = key("step");
+    let held = c
+        .create(script("act_lease", "@after 0s", &k, Mode::Hang).timeout(Duration::from_secs(5)))
+        .await
+        .unwrap();
+    let honest = worker(&db, "act_lease", Utc::now);
+    wait_for("the lease", Duration::from_secs(5), || async {
+        probe(&k).started() == 1
+    })
+    .await;
+    // The workers measure the server's time while their host's clock is right: the first job
+    // runs, so they have.
+    let stepped_act = worker(&db, "act", stepping);
+    let stepped_lease = worker(&db, "act_lease", stepping);
+    let first = c
+        .create(script("act", "@after 0s", &k, Mode::Ok))
+        .await
+        .unwrap();
+    wait_for_history(&db.pool, 1, Duration::from_secs(5)).await;
+    assert_eq!(c.get(first.id).await.unwrap().status, JobStatus::Succeeded);
+    // Then their host's clock jumps ten minutes ahead.
+    STEP.store(600, std::sync::atomic::Ordering::Relaxed);
+    let later = c
+        .create(script("act", "@after 90s", &k, Mode::Ok))
+        .await
+        .unwrap();
+    // A window for the fault to show: the stepped rescuer passes ten times, the producer
+    // leases five times.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        c.get(later.id).await.unwrap().status,
+        JobStatus::Ready,
+        "a job due in 90 s ran early"
+    );
+    assert_eq!(
+        stepped_lease.metrics.rescued(),
+        0,
+        "a lease still held was taken over"
+    );
+    let job = c.get(held.id).await.unwrap();
+    assert_eq!((job.status, job.executions), (JobStatus::Running, 1));
+    assert_eq!(probe(&k).started(), 2, "the held job and the first one ran");
+    for w in [honest, stepped_act, stepped_lease] {
+        w.stopper.hard();
+    }
+}
+
 #[tokio::test]
 async fn a_client_whose_clock_is_wrong_schedules_by_the_database_clock() {
     let db = TestDb::new().await;
