@@ -256,20 +256,27 @@ async fn retries_counts_per_state_and_an_unserved_executor_show_in_the_browser()
     };
     // Three jobs ran within the hour; two of them failed (the retrying one, on its first
     // attempt, and the failed one): "failed" is a part of "ran", as the page says.
-    wait_text(&b, &cell("act", "ran"), "3").await;
-    assert_eq!(texts(&b, &cell("act", "failed")).await, ["2"]);
-    assert_eq!(texts(&b, &cell("act", "ready")).await, ["1"]);
-    assert_eq!(texts(&b, &cell("act", "retrying")).await, ["1"]);
+    // (Read with `wait_text`: the rows are replaced at each live update.)
+    for (count, want) in [
+        ("ran", "3"),
+        ("failed", "2"),
+        ("ready", "1"),
+        ("retrying", "1"),
+    ] {
+        assert_eq!(
+            wait_text(&b, &cell("act", count), want).await,
+            want,
+            "{count}"
+        );
+    }
     let definitions = texts(&b, "main dfn").await;
     assert_eq!(definitions, ["ran", "failed"]);
     // The executor nobody serves stands out, and says why its jobs wait.
-    let unserved = b
-        .find(Locator::Css(
-            "tr.unserved[data-executor=mail] [data-unserved]",
-        ))
-        .await
-        .unwrap();
-    assert_eq!(unserved.text().await.unwrap(), "none: due jobs wait");
+    let unserved = "tr.unserved[data-executor=mail] [data-unserved]";
+    assert_eq!(
+        wait_text(&b, unserved, "due jobs wait").await,
+        "none: due jobs wait"
+    );
     assert!(
         b.find(Locator::Css("tr.unserved[data-executor=act]"))
             .await
