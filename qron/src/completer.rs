@@ -85,6 +85,14 @@ pub(crate) enum Outcome {
 const URGENT_WITHIN: chrono::Duration = chrono::Duration::milliseconds(200);
 
 impl Outcome {
+    /// The lease it is the outcome of: (job id, lease token).
+    fn lease(&self) -> (i64, i64) {
+        match self {
+            Outcome::Complete(c) => (c.id, c.token),
+            Outcome::Finish(f) => (f.id, f.token),
+        }
+    }
+
     /// Whether the outcome makes its job ready again within [`URGENT_WITHIN`] of `now`.
     fn is_urgent(&self, now: DateTime<Utc>) -> bool {
         matches!(self, Outcome::Complete(c) if c.status == "ready" && c.run_at - now < URGENT_WITHIN)
@@ -143,10 +151,25 @@ fn refused_data(e: &sqlx::Error) -> bool {
     }
 }
 
+/// What the completer's channel carries: an execution's outcome, or the start of a handler
+/// (the job's id and lease token), written with the same batches so that a start costs no
+/// round trip of its own, and nothing when the outcome comes in the same batch.
+#[derive(Debug)]
+enum Write {
+    Outcome(Outcome),
+    Started(i64, i64),
+}
+
+impl Write {
+    fn is_urgent(&self, now: DateTime<Utc>) -> bool {
+        matches!(self, Write::Outcome(o) if o.is_urgent(now))
+    }
+}
+
 /// The sending side, cloned into every executor.
 #[derive(Debug, Clone)]
 pub(crate) struct CompleterHandle {
-    tx: mpsc::Sender<Outcome>,
+    tx: mpsc::Sender<Write>,
     backlog: Arc<AtomicUsize>,
     limit: usize,
 }
@@ -154,8 +177,18 @@ pub(crate) struct CompleterHandle {
 impl CompleterHandle {
     /// Queues an outcome; waits while the queue is full (back-pressure on executors).
     pub(crate) async fn send(&self, outcome: Outcome) -> bool {
+        self.queue(Write::Outcome(outcome)).await
+    }
+
+    /// Queues the mark that the handler of job `id` under lease `token` started: the rescuer
+    /// charges an attempt only to a job that started.
+    pub(crate) async fn started(&self, id: i64, token: i64) -> bool {
+        self.queue(Write::Started(id, token)).await
+    }
+
+    async fn queue(&self, write: Write) -> bool {
         self.backlog.fetch_add(1, Ordering::Relaxed);
-        if self.tx.send(outcome).await.is_err() {
+        if self.tx.send(write).await.is_err() {
             self.backlog.fetch_sub(1, Ordering::Relaxed);
             return false;
         }
@@ -205,7 +238,7 @@ const GATHER_TICK: Duration = Duration::from_millis(1);
 
 async fn run(
     pool: PgPool,
-    mut rx: mpsc::Receiver<Outcome>,
+    mut rx: mpsc::Receiver<Write>,
     batch_size: usize,
     flush_interval: Duration,
     backlog: Arc<AtomicUsize>,
@@ -219,7 +252,7 @@ async fn run(
             break;
         };
         let mut urgent = first.is_urgent(clock.now());
-        let mut batch: Vec<Outcome> = Vec::with_capacity(batch_size);
+        let mut batch: Vec<Write> = Vec::with_capacity(batch_size);
         batch.push(first);
         // Take what is queued, then look again every tick until the batch is full or its time
         // is up (at once for an urgent outcome): waiting on the channel itself would wake this
@@ -252,12 +285,40 @@ async fn run(
         );
         writing.spawn(async move {
             let n = batch.len();
-            let _ = write(&pool, batch, &metrics, &clock).await;
+            let (outcomes, started) = split(batch);
+            if !started.is_empty()
+                && let Err(e) = db::job_mark_started(&pool, &started, clock.now()).await
+            {
+                // Lost marks cost no job: its lease, if it runs out, is returned uncharged.
+                tracing::debug!(error = %e, marks = started.len(), "could not mark jobs started");
+            }
+            if !outcomes.is_empty() {
+                let _ = write(&pool, outcomes, &metrics, &clock).await;
+            }
             backlog.fetch_sub(n, Ordering::Relaxed);
         });
     }
     while writing.join_next().await.is_some() {}
     tracing::debug!("completer flushed and stopped");
+}
+
+/// A batch's outcomes, and the start marks of the leases with no outcome in it (an outcome
+/// says the job started).
+fn split(batch: Vec<Write>) -> (Vec<Outcome>, Vec<(i64, i64)>) {
+    let mut outcomes = Vec::with_capacity(batch.len());
+    let mut started = Vec::new();
+    for w in batch {
+        match w {
+            Write::Outcome(o) => outcomes.push(o),
+            Write::Started(id, token) => started.push((id, token)),
+        }
+    }
+    if !started.is_empty() {
+        let done: std::collections::HashSet<(i64, i64)> =
+            outcomes.iter().map(Outcome::lease).collect();
+        started.retain(|lease| !done.contains(lease));
+    }
+    (outcomes, started)
 }
 
 /// Writes a batch, retrying failed statements with back-off and splitting a batch that keeps

@@ -133,6 +133,9 @@ pub(crate) const JOB_LEASE: &str = "
            -- a remote worker's lease (`$11`) gets a secret its outcomes must present; every
            -- other lease clears it
            lease_secret = CASE WHEN $11::text IS NOT NULL THEN gen_random_uuid() END,
+           -- a remote worker reports no start: its lease counts as started; a worker's own
+           -- lease starts when its handler does (see `job_mark_started`)
+           started_at = CASE WHEN $11::text IS NOT NULL THEN GREATEST(j.run_at, $2) END,
            updated_at = $2
      WHERE j.id = ANY(ARRAY(
            SELECT id FROM qron.jobs q
@@ -273,9 +276,23 @@ pub(crate) async fn job_release<'e>(
     jobs: &[&LeasedJob],
     now: DateTime<Utc>,
 ) -> sqlx::Result<i64> {
-    let ids: Vec<i64> = jobs.iter().map(|j| j.id).collect();
-    let tokens: Vec<i64> = jobs.iter().map(|j| j.lease_token).collect();
-    let revisions: Vec<i64> = jobs.iter().map(|j| j.revision).collect();
+    let leases = jobs.iter().map(|j| (j.id, j.lease_token, j.revision));
+    job_release_leases(ex, leases, now).await
+}
+
+/// Hands back the jobs of the leases (id, lease token, revision) unstarted (see
+/// [`JOB_RELEASE`]): a buffer's, or the expired leases of jobs that never started.
+pub(crate) async fn job_release_leases<'e>(
+    ex: impl PgExecutor<'e>,
+    leases: impl Iterator<Item = (i64, i64, i64)>,
+    now: DateTime<Utc>,
+) -> sqlx::Result<i64> {
+    let (mut ids, mut tokens, mut revisions) = (Vec::new(), Vec::new(), Vec::new());
+    for (id, token, revision) in leases {
+        ids.push(id);
+        tokens.push(token);
+        revisions.push(revision);
+    }
     sqlx::query_scalar(sql(JOB_RELEASE))
         .bind(ids)
         .bind(tokens)
@@ -283,6 +300,29 @@ pub(crate) async fn job_release<'e>(
         .bind(now)
         .fetch_one(ex)
         .await
+}
+
+/// Marks the jobs of the leases (`$1` ids, `$2` lease tokens) as started at `$3`: a lease that
+/// moved on (the outcome came first) is left alone.
+const JOB_MARK_STARTED: &str = "
+    UPDATE qron.jobs j SET started_at = $3
+      FROM unnest($1::bigint[], $2::bigint[]) AS u(id, token)
+     WHERE j.id = u.id AND j.lease_token = u.token AND j.started_at IS NULL";
+
+/// Marks the jobs of `leases` (id, lease token) as started at `now` (see [`JOB_MARK_STARTED`]).
+pub(crate) async fn job_mark_started<'e>(
+    ex: impl PgExecutor<'e>,
+    leases: &[(i64, i64)],
+    now: DateTime<Utc>,
+) -> sqlx::Result<u64> {
+    let (ids, tokens): (Vec<i64>, Vec<i64>) = leases.iter().copied().unzip();
+    let done = sqlx::query(sql(JOB_MARK_STARTED))
+        .bind(ids)
+        .bind(tokens)
+        .bind(now)
+        .execute(ex)
+        .await?;
+    Ok(done.rows_affected())
 }
 
 /// When the next ready job of `executor` is due, if it is due by `before`.
@@ -342,6 +382,9 @@ pub(crate) struct HeldLease {
     pub start_at: DateTime<Utc>,
     /// A remote lease's secret (see [`LeasedJob::lease_secret`]).
     pub lease_secret: Option<String>,
+    /// Whether the job's handler started under this lease (read by the rescuer only).
+    #[sqlx(default)]
+    pub started: bool,
 }
 
 /// Up to `limit` jobs whose lease ran out, by the server's clock (`now()`): never a host's, which
@@ -352,7 +395,8 @@ pub(crate) async fn job_expired_leases<'e>(
 ) -> sqlx::Result<Vec<HeldLease>> {
     sqlx::query_as(sql(
         "SELECT id, executor, expr, recurring, run_at, slot_at, attempt, max_attempts, lease_token,
-                revision, start_at, lease_secret::text AS lease_secret
+                revision, start_at, lease_secret::text AS lease_secret,
+                started_at IS NOT NULL AS started
            FROM qron.jobs
           WHERE lease_expires_at IS NOT NULL AND lease_expires_at < now()
           ORDER BY lease_expires_at

@@ -117,6 +117,17 @@ impl Rescuer {
             return Ok(0);
         }
         let now = self.clock.now();
+        // A job that never started (it waited in a buffer, or its worker died first) made no
+        // attempt: handed back as it was, with no attempt counted and no back-off.
+        let (expired, unstarted): (Vec<_>, Vec<_>) = expired.into_iter().partition(|l| l.started);
+        let found = expired.len() + unstarted.len();
+        if !unstarted.is_empty() {
+            let leases = unstarted.iter().map(|l| (l.id, l.lease_token, l.revision));
+            let n = db::job_release_leases(&self.pool, leases, now).await?;
+            self.metrics
+                .rescued
+                .fetch_add(u64::try_from(n).unwrap_or(0), Ordering::Relaxed);
+        }
         let outcomes: Vec<Outcome> = expired
             .iter()
             .map(|l| {
@@ -142,7 +153,7 @@ impl Rescuer {
             .collect();
         let n = completer::write(&self.pool, outcomes, &self.metrics, &self.clock).await;
         self.metrics.rescued.fetch_add(n as u64, Ordering::Relaxed);
-        Ok(expired.len())
+        Ok(found)
     }
 }
 
@@ -166,7 +177,7 @@ mod tests {
         // A worker leased all three and vanished; the third's lease has not run out yet.
         sqlx::query(
             "UPDATE qron.jobs SET status = 'running', attempt = 1, executions = 1,
-                    lease_owner = 'gone', lease_token = lease_token + 1,
+                    lease_owner = 'gone', lease_token = lease_token + 1, started_at = now(),
                     lease_expires_at = CASE WHEN id = $1 THEN now() + interval '1 hour'
                                             ELSE now() - interval '1 second' END",
         )
@@ -198,6 +209,42 @@ mod tests {
         assert_eq!(metrics.rescued.load(Ordering::Relaxed), 2);
         // Nothing is rescued twice.
         assert_eq!(rescuer.run_once().await.unwrap(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_job_that_never_started_is_handed_back_with_no_attempt_counted() {
+        let db = TestDb::new().await.unwrap();
+        let client = db.client();
+        let id = client
+            .create(NewJob::new("lost", "@after 0s").max_attempts(1))
+            .await
+            .unwrap()
+            .id;
+        // Leased (its one attempt counted) by a worker that died before starting it.
+        sqlx::query(
+            "UPDATE qron.jobs SET status = 'running', attempt = 1, executions = 1,
+                    lease_owner = 'gone', lease_token = lease_token + 1,
+                    lease_expires_at = now() - interval '1 second'",
+        )
+        .execute(db.pool())
+        .await
+        .unwrap();
+        let clock = Arc::new(DbClock::new(Utc::now));
+        let metrics = Arc::new(Metrics::default());
+        let rescuer = Rescuer::new(
+            db.pool().clone(),
+            clock,
+            metrics.clone(),
+            HashMap::new(),
+            Config::default(),
+        );
+        assert_eq!(rescuer.run_once().await.unwrap(), 1);
+        let job = client.get(id).await.unwrap();
+        assert_eq!(
+            (job.status, job.attempt, job.executions, job.errors.len()),
+            (JobStatus::Ready, 0, 0, 0)
+        );
+        assert_eq!(metrics.rescued.load(Ordering::Relaxed), 1);
     }
 
     #[test]

@@ -37,6 +37,11 @@ pub(crate) async fn run_slot(
         if b.expired(started) {
             expired.push(b.job);
         } else {
+            // Handed back now, not when the slot idles: their leases could run out first.
+            if !expired.is_empty() {
+                let (jobs, shared) = (std::mem::take(&mut expired), shared.clone());
+                tokio::spawn(async move { hand_back(&shared, jobs).await });
+            }
             execute(b.job, &exec, &shared).await;
             exec.buffer.record(started.elapsed());
         }
@@ -176,6 +181,9 @@ pub(crate) async fn execute(mut job: LeasedJob, exec: &ExecutorState, shared: &S
                         .register(job.id, job.lease_token, token.clone())
                 }
             };
+            // Started: said with the completer's next batch (a job that ends on its first
+            // poll needs no mark: its outcome says it).
+            shared.completer.started(job.id, job.lease_token).await;
             if long {
                 let first = shared.lease_time / 3;
                 if let Ok(r) = tokio::time::timeout(first, &mut run).await {

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use qron::{Client, JobStatus, NewJob, Worker};
 use qron_tests::jobs::{Mode, Script};
-use qron_tests::{Running, TestDb, count, wait_for};
+use qron_tests::{Running, TestDb, count, wait_for, wait_for_history};
 
 /// A worker in a process of its own serving `act_lease`, with settings from `env` (see the
 /// `qron-test-worker` binary), for a test to kill.
@@ -90,9 +90,16 @@ async fn jobs_of_a_killed_worker_come_back_after_their_lease() {
     // A worker in another process leases every job, then dies without a word.
     let mut child = child_worker(&db, &[]).await;
     wait_for(
-        "the child to hold every lease",
+        "the child to hold every lease and start every job",
         Duration::from_secs(20),
-        || async { running(&db).await == 10 },
+        || async {
+            count(
+                &db.pool,
+                "SELECT count(*) FROM qron.jobs WHERE status = 'running' AND started_at IS NOT NULL",
+            )
+            .await
+                == 10
+        },
     )
     .await;
     child.kill().unwrap(); // SIGKILL
@@ -149,6 +156,17 @@ async fn a_worker_killed_with_a_full_buffer_loses_nothing() {
     worker.stop().await;
     assert_eq!(metrics.rescued() as i64, held, "each held lease came back");
     assert_eq!(count(&db.pool, "SELECT count(*) FROM qron.jobs").await, 0);
+    // Only the job in the one slot had started: the buffered ones were charged nothing for
+    // the kill (issue 29, defect 3).
+    let charged = count(
+        &db.pool,
+        "SELECT count(*) FROM qron.jobs_history WHERE attempt > 1",
+    )
+    .await;
+    assert!(
+        charged <= 1,
+        "{charged} jobs charged an attempt they never made"
+    );
 }
 
 #[tokio::test]
@@ -260,4 +278,63 @@ async fn a_long_job_of_a_killed_worker_is_back_within_its_lease_time_not_its_lim
     let job = c.get(id).await.unwrap();
     assert_eq!((job.status, job.executions), (JobStatus::Succeeded, 2));
     rescuer.stop().await;
+}
+
+/// One slot, one attempt: a job that never started must not use it up.
+#[qron::job(
+    executor = "one_slot",
+    concurrency = 1,
+    max_attempts = 1,
+    timeout = "20s"
+)]
+async fn one_slot(ms: u64) -> Result<(), qron::JobError> {
+    tokio::time::sleep(Duration::from_millis(ms)).await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn jobs_leased_behind_a_long_one_are_not_charged_an_attempt_they_never_made() {
+    // Issue 29, defect 3: a 6 s job holds the only slot while short jobs keep arriving and the
+    // worker buffers them; their leases run out before they can start.
+    let db = TestDb::new().await;
+    let c = Client::new(db.pool.clone());
+    let worker = Running::start(
+        Worker::builder(c.clone())
+            .job::<OneSlot>()
+            .executors(["one_slot"])
+            .lease_time(Duration::from_secs(1))
+            .rescue_interval(Duration::from_millis(100))
+            .poll_interval(Duration::from_millis(50))
+            .build()
+            .unwrap(),
+    );
+    // A fast pace first, so that the worker buffers ahead.
+    for _ in 0..50 {
+        OneSlot::enqueue_with(&c, 1).await.unwrap();
+    }
+    wait_for_history(&db.pool, 50, Duration::from_secs(10)).await;
+    OneSlot::enqueue_with(&c, 6_000).await.unwrap();
+    // Steady arrivals while it runs: 250 short jobs over 2.5 s.
+    for _ in 0..25 {
+        let batch: Vec<NewJob> = (0..10)
+            .map(|_| NewJob::new("one_slot", "@after 0s").payload(serde_json::json!(1)))
+            .collect();
+        c.create_many(batch).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    wait_for_history(&db.pool, 301, Duration::from_secs(30)).await;
+    let failed = count(
+        &db.pool,
+        "SELECT count(*) FROM qron.jobs_history WHERE status = 'failed'",
+    )
+    .await;
+    assert_eq!(
+        failed, 0,
+        "jobs failed without a run (their lease ran out in the buffer)"
+    );
+    assert!(
+        worker.metrics.rescued() > 0 || worker.metrics.handed_back() > 0,
+        "the scenario made leases run out before their jobs started"
+    );
+    worker.stopper.hard();
 }

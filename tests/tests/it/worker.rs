@@ -922,8 +922,15 @@ async fn a_stale_outcome_changes_nothing() {
             .build()
             .unwrap(),
     );
+    // Started, and marked so (with A's next batch): the rescue then counts A's attempt.
     wait_for("A's run", Duration::from_secs(5), || async {
         probe(&k).started() == 1
+            && count(
+                &db.pool,
+                "SELECT count(*) FROM qron.jobs WHERE started_at IS NOT NULL",
+            )
+            .await
+                == 1
     })
     .await;
     sqlx::query("UPDATE qron.jobs SET lease_expires_at = now() - interval '1 second'")
