@@ -14,7 +14,7 @@ use crate::completer::Outcome;
 use crate::db;
 use crate::handler::Requests;
 use crate::worker::outcome::{OutcomeInput, decide};
-use crate::{Error, JobError, Result, Schedule};
+use crate::{Error, JobError, Result};
 
 /// The most jobs one lease, or one report of outcomes, may hold.
 pub const MAX_REMOTE_BATCH: usize = 1000;
@@ -333,6 +333,8 @@ impl Client {
             checked.push((o, payload, delay));
         }
         let now = self.now().await;
+        // Each expression parsed once for the whole report.
+        let schedules = crate::expr::Schedules::default();
         // The leases are locked, and the outcomes written, in one transaction: what is
         // reported applied was applied. A database that does not answer (a failover) is
         // waited for a bounded time.
@@ -372,7 +374,7 @@ impl Client {
                     result,
                     requests,
                     now,
-                    Schedule::parse(&lease.expr).ok().as_ref(),
+                    schedules.of(&lease.expr, lease.recurring).as_ref(),
                     options.backoff,
                     options.history,
                 );

@@ -511,3 +511,34 @@ impl<'de> serde::Deserialize<'de> for Schedule {
         Self::parse(&s).map_err(serde::de::Error::custom)
     }
 }
+
+/// Stored expressions, each parsed once: a worker's jobs, or the jobs of one pass of the
+/// rescuer, share a few schedules. At most 10,000 are kept (then it starts afresh), so that
+/// expressions made unique per job cannot grow it without bound.
+#[derive(Debug, Default)]
+pub(crate) struct Schedules(std::sync::Mutex<std::collections::HashMap<String, Option<Schedule>>>);
+
+impl Schedules {
+    /// The schedule of a stored expression (`None`: it no longer parses).
+    pub(crate) fn get(&self, expr: &str) -> Option<Schedule> {
+        let mut cache = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(s) = cache.get(expr) {
+            return s.clone();
+        }
+        if cache.len() >= 10_000 {
+            cache.clear();
+        }
+        let s = Schedule::parse(expr).ok();
+        cache.insert(expr.to_owned(), s.clone());
+        s
+    }
+
+    /// The schedule a recurring job's next slot is computed from; none for a one-off job,
+    /// which has no next slot.
+    pub(crate) fn of(&self, expr: &str, recurring: bool) -> Option<Schedule> {
+        recurring.then(|| self.get(expr)).flatten()
+    }
+}

@@ -8,13 +8,13 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
+use crate::JobError;
 use crate::clock::DbClock;
 use crate::completer::{self, Outcome};
 use crate::db;
 use crate::handler::{JobOptions, Requests};
 use crate::metrics::Metrics;
 use crate::worker::outcome::{OutcomeInput, decide};
-use crate::{JobError, Schedule};
 
 /// How often expired leases are looked for by default.
 pub const DEFAULT_RESCUE_INTERVAL: Duration = Duration::from_secs(1);
@@ -61,6 +61,8 @@ pub(crate) struct Rescuer {
     /// The options of the executors this worker serves; others get the defaults.
     options: HashMap<&'static str, JobOptions>,
     config: Config,
+    /// The expressions of the recurring jobs rescued, each parsed once.
+    schedules: crate::expr::Schedules,
 }
 
 impl Rescuer {
@@ -77,6 +79,7 @@ impl Rescuer {
             metrics,
             options,
             config,
+            schedules: crate::expr::Schedules::default(),
         }
     }
 
@@ -144,7 +147,7 @@ impl Rescuer {
                     )),
                     Requests::default(),
                     now,
-                    Schedule::parse(&l.expr).ok().as_ref(),
+                    self.schedules.of(&l.expr, l.recurring).as_ref(),
                     o.backoff,
                     o.history,
                 )

@@ -122,9 +122,11 @@ pub(crate) async fn execute(mut job: LeasedJob, exec: &ExecutorState, shared: &S
     let long = timeout > shared.lease_time;
     let mut held = false;
     let requests = ctx.requests_handle();
-    // Leased ahead of its run time: hold it until then (a hard stop meanwhile leaves the job
-    // to its lease, as for a running one; a cancel ends it).
+    // Leased ahead of its run time: hold it until then. A soft stop meanwhile starts nothing
+    // new: the job goes back unstarted; a hard stop leaves it to its lease, as for a running
+    // one; an operator's cancel has ended it.
     let mut registered = None;
+    let mut unstarted = Unstarted::HardStop;
     let due = match (job.run_at - shared.clock.now()).to_std() {
         Ok(early) => {
             registered = Some(
@@ -135,7 +137,14 @@ pub(crate) async fn execute(mut job: LeasedJob, exec: &ExecutorState, shared: &S
             tokio::select! {
                 () = tokio::time::sleep(early) => true,
                 () = shared.hard.cancelled() => false,
-                () = token.cancelled() => false,
+                () = shared.soft.cancelled() => {
+                    unstarted = Unstarted::SoftStop;
+                    false
+                }
+                () = token.cancelled() => {
+                    unstarted = Unstarted::Cancelled;
+                    false
+                }
             }
         }
         Err(_) => true,
@@ -263,10 +272,26 @@ pub(crate) async fn execute(mut job: LeasedJob, exec: &ExecutorState, shared: &S
                 "the completer is gone: the job will come back when its lease expires"
             );
         }
+    } else if !due && unstarted == Unstarted::SoftStop {
+        tracing::debug!(parent: &span, "the worker stops before the job's run time: handed back unstarted");
+        hand_back(shared, vec![job]).await;
+    } else if !due && unstarted == Unstarted::Cancelled {
+        tracing::debug!(parent: &span, "cancelled before its run time");
     } else {
         tracing::info!(parent: &span, "cancelled by a hard stop: the job comes back when its lease expires");
     }
     shared.metrics.in_flight.fetch_sub(1, Ordering::Relaxed);
+}
+
+/// Why a job leased ahead of its run time did not start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Unstarted {
+    /// The worker stops softly: the job is handed back.
+    SoftStop,
+    /// An operator cancelled it.
+    Cancelled,
+    /// The worker stops hard: its lease brings it back.
+    HardStop,
 }
 
 /// A failed execution, for its log line.

@@ -184,7 +184,11 @@ impl Heartbeat {
     /// Renews, as of `now`, the lease of every job held: for a lease time more, but not past
     /// its run-time limit. Returns how many leases were renewed and how many were found lost.
     pub(crate) async fn run_once(&self, now: DateTime<Utc>) -> sqlx::Result<(usize, usize)> {
-        self.register(now).await?;
+        // The registry only informs (the dashboard, the unserved warning): a failure there must
+        // not cost the running jobs their leases.
+        if let Err(e) = self.register(now).await {
+            tracing::warn!(error = %e, "could not say in qron.workers that the worker is alive; renewing its leases all the same");
+        }
         let (ids, tokens) = self.running.snapshot();
         if ids.is_empty() {
             return Ok((0, 0));
@@ -317,6 +321,52 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(left, 0);
+    }
+
+    #[tokio::test]
+    async fn leases_are_renewed_when_the_registry_of_workers_fails() {
+        let db = TestDb::new().await.unwrap();
+        db.client()
+            .create(NewJob::new("long", "@after 0s").timeout(Duration::from_secs(60)))
+            .await
+            .unwrap();
+        let clock = Arc::new(DbClock::new(Utc::now));
+        clock.sync(db.pool()).await.unwrap();
+        let now = chrono::SubsecRound::trunc_subsecs(clock.now(), 6);
+        let lease = db::Lease {
+            executor: "long",
+            worker_id: "test",
+            limit: 1,
+            now,
+            due_by: now,
+            after: None,
+            buffer_wait: Duration::ZERO,
+            lease_time: Duration::from_secs(1),
+            paused: false,
+            owner: None,
+        };
+        let job = db::job_lease(db.pool(), &lease).await.unwrap().remove(0);
+        let running = Arc::new(Running::default());
+        running.hold(job.id, job.lease_token, CancellationToken::new());
+        let config = Config {
+            lease_time: Duration::from_secs(1),
+        };
+        let heartbeat = Heartbeat::new(
+            db.pool().clone(),
+            clock,
+            running,
+            config,
+            "w1".to_owned(),
+            vec!["long"],
+        );
+        // The registry's upsert fails (here: its table is gone).
+        sqlx::query("ALTER TABLE qron.workers RENAME TO workers_gone")
+            .execute(db.pool())
+            .await
+            .unwrap();
+        let second = chrono::Duration::seconds;
+        assert_eq!(heartbeat.run_once(now + second(10)).await.unwrap(), (1, 0));
+        assert_eq!(expiry(&db, job.id).await, now + second(13));
     }
 
     #[test]

@@ -23,8 +23,8 @@ pub use shutdown::Stopper;
 use shutdown::{RunGuard, Signals, supervised};
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::Utc;
@@ -351,7 +351,7 @@ impl Worker {
             completer,
             metrics: self.metrics.clone(),
             clock: self.clock.clone(),
-            schedules: Mutex::new(HashMap::new()),
+            schedules: crate::expr::Schedules::default(),
             worker_id: self.id.clone(),
             states: self.states.clone(),
             batch_size: self.settings.producer.batch_size,

@@ -1,7 +1,6 @@
 //! What a worker's services share, and the producers' own connections.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
@@ -51,7 +50,7 @@ pub(crate) struct Shared {
     pub(crate) metrics: Arc<Metrics>,
     /// The database's time (see [`DbClock`]).
     pub(crate) clock: Arc<DbClock>,
-    pub(crate) schedules: Mutex<HashMap<String, Option<Schedule>>>,
+    pub(crate) schedules: crate::expr::Schedules,
     pub(crate) worker_id: String,
     /// The application's values for handlers.
     pub(crate) states: Arc<crate::state::States>,
@@ -89,7 +88,7 @@ impl Shared {
             completer,
             metrics,
             clock,
-            schedules: Mutex::new(HashMap::new()),
+            schedules: crate::expr::Schedules::default(),
             worker_id: "test-worker".to_owned(),
             states: Arc::default(),
             batch_size: settings.producer.batch_size,
@@ -105,18 +104,6 @@ impl Shared {
 
     /// A stored expression, parsed once per worker.
     pub(crate) fn schedule(&self, expr: &str) -> Option<Schedule> {
-        let mut cache = self
-            .schedules
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if cache.len() > 10_000 {
-            cache.clear();
-        }
-        if let Some(s) = cache.get(expr) {
-            return s.clone();
-        }
-        let s = Schedule::parse(expr).ok();
-        cache.insert(expr.to_owned(), s.clone());
-        s
+        self.schedules.get(expr)
     }
 }

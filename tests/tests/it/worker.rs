@@ -1468,3 +1468,41 @@ async fn the_history_keeps_what_the_executor_asks_for() {
         Err(qron::Error::NotFound { .. })
     ));
 }
+
+#[tokio::test]
+async fn a_soft_stop_hands_back_at_once_a_job_held_for_its_run_time() {
+    // Issue 29, defect 7: a job leased ahead waits in its slot until its run time; a soft stop
+    // meanwhile starts nothing new, so it goes back unstarted, and the stop does not wait.
+    let db = TestDb::new().await;
+    let c = Client::new(db.pool.clone());
+    let k = key("ahead-stop");
+    let j = c.create(script("@after 4s", &k, Mode::Ok)).await.unwrap();
+    let w = Running::start(
+        worker(&db, &["act"])
+            .lease_ahead(Duration::from_secs(10))
+            .build()
+            .unwrap(),
+    );
+    wait_for("the job leased ahead", Duration::from_secs(5), || async {
+        count(
+            &db.pool,
+            "SELECT count(*) FROM qron.jobs WHERE status = 'running'",
+        )
+        .await
+            == 1
+    })
+    .await;
+    let stopping = std::time::Instant::now();
+    w.stop().await;
+    assert!(
+        stopping.elapsed() < Duration::from_secs(2),
+        "the stop waited {:?} for the job's run time",
+        stopping.elapsed()
+    );
+    let job = c.get(j.id).await.unwrap();
+    assert_eq!(
+        (job.status, job.attempt, job.executions),
+        (JobStatus::Ready, 0, 0)
+    );
+    assert_eq!(probe(&k).started(), 0, "nothing started after the stop");
+}
