@@ -13,6 +13,7 @@ use tokio::sync::mpsc;
 use crate::clock::DbClock;
 use crate::db::{self, Completion, Finish};
 use crate::metrics::Metrics;
+use crate::outcome::Outcome;
 
 /// Outcomes per statement, at most.
 pub const DEFAULT_BATCH_SIZE: usize = 1000;
@@ -29,7 +30,7 @@ pub(crate) struct Config {
     /// Outcomes per statement, at most (default [`DEFAULT_BATCH_SIZE`], at least 1).
     pub batch_size: usize,
     /// The longest an outcome waits for its batch to fill (default
-    /// [`DEFAULT_FLUSH_INTERVAL`], at least [`crate::worker::MIN_INTERVAL`]).
+    /// [`DEFAULT_FLUSH_INTERVAL`], at least [`crate::limits::MIN_INTERVAL`]).
     pub flush_interval: Duration,
     /// Outcomes waiting above which producers stop leasing (default
     /// [`DEFAULT_BACKLOG_LIMIT`], at least 1).
@@ -53,7 +54,7 @@ impl Default for Config {
 impl Config {
     /// Refuses a flush interval that would spin, and empty batches or backlogs.
     pub(crate) fn validate(&self) -> crate::Result<()> {
-        crate::worker::check_interval("flush_interval", self.flush_interval)?;
+        crate::limits::check_interval("flush_interval", self.flush_interval)?;
         for (field, n) in [
             ("batch_size", self.batch_size),
             ("backlog_limit", self.backlog_limit),
@@ -66,71 +67,6 @@ impl Config {
             }
         }
         Ok(())
-    }
-}
-
-/// What the completer writes for one execution.
-#[derive(Debug, Clone)]
-pub(crate) enum Outcome {
-    /// The job stays live (next slot, retry, or paused).
-    Complete(Completion),
-    /// A one-off job ends and moves to the history (unless it was paused or given a new
-    /// schedule while it ran: then it stays live).
-    Finish(Finish),
-}
-
-/// How soon a job made ready again must be due for its outcome to be written without waiting
-/// for the batch to fill: a retry after a short back-off, or the next slot of a frequent
-/// recurring job, would otherwise start late by the wait.
-const URGENT_WITHIN: chrono::Duration = chrono::Duration::milliseconds(200);
-
-impl Outcome {
-    /// The lease it is the outcome of: (job id, lease token).
-    fn lease(&self) -> (i64, i64) {
-        match self {
-            Outcome::Complete(c) => (c.id, c.token),
-            Outcome::Finish(f) => (f.id, f.token),
-        }
-    }
-
-    /// Whether the outcome makes its job ready again within [`URGENT_WITHIN`] of `now`.
-    fn is_urgent(&self, now: DateTime<Utc>) -> bool {
-        matches!(self, Outcome::Complete(c) if c.status == "ready" && c.run_at - now < URGENT_WITHIN)
-    }
-
-    /// What is written instead of an outcome the server refused (a value it cannot store that
-    /// got past the checks): the job fails with the server's reason, and nothing the handler
-    /// asked for (payload, schedule) is applied. A one-off job ends; a recurring one goes on
-    /// at the run time its outcome had.
-    fn refused(&self, why: &sqlx::Error) -> Outcome {
-        let error = Some(crate::limits::storable_error(&format!(
-            "qron could not store this execution's outcome, and recorded this failure instead: {why}"
-        )));
-        match self {
-            Outcome::Finish(f) => Outcome::Finish(Finish {
-                status: "failed",
-                payload: None,
-                error,
-                ..f.clone()
-            }),
-            Outcome::Complete(c) if c.one_off => Outcome::Finish(Finish {
-                id: c.id,
-                token: c.token,
-                revision: c.revision,
-                lease_run_at: c.lease_run_at,
-                history: c.history,
-                status: "failed",
-                payload: None,
-                error,
-            }),
-            Outcome::Complete(c) => Outcome::Complete(Completion {
-                payload: None,
-                expr: None,
-                start_at: None,
-                error,
-                ..c.clone()
-            }),
-        }
     }
 }
 
@@ -487,8 +423,8 @@ mod tests {
 
     use super::*;
     use crate::handler::Requests;
+    use crate::outcome::{OutcomeInput, decide};
     use crate::testing::TestDb;
-    use crate::worker::outcome::{OutcomeInput, decide};
     use crate::{JobStatus, NewJob};
 
     #[tokio::test]

@@ -140,3 +140,13 @@ impl<E: Into<BoxError>> From<E> for JobError {
         JobError::retry(e)
     }
 }
+/// The message a panic carries (a `&str` or a `String`), for the error it is recorded as.
+pub(crate) fn panic_message(p: Box<dyn std::any::Any + Send>) -> String {
+    if let Some(s) = p.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = p.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "(no message)".to_owned()
+    }
+}

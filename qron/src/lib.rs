@@ -67,6 +67,7 @@ mod limits;
 mod maintenance;
 mod metrics;
 mod migrate;
+mod outcome;
 mod registry;
 mod schema;
 mod state;
@@ -170,7 +171,8 @@ pub use worker::{
 #[doc(hidden)]
 pub mod __private {
     pub use crate::enqueue::{schedule, schedule_many, schedule_with};
-    pub use crate::registry::{HandlerFuture, Registration, decode};
+    pub use crate::handler::HandlerFuture;
+    pub use crate::registry::{Registration, decode};
     pub use crate::state::StateType;
 
     /// Fails to compile unless `T` can be application state.

@@ -5,6 +5,30 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
+/// The shortest poll, rescue or flush interval: shorter ones would keep a core busy asking.
+pub(crate) const MIN_INTERVAL: Duration = Duration::from_millis(1);
+
+/// The longest poll, rescue, flush or refresh interval: a worker looks at its work at least
+/// once a day (longer ones are mistakes, and past the clock's range at `Duration::MAX`).
+pub(crate) const MAX_INTERVAL: Duration = Duration::from_secs(86_400);
+
+/// Refuses an interval under [`MIN_INTERVAL`] or over [`MAX_INTERVAL`], naming the setting.
+pub(crate) fn check_interval(field: &'static str, d: Duration) -> crate::Result<()> {
+    if d < MIN_INTERVAL {
+        return Err(crate::Error::InvalidArgument {
+            field,
+            reason: format!("{d:?} is under {MIN_INTERVAL:?}: the worker would spin"),
+        });
+    }
+    if d > MAX_INTERVAL {
+        return Err(crate::Error::InvalidArgument {
+            field,
+            reason: format!("{d:?} is over a day: the worker would look at its work too rarely"),
+        });
+    }
+    Ok(())
+}
+
 /// The deepest nesting of arrays and objects a payload or meta may have. serde_json refuses to
 /// decode past 128 levels; a value deeper than that would be stored, then fail every read.
 pub const MAX_JSON_DEPTH: usize = 64;

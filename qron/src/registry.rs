@@ -1,14 +1,9 @@
 //! The jobs `#[qron::job]` registered, collected with `inventory` when a worker starts.
 
 use std::collections::HashMap;
-use std::future::Future;
-use std::pin::Pin;
 
 use crate::JobError;
-use crate::handler::{Context, Job, JobOptions};
-
-/// A boxed handler future.
-pub type HandlerFuture = Pin<Box<dyn Future<Output = Result<(), JobError>> + Send + 'static>>;
+use crate::handler::{Context, HandlerFuture, Job, JobOptions};
 
 /// One registered job type: its executor, its options, and a function that decodes a payload
 /// and runs the handler. `#[qron::job]` submits one per job.

@@ -10,10 +10,10 @@ use serde_json::Value;
 
 use super::Client;
 use super::checks::{check_name, check_text, seconds};
-use crate::completer::Outcome;
 use crate::db;
 use crate::handler::Requests;
-use crate::worker::outcome::{OutcomeInput, decide};
+use crate::outcome::Outcome;
+use crate::outcome::{OutcomeInput, decide};
 use crate::{Error, JobError, Result};
 
 /// The most jobs one lease, or one report of outcomes, may hold.

@@ -15,8 +15,9 @@ use destination::{Destinations, Resolver};
 use reply::{apply, refusal, retry_after, snippet};
 
 use crate::JobError;
+use crate::handler::HandlerFuture;
 use crate::handler::{Context, JobOptions};
-use crate::registry::{HandlerFuture, Registration};
+use crate::registry::Registration;
 
 /// The state the HTTP executor's handler takes: its settings.
 const STATES: &[crate::state::StateType] = &[crate::state::StateType::of::<HttpExecutor>()];

@@ -16,7 +16,7 @@ use crate::db;
 pub(crate) struct Config {
     /// How often the gauges are refreshed (default
     /// [`DEFAULT_QUEUE_REFRESH`](crate::telemetry::DEFAULT_QUEUE_REFRESH), at least
-    /// [`crate::worker::MIN_INTERVAL`]).
+    /// [`crate::limits::MIN_INTERVAL`]).
     pub every: Duration,
 }
 
@@ -31,7 +31,7 @@ impl Default for Config {
 impl Config {
     /// Refuses an interval that would keep the database busy counting.
     pub(crate) fn validate(&self) -> crate::Result<()> {
-        crate::worker::check_interval("queue_refresh", self.every)
+        crate::limits::check_interval("queue_refresh", self.every)
     }
 }
 

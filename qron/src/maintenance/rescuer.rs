@@ -10,11 +10,12 @@ use tokio_util::sync::CancellationToken;
 
 use crate::JobError;
 use crate::clock::DbClock;
-use crate::completer::{self, Outcome};
+use crate::completer;
 use crate::db;
 use crate::handler::{JobOptions, Requests};
 use crate::metrics::Metrics;
-use crate::worker::outcome::{OutcomeInput, decide};
+use crate::outcome::Outcome;
+use crate::outcome::{OutcomeInput, decide};
 
 /// How often expired leases are looked for by default.
 pub const DEFAULT_RESCUE_INTERVAL: Duration = Duration::from_secs(1);
@@ -23,7 +24,7 @@ pub const DEFAULT_RESCUE_INTERVAL: Duration = Duration::from_secs(1);
 #[derive(Debug, Clone)]
 pub(crate) struct Config {
     /// How often expired leases are looked for (default [`DEFAULT_RESCUE_INTERVAL`], at least
-    /// [`crate::worker::MIN_INTERVAL`]).
+    /// [`crate::limits::MIN_INTERVAL`]).
     pub interval: Duration,
     /// Expired leases a pass takes at most (1,000).
     pub batch: i64,
@@ -41,7 +42,7 @@ impl Default for Config {
 impl Config {
     /// Refuses an interval that would keep a core busy asking, and an empty batch.
     pub(crate) fn validate(&self) -> crate::Result<()> {
-        crate::worker::check_interval("rescue_interval", self.interval)?;
+        crate::limits::check_interval("rescue_interval", self.interval)?;
         if self.batch < 1 {
             return Err(crate::Error::InvalidArgument {
                 field: "rescue_batch",

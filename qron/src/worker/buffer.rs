@@ -12,7 +12,9 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::db::LeasedJob;
+use crate::clock::DbClock;
+use crate::db::{self, LeasedJob};
+use crate::metrics::Metrics;
 
 /// How long, at the recent pace, the buffered jobs of an executor may take to start.
 pub(crate) const PREFETCH_HORIZON: Duration = Duration::from_millis(250);
@@ -115,6 +117,32 @@ impl Buffer {
         usize::try_from(starts)
             .unwrap_or(usize::MAX)
             .min(self.limit)
+    }
+}
+
+/// Hands leased jobs back unstarted (see `db::job_release`). When that fails they come back
+/// when their leases expire.
+pub(crate) async fn hand_back(
+    pool: &sqlx::PgPool,
+    clock: &DbClock,
+    metrics: &Metrics,
+    jobs: Vec<LeasedJob>,
+) {
+    if jobs.is_empty() {
+        return;
+    }
+    let refs: Vec<&LeasedJob> = jobs.iter().collect();
+    match db::job_release(pool, &refs, clock.now()).await {
+        Ok(n) => {
+            metrics
+                .handed_back
+                .fetch_add(u64::try_from(n).unwrap_or(0), Ordering::Relaxed);
+        }
+        Err(e) => tracing::warn!(
+            error = %e,
+            jobs = jobs.len(),
+            "could not hand back unstarted jobs: they come back when their leases expire"
+        ),
     }
 }
 

@@ -6,7 +6,7 @@ use std::task::Poll;
 use std::time::Instant;
 
 use super::buffer::Buffered;
-use super::producer::hand_back;
+use super::buffer::hand_back;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -14,13 +14,13 @@ use futures_util::FutureExt as _;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
-use super::outcome::{OutcomeInput, decide};
 use super::{ExecutorState, Shared};
 use crate::JobError;
-use crate::completer::Outcome;
 use crate::db::LeasedJob;
 use crate::handler::{Context, Requests};
 use crate::job::interval_to_duration;
+use crate::outcome::Outcome;
+use crate::outcome::{OutcomeInput, decide};
 
 /// Runs buffered jobs in one slot, one after another, until the buffer is empty or the worker
 /// stops: a busy executor starts a job without a task switch to the producer.
@@ -40,7 +40,9 @@ pub(crate) async fn run_slot(
             // Handed back now, not when the slot idles: their leases could run out first.
             if !expired.is_empty() {
                 let (jobs, shared) = (std::mem::take(&mut expired), shared.clone());
-                tokio::spawn(async move { hand_back(&shared, jobs).await });
+                tokio::spawn(async move {
+                    hand_back(&shared.pool, &shared.clock, &shared.metrics, jobs).await;
+                });
             }
             execute(b.job, &exec, &shared).await;
             exec.buffer.record(started.elapsed());
@@ -64,7 +66,7 @@ pub(crate) async fn run_slot(
             jobs = expired.len(),
             "jobs waited too long for a slot: handing them back"
         );
-        hand_back(&shared, expired).await;
+        hand_back(&shared.pool, &shared.clock, &shared.metrics, expired).await;
     }
 }
 
@@ -209,7 +211,7 @@ pub(crate) async fn execute(mut job: LeasedJob, exec: &ExecutorState, shared: &S
             biased;
             r = run => Some(match r {
                 Ok(Ok(r)) => r,
-                Ok(Err(panic)) => Err(JobError::retry(format!("the handler panicked: {}", panic_message(panic)))),
+                Ok(Err(panic)) => Err(JobError::retry(format!("the handler panicked: {}", crate::job_error::panic_message(panic)))),
                 Err(_) => Err(JobError::retry(format!("the handler timed out after {timeout:?}"))),
             }),
             () = shared.hard.cancelled() => None,
@@ -274,7 +276,7 @@ pub(crate) async fn execute(mut job: LeasedJob, exec: &ExecutorState, shared: &S
         }
     } else if !due && unstarted == Unstarted::SoftStop {
         tracing::debug!(parent: &span, "the worker stops before the job's run time: handed back unstarted");
-        hand_back(shared, vec![job]).await;
+        hand_back(&shared.pool, &shared.clock, &shared.metrics, vec![job]).await;
     } else if !due && unstarted == Unstarted::Cancelled {
         tracing::debug!(parent: &span, "cancelled before its run time");
     } else {
@@ -339,15 +341,5 @@ impl Failure<'_> {
                 "job failed for good"
             );
         }
-    }
-}
-
-pub(crate) fn panic_message(p: Box<dyn std::any::Any + Send>) -> String {
-    if let Some(s) = p.downcast_ref::<&str>() {
-        (*s).to_owned()
-    } else if let Some(s) = p.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "(no message)".to_owned()
     }
 }

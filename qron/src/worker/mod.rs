@@ -11,7 +11,6 @@ mod builder;
 pub(crate) mod executor;
 pub(crate) mod heartbeat;
 pub(crate) mod notifier;
-pub(crate) mod outcome;
 pub(crate) mod producer;
 mod shared;
 mod shutdown;
@@ -49,30 +48,6 @@ pub use producer::{DEFAULT_LEASE_AHEAD, DEFAULT_POLL_INTERVAL, DEFAULT_PREFETCH}
 
 /// How long running handlers may take to finish after a soft stop.
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
-
-/// The shortest poll, rescue or flush interval: shorter ones would keep a core busy asking.
-pub(crate) const MIN_INTERVAL: Duration = Duration::from_millis(1);
-
-/// The longest poll, rescue, flush or refresh interval: a worker looks at its work at least
-/// once a day (longer ones are mistakes, and past the clock's range at `Duration::MAX`).
-pub(crate) const MAX_INTERVAL: Duration = Duration::from_secs(86_400);
-
-/// Refuses an interval under [`MIN_INTERVAL`] or over [`MAX_INTERVAL`], naming the setting.
-pub(crate) fn check_interval(field: &'static str, d: Duration) -> Result<()> {
-    if d < MIN_INTERVAL {
-        return Err(Error::InvalidArgument {
-            field,
-            reason: format!("{d:?} is under {MIN_INTERVAL:?}: the worker would spin"),
-        });
-    }
-    if d > MAX_INTERVAL {
-        return Err(Error::InvalidArgument {
-            field,
-            reason: format!("{d:?} is over a day: the worker would look at its work too rarely"),
-        });
-    }
-    Ok(())
-}
 
 /// The notification channel on which creating a due job wakes idle workers.
 pub(crate) const CHANNEL: &str = "qron_jobs";

@@ -37,7 +37,7 @@ pub(crate) const MAX_LEASE_AHEAD: Duration = Duration::from_secs(60);
 #[derive(Debug, Clone)]
 pub(crate) struct Config {
     /// How often an idle producer polls (default [`DEFAULT_POLL_INTERVAL`], at least
-    /// [`super::MIN_INTERVAL`]).
+    /// [`crate::limits::MIN_INTERVAL`]).
     pub poll_interval: Duration,
     /// How long before its run time a job may be leased (default [`DEFAULT_LEASE_AHEAD`], at
     /// most [`MAX_LEASE_AHEAD`]).
@@ -62,7 +62,7 @@ impl Default for Config {
 impl Config {
     /// Refuses a poll that would spin and a lease ahead over its limit.
     pub(crate) fn validate(&self) -> crate::Result<()> {
-        super::check_interval("poll_interval", self.poll_interval)?;
+        crate::limits::check_interval("poll_interval", self.poll_interval)?;
         if self.lease_ahead > MAX_LEASE_AHEAD {
             return Err(crate::Error::InvalidArgument {
                 field: "lease_ahead",
@@ -177,7 +177,8 @@ impl Producer {
             .map(|b| b.job)
             .collect();
         self.shared.metrics.add_buffered(-(left.len() as i64));
-        hand_back(&self.shared, left).await;
+        let s = &self.shared;
+        super::buffer::hand_back(&s.pool, &s.clock, &s.metrics, left).await;
     }
 
     /// One round, awaited in place: starts buffered jobs in free slots, leases what
@@ -351,28 +352,6 @@ async fn idle_wait(shared: &Shared, executor: &str) -> Duration {
             .unwrap_or(Duration::ZERO)
             .min(longest),
         Ok(None) | Err(_) => longest,
-    }
-}
-
-/// Hands leased jobs back unstarted (see `db::job_release`). When that fails they come back
-/// when their leases expire.
-pub(crate) async fn hand_back(shared: &Shared, jobs: Vec<LeasedJob>) {
-    if jobs.is_empty() {
-        return;
-    }
-    let refs: Vec<&LeasedJob> = jobs.iter().collect();
-    match db::job_release(&shared.pool, &refs, shared.clock.now()).await {
-        Ok(n) => {
-            shared
-                .metrics
-                .handed_back
-                .fetch_add(u64::try_from(n).unwrap_or(0), Ordering::Relaxed);
-        }
-        Err(e) => tracing::warn!(
-            error = %e,
-            jobs = jobs.len(),
-            "could not hand back unstarted jobs: they come back when their leases expire"
-        ),
     }
 }
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 use futures_util::FutureExt as _;
 use tokio_util::sync::CancellationToken;
 
-use super::executor::panic_message;
+use crate::job_error::panic_message;
 
 /// Stops a running worker. Cheap to clone.
 ///

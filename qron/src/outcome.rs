@@ -1,13 +1,78 @@
-//! The outcome of an execution (SPEC §4): a pure decision from a handler's result to the row's
-//! change, with no I/O.
+//! The outcome of an execution (SPEC §4): what the completer writes for it, and the pure
+//! decision from a handler's result to that row change, with no I/O. The executor, the
+//! rescuer, a remote worker's report and the completer all use it.
 
 use chrono::{DateTime, Utc};
 
 use crate::JobError;
 use crate::Schedule;
-use crate::completer::Outcome;
 use crate::db::{Completion, Finish, LeasedJob};
 use crate::handler::{Backoff, Requests};
+
+/// What the completer writes for one execution.
+#[derive(Debug, Clone)]
+pub(crate) enum Outcome {
+    /// The job stays live (next slot, retry, or paused).
+    Complete(Completion),
+    /// A one-off job ends and moves to the history (unless it was paused or given a new
+    /// schedule while it ran: then it stays live).
+    Finish(Finish),
+}
+
+/// How soon a job made ready again must be due for its outcome to be written without waiting
+/// for the batch to fill: a retry after a short back-off, or the next slot of a frequent
+/// recurring job, would otherwise start late by the wait.
+const URGENT_WITHIN: chrono::Duration = chrono::Duration::milliseconds(200);
+
+impl Outcome {
+    /// The lease it is the outcome of: (job id, lease token).
+    pub(crate) fn lease(&self) -> (i64, i64) {
+        match self {
+            Outcome::Complete(c) => (c.id, c.token),
+            Outcome::Finish(f) => (f.id, f.token),
+        }
+    }
+
+    /// Whether the outcome makes its job ready again within [`URGENT_WITHIN`] of `now`.
+    pub(crate) fn is_urgent(&self, now: DateTime<Utc>) -> bool {
+        matches!(self, Outcome::Complete(c) if c.status == "ready" && c.run_at - now < URGENT_WITHIN)
+    }
+
+    /// What is written instead of an outcome the server refused (a value it cannot store that
+    /// got past the checks): the job fails with the server's reason, and nothing the handler
+    /// asked for (payload, schedule) is applied. A one-off job ends; a recurring one goes on
+    /// at the run time its outcome had.
+    pub(crate) fn refused(&self, why: &sqlx::Error) -> Outcome {
+        let error = Some(crate::limits::storable_error(&format!(
+            "qron could not store this execution's outcome, and recorded this failure instead: {why}"
+        )));
+        match self {
+            Outcome::Finish(f) => Outcome::Finish(Finish {
+                status: "failed",
+                payload: None,
+                error,
+                ..f.clone()
+            }),
+            Outcome::Complete(c) if c.one_off => Outcome::Finish(Finish {
+                id: c.id,
+                token: c.token,
+                revision: c.revision,
+                lease_run_at: c.lease_run_at,
+                history: c.history,
+                status: "failed",
+                payload: None,
+                error,
+            }),
+            Outcome::Complete(c) => Outcome::Complete(Completion {
+                payload: None,
+                expr: None,
+                start_at: None,
+                error,
+                ..c.clone()
+            }),
+        }
+    }
+}
 
 /// What an outcome depends on, from a lease or from an expired lease.
 pub(crate) struct OutcomeInput {
