@@ -16,11 +16,13 @@ use tracing::Instrument as _;
 
 use super::{ExecutorState, Shared};
 use crate::JobError;
+use crate::cancel::Registered;
 use crate::db::LeasedJob;
 use crate::handler::{Context, Requests};
 use crate::job::interval_to_duration;
 use crate::outcome::Outcome;
 use crate::outcome::{OutcomeInput, decide};
+use crate::registry::Registration;
 
 /// Runs buffered jobs in one slot, one after another, until the buffer is empty or the worker
 /// stops: a busy executor starts a job without a task switch to the producer.
@@ -70,26 +72,91 @@ pub(crate) async fn run_slot(
     }
 }
 
-/// Runs one leased job and hands its outcome to the completer.
+/// Runs one leased job and hands its outcome to the completer: waits until it is due, runs its
+/// handler, and reports what came of it.
 pub(crate) async fn execute(mut job: LeasedJob, exec: &ExecutorState, shared: &Shared) {
     shared.metrics.in_flight.fetch_add(1, Ordering::Relaxed);
-    let reg = exec.registration;
-    let span = tracing::info_span!(
+    let reg = &exec.registration;
+    let span = job_span(&job, reg.executor);
+    // For the log line of a failure (the context takes the job's own).
+    let (owner, name) = (job.owner.clone(), job.name.clone());
+    let (ctx, bad_meta) = context(&mut job, exec, shared, &span);
+    let requests = ctx.requests_handle();
+    // The job's own signal: its lease was lost, or an operator cancelled it.
+    let token = CancellationToken::new();
+    let waited = wait_until_due(&job, shared, &token).await;
+    let started = Instant::now();
+    // How late it started: from when it was due (its slot, or the end of a back-off).
+    let lateness = waited.is_ok().then(|| {
+        (shared.clock.now() - job.run_at)
+            .to_std()
+            .unwrap_or(std::time::Duration::ZERO)
+    });
+    if let Some(late) = lateness {
+        span.record("lateness_ms", late.as_millis() as u64);
+    }
+    let result = match (bad_meta, waited) {
+        (Some(e), _) => Ok(Err(e)),
+        (None, Ok(registered)) => {
+            run_handler(&mut job, reg, ctx, shared, &token, registered, &span)
+                .await
+                .ok_or(Unstarted::HardStop)
+        }
+        (None, Err(why)) => Err(why),
+    };
+    match result {
+        Ok(result) => {
+            let requests = Requests::take_from(&requests);
+            let took = started.elapsed();
+            let done = Done {
+                job: &job,
+                reg,
+                shared,
+                span: &span,
+                owner: &owner,
+                name: name.as_deref(),
+            };
+            done.report(result, requests, took, lateness).await;
+        }
+        Err(Unstarted::SoftStop) => {
+            tracing::debug!(parent: &span, "the worker stops before the job's run time: handed back unstarted");
+            hand_back(&shared.pool, &shared.clock, &shared.metrics, vec![job]).await;
+        }
+        Err(Unstarted::Cancelled) => {
+            tracing::debug!(parent: &span, "cancelled before its run time");
+        }
+        Err(Unstarted::HardStop) => {
+            tracing::info!(parent: &span, "cancelled by a hard stop: the job comes back when its lease expires");
+        }
+    }
+    shared.metrics.in_flight.fetch_sub(1, Ordering::Relaxed);
+}
+
+/// The `qron.job` span of one execution.
+fn job_span(job: &LeasedJob, executor: &'static str) -> tracing::Span {
+    tracing::info_span!(
         "qron.job",
         messaging.system = "qron",
         messaging.operation.type = "process",
-        messaging.destination.name = reg.executor,
+        messaging.destination.name = executor,
         job.id = job.id,
-        executor = reg.executor,
+        executor,
         attempt = job.attempt,
         outcome = tracing::field::Empty,
         duration_ms = tracing::field::Empty,
         lateness_ms = tracing::field::Empty,
         error = tracing::field::Empty,
-    );
-    // For the log line of a failure (the context takes the job's own).
-    let (owner, name) = (job.owner.clone(), job.name.clone());
-    // A meta that does not decode (written around the client's checks) fails this job alone.
+    )
+}
+
+/// The handler's context, taking the job's owner, name and meta; and the failure of a meta
+/// that does not decode (written around the client's checks), which fails this job alone.
+fn context(
+    job: &mut LeasedJob,
+    exec: &ExecutorState,
+    shared: &Shared,
+    span: &tracing::Span,
+) -> (Context, Option<JobError>) {
     let (meta, bad_meta) = match job.meta.take().map(|t| serde_json::from_str(&t)) {
         None => (serde_json::Value::Object(Default::default()), None),
         Some(Ok(meta)) => (meta, None),
@@ -101,7 +168,7 @@ pub(crate) async fn execute(mut job: LeasedJob, exec: &ExecutorState, shared: &S
         ),
     };
     // The trace that enqueued the job, when it carries one.
-    crate::telemetry::link(&span, &meta);
+    crate::telemetry::link(span, &meta);
     let ctx = Context {
         id: job.id,
         executor: exec.executor.clone(),
@@ -116,116 +183,122 @@ pub(crate) async fn execute(mut job: LeasedJob, exec: &ExecutorState, shared: &S
         states: shared.states.clone(),
         cancel: Default::default(),
     };
+    (ctx, bad_meta)
+}
+
+/// Holds a job leased ahead of its run time until then: due, with its registration for
+/// cancels, or why it will not start. A soft stop meanwhile starts nothing new (the job goes
+/// back unstarted); a hard stop leaves it to its lease, as for a running one; an operator's
+/// cancel has ended it. A job already due returns at once, unregistered.
+async fn wait_until_due(
+    job: &LeasedJob,
+    shared: &Shared,
+    token: &CancellationToken,
+) -> Result<Option<Registered>, Unstarted> {
+    let Ok(early) = (job.run_at - shared.clock.now()).to_std() else {
+        return Ok(None);
+    };
+    let registered = shared
+        .cancels
+        .register(job.id, job.lease_token, token.clone());
+    tokio::select! {
+        () = tokio::time::sleep(early) => Ok(Some(registered)),
+        () = shared.hard.cancelled() => Err(Unstarted::HardStop),
+        () = shared.soft.cancelled() => Err(Unstarted::SoftStop),
+        () = token.cancelled() => Err(Unstarted::Cancelled),
+    }
+}
+
+/// Runs the handler in this task under its time limit, catching its panic; `None` when a hard
+/// stop dropped (cancelled) it. A job that may run longer than a lease has its lease renewed
+/// once it has run for a third of one (a short job costs the heartbeat nothing), until it ends.
+async fn run_handler(
+    job: &mut LeasedJob,
+    reg: &Registration,
+    ctx: Context,
+    shared: &Shared,
+    token: &CancellationToken,
+    registered: Option<Registered>,
+    span: &tracing::Span,
+) -> Option<std::result::Result<(), JobError>> {
     let timeout = interval_to_duration(&job.timeout);
-    // The job's own signal: its lease was lost, or an operator cancelled it. A job that may
-    // run longer than a lease has its lease renewed once it has run for a third of one (a
-    // short job costs the heartbeat nothing).
-    let token = CancellationToken::new();
     let long = timeout > shared.lease_time;
     let mut held = false;
-    let requests = ctx.requests_handle();
-    // Leased ahead of its run time: hold it until then. A soft stop meanwhile starts nothing
-    // new: the job goes back unstarted; a hard stop leaves it to its lease, as for a running
-    // one; an operator's cancel has ended it.
-    let mut registered = None;
-    let mut unstarted = Unstarted::HardStop;
-    let due = match (job.run_at - shared.clock.now()).to_std() {
-        Ok(early) => {
-            registered = Some(
-                shared
-                    .cancels
-                    .register(job.id, job.lease_token, token.clone()),
-            );
-            tokio::select! {
-                () = tokio::time::sleep(early) => true,
-                () = shared.hard.cancelled() => false,
-                () = shared.soft.cancelled() => {
-                    unstarted = Unstarted::SoftStop;
-                    false
-                }
-                () = token.cancelled() => {
-                    unstarted = Unstarted::Cancelled;
-                    false
-                }
-            }
-        }
-        Err(_) => true,
-    };
-    let started = std::time::Instant::now();
     let ctx = ctx.with_cancellation(crate::cancel::Cancellation::new(
         shared.soft.clone(),
         Some(token.clone()),
         tokio::time::Instant::now()
             .checked_add(timeout.saturating_sub(crate::cancel::warning_before(timeout))),
     ));
-    // How late it started: from when it was due (its slot, or the end of a back-off).
-    let lateness = due.then(|| {
-        (shared.clock.now() - job.run_at)
-            .to_std()
-            .unwrap_or(std::time::Duration::ZERO)
-    });
-    if let Some(late) = lateness {
-        span.record("lateness_ms", late.as_millis() as u64);
-    }
-    let result: Option<std::result::Result<(), JobError>> = if let Some(e) = bad_meta {
-        Some(Err(e))
-    } else if due {
-        // The handler runs in this task: a panic is caught here, and a timeout or a hard stop
-        // drops (cancels) it.
-        let run = std::panic::AssertUnwindSafe(
-            (reg.run)(ctx, job.payload.take()).instrument(span.clone()),
-        )
-        .catch_unwind();
-        let run = async {
-            let mut run = std::pin::pin!(run);
-            // A handler that finishes on its first poll cannot be cancelled, and is not
-            // registered for it: the common short job costs nothing there.
-            let _registered = match registered {
-                Some(r) => r,
-                None => {
-                    let first = std::future::poll_fn(|cx| Poll::Ready(run.as_mut().poll(cx))).await;
-                    if let Poll::Ready(r) = first {
-                        return Ok(r);
-                    }
-                    shared
-                        .cancels
-                        .register(job.id, job.lease_token, token.clone())
-                }
-            };
-            // Started: said with the completer's next batch (a job that ends on its first
-            // poll needs no mark: its outcome says it).
-            shared.completer.started(job.id, job.lease_token).await;
-            if long {
-                let first = shared.lease_time / 3;
-                if let Ok(r) = tokio::time::timeout(first, &mut run).await {
+    let run =
+        std::panic::AssertUnwindSafe((reg.run)(ctx, job.payload.take()).instrument(span.clone()))
+            .catch_unwind();
+    let (id, lease) = (job.id, job.lease_token);
+    let run = async {
+        let mut run = std::pin::pin!(run);
+        // A handler that finishes on its first poll cannot be cancelled, and is not
+        // registered for it: the common short job costs nothing there.
+        let _registered = match registered {
+            Some(r) => r,
+            None => {
+                let first = std::future::poll_fn(|cx| Poll::Ready(run.as_mut().poll(cx))).await;
+                if let Poll::Ready(r) = first {
                     return Ok(r);
                 }
-                shared.running.hold(job.id, job.lease_token, token.clone());
-                held = true;
-                tokio::time::timeout(timeout.saturating_sub(first), run).await
-            } else {
-                tokio::time::timeout(timeout, run).await
+                shared.cancels.register(id, lease, token.clone())
             }
         };
-        tokio::select! {
-            biased;
-            r = run => Some(match r {
-                Ok(Ok(r)) => r,
-                Ok(Err(panic)) => Err(JobError::retry(format!("the handler panicked: {}", crate::job_error::panic_message(panic)))),
-                Err(_) => Err(JobError::retry(format!("the handler timed out after {timeout:?}"))),
-            }),
-            () = shared.hard.cancelled() => None,
+        // Started: said with the completer's next batch (a job that ends on its first poll
+        // needs no mark: its outcome says it).
+        shared.completer.started(id, lease).await;
+        if long {
+            let first = shared.lease_time / 3;
+            if let Ok(r) = tokio::time::timeout(first, &mut run).await {
+                return Ok(r);
+            }
+            shared.running.hold(id, lease, token.clone());
+            held = true;
+            tokio::time::timeout(timeout.saturating_sub(first), run).await
+        } else {
+            tokio::time::timeout(timeout, run).await
         }
-    } else {
-        None
+    };
+    let result = tokio::select! {
+        biased;
+        r = run => Some(match r {
+            Ok(Ok(r)) => r,
+            Ok(Err(panic)) => Err(JobError::retry(format!("the handler panicked: {}", crate::job_error::panic_message(panic)))),
+            Err(_) => Err(JobError::retry(format!("the handler timed out after {timeout:?}"))),
+        }),
+        () = shared.hard.cancelled() => None,
     };
     // Released before the outcome is sent: from then on the lease may change hands.
     if held {
-        shared.running.release(job.id, job.lease_token);
+        shared.running.release(id, lease);
     }
-    if let Some(result) = result {
-        let requests = Requests::take_from(&requests);
-        let input = OutcomeInput::leased(&job);
+    result
+}
+
+/// An execution that ended, for its report.
+struct Done<'a> {
+    job: &'a LeasedJob,
+    reg: &'a Registration,
+    shared: &'a Shared,
+    span: &'a tracing::Span,
+    owner: &'a str,
+    name: Option<&'a str>,
+}
+
+impl Done<'_> {
+    /// Decides the outcome of `result`, counts and logs it, and hands it to the completer.
+    async fn report(
+        &self,
+        result: std::result::Result<(), JobError>,
+        requests: Requests,
+        took: std::time::Duration,
+        lateness: Option<std::time::Duration>,
+    ) {
+        let (job, reg, shared, span) = (self.job, self.reg, self.shared, self.span);
         let error = match &result {
             Err(e @ (JobError::Retry(_) | JobError::Fail(_) | JobError::RetryAfter(..))) => {
                 Some(e.reason().to_owned())
@@ -233,7 +306,7 @@ pub(crate) async fn execute(mut job: LeasedJob, exec: &ExecutorState, shared: &S
             _ => None,
         };
         let (outcome, label) = decide(
-            &input,
+            &OutcomeInput::leased(job),
             result,
             requests,
             shared.clock.now(),
@@ -245,7 +318,6 @@ pub(crate) async fn execute(mut job: LeasedJob, exec: &ExecutorState, shared: &S
             reg.options.backoff,
             reg.options.history,
         );
-        let took = started.elapsed();
         span.record("outcome", label);
         span.record("duration_ms", took.as_millis() as u64);
         crate::telemetry::executed(reg.executor, label, took, lateness);
@@ -256,14 +328,14 @@ pub(crate) async fn execute(mut job: LeasedJob, exec: &ExecutorState, shared: &S
             _ => &shared.metrics.failed,
         };
         counter.fetch_add(1, Ordering::Relaxed);
-        tracing::debug!(parent: &span, outcome = label, "job finished");
+        tracing::debug!(parent: span, outcome = label, "job finished");
         if let Some(error) = error {
             span.record("error", error.as_str());
             let failure = Failure {
-                job: &job,
+                job,
                 executor: reg.executor,
-                owner: &owner,
-                name: name.as_deref(),
+                owner: self.owner,
+                name: self.name,
                 error: &error,
             };
             failure.log(label, &outcome);
@@ -274,18 +346,10 @@ pub(crate) async fn execute(mut job: LeasedJob, exec: &ExecutorState, shared: &S
                 "the completer is gone: the job will come back when its lease expires"
             );
         }
-    } else if !due && unstarted == Unstarted::SoftStop {
-        tracing::debug!(parent: &span, "the worker stops before the job's run time: handed back unstarted");
-        hand_back(&shared.pool, &shared.clock, &shared.metrics, vec![job]).await;
-    } else if !due && unstarted == Unstarted::Cancelled {
-        tracing::debug!(parent: &span, "cancelled before its run time");
-    } else {
-        tracing::info!(parent: &span, "cancelled by a hard stop: the job comes back when its lease expires");
     }
-    shared.metrics.in_flight.fetch_sub(1, Ordering::Relaxed);
 }
 
-/// Why a job leased ahead of its run time did not start.
+/// Why a job did not start (or its handler was dropped by a hard stop).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Unstarted {
     /// The worker stops softly: the job is handed back.

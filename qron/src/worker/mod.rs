@@ -12,14 +12,16 @@ pub(crate) mod executor;
 pub(crate) mod heartbeat;
 pub(crate) mod notifier;
 pub(crate) mod producer;
+mod services;
 mod shared;
 mod shutdown;
 
 pub use builder::WorkerBuilder;
+use services::Services;
 pub(crate) use shared::Shared;
 use shared::lease_pool;
 pub use shutdown::Stopper;
-use shutdown::{RunGuard, Signals, supervised};
+use shutdown::{RunGuard, Signals};
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -28,16 +30,12 @@ use std::time::Duration;
 
 use chrono::Utc;
 use tokio::sync::{Notify, Semaphore};
-use tokio_util::sync::CancellationToken;
 
 use crate::clock::DbClock;
 use crate::completer;
-use crate::maintenance::{history, queue, rescuer, unserved};
 use crate::metrics::Metrics;
 use crate::registry::Registration;
 use crate::{Client, Error, Result};
-use notifier::Notifier;
-use producer::Producer;
 
 pub use crate::completer::DEFAULT_FLUSH_TIMEOUT;
 pub use crate::maintenance::history::DEFAULT_HISTORY_RETENTION;
@@ -319,176 +317,15 @@ impl Worker {
         if let Err(e) = self.clock.sync(&pool).await {
             tracing::warn!(error = %e, "could not read the database's clock; using the host's until it can");
         }
-        let leases = lease_pool(&pool, self.executors.len());
-        let shared = Arc::new(Shared {
-            pool: pool.clone(),
-            lease_pool: leases.clone(),
-            completer,
-            metrics: self.metrics.clone(),
-            clock: self.clock.clone(),
-            schedules: crate::expr::Schedules::default(),
-            worker_id: self.id.clone(),
-            states: self.states.clone(),
-            batch_size: self.settings.producer.batch_size,
-            poll_interval: self.settings.producer.poll_interval,
-            lease_ahead: chrono::Duration::from_std(self.settings.producer.lease_ahead)
-                .unwrap_or(chrono::Duration::zero()),
-            soft: self.stopper.soft.clone(),
-            hard: self.stopper.hard.clone(),
-            running: Arc::default(),
-            lease_time: self.settings.heartbeat.lease_time,
-            cancels: Arc::default(),
-        });
+        let shared = self.shared(completer);
         tracing::info!(
             worker = %self.id,
             executors = ?self.executors.iter().map(|e| e.registration.executor).collect::<Vec<_>>(),
             "worker started"
         );
-        // The worker's own tasks, each reporting its name and, if it panicked, why. A JoinSet
-        // aborts them all when it is dropped.
-        let mut background = tokio::task::JoinSet::new();
-        let mut producers = tokio::task::JoinSet::new();
-        let by_name: HashMap<&'static str, Arc<ExecutorState>> = self
-            .executors
-            .iter()
-            .map(|e| (e.registration.executor, e.clone()))
-            .collect();
-        // Before the first lease: a worker that starts during a pause must skip the paused
-        // owners' jobs from its first lease on.
-        notifier::refresh_pauses(&pool, &by_name).await;
-        let notifier = Notifier {
-            pool: pool.clone(),
-            executors: by_name,
-            cancels: shared.cancels.clone(),
-        };
-        background.spawn(supervised(
-            "notification listener",
-            notifier.run(shared.soft.clone()),
-        ));
-        let rescuer = rescuer::Rescuer::new(
-            pool.clone(),
-            shared.clock.clone(),
-            shared.metrics.clone(),
-            self.executors
-                .iter()
-                .map(|e| (e.registration.executor, e.registration.options))
-                .collect(),
-            self.settings.rescuer.clone(),
-        );
-        background.spawn(supervised("rescuer", rescuer.run(shared.soft.clone())));
-        // Renews leases until every handler has returned (after the soft stop, the grace).
-        let heartbeat = heartbeat::Heartbeat::new(
-            pool.clone(),
-            shared.clock.clone(),
-            shared.running.clone(),
-            self.settings.heartbeat.clone(),
-            self.id.clone(),
-            self.executors
-                .iter()
-                .map(|e| e.registration.executor)
-                .collect(),
-        );
-        let heartbeat_stop = CancellationToken::new();
-        background.spawn(supervised(
-            "heartbeat",
-            heartbeat.run(heartbeat_stop.clone()),
-        ));
-        let watch = unserved::Watch::new(
-            pool.clone(),
-            shared.clock.clone(),
-            self.settings.unserved.clone(),
-        );
-        background.spawn(supervised(
-            "unserved executors watch",
-            watch.run(shared.soft.clone()),
-        ));
-        let gauges = queue::Gauges::new(
-            pool.clone(),
-            shared.clock.clone(),
-            self.executors
-                .iter()
-                .map(|e| e.registration.executor)
-                .collect(),
-            self.settings.queue.clone(),
-        );
-        background.spawn(supervised("queue gauges", gauges.run(shared.soft.clone())));
-        let history = history::Maintainer::new(
-            pool.clone(),
-            shared.clock.clone(),
-            self.settings.history.clone(),
-        );
-        background.spawn(supervised(
-            "history maintenance",
-            history.run(shared.soft.clone()),
-        ));
-        for e in &self.executors {
-            producers.spawn(supervised(
-                "producer",
-                Producer::new(e.clone(), shared.clone()).run(),
-            ));
-        }
-
-        // Until stopped, or until one of the tasks ends on its own (it panicked).
-        let mut failed: Option<Error> = None;
-        loop {
-            let ended = tokio::select! {
-                () = shared.soft.cancelled() => break,
-                Some(r) = background.join_next() => r,
-                Some(r) = producers.join_next() => r,
-            };
-            let (task, reason) = match ended {
-                Ok((task, panic)) => (task, panic.unwrap_or_else(|| "it returned".to_owned())),
-                Err(e) => ("task", e.to_string()),
-            };
-            if shared.soft.is_cancelled() {
-                break;
-            }
-            tracing::error!(
-                task,
-                reason,
-                "a worker task stopped unexpectedly; stopping the worker"
-            );
-            failed = Some(Error::WorkerTask { task, reason });
-            shared.soft.cancel();
-        }
-        while producers.join_next().await.is_some() {}
-        leases.close().await;
-        // Let running handlers finish within the grace period: every slot free again.
-        let drain = async {
-            for e in &self.executors {
-                let _ = e.slots.acquire_many(e.capacity).await;
-            }
-        };
-        tokio::pin!(drain);
-        let mut drained = false;
-        tokio::select! {
-            () = &mut drain => drained = true,
-            () = tokio::time::sleep(self.settings.shutdown_grace) => {
-                tracing::warn!("grace period over: cancelling running handlers");
-                shared.hard.cancel();
-            }
-            () = shared.hard.cancelled() => {}
-        }
-        if !drained {
-            // Cancelled executions give their slots back at once.
-            drain.await;
-        }
-        heartbeat_stop.cancel();
-        background.shutdown().await;
-        // Gone from the registry of workers (a worker that dies is removed by others later).
-        match tokio::time::timeout(
-            self.settings.completer.flush_timeout,
-            crate::db::worker_delete(&pool, &self.id),
-        )
-        .await
-        {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                tracing::debug!(error = %e, "could not remove the worker from qron.workers")
-            }
-            Err(_) => tracing::debug!("could not remove the worker from qron.workers in time"),
-        }
-        drop(shared);
+        let mut services = Services::start(&self, &shared).await;
+        let failed = services.supervise(&shared).await;
+        services.stop(&self, shared).await;
         // The outcomes held are written, within the flush timeout.
         if let Some(mut completer) = guard.completer.take() {
             tokio::select! {
@@ -504,5 +341,29 @@ impl Worker {
             Some(e) => Err(e),
             None => Ok(()),
         }
+    }
+
+    /// What every task of a run shares, around the run's completer.
+    fn shared(&self, completer: completer::CompleterHandle) -> Arc<Shared> {
+        let pool = self.client.pool().clone();
+        Arc::new(Shared {
+            lease_pool: lease_pool(&pool, self.executors.len()),
+            pool,
+            completer,
+            metrics: self.metrics.clone(),
+            clock: self.clock.clone(),
+            schedules: crate::expr::Schedules::default(),
+            worker_id: self.id.clone(),
+            states: self.states.clone(),
+            batch_size: self.settings.producer.batch_size,
+            poll_interval: self.settings.producer.poll_interval,
+            lease_ahead: chrono::Duration::from_std(self.settings.producer.lease_ahead)
+                .unwrap_or(chrono::Duration::zero()),
+            soft: self.stopper.soft.clone(),
+            hard: self.stopper.hard.clone(),
+            running: Arc::default(),
+            lease_time: self.settings.heartbeat.lease_time,
+            cancels: Arc::default(),
+        })
     }
 }
