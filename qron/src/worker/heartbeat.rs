@@ -220,6 +220,7 @@ mod tests {
 
     use super::*;
     use crate::NewJob;
+    use crate::db::LeasedJob;
     use crate::testing::TestDb;
 
     async fn expiry(db: &TestDb, id: i64) -> DateTime<Utc> {
@@ -228,6 +229,50 @@ mod tests {
             .fetch_one(db.pool())
             .await
             .unwrap()
+    }
+
+    /// `n` jobs of a minute's limit, leased by worker `test` for a lease time of 1 s; the
+    /// database, the synced clock, and the lease's instant (in microseconds, as stored).
+    async fn leased(n: usize) -> (TestDb, Arc<DbClock>, DateTime<Utc>, Vec<LeasedJob>) {
+        let db = TestDb::new().await.unwrap();
+        for _ in 0..n {
+            db.client()
+                .create(NewJob::new("long", "@after 0s").timeout(Duration::from_secs(60)))
+                .await
+                .unwrap();
+        }
+        let clock = Arc::new(DbClock::new(Utc::now));
+        clock.sync(db.pool()).await.unwrap();
+        let now = chrono::SubsecRound::trunc_subsecs(clock.now(), 6);
+        let lease = db::Lease {
+            executor: "long",
+            worker_id: "test",
+            limit: i64::try_from(n).unwrap(),
+            now,
+            due_by: now,
+            after: None,
+            buffer_wait: Duration::ZERO,
+            lease_time: Duration::from_secs(1),
+            paused: false,
+            owner: None,
+        };
+        let jobs = db::job_lease(db.pool(), &lease).await.unwrap();
+        (db, clock, now, jobs)
+    }
+
+    /// The heartbeat of worker `w1` serving `long`, renewing `running` for 1 s at a time.
+    fn heartbeat(db: &TestDb, clock: Arc<DbClock>, running: Arc<Running>) -> Heartbeat {
+        let config = Config {
+            lease_time: Duration::from_secs(1),
+        };
+        Heartbeat::new(
+            db.pool().clone(),
+            clock,
+            running,
+            config,
+            "w1".to_owned(),
+            vec!["long"],
+        )
     }
 
     #[test]
@@ -243,36 +288,8 @@ mod tests {
 
     #[tokio::test]
     async fn run_once_renews_held_leases_up_to_the_limit_and_tells_lost_ones() {
-        let db = TestDb::new().await.unwrap();
-        let client = db.client();
-        for _ in 0..2 {
-            client
-                .create(NewJob::new("long", "@after 0s").timeout(Duration::from_secs(60)))
-                .await
-                .unwrap();
-        }
-        let clock = Arc::new(DbClock::new(Utc::now));
-        clock.sync(db.pool()).await.unwrap();
-        // Microseconds, as the database stores them.
-        let now = chrono::SubsecRound::trunc_subsecs(clock.now(), 6);
+        let (db, clock, now, jobs) = leased(2).await;
         let second = chrono::Duration::seconds;
-        let jobs = db::job_lease(
-            db.pool(),
-            &db::Lease {
-                executor: "long",
-                worker_id: "test",
-                limit: 2,
-                now,
-                due_by: now,
-                after: None,
-                buffer_wait: Duration::ZERO,
-                lease_time: Duration::from_secs(1),
-                paused: false,
-                owner: None,
-            },
-        )
-        .await
-        .unwrap();
         let (kept, taken) = (&jobs[0], &jobs[1]);
         // The lease is the lease time (and the slack), not the minute the job may run.
         assert_eq!(expiry(&db, kept.id).await, now + second(3));
@@ -282,17 +299,7 @@ mod tests {
         running.hold(kept.id, kept.lease_token, kept_lost.clone());
         // The other lease changed hands meanwhile.
         running.hold(taken.id, taken.lease_token - 1, taken_lost.clone());
-        let config = Config {
-            lease_time: Duration::from_secs(1),
-        };
-        let heartbeat = Heartbeat::new(
-            db.pool().clone(),
-            clock,
-            running.clone(),
-            config,
-            "w1".to_owned(),
-            vec!["long"],
-        );
+        let heartbeat = heartbeat(&db, clock, running.clone());
 
         assert_eq!(heartbeat.run_once(now + second(10)).await.unwrap(), (1, 1));
         assert_eq!(expiry(&db, kept.id).await, now + second(13));
@@ -325,40 +332,11 @@ mod tests {
 
     #[tokio::test]
     async fn leases_are_renewed_when_the_registry_of_workers_fails() {
-        let db = TestDb::new().await.unwrap();
-        db.client()
-            .create(NewJob::new("long", "@after 0s").timeout(Duration::from_secs(60)))
-            .await
-            .unwrap();
-        let clock = Arc::new(DbClock::new(Utc::now));
-        clock.sync(db.pool()).await.unwrap();
-        let now = chrono::SubsecRound::trunc_subsecs(clock.now(), 6);
-        let lease = db::Lease {
-            executor: "long",
-            worker_id: "test",
-            limit: 1,
-            now,
-            due_by: now,
-            after: None,
-            buffer_wait: Duration::ZERO,
-            lease_time: Duration::from_secs(1),
-            paused: false,
-            owner: None,
-        };
-        let job = db::job_lease(db.pool(), &lease).await.unwrap().remove(0);
+        let (db, clock, now, mut jobs) = leased(1).await;
+        let job = jobs.remove(0);
         let running = Arc::new(Running::default());
         running.hold(job.id, job.lease_token, CancellationToken::new());
-        let config = Config {
-            lease_time: Duration::from_secs(1),
-        };
-        let heartbeat = Heartbeat::new(
-            db.pool().clone(),
-            clock,
-            running,
-            config,
-            "w1".to_owned(),
-            vec!["long"],
-        );
+        let heartbeat = heartbeat(&db, clock, running);
         // The registry's upsert fails (here: its table is gone).
         sqlx::query("ALTER TABLE qron.workers RENAME TO workers_gone")
             .execute(db.pool())
