@@ -145,6 +145,21 @@ fn owner(db: &TestDb, owner: &str) -> Client {
     Client::builder(db.pool.clone()).owner(owner).build()
 }
 
+/// The overview of `client`'s dashboard (refreshed every 250 ms, open to anyone) in a fresh
+/// browser; and the dashboard's base URL.
+async fn overview(client: &Client) -> (Browser, String) {
+    let base = serve(
+        qron::http::Api::new(client.clone())
+            .allow_anonymous()
+            .refresh(Duration::from_millis(250))
+            .dashboard(),
+    )
+    .await;
+    let b = browser(1200).await;
+    b.goto(&base).await.unwrap();
+    (b, base)
+}
+
 #[tokio::test]
 async fn the_overview_shows_the_counts_and_updates_within_two_seconds_when_jobs_finish() {
     let db = TestDb::new().await;
@@ -168,16 +183,7 @@ async fn the_overview_shows_the_counts_and_updates_within_two_seconds_when_jobs_
         .create(NewJob::new("mail", "@after 1 hour"))
         .await
         .unwrap();
-    let base = serve(
-        qron::http::Api::new(client.clone())
-            .allow_anonymous()
-            .refresh(Duration::from_millis(250))
-            .dashboard(),
-    )
-    .await;
-
-    let b = browser(1200).await;
-    b.goto(&base).await.unwrap();
+    let (b, _) = overview(&client).await;
     let row = |executor: &str, count: &str| {
         format!("tr[data-executor={executor}] td[data-count={count}]")
     };
@@ -241,16 +247,7 @@ async fn retries_counts_per_state_and_an_unserved_executor_show_in_the_browser()
         .unwrap();
     let ran = qron::testing::run_due::<Act>(&client).await.unwrap();
     assert_eq!((ran.succeeded(), ran.failed(), ran.retried()), (1, 1, 1));
-    let base = serve(
-        qron::http::Api::new(client.clone())
-            .allow_anonymous()
-            .refresh(Duration::from_millis(250))
-            .dashboard(),
-    )
-    .await;
-
-    let b = browser(1200).await;
-    b.goto(&base).await.unwrap();
+    let (b, base) = overview(&client).await;
     let cell = |executor: &str, count: &str| {
         format!("tr[data-executor={executor}] td[data-count={count}]")
     };

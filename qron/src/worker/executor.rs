@@ -380,30 +380,27 @@ impl Failure<'_> {
         let next_run = next_run.map(|t| t.to_rfc3339());
         let (id, attempt, max_attempts) = (self.job.id, self.job.attempt, self.job.max_attempts);
         let (executor, owner, name, error) = (self.executor, self.owner, self.name, self.error);
+        // One event, at the level the outcome calls for (a level must be a constant).
+        macro_rules! failed {
+            ($level:expr, $message:literal) => {
+                tracing::event!(
+                    $level,
+                    job.id = id,
+                    executor,
+                    owner,
+                    name,
+                    attempt,
+                    max_attempts,
+                    next_run,
+                    error,
+                    $message
+                )
+            };
+        }
         if label == "retry" {
-            tracing::warn!(
-                job.id = id,
-                executor,
-                owner,
-                name,
-                attempt,
-                max_attempts,
-                next_run,
-                error,
-                "job failed; will retry"
-            );
+            failed!(tracing::Level::WARN, "job failed; will retry");
         } else {
-            tracing::error!(
-                job.id = id,
-                executor,
-                owner,
-                name,
-                attempt,
-                max_attempts,
-                next_run,
-                error,
-                "job failed for good"
-            );
+            failed!(tracing::Level::ERROR, "job failed for good");
         }
     }
 }

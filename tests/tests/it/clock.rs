@@ -39,21 +39,26 @@ fn worker(db: &TestDb, executor: &str, clock: qron::HostClock) -> Running {
     )
 }
 
+/// A 5 s job of probe `k`, held by a worker with a good clock for seconds to come.
+async fn held_by_an_honest_worker(db: &TestDb, k: &str) -> (qron::JobRow, Running) {
+    let held = Client::new(db.pool.clone())
+        .create(script("act_lease", "@after 0s", k, Mode::Hang).timeout(Duration::from_secs(5)))
+        .await
+        .unwrap();
+    let honest = worker(db, "act_lease", Utc::now);
+    wait_for("the lease", Duration::from_secs(5), || async {
+        probe(k).started() == 1
+    })
+    .await;
+    (held, honest)
+}
+
 #[tokio::test]
 async fn a_worker_whose_clock_is_fast_neither_runs_jobs_early_nor_takes_held_leases() {
     let db = TestDb::new().await;
     let c = Client::new(db.pool.clone());
     let k = key("skew");
-    // Held by a worker with a good clock for seconds to come.
-    let held = c
-        .create(script("act_lease", "@after 0s", &k, Mode::Hang).timeout(Duration::from_secs(5)))
-        .await
-        .unwrap();
-    let honest = worker(&db, "act_lease", Utc::now);
-    wait_for("the lease", Duration::from_secs(5), || async {
-        probe(&k).started() == 1
-    })
-    .await;
+    let (held, honest) = held_by_an_honest_worker(&db, &k).await;
     // Due in 90 s by the database's clock: 30 s ago by the fast host's.
     let later = c
         .create(script("act", "@after 90s", &k, Mode::Ok))
@@ -102,15 +107,7 @@ async fn a_step_of_a_workers_host_clock_neither_runs_jobs_early_nor_takes_held_l
     let db = TestDb::new().await;
     let c = Client::new(db.pool.clone());
     let k = key("step");
-    let held = c
-        .create(script("act_lease", "@after 0s", &k, Mode::Hang).timeout(Duration::from_secs(5)))
-        .await
-        .unwrap();
-    let honest = worker(&db, "act_lease", Utc::now);
-    wait_for("the lease", Duration::from_secs(5), || async {
-        probe(&k).started() == 1
-    })
-    .await;
+    let (held, honest) = held_by_an_honest_worker(&db, &k).await;
     // The workers measure the server's time while their host's clock is right: the first job
     // runs, so they have.
     let stepped_act = worker(&db, "act", stepping);
