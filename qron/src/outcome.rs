@@ -130,116 +130,164 @@ pub(crate) fn decide(
     backoff: Backoff,
     history: crate::History,
 ) -> (Outcome, &'static str) {
-    let next_slot = schedule.and_then(|s| s.next_run(job.start_at, job.slot_at, now));
-    // A new occurrence (`reset`) starts at its slot; a retry keeps the occurrence's slot.
-    let live_counted = |status: &'static str,
-                        run_at: DateTime<Utc>,
-                        reset: bool,
-                        uncount: bool,
-                        error: Option<String>| {
+    let d = Decision {
+        job,
+        next_slot: schedule.and_then(|s| s.next_run(job.start_at, job.slot_at, now)),
+        requests,
+        history,
+        now,
+    };
+    // A recurring job whose stored schedule gives no next slot (it no longer parses, or its
+    // next run is out of range) would otherwise run back to back: it ends, failed.
+    if job.recurring && d.next_slot.is_none() && !d.requests.stop {
+        let reason = "the job's stored schedule gives no next run (it no longer parses, or its \
+                      next run is out of range): the job is ended as failed";
+        return (d.finish("failed", Some(reason.to_owned())), "failed");
+    }
+    match result {
+        Ok(()) => d.succeeded(),
+        // Later, as if this execution had not been: the attempt does not count, and no error.
+        Err(JobError::Snooze(delay)) => (
+            d.live_counted(d.paused_or("ready"), d.later(delay), false, true, None),
+            "snoozed",
+        ),
+        Err(e) => d.failed(&e, backoff),
+    }
+}
+
+/// What one outcome is decided from.
+struct Decision<'a> {
+    job: &'a OutcomeInput,
+    /// A recurring job's next slot after this execution.
+    next_slot: Option<DateTime<Utc>>,
+    requests: Requests,
+    history: crate::History,
+    now: DateTime<Utc>,
+}
+
+impl Decision<'_> {
+    /// The job stays live with `status`, due at `run_at`: a new occurrence (`reset`) starts at
+    /// its slot, a retry keeps the occurrence's; `uncount`: the attempt does not count.
+    fn live_counted(
+        &self,
+        status: &'static str,
+        run_at: DateTime<Utc>,
+        reset: bool,
+        uncount: bool,
+        error: Option<String>,
+    ) -> Outcome {
+        let job = self.job;
         Outcome::Complete(Completion {
             id: job.id,
             token: job.token,
             revision: job.revision,
             lease_run_at: job.run_at,
             one_off: !job.recurring,
-            history,
+            history: self.history,
             status,
             run_at,
             slot_at: reset.then_some(run_at),
             reset_attempt: reset,
             uncount_attempt: uncount,
-            payload: requests.payload.clone(),
+            payload: self.requests.payload.clone(),
             expr: None,
             start_at: None,
             recurring: job.recurring,
             error,
         })
-    };
-    let live = |status: &'static str, run_at: DateTime<Utc>, reset: bool, error: Option<String>| {
-        live_counted(status, run_at, reset, false, error)
-    };
-    let finish = |status: &'static str, error: Option<String>| {
+    }
+
+    fn live(
+        &self,
+        status: &'static str,
+        run_at: DateTime<Utc>,
+        reset: bool,
+        error: Option<String>,
+    ) -> Outcome {
+        self.live_counted(status, run_at, reset, false, error)
+    }
+
+    /// The job ends with `status`.
+    fn finish(&self, status: &'static str, error: Option<String>) -> Outcome {
+        let job = self.job;
         Outcome::Finish(Finish {
             id: job.id,
             token: job.token,
             revision: job.revision,
             lease_run_at: job.run_at,
-            history,
+            history: self.history,
             status,
-            payload: requests.payload.clone(),
+            payload: self.requests.payload.clone(),
             error,
         })
-    };
-    // A recurring job whose stored schedule gives no next slot (it no longer parses, or its
-    // next run is out of range) would otherwise run back to back: it ends, failed.
-    if job.recurring && next_slot.is_none() && !requests.stop {
-        let reason = "the job's stored schedule gives no next run (it no longer parses, or its \
-                      next run is out of range): the job is ended as failed";
-        return (finish("failed", Some(reason.to_owned())), "failed");
     }
-    let paused_or = |status: &'static str| if requests.stop { "paused" } else { status };
-    match result {
-        Ok(()) => {
-            if requests.stop {
-                return (live("paused", job.run_at, true, None), "paused");
-            }
-            if let Some(s) = &requests.reschedule {
-                let Some(run_at) = s.first_run(now) else {
-                    let reason = format!("the new schedule `{s}` gives no run after {now}");
-                    return (finish("failed", Some(reason)), "failed");
-                };
-                let mut outcome = live("ready", run_at, true, None);
-                if let Outcome::Complete(c) = &mut outcome {
-                    c.expr = Some(s.to_string());
-                    c.start_at = Some(now);
-                    c.recurring = s.is_recurring();
-                }
-                return (outcome, "rescheduled");
-            }
-            match next_slot {
-                Some(run_at) if job.recurring => (live("ready", run_at, true, None), "succeeded"),
-                _ => (finish("succeeded", None), "succeeded"),
-            }
+
+    /// `status`, or paused when the handler stopped the job.
+    fn paused_or(&self, status: &'static str) -> &'static str {
+        if self.requests.stop { "paused" } else { status }
+    }
+
+    /// `delay` from now, but no later than a recurring job's next slot.
+    fn later(&self, delay: std::time::Duration) -> DateTime<Utc> {
+        let delay = chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX);
+        let at = self
+            .now
+            .checked_add_signed(delay)
+            .unwrap_or(DateTime::<Utc>::MAX_UTC);
+        match (self.job.recurring, self.next_slot) {
+            (true, Some(slot)) => at.min(slot),
+            _ => at,
         }
-        // Later, as if this execution had not been: the attempt does not count, and no error.
-        Err(JobError::Snooze(delay)) => {
-            let delay = chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX);
-            let mut at = now
-                .checked_add_signed(delay)
-                .unwrap_or(DateTime::<Utc>::MAX_UTC);
-            if let (true, Some(slot)) = (job.recurring, next_slot) {
-                at = at.min(slot);
+    }
+
+    fn succeeded(&self) -> (Outcome, &'static str) {
+        let job = self.job;
+        if self.requests.stop {
+            return (self.live("paused", job.run_at, true, None), "paused");
+        }
+        if let Some(s) = &self.requests.reschedule {
+            let Some(run_at) = s.first_run(self.now) else {
+                let reason = format!("the new schedule `{s}` gives no run after {}", self.now);
+                return (self.finish("failed", Some(reason)), "failed");
+            };
+            let mut outcome = self.live("ready", run_at, true, None);
+            if let Outcome::Complete(c) = &mut outcome {
+                c.expr = Some(s.to_string());
+                c.start_at = Some(self.now);
+                c.recurring = s.is_recurring();
             }
+            return (outcome, "rescheduled");
+        }
+        match self.next_slot {
+            Some(run_at) if job.recurring => (self.live("ready", run_at, true, None), "succeeded"),
+            _ => (self.finish("succeeded", None), "succeeded"),
+        }
+    }
+
+    fn failed(&self, e: &JobError, backoff: Backoff) -> (Outcome, &'static str) {
+        let job = self.job;
+        let reason = Some(crate::limits::storable_error(e.reason()));
+        let retry = matches!(e, JobError::Retry(_) | JobError::RetryAfter(..))
+            && job.attempt < job.max_attempts;
+        if retry {
+            let wait = match e {
+                JobError::RetryAfter(_, d) => *d,
+                _ => backoff.delay(job.attempt),
+            };
+            let at = self.later(wait);
             (
-                live_counted(paused_or("ready"), at, false, true, None),
-                "snoozed",
+                self.live(self.paused_or("ready"), at, false, reason),
+                "retry",
             )
-        }
-        Err(e) => {
-            let reason = Some(crate::limits::storable_error(e.reason()));
-            let retry = matches!(e, JobError::Retry(_) | JobError::RetryAfter(..))
-                && job.attempt < job.max_attempts;
-            if retry {
-                let wait = match &e {
-                    JobError::RetryAfter(_, d) => *d,
-                    _ => backoff.delay(job.attempt),
-                };
-                let delay = chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::MAX);
-                let mut at = now
-                    .checked_add_signed(delay)
-                    .unwrap_or(DateTime::<Utc>::MAX_UTC);
-                if let (true, Some(slot)) = (job.recurring, next_slot) {
-                    at = at.min(slot);
-                }
-                (live(paused_or("ready"), at, false, reason), "retry")
-            } else if let (true, Some(run_at)) = (job.recurring, next_slot) {
-                (live(paused_or("ready"), run_at, true, reason), "failed")
-            } else if requests.stop {
-                (live("paused", job.run_at, true, reason), "failed")
-            } else {
-                (finish("failed", reason), "failed")
-            }
+        } else if let (true, Some(run_at)) = (job.recurring, self.next_slot) {
+            (
+                self.live(self.paused_or("ready"), run_at, true, reason),
+                "failed",
+            )
+        } else if self.requests.stop {
+            (self.live("paused", job.run_at, true, reason), "failed")
+        } else {
+            (self.finish("failed", reason), "failed")
         }
     }
 }
