@@ -142,6 +142,48 @@ fn token(secret: &str) -> String {
     secret.chars().filter(char::is_ascii_hexdigit).collect()
 }
 
+/// A reported outcome, checked: with its payload's JSON and its retry's delay.
+type Checked = (RemoteOutcome, Option<String>, Option<Duration>);
+
+/// What a remote worker's report of `result` for the job of `lease` writes (the outcome of
+/// an execution, as the executor decides it), with the retry's delay when the worker gave one.
+fn remote_outcome(
+    lease: &db::HeldLease,
+    result: &RemoteResult,
+    payload: Option<String>,
+    delay: Option<Duration>,
+    now: DateTime<Utc>,
+    schedules: &crate::expr::Schedules,
+) -> Outcome {
+    let result = match result {
+        RemoteResult::Commit => Ok(()),
+        RemoteResult::Retry { error, .. } => Err(JobError::retry(
+            error.clone().unwrap_or_else(|| "retry".to_owned()),
+        )),
+        RemoteResult::Fail { error } => Err(JobError::fail(
+            error.clone().unwrap_or_else(|| "failed".to_owned()),
+        )),
+    };
+    let requests = Requests {
+        payload,
+        ..Requests::default()
+    };
+    let options = crate::registry::declared_options(&lease.executor);
+    let (mut outcome, label) = decide(
+        &OutcomeInput::held(lease),
+        result,
+        requests,
+        now,
+        schedules.of(&lease.expr, lease.recurring).as_ref(),
+        options.backoff,
+        options.history,
+    );
+    if let (Some(d), "retry", Outcome::Complete(c)) = (delay, label, &mut outcome) {
+        c.run_at = now + chrono::Duration::from_std(d).unwrap_or_default();
+    }
+    outcome
+}
+
 /// Whether `given` is the token of the remote lease `held` (compared in constant time; a
 /// worker's own lease has no token, and no token matches it).
 fn holds(held: &db::HeldLease, given: &str) -> bool {
@@ -302,36 +344,7 @@ impl Client {
         executors: Option<&[String]>,
     ) -> Result<Vec<Reported>> {
         self.scope().check_owner()?;
-        check_batch("outcomes", outcomes.len())?;
-        let mut ids: Vec<i64> = outcomes.iter().map(|o| o.id).collect();
-        ids.sort_unstable();
-        if ids.windows(2).any(|w| w[0] == w[1]) {
-            return Err(Error::InvalidArgument {
-                field: "outcomes",
-                reason: "a job is reported twice".to_owned(),
-            });
-        }
-        // Everything is checked before anything is written.
-        let mut checked = Vec::with_capacity(outcomes.len());
-        for o in outcomes {
-            if let RemoteResult::Retry { error: Some(e), .. }
-            | RemoteResult::Fail { error: Some(e) } = &o.result
-            {
-                check_text("error", e)?;
-            }
-            let payload = match &o.payload {
-                Some(p) => Some(self.scope().json("payload", p)?),
-                None => None,
-            };
-            let delay = match &o.result {
-                RemoteResult::Retry {
-                    delay_seconds: Some(s),
-                    ..
-                } => Some(seconds("delay_seconds", *s)?),
-                _ => None,
-            };
-            checked.push((o, payload, delay));
-        }
+        let (ids, checked) = self.check_outcomes(outcomes)?;
         let now = self.now().await;
         // Each expression parsed once for the whole report.
         let schedules = crate::expr::Schedules::default();
@@ -355,32 +368,7 @@ impl Client {
                     });
                     continue;
                 };
-                let result = match &o.result {
-                    RemoteResult::Commit => Ok(()),
-                    RemoteResult::Retry { error, .. } => Err(JobError::retry(
-                        error.clone().unwrap_or_else(|| "retry".to_owned()),
-                    )),
-                    RemoteResult::Fail { error } => Err(JobError::fail(
-                        error.clone().unwrap_or_else(|| "failed".to_owned()),
-                    )),
-                };
-                let requests = Requests {
-                    payload,
-                    ..Requests::default()
-                };
-                let options = crate::registry::declared_options(&lease.executor);
-                let (mut outcome, label) = decide(
-                    &OutcomeInput::held(lease),
-                    result,
-                    requests,
-                    now,
-                    schedules.of(&lease.expr, lease.recurring).as_ref(),
-                    options.backoff,
-                    options.history,
-                );
-                if let (Some(d), "retry", Outcome::Complete(c)) = (delay, label, &mut outcome) {
-                    c.run_at = now + chrono::Duration::from_std(d).unwrap_or_default();
-                }
+                let outcome = remote_outcome(lease, &o.result, payload, delay, now, &schedules);
                 writes.push(outcome);
                 reported.push(Reported {
                     id: o.id,
@@ -400,6 +388,42 @@ impl Client {
                 what: "writing a remote worker's outcomes",
                 after: REMOTE_WRITE_WAIT,
             })?
+    }
+
+    /// A report's outcomes checked before anything is written: no job twice, storable error
+    /// texts and payloads, delays in range. Their ids in order, and each outcome with its
+    /// payload's JSON and its delay.
+    fn check_outcomes(&self, outcomes: Vec<RemoteOutcome>) -> Result<(Vec<i64>, Vec<Checked>)> {
+        check_batch("outcomes", outcomes.len())?;
+        let mut ids: Vec<i64> = outcomes.iter().map(|o| o.id).collect();
+        ids.sort_unstable();
+        if ids.windows(2).any(|w| w[0] == w[1]) {
+            return Err(Error::InvalidArgument {
+                field: "outcomes",
+                reason: "a job is reported twice".to_owned(),
+            });
+        }
+        let mut checked = Vec::with_capacity(outcomes.len());
+        for o in outcomes {
+            if let RemoteResult::Retry { error: Some(e), .. }
+            | RemoteResult::Fail { error: Some(e) } = &o.result
+            {
+                check_text("error", e)?;
+            }
+            let payload = match &o.payload {
+                Some(p) => Some(self.scope().json("payload", p)?),
+                None => None,
+            };
+            let delay = match &o.result {
+                RemoteResult::Retry {
+                    delay_seconds: Some(s),
+                    ..
+                } => Some(seconds("delay_seconds", *s)?),
+                _ => None,
+            };
+            checked.push((o, payload, delay));
+        }
+        Ok((ids, checked))
     }
 
     /// Renews the leases `(id, token)` of this owner's jobs for `lease_time` from now (never
