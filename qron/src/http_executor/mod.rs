@@ -368,66 +368,10 @@ fn run(ctx: Context, payload: Option<String>) -> HandlerFuture {
 
 async fn send(exec: &HttpExecutor, ctx: &Context, payload: Value) -> Result<(), JobError> {
     let meta = ctx.meta();
-    let url = meta
-        .get("url")
-        .and_then(Value::as_str)
-        .ok_or_else(|| JobError::fail("the job's meta has no `url` to send it to"))?;
-    let url = reqwest::Url::parse(url)
-        .map_err(|e| JobError::fail(format!("the job's `url` is not a URL: {e}")))?;
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err(JobError::fail(format!(
-            "the job's `url` must be http or https, not {}",
-            url.scheme()
-        )));
-    }
-    // An address in the URL is connected to without the resolver: checked here.
-    // (The URL's parser writes an IPv4 address in its canonical form: `127.1` is 127.0.0.1.)
-    let host = url.host_str().unwrap_or_default();
-    let literal = host.trim_start_matches('[').trim_end_matches(']');
-    if let Ok(ip) = literal.parse::<std::net::IpAddr>() {
-        exec.destinations.check(host, ip).map_err(JobError::fail)?;
-    }
-    let method = meta.get("method").and_then(Value::as_str).unwrap_or("POST");
-    let method = reqwest::Method::from_bytes(method.to_ascii_uppercase().as_bytes())
-        .map_err(|e| JobError::fail(format!("the job's `method` is not a method: {e}")))?;
-    let mut headers = reqwest::header::HeaderMap::new();
-    if let Some(given) = meta.get("headers").and_then(Value::as_object) {
-        for (name, value) in given {
-            let value = value
-                .as_str()
-                .ok_or_else(|| JobError::fail(format!("header `{name}` is not a string")))?;
-            let lower = name.to_ascii_lowercase();
-            if REFUSED_HEADERS.contains(&lower.as_str()) || lower.starts_with("x-qron-") {
-                return Err(JobError::fail(format!(
-                    "header `{name}` may not be set by a job's meta"
-                )));
-            }
-            let name = reqwest::header::HeaderName::from_bytes(name.as_bytes())
-                .map_err(|e| JobError::fail(format!("header `{name}`: {e}")))?;
-            let value = reqwest::header::HeaderValue::from_str(value)
-                .map_err(|e| JobError::fail(format!("header `{name}`: {e}")))?;
-            headers.append(name, value);
-        }
-    }
-    // The meta's headers may hold credentials: they are sent as headers, not in the body.
-    let mut shown = meta.clone();
-    if let Some(m) = shown.as_object_mut() {
-        m.remove("headers");
-    }
-    let body = serde_json::to_vec(&json!({
-        "id": ctx.id(),
-        "executor": ctx.executor(),
-        "owner": ctx.owner(),
-        "name": ctx.name(),
-        "attempt": ctx.attempt(),
-        "payload": payload,
-        "meta": shown,
-        "scheduled_at": ctx.scheduled_at(),
-        "due_at": ctx.due_at(),
-    }))
-    .map_err(JobError::fail)?;
-    let secret = exec.secret.as_ref().and_then(|f| f(ctx.owner()));
-    if let Some(secret) = secret {
+    let (method, url) = destination(exec, meta)?;
+    let mut headers = meta_headers(meta)?;
+    let body = request_body(ctx, payload, meta)?;
+    if let Some(secret) = exec.secret.as_ref().and_then(|f| f(ctx.owner())) {
         let t = chrono::Utc::now().timestamp();
         let sig = HttpExecutor::sign(
             &secret,
@@ -452,21 +396,7 @@ async fn send(exec: &HttpExecutor, ctx: &Context, payload: Value) -> Result<(), 
         .body(body)
         .send()
         .await
-        .map_err(|e| {
-            if let Some(refused) = refusal(&e) {
-                JobError::fail(refused.clone())
-            } else if e.is_redirect() {
-                let to = e.url().map_or_else(String::new, |u| format!(" to {u}"));
-                JobError::fail(format!(
-                    "the endpoint redirected{to}: refused (another scheme, host or port, or \
-                     too many redirects)"
-                ))
-            } else if e.is_builder() {
-                JobError::fail(format!("the request cannot be made: {e}"))
-            } else {
-                JobError::retry(format!("the request failed: {e}"))
-            }
-        })?;
+        .map_err(|e| request_error(&e))?;
     let status = reply.status();
     let wait = reply
         .headers()
@@ -497,6 +427,101 @@ async fn send(exec: &HttpExecutor, ctx: &Context, payload: Value) -> Result<(), 
         (true, Some(wait)) => JobError::retry_after(error, wait),
         (true, None) => JobError::retry(error),
     })
+}
+
+/// The meta's method (POST by default) and URL, an http(s) one whose address, when the URL
+/// gives one, the operator allows (a name is checked when it resolves).
+fn destination(
+    exec: &HttpExecutor,
+    meta: &Value,
+) -> Result<(reqwest::Method, reqwest::Url), JobError> {
+    let url = meta
+        .get("url")
+        .and_then(Value::as_str)
+        .ok_or_else(|| JobError::fail("the job's meta has no `url` to send it to"))?;
+    let url = reqwest::Url::parse(url)
+        .map_err(|e| JobError::fail(format!("the job's `url` is not a URL: {e}")))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(JobError::fail(format!(
+            "the job's `url` must be http or https, not {}",
+            url.scheme()
+        )));
+    }
+    // An address in the URL is connected to without the resolver: checked here.
+    // (The URL's parser writes an IPv4 address in its canonical form: `127.1` is 127.0.0.1.)
+    let host = url.host_str().unwrap_or_default();
+    let literal = host.trim_start_matches('[').trim_end_matches(']');
+    if let Ok(ip) = literal.parse::<std::net::IpAddr>() {
+        exec.destinations.check(host, ip).map_err(JobError::fail)?;
+    }
+    let method = meta.get("method").and_then(Value::as_str).unwrap_or("POST");
+    let method = reqwest::Method::from_bytes(method.to_ascii_uppercase().as_bytes())
+        .map_err(|e| JobError::fail(format!("the job's `method` is not a method: {e}")))?;
+    Ok((method, url))
+}
+
+/// The meta's headers: strings, none of those a job may not set.
+fn meta_headers(meta: &Value) -> Result<reqwest::header::HeaderMap, JobError> {
+    let mut headers = reqwest::header::HeaderMap::new();
+    let Some(given) = meta.get("headers").and_then(Value::as_object) else {
+        return Ok(headers);
+    };
+    for (name, value) in given {
+        let value = value
+            .as_str()
+            .ok_or_else(|| JobError::fail(format!("header `{name}` is not a string")))?;
+        let lower = name.to_ascii_lowercase();
+        if REFUSED_HEADERS.contains(&lower.as_str()) || lower.starts_with("x-qron-") {
+            return Err(JobError::fail(format!(
+                "header `{name}` may not be set by a job's meta"
+            )));
+        }
+        let name = reqwest::header::HeaderName::from_bytes(name.as_bytes())
+            .map_err(|e| JobError::fail(format!("header `{name}`: {e}")))?;
+        let value = reqwest::header::HeaderValue::from_str(value)
+            .map_err(|e| JobError::fail(format!("header `{name}`: {e}")))?;
+        headers.append(name, value);
+    }
+    Ok(headers)
+}
+
+/// The JSON body: the job, its payload, and its meta without the headers (which may hold
+/// credentials: they are sent as headers, not in the body).
+fn request_body(ctx: &Context, payload: Value, meta: &Value) -> Result<Vec<u8>, JobError> {
+    let mut shown = meta.clone();
+    if let Some(m) = shown.as_object_mut() {
+        m.remove("headers");
+    }
+    serde_json::to_vec(&json!({
+        "id": ctx.id(),
+        "executor": ctx.executor(),
+        "owner": ctx.owner(),
+        "name": ctx.name(),
+        "attempt": ctx.attempt(),
+        "payload": payload,
+        "meta": shown,
+        "scheduled_at": ctx.scheduled_at(),
+        "due_at": ctx.due_at(),
+    }))
+    .map_err(JobError::fail)
+}
+
+/// What a request that got no answer makes of the job: a refused destination or redirect,
+/// or a request that cannot be made, fails it; anything else (a network error) retries it.
+fn request_error(e: &reqwest::Error) -> JobError {
+    if let Some(refused) = refusal(e) {
+        JobError::fail(refused.clone())
+    } else if e.is_redirect() {
+        let to = e.url().map_or_else(String::new, |u| format!(" to {u}"));
+        JobError::fail(format!(
+            "the endpoint redirected{to}: refused (another scheme, host or port, or too many \
+             redirects)"
+        ))
+    } else if e.is_builder() {
+        JobError::fail(format!("the request cannot be made: {e}"))
+    } else {
+        JobError::retry(format!("the request failed: {e}"))
+    }
 }
 
 #[cfg(test)]
