@@ -5,7 +5,7 @@ use std::future::Future;
 use sqlx::{Acquire, Postgres};
 use tracing::Instrument as _;
 
-use super::{Client, INSERT_CHUNK, Scope};
+use super::{Client, FirstRun, INSERT_CHUNK, Scope};
 use crate::db::{self, InsertRow};
 use crate::error::{Error, Result};
 use crate::job::{JobRef, JobRow, NewJob};
@@ -111,29 +111,20 @@ impl Client {
         self.insert_many_with(conn, jobs).instrument(span).await
     }
 
-    async fn insert_many_with<'c, A>(&self, conn: A, jobs: Vec<NewJob>) -> Result<Vec<i64>>
-    where
-        A: Acquire<'c, Database = Postgres>,
-    {
-        let now = self.now().await;
-        let in_batch = |i: usize| {
-            move |e: Error| match e {
-                Error::InvalidArgument { field, reason } => Error::InvalidArgument {
-                    field,
-                    reason: format!("{reason} (job {i} of the batch)"),
-                },
-                other => other,
-            }
-        };
-        // Named jobs are checked before anything is written.
-        let mut last = None;
+    /// The batch's named jobs, checked and prepared, with their places in it: no name twice.
+    fn check_named(
+        &self,
+        jobs: &[NewJob],
+        now: chrono::DateTime<chrono::Utc>,
+        last: &mut Option<FirstRun>,
+    ) -> Result<Vec<(usize, InsertRow)>> {
         let mut named = Vec::new();
         let mut names = std::collections::HashSet::new();
         for (i, job) in jobs.iter().enumerate() {
             let Some(name) = &job.name else { continue };
             let row = self
                 .scope()
-                .prepare_with(job, now, &mut last)
+                .prepare_with(job, now, last)
                 .map_err(in_batch(i))?;
             if !names.insert((job.executor.as_str(), name.as_str())) {
                 return Err(Error::InvalidArgument {
@@ -146,6 +137,17 @@ impl Client {
             }
             named.push((i, row));
         }
+        Ok(named)
+    }
+
+    async fn insert_many_with<'c, A>(&self, conn: A, jobs: Vec<NewJob>) -> Result<Vec<i64>>
+    where
+        A: Acquire<'c, Database = Postgres>,
+    {
+        let now = self.now().await;
+        // Named jobs are checked before anything is written.
+        let mut last = None;
+        let named = self.check_named(&jobs, now, &mut last)?;
         let mut ids = vec![0; jobs.len()];
         let mut due = std::collections::BTreeSet::new();
         let soon = now + chrono::Duration::seconds(1);
@@ -212,5 +214,16 @@ impl Client {
         }
         tx.commit().await?;
         Ok(ids)
+    }
+}
+
+/// An invalid argument of job `i` of a batch, said so.
+fn in_batch(i: usize) -> impl Fn(Error) -> Error {
+    move |e: Error| match e {
+        Error::InvalidArgument { field, reason } => Error::InvalidArgument {
+            field,
+            reason: format!("{reason} (job {i} of the batch)"),
+        },
+        other => other,
     }
 }
