@@ -184,70 +184,9 @@ impl Schedule {
                 ));
             }
         }
-        let kind = if let Some(body) = rest.strip_prefix('@') {
-            let word_len = body.find(char::is_whitespace).unwrap_or(body.len());
-            let word = body[..word_len].to_ascii_lowercase();
-            let (arg_pos, arg) = skip_ws(expr, pos + 1 + word_len);
-            let arg = arg.trim_end();
-            let alias = match word.as_str() {
-                "yearly" | "annually" => Some(Interval::new(12, 0, 0)),
-                "monthly" => Some(Interval::new(1, 0, 0)),
-                "weekly" => Some(Interval::new(0, 7, 0)),
-                "daily" => Some(Interval::new(0, 1, 0)),
-                "hourly" => Some(Interval::new(0, 0, 3_600_000_000)),
-                "minutely" => Some(Interval::new(0, 0, 60_000_000)),
-                _ => None,
-            };
-            if let Some(interval) = alias {
-                if !arg.is_empty() {
-                    return Err(ExprError::new(
-                        ExprErrorKind::UnknownKeyword,
-                        arg_pos,
-                        arg,
-                        format!("@{word} takes nothing after it"),
-                    ));
-                }
-                Kind::Every(interval)
-            } else {
-                match word.as_str() {
-                    "at" => Kind::At(parse_timestamp(arg, arg_pos)?),
-                    "after" => Kind::After(parse_interval(arg, arg_pos, "@after")?),
-                    "every" => {
-                        let i = parse_interval(arg, arg_pos, "@every")?;
-                        if i.months < 0 || i.days < 0 || i.micros < 0 || i.is_zero() {
-                            return Err(ExprError::new(
-                                ExprErrorKind::NonPositiveInterval,
-                                arg_pos,
-                                arg,
-                                format!(
-                                    "@every needs a positive interval (every part zero or more, not all zero), got `{i}`: it would never stop running"
-                                ),
-                            ));
-                        }
-                        if i.months == 0 && i.days == 0 && i.micros < MIN_EVERY.as_micros() as i64 {
-                            return Err(ExprError::new(
-                                ExprErrorKind::IntervalTooShort,
-                                arg_pos,
-                                arg,
-                                format!(
-                                    "@every needs an interval of at least {MIN_EVERY:?}, got `{i}`"
-                                ),
-                            ));
-                        }
-                        Kind::Every(i)
-                    }
-                    _ => {
-                        return Err(ExprError::new(
-                            ExprErrorKind::UnknownKeyword,
-                            pos,
-                            &rest[..1 + word_len],
-                            format!("unknown keyword `@{word}`; the keywords are {KEYWORDS}"),
-                        ));
-                    }
-                }
-            }
-        } else {
-            Kind::Cron(Box::new(Crontab::parse(rest.trim_end(), pos)?))
+        let kind = match rest.strip_prefix('@') {
+            Some(body) => parse_keyword(expr, pos, body)?,
+            None => Kind::Cron(Box::new(Crontab::parse(rest.trim_end(), pos)?)),
         };
         if let (Some((_, tz_pos)), Kind::At(_) | Kind::After(_)) = (tz, &kind) {
             return Err(ExprError::new(
@@ -449,6 +388,70 @@ fn first_instant_at_or_after(tz: Tz, local: NaiveDateTime) -> Option<DateTime<Ut
         probe = probe.checked_add_signed(Duration::minutes(1))?;
     }
     None
+}
+
+/// An `@` keyword at `pos` of `expr` (`body` follows the `@`) and what it takes: an alias,
+/// `@at`, `@after` or `@every`.
+fn parse_keyword(expr: &str, pos: usize, body: &str) -> Result<Kind, ExprError> {
+    let word_len = body.find(char::is_whitespace).unwrap_or(body.len());
+    let word = body[..word_len].to_ascii_lowercase();
+    let (arg_pos, arg) = skip_ws(expr, pos + 1 + word_len);
+    let arg = arg.trim_end();
+    let alias = match word.as_str() {
+        "yearly" | "annually" => Some(Interval::new(12, 0, 0)),
+        "monthly" => Some(Interval::new(1, 0, 0)),
+        "weekly" => Some(Interval::new(0, 7, 0)),
+        "daily" => Some(Interval::new(0, 1, 0)),
+        "hourly" => Some(Interval::new(0, 0, 3_600_000_000)),
+        "minutely" => Some(Interval::new(0, 0, 60_000_000)),
+        _ => None,
+    };
+    if let Some(interval) = alias {
+        if !arg.is_empty() {
+            return Err(ExprError::new(
+                ExprErrorKind::UnknownKeyword,
+                arg_pos,
+                arg,
+                format!("@{word} takes nothing after it"),
+            ));
+        }
+        return Ok(Kind::Every(interval));
+    }
+    match word.as_str() {
+        "at" => Ok(Kind::At(parse_timestamp(arg, arg_pos)?)),
+        "after" => Ok(Kind::After(parse_interval(arg, arg_pos, "@after")?)),
+        "every" => Ok(Kind::Every(every_interval(arg, arg_pos)?)),
+        _ => Err(ExprError::new(
+            ExprErrorKind::UnknownKeyword,
+            pos,
+            &format!("@{}", &body[..word_len]),
+            format!("unknown keyword `@{word}`; the keywords are {KEYWORDS}"),
+        )),
+    }
+}
+
+/// The interval of `@every` (`arg`, at `arg_pos`): positive, and not under [`MIN_EVERY`].
+fn every_interval(arg: &str, arg_pos: usize) -> Result<Interval, ExprError> {
+    let i = parse_interval(arg, arg_pos, "@every")?;
+    if i.months < 0 || i.days < 0 || i.micros < 0 || i.is_zero() {
+        return Err(ExprError::new(
+            ExprErrorKind::NonPositiveInterval,
+            arg_pos,
+            arg,
+            format!(
+                "@every needs a positive interval (every part zero or more, not all zero), got `{i}`: it would never stop running"
+            ),
+        ));
+    }
+    if i.months == 0 && i.days == 0 && i.micros < MIN_EVERY.as_micros() as i64 {
+        return Err(ExprError::new(
+            ExprErrorKind::IntervalTooShort,
+            arg_pos,
+            arg,
+            format!("@every needs an interval of at least {MIN_EVERY:?}, got `{i}`"),
+        ));
+    }
+    Ok(i)
 }
 
 fn skip_ws(s: &str, from: usize) -> (usize, &str) {
