@@ -85,40 +85,35 @@ pub(super) fn parse_timestamp(text: &str, pos: usize) -> Result<DateTime<Utc>, E
     }
     let naive = date.and_time(time);
     let rest = &text[i..];
-    let offset_secs: i32 = match rest {
-        "" | "Z" | "z" => 0,
-        _ => {
-            let sign = match rest.as_bytes()[0] {
-                b'+' => 1,
-                b'-' => -1,
-                _ => return Err(bad(&format!("unexpected `{rest}` after the time"))),
-            };
-            let o = &rest[1..];
-            if !o.bytes().all(|c| c.is_ascii_digit() || c == b':') {
-                return Err(bad(&format!(
-                    "`{rest}` is not an offset (+hh, +hh:mm or Z)"
-                )));
-            }
-            let (hh, mm) = match o.len() {
-                2 => (o.parse::<i32>().ok(), Some(0)),
-                4 => (o[..2].parse().ok(), o[2..].parse().ok()),
-                5 if &o[2..3] == ":" => (o[..2].parse().ok(), o[3..].parse().ok()),
-                _ => (None, None),
-            };
-            match (hh, mm) {
-                (Some(h), Some(m))
-                    if o.bytes().all(|c| c.is_ascii_digit() || c == b':') && h <= 15 && m < 60 =>
-                {
-                    sign * (h * 3600 + m * 60)
-                }
-                _ => {
-                    return Err(bad(&format!(
-                        "`{rest}` is not an offset (+hh, +hh:mm or Z)"
-                    )));
-                }
-            }
-        }
-    };
+    let offset_secs = parse_offset(rest, &bad)?;
     let utc = naive - Duration::seconds(i64::from(offset_secs));
     Ok(Utc.from_utc_datetime(&utc))
+}
+
+/// The UTC offset after a timestamp's time, in seconds: none, `Z`, `±hh`, `±hhmm` or `±hh:mm`
+/// (at most ±15:59); `bad` says what is wrong.
+fn parse_offset(rest: &str, bad: &dyn Fn(&str) -> ExprError) -> Result<i32, ExprError> {
+    if matches!(rest, "" | "Z" | "z") {
+        return Ok(0);
+    }
+    let sign = match rest.as_bytes()[0] {
+        b'+' => 1,
+        b'-' => -1,
+        _ => return Err(bad(&format!("unexpected `{rest}` after the time"))),
+    };
+    let not_an_offset = || bad(&format!("`{rest}` is not an offset (+hh, +hh:mm or Z)"));
+    let o = &rest[1..];
+    if !o.bytes().all(|c| c.is_ascii_digit() || c == b':') {
+        return Err(not_an_offset());
+    }
+    let (hh, mm) = match o.len() {
+        2 => (o.parse::<i32>().ok(), Some(0)),
+        4 => (o[..2].parse().ok(), o[2..].parse().ok()),
+        5 if &o[2..3] == ":" => (o[..2].parse().ok(), o[3..].parse().ok()),
+        _ => (None, None),
+    };
+    match (hh, mm) {
+        (Some(h), Some(m)) if h <= 15 && m < 60 => Ok(sign * (h * 3600 + m * 60)),
+        _ => Err(not_an_offset()),
+    }
 }
