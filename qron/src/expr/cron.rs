@@ -296,36 +296,7 @@ fn parse_field(spec: &FieldSpec, text: &str, offset: usize) -> Result<(u64, Stri
         };
         let step = match step {
             None => 1,
-            Some((s, s_offset)) => {
-                if !is_range {
-                    return Err(ExprError::new(
-                        ExprErrorKind::CronSyntax,
-                        item_offset,
-                        item,
-                        format!(
-                            "{} field: `{item}` is Quartz style; in crontab a step needs `*` or a range before it (write `{range}-{}/{s}`)",
-                            spec.name, spec.max
-                        ),
-                    ));
-                }
-                let n: u32 = s.parse().map_err(|_| {
-                    ExprError::new(
-                        ExprErrorKind::CronSyntax,
-                        s_offset,
-                        s,
-                        format!("{} field: step `{s}` is not a whole number", spec.name),
-                    )
-                })?;
-                if n == 0 {
-                    return Err(ExprError::new(
-                        ExprErrorKind::CronZeroStep,
-                        s_offset,
-                        s,
-                        format!("{} field: a step of 0 never advances", spec.name),
-                    ));
-                }
-                n
-            }
+            Some((s, s_offset)) => parse_step(spec, item, range, is_range, s, s_offset)?,
         };
         let mut v = lo;
         while v <= hi {
@@ -347,6 +318,46 @@ fn parse_field(spec: &FieldSpec, text: &str, offset: usize) -> Result<(u64, Stri
         items.push(normalized);
     }
     Ok((set, items.join(",")))
+}
+
+/// The step `s` (at `s_offset`) of list item `item`, whose part before the `/` is `range`: a
+/// whole number above 0, after `*` or a range only.
+fn parse_step(
+    spec: &FieldSpec,
+    item: &str,
+    range: &str,
+    is_range: bool,
+    s: &str,
+    s_offset: usize,
+) -> Result<u32, ExprError> {
+    if !is_range {
+        return Err(ExprError::new(
+            ExprErrorKind::CronSyntax,
+            s_offset - range.len() - 1,
+            item,
+            format!(
+                "{} field: `{item}` is Quartz style; in crontab a step needs `*` or a range before it (write `{range}-{}/{s}`)",
+                spec.name, spec.max
+            ),
+        ));
+    }
+    let n: u32 = s.parse().map_err(|_| {
+        ExprError::new(
+            ExprErrorKind::CronSyntax,
+            s_offset,
+            s,
+            format!("{} field: step `{s}` is not a whole number", spec.name),
+        )
+    })?;
+    if n == 0 {
+        return Err(ExprError::new(
+            ExprErrorKind::CronZeroStep,
+            s_offset,
+            s,
+            format!("{} field: a step of 0 never advances", spec.name),
+        ));
+    }
+    Ok(n)
 }
 
 fn parse_value(spec: &FieldSpec, text: &str, offset: usize) -> Result<u32, ExprError> {
