@@ -1,0 +1,192 @@
+//! The GraphQL input types: which job, a new job, a job's changes, the search's filter and
+//! order.
+
+use async_graphql::{Enum, InputObject, Json};
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+use super::*;
+use crate::{JobRef, JobUpdate, NewJob};
+
+/// A job by id, or by executor and name.
+#[derive(InputObject, Debug)]
+pub struct JobTarget {
+    /// Its id.
+    pub id: Option<i64>,
+    /// Its executor (with `name`).
+    pub executor: Option<String>,
+    /// Its name (with `executor`).
+    pub name: Option<String>,
+}
+
+pub(super) fn target(
+    id: Option<i64>,
+    executor: Option<String>,
+    name: Option<String>,
+) -> Result<JobRef> {
+    match (id, executor, name) {
+        (Some(id), None, None) => Ok(JobRef::Id(id)),
+        (None, Some(executor), Some(name)) => Ok(JobRef::Name { executor, name }),
+        _ => Err(
+            async_graphql::Error::new("name a job by `id`, or by `executor` and `name`")
+                .extend_with(|_, e| {
+                    e.set("code", "INVALID_ARGUMENT");
+                    e.set("field", "target");
+                }),
+        ),
+    }
+}
+
+impl JobTarget {
+    pub(super) fn into_ref(self) -> Result<JobRef> {
+        target(self.id, self.executor, self.name)
+    }
+}
+
+/// What to do when a job of that name exists.
+#[derive(Enum, Clone, Copy, PartialEq, Eq, Debug)]
+#[graphql(remote = "crate::OnConflict")]
+pub enum Conflict {
+    /// Refuse (`ALREADY_EXISTS`).
+    Error,
+    /// Keep the existing job.
+    Keep,
+    /// Replace it.
+    Replace,
+}
+
+/// A job to create.
+#[derive(InputObject, Debug)]
+pub struct NewJobInput {
+    /// Its executor.
+    pub executor: String,
+    /// Its schedule.
+    pub expr: String,
+    /// Its payload (JSON `null` when absent).
+    pub payload: Option<Json<Value>>,
+    /// Its meta (a JSON object).
+    pub meta: Option<Json<Value>>,
+    /// A unique name among the owner's live jobs of the executor.
+    pub name: Option<String>,
+    /// The instant its schedule counts from (now when absent).
+    pub start_at: Option<DateTime<Utc>>,
+    /// Its run-time limit in seconds (the executor's declared one when absent).
+    pub timeout_seconds: Option<f64>,
+    /// Attempts per occurrence (the executor's declared number when absent).
+    pub max_attempts: Option<i32>,
+    /// When the name is taken.
+    pub on_conflict: Option<Conflict>,
+}
+
+pub(super) fn seconds(field: &'static str, s: f64) -> Result<std::time::Duration> {
+    crate::client::checks::seconds(field, s).map_err(gql)
+}
+
+impl NewJobInput {
+    pub(super) fn into_new_job(self) -> Result<NewJob> {
+        let mut job = NewJob::new(self.executor, self.expr);
+        if let Some(Json(p)) = self.payload {
+            job = job.payload(p);
+        }
+        if let Some(Json(m)) = self.meta {
+            job = job.meta(m);
+        }
+        if let Some(n) = self.name {
+            job = job.name(n);
+        }
+        if let Some(t) = self.start_at {
+            job = job.start_at(t);
+        }
+        if let Some(s) = self.timeout_seconds {
+            job = job.timeout(seconds("timeout", s)?);
+        }
+        if let Some(n) = self.max_attempts {
+            job = job.max_attempts(n);
+        }
+        if let Some(c) = self.on_conflict {
+            job = job.on_conflict(c.into());
+        }
+        Ok(job)
+    }
+}
+
+/// Changes to a live job; absent fields stay as they are.
+#[derive(InputObject, Debug, Default)]
+pub struct JobChanges {
+    /// A new schedule.
+    pub expr: Option<String>,
+    /// A new payload.
+    pub payload: Option<Json<Value>>,
+    /// A new meta.
+    pub meta: Option<Json<Value>>,
+    /// A new run-time limit, in seconds.
+    pub timeout_seconds: Option<f64>,
+    /// A new number of attempts per occurrence.
+    pub max_attempts: Option<i32>,
+    /// Apply only if the job still has this revision.
+    pub if_revision: Option<i64>,
+}
+
+impl JobChanges {
+    pub(super) fn into_update(self) -> Result<JobUpdate> {
+        let mut u = JobUpdate::new();
+        if let Some(e) = self.expr {
+            u = u.expr(e);
+        }
+        if let Some(Json(p)) = self.payload {
+            u = u.payload(p);
+        }
+        if let Some(Json(m)) = self.meta {
+            u = u.meta(m);
+        }
+        if let Some(s) = self.timeout_seconds {
+            u = u.timeout(seconds("timeout", s)?);
+        }
+        if let Some(n) = self.max_attempts {
+            u = u.max_attempts(n);
+        }
+        if let Some(r) = self.if_revision {
+            u = u.if_revision(r);
+        }
+        Ok(u)
+    }
+}
+
+/// Which jobs a search returns; absent fields match any job.
+#[derive(InputObject, Debug, Default)]
+pub struct JobFilter {
+    /// Of this executor.
+    pub executor: Option<String>,
+    /// In one of these statuses.
+    pub status: Option<Vec<Status>>,
+    /// Also (alone: only) the jobs waiting to be retried: ready after a failed attempt.
+    pub retrying: Option<bool>,
+    /// Whose name contains this text.
+    pub name_contains: Option<String>,
+    /// Recurring (or one-off).
+    pub recurring: Option<bool>,
+    /// Created at or after.
+    pub created_from: Option<DateTime<Utc>>,
+    /// Created before.
+    pub created_to: Option<DateTime<Utc>>,
+    /// Due at or after.
+    pub run_from: Option<DateTime<Utc>>,
+    /// Due before.
+    pub run_to: Option<DateTime<Utc>>,
+    /// Whose meta contains this JSON (`@>`).
+    pub meta_contains: Option<Json<Value>>,
+}
+
+/// The order of a search.
+#[derive(Enum, Clone, Copy, PartialEq, Eq, Debug)]
+#[graphql(remote = "crate::Order")]
+pub enum JobOrder {
+    /// Oldest first.
+    CreatedAsc,
+    /// Newest first.
+    CreatedDesc,
+    /// Soonest due first.
+    RunAtAsc,
+    /// Latest due first.
+    RunAtDesc,
+}

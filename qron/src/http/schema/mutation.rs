@@ -1,0 +1,105 @@
+//! The client's mutations.
+
+use async_graphql::{Context, Json, Object};
+use serde_json::Value;
+
+use super::*;
+
+/// The mutations (refused when the API is read-only): the client's, and the remote workers'.
+#[derive(async_graphql::MergedObject, Debug, Default)]
+pub struct Mutation(ManageMutation, RemoteMutation);
+
+/// The client's mutations (merged into [`Mutation`]).
+#[derive(Debug, Default)]
+pub struct ManageMutation;
+
+#[Object]
+impl ManageMutation {
+    /// Creates a job.
+    async fn create_job(&self, ctx: &Context<'_>, job: NewJobInput) -> Result<Job> {
+        let c = writer(ctx)?;
+        Ok(c.create(job.into_new_job()?).await.map_err(gql)?.into())
+    }
+
+    /// Creates many jobs in one transaction (all or none); their ids, in order.
+    async fn create_jobs(&self, ctx: &Context<'_>, jobs: Vec<NewJobInput>) -> Result<Vec<i64>> {
+        let c = writer(ctx)?;
+        let jobs = jobs
+            .into_iter()
+            .map(NewJobInput::into_new_job)
+            .collect::<Result<Vec<_>>>()?;
+        c.create_many(jobs).await.map_err(gql)
+    }
+
+    /// Changes a live job.
+    async fn update_job(
+        &self,
+        ctx: &Context<'_>,
+        target: JobTarget,
+        changes: JobChanges,
+    ) -> Result<Job> {
+        let c = writer(ctx)?;
+        Ok(c.update(target.into_ref()?, changes.into_update()?)
+            .await
+            .map_err(gql)?
+            .into())
+    }
+
+    /// Deletes a job.
+    async fn delete_job(&self, ctx: &Context<'_>, target: JobTarget) -> Result<Job> {
+        let c = writer(ctx)?;
+        Ok(c.delete(target.into_ref()?).await.map_err(gql)?.into())
+    }
+
+    /// Pauses a job.
+    async fn stop_job(&self, ctx: &Context<'_>, target: JobTarget) -> Result<Job> {
+        let c = writer(ctx)?;
+        Ok(c.stop(target.into_ref()?).await.map_err(gql)?.into())
+    }
+
+    /// Makes a paused job ready again.
+    async fn restart_job(&self, ctx: &Context<'_>, target: JobTarget) -> Result<Job> {
+        let c = writer(ctx)?;
+        Ok(c.restart(target.into_ref()?).await.map_err(gql)?.into())
+    }
+
+    /// Runs a finished job again, with a fresh attempt budget (and a new payload, if given).
+    async fn retry_job(
+        &self,
+        ctx: &Context<'_>,
+        target: JobTarget,
+        payload: Option<Json<Value>>,
+    ) -> Result<Job> {
+        let c = writer(ctx)?;
+        let t = target.into_ref()?;
+        let job = match payload {
+            Some(Json(p)) => c.retry_with_payload(t, p).await,
+            None => c.retry(t).await,
+        };
+        Ok(job.map_err(gql)?.into())
+    }
+
+    /// Cancels a job (a running one's handler is told).
+    async fn cancel_job(&self, ctx: &Context<'_>, target: JobTarget) -> Result<Job> {
+        let c = writer(ctx)?;
+        Ok(c.cancel(target.into_ref()?).await.map_err(gql)?.into())
+    }
+
+    /// Makes a waiting job due now.
+    async fn run_job_now(&self, ctx: &Context<'_>, target: JobTarget) -> Result<Job> {
+        let c = writer(ctx)?;
+        Ok(c.run_now(target.into_ref()?).await.map_err(gql)?.into())
+    }
+
+    /// Pauses an executor for the owner.
+    async fn pause_executor(&self, ctx: &Context<'_>, executor: String) -> Result<bool> {
+        writer(ctx)?.pause_executor(&executor).await.map_err(gql)?;
+        Ok(true)
+    }
+
+    /// Resumes an executor the owner paused.
+    async fn resume_executor(&self, ctx: &Context<'_>, executor: String) -> Result<bool> {
+        writer(ctx)?.resume_executor(&executor).await.map_err(gql)?;
+        Ok(true)
+    }
+}

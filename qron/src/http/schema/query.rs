@@ -1,0 +1,130 @@
+//! The queries.
+
+use async_graphql::{Context, Json, Object};
+use chrono::{DateTime, Utc};
+
+use super::*;
+use crate::{JobStatus, Search};
+
+/// The queries.
+#[derive(Debug, Default)]
+pub struct Query;
+
+#[Object]
+impl Query {
+    /// A job by id, or by executor and name (the live one, else the last finished).
+    async fn job(
+        &self,
+        ctx: &Context<'_>,
+        id: Option<i64>,
+        executor: Option<String>,
+        name: Option<String>,
+    ) -> Result<Job> {
+        let t = target(id, executor, name)?;
+        let job = Job::from(reader(ctx)?.get(t).await.map_err(gql)?);
+        ctx.data::<Budget>()?.charge(job.size())?;
+        Ok(job)
+    }
+
+    /// A page of the owner's jobs (at most 1,000, from at most 100,000 in), with how many
+    /// match in all when `total` is asked for.
+    #[graphql(
+        complexity = "usize::try_from(limit.clamp(1, 1000)).unwrap_or(1000) * child_complexity + 1"
+    )]
+    async fn jobs(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<JobFilter>,
+        order: Option<JobOrder>,
+        #[graphql(default = 50)] limit: i64,
+        #[graphql(default = 0)] offset: i64,
+    ) -> Result<JobPage> {
+        let f = filter.unwrap_or_default();
+        let mut q = Search::new().limit(limit).offset(offset);
+        if let Some(e) = f.executor {
+            q = q.executor(e);
+        }
+        for s in f.status.unwrap_or_default() {
+            q = q.status(JobStatus::from(s));
+        }
+        if f.retrying == Some(true) {
+            q = q.retrying();
+        }
+        if let Some(n) = f.name_contains {
+            q = q.name_contains(n);
+        }
+        if let Some(r) = f.recurring {
+            q = q.recurring(r);
+        }
+        if f.created_from.is_some() || f.created_to.is_some() {
+            q = q.created_between(f.created_from, f.created_to);
+        }
+        if f.run_from.is_some() || f.run_to.is_some() {
+            q = q.run_between(f.run_from, f.run_to);
+        }
+        if let Some(Json(m)) = f.meta_contains {
+            q = q.meta_contains(m);
+        }
+        if let Some(o) = order {
+            q = q.order(o.into());
+        }
+        let with_total = ctx.look_ahead().field("total").exists();
+        let budget = ctx.data::<Budget>()?;
+        let page = reader(ctx)?
+            .search_within(&q, with_total, budget.left())
+            .await
+            .map_err(gql)?
+            .ok_or_else(|| budget.exhausted())?;
+        let jobs: Vec<Job> = page.jobs.into_iter().map(Job::from).collect();
+        budget.charge(jobs.iter().map(Job::size).sum())?;
+        Ok(JobPage {
+            jobs,
+            total: page.total,
+        })
+    }
+
+    /// Checks an expression: valid or the error with its position, the canonical form, the
+    /// description and the next `count` runs (at most 100) after `from` (now).
+    async fn validate(
+        &self,
+        expr: String,
+        #[graphql(default = 5)] count: i32,
+        from: Option<DateTime<Utc>>,
+    ) -> Validation {
+        let count = usize::try_from(count.clamp(0, 100)).unwrap_or(0);
+        match crate::validate(&expr, from.unwrap_or_else(Utc::now), count) {
+            Ok(v) => Validation {
+                valid: true,
+                canonical: Some(v.canonical),
+                description: Some(v.description),
+                recurring: Some(v.recurring),
+                next_runs: v.next_runs,
+                ..Validation::default()
+            },
+            Err(e) => Validation {
+                valid: false,
+                position: i32::try_from(e.position()).ok(),
+                error: Some(e.to_string()),
+                ..Validation::default()
+            },
+        }
+    }
+
+    /// The owner's executors, with their live jobs by status, lateness, pause and workers.
+    async fn executors(&self, ctx: &Context<'_>) -> Result<Vec<Executor>> {
+        let list = reader(ctx)?.executors().await.map_err(gql)?;
+        Ok(list
+            .into_iter()
+            .map(|e| Executor {
+                executor: e.executor,
+                ready: e.ready,
+                running: e.running,
+                paused: e.paused,
+                oldest_due_at: e.oldest_due_at,
+                lateness_seconds: e.lateness.map(|d| d.as_secs_f64()),
+                paused_at: e.paused_at,
+                workers: e.workers,
+            })
+            .collect())
+    }
+}
