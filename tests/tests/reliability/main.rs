@@ -13,6 +13,7 @@ mod restart;
 mod shutdown;
 mod skew;
 mod soak;
+mod step;
 mod tenants;
 
 use std::time::Duration;
