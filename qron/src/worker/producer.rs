@@ -143,7 +143,10 @@ impl Producer {
                 () = self.shared.soft.cancelled() => break,
                 Some(landed) = leases.join_next(), if !leases.is_empty() => match landed {
                     Ok(landed) => self.landed(landed),
-                    // The lease task panicked: its jobs come back by lease expiry.
+                    // The lease task panicked (a bug, or a host clock that panics): the
+                    // producer fails with it, and the worker stops with an error naming it;
+                    // the lease's jobs come back by lease expiry.
+                    Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
                     Err(e) => {
                         self.failed(&e.to_string());
                         if leases.is_empty() {
