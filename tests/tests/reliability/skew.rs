@@ -23,29 +23,7 @@ async fn a_worker_two_minutes_ahead_runs_nothing_early_and_takes_over_no_held_le
     let (_turn, db) = scenario().await;
     let c = Client::new(db.pool.clone());
     // Long jobs for the worker on time: leases that must not be taken over.
-    let long = c
-        .create_many(
-            (0..20).map(|_| fault_job_on("@after 0s", 3000).timeout(Duration::from_secs(5))),
-        )
-        .await
-        .unwrap();
-    let mut fleet = Fleet::new(
-        &db,
-        env!("CARGO_BIN_EXE_qron-test-worker"),
-        &[
-            ("QRON_TEST_CONCURRENCY", "20"),
-            ("QRON_TEST_RESCUE_MS", "100"),
-        ],
-    )
-    .await;
-    fleet.spawn();
-    assert!(
-        poll_until(Duration::from_secs(20), || async {
-            count(&db.pool, "SELECT count(*) FROM public.executions").await == 20
-        })
-        .await,
-        "the worker on time did not start its jobs"
-    );
+    let (long, mut fleet) = held_by_a_worker_on_time(&db, 3000).await;
     let skew: Vec<(&str, &str)> = skew.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let skewed = fleet.spawn_with(&skew);
     // Jobs due over the next seconds, for the skewed worker (the other one is busy).
@@ -61,15 +39,7 @@ async fn a_worker_two_minutes_ahead_runs_nothing_early_and_takes_over_no_held_le
     );
     fleet.stop();
 
-    let early: Vec<(i64, f64)> = sqlx::query_as(
-        "SELECT e.job_id, extract(epoch FROM h.run_at - e.started_at)::float8 * 1000
-           FROM public.executions e JOIN qron.jobs_history h ON h.id = e.job_id
-          WHERE e.started_at < h.run_at - make_interval(secs => $1 / 1000)",
-    )
-    .bind(TOLERANCE_MS)
-    .fetch_all(&db.pool)
-    .await
-    .unwrap();
+    let early = started_early(&db).await;
     let by_skewed = count_by(&db, skewed).await;
     let ids: Vec<i64> = long.iter().chain(later.iter()).copied().collect();
     let report = Report::of(&db.pool, &ids).await;
@@ -92,10 +62,53 @@ async fn a_worker_two_minutes_ahead_runs_nothing_early_and_takes_over_no_held_le
     assert!(report.ran_twice.is_empty(), "{report:?}");
 }
 
-async fn count_by(db: &TestDb, pid: u32) -> i64 {
+/// The executions recorded by process `pid`.
+pub(crate) async fn count_by(db: &TestDb, pid: u32) -> i64 {
     sqlx::query_scalar("SELECT count(*) FROM public.executions WHERE pid = $1")
         .bind(i32::try_from(pid).unwrap())
         .fetch_one(&db.pool)
         .await
         .unwrap()
+}
+
+/// 20 jobs of `ms` milliseconds (a 6 s limit), started by a worker process on the right time
+/// (20 slots, rescuing every 100 ms): leases another worker must not take over. Their ids, and
+/// the fleet the test adds its other worker to.
+pub(crate) async fn held_by_a_worker_on_time(db: &TestDb, ms: u64) -> (Vec<i64>, Fleet) {
+    let long = Client::new(db.pool.clone())
+        .create_many((0..20).map(|_| fault_job_on("@after 0s", ms).timeout(Duration::from_secs(6))))
+        .await
+        .unwrap();
+    let mut fleet = Fleet::new(
+        db,
+        env!("CARGO_BIN_EXE_qron-test-worker"),
+        &[
+            ("QRON_TEST_CONCURRENCY", "20"),
+            ("QRON_TEST_RESCUE_MS", "100"),
+        ],
+    )
+    .await;
+    fleet.spawn();
+    assert!(
+        poll_until(Duration::from_secs(20), || async {
+            count(&db.pool, "SELECT count(*) FROM public.executions").await == 20
+        })
+        .await,
+        "the worker on time did not start its jobs"
+    );
+    (long, fleet)
+}
+
+/// The executions that started before their job's run time, beyond [`TOLERANCE_MS`]: (job,
+/// milliseconds early).
+pub(crate) async fn started_early(db: &TestDb) -> Vec<(i64, f64)> {
+    sqlx::query_as(
+        "SELECT e.job_id, extract(epoch FROM h.run_at - e.started_at)::float8 * 1000
+           FROM public.executions e JOIN qron.jobs_history h ON h.id = e.job_id
+          WHERE e.started_at < h.run_at - make_interval(secs => $1 / 1000)",
+    )
+    .bind(TOLERANCE_MS)
+    .fetch_all(&db.pool)
+    .await
+    .unwrap()
 }

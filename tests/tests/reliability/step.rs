@@ -9,12 +9,10 @@ use std::time::Duration;
 
 use qron::Client;
 use qron_tests::count;
-use qron_tests::fault::{Fleet, Report, faketime_env, fault_job_on};
+use qron_tests::fault::{Report, faketime_env, fault_job_on};
 
+use crate::skew::{count_by, held_by_a_worker_on_time, started_early};
 use crate::{drained, poll_until, scenario};
-
-/// How early an execution may be recorded against its run time (see `skew`).
-const TOLERANCE_MS: f64 = 5.0;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_whose_clock_steps_ten_minutes_ahead_runs_nothing_early_and_takes_over_no_lease() {
@@ -25,29 +23,7 @@ async fn a_worker_whose_clock_steps_ten_minutes_ahead_runs_nothing_early_and_tak
     let c = Client::new(db.pool.clone());
     let offset = Offset::new();
     std::fs::write(offset.path(), "+0\n").unwrap();
-    let long = c
-        .create_many(
-            (0..20).map(|_| fault_job_on("@after 0s", 4000).timeout(Duration::from_secs(6))),
-        )
-        .await
-        .unwrap();
-    let mut fleet = Fleet::new(
-        &db,
-        env!("CARGO_BIN_EXE_qron-test-worker"),
-        &[
-            ("QRON_TEST_CONCURRENCY", "20"),
-            ("QRON_TEST_RESCUE_MS", "100"),
-        ],
-    )
-    .await;
-    fleet.spawn();
-    assert!(
-        poll_until(Duration::from_secs(20), || async {
-            count(&db.pool, "SELECT count(*) FROM public.executions").await == 20
-        })
-        .await,
-        "the worker on time did not start its jobs"
-    );
+    let (long, mut fleet) = held_by_a_worker_on_time(&db, 4000).await;
     // The stepped worker: the offset read from the file (at most once a second), the
     // monotonic clock left alone.
     let path = offset.path().to_string_lossy().into_owned();
@@ -87,21 +63,8 @@ async fn a_worker_whose_clock_steps_ten_minutes_ahead_runs_nothing_early_and_tak
     );
     fleet.stop();
 
-    let early: Vec<(i64, f64)> = sqlx::query_as(
-        "SELECT e.job_id, extract(epoch FROM h.run_at - e.started_at)::float8 * 1000
-           FROM public.executions e JOIN qron.jobs_history h ON h.id = e.job_id
-          WHERE e.started_at < h.run_at - make_interval(secs => $1 / 1000)",
-    )
-    .bind(TOLERANCE_MS)
-    .fetch_all(&db.pool)
-    .await
-    .unwrap();
-    let by_stepped: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM public.executions WHERE pid = $1")
-            .bind(i32::try_from(stepped).unwrap())
-            .fetch_one(&db.pool)
-            .await
-            .unwrap();
+    let early = started_early(&db).await;
+    let by_stepped = count_by(&db, stepped).await;
     let ids: Vec<i64> = long.iter().chain(&first).chain(&later).copied().collect();
     let report = Report::of(&db.pool, &ids).await;
     eprintln!(
