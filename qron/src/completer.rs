@@ -450,6 +450,8 @@ mod tests {
                 lease_time: Duration::from_secs(30),
                 paused: false,
                 owner: None,
+                max_bytes: None,
+                at_least_one: true,
             },
         )
         .await

@@ -162,8 +162,8 @@ pub use serde_json;
 pub use state::State;
 pub use worker::{
     DEFAULT_FLUSH_TIMEOUT, DEFAULT_HISTORY_RETENTION, DEFAULT_LEASE_AHEAD, DEFAULT_LEASE_TIME,
-    DEFAULT_POLL_INTERVAL, DEFAULT_PREFETCH, DEFAULT_RESCUE_INTERVAL, DEFAULT_SHUTDOWN_GRACE,
-    DEFAULT_UNSERVED_AFTER, Stopper, Worker, WorkerBuilder,
+    DEFAULT_MEMORY_BUDGET, DEFAULT_POLL_INTERVAL, DEFAULT_PREFETCH, DEFAULT_RESCUE_INTERVAL,
+    DEFAULT_SHUTDOWN_GRACE, DEFAULT_UNSERVED_AFTER, Stopper, Worker, WorkerBuilder,
 };
 
 /// What the code `#[qron::job]` generates refers to. Not a public API: it may change in any

@@ -269,10 +269,14 @@ impl Client {
                 lease_time,
                 paused: true,
                 owner: Some(&self.owner),
+                max_bytes: Some(MAX_LEASE_BYTES as u64),
+                at_least_one: true,
             },
         )
         .await?;
-        // Within the answer's bytes: the jobs past them go back unstarted.
+        // Within the answer's bytes (the lease sums the sizes stored with the jobs; this sums
+        // the texts as read back, which the server may have spaced differently): the jobs
+        // past them go back unstarted.
         let mut bytes = 0usize;
         let keep = leased
             .iter()

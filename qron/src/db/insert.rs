@@ -22,13 +22,27 @@ pub(crate) struct InsertRow {
     pub start_at: DateTime<Utc>,
 }
 
-/// Inserts one job (`$1`–`$11`); wakes idle workers (on commit) when it is due within a
+impl InsertRow {
+    /// The size of its payload and meta as JSON text (the `bytes` column, which a worker's
+    /// lease sums against its memory budget).
+    pub(crate) fn bytes(&self) -> i32 {
+        json_bytes(&self.payload, &self.meta)
+    }
+}
+
+/// The `bytes` column of a job with this payload and meta text (each within its limit, so the
+/// sum fits).
+pub(crate) fn json_bytes(payload: &str, meta: &str) -> i32 {
+    i32::try_from(payload.len().saturating_add(meta.len())).unwrap_or(i32::MAX)
+}
+
+/// Inserts one job (`$1`–`$12`); wakes idle workers (on commit) when it is due within a
 /// second. A name taken is an error (a unique violation).
 const JOB_INSERT: &str = "
     WITH j AS (
         INSERT INTO qron.jobs (executor, owner, name, expr, recurring, run_at, slot_at, payload,
-                               meta, max_attempts, timeout, start_at, held)
-        VALUES ($1, $2, $3, $4, $5, $6, $6, $7::jsonb, $8::jsonb, $9, $10, $11,
+                               meta, max_attempts, timeout, start_at, bytes, held)
+        VALUES ($1, $2, $3, $4, $5, $6, $6, $7::jsonb, $8::jsonb, $9, $10, $11, $12,
                 -- held when the owner paused the executor (see `executor_pause`)
                 EXISTS (SELECT 1 FROM qron.executor_pauses WHERE executor = $1 AND owner = $2))
         RETURNING *)
@@ -41,8 +55,8 @@ const JOB_INSERT: &str = "
 const JOB_INSERT_KEEP: &str = "
     WITH j AS (
         INSERT INTO qron.jobs (executor, owner, name, expr, recurring, run_at, slot_at, payload,
-                               meta, max_attempts, timeout, start_at, held)
-        VALUES ($1, $2, $3, $4, $5, $6, $6, $7::jsonb, $8::jsonb, $9, $10, $11,
+                               meta, max_attempts, timeout, start_at, bytes, held)
+        VALUES ($1, $2, $3, $4, $5, $6, $6, $7::jsonb, $8::jsonb, $9, $10, $11, $12,
                 -- held when the owner paused the executor (see `executor_pause`)
                 EXISTS (SELECT 1 FROM qron.executor_pauses WHERE executor = $1 AND owner = $2))
         ON CONFLICT (owner, executor, name) WHERE name IS NOT NULL DO NOTHING
@@ -57,14 +71,14 @@ const JOB_INSERT_KEEP: &str = "
 const JOB_INSERT_REPLACE: &str = "
     WITH j AS (
         INSERT INTO qron.jobs (executor, owner, name, expr, recurring, run_at, slot_at, payload,
-                               meta, max_attempts, timeout, start_at, held)
-        VALUES ($1, $2, $3, $4, $5, $6, $6, $7::jsonb, $8::jsonb, $9, $10, $11,
+                               meta, max_attempts, timeout, start_at, bytes, held)
+        VALUES ($1, $2, $3, $4, $5, $6, $6, $7::jsonb, $8::jsonb, $9, $10, $11, $12,
                 -- held when the owner paused the executor (see `executor_pause`)
                 EXISTS (SELECT 1 FROM qron.executor_pauses WHERE executor = $1 AND owner = $2))
         ON CONFLICT (owner, executor, name) WHERE name IS NOT NULL DO UPDATE SET
                expr = EXCLUDED.expr, recurring = EXCLUDED.recurring, run_at = EXCLUDED.run_at,
                slot_at = EXCLUDED.slot_at, payload = EXCLUDED.payload, meta = EXCLUDED.meta,
-               max_attempts = EXCLUDED.max_attempts, timeout = EXCLUDED.timeout,
+               bytes = EXCLUDED.bytes, max_attempts = EXCLUDED.max_attempts, timeout = EXCLUDED.timeout,
                start_at = EXCLUDED.start_at, attempt = 0, held = EXCLUDED.held,
                revision = qron.jobs.revision + 1, updated_at = now()
         RETURNING *)
@@ -97,37 +111,40 @@ pub(crate) async fn job_insert<'e>(
         .bind(row.max_attempts)
         .bind(row.timeout)
         .bind(row.start_at)
+        .bind(row.bytes())
         .fetch_optional(ex)
         .await
 }
 
 /// Inserts many jobs in one statement, for owner `$1`, from arrays of their columns
-/// (`$2`–`$11`), in input order; returns the id, executor and name of each row written. A name
+/// (`$2`–`$12`), in input order; returns the id, executor and name of each row written. A name
 /// taken is an error (a unique violation).
 const JOB_INSERT_MANY: &str = "
     INSERT INTO qron.jobs (executor, owner, name, expr, recurring, run_at, slot_at, payload,
-                           meta, max_attempts, timeout, start_at)
+                           meta, max_attempts, timeout, start_at, bytes)
     SELECT executor, $1, name, expr, recurring, run_at, run_at, payload::jsonb, meta::jsonb,
-           max_attempts, timeout, start_at
+           max_attempts, timeout, start_at, bytes
       FROM unnest($2::text[], $3::text[], $4::text[], $5::bool[], $6::timestamptz[],
-                  $7::text[], $8::text[], $9::int[], $10::interval[], $11::timestamptz[])
+                  $7::text[], $8::text[], $9::int[], $10::interval[], $11::timestamptz[],
+                  $12::int[])
            WITH ORDINALITY
            AS t(executor, name, expr, recurring, run_at, payload, meta, max_attempts, timeout,
-                start_at, ord)
+                start_at, bytes, ord)
      ORDER BY ord
     RETURNING id, executor, name";
 
 /// As [`JOB_INSERT_MANY`], leaving out the rows whose name is taken.
 const JOB_INSERT_MANY_KEEP: &str = "
     INSERT INTO qron.jobs (executor, owner, name, expr, recurring, run_at, slot_at, payload,
-                           meta, max_attempts, timeout, start_at)
+                           meta, max_attempts, timeout, start_at, bytes)
     SELECT executor, $1, name, expr, recurring, run_at, run_at, payload::jsonb, meta::jsonb,
-           max_attempts, timeout, start_at
+           max_attempts, timeout, start_at, bytes
       FROM unnest($2::text[], $3::text[], $4::text[], $5::bool[], $6::timestamptz[],
-                  $7::text[], $8::text[], $9::int[], $10::interval[], $11::timestamptz[])
+                  $7::text[], $8::text[], $9::int[], $10::interval[], $11::timestamptz[],
+                  $12::int[])
            WITH ORDINALITY
            AS t(executor, name, expr, recurring, run_at, payload, meta, max_attempts, timeout,
-                start_at, ord)
+                start_at, bytes, ord)
      ORDER BY ord
     ON CONFLICT (owner, executor, name) WHERE name IS NOT NULL DO NOTHING
     RETURNING id, executor, name";
@@ -135,19 +152,20 @@ const JOB_INSERT_MANY_KEEP: &str = "
 /// As [`JOB_INSERT_MANY`], replacing the jobs whose name is taken (as [`JOB_INSERT_REPLACE`]).
 const JOB_INSERT_MANY_REPLACE: &str = "
     INSERT INTO qron.jobs (executor, owner, name, expr, recurring, run_at, slot_at, payload,
-                           meta, max_attempts, timeout, start_at)
+                           meta, max_attempts, timeout, start_at, bytes)
     SELECT executor, $1, name, expr, recurring, run_at, run_at, payload::jsonb, meta::jsonb,
-           max_attempts, timeout, start_at
+           max_attempts, timeout, start_at, bytes
       FROM unnest($2::text[], $3::text[], $4::text[], $5::bool[], $6::timestamptz[],
-                  $7::text[], $8::text[], $9::int[], $10::interval[], $11::timestamptz[])
+                  $7::text[], $8::text[], $9::int[], $10::interval[], $11::timestamptz[],
+                  $12::int[])
            WITH ORDINALITY
            AS t(executor, name, expr, recurring, run_at, payload, meta, max_attempts, timeout,
-                start_at, ord)
+                start_at, bytes, ord)
      ORDER BY ord
     ON CONFLICT (owner, executor, name) WHERE name IS NOT NULL DO UPDATE SET
            expr = EXCLUDED.expr, recurring = EXCLUDED.recurring, run_at = EXCLUDED.run_at,
            slot_at = EXCLUDED.slot_at, payload = EXCLUDED.payload, meta = EXCLUDED.meta,
-           max_attempts = EXCLUDED.max_attempts, timeout = EXCLUDED.timeout,
+           bytes = EXCLUDED.bytes, max_attempts = EXCLUDED.max_attempts, timeout = EXCLUDED.timeout,
            start_at = EXCLUDED.start_at, attempt = 0,
            revision = qron.jobs.revision + 1, updated_at = now()
     RETURNING id, executor, name";
@@ -180,6 +198,7 @@ pub(crate) async fn job_insert_many(
         .bind(rows.iter().map(|r| r.max_attempts).collect::<Vec<_>>())
         .bind(rows.iter().map(|r| r.timeout).collect::<Vec<_>>())
         .bind(rows.iter().map(|r| r.start_at).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.bytes()).collect::<Vec<_>>())
         .fetch_all(conn)
         .await?;
     // RETURNING follows the insertion order (`ORDER BY ord`); rows kept out are missing.
@@ -197,7 +216,7 @@ pub(crate) async fn job_insert_many(
 }
 
 const COPY_IN: &str = "COPY qron.jobs (executor, owner, expr, recurring, run_at, slot_at, \
-     payload, meta, max_attempts, timeout, start_at) FROM STDIN (FORMAT binary)";
+     payload, meta, max_attempts, timeout, start_at, bytes) FROM STDIN (FORMAT binary)";
 
 /// Bytes of COPY data sent per message: the server works on one while the next is encoded.
 const COPY_MESSAGE: usize = 256 * 1024;
@@ -318,7 +337,7 @@ mod copy_binary {
 
     /// Microseconds from the Unix epoch to PostgreSQL's (2000-01-01).
     const PG_EPOCH_MICROS: i64 = 946_684_800_000_000;
-    const COLUMNS: i16 = 11;
+    const COLUMNS: i16 = 12;
 
     pub(super) fn header() -> Vec<u8> {
         let mut b = Vec::with_capacity(super::COPY_MESSAGE + 4096);
@@ -345,6 +364,7 @@ mod copy_binary {
         field(b, &r.max_attempts.to_be_bytes());
         interval(b, &r.timeout);
         timestamp(b, r.start_at);
+        field(b, &r.bytes().to_be_bytes());
     }
 
     fn field(b: &mut Vec<u8>, data: &[u8]) {

@@ -34,6 +34,14 @@ pub(crate) struct LeasedJob {
     pub lease_secret: Option<String>,
 }
 
+impl LeasedJob {
+    /// The bytes of payload and meta it holds.
+    pub(crate) fn bytes(&self) -> u64 {
+        let len = |t: &Option<String>| t.as_ref().map_or(0, String::len);
+        u64::try_from(len(&self.payload).saturating_add(len(&self.meta))).unwrap_or(u64::MAX)
+    }
+}
+
 /// The lease's `RETURNING` list, by name, in order: [`LeasedJob`] is decoded by these
 /// positions (a lease returns up to a batch of rows, and looking each column up by name was a
 /// noticeable part of a worker's time). A test checks that the statement's list is this one.
@@ -117,7 +125,8 @@ const LEASE_SLACK_TIME: std::time::Duration = std::time::Duration::from_secs(2);
 /// Leases up to `$3` ready jobs of executor `$1` due by `$6`, oldest run time first, past
 /// (`$8`, `$9`) in that order when given, for worker `$4` at `$2`: each lease lasts the lease
 /// time `$7` (or the job's run-time limit when shorter) and the slack `$5`. With `$10`, not
-/// the jobs of owners who paused the executor.
+/// the jobs of owners who paused the executor; with `$11`, only that owner's; within `$12`
+/// bytes (see [`Lease::max_bytes`]).
 pub(crate) const JOB_LEASE: &str = "
     UPDATE qron.jobs j
        SET status = 'running', executions = j.executions + 1,
@@ -138,22 +147,31 @@ pub(crate) const JOB_LEASE: &str = "
            started_at = CASE WHEN $11::text IS NOT NULL THEN GREATEST(j.run_at, $2) END,
            updated_at = $2
      WHERE j.id = ANY(ARRAY(
-           SELECT id FROM qron.jobs q
-            WHERE status = 'ready' AND NOT held AND executor = $1 AND run_at <= $6
-              -- planned for its values (see `job_lease`): without a cursor this is dropped,
-              -- with one it is a bound of the index scan
-              AND ($8::timestamptz IS NULL OR (run_at, id) > ($8, $9))
-              -- when an owner paused the executor (`$10`; planned for its values, so
-              -- otherwise dropped): not that owner's jobs made ready since the pause, which
-              -- the rescuer holds at its next pass
-              AND (NOT $10 OR NOT EXISTS (SELECT 1 FROM qron.executor_pauses p
-                                          WHERE p.executor = $1 AND p.owner = q.owner))
-              -- one owner's jobs only, for a remote worker of that owner (`$11`; dropped
-              -- otherwise)
-              AND ($11::text IS NULL OR q.owner = $11)
-            ORDER BY run_at, id
-            LIMIT $3
-              FOR UPDATE SKIP LOCKED))
+           SELECT id FROM (
+               SELECT id, row_number() OVER w AS nth, sum(bytes) OVER w AS upto
+                 FROM (SELECT id, run_at, bytes FROM qron.jobs q
+                        WHERE status = 'ready' AND NOT held AND executor = $1 AND run_at <= $6
+                          -- planned for its values (see `job_lease`): without a cursor this is
+                          -- dropped, with one it is a bound of the index scan
+                          AND ($8::timestamptz IS NULL OR (run_at, id) > ($8, $9))
+                          -- when an owner paused the executor (`$10`; planned for its values,
+                          -- so otherwise dropped): not that owner's jobs made ready since the
+                          -- pause, which the rescuer holds at its next pass
+                          AND (NOT $10 OR NOT EXISTS (SELECT 1 FROM qron.executor_pauses p
+                                                      WHERE p.executor = $1
+                                                        AND p.owner = q.owner))
+                          -- one owner's jobs only, for a remote worker of that owner (`$11`;
+                          -- dropped otherwise)
+                          AND ($11::text IS NULL OR q.owner = $11)
+                        ORDER BY run_at, id
+                        LIMIT $3
+                          FOR UPDATE SKIP LOCKED) c
+               WINDOW w AS (ORDER BY run_at, id)) b
+            -- within the worker's memory budget (`$12` bytes of payload and meta; none when
+            -- NULL), and with `$13` the first job whatever its size (a worker holding none of
+            -- the executor's jobs always takes one). The jobs left out are unlocked when the
+            -- statement ends.
+            WHERE $12::bigint IS NULL OR upto <= $12 OR (nth = 1 AND $13)))
     RETURNING j.id, j.owner, j.name, j.expr, j.recurring, j.run_at, j.slot_at,
               NULLIF(j.payload, 'null')::text AS payload,
               NULLIF(j.meta, '{}')::text AS meta, j.attempt, j.executions,
@@ -187,6 +205,8 @@ pub(crate) async fn job_lease<'e>(
         .bind(p.after.map(|a| a.1))
         .bind(p.paused)
         .bind(p.owner)
+        .bind(p.max_bytes.map(|b| i64::try_from(b).unwrap_or(i64::MAX)))
+        .bind(p.at_least_one)
         .fetch_all(ex)
         .await
 }
@@ -210,6 +230,11 @@ pub(crate) struct Lease<'a> {
     pub paused: bool,
     /// Only this owner's jobs (a remote worker's lease); `None`: every owner's.
     pub owner: Option<&'a str>,
+    /// The most bytes of payload and meta (the `bytes` column) the jobs leased may hold, in
+    /// lease order; `None`: no bound.
+    pub max_bytes: Option<u64>,
+    /// Whether the first job is leased even when it alone is over `max_bytes`.
+    pub at_least_one: bool,
 }
 
 /// Renews leases of running jobs still held (by their token) for `lease_time` from `now`, but
@@ -489,5 +514,57 @@ mod tests {
             })
             .collect();
         assert_eq!(names, LEASED_COLUMNS);
+    }
+
+    #[tokio::test]
+    #[allow(clippy::unwrap_used)]
+    async fn a_lease_stops_at_its_bytes_in_lease_order() {
+        let db = crate::testing::TestDb::new().await.unwrap();
+        let client = db.client();
+        // Five due jobs of 102 bytes each (a 100-character string and `{}`), oldest first.
+        for i in 0..5 {
+            client
+                .create(
+                    crate::NewJob::new("big", format!("@after {}s", i - 10))
+                        .payload(serde_json::json!("x".repeat(98))),
+                )
+                .await
+                .unwrap();
+        }
+        let now = Utc::now();
+        let lease = |max_bytes, at_least_one| Lease {
+            executor: "big",
+            worker_id: "test",
+            limit: 5,
+            now,
+            due_by: now,
+            after: None,
+            buffer_wait: std::time::Duration::ZERO,
+            lease_time: std::time::Duration::from_secs(30),
+            paused: false,
+            owner: None,
+            max_bytes,
+            at_least_one,
+        };
+        let leased = |jobs: Vec<LeasedJob>| jobs.iter().map(|j| j.bytes()).collect::<Vec<_>>();
+        let tx = || async { db.pool().begin().await.unwrap() };
+        let mut t = tx().await;
+        let jobs = job_lease(&mut *t, &lease(Some(250), false)).await.unwrap();
+        assert_eq!(leased(jobs), [100, 100], "two fit in 250 bytes");
+        t.rollback().await.unwrap();
+        let mut t = tx().await;
+        let jobs = job_lease(&mut *t, &lease(Some(50), false)).await.unwrap();
+        assert!(jobs.is_empty(), "none fits in 50 bytes");
+        t.rollback().await.unwrap();
+        let mut t = tx().await;
+        let jobs = job_lease(&mut *t, &lease(Some(50), true)).await.unwrap();
+        assert_eq!(
+            leased(jobs),
+            [100],
+            "the first, whatever its size, when asked"
+        );
+        t.rollback().await.unwrap();
+        let jobs = job_lease(db.pool(), &lease(None, false)).await.unwrap();
+        assert_eq!(jobs.len(), 5, "no bound");
     }
 }

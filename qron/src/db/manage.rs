@@ -64,6 +64,9 @@ const JOB_UPDATE: &str = "
            expr = COALESCE($5, expr), recurring = COALESCE($6, recurring),
            run_at = COALESCE($7, run_at), slot_at = COALESCE($7, slot_at),
            payload = COALESCE($8::jsonb, payload), meta = COALESCE($9::jsonb, meta),
+           bytes = CASE WHEN $8 IS NULL AND $9 IS NULL THEN bytes
+                        ELSE octet_length(COALESCE($8::text, payload::text))
+                             + octet_length(COALESCE($9::text, meta::text)) END,
            timeout = COALESCE($10, timeout), max_attempts = COALESCE($11, max_attempts),
            -- a new schedule starts its attempts afresh; a lower limit caps them
            attempt = CASE WHEN $5 IS NOT NULL THEN 0
@@ -219,11 +222,11 @@ const JOB_RETRY: &str = "
         INSERT INTO qron.jobs (id, executor, owner, name, expr, recurring, status, run_at,
                                slot_at, payload, meta, attempt, executions, max_attempts,
                                timeout, revision, last_error, last_error_at, created_at,
-                               updated_at, start_at, last_run_at, errors)
+                               updated_at, start_at, last_run_at, errors, bytes)
         SELECT id, executor, owner, name, expr, recurring, 'ready', $3, $3,
                COALESCE($4::jsonb, payload), meta, 0, executions, max_attempts, timeout,
                revision + 1, last_error, last_error_at, created_at, $3, start_at, last_run_at,
-               errors
+               errors, octet_length(COALESCE($4::text, payload::text)) + octet_length(meta::text)
           FROM moved
         RETURNING *)
     SELECT j.*, pg_notify('qron_jobs', j.executor) AS notified FROM j";

@@ -60,6 +60,8 @@ const COMPLETE_MANY: &str = "
         -- the payload, unless an edit made while the job ran changed it
         payload = CASE WHEN j.revision = u.revision AND u.payload IS NOT NULL
                        THEN u.payload::jsonb ELSE j.payload END,
+        bytes = CASE WHEN j.revision = u.revision AND u.payload IS NOT NULL
+                     THEN octet_length(u.payload) + octet_length(j.meta::text) ELSE j.bytes END,
         last_error = COALESCE(u.error, j.last_error),
         last_error_at = CASE WHEN u.error IS NULL THEN j.last_error_at ELSE $12 END,
         errors = CASE WHEN u.error IS NULL THEN j.errors

@@ -8,10 +8,11 @@
 //! setting; so slow jobs are not hoarded by one worker while others sit idle.
 
 use std::collections::VecDeque;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use super::budget::{Budget, Held};
 use crate::clock::DbClock;
 use crate::db::{self, LeasedJob};
 use crate::metrics::Metrics;
@@ -28,6 +29,8 @@ pub(crate) const MAX_BUFFERED_WAIT: Duration = Duration::from_secs(2);
 pub(crate) struct Buffered {
     pub(crate) job: LeasedJob,
     pub(crate) leased_at: Instant,
+    /// Its bytes in the worker's memory budget, held until its execution ends.
+    pub(crate) held: Held,
 }
 
 impl Buffered {
@@ -66,10 +69,14 @@ impl Buffer {
         self.lock().len()
     }
 
-    pub(crate) fn push(&self, jobs: Vec<LeasedJob>) {
+    /// Takes in leased jobs, holding their bytes in `budget`.
+    pub(crate) fn push(&self, jobs: Vec<LeasedJob>, budget: &Arc<Budget>) {
         let leased_at = Instant::now();
-        self.lock()
-            .extend(jobs.into_iter().map(|job| Buffered { job, leased_at }));
+        self.lock().extend(jobs.into_iter().map(|job| Buffered {
+            held: budget.hold(job.bytes()),
+            job,
+            leased_at,
+        }));
     }
 
     /// The oldest job and how many are left.

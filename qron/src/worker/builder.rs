@@ -258,6 +258,26 @@ impl WorkerBuilder {
         self
     }
 
+    /// The most bytes of payload and meta (as JSON text) the worker holds in jobs it leased and
+    /// has not finished, across its executors: waiting for a slot or running (default
+    /// [`DEFAULT_MEMORY_BUDGET`](crate::DEFAULT_MEMORY_BUDGET), 64 MiB; at least 1).
+    ///
+    /// The bound `prefetch` and the concurrency set is in jobs; this one is in bytes, so that
+    /// large payloads cannot pull gigabytes into one process. Each lease takes jobs in order
+    /// until the next would go over what is left. When it binds, fewer jobs run than the
+    /// concurrency allows; an executor holding none of its jobs always takes one, so a job
+    /// larger than the budget still runs, alone.
+    ///
+    /// ```no_run
+    /// # fn demo(client: qron::Client) -> qron::Result<()> {
+    /// let worker = qron::Worker::builder(client).memory_budget(256 * 1024 * 1024).build()?;
+    /// # Ok(()) }
+    /// ```
+    pub fn memory_budget(mut self, bytes: usize) -> Self {
+        self.settings.producer.memory_budget = bytes;
+        self
+    }
+
     /// Outcomes waiting to be written above which leasing pauses (default 10,000).
     ///
     /// ```no_run

@@ -46,7 +46,10 @@ pub(crate) async fn run_slot(
                     hand_back(&shared.pool, &shared.clock, &shared.metrics, jobs).await;
                 });
             }
-            execute(b.job, &exec, &shared).await;
+            // Its bytes stay held in the memory budget until it ends.
+            let Buffered { job, held, .. } = b;
+            execute(job, &exec, &shared).await;
+            drop(held);
             exec.buffer.record(started.elapsed());
         }
         if shared.soft.is_cancelled() {

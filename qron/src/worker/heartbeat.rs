@@ -255,6 +255,8 @@ mod tests {
             lease_time: Duration::from_secs(1),
             paused: false,
             owner: None,
+            max_bytes: None,
+            at_least_one: true,
         };
         let jobs = db::job_lease(db.pool(), &lease).await.unwrap();
         (db, clock, now, jobs)

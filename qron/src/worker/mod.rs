@@ -6,6 +6,7 @@
 //! executors' watch (`crate::maintenance`). What they share is in `shared`; stopping (the
 //! [`Stopper`], the signals, the tasks' supervision) in `shutdown`.
 
+mod budget;
 mod buffer;
 mod builder;
 pub(crate) mod executor;
@@ -19,7 +20,7 @@ mod shutdown;
 pub use builder::WorkerBuilder;
 use services::Services;
 pub(crate) use shared::Shared;
-use shared::lease_pool;
+use shared::{lease_connections, lease_pool};
 pub use shutdown::Stopper;
 use shutdown::{RunGuard, Signals};
 
@@ -41,6 +42,7 @@ pub use crate::completer::DEFAULT_FLUSH_TIMEOUT;
 pub use crate::maintenance::history::DEFAULT_HISTORY_RETENTION;
 pub use crate::maintenance::rescuer::DEFAULT_RESCUE_INTERVAL;
 pub use crate::maintenance::unserved::DEFAULT_UNSERVED_AFTER;
+pub use budget::DEFAULT_MEMORY_BUDGET;
 pub use heartbeat::DEFAULT_LEASE_TIME;
 pub use producer::{DEFAULT_LEASE_AHEAD, DEFAULT_POLL_INTERVAL, DEFAULT_PREFETCH};
 
@@ -364,6 +366,10 @@ impl Worker {
             running: Arc::default(),
             lease_time: self.settings.heartbeat.lease_time,
             cancels: Arc::default(),
+            budget: budget::Budget::new(
+                self.settings.producer.memory_budget,
+                lease_connections(self.executors.len()),
+            ),
         })
     }
 }

@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
+use super::budget::Held;
 use super::{ExecutorState, Shared};
 use crate::db::{self, LeasedJob};
 
@@ -46,6 +47,9 @@ pub(crate) struct Config {
     pub prefetch: usize,
     /// Jobs per lease, at most (the completer's batch size).
     pub batch_size: usize,
+    /// Bytes of payload and meta held in jobs leased and not finished, at most, across the
+    /// worker's executors (default [`DEFAULT_MEMORY_BUDGET`](super::DEFAULT_MEMORY_BUDGET)).
+    pub memory_budget: usize,
 }
 
 impl Default for Config {
@@ -55,14 +59,22 @@ impl Default for Config {
             lease_ahead: DEFAULT_LEASE_AHEAD,
             prefetch: DEFAULT_PREFETCH,
             batch_size: crate::completer::DEFAULT_BATCH_SIZE,
+            memory_budget: super::DEFAULT_MEMORY_BUDGET,
         }
     }
 }
 
 impl Config {
-    /// Refuses a poll that would spin and a lease ahead over its limit.
+    /// Refuses a poll that would spin, a lease ahead over its limit and an empty memory
+    /// budget.
     pub(crate) fn validate(&self) -> crate::Result<()> {
         crate::limits::check_interval("poll_interval", self.poll_interval)?;
+        if self.memory_budget == 0 {
+            return Err(crate::Error::InvalidArgument {
+                field: "memory_budget",
+                reason: "0 bytes would hold no job: give at least the size of one".to_owned(),
+            });
+        }
         if self.lease_ahead > MAX_LEASE_AHEAD {
             return Err(crate::Error::InvalidArgument {
                 field: "lease_ahead",
@@ -83,6 +95,17 @@ struct Landed {
     /// When the queue was found drained: how long to sleep (until the next due job or the poll
     /// interval).
     idle_for: Option<Duration>,
+    /// The lease's allowance, held in the memory budget until its jobs hold their own bytes.
+    _allowance: Held,
+}
+
+/// What a lease may bring of the worker's memory budget (see [`Producer::allowance`]).
+pub(crate) struct Allowance {
+    /// The most bytes of payload and meta.
+    bytes: u64,
+    /// Whether it brings the first job even when that alone is over `bytes`.
+    at_least_one: bool,
+    held: Held,
 }
 
 /// One executor's producer.
@@ -132,10 +155,11 @@ impl Producer {
                 && self.resting_until.is_none()
                 && !holding_off
                 && let Some(want) = self.want(leases.len())
+                && let Some(allowance) = self.allowance(leases.len())
             {
                 self.asked += want;
                 self.woken = false;
-                leases.spawn(self.lease(want));
+                leases.spawn(self.lease(want, allowance));
             }
             let resting = self.resting_until;
             tokio::select! {
@@ -169,7 +193,7 @@ impl Producer {
         while let Some(landed) = leases.join_next().await {
             if let Ok(Landed { jobs: Ok(jobs), .. }) = landed {
                 self.shared.metrics.add_buffered(jobs.len() as i64);
-                self.exec.buffer.push(jobs);
+                self.exec.buffer.push(jobs, &self.shared.budget);
             }
         }
         let left: Vec<LeasedJob> = self
@@ -191,11 +215,11 @@ impl Producer {
     #[cfg(test)]
     pub(crate) async fn run_once(&mut self) -> usize {
         self.dispatch();
-        let Some(want) = self.want(0) else {
+        let (Some(want), Some(allowance)) = (self.want(0), self.allowance(0)) else {
             return 0;
         };
         self.asked += want;
-        let landed = self.lease(want).await;
+        let landed = self.lease(want, allowance).await;
         let leased = landed.jobs.as_ref().map_or(0, Vec::len);
         self.landed(landed);
         self.dispatch();
@@ -249,9 +273,29 @@ impl Producer {
         (want > 0 && worth).then_some(want)
     }
 
-    /// A lease of up to `want` jobs, run as its own task so that the buffer keeps feeding
-    /// slots meanwhile.
-    fn lease(&mut self, want: usize) -> impl std::future::Future<Output = Landed> + use<> {
+    /// What the next lease may bring of the worker's memory budget, if it is worth leasing
+    /// (held while it is on its way); when the budget has nothing left, one job whatever its
+    /// size, only for an executor that holds none: each executor makes progress.
+    pub(crate) fn allowance(&self, in_flight: usize) -> Option<Allowance> {
+        let budget = &self.shared.budget;
+        let bytes = budget.for_a_lease();
+        let holds_none = in_flight == 0
+            && self.exec.buffer.len() == 0
+            && self.exec.slots.available_permits() == self.exec.capacity as usize;
+        (bytes > 0 || holds_none).then(|| Allowance {
+            bytes: bytes.max(1),
+            at_least_one: holds_none,
+            held: budget.hold(bytes),
+        })
+    }
+
+    /// A lease of up to `want` jobs within `allowance`, run as its own task so that the buffer
+    /// keeps feeding slots meanwhile.
+    fn lease(
+        &mut self,
+        want: usize,
+        allowance: Allowance,
+    ) -> impl std::future::Future<Output = Landed> + use<> {
         let after = self
             .cursor
             .filter(|_| self.from_start.elapsed() < self.shared.poll_interval);
@@ -282,6 +326,8 @@ impl Producer {
                     lease_time: shared.lease_time,
                     paused,
                     owner: None,
+                    max_bytes: Some(allowance.bytes),
+                    at_least_one: allowance.at_least_one,
                 },
             )
             .await;
@@ -297,6 +343,7 @@ impl Producer {
                 jobs,
                 asked: want,
                 idle_for,
+                _allowance: allowance.held,
             }
         }
     }
@@ -319,7 +366,7 @@ impl Producer {
         m.leased.fetch_add(jobs.len() as u64, Ordering::Relaxed);
         m.polls.fetch_add(1, Ordering::Relaxed);
         m.add_buffered(jobs.len() as i64);
-        self.exec.buffer.push(jobs);
+        self.exec.buffer.push(jobs, &self.shared.budget);
         // Drained: rest until the next due job, a notification (of a new job, or of one that
         // any worker's outcome made ready again: see `db::job_complete_many`) or the poll.
         // A notification that came while the lease ran may be of a job its snapshot missed.
@@ -418,7 +465,7 @@ mod tests {
     }
 
     #[test]
-    fn the_config_refuses_a_spinning_poll_and_a_long_lease_ahead() {
+    fn the_config_refuses_a_spinning_poll_a_long_lease_ahead_and_an_empty_budget() {
         assert!(Config::default().validate().is_ok());
         let spin = Config {
             poll_interval: Duration::ZERO,
@@ -439,6 +486,17 @@ mod tests {
             ahead.validate(),
             Err(crate::Error::InvalidArgument {
                 field: "lease_ahead",
+                ..
+            })
+        ));
+        let empty = Config {
+            memory_budget: 0,
+            ..Config::default()
+        };
+        assert!(matches!(
+            empty.validate(),
+            Err(crate::Error::InvalidArgument {
+                field: "memory_budget",
                 ..
             })
         ));

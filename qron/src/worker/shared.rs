@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
+use super::budget::Budget;
 use super::{heartbeat, producer};
 use crate::Schedule;
 use crate::clock::DbClock;
@@ -24,22 +25,24 @@ const MAX_LEASE_CONNECTIONS: usize = 4;
 /// empty would sort every due job (measured: 88 ms instead of 15 ms for 1,000 of 100,000 due
 /// jobs) until the next `ANALYZE` invalidated it.
 pub(super) fn lease_pool(pool: &sqlx::PgPool, executors: usize) -> sqlx::PgPool {
+    let connections = u32::try_from(lease_connections(executors)).unwrap_or(1);
     let options = pool
         .connect_options()
         .as_ref()
         .clone()
         .options([("plan_cache_mode", "force_custom_plan")]);
     sqlx::postgres::PgPoolOptions::new()
-        .max_connections(
-            u32::try_from(
-                executors
-                    .saturating_mul(producer::MAX_LEASES_IN_FLIGHT)
-                    .clamp(1, MAX_LEASE_CONNECTIONS),
-            )
-            .unwrap_or(1),
-        )
+        .max_connections(connections)
         .min_connections(0)
         .connect_lazy_with(options)
+}
+
+/// How many leases a worker with `executors` executors has on their way at once, at most: its
+/// producers' leases in flight, within its lease connections.
+pub(super) fn lease_connections(executors: usize) -> usize {
+    executors
+        .saturating_mul(producer::MAX_LEASES_IN_FLIGHT)
+        .clamp(1, MAX_LEASE_CONNECTIONS)
 }
 
 pub(crate) struct Shared {
@@ -65,6 +68,8 @@ pub(crate) struct Shared {
     pub(crate) lease_time: Duration,
     /// The executions an operator can cancel.
     pub(crate) cancels: Arc<crate::cancel::Cancels>,
+    /// The bytes of payload and meta the worker may hold in jobs (see [`Budget`]).
+    pub(crate) budget: Arc<Budget>,
 }
 
 impl Shared {
@@ -99,6 +104,7 @@ impl Shared {
             running: Arc::default(),
             lease_time: settings.heartbeat.lease_time,
             cancels: Arc::default(),
+            budget: Budget::new(settings.producer.memory_budget, lease_connections(1)),
         })
     }
 

@@ -817,3 +817,91 @@ async fn connect_reports_an_unreachable_server_at_once_with_the_cause() {
         "{err:?}"
     );
 }
+
+#[tokio::test]
+async fn every_write_of_a_payload_or_meta_stores_its_size_for_the_workers_budget() {
+    // The `bytes` column a worker's lease sums against its memory budget: the JSON texts'
+    // lengths, written by every path that writes a payload or a meta.
+    let db = TestDb::new().await;
+    let c = client(&db);
+    let size = |payload: &serde_json::Value, meta: &serde_json::Value| {
+        (serde_json::to_string(payload).unwrap().len() + serde_json::to_string(meta).unwrap().len())
+            as i32
+    };
+    let stored = async |id: i64| -> i32 {
+        sqlx::query_scalar("SELECT bytes FROM qron.jobs WHERE id = $1")
+            .bind(id)
+            .fetch_one(&db.pool)
+            .await
+            .unwrap()
+    };
+    let (p1, m1) = (json!("x".repeat(1000)), json!({"trace": "y".repeat(100)}));
+    let one = c
+        .create(
+            NewJob::new("e", "@after 1h")
+                .payload(p1.clone())
+                .meta(m1.clone()),
+        )
+        .await
+        .unwrap()
+        .id;
+    assert_eq!(stored(one).await, size(&p1, &m1), "create");
+    let (p2, empty) = (json!("payload two"), json!({}));
+    let ids = c
+        .create_many([
+            NewJob::new("e", "@after 1h").payload(p2.clone()),
+            NewJob::new("e", "@after 1h")
+                .payload(p1.clone())
+                .name("named"),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(
+        stored(ids[0]).await,
+        size(&p2, &empty),
+        "create_many through COPY"
+    );
+    assert_eq!(
+        stored(ids[1]).await,
+        size(&p1, &empty),
+        "create_many of a named job"
+    );
+    let null = serde_json::Value::Null;
+    let bare = c.create(NewJob::new("e", "@after 1h")).await.unwrap().id;
+    assert_eq!(stored(bare).await, size(&null, &empty), "no payload");
+    c.update(one, JobUpdate::new().payload(p2.clone()))
+        .await
+        .unwrap();
+    // The part kept is measured as the server writes it back (a space after each colon).
+    let kept: i32 =
+        sqlx::query_scalar("SELECT octet_length(meta::text) FROM qron.jobs WHERE id = $1")
+            .bind(one)
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        stored(one).await,
+        size(&p2, &empty) - 2 + kept,
+        "a new payload, the meta kept"
+    );
+    c.update(one, JobUpdate::new().meta(empty.clone()))
+        .await
+        .unwrap();
+    assert_eq!(
+        stored(one).await,
+        size(&p2, &empty),
+        "a new meta, the payload kept"
+    );
+    c.update(one, JobUpdate::new().expr("@after 2h"))
+        .await
+        .unwrap();
+    assert_eq!(stored(one).await, size(&p2, &empty), "neither changed");
+    // Finished, then run again with a new payload: back with its size.
+    c.cancel(bare).await.unwrap();
+    c.retry_with_payload(bare, p1.clone()).await.unwrap();
+    assert_eq!(
+        stored(bare).await,
+        size(&p1, &empty),
+        "retried with a payload"
+    );
+}

@@ -157,3 +157,53 @@ async fn the_largest_prefetch_is_a_bound_like_any_other() {
     run.await.unwrap().unwrap();
     assert_eq!(probe(&k).started(), 40);
 }
+
+#[tokio::test]
+async fn jobs_held_by_a_worker_stay_within_its_memory_budget() {
+    // 100 jobs of about 1,000,000 bytes each, 100 slots: the default budget of 64 MiB holds 67
+    // of them at most, leased and running, however many slots are free.
+    const PAD: usize = 1_000_000;
+    const BUDGET: usize = 64 * 1024 * 1024;
+    let db = TestDb::new().await;
+    let c = Client::new(db.pool.clone());
+    let k = key("bytes");
+    let jobs = script_jobs("act", 100, &k, Mode::GateFirst)
+        .into_iter()
+        .map(|job| {
+            let mut payload =
+                serde_json::to_value(qron_tests::jobs::Script::new(&k, Mode::GateFirst)).unwrap();
+            payload["pad"] = serde_json::Value::String("x".repeat(PAD));
+            job.payload(payload).timeout(Duration::from_secs(60))
+        });
+    c.create_many(jobs).await.unwrap();
+    let running = Running::start(worker(&db, 100).build().unwrap());
+    let p = probe(&k);
+    // Sampled from the rows while the handlers wait at the gate: jobs leased (running or
+    // waiting in the buffer) never hold more bytes than the budget.
+    let mut most = 0;
+    let mut samples_after_fill = 0;
+    while samples_after_fill < 50 {
+        let leased = count(
+            &db.pool,
+            "SELECT count(*) FROM qron.jobs WHERE status = 'running'",
+        )
+        .await;
+        most = most.max(leased);
+        if p.running.load(std::sync::atomic::Ordering::SeqCst) >= 40 {
+            samples_after_fill += 1;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(
+        most as usize * PAD <= BUDGET,
+        "{most} jobs of {PAD} bytes leased at once, over the budget of {BUDGET}"
+    );
+    assert!(
+        most >= 50,
+        "the budget was used: {most} jobs leased at most"
+    );
+    p.open_gate();
+    wait_for_history(&db.pool, 100, Duration::from_secs(60)).await;
+    running.stop().await;
+    assert_eq!(p.started(), 100, "each job ran once");
+}

@@ -721,6 +721,17 @@ async fn a_recurring_counter_runs_on_its_slots() {
         json!(k_runs),
         "the payload counts every run"
     );
+    // The size a worker's memory budget counts follows the payload the handler wrote.
+    let bytes: i32 = sqlx::query_scalar("SELECT bytes FROM qron.jobs WHERE id = $1")
+        .bind(j.id)
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        bytes as usize,
+        serde_json::to_string(&now.payload).unwrap().len() + "{}".len(),
+        "the stored size of the handler's payload"
+    );
     // No drift: the next slot is on the grid, whatever the processing time.
     assert_eq!(now.run_at, j.run_at + chrono::Duration::seconds(k_runs));
     for (i, (_, _, at)) in probe(&k).starts.lock().unwrap().iter().enumerate() {

@@ -139,6 +139,9 @@ enum Scenario {
         /// The worker's concurrency.
         #[arg(long, default_value_t = 1000)]
         concurrency: usize,
+        /// Each job's payload, a JSON string of this many bytes (0: no payload).
+        #[arg(long, default_value_t = 0)]
+        payload_bytes: usize,
     },
     /// (internal) A worker process serving the bench jobs until SIGTERM.
     #[command(hide = true)]
@@ -147,6 +150,8 @@ enum Scenario {
         url: String,
         #[arg(long)]
         database: String,
+        #[arg(long, default_value = "bench_noop")]
+        executor: String,
         #[arg(long)]
         concurrency: Option<usize>,
     },
@@ -304,13 +309,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
             }
             medians(all)
         }
-        Scenario::Memory { jobs, concurrency } => queue::memory(jobs, concurrency).await?,
+        Scenario::Memory {
+            jobs,
+            concurrency,
+            payload_bytes,
+        } => queue::memory(jobs, concurrency, payload_bytes).await?,
         Scenario::Serve {
             url,
             database,
+            executor,
             concurrency,
         } => {
-            queue::serve(&url, &database, concurrency).await?;
+            queue::serve(&url, &database, &executor, concurrency).await?;
             Vec::new()
         }
     };

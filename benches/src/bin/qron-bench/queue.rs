@@ -34,6 +34,13 @@ async fn bench_noop(_: ()) -> Result<(), JobError> {
     Ok(())
 }
 
+/// A job whose payload is a large string, decoded and dropped (`memory --payload-bytes`).
+#[qron::job(executor = "bench_blob", concurrency = 100)]
+async fn bench_blob(blob: String) -> Result<(), JobError> {
+    std::hint::black_box(blob.len());
+    Ok(())
+}
+
 /// Records how late it started against its slot, in microseconds.
 #[qron::job(executor = "bench_probe", concurrency = 1000)]
 async fn bench_probe(ctx: qron::Context, _: ()) -> Result<(), JobError> {
@@ -495,7 +502,8 @@ async fn wait_written(metrics: &qron::Metrics, jobs: u64) -> Res<()> {
 /// little while worker processes run.
 async fn drained(pool: &PgPool) -> Res<bool> {
     let left: bool = sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM qron.jobs WHERE status = 'ready' AND executor = 'bench_noop')
+        "SELECT EXISTS (SELECT 1 FROM qron.jobs
+                         WHERE status = 'ready' AND executor IN ('bench_noop', 'bench_blob'))
              OR EXISTS (SELECT 1 FROM qron.jobs WHERE lease_expires_at IS NOT NULL)",
     )
     .fetch_one(pool)
@@ -516,15 +524,20 @@ async fn wait_drained(pool: &PgPool) -> Res<()> {
 }
 
 /// A worker process for the multi-process scenarios: serves the bench jobs until SIGTERM.
-pub async fn serve(url: &str, database: &str, concurrency: Option<usize>) -> Res<()> {
+pub async fn serve(
+    url: &str,
+    database: &str,
+    executor: &str,
+    concurrency: Option<usize>,
+) -> Res<()> {
     let opts = PgConnectOptions::from_str(url)?.database(database);
     let pool = PgPoolOptions::new()
         .max_connections(8)
         .connect_with(opts)
         .await?;
-    let mut builder = Worker::builder(Client::new(pool)).executors(["bench_noop"]);
+    let mut builder = Worker::builder(Client::new(pool)).executors([executor]);
     if let Some(n) = concurrency {
-        builder = builder.concurrency("bench_noop", n);
+        builder = builder.concurrency(executor, n);
     }
     let worker = builder.build()?;
     let stopper = worker.stopper();
@@ -636,11 +649,27 @@ pub async fn recurring(jobs: u64, seconds: u64) -> Res<Vec<Figure>> {
 
 /// Memory: a worker process serving `jobs` due jobs with concurrency `concurrency`; its peak
 /// resident set.
-pub async fn memory(jobs: u64, concurrency: usize) -> Res<Vec<Figure>> {
+pub async fn memory(jobs: u64, concurrency: usize, payload_bytes: usize) -> Res<Vec<Figure>> {
     let (name, pool) = fresh("memory", 4).await?;
-    Client::new(pool.clone())
-        .create_many((0..jobs).map(|_| NewJob::new("bench_noop", "@after 0s")))
-        .await?;
+    let client = Client::new(pool.clone());
+    let executor = if payload_bytes == 0 {
+        client
+            .create_many((0..jobs).map(|_| NewJob::new("bench_noop", "@after 0s")))
+            .await?;
+        "bench_noop"
+    } else {
+        // A JSON string of `payload_bytes` bytes, quotes included; 100 jobs per transaction.
+        let blob = serde_json::Value::String("x".repeat(payload_bytes.saturating_sub(2)));
+        for from in (0..jobs).step_by(100) {
+            let n = (jobs - from).min(100);
+            client
+                .create_many(
+                    (0..n).map(|_| NewJob::new("bench_blob", "@after 0s").payload(blob.clone())),
+                )
+                .await?;
+        }
+        "bench_blob"
+    };
     let exe = std::env::current_exe()?;
     let url = server_url()?;
     let child = std::process::Command::new(&exe)
@@ -650,6 +679,8 @@ pub async fn memory(jobs: u64, concurrency: usize) -> Res<Vec<Figure>> {
             &url,
             "--database",
             &name,
+            "--executor",
+            executor,
             "--concurrency",
             &concurrency.to_string(),
         ])
@@ -680,7 +711,13 @@ pub async fn memory(jobs: u64, concurrency: usize) -> Res<Vec<Figure>> {
     let _ = child.wait();
     drop_db(&name, pool).await?;
     Ok(vec![fig(
-        format!("worker peak RSS ({jobs} jobs, concurrency {concurrency})"),
+        if payload_bytes == 0 {
+            format!("worker peak RSS ({jobs} jobs, concurrency {concurrency})")
+        } else {
+            format!(
+                "worker peak RSS ({jobs} jobs of {payload_bytes} bytes, concurrency {concurrency})"
+            )
+        },
         peak_kib as f64 / 1024.0,
         "MiB",
     )])
