@@ -265,7 +265,8 @@ impl Client {
                 now,
                 due_by: now,
                 after: None,
-                buffer_wait: Duration::ZERO,
+                wait: Duration::ZERO,
+                slack: db::LEASE_SLACK_TIME,
                 lease_time,
                 paused: true,
                 owner: Some(&self.owner),
@@ -485,8 +486,8 @@ impl Client {
             &ids,
             &tokens,
             now,
-            lease_time,
-            Duration::ZERO,
+            lease_time + db::LEASE_SLACK_TIME,
+            db::LEASE_SLACK_TIME,
         )
         .await?)
     }

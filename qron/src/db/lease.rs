@@ -32,6 +32,8 @@ pub(crate) struct LeasedJob {
     pub start_at: DateTime<Utc>,
     /// A remote lease's secret (a UUID's text); `None` for a worker's own lease.
     pub lease_secret: Option<String>,
+    /// When the lease runs out, by the server's clock, unless renewed.
+    pub lease_expires_at: DateTime<Utc>,
 }
 
 impl LeasedJob {
@@ -45,7 +47,7 @@ impl LeasedJob {
 /// The lease's `RETURNING` list, by name, in order: [`LeasedJob`] is decoded by these
 /// positions (a lease returns up to a batch of rows, and looking each column up by name was a
 /// noticeable part of a worker's time). A test checks that the statement's list is this one.
-const LEASED_COLUMNS: [&str; 17] = [
+const LEASED_COLUMNS: [&str; 18] = [
     "id",
     "owner",
     "name",
@@ -63,6 +65,7 @@ const LEASED_COLUMNS: [&str; 17] = [
     "revision",
     "start_at",
     "lease_secret",
+    "lease_expires_at",
 ];
 
 /// The position of `column` in [`LEASED_COLUMNS`] (evaluated at compile time: a name not in
@@ -114,13 +117,15 @@ impl<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> for LeasedJob {
             revision: row.try_get_unchecked(const { leased("revision") })?,
             start_at: row.try_get_unchecked(const { leased("start_at") })?,
             lease_secret: row.try_get_unchecked(const { leased("lease_secret") })?,
+            lease_expires_at: row.try_get_unchecked(const { leased("lease_expires_at") })?,
         })
     }
 }
 
-/// Time a lease outlives the handler's timeout, for the worker to write the outcome itself:
-/// the rescuer only takes over from a worker that is gone.
-const LEASE_SLACK_TIME: std::time::Duration = std::time::Duration::from_secs(2);
+/// Time a lease outlives the handler's timeout, for the worker to write the outcome itself (the
+/// rescuer only takes over from a worker that is gone): a remote worker's, and the least of a
+/// worker's, whose slack adds its completer's flush interval (see `worker::Shared::slack`).
+pub(crate) const LEASE_SLACK_TIME: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Leases up to `$3` ready jobs of executor `$1` due by `$6`, oldest run time first, past
 /// (`$8`, `$9`) in that order when given, for worker `$4` at `$2`: each lease lasts the lease
@@ -176,7 +181,7 @@ pub(crate) const JOB_LEASE: &str = "
               NULLIF(j.payload, 'null')::text AS payload,
               NULLIF(j.meta, '{}')::text AS meta, j.attempt, j.executions,
               j.max_attempts, j.timeout, j.lease_token, j.revision, j.start_at,
-              j.lease_secret::text AS lease_secret";
+              j.lease_secret::text AS lease_secret, j.lease_expires_at";
 
 /// Leases up to `limit` jobs of `executor` due by `due_by` (at most a little after `now`: a
 /// job leased before its run time waits for it in the worker, and its lease counts from then),
@@ -192,7 +197,7 @@ pub(crate) async fn job_lease<'e>(
     ex: impl PgExecutor<'e>,
     p: &Lease<'_>,
 ) -> sqlx::Result<Vec<LeasedJob>> {
-    let slack = super::duration_interval(LEASE_SLACK_TIME + p.buffer_wait);
+    let slack = super::duration_interval(p.slack + p.wait);
     sqlx::query_as(sql(JOB_LEASE))
         .bind(p.executor)
         .bind(p.now)
@@ -220,9 +225,12 @@ pub(crate) struct Lease<'a> {
     pub now: DateTime<Utc>,
     pub due_by: DateTime<Utc>,
     pub after: Option<(DateTime<Utc>, i64)>,
-    /// How long a leased job may wait in the worker before it starts: the lease is longer by
-    /// that much.
-    pub buffer_wait: std::time::Duration,
+    /// How long a leased job may take to start, beyond its run time: its lease's answer on its
+    /// way, and its wait in the worker's buffer. The lease is longer by that much.
+    pub wait: std::time::Duration,
+    /// How long the lease outlives the job's run-time limit and `wait`, for its outcome to be
+    /// written ([`LEASE_SLACK_TIME`] at least).
+    pub slack: std::time::Duration,
     /// How long the lease lasts (unless the job's run-time limit is shorter) before the worker
     /// must renew it.
     pub lease_time: std::time::Duration,
@@ -252,23 +260,23 @@ const JOB_LEASE_RENEW: &str = "
     RETURNING j.id";
 
 /// Renews the leases `tokens` of jobs `ids` (see [`JOB_LEASE_RENEW`]): until `now` plus
-/// `lease_time` and the slack, at most until the run-time limit plus `wait` and the slack;
-/// with `owner`, only that owner's.
+/// `renew_for` (a lease time and the slack), at most until the run-time limit plus
+/// `past_limit` (the longest wait to start and the slack); with `owner`, only that owner's.
 pub(crate) async fn job_lease_renew<'e>(
     ex: impl PgExecutor<'e>,
     owner: Option<&str>,
     ids: &[i64],
     tokens: &[i64],
     now: DateTime<Utc>,
-    lease_time: std::time::Duration,
-    wait: std::time::Duration,
+    renew_for: std::time::Duration,
+    past_limit: std::time::Duration,
 ) -> sqlx::Result<Vec<i64>> {
     sqlx::query_scalar(sql(JOB_LEASE_RENEW))
         .bind(ids)
         .bind(tokens)
         .bind(now)
-        .bind(super::duration_interval(lease_time + LEASE_SLACK_TIME))
-        .bind(super::duration_interval(wait + LEASE_SLACK_TIME))
+        .bind(super::duration_interval(renew_for))
+        .bind(super::duration_interval(past_limit))
         .bind(owner)
         .fetch_all(ex)
         .await
@@ -539,7 +547,8 @@ mod tests {
             now,
             due_by: now,
             after: None,
-            buffer_wait: std::time::Duration::ZERO,
+            wait: std::time::Duration::ZERO,
+            slack: LEASE_SLACK_TIME,
             lease_time: std::time::Duration::from_secs(30),
             paused: false,
             owner: None,

@@ -10,7 +10,9 @@
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
 
 use super::budget::{Budget, Held};
 use crate::clock::DbClock;
@@ -21,23 +23,35 @@ use crate::metrics::Metrics;
 pub(crate) const PREFETCH_HORIZON: Duration = Duration::from_millis(250);
 
 /// The longest a job may wait in the buffer: its lease is that much longer than the handler's
-/// timeout, and a job that waited longer is handed back rather than started.
+/// timeout (see [`startable`]).
 pub(crate) const MAX_BUFFERED_WAIT: Duration = Duration::from_secs(2);
 
 /// A leased job waiting for a slot.
 #[derive(Debug)]
 pub(crate) struct Buffered {
     pub(crate) job: LeasedJob,
-    pub(crate) leased_at: Instant,
     /// Its bytes in the worker's memory budget, held until its execution ends.
     pub(crate) held: Held,
 }
 
-impl Buffered {
-    /// Whether it waited too long to start within its lease.
-    pub(crate) fn expired(&self, now: Instant) -> bool {
-        now.duration_since(self.leased_at) > MAX_BUFFERED_WAIT
-    }
+/// Whether `job`, starting at `now` (or at its run time, if later), leaves its lease time
+/// enough to run for its limit (or for `lease_time`, past which the heartbeat renews it) and
+/// to have its outcome written within `margin`: checked against the expiry the server wrote,
+/// with the database's time, so that neither a slow answer nor a wait in the buffer can let a
+/// job start whose lease could run out under it. One that fails the check is handed back.
+pub(crate) fn startable(
+    job: &LeasedJob,
+    now: DateTime<Utc>,
+    lease_time: Duration,
+    margin: Duration,
+) -> bool {
+    let run = crate::job::interval_to_duration(&job.timeout)
+        .min(lease_time)
+        .saturating_add(margin);
+    chrono::Duration::from_std(run)
+        .ok()
+        .and_then(|run| now.max(job.run_at).checked_add_signed(run))
+        .is_some_and(|end| end <= job.lease_expires_at)
 }
 
 /// Jobs of one executor leased and not yet started, oldest first.
@@ -71,11 +85,9 @@ impl Buffer {
 
     /// Takes in leased jobs, holding their bytes in `budget`.
     pub(crate) fn push(&self, jobs: Vec<LeasedJob>, budget: &Arc<Budget>) {
-        let leased_at = Instant::now();
         self.lock().extend(jobs.into_iter().map(|job| Buffered {
             held: budget.hold(job.bytes()),
             job,
-            leased_at,
         }));
     }
 
@@ -156,6 +168,70 @@ pub(crate) async fn hand_back(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    #[allow(clippy::unwrap_used)]
+    fn a_job_starts_only_while_its_lease_covers_its_run_and_its_outcome() {
+        let t0 = chrono::DateTime::parse_from_rfc3339("2026-12-06T12:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let s = chrono::Duration::seconds;
+        let job = LeasedJob {
+            id: 1,
+            owner: "default".to_owned(),
+            name: None,
+            expr: "@after 0s".to_owned(),
+            recurring: false,
+            run_at: t0,
+            slot_at: t0,
+            payload: None,
+            meta: None,
+            attempt: 1,
+            executions: 1,
+            max_attempts: 3,
+            // a 10 s limit
+            timeout: sqlx::postgres::types::PgInterval {
+                months: 0,
+                days: 0,
+                microseconds: 10_000_000,
+            },
+            lease_token: 1,
+            revision: 0,
+            start_at: t0,
+            lease_secret: None,
+            // the limit and 3 s
+            lease_expires_at: t0 + s(13),
+        };
+        let (long_lease, margin) = (Duration::from_secs(30), Duration::from_secs(1));
+        assert!(startable(&job, t0, long_lease, margin));
+        assert!(
+            startable(&job, t0 + s(2), long_lease, margin),
+            "10 + 1 s left"
+        );
+        assert!(
+            !startable(&job, t0 + s(3), long_lease, margin),
+            "only 10 s left"
+        );
+        // Leased ahead: it starts at its run time, whenever it is looked at.
+        let ahead = LeasedJob {
+            run_at: t0 + s(5),
+            lease_expires_at: t0 + s(18),
+            ..job.clone()
+        };
+        assert!(startable(&ahead, t0, long_lease, margin));
+        // A lease time under the limit: the heartbeat renews it while it runs.
+        let renewed = LeasedJob {
+            lease_expires_at: t0 + s(6),
+            ..job
+        };
+        assert!(startable(&renewed, t0, Duration::from_secs(5), margin));
+        assert!(!startable(
+            &renewed,
+            t0 + s(1),
+            Duration::from_secs(5),
+            margin
+        ));
+    }
 
     #[test]
     fn the_reserve_follows_the_pace_within_the_limit() {

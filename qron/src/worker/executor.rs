@@ -5,8 +5,8 @@ use std::future::Future as _;
 use std::task::Poll;
 use std::time::Instant;
 
-use super::buffer::Buffered;
 use super::buffer::hand_back;
+use super::buffer::{Buffered, startable};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -34,9 +34,10 @@ pub(crate) async fn run_slot(
 ) {
     let mut next = Some(first);
     let mut expired = Vec::new();
+    let margin = super::shared::outcome_margin(shared.slack);
     while let Some(b) = next.take() {
         let started = Instant::now();
-        if b.expired(started) {
+        if !startable(&b.job, shared.clock.now(), shared.lease_time, margin) {
             expired.push(b.job);
         } else {
             // Handed back now, not when the slot idles: their leases could run out first.
@@ -69,7 +70,7 @@ pub(crate) async fn run_slot(
         tracing::debug!(
             executor = exec.registration.executor,
             jobs = expired.len(),
-            "jobs waited too long for a slot: handing them back"
+            "jobs came or waited too long to start within their leases: handing them back"
         );
         hand_back(&shared.pool, &shared.clock, &shared.metrics, expired).await;
     }

@@ -122,6 +122,8 @@ pub(crate) struct Heartbeat {
     config: Config,
     worker_id: String,
     executors: Vec<&'static str>,
+    /// The worker's lease slack (see `Shared::slack`).
+    slack: Duration,
 }
 
 impl Heartbeat {
@@ -132,6 +134,7 @@ impl Heartbeat {
         config: Config,
         worker_id: String,
         executors: Vec<&'static str>,
+        slack: Duration,
     ) -> Self {
         Self {
             pool,
@@ -140,6 +143,7 @@ impl Heartbeat {
             config,
             worker_id,
             executors,
+            slack,
         }
     }
 
@@ -199,8 +203,9 @@ impl Heartbeat {
             &ids,
             &tokens,
             now,
-            self.config.lease_time,
-            super::buffer::MAX_BUFFERED_WAIT,
+            self.config.lease_time + self.slack,
+            // the longest a job may have taken to start (see `Producer::lease`)
+            super::buffer::MAX_BUFFERED_WAIT + super::producer::MAX_ANSWER_WAIT + self.slack,
         )
         .await?
         .into_iter()
@@ -251,7 +256,8 @@ mod tests {
             now,
             due_by: now,
             after: None,
-            buffer_wait: Duration::ZERO,
+            wait: Duration::ZERO,
+            slack: db::LEASE_SLACK_TIME,
             lease_time: Duration::from_secs(1),
             paused: false,
             owner: None,
@@ -274,6 +280,7 @@ mod tests {
             config,
             "w1".to_owned(),
             vec!["long"],
+            db::LEASE_SLACK_TIME,
         )
     }
 
@@ -306,9 +313,10 @@ mod tests {
         assert_eq!(heartbeat.run_once(now + second(10)).await.unwrap(), (1, 1));
         assert_eq!(expiry(&db, kept.id).await, now + second(13));
         assert!(taken_lost.is_cancelled() && !kept_lost.is_cancelled());
-        // Never past the run-time limit (with the wait and the slack).
-        heartbeat.run_once(now + second(100)).await.unwrap();
-        assert_eq!(expiry(&db, kept.id).await, now + second(64));
+        // Never past the run-time limit (with the longest wait to start, 2 s in the buffer and
+        // 30 s for the lease's answer, and the slack).
+        heartbeat.run_once(now + second(200)).await.unwrap();
+        assert_eq!(expiry(&db, kept.id).await, now + second(60 + 2 + 30 + 2));
         // A released job is no longer renewed.
         running.release(kept.id, kept.lease_token);
         assert_eq!(heartbeat.run_once(now + second(1)).await.unwrap(), (0, 0));

@@ -33,6 +33,9 @@ pub const DEFAULT_LEASE_AHEAD: Duration = Duration::from_millis(250);
 pub const DEFAULT_PREFETCH: usize = 1000;
 /// The longest a job may be leased ahead of its run time.
 pub(crate) const MAX_LEASE_AHEAD: Duration = Duration::from_secs(60);
+/// The longest a lease's answer is allowed to take in the leases' length (see
+/// [`Producer::lease`]): past it, leased jobs arrive too late to start and are handed back.
+pub(crate) const MAX_ANSWER_WAIT: Duration = Duration::from_secs(30);
 
 /// A producer's settings.
 #[derive(Debug, Clone)]
@@ -97,6 +100,8 @@ struct Landed {
     idle_for: Option<Duration>,
     /// The lease's allowance, held in the memory budget until its jobs hold their own bytes.
     _allowance: Held,
+    /// How long the lease statement took, from its start to its answer.
+    took: Duration,
 }
 
 /// What a lease may bring of the worker's memory budget (see [`Producer::allowance`]).
@@ -125,6 +130,10 @@ pub(crate) struct Producer {
     asked: usize,
     /// Whether a notification came since the last lease started.
     woken: bool,
+    /// How long recent leases took to answer (the last one, or half the one before when that
+    /// was longer): the next lease lasts that much longer, since its clock starts when it is
+    /// sent.
+    answer_time: Duration,
 }
 
 impl Producer {
@@ -138,6 +147,7 @@ impl Producer {
             error_delay: Duration::from_millis(100),
             asked: 0,
             woken: false,
+            answer_time: Duration::ZERO,
         }
     }
 
@@ -302,17 +312,21 @@ impl Producer {
         if after.is_none() {
             self.from_start = Instant::now();
         }
-        // Jobs beyond the free slots wait in the buffer: their lease covers the wait.
+        // The lease's clock starts when it is sent: it covers its answer's way back (as long
+        // as recent answers took), and for jobs beyond the free slots their wait in the buffer.
+        // A job that arrives too late to start within its lease is handed back (`run_slot`).
         let buffer_wait = if want > self.exec.slots.available_permits() {
             MAX_BUFFERED_WAIT
         } else {
             Duration::ZERO
         };
+        let wait = buffer_wait + self.answer_time;
         let shared = self.shared.clone();
         let executor = self.exec.registration.executor;
         let paused = self.exec.paused.load(Ordering::Relaxed);
         async move {
             let now = shared.clock.now();
+            let sent = Instant::now();
             let jobs = db::job_lease(
                 &shared.lease_pool,
                 &db::Lease {
@@ -322,7 +336,8 @@ impl Producer {
                     now,
                     due_by: now + shared.lease_ahead,
                     after,
-                    buffer_wait,
+                    wait,
+                    slack: shared.slack,
                     lease_time: shared.lease_time,
                     paused,
                     owner: None,
@@ -331,6 +346,7 @@ impl Producer {
                 },
             )
             .await;
+            let took = sent.elapsed();
             // Found nothing: how long to rest. (A lease that found some jobs hands them over
             // first; the next lease, finding none, decides the rest.)
             let idle_for = match &jobs {
@@ -344,6 +360,7 @@ impl Producer {
                 asked: want,
                 idle_for,
                 _allowance: allowance.held,
+                took,
             }
         }
     }
@@ -356,6 +373,7 @@ impl Producer {
             Err(e) => return self.failed(&e.to_string()),
         };
         self.error_delay = Duration::from_millis(100);
+        self.answer_time = landed.took.max(self.answer_time / 2).min(MAX_ANSWER_WAIT);
         let full = jobs.len() == landed.asked;
         self.cursor = if full {
             jobs.iter().map(|j| (j.run_at, j.id)).max()

@@ -82,6 +82,7 @@ impl Services {
             worker.settings.heartbeat.clone(),
             worker.id.clone(),
             served.clone(),
+            shared.slack,
         );
         let heartbeat_stop = services.heartbeat_stop.clone();
         services.background_task("heartbeat", heartbeat.run(heartbeat_stop));

@@ -338,3 +338,91 @@ async fn jobs_leased_behind_a_long_one_are_not_charged_an_attempt_they_never_mad
     );
     worker.stopper.hard();
 }
+
+#[tokio::test]
+async fn jobs_whose_lease_answered_late_do_not_run_twice() {
+    // A lease statement held up 3 s on the server (here by a lock it must wait for; in life a
+    // saturated server or a slow network) while its clock runs from when it was sent: its jobs
+    // arrive 3 s into their leases. Jobs of 1 s (run-time limit) taking 0.95 s. Before, their
+    // leases (limit + 2 s of slack) ran out while they ran, a rescue made them ready again, and
+    // they ran again, over and over.
+    let db = TestDb::new().await;
+    let k = qron_tests::jobs::key("late-answers");
+    // A second worker serving another executor: its rescuer looks every second.
+    let other = Running::start(
+        Worker::builder(Client::new(db.pool.clone()))
+            .executors(["act_lease"])
+            .build()
+            .unwrap(),
+    );
+    let running = Running::start(
+        Worker::builder(Client::new(db.pool.clone()))
+            .executors(["act"])
+            .concurrency("act", 5)
+            .build()
+            .unwrap(),
+    );
+    let metrics = running.metrics.clone();
+    wait_for(
+        "the worker to look for jobs",
+        Duration::from_secs(10),
+        || async { metrics.polls() > 0 },
+    )
+    .await;
+    // Every statement that reads the pauses, the lease among them, waits for this lock.
+    let mut lock = db.pool.begin().await.unwrap();
+    sqlx::query("LOCK TABLE qron.executor_pauses IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut *lock)
+        .await
+        .unwrap();
+    // Through `COPY`, which does not read the pauses.
+    Client::new(db.pool.clone())
+        .create_many(
+            qron_tests::jobs::script_jobs("act", 5, &k, Mode::Sleep(950))
+                .into_iter()
+                .map(|j| j.timeout(Duration::from_secs(1))),
+        )
+        .await
+        .unwrap();
+    wait_for(
+        "the lease to wait for the lock",
+        Duration::from_secs(10),
+        || async {
+            count(
+                &db.pool,
+                "SELECT count(*) FROM pg_stat_activity
+              WHERE wait_event_type = 'Lock' AND query LIKE '%UPDATE qron.jobs j%'",
+            )
+            .await
+                > 0
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    lock.commit().await.unwrap();
+    // Bounded: before the fix, rescues kept the jobs from ever ending; the assertions below
+    // say what ran.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while count(&db.pool, "SELECT count(*) FROM qron.jobs_history").await < 5
+        && tokio::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    running.stop().await;
+    other.stop().await;
+    let starts = qron_tests::jobs::probe(&k).starts.lock().unwrap().clone();
+    let mut ids: Vec<i64> = starts.iter().map(|s| s.0).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), 5, "every job ran: {starts:?}");
+    assert_eq!(starts.len(), 5, "no job ran twice: {starts:?}");
+    assert_eq!(
+        count(
+            &db.pool,
+            "SELECT count(*) FROM qron.jobs_history WHERE status = 'succeeded' AND executions = 1"
+        )
+        .await,
+        5,
+        "each succeeded, with one execution recorded"
+    );
+}
