@@ -282,12 +282,17 @@ pub(crate) async fn job_lease_renew<'e>(
         .await
 }
 
-/// Hands leased jobs back unstarted: ready again (unless an edit paused them meanwhile), the
-/// lease's attempt and execution uncounted, other workers woken.
+/// Hands leased jobs back unstarted: ready again (unless an edit paused them meanwhile), held
+/// when their owner paused the executor, the lease's attempt and execution uncounted, other
+/// workers woken.
 const JOB_RELEASE: &str = "
     WITH released AS (
         UPDATE qron.jobs j
            SET status = CASE WHEN j.status = 'running' THEN 'ready' ELSE j.status END,
+               held = CASE WHEN j.status = 'running'
+                           THEN EXISTS (SELECT 1 FROM qron.executor_pauses p
+                                         WHERE p.executor = j.executor AND p.owner = j.owner)
+                           ELSE j.held END,
                -- an edit made since the lease set the attempt itself
                attempt = CASE WHEN j.revision = u.revision THEN GREATEST(j.attempt - 1, 0)
                               ELSE j.attempt END,
@@ -296,10 +301,10 @@ const JOB_RELEASE: &str = "
                updated_at = $4
           FROM unnest($1::bigint[], $2::bigint[], $3::bigint[]) AS u(id, token, revision)
          WHERE j.id = u.id AND j.lease_token = u.token
-        RETURNING j.executor, j.status),
+        RETURNING j.executor, j.status, j.held),
     woken AS (
         SELECT pg_notify('qron_jobs', e.executor)
-          FROM (SELECT DISTINCT executor FROM released WHERE status = 'ready') e)
+          FROM (SELECT DISTINCT executor FROM released WHERE status = 'ready' AND NOT held) e)
     SELECT (SELECT count(*) FROM released) + 0 * (SELECT count(*) FROM woken)";
 
 /// Hands `jobs` back unstarted (see [`JOB_RELEASE`]); returns how many leases were still

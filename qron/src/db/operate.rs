@@ -144,6 +144,21 @@ pub(crate) async fn executors_paused<'e>(
         .await
 }
 
+/// The owners who paused executor `$1`.
+const EXECUTOR_PAUSED_OWNERS: &str = "
+    SELECT owner FROM qron.executor_pauses WHERE executor = $1";
+
+/// The owners who paused `executor`.
+pub(crate) async fn executor_paused_owners<'e>(
+    ex: impl PgExecutor<'e>,
+    executor: &str,
+) -> sqlx::Result<Vec<String>> {
+    sqlx::query_scalar(sql(EXECUTOR_PAUSED_OWNERS))
+        .bind(executor)
+        .fetch_all(ex)
+        .await
+}
+
 /// Owner `$1`'s executors at `$2`: every executor with a live job of the owner, paused by the
 /// owner, or served by a live worker; each with its live jobs counted by status, its oldest due
 /// ready job, when the owner paused it, and the workers serving it.

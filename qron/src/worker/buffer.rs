@@ -102,6 +102,15 @@ impl Buffer {
         self.lock().drain(..).collect()
     }
 
+    /// Takes out the jobs `which` picks, in order.
+    pub(crate) fn take_where(&self, which: impl Fn(&LeasedJob) -> bool) -> Vec<LeasedJob> {
+        let mut jobs = self.lock();
+        let (taken, kept): (VecDeque<Buffered>, VecDeque<Buffered>) =
+            jobs.drain(..).partition(|b| which(&b.job));
+        *jobs = kept;
+        taken.into_iter().map(|b| b.job).collect()
+    }
+
     /// Takes job `id` out, if it is held (it was cancelled before it started).
     pub(crate) fn remove(&self, id: i64) -> Option<LeasedJob> {
         let mut jobs = self.lock();

@@ -1,7 +1,8 @@
 //! The notifier: listens for notifications and acts on them at once. New due jobs
 //! (`qron_jobs`) wake the idle producers of their executor; a cancel (`qron_cancel`) fires the
 //! token of the job's execution, or drops it from the buffer; a pause or a resume
-//! (`qron_pauses`) updates which executors have paused owners.
+//! (`qron_pauses`) updates which executors have paused owners, and a pause hands back the
+//! buffered jobs of the owners who paused.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -11,16 +12,15 @@ use std::time::Duration;
 use sqlx::postgres::{PgListener, PgNotification};
 use tokio_util::sync::CancellationToken;
 
-use super::{CHANNEL, ExecutorState};
-use crate::cancel::Cancels;
+use super::buffer::hand_back;
+use super::{CHANNEL, ExecutorState, Shared};
 use crate::db::{self, CANCEL_CHANNEL, PAUSE_CHANNEL};
 use crate::schema::channel;
 
 /// What the notifier acts on.
 pub(crate) struct Notifier {
-    pub(crate) pool: sqlx::PgPool,
+    pub(crate) shared: Arc<Shared>,
     pub(crate) executors: HashMap<&'static str, Arc<ExecutorState>>,
-    pub(crate) cancels: Arc<Cancels>,
 }
 
 impl Notifier {
@@ -29,7 +29,7 @@ impl Notifier {
         let mut delay = Duration::from_millis(100);
         loop {
             let listener = async {
-                let mut l = PgListener::connect_with(&self.pool).await?;
+                let mut l = PgListener::connect_with(&self.shared.pool).await?;
                 l.listen_all([
                     channel(CHANNEL),
                     channel(CANCEL_CHANNEL),
@@ -84,20 +84,54 @@ impl Notifier {
             if let Ok(id) = payload.parse::<i64>() {
                 self.cancel(id);
             }
-        } else if name == channel(PAUSE_CHANNEL) && self.executors.contains_key(payload) {
+        } else if name == channel(PAUSE_CHANNEL)
+            && let Some(e) = self.executors.get(payload)
+        {
             self.refresh_pauses().await;
+            self.hand_back_paused(e).await;
         }
+    }
+
+    /// Hands back the buffered jobs of the owners who paused executor `e`: a pause stops what
+    /// has not started, in this worker's buffer too.
+    async fn hand_back_paused(&self, e: &ExecutorState) {
+        let s = &self.shared;
+        let owners = match db::executor_paused_owners(&s.pool, e.registration.executor).await {
+            Ok(owners) => owners,
+            Err(err) => {
+                // They run, as jobs leased just before the pause do.
+                tracing::warn!(error = %err, executor = e.registration.executor, "could not read who paused the executor; its buffered jobs run");
+                return;
+            }
+        };
+        if owners.is_empty() {
+            return;
+        }
+        let paused = e.buffer.take_where(|j| owners.contains(&j.owner));
+        if paused.is_empty() {
+            return;
+        }
+        tracing::info!(
+            executor = e.registration.executor,
+            jobs = paused.len(),
+            "executor paused: handing back its buffered jobs"
+        );
+        s.metrics.add_buffered(-(paused.len() as i64));
+        // Its own task: the notifier goes on listening meanwhile.
+        let s = s.clone();
+        tokio::spawn(async move { hand_back(&s.pool, &s.clock, &s.metrics, paused).await });
     }
 
     /// Stops job `id` if this worker has it: fires its execution's token, or drops it from a
     /// buffer before it starts (its row is gone: there is no lease to hand back).
     fn cancel(&self, id: i64) {
-        if self.cancels.cancel(id) {
+        if self.shared.cancels.cancel(id) {
             tracing::info!(job.id = id, "job cancelled while it ran: told its handler");
             return;
         }
         for e in self.executors.values() {
             if e.buffer.remove(id).is_some() {
+                self.shared.metrics.add_buffered(-1);
                 tracing::info!(job.id = id, "job cancelled before it started: dropped");
                 return;
             }
@@ -106,7 +140,7 @@ impl Notifier {
 
     /// Reads which of this worker's executors some owner paused.
     async fn refresh_pauses(&self) {
-        refresh_pauses(&self.pool, &self.executors).await;
+        refresh_pauses(&self.shared.pool, &self.executors).await;
     }
 }
 

@@ -57,9 +57,8 @@ impl Services {
         // owners' jobs from its first lease on.
         notifier::refresh_pauses(pool, &by_name).await;
         let notifier = Notifier {
-            pool: pool.clone(),
+            shared: shared.clone(),
             executors: by_name,
-            cancels: shared.cancels.clone(),
         };
         services.background_task("notification listener", notifier.run(shared.soft.clone()));
         let rescuer = rescuer::Rescuer::new(

@@ -500,3 +500,60 @@ async fn a_recurring_job_keeps_its_last_runs_with_their_outcomes() {
     assert_eq!(kept as usize, qron::MAX_RUNS_KEPT);
     assert!(oldest.starts_with("2027-01-01T05:00:00"), "{oldest}");
 }
+
+#[tokio::test]
+async fn a_pause_hands_back_the_pairs_buffered_jobs_at_its_notice() {
+    // One slot running 20 ms jobs: the worker buffers a reserve of the next ones. A pause
+    // hands the reserve back at its notice instead of running it: no job of the pair starts
+    // once the notice had time to arrive.
+    let db = TestDb::new().await;
+    let c = Client::new(db.pool.clone());
+    let k = key("pause-buffer");
+    c.create_many((0..300).map(|_| script_job("act", "@after 0s", &k, Mode::Sleep(20))))
+        .await
+        .unwrap();
+    let worker = Worker::builder(Client::new(db.pool.clone()))
+        .executors(["act"])
+        .concurrency("act", 1)
+        .build()
+        .unwrap();
+    let metrics = worker.metrics();
+    let running = qron_tests::Running::start(worker);
+    qron_tests::wait_for(
+        "a reserve in the buffer",
+        Duration::from_secs(10),
+        || async { metrics.buffered() >= 5 },
+    )
+    .await;
+    c.pause_executor("act").await.unwrap();
+    let paused_at = chrono::Utc::now();
+    qron_tests::wait_for("the buffer emptied", Duration::from_secs(5), || async {
+        metrics.buffered() == 0
+    })
+    .await;
+    running.stop().await;
+    let starts = qron_tests::jobs::probe(&k).starts.lock().unwrap().clone();
+    // The notice takes a moment to come: a job may start meanwhile. Before, the reserve (about
+    // 12 jobs) ran on for 250 ms.
+    let late: Vec<_> = starts
+        .iter()
+        .filter(|s| s.2 > paused_at + chrono::Duration::milliseconds(100))
+        .collect();
+    assert!(
+        late.is_empty(),
+        "{} jobs started after the pause's notice: {late:?}",
+        late.len()
+    );
+    assert!(metrics.handed_back() >= 5, "{}", metrics.handed_back());
+    // What went back is held with the rest, uncharged.
+    let ran = starts.len() as i64;
+    assert_eq!(
+        qron_tests::count(
+            &db.pool,
+            "SELECT count(*) FROM qron.jobs WHERE held AND attempt = 0 AND lease_owner IS NULL"
+        )
+        .await,
+        300 - ran,
+        "every job that did not run is held, with no attempt counted"
+    );
+}
