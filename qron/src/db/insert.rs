@@ -36,56 +36,55 @@ pub(crate) fn json_bytes(payload: &str, meta: &str) -> i32 {
     i32::try_from(payload.len().saturating_add(meta.len())).unwrap_or(i32::MAX)
 }
 
-/// Inserts one job (`$1`–`$12`); wakes idle workers (on commit) when it is due within a
-/// second. A name taken is an error (a unique violation).
-const JOB_INSERT: &str = "
+/// The statement that inserts one job (`$1`–`$12`), with `$on_conflict` for a name taken;
+/// it wakes idle workers (on commit) when the job is due within a second.
+macro_rules! insert_one {
+    ($on_conflict:expr) => {
+        concat!(
+            "
     WITH j AS (
         INSERT INTO qron.jobs (executor, owner, name, expr, recurring, run_at, slot_at, payload,
                                meta, max_attempts, timeout, start_at, bytes, held)
         VALUES ($1, $2, $3, $4, $5, $6, $6, $7::jsonb, $8::jsonb, $9, $10, $11, $12,
                 -- held when the owner paused the executor (see `executor_pause`)
                 EXISTS (SELECT 1 FROM qron.executor_pauses WHERE executor = $1 AND owner = $2))
+        ",
+            $on_conflict,
+            "
         RETURNING *)
     SELECT j.*, CASE WHEN j.status = 'ready' AND NOT j.held
                       AND j.run_at <= now() + interval '1 second'
                      THEN pg_notify('qron_jobs', j.executor) END AS notified
-      FROM j";
+      FROM j"
+        )
+    };
+}
 
-/// As [`JOB_INSERT`], keeping the other job when the name is taken (no row comes back).
-const JOB_INSERT_KEEP: &str = "
-    WITH j AS (
-        INSERT INTO qron.jobs (executor, owner, name, expr, recurring, run_at, slot_at, payload,
-                               meta, max_attempts, timeout, start_at, bytes, held)
-        VALUES ($1, $2, $3, $4, $5, $6, $6, $7::jsonb, $8::jsonb, $9, $10, $11, $12,
-                -- held when the owner paused the executor (see `executor_pause`)
-                EXISTS (SELECT 1 FROM qron.executor_pauses WHERE executor = $1 AND owner = $2))
-        ON CONFLICT (owner, executor, name) WHERE name IS NOT NULL DO NOTHING
-        RETURNING *)
-    SELECT j.*, CASE WHEN j.status = 'ready' AND NOT j.held
-                      AND j.run_at <= now() + interval '1 second'
-                     THEN pg_notify('qron_jobs', j.executor) END AS notified
-      FROM j";
-
-/// As [`JOB_INSERT`], replacing the other job's schedule, payload and settings when the name
-/// is taken (its attempts start afresh).
-const JOB_INSERT_REPLACE: &str = "
-    WITH j AS (
-        INSERT INTO qron.jobs (executor, owner, name, expr, recurring, run_at, slot_at, payload,
-                               meta, max_attempts, timeout, start_at, bytes, held)
-        VALUES ($1, $2, $3, $4, $5, $6, $6, $7::jsonb, $8::jsonb, $9, $10, $11, $12,
-                -- held when the owner paused the executor (see `executor_pause`)
-                EXISTS (SELECT 1 FROM qron.executor_pauses WHERE executor = $1 AND owner = $2))
-        ON CONFLICT (owner, executor, name) WHERE name IS NOT NULL DO UPDATE SET
+/// What a name taken makes of an insert that replaces the other job: its schedule, payload
+/// and settings are the new ones, and its attempts start afresh.
+macro_rules! replace_named {
+    ($held:literal) => {
+        concat!(
+            "ON CONFLICT (owner, executor, name) WHERE name IS NOT NULL DO UPDATE SET
                expr = EXCLUDED.expr, recurring = EXCLUDED.recurring, run_at = EXCLUDED.run_at,
                slot_at = EXCLUDED.slot_at, payload = EXCLUDED.payload, meta = EXCLUDED.meta,
-               bytes = EXCLUDED.bytes, max_attempts = EXCLUDED.max_attempts, timeout = EXCLUDED.timeout,
-               start_at = EXCLUDED.start_at, attempt = 0, held = EXCLUDED.held,
-               revision = qron.jobs.revision + 1, updated_at = now()
-        RETURNING *)
-    SELECT j.*, CASE WHEN j.status = 'ready' AND NOT j.held
-                      AND j.run_at <= now() + interval '1 second'
-                     THEN pg_notify('qron_jobs', j.executor) END AS notified
-      FROM j";
+               bytes = EXCLUDED.bytes, max_attempts = EXCLUDED.max_attempts,
+               timeout = EXCLUDED.timeout, start_at = EXCLUDED.start_at, attempt = 0, ",
+            $held,
+            "revision = qron.jobs.revision + 1, updated_at = now()"
+        )
+    };
+}
+
+/// Inserts one job. A name taken is an error (a unique violation).
+const JOB_INSERT: &str = insert_one!("");
+
+/// As [`JOB_INSERT`], keeping the other job when the name is taken (no row comes back).
+const JOB_INSERT_KEEP: &str =
+    insert_one!("ON CONFLICT (owner, executor, name) WHERE name IS NOT NULL DO NOTHING");
+
+/// As [`JOB_INSERT`], replacing the other job when the name is taken (see `replace_named`).
+const JOB_INSERT_REPLACE: &str = insert_one!(replace_named!("held = EXCLUDED.held, "));
 
 /// Inserts one job; `None` when the name was taken and the policy is to keep the other job.
 pub(crate) async fn job_insert<'e>(
@@ -116,10 +115,13 @@ pub(crate) async fn job_insert<'e>(
         .await
 }
 
-/// Inserts many jobs in one statement, for owner `$1`, from arrays of their columns
-/// (`$2`–`$12`), in input order; returns the id, executor and name of each row written. A name
-/// taken is an error (a unique violation).
-const JOB_INSERT_MANY: &str = "
+/// The statement that inserts many jobs in one statement, for owner `$1`, from arrays of their
+/// columns (`$2`–`$12`), in input order, with `$on_conflict` for a name taken; it returns the
+/// id, executor and name of each row written.
+macro_rules! insert_many {
+    ($on_conflict:expr) => {
+        concat!(
+            "
     INSERT INTO qron.jobs (executor, owner, name, expr, recurring, run_at, slot_at, payload,
                            meta, max_attempts, timeout, start_at, bytes)
     SELECT executor, $1, name, expr, recurring, run_at, run_at, payload::jsonb, meta::jsonb,
@@ -131,44 +133,23 @@ const JOB_INSERT_MANY: &str = "
            AS t(executor, name, expr, recurring, run_at, payload, meta, max_attempts, timeout,
                 start_at, bytes, ord)
      ORDER BY ord
-    RETURNING id, executor, name";
+    ",
+            $on_conflict,
+            "
+    RETURNING id, executor, name"
+        )
+    };
+}
+
+/// Inserts many jobs in one statement. A name taken is an error (a unique violation).
+const JOB_INSERT_MANY: &str = insert_many!("");
 
 /// As [`JOB_INSERT_MANY`], leaving out the rows whose name is taken.
-const JOB_INSERT_MANY_KEEP: &str = "
-    INSERT INTO qron.jobs (executor, owner, name, expr, recurring, run_at, slot_at, payload,
-                           meta, max_attempts, timeout, start_at, bytes)
-    SELECT executor, $1, name, expr, recurring, run_at, run_at, payload::jsonb, meta::jsonb,
-           max_attempts, timeout, start_at, bytes
-      FROM unnest($2::text[], $3::text[], $4::text[], $5::bool[], $6::timestamptz[],
-                  $7::text[], $8::text[], $9::int[], $10::interval[], $11::timestamptz[],
-                  $12::int[])
-           WITH ORDINALITY
-           AS t(executor, name, expr, recurring, run_at, payload, meta, max_attempts, timeout,
-                start_at, bytes, ord)
-     ORDER BY ord
-    ON CONFLICT (owner, executor, name) WHERE name IS NOT NULL DO NOTHING
-    RETURNING id, executor, name";
+const JOB_INSERT_MANY_KEEP: &str =
+    insert_many!("ON CONFLICT (owner, executor, name) WHERE name IS NOT NULL DO NOTHING");
 
-/// As [`JOB_INSERT_MANY`], replacing the jobs whose name is taken (as [`JOB_INSERT_REPLACE`]).
-const JOB_INSERT_MANY_REPLACE: &str = "
-    INSERT INTO qron.jobs (executor, owner, name, expr, recurring, run_at, slot_at, payload,
-                           meta, max_attempts, timeout, start_at, bytes)
-    SELECT executor, $1, name, expr, recurring, run_at, run_at, payload::jsonb, meta::jsonb,
-           max_attempts, timeout, start_at, bytes
-      FROM unnest($2::text[], $3::text[], $4::text[], $5::bool[], $6::timestamptz[],
-                  $7::text[], $8::text[], $9::int[], $10::interval[], $11::timestamptz[],
-                  $12::int[])
-           WITH ORDINALITY
-           AS t(executor, name, expr, recurring, run_at, payload, meta, max_attempts, timeout,
-                start_at, bytes, ord)
-     ORDER BY ord
-    ON CONFLICT (owner, executor, name) WHERE name IS NOT NULL DO UPDATE SET
-           expr = EXCLUDED.expr, recurring = EXCLUDED.recurring, run_at = EXCLUDED.run_at,
-           slot_at = EXCLUDED.slot_at, payload = EXCLUDED.payload, meta = EXCLUDED.meta,
-           bytes = EXCLUDED.bytes, max_attempts = EXCLUDED.max_attempts, timeout = EXCLUDED.timeout,
-           start_at = EXCLUDED.start_at, attempt = 0,
-           revision = qron.jobs.revision + 1, updated_at = now()
-    RETURNING id, executor, name";
+/// As [`JOB_INSERT_MANY`], replacing the jobs whose name is taken (see `replace_named`).
+const JOB_INSERT_MANY_REPLACE: &str = insert_many!(replace_named!(""));
 
 /// Inserts many jobs in one statement. Returns, in input order, the id of each row written (or
 /// replaced); `None` for a named row kept out by [`OnConflict::Keep`].

@@ -148,23 +148,55 @@ pub(crate) struct Finish {
     pub error: Option<String>,
 }
 
-const FINISH_MANY: &str = "
-    WITH u AS (
-        SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::timestamptz[], $4::bigint[],
-                             $5::text[], $6::text[], $7::text[])
-               AS u(id, token, run_at, revision, status, payload, error)),
-    done AS (
+/// The parts of the statements that end one-off jobs: the rows of the leases
+/// (`leases`: id, lease token, run time at the lease) deleted, returning `returned`, then
+/// `then` (a history insert or nothing), and the leases taken, from the rows deleted (the
+/// insert runs whether or not it is read).
+macro_rules! finish {
+    (with: $with:expr, leases: $leases:expr, returned: $returned:expr, then: $then:expr) => {
+        concat!(
+            "
+    WITH ",
+            $with,
+            "done AS (
         -- A semi-join on the key: index lookups driven by the batch, whatever the statistics
         -- say about how many jobs run.
         DELETE FROM qron.jobs j
-         WHERE (j.id, j.lease_token, j.run_at) IN (SELECT id, token, run_at FROM u)
+         WHERE (j.id, j.lease_token, j.run_at) IN (",
+            $leases,
+            ")
            AND j.status = 'running'
-        RETURNING j.*),
-    moved AS (
-        INSERT INTO qron.jobs_history (id, executor, owner, name, expr, recurring, status,
+        RETURNING ",
+            $returned,
+            ")",
+            $then,
+            "
+    SELECT COALESCE(array_agg(id), '{}'), COALESCE(array_agg(lease_token), '{}') FROM done"
+        )
+    };
+}
+
+/// The history's columns, as the statements that end jobs write them.
+macro_rules! history_columns {
+    () => {
+        "INSERT INTO qron.jobs_history (id, executor, owner, name, expr, recurring, status,
              run_at, payload, meta, attempt, executions, max_attempts, timeout, revision,
              last_error, last_error_at, created_at, updated_at, start_at, last_run_at,
-             finished_at, errors)
+             finished_at, errors)"
+    };
+}
+
+const FINISH_MANY: &str = finish!(
+    with: "u AS (
+        SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::timestamptz[], $4::bigint[],
+                             $5::text[], $6::text[], $7::text[])
+               AS u(id, token, run_at, revision, status, payload, error)),
+    ",
+    leases: "SELECT id, token, run_at FROM u",
+    returned: "j.*",
+    then: concat!(",
+    moved AS (
+        ", history_columns!(), "
     SELECT d.id, d.executor, d.owner, d.name, d.expr, d.recurring, u.status::qron.job_status,
            d.run_at,
            -- the handler's payload, unless an edit made while it ran changed it
@@ -177,43 +209,41 @@ const FINISH_MANY: &str = "
            CASE WHEN u.error IS NULL THEN d.errors
                 ELSE qron.errors_push(d.errors, d.attempt, $8, d.lease_owner, u.error) END
       FROM done d JOIN u ON u.id = d.id
-    RETURNING id)
-    -- the leases taken, from the rows deleted (the insert runs whether or not it is read)
-    SELECT COALESCE(array_agg(id), '{}'), COALESCE(array_agg(lease_token), '{}') FROM done";
+    RETURNING id)")
+);
+
+/// The leases of the statements that end jobs whose outcome carries nothing else.
+macro_rules! leases_only {
+    () => {
+        "SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::timestamptz[])"
+    };
+}
 
 /// The common case, successes that change neither payload nor error: only the leases travel,
 /// and the history rows come from the deleted ones alone (a third less server time per job
 /// than `FINISH_MANY`, which unpacks six arrays and joins them back).
-const FINISH_SUCCEEDED: &str = "
-    WITH done AS (
-        DELETE FROM qron.jobs j
-         WHERE (j.id, j.lease_token, j.run_at) IN
-               (SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::timestamptz[]))
-           AND j.status = 'running'
-        RETURNING j.*),
+const FINISH_SUCCEEDED: &str = finish!(
+    with: "",
+    leases: leases_only!(),
+    returned: "j.*",
+    then: concat!(",
     moved AS (
-        INSERT INTO qron.jobs_history (id, executor, owner, name, expr, recurring, status,
-             run_at, payload, meta, attempt, executions, max_attempts, timeout, revision,
-             last_error, last_error_at, created_at, updated_at, start_at, last_run_at,
-             finished_at, errors)
+        ", history_columns!(), "
     SELECT id, executor, owner, name, expr, recurring, 'succeeded', run_at, payload, meta,
            attempt, executions, max_attempts, timeout, revision, last_error, last_error_at,
            created_at, $4, start_at, last_run_at, $4, errors
       FROM done
-    RETURNING id)
-    -- the leases taken, from the rows deleted (the insert runs whether or not it is read)
-    SELECT COALESCE(array_agg(id), '{}'), COALESCE(array_agg(lease_token), '{}') FROM done";
+    RETURNING id)")
+);
 
 /// The end of jobs the history does not keep (see [`crate::History`]): only the leases
 /// travel, and the rows are deleted, which costs what a queue without a history pays.
-const FINISH_DELETED: &str = "
-    WITH done AS (
-        DELETE FROM qron.jobs j
-         WHERE (j.id, j.lease_token, j.run_at) IN
-               (SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::timestamptz[]))
-           AND j.status = 'running'
-        RETURNING j.id, j.lease_token)
-    SELECT COALESCE(array_agg(id), '{}'), COALESCE(array_agg(lease_token), '{}') FROM done";
+const FINISH_DELETED: &str = finish!(
+    with: "",
+    leases: leases_only!(),
+    returned: "j.id, j.lease_token",
+    then: ""
+);
 
 /// Which statement ends a one-off job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

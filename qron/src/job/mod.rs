@@ -35,6 +35,8 @@ pub const MAX_NAME_LEN: usize = 255;
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "http", derive(async_graphql::Enum))]
+#[cfg_attr(feature = "http", graphql(name = "Status"))]
 pub enum JobStatus {
     /// Waiting for its run time.
     Ready,
@@ -87,15 +89,23 @@ fn as_seconds<S: serde::Serializer>(d: &Duration, s: S) -> std::result::Result<S
 }
 
 /// A stored job.
-///
-/// ```no_run
-/// # async fn demo(client: qron::Client) -> qron::Result<()> {
-/// let job = client.get(42).await?;
-/// println!("{} runs `{}` next at {}", job.id, job.expr, job.run_at);
-/// # Ok(()) }
-/// ```
+#[cfg_attr(
+    any(doc, doctest),
+    doc = r#"
+```no_run
+# async fn demo(client: qron::Client) -> qron::Result<()> {
+let job = client.get(42).await?;
+println!("{} runs `{}` next at {}", job.id, job.expr, job.run_at);
+# Ok(()) }
+```
+"#
+)]
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 #[non_exhaustive]
+// The GraphQL API's `Job` (its `meta`, `timeoutSeconds` and `retrying` are resolved in
+// `http::schema::types`).
+#[cfg_attr(feature = "http", derive(async_graphql::SimpleObject))]
+#[cfg_attr(feature = "http", graphql(name = "Job", complex))]
 pub struct JobRow {
     /// Unique among all jobs.
     pub id: i64,
@@ -116,6 +126,7 @@ pub struct JobRow {
     /// The handler's input, replaced by the handler when it keeps state between executions.
     pub payload: Value,
     /// Free-form JSON object.
+    #[cfg_attr(feature = "http", graphql(skip))]
     pub meta: Value,
     /// Executions of the current occurrence.
     pub attempt: i32,
@@ -123,10 +134,12 @@ pub struct JobRow {
     pub executions: i64,
     /// Attempts allowed per occurrence.
     pub max_attempts: i32,
-    /// Lease length (serialized as `timeout_seconds`, a number).
+    /// The run-time limit: past it the handler is stopped and the attempt fails (serialized as
+    /// `timeout_seconds`, a number).
     #[serde(rename = "timeout_seconds", serialize_with = "as_seconds")]
+    #[cfg_attr(feature = "http", graphql(skip))]
     pub timeout: Duration,
-    /// Bumped by every management change; see [`JobUpdate::if_revision`].
+    /// Bumped by every management change (an update can require it: `if_revision`).
     pub revision: i64,
     /// The last failure's message.
     pub last_error: Option<String>,
@@ -142,10 +155,10 @@ pub struct JobRow {
     pub last_run_at: Option<DateTime<Utc>>,
     /// When a one-off job finished (`Succeeded` or `Failed`).
     pub finished_at: Option<DateTime<Utc>>,
-    /// The errors of its last attempts, oldest first: at most [`MAX_ERRORS_KEPT`].
+    /// The errors of its last attempts, oldest first: at most 20 (`MAX_ERRORS_KEPT`).
     pub errors: Vec<AttemptError>,
-    /// A recurring job's last runs, oldest first: at most [`MAX_RUNS_KEPT`] (none for a one-off
-    /// job).
+    /// A recurring job's last runs, oldest first: at most 20 (`MAX_RUNS_KEPT`; none for a
+    /// one-off job).
     pub runs: Vec<JobRun>,
 }
 
@@ -169,17 +182,22 @@ impl JobRow {
 /// How many runs a recurring job keeps ([`JobRow::runs`]).
 pub const MAX_RUNS_KEPT: usize = 20;
 
-/// One run of a recurring job, as it keeps it ([`JobRow::runs`]).
-///
-/// ```no_run
-/// # async fn demo(client: qron::Client) -> qron::Result<()> {
-/// for run in client.get(42).await?.runs {
-///     println!("{} for the slot of {}: {}", run.at, run.slot, run.outcome);
-/// }
-/// # Ok(()) }
-/// ```
+/// One run of a recurring job, as it keeps it (in its `runs`).
+#[cfg_attr(
+    any(doc, doctest),
+    doc = r#"
+```no_run
+# async fn demo(client: qron::Client) -> qron::Result<()> {
+for run in client.get(42).await?.runs {
+    println!("{} for the slot of {}: {}", run.at, run.slot, run.outcome);
+}
+# Ok(()) }
+```
+"#
+)]
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[non_exhaustive]
+#[cfg_attr(feature = "http", derive(async_graphql::SimpleObject))]
 pub struct JobRun {
     /// The slot it ran for (its due time).
     pub slot: DateTime<Utc>,
@@ -198,17 +216,22 @@ pub struct JobRun {
 /// How many attempts' errors a job keeps ([`JobRow::errors`]).
 pub const MAX_ERRORS_KEPT: usize = 20;
 
-/// One failed attempt, as a job keeps it ([`JobRow::errors`]).
-///
-/// ```no_run
-/// # async fn demo(client: qron::Client) -> qron::Result<()> {
-/// for e in client.get(42).await?.errors {
-///     println!("attempt {} on {:?} at {}: {}", e.attempt, e.worker, e.at, e.error);
-/// }
-/// # Ok(()) }
-/// ```
+/// One failed attempt, as a job keeps it (in its `errors`).
+#[cfg_attr(
+    any(doc, doctest),
+    doc = r#"
+```no_run
+# async fn demo(client: qron::Client) -> qron::Result<()> {
+for e in client.get(42).await?.errors {
+    println!("attempt {} on {:?} at {}: {}", e.attempt, e.worker, e.at, e.error);
+}
+# Ok(()) }
+```
+"#
+)]
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[non_exhaustive]
+#[cfg_attr(feature = "http", derive(async_graphql::SimpleObject))]
 pub struct AttemptError {
     /// The attempt at its occurrence, from 1.
     pub attempt: i32,
@@ -216,7 +239,7 @@ pub struct AttemptError {
     pub at: DateTime<Utc>,
     /// The worker that ran it (`None` if it was not recorded).
     pub worker: Option<String>,
-    /// The error, with its causes (cut at [`MAX_ERROR_LEN`](crate::MAX_ERROR_LEN) bytes).
+    /// The error, with its causes (cut at 8 KiB, `MAX_ERROR_LEN`).
     pub error: String,
 }
 

@@ -158,7 +158,7 @@ pub struct JobFilter {
     /// Of this executor.
     pub executor: Option<String>,
     /// In one of these statuses.
-    pub status: Option<Vec<Status>>,
+    pub status: Option<Vec<crate::JobStatus>>,
     /// Also (alone: only) the jobs waiting to be retried: ready after a failed attempt.
     pub retrying: Option<bool>,
     /// Whose name contains this text.

@@ -18,7 +18,7 @@ impl ManageMutation {
     /// Creates a job.
     async fn create_job(&self, ctx: &Context<'_>, job: NewJobInput) -> Result<Job> {
         let c = writer(ctx)?;
-        Ok(c.create(job.into_new_job()?).await.map_err(gql)?.into())
+        c.create(job.into_new_job()?).await.map_err(gql)
     }
 
     /// Creates many jobs in one transaction (all or none); their ids, in order.
@@ -39,28 +39,27 @@ impl ManageMutation {
         changes: JobChanges,
     ) -> Result<Job> {
         let c = writer(ctx)?;
-        Ok(c.update(target.into_ref()?, changes.into_update()?)
+        c.update(target.into_ref()?, changes.into_update()?)
             .await
-            .map_err(gql)?
-            .into())
+            .map_err(gql)
     }
 
     /// Deletes a job.
     async fn delete_job(&self, ctx: &Context<'_>, target: JobTarget) -> Result<Job> {
         let c = writer(ctx)?;
-        Ok(c.delete(target.into_ref()?).await.map_err(gql)?.into())
+        c.delete(target.into_ref()?).await.map_err(gql)
     }
 
     /// Pauses a job.
     async fn stop_job(&self, ctx: &Context<'_>, target: JobTarget) -> Result<Job> {
         let c = writer(ctx)?;
-        Ok(c.stop(target.into_ref()?).await.map_err(gql)?.into())
+        c.stop(target.into_ref()?).await.map_err(gql)
     }
 
     /// Makes a paused job ready again.
     async fn restart_job(&self, ctx: &Context<'_>, target: JobTarget) -> Result<Job> {
         let c = writer(ctx)?;
-        Ok(c.restart(target.into_ref()?).await.map_err(gql)?.into())
+        c.restart(target.into_ref()?).await.map_err(gql)
     }
 
     /// Runs a finished job again, with a fresh attempt budget (and a new payload, if given).
@@ -76,19 +75,19 @@ impl ManageMutation {
             Some(Json(p)) => c.retry_with_payload(t, p).await,
             None => c.retry(t).await,
         };
-        Ok(job.map_err(gql)?.into())
+        job.map_err(gql)
     }
 
     /// Cancels a job (a running one's handler is told).
     async fn cancel_job(&self, ctx: &Context<'_>, target: JobTarget) -> Result<Job> {
         let c = writer(ctx)?;
-        Ok(c.cancel(target.into_ref()?).await.map_err(gql)?.into())
+        c.cancel(target.into_ref()?).await.map_err(gql)
     }
 
     /// Makes a waiting job due now.
     async fn run_job_now(&self, ctx: &Context<'_>, target: JobTarget) -> Result<Job> {
         let c = writer(ctx)?;
-        Ok(c.run_now(target.into_ref()?).await.map_err(gql)?.into())
+        c.run_now(target.into_ref()?).await.map_err(gql)
     }
 
     /// Pauses an executor for the owner.

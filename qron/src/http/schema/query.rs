@@ -4,7 +4,7 @@ use async_graphql::{Context, Json, Object};
 use chrono::{DateTime, Utc};
 
 use super::*;
-use crate::{JobStatus, Search};
+use crate::Search;
 
 /// The queries.
 #[derive(Debug, Default)]
@@ -21,8 +21,8 @@ impl Query {
         name: Option<String>,
     ) -> Result<Job> {
         let t = target(id, executor, name)?;
-        let job = Job::from(reader(ctx)?.get(t).await.map_err(gql)?);
-        ctx.data::<Budget>()?.charge(job.size())?;
+        let job = reader(ctx)?.get(t).await.map_err(gql)?;
+        ctx.data::<Budget>()?.charge(size(&job))?;
         Ok(job)
     }
 
@@ -45,7 +45,7 @@ impl Query {
             q = q.executor(e);
         }
         for s in f.status.unwrap_or_default() {
-            q = q.status(JobStatus::from(s));
+            q = q.status(s);
         }
         if f.retrying == Some(true) {
             q = q.retrying();
@@ -75,8 +75,8 @@ impl Query {
             .await
             .map_err(gql)?
             .ok_or_else(|| budget.exhausted())?;
-        let jobs: Vec<Job> = page.jobs.into_iter().map(Job::from).collect();
-        budget.charge(jobs.iter().map(Job::size).sum())?;
+        let jobs = page.jobs;
+        budget.charge(jobs.iter().map(size).sum())?;
         Ok(JobPage {
             jobs,
             total: page.total,

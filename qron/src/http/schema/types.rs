@@ -1,128 +1,47 @@
 //! The GraphQL output types: a job, its attempts and runs, a page of jobs, an executor, an
 //! expression's validation.
 
-use async_graphql::{Enum, Json, SimpleObject};
+use async_graphql::{Json, SimpleObject};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use super::*;
 use crate::JobRow;
 
-/// A job's status.
-#[derive(Enum, Clone, Copy, PartialEq, Eq, Debug)]
-#[graphql(remote = "crate::JobStatus")]
-pub enum Status {
-    /// Waiting for its run time.
-    Ready,
-    /// Leased by a worker.
-    Running,
-    /// Stopped by an operator.
-    Paused,
-    /// Finished successfully.
-    Succeeded,
-    /// Failed for good.
-    Failed,
-    /// Cancelled by an operator.
-    Cancelled,
-}
-
-/// One attempt's error.
-#[derive(SimpleObject, Debug)]
-pub struct AttemptError {
-    /// The attempt it ended.
-    pub attempt: i32,
-    /// When.
-    pub at: DateTime<Utc>,
-    /// The worker that ran it.
-    pub worker: Option<String>,
-    /// The error.
-    pub error: String,
-}
-
-/// One run of a recurring job.
-#[derive(SimpleObject, Debug)]
-pub struct JobRun {
-    /// The slot it ran for.
-    pub slot: DateTime<Utc>,
-    /// When its outcome was written.
-    pub at: DateTime<Utc>,
-    /// The worker that ran it.
-    pub worker: Option<String>,
-    /// `succeeded`, `failed` or `snoozed`.
-    pub outcome: String,
-    /// The error, when it failed.
-    pub error: Option<String>,
-}
-
-/// A job, live or finished.
-#[derive(SimpleObject, Debug)]
-pub struct Job {
-    /// Its id.
-    pub id: i64,
-    /// Its executor (queue).
-    pub executor: String,
-    /// Its owner.
-    pub owner: String,
-    /// Its unique name among the owner's live jobs of the executor, if it has one.
-    pub name: Option<String>,
-    /// Its schedule, canonical.
-    pub expr: String,
-    /// Whether it repeats.
-    pub recurring: bool,
-    /// Where it is in its life.
-    pub status: Status,
-    /// Whether it waits to be retried: ready, after a failed attempt of its occurrence.
-    pub retrying: bool,
-    /// When it runs next (or ran last, when finished).
-    pub run_at: DateTime<Utc>,
-    /// Its payload.
-    pub payload: Json<Value>,
-    /// Its meta.
-    pub meta: Json<Value>,
-    /// The attempt of the current occurrence.
-    pub attempt: i32,
-    /// Executions over its whole life.
-    pub executions: i64,
-    /// Attempts allowed per occurrence.
-    pub max_attempts: i32,
-    /// Its run-time limit, in seconds.
-    pub timeout_seconds: f64,
-    /// Bumped by every change.
-    pub revision: i64,
-    /// The last error.
-    pub last_error: Option<String>,
-    /// When it happened.
-    pub last_error_at: Option<DateTime<Utc>>,
-    /// When it was created.
-    pub created_at: DateTime<Utc>,
-    /// When it last changed.
-    pub updated_at: DateTime<Utc>,
-    /// The instant its schedule counts from.
-    pub start_at: DateTime<Utc>,
-    /// When it last started.
-    pub last_run_at: Option<DateTime<Utc>>,
-    /// When it finished, for a finished job.
-    pub finished_at: Option<DateTime<Utc>>,
-    /// The errors of its last attempts, oldest first.
-    pub errors: Vec<AttemptError>,
-    /// A recurring job's last runs, oldest first.
-    pub runs: Vec<JobRun>,
-}
-
-impl Job {
-    /// About how many bytes of JSON it makes: its payload, meta and errors (the rest is small).
-    pub(super) fn size(&self) -> usize {
-        let json = |v: &Value| serde_json::to_vec(v).map_or(0, |b| b.len());
-        json(&self.payload.0)
-            + json(&self.meta.0)
-            + self.errors.iter().map(|e| e.error.len()).sum::<usize>()
-            + self
-                .runs
-                .iter()
-                .map(|r| r.error.as_ref().map_or(0, String::len))
-                .sum::<usize>()
-            + 512
+/// The GraphQL API's `Job` is [`JobRow`] itself; these are its fields that are not columns.
+#[async_graphql::ComplexObject]
+impl JobRow {
+    /// Free-form JSON object (an `http` job's header values are redacted).
+    async fn meta(&self) -> Json<Value> {
+        Json(shown_meta(&self.executor, self.meta.clone()))
     }
+
+    /// The run-time limit, in seconds.
+    async fn timeout_seconds(&self) -> f64 {
+        self.timeout.as_secs_f64()
+    }
+
+    /// Whether it waits to be retried: ready, after a failed attempt of its occurrence.
+    async fn retrying(&self) -> bool {
+        self.is_retrying()
+    }
+}
+
+/// A job as the API shows it.
+pub type Job = JobRow;
+
+/// About how many bytes of JSON `job` makes: its payload, meta and errors (the rest is small).
+pub(super) fn size(job: &Job) -> usize {
+    let json = |v: &Value| serde_json::to_vec(v).map_or(0, |b| b.len());
+    json(&job.payload)
+        + json(&job.meta)
+        + job.errors.iter().map(|e| e.error.len()).sum::<usize>()
+        + job
+            .runs
+            .iter()
+            .map(|r| r.error.as_ref().map_or(0, String::len))
+            .sum::<usize>()
+        + 512
 }
 
 /// What is left of a request's answer, in bytes: every job read charges it, and a request
@@ -175,59 +94,6 @@ pub(crate) fn shown_meta(executor: &str, mut meta: Value) -> Value {
         }
     }
     meta
-}
-
-impl From<JobRow> for Job {
-    fn from(j: JobRow) -> Self {
-        let meta = shown_meta(&j.executor, j.meta.clone());
-        let retrying = j.is_retrying();
-        Self {
-            retrying,
-            id: j.id,
-            executor: j.executor,
-            owner: j.owner,
-            name: j.name,
-            expr: j.expr,
-            recurring: j.recurring,
-            status: j.status.into(),
-            run_at: j.run_at,
-            payload: Json(j.payload),
-            meta: Json(meta),
-            attempt: j.attempt,
-            executions: j.executions,
-            max_attempts: j.max_attempts,
-            timeout_seconds: j.timeout.as_secs_f64(),
-            revision: j.revision,
-            last_error: j.last_error,
-            last_error_at: j.last_error_at,
-            created_at: j.created_at,
-            updated_at: j.updated_at,
-            start_at: j.start_at,
-            last_run_at: j.last_run_at,
-            finished_at: j.finished_at,
-            errors: j
-                .errors
-                .into_iter()
-                .map(|e| AttemptError {
-                    attempt: e.attempt,
-                    at: e.at,
-                    worker: e.worker,
-                    error: e.error,
-                })
-                .collect(),
-            runs: j
-                .runs
-                .into_iter()
-                .map(|r| JobRun {
-                    slot: r.slot,
-                    at: r.at,
-                    worker: r.worker,
-                    outcome: r.outcome,
-                    error: r.error,
-                })
-                .collect(),
-        }
-    }
 }
 
 /// A page of jobs.
