@@ -69,20 +69,12 @@ impl Config {
 
 /// Keeps day partitions of the history ahead of time and drops those past the retention.
 pub(crate) struct Maintainer {
-    pool: sqlx::PgPool,
-    clock: Arc<DbClock>,
-    config: Config,
+    pub(crate) pool: sqlx::PgPool,
+    pub(crate) clock: Arc<DbClock>,
+    pub(crate) config: Config,
 }
 
 impl Maintainer {
-    pub(crate) fn new(pool: sqlx::PgPool, clock: Arc<DbClock>, config: Config) -> Self {
-        Self {
-            pool,
-            clock,
-            config,
-        }
-    }
-
     /// A pass every [`Config::every`] (sooner again after one gave up), in one process of the
     /// fleet at a time, until `stop`.
     pub(crate) async fn run(self, stop: CancellationToken) {
@@ -173,7 +165,11 @@ mod tests {
             retention: Duration::from_secs(2 * 86_400),
             ..Config::default()
         };
-        let maintainer = Maintainer::new(db.pool().clone(), clock, config);
+        let maintainer = Maintainer {
+            pool: db.pool().clone(),
+            clock,
+            config,
+        };
         let day = |d: &str| format!("jobs_history_{d}");
         let start = "2030-01-10T12:00:00Z".parse::<DateTime<Utc>>().unwrap();
         // The migration's partitions (of the day it ran) are past the retention by then.

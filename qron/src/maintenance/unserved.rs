@@ -60,20 +60,12 @@ impl Config {
 
 /// Reports executors no worker serves.
 pub(crate) struct Watch {
-    pool: sqlx::PgPool,
-    clock: Arc<DbClock>,
-    config: Config,
+    pub(crate) pool: sqlx::PgPool,
+    pub(crate) clock: Arc<DbClock>,
+    pub(crate) config: Config,
 }
 
 impl Watch {
-    pub(crate) fn new(pool: sqlx::PgPool, clock: Arc<DbClock>, config: Config) -> Self {
-        Self {
-            pool,
-            clock,
-            config,
-        }
-    }
-
     /// A pass every [`Config::every`] (or `after`, when shorter) until `stop`.
     pub(crate) async fn run(self, stop: CancellationToken) {
         let every = self.config.every.min(self.config.after);
@@ -154,7 +146,11 @@ mod tests {
         )
         .await
         .unwrap();
-        let watch = Watch::new(db.pool().clone(), clock, Config::default());
+        let watch = Watch {
+            pool: db.pool().clone(),
+            clock,
+            config: Config::default(),
+        };
         let found = watch.run_once(now).await.unwrap();
         let named: Vec<(&str, i64)> = found.iter().map(|u| (u.executor.as_str(), u.due)).collect();
         assert_eq!(named, [("gone_worker", 1), ("typo", 2)]);

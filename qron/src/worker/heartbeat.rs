@@ -116,37 +116,17 @@ impl Running {
 
 /// Renews the leases of a worker's long jobs, and its registration.
 pub(crate) struct Heartbeat {
-    pool: sqlx::PgPool,
-    clock: Arc<DbClock>,
-    running: Arc<Running>,
-    config: Config,
-    worker_id: String,
-    executors: Vec<&'static str>,
+    pub(crate) pool: sqlx::PgPool,
+    pub(crate) clock: Arc<DbClock>,
+    pub(crate) running: Arc<Running>,
+    pub(crate) config: Config,
+    pub(crate) worker_id: String,
+    pub(crate) executors: Vec<&'static str>,
     /// The worker's lease slack (see `Shared::slack`).
-    slack: Duration,
+    pub(crate) slack: Duration,
 }
 
 impl Heartbeat {
-    pub(crate) fn new(
-        pool: sqlx::PgPool,
-        clock: Arc<DbClock>,
-        running: Arc<Running>,
-        config: Config,
-        worker_id: String,
-        executors: Vec<&'static str>,
-        slack: Duration,
-    ) -> Self {
-        Self {
-            pool,
-            clock,
-            running,
-            config,
-            worker_id,
-            executors,
-            slack,
-        }
-    }
-
     /// Registers the worker (or records that it is alive): gone for the others unless seen
     /// again within a lease time, three beats.
     pub(crate) async fn register(&self, now: DateTime<Utc>) -> sqlx::Result<()> {
@@ -273,15 +253,15 @@ mod tests {
         let config = Config {
             lease_time: Duration::from_secs(1),
         };
-        Heartbeat::new(
-            db.pool().clone(),
+        Heartbeat {
+            pool: db.pool().clone(),
             clock,
             running,
             config,
-            "w1".to_owned(),
-            vec!["long"],
-            db::LEASE_SLACK_TIME,
-        )
+            worker_id: "w1".to_owned(),
+            executors: vec!["long"],
+            slack: db::LEASE_SLACK_TIME,
+        }
     }
 
     #[test]

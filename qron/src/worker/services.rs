@@ -74,22 +74,22 @@ impl Services {
         );
         services.background_task("rescuer", rescuer.run(shared.soft.clone()));
         // Renews leases until every handler has returned (after the soft stop, the grace).
-        let heartbeat = heartbeat::Heartbeat::new(
-            pool.clone(),
-            shared.clock.clone(),
-            shared.running.clone(),
-            worker.settings.heartbeat.clone(),
-            worker.id.clone(),
-            served.clone(),
-            shared.slack,
-        );
+        let heartbeat = heartbeat::Heartbeat {
+            pool: pool.clone(),
+            clock: shared.clock.clone(),
+            running: shared.running.clone(),
+            config: worker.settings.heartbeat.clone(),
+            worker_id: worker.id.clone(),
+            executors: served.clone(),
+            slack: shared.slack,
+        };
         let heartbeat_stop = services.heartbeat_stop.clone();
         services.background_task("heartbeat", heartbeat.run(heartbeat_stop));
-        let watch = unserved::Watch::new(
-            pool.clone(),
-            shared.clock.clone(),
-            worker.settings.unserved.clone(),
-        );
+        let watch = unserved::Watch {
+            pool: pool.clone(),
+            clock: shared.clock.clone(),
+            config: worker.settings.unserved.clone(),
+        };
         services.background_task("unserved executors watch", watch.run(shared.soft.clone()));
         let gauges = queue::Gauges::new(
             pool.clone(),
@@ -98,11 +98,11 @@ impl Services {
             worker.settings.queue.clone(),
         );
         services.background_task("queue gauges", gauges.run(shared.soft.clone()));
-        let history = history::Maintainer::new(
-            pool.clone(),
-            shared.clock.clone(),
-            worker.settings.history.clone(),
-        );
+        let history = history::Maintainer {
+            pool: pool.clone(),
+            clock: shared.clock.clone(),
+            config: worker.settings.history.clone(),
+        };
         services.background_task("history maintenance", history.run(shared.soft.clone()));
         for e in &worker.executors {
             services.producers.spawn(supervised(

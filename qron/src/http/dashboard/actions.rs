@@ -26,17 +26,21 @@ fn allowed(view: View, parts: &Parts, fields: &Fields) -> Result<View, Refusal> 
     if view.read_only {
         return Err(Refusal(
             StatusCode::FORBIDDEN,
-            "this dashboard is read-only",
+            "this dashboard is read-only".into(),
         ));
     }
     if !same_site(parts, view.origin.as_deref(), field(fields, "token")) {
         return Err(Refusal(
             StatusCode::FORBIDDEN,
-            "this form did not come from the dashboard's own page; reload the page and try again",
+            "this form did not come from the dashboard's own page; reload the page and try again"
+                .into(),
         ));
     }
     Ok(view)
 }
+
+/// What an action answers: a page or a redirection, or a refusal.
+type Answer = Result<Response, Refusal>;
 
 /// Applies `action` to job `id`.
 async fn apply(client: &Client, id: i64, action: &str) -> crate::Result<JobRow> {
@@ -81,24 +85,18 @@ pub(crate) async fn one(
     Path((id, action)): Path<(i64, String)>,
     parts: Parts,
     Form(fields): Form<Fields>,
-) -> Response {
-    let view = match allowed(view, &parts, &fields) {
-        Ok(v) => v,
-        Err(refused) => return refused.into_response(),
-    };
-    match apply(&view.client, id, &action).await {
+) -> Answer {
+    let view = allowed(view, &parts, &fields)?;
+    Ok(match apply(&view.client, id, &action).await {
         Ok(_) if action == "delete" => Redirect::to(&view.link("/jobs")).into_response(),
         Ok(_) => Redirect::to(&view.link(&format!("/jobs/{id}"))).into_response(),
         Err(e) => refuse(status_of(&e), &message_of(&e)),
-    }
+    })
 }
 
 /// `POST /jobs-selected`: one action on every selected job; a page says how each went.
-pub(crate) async fn selected(view: View, parts: Parts, Form(fields): Form<Fields>) -> Response {
-    let view = match allowed(view, &parts, &fields) {
-        Ok(v) => v,
-        Err(refused) => return refused.into_response(),
-    };
+pub(crate) async fn selected(view: View, parts: Parts, Form(fields): Form<Fields>) -> Answer {
+    let view = allowed(view, &parts, &fields)?;
     let action = field(&fields, "action").to_owned();
     let ids: Vec<i64> = fields
         .iter()
@@ -107,7 +105,10 @@ pub(crate) async fn selected(view: View, parts: Parts, Form(fields): Form<Fields
         .take(super::jobs::PAGE_MAX)
         .collect();
     if ids.is_empty() {
-        return refuse(StatusCode::BAD_REQUEST, "select at least one job");
+        return Err(Refusal(
+            StatusCode::BAD_REQUEST,
+            "select at least one job".into(),
+        ));
     }
     let mut results = Vec::with_capacity(ids.len());
     for id in ids {
@@ -124,7 +125,7 @@ pub(crate) async fn selected(view: View, parts: Parts, Form(fields): Form<Fields
         }
         p { a href=(view.link("/jobs")) { "Back to the jobs" } }
     };
-    view.page(layout::page(&view, "/jobs", "Selected jobs", body))
+    Ok(view.page(layout::page(&view, "/jobs", "Selected jobs", body)))
 }
 
 /// `POST /executors/{pause|resume}`: then back to the overview.
@@ -133,19 +134,16 @@ pub(crate) async fn executor(
     Path(action): Path<String>,
     parts: Parts,
     Form(fields): Form<Fields>,
-) -> Response {
-    let view = match allowed(view, &parts, &fields) {
-        Ok(v) => v,
-        Err(refused) => return refused.into_response(),
-    };
+) -> Answer {
+    let view = allowed(view, &parts, &fields)?;
     let executor = field(&fields, "executor");
     let done = match action.as_str() {
         "pause" => view.client.pause_executor(executor).await,
         "resume" => view.client.resume_executor(executor).await,
-        _ => return refuse(StatusCode::NOT_FOUND, "no such action"),
+        _ => return Err(Refusal(StatusCode::NOT_FOUND, "no such action".into())),
     };
-    match done {
+    Ok(match done {
         Ok(()) => Redirect::to(&view.link("/")).into_response(),
         Err(e) => refuse(status_of(&e), &message_of(&e)),
-    }
+    })
 }

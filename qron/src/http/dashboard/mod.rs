@@ -337,10 +337,13 @@ pub(crate) fn refuse(status: StatusCode, message: &str) -> Response {
 
 /// Why a request is refused: its status and what the page says.
 #[derive(Debug)]
-pub(crate) struct Refusal(pub(crate) StatusCode, pub(crate) &'static str);
+pub(crate) struct Refusal(
+    pub(crate) StatusCode,
+    pub(crate) std::borrow::Cow<'static, str>,
+);
 
 impl IntoResponse for Refusal {
     fn into_response(self) -> Response {
-        refuse(self.0, self.1)
+        refuse(self.0, &self.1)
     }
 }
