@@ -1237,13 +1237,10 @@ fn decode_iso8601(s: &[u8]) -> DResult<ItmIn> {
                 (val, fval, i) = iso_number(s, i)?;
                 ov(adjust_months(val, &mut itm)
                     && adjust_fract_days(fval, DAYS_PER_MONTH, &mut itm))?;
+                // A `T` next starts the time part: the loop's head takes it.
                 match s.get(i) {
                     None => return Ok(itm),
-                    Some(b'T') => {
-                        datepart = false;
-                        havefield = false;
-                        continue;
-                    }
+                    Some(b'T') => continue,
                     Some(b'-') => i += 1,
                     Some(_) => return Err(Dterr::BadFormat),
                 }
@@ -1252,11 +1249,7 @@ fn decode_iso8601(s: &[u8]) -> DResult<ItmIn> {
                     && adjust_fract_micros(fval, USECS_PER_DAY, &mut itm))?;
                 match s.get(i) {
                     None => return Ok(itm),
-                    Some(b'T') => {
-                        datepart = false;
-                        havefield = false;
-                        continue;
-                    }
+                    Some(b'T') => continue,
                     Some(_) => return Err(Dterr::BadFormat),
                 }
             }
