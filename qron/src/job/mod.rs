@@ -8,6 +8,38 @@ use sqlx::Row as _;
 use sqlx::postgres::PgRow;
 use sqlx::postgres::types::PgInterval;
 
+/// The setters of a job's run-time limit and attempts, which creating a job and changing one
+/// share: `$made` is an expression that makes the builder, for the examples; `$unset` says what
+/// holds when a setter is not called.
+macro_rules! limit_setters {
+    (made: $made:literal, unset: $unset:literal) => {
+        #[doc = concat!(
+            "The run-time limit: past it the handler is told to stop and the attempt fails; a \
+             lease never outlives it (at most [`MAX_TIMEOUT`](crate::MAX_TIMEOUT)). ",
+            $unset,
+            "\n\n```\nlet job = ",
+            $made,
+            ".timeout(std::time::Duration::from_secs(3600));\n```"
+        )]
+        pub fn timeout(mut self, timeout: std::time::Duration) -> Self {
+            self.timeout = Some(timeout);
+            self
+        }
+
+        #[doc = concat!(
+            "Attempts per occurrence, 1 to 1000. ",
+            $unset,
+            "\n\n```\nlet job = ",
+            $made,
+            ".max_attempts(10);\n```"
+        )]
+        pub fn max_attempts(mut self, attempts: i32) -> Self {
+            self.max_attempts = Some(attempts);
+            self
+        }
+    };
+}
+
 mod job_ref;
 mod new_job;
 mod search;

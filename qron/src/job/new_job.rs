@@ -114,26 +114,11 @@ impl NewJob {
         self
     }
 
-    /// Lease length: how long a worker may hold the job before it is handed out again
-    /// (default 5 minutes).
-    ///
-    /// ```
-    /// let job = qron::NewJob::new("report", "@daily").timeout(std::time::Duration::from_secs(3600));
-    /// ```
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = Some(timeout);
-        self
-    }
-
-    /// Attempts per occurrence, 1 to 1000 (default 5).
-    ///
-    /// ```
-    /// let job = qron::NewJob::new("email", "@after 1s").max_attempts(10);
-    /// ```
-    pub fn max_attempts(mut self, attempts: i32) -> Self {
-        self.max_attempts = Some(attempts);
-        self
-    }
+    limit_setters!(
+        made: "qron::NewJob::new(\"report\", \"@daily\")",
+        unset: "Unset: what the executor declares (`#[qron::job(timeout = …, max_attempts = …)]`) \
+                when it is registered in this process, else 5 minutes and 5 attempts."
+    );
 
     /// What to do when the name is taken (default: [`OnConflict::Error`]).
     ///

@@ -59,25 +59,10 @@ impl JobUpdate {
         self
     }
 
-    /// A new lease length.
-    ///
-    /// ```
-    /// let u = qron::JobUpdate::new().timeout(std::time::Duration::from_secs(60));
-    /// ```
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = Some(timeout);
-        self
-    }
-
-    /// A new attempt limit.
-    ///
-    /// ```
-    /// let u = qron::JobUpdate::new().max_attempts(2);
-    /// ```
-    pub fn max_attempts(mut self, attempts: i32) -> Self {
-        self.max_attempts = Some(attempts);
-        self
-    }
+    limit_setters!(
+        made: "qron::JobUpdate::new()",
+        unset: "Unset: unchanged."
+    );
 
     /// Applies the update only if the job's [`revision`](crate::JobRow::revision) is still `revision`:
     /// an edit based on a stale read fails with [`Error::RevisionMismatch`](crate::Error::RevisionMismatch)
