@@ -101,10 +101,10 @@ pub enum History {
 
 impl History {
     /// Whether a job that ended with `status` (`succeeded` or `failed`) is kept.
-    pub(crate) fn keeps(self, status: &str) -> bool {
+    pub(crate) fn keeps(self, status: crate::JobStatus) -> bool {
         match self {
             History::All => true,
-            History::Failed => status == "failed",
+            History::Failed => status == crate::JobStatus::Failed,
             History::None => false,
         }
     }

@@ -4,10 +4,10 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::JobError;
-use crate::Schedule;
+use crate::JobStatus::{self, Failed, Paused, Ready, Succeeded};
 use crate::db::{Completion, Finish, LeasedJob};
 use crate::handler::{Backoff, Requests};
+use crate::{JobError, Schedule};
 
 /// What the completer writes for one execution.
 #[derive(Debug, Clone)]
@@ -35,7 +35,7 @@ impl Outcome {
 
     /// Whether the outcome makes its job ready again within [`URGENT_WITHIN`] of `now`.
     pub(crate) fn is_urgent(&self, now: DateTime<Utc>) -> bool {
-        matches!(self, Outcome::Complete(c) if c.status == "ready" && c.run_at - now < URGENT_WITHIN)
+        matches!(self, Outcome::Complete(c) if c.status == Ready && c.run_at - now < URGENT_WITHIN)
     }
 
     /// What is written instead of an outcome the server refused (a value it cannot store that
@@ -48,7 +48,7 @@ impl Outcome {
         )));
         match self {
             Outcome::Finish(f) => Outcome::Finish(Finish {
-                status: "failed",
+                status: Failed,
                 payload: None,
                 error,
                 ..f.clone()
@@ -59,7 +59,7 @@ impl Outcome {
                 revision: c.revision,
                 lease_run_at: c.lease_run_at,
                 history: c.history,
-                status: "failed",
+                status: Failed,
                 payload: None,
                 error,
             }),
@@ -119,8 +119,39 @@ impl OutcomeInput {
     }
 }
 
-/// Turns an execution's result into what the completer writes (SPEC §4), with a label for
-/// logs and counters.
+/// What came of an execution, as logs, spans and counters name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// It succeeded: the job ended, or a recurring job's next slot is due.
+    Succeeded,
+    /// It failed for good (a recurring job goes on to its next slot).
+    Failed,
+    /// It failed and is tried again.
+    Retry,
+    /// The handler asked to run later; the attempt does not count.
+    Snoozed,
+    /// The handler gave the job a new schedule.
+    Rescheduled,
+    /// The handler stopped (paused) the job.
+    Paused,
+}
+
+impl Kind {
+    /// Its name: `succeeded`, `failed`, `retry`, `snoozed`, `rescheduled` or `paused`.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Kind::Succeeded => "succeeded",
+            Kind::Failed => "failed",
+            Kind::Retry => "retry",
+            Kind::Snoozed => "snoozed",
+            Kind::Rescheduled => "rescheduled",
+            Kind::Paused => "paused",
+        }
+    }
+}
+
+/// Turns an execution's result into what the completer writes (SPEC §4), and what kind of
+/// outcome it is.
 pub(crate) fn decide(
     job: &OutcomeInput,
     result: std::result::Result<(), JobError>,
@@ -129,7 +160,7 @@ pub(crate) fn decide(
     schedule: Option<&Schedule>,
     backoff: Backoff,
     history: crate::History,
-) -> (Outcome, &'static str) {
+) -> (Outcome, Kind) {
     let d = Decision {
         job,
         next_slot: schedule.and_then(|s| s.next_run(job.start_at, job.slot_at, now)),
@@ -142,14 +173,14 @@ pub(crate) fn decide(
     if job.recurring && d.next_slot.is_none() && !d.requests.stop {
         let reason = "the job's stored schedule gives no next run (it no longer parses, or its \
                       next run is out of range): the job is ended as failed";
-        return (d.finish("failed", Some(reason.to_owned())), "failed");
+        return (d.finish(Failed, Some(reason.to_owned())), Kind::Failed);
     }
     match result {
         Ok(()) => d.succeeded(),
         // Later, as if this execution had not been: the attempt does not count, and no error.
         Err(JobError::Snooze(delay)) => (
-            d.live_counted(d.paused_or("ready"), d.later(delay), false, true, None),
-            "snoozed",
+            d.live_counted(d.paused_or(Ready), d.later(delay), false, true, None),
+            Kind::Snoozed,
         ),
         Err(e) => d.failed(&e, backoff),
     }
@@ -170,7 +201,7 @@ impl Decision<'_> {
     /// its slot, a retry keeps the occurrence's; `uncount`: the attempt does not count.
     fn live_counted(
         &self,
-        status: &'static str,
+        status: JobStatus,
         run_at: DateTime<Utc>,
         reset: bool,
         uncount: bool,
@@ -199,7 +230,7 @@ impl Decision<'_> {
 
     fn live(
         &self,
-        status: &'static str,
+        status: JobStatus,
         run_at: DateTime<Utc>,
         reset: bool,
         error: Option<String>,
@@ -208,7 +239,7 @@ impl Decision<'_> {
     }
 
     /// The job ends with `status`.
-    fn finish(&self, status: &'static str, error: Option<String>) -> Outcome {
+    fn finish(&self, status: JobStatus, error: Option<String>) -> Outcome {
         let job = self.job;
         Outcome::Finish(Finish {
             id: job.id,
@@ -223,8 +254,8 @@ impl Decision<'_> {
     }
 
     /// `status`, or paused when the handler stopped the job.
-    fn paused_or(&self, status: &'static str) -> &'static str {
-        if self.requests.stop { "paused" } else { status }
+    fn paused_or(&self, status: JobStatus) -> JobStatus {
+        if self.requests.stop { Paused } else { status }
     }
 
     /// `delay` from now, but no later than a recurring job's next slot.
@@ -240,31 +271,33 @@ impl Decision<'_> {
         }
     }
 
-    fn succeeded(&self) -> (Outcome, &'static str) {
+    fn succeeded(&self) -> (Outcome, Kind) {
         let job = self.job;
         if self.requests.stop {
-            return (self.live("paused", job.run_at, true, None), "paused");
+            return (self.live(Paused, job.run_at, true, None), Kind::Paused);
         }
         if let Some(s) = &self.requests.reschedule {
             let Some(run_at) = s.first_run(self.now) else {
                 let reason = format!("the new schedule `{s}` gives no run after {}", self.now);
-                return (self.finish("failed", Some(reason)), "failed");
+                return (self.finish(Failed, Some(reason)), Kind::Failed);
             };
-            let mut outcome = self.live("ready", run_at, true, None);
+            let mut outcome = self.live(Ready, run_at, true, None);
             if let Outcome::Complete(c) = &mut outcome {
                 c.expr = Some(s.to_string());
                 c.start_at = Some(self.now);
                 c.recurring = s.is_recurring();
             }
-            return (outcome, "rescheduled");
+            return (outcome, Kind::Rescheduled);
         }
         match self.next_slot {
-            Some(run_at) if job.recurring => (self.live("ready", run_at, true, None), "succeeded"),
-            _ => (self.finish("succeeded", None), "succeeded"),
+            Some(run_at) if job.recurring => {
+                (self.live(Ready, run_at, true, None), Kind::Succeeded)
+            }
+            _ => (self.finish(Succeeded, None), Kind::Succeeded),
         }
     }
 
-    fn failed(&self, e: &JobError, backoff: Backoff) -> (Outcome, &'static str) {
+    fn failed(&self, e: &JobError, backoff: Backoff) -> (Outcome, Kind) {
         let job = self.job;
         let reason = Some(crate::limits::storable_error(e.reason()));
         let retry = matches!(e, JobError::Retry(_) | JobError::RetryAfter(..))
@@ -276,18 +309,18 @@ impl Decision<'_> {
             };
             let at = self.later(wait);
             (
-                self.live(self.paused_or("ready"), at, false, reason),
-                "retry",
+                self.live(self.paused_or(Ready), at, false, reason),
+                Kind::Retry,
             )
         } else if let (true, Some(run_at)) = (job.recurring, self.next_slot) {
             (
-                self.live(self.paused_or("ready"), run_at, true, reason),
-                "failed",
+                self.live(self.paused_or(Ready), run_at, true, reason),
+                Kind::Failed,
             )
         } else if self.requests.stop {
-            (self.live("paused", job.run_at, true, reason), "failed")
+            (self.live(Paused, job.run_at, true, reason), Kind::Failed)
         } else {
-            (self.finish("failed", reason), "failed")
+            (self.finish(Failed, reason), Kind::Failed)
         }
     }
 }
@@ -336,7 +369,7 @@ mod tests {
         requests: Requests,
     ) -> (Outcome, &'static str) {
         let s = hourly();
-        decide(
+        let (o, kind) = decide(
             &input(recurring, attempt),
             result,
             requests,
@@ -344,7 +377,8 @@ mod tests {
             recurring.then_some(&s),
             backoff(),
             crate::History::All,
-        )
+        );
+        (o, kind.as_str())
     }
 
     fn finish(o: &Outcome) -> &Finish {
@@ -367,7 +401,7 @@ mod tests {
         let (o, label) = run(false, 1, Ok(()), Requests::default());
         let f = finish(&o);
         assert_eq!(
-            (f.status, label, f.error.as_deref()),
+            (f.status.as_str(), label, f.error.as_deref()),
             ("succeeded", "succeeded", None)
         );
         assert_eq!((f.id, f.token, f.lease_run_at), (7, 2, at(10, 0, 0)));
@@ -375,7 +409,7 @@ mod tests {
         let (o, label) = run(false, 1, Err(JobError::retry("busy")), Requests::default());
         let c = complete(&o);
         assert_eq!(
-            (c.status, label, c.reset_attempt),
+            (c.status.as_str(), label, c.reset_attempt),
             ("ready", "retry", false)
         );
         assert!(
@@ -386,11 +420,14 @@ mod tests {
         assert_eq!((c.slot_at, c.error.as_deref()), (None, Some("busy")));
         // Retry on the last attempt: failed.
         let (o, label) = run(false, 3, Err(JobError::retry("busy")), Requests::default());
-        assert_eq!((finish(&o).status, label), ("failed", "failed"));
+        assert_eq!((finish(&o).status.as_str(), label), ("failed", "failed"));
         // Fail: failed at once, with its reason.
         let (o, _) = run(false, 1, Err(JobError::fail("gone")), Requests::default());
         let f = finish(&o);
-        assert_eq!((f.status, f.error.as_deref()), ("failed", Some("gone")));
+        assert_eq!(
+            (f.status.as_str(), f.error.as_deref()),
+            ("failed", Some("gone"))
+        );
     }
 
     #[test]
@@ -399,21 +436,21 @@ mod tests {
         let (o, label) = run(true, 1, Ok(()), Requests::default());
         let c = complete(&o);
         assert_eq!(
-            (c.status, label, c.reset_attempt),
+            (c.status.as_str(), label, c.reset_attempt),
             ("ready", "succeeded", true)
         );
         assert_eq!((c.run_at, c.slot_at), (at(11, 0, 0), Some(at(11, 0, 0))));
         // Retry: ready after the back-off, never later than the next slot.
         let (o, _) = run(true, 1, Err(JobError::retry("busy")), Requests::default());
         let c = complete(&o);
-        assert_eq!((c.status, c.reset_attempt), ("ready", false));
+        assert_eq!((c.status.as_str(), c.reset_attempt), ("ready", false));
         assert!(c.run_at < at(11, 0, 0));
         // Retry on the last attempt, or Fail: the occurrence is given up; the next slot waits.
         for e in [JobError::retry("busy"), JobError::fail("gone")] {
             let (o, label) = run(true, 3, Err(e), Requests::default());
             let c = complete(&o);
             assert_eq!(
-                (c.status, label, c.run_at),
+                (c.status.as_str(), label, c.run_at),
                 ("ready", "failed", at(11, 0, 0))
             );
             assert!(c.reset_attempt && c.error.is_some());
@@ -429,7 +466,7 @@ mod tests {
                 ..Requests::default()
             };
             let (o, label) = run(recurring, 1, Ok(()), requests);
-            assert_eq!((complete(&o).status, label), ("paused", "paused"));
+            assert_eq!((complete(&o).status.as_str(), label), ("paused", "paused"));
         }
         // reschedule(): ready on the new schedule, counted from now.
         let requests = Requests {
@@ -442,7 +479,7 @@ mod tests {
         let (o, label) = run(false, 1, Ok(()), requests);
         let c = complete(&o);
         assert_eq!(
-            (c.status, label, c.run_at),
+            (c.status.as_str(), label, c.run_at),
             ("ready", "rescheduled", at(10, 10, 5))
         );
         assert_eq!(c.expr.as_deref(), Some("@after 10 minutes"));
@@ -469,7 +506,7 @@ mod tests {
             crate::History::All,
         );
         let f = finish(&o);
-        assert_eq!((f.status, label), ("failed", "failed"));
+        assert_eq!((f.status.as_str(), label.as_str()), ("failed", "failed"));
         assert!(
             f.error
                 .as_deref()
@@ -483,7 +520,7 @@ mod tests {
         // A one-off job at its last attempt: it stays live, its attempt given back.
         let (o, label) = run(false, 3, snooze(), Requests::default());
         let c = complete(&o);
-        assert_eq!((c.status, label), ("ready", "snoozed"));
+        assert_eq!((c.status.as_str(), label), ("ready", "snoozed"));
         assert_eq!(c.run_at, at(10, 0, 35));
         assert!(c.uncount_attempt && !c.reset_attempt);
         assert_eq!((c.slot_at, c.error.as_deref()), (None, None));
@@ -500,7 +537,7 @@ mod tests {
             ..Requests::default()
         };
         let (o, _) = run(false, 1, snooze(), stop);
-        assert_eq!(complete(&o).status, "paused");
+        assert_eq!(complete(&o).status.as_str(), "paused");
         // A delay past the calendar's end does not overflow.
         let (o, _) = run(
             false,

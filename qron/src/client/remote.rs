@@ -13,7 +13,7 @@ use super::checks::{check_name, check_text, seconds};
 use crate::db;
 use crate::handler::Requests;
 use crate::outcome::Outcome;
-use crate::outcome::{OutcomeInput, decide};
+use crate::outcome::{Kind, OutcomeInput, decide};
 use crate::{Error, JobError, Result};
 
 /// The most jobs one lease, or one report of outcomes, may hold.
@@ -169,7 +169,7 @@ fn remote_outcome(
         ..Requests::default()
     };
     let options = crate::registry::declared_options(&lease.executor);
-    let (mut outcome, label) = decide(
+    let (mut outcome, kind) = decide(
         &OutcomeInput::held(lease),
         result,
         requests,
@@ -178,7 +178,7 @@ fn remote_outcome(
         options.backoff,
         options.history,
     );
-    if let (Some(d), "retry", Outcome::Complete(c)) = (delay, label, &mut outcome) {
+    if let (Some(d), Kind::Retry, Outcome::Complete(c)) = (delay, kind, &mut outcome) {
         c.run_at = now + chrono::Duration::from_std(d).unwrap_or_default();
     }
     outcome

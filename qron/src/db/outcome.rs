@@ -22,8 +22,8 @@ pub(crate) struct Completion {
     pub one_off: bool,
     /// What its executor's history keeps (for that failure).
     pub history: crate::History,
-    /// `ready` or `paused`.
-    pub status: &'static str,
+    /// `Ready` or `Paused`.
+    pub status: crate::JobStatus,
     pub run_at: DateTime<Utc>,
     /// A new slot for the occurrence (`None`: unchanged, as for a retry).
     pub slot_at: Option<DateTime<Utc>>,
@@ -106,7 +106,7 @@ pub(crate) async fn job_complete_many<'e>(
         .bind(rows.iter().map(|r| r.id).collect::<Vec<_>>())
         .bind(rows.iter().map(|r| r.token).collect::<Vec<_>>())
         .bind(rows.iter().map(|r| r.revision).collect::<Vec<_>>())
-        .bind(rows.iter().map(|r| r.status).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.status.as_str()).collect::<Vec<_>>())
         .bind(rows.iter().map(|r| r.run_at).collect::<Vec<_>>())
         .bind(rows.iter().map(|r| r.reset_attempt).collect::<Vec<_>>())
         .bind(
@@ -142,8 +142,8 @@ pub(crate) struct Finish {
     pub lease_run_at: DateTime<Utc>,
     /// What its executor's history keeps.
     pub history: crate::History,
-    /// `succeeded` or `failed`.
-    pub status: &'static str,
+    /// `Succeeded` or `Failed`.
+    pub status: crate::JobStatus,
     pub payload: Option<String>,
     pub error: Option<String>,
 }
@@ -270,7 +270,10 @@ impl Finish {
     pub(crate) fn kind(&self) -> FinishKind {
         if !self.history.keeps(self.status) {
             FinishKind::Deleted
-        } else if self.status == "succeeded" && self.payload.is_none() && self.error.is_none() {
+        } else if self.status == crate::JobStatus::Succeeded
+            && self.payload.is_none()
+            && self.error.is_none()
+        {
             FinishKind::PlainSuccess
         } else {
             FinishKind::Other
@@ -287,7 +290,7 @@ impl Finish {
             lease_run_at: self.lease_run_at,
             one_off: true,
             history: self.history,
-            status: "ready",
+            status: crate::JobStatus::Ready,
             run_at: self.lease_run_at,
             slot_at: None,
             reset_attempt: true,
@@ -330,7 +333,7 @@ pub(crate) async fn job_finish_many<'e>(
         FinishKind::PlainSuccess => q,
         FinishKind::Other => q
             .bind(rows.iter().map(|r| r.revision).collect::<Vec<_>>())
-            .bind(rows.iter().map(|r| r.status).collect::<Vec<_>>())
+            .bind(rows.iter().map(|r| r.status.as_str()).collect::<Vec<_>>())
             .bind(
                 rows.iter()
                     .map(|r| r.payload.as_deref())

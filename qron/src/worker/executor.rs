@@ -21,7 +21,7 @@ use crate::db::LeasedJob;
 use crate::handler::{Context, Requests};
 use crate::job::interval_to_duration;
 use crate::outcome::Outcome;
-use crate::outcome::{OutcomeInput, decide};
+use crate::outcome::{Kind, OutcomeInput, decide};
 use crate::registry::Registration;
 
 /// Runs buffered jobs in one slot, one after another, until the buffer is empty or the worker
@@ -309,7 +309,7 @@ impl Done<'_> {
             }
             _ => None,
         };
-        let (outcome, label) = decide(
+        let (outcome, kind) = decide(
             &OutcomeInput::leased(job),
             result,
             requests,
@@ -322,17 +322,17 @@ impl Done<'_> {
             reg.options.backoff,
             reg.options.history,
         );
-        span.record("outcome", label);
+        span.record("outcome", kind.as_str());
         span.record("duration_ms", took.as_millis() as u64);
-        crate::telemetry::executed(reg.executor, label, took, lateness);
-        let counter = match label {
-            "succeeded" | "paused" | "rescheduled" => &shared.metrics.succeeded,
-            "retry" => &shared.metrics.retried,
-            "snoozed" => &shared.metrics.snoozed,
-            _ => &shared.metrics.failed,
+        crate::telemetry::executed(reg.executor, kind.as_str(), took, lateness);
+        let counter = match kind {
+            Kind::Succeeded | Kind::Paused | Kind::Rescheduled => &shared.metrics.succeeded,
+            Kind::Retry => &shared.metrics.retried,
+            Kind::Snoozed => &shared.metrics.snoozed,
+            Kind::Failed => &shared.metrics.failed,
         };
         counter.fetch_add(1, Ordering::Relaxed);
-        tracing::debug!(parent: span, outcome = label, "job finished");
+        tracing::debug!(parent: span, outcome = kind.as_str(), "job finished");
         if let Some(error) = error {
             span.record("error", error.as_str());
             let failure = Failure {
@@ -342,7 +342,7 @@ impl Done<'_> {
                 name: self.name,
                 error: &error,
             };
-            failure.log(label, &outcome);
+            failure.log(kind, &outcome);
         }
         if !shared.completer.send(outcome).await {
             tracing::error!(
@@ -376,9 +376,9 @@ struct Failure<'a> {
 impl Failure<'_> {
     /// A retry at `warn`, a failure for good at `error`, with what an operator needs to find
     /// the job and judge the failure.
-    fn log(&self, label: &str, outcome: &Outcome) {
+    fn log(&self, kind: Kind, outcome: &Outcome) {
         let next_run = match outcome {
-            Outcome::Complete(c) if c.status == "ready" => Some(c.run_at),
+            Outcome::Complete(c) if c.status == crate::JobStatus::Ready => Some(c.run_at),
             _ => None,
         };
         let next_run = next_run.map(|t| t.to_rfc3339());
@@ -401,7 +401,7 @@ impl Failure<'_> {
                 )
             };
         }
-        if label == "retry" {
+        if kind == Kind::Retry {
             failed!(tracing::Level::WARN, "job failed; will retry");
         } else {
             failed!(tracing::Level::ERROR, "job failed for good");
