@@ -54,19 +54,20 @@ impl Default for Config {
 impl Config {
     /// Refuses a flush interval that would spin, and empty batches or backlogs.
     pub(crate) fn validate(&self) -> crate::Result<()> {
-        crate::limits::check_interval("flush_interval", self.flush_interval)?;
-        for (field, n) in [
-            ("batch_size", self.batch_size),
-            ("backlog_limit", self.backlog_limit),
-        ] {
-            if n == 0 {
-                return Err(crate::Error::InvalidArgument {
-                    field,
-                    reason: "must be at least 1".to_owned(),
-                });
-            }
-        }
-        Ok(())
+        use crate::limits::{at_least, check_interval};
+        check_interval("flush_interval", self.flush_interval)?;
+        at_least(
+            "batch_size",
+            self.batch_size,
+            1,
+            "a batch would hold nothing",
+        )?;
+        at_least(
+            "backlog_limit",
+            self.backlog_limit,
+            1,
+            "no outcome could wait",
+        )
     }
 }
 

@@ -12,21 +12,49 @@ pub(crate) const MIN_INTERVAL: Duration = Duration::from_millis(1);
 /// once a day (longer ones are mistakes, and past the clock's range at `Duration::MAX`).
 pub(crate) const MAX_INTERVAL: Duration = Duration::from_secs(86_400);
 
-/// Refuses an interval under [`MIN_INTERVAL`] or over [`MAX_INTERVAL`], naming the setting.
-pub(crate) fn check_interval(field: &'static str, d: Duration) -> crate::Result<()> {
-    if d < MIN_INTERVAL {
+/// Refuses setting `field` when `value` is under `min`, saying `why` (what would go wrong).
+/// Every worker setting is checked with this and [`at_most`], so that each refusal names its
+/// setting, its value and its bound the same way.
+pub(crate) fn at_least<T: PartialOrd + std::fmt::Debug>(
+    field: &'static str,
+    value: T,
+    min: T,
+    why: &str,
+) -> crate::Result<()> {
+    if value < min {
         return Err(crate::Error::InvalidArgument {
             field,
-            reason: format!("{d:?} is under {MIN_INTERVAL:?}: the worker would spin"),
-        });
-    }
-    if d > MAX_INTERVAL {
-        return Err(crate::Error::InvalidArgument {
-            field,
-            reason: format!("{d:?} is over a day: the worker would look at its work too rarely"),
+            reason: format!("{value:?} is under {min:?}: {why}"),
         });
     }
     Ok(())
+}
+
+/// Refuses setting `field` when `value` is over `max`, saying `why` (see [`at_least`]).
+pub(crate) fn at_most<T: PartialOrd + std::fmt::Debug>(
+    field: &'static str,
+    value: T,
+    max: T,
+    why: &str,
+) -> crate::Result<()> {
+    if value > max {
+        return Err(crate::Error::InvalidArgument {
+            field,
+            reason: format!("{value:?} is over the limit of {max:?}: {why}"),
+        });
+    }
+    Ok(())
+}
+
+/// Refuses an interval under [`MIN_INTERVAL`] or over [`MAX_INTERVAL`], naming the setting.
+pub(crate) fn check_interval(field: &'static str, d: Duration) -> crate::Result<()> {
+    at_least(field, d, MIN_INTERVAL, "the worker would spin")?;
+    at_most(
+        field,
+        d,
+        MAX_INTERVAL,
+        "the worker would look at its work too rarely",
+    )
 }
 
 /// The deepest nesting of arrays and objects a payload or meta may have. serde_json refuses to

@@ -45,25 +45,20 @@ impl Default for Config {
 impl Config {
     /// Refuses a retention under a day (partitions are days) or over [`MAX_HISTORY_RETENTION`].
     pub(crate) fn validate(&self) -> crate::Result<()> {
-        if self.retention > MAX_HISTORY_RETENTION {
-            return Err(crate::Error::InvalidArgument {
-                field: "history_retention",
-                reason: format!(
-                    "{:?} is over a hundred years, the longest retention",
-                    self.retention
-                ),
-            });
-        }
-        if self.retention < Duration::from_secs(86_400) {
-            return Err(crate::Error::InvalidArgument {
-                field: "history_retention",
-                reason: format!(
-                    "{:?} is under one day (partitions are days)",
-                    self.retention
-                ),
-            });
-        }
-        Ok(())
+        use crate::limits::{at_least, at_most};
+        let field = "history_retention";
+        at_most(
+            field,
+            self.retention,
+            MAX_HISTORY_RETENTION,
+            "a hundred years at most",
+        )?;
+        at_least(
+            field,
+            self.retention,
+            Duration::from_secs(86_400),
+            "partitions are days",
+        )
     }
 }
 

@@ -43,13 +43,7 @@ impl Config {
     /// Refuses an interval that would keep a core busy asking, and an empty batch.
     pub(crate) fn validate(&self) -> crate::Result<()> {
         crate::limits::check_interval("rescue_interval", self.interval)?;
-        if self.batch < 1 {
-            return Err(crate::Error::InvalidArgument {
-                field: "rescue_batch",
-                reason: "must be at least 1".to_owned(),
-            });
-        }
-        Ok(())
+        crate::limits::at_least("rescue_batch", self.batch, 1, "a pass would rescue nothing")
     }
 }
 

@@ -41,20 +41,20 @@ impl Config {
     /// Refuses an age under a second, or over [`MAX_UNSERVED_AFTER`] (an age PostgreSQL could
     /// not subtract from a time would fail the query).
     pub(crate) fn validate(&self) -> crate::Result<()> {
-        let reason = if self.after < Duration::from_secs(1) {
-            format!("{:?} is under one second", self.after)
-        } else if self.after > MAX_UNSERVED_AFTER {
-            format!(
-                "{:?} is over the limit of {MAX_UNSERVED_AFTER:?}",
-                self.after
-            )
-        } else {
-            return Ok(());
-        };
-        Err(crate::Error::InvalidArgument {
-            field: "unserved_after",
-            reason,
-        })
+        use crate::limits::{at_least, at_most};
+        let field = "unserved_after";
+        at_least(
+            field,
+            self.after,
+            Duration::from_secs(1),
+            "every pass would report",
+        )?;
+        at_most(
+            field,
+            self.after,
+            MAX_UNSERVED_AFTER,
+            "the database could not compute it",
+        )
     }
 }
 

@@ -40,26 +40,20 @@ impl Config {
     /// Refuses a lease time under [`MIN_LEASE_TIME`] (renewals would be a load of their own)
     /// or over [`MAX_TIMEOUT`](crate::MAX_TIMEOUT) (a time PostgreSQL could not compute).
     pub(crate) fn validate(&self) -> crate::Result<()> {
-        if self.lease_time > crate::MAX_TIMEOUT {
-            return Err(crate::Error::InvalidArgument {
-                field: "lease_time",
-                reason: format!(
-                    "{:?} is over the limit of {:?}",
-                    self.lease_time,
-                    crate::MAX_TIMEOUT
-                ),
-            });
-        }
-        if self.lease_time < MIN_LEASE_TIME {
-            return Err(crate::Error::InvalidArgument {
-                field: "lease_time",
-                reason: format!(
-                    "{:?} is under {MIN_LEASE_TIME:?}: renewals would load the database",
-                    self.lease_time
-                ),
-            });
-        }
-        Ok(())
+        use crate::limits::{at_least, at_most};
+        let field = "lease_time";
+        at_most(
+            field,
+            self.lease_time,
+            crate::MAX_TIMEOUT,
+            "the database could not compute it",
+        )?;
+        at_least(
+            field,
+            self.lease_time,
+            MIN_LEASE_TIME,
+            "renewals would load the database",
+        )
     }
 
     /// How often leases are renewed.

@@ -71,23 +71,20 @@ impl Config {
     /// Refuses a poll that would spin, a lease ahead over its limit and an empty memory
     /// budget.
     pub(crate) fn validate(&self) -> crate::Result<()> {
-        crate::limits::check_interval("poll_interval", self.poll_interval)?;
-        if self.memory_budget == 0 {
-            return Err(crate::Error::InvalidArgument {
-                field: "memory_budget",
-                reason: "0 bytes would hold no job: give at least the size of one".to_owned(),
-            });
-        }
-        if self.lease_ahead > MAX_LEASE_AHEAD {
-            return Err(crate::Error::InvalidArgument {
-                field: "lease_ahead",
-                reason: format!(
-                    "{:?} is over the limit of {MAX_LEASE_AHEAD:?}",
-                    self.lease_ahead
-                ),
-            });
-        }
-        Ok(())
+        use crate::limits::{at_least, at_most, check_interval};
+        check_interval("poll_interval", self.poll_interval)?;
+        at_most(
+            "lease_ahead",
+            self.lease_ahead,
+            MAX_LEASE_AHEAD,
+            "jobs held that long wait idle",
+        )?;
+        at_least(
+            "memory_budget",
+            self.memory_budget,
+            1,
+            "it would hold no job",
+        )
     }
 }
 
