@@ -26,6 +26,22 @@ pub(crate) const PREFETCH_HORIZON: Duration = Duration::from_millis(250);
 /// timeout (see [`startable`]).
 pub(crate) const MAX_BUFFERED_WAIT: Duration = Duration::from_secs(2);
 
+/// The longest a lease's answer is allowed to take in the leases' length (see
+/// `Producer::lease`): past it, leased jobs arrive too late to start and are handed back.
+pub(crate) const MAX_ANSWER_WAIT: Duration = Duration::from_secs(30);
+
+/// The lease slack of a worker whose completer flushes every `flush_interval`.
+pub(crate) fn slack(flush_interval: Duration) -> Duration {
+    crate::db::LEASE_SLACK_TIME + flush_interval
+}
+
+/// Of a lease's slack, what a job's outcome may take to be written once its handler has
+/// ended: a job starts only while its lease leaves its run time and this much. The rest of the
+/// slack (a second) covers the clocks' error and the outcome's trip to the server.
+pub(crate) fn outcome_margin(slack: Duration) -> Duration {
+    slack.saturating_sub(Duration::from_secs(1))
+}
+
 /// A leased job waiting for a slot.
 #[derive(Debug)]
 pub(crate) struct Buffered {

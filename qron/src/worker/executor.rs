@@ -6,7 +6,7 @@ use std::task::Poll;
 use std::time::Instant;
 
 use super::buffer::hand_back;
-use super::buffer::{Buffered, startable};
+use super::buffer::{Buffered, outcome_margin, startable};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -34,7 +34,7 @@ pub(crate) async fn run_slot(
 ) {
     let mut next = Some(first);
     let mut expired = Vec::new();
-    let margin = super::shared::outcome_margin(shared.slack);
+    let margin = outcome_margin(shared.slack);
     while let Some(b) = next.take() {
         let started = Instant::now();
         if !startable(&b.job, shared.clock.now(), shared.lease_time, margin) {

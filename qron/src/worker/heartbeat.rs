@@ -179,7 +179,7 @@ impl Heartbeat {
             now,
             self.config.lease_time + self.slack,
             // the longest a job may have taken to start (see `Producer::lease`)
-            super::buffer::MAX_BUFFERED_WAIT + super::producer::MAX_ANSWER_WAIT + self.slack,
+            super::buffer::MAX_BUFFERED_WAIT + super::buffer::MAX_ANSWER_WAIT + self.slack,
         )
         .await?
         .into_iter()

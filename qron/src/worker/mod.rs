@@ -370,7 +370,7 @@ impl Worker {
                 self.settings.producer.memory_budget,
                 lease_connections(self.executors.len()),
             ),
-            slack: shared::slack(self.settings.completer.flush_interval),
+            slack: buffer::slack(self.settings.completer.flush_interval),
         })
     }
 }

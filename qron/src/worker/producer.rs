@@ -7,7 +7,7 @@
 
 use std::time::Instant;
 
-use super::buffer::MAX_BUFFERED_WAIT;
+use super::buffer::{MAX_ANSWER_WAIT, MAX_BUFFERED_WAIT};
 
 use super::executor::run_slot;
 use std::sync::Arc;
@@ -33,9 +33,6 @@ pub const DEFAULT_LEASE_AHEAD: Duration = Duration::from_millis(250);
 pub const DEFAULT_PREFETCH: usize = 1000;
 /// The longest a job may be leased ahead of its run time.
 pub(crate) const MAX_LEASE_AHEAD: Duration = Duration::from_secs(60);
-/// The longest a lease's answer is allowed to take in the leases' length (see
-/// [`Producer::lease`]): past it, leased jobs arrive too late to start and are handed back.
-pub(crate) const MAX_ANSWER_WAIT: Duration = Duration::from_secs(30);
 
 /// A producer's settings.
 #[derive(Debug, Clone)]

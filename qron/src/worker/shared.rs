@@ -72,20 +72,8 @@ pub(crate) struct Shared {
     pub(crate) budget: Arc<Budget>,
     /// How long the worker's leases outlive their jobs' run-time limits (and the time they may
     /// take to start), for its outcomes to be written: the least slack plus the completer's
-    /// flush interval, the longest an outcome waits for its batch (see [`slack`]).
+    /// flush interval, the longest an outcome waits for its batch (see `buffer::slack`).
     pub(crate) slack: Duration,
-}
-
-/// The lease slack of a worker whose completer flushes every `flush_interval`.
-pub(super) fn slack(flush_interval: Duration) -> Duration {
-    crate::db::LEASE_SLACK_TIME + flush_interval
-}
-
-/// Of a lease's slack, what a job's outcome may take to be written once its handler has
-/// ended: a job starts only while its lease leaves its run time and this much. The rest of the
-/// slack (a second) covers the clocks' error and the outcome's trip to the server.
-pub(crate) fn outcome_margin(slack: Duration) -> Duration {
-    slack.saturating_sub(Duration::from_secs(1))
 }
 
 impl Shared {
@@ -121,7 +109,7 @@ impl Shared {
             lease_time: settings.heartbeat.lease_time,
             cancels: Arc::default(),
             budget: Budget::new(settings.producer.memory_budget, lease_connections(1)),
-            slack: slack(settings.completer.flush_interval),
+            slack: super::buffer::slack(settings.completer.flush_interval),
         })
     }
 
