@@ -58,33 +58,38 @@ impl DbClock {
     }
 
     /// The database server's time now: its last measurement plus the monotonic time since (the
-    /// host's clock until the first measurement).
+    /// host's clock until the first measurement). A step of the host's clock does not move it
+    /// (see [`DbClock::stale`]).
     pub(crate) fn now(&self) -> DateTime<Utc> {
         let synced = *self.state();
-        let host = (self.host)();
         let base = match synced {
-            Some((server, at, host_then)) => {
+            Some((server, at, _)) => {
                 let since = chrono::Duration::from_std(at.elapsed()).unwrap_or_default();
-                // The host's clock moved other than time did: it was stepped. Ignored here,
-                // and the server's time measured again at the next chance.
-                let drift = host - host_then - since;
-                if drift.abs() > chrono::Duration::seconds(1) {
-                    self.stepped
-                        .store(true, std::sync::atomic::Ordering::Relaxed);
-                }
                 server.checked_add_signed(since).unwrap_or(server)
             }
-            None => host,
+            None => (self.host)(),
         };
         base.checked_add_signed(self.ahead).unwrap_or(base)
     }
 
-    /// Whether the measurement is missing or older than [`RESYNC_AFTER`].
+    /// Whether the measurement is missing, older than [`RESYNC_AFTER`], or was taken before a
+    /// step of the host's clock (which moved other than time did since): measure again, since a
+    /// measurement reads the host's clock. Read at each chance to measure, not by every
+    /// [`DbClock::now`], which is on every job's path.
     pub(crate) fn stale(&self) -> bool {
-        self.stepped.load(std::sync::atomic::Ordering::Relaxed)
-            || self
-                .state()
-                .is_none_or(|(_, at, _)| at.elapsed() >= RESYNC_AFTER)
+        if self.stepped.load(std::sync::atomic::Ordering::Relaxed) {
+            return true;
+        }
+        let Some((_, at, host_then)) = *self.state() else {
+            return true;
+        };
+        let since = chrono::Duration::from_std(at.elapsed()).unwrap_or_default();
+        let drift = (self.host)() - host_then - since;
+        if drift.abs() > chrono::Duration::seconds(1) {
+            self.stepped
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+        self.stepped.load(std::sync::atomic::Ordering::Relaxed) || at.elapsed() >= RESYNC_AFTER
     }
 
     /// Measures the server's time through `ex`.
@@ -155,14 +160,15 @@ mod tests {
         // The host's clock is set 10 minutes ahead (an NTP step, a VM resumed, `date -s`).
         STEPPED.store(10, std::sync::atomic::Ordering::SeqCst);
         let after = c.now();
+        // The step is noticed: the server's time is measured again at the next chance.
+        let noticed = c.stale();
         STEPPED.store(0, std::sync::atomic::Ordering::SeqCst);
         let moved = after - before;
         assert!(
             moved >= chrono::Duration::zero() && moved < chrono::Duration::seconds(1),
             "now moved by {moved}"
         );
-        // The step is noticed: the server's time is measured again at the next chance.
-        assert!(c.stale());
+        assert!(noticed);
     }
 
     #[test]

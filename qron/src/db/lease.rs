@@ -171,7 +171,8 @@ pub(crate) const JOB_LEASE: &str = "
                         ORDER BY run_at, id
                         LIMIT $3
                           FOR UPDATE SKIP LOCKED) c
-               WINDOW w AS (ORDER BY run_at, id)) b
+               -- in the order the scan gives (the lease order): no sort
+               WINDOW w AS (ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)) b
             -- within the worker's memory budget (`$12` bytes of payload and meta; none when
             -- NULL), and with `$13` the first job whatever its size (a worker holding none of
             -- the executor's jobs always takes one). The jobs left out are unlocked when the

@@ -10,7 +10,7 @@
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 
@@ -46,28 +46,50 @@ pub(crate) fn outcome_margin(slack: Duration) -> Duration {
 #[derive(Debug)]
 pub(crate) struct Buffered {
     pub(crate) job: LeasedJob,
+    /// The last instant it may start (see [`StartCheck`]); `None`: it may not.
+    pub(crate) start_by: Option<Instant>,
     /// Its bytes in the worker's memory budget, held until its execution ends.
     pub(crate) held: Held,
 }
 
-/// Whether `job`, starting at `now` (or at its run time, if later), leaves its lease time
-/// enough to run for its limit (or for `lease_time`, past which the heartbeat renews it) and
-/// to have its outcome written within `margin`: checked against the expiry the server wrote,
-/// with the database's time, so that neither a slow answer nor a wait in the buffer can let a
-/// job start whose lease could run out under it. One that fails the check is handed back.
-pub(crate) fn startable(
-    job: &LeasedJob,
-    now: DateTime<Utc>,
-    lease_time: Duration,
-    margin: Duration,
-) -> bool {
+/// The latest time (the database's) at which `job` may start and still have, within the
+/// expiry the server wrote for its lease, its limit to run (or `lease_time`, past which the
+/// heartbeat renews it) and `margin` for its outcome to be written; `None` when even its run
+/// time is too late. A job that cannot start by then is handed back: neither a slow answer nor
+/// a wait in the buffer lets a job start whose lease could run out under it.
+fn latest_start(job: &LeasedJob, lease_time: Duration, margin: Duration) -> Option<DateTime<Utc>> {
     let run = crate::job::interval_to_duration(&job.timeout)
         .min(lease_time)
         .saturating_add(margin);
-    chrono::Duration::from_std(run)
-        .ok()
-        .and_then(|run| now.max(job.run_at).checked_add_signed(run))
-        .is_some_and(|end| end <= job.lease_expires_at)
+    let latest = job
+        .lease_expires_at
+        .checked_sub_signed(chrono::Duration::from_std(run).ok()?)?;
+    (latest >= job.run_at).then_some(latest)
+}
+
+/// Whether `job` may start at `now` (at its run time, if that is later; see [`latest_start`]).
+#[cfg(test)]
+fn startable(job: &LeasedJob, now: DateTime<Utc>, lease_time: Duration, margin: Duration) -> bool {
+    latest_start(job, lease_time, margin).is_some_and(|latest| now <= latest)
+}
+
+/// How a lease's jobs are checked before they start (see [`latest_start`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct StartCheck {
+    /// The database's time when the jobs came, and that instant by the monotonic clock.
+    pub(crate) now: DateTime<Utc>,
+    pub(crate) at: Instant,
+    pub(crate) lease_time: Duration,
+    pub(crate) margin: Duration,
+}
+
+impl StartCheck {
+    /// The last instant, by the monotonic clock, at which `job` may start (one reading of the
+    /// database's time per lease, none per job); `None`: it may not start.
+    fn start_by(&self, job: &LeasedJob) -> Option<Instant> {
+        let latest = latest_start(job, self.lease_time, self.margin)?;
+        Some(self.at + (latest - self.now).to_std().ok()?)
+    }
 }
 
 /// Jobs of one executor leased and not yet started, oldest first.
@@ -99,10 +121,12 @@ impl Buffer {
         self.lock().len()
     }
 
-    /// Takes in leased jobs, holding their bytes in `budget`.
-    pub(crate) fn push(&self, jobs: Vec<LeasedJob>, budget: &Arc<Budget>) {
+    /// Takes in leased jobs, holding their bytes in `budget`, each to start by what `check`
+    /// says.
+    pub(crate) fn push(&self, jobs: Vec<LeasedJob>, budget: &Arc<Budget>, check: &StartCheck) {
         self.lock().extend(jobs.into_iter().map(|job| Buffered {
             held: budget.hold(job.bytes()),
+            start_by: check.start_by(&job),
             job,
         }));
     }

@@ -5,8 +5,8 @@ use std::future::Future as _;
 use std::task::Poll;
 use std::time::Instant;
 
+use super::buffer::Buffered;
 use super::buffer::hand_back;
-use super::buffer::{Buffered, outcome_margin, startable};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -34,10 +34,9 @@ pub(crate) async fn run_slot(
 ) {
     let mut next = Some(first);
     let mut expired = Vec::new();
-    let margin = outcome_margin(shared.slack);
     while let Some(b) = next.take() {
         let started = Instant::now();
-        if !startable(&b.job, shared.clock.now(), shared.lease_time, margin) {
+        if b.start_by.is_none_or(|by| started > by) {
             expired.push(b.job);
         } else {
             // Handed back now, not when the slot idles: their leases could run out first.

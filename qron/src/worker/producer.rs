@@ -7,7 +7,7 @@
 
 use std::time::Instant;
 
-use super::buffer::{MAX_ANSWER_WAIT, MAX_BUFFERED_WAIT};
+use super::buffer::{MAX_ANSWER_WAIT, MAX_BUFFERED_WAIT, StartCheck, outcome_margin};
 
 use super::executor::run_slot;
 use std::sync::Arc;
@@ -197,7 +197,9 @@ impl Producer {
         while let Some(landed) = leases.join_next().await {
             if let Ok(Landed { jobs: Ok(jobs), .. }) = landed {
                 self.shared.metrics.add_buffered(jobs.len() as i64);
-                self.exec.buffer.push(jobs, &self.shared.budget);
+                self.exec
+                    .buffer
+                    .push(jobs, &self.shared.budget, &self.start_check());
             }
         }
         let left: Vec<LeasedJob> = self
@@ -378,12 +380,25 @@ impl Producer {
         m.leased.fetch_add(jobs.len() as u64, Ordering::Relaxed);
         m.polls.fetch_add(1, Ordering::Relaxed);
         m.add_buffered(jobs.len() as i64);
-        self.exec.buffer.push(jobs, &self.shared.budget);
+        self.exec
+            .buffer
+            .push(jobs, &self.shared.budget, &self.start_check());
         // Drained: rest until the next due job, a notification (of a new job, or of one that
         // any worker's outcome made ready again: see `db::job_complete_many`) or the poll.
         // A notification that came while the lease ran may be of a job its snapshot missed.
         if !self.woken {
             self.resting_until = landed.idle_for.map(|d| tokio::time::Instant::now() + d);
+        }
+    }
+
+    /// How the jobs that just came are checked before they start.
+    fn start_check(&self) -> StartCheck {
+        let s = &self.shared;
+        StartCheck {
+            now: s.clock.now(),
+            at: Instant::now(),
+            lease_time: s.lease_time,
+            margin: outcome_margin(s.slack),
         }
     }
 
