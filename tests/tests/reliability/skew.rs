@@ -21,23 +21,12 @@ async fn a_worker_two_minutes_ahead_runs_nothing_early_and_takes_over_no_held_le
         panic!("this scenario needs libfaketime: install Debian's `faketime` package");
     };
     let (_turn, db) = scenario().await;
-    let c = Client::new(db.pool.clone());
     // Long jobs for the worker on time: leases that must not be taken over.
     let (long, mut fleet) = held_by_a_worker_on_time(&db, 3000).await;
     let skew: Vec<(&str, &str)> = skew.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let skewed = fleet.spawn_with(&skew);
     // Jobs due over the next seconds, for the skewed worker (the other one is busy).
-    let later = c
-        .create_many(
-            (0..60).map(|i| fault_job_on(&format!("@after {} milliseconds", 500 + 50 * i), 0)),
-        )
-        .await
-        .unwrap();
-    assert!(
-        poll_until(Duration::from_secs(30), || drained(&db.pool)).await,
-        "not every job finished"
-    );
-    fleet.stop();
+    let later = due_soon_then_drained(&db, &mut fleet).await;
 
     let early = started_early(&db).await;
     let by_skewed = count_by(&db, skewed).await;
@@ -63,6 +52,23 @@ async fn a_worker_two_minutes_ahead_runs_nothing_early_and_takes_over_no_held_le
 }
 
 /// The executions recorded by process `pid`.
+/// 60 jobs due over the next seconds (500 ms to 3.45 s from now), run until every job finished;
+/// then the fleet stops. Their ids.
+pub(crate) async fn due_soon_then_drained(db: &TestDb, fleet: &mut Fleet) -> Vec<i64> {
+    let later = Client::new(db.pool.clone())
+        .create_many(
+            (0..60).map(|i| fault_job_on(&format!("@after {} milliseconds", 500 + 50 * i), 0)),
+        )
+        .await
+        .unwrap();
+    assert!(
+        poll_until(Duration::from_secs(30), || drained(&db.pool)).await,
+        "not every job finished"
+    );
+    fleet.stop();
+    later
+}
+
 pub(crate) async fn count_by(db: &TestDb, pid: u32) -> i64 {
     sqlx::query_scalar("SELECT count(*) FROM public.executions WHERE pid = $1")
         .bind(i32::try_from(pid).unwrap())

@@ -11,8 +11,8 @@ use qron::Client;
 use qron_tests::count;
 use qron_tests::fault::{Report, faketime_env, fault_job_on};
 
-use crate::skew::{count_by, held_by_a_worker_on_time, started_early};
-use crate::{drained, poll_until, scenario};
+use crate::skew::{count_by, due_soon_then_drained, held_by_a_worker_on_time, started_early};
+use crate::{poll_until, scenario};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_whose_clock_steps_ten_minutes_ahead_runs_nothing_early_and_takes_over_no_lease() {
@@ -51,17 +51,7 @@ async fn a_worker_whose_clock_steps_ten_minutes_ahead_runs_nothing_early_and_tak
     // Then its host's clock jumps ten minutes ahead.
     std::fs::write(offset.path(), "+600\n").unwrap();
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let later = c
-        .create_many(
-            (0..60).map(|i| fault_job_on(&format!("@after {} milliseconds", 500 + 50 * i), 0)),
-        )
-        .await
-        .unwrap();
-    assert!(
-        poll_until(Duration::from_secs(30), || drained(&db.pool)).await,
-        "not every job finished"
-    );
-    fleet.stop();
+    let later = due_soon_then_drained(&db, &mut fleet).await;
 
     let early = started_early(&db).await;
     let by_stepped = count_by(&db, stepped).await;
