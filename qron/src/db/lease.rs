@@ -374,9 +374,9 @@ pub(crate) async fn job_next_due<'e>(
     ex: impl PgExecutor<'e>,
     executor: &str,
     before: DateTime<Utc>,
-) -> sqlx::Result<Option<DateTime<Utc>>> {
-    sqlx::query_scalar(sql(
-        "SELECT run_at FROM qron.jobs WHERE status = 'ready' AND executor = $1 AND run_at <= $2
+) -> sqlx::Result<Option<(DateTime<Utc>, i32)>> {
+    sqlx::query_as(sql(
+        "SELECT run_at, bytes FROM qron.jobs WHERE status = 'ready' AND executor = $1 AND run_at <= $2
           ORDER BY run_at LIMIT 1",
     ))
     .bind(executor)

@@ -89,13 +89,16 @@ impl Config {
 struct Landed {
     jobs: sqlx::Result<Vec<LeasedJob>>,
     asked: usize,
-    /// When the queue was found drained: how long to sleep (until the next due job or the poll
-    /// interval).
-    idle_for: Option<Duration>,
+    /// When the lease found nothing: how long to sleep (until the next due job or the poll
+    /// interval), and the bytes of that next job.
+    idle_for: Option<(Duration, Option<u64>)>,
     /// The lease's allowance, held in the memory budget until its jobs hold their own bytes.
     _allowance: Held,
     /// How long the lease statement took, from its start to its answer.
     took: Duration,
+    /// The bytes the lease could take, unless it was the one that takes a job whatever its
+    /// size.
+    bytes_allowed: Option<u64>,
 }
 
 /// What a lease may bring of the worker's memory budget (see [`Producer::allowance`]).
@@ -119,6 +122,10 @@ pub(crate) struct Producer {
     from_start: Instant,
     /// Leases wait until then: the queue was drained, or the database failed.
     resting_until: Option<tokio::time::Instant>,
+    /// Leases wait until one of the executor's jobs ends (or until then): due jobs are there,
+    /// but the last lease could take none within the memory budget, and a lease again before
+    /// some bytes are freed would come back as empty.
+    short_of_memory_until: Option<tokio::time::Instant>,
     error_delay: Duration,
     /// Jobs asked for by the leases in flight.
     asked: usize,
@@ -138,6 +145,7 @@ impl Producer {
             cursor: None,
             from_start: Instant::now(),
             resting_until: None,
+            short_of_memory_until: None,
             error_delay: Duration::from_millis(100),
             asked: 0,
             woken: false,
@@ -157,6 +165,7 @@ impl Producer {
             let holding_off = self.shared.completer.over_limit();
             if leases.len() < MAX_LEASES_IN_FLIGHT
                 && self.resting_until.is_none()
+                && self.short_of_memory_until.is_none()
                 && !holding_off
                 && let Some(want) = self.want(leases.len())
                 && let Some(allowance) = self.allowance(leases.len())
@@ -166,6 +175,7 @@ impl Producer {
                 leases.spawn(self.lease(want, allowance));
             }
             let resting = self.resting_until;
+            let short_of_memory = self.short_of_memory_until;
             tokio::select! {
                 biased;
                 () = self.shared.soft.cancelled() => break,
@@ -186,7 +196,11 @@ impl Producer {
                     self.resting_until = None;
                     self.woken = true;
                 }
-                () = self.exec.refill.notified() => {}
+                // A slot freed or the buffer ran low: bytes were given back.
+                () = self.exec.refill.notified() => self.short_of_memory_until = None,
+                () = tokio::time::sleep_until(short_of_memory.unwrap_or_else(tokio::time::Instant::now)), if short_of_memory.is_some() => {
+                    self.short_of_memory_until = None;
+                }
                 () = tokio::time::sleep_until(resting.unwrap_or_else(tokio::time::Instant::now)), if resting.is_some() => {
                     self.resting_until = None;
                 }
@@ -355,6 +369,7 @@ impl Producer {
                 jobs,
                 asked: want,
                 idle_for,
+                bytes_allowed: (!allowance.at_least_one).then_some(allowance.bytes),
                 _allowance: allowance.held,
                 took,
             }
@@ -387,7 +402,19 @@ impl Producer {
         // any worker's outcome made ready again: see `db::job_complete_many`) or the poll.
         // A notification that came while the lease ran may be of a job its snapshot missed.
         if !self.woken {
-            self.resting_until = landed.idle_for.map(|d| tokio::time::Instant::now() + d);
+            self.resting_until = landed
+                .idle_for
+                .map(|(d, _)| tokio::time::Instant::now() + d);
+        }
+        // Found nothing though the next job is due now and does not fit in what the lease could
+        // take: wait for bytes to be freed rather than ask again at once (at most a poll
+        // interval).
+        if let (Some((Duration::ZERO, Some(next))), Some(allowed)) =
+            (landed.idle_for, landed.bytes_allowed)
+            && next > allowed
+        {
+            self.short_of_memory_until =
+                Some(tokio::time::Instant::now() + self.shared.poll_interval);
         }
     }
 
@@ -413,9 +440,9 @@ impl Producer {
     }
 }
 
-/// How long a producer that found its queue drained sleeps: until the poll interval, or until
-/// the next job to lease.
-async fn idle_wait(shared: &Shared, executor: &str) -> Duration {
+/// How long a producer whose lease found nothing sleeps: until the poll interval, or until the
+/// next job to lease; and that job's bytes.
+async fn idle_wait(shared: &Shared, executor: &str) -> (Duration, Option<u64>) {
     let longest = shared.poll_interval;
     // Only a job due before the longest sleep shortens it.
     let horizon = chrono::Duration::from_std(longest)
@@ -424,11 +451,14 @@ async fn idle_wait(shared: &Shared, executor: &str) -> Duration {
         .and_then(|d| shared.clock.now().checked_add_signed(d))
         .unwrap_or(DateTime::<Utc>::MAX_UTC);
     match db::job_next_due(&shared.lease_pool, executor, horizon).await {
-        Ok(Some(due)) => (due - shared.lease_ahead - shared.clock.now())
-            .to_std()
-            .unwrap_or(Duration::ZERO)
-            .min(longest),
-        Ok(None) | Err(_) => longest,
+        Ok(Some((due, bytes))) => (
+            (due - shared.lease_ahead - shared.clock.now())
+                .to_std()
+                .unwrap_or(Duration::ZERO)
+                .min(longest),
+            u64::try_from(bytes).ok(),
+        ),
+        Ok(None) | Err(_) => (longest, None),
     }
 }
 

@@ -207,3 +207,52 @@ async fn jobs_held_by_a_worker_stay_within_its_memory_budget() {
     running.stop().await;
     assert_eq!(p.started(), 100, "each job ran once");
 }
+
+#[tokio::test]
+async fn a_worker_short_of_memory_waits_for_bytes_instead_of_asking_again() {
+    // Room for two jobs of about 1 MB, both held at a gate, and more of them due: the next
+    // lease cannot take any until one of the two ends. The producer waits for that (or its
+    // poll interval, here 100 ms) rather than leasing again and again.
+    const PAD: usize = 1_000_000;
+    let db = TestDb::new().await;
+    let c = Client::new(db.pool.clone());
+    let k = key("short-of-memory");
+    let jobs = script_jobs("act", 20, &k, Mode::GateFirst)
+        .into_iter()
+        .map(|job| {
+            let mut payload =
+                serde_json::to_value(qron_tests::jobs::Script::new(&k, Mode::GateFirst)).unwrap();
+            payload["pad"] = serde_json::Value::String("x".repeat(PAD));
+            job.payload(payload).timeout(Duration::from_secs(60))
+        });
+    c.create_many(jobs).await.unwrap();
+    let running = Running::start(
+        worker(&db, 10)
+            .memory_budget(2 * PAD + PAD / 2)
+            .build()
+            .unwrap(),
+    );
+    let metrics = running.metrics.clone();
+    let p = probe(&k);
+    wait_for("two jobs at the gate", Duration::from_secs(10), || async {
+        p.running.load(std::sync::atomic::Ordering::SeqCst) == 2
+    })
+    .await;
+    // Leases over one second, while nothing can fit.
+    let before = metrics.polls();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let leases = metrics.polls() - before;
+    assert!(
+        leases <= 30,
+        "{leases} leases in a second with no room for a job"
+    );
+    assert_eq!(
+        p.running.load(std::sync::atomic::Ordering::SeqCst),
+        2,
+        "still two"
+    );
+    p.open_gate();
+    wait_for_history(&db.pool, 20, Duration::from_secs(60)).await;
+    running.stop().await;
+    assert_eq!(p.started(), 20, "each job ran once");
+}
