@@ -185,7 +185,7 @@ pub mod production {
     //! **Operating.** [`Client::retry`](crate::Client::retry) runs a failed job again,
     //! [`Client::cancel`](crate::Client::cancel) ends a job (telling a running handler),
     //! [`Client::pause_executor`](crate::Client::pause_executor) holds an owner's jobs of an
-    //! executor while a provider is down, [`Client::run_now`](crate::Client::run_now) runs a
+    //! executor while a provider is down (one row, whatever the backlog), [`Client::run_now`](crate::Client::run_now) runs a
     //! waiting job now, and [`Client::executors`](crate::Client::executors) shows each
     //! executor's queue, lateness, pause and workers. Workers register in `qron.workers`; jobs
     //! of an executor no worker serves are reported at `warn`.

@@ -742,9 +742,9 @@ async fn every_operation_keeps_to_its_owner_and_bad_input_changes_nothing() {
     let snapshot = || async {
         sqlx::query_scalar::<_, String>(
             "SELECT string_agg(t::text, '|' ORDER BY id) FROM (
-                 SELECT id, owner, executor, name, status, revision, run_at, held FROM qron.jobs
+                 SELECT id, owner, executor, name, status, revision, run_at, attempt FROM qron.jobs
                  UNION ALL
-                 SELECT id, owner, executor, name, status, revision, run_at, false FROM qron.jobs_history) t",
+                 SELECT id, owner, executor, name, status, revision, run_at, attempt FROM qron.jobs_history) t",
         )
         .fetch_one(&db.pool)
         .await

@@ -145,8 +145,8 @@ impl Client {
         self.scope().check_owner()?;
         check_name("executor", executor)?;
         let now = self.now().await;
-        let (_, held) = db::executor_pause(&self.pool, &self.owner, executor, now).await?;
-        tracing::info!(owner = %self.owner, executor, held, "executor paused");
+        let since = db::executor_pause(&self.pool, &self.owner, executor, now).await?;
+        tracing::info!(owner = %self.owner, executor, %since, "executor paused");
         Ok(())
     }
 
@@ -164,9 +164,8 @@ impl Client {
     pub async fn resume_executor(&self, executor: &str) -> Result<()> {
         self.scope().check_owner()?;
         check_name("executor", executor)?;
-        let (was_paused, released) = db::executor_resume(&self.pool, &self.owner, executor).await?;
-        if was_paused {
-            tracing::info!(owner = %self.owner, executor, released, "executor resumed");
+        if db::executor_resume(&self.pool, &self.owner, executor).await? {
+            tracing::info!(owner = %self.owner, executor, "executor resumed");
         }
         Ok(())
     }

@@ -44,15 +44,13 @@ macro_rules! insert_one {
             "
     WITH j AS (
         INSERT INTO qron.jobs (executor, owner, name, expr, recurring, run_at, slot_at, payload,
-                               meta, max_attempts, timeout, start_at, bytes, held)
-        VALUES ($1, $2, $3, $4, $5, $6, $6, $7::jsonb, $8::jsonb, $9, $10, $11, $12,
-                -- held when the owner paused the executor (see `executor_pause`)
-                EXISTS (SELECT 1 FROM qron.executor_pauses WHERE executor = $1 AND owner = $2))
+                               meta, max_attempts, timeout, start_at, bytes)
+        VALUES ($1, $2, $3, $4, $5, $6, $6, $7::jsonb, $8::jsonb, $9, $10, $11, $12)
         ",
             $on_conflict,
             "
         RETURNING *)
-    SELECT j.*, CASE WHEN j.status = 'ready' AND NOT j.held
+    SELECT j.*, CASE WHEN j.status = 'ready'
                       AND j.run_at <= now() + interval '1 second'
                      THEN pg_notify('qron_jobs', j.executor) END AS notified
       FROM j"
@@ -63,16 +61,13 @@ macro_rules! insert_one {
 /// What a name taken makes of an insert that replaces the other job: its schedule, payload
 /// and settings are the new ones, and its attempts start afresh.
 macro_rules! replace_named {
-    ($held:literal) => {
-        concat!(
-            "ON CONFLICT (owner, executor, name) WHERE name IS NOT NULL DO UPDATE SET
+    () => {
+        "ON CONFLICT (owner, executor, name) WHERE name IS NOT NULL DO UPDATE SET
                expr = EXCLUDED.expr, recurring = EXCLUDED.recurring, run_at = EXCLUDED.run_at,
                slot_at = EXCLUDED.slot_at, payload = EXCLUDED.payload, meta = EXCLUDED.meta,
                bytes = EXCLUDED.bytes, max_attempts = EXCLUDED.max_attempts,
-               timeout = EXCLUDED.timeout, start_at = EXCLUDED.start_at, attempt = 0, ",
-            $held,
-            "revision = qron.jobs.revision + 1, updated_at = now()"
-        )
+               timeout = EXCLUDED.timeout, start_at = EXCLUDED.start_at, attempt = 0,
+               revision = qron.jobs.revision + 1, updated_at = now()"
     };
 }
 
@@ -84,7 +79,7 @@ const JOB_INSERT_KEEP: &str =
     insert_one!("ON CONFLICT (owner, executor, name) WHERE name IS NOT NULL DO NOTHING");
 
 /// As [`JOB_INSERT`], replacing the other job when the name is taken (see `replace_named`).
-const JOB_INSERT_REPLACE: &str = insert_one!(replace_named!("held = EXCLUDED.held, "));
+const JOB_INSERT_REPLACE: &str = insert_one!(replace_named!());
 
 /// Inserts one job; `None` when the name was taken and the policy is to keep the other job.
 pub(crate) async fn job_insert<'e>(
@@ -149,7 +144,7 @@ const JOB_INSERT_MANY_KEEP: &str =
     insert_many!("ON CONFLICT (owner, executor, name) WHERE name IS NOT NULL DO NOTHING");
 
 /// As [`JOB_INSERT_MANY`], replacing the jobs whose name is taken (see `replace_named`).
-const JOB_INSERT_MANY_REPLACE: &str = insert_many!(replace_named!(""));
+const JOB_INSERT_MANY_REPLACE: &str = insert_many!(replace_named!());
 
 /// Inserts many jobs in one statement. Returns, in input order, the id of each row written (or
 /// replaced); `None` for a named row kept out by [`OnConflict::Keep`].

@@ -127,12 +127,89 @@ impl<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> for LeasedJob {
 /// worker's, whose slack adds its completer's flush interval (see `worker::Shared::slack`).
 pub(crate) const LEASE_SLACK_TIME: std::time::Duration = std::time::Duration::from_secs(2);
 
-/// Leases up to `$3` ready jobs of executor `$1` due by `$6`, oldest run time first, past
-/// (`$8`, `$9`) in that order when given, for worker `$4` at `$2`: each lease lasts the lease
-/// time `$7` (or the job's run-time limit when shorter) and the slack `$5`. With `$10`, not
-/// the jobs of owners who paused the executor; with `$11`, only that owner's; within `$12`
-/// bytes (see [`Lease::max_bytes`]).
-pub(crate) const JOB_LEASE: &str = "
+/// The owners of `executor`'s ready jobs, in turn (in byte order: the lease index's collation
+/// is "C") after owner `start` (wrapping round to the
+/// first ones, up to `start` itself), each with the run time and size of its oldest ready job:
+/// one index descent an owner, however many jobs each has. While `walk` is false, the walk
+/// does not leave `start`. A `WITH RECURSIVE` item, shared by the lease and the look for the
+/// next due job.
+macro_rules! owner_walk {
+    ($executor:literal, $start:literal, $walk:literal) => {
+        concat!(
+            "
+    walk (owner, first_at, first_bytes, turn, wrapped) AS (
+        SELECT ",
+            $start,
+            "::text, NULL::timestamptz, 0, 0::bigint, false
+        UNION ALL
+        SELECT n.owner, n.run_at, n.bytes, w.turn + 1, n.wrapped
+          FROM walk w, LATERAL (
+               (SELECT owner, run_at, bytes, w.wrapped AS wrapped FROM qron.jobs
+                 WHERE status = 'ready' AND executor = ",
+            $executor,
+            "
+                   AND owner COLLATE \"C\" > w.owner
+                 ORDER BY owner COLLATE \"C\", run_at, id LIMIT 1)
+               UNION ALL
+               (SELECT owner, run_at, bytes, true FROM qron.jobs
+                 WHERE status = 'ready' AND executor = ",
+            $executor,
+            " AND NOT w.wrapped
+                   AND owner COLLATE \"C\" <= ",
+            $start,
+            "
+                 ORDER BY owner COLLATE \"C\", run_at, id LIMIT 1)
+               LIMIT 1) n
+         -- once round, the walk stops
+         WHERE ",
+            $walk,
+            " AND NOT (n.wrapped AND n.owner COLLATE \"C\" > ",
+            $start,
+            "))"
+        )
+    };
+}
+
+/// Leases up to `$3` ready jobs of executor `$1` due by `$6` for worker `$4` at `$2`, shared
+/// between the owners with due jobs: the owners are walked in turn after owner `$14` (see
+/// `owner_walk`), skipping those who paused the executor (when `$15` says some did), up to
+/// `$3` of them; each gives its oldest due jobs, up to an equal share of `$3` (past its cursor
+/// in `$8`–`$10` when it has one), and the jobs are taken in rounds: every owner's first, then
+/// every owner's second... With `$11`, only that owner's (a remote worker). Each lease lasts
+/// the lease time `$7` (or the job's run-time limit when shorter) and the slack `$5`; the jobs
+/// stop at `$12` bytes (see [`Lease::max_bytes`]).
+pub(crate) const JOB_LEASE: &str = concat!(
+    "
+    WITH RECURSIVE",
+    owner_walk!("$1", "COALESCE($11, $14)", "$11::text IS NULL"),
+    ",
+    owners AS MATERIALIZED (
+        SELECT owner, turn FROM walk
+         -- the owners with due jobs (a remote worker's owner is the walk's start)
+         WHERE (first_at <= $6 OR (turn = 0 AND $11::text IS NOT NULL))
+           -- when an owner paused the executor (`$15`; planned for its values, so otherwise
+           -- dropped): not that owner
+           AND (NOT $15 OR NOT EXISTS (SELECT 1 FROM qron.executor_pauses p
+                                        WHERE p.executor = $1 AND p.owner = walk.owner))
+         LIMIT $3),
+    share AS (
+        SELECT GREATEST(1, ceil($3::float8 / NULLIF(count(*), 0)))::bigint AS jobs FROM owners),
+    picked AS (
+        SELECT c.id, c.bytes, c.round, o.turn
+          FROM owners o
+          CROSS JOIN share s
+          LEFT JOIN unnest($8::text[], $9::timestamptz[], $10::bigint[]) AS k(owner, run_at, id)
+                 ON k.owner = o.owner
+          CROSS JOIN LATERAL (
+               SELECT l.*, row_number() OVER () AS round FROM (
+                   SELECT q.id, q.bytes FROM qron.jobs q
+                    WHERE q.status = 'ready' AND q.executor = $1 AND q.owner COLLATE \"C\" = o.owner
+                      AND q.run_at <= $6
+                      -- past the owner's cursor: a bound of the index scan (see `job_lease`)
+                      AND (q.run_at, q.id) > (COALESCE(k.run_at, '-infinity'), COALESCE(k.id, 0))
+                    ORDER BY q.run_at, q.id
+                    LIMIT s.jobs
+                      FOR UPDATE SKIP LOCKED) l) c)
     UPDATE qron.jobs j
        SET status = 'running', executions = j.executions + 1,
            -- never past the limit, even for a job whose limit was lowered below the attempts
@@ -154,43 +231,28 @@ pub(crate) const JOB_LEASE: &str = "
      WHERE j.id = ANY(ARRAY(
            SELECT id FROM (
                SELECT id, row_number() OVER w AS nth, sum(bytes) OVER w AS upto
-                 FROM (SELECT id, run_at, bytes FROM qron.jobs q
-                        WHERE status = 'ready' AND NOT held AND executor = $1 AND run_at <= $6
-                          -- planned for its values (see `job_lease`): without a cursor this is
-                          -- dropped, with one it is a bound of the index scan
-                          AND ($8::timestamptz IS NULL OR (run_at, id) > ($8, $9))
-                          -- when an owner paused the executor (`$10`; planned for its values,
-                          -- so otherwise dropped): not that owner's jobs made ready since the
-                          -- pause, which the rescuer holds at its next pass
-                          AND (NOT $10 OR NOT EXISTS (SELECT 1 FROM qron.executor_pauses p
-                                                      WHERE p.executor = $1
-                                                        AND p.owner = q.owner))
-                          -- one owner's jobs only, for a remote worker of that owner (`$11`;
-                          -- dropped otherwise)
-                          AND ($11::text IS NULL OR q.owner = $11)
-                        ORDER BY run_at, id
-                        LIMIT $3
-                          FOR UPDATE SKIP LOCKED) c
-               -- in the order the scan gives (the lease order): no sort
-               WINDOW w AS (ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)) b
-            -- within the worker's memory budget (`$12` bytes of payload and meta; none when
-            -- NULL), and with `$13` the first job whatever its size (a worker holding none of
-            -- the executor's jobs always takes one). The jobs left out are unlocked when the
-            -- statement ends.
-            WHERE $12::bigint IS NULL OR upto <= $12 OR (nth = 1 AND $13)))
+                 FROM picked
+               -- in rounds: each owner's first job, then each one's second...
+               WINDOW w AS (ORDER BY round, turn ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)) b
+            -- up to `$3` jobs, within the worker's memory budget (`$12` bytes of payload and
+            -- meta; none when NULL), and with `$13` the first job whatever its size (a worker
+            -- holding none of the executor's jobs always takes one). The jobs left out are
+            -- unlocked when the statement ends.
+            WHERE nth <= $3 AND ($12::bigint IS NULL OR upto <= $12 OR (nth = 1 AND $13))))
     RETURNING j.id, j.owner, j.name, j.expr, j.recurring, j.run_at, j.slot_at,
               NULLIF(j.payload, 'null')::text AS payload,
               NULLIF(j.meta, '{}')::text AS meta, j.attempt, j.executions,
               j.max_attempts, j.timeout, j.lease_token, j.revision, j.start_at,
-              j.lease_secret::text AS lease_secret, j.lease_expires_at";
+              j.lease_secret::text AS lease_secret, j.lease_expires_at"
+);
 
 /// Leases up to `limit` jobs of `executor` due by `due_by` (at most a little after `now`: a
 /// job leased before its run time waits for it in the worker, and its lease counts from then),
-/// oldest run time first.
+/// shared between the owners with due jobs, each owner's oldest first (see [`JOB_LEASE`]).
 ///
-/// With `after`, only jobs past that (run time, id) in the lease order: the index entries
-/// before it are mostly of jobs already leased, which a long transaction elsewhere keeps from
-/// being cleaned up, and which a scan from the start would step over one by one.
+/// With a cursor for an owner, only that owner's jobs past it in the lease order: the index
+/// entries before it are mostly of jobs already leased, which a long transaction elsewhere
+/// keeps from being cleaned up, and which a scan from the start would step over one by one.
 ///
 /// A prepared statement: the worker runs it on connections that plan it for its values each
 /// time (see `worker::lease_pool`), since a generic plan can be far worse.
@@ -199,6 +261,9 @@ pub(crate) async fn job_lease<'e>(
     p: &Lease<'_>,
 ) -> sqlx::Result<Vec<LeasedJob>> {
     let slack = super::duration_interval(p.slack + p.wait);
+    let owners: Vec<&str> = p.cursors.iter().map(|c| c.owner.as_str()).collect();
+    let run_ats: Vec<DateTime<Utc>> = p.cursors.iter().map(|c| c.run_at).collect();
+    let ids: Vec<i64> = p.cursors.iter().map(|c| c.id).collect();
     sqlx::query_as(sql(JOB_LEASE))
         .bind(p.executor)
         .bind(p.now)
@@ -207,14 +272,24 @@ pub(crate) async fn job_lease<'e>(
         .bind(slack)
         .bind(p.due_by)
         .bind(super::duration_interval(p.lease_time))
-        .bind(p.after.map(|a| a.0))
-        .bind(p.after.map(|a| a.1))
-        .bind(p.paused)
+        .bind(owners)
+        .bind(run_ats)
+        .bind(ids)
         .bind(p.owner)
         .bind(p.max_bytes.map(|b| i64::try_from(b).unwrap_or(i64::MAX)))
         .bind(p.at_least_one)
+        .bind(p.turn_after)
+        .bind(p.paused)
         .fetch_all(ex)
         .await
+}
+
+/// Where a lease stopped in one owner's jobs (see [`job_lease`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Cursor {
+    pub owner: String,
+    pub run_at: DateTime<Utc>,
+    pub id: i64,
 }
 
 /// The parameters of [`job_lease`].
@@ -225,7 +300,10 @@ pub(crate) struct Lease<'a> {
     pub limit: i64,
     pub now: DateTime<Utc>,
     pub due_by: DateTime<Utc>,
-    pub after: Option<(DateTime<Utc>, i64)>,
+    /// Owners' cursors: the lease takes their jobs past them.
+    pub cursors: &'a [Cursor],
+    /// The owners' turns start after this one (`""`: from the first).
+    pub turn_after: &'a str,
     /// How long a leased job may take to start, beyond its run time: its lease's answer on its
     /// way, and its wait in the worker's buffer. The lease is longer by that much.
     pub wait: std::time::Duration,
@@ -283,17 +361,12 @@ pub(crate) async fn job_lease_renew<'e>(
         .await
 }
 
-/// Hands leased jobs back unstarted: ready again (unless an edit paused them meanwhile), held
-/// when their owner paused the executor, the lease's attempt and execution uncounted, other
-/// workers woken.
+/// Hands leased jobs back unstarted: ready again (unless an edit paused them meanwhile), the
+/// lease's attempt and execution uncounted, other workers woken.
 const JOB_RELEASE: &str = "
     WITH released AS (
         UPDATE qron.jobs j
            SET status = CASE WHEN j.status = 'running' THEN 'ready' ELSE j.status END,
-               held = CASE WHEN j.status = 'running'
-                           THEN EXISTS (SELECT 1 FROM qron.executor_pauses p
-                                         WHERE p.executor = j.executor AND p.owner = j.owner)
-                           ELSE j.held END,
                -- an edit made since the lease set the attempt itself
                attempt = CASE WHEN j.revision = u.revision THEN GREATEST(j.attempt - 1, 0)
                               ELSE j.attempt END,
@@ -302,10 +375,10 @@ const JOB_RELEASE: &str = "
                updated_at = $4
           FROM unnest($1::bigint[], $2::bigint[], $3::bigint[]) AS u(id, token, revision)
          WHERE j.id = u.id AND j.lease_token = u.token
-        RETURNING j.executor, j.status, j.held),
+        RETURNING j.executor, j.status),
     woken AS (
         SELECT pg_notify('qron_jobs', e.executor)
-          FROM (SELECT DISTINCT executor FROM released WHERE status = 'ready' AND NOT held) e)
+          FROM (SELECT DISTINCT executor FROM released WHERE status = 'ready') e)
     SELECT (SELECT count(*) FROM released) + 0 * (SELECT count(*) FROM woken)";
 
 /// Hands `jobs` back unstarted (see [`JOB_RELEASE`]); returns how many leases were still
@@ -364,36 +437,49 @@ pub(crate) async fn job_mark_started<'e>(
     Ok(done.rows_affected())
 }
 
-/// When the next ready job of `executor` is due, if it is due by `before`.
+/// When the next ready job of `executor` due by `$2` is due, and its size, among the owners
+/// who did not pause the executor: the least of each owner's oldest (see `owner_walk`).
 ///
-/// The bound keeps the statement to the part of the lease index a lease would read: a generic
-/// plan made while the statistics said the table was empty reads every row it matches and
-/// sorts them (see `job_lease`), and without the bound that would be every job scheduled for
-/// later, at every idle poll, until the next `ANALYZE`.
+/// The bound keeps the statement from sorting: a generic plan made while the statistics said
+/// the table was empty could otherwise read every row and sort them (see `job_lease`).
+const JOB_NEXT_DUE: &str = concat!(
+    "
+    WITH RECURSIVE",
+    owner_walk!("$1", "''", "true"),
+    "
+    SELECT first_at, first_bytes FROM walk
+     WHERE turn > 0 AND first_at <= $2
+       AND NOT EXISTS (SELECT 1 FROM qron.executor_pauses p
+                        WHERE p.executor = $1 AND p.owner = walk.owner)
+     ORDER BY first_at LIMIT 1"
+);
+
+/// When the next ready job of `executor` is due, and its size, if it is due by `before` (see
+/// [`JOB_NEXT_DUE`]).
 pub(crate) async fn job_next_due<'e>(
     ex: impl PgExecutor<'e>,
     executor: &str,
     before: DateTime<Utc>,
 ) -> sqlx::Result<Option<(DateTime<Utc>, i32)>> {
-    sqlx::query_as(sql(
-        "SELECT run_at, bytes FROM qron.jobs WHERE status = 'ready' AND executor = $1 AND run_at <= $2
-          ORDER BY run_at LIMIT 1",
-    ))
-    .bind(executor)
-    .bind(before)
-    .fetch_optional(ex)
-    .await
+    sqlx::query_as(sql(JOB_NEXT_DUE))
+        .bind(executor)
+        .bind(before)
+        .fetch_optional(ex)
+        .await
 }
 
-/// Whether any job of `executors` is due by `now`, or leased by worker `worker_id`.
+/// Whether any job of `executors` is due by `now` (not counting the jobs of owners who paused
+/// its executor), or leased by worker `worker_id`.
 pub(crate) async fn jobs_pending<'e>(
     ex: impl PgExecutor<'e>,
     executors: &[&str],
     worker_id: &str,
     now: DateTime<Utc>,
 ) -> sqlx::Result<bool> {
-    sqlx::query_scalar(sql("SELECT EXISTS (SELECT FROM qron.jobs
-                         WHERE status = 'ready' AND executor = ANY($1) AND run_at <= $3)
+    sqlx::query_scalar(sql("SELECT EXISTS (SELECT FROM qron.jobs j
+                         WHERE status = 'ready' AND executor = ANY($1) AND run_at <= $3
+                           AND NOT EXISTS (SELECT 1 FROM qron.executor_pauses p
+                                            WHERE p.executor = j.executor AND p.owner = j.owner))
              OR EXISTS (SELECT FROM qron.jobs
                          WHERE lease_owner = $2 AND lease_expires_at IS NOT NULL
                            AND executor = ANY($1))"))
@@ -552,7 +638,8 @@ mod tests {
             limit: 5,
             now,
             due_by: now,
-            after: None,
+            cursors: &[],
+            turn_after: "",
             wait: std::time::Duration::ZERO,
             slack: LEASE_SLACK_TIME,
             lease_time: std::time::Duration::from_secs(30),
@@ -581,5 +668,58 @@ mod tests {
         t.rollback().await.unwrap();
         let jobs = job_lease(db.pool(), &lease(None, false)).await.unwrap();
         assert_eq!(jobs.len(), 5, "no bound");
+    }
+
+    #[tokio::test]
+    #[allow(clippy::unwrap_used)]
+    async fn a_lease_shares_itself_between_owners_in_turn_and_skips_paused_ones() {
+        let db = crate::testing::TestDb::new().await.unwrap();
+        for owner in ["b", "a", "c", "d"] {
+            let client = db.client().owner(owner);
+            for i in 0..3 {
+                client
+                    .create(crate::NewJob::new("fair", format!("@after {}s", i - 10)))
+                    .await
+                    .unwrap();
+            }
+        }
+        db.client().owner("d").pause_executor("fair").await.unwrap();
+        let now = Utc::now();
+        let lease = |limit, turn_after| Lease {
+            executor: "fair",
+            worker_id: "test",
+            limit,
+            now,
+            due_by: now,
+            cursors: &[],
+            turn_after,
+            wait: std::time::Duration::ZERO,
+            slack: LEASE_SLACK_TIME,
+            lease_time: std::time::Duration::from_secs(30),
+            paused: true,
+            owner: None,
+            max_bytes: None,
+            at_least_one: false,
+        };
+        let owners = |jobs: Vec<LeasedJob>| {
+            let mut o: Vec<String> = jobs.into_iter().map(|j| j.owner).collect();
+            o.sort();
+            o
+        };
+        // One job each of the owners with due jobs, not the paused one's.
+        let mut t = db.pool().begin().await.unwrap();
+        let jobs = job_lease(&mut *t, &lease(3, "")).await.unwrap();
+        assert_eq!(owners(jobs), ["a", "b", "c"]);
+        t.rollback().await.unwrap();
+        // Owners in turn, after the given one, round to the first.
+        for (after, next) in [("", "a"), ("a", "b"), ("b", "c"), ("c", "a"), ("bb", "c")] {
+            let mut t = db.pool().begin().await.unwrap();
+            let jobs = job_lease(&mut *t, &lease(1, after)).await.unwrap();
+            assert_eq!(owners(jobs), [next], "after {after:?}");
+            t.rollback().await.unwrap();
+        }
+        // Every job in rounds when asked for all: each owner's three.
+        let jobs = job_lease(db.pool(), &lease(100, "b")).await.unwrap();
+        assert_eq!(owners(jobs), ["a", "a", "a", "b", "b", "b", "c", "c", "c"]);
     }
 }

@@ -50,83 +50,52 @@ pub(crate) async fn job_cancel<'e>(
         .await
 }
 
-/// Pauses executor `$2` for owner `$1` from `$3` (a second pause keeps the first time), holds
-/// that owner's ready jobs of it, and tells the workers (on commit).
+/// Pauses executor `$2` for owner `$1` from `$3` (a second pause keeps the first time), and
+/// tells the workers (on commit). One row: the lease skips the owner's jobs (see
+/// `db::JOB_LEASE`), so none of them is written.
 const EXECUTOR_PAUSE: &str = "
     WITH paused AS (
         INSERT INTO qron.executor_pauses (executor, owner, paused_at) VALUES ($2, $1, $3)
         ON CONFLICT (executor, owner) DO UPDATE SET paused_at = qron.executor_pauses.paused_at
-        RETURNING paused_at),
-    held AS (
-        UPDATE qron.jobs SET held = true
-         WHERE owner = $1 AND executor = $2 AND status = 'ready' AND NOT held
-        RETURNING 1)
-    SELECT (SELECT paused_at FROM paused), (SELECT count(*) FROM held),
-           pg_notify('qron_pauses', $2) IS NULL AS notified";
+        RETURNING paused_at)
+    SELECT (SELECT paused_at FROM paused), pg_notify('qron_pauses', $2) IS NULL AS notified";
 
-/// Pauses an owner's executor (see [`EXECUTOR_PAUSE`]): since when, and how many ready jobs
-/// it held now.
+/// Pauses an owner's executor (see [`EXECUTOR_PAUSE`]): since when.
 pub(crate) async fn executor_pause<'e>(
     ex: impl PgExecutor<'e>,
     owner: &str,
     executor: &str,
     now: DateTime<Utc>,
-) -> sqlx::Result<(DateTime<Utc>, i64)> {
-    let (since, held, _): (DateTime<Utc>, i64, bool) = sqlx::query_as(sql(EXECUTOR_PAUSE))
+) -> sqlx::Result<DateTime<Utc>> {
+    let (since, _): (DateTime<Utc>, bool) = sqlx::query_as(sql(EXECUTOR_PAUSE))
         .bind(owner)
         .bind(executor)
         .bind(now)
         .fetch_one(ex)
         .await?;
-    Ok((since, held))
+    Ok(since)
 }
 
-/// Resumes executor `$2` for owner `$1`: the pause goes, the held jobs are ready again, and
-/// the workers are told (on commit).
+/// Resumes executor `$2` for owner `$1`: the pause goes, and the workers are told (on commit);
+/// whether it was paused.
 const EXECUTOR_RESUME: &str = "
     WITH resumed AS (
-        DELETE FROM qron.executor_pauses WHERE executor = $2 AND owner = $1 RETURNING 1),
-    released AS (
-        UPDATE qron.jobs SET held = false WHERE owner = $1 AND executor = $2 AND held
-        RETURNING 1)
-    SELECT (SELECT count(*) FROM resumed) > 0, (SELECT count(*) FROM released),
+        DELETE FROM qron.executor_pauses WHERE executor = $2 AND owner = $1 RETURNING 1)
+    SELECT (SELECT count(*) FROM resumed) > 0,
            pg_notify('qron_pauses', $2) IS NULL AND pg_notify('qron_jobs', $2) IS NULL";
 
-/// Resumes an owner's executor (see [`EXECUTOR_RESUME`]): whether it was paused, and how many
-/// jobs it released.
+/// Resumes an owner's executor (see [`EXECUTOR_RESUME`]): whether it was paused.
 pub(crate) async fn executor_resume<'e>(
     ex: impl PgExecutor<'e>,
     owner: &str,
     executor: &str,
-) -> sqlx::Result<(bool, i64)> {
-    let (was, released, _): (bool, i64, bool) = sqlx::query_as(sql(EXECUTOR_RESUME))
+) -> sqlx::Result<bool> {
+    let (was, _): (bool, bool) = sqlx::query_as(sql(EXECUTOR_RESUME))
         .bind(owner)
         .bind(executor)
         .fetch_one(ex)
         .await?;
-    Ok((was, released))
-}
-
-/// Holds the ready jobs of paused executors that were made ready since the pause (created,
-/// retried, rescheduled, rescued, restarted). The pauses are locked for the pass, so a resume
-/// waits for it rather than having jobs held again behind its back. Every worker's rescuer
-/// runs it; while there are pauses, one at a time does the work (an advisory lock the others
-/// do not wait for), and without any it costs a look at an empty table.
-const JOBS_HOLD_PAUSED: &str = "
-    WITH p AS (
-        SELECT executor, owner FROM qron.executor_pauses
-         WHERE pg_try_advisory_xact_lock(hashtext('qron.jobs_hold_paused'))
-           FOR SHARE)
-    UPDATE qron.jobs j SET held = true
-      FROM p
-     WHERE j.executor = p.executor AND j.owner = p.owner AND j.status = 'ready' AND NOT j.held";
-
-/// Holds the jobs of paused executors made ready since (see [`JOBS_HOLD_PAUSED`]); how many.
-pub(crate) async fn jobs_hold_paused<'e>(ex: impl PgExecutor<'e>) -> sqlx::Result<u64> {
-    sqlx::query(sql(JOBS_HOLD_PAUSED))
-        .execute(ex)
-        .await
-        .map(|r| r.rows_affected())
+    Ok(was)
 }
 
 /// Which of executors `$1` some owner paused.

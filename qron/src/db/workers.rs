@@ -103,13 +103,16 @@ pub(crate) async fn executors_unserved<'e>(
         .await
 }
 
-/// For each of executors `$1`: its due jobs at `$2` waiting to be leased, and the oldest one's
-/// run time (an index range of the lease index per executor).
+/// For each of executors `$1`: its due jobs at `$2` waiting to be leased (not those of an
+/// owner who paused it), and the oldest one's run time (an index range of the lease index per
+/// executor).
 const EXECUTORS_QUEUE: &str = "
     SELECT e.executor, count(j.id), min(j.run_at)
       FROM unnest($1::text[]) AS e(executor)
       LEFT JOIN qron.jobs j
-        ON j.executor = e.executor AND j.status = 'ready' AND NOT j.held AND j.run_at <= $2
+        ON j.executor = e.executor AND j.status = 'ready' AND j.run_at <= $2
+       AND NOT EXISTS (SELECT 1 FROM qron.executor_pauses p
+                        WHERE p.executor = j.executor AND p.owner = j.owner)
      GROUP BY e.executor";
 
 /// Each executor's queue (see [`EXECUTORS_QUEUE`]): (executor, due jobs, oldest run time).

@@ -105,11 +105,6 @@ impl Rescuer {
     /// decided as a retry of its attempt (its back-off counted from this clock's now). Returns
     /// how many were found.
     pub(crate) async fn run_once(&self) -> sqlx::Result<usize> {
-        // Jobs made ready in a paused executor since the pause leave the lease index.
-        let held = db::jobs_hold_paused(&self.pool).await?;
-        if held > 0 {
-            tracing::debug!(held, "held jobs made ready in paused executors");
-        }
         let expired = db::job_expired_leases(&self.pool, self.config.batch).await?;
         if expired.is_empty() {
             return Ok(0);

@@ -16,6 +16,7 @@ pub(crate) mod producer;
 mod services;
 mod shared;
 mod shutdown;
+mod turns;
 
 pub use builder::WorkerBuilder;
 use services::Services;

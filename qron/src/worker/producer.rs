@@ -17,6 +17,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use super::budget::Held;
+use super::turns::{Start, Turns};
 use super::{ExecutorState, Shared};
 use crate::db::{self, LeasedJob};
 
@@ -96,6 +97,8 @@ struct Landed {
     _allowance: Held,
     /// How long the lease statement took, from its start to its answer.
     took: Duration,
+    /// Where it started in the lease order.
+    start: Start,
     /// The bytes the lease could take, unless it was the one that takes a job whatever its
     /// size.
     bytes_allowed: Option<u64>,
@@ -114,12 +117,8 @@ pub(crate) struct Allowance {
 pub(crate) struct Producer {
     exec: Arc<ExecutorState>,
     shared: Arc<Shared>,
-    /// Where the last full lease stopped in the lease order: the next lease starts after it,
-    /// past the entries of jobs just leased (see `db::job_lease`). A lease from the start at
-    /// least every poll interval, and whenever one after the cursor comes back short, serves
-    /// the jobs that became due before it (retries, restarts, rescued leases).
-    cursor: Option<(DateTime<Utc>, i64)>,
-    from_start: Instant,
+    /// Where the next lease starts in the lease order.
+    turns: Turns,
     /// Leases wait until then: the queue was drained, or the database failed.
     resting_until: Option<tokio::time::Instant>,
     /// Leases wait until one of the executor's jobs ends (or until then): due jobs are there,
@@ -142,8 +141,7 @@ impl Producer {
         Self {
             exec,
             shared,
-            cursor: None,
-            from_start: Instant::now(),
+            turns: Turns::default(),
             resting_until: None,
             short_of_memory_until: None,
             error_delay: Duration::from_millis(100),
@@ -316,12 +314,7 @@ impl Producer {
         want: usize,
         allowance: Allowance,
     ) -> impl std::future::Future<Output = Landed> + use<> {
-        let after = self
-            .cursor
-            .filter(|_| self.from_start.elapsed() < self.shared.poll_interval);
-        if after.is_none() {
-            self.from_start = Instant::now();
-        }
+        let start = self.turns.start(self.shared.poll_interval);
         // The lease's clock starts when it is sent: it covers its answer's way back (as long
         // as recent answers took), and for jobs beyond the free slots their wait in the buffer.
         // A job that arrives too late to start within its lease is handed back (`run_slot`).
@@ -345,7 +338,8 @@ impl Producer {
                     limit: i64::try_from(want).unwrap_or(i64::MAX),
                     now,
                     due_by: now + shared.lease_ahead,
-                    after,
+                    cursors: &start.cursors,
+                    turn_after: &start.turn_after,
                     wait,
                     slack: shared.slack,
                     lease_time: shared.lease_time,
@@ -360,7 +354,7 @@ impl Producer {
             // Found nothing: how long to rest. (A lease that found some jobs hands them over
             // first; the next lease, finding none, decides the rest.)
             let idle_for = match &jobs {
-                Ok(jobs) if jobs.is_empty() && after.is_none() => {
+                Ok(jobs) if jobs.is_empty() && start.cursors.is_empty() => {
                     Some(idle_wait(&shared, executor).await)
                 }
                 _ => None,
@@ -372,6 +366,7 @@ impl Producer {
                 bytes_allowed: (!allowance.at_least_one).then_some(allowance.bytes),
                 _allowance: allowance.held,
                 took,
+                start,
             }
         }
     }
@@ -385,12 +380,8 @@ impl Producer {
         };
         self.error_delay = Duration::from_millis(100);
         self.answer_time = landed.took.max(self.answer_time / 2).min(MAX_ANSWER_WAIT);
-        let full = jobs.len() == landed.asked;
-        self.cursor = if full {
-            jobs.iter().map(|j| (j.run_at, j.id)).max()
-        } else {
-            None
-        };
+        self.turns
+            .landed(&landed.start, &jobs, jobs.len() == landed.asked);
         let m = &self.shared.metrics;
         m.leased.fetch_add(jobs.len() as u64, Ordering::Relaxed);
         m.polls.fetch_add(1, Ordering::Relaxed);

@@ -7,6 +7,7 @@ mod embedded;
 mod errors;
 mod expr;
 mod expr_pg;
+mod fairness;
 mod hostile;
 mod isolation;
 mod long_jobs;

@@ -266,24 +266,22 @@ async fn a_paused_executor_holds_its_owners_jobs_and_no_one_elses() {
         acme.get(theirs.id).await.unwrap().status == JobStatus::Succeeded
     })
     .await;
-    // A job made ready while paused some other way (here: a retry) is held by the rescuer.
+    // A job made ready while paused some other way (here: a retry) waits as well: the other
+    // owner's job created after it runs, and it does not.
     let retried = c
         .create(script_job("act", "@after 1 hour", &k, Mode::Ok))
         .await
         .unwrap();
     c.cancel(retried.id).await.unwrap();
     c.retry(retried.id).await.unwrap();
+    let later = acme
+        .create(script_job("act", "@after 0s", &k, Mode::Ok))
+        .await
+        .unwrap();
     qron_tests::wait_for(
-        "the rescuer to hold the retried job",
+        "the other owner's later job",
         Duration::from_secs(10),
-        || async {
-            qron_tests::count(
-                &db.pool,
-                "SELECT count(*) FROM qron.jobs WHERE held AND owner = 'default'",
-            )
-            .await
-                == 3
-        },
+        || async { acme.get(later.id).await.unwrap().status == JobStatus::Succeeded },
     )
     .await;
     for id in [before.id, during.id, retried.id] {
@@ -545,15 +543,87 @@ async fn a_pause_hands_back_the_pairs_buffered_jobs_at_its_notice() {
         late.len()
     );
     assert!(metrics.handed_back() >= 5, "{}", metrics.handed_back());
-    // What went back is held with the rest, uncharged.
+    // What went back waits with the rest, uncharged.
     let ran = starts.len() as i64;
     assert_eq!(
         qron_tests::count(
             &db.pool,
-            "SELECT count(*) FROM qron.jobs WHERE held AND attempt = 0 AND lease_owner IS NULL"
+            "SELECT count(*) FROM qron.jobs
+              WHERE status = 'ready' AND attempt = 0 AND lease_owner IS NULL"
         )
         .await,
         300 - ran,
-        "every job that did not run is held, with no attempt counted"
+        "every job that did not run is ready, with no attempt counted"
+    );
+}
+
+#[tokio::test]
+async fn a_pause_and_a_resume_write_no_job_row_whatever_the_backlog() {
+    // A pause is one row the lease consults: 200,000 ready jobs of the pair are not written,
+    // neither by the pause nor by the resume (before, each rewrote every one of them).
+    let db = TestDb::new().await;
+    let c = Client::new(db.pool.clone());
+    sqlx::query(
+        "INSERT INTO qron.jobs (executor, owner, expr, recurring, run_at, slot_at)
+         SELECT 'act', 'default', '@after 0s', false, now(), now()
+           FROM generate_series(1, 200000)",
+    )
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    // Rows written since: a written row is a new version, with a newer transaction id.
+    let written_since = |xid: i64| {
+        let pool = db.pool.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>(
+                "SELECT count(*) FROM qron.jobs WHERE xmin::text::bigint >= $1",
+            )
+            .bind(xid)
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+        }
+    };
+    let xid = || async {
+        sqlx::query_scalar::<_, i64>("SELECT txid_current() % 4294967296")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap()
+    };
+    let before = xid().await;
+    c.pause_executor("act").await.unwrap();
+    assert_eq!(written_since(before).await, 0, "the pause wrote job rows");
+    assert_eq!(c.executors().await.unwrap()[0].ready, 200_000);
+    assert!(c.executors().await.unwrap()[0].is_paused());
+    let before = xid().await;
+    c.resume_executor("act").await.unwrap();
+    assert_eq!(written_since(before).await, 0, "the resume wrote job rows");
+    assert!(!c.executors().await.unwrap()[0].is_paused());
+}
+
+#[tokio::test]
+async fn run_until_idle_returns_when_only_paused_jobs_are_due() {
+    // A paused owner's due jobs are not work for the worker: it is idle when they are all that
+    // is left (before, it waited for them for ever).
+    let db = TestDb::new().await;
+    let c = Client::new(db.pool.clone());
+    let k = key("idle-paused");
+    c.pause_executor("act").await.unwrap();
+    let paused = c
+        .create(script_job("act", "@after 0s", &k, Mode::Ok))
+        .await
+        .unwrap();
+    let other = c
+        .owner("acme")
+        .create(script_job("act", "@after 0s", &k, Mode::Ok))
+        .await
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(20), run_due(&c))
+        .await
+        .expect("the worker did not become idle");
+    assert_eq!(c.get(paused.id).await.unwrap().status, JobStatus::Ready);
+    assert_eq!(
+        c.owner("acme").get(other.id).await.unwrap().status,
+        JobStatus::Succeeded
     );
 }

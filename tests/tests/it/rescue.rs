@@ -391,7 +391,9 @@ async fn jobs_whose_lease_answered_late_do_not_run_twice() {
             count(
                 &db.pool,
                 "SELECT count(*) FROM pg_stat_activity
-              WHERE wait_event_type = 'Lock' AND query LIKE '%UPDATE qron.jobs j%'",
+              WHERE wait_event_type = 'Lock'
+                -- the lease statement (its text is cut at 1 kB here)
+                AND query LIKE '%WITH RECURSIVE%SELECT COALESCE($11, $14)::text%'",
             )
             .await
                 > 0

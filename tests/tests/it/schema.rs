@@ -144,8 +144,9 @@ async fn history_is_partitioned_by_day_with_a_default() {
 async fn the_lease_query_uses_the_lease_index() {
     let db = TestDb::new().await;
     sqlx::query(
-        "INSERT INTO qron.jobs (executor, expr, recurring, run_at, slot_at)
-         SELECT 'e' || (g % 10), '@after 1s', false, now() - g * interval '1 second', now()
+        "INSERT INTO qron.jobs (executor, owner, expr, recurring, run_at, slot_at)
+         SELECT 'e' || (g % 10), 'o' || (g % 7), '@after 1s', false,
+                now() - g * interval '1 second', now()
            FROM generate_series(1, 20000) g",
     )
     .execute(&db.pool)
@@ -156,17 +157,17 @@ async fn the_lease_query_uses_the_lease_index() {
         .await
         .unwrap();
     // The worker's own statement, with the values a worker binds: from the start of the lease
-    // order, and after a cursor (which must bound the index scan, not filter its rows).
+    // order, and after an owner's cursor (which must bound the index scan, not filter its rows).
     let now = chrono::Utc::now();
     let interval = |secs: i64| sqlx::postgres::types::PgInterval {
         months: 0,
         days: 0,
         microseconds: secs * 1_000_000,
     };
-    for (after, paused) in [
+    for (cursor, paused) in [
         (None, false),
         (
-            Some((now - chrono::Duration::seconds(10_000), 5_000_i64)),
+            Some(("o3", now - chrono::Duration::seconds(10_000), 5_000_i64)),
             false,
         ),
         // with an owner's pause to skip
@@ -183,29 +184,35 @@ async fn the_lease_query_uses_the_lease_index() {
         .bind(interval(2))
         .bind(now)
         .bind(interval(30))
-        .bind(after.map(|a| a.0))
-        .bind(after.map(|a| a.1))
-        .bind(paused)
+        .bind(cursor.iter().map(|c| c.0).collect::<Vec<_>>())
+        .bind(cursor.iter().map(|c| c.1).collect::<Vec<_>>())
+        .bind(cursor.iter().map(|c| c.2).collect::<Vec<_>>())
         .bind(None::<String>)
         // within a worker's memory budget
         .bind(Some(64_i64 << 20))
         .bind(false)
+        .bind("o2")
+        .bind(paused)
         .fetch_all(&db.pool)
         .await
         .unwrap();
         let plan = plan.join("\n");
-        assert!(plan.contains("jobs_lease"), "{plan}");
+        assert!(!plan.contains("Seq Scan on jobs"), "{plan}");
+        // The owners' walk (two ways to the next owner) and each owner's jobs: the lease index.
         assert!(
-            !plan.contains("Sort"),
-            "the index must give the order: {plan}"
+            plan.matches("Index Scan using jobs_lease on jobs").count() >= 3,
+            "{plan}"
         );
-        if after.is_some() {
-            assert!(
-                plan.contains("Index Cond") && plan.contains("ROW(run_at, id) >"),
-                "the cursor must bound the index scan: {plan}"
-            );
-        } else {
-            assert!(!plan.contains("ROW("), "no cursor, no bound: {plan}");
-        }
+        // Each owner's jobs in the index's order, past its cursor: a bound of the scan.
+        assert!(
+            plan.contains("Index Cond") && plan.contains("ROW(run_at, id) > ROW(COALESCE(k.run_at"),
+            "the cursor must bound the index scan: {plan}"
+        );
+        // One sort, of the jobs picked (at most the batch), into rounds of owners.
+        assert_eq!(plan.matches("Sort Key").count(), 1, "{plan}");
+        assert!(
+            plan.contains("Sort Key: picked.round, picked.turn"),
+            "{plan}"
+        );
     }
 }
