@@ -127,43 +127,43 @@ impl<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> for LeasedJob {
 /// worker's, whose slack adds its completer's flush interval (see `worker::Shared::slack`).
 pub(crate) const LEASE_SLACK_TIME: std::time::Duration = std::time::Duration::from_secs(2);
 
-/// The owners of `executor`'s ready jobs, in turn (in byte order: the lease index's collation
-/// is "C") after owner `start` (wrapping round to the
-/// first ones, up to `start` itself), each with the run time and size of its oldest ready job:
-/// one index descent an owner, however many jobs each has. While `walk` is false, the walk
-/// does not leave `start`. A `WITH RECURSIVE` item, shared by the lease and the look for the
-/// next due job.
+/// The owners of `executor`'s ready jobs, in turn: in descending byte order (the lease index's
+/// collation is "C") from the one before owner `start`, wrapping round to the last ones, down
+/// to `start` itself. One index descent an owner, however many jobs each has; it lands on the
+/// owner's newest job, not among the entries its oldest jobs, just leased, leave behind. While
+/// `walk` is false, the walk does not leave `start`. A `WITH RECURSIVE` item, shared by the
+/// lease and the look for the next due job.
 macro_rules! owner_walk {
     ($executor:literal, $start:literal, $walk:literal) => {
         concat!(
             "
-    walk (owner, first_at, first_bytes, turn, wrapped) AS (
+    walk (owner, turn, wrapped) AS (
         SELECT ",
             $start,
-            "::text, NULL::timestamptz, 0, 0::bigint, false
+            "::text, 0::bigint, false
         UNION ALL
-        SELECT n.owner, n.run_at, n.bytes, w.turn + 1, n.wrapped
+        SELECT n.owner, w.turn + 1, n.wrapped
           FROM walk w, LATERAL (
-               (SELECT owner, run_at, bytes, w.wrapped AS wrapped FROM qron.jobs
+               (SELECT owner, w.wrapped AS wrapped FROM qron.jobs
                  WHERE status = 'ready' AND executor = ",
             $executor,
             "
-                   AND owner COLLATE \"C\" > w.owner
-                 ORDER BY owner COLLATE \"C\", run_at, id LIMIT 1)
+                   AND owner COLLATE \"C\" < w.owner
+                 ORDER BY owner COLLATE \"C\" DESC, run_at DESC, id DESC LIMIT 1)
                UNION ALL
-               (SELECT owner, run_at, bytes, true FROM qron.jobs
+               (SELECT owner, true FROM qron.jobs
                  WHERE status = 'ready' AND executor = ",
             $executor,
             " AND NOT w.wrapped
-                   AND owner COLLATE \"C\" <= ",
+                   AND owner COLLATE \"C\" >= ",
             $start,
             "
-                 ORDER BY owner COLLATE \"C\", run_at, id LIMIT 1)
+                 ORDER BY owner COLLATE \"C\" DESC, run_at DESC, id DESC LIMIT 1)
                LIMIT 1) n
          -- once round, the walk stops
          WHERE ",
             $walk,
-            " AND NOT (n.wrapped AND n.owner COLLATE \"C\" > ",
+            " AND NOT (n.wrapped AND n.owner COLLATE \"C\" < ",
             $start,
             "))"
         )
@@ -171,42 +171,52 @@ macro_rules! owner_walk {
 }
 
 /// Leases up to `$3` ready jobs of executor `$1` due by `$6` for worker `$4` at `$2`, shared
-/// between the owners with due jobs: the owners are walked in turn after owner `$14` (see
-/// `owner_walk`), skipping those who paused the executor (when `$15` says some did), up to
-/// `$3` of them; each gives its oldest due jobs, up to an equal share of `$3` (past its cursor
-/// in `$8`–`$10` when it has one), and the jobs are taken in rounds: every owner's first, then
-/// every owner's second... With `$11`, only that owner's (a remote worker). Each lease lasts
-/// the lease time `$7` (or the job's run-time limit when shorter) and the slack `$5`; the jobs
-/// stop at `$12` bytes (see [`Lease::max_bytes`]).
+/// between the owners with due jobs: the owners are walked in turn from the one before owner
+/// `$14` (see `owner_walk`), skipping those who paused the executor (when `$15` says some
+/// did), up to 32 owners with due jobs; each gives its oldest due jobs (past its cursor in
+/// `$8`–`$10` when it has one), up to an equal share of `$3`, and the jobs are taken in
+/// rounds: every owner's first, then every owner's second... With `$11`, only that owner's (a
+/// remote worker). Each lease lasts the lease time `$7` (or the job's run-time limit when
+/// shorter) and the slack `$5`; the jobs stop at `$12` bytes (see [`Lease::max_bytes`]).
 pub(crate) const JOB_LEASE: &str = concat!(
     "
     WITH RECURSIVE",
     owner_walk!("$1", "COALESCE($11, $14)", "$11::text IS NULL"),
     ",
     owners AS MATERIALIZED (
-        SELECT owner, turn FROM walk
-         -- the owners with due jobs (a remote worker's owner is the walk's start)
-         WHERE (first_at <= $6 OR (turn = 0 AND $11::text IS NOT NULL))
+        SELECT w.owner, w.turn, COALESCE(k.run_at, '-infinity') AS after_at,
+               COALESCE(k.id, 0) AS after_id
+          FROM walk w
+          LEFT JOIN unnest($8::text[], $9::timestamptz[], $10::bigint[]) AS k(owner, run_at, id)
+                 ON k.owner = w.owner
+         -- a walked owner, or a remote worker's (the walk's start)
+         WHERE (w.turn > 0 OR $11::text IS NOT NULL)
+           -- with due jobs past its cursor
+           AND EXISTS (SELECT 1 FROM qron.jobs q
+                        WHERE q.status = 'ready' AND q.executor = $1
+                          AND q.owner COLLATE \"C\" = w.owner AND q.run_at <= $6
+                          AND (q.run_at, q.id) > (COALESCE(k.run_at, '-infinity'),
+                                                  COALESCE(k.id, 0)))
            -- when an owner paused the executor (`$15`; planned for its values, so otherwise
            -- dropped): not that owner
            AND (NOT $15 OR NOT EXISTS (SELECT 1 FROM qron.executor_pauses p
-                                        WHERE p.executor = $1 AND p.owner = walk.owner))
-         LIMIT $3),
+                                        WHERE p.executor = $1 AND p.owner = w.owner))
+         -- at most 32 owners a lease (each costs index descents; the next lease goes on
+         -- with the next owners)
+         LIMIT LEAST($3, 32)),
     share AS (
         SELECT GREATEST(1, ceil($3::float8 / NULLIF(count(*), 0)))::bigint AS jobs FROM owners),
     picked AS (
         SELECT c.id, c.bytes, c.round, o.turn
           FROM owners o
           CROSS JOIN share s
-          LEFT JOIN unnest($8::text[], $9::timestamptz[], $10::bigint[]) AS k(owner, run_at, id)
-                 ON k.owner = o.owner
           CROSS JOIN LATERAL (
                SELECT l.*, row_number() OVER () AS round FROM (
                    SELECT q.id, q.bytes FROM qron.jobs q
-                    WHERE q.status = 'ready' AND q.executor = $1 AND q.owner COLLATE \"C\" = o.owner
-                      AND q.run_at <= $6
+                    WHERE q.status = 'ready' AND q.executor = $1
+                      AND q.owner COLLATE \"C\" = o.owner AND q.run_at <= $6
                       -- past the owner's cursor: a bound of the index scan (see `job_lease`)
-                      AND (q.run_at, q.id) > (COALESCE(k.run_at, '-infinity'), COALESCE(k.id, 0))
+                      AND (q.run_at, q.id) > (o.after_at, o.after_id)
                     ORDER BY q.run_at, q.id
                     LIMIT s.jobs
                       FOR UPDATE SKIP LOCKED) l) c)
@@ -447,11 +457,17 @@ const JOB_NEXT_DUE: &str = concat!(
     WITH RECURSIVE",
     owner_walk!("$1", "''", "true"),
     "
-    SELECT first_at, first_bytes FROM walk
-     WHERE turn > 0 AND first_at <= $2
+    SELECT f.run_at, f.bytes
+      FROM walk w
+     CROSS JOIN LATERAL (
+           SELECT run_at, bytes FROM qron.jobs q
+            WHERE q.status = 'ready' AND q.executor = $1 AND q.owner COLLATE \"C\" = w.owner
+              AND q.run_at <= $2
+            ORDER BY q.run_at, q.id LIMIT 1) f
+     WHERE w.turn > 0
        AND NOT EXISTS (SELECT 1 FROM qron.executor_pauses p
-                        WHERE p.executor = $1 AND p.owner = walk.owner)
-     ORDER BY first_at LIMIT 1"
+                        WHERE p.executor = $1 AND p.owner = w.owner)
+     ORDER BY f.run_at LIMIT 1"
 );
 
 /// When the next ready job of `executor` is due, and its size, if it is due by `before` (see
@@ -711,8 +727,8 @@ mod tests {
         let jobs = job_lease(&mut *t, &lease(3, "")).await.unwrap();
         assert_eq!(owners(jobs), ["a", "b", "c"]);
         t.rollback().await.unwrap();
-        // Owners in turn, after the given one, round to the first.
-        for (after, next) in [("", "a"), ("a", "b"), ("b", "c"), ("c", "a"), ("bb", "c")] {
+        // Owners in turn, before the given one (in descending order), round to the last.
+        for (after, next) in [("", "c"), ("c", "b"), ("b", "a"), ("a", "c"), ("bb", "b")] {
             let mut t = db.pool().begin().await.unwrap();
             let jobs = job_lease(&mut *t, &lease(1, after)).await.unwrap();
             assert_eq!(owners(jobs), [next], "after {after:?}");

@@ -15,7 +15,8 @@ pub(crate) struct Turns {
     /// the jobs that became due before them (retries, restarts, rescued leases).
     cursors: Arc<[Cursor]>,
     from_start: Instant,
-    /// The owner whose turn came last: the next lease starts with the one after it.
+    /// The owner whose turn came last: the next lease starts with the one before it (owners
+    /// take turns in descending byte order, see `db::JOB_LEASE`).
     last: String,
 }
 
@@ -55,14 +56,14 @@ impl Turns {
     /// Takes in the jobs a lease that started at `start` brought; `full` when it brought all
     /// it asked for.
     pub(crate) fn landed(&mut self, start: &Start, jobs: &[LeasedJob], full: bool) {
-        // The owners took their turns in byte order after `turn_after`, wrapping round to the
-        // first: the last turn is the greatest owner up to `turn_after` if the walk wrapped,
-        // else the greatest one.
+        // The owners took their turns in descending byte order from the one before
+        // `turn_after`, wrapping round to the last: the last turn is the least owner from
+        // `turn_after` on if the walk wrapped, else the least one.
         let owners = || jobs.iter().map(|j| j.owner.as_str());
         let last = owners()
-            .filter(|o| *o <= start.turn_after.as_str())
-            .max()
-            .or_else(|| owners().max());
+            .filter(|o| *o >= start.turn_after.as_str())
+            .min()
+            .or_else(|| owners().min());
         if let Some(last) = last {
             last.clone_into(&mut self.last);
         }
@@ -119,24 +120,24 @@ mod tests {
     }
 
     #[test]
-    fn the_next_turn_follows_the_last_owner_served_in_byte_order_wrapping_round() {
+    fn the_next_turn_follows_the_last_owner_served_in_descending_byte_order_wrapping_round() {
         let mut turns = Turns::default();
         let start = turns.start(Duration::from_secs(1));
         assert_eq!(start.turn_after, "");
-        // From the first owner: the last turn is the greatest.
+        // From the start: the last turn is the least.
         turns.landed(&start, &[job(1, "b", 1), job(2, "a", 1)], false);
-        assert_eq!(turns.start(Duration::from_secs(1)).turn_after, "b");
-        // After "b": "c", then round to "a"; the last turn was "a", not "c".
+        assert_eq!(turns.start(Duration::from_secs(1)).turn_after, "a");
+        // Before "b": "a", then round to "c"; the last turn was "c", not "a".
         let start = Start {
             cursors: Arc::new([]),
             turn_after: "b".into(),
         };
         turns.landed(&start, &[job(3, "c", 1), job(4, "a", 1)], false);
-        assert_eq!(turns.start(Duration::from_secs(1)).turn_after, "a");
+        assert_eq!(turns.start(Duration::from_secs(1)).turn_after, "c");
         // Byte order: "B" comes before "a".
         let start = Start {
             cursors: Arc::new([]),
-            turn_after: "A".into(),
+            turn_after: "a".into(),
         };
         turns.landed(&start, &[job(5, "a", 1), job(6, "B", 1)], false);
         assert_eq!(turns.start(Duration::from_secs(1)).turn_after, "a");

@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 
 mod dashboard;
 mod expr;
+mod owners;
 mod queue;
 mod remote;
 
@@ -128,6 +129,25 @@ enum Scenario {
         #[arg(long, default_value_t = 100_000)]
         jobs: u64,
         /// Rounds of (normal, held); the medians are reported.
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+    },
+    /// Owners: throughput with the due jobs spread over many owners, and a pause and a resume
+    /// with a large backlog.
+    Owners {
+        /// Jobs per run.
+        #[arg(long, default_value_t = 100_000)]
+        jobs: u64,
+        /// The counts of owners the jobs are spread over, one run each.
+        #[arg(long, value_delimiter = ',', default_value = "1,100,10000")]
+        owners: Vec<u64>,
+        /// The worker's concurrency.
+        #[arg(long, default_value_t = 100)]
+        concurrency: usize,
+        /// Ready jobs of the owner that pauses and resumes.
+        #[arg(long, default_value_t = 200_000)]
+        backlog: u64,
+        /// Rounds; the medians are reported.
         #[arg(long, default_value_t = 3)]
         rounds: usize,
     },
@@ -306,6 +326,19 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
                     "%",
                 ));
                 all.push(out);
+            }
+            medians(all)
+        }
+        Scenario::Owners {
+            jobs,
+            owners,
+            concurrency,
+            backlog,
+            rounds,
+        } => {
+            let mut all = Vec::new();
+            for _ in 0..rounds.max(1) {
+                all.push(owners::owners(jobs, &owners, concurrency, backlog).await?);
             }
             medians(all)
         }

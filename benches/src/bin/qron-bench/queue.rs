@@ -482,7 +482,7 @@ fn server_url() -> Res<String> {
 
 /// Waits until `worker` has stored `jobs` outcomes. It reads the worker's own counter, so the
 /// wait puts no load on the database the run is measuring.
-async fn wait_written(metrics: &qron::Metrics, jobs: u64) -> Res<()> {
+pub async fn wait_written(metrics: &qron::Metrics, jobs: u64) -> Res<()> {
     let deadline = Instant::now() + Duration::from_secs(600);
     while metrics.written() < jobs {
         if Instant::now() > deadline {

@@ -1,0 +1,78 @@
+//! Owners: throughput with the due jobs spread over many owners (each lease shares itself
+//! between them), and what a pause and a resume cost with a large backlog.
+
+use std::time::Instant;
+
+use qron::{Client, Worker};
+
+use crate::Figure;
+use crate::queue::{Res, drop_db, fig, fresh, wait_written};
+
+/// `jobs` due no-op jobs spread evenly over each count of `owners`, run by one worker at
+/// `concurrency`; then a pause and a resume of one owner's executor with `backlog` ready jobs.
+pub async fn owners(
+    jobs: u64,
+    owners: &[u64],
+    concurrency: usize,
+    backlog: u64,
+) -> Res<Vec<Figure>> {
+    let mut out = Vec::new();
+    for &k in owners {
+        let (name, pool) = fresh("owners", 8).await?;
+        insert(&pool, jobs, k).await?;
+        let worker = Worker::builder(Client::new(pool.clone()))
+            .executors(["bench_noop"])
+            .concurrency("bench_noop", concurrency)
+            .build()?;
+        let stopper = worker.stopper();
+        let metrics = worker.metrics();
+        let t = Instant::now();
+        let run = tokio::spawn(worker.run());
+        wait_written(&metrics, jobs).await?;
+        let elapsed = t.elapsed();
+        stopper.soft();
+        run.await??;
+        drop_db(&name, pool).await?;
+        out.push(fig(
+            format!("throughput, {k} owners (concurrency {concurrency})"),
+            jobs as f64 / elapsed.as_secs_f64(),
+            "jobs/s",
+        ));
+    }
+    let (name, pool) = fresh("pause", 4).await?;
+    insert(&pool, backlog, 1).await?;
+    let client = Client::new(pool.clone()).owner("owner-0");
+    let t = Instant::now();
+    client.pause_executor("bench_noop").await?;
+    out.push(fig(
+        format!("pause with {backlog} ready jobs"),
+        t.elapsed().as_secs_f64() * 1e3,
+        "ms",
+    ));
+    let t = Instant::now();
+    client.resume_executor("bench_noop").await?;
+    out.push(fig(
+        format!("resume with {backlog} ready jobs"),
+        t.elapsed().as_secs_f64() * 1e3,
+        "ms",
+    ));
+    drop_db(&name, pool).await?;
+    Ok(out)
+}
+
+/// `jobs` due no-op jobs, owned in turn by `owners` owners, built on the server.
+async fn insert(pool: &sqlx::PgPool, jobs: u64, owners: u64) -> Res<()> {
+    sqlx::query(
+        "INSERT INTO qron.jobs (executor, owner, expr, recurring, run_at, slot_at)
+         SELECT 'bench_noop', 'owner-' || (g % $2), '@after 0s', false, now(), now()
+           FROM generate_series(1, $1) g",
+    )
+    .bind(i64::try_from(jobs)?)
+    .bind(i64::try_from(owners.max(1))?)
+    .execute(pool)
+    .await?;
+    sqlx::query("VACUUM ANALYZE qron.jobs")
+        .execute(pool)
+        .await?;
+    Ok(())
+}
