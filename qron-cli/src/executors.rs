@@ -50,7 +50,7 @@ pub(crate) async fn run(global: &Global, action: Option<Action>) -> Result<(), F
                         Cell::from(cut(&e.executor, 32)),
                         Cell::from(e.ready.to_string()),
                         Cell::from(e.running.to_string()),
-                        Cell::from(e.paused.to_string()),
+                        Cell::from(e.stopped.to_string()),
                         match e.paused_at {
                             Some(at) => out.colored(&format!("since {}", out.time(at)), "33"),
                             None => Cell::from("no"),

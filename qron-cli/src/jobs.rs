@@ -112,7 +112,9 @@ pub(crate) struct ListArgs {
 enum Status {
     Ready,
     Running,
-    Paused,
+    /// Stopped by an operator (`qron jobs stop`).
+    #[value(alias = "paused")]
+    Stopped,
     Succeeded,
     Failed,
     Cancelled,
@@ -125,7 +127,7 @@ impl From<Status> for JobStatus {
         match s {
             Status::Ready => JobStatus::Ready,
             Status::Running => JobStatus::Running,
-            Status::Paused => JobStatus::Paused,
+            Status::Stopped => JobStatus::Stopped,
             Status::Succeeded => JobStatus::Succeeded,
             Status::Failed => JobStatus::Failed,
             Status::Cancelled => JobStatus::Cancelled,

@@ -67,7 +67,7 @@ impl Style {
             qron::JobStatus::Succeeded => "32",
             qron::JobStatus::Failed => "31",
             qron::JobStatus::Running => "36",
-            qron::JobStatus::Paused | qron::JobStatus::Cancelled => "33",
+            qron::JobStatus::Stopped | qron::JobStatus::Cancelled => "33",
             _ => "0",
         };
         self.colored(status.as_str(), color)

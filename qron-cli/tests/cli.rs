@@ -348,10 +348,10 @@ async fn jobs_are_created_listed_shown_stopped_restarted_and_deleted() {
 
     // Stop and restart, then change and delete.
     let stopped = &ok_json(&["jobs", "stop", &backup_id.to_string()], &url).await[0];
-    assert_eq!(stopped["status"], "paused");
+    assert_eq!(stopped["status"], "stopped");
     assert_eq!(
         db.client().get(backup_id).await.unwrap().status,
-        qron::JobStatus::Paused
+        qron::JobStatus::Stopped
     );
     let restarted = &ok_json(
         &[

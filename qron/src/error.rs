@@ -68,13 +68,13 @@ pub enum Error {
         owner: String,
     },
 
-    /// The job is not in a state the operation applies to: finished (retry it instead), paused
+    /// The job is not in a state the operation applies to: finished (retry it instead), stopped
     /// (restart it first), running, or live where a finished one is expected.
     #[error("job {id} is {status}: {hint}")]
     WrongStatus {
         /// The job.
         id: i64,
-        /// Its status (`succeeded`, `failed`, `paused`, `running`, `ready`).
+        /// Its status (`succeeded`, `failed`, `stopped`, `running`, `ready`).
         status: String,
         /// What to do instead.
         hint: String,

@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::JobStatus::{self, Failed, Paused, Ready, Succeeded};
+use crate::JobStatus::{self, Failed, Ready, Stopped, Succeeded};
 use crate::db::{Completion, Finish, LeasedJob};
 use crate::handler::{Backoff, Requests};
 use crate::{JobError, Schedule};
@@ -12,7 +12,7 @@ use crate::{JobError, Schedule};
 /// What the completer writes for one execution.
 #[derive(Debug, Clone)]
 pub(crate) enum Outcome {
-    /// The job stays live (next slot, retry, or paused).
+    /// The job stays live (next slot, retry, or stopped).
     Complete(Completion),
     /// A one-off job ends and moves to the history (unless it was paused or given a new
     /// schedule while it ran: then it stays live).
@@ -133,7 +133,7 @@ pub(crate) enum Kind {
     /// The handler gave the job a new schedule.
     Rescheduled,
     /// The handler stopped (paused) the job.
-    Paused,
+    Stopped,
 }
 
 impl Kind {
@@ -145,7 +145,7 @@ impl Kind {
             Kind::Retry => "retry",
             Kind::Snoozed => "snoozed",
             Kind::Rescheduled => "rescheduled",
-            Kind::Paused => "paused",
+            Kind::Stopped => "stopped",
         }
     }
 }
@@ -255,7 +255,7 @@ impl Decision<'_> {
 
     /// `status`, or paused when the handler stopped the job.
     fn paused_or(&self, status: JobStatus) -> JobStatus {
-        if self.requests.stop { Paused } else { status }
+        if self.requests.stop { Stopped } else { status }
     }
 
     /// `delay` from now, but no later than a recurring job's next slot.
@@ -274,7 +274,7 @@ impl Decision<'_> {
     fn succeeded(&self) -> (Outcome, Kind) {
         let job = self.job;
         if self.requests.stop {
-            return (self.live(Paused, job.run_at, true, None), Kind::Paused);
+            return (self.live(Stopped, job.run_at, true, None), Kind::Stopped);
         }
         if let Some(s) = &self.requests.reschedule {
             let Some(run_at) = s.first_run(self.now) else {
@@ -318,7 +318,7 @@ impl Decision<'_> {
                 Kind::Failed,
             )
         } else if self.requests.stop {
-            (self.live(Paused, job.run_at, true, reason), Kind::Failed)
+            (self.live(Stopped, job.run_at, true, reason), Kind::Failed)
         } else {
             (self.finish(Failed, reason), Kind::Failed)
         }
@@ -466,7 +466,10 @@ mod tests {
                 ..Requests::default()
             };
             let (o, label) = run(recurring, 1, Ok(()), requests);
-            assert_eq!((complete(&o).status.as_str(), label), ("paused", "paused"));
+            assert_eq!(
+                (complete(&o).status.as_str(), label),
+                ("stopped", "stopped")
+            );
         }
         // reschedule(): ready on the new schedule, counted from now.
         let requests = Requests {
@@ -537,7 +540,7 @@ mod tests {
             ..Requests::default()
         };
         let (o, _) = run(false, 1, snooze(), stop);
-        assert_eq!(complete(&o).status.as_str(), "paused");
+        assert_eq!(complete(&o).status.as_str(), "stopped");
         // A delay past the calendar's end does not overflow.
         let (o, _) = run(
             false,

@@ -520,7 +520,7 @@ async fn retry_cancel_and_pause_from_the_browser_change_the_rows() {
     click_button(&b, "Apply", true).await;
     wait_text(&b, "p[role=status]", "2 of 2 jobs").await;
     for id in [a.id, c.id] {
-        assert_eq!(client.get(id).await.unwrap().status, JobStatus::Paused);
+        assert_eq!(client.get(id).await.unwrap().status, JobStatus::Stopped);
     }
     b.close().await.unwrap();
 }
@@ -661,7 +661,7 @@ async fn a_cross_site_post_is_refused_and_read_only_mode_hides_and_refuses_actio
         .await
         .unwrap();
     assert_eq!(resp.status(), StatusCode::SEE_OTHER);
-    assert_eq!(client.get(job.id).await.unwrap().status, JobStatus::Paused);
+    assert_eq!(client.get(job.id).await.unwrap().status, JobStatus::Stopped);
 
     // Read-only: no buttons, and a post is refused.
     let base = serve(
@@ -699,7 +699,7 @@ async fn a_cross_site_post_is_refused_and_read_only_mode_hides_and_refuses_actio
         .await
         .unwrap();
     assert_eq!(resp.status(), StatusCode::FORBIDDEN);
-    assert_eq!(client.get(job.id).await.unwrap().status, JobStatus::Paused);
+    assert_eq!(client.get(job.id).await.unwrap().status, JobStatus::Stopped);
     b.close().await.unwrap();
 }
 

@@ -207,7 +207,7 @@ async fn every_client_operation_works_over_graphql() {
         json!({ "expr": "@every 1 hour", "recurring": true, "payload": { "user_id": 8 }, "name": "welcome-7" })
     );
     for (mutation, status) in [
-        ("stopJob", "PAUSED"),
+        ("stopJob", "STOPPED"),
         ("restartJob", "READY"),
         ("runJobNow", "READY"),
         ("cancelJob", "CANCELLED"),

@@ -229,7 +229,7 @@ impl Client {
     /// ```no_run
     /// # async fn demo(client: qron::Client) -> qron::Result<()> {
     /// let job = client.stop(42).await?;
-    /// assert_eq!(job.status, qron::JobStatus::Paused);
+    /// assert_eq!(job.status, qron::JobStatus::Stopped);
     /// # Ok(()) }
     /// ```
     pub async fn stop(&self, target: impl Into<JobRef>) -> Result<JobRow> {

@@ -229,12 +229,13 @@ impl Client {
 pub struct ExecutorInfo {
     /// The executor's name.
     pub executor: String,
-    /// Live jobs waiting for their run time, or due and not yet leased (held ones included).
+    /// Live jobs waiting for their run time, or due and not yet leased (a paused owner's
+    /// included).
     pub ready: i64,
     /// Jobs a worker holds.
     pub running: i64,
     /// Jobs stopped one by one ([`Client::stop`]).
-    pub paused: i64,
+    pub stopped: i64,
     /// The run time of the oldest due job not yet leased.
     pub oldest_due_at: Option<DateTime<Utc>>,
     /// How late that job is now.

@@ -23,7 +23,7 @@ const OVERVIEW: &str = "
                count(*) FILTER (WHERE status = 'ready') AS ready,
                count(*) FILTER (WHERE status = 'ready' AND attempt > 0) AS retrying,
                count(*) FILTER (WHERE status = 'running') AS running,
-               count(*) FILTER (WHERE status = 'paused') AS paused,
+               count(*) FILTER (WHERE status = 'stopped') AS stopped,
                min(run_at) FILTER (WHERE status = 'ready' AND run_at <= $1) AS oldest_due_at,
                count(*) FILTER (WHERE status <> 'running' AND last_run_at > $1 - interval '1 hour')
                    AS ran,
@@ -46,7 +46,7 @@ const OVERVIEW: &str = "
         UNION SELECT owner, executor FROM pauses)
     SELECT n.owner, n.executor,
            COALESCE(l.ready, 0) AS ready, COALESCE(l.retrying, 0) AS retrying,
-           COALESCE(l.running, 0) AS running, COALESCE(l.paused, 0) AS paused, l.oldest_due_at,
+           COALESCE(l.running, 0) AS running, COALESCE(l.stopped, 0) AS stopped, l.oldest_due_at,
            COALESCE(d.ran, 0) + COALESCE(l.ran, 0) AS ran_hour,
            COALESCE(d.failed, 0) + COALESCE(l.failed, 0) AS failed_hour,
            p.paused_at
@@ -66,7 +66,7 @@ pub(crate) struct OverviewRow {
     /// Ready jobs on a later attempt.
     pub(crate) retrying: i64,
     pub(crate) running: i64,
-    pub(crate) paused: i64,
+    pub(crate) stopped: i64,
     pub(crate) oldest_due_at: Option<DateTime<Utc>>,
     /// Jobs whose latest run started in the hour and has ended (see [`OVERVIEW`]).
     pub(crate) ran_hour: i64,

@@ -134,7 +134,7 @@ pub(crate) async fn job_delete(
 
 /// Pauses a live job (see [`bind_target`]).
 const JOB_STOP: &str = "
-    UPDATE qron.jobs SET status = 'paused', revision = revision + 1, updated_at = now()
+    UPDATE qron.jobs SET status = 'stopped', revision = revision + 1, updated_at = now()
      WHERE owner = $1 AND (id = $2 OR (executor = $3 AND name = $4))
     RETURNING *";
 

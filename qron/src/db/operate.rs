@@ -136,7 +136,7 @@ const EXECUTORS_LIST: &str = "
         SELECT executor,
                count(*) FILTER (WHERE status = 'ready') AS ready,
                count(*) FILTER (WHERE status = 'running') AS running,
-               count(*) FILTER (WHERE status = 'paused') AS paused,
+               count(*) FILTER (WHERE status = 'stopped') AS stopped,
                min(run_at) FILTER (WHERE status = 'ready' AND run_at <= $2) AS oldest_due_at
           FROM qron.jobs WHERE owner = $1
          GROUP BY executor),
@@ -151,7 +151,7 @@ const EXECUTORS_LIST: &str = "
         SELECT executor FROM live UNION SELECT executor FROM pauses
         UNION SELECT executor FROM served)
     SELECT n.executor, COALESCE(l.ready, 0) AS ready, COALESCE(l.running, 0) AS running,
-           COALESCE(l.paused, 0) AS paused, l.oldest_due_at, p.paused_at,
+           COALESCE(l.stopped, 0) AS stopped, l.oldest_due_at, p.paused_at,
            COALESCE(s.workers, '{}') AS workers
       FROM names n
       LEFT JOIN live l ON l.executor = n.executor

@@ -42,7 +42,7 @@ pub(crate) struct Completion {
 const COMPLETE_MANY: &str = "
     WITH done AS (
     UPDATE qron.jobs j SET
-        status = CASE WHEN j.status = 'paused' THEN 'paused' ELSE u.status END::qron.job_status,
+        status = CASE WHEN j.status = 'stopped' THEN 'stopped' ELSE u.status END::qron.job_status,
         -- the schedule, unless an edit made while the job ran changed it (see `Completion`)
         run_at = CASE WHEN j.run_at = u.lease_run_at THEN u.run_at ELSE j.run_at END,
         slot_at = CASE WHEN j.run_at = u.lease_run_at AND u.slot_at IS NOT NULL

@@ -63,7 +63,7 @@ pub const MAX_NAME_LEN: usize = 255;
 /// Where a job is in its life.
 ///
 /// ```
-/// assert_eq!(qron::JobStatus::Paused.as_str(), "paused");
+/// assert_eq!(qron::JobStatus::Stopped.as_str(), "stopped");
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -74,8 +74,9 @@ pub enum JobStatus {
     Ready,
     /// Leased by a worker.
     Running,
-    /// Stopped by an operator; `restart` makes it ready again.
-    Paused,
+    /// Stopped by an operator ([`Client::stop`](crate::Client::stop)); `restart` makes it
+    /// ready again. (Pausing is what an owner does to an executor.)
+    Stopped,
     /// A one-off job that ran successfully (kept in the history).
     Succeeded,
     /// A one-off job that failed for good (kept in the history).
@@ -95,7 +96,7 @@ impl JobStatus {
         match self {
             JobStatus::Ready => "ready",
             JobStatus::Running => "running",
-            JobStatus::Paused => "paused",
+            JobStatus::Stopped => "stopped",
             JobStatus::Succeeded => "succeeded",
             JobStatus::Failed => "failed",
             JobStatus::Cancelled => "cancelled",
@@ -106,7 +107,8 @@ impl JobStatus {
         Some(match s {
             "ready" => JobStatus::Ready,
             "running" => JobStatus::Running,
-            "paused" => JobStatus::Paused,
+            // the word before 0.2
+            "stopped" | "paused" => JobStatus::Stopped,
             "succeeded" => JobStatus::Succeeded,
             "failed" => JobStatus::Failed,
             "cancelled" => JobStatus::Cancelled,

@@ -109,7 +109,7 @@ impl Search {
     /// Only jobs in this status (call again to accept several).
     ///
     /// ```
-    /// let q = qron::Search::new().status(qron::JobStatus::Ready).status(qron::JobStatus::Paused);
+    /// let q = qron::Search::new().status(qron::JobStatus::Ready).status(qron::JobStatus::Stopped);
     /// ```
     pub fn status(mut self, status: JobStatus) -> Self {
         self.statuses.push(status);

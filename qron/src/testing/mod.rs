@@ -321,7 +321,7 @@ async fn make_template(
 /// ```
 pub async fn enqueued<'e, J: Job>(ex: impl PgExecutor<'e>) -> Result<Vec<J::Payload>> {
     let payloads: Vec<String> = sqlx::query_scalar(sql("SELECT payload::text FROM qron.jobs
-          WHERE executor = $1 AND status IN ('ready', 'paused')
+          WHERE executor = $1 AND status IN ('ready', 'stopped')
           ORDER BY run_at, id"))
     .bind(J::EXECUTOR)
     .fetch_all(ex)

@@ -325,7 +325,7 @@ impl Done<'_> {
         span.record("duration_ms", took.as_millis() as u64);
         crate::telemetry::executed(reg.executor, kind.as_str(), took, lateness);
         let counter = match kind {
-            Kind::Succeeded | Kind::Paused | Kind::Rescheduled => &shared.metrics.succeeded,
+            Kind::Succeeded | Kind::Stopped | Kind::Rescheduled => &shared.metrics.succeeded,
             Kind::Retry => &shared.metrics.retried,
             Kind::Snoozed => &shared.metrics.snoozed,
             Kind::Failed => &shared.metrics.failed,

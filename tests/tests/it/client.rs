@@ -230,19 +230,19 @@ async fn stop_restart_and_delete() {
         .await
         .unwrap();
 
-    assert_eq!(c.stop(a.id).await.unwrap().status, JobStatus::Paused);
+    assert_eq!(c.stop(a.id).await.unwrap().status, JobStatus::Stopped);
     assert_eq!(c.restart(a.id).await.unwrap().status, JobStatus::Ready);
     assert_eq!(
         c.stop(JobRef::named("e", "b")).await.unwrap().status,
-        JobStatus::Paused
+        JobStatus::Stopped
     );
     assert_eq!(
         c.restart(JobRef::named("e", "b")).await.unwrap().status,
         JobStatus::Ready
     );
 
-    // A paused job whose run time passed: a one-off runs now, a recurring one at its next slot.
-    sqlx::query("UPDATE qron.jobs SET status = 'paused', run_at = now() - interval '150 seconds'")
+    // A stopped job whose run time passed: a one-off runs now, a recurring one at its next slot.
+    sqlx::query("UPDATE qron.jobs SET status = 'stopped', run_at = now() - interval '150 seconds'")
         .execute(&db.pool)
         .await
         .unwrap();
@@ -311,7 +311,7 @@ async fn search_orders_filters_and_paginates() {
     let recurring = c.search(&Search::new().recurring(true)).await.unwrap();
     assert_eq!(recurring.total, 1);
     let paused = c
-        .search(&Search::new().status(JobStatus::Paused))
+        .search(&Search::new().status(JobStatus::Stopped))
         .await
         .unwrap();
     assert_eq!(paused.total, 0);

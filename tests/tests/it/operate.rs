@@ -52,7 +52,7 @@ async fn run_now_makes_a_waiting_job_due_and_keeps_a_recurring_schedule() {
     c.stop(hourly.id).await.unwrap();
     let paused = c.run_now(hourly.id).await.unwrap_err();
     assert!(
-        matches!(&paused, Error::WrongStatus { status, .. } if status == "paused"),
+        matches!(&paused, Error::WrongStatus { status, .. } if status == "stopped"),
         "{paused}"
     );
     let finished = c.run_now(later.id).await.unwrap_err();
@@ -365,13 +365,13 @@ async fn executors_lists_what_the_rows_say() {
     assert_eq!(names, ["act", "other", "paused-only"]);
     let (act, other, paused) = (&list[0], &list[1], &list[2]);
     assert_eq!(
-        (act.ready, act.running, act.paused),
+        (act.ready, act.running, act.stopped),
         (3, 0, 0),
         "acme's job is not counted"
     );
     assert_eq!(act.oldest_due_at, None, "none is due");
     assert_eq!(act.workers, ["w1"], "the gone worker is not listed");
-    assert_eq!((other.ready, other.paused), (1, 1));
+    assert_eq!((other.ready, other.stopped), (1, 1));
     assert_eq!(other.oldest_due_at, Some(due.run_at));
     assert!(other.lateness.is_some());
     assert!(other.workers.is_empty());
@@ -384,7 +384,7 @@ async fn executors_lists_what_the_rows_say() {
     .await;
     assert_eq!(
         list.iter()
-            .map(|e| e.ready + e.running + e.paused)
+            .map(|e| e.ready + e.running + e.stopped)
             .sum::<i64>(),
         rows
     );

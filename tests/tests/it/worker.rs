@@ -776,7 +776,7 @@ async fn a_handler_stops_its_recurring_job() {
         .unwrap();
     let running = Running::start(worker(&db, &["act"]).build().unwrap());
     wait_for("the pause", Duration::from_secs(5), || async {
-        c.get(j.id).await.unwrap().status == JobStatus::Paused
+        c.get(j.id).await.unwrap().status == JobStatus::Stopped
     })
     .await;
     running.stop().await;
@@ -898,7 +898,7 @@ async fn paused_while_running_stays_paused_with_its_outcome() {
         probe(&k).started() == 1
     })
     .await;
-    assert_eq!(c.stop(j.id).await.unwrap().status, JobStatus::Paused);
+    assert_eq!(c.stop(j.id).await.unwrap().status, JobStatus::Stopped);
     wait_for("the outcome", Duration::from_secs(5), || async {
         count(
             &db.pool,
@@ -910,7 +910,7 @@ async fn paused_while_running_stays_paused_with_its_outcome() {
     .await;
     running.stop().await;
     let now = c.get(j.id).await.unwrap();
-    assert_eq!((now.status, now.executions), (JobStatus::Paused, 1));
+    assert_eq!((now.status, now.executions), (JobStatus::Stopped, 1));
 }
 
 #[tokio::test]

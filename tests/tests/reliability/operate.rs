@@ -114,7 +114,7 @@ async fn each_action_holds_across_two_worker_processes() {
         .find(|e| e.executor == "fault")
         .unwrap();
     assert!(fault.is_paused());
-    assert_eq!((fault.ready, fault.running, fault.paused), (20, 0, 0));
+    assert_eq!((fault.ready, fault.running, fault.stopped), (20, 0, 0));
     assert_eq!(fault.workers.len(), 2, "{fault:?}");
     assert!(fault.lateness.is_some());
 

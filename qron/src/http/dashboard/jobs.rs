@@ -54,7 +54,7 @@ pub(crate) struct Filters {
 const STATUSES: &[JobStatus] = &[
     JobStatus::Ready,
     JobStatus::Running,
-    JobStatus::Paused,
+    JobStatus::Stopped,
     JobStatus::Succeeded,
     JobStatus::Failed,
     JobStatus::Cancelled,
@@ -232,7 +232,7 @@ fn counts(view: &View, figures: &Overview, f: &Filters) -> Markup {
             r.ready,
             r.retrying,
             r.running,
-            r.paused,
+            r.stopped,
             r.ran_hour,
             r.failed_hour,
         ];
@@ -254,7 +254,7 @@ fn counts(view: &View, figures: &Overview, f: &Filters) -> Markup {
         ("ready", "Ready", sum[0]),
         ("retrying", "Retrying", sum[1]),
         ("running", "Running", sum[2]),
-        ("paused", "Stopped", sum[3]),
+        ("stopped", "Stopped", sum[3]),
     ];
     html! {
         nav.counts #counts aria-label="Jobs by status" {
@@ -446,7 +446,7 @@ fn job_actions(view: &View, job: &JobRow) -> Markup {
         @if finished { (action_button(view, &path("retry"), "Retry", &[], None)) }
         @if !finished {
             @if job.status == JobStatus::Ready { (action_button(view, &path("run-now"), "Run now", &[], None)) }
-            @if job.status == JobStatus::Paused { (action_button(view, &path("restart"), "Restart", &[], None)) }
+            @if job.status == JobStatus::Stopped { (action_button(view, &path("restart"), "Restart", &[], None)) }
             @else { (action_button(view, &path("stop"), "Stop", &[], None)) }
             (action_button(view, &path("cancel"), "Cancel", &[], Some("Cancel this job? It ends as cancelled.")))
         }

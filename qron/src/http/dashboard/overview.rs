@@ -84,7 +84,7 @@ pub(crate) fn rows(view: &View, figures: &Overview) -> Markup {
                 td.num data-count="ready" { a href=(format!("{jobs}&status=ready")) { (row.map_or(0, |r| r.ready)) } }
                 td.num data-count="retrying" { a href=(format!("{jobs}&status=retrying")) { (row.map_or(0, |r| r.retrying)) } }
                 td.num data-count="running" { a href=(format!("{jobs}&status=running")) { (row.map_or(0, |r| r.running)) } }
-                td.num data-count="stopped" { a href=(format!("{jobs}&status=paused")) { (row.map_or(0, |r| r.paused)) } }
+                td.num data-count="stopped" { a href=(format!("{jobs}&status=stopped")) { (row.map_or(0, |r| r.stopped)) } }
                 // Activity, not states: no list matches them.
                 td.num data-count="ran" { (row.map_or(0, |r| r.ran_hour)) }
                 td.num data-count="failed" { (row.map_or(0, |r| r.failed_hour)) }

@@ -56,7 +56,7 @@ impl ManageMutation {
         c.stop(target.into_ref()?).await.map_err(gql)
     }
 
-    /// Makes a paused job ready again.
+    /// Makes a stopped job ready again.
     async fn restart_job(&self, ctx: &Context<'_>, target: JobTarget) -> Result<Job> {
         let c = writer(ctx)?;
         c.restart(target.into_ref()?).await.map_err(gql)

@@ -119,7 +119,7 @@ impl Query {
                 executor: e.executor,
                 ready: e.ready,
                 running: e.running,
-                paused: e.paused,
+                stopped: e.stopped,
                 oldest_due_at: e.oldest_due_at,
                 lateness_seconds: e.lateness.map(|d| d.as_secs_f64()),
                 paused_at: e.paused_at,

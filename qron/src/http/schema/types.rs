@@ -110,12 +110,12 @@ pub struct JobPage {
 pub struct Executor {
     /// Its name.
     pub executor: String,
-    /// Live jobs waiting (held ones included).
+    /// Live jobs waiting (a paused owner's included).
     pub ready: i64,
     /// Jobs a worker holds.
     pub running: i64,
     /// Jobs stopped one by one.
-    pub paused: i64,
+    pub stopped: i64,
     /// The run time of the oldest due job not yet leased.
     pub oldest_due_at: Option<DateTime<Utc>>,
     /// How late that job is, in seconds.
