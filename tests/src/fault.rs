@@ -28,6 +28,45 @@ pub const EXECUTIONS_TABLE: &str = "CREATE TABLE public.executions (
 /// Where the `fault` job records its executions: set once per worker process.
 pub static RECORDER: OnceLock<PgPool> = OnceLock::new();
 
+/// A file of the process's own where the `fault` job also writes each start (job id, attempt)
+/// as its first act, before any await: written by the kernel before the handler's first poll
+/// returns, so it survives a SIGKILL that comes at any later moment. The database record may
+/// not (its statement may be on its way); this one says exactly which handlers started.
+pub static STARTS: OnceLock<std::sync::Mutex<std::fs::File>> = OnceLock::new();
+
+/// The environment variable naming the directory of the [`STARTS`] files (one per process).
+pub const STARTS_DIR: &str = "QRON_TEST_STARTS";
+
+/// Opens this process's file of starts in the directory `STARTS_DIR` names, if it names one.
+pub fn record_starts_from_env() -> std::io::Result<()> {
+    if let Ok(dir) = std::env::var(STARTS_DIR) {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(std::path::Path::new(&dir).join(std::process::id().to_string()))?;
+        let _ = STARTS.set(std::sync::Mutex::new(file));
+    }
+    Ok(())
+}
+
+/// The starts written in the [`STARTS`] files of `dir`: (job id, attempt).
+pub fn starts_in(dir: &std::path::Path) -> Vec<(i64, i32)> {
+    let mut starts = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
+        for line in text.lines() {
+            let mut parts = line.split(' ');
+            if let (Some(Ok(id)), Some(Ok(attempt))) = (
+                parts.next().map(str::parse::<i64>),
+                parts.next().map(str::parse::<i32>),
+            ) {
+                starts.push((id, attempt));
+            }
+        }
+    }
+    starts
+}
+
 /// What a `fault` job does after recording its execution.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Work {
@@ -75,6 +114,14 @@ pub const CANCELLED_TABLE: &str = "CREATE TABLE public.cancelled (
     backoff(base = "10ms", max = "200ms")
 )]
 pub async fn fault(ctx: Context, work: Work) -> Result<(), JobError> {
+    if let Some(file) = STARTS.get() {
+        use std::io::Write as _;
+        let mut file = file
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // One write of the whole line (a file opened to append): lines never interleave.
+        let _ = file.write_all(format!("{} {}\n", ctx.id(), ctx.attempt()).as_bytes());
+    }
     let Some(pool) = RECORDER.get() else {
         return Err(JobError::fail("no recorder in this process"));
     };

@@ -239,20 +239,20 @@ async fn run_handler(
     let (id, lease) = (job.id, job.lease_token);
     let run = async {
         let mut run = std::pin::pin!(run);
-        // A handler that finishes on its first poll cannot be cancelled, and is not
-        // registered for it: the common short job costs nothing there.
+        // The handler's first poll, before anything says it started: a handler that finishes
+        // on it cannot be cancelled, and is not registered for it (the common short job costs
+        // nothing there), and its outcome says it ran.
+        let first = std::future::poll_fn(|cx| Poll::Ready(run.as_mut().poll(cx))).await;
+        if let Poll::Ready(r) = first {
+            return Ok(r);
+        }
         let _registered = match registered {
             Some(r) => r,
-            None => {
-                let first = std::future::poll_fn(|cx| Poll::Ready(run.as_mut().poll(cx))).await;
-                if let Poll::Ready(r) = first {
-                    return Ok(r);
-                }
-                shared.cancels.register(id, lease, token.clone())
-            }
+            None => shared.cancels.register(id, lease, token.clone()),
         };
-        // Started: said with the completer's next batch (a job that ends on its first poll
-        // needs no mark: its outcome says it).
+        // Started: said with the completer's next batch, and only now that the handler has
+        // run (a job leased ahead was registered for cancels while it waited, and was marked
+        // before its handler ever ran: a crash just then charged an attempt never made).
         shared.completer.started(id, lease).await;
         if long {
             let first = shared.lease_time / 3;

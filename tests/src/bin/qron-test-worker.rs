@@ -5,7 +5,8 @@
 //! - `QRON_TEST_RESCUE_MS`: the rescue interval;
 //! - `QRON_TEST_LEASE_MS`: the lease time;
 //! - `QRON_TEST_GRACE_MS`, `QRON_TEST_FLUSH_MS`: the shutdown grace and flush timeout;
-//! - `QRON_TEST_RECORD=1`: the `fault` job records its executions in the test's database.
+//! - `QRON_TEST_RECORD=1`: the `fault` job records its executions in the test's database;
+//! - `QRON_TEST_STARTS=<dir>`: and writes each start to a file of this process's in `<dir>`.
 
 use std::str::FromStr as _;
 use std::time::Duration;
@@ -32,6 +33,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     if std::env::var("QRON_TEST_RECORD").is_ok() {
         let _ = qron_tests::fault::RECORDER.set(pool.clone());
     }
+    qron_tests::fault::record_starts_from_env()?;
     // Name the jobs of the library: with nothing else of it referenced here, the linker would
     // drop their registrations (see `WorkerBuilder::job`).
     let mut builder = qron::Worker::builder(qron::Client::new(pool))

@@ -428,3 +428,76 @@ async fn jobs_whose_lease_answered_late_do_not_run_twice() {
         "each succeeded, with one execution recorded"
     );
 }
+
+/// Pools by probe key, for [`first_poll`].
+fn pools() -> &'static std::sync::Mutex<std::collections::HashMap<String, sqlx::PgPool>> {
+    static POOLS: std::sync::OnceLock<
+        std::sync::Mutex<std::collections::HashMap<String, sqlx::PgPool>>,
+    > = std::sync::OnceLock::new();
+    POOLS.get_or_init(Default::default)
+}
+
+/// On its first poll, before any await, waits 300 ms (long past a completer's flush) and
+/// reports whether its job is already marked as started.
+#[qron::job(executor = "first_poll")]
+async fn first_poll(ctx: qron::Context, key: String) -> Result<(), qron::JobError> {
+    let pool = pools().lock().unwrap().get(&key).cloned().unwrap();
+    let id = ctx.id();
+    let marked = tokio::task::block_in_place(|| {
+        std::thread::sleep(Duration::from_millis(300));
+        tokio::runtime::Handle::current().block_on(
+            sqlx::query_scalar::<_, bool>(
+                "SELECT started_at IS NOT NULL FROM qron.jobs WHERE id = $1",
+            )
+            .bind(id)
+            .fetch_one(&pool),
+        )
+    })
+    .unwrap();
+    qron_tests::jobs::probe(&key)
+        .values
+        .lock()
+        .unwrap()
+        .push(i64::from(marked));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_leased_ahead_is_marked_started_only_once_its_handler_ran() {
+    // A job leased ahead of its run time waits in the worker, registered for cancels. Before,
+    // it was marked started when the wait ended, before its handler was first polled: a
+    // worker killed just then charged an attempt the handler never made.
+    let db = TestDb::new().await;
+    let k = qron_tests::jobs::key("first-poll");
+    pools().lock().unwrap().insert(k.clone(), db.pool.clone());
+    let c = Client::new(db.pool.clone());
+    let running = Running::start(
+        Worker::builder(c.clone())
+            .job::<FirstPoll>()
+            .executors(["first_poll"])
+            .build()
+            .unwrap(),
+    );
+    let metrics = running.metrics.clone();
+    wait_for(
+        "the worker to look for jobs",
+        Duration::from_secs(10),
+        || async { metrics.polls() > 0 },
+    )
+    .await;
+    // Due in 200 ms: the worker, woken by its creation, leases it ahead and waits for it.
+    let at = chrono::Utc::now() + chrono::Duration::milliseconds(200);
+    c.create(
+        NewJob::new("first_poll", format!("@at {}", at.to_rfc3339())).payload(serde_json::json!(k)),
+    )
+    .await
+    .unwrap();
+    wait_for_history(&db.pool, 1, Duration::from_secs(10)).await;
+    running.stop().await;
+    let seen = qron_tests::jobs::probe(&k).values.lock().unwrap().clone();
+    assert_eq!(
+        seen,
+        [0],
+        "the job was marked started before its handler ran"
+    );
+}
