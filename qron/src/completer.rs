@@ -440,22 +440,7 @@ mod tests {
         let now = clock.now();
         let leased = db::job_lease(
             db.pool(),
-            &db::Lease {
-                executor: "w",
-                worker_id: "test",
-                limit: 2,
-                now,
-                due_by: now,
-                cursors: &[],
-                turn_after: "",
-                wait: Duration::ZERO,
-                slack: db::LEASE_SLACK_TIME,
-                lease_time: Duration::from_secs(30),
-                paused: false,
-                owner: None,
-                max_bytes: None,
-                at_least_one: true,
-            },
+            &db::Lease::due("w", "test", 2, now, Duration::from_secs(30)),
         )
         .await
         .unwrap();

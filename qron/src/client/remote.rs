@@ -259,20 +259,15 @@ impl Client {
         let leased = db::job_lease(
             self.pool(),
             &db::Lease {
-                executor,
-                worker_id: worker,
-                limit: i64::try_from(limit).unwrap_or(1),
-                now,
-                due_by: now,
-                cursors: &[],
-                turn_after: "",
-                wait: Duration::ZERO,
-                slack: db::LEASE_SLACK_TIME,
-                lease_time,
-                paused: true,
                 owner: Some(&self.owner),
                 max_bytes: Some(MAX_LEASE_BYTES as u64),
-                at_least_one: true,
+                ..db::Lease::due(
+                    executor,
+                    worker,
+                    i64::try_from(limit).unwrap_or(1),
+                    now,
+                    lease_time,
+                )
             },
         )
         .await?;

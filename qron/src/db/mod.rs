@@ -9,6 +9,7 @@ use sqlx::PgExecutor;
 
 #[cfg(feature = "dashboard")]
 mod dashboard;
+mod held;
 mod insert;
 mod lease;
 mod maintenance;
@@ -19,6 +20,7 @@ mod workers;
 
 #[cfg(feature = "dashboard")]
 pub(crate) use dashboard::*;
+pub(crate) use held::*;
 pub(crate) use insert::*;
 pub(crate) use lease::*;
 pub(crate) use maintenance::*;

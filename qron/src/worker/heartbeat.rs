@@ -223,22 +223,13 @@ mod tests {
         let clock = Arc::new(DbClock::new(Utc::now));
         clock.sync(db.pool()).await.unwrap();
         let now = chrono::SubsecRound::trunc_subsecs(clock.now(), 6);
-        let lease = db::Lease {
-            executor: "long",
-            worker_id: "test",
-            limit: i64::try_from(n).unwrap(),
+        let lease = db::Lease::due(
+            "long",
+            "test",
+            i64::try_from(n).unwrap(),
             now,
-            due_by: now,
-            cursors: &[],
-            turn_after: "",
-            wait: Duration::ZERO,
-            slack: db::LEASE_SLACK_TIME,
-            lease_time: Duration::from_secs(1),
-            paused: false,
-            owner: None,
-            max_bytes: None,
-            at_least_one: true,
-        };
+            Duration::from_secs(1),
+        );
         let jobs = db::job_lease(db.pool(), &lease).await.unwrap();
         (db, clock, now, jobs)
     }
