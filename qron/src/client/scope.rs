@@ -122,6 +122,10 @@ impl Scope<'_> {
             max_attempts,
             timeout,
             start_at,
+            scheduled: chrono::Duration::from_std(db::STAGE_AHEAD)
+                .ok()
+                .and_then(|ahead| now.checked_add_signed(ahead))
+                .is_some_and(|staged_by| first.run_at > staged_by),
         };
         *last = Some(first);
         Ok(row)

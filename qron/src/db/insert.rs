@@ -20,7 +20,14 @@ pub(crate) struct InsertRow {
     pub max_attempts: i32,
     pub timeout: PgInterval,
     pub start_at: DateTime<Utc>,
+    /// Due more than [`STAGE_AHEAD`] after it was written: out of the lease index until staged
+    /// (see `migrations/0014_scheduled.sql`).
+    pub scheduled: bool,
 }
+
+/// How far ahead of its run time a job is in the lease index: one written for later is
+/// `scheduled`, and a rescuer's pass stages it (see `jobs_stage`) before it is due.
+pub(crate) const STAGE_AHEAD: std::time::Duration = std::time::Duration::from_secs(2);
 
 impl InsertRow {
     /// The size of its payload and meta as JSON text (the `bytes` column, which a worker's
@@ -44,8 +51,8 @@ macro_rules! insert_one {
             "
     WITH j AS (
         INSERT INTO qron.jobs (executor, owner, name, expr, recurring, run_at, slot_at, payload,
-                               meta, max_attempts, timeout, start_at, bytes)
-        VALUES ($1, $2, $3, $4, $5, $6, $6, $7::jsonb, $8::jsonb, $9, $10, $11, $12)
+                               meta, max_attempts, timeout, start_at, bytes, scheduled)
+        VALUES ($1, $2, $3, $4, $5, $6, $6, $7::jsonb, $8::jsonb, $9, $10, $11, $12, $13)
         ",
             $on_conflict,
             "
@@ -67,6 +74,7 @@ macro_rules! replace_named {
                slot_at = EXCLUDED.slot_at, payload = EXCLUDED.payload, meta = EXCLUDED.meta,
                bytes = EXCLUDED.bytes, max_attempts = EXCLUDED.max_attempts,
                timeout = EXCLUDED.timeout, start_at = EXCLUDED.start_at, attempt = 0,
+               scheduled = EXCLUDED.scheduled,
                revision = qron.jobs.revision + 1, updated_at = now()"
     };
 }
@@ -106,6 +114,7 @@ pub(crate) async fn job_insert<'e>(
         .bind(row.timeout)
         .bind(row.start_at)
         .bind(row.bytes())
+        .bind(row.scheduled)
         .fetch_optional(ex)
         .await
 }
@@ -118,15 +127,15 @@ macro_rules! insert_many {
         concat!(
             "
     INSERT INTO qron.jobs (executor, owner, name, expr, recurring, run_at, slot_at, payload,
-                           meta, max_attempts, timeout, start_at, bytes)
+                           meta, max_attempts, timeout, start_at, bytes, scheduled)
     SELECT executor, $1, name, expr, recurring, run_at, run_at, payload::jsonb, meta::jsonb,
-           max_attempts, timeout, start_at, bytes
+           max_attempts, timeout, start_at, bytes, scheduled
       FROM unnest($2::text[], $3::text[], $4::text[], $5::bool[], $6::timestamptz[],
                   $7::text[], $8::text[], $9::int[], $10::interval[], $11::timestamptz[],
-                  $12::int[])
+                  $12::int[], $13::bool[])
            WITH ORDINALITY
            AS t(executor, name, expr, recurring, run_at, payload, meta, max_attempts, timeout,
-                start_at, bytes, ord)
+                start_at, bytes, scheduled, ord)
      ORDER BY ord
     ",
             $on_conflict,
@@ -175,6 +184,7 @@ pub(crate) async fn job_insert_many(
         .bind(rows.iter().map(|r| r.timeout).collect::<Vec<_>>())
         .bind(rows.iter().map(|r| r.start_at).collect::<Vec<_>>())
         .bind(rows.iter().map(|r| r.bytes()).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.scheduled).collect::<Vec<_>>())
         .fetch_all(conn)
         .await?;
     // RETURNING follows the insertion order (`ORDER BY ord`); rows kept out are missing.
@@ -192,7 +202,7 @@ pub(crate) async fn job_insert_many(
 }
 
 const COPY_IN: &str = "COPY qron.jobs (executor, owner, expr, recurring, run_at, slot_at, \
-     payload, meta, max_attempts, timeout, start_at, bytes) FROM STDIN (FORMAT binary)";
+     payload, meta, max_attempts, timeout, start_at, bytes, scheduled) FROM STDIN (FORMAT binary)";
 
 /// Bytes of COPY data sent per message: the server works on one while the next is encoded.
 const COPY_MESSAGE: usize = 256 * 1024;
@@ -313,7 +323,7 @@ mod copy_binary {
 
     /// Microseconds from the Unix epoch to PostgreSQL's (2000-01-01).
     const PG_EPOCH_MICROS: i64 = 946_684_800_000_000;
-    const COLUMNS: i16 = 12;
+    const COLUMNS: i16 = 13;
 
     pub(super) fn header() -> Vec<u8> {
         let mut b = Vec::with_capacity(super::COPY_MESSAGE + 4096);
@@ -341,6 +351,7 @@ mod copy_binary {
         interval(b, &r.timeout);
         timestamp(b, r.start_at);
         field(b, &r.bytes().to_be_bytes());
+        field(b, &[u8::from(r.scheduled)]);
     }
 
     fn field(b: &mut Vec<u8>, data: &[u8]) {

@@ -145,14 +145,14 @@ macro_rules! owner_walk {
         SELECT n.owner, w.turn + 1, n.wrapped
           FROM walk w, LATERAL (
                (SELECT owner, w.wrapped AS wrapped FROM qron.jobs
-                 WHERE status = 'ready' AND executor = ",
+                 WHERE status = 'ready' AND NOT scheduled AND executor = ",
             $executor,
             "
                    AND owner COLLATE \"C\" < w.owner
                  ORDER BY owner COLLATE \"C\" DESC, run_at DESC, id DESC LIMIT 1)
                UNION ALL
                (SELECT owner, true FROM qron.jobs
-                 WHERE status = 'ready' AND executor = ",
+                 WHERE status = 'ready' AND NOT scheduled AND executor = ",
             $executor,
             " AND NOT w.wrapped
                    AND owner COLLATE \"C\" >= ",
@@ -193,7 +193,7 @@ pub(crate) const JOB_LEASE: &str = concat!(
          WHERE (w.turn > 0 OR $11::text IS NOT NULL)
            -- with due jobs past its cursor
            AND EXISTS (SELECT 1 FROM qron.jobs q
-                        WHERE q.status = 'ready' AND q.executor = $1
+                        WHERE q.status = 'ready' AND NOT q.scheduled AND q.executor = $1
                           AND q.owner COLLATE \"C\" = w.owner AND q.run_at <= $6
                           AND (q.run_at, q.id) > (COALESCE(k.run_at, '-infinity'),
                                                   COALESCE(k.id, 0)))
@@ -213,7 +213,7 @@ pub(crate) const JOB_LEASE: &str = concat!(
           CROSS JOIN LATERAL (
                SELECT l.*, row_number() OVER () AS round FROM (
                    SELECT q.id, q.bytes FROM qron.jobs q
-                    WHERE q.status = 'ready' AND q.executor = $1
+                    WHERE q.status = 'ready' AND NOT q.scheduled AND q.executor = $1
                       AND q.owner COLLATE \"C\" = o.owner AND q.run_at <= $6
                       -- past the owner's cursor: a bound of the index scan (see `job_lease`)
                       AND (q.run_at, q.id) > (o.after_at, o.after_id)
@@ -365,41 +365,101 @@ impl<'a> Lease<'a> {
     }
 }
 
-/// When the next ready job of `executor` due by `$2` is due, and its size, among the owners
-/// who did not pause the executor: the least of each owner's oldest (see `owner_walk`).
-///
-/// The bound keeps the statement from sorting: a generic plan made while the statistics said
-/// the table was empty could otherwise read every row and sort them (see `job_lease`).
+/// When the next ready job of `executor` due by `$2` is due, its size, and whether it is
+/// still `scheduled` (not staged yet), among the owners who did not pause the executor: the
+/// least of each staged owner's oldest (see `owner_walk`) and of the scheduled jobs' index.
 const JOB_NEXT_DUE: &str = concat!(
     "
     WITH RECURSIVE",
     owner_walk!("$1", "''", "true"),
-    "
-    SELECT f.run_at, f.bytes
-      FROM walk w
-     CROSS JOIN LATERAL (
-           SELECT run_at, bytes FROM qron.jobs q
-            WHERE q.status = 'ready' AND q.executor = $1 AND q.owner COLLATE \"C\" = w.owner
-              AND q.run_at <= $2
-            ORDER BY q.run_at, q.id LIMIT 1) f
-     WHERE w.turn > 0
-       AND NOT EXISTS (SELECT 1 FROM qron.executor_pauses p
-                        WHERE p.executor = $1 AND p.owner = w.owner)
-     ORDER BY f.run_at LIMIT 1"
+    ",
+    staged AS (
+        SELECT f.run_at, f.bytes, false AS scheduled
+          FROM walk w
+         CROSS JOIN LATERAL (
+               SELECT run_at, bytes FROM qron.jobs q
+                WHERE q.status = 'ready' AND NOT q.scheduled AND q.executor = $1
+                  AND q.owner COLLATE \"C\" = w.owner AND q.run_at <= $2
+                ORDER BY q.run_at, q.id LIMIT 1) f
+         WHERE w.turn > 0
+           AND NOT EXISTS (SELECT 1 FROM qron.executor_pauses p
+                            WHERE p.executor = $1 AND p.owner = w.owner)
+         ORDER BY f.run_at LIMIT 1),
+    later AS (
+        SELECT run_at, bytes, true AS scheduled FROM qron.jobs q
+         WHERE q.status = 'ready' AND q.scheduled AND q.executor = $1 AND q.run_at <= $2
+           AND NOT EXISTS (SELECT 1 FROM qron.executor_pauses p
+                            WHERE p.executor = $1 AND p.owner = q.owner)
+         ORDER BY q.run_at LIMIT 1)
+    SELECT * FROM (SELECT * FROM staged UNION ALL SELECT * FROM later) n
+     ORDER BY run_at LIMIT 1"
 );
 
-/// When the next ready job of `executor` is due, and its size, if it is due by `before` (see
-/// [`JOB_NEXT_DUE`]).
+/// When the next ready job of `executor` is due, its size, and whether it is still scheduled,
+/// if it is due by `before` (see [`JOB_NEXT_DUE`]).
 pub(crate) async fn job_next_due<'e>(
     ex: impl PgExecutor<'e>,
     executor: &str,
     before: DateTime<Utc>,
-) -> sqlx::Result<Option<(DateTime<Utc>, i32)>> {
+) -> sqlx::Result<Option<(DateTime<Utc>, i32, bool)>> {
     sqlx::query_as(sql(JOB_NEXT_DUE))
         .bind(executor)
         .bind(before)
         .fetch_optional(ex)
         .await
+}
+
+/// Stages the scheduled ready jobs due by `now() + $1` (see
+/// `migrations/0014_scheduled.sql`): a walk of the executors with scheduled jobs, and for each
+/// one the range of its index. While one rescuer stages, the others skip it (an advisory lock
+/// they do not wait for).
+const JOBS_STAGE: &str = "
+    WITH RECURSIVE ex (executor) AS (
+        (SELECT executor FROM qron.jobs
+          WHERE status = 'ready' AND scheduled
+            AND pg_try_advisory_xact_lock(hashtext('qron.jobs_stage'))
+          ORDER BY executor LIMIT 1)
+        UNION ALL
+        SELECT (SELECT executor FROM qron.jobs
+                 WHERE status = 'ready' AND scheduled AND executor > ex.executor
+                 ORDER BY executor LIMIT 1)
+          FROM ex WHERE ex.executor IS NOT NULL)
+    UPDATE qron.jobs j SET scheduled = false
+      FROM ex
+     WHERE j.executor = ex.executor AND j.status = 'ready' AND j.scheduled
+       AND j.run_at <= now() + $1";
+
+/// Stages the scheduled jobs of every executor due within `ahead` (see [`JOBS_STAGE`]); how
+/// many.
+pub(crate) async fn jobs_stage<'e>(
+    ex: impl PgExecutor<'e>,
+    ahead: std::time::Duration,
+) -> sqlx::Result<u64> {
+    sqlx::query(sql(JOBS_STAGE))
+        .bind(super::duration_interval(ahead))
+        .execute(ex)
+        .await
+        .map(|r| r.rows_affected())
+}
+
+/// Stages executor `$1`'s scheduled ready jobs due by `$2`.
+const JOBS_STAGE_EXECUTOR: &str = "
+    UPDATE qron.jobs SET scheduled = false
+     WHERE executor = $1 AND status = 'ready' AND scheduled AND run_at <= $2";
+
+/// Stages `executor`'s scheduled jobs due by `by` (a worker that found its next job due but
+/// not staged yet does it itself); how many.
+pub(crate) async fn jobs_stage_executor<'e>(
+    ex: impl PgExecutor<'e>,
+    executor: &str,
+    by: DateTime<Utc>,
+) -> sqlx::Result<u64> {
+    sqlx::query(sql(JOBS_STAGE_EXECUTOR))
+        .bind(executor)
+        .bind(by)
+        .execute(ex)
+        .await
+        .map(|r| r.rows_affected())
 }
 
 /// Whether any job of `executors` is due by `now` (not counting the jobs of owners who paused
@@ -551,5 +611,63 @@ mod tests {
         // Every job in rounds when asked for all: each owner's three.
         let jobs = job_lease(db.pool(), &lease(100, "b")).await.unwrap();
         assert_eq!(owners(jobs), ["a", "a", "a", "b", "b", "b", "c", "c", "c"]);
+    }
+
+    #[tokio::test]
+    #[allow(clippy::unwrap_used)]
+    async fn owners_whose_jobs_are_due_later_are_not_walked() {
+        // A tenant's daily job each: 2,000 owners with a job due in an hour, and one owner
+        // with jobs due now. The jobs due later are scheduled, out of the lease index: the
+        // lease's walk meets the one owner with due jobs, not the 2,000.
+        let db = crate::testing::TestDb::new().await.unwrap();
+        let client = db.client();
+        for i in 0..2000 {
+            client
+                .owner(format!("tenant-{i}"))
+                .create(crate::NewJob::new("daily", "@after 1 hour"))
+                .await
+                .unwrap();
+        }
+        let busy = client.owner("busy");
+        for _ in 0..3 {
+            busy.create(crate::NewJob::new("daily", "@after 0s"))
+                .await
+                .unwrap();
+        }
+        let scheduled: i64 =
+            sqlx::query_scalar(sql("SELECT count(*) FROM qron.jobs WHERE scheduled"))
+                .fetch_one(db.pool())
+                .await
+                .unwrap();
+        assert_eq!(scheduled, 2000);
+        let walked: i64 = sqlx::query_scalar(sql(concat!(
+            "WITH RECURSIVE",
+            owner_walk!("'daily'", "''", "true"),
+            " SELECT count(*) FROM walk WHERE turn > 0"
+        )))
+        .fetch_one(db.pool())
+        .await
+        .unwrap();
+        assert_eq!(walked, 1, "owners walked");
+        let now = Utc::now();
+        let jobs = job_lease(
+            db.pool(),
+            &Lease::due("daily", "test", 10, now, std::time::Duration::from_secs(30)),
+        )
+        .await
+        .unwrap();
+        assert_eq!(jobs.len(), 3);
+        assert!(jobs.iter().all(|j| j.owner == "busy"));
+        // Due within the stage-ahead and a pass: staged by a rescuer's pass, not before.
+        sqlx::query(sql(
+            "UPDATE qron.jobs SET run_at = now() + interval '3 seconds' WHERE owner = 'tenant-7'",
+        ))
+        .execute(db.pool())
+        .await
+        .unwrap();
+        let staged = jobs_stage(db.pool(), std::time::Duration::from_secs(5))
+            .await
+            .unwrap();
+        assert_eq!(staged, 1);
     }
 }

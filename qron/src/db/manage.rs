@@ -63,6 +63,7 @@ const JOB_UPDATE: &str = "
     UPDATE qron.jobs SET
            expr = COALESCE($5, expr), recurring = COALESCE($6, recurring),
            run_at = COALESCE($7, run_at), slot_at = COALESCE($7, slot_at),
+           scheduled = COALESCE($7, run_at) > now() + interval '2 seconds',
            payload = COALESCE($8::jsonb, payload), meta = COALESCE($9::jsonb, meta),
            bytes = CASE WHEN $8 IS NULL AND $9 IS NULL THEN bytes
                         ELSE octet_length(COALESCE($8::text, payload::text))
@@ -171,7 +172,8 @@ const JOB_RESTART: &str = "
     UPDATE qron.jobs SET
            status = CASE WHEN lease_expires_at IS NOT NULL THEN 'running'
                          ELSE 'ready' END::qron.job_status,
-           run_at = $3, slot_at = $3, revision = revision + 1, updated_at = now()
+           run_at = $3, slot_at = $3, scheduled = $3 > now() + interval '2 seconds',
+           revision = revision + 1, updated_at = now()
      WHERE owner = $1 AND id = $2
     RETURNING *";
 
@@ -193,7 +195,8 @@ pub(crate) async fn job_restart(
 /// Makes a ready live job (see [`bind_target`]) due at `$5`, and wakes idle workers (on commit).
 const JOB_RUN_NOW: &str = "
     WITH j AS (
-        UPDATE qron.jobs SET run_at = $5, revision = revision + 1, updated_at = $5
+        UPDATE qron.jobs SET run_at = $5, scheduled = false, revision = revision + 1,
+               updated_at = $5
          WHERE owner = $1 AND (id = $2 OR (executor = $3 AND name = $4)) AND status = 'ready'
         RETURNING *)
     SELECT j.*, pg_notify('qron_jobs', j.executor) AS notified FROM j";
@@ -222,11 +225,12 @@ const JOB_RETRY: &str = "
         INSERT INTO qron.jobs (id, executor, owner, name, expr, recurring, status, run_at,
                                slot_at, payload, meta, attempt, executions, max_attempts,
                                timeout, revision, last_error, last_error_at, created_at,
-                               updated_at, start_at, last_run_at, errors, bytes)
+                               updated_at, start_at, last_run_at, errors, bytes, scheduled)
         SELECT id, executor, owner, name, expr, recurring, 'ready', $3, $3,
                COALESCE($4::jsonb, payload), meta, 0, executions, max_attempts, timeout,
                revision + 1, last_error, last_error_at, created_at, $3, start_at, last_run_at,
-               errors, octet_length(COALESCE($4::text, payload::text)) + octet_length(meta::text)
+               errors, octet_length(COALESCE($4::text, payload::text)) + octet_length(meta::text),
+               $3 > now() + interval '2 seconds'
           FROM moved
         RETURNING *)
     SELECT j.*, pg_notify('qron_jobs', j.executor) AS notified FROM j";

@@ -45,6 +45,9 @@ const COMPLETE_MANY: &str = "
         status = CASE WHEN j.status = 'stopped' THEN 'stopped' ELSE u.status END::qron.job_status,
         -- the schedule, unless an edit made while the job ran changed it (see `Completion`)
         run_at = CASE WHEN j.run_at = u.lease_run_at THEN u.run_at ELSE j.run_at END,
+        -- due later: out of the lease index until staged (see `jobs_stage`)
+        scheduled = CASE WHEN j.run_at = u.lease_run_at THEN u.run_at ELSE j.run_at END
+                    > $12 + interval '2 seconds',
         slot_at = CASE WHEN j.run_at = u.lease_run_at AND u.slot_at IS NOT NULL
                        THEN u.slot_at ELSE j.slot_at END,
         attempt = CASE WHEN u.reset_attempt OR j.run_at <> u.lease_run_at THEN 0

@@ -50,16 +50,18 @@ pub(crate) async fn workers_delete_gone<'e>(
         .map(|r| r.rows_affected())
 }
 
-/// The executors with ready jobs that no worker alive at `$1` serves, whose oldest due job has
+/// The executors with due jobs that no worker alive at `$1` serves, whose oldest due job has
 /// waited longer than `$2`: each with that job's run time and how many are due (counted up to
-/// 10,000). The executors are found by skipping through the lease index (one probe each,
-/// however many jobs wait), and each one's oldest job is the first entry of its part.
+/// 10,000). Due jobs are staged (the rescuers of every worker stage every executor's), so the
+/// executors are found by skipping through the lease index (one probe each, however many jobs
+/// wait); an unserved executor's part of it is then read whole (its jobs are not leased).
 const EXECUTORS_UNSERVED: &str = "
     WITH RECURSIVE e AS (
-        (SELECT executor FROM qron.jobs WHERE status = 'ready' ORDER BY executor LIMIT 1)
+        (SELECT executor FROM qron.jobs WHERE status = 'ready' AND NOT scheduled
+          ORDER BY executor LIMIT 1)
         UNION ALL
         SELECT (SELECT j.executor FROM qron.jobs j
-                 WHERE j.status = 'ready' AND j.executor > e.executor
+                 WHERE j.status = 'ready' AND NOT j.scheduled AND j.executor > e.executor
                  ORDER BY j.executor LIMIT 1)
           FROM e WHERE e.executor IS NOT NULL),
     unserved AS (
@@ -69,13 +71,13 @@ const EXECUTORS_UNSERVED: &str = "
                             WHERE e.executor = ANY(w.executors) AND w.seen_at + w.ttl >= $1))
     SELECT u.executor, oldest.run_at AS oldest_due,
            (SELECT count(*) FROM (SELECT FROM qron.jobs j
-                                   WHERE j.status = 'ready' AND j.executor = u.executor
-                                     AND j.run_at <= $1
+                                   WHERE j.status = 'ready' AND NOT j.scheduled
+                                     AND j.executor = u.executor AND j.run_at <= $1
                                    LIMIT 10000) d) AS due
       FROM unserved u
-      CROSS JOIN LATERAL (SELECT j.run_at FROM qron.jobs j
-                           WHERE j.status = 'ready' AND j.executor = u.executor
-                           ORDER BY j.run_at LIMIT 1) oldest
+      CROSS JOIN LATERAL (SELECT min(j.run_at) AS run_at FROM qron.jobs j
+                           WHERE j.status = 'ready' AND NOT j.scheduled
+                             AND j.executor = u.executor) oldest
      WHERE oldest.run_at < $1 - $2
      ORDER BY u.executor";
 
@@ -110,7 +112,8 @@ const EXECUTORS_QUEUE: &str = "
     SELECT e.executor, count(j.id), min(j.run_at)
       FROM unnest($1::text[]) AS e(executor)
       LEFT JOIN qron.jobs j
-        ON j.executor = e.executor AND j.status = 'ready' AND j.run_at <= $2
+        ON j.executor = e.executor AND j.status = 'ready' AND NOT j.scheduled
+       AND j.run_at <= $2
        AND NOT EXISTS (SELECT 1 FROM qron.executor_pauses p
                         WHERE p.executor = j.executor AND p.owner = j.owner)
      GROUP BY e.executor";

@@ -101,10 +101,16 @@ impl Rescuer {
         }
     }
 
-    /// One pass: up to [`Config::batch`] leases that ran out by the server's clock, each
+    /// One pass: the scheduled jobs due soon staged (see `db::jobs_stage`), and up to
+    /// [`Config::batch`] leases that ran out by the server's clock, each
     /// decided as a retry of its attempt (its back-off counted from this clock's now). Returns
     /// how many were found.
     pub(crate) async fn run_once(&self) -> sqlx::Result<usize> {
+        // Scheduled jobs due before the next pass and a little more enter the lease index.
+        let staged = db::jobs_stage(&self.pool, self.config.interval + db::STAGE_AHEAD).await?;
+        if staged > 0 {
+            tracing::debug!(staged, "scheduled jobs staged");
+        }
         let expired = db::job_expired_leases(&self.pool, self.config.batch).await?;
         if expired.is_empty() {
             return Ok(0);

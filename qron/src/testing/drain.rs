@@ -56,7 +56,7 @@ pub async fn drain_with<J: Job>(worker: crate::WorkerBuilder) -> Result<Ran> {
     for _ in 0..MAX_DRAIN_ROUNDS {
         // Retries waiting out their back-off: due now.
         sqlx::query(sql(
-            "UPDATE qron.jobs SET run_at = now()
+            "UPDATE qron.jobs SET run_at = now(), scheduled = false
               WHERE executor = $1 AND status = 'ready' AND attempt > 0 AND run_at > now()",
         ))
         .bind(J::EXECUTOR)

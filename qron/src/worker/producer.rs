@@ -442,13 +442,22 @@ async fn idle_wait(shared: &Shared, executor: &str) -> (Duration, Option<u64>) {
         .and_then(|d| shared.clock.now().checked_add_signed(d))
         .unwrap_or(DateTime::<Utc>::MAX_UTC);
     match db::job_next_due(&shared.lease_pool, executor, horizon).await {
-        Ok(Some((due, bytes))) => (
-            (due - shared.lease_ahead - shared.clock.now())
+        Ok(Some((due, bytes, scheduled))) => {
+            let wait = (due - shared.lease_ahead - shared.clock.now())
                 .to_std()
                 .unwrap_or(Duration::ZERO)
-                .min(longest),
-            u64::try_from(bytes).ok(),
-        ),
+                .min(longest);
+            // Due, but not staged yet (the rescuers stage ahead of time; one was late): stage
+            // it now, and lease again at once.
+            if scheduled && wait.is_zero() {
+                let by = shared.clock.now() + shared.lease_ahead;
+                if let Err(e) = db::jobs_stage_executor(&shared.lease_pool, executor, by).await {
+                    tracing::warn!(error = %e, executor, "could not stage the due jobs");
+                    return (longest, None);
+                }
+            }
+            (wait, u64::try_from(bytes).ok())
+        }
         Ok(None) | Err(_) => (longest, None),
     }
 }

@@ -1517,3 +1517,68 @@ async fn a_soft_stop_hands_back_at_once_a_job_held_for_its_run_time() {
     );
     assert_eq!(probe(&k).started(), 0, "nothing started after the stop");
 }
+
+#[tokio::test]
+async fn a_job_scheduled_for_later_runs_on_time_even_when_no_rescuer_staged_it() {
+    // A job due later is written as scheduled, out of the lease index; rescuers' passes stage
+    // it ahead of its run time. Here the only rescuer looks once a minute, and the job is made
+    // due in 3 s right after its first pass: no pass stages it in time, and the worker, waking
+    // for it, stages it itself.
+    let db = TestDb::new().await;
+    let c = Client::new(db.pool.clone());
+    let k = key("staged");
+    let j = c
+        .create(script("@after 1 hour", &k, Mode::Ok))
+        .await
+        .unwrap();
+    // Staged by the first pass (due within a pass and two seconds): it shows the pass was made.
+    let marker = c
+        .create(NewJob::new("unserved", "@after 30s"))
+        .await
+        .unwrap();
+    let scheduled = |id: i64| {
+        let pool = db.pool.clone();
+        async move {
+            sqlx::query_scalar::<_, bool>("SELECT scheduled FROM qron.jobs WHERE id = $1")
+                .bind(id)
+                .fetch_one(&pool)
+                .await
+                .unwrap()
+        }
+    };
+    assert!(scheduled(j.id).await && scheduled(marker.id).await);
+    let running = Running::start(
+        worker(&db, &["act"])
+            .rescue_interval(Duration::from_secs(60))
+            .build()
+            .unwrap(),
+    );
+    wait_for(
+        "the rescuer's first pass",
+        Duration::from_secs(10),
+        || async { !scheduled(marker.id).await },
+    )
+    .await;
+    let due: chrono::DateTime<Utc> = sqlx::query_scalar(
+        "UPDATE qron.jobs SET run_at = now() + interval '3 seconds' WHERE id = $1 RETURNING run_at",
+    )
+    .bind(j.id)
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    assert!(
+        scheduled(j.id).await,
+        "still scheduled: no pass comes before it is due"
+    );
+    wait_for("the run", Duration::from_secs(10), || async {
+        probe(&k).started() == 1
+    })
+    .await;
+    running.stop().await;
+    let ran = probe(&k).starts.lock().unwrap()[0].2;
+    assert!(ran >= due, "ran {ran} before {due}");
+    assert!(
+        ran < due + chrono::Duration::milliseconds(300),
+        "ran {ran}, due {due}"
+    );
+}

@@ -141,6 +141,9 @@ enum Scenario {
         /// The counts of owners the jobs are spread over, one run each.
         #[arg(long, value_delimiter = ',', default_value = "1,100,10000")]
         owners: Vec<u64>,
+        /// Other owners, each with one job due in an hour.
+        #[arg(long, default_value_t = 0)]
+        idle: u64,
         /// The worker's concurrency.
         #[arg(long, default_value_t = 100)]
         concurrency: usize,
@@ -332,13 +335,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         Scenario::Owners {
             jobs,
             owners,
+            idle,
             concurrency,
             backlog,
             rounds,
         } => {
             let mut all = Vec::new();
             for _ in 0..rounds.max(1) {
-                all.push(owners::owners(jobs, &owners, concurrency, backlog).await?);
+                all.push(owners::owners(jobs, &owners, idle, concurrency, backlog).await?);
             }
             medians(all)
         }

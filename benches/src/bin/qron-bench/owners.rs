@@ -8,11 +8,13 @@ use qron::{Client, Worker};
 use crate::Figure;
 use crate::queue::{Res, drop_db, fig, fresh, wait_written};
 
-/// `jobs` due no-op jobs spread evenly over each count of `owners`, run by one worker at
+/// `jobs` due no-op jobs spread evenly over each count of `owners`, beside `idle` other owners
+/// with one job each due in an hour (a tenant's daily job), run by one worker at
 /// `concurrency`; then a pause and a resume of one owner's executor with `backlog` ready jobs.
 pub async fn owners(
     jobs: u64,
     owners: &[u64],
+    idle: u64,
     concurrency: usize,
     backlog: u64,
 ) -> Res<Vec<Figure>> {
@@ -20,6 +22,20 @@ pub async fn owners(
     for &k in owners {
         let (name, pool) = fresh("owners", 8).await?;
         insert(&pool, jobs, k).await?;
+        if idle > 0 {
+            sqlx::query(
+                "INSERT INTO qron.jobs (executor, owner, expr, recurring, run_at, slot_at)
+                 SELECT 'bench_noop', 'idle-' || g, '@after 1 hour', false,
+                        now() + interval '1 hour', now()
+                   FROM generate_series(1, $1) g",
+            )
+            .bind(i64::try_from(idle)?)
+            .execute(&pool)
+            .await?;
+            sqlx::query("VACUUM ANALYZE qron.jobs")
+                .execute(&pool)
+                .await?;
+        }
         let worker = Worker::builder(Client::new(pool.clone()))
             .executors(["bench_noop"])
             .concurrency("bench_noop", concurrency)
@@ -34,7 +50,7 @@ pub async fn owners(
         run.await??;
         drop_db(&name, pool).await?;
         out.push(fig(
-            format!("throughput, {k} owners (concurrency {concurrency})"),
+            format!("throughput, {k} owners, {idle} idle (concurrency {concurrency})"),
             jobs as f64 / elapsed.as_secs_f64(),
             "jobs/s",
         ));
