@@ -23,15 +23,14 @@ pub async fn owners(
         let (name, pool) = fresh("owners", 8).await?;
         insert(&pool, jobs, k).await?;
         if idle > 0 {
-            sqlx::query(
-                "INSERT INTO qron.jobs (executor, owner, expr, recurring, run_at, slot_at)
-                 SELECT 'bench_noop', 'idle-' || g, '@after 1 hour', false,
-                        now() + interval '1 hour', now()
-                   FROM generate_series(1, $1) g",
-            )
-            .bind(i64::try_from(idle)?)
-            .execute(&pool)
-            .await?;
+            // Through the client, as an application writes them.
+            let client = Client::new(pool.clone());
+            for i in 0..idle {
+                client
+                    .owner(format!("idle-{i}"))
+                    .create(qron::NewJob::new("bench_noop", "@after 1 hour"))
+                    .await?;
+            }
             sqlx::query("VACUUM ANALYZE qron.jobs")
                 .execute(&pool)
                 .await?;
