@@ -173,7 +173,7 @@ macro_rules! owner_walk {
 /// Leases up to `$3` ready jobs of executor `$1` due by `$6` for worker `$4` at `$2`, shared
 /// between the owners with due jobs: the owners are walked in turn from the one before owner
 /// `$14` (see `owner_walk`), skipping those who paused the executor (when `$15` says some
-/// did), up to 32 owners with due jobs; each gives its oldest due jobs (past its cursor in
+/// did), up to 32 owners with staged jobs; each gives its oldest due jobs (past its cursor in
 /// `$8`–`$10` when it has one), up to an equal share of `$3`, and the jobs are taken in
 /// rounds: every owner's first, then every owner's second... With `$11`, only that owner's (a
 /// remote worker). Each lease lasts the lease time `$7` (or the job's run-time limit when
@@ -189,14 +189,10 @@ pub(crate) const JOB_LEASE: &str = concat!(
           FROM walk w
           LEFT JOIN unnest($8::text[], $9::timestamptz[], $10::bigint[]) AS k(owner, run_at, id)
                  ON k.owner = w.owner
-         -- a walked owner, or a remote worker's (the walk's start)
+         -- a walked owner, or a remote worker's (the walk's start). Every walked owner has
+         -- jobs in the lease index: staged ones, due now or within seconds (see
+         -- `jobs_stage`), so none is looked at twice to know whether it has due jobs.
          WHERE (w.turn > 0 OR $11::text IS NOT NULL)
-           -- with due jobs past its cursor
-           AND EXISTS (SELECT 1 FROM qron.jobs q
-                        WHERE q.status = 'ready' AND NOT q.scheduled AND q.executor = $1
-                          AND q.owner COLLATE \"C\" = w.owner AND q.run_at <= $6
-                          AND (q.run_at, q.id) > (COALESCE(k.run_at, '-infinity'),
-                                                  COALESCE(k.id, 0)))
            -- when an owner paused the executor (`$15`; planned for its values, so otherwise
            -- dropped): not that owner
            AND (NOT $15 OR NOT EXISTS (SELECT 1 FROM qron.executor_pauses p

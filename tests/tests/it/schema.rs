@@ -198,8 +198,8 @@ async fn the_lease_query_uses_the_lease_index() {
         .unwrap();
         let plan = plan.join("\n");
         assert!(!plan.contains("Seq Scan on jobs"), "{plan}");
-        // The owners' walk (two ways to the next owner, backwards), the look for each one's
-        // due jobs and the jobs themselves: the lease index.
+        // The owners' walk (two ways to the next owner, backwards) and each owner's jobs: the
+        // lease index.
         assert!(
             plan.matches("Scan Backward using jobs_lease on jobs")
                 .count()
@@ -207,7 +207,7 @@ async fn the_lease_query_uses_the_lease_index() {
             "{plan}"
         );
         assert!(
-            plan.matches("Scan using jobs_lease on jobs").count() >= 2,
+            plan.contains("Index Scan using jobs_lease on jobs"),
             "{plan}"
         );
         // Each owner's jobs in the index's order, past its cursor: a bound of the scan.
