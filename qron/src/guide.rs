@@ -180,7 +180,9 @@ pub mod production {
     //! leases ahead of its free slots, so throughput holds at these settings), and the pool to
     //! the handlers' own needs plus a few connections for the worker (it opens up to four more
     //! of its own for leasing). Give slow and fast work different executors, so that one
-    //! cannot hold the other's slots.
+    //! cannot hold the other's slots. Within an executor, owners (tenants) take turns: each
+    //! lease is shared between the owners with due jobs, one job of each, then a second of
+    //! each, so that one owner's backlog does not hold back another's jobs.
     //!
     //! **Operating.** [`Client::retry`](crate::Client::retry) runs a failed job again,
     //! [`Client::cancel`](crate::Client::cancel) ends a job (telling a running handler),
