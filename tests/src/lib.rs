@@ -126,6 +126,20 @@ impl Running {
         }
     }
 
+    /// Starts `worker`, and waits (up to 10 s) until it has looked for jobs once: idle, with
+    /// its connections open.
+    pub async fn started(worker: qron::Worker) -> Self {
+        let running = Self::start(worker);
+        let metrics = running.metrics.clone();
+        wait_for(
+            "the worker to look for jobs",
+            std::time::Duration::from_secs(10),
+            || async { metrics.polls() > 0 },
+        )
+        .await;
+        running
+    }
+
     /// Soft-stops the worker and waits until it has written every outcome.
     pub async fn stop(self) {
         self.stopper.soft();

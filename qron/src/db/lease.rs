@@ -1,126 +1,10 @@
-//! Leases: taking due jobs, shared between their owners, and finding the next due one (held
-//! leases are in `held`).
+//! Leases: taking due jobs, shared between their owners; staging the jobs due soon; and finding
+//! the next due one. (The leased job's row is in `leased`, held leases in `held`.)
 
+use super::LeasedJob;
 use crate::schema::sql;
 use chrono::{DateTime, Utc};
 use sqlx::PgExecutor;
-use sqlx::postgres::types::PgInterval;
-
-/// A job handed to a worker.
-#[derive(Debug, Clone)]
-pub(crate) struct LeasedJob {
-    pub id: i64,
-    pub owner: String,
-    pub name: Option<String>,
-    pub expr: String,
-    pub recurring: bool,
-    pub run_at: DateTime<Utc>,
-    pub slot_at: DateTime<Utc>,
-    /// JSON text, the handler decodes its typed payload straight from it; `None` for JSON
-    /// `null` (the payload of every job without input: nothing to allocate).
-    pub payload: Option<String>,
-    /// JSON text, decoded by the execution (one row that does not decode fails its own job,
-    /// not the lease); `None` for `{}`.
-    pub meta: Option<String>,
-    pub attempt: i32,
-    pub executions: i64,
-    pub max_attempts: i32,
-    pub timeout: PgInterval,
-    pub lease_token: i64,
-    pub revision: i64,
-    /// The instant the schedule counts from.
-    pub start_at: DateTime<Utc>,
-    /// A remote lease's secret (a UUID's text); `None` for a worker's own lease.
-    pub lease_secret: Option<String>,
-    /// When the lease runs out, by the server's clock, unless renewed.
-    pub lease_expires_at: DateTime<Utc>,
-}
-
-impl LeasedJob {
-    /// The bytes of payload and meta it holds.
-    pub(crate) fn bytes(&self) -> u64 {
-        let len = |t: &Option<String>| t.as_ref().map_or(0, String::len);
-        u64::try_from(len(&self.payload).saturating_add(len(&self.meta))).unwrap_or(u64::MAX)
-    }
-}
-
-/// The lease's `RETURNING` list, by name, in order: [`LeasedJob`] is decoded by these
-/// positions (a lease returns up to a batch of rows, and looking each column up by name was a
-/// noticeable part of a worker's time). A test checks that the statement's list is this one.
-const LEASED_COLUMNS: [&str; 18] = [
-    "id",
-    "owner",
-    "name",
-    "expr",
-    "recurring",
-    "run_at",
-    "slot_at",
-    "payload",
-    "meta",
-    "attempt",
-    "executions",
-    "max_attempts",
-    "timeout",
-    "lease_token",
-    "revision",
-    "start_at",
-    "lease_secret",
-    "lease_expires_at",
-];
-
-/// The position of `column` in [`LEASED_COLUMNS`] (evaluated at compile time: a name not in
-/// the list does not compile).
-const fn leased(column: &str) -> usize {
-    let mut i = 0;
-    while i < LEASED_COLUMNS.len() {
-        if str_eq(LEASED_COLUMNS[i], column) {
-            return i;
-        }
-        i += 1;
-    }
-    panic!("not a column of the lease's RETURNING list")
-}
-
-const fn str_eq(a: &str, b: &str) -> bool {
-    let (a, b) = (a.as_bytes(), b.as_bytes());
-    if a.len() != b.len() {
-        return false;
-    }
-    let mut i = 0;
-    while i < a.len() {
-        if a[i] != b[i] {
-            return false;
-        }
-        i += 1;
-    }
-    true
-}
-
-impl<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> for LeasedJob {
-    fn from_row(row: &'r sqlx::postgres::PgRow) -> sqlx::Result<Self> {
-        use sqlx::Row as _;
-        Ok(Self {
-            id: row.try_get_unchecked(const { leased("id") })?,
-            owner: row.try_get_unchecked(const { leased("owner") })?,
-            name: row.try_get_unchecked(const { leased("name") })?,
-            expr: row.try_get_unchecked(const { leased("expr") })?,
-            recurring: row.try_get_unchecked(const { leased("recurring") })?,
-            run_at: row.try_get_unchecked(const { leased("run_at") })?,
-            slot_at: row.try_get_unchecked(const { leased("slot_at") })?,
-            payload: row.try_get_unchecked(const { leased("payload") })?,
-            meta: row.try_get_unchecked(const { leased("meta") })?,
-            attempt: row.try_get_unchecked(const { leased("attempt") })?,
-            executions: row.try_get_unchecked(const { leased("executions") })?,
-            max_attempts: row.try_get_unchecked(const { leased("max_attempts") })?,
-            timeout: row.try_get_unchecked(const { leased("timeout") })?,
-            lease_token: row.try_get_unchecked(const { leased("lease_token") })?,
-            revision: row.try_get_unchecked(const { leased("revision") })?,
-            start_at: row.try_get_unchecked(const { leased("start_at") })?,
-            lease_secret: row.try_get_unchecked(const { leased("lease_secret") })?,
-            lease_expires_at: row.try_get_unchecked(const { leased("lease_expires_at") })?,
-        })
-    }
-}
 
 /// Time a lease outlives the handler's timeout, for the worker to write the outcome itself (the
 /// rescuer only takes over from a worker that is gone): a remote worker's, and the least of a
@@ -483,41 +367,6 @@ pub(crate) async fn jobs_pending<'e>(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_lease_returns_the_columns_its_row_is_decoded_by() {
-        // The name each item of the RETURNING list gets: its alias, or its column.
-        let list = JOB_LEASE
-            .rsplit_once("RETURNING")
-            .map(|(_, l)| l)
-            .unwrap_or_default();
-        // Items are separated by the commas outside parentheses.
-        let mut items = Vec::new();
-        let (mut depth, mut from) = (0, 0);
-        for (i, c) in list.char_indices() {
-            match c {
-                '(' => depth += 1,
-                ')' => depth -= 1,
-                ',' if depth == 0 => {
-                    items.push(&list[from..i]);
-                    from = i + 1;
-                }
-                _ => {}
-            }
-        }
-        items.push(&list[from..]);
-        let names: Vec<&str> = items
-            .into_iter()
-            .map(|item| {
-                let item = item.trim();
-                match item.rsplit_once(" AS ") {
-                    Some((_, alias)) => alias.trim(),
-                    None => item.trim_start_matches("j."),
-                }
-            })
-            .collect();
-        assert_eq!(names, LEASED_COLUMNS);
-    }
 
     #[tokio::test]
     #[allow(clippy::unwrap_used)]

@@ -355,18 +355,12 @@ async fn jobs_whose_lease_answered_late_do_not_run_twice() {
             .build()
             .unwrap(),
     );
-    let running = Running::start(
+    let running = Running::started(
         Worker::builder(Client::new(db.pool.clone()))
             .executors(["act"])
             .concurrency("act", 5)
             .build()
             .unwrap(),
-    );
-    let metrics = running.metrics.clone();
-    wait_for(
-        "the worker to look for jobs",
-        Duration::from_secs(10),
-        || async { metrics.polls() > 0 },
     )
     .await;
     // Every statement that reads the pauses, the lease among them, waits for this lock.
@@ -471,18 +465,12 @@ async fn a_job_leased_ahead_is_marked_started_only_once_its_handler_ran() {
     let k = qron_tests::jobs::key("first-poll");
     pools().lock().unwrap().insert(k.clone(), db.pool.clone());
     let c = Client::new(db.pool.clone());
-    let running = Running::start(
+    let running = Running::started(
         Worker::builder(c.clone())
             .job::<FirstPoll>()
             .executors(["first_poll"])
             .build()
             .unwrap(),
-    );
-    let metrics = running.metrics.clone();
-    wait_for(
-        "the worker to look for jobs",
-        Duration::from_secs(10),
-        || async { metrics.polls() > 0 },
     )
     .await;
     // Due in 200 ms: the worker, woken by its creation, leases it ahead and waits for it.
