@@ -158,6 +158,18 @@ async fn the_largest_prefetch_is_a_bound_like_any_other() {
     assert_eq!(probe(&k).started(), 40);
 }
 
+/// `n` due jobs of `act` that wait at probe `k`'s gate, each padded with `pad` bytes.
+fn gated_jobs(k: &str, n: usize, pad: usize) -> impl Iterator<Item = qron::NewJob> {
+    script_jobs("act", n, k, Mode::GateFirst)
+        .into_iter()
+        .map(move |job| {
+            let mut payload =
+                serde_json::to_value(qron_tests::jobs::Script::new(k, Mode::GateFirst)).unwrap();
+            payload["pad"] = serde_json::Value::String("x".repeat(pad));
+            job.payload(payload).timeout(Duration::from_secs(60))
+        })
+}
+
 #[tokio::test]
 async fn jobs_held_by_a_worker_stay_within_its_memory_budget() {
     // 100 jobs of about 1,000,000 bytes each, 100 slots: the default budget of 64 MiB holds 67
@@ -167,15 +179,7 @@ async fn jobs_held_by_a_worker_stay_within_its_memory_budget() {
     let db = TestDb::new().await;
     let c = Client::new(db.pool.clone());
     let k = key("bytes");
-    let jobs = script_jobs("act", 100, &k, Mode::GateFirst)
-        .into_iter()
-        .map(|job| {
-            let mut payload =
-                serde_json::to_value(qron_tests::jobs::Script::new(&k, Mode::GateFirst)).unwrap();
-            payload["pad"] = serde_json::Value::String("x".repeat(PAD));
-            job.payload(payload).timeout(Duration::from_secs(60))
-        });
-    c.create_many(jobs).await.unwrap();
+    c.create_many(gated_jobs(&k, 100, PAD)).await.unwrap();
     let running = Running::start(worker(&db, 100).build().unwrap());
     let p = probe(&k);
     // Sampled from the rows while the handlers wait at the gate: jobs leased (running or
@@ -217,15 +221,7 @@ async fn a_worker_short_of_memory_waits_for_bytes_instead_of_asking_again() {
     let db = TestDb::new().await;
     let c = Client::new(db.pool.clone());
     let k = key("short-of-memory");
-    let jobs = script_jobs("act", 20, &k, Mode::GateFirst)
-        .into_iter()
-        .map(|job| {
-            let mut payload =
-                serde_json::to_value(qron_tests::jobs::Script::new(&k, Mode::GateFirst)).unwrap();
-            payload["pad"] = serde_json::Value::String("x".repeat(PAD));
-            job.payload(payload).timeout(Duration::from_secs(60))
-        });
-    c.create_many(jobs).await.unwrap();
+    c.create_many(gated_jobs(&k, 20, PAD)).await.unwrap();
     let running = Running::start(
         worker(&db, 10)
             .memory_budget(2 * PAD + PAD / 2)
