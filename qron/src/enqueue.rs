@@ -181,6 +181,26 @@ impl<'a, J: Job> Enqueue<'a, J> {
         self.map(|j| j.on_conflict(policy))
     }
 
+    /// Makes the job unique (see [`Unique`](crate::Unique)): when another job holds its key,
+    /// none is created and the enqueue returns that job, [`duplicate`](JobRow::duplicate).
+    ///
+    /// ```no_run
+    /// # use serde::{Deserialize, Serialize};
+    /// # #[derive(Serialize, Deserialize)] struct Customer { customer_id: i64 }
+    /// # #[qron::job(executor = "sync")] async fn sync_customer(p: Customer) -> Result<(), qron::JobError> { Ok(()) }
+    /// # async fn demo() -> qron::Result<()> {
+    /// let job = SyncCustomer::schedule("@after 0s", Customer { customer_id: 7 })
+    ///     .unique(qron::Unique::by_keys(["customer_id"]))
+    ///     .await?;
+    /// if job.duplicate {
+    ///     // a sync of this customer is already waiting or running
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn unique(self, unique: crate::Unique) -> Self {
+        self.map(|j| j.unique(unique))
+    }
+
     /// Overrides the job type's attempt limit for this job.
     ///
     /// ```no_run

@@ -8,7 +8,7 @@ use tracing::Instrument as _;
 use super::{Client, FirstRun, INSERT_CHUNK, Scope};
 use crate::db::{self, InsertRow};
 use crate::error::{Error, Result};
-use crate::job::{JobRef, JobRow, NewJob};
+use crate::job::{Created, JobRef, JobRow, NewJob};
 
 impl Client {
     /// Creates a job and returns it as stored.
@@ -81,6 +81,62 @@ impl Client {
         self.create_many_with(&self.pool, jobs).await
     }
 
+    /// [`Client::create_many`], saying of each job whether it was created or an existing job
+    /// was returned in its place: a [`Unique`](crate::Unique) job whose key another job holds
+    /// (in the database, or earlier in the batch), or a named job under
+    /// [`OnConflict::Keep`](crate::OnConflict::Keep). Unique jobs go in statements of 10,000
+    /// rows that claim their keys.
+    ///
+    /// # Errors
+    /// As [`Client::create_many`].
+    ///
+    /// ```no_run
+    /// # async fn demo(client: qron::Client) -> qron::Result<()> {
+    /// let jobs = (0..3).map(|_| {
+    ///     qron::NewJob::new("reindex", "@after 0s").unique(qron::Unique::by_executor())
+    /// });
+    /// let created = client.create_many_report(jobs).await?;
+    /// assert_eq!(created.iter().filter(|c| !c.duplicate).count(), 1);
+    /// # Ok(()) }
+    /// ```
+    pub async fn create_many_report(
+        &self,
+        jobs: impl IntoIterator<Item = NewJob>,
+    ) -> Result<Vec<Created>> {
+        self.create_many_report_with(&self.pool, jobs).await
+    }
+
+    /// [`Client::create_many_report`] through `conn`, which may be a transaction.
+    ///
+    /// # Errors
+    /// As [`Client::create_many`].
+    ///
+    /// ```no_run
+    /// # async fn demo(client: qron::Client) -> qron::Result<()> {
+    /// let mut tx = client.pool().begin().await?;
+    /// let job = qron::NewJob::new("reindex", "@after 0s").unique(qron::Unique::by_executor());
+    /// let created = client.create_many_report_with(&mut *tx, vec![job]).await?;
+    /// tx.commit().await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn create_many_report_with<'c, A>(
+        &self,
+        conn: A,
+        jobs: impl IntoIterator<Item = NewJob>,
+    ) -> Result<Vec<Created>>
+    where
+        A: Acquire<'c, Database = Postgres>,
+    {
+        let jobs: Vec<NewJob> = jobs.into_iter().collect();
+        let span = tracing::info_span!(
+            "qron.enqueue",
+            messaging.system = "qron",
+            messaging.operation.type = "send",
+            messaging.batch.message_count = jobs.len(),
+        );
+        self.insert_many_with(conn, jobs).instrument(span).await
+    }
+
     /// [`Client::create_many`] through `conn`, which may be a transaction.
     ///
     /// # Errors
@@ -108,25 +164,44 @@ impl Client {
             messaging.operation.type = "send",
             messaging.batch.message_count = jobs.len(),
         );
-        self.insert_many_with(conn, jobs).instrument(span).await
+        let created = self.insert_many_with(conn, jobs).instrument(span).await?;
+        Ok(created.into_iter().map(|c| c.id).collect())
     }
 
-    /// The batch's named jobs, checked and prepared, with their places in it: no name twice.
-    fn check_named(
+    /// The batch's named and unique jobs, checked and prepared, with their places in it: no
+    /// name twice; a unique key met again in the batch is the earlier job's (`Err` of its
+    /// place).
+    fn check_keyed(
         &self,
         jobs: &[NewJob],
         now: chrono::DateTime<chrono::Utc>,
         last: &mut Option<FirstRun>,
-    ) -> Result<Vec<(usize, InsertRow)>> {
-        let mut named = Vec::new();
+    ) -> Result<Keyed> {
+        let mut keyed = Keyed::default();
         let mut names = std::collections::HashSet::new();
+        let mut keys = std::collections::HashMap::new();
         for (i, job) in jobs.iter().enumerate() {
-            let Some(name) = &job.name else { continue };
+            if job.name.is_none() && job.unique.is_none() {
+                continue;
+            }
             let row = self
                 .scope()
                 .prepare_with(job, now, last)
                 .map_err(in_batch(i))?;
-            if !names.insert((job.executor.as_str(), name.as_str())) {
+            if let Some(claim) = &row.unique {
+                match keys.entry((row.executor.clone(), claim.key.clone())) {
+                    std::collections::hash_map::Entry::Occupied(first) => {
+                        keyed.unique.push((i, Err(*first.get())));
+                    }
+                    std::collections::hash_map::Entry::Vacant(v) => {
+                        v.insert(i);
+                        keyed.unique.push((i, Ok(row)));
+                    }
+                }
+                continue;
+            }
+            let name = row.name.clone().unwrap_or_default();
+            if !names.insert((row.executor.clone(), name.clone())) {
                 return Err(Error::InvalidArgument {
                     field: "name",
                     reason: format!(
@@ -135,30 +210,36 @@ impl Client {
                     ),
                 });
             }
-            named.push((i, row));
+            keyed.named.push((i, row));
         }
-        Ok(named)
+        Ok(keyed)
     }
 
-    async fn insert_many_with<'c, A>(&self, conn: A, jobs: Vec<NewJob>) -> Result<Vec<i64>>
+    async fn insert_many_with<'c, A>(&self, conn: A, jobs: Vec<NewJob>) -> Result<Vec<Created>>
     where
         A: Acquire<'c, Database = Postgres>,
     {
         let now = self.now().await;
-        // Named jobs are checked before anything is written.
+        // Named and unique jobs are checked before anything is written.
         let mut last = None;
-        let named = self.check_named(&jobs, now, &mut last)?;
-        let mut ids = vec![0; jobs.len()];
-        let mut due = std::collections::BTreeSet::new();
-        let soon = now + chrono::Duration::seconds(1);
+        let keyed = self.check_keyed(&jobs, now, &mut last)?;
+        let mut out = vec![
+            Created {
+                id: 0,
+                duplicate: false
+            };
+            jobs.len()
+        ];
+        let mut due = Due::new(now);
         let mut tx = conn.begin().await?;
-        // Unnamed jobs cannot conflict: they are streamed through one COPY as they are checked
+        // Other jobs cannot conflict: they are streamed through one COPY as they are checked
         // (an invalid one aborts it, and the transaction writes nothing).
-        let unnamed = jobs.len() - named.len();
-        if unnamed > 0 {
+        let plain = jobs.len() - keyed.named.len() - keyed.unique.len();
+        if plain > 0 {
             let mut copy = db::JobCopy::begin(&mut tx).await?;
-            let mut order = Vec::with_capacity(unnamed);
-            for (i, job) in jobs.iter().enumerate().filter(|(_, j)| j.name.is_none()) {
+            let mut order = Vec::with_capacity(plain);
+            let unkeyed = jobs.iter().enumerate();
+            for (i, job) in unkeyed.filter(|(_, j)| j.name.is_none() && j.unique.is_none()) {
                 let row = match self.scope().prepare_with(job, now, &mut last) {
                     Ok(row) => row,
                     Err(e) => {
@@ -166,9 +247,7 @@ impl Client {
                         return Err(in_batch(i)(e));
                     }
                 };
-                if row.run_at <= soon && !due.contains(row.executor.as_str()) {
-                    due.insert(row.executor.clone());
-                }
+                due.add(&row);
                 copy.push(&self.owner, &row).await?;
                 order.push(i);
             }
@@ -177,43 +256,161 @@ impl Client {
                 .into_iter()
                 .zip(db::job_copied_ids(&mut tx, copied).await?)
             {
-                ids[i] = id;
+                out[i].id = id;
             }
         }
-        // Named jobs: one statement per run of jobs with the same conflict policy.
+        self.insert_named(&mut tx, &jobs, &keyed.named, &mut out, &mut due)
+            .await?;
+        self.insert_unique(&mut tx, &keyed.unique, &mut out, &mut due)
+            .await?;
+        if !due.executors.is_empty() {
+            let due: Vec<&str> = due.executors.iter().map(String::as_str).collect();
+            db::jobs_notify(&mut *tx, &due).await?;
+        }
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    /// Named jobs: one statement per run of jobs with the same conflict policy.
+    async fn insert_named(
+        &self,
+        tx: &mut sqlx::PgConnection,
+        jobs: &[NewJob],
+        named: &[(usize, InsertRow)],
+        out: &mut [Created],
+        due: &mut Due,
+    ) -> Result<()> {
         for run in named.chunk_by(|a, b| jobs[a.0].on_conflict == jobs[b.0].on_conflict) {
             for chunk in run.chunks(INSERT_CHUNK) {
                 let rows: Vec<&InsertRow> = chunk.iter().map(|(_, r)| r).collect();
                 let policy = jobs[chunk[0].0].on_conflict;
-                let got = db::job_insert_many(&mut tx, &self.owner, &rows, policy)
+                let got = db::job_insert_many(&mut *tx, &self.owner, &rows, policy)
                     .await
                     .map_err(|e| Scope::already_exists(e, &rows[0].executor, None))?;
                 for ((i, row), id) in chunk.iter().zip(got) {
-                    ids[*i] = match id {
-                        Some(id) => id,
+                    out[*i] = match id {
+                        Some(id) => Created {
+                            id,
+                            duplicate: false,
+                        },
                         None => {
                             let target = JobRef::Name {
                                 executor: row.executor.clone(),
                                 name: row.name.clone().unwrap_or_default(),
                             };
-                            db::job_get(&mut *tx, &self.owner, &target)
+                            let holder = db::job_get(&mut *tx, &self.owner, &target)
                                 .await?
-                                .ok_or_else(|| self.not_found(&target))?
-                                .id
+                                .ok_or_else(|| self.not_found(&target))?;
+                            Created {
+                                id: holder.id,
+                                duplicate: true,
+                            }
                         }
                     };
-                    if row.run_at <= soon && !due.contains(row.executor.as_str()) {
-                        due.insert(row.executor.clone());
-                    }
+                    due.add(row);
                 }
             }
         }
-        if !due.is_empty() {
-            let due: Vec<&str> = due.iter().map(String::as_str).collect();
-            db::jobs_notify(&mut *tx, &due).await?;
+        Ok(())
+    }
+
+    /// Unique jobs: statements of up to [`INSERT_CHUNK`] rows that claim their keys; a job
+    /// whose key is held gets the holder's id; a job whose key came earlier in the batch, the
+    /// earlier job's.
+    async fn insert_unique(
+        &self,
+        tx: &mut sqlx::PgConnection,
+        unique: &[(usize, std::result::Result<InsertRow, usize>)],
+        out: &mut [Created],
+        due: &mut Due,
+    ) -> Result<()> {
+        let firsts: Vec<(usize, &InsertRow)> = unique
+            .iter()
+            .filter_map(|(i, r)| r.as_ref().ok().map(|r| (*i, r)))
+            .collect();
+        for chunk in firsts.chunks(INSERT_CHUNK) {
+            let rows: Vec<&InsertRow> = chunk.iter().map(|(_, r)| *r).collect();
+            let got = db::job_insert_unique_many(&mut *tx, &self.owner, &rows).await?;
+            let held: Vec<(usize, &InsertRow)> = chunk
+                .iter()
+                .zip(&got)
+                .filter(|(_, id)| id.is_none())
+                .map(|(c, _)| *c)
+                .collect();
+            for ((i, row), id) in chunk.iter().zip(got) {
+                if let Some(id) = id {
+                    out[*i] = Created {
+                        id,
+                        duplicate: false,
+                    };
+                    due.add(row);
+                }
+            }
+            let executors: Vec<&str> = held.iter().map(|(_, r)| r.executor.as_str()).collect();
+            let keys: Vec<&str> = held
+                .iter()
+                .map(|(_, r)| r.unique.as_ref().map_or("", |c| c.key.as_str()))
+                .collect();
+            let holders = db::job_unique_holders(&mut *tx, &self.owner, &executors, &keys).await?;
+            for ((i, row), holder) in held.into_iter().zip(holders) {
+                out[i] = match holder {
+                    Some(id) => Created {
+                        id,
+                        duplicate: true,
+                    },
+                    // The holder let the key go meanwhile: this job takes it after all.
+                    None => {
+                        let key = row.unique.as_ref().map_or("", |c| c.key.as_str());
+                        let job = self.scope().insert_unique_on(tx, row, key).await?;
+                        if !job.duplicate {
+                            due.add(row);
+                        }
+                        Created {
+                            id: job.id,
+                            duplicate: job.duplicate,
+                        }
+                    }
+                };
+            }
         }
-        tx.commit().await?;
-        Ok(ids)
+        for (i, first) in unique {
+            if let Err(first) = first {
+                out[*i] = Created {
+                    id: out[*first].id,
+                    duplicate: true,
+                };
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A batch's named and unique jobs (see [`Client::check_keyed`]).
+#[derive(Default)]
+struct Keyed {
+    named: Vec<(usize, InsertRow)>,
+    /// Each unique job, or the place of the earlier job of the batch with its key.
+    unique: Vec<(usize, std::result::Result<InsertRow, usize>)>,
+}
+
+/// The executors of a batch's jobs due within a second: their idle workers are woken.
+struct Due {
+    soon: chrono::DateTime<chrono::Utc>,
+    executors: std::collections::BTreeSet<String>,
+}
+
+impl Due {
+    fn new(now: chrono::DateTime<chrono::Utc>) -> Self {
+        Self {
+            soon: now + chrono::Duration::seconds(1),
+            executors: Default::default(),
+        }
+    }
+
+    fn add(&mut self, row: &InsertRow) {
+        if row.run_at <= self.soon && !self.executors.contains(row.executor.as_str()) {
+            self.executors.insert(row.executor.clone());
+        }
     }
 }
 

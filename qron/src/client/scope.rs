@@ -78,6 +78,14 @@ impl Scope<'_> {
         check_name("executor", &job.executor)?;
         if let Some(name) = &job.name {
             check_name("name", name)?;
+            if job.unique.is_some() {
+                return Err(Error::InvalidArgument {
+                    field: "unique",
+                    reason: "a named job is unique by its name already: give it a name or a \
+                             unique key, not both"
+                        .to_owned(),
+                });
+            }
         }
         let declared = crate::registry::declared_options(&job.executor);
         let max_attempts = job.max_attempts.unwrap_or(declared.max_attempts);
@@ -126,6 +134,10 @@ impl Scope<'_> {
                 .ok()
                 .and_then(|ahead| now.checked_add_signed(ahead))
                 .is_some_and(|staged_by| first.run_at > staged_by),
+            unique: match &job.unique {
+                Some(u) => Some(u.claim(&job.payload, now)?),
+                None => None,
+            },
         };
         *last = Some(first);
         Ok(row)
@@ -192,6 +204,9 @@ impl Scope<'_> {
         now: DateTime<Utc>,
     ) -> Result<JobRow> {
         let row = self.prepare(&job, now)?;
+        if let Some(claim) = &row.unique {
+            return self.insert_unique_on(conn, &row, &claim.key).await;
+        }
         let inserted = db::job_insert(&mut *conn, self.owner, &row, job.on_conflict)
             .await
             .map_err(|e| Self::already_exists(e, &row.executor, row.name.as_deref()))?;
@@ -203,8 +218,44 @@ impl Scope<'_> {
             executor: row.executor.clone(),
             name: row.name.clone().unwrap_or_default(),
         };
-        db::job_get(&mut *conn, self.owner, &target)
+        let holder = db::job_get(&mut *conn, self.owner, &target)
             .await?
-            .ok_or_else(|| self.not_found(&target))
+            .ok_or_else(|| self.not_found(&target))?;
+        Ok(JobRow {
+            duplicate: true,
+            ..holder
+        })
+    }
+
+    /// Inserts a unique job, or returns the job that holds its key. The holder can stop
+    /// holding it between the two looks (it finished, or was deleted): then the insert is tried
+    /// again.
+    pub(crate) async fn insert_unique_on(
+        &self,
+        conn: &mut PgConnection,
+        row: &InsertRow,
+        key: &str,
+    ) -> Result<JobRow> {
+        for _ in 0..3 {
+            if let Some(job) = db::job_insert_unique(&mut *conn, self.owner, row).await? {
+                return Ok(job);
+            }
+            let holders =
+                db::job_unique_holders(&mut *conn, self.owner, &[&row.executor], &[key]).await?;
+            let Some(id) = holders.into_iter().flatten().next() else {
+                continue;
+            };
+            if let Some(holder) = db::job_get(&mut *conn, self.owner, &JobRef::Id(id)).await? {
+                return Ok(JobRow {
+                    duplicate: true,
+                    ..holder
+                });
+            }
+        }
+        Err(Error::Database(sqlx::Error::Protocol(format!(
+            "the unique key of a job of executor `{}` changed hands three times while it was \
+             enqueued",
+            row.executor
+        ))))
     }
 }

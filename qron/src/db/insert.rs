@@ -23,6 +23,8 @@ pub(crate) struct InsertRow {
     /// Due more than [`STAGE_AHEAD`] after it was written: out of the lease index until staged
     /// (see `migrations/0014_scheduled.sql`).
     pub scheduled: bool,
+    /// A unique job's claim on its key (see `db::unique`).
+    pub unique: Option<crate::job::UniqueClaim>,
 }
 
 /// How far ahead of its run time a job is in the lease index: one written for later is

@@ -17,6 +17,7 @@ mod maintenance;
 mod manage;
 mod operate;
 mod outcome;
+mod unique;
 mod workers;
 
 #[cfg(feature = "dashboard")]
@@ -29,6 +30,7 @@ pub(crate) use maintenance::*;
 pub(crate) use manage::*;
 pub(crate) use operate::*;
 pub(crate) use outcome::*;
+pub(crate) use unique::*;
 pub(crate) use workers::*;
 
 /// The database server's time now (`clock_timestamp()`: not the transaction's start).

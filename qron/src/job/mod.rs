@@ -43,11 +43,14 @@ macro_rules! limit_setters {
 mod job_ref;
 mod new_job;
 mod search;
+mod unique;
 mod update;
 
 pub use job_ref::JobRef;
-pub use new_job::{NewJob, OnConflict};
+pub use new_job::{Created, NewJob, OnConflict};
 pub use search::{MAX_OFFSET, MAX_PAGE, Order, Page, Search};
+pub(crate) use unique::UniqueClaim;
+pub use unique::{DEFAULT_UNIQUE_STATES, MIN_UNIQUE_PERIOD, Unique};
 pub use update::JobUpdate;
 
 /// Attempts per occurrence when a job does not say otherwise.
@@ -194,6 +197,10 @@ pub struct JobRow {
     /// A recurring job's last runs, oldest first: at most 20 (`MAX_RUNS_KEPT`; none for a
     /// one-off job).
     pub runs: Vec<JobRun>,
+    /// Whether an enqueue returned this job instead of creating one: another job held the
+    /// new one's [`Unique`] key, or its name under [`OnConflict::Keep`]. Always `false` when
+    /// the job was read any other way.
+    pub duplicate: bool,
 }
 
 impl JobRow {
@@ -338,6 +345,7 @@ impl<'r> sqlx::FromRow<'r, PgRow> for JobRow {
                 Err(sqlx::Error::ColumnNotFound(_)) => Vec::new(),
                 other => entries(other?),
             },
+            duplicate: false,
         })
     }
 }

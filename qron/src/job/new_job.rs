@@ -47,6 +47,7 @@ pub struct NewJob {
     /// `None`: the executor's declared one.
     pub(crate) max_attempts: Option<i32>,
     pub(crate) on_conflict: OnConflict,
+    pub(crate) unique: Option<super::Unique>,
 }
 
 impl NewJob {
@@ -69,6 +70,7 @@ impl NewJob {
             timeout: None,
             max_attempts: None,
             on_conflict: OnConflict::Error,
+            unique: None,
         }
     }
 
@@ -128,5 +130,55 @@ impl NewJob {
     pub fn on_conflict(mut self, policy: OnConflict) -> Self {
         self.on_conflict = policy;
         self
+    }
+
+    /// Makes the job unique by its executor, payload or payload fields, and period (see
+    /// [`Unique`](crate::Unique)): when another job holds the same key, none is created and
+    /// the enqueue returns that job, flagged [`duplicate`](crate::JobRow::duplicate). A named
+    /// job is unique by its name already: a job has a name or a unique key, not both.
+    ///
+    /// ```
+    /// let job = qron::NewJob::new("sync", "@after 0s")
+    ///     .payload(serde_json::json!({ "customer_id": 7 }))
+    ///     .unique(qron::Unique::by_keys(["customer_id"]));
+    /// ```
+    pub fn unique(mut self, unique: super::Unique) -> Self {
+        self.unique = Some(unique);
+        self
+    }
+}
+
+/// What [`Client::create_many_report`](crate::Client::create_many_report) did with one job of a
+/// batch: the id of the job created, or of the job that held its [`Unique`](crate::Unique) key
+/// (or its name, under [`OnConflict::Keep`]) and stays.
+///
+/// ```no_run
+/// # async fn demo(client: qron::Client) -> qron::Result<()> {
+/// let jobs = [7, 7, 8].map(|c| {
+///     qron::NewJob::new("sync", "@after 0s")
+///         .payload(serde_json::json!({ "customer_id": c }))
+///         .unique(qron::Unique::by_keys(["customer_id"]))
+/// });
+/// let created = client.create_many_report(jobs).await?;
+/// assert!(created[1].duplicate && created[1].id == created[0].id);
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Created {
+    /// The job's id.
+    pub id: i64,
+    /// Whether an existing job was returned instead of creating one.
+    pub duplicate: bool,
+}
+
+impl From<&super::JobRow> for Created {
+    /// What a single enqueue did: the job's id, and whether it was a
+    /// [`duplicate`](super::JobRow::duplicate).
+    fn from(job: &super::JobRow) -> Self {
+        Self {
+            id: job.id,
+            duplicate: job.duplicate,
+        }
     }
 }

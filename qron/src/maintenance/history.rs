@@ -1,5 +1,5 @@
 //! History maintenance: keeps day partitions of the history ahead of time and drops those past
-//! the retention, once per fleet.
+//! the retention, and drops the unique keys whose period is over, once per fleet.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -142,8 +142,22 @@ pub(crate) async fn maintain_once(
             dropped.push(name);
         }
     }
+    // Unique keys whose period is over: no later job has them.
+    loop {
+        let Some(mut tx) = maintenance_step(pool).await? else {
+            break;
+        };
+        let expired = db::job_uniques_expire(&mut *tx, now, UNIQUE_EXPIRE_BATCH).await?;
+        tx.commit().await?;
+        if expired < UNIQUE_EXPIRE_BATCH.unsigned_abs() {
+            break;
+        }
+    }
     Ok(dropped)
 }
+
+/// Unique keys dropped per statement of a maintenance pass.
+const UNIQUE_EXPIRE_BATCH: i64 = 10_000;
 
 #[cfg(test)]
 mod tests {
@@ -151,6 +165,31 @@ mod tests {
 
     use super::*;
     use crate::testing::TestDb;
+
+    #[tokio::test]
+    async fn a_pass_drops_the_unique_keys_whose_period_is_over() {
+        let db = TestDb::new().await.unwrap();
+        let hourly = crate::Unique::by_executor().period(Duration::from_secs(3600));
+        for owner in ["a", "b"] {
+            let job = crate::NewJob::new("report", "@after 0s").unique(hourly.clone());
+            db.client().owner(owner).create(job).await.unwrap();
+        }
+        sqlx::query(crate::schema::sql(
+            "UPDATE qron.job_uniques SET until = now() - interval '1 second' WHERE owner = 'a'",
+        ))
+        .execute(db.pool())
+        .await
+        .unwrap();
+        maintain_once(db.pool(), Utc::now(), Duration::from_secs(86_400))
+            .await
+            .unwrap();
+        let left: Vec<String> =
+            sqlx::query_scalar(crate::schema::sql("SELECT owner FROM qron.job_uniques"))
+                .fetch_all(db.pool())
+                .await
+                .unwrap();
+        assert_eq!(left, ["b"]);
+    }
 
     #[tokio::test]
     async fn run_once_keeps_days_ahead_and_drops_those_past_the_retention() {

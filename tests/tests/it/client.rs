@@ -112,6 +112,9 @@ async fn names_conflict_by_policy() {
         )
         .await
         .unwrap();
+    let mut kept = kept;
+    assert!(kept.duplicate, "the job kept is returned as a duplicate");
+    kept.duplicate = false;
     assert_eq!(kept, first);
     assert_eq!(snapshot(&db).await, before);
 

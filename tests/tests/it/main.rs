@@ -19,4 +19,5 @@ mod schema;
 mod state;
 mod testing;
 mod typed;
+mod unique;
 mod worker;

@@ -1,0 +1,173 @@
+//! Creating unique jobs: the job and its key's claim in one statement (see
+//! `migrations/0015_unique.sql`), one job or many; the holder of a key; the upkeep of claims.
+
+use crate::job::JobRow;
+use crate::schema::sql;
+use chrono::{DateTime, Utc};
+use sqlx::{PgConnection, PgExecutor};
+
+use super::InsertRow;
+
+/// Claims key `$14` (states `$15`, until `$16`) of owner `$2`'s executor `$1` for a new job id,
+/// or takes over a claim whose job no longer holds it; and inserts the job (`$1`–`$13` as
+/// `insert_one`) when the claim is its. No row when another job holds the key.
+const JOB_INSERT_UNIQUE: &str = "
+    WITH c AS (
+        INSERT INTO qron.job_uniques AS u (owner, executor, key, job_id, states, until)
+        VALUES ($2, $1, sha256(convert_to($14, 'UTF8')), nextval('qron.jobs_id_seq'), $15, $16)
+        ON CONFLICT (owner, executor, key) DO UPDATE
+           SET job_id = EXCLUDED.job_id, states = EXCLUDED.states, until = EXCLUDED.until
+         WHERE NOT qron.unique_holds(u.job_id, u.states)
+        RETURNING job_id),
+    j AS (
+        INSERT INTO qron.jobs (id, executor, owner, name, expr, recurring, run_at, slot_at,
+                               payload, meta, max_attempts, timeout, start_at, bytes, scheduled)
+        SELECT c.job_id, $1, $2, $3, $4, $5, $6, $6, $7::jsonb, $8::jsonb, $9, $10, $11, $12,
+               $13
+          FROM c
+        RETURNING *)
+    SELECT j.*, CASE WHEN j.status = 'ready' AND j.run_at <= now() + interval '1 second'
+                     THEN pg_notify('qron_jobs', j.executor) END AS notified
+      FROM j";
+
+/// Inserts a unique job (`row.unique` is set); `None` when another job holds its key (see
+/// [`job_unique_holder`]).
+pub(crate) async fn job_insert_unique<'e>(
+    ex: impl PgExecutor<'e>,
+    owner: &str,
+    row: &InsertRow,
+) -> sqlx::Result<Option<JobRow>> {
+    let Some(claim) = &row.unique else {
+        return Err(sqlx::Error::Protocol(
+            "a unique insert of a job without a key".into(),
+        ));
+    };
+    sqlx::query_as(sql(JOB_INSERT_UNIQUE))
+        .bind(&row.executor)
+        .bind(owner)
+        .bind(&row.name)
+        .bind(&row.expr)
+        .bind(row.recurring)
+        .bind(row.run_at)
+        .bind(&row.payload)
+        .bind(&row.meta)
+        .bind(row.max_attempts)
+        .bind(row.timeout)
+        .bind(row.start_at)
+        .bind(row.bytes())
+        .bind(row.scheduled)
+        .bind(&claim.key)
+        .bind(claim.states)
+        .bind(claim.until)
+        .fetch_optional(ex)
+        .await
+}
+
+/// As [`JOB_INSERT_UNIQUE`] for many jobs of owner `$1`, from arrays of their columns, with
+/// distinct keys: the claims are taken in key order (two batches sharing keys wait for each
+/// other rather than deadlock). Returns the place (from 1) and id of each job created.
+const JOB_INSERT_UNIQUE_MANY: &str = "
+    WITH n AS MATERIALIZED (
+        SELECT t.*, sha256(convert_to(t.key, 'UTF8')) AS hash, nextval('qron.jobs_id_seq') AS id
+          FROM unnest($2::text[], $3::text[], $4::bool[], $5::timestamptz[], $6::text[],
+                      $7::text[], $8::int[], $9::interval[], $10::timestamptz[], $11::int[],
+                      $12::bool[], $13::text[], $14::smallint[], $15::timestamptz[])
+               WITH ORDINALITY
+               AS t(executor, expr, recurring, run_at, payload, meta, max_attempts, timeout,
+                    start_at, bytes, scheduled, key, states, until, ord)),
+    c AS (
+        INSERT INTO qron.job_uniques AS u (owner, executor, key, job_id, states, until)
+        SELECT $1, executor, hash, id, states, until FROM n ORDER BY executor, hash
+        ON CONFLICT (owner, executor, key) DO UPDATE
+           SET job_id = EXCLUDED.job_id, states = EXCLUDED.states, until = EXCLUDED.until
+         WHERE NOT qron.unique_holds(u.job_id, u.states)
+        RETURNING job_id),
+    j AS (
+        INSERT INTO qron.jobs (id, executor, owner, expr, recurring, run_at, slot_at, payload,
+                               meta, max_attempts, timeout, start_at, bytes, scheduled)
+        SELECT n.id, executor, $1, expr, recurring, run_at, run_at, payload::jsonb, meta::jsonb,
+               max_attempts, timeout, start_at, bytes, scheduled
+          FROM n JOIN c ON c.job_id = n.id
+         ORDER BY ord
+        RETURNING id)
+    SELECT n.ord, n.id FROM n JOIN j ON j.id = n.id";
+
+/// Inserts many unique jobs of `owner` with distinct (executor, key) pairs; for each, in input
+/// order, the id of the job created, or `None` when another job holds its key.
+pub(crate) async fn job_insert_unique_many(
+    conn: &mut PgConnection,
+    owner: &str,
+    rows: &[&InsertRow],
+) -> sqlx::Result<Vec<Option<i64>>> {
+    let claims = rows
+        .iter()
+        .map(|r| r.unique.as_ref())
+        .collect::<Option<Vec<_>>>()
+        .ok_or_else(|| sqlx::Error::Protocol("a unique insert of a job without a key".into()))?;
+    let col = |f: fn(&InsertRow) -> &str| rows.iter().map(|r| f(r)).collect::<Vec<_>>();
+    let created: Vec<(i64, i64)> = sqlx::query_as(sql(JOB_INSERT_UNIQUE_MANY))
+        .persistent(false)
+        .bind(owner)
+        .bind(col(|r| &r.executor))
+        .bind(col(|r| &r.expr))
+        .bind(rows.iter().map(|r| r.recurring).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.run_at).collect::<Vec<_>>())
+        .bind(col(|r| &r.payload))
+        .bind(col(|r| &r.meta))
+        .bind(rows.iter().map(|r| r.max_attempts).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.timeout).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.start_at).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.bytes()).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.scheduled).collect::<Vec<_>>())
+        .bind(claims.iter().map(|c| c.key.as_str()).collect::<Vec<_>>())
+        .bind(claims.iter().map(|c| c.states).collect::<Vec<_>>())
+        .bind(claims.iter().map(|c| c.until).collect::<Vec<_>>())
+        .fetch_all(&mut *conn)
+        .await?;
+    let mut out = vec![None; rows.len()];
+    for (ord, id) in created {
+        if let Some(slot) = usize::try_from(ord - 1).ok().and_then(|i| out.get_mut(i)) {
+            *slot = Some(id);
+        }
+    }
+    Ok(out)
+}
+
+/// The jobs that hold owner `owner`'s keys (their texts) of these executors, as committed now;
+/// `None` for a key no job claims.
+pub(crate) async fn job_unique_holders<'e>(
+    ex: impl PgExecutor<'e>,
+    owner: &str,
+    executors: &[&str],
+    keys: &[&str],
+) -> sqlx::Result<Vec<Option<i64>>> {
+    sqlx::query_scalar(sql("SELECT u.job_id
+           FROM unnest($2::text[], $3::text[]) WITH ORDINALITY AS k(executor, key, ord)
+           LEFT JOIN qron.job_uniques u
+                  ON u.owner = $1 AND u.executor = k.executor
+                 AND u.key = sha256(convert_to(k.key, 'UTF8'))
+          ORDER BY k.ord"))
+    .bind(owner)
+    .bind(executors)
+    .bind(keys)
+    .fetch_all(ex)
+    .await
+}
+
+/// Drops up to `limit` claims whose period ended before `now` (a later job has another key);
+/// how many.
+pub(crate) async fn job_uniques_expire<'e>(
+    ex: impl PgExecutor<'e>,
+    now: DateTime<Utc>,
+    limit: i64,
+) -> sqlx::Result<u64> {
+    sqlx::query(sql(
+        "DELETE FROM qron.job_uniques WHERE ctid = ANY(ARRAY(
+                         SELECT ctid FROM qron.job_uniques WHERE until < $1 LIMIT $2))",
+    ))
+    .bind(now)
+    .bind(limit)
+    .execute(ex)
+    .await
+    .map(|r| r.rows_affected())
+}
