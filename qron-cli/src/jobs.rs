@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use clap::{Args, Subcommand, ValueEnum};
-use qron::{JobRef, JobRow, JobStatus, JobUpdate, NewJob, OnConflict, Order, Search};
+use qron::{JobRef, JobRow, JobStatus, JobUpdate, NewJob, OnConflict, Order, Search, Unique};
 use serde_json::Value;
 
 use crate::output::{Cell, Style, cut, duration, parse_duration, parse_json};
@@ -176,6 +176,40 @@ pub(crate) struct CreateArgs {
     /// What to do when a live job has the name already.
     #[arg(long, value_enum, default_value = "error")]
     on_conflict: Conflict,
+    /// Unique by this: no job is created while another of the executor holds the same key
+    /// (that one is shown, as "exists").
+    #[arg(long, value_enum)]
+    unique: Option<UniqueBy>,
+    /// The payload's fields that make the key, with `--unique keys` (comma-separated).
+    #[arg(long, value_delimiter = ',', requires = "unique")]
+    unique_keys: Vec<String>,
+    /// Unique within each period of this length: 1h, 1d, …
+    #[arg(long, value_parser = parse_duration, requires = "unique")]
+    unique_period: Option<Duration>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum UniqueBy {
+    /// One job of the executor.
+    Executor,
+    /// One job per payload.
+    Payload,
+    /// One job per value of the fields in --unique-keys.
+    Keys,
+}
+
+impl CreateArgs {
+    fn unique(&self) -> Option<Unique> {
+        let u = match self.unique? {
+            UniqueBy::Executor => Unique::by_executor(),
+            UniqueBy::Payload => Unique::by_payload(),
+            UniqueBy::Keys => Unique::by_keys(self.unique_keys.iter().cloned()),
+        };
+        Some(match self.unique_period {
+            Some(p) => u.period(p),
+            None => u,
+        })
+    }
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -219,6 +253,7 @@ pub(crate) async fn run(global: &Global, cmd: Jobs) -> Result<(), Failure> {
         Jobs::List(args) => return list(&client, out, args).await,
         Jobs::Show(target) => return show(&client, out, &target).await,
         Jobs::Create(a) => {
+            let unique = a.unique();
             let mut job = NewJob::new(a.executor, a.expr).on_conflict(match a.on_conflict {
                 Conflict::Error => OnConflict::Error,
                 Conflict::Keep => OnConflict::Keep,
@@ -242,7 +277,11 @@ pub(crate) async fn run(global: &Global, cmd: Jobs) -> Result<(), Failure> {
             if let Some(n) = a.max_attempts {
                 job = job.max_attempts(n);
             }
-            ("created", client.create(job).await?)
+            if let Some(u) = unique {
+                job = job.unique(u);
+            }
+            let job = client.create(job).await?;
+            (if job.duplicate { "exists" } else { "created" }, job)
         }
         Jobs::Update(a) => {
             let mut change = JobUpdate::new();

@@ -213,6 +213,38 @@ async fn jobs_are_created_listed_shown_stopped_restarted_and_deleted() {
     )
     .await;
     assert!(created.contains(" created\nID "), "{created}");
+    let sync = [
+        "jobs",
+        "create",
+        "sync",
+        "@after 1 hour",
+        "--payload",
+        r#"{"customer_id": 7}"#,
+        "--unique",
+        "keys",
+        "--unique-keys",
+        "customer_id",
+        "--unique-period",
+        "1d",
+    ];
+    let first = ok(&sync, &url).await;
+    assert!(first.contains(" created\nID "), "{first}");
+    let again = ok(&sync, &url).await;
+    assert!(again.contains(" exists\nID "), "{again}");
+    assert_eq!(
+        first.lines().next(),
+        Some(
+            again
+                .lines()
+                .next()
+                .unwrap()
+                .replace("exists", "created")
+                .as_str()
+        )
+    );
+    // (out of the listings below)
+    let sync_id: i64 = first.split_whitespace().nth(1).unwrap().parse().unwrap();
+    db.client().delete(sync_id).await.unwrap();
     let backup_id = db
         .client()
         .get(qron::JobRef::named("backup", "nightly"))

@@ -4,6 +4,7 @@
 //!   run twice.
 //! - [`state`]: carrying state from one execution to the next (resumable work, checkpoints).
 //! - [`testing`]: testing code that enqueues jobs, and the handlers themselves.
+//! - [`flow`]: flow control: fairness between owners, and unique jobs.
 //! - [`production`]: migrations, shutdown, retention, scaling out, operating and observing.
 //! - [`dashboard`]: the web dashboard and the management API: what they show, how to mount
 //!   them, and how to protect them.
@@ -148,6 +149,71 @@ pub mod testing {
     //!     assert_eq!(ran.succeeded(), 1);
     //! }
     //! ```
+}
+
+pub mod flow {
+    //! # Flow control
+    //!
+    //! ## Fairness between owners
+    //!
+    //! Nothing to set: a worker's lease is shared between the owners (tenants) with due jobs of
+    //! the executor, in turn. Each owner gives its oldest due jobs, one job of each owner, then a
+    //! second of each, and so on (at most 32 owners a lease; the next lease goes on after the
+    //! last one served). One owner's backlog of a million jobs does not hold back another
+    //! owner's ten: they start within a second. A paused owner's jobs are skipped at the cost of
+    //! one index descent, and jobs due later (a daily job per tenant) cost nothing: a job
+    //! written more than 2 s ahead of its run time stays out of the lease index until shortly
+    //! before it is due.
+    //!
+    //! ## Unique jobs
+    //!
+    //! A job can be unique among its owner's jobs of the same executor by a key: nothing else
+    //! ([`Unique::by_executor`](crate::Unique::by_executor)), all of its payload
+    //! ([`Unique::by_payload`](crate::Unique::by_payload)) or some of its fields
+    //! ([`Unique::by_keys`](crate::Unique::by_keys)); optionally within a period (once an
+    //! hour), and for as long as the job that holds the key is in one of the counted statuses
+    //! (ready, running, stopped or succeeded by default: a failed or cancelled job lets a new
+    //! one in).
+    //!
+    //! An enqueue whose key is held creates nothing and returns the holder, flagged
+    //! [`duplicate`](crate::JobRow::duplicate); a batch says it of each job
+    //! ([`Client::create_many_report`](crate::Client::create_many_report)). The database
+    //! decides, in the statement that inserts the job: of any number of concurrent enqueues of
+    //! one key, from any number of processes and in the callers' own transactions, one creates
+    //! the job. A key costs one row in `qron.job_uniques` and an index entry; jobs without a key
+    //! pay nothing.
+    //!
+    //! ```no_run
+    //! use std::time::Duration;
+    //! use serde::{Deserialize, Serialize};
+    //!
+    //! #[derive(Serialize, Deserialize)]
+    //! struct Customer { customer_id: i64, reason: String }
+    //!
+    //! #[qron::job(executor = "sync")]
+    //! async fn sync_customer(msg: Customer) -> Result<(), qron::JobError> { Ok(()) }
+    //!
+    //! # async fn demo() -> qron::Result<()> {
+    //! // At most one sync per customer waiting or running, whatever the reason; and at most
+    //! // one an hour.
+    //! let job = SyncCustomer::schedule("@after 0s", Customer { customer_id: 7, reason: "webhook".into() })
+    //!     .unique(qron::Unique::by_keys(["customer_id"]).period(Duration::from_secs(3600)))
+    //!     .await?;
+    //! if job.duplicate {
+    //!     tracing::info!(job = job.id, "a sync of this customer is already planned");
+    //! }
+    //! # Ok(()) }
+    //! ```
+    //!
+    //! Over GraphQL: `createJob(job: { …, unique: { by: KEYS, keys: ["customer_id"],
+    //! periodSeconds: 3600 } }) { id duplicate }`; from the terminal:
+    //! `qron jobs create sync '@after 0s' --payload '{"customer_id":7}' --unique keys
+    //! --unique-keys customer_id --unique-period 1h`.
+    //!
+    //! A named job is unique by its name already ([`NewJob::name`](crate::NewJob::name)): a
+    //! job has a name or a unique key, not both. A job that stopped holding its key (it failed,
+    //! say) and is later retried or restarted by an operator is not checked against a job that
+    //! took the key meanwhile.
 }
 
 pub mod production {

@@ -165,6 +165,29 @@ async fn every_client_operation_works_over_graphql() {
     assert_eq!(code(&bad), "INVALID_ARGUMENT", "{bad}");
     assert_eq!(bad["errors"][0]["extensions"]["field"], "expr");
 
+    // A unique job: the second enqueue returns the first job, flagged.
+    let unique = r#"mutation($c: Int!) { createJob(job: { executor: "sync", expr: "@after 1 hour",
+        payload: { customer_id: $c }, unique: { by: KEYS, keys: ["customer_id"], periodSeconds: 3600 } })
+        { id duplicate } }"#;
+    let first = gql(&base, &[], unique, json!({ "c": 7 })).await;
+    let again = gql(&base, &[], unique, json!({ "c": 7 })).await;
+    assert_eq!(first["data"]["createJob"]["duplicate"], false, "{first}");
+    assert_eq!(again["data"]["createJob"]["duplicate"], true, "{again}");
+    assert_eq!(
+        again["data"]["createJob"]["id"], first["data"]["createJob"]["id"],
+        "{again}"
+    );
+    let no_field = gql(
+        &base,
+        &[],
+        r#"mutation { createJob(job: { executor: "sync", expr: "@daily", payload: { a: 1 },
+            unique: { by: KEYS, keys: ["b"] } }) { id } }"#,
+        json!({}),
+    )
+    .await;
+    assert_eq!(code(&no_field), "INVALID_ARGUMENT", "{no_field}");
+    assert_eq!(no_field["errors"][0]["extensions"]["field"], "unique.keys");
+
     // Many at once, and a search with a total.
     let many = gql(
         &base,

@@ -76,6 +76,64 @@ pub struct NewJobInput {
     pub max_attempts: Option<i32>,
     /// When the name is taken.
     pub on_conflict: Option<Conflict>,
+    /// What makes it unique (none of this owner's jobs of the executor holds the same key):
+    /// when another does, none is created and that one is returned, with `duplicate` true.
+    pub unique: Option<UniqueInput>,
+}
+
+/// What a unique job's key is made of.
+#[derive(Enum, Clone, Copy, PartialEq, Eq, Debug)]
+pub enum UniqueBy {
+    /// The executor alone: one such job at a time.
+    Executor,
+    /// All of the payload.
+    Payload,
+    /// The payload's fields named in `keys`.
+    Keys,
+}
+
+/// A unique job's key and how long it holds (see the Rust API's `Unique`).
+#[derive(InputObject, Debug)]
+pub struct UniqueInput {
+    /// What the key is made of.
+    pub by: UniqueBy,
+    /// The payload's fields, with `by: KEYS`.
+    pub keys: Option<Vec<String>>,
+    /// Unique within each period of this many seconds (at least 1).
+    pub period_seconds: Option<f64>,
+    /// The statuses in which the job holds its key (ready, running, stopped and succeeded
+    /// when absent).
+    pub states: Option<Vec<crate::JobStatus>>,
+}
+
+impl UniqueInput {
+    fn into_unique(self) -> Result<crate::Unique> {
+        let keys = self.keys.unwrap_or_default();
+        let mut u = match self.by {
+            UniqueBy::Executor | UniqueBy::Payload if !keys.is_empty() => {
+                return Err(gql(crate::Error::InvalidArgument {
+                    field: "unique.keys",
+                    reason: "name fields only with `by: KEYS`".to_owned(),
+                }));
+            }
+            UniqueBy::Executor => crate::Unique::by_executor(),
+            UniqueBy::Payload => crate::Unique::by_payload(),
+            UniqueBy::Keys => crate::Unique::by_keys(keys),
+        };
+        if let Some(p) = self.period_seconds {
+            let period = std::time::Duration::try_from_secs_f64(p).map_err(|_| {
+                gql(crate::Error::InvalidArgument {
+                    field: "unique.period",
+                    reason: format!("{p} is not a number of seconds"),
+                })
+            })?;
+            u = u.period(period);
+        }
+        if let Some(states) = self.states {
+            u = u.states(states);
+        }
+        Ok(u)
+    }
 }
 
 pub(super) fn seconds(field: &'static str, s: f64) -> Result<std::time::Duration> {
@@ -105,6 +163,9 @@ impl NewJobInput {
         }
         if let Some(c) = self.on_conflict {
             job = job.on_conflict(c.into());
+        }
+        if let Some(u) = self.unique {
+            job = job.unique(u.into_unique()?);
         }
         Ok(job)
     }
