@@ -176,6 +176,9 @@ pub(crate) struct CreateArgs {
     /// What to do when a live job has the name already.
     #[arg(long, value_enum, default_value = "error")]
     on_conflict: Conflict,
+    /// Priority: 0 (the highest) to 9 (default: the executor's, else 5).
+    #[arg(long)]
+    priority: Option<u8>,
     /// Unique by this: no job is created while another of the executor holds the same key
     /// (that one is shown, as "exists").
     #[arg(long, value_enum)]
@@ -276,6 +279,9 @@ pub(crate) async fn run(global: &Global, cmd: Jobs) -> Result<(), Failure> {
             }
             if let Some(n) = a.max_attempts {
                 job = job.max_attempts(n);
+            }
+            if let Some(p) = a.priority {
+                job = job.priority(p);
             }
             if let Some(u) = unique {
                 job = job.unique(u);

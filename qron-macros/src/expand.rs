@@ -289,6 +289,7 @@ pub(crate) fn generate(func: &ItemFn, args: Args) -> syn::Result<TokenStream> {
         None => quote!(#krate::DEFAULT_CONCURRENCY),
     };
     let (base, max) = args.backoff.unwrap_or((1_000_000, 3_600_000_000));
+    let priority = args.priority.unwrap_or(5);
     let history = match args.history {
         None | Some(crate::parse::History::All) => quote!(#krate::History::All),
         Some(crate::parse::History::Failed) => quote!(#krate::History::Failed),
@@ -423,7 +424,8 @@ pub(crate) fn generate(func: &ItemFn, args: Args) -> syn::Result<TokenStream> {
                         #krate::__private::Duration::from_micros(#max),
                     ),
                 )
-                .with_history(#history);
+                .with_history(#history)
+                .with_priority(#priority);
 
                 fn __run(
                     ctx: #krate::Context,

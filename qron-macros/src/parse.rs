@@ -1,5 +1,6 @@
 //! The attribute's arguments: `executor = "…"`, `max_attempts = 5`, `timeout = "30s"`,
-//! `concurrency = 10`, `backoff(base = "1s", max = "1h")`, `history = "failed"`, `name = "…"`,
+//! `concurrency = 10`, `backoff(base = "1s", max = "1h")`, `history = "failed"`, `priority = 0`,
+//! `name = "…"`,
 //! `crate = "…"`.
 
 use proc_macro2::Span;
@@ -18,9 +19,11 @@ mod kw {
     syn::custom_keyword!(base);
     syn::custom_keyword!(max);
     syn::custom_keyword!(history);
+    syn::custom_keyword!(priority);
 }
 
-const VALID: &str = "executor, max_attempts, timeout, concurrency, backoff, history, name, crate";
+const VALID: &str =
+    "executor, max_attempts, timeout, concurrency, backoff, history, priority, name, crate";
 
 /// What the history keeps of an executor's finished jobs.
 #[derive(Clone, Copy)]
@@ -45,6 +48,7 @@ pub(crate) struct Args {
     pub concurrency: Option<Spanned<usize>>,
     pub backoff: Option<(u64, u64)>,
     pub history: Option<History>,
+    pub priority: Option<u8>,
     pub name: Option<Spanned<String>>,
     pub krate: Option<syn::Path>,
     /// Every mistake found, reported together.
@@ -147,6 +151,23 @@ impl Parse for Args {
                         &mut args.errors,
                     ),
                     Err(e) => args.errors.push(e),
+                }
+            } else if lookahead.peek(kw::priority) {
+                let key = input.parse::<kw::priority>()?;
+                input.parse::<Token![=]>()?;
+                let lit = input.parse::<LitInt>()?;
+                match lit.base10_parse::<u8>() {
+                    Ok(n) if n <= 9 => once(
+                        &mut args.priority,
+                        n,
+                        key.span,
+                        "priority",
+                        &mut args.errors,
+                    ),
+                    _ => args.errors.push(syn::Error::new(
+                        lit.span(),
+                        "`priority` is a whole number from 0 (the highest) to 9 (the lowest)",
+                    )),
                 }
             } else if lookahead.peek(kw::concurrency) {
                 let key = input.parse::<kw::concurrency>()?;

@@ -4,7 +4,7 @@
 //!   run twice.
 //! - [`state`]: carrying state from one execution to the next (resumable work, checkpoints).
 //! - [`testing`]: testing code that enqueues jobs, and the handlers themselves.
-//! - [`flow`]: flow control: fairness between owners, and unique jobs.
+//! - [`flow`]: flow control: fairness between owners, priorities, and unique jobs.
 //! - [`production`]: migrations, shutdown, retention, scaling out, operating and observing.
 //! - [`dashboard`]: the web dashboard and the management API: what they show, how to mount
 //!   them, and how to protect them.
@@ -164,6 +164,39 @@ pub mod flow {
     //! one index descent, and jobs due later (a daily job per tenant) cost nothing: a job
     //! written more than 2 s ahead of its run time stays out of the lease index until shortly
     //! before it is due.
+    //!
+    //! ## Priorities
+    //!
+    //! A job has a priority from 0 (the highest) to [`LOWEST_PRIORITY`](crate::LOWEST_PRIORITY)
+    //! (9), [`DEFAULT_PRIORITY`](crate::DEFAULT_PRIORITY) (5) unless the job
+    //! ([`NewJob::priority`](crate::NewJob::priority), `.priority(0)` on a typed enqueue) or its
+    //! executor (`#[qron::job(priority = 1)]`) says otherwise. Among an owner's due jobs of an
+    //! executor, a worker takes higher priorities first.
+    //!
+    //! No backlog starves a lower priority: a job of priority `q` is passed over only by jobs of
+    //! priority `p < q` due less than `(q - p) / 9` of the client's aging bound after it
+    //! ([`ClientBuilder::priority_aging`](crate::ClientBuilder::priority_aging), 10 minutes by
+    //! default). Once it has waited that long, nothing due later goes before it. It costs no
+    //! write: each owner's jobs are leased in the order of their run time put back by their
+    //! priority (`lease_at`, a stored generated column in the lease index).
+    //!
+    //! Fairness between owners comes first: an owner's priorities order its own jobs, not
+    //! another owner's. A job enqueued with a higher priority than a backlog the worker is
+    //! working through starts within a poll interval (a second by default).
+    //!
+    //! ```no_run
+    //! # use serde::{Deserialize, Serialize};
+    //! # #[derive(Serialize, Deserialize)] struct Email { to: String }
+    //! #[qron::job(executor = "email", priority = 3)]
+    //! async fn send_email(msg: Email) -> Result<(), qron::JobError> { Ok(()) }
+    //!
+    //! # async fn demo() -> qron::Result<()> {
+    //! // A password reset goes before the newsletter's backlog.
+    //! SendEmail::schedule("@after 0s", Email { to: "ada@example.com".into() })
+    //!     .priority(0)
+    //!     .await?;
+    //! # Ok(()) }
+    //! ```
     //!
     //! ## Unique jobs
     //!

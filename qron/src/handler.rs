@@ -129,6 +129,8 @@ pub struct JobOptions {
     pub backoff: Backoff,
     /// What the history keeps of its finished jobs.
     pub history: History,
+    /// Its jobs' priority: 0 (the highest) to 9.
+    pub priority: u8,
 }
 
 /// Executions at once per job type and worker when the job does not say.
@@ -142,6 +144,7 @@ impl Default for JobOptions {
             concurrency: DEFAULT_CONCURRENCY,
             backoff: Backoff::default(),
             history: History::All,
+            priority: crate::DEFAULT_PRIORITY,
         }
     }
 }
@@ -167,6 +170,7 @@ impl JobOptions {
             concurrency,
             backoff,
             history: History::All,
+            priority: crate::DEFAULT_PRIORITY,
         }
     }
 
@@ -179,6 +183,18 @@ impl JobOptions {
     /// ```
     pub const fn with_history(mut self, history: History) -> Self {
         self.history = history;
+        self
+    }
+
+    /// The same options with another priority for its jobs (0, the highest, to 9); `const`,
+    /// for the code `#[qron::job]` generates.
+    ///
+    /// ```
+    /// let o = qron::JobOptions::default().with_priority(1);
+    /// assert_eq!(o.priority, 1);
+    /// ```
+    pub const fn with_priority(mut self, priority: u8) -> Self {
+        self.priority = priority;
         self
     }
 }

@@ -330,3 +330,9 @@ macro_rules! tagging_job {
 tagging_job!(tag_a, "tag_a");
 tagging_job!(tag_b, "tag_b");
 tagging_job!(tag_c, "tag_c");
+
+/// A job of a high priority, declared.
+#[qron::job(executor = "urgent", priority = 1)]
+pub async fn urgent(_: ()) -> Result<(), JobError> {
+    Ok(())
+}

@@ -35,6 +35,7 @@ const INSERT_CHUNK: usize = 10_000;
 #[derive(Debug)]
 struct Config {
     max_json_bytes: usize,
+    priority_aging: std::time::Duration,
     /// The database's time: a job's start, and so its first run, count from it.
     clock: DbClock,
 }
@@ -77,6 +78,7 @@ pub struct ClientBuilder {
     pool: PgPool,
     owner: String,
     max_json_bytes: usize,
+    priority_aging: std::time::Duration,
     host_clock: HostClock,
 }
 
@@ -90,6 +92,25 @@ impl ClientBuilder {
     /// ```
     pub fn max_json_bytes(mut self, bytes: usize) -> Self {
         self.max_json_bytes = bytes;
+        self
+    }
+
+    /// How long a due job of the lowest priority can be passed over by jobs of higher
+    /// priorities due after it (default [`DEFAULT_PRIORITY_AGING`](crate::DEFAULT_PRIORITY_AGING),
+    /// 10 minutes; from 1 s to 30 days, else each enqueue is refused naming `priority_aging`).
+    /// A job of priority `p` goes before a job of priority `q > p` due up to `(q - p) / 9` of
+    /// it later, not after: once a job has waited that long, nothing due later goes first.
+    /// Applies to the jobs this client enqueues.
+    ///
+    /// ```no_run
+    /// # fn demo(pool: sqlx::PgPool) {
+    /// let client = qron::Client::builder(pool)
+    ///     .priority_aging(std::time::Duration::from_secs(60))
+    ///     .build();
+    /// # }
+    /// ```
+    pub fn priority_aging(mut self, aging: std::time::Duration) -> Self {
+        self.priority_aging = aging;
         self
     }
 
@@ -136,6 +157,7 @@ impl ClientBuilder {
             owner: self.owner.into(),
             config: Arc::new(Config {
                 max_json_bytes: self.max_json_bytes,
+                priority_aging: self.priority_aging,
                 clock: DbClock::new(self.host_clock),
             }),
         }
@@ -257,6 +279,7 @@ impl Client {
             pool,
             owner: DEFAULT_OWNER.to_owned(),
             max_json_bytes: DEFAULT_MAX_JSON_BYTES,
+            priority_aging: crate::DEFAULT_PRIORITY_AGING,
             host_clock: Utc::now,
         }
     }
@@ -373,6 +396,7 @@ impl Client {
         Scope {
             owner: &self.owner,
             max_json_bytes: self.config.max_json_bytes,
+            priority_aging: self.config.priority_aging,
         }
     }
 

@@ -86,7 +86,8 @@ impl Client {
             });
         }
         let now = self.now().await;
-        db::job_retry(&self.pool, &self.owner, job.id, now, payload)
+        let step = crate::job::priority_step(self.scope().priority_aging)?;
+        db::job_retry(&self.pool, &self.owner, job.id, now, payload, step)
             .await
             .map_err(|e| {
                 super::scope::Scope::already_exists(e, &job.executor, job.name.as_deref())

@@ -9,7 +9,7 @@ use super::checks::{check_max_attempts, check_name, check_time, timeout_interval
 use crate::Schedule;
 use crate::db::{self, InsertRow};
 use crate::error::{Error, Result};
-use crate::job::{JobRef, JobRow, NewJob};
+use crate::job::{JobRef, JobRow, NewJob, check_priority, priority_step};
 use crate::limits;
 
 /// A parsed expression's first run from one start, kept for the next job of a batch.
@@ -27,6 +27,8 @@ pub(crate) struct FirstRun {
 pub(crate) struct Scope<'a> {
     pub owner: &'a str,
     pub max_json_bytes: usize,
+    /// How long a job of the lowest priority can be passed over (see `job::priority`).
+    pub priority_aging: std::time::Duration,
 }
 
 impl Scope<'_> {
@@ -115,6 +117,7 @@ impl Scope<'_> {
             }
         };
         check_time("expr", first.run_at)?;
+        let priority = check_priority(job.priority.unwrap_or(declared.priority))?;
         let row = InsertRow {
             executor: job.executor.clone(),
             name: job.name.clone(),
@@ -134,6 +137,8 @@ impl Scope<'_> {
                 .ok()
                 .and_then(|ahead| now.checked_add_signed(ahead))
                 .is_some_and(|staged_by| first.run_at > staged_by),
+            priority,
+            priority_delay: i64::from(priority) * priority_step(self.priority_aging)?,
             unique: match &job.unique {
                 Some(u) => Some(u.claim(&job.payload, now)?),
                 None => None,

@@ -23,6 +23,10 @@ pub(crate) struct InsertRow {
     /// Due more than [`STAGE_AHEAD`] after it was written: out of the lease index until staged
     /// (see `migrations/0014_scheduled.sql`).
     pub scheduled: bool,
+    /// 0 (highest) to 9.
+    pub priority: i16,
+    /// How far the priority puts the job back in the lease order, in microseconds.
+    pub priority_delay: i64,
     /// A unique job's claim on its key (see `db::unique`).
     pub unique: Option<crate::job::UniqueClaim>,
 }
@@ -45,7 +49,7 @@ pub(crate) fn json_bytes(payload: &str, meta: &str) -> i32 {
     i32::try_from(payload.len().saturating_add(meta.len())).unwrap_or(i32::MAX)
 }
 
-/// The statement that inserts one job (`$1`–`$12`), with `$on_conflict` for a name taken;
+/// The statement that inserts one job (`$1`–`$15`), with `$on_conflict` for a name taken;
 /// it wakes idle workers (on commit) when the job is due within a second.
 macro_rules! insert_one {
     ($on_conflict:expr) => {
@@ -53,8 +57,10 @@ macro_rules! insert_one {
             "
     WITH j AS (
         INSERT INTO qron.jobs (executor, owner, name, expr, recurring, run_at, slot_at, payload,
-                               meta, max_attempts, timeout, start_at, bytes, scheduled)
-        VALUES ($1, $2, $3, $4, $5, $6, $6, $7::jsonb, $8::jsonb, $9, $10, $11, $12, $13)
+                               meta, max_attempts, timeout, start_at, bytes, scheduled,
+                               priority, priority_delay)
+        VALUES ($1, $2, $3, $4, $5, $6, $6, $7::jsonb, $8::jsonb, $9, $10, $11, $12, $13, $14,
+                $15)
         ",
             $on_conflict,
             "
@@ -76,7 +82,8 @@ macro_rules! replace_named {
                slot_at = EXCLUDED.slot_at, payload = EXCLUDED.payload, meta = EXCLUDED.meta,
                bytes = EXCLUDED.bytes, max_attempts = EXCLUDED.max_attempts,
                timeout = EXCLUDED.timeout, start_at = EXCLUDED.start_at, attempt = 0,
-               scheduled = EXCLUDED.scheduled,
+               scheduled = EXCLUDED.scheduled, priority = EXCLUDED.priority,
+               priority_delay = EXCLUDED.priority_delay,
                revision = qron.jobs.revision + 1, updated_at = now()"
     };
 }
@@ -117,27 +124,30 @@ pub(crate) async fn job_insert<'e>(
         .bind(row.start_at)
         .bind(row.bytes())
         .bind(row.scheduled)
+        .bind(row.priority)
+        .bind(row.priority_delay)
         .fetch_optional(ex)
         .await
 }
 
 /// The statement that inserts many jobs in one statement, for owner `$1`, from arrays of their
-/// columns (`$2`–`$12`), in input order, with `$on_conflict` for a name taken; it returns the
+/// columns (`$2`–`$15`), in input order, with `$on_conflict` for a name taken; it returns the
 /// id, executor and name of each row written.
 macro_rules! insert_many {
     ($on_conflict:expr) => {
         concat!(
             "
     INSERT INTO qron.jobs (executor, owner, name, expr, recurring, run_at, slot_at, payload,
-                           meta, max_attempts, timeout, start_at, bytes, scheduled)
+                           meta, max_attempts, timeout, start_at, bytes, scheduled, priority,
+                           priority_delay)
     SELECT executor, $1, name, expr, recurring, run_at, run_at, payload::jsonb, meta::jsonb,
-           max_attempts, timeout, start_at, bytes, scheduled
+           max_attempts, timeout, start_at, bytes, scheduled, priority, priority_delay
       FROM unnest($2::text[], $3::text[], $4::text[], $5::bool[], $6::timestamptz[],
                   $7::text[], $8::text[], $9::int[], $10::interval[], $11::timestamptz[],
-                  $12::int[], $13::bool[])
+                  $12::int[], $13::bool[], $14::smallint[], $15::bigint[])
            WITH ORDINALITY
            AS t(executor, name, expr, recurring, run_at, payload, meta, max_attempts, timeout,
-                start_at, bytes, scheduled, ord)
+                start_at, bytes, scheduled, priority, priority_delay, ord)
      ORDER BY ord
     ",
             $on_conflict,
@@ -187,6 +197,8 @@ pub(crate) async fn job_insert_many(
         .bind(rows.iter().map(|r| r.start_at).collect::<Vec<_>>())
         .bind(rows.iter().map(|r| r.bytes()).collect::<Vec<_>>())
         .bind(rows.iter().map(|r| r.scheduled).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.priority).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.priority_delay).collect::<Vec<_>>())
         .fetch_all(conn)
         .await?;
     // RETURNING follows the insertion order (`ORDER BY ord`); rows kept out are missing.
@@ -204,7 +216,8 @@ pub(crate) async fn job_insert_many(
 }
 
 const COPY_IN: &str = "COPY qron.jobs (executor, owner, expr, recurring, run_at, slot_at, \
-     payload, meta, max_attempts, timeout, start_at, bytes, scheduled) FROM STDIN (FORMAT binary)";
+     payload, meta, max_attempts, timeout, start_at, bytes, scheduled, priority, priority_delay) \
+     FROM STDIN (FORMAT binary)";
 
 /// Bytes of COPY data sent per message: the server works on one while the next is encoded.
 const COPY_MESSAGE: usize = 256 * 1024;
@@ -325,7 +338,7 @@ mod copy_binary {
 
     /// Microseconds from the Unix epoch to PostgreSQL's (2000-01-01).
     const PG_EPOCH_MICROS: i64 = 946_684_800_000_000;
-    const COLUMNS: i16 = 13;
+    const COLUMNS: i16 = 15;
 
     pub(super) fn header() -> Vec<u8> {
         let mut b = Vec::with_capacity(super::COPY_MESSAGE + 4096);
@@ -354,6 +367,8 @@ mod copy_binary {
         timestamp(b, r.start_at);
         field(b, &r.bytes().to_be_bytes());
         field(b, &[u8::from(r.scheduled)]);
+        field(b, &r.priority.to_be_bytes());
+        field(b, &r.priority_delay.to_be_bytes());
     }
 
     fn field(b: &mut Vec<u8>, data: &[u8]) {

@@ -33,7 +33,7 @@ macro_rules! owner_walk {
             $executor,
             "
                    AND owner COLLATE \"C\" < w.owner
-                 ORDER BY owner COLLATE \"C\" DESC, run_at DESC, id DESC LIMIT 1)
+                 ORDER BY owner COLLATE \"C\" DESC, lease_at DESC, id DESC LIMIT 1)
                UNION ALL
                (SELECT owner, true FROM qron.jobs
                  WHERE status = 'ready' AND NOT scheduled AND executor = ",
@@ -42,7 +42,7 @@ macro_rules! owner_walk {
                    AND owner COLLATE \"C\" >= ",
             $start,
             "
-                 ORDER BY owner COLLATE \"C\" DESC, run_at DESC, id DESC LIMIT 1)
+                 ORDER BY owner COLLATE \"C\" DESC, lease_at DESC, id DESC LIMIT 1)
                LIMIT 1) n
          -- once round, the walk stops
          WHERE ",
@@ -68,10 +68,11 @@ pub(crate) const JOB_LEASE: &str = concat!(
     owner_walk!("$1", "COALESCE($11, $14)", "$11::text IS NULL"),
     ",
     owners AS MATERIALIZED (
-        SELECT w.owner, w.turn, COALESCE(k.run_at, '-infinity') AS after_at,
+        SELECT w.owner, w.turn, COALESCE(k.lease_at, '-infinity') AS after_at,
                COALESCE(k.id, 0) AS after_id
           FROM walk w
-          LEFT JOIN unnest($8::text[], $9::timestamptz[], $10::bigint[]) AS k(owner, run_at, id)
+          LEFT JOIN unnest($8::text[], $9::timestamptz[], $10::bigint[])
+                 AS k(owner, lease_at, id)
                  ON k.owner = w.owner
          -- a walked owner, or a remote worker's (the walk's start). Every walked owner has
          -- jobs in the lease index: staged ones, due now or within seconds (see
@@ -96,8 +97,10 @@ pub(crate) const JOB_LEASE: &str = concat!(
                     WHERE q.status = 'ready' AND NOT q.scheduled AND q.executor = $1
                       AND q.owner COLLATE \"C\" = o.owner AND q.run_at <= $6
                       -- past the owner's cursor: a bound of the index scan (see `job_lease`)
-                      AND (q.run_at, q.id) > (o.after_at, o.after_id)
-                    ORDER BY q.run_at, q.id
+                      AND (q.lease_at, q.id) > (o.after_at, o.after_id)
+                    -- in lease order: by run time, put back by priority (a job due later
+                    -- than the lease, or not yet due, is passed: see `Lease::due_by`)
+                    ORDER BY q.lease_at, q.id
                     LIMIT s.jobs
                       FOR UPDATE SKIP LOCKED) l) c)
     UPDATE qron.jobs j
@@ -133,7 +136,7 @@ pub(crate) const JOB_LEASE: &str = concat!(
               NULLIF(j.payload, 'null')::text AS payload,
               NULLIF(j.meta, '{}')::text AS meta, j.attempt, j.executions,
               j.max_attempts, j.timeout, j.lease_token, j.revision, j.start_at,
-              j.lease_secret::text AS lease_secret, j.lease_expires_at"
+              j.lease_secret::text AS lease_secret, j.lease_expires_at, j.lease_at"
 );
 
 /// Leases up to `limit` jobs of `executor` due by `due_by` (at most a little after `now`: a
@@ -152,7 +155,7 @@ pub(crate) async fn job_lease<'e>(
 ) -> sqlx::Result<Vec<LeasedJob>> {
     let slack = super::duration_interval(p.slack + p.wait);
     let owners: Vec<&str> = p.cursors.iter().map(|c| c.owner.as_str()).collect();
-    let run_ats: Vec<DateTime<Utc>> = p.cursors.iter().map(|c| c.run_at).collect();
+    let lease_ats: Vec<DateTime<Utc>> = p.cursors.iter().map(|c| c.lease_at).collect();
     let ids: Vec<i64> = p.cursors.iter().map(|c| c.id).collect();
     sqlx::query_as(sql(JOB_LEASE))
         .bind(p.executor)
@@ -163,7 +166,7 @@ pub(crate) async fn job_lease<'e>(
         .bind(p.due_by)
         .bind(super::duration_interval(p.lease_time))
         .bind(owners)
-        .bind(run_ats)
+        .bind(lease_ats)
         .bind(ids)
         .bind(p.owner)
         .bind(p.max_bytes.map(|b| i64::try_from(b).unwrap_or(i64::MAX)))
@@ -178,7 +181,8 @@ pub(crate) async fn job_lease<'e>(
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Cursor {
     pub owner: String,
-    pub run_at: DateTime<Utc>,
+    /// The last job's place in the lease order (its run time put back by its priority).
+    pub lease_at: DateTime<Utc>,
     pub id: i64,
 }
 
@@ -247,7 +251,9 @@ impl<'a> Lease<'a> {
 
 /// When the next ready job of `executor` due by `$2` is due, its size, and whether it is
 /// still `scheduled` (not staged yet), among the owners who did not pause the executor: the
-/// least of each staged owner's oldest (see `owner_walk`) and of the scheduled jobs' index.
+/// least of each staged owner's next (see `owner_walk`) and of the scheduled jobs' index. An
+/// owner's next is its first job due by `$3` (now) in lease order (the one a lease takes
+/// first); when it has none, its soonest: a sort of its staged jobs, all due within seconds.
 const JOB_NEXT_DUE: &str = concat!(
     "
     WITH RECURSIVE",
@@ -257,10 +263,16 @@ const JOB_NEXT_DUE: &str = concat!(
         SELECT f.run_at, f.bytes, false AS scheduled
           FROM walk w
          CROSS JOIN LATERAL (
-               SELECT run_at, bytes FROM qron.jobs q
-                WHERE q.status = 'ready' AND NOT q.scheduled AND q.executor = $1
-                  AND q.owner COLLATE \"C\" = w.owner AND q.run_at <= $2
-                ORDER BY q.run_at, q.id LIMIT 1) f
+               (SELECT run_at, bytes FROM qron.jobs q
+                 WHERE q.status = 'ready' AND NOT q.scheduled AND q.executor = $1
+                   AND q.owner COLLATE \"C\" = w.owner AND q.run_at <= $3
+                 ORDER BY q.lease_at, q.id LIMIT 1)
+               UNION ALL
+               (SELECT run_at, bytes FROM qron.jobs q
+                 WHERE q.status = 'ready' AND NOT q.scheduled AND q.executor = $1
+                   AND q.owner COLLATE \"C\" = w.owner AND q.run_at <= $2
+                 ORDER BY q.run_at LIMIT 1)
+               LIMIT 1) f
          WHERE w.turn > 0
            AND NOT EXISTS (SELECT 1 FROM qron.executor_pauses p
                             WHERE p.executor = $1 AND p.owner = w.owner)
@@ -276,15 +288,18 @@ const JOB_NEXT_DUE: &str = concat!(
 );
 
 /// When the next ready job of `executor` is due, its size, and whether it is still scheduled,
-/// if it is due by `before` (see [`JOB_NEXT_DUE`]).
+/// if it is due by `before` (see [`JOB_NEXT_DUE`]); `now` is the time a job due by is taken
+/// first in lease order.
 pub(crate) async fn job_next_due<'e>(
     ex: impl PgExecutor<'e>,
     executor: &str,
+    now: DateTime<Utc>,
     before: DateTime<Utc>,
 ) -> sqlx::Result<Option<(DateTime<Utc>, i32, bool)>> {
     sqlx::query_as(sql(JOB_NEXT_DUE))
         .bind(executor)
         .bind(before)
+        .bind(now)
         .fetch_optional(ex)
         .await
 }
@@ -456,6 +471,49 @@ mod tests {
         // Every job in rounds when asked for all: each owner's three.
         let jobs = job_lease(db.pool(), &lease(100, "b")).await.unwrap();
         assert_eq!(owners(jobs), ["a", "a", "a", "b", "b", "b", "c", "c", "c"]);
+    }
+
+    #[tokio::test]
+    #[allow(clippy::unwrap_used)]
+    async fn a_lease_takes_higher_priorities_first_and_ages_the_others() {
+        use std::time::Duration;
+        let db = crate::testing::TestDb::new().await.unwrap();
+        // Aging 9 minutes: a priority level puts a job back one minute.
+        let client = crate::Client::builder(db.pool().clone())
+            .priority_aging(Duration::from_secs(9 * 60))
+            .build();
+        let job = |expr: &str, priority| {
+            crate::NewJob::new("prio", expr)
+                .priority(priority)
+                .name(format!("{priority}{expr}"))
+        };
+        for (expr, priority) in [
+            ("@after -10s", 9),
+            ("@after -5s", 5),
+            ("@after -1s", 0),
+            ("@after -2s", 5),
+            // due 12 minutes ago: past its 9 levels of a minute, before every job due since
+            ("@after -720s", 9),
+        ] {
+            client.create(job(expr, priority)).await.unwrap();
+        }
+        // One at a time, in lease order.
+        let mut names = Vec::new();
+        for _ in 0..5 {
+            let lease = Lease::due("prio", "test", 1, Utc::now(), Duration::from_secs(30));
+            let leased = job_lease(db.pool(), &lease).await.unwrap();
+            names.extend(leased.into_iter().filter_map(|j| j.name));
+        }
+        assert_eq!(
+            names,
+            [
+                "9@after -720s",
+                "0@after -1s",
+                "5@after -5s",
+                "5@after -2s",
+                "9@after -10s"
+            ]
+        );
     }
 
     #[tokio::test]

@@ -31,9 +31,42 @@ pub(crate) struct LeasedJob {
     pub lease_secret: Option<String>,
     /// When the lease runs out, by the server's clock, unless renewed.
     pub lease_expires_at: DateTime<Utc>,
+    /// Its place in the lease order: its run time, put back by its priority.
+    pub lease_at: DateTime<Utc>,
 }
 
 impl LeasedJob {
+    /// A job of `owner` due and leased at `at`, with a 1 s limit and 5 attempts, its first
+    /// attempt: for the tests' own changes.
+    #[cfg(test)]
+    pub(crate) fn for_test(id: i64, owner: &str, at: DateTime<Utc>) -> Self {
+        Self {
+            id,
+            owner: owner.to_owned(),
+            name: None,
+            expr: "@after 0s".to_owned(),
+            recurring: false,
+            run_at: at,
+            slot_at: at,
+            payload: None,
+            meta: None,
+            attempt: 1,
+            executions: 1,
+            max_attempts: 5,
+            timeout: PgInterval {
+                months: 0,
+                days: 0,
+                microseconds: 1_000_000,
+            },
+            lease_token: 1,
+            revision: 0,
+            start_at: at,
+            lease_secret: None,
+            lease_expires_at: at,
+            lease_at: at,
+        }
+    }
+
     /// The bytes of payload and meta it holds.
     pub(crate) fn bytes(&self) -> u64 {
         let len = |t: &Option<String>| t.as_ref().map_or(0, String::len);
@@ -44,7 +77,7 @@ impl LeasedJob {
 /// The lease's `RETURNING` list, by name, in order: [`LeasedJob`] is decoded by these
 /// positions (a lease returns up to a batch of rows, and looking each column up by name was a
 /// noticeable part of a worker's time). A test checks that the statement's list is this one.
-const LEASED_COLUMNS: [&str; 18] = [
+const LEASED_COLUMNS: [&str; 19] = [
     "id",
     "owner",
     "name",
@@ -63,6 +96,7 @@ const LEASED_COLUMNS: [&str; 18] = [
     "start_at",
     "lease_secret",
     "lease_expires_at",
+    "lease_at",
 ];
 
 /// The position of `column` in [`LEASED_COLUMNS`] (evaluated at compile time: a name not in
@@ -115,6 +149,7 @@ impl<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> for LeasedJob {
             start_at: row.try_get_unchecked(const { leased("start_at") })?,
             lease_secret: row.try_get_unchecked(const { leased("lease_secret") })?,
             lease_expires_at: row.try_get_unchecked(const { leased("lease_expires_at") })?,
+            lease_at: row.try_get_unchecked(const { leased("lease_at") })?,
         })
     }
 }

@@ -225,29 +225,33 @@ const JOB_RETRY: &str = "
         INSERT INTO qron.jobs (id, executor, owner, name, expr, recurring, status, run_at,
                                slot_at, payload, meta, attempt, executions, max_attempts,
                                timeout, revision, last_error, last_error_at, created_at,
-                               updated_at, start_at, last_run_at, errors, bytes, scheduled)
+                               updated_at, start_at, last_run_at, errors, bytes, scheduled,
+                               priority, priority_delay)
         SELECT id, executor, owner, name, expr, recurring, 'ready', $3, $3,
                COALESCE($4::jsonb, payload), meta, 0, executions, max_attempts, timeout,
                revision + 1, last_error, last_error_at, created_at, $3, start_at, last_run_at,
                errors, octet_length(COALESCE($4::text, payload::text)) + octet_length(meta::text),
-               $3 > now() + interval '2 seconds'
+               $3 > now() + interval '2 seconds', priority, priority * $5
           FROM moved
         RETURNING *)
     SELECT j.*, pg_notify('qron_jobs', j.executor) AS notified FROM j";
 
-/// Runs a finished job again (see [`JOB_RETRY`]).
+/// Runs a finished job again (see [`JOB_RETRY`]), at its priority, put back by
+/// `priority_step` microseconds a level (see `job::priority`).
 pub(crate) async fn job_retry<'e>(
     ex: impl PgExecutor<'e>,
     owner: &str,
     id: i64,
     now: DateTime<Utc>,
     payload: Option<String>,
+    priority_step: i64,
 ) -> sqlx::Result<Option<JobRow>> {
     sqlx::query_as(sql(JOB_RETRY))
         .bind(owner)
         .bind(id)
         .bind(now)
         .bind(payload)
+        .bind(priority_step)
         .fetch_optional(ex)
         .await
 }

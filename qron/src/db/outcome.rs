@@ -185,7 +185,7 @@ macro_rules! history_columns {
         "INSERT INTO qron.jobs_history (id, executor, owner, name, expr, recurring, status,
              run_at, payload, meta, attempt, executions, max_attempts, timeout, revision,
              last_error, last_error_at, created_at, updated_at, start_at, last_run_at,
-             finished_at, errors)"
+             finished_at, errors, priority)"
     };
 }
 
@@ -210,7 +210,8 @@ const FINISH_MANY: &str = finish!(
            CASE WHEN u.error IS NULL THEN d.last_error_at ELSE $8 END,
            d.created_at, $8, d.start_at, d.last_run_at, $8,
            CASE WHEN u.error IS NULL THEN d.errors
-                ELSE qron.errors_push(d.errors, d.attempt, $8, d.lease_owner, u.error) END
+                ELSE qron.errors_push(d.errors, d.attempt, $8, d.lease_owner, u.error) END,
+           d.priority
       FROM done d JOIN u ON u.id = d.id
     RETURNING id)")
 );
@@ -234,7 +235,7 @@ const FINISH_SUCCEEDED: &str = finish!(
         ", history_columns!(), "
     SELECT id, executor, owner, name, expr, recurring, 'succeeded', run_at, payload, meta,
            attempt, executions, max_attempts, timeout, revision, last_error, last_error_at,
-           created_at, $4, start_at, last_run_at, $4, errors
+           created_at, $4, start_at, last_run_at, $4, errors, priority
       FROM done
     RETURNING id)")
 );

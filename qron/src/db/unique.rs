@@ -8,22 +8,23 @@ use sqlx::{PgConnection, PgExecutor};
 
 use super::InsertRow;
 
-/// Claims key `$14` (states `$15`, until `$16`) of owner `$2`'s executor `$1` for a new job id,
+/// Claims key `$16` (states `$17`, until `$18`) of owner `$2`'s executor `$1` for a new job id,
 /// or takes over a claim whose job no longer holds it; and inserts the job (`$1`–`$13` as
-/// `insert_one`) when the claim is its. No row when another job holds the key.
+/// `insert_one`, and the priority `$14`, `$15`) when the claim is its. No row when another job holds the key.
 const JOB_INSERT_UNIQUE: &str = "
     WITH c AS (
         INSERT INTO qron.job_uniques AS u (owner, executor, key, job_id, states, until)
-        VALUES ($2, $1, sha256(convert_to($14, 'UTF8')), nextval('qron.jobs_id_seq'), $15, $16)
+        VALUES ($2, $1, sha256(convert_to($16, 'UTF8')), nextval('qron.jobs_id_seq'), $17, $18)
         ON CONFLICT (owner, executor, key) DO UPDATE
            SET job_id = EXCLUDED.job_id, states = EXCLUDED.states, until = EXCLUDED.until
          WHERE NOT qron.unique_holds(u.job_id, u.states)
         RETURNING job_id),
     j AS (
         INSERT INTO qron.jobs (id, executor, owner, name, expr, recurring, run_at, slot_at,
-                               payload, meta, max_attempts, timeout, start_at, bytes, scheduled)
+                               payload, meta, max_attempts, timeout, start_at, bytes, scheduled,
+                               priority, priority_delay)
         SELECT c.job_id, $1, $2, $3, $4, $5, $6, $6, $7::jsonb, $8::jsonb, $9, $10, $11, $12,
-               $13
+               $13, $14, $15
           FROM c
         RETURNING *)
     SELECT j.*, CASE WHEN j.status = 'ready' AND j.run_at <= now() + interval '1 second'
@@ -56,6 +57,8 @@ pub(crate) async fn job_insert_unique<'e>(
         .bind(row.start_at)
         .bind(row.bytes())
         .bind(row.scheduled)
+        .bind(row.priority)
+        .bind(row.priority_delay)
         .bind(&claim.key)
         .bind(claim.states)
         .bind(claim.until)
@@ -71,10 +74,12 @@ const JOB_INSERT_UNIQUE_MANY: &str = "
         SELECT t.*, sha256(convert_to(t.key, 'UTF8')) AS hash, nextval('qron.jobs_id_seq') AS id
           FROM unnest($2::text[], $3::text[], $4::bool[], $5::timestamptz[], $6::text[],
                       $7::text[], $8::int[], $9::interval[], $10::timestamptz[], $11::int[],
-                      $12::bool[], $13::text[], $14::smallint[], $15::timestamptz[])
+                      $12::bool[], $13::text[], $14::smallint[], $15::timestamptz[],
+                      $16::smallint[], $17::bigint[])
                WITH ORDINALITY
                AS t(executor, expr, recurring, run_at, payload, meta, max_attempts, timeout,
-                    start_at, bytes, scheduled, key, states, until, ord)),
+                    start_at, bytes, scheduled, key, states, until, priority, priority_delay,
+                    ord)),
     c AS (
         INSERT INTO qron.job_uniques AS u (owner, executor, key, job_id, states, until)
         SELECT $1, executor, hash, id, states, until FROM n ORDER BY executor, hash
@@ -84,9 +89,10 @@ const JOB_INSERT_UNIQUE_MANY: &str = "
         RETURNING job_id),
     j AS (
         INSERT INTO qron.jobs (id, executor, owner, expr, recurring, run_at, slot_at, payload,
-                               meta, max_attempts, timeout, start_at, bytes, scheduled)
+                               meta, max_attempts, timeout, start_at, bytes, scheduled,
+                               priority, priority_delay)
         SELECT n.id, executor, $1, expr, recurring, run_at, run_at, payload::jsonb, meta::jsonb,
-               max_attempts, timeout, start_at, bytes, scheduled
+               max_attempts, timeout, start_at, bytes, scheduled, priority, priority_delay
           FROM n JOIN c ON c.job_id = n.id
          ORDER BY ord
         RETURNING id)
@@ -122,6 +128,8 @@ pub(crate) async fn job_insert_unique_many(
         .bind(claims.iter().map(|c| c.key.as_str()).collect::<Vec<_>>())
         .bind(claims.iter().map(|c| c.states).collect::<Vec<_>>())
         .bind(claims.iter().map(|c| c.until).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.priority).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.priority_delay).collect::<Vec<_>>())
         .fetch_all(&mut *conn)
         .await?;
     let mut out = vec![None; rows.len()];

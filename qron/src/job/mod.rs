@@ -42,12 +42,15 @@ macro_rules! limit_setters {
 
 mod job_ref;
 mod new_job;
+mod priority;
 mod search;
 mod unique;
 mod update;
 
 pub use job_ref::JobRef;
 pub use new_job::{Created, NewJob, OnConflict};
+pub use priority::{DEFAULT_PRIORITY, DEFAULT_PRIORITY_AGING, LOWEST_PRIORITY};
+pub(crate) use priority::{check_priority, priority_step};
 pub use search::{MAX_OFFSET, MAX_PAGE, Order, Page, Search};
 pub(crate) use unique::UniqueClaim;
 pub use unique::{DEFAULT_UNIQUE_STATES, MIN_UNIQUE_PERIOD, Unique};
@@ -171,6 +174,8 @@ pub struct JobRow {
     pub executions: i64,
     /// Attempts allowed per occurrence.
     pub max_attempts: i32,
+    /// 0 (the highest) to 9: see [`NewJob::priority`].
+    pub priority: u8,
     /// The run-time limit: past it the handler is stopped and the attempt fails (serialized as
     /// `timeout_seconds`, a number).
     #[serde(rename = "timeout_seconds", serialize_with = "as_seconds")]
@@ -327,6 +332,10 @@ impl<'r> sqlx::FromRow<'r, PgRow> for JobRow {
             attempt: row.try_get("attempt")?,
             executions: row.try_get("executions")?,
             max_attempts: row.try_get("max_attempts")?,
+            priority: match row.try_get::<i16, _>("priority") {
+                Err(sqlx::Error::ColumnNotFound(_)) => DEFAULT_PRIORITY,
+                other => u8::try_from(other?).unwrap_or(DEFAULT_PRIORITY),
+            },
             timeout: interval_to_duration(&timeout),
             revision: row.try_get("revision")?,
             last_error: row.try_get("last_error")?,

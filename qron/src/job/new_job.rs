@@ -48,6 +48,8 @@ pub struct NewJob {
     pub(crate) max_attempts: Option<i32>,
     pub(crate) on_conflict: OnConflict,
     pub(crate) unique: Option<super::Unique>,
+    /// `None`: the executor's declared one.
+    pub(crate) priority: Option<u8>,
 }
 
 impl NewJob {
@@ -71,6 +73,7 @@ impl NewJob {
             max_attempts: None,
             on_conflict: OnConflict::Error,
             unique: None,
+            priority: None,
         }
     }
 
@@ -129,6 +132,20 @@ impl NewJob {
     /// ```
     pub fn on_conflict(mut self, policy: OnConflict) -> Self {
         self.on_conflict = policy;
+        self
+    }
+
+    /// Its priority: 0 (the highest) to [`LOWEST_PRIORITY`](crate::LOWEST_PRIORITY) (9); unset,
+    /// what the executor declares (`#[qron::job(priority = …)]`), else
+    /// [`DEFAULT_PRIORITY`](crate::DEFAULT_PRIORITY) (5). Among an owner's due jobs of the
+    /// executor, a worker takes higher priorities first; a job is passed over only by jobs due
+    /// less than the client's [aging bound](crate::ClientBuilder::priority_aging) after it.
+    ///
+    /// ```
+    /// let job = qron::NewJob::new("email", "@after 0s").priority(0);
+    /// ```
+    pub fn priority(mut self, priority: u8) -> Self {
+        self.priority = Some(priority);
         self
     }
 

@@ -226,17 +226,6 @@ mod tests {
             .with_timezone(&Utc);
         let s = chrono::Duration::seconds;
         let job = LeasedJob {
-            id: 1,
-            owner: "default".to_owned(),
-            name: None,
-            expr: "@after 0s".to_owned(),
-            recurring: false,
-            run_at: t0,
-            slot_at: t0,
-            payload: None,
-            meta: None,
-            attempt: 1,
-            executions: 1,
             max_attempts: 3,
             // a 10 s limit
             timeout: sqlx::postgres::types::PgInterval {
@@ -244,12 +233,9 @@ mod tests {
                 days: 0,
                 microseconds: 10_000_000,
             },
-            lease_token: 1,
-            revision: 0,
-            start_at: t0,
-            lease_secret: None,
             // the limit and 3 s
             lease_expires_at: t0 + s(13),
+            ..LeasedJob::for_test(1, "default", t0)
         };
         let (long_lease, margin) = (Duration::from_secs(30), Duration::from_secs(1));
         assert!(startable(&job, t0, long_lease, margin));

@@ -374,10 +374,13 @@ impl Producer {
     /// Takes in what a lease brought.
     fn landed(&mut self, landed: Landed) {
         self.asked = self.asked.saturating_sub(landed.asked);
-        let jobs = match landed.jobs {
+        let mut jobs = match landed.jobs {
             Ok(jobs) => jobs,
             Err(e) => return self.failed(&e.to_string()),
         };
+        // Started in lease order (the statement returns its rows in no order): higher
+        // priorities first, as the lease chose them.
+        jobs.sort_unstable_by_key(|j| (j.lease_at, j.id));
         self.error_delay = Duration::from_millis(100);
         self.answer_time = landed.took.max(self.answer_time / 2).min(MAX_ANSWER_WAIT);
         self.turns
@@ -441,7 +444,8 @@ async fn idle_wait(shared: &Shared, executor: &str) -> (Duration, Option<u64>) {
         .and_then(|d| d.checked_add(&shared.lease_ahead))
         .and_then(|d| shared.clock.now().checked_add_signed(d))
         .unwrap_or(DateTime::<Utc>::MAX_UTC);
-    match db::job_next_due(&shared.lease_pool, executor, horizon).await {
+    let now = shared.clock.now();
+    match db::job_next_due(&shared.lease_pool, executor, now, horizon).await {
         Ok(Some((due, bytes, scheduled))) => {
             let wait = (due - shared.lease_ahead - shared.clock.now())
                 .to_std()

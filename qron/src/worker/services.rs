@@ -155,9 +155,18 @@ impl Services {
         shared.lease_pool.close().await;
         worker.drain_slots(&shared).await;
         self.heartbeat_stop.cancel();
-        self.background.shutdown().await;
-        // Gone from the registry of workers (a worker that dies is removed by others later).
+        // Each background task ends at its next look at the stop, after the pass it is in: one
+        // cut short in the middle of opening a transaction would leave its connection inside
+        // it, and the pool would hand that connection to the application, whose statements
+        // would then never commit (sqlx#4393, fixed after sqlx 0.9.0). Only a task still busy
+        // after the flush timeout is cut short.
         let timeout = worker.settings.completer.flush_timeout;
+        let ended = async { while self.background.join_next().await.is_some() {} };
+        if tokio::time::timeout(timeout, ended).await.is_err() {
+            tracing::warn!("a background task did not end in time; cutting it short");
+            self.background.shutdown().await;
+        }
+        // Gone from the registry of workers (a worker that dies is removed by others later).
         match tokio::time::timeout(timeout, crate::db::worker_delete(&shared.pool, &worker.id))
             .await
         {

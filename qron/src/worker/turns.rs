@@ -70,13 +70,13 @@ impl Turns {
         self.cursors = if full {
             let mut last: std::collections::BTreeMap<&str, (_, i64)> = Default::default();
             for j in jobs {
-                let at = last.entry(j.owner.as_str()).or_insert((j.run_at, j.id));
-                *at = (*at).max((j.run_at, j.id));
+                let at = last.entry(j.owner.as_str()).or_insert((j.lease_at, j.id));
+                *at = (*at).max((j.lease_at, j.id));
             }
             last.into_iter()
-                .map(|(owner, (run_at, id))| Cursor {
+                .map(|(owner, (lease_at, id))| Cursor {
                     owner: owner.to_owned(),
-                    run_at,
+                    lease_at,
                     id,
                 })
                 .collect()
@@ -93,30 +93,7 @@ mod tests {
 
     fn job(id: i64, owner: &str, secs: i64) -> LeasedJob {
         let at = Utc.timestamp_opt(secs, 0).single().unwrap_or_default();
-        LeasedJob {
-            id,
-            owner: owner.into(),
-            name: None,
-            expr: "@after 0s".into(),
-            recurring: false,
-            run_at: at,
-            slot_at: at,
-            payload: None,
-            meta: None,
-            attempt: 1,
-            executions: 1,
-            max_attempts: 5,
-            timeout: sqlx::postgres::types::PgInterval {
-                months: 0,
-                days: 0,
-                microseconds: 1,
-            },
-            lease_token: 1,
-            revision: 0,
-            start_at: at,
-            lease_secret: None,
-            lease_expires_at: at,
-        }
+        LeasedJob::for_test(id, owner, at)
     }
 
     #[test]
@@ -161,7 +138,7 @@ mod tests {
         let cursors: Vec<_> = next
             .cursors
             .iter()
-            .map(|c| (c.owner.as_str(), c.run_at.timestamp(), c.id))
+            .map(|c| (c.owner.as_str(), c.lease_at.timestamp(), c.id))
             .collect();
         assert_eq!(cursors, [("a", 9, 3), ("b", 1, 7)]);
         // A short lease: from the start again.

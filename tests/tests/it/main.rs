@@ -13,6 +13,7 @@ mod isolation;
 mod long_jobs;
 mod migrate;
 mod operate;
+mod priority;
 mod producer;
 mod rescue;
 mod schema;

@@ -219,7 +219,7 @@ fn lease_plan_reads_the_lease_index(plan: &str) {
     // Each owner's jobs in the index's order, past its cursor: a bound of the scan.
     assert!(
         plan.contains("Index Cond")
-            && plan.contains("ROW(run_at, id) > ROW(o.after_at, o.after_id)"),
+            && plan.contains("ROW(lease_at, id) > ROW(o.after_at, o.after_id)"),
         "the cursor must bound the index scan: {plan}"
     );
     // One sort, of the jobs picked (at most the batch), into rounds of owners.

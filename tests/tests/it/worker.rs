@@ -1582,3 +1582,33 @@ async fn a_job_scheduled_for_later_runs_on_time_even_when_no_rescuer_staged_it()
         "ran {ran}, due {due}"
     );
 }
+
+#[tokio::test]
+async fn a_stopping_worker_leaves_no_connection_of_the_pool_inside_a_transaction() {
+    // A worker stopped while a background pass (the history's upkeep, which the worker runs
+    // at start) is in the middle of opening a transaction: cutting the pass short there
+    // leaves the connection inside a transaction (sqlx#4393), which the pool then hands to the
+    // application: its statements would never commit. Stops at every moment of the start-up.
+    let db = TestDb::new().await;
+    let c = Client::new(db.pool.clone());
+    for i in 0..100u64 {
+        let worker = Worker::builder(c.clone())
+            .executors(["act"])
+            .build()
+            .unwrap();
+        let running = qron_tests::Running::start(worker);
+        tokio::time::sleep(Duration::from_micros(100 * (i % 100))).await;
+        running.stop().await;
+    }
+    let stuck: Vec<String> = sqlx::query_scalar(
+        "SELECT left(query, 60) FROM pg_stat_activity
+          WHERE datname = current_database() AND state LIKE 'idle in transaction%'",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .unwrap();
+    assert!(
+        stuck.is_empty(),
+        "connections left inside a transaction: {stuck:?}"
+    );
+}

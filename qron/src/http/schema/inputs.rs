@@ -76,6 +76,8 @@ pub struct NewJobInput {
     pub max_attempts: Option<i32>,
     /// When the name is taken.
     pub on_conflict: Option<Conflict>,
+    /// 0 (the highest) to 9 (the executor's declared priority, else 5, when absent).
+    pub priority: Option<u8>,
     /// What makes it unique (none of this owner's jobs of the executor holds the same key):
     /// when another does, none is created and that one is returned, with `duplicate` true.
     pub unique: Option<UniqueInput>,
@@ -163,6 +165,9 @@ impl NewJobInput {
         }
         if let Some(c) = self.on_conflict {
             job = job.on_conflict(c.into());
+        }
+        if let Some(p) = self.priority {
+            job = job.priority(p);
         }
         if let Some(u) = self.unique {
             job = job.unique(u.into_unique()?);
