@@ -71,7 +71,7 @@ pub(crate) const JOB_LEASE: &str = concat!(
         SELECT w.owner, w.turn, COALESCE(k.lease_at, '-infinity') AS after_at,
                COALESCE(k.id, 0) AS after_id
           FROM walk w
-          LEFT JOIN unnest($8::text[], $9::timestamptz[], $10::bigint[])
+          LEFT JOIN unnest($8::text[], $9::timestamp[], $10::bigint[])
                  AS k(owner, lease_at, id)
                  ON k.owner = w.owner
          -- a walked owner, or a remote worker's (the walk's start). Every walked owner has
@@ -155,7 +155,7 @@ pub(crate) async fn job_lease<'e>(
 ) -> sqlx::Result<Vec<LeasedJob>> {
     let slack = super::duration_interval(p.slack + p.wait);
     let owners: Vec<&str> = p.cursors.iter().map(|c| c.owner.as_str()).collect();
-    let lease_ats: Vec<DateTime<Utc>> = p.cursors.iter().map(|c| c.lease_at).collect();
+    let lease_ats: Vec<chrono::NaiveDateTime> = p.cursors.iter().map(|c| c.lease_at).collect();
     let ids: Vec<i64> = p.cursors.iter().map(|c| c.id).collect();
     sqlx::query_as(sql(JOB_LEASE))
         .bind(p.executor)
@@ -181,8 +181,9 @@ pub(crate) async fn job_lease<'e>(
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Cursor {
     pub owner: String,
-    /// The last job's place in the lease order (its run time put back by its priority).
-    pub lease_at: DateTime<Utc>,
+    /// The last job's place in the lease order (its run time put back by its priority, in
+    /// UTC).
+    pub lease_at: chrono::NaiveDateTime,
     pub id: i64,
 }
 

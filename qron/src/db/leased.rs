@@ -31,8 +31,8 @@ pub(crate) struct LeasedJob {
     pub lease_secret: Option<String>,
     /// When the lease runs out, by the server's clock, unless renewed.
     pub lease_expires_at: DateTime<Utc>,
-    /// Its place in the lease order: its run time, put back by its priority.
-    pub lease_at: DateTime<Utc>,
+    /// Its place in the lease order: its run time, put back by its priority (in UTC).
+    pub lease_at: chrono::NaiveDateTime,
 }
 
 impl LeasedJob {
@@ -63,7 +63,7 @@ impl LeasedJob {
             start_at: at,
             lease_secret: None,
             lease_expires_at: at,
-            lease_at: at,
+            lease_at: at.naive_utc(),
         }
     }
 

@@ -138,7 +138,7 @@ mod tests {
         let cursors: Vec<_> = next
             .cursors
             .iter()
-            .map(|c| (c.owner.as_str(), c.lease_at.timestamp(), c.id))
+            .map(|c| (c.owner.as_str(), c.lease_at.and_utc().timestamp(), c.id))
             .collect();
         assert_eq!(cursors, [("a", 9, 3), ("b", 1, 7)]);
         // A short lease: from the start again.
