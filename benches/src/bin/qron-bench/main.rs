@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 
 mod dashboard;
 mod expr;
+mod flow;
 mod owners;
 mod queue;
 mod remote;
@@ -130,6 +131,22 @@ enum Scenario {
         jobs: u64,
         /// Rounds of (normal, held); the medians are reported.
         #[arg(long, default_value_t = 3)]
+        rounds: usize,
+    },
+    /// Flow control: throughput at one priority and at ten mixed; enqueue plain, unique, and
+    /// unique with every key taken.
+    Flow {
+        /// Jobs per throughput run.
+        #[arg(long, default_value_t = 100_000)]
+        jobs: u64,
+        /// The worker's concurrency.
+        #[arg(long, default_value_t = 100)]
+        concurrency: usize,
+        /// Jobs per enqueue run.
+        #[arg(long, default_value_t = 100_000)]
+        enqueued: u64,
+        /// Rounds; the median of each figure is printed.
+        #[arg(long, default_value_t = 1)]
         rounds: usize,
     },
     /// Owners: throughput with the due jobs spread over many owners, and a pause and a resume
@@ -329,6 +346,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
                     "%",
                 ));
                 all.push(out);
+            }
+            medians(all)
+        }
+        Scenario::Flow {
+            jobs,
+            concurrency,
+            enqueued,
+            rounds,
+        } => {
+            let mut all = Vec::new();
+            for _ in 0..rounds.max(1) {
+                all.push(flow::flow(jobs, concurrency, enqueued).await?);
             }
             medians(all)
         }
