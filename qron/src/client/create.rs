@@ -157,14 +157,7 @@ impl Client {
     where
         A: Acquire<'c, Database = Postgres>,
     {
-        let jobs: Vec<NewJob> = jobs.into_iter().collect();
-        let span = tracing::info_span!(
-            "qron.enqueue",
-            messaging.system = "qron",
-            messaging.operation.type = "send",
-            messaging.batch.message_count = jobs.len(),
-        );
-        let created = self.insert_many_with(conn, jobs).instrument(span).await?;
+        let created = self.create_many_report_with(conn, jobs).await?;
         Ok(created.into_iter().map(|c| c.id).collect())
     }
 

@@ -110,8 +110,18 @@ pub(crate) async fn job_insert<'e>(
         OnConflict::Keep => JOB_INSERT_KEEP,
         OnConflict::Replace => JOB_INSERT_REPLACE,
     };
-    sqlx::query_as(sql(statement))
-        .bind(&row.executor)
+    bind_one(sqlx::query_as(sql(statement)), owner, row)
+        .fetch_optional(ex)
+        .await
+}
+
+/// Binds one job's columns as `$1`–`$15`, in the order of `insert_one`'s `VALUES`.
+pub(super) fn bind_one<'q>(
+    q: sqlx::query::QueryAs<'q, sqlx::Postgres, JobRow, sqlx::postgres::PgArguments>,
+    owner: &'q str,
+    row: &'q InsertRow,
+) -> sqlx::query::QueryAs<'q, sqlx::Postgres, JobRow, sqlx::postgres::PgArguments> {
+    q.bind(&row.executor)
         .bind(owner)
         .bind(&row.name)
         .bind(&row.expr)
@@ -126,8 +136,6 @@ pub(crate) async fn job_insert<'e>(
         .bind(row.scheduled)
         .bind(row.priority)
         .bind(row.priority_delay)
-        .fetch_optional(ex)
-        .await
 }
 
 /// The statement that inserts many jobs in one statement, for owner `$1`, from arrays of their

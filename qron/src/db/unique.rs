@@ -43,22 +43,7 @@ pub(crate) async fn job_insert_unique<'e>(
             "a unique insert of a job without a key".into(),
         ));
     };
-    sqlx::query_as(sql(JOB_INSERT_UNIQUE))
-        .bind(&row.executor)
-        .bind(owner)
-        .bind(&row.name)
-        .bind(&row.expr)
-        .bind(row.recurring)
-        .bind(row.run_at)
-        .bind(&row.payload)
-        .bind(&row.meta)
-        .bind(row.max_attempts)
-        .bind(row.timeout)
-        .bind(row.start_at)
-        .bind(row.bytes())
-        .bind(row.scheduled)
-        .bind(row.priority)
-        .bind(row.priority_delay)
+    super::insert::bind_one(sqlx::query_as(sql(JOB_INSERT_UNIQUE)), owner, row)
         .bind(&claim.key)
         .bind(claim.states)
         .bind(claim.until)

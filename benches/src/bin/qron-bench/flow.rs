@@ -4,10 +4,10 @@
 
 use std::time::Instant;
 
-use qron::{Client, NewJob, Unique, Worker};
+use qron::{Client, NewJob, Unique};
 
 use crate::Figure;
-use crate::queue::{Res, drop_db, fig, fresh, wait_written};
+use crate::queue::{Res, drop_db, fig, fresh, run_noop_worker};
 
 /// `jobs` due no-op jobs run by one worker at `concurrency`, at one priority and then at ten
 /// mixed; then `enqueued` jobs enqueued in batches plain, unique, and unique again (every key
@@ -17,17 +17,7 @@ pub async fn flow(jobs: u64, concurrency: usize, enqueued: u64) -> Res<Vec<Figur
     for (label, levels) in [("one priority", 1), ("ten priorities mixed", 10)] {
         let (name, pool) = fresh("flow", 8).await?;
         insert(&pool, jobs, levels).await?;
-        let worker = Worker::builder(Client::new(pool.clone()))
-            .executors(["bench_noop"])
-            .concurrency("bench_noop", concurrency)
-            .build()?;
-        let (stopper, metrics) = (worker.stopper(), worker.metrics());
-        let t = Instant::now();
-        let run = tokio::spawn(worker.run());
-        wait_written(&metrics, jobs).await?;
-        let elapsed = t.elapsed();
-        stopper.soft();
-        run.await??;
+        let elapsed = run_noop_worker(&pool, concurrency, jobs).await?;
         drop_db(&name, pool).await?;
         out.push(fig(
             format!("throughput, {label} (concurrency {concurrency})"),

@@ -3,10 +3,10 @@
 
 use std::time::Instant;
 
-use qron::{Client, Worker};
+use qron::Client;
 
 use crate::Figure;
-use crate::queue::{Res, drop_db, fig, fresh, wait_written};
+use crate::queue::{Res, drop_db, fig, fresh, run_noop_worker};
 
 /// `jobs` due no-op jobs spread evenly over each count of `owners`, beside `idle` other owners
 /// with one job each due in an hour (a tenant's daily job), run by one worker at
@@ -35,18 +35,7 @@ pub async fn owners(
                 .execute(&pool)
                 .await?;
         }
-        let worker = Worker::builder(Client::new(pool.clone()))
-            .executors(["bench_noop"])
-            .concurrency("bench_noop", concurrency)
-            .build()?;
-        let stopper = worker.stopper();
-        let metrics = worker.metrics();
-        let t = Instant::now();
-        let run = tokio::spawn(worker.run());
-        wait_written(&metrics, jobs).await?;
-        let elapsed = t.elapsed();
-        stopper.soft();
-        run.await??;
+        let elapsed = run_noop_worker(&pool, concurrency, jobs).await?;
         drop_db(&name, pool).await?;
         out.push(fig(
             format!("throughput, {k} owners, {idle} idle (concurrency {concurrency})"),

@@ -480,6 +480,23 @@ fn server_url() -> Res<String> {
     }
 }
 
+/// Runs one worker of `bench_noop` at `concurrency` on `pool` until it has stored `jobs`
+/// outcomes, then stops it; how long that took.
+pub async fn run_noop_worker(pool: &PgPool, concurrency: usize, jobs: u64) -> Res<Duration> {
+    let worker = qron::Worker::builder(qron::Client::new(pool.clone()))
+        .executors(["bench_noop"])
+        .concurrency("bench_noop", concurrency)
+        .build()?;
+    let (stopper, metrics) = (worker.stopper(), worker.metrics());
+    let t = Instant::now();
+    let run = tokio::spawn(worker.run());
+    wait_written(&metrics, jobs).await?;
+    let elapsed = t.elapsed();
+    stopper.soft();
+    run.await??;
+    Ok(elapsed)
+}
+
 /// Waits until `worker` has stored `jobs` outcomes. It reads the worker's own counter, so the
 /// wait puts no load on the database the run is measuring.
 pub async fn wait_written(metrics: &qron::Metrics, jobs: u64) -> Res<()> {
