@@ -244,6 +244,9 @@ pub(crate) struct UpdateArgs {
     /// New attempts per occurrence.
     #[arg(long)]
     max_attempts: Option<i32>,
+    /// A new priority: 0 (the highest) to 9.
+    #[arg(long)]
+    priority: Option<u8>,
     /// Change it only if its revision is still this one.
     #[arg(long)]
     if_revision: Option<i64>,
@@ -305,6 +308,9 @@ pub(crate) async fn run(global: &Global, cmd: Jobs) -> Result<(), Failure> {
             }
             if let Some(n) = a.max_attempts {
                 change = change.max_attempts(n);
+            }
+            if let Some(p) = a.priority {
+                change = change.priority(p);
             }
             if let Some(r) = a.if_revision {
                 change = change.if_revision(r);
@@ -472,6 +478,7 @@ async fn show(client: &qron::Client, out: &Style, target: &Target) -> Result<(),
         ),
     );
     field("timeout", duration(job.timeout));
+    field("priority", job.priority.to_string());
     field("revision", job.revision.to_string());
     field("created", out.time(job.created_at));
     field("updated", out.time(job.updated_at));

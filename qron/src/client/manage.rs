@@ -173,6 +173,11 @@ impl Client {
             check_max_attempts(n)?;
             c.max_attempts = Some(n);
         }
+        if let Some(p) = change.priority {
+            let priority = crate::job::check_priority(p)?;
+            let step = crate::job::priority_step(self.scope().priority_aging)?;
+            c.priority = Some((priority, i64::from(priority) * step));
+        }
         if let Some(job) = db::job_update(&self.pool, &self.owner, &target, &c).await? {
             if due_soon(&job, self.config.clock.now()) {
                 db::jobs_notify(&self.pool, &[&job.executor]).await?;

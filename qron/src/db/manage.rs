@@ -54,11 +54,13 @@ pub(crate) struct JobChanges {
     pub meta: Option<String>,
     pub timeout: Option<PgInterval>,
     pub max_attempts: Option<i32>,
+    /// A new priority, and how far it puts the job back in the lease order (microseconds).
+    pub priority: Option<(i16, i64)>,
     pub if_revision: Option<i64>,
 }
 
-/// Applies changes to a live job (see [`bind_target`] for `$1`–`$4`); `$5`–`$12` are the
-/// changes (`NULL`: unchanged), `$13` the revision the job must have.
+/// Applies changes to a live job (see [`bind_target`] for `$1`–`$4`); `$5`–`$12`, `$14` and
+/// `$15` are the changes (`NULL`: unchanged), `$13` the revision the job must have.
 const JOB_UPDATE: &str = "
     UPDATE qron.jobs SET
            expr = COALESCE($5, expr), recurring = COALESCE($6, recurring),
@@ -73,6 +75,7 @@ const JOB_UPDATE: &str = "
            attempt = CASE WHEN $5 IS NOT NULL THEN 0
                           ELSE LEAST(attempt, COALESCE($11, max_attempts)) END,
            start_at = COALESCE($12, start_at),
+           priority = COALESCE($14, priority), priority_delay = COALESCE($15, priority_delay),
            revision = revision + 1, updated_at = now()
      WHERE owner = $1 AND (id = $2 OR (executor = $3 AND name = $4))
        AND ($13::bigint IS NULL OR revision = $13)
@@ -95,6 +98,8 @@ pub(crate) async fn job_update<'e>(
         .bind(c.max_attempts)
         .bind(c.start_at)
         .bind(c.if_revision)
+        .bind(c.priority.map(|p| p.0))
+        .bind(c.priority.map(|p| p.1))
         .fetch_optional(ex)
         .await
 }

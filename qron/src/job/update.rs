@@ -16,6 +16,7 @@ pub struct JobUpdate {
     pub(crate) meta: Option<Value>,
     pub(crate) timeout: Option<Duration>,
     pub(crate) max_attempts: Option<i32>,
+    pub(crate) priority: Option<u8>,
     pub(crate) if_revision: Option<i64>,
 }
 
@@ -56,6 +57,17 @@ impl JobUpdate {
     /// ```
     pub fn meta(mut self, meta: Value) -> Self {
         self.meta = Some(meta);
+        self
+    }
+
+    /// A new priority: 0 (the highest) to 9, put back by the client's
+    /// [aging bound](crate::ClientBuilder::priority_aging) as a new job would be.
+    ///
+    /// ```
+    /// let u = qron::JobUpdate::new().priority(0);
+    /// ```
+    pub fn priority(mut self, priority: u8) -> Self {
+        self.priority = Some(priority);
         self
     }
 

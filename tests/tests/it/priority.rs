@@ -52,6 +52,18 @@ async fn a_priority_comes_from_the_job_its_executor_or_the_default_and_is_checke
     );
     let after = qron_tests::count(&db.pool, "SELECT count(*) FROM qron.jobs").await;
     assert_eq!(after, before, "nothing written");
+    // An update changes it, checked.
+    let changed = c
+        .update(plain.id, qron::JobUpdate::new().priority(0))
+        .await
+        .unwrap();
+    assert_eq!(changed.priority, 0);
+    let bad = qron::JobUpdate::new().priority(12);
+    assert_eq!(
+        refused(c.update(plain.id, bad).await.unwrap_err()),
+        "priority"
+    );
+    assert_eq!(c.get(plain.id).await.unwrap().priority, 0);
     // A retried job keeps its priority.
     let failed = c
         .create(NewJob::new("other", "@after 0s").priority(2))

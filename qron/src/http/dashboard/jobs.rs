@@ -388,6 +388,7 @@ fn job_page(view: &View, job: &JobRow) -> Markup {
             dt { "Run at" } dd { (layout::time(job.run_at)) }
             dt { "Attempt" } dd { (job.attempt) " of " (job.max_attempts) " (" (job.executions) " executions in all)" }
             dt { "Timeout" } dd { (layout::duration(chrono::Duration::from_std(job.timeout).unwrap_or_default())) }
+            dt { "Priority" } dd { (job.priority) @if job.priority == 0 { " (the highest)" } @else if job.priority == crate::LOWEST_PRIORITY { " (the lowest)" } }
             dt { "Created" } dd { (layout::time(job.created_at)) }
             dt { "Updated" } dd { (layout::time(job.updated_at)) " (revision " (job.revision) ")" }
             dt { "Last run" } dd { (layout::maybe_time(job.last_run_at)) }

@@ -189,6 +189,8 @@ pub struct JobChanges {
     pub timeout_seconds: Option<f64>,
     /// A new number of attempts per occurrence.
     pub max_attempts: Option<i32>,
+    /// A new priority: 0 (the highest) to 9.
+    pub priority: Option<u8>,
     /// Apply only if the job still has this revision.
     pub if_revision: Option<i64>,
 }
@@ -210,6 +212,9 @@ impl JobChanges {
         }
         if let Some(n) = self.max_attempts {
             u = u.max_attempts(n);
+        }
+        if let Some(p) = self.priority {
+            u = u.priority(p);
         }
         if let Some(r) = self.if_revision {
             u = u.if_revision(r);
