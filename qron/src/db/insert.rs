@@ -115,6 +115,33 @@ pub(crate) async fn job_insert<'e>(
         .await
 }
 
+/// Binds many jobs' columns as arrays `$2`–`$15` after the owner `$1`, in the order of
+/// `insert_many`'s `unnest`.
+pub(super) fn bind_many<'q, O>(
+    q: sqlx::query::QueryAs<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments>,
+    owner: &'q str,
+    rows: &[&'q InsertRow],
+) -> sqlx::query::QueryAs<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments> {
+    let col = |f: fn(&'q InsertRow) -> &'q str| rows.iter().map(|r| f(r)).collect::<Vec<_>>();
+    let names: Vec<Option<&str>> = rows.iter().map(|r| r.name.as_deref()).collect();
+    q.persistent(false)
+        .bind(owner)
+        .bind(col(|r| &r.executor))
+        .bind(names)
+        .bind(col(|r| &r.expr))
+        .bind(rows.iter().map(|r| r.recurring).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.run_at).collect::<Vec<_>>())
+        .bind(col(|r| &r.payload))
+        .bind(col(|r| &r.meta))
+        .bind(rows.iter().map(|r| r.max_attempts).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.timeout).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.start_at).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.bytes()).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.scheduled).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.priority).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.priority_delay).collect::<Vec<_>>())
+}
+
 /// Binds one job's columns as `$1`–`$15`, in the order of `insert_one`'s `VALUES`.
 pub(super) fn bind_one<'q>(
     q: sqlx::query::QueryAs<'q, sqlx::Postgres, JobRow, sqlx::postgres::PgArguments>,
@@ -188,27 +215,10 @@ pub(crate) async fn job_insert_many(
         OnConflict::Keep => JOB_INSERT_MANY_KEEP,
         OnConflict::Replace => JOB_INSERT_MANY_REPLACE,
     };
-    let col = |f: fn(&InsertRow) -> &str| rows.iter().map(|r| f(r)).collect::<Vec<_>>();
-    let names: Vec<Option<&str>> = rows.iter().map(|r| r.name.as_deref()).collect();
-    let returned: Vec<(i64, String, Option<String>)> = sqlx::query_as(sql(statement))
-        .persistent(false)
-        .bind(owner)
-        .bind(col(|r| &r.executor))
-        .bind(&names)
-        .bind(col(|r| &r.expr))
-        .bind(rows.iter().map(|r| r.recurring).collect::<Vec<_>>())
-        .bind(rows.iter().map(|r| r.run_at).collect::<Vec<_>>())
-        .bind(col(|r| &r.payload))
-        .bind(col(|r| &r.meta))
-        .bind(rows.iter().map(|r| r.max_attempts).collect::<Vec<_>>())
-        .bind(rows.iter().map(|r| r.timeout).collect::<Vec<_>>())
-        .bind(rows.iter().map(|r| r.start_at).collect::<Vec<_>>())
-        .bind(rows.iter().map(|r| r.bytes()).collect::<Vec<_>>())
-        .bind(rows.iter().map(|r| r.scheduled).collect::<Vec<_>>())
-        .bind(rows.iter().map(|r| r.priority).collect::<Vec<_>>())
-        .bind(rows.iter().map(|r| r.priority_delay).collect::<Vec<_>>())
-        .fetch_all(conn)
-        .await?;
+    let returned: Vec<(i64, String, Option<String>)> =
+        bind_many(sqlx::query_as(sql(statement)), owner, rows)
+            .fetch_all(conn)
+            .await?;
     // RETURNING follows the insertion order (`ORDER BY ord`); rows kept out are missing.
     let mut out = Vec::with_capacity(rows.len());
     let mut it = returned.into_iter().peekable();

@@ -463,7 +463,7 @@ mod tests {
                 .unwrap();
         let by_id = "'default', 5, NULL, NULL";
         let by_name = "'default', NULL, 'e', 'n5'";
-        let changes = "NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL";
+        let changes = "NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL";
         for mode in ["force_custom_plan", "force_generic_plan"] {
             for (sql, args) in [
                 (JOB_GET, by_id.to_owned()),

@@ -51,20 +51,21 @@ pub(crate) async fn job_insert_unique<'e>(
         .await
 }
 
-/// As [`JOB_INSERT_UNIQUE`] for many jobs of owner `$1`, from arrays of their columns, with
+/// As [`JOB_INSERT_UNIQUE`] for many jobs of owner `$1`, from arrays of their columns (as
+/// `insert_many`'s, the names unused) and keys `$16`–`$18`, with
 /// distinct keys: the claims are taken in key order (two batches sharing keys wait for each
 /// other rather than deadlock). Returns the place (from 1) and id of each job created.
 const JOB_INSERT_UNIQUE_MANY: &str = "
     WITH n AS MATERIALIZED (
         SELECT t.*, sha256(convert_to(t.key, 'UTF8')) AS hash, nextval('qron.jobs_id_seq') AS id
-          FROM unnest($2::text[], $3::text[], $4::bool[], $5::timestamptz[], $6::text[],
-                      $7::text[], $8::int[], $9::interval[], $10::timestamptz[], $11::int[],
-                      $12::bool[], $13::text[], $14::smallint[], $15::timestamptz[],
-                      $16::smallint[], $17::bigint[])
+          FROM unnest($2::text[], $3::text[], $4::text[], $5::bool[], $6::timestamptz[],
+                      $7::text[], $8::text[], $9::int[], $10::interval[], $11::timestamptz[],
+                      $12::int[], $13::bool[], $14::smallint[], $15::bigint[], $16::text[],
+                      $17::smallint[], $18::timestamptz[])
                WITH ORDINALITY
-               AS t(executor, expr, recurring, run_at, payload, meta, max_attempts, timeout,
-                    start_at, bytes, scheduled, key, states, until, priority, priority_delay,
-                    ord)),
+               AS t(executor, name, expr, recurring, run_at, payload, meta, max_attempts,
+                    timeout, start_at, bytes, scheduled, priority, priority_delay, key, states,
+                    until, ord)),
     c AS (
         INSERT INTO qron.job_uniques AS u (owner, executor, key, job_id, states, until)
         SELECT $1, executor, hash, id, states, until FROM n ORDER BY executor, hash
@@ -95,28 +96,13 @@ pub(crate) async fn job_insert_unique_many(
         .map(|r| r.unique.as_ref())
         .collect::<Option<Vec<_>>>()
         .ok_or_else(|| sqlx::Error::Protocol("a unique insert of a job without a key".into()))?;
-    let col = |f: fn(&InsertRow) -> &str| rows.iter().map(|r| f(r)).collect::<Vec<_>>();
-    let created: Vec<(i64, i64)> = sqlx::query_as(sql(JOB_INSERT_UNIQUE_MANY))
-        .persistent(false)
-        .bind(owner)
-        .bind(col(|r| &r.executor))
-        .bind(col(|r| &r.expr))
-        .bind(rows.iter().map(|r| r.recurring).collect::<Vec<_>>())
-        .bind(rows.iter().map(|r| r.run_at).collect::<Vec<_>>())
-        .bind(col(|r| &r.payload))
-        .bind(col(|r| &r.meta))
-        .bind(rows.iter().map(|r| r.max_attempts).collect::<Vec<_>>())
-        .bind(rows.iter().map(|r| r.timeout).collect::<Vec<_>>())
-        .bind(rows.iter().map(|r| r.start_at).collect::<Vec<_>>())
-        .bind(rows.iter().map(|r| r.bytes()).collect::<Vec<_>>())
-        .bind(rows.iter().map(|r| r.scheduled).collect::<Vec<_>>())
-        .bind(claims.iter().map(|c| c.key.as_str()).collect::<Vec<_>>())
-        .bind(claims.iter().map(|c| c.states).collect::<Vec<_>>())
-        .bind(claims.iter().map(|c| c.until).collect::<Vec<_>>())
-        .bind(rows.iter().map(|r| r.priority).collect::<Vec<_>>())
-        .bind(rows.iter().map(|r| r.priority_delay).collect::<Vec<_>>())
-        .fetch_all(&mut *conn)
-        .await?;
+    let created: Vec<(i64, i64)> =
+        super::insert::bind_many(sqlx::query_as(sql(JOB_INSERT_UNIQUE_MANY)), owner, rows)
+            .bind(claims.iter().map(|c| c.key.as_str()).collect::<Vec<_>>())
+            .bind(claims.iter().map(|c| c.states).collect::<Vec<_>>())
+            .bind(claims.iter().map(|c| c.until).collect::<Vec<_>>())
+            .fetch_all(&mut *conn)
+            .await?;
     let mut out = vec![None; rows.len()];
     for (ord, id) in created {
         if let Some(slot) = usize::try_from(ord - 1).ok().and_then(|i| out.get_mut(i)) {
