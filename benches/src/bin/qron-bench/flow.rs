@@ -7,7 +7,7 @@ use std::time::Instant;
 use qron::{Client, NewJob, Unique};
 
 use crate::Figure;
-use crate::queue::{Res, drop_db, fig, fresh, run_noop_worker};
+use crate::queue::{Res, drop_db, fig, fresh, noop_throughput};
 
 /// `jobs` due no-op jobs run by one worker at `concurrency`, at one priority and then at ten
 /// mixed; then `enqueued` jobs enqueued in batches plain, unique, and unique again (every key
@@ -17,11 +17,10 @@ pub async fn flow(jobs: u64, concurrency: usize, enqueued: u64) -> Res<Vec<Figur
     for (label, levels) in [("one priority", 1), ("ten priorities mixed", 10)] {
         let (name, pool) = fresh("flow", 8).await?;
         insert(&pool, jobs, levels).await?;
-        let elapsed = run_noop_worker(&pool, concurrency, jobs).await?;
-        drop_db(&name, pool).await?;
+        let rate = noop_throughput(&name, pool, concurrency, jobs).await?;
         out.push(fig(
             format!("throughput, {label} (concurrency {concurrency})"),
-            jobs as f64 / elapsed.as_secs_f64(),
+            rate,
             "jobs/s",
         ));
     }

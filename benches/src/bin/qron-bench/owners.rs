@@ -6,7 +6,7 @@ use std::time::Instant;
 use qron::Client;
 
 use crate::Figure;
-use crate::queue::{Res, drop_db, fig, fresh, run_noop_worker};
+use crate::queue::{Res, drop_db, fig, fresh, noop_throughput};
 
 /// `jobs` due no-op jobs spread evenly over each count of `owners`, beside `idle` other owners
 /// with one job each due in an hour (a tenant's daily job), run by one worker at
@@ -35,11 +35,10 @@ pub async fn owners(
                 .execute(&pool)
                 .await?;
         }
-        let elapsed = run_noop_worker(&pool, concurrency, jobs).await?;
-        drop_db(&name, pool).await?;
+        let rate = noop_throughput(&name, pool, concurrency, jobs).await?;
         out.push(fig(
             format!("throughput, {k} owners, {idle} idle (concurrency {concurrency})"),
-            jobs as f64 / elapsed.as_secs_f64(),
+            rate,
             "jobs/s",
         ));
     }

@@ -481,8 +481,8 @@ fn server_url() -> Res<String> {
 }
 
 /// Runs one worker of `bench_noop` at `concurrency` on `pool` until it has stored `jobs`
-/// outcomes, then stops it; how long that took.
-pub async fn run_noop_worker(pool: &PgPool, concurrency: usize, jobs: u64) -> Res<Duration> {
+/// outcomes, stops it and drops the run's database `name`; the jobs per second.
+pub async fn noop_throughput(name: &str, pool: PgPool, concurrency: usize, jobs: u64) -> Res<f64> {
     let worker = qron::Worker::builder(qron::Client::new(pool.clone()))
         .executors(["bench_noop"])
         .concurrency("bench_noop", concurrency)
@@ -494,7 +494,8 @@ pub async fn run_noop_worker(pool: &PgPool, concurrency: usize, jobs: u64) -> Re
     let elapsed = t.elapsed();
     stopper.soft();
     run.await??;
-    Ok(elapsed)
+    drop_db(name, pool).await?;
+    Ok(jobs as f64 / elapsed.as_secs_f64())
 }
 
 /// Waits until `worker` has stored `jobs` outcomes. It reads the worker's own counter, so the
