@@ -363,13 +363,35 @@ async fn jobs_whose_lease_answered_late_do_not_run_twice() {
             .unwrap(),
     )
     .await;
-    // Every statement that reads the pauses, the lease among them, waits for this lock.
-    let mut lock = db.pool.begin().await.unwrap();
-    sqlx::query("LOCK TABLE qron.executor_pauses IN ACCESS EXCLUSIVE MODE")
-        .execute(&mut *lock)
-        .await
-        .unwrap();
-    // Through `COPY`, which does not read the pauses.
+    // Every statement that reads the pauses, the lease among them, waits for this lock. A
+    // worker may be caught in its look for the next due job instead (it reads them too, right
+    // after a lease that found nothing): then the lock is let go and taken again, until a
+    // lease is the one waiting.
+    let lease_waits = "SELECT count(*) FROM pg_stat_activity
+              WHERE wait_event_type = 'Lock'
+                -- the lease statement (its text is cut at 1 kB here)
+                AND query LIKE '%WITH RECURSIVE%SELECT COALESCE($11, $14)::text%'";
+    let mut attempts = 0;
+    let lock = loop {
+        attempts += 1;
+        assert!(attempts <= 10, "no lease waited for the lock in 10 tries");
+        let mut lock = db.pool.begin().await.unwrap();
+        sqlx::query("LOCK TABLE qron.executor_pauses IN ACCESS EXCLUSIVE MODE")
+            .execute(&mut *lock)
+            .await
+            .unwrap();
+        // A worker's next lease comes within its poll interval (1 s).
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+        while count(&db.pool, lease_waits).await == 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        if count(&db.pool, lease_waits).await > 0 {
+            break lock;
+        }
+        lock.rollback().await.unwrap();
+    };
+    // Through `COPY`, which does not read the pauses; the waiting lease, planned once the lock
+    // is let go, sees them.
     Client::new(db.pool.clone())
         .create_many(
             qron_tests::jobs::script_jobs("act", 5, &k, Mode::Sleep(950))
@@ -378,22 +400,6 @@ async fn jobs_whose_lease_answered_late_do_not_run_twice() {
         )
         .await
         .unwrap();
-    wait_for(
-        "the lease to wait for the lock",
-        Duration::from_secs(10),
-        || async {
-            count(
-                &db.pool,
-                "SELECT count(*) FROM pg_stat_activity
-              WHERE wait_event_type = 'Lock'
-                -- the lease statement (its text is cut at 1 kB here)
-                AND query LIKE '%WITH RECURSIVE%SELECT COALESCE($11, $14)::text%'",
-            )
-            .await
-                > 0
-        },
-    )
-    .await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     lock.commit().await.unwrap();
     // Bounded: before the fix, rescues kept the jobs from ever ending; the assertions below
