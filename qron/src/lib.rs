@@ -58,6 +58,7 @@ mod completer;
 mod db;
 mod enqueue;
 mod error;
+mod executor_limits;
 mod expr;
 pub mod guide;
 mod handler;
@@ -93,6 +94,7 @@ pub use client::{
 pub use clock::HostClock;
 pub use enqueue::{Enqueue, Via};
 pub use error::{Error, Result};
+pub use executor_limits::{ExecutorLimits, MAX_EXECUTOR_LIMIT, Partition};
 pub use expr::{
     ExprError, ExprErrorKind, Interval, IntervalError, MAX_EXPR_LEN, MIN_EVERY, Schedule,
 };

@@ -7,7 +7,7 @@ use super::Client;
 use super::checks::{check_name, check_ref};
 use crate::db;
 use crate::job::{JobRef, JobRow};
-use crate::{Error, Result};
+use crate::{Error, ExecutorLimits, Result};
 
 impl Client {
     /// Makes a waiting (ready) job due now, and wakes idle workers. A recurring job's waiting
@@ -169,6 +169,74 @@ impl Client {
             tracing::info!(owner = %self.owner, executor, "executor resumed");
         }
         Ok(())
+    }
+
+    /// Sets an executor's limits across every worker on the database (see
+    /// [`ExecutorLimits`]), replacing any it had. They are the operator's, shared by every
+    /// owner: not scoped to this client's owner. Workers are told at once and apply them from
+    /// their next lease; jobs already leased count against them.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] naming the field: a bad executor name, a limit of 0 or over
+    /// [`MAX_EXECUTOR_LIMIT`](crate::MAX_EXECUTOR_LIMIT), a payload field name that cannot be
+    /// stored, or limits that limit nothing. Nothing is written then.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: qron::Client) -> qron::Result<()> {
+    /// use qron::ExecutorLimits;
+    /// // The provider allows 20 connections, and 2 per customer.
+    /// client
+    ///     .set_executor_limits("sync", ExecutorLimits::new().concurrency(20).per_field("customer_id", 2))
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn set_executor_limits(&self, executor: &str, limits: ExecutorLimits) -> Result<()> {
+        check_name("executor", executor)?;
+        limits.check()?;
+        let now = self.now().await;
+        let mut tx = self.pool.begin().await?;
+        db::executor_limits_set(&mut tx, executor, &limits, now).await?;
+        tx.commit().await?;
+        tracing::info!(executor, ?limits, "executor limits set");
+        Ok(())
+    }
+
+    /// Clears an executor's limits: its jobs are leased as fast as workers take them again.
+    /// Returns whether it had limits.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for a bad executor name.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: qron::Client) -> qron::Result<()> {
+    /// client.clear_executor_limits("sync").await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn clear_executor_limits(&self, executor: &str) -> Result<bool> {
+        check_name("executor", executor)?;
+        let had = db::executor_limits_clear(&self.pool, executor).await?;
+        if had {
+            tracing::info!(executor, "executor limits cleared");
+        }
+        Ok(had)
+    }
+
+    /// An executor's limits, if it has some.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for a bad executor name.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: qron::Client) -> qron::Result<()> {
+    /// if let Some(limits) = client.executor_limits("sync").await? {
+    ///     println!("at most {:?} at once", limits.concurrency_limit());
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn executor_limits(&self, executor: &str) -> Result<Option<ExecutorLimits>> {
+        check_name("executor", executor)?;
+        let mut found = db::executor_limits_get(&self.pool, &[executor]).await?;
+        Ok(found.pop().map(|(_, limits)| limits))
     }
 
     /// This owner's executors: each one with a live job of the owner, paused by the owner, or

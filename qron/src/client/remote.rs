@@ -256,7 +256,10 @@ impl Client {
         check_batch("limit", limit)?;
         check_lease_time(lease_time)?;
         let now = self.now().await;
-        let leased = db::job_lease(
+        let limited = !db::executor_limits_get(self.pool(), &[executor])
+            .await?
+            .is_empty();
+        let leased = db::job_lease_as(
             self.pool(),
             &db::Lease {
                 owner: Some(&self.owner),
@@ -269,6 +272,7 @@ impl Client {
                     lease_time,
                 )
             },
+            limited,
         )
         .await?;
         // Within the answer's bytes (the lease sums the sizes stored with the jobs; this sums

@@ -54,6 +54,45 @@ macro_rules! owner_walk {
     };
 }
 
+/// The start of a lease's `UPDATE`: what every lease sets on the rows it takes, for worker `$4`
+/// at `$2` for the lease time `$7` and the slack `$5`, for a remote worker when `$11` names its
+/// owner. Shared by [`JOB_LEASE`] and [`JOB_LEASE_LIMITED`], whose parameters agree.
+macro_rules! lease_update {
+    () => {
+        "
+    UPDATE qron.jobs j
+       SET status = 'running', executions = j.executions + 1,
+           -- never past the limit, even for a job whose limit was lowered below the attempts
+           -- it had made: that would break the row's check, and the statement with it, for
+           -- every job of the executor
+           attempt = LEAST(j.attempt + 1, j.max_attempts),
+           -- the lease time, or the run-time limit when shorter (a heartbeat renews a longer
+           -- job's lease while it runs: see `job_lease_renew`)
+           lease_owner = $4,
+           lease_expires_at = GREATEST(j.run_at, $2) + LEAST(j.timeout, $7) + $5,
+           lease_token = j.lease_token + 1, last_run_at = GREATEST(j.run_at, $2),
+           -- a remote worker's lease (`$11`) gets a secret its outcomes must present; every
+           -- other lease clears it
+           lease_secret = CASE WHEN $11::text IS NOT NULL THEN gen_random_uuid() END,
+           -- a remote worker reports no start: its lease counts as started; a worker's own
+           -- lease starts when its handler does (see `job_mark_started`)
+           started_at = CASE WHEN $11::text IS NOT NULL THEN GREATEST(j.run_at, $2) END,
+           updated_at = $2,"
+    };
+}
+
+/// What a lease returns of each job it took (a [`LeasedJob`]).
+macro_rules! lease_returning {
+    () => {
+        "
+    RETURNING j.id, j.owner, j.name, j.expr, j.recurring, j.run_at, j.slot_at,
+              NULLIF(j.payload, 'null')::text AS payload,
+              NULLIF(j.meta, '{}')::text AS meta, j.attempt, j.executions,
+              j.max_attempts, j.timeout, j.lease_token, j.revision, j.start_at,
+              j.lease_secret::text AS lease_secret, j.lease_expires_at, j.lease_at"
+    };
+}
+
 /// Leases up to `$3` ready jobs of executor `$1` due by `$6` for worker `$4` at `$2`, shared
 /// between the owners with due jobs: the owners are walked in turn from the one before owner
 /// `$14` (see `owner_walk`), skipping those who paused the executor (when `$15` says some
@@ -82,6 +121,9 @@ pub(crate) const JOB_LEASE: &str = concat!(
            -- dropped): not that owner
            AND (NOT $15 OR NOT EXISTS (SELECT 1 FROM qron.executor_pauses p
                                         WHERE p.executor = $1 AND p.owner = w.owner))
+           -- not an executor with limits: a worker that did not know of them yet leases
+           -- nothing, and learns of them (see `JOB_LEASE_LIMITED`)
+           AND NOT EXISTS (SELECT 1 FROM qron.executor_limits l WHERE l.executor = $1)
          -- at most 32 owners a lease (each costs index descents; the next lease goes on
          -- with the next owners)
          LIMIT LEAST($3, 32)),
@@ -103,24 +145,11 @@ pub(crate) const JOB_LEASE: &str = concat!(
                     ORDER BY q.lease_at, q.id
                     LIMIT s.jobs
                       FOR UPDATE SKIP LOCKED) l) c)
-    UPDATE qron.jobs j
-       SET status = 'running', executions = j.executions + 1,
-           -- never past the limit, even for a job whose limit was lowered below the attempts
-           -- it had made: that would break the row's check, and the statement with it, for
-           -- every job of the executor
-           attempt = LEAST(j.attempt + 1, j.max_attempts),
-           -- the lease time, or the run-time limit when shorter (a heartbeat renews a longer
-           -- job's lease while it runs: see `job_lease_renew`)
-           lease_owner = $4,
-           lease_expires_at = GREATEST(j.run_at, $2) + LEAST(j.timeout, $7) + $5,
-           lease_token = j.lease_token + 1, last_run_at = GREATEST(j.run_at, $2),
-           -- a remote worker's lease (`$11`) gets a secret its outcomes must present; every
-           -- other lease clears it
-           lease_secret = CASE WHEN $11::text IS NOT NULL THEN gen_random_uuid() END,
-           -- a remote worker reports no start: its lease counts as started; a worker's own
-           -- lease starts when its handler does (see `job_mark_started`)
-           started_at = CASE WHEN $11::text IS NOT NULL THEN GREATEST(j.run_at, $2) END,
-           updated_at = $2
+",
+    lease_update!(),
+    "
+           -- not under a limit (see `JOB_LEASE_LIMITED`)
+           limit_key = NULL
      WHERE j.id = ANY(ARRAY(
            SELECT id FROM (
                SELECT id, row_number() OVER w AS nth, sum(bytes) OVER w AS upto
@@ -132,12 +161,111 @@ pub(crate) const JOB_LEASE: &str = concat!(
             -- holding none of the executor's jobs always takes one). The jobs left out are
             -- unlocked when the statement ends.
             WHERE nth <= $3 AND ($12::bigint IS NULL OR upto <= $12 OR (nth = 1 AND $13))))
-    RETURNING j.id, j.owner, j.name, j.expr, j.recurring, j.run_at, j.slot_at,
-              NULLIF(j.payload, 'null')::text AS payload,
-              NULLIF(j.meta, '{}')::text AS meta, j.attempt, j.executions,
-              j.max_attempts, j.timeout, j.lease_token, j.revision, j.start_at,
-              j.lease_secret::text AS lease_secret, j.lease_expires_at, j.lease_at"
+",
+    lease_returning!()
 );
+
+/// Leases as [`JOB_LEASE`] does (same parameters), for an executor with limits (see
+/// `migrations/0017_limits.sql`), in a transaction that took the executor's limit lock first
+/// (see [`EXECUTOR_LIMIT_LOCK`]), so that its snapshot sees every lease made under the limit
+/// before it. The places taken are counted from the leased rows: per partition key, the jobs
+/// whose unexpired lease carries it. Of each walked owner's oldest due jobs (when partitioned by
+/// owner, only owners under their limit, and up to their room; partitioned by a payload field,
+/// a wider window, for the jobs of keys at their limit are passed over), the lease keeps those
+/// whose key has room, in rounds, and no more than the executor's room. Each job taken carries
+/// its key. No cursor is kept (a job passed over for its key comes first when it has room).
+const JOB_LEASE_LIMITED: &str = concat!(
+    "
+    WITH RECURSIVE",
+    owner_walk!("$1", "COALESCE($11, $14)", "$11::text IS NULL"),
+    ",
+    -- the executor's limits (one row; all NULL when they were just removed: then no limit)
+    lim AS MATERIALIZED (
+        SELECT l.concurrency, l.partition_by, l.partition_field, l.partition_concurrency
+          FROM (SELECT 1) one
+          LEFT JOIN qron.executor_limits l ON l.executor = $1),
+    -- the places taken, by partition key: unexpired leases under the limit
+    taken AS MATERIALIZED (
+        SELECT limit_key AS key, count(*) AS n FROM qron.jobs
+         WHERE executor = $1 AND limit_key IS NOT NULL AND lease_expires_at IS NOT NULL
+           AND lease_expires_at > $2
+         GROUP BY limit_key),
+    room AS (
+        SELECT GREATEST(0, LEAST($3, l.concurrency - (SELECT COALESCE(sum(n), 0) FROM taken),
+                                 $3))::bigint AS jobs
+          FROM lim l),
+    owners AS MATERIALIZED (
+        SELECT w.owner, w.turn,
+               CASE WHEN l.partition_by = 'owner'
+                    THEN l.partition_concurrency
+                         - COALESCE((SELECT t.n FROM taken t WHERE t.key = w.owner), 0)
+               END AS owner_room
+          FROM walk w CROSS JOIN lim l
+         WHERE (w.turn > 0 OR $11::text IS NOT NULL)
+           AND (NOT $15 OR NOT EXISTS (SELECT 1 FROM qron.executor_pauses p
+                                        WHERE p.executor = $1 AND p.owner = w.owner))
+           -- no room left: no owner
+           AND (SELECT jobs FROM room) > 0
+           -- partitioned by owner: an owner at its limit is passed
+           AND (l.partition_by IS DISTINCT FROM 'owner'
+                OR COALESCE((SELECT t.n FROM taken t WHERE t.key = w.owner), 0)
+                   < l.partition_concurrency)
+         LIMIT LEAST($3, 32)),
+    share AS (
+        SELECT GREATEST(1, ceil((SELECT jobs FROM room)::float8
+                                / NULLIF(count(*), 0)))::bigint AS jobs
+          FROM owners),
+    picked AS (
+        SELECT c.id, c.bytes, c.key, c.round, o.turn
+          FROM owners o
+          CROSS JOIN share s
+          CROSS JOIN lim l
+          CROSS JOIN LATERAL (
+               SELECT x.*, row_number() OVER () AS round FROM (
+                   SELECT q.id, q.bytes,
+                          CASE l.partition_by WHEN 'owner' THEN q.owner
+                               WHEN 'field' THEN COALESCE(q.payload ->> l.partition_field, '')
+                               ELSE '' END AS key
+                     FROM qron.jobs q
+                    WHERE q.status = 'ready' AND NOT q.scheduled AND q.executor = $1
+                      AND q.owner COLLATE \"C\" = o.owner AND q.run_at <= $6
+                    ORDER BY q.lease_at, q.id
+                    LIMIT CASE WHEN l.partition_by = 'field' THEN s.jobs * 4 + 64
+                               ELSE LEAST(s.jobs, COALESCE(o.owner_room, s.jobs)) END
+                      FOR UPDATE SKIP LOCKED) x) c),
+    -- each job's place among the jobs of its key picked, in rounds
+    keyed AS (
+        SELECT p.*, row_number() OVER (PARTITION BY p.key ORDER BY p.round, p.turn) AS nth_key
+          FROM picked p),
+    kept AS (
+        SELECT k.id, row_number() OVER w AS nth, sum(k.bytes) OVER w AS upto
+          FROM keyed k
+          CROSS JOIN lim l
+          LEFT JOIN taken t ON t.key = k.key
+         WHERE l.partition_concurrency IS NULL
+            OR k.nth_key + COALESCE(t.n, 0) <= l.partition_concurrency
+        WINDOW w AS (ORDER BY k.round, k.turn ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW))
+",
+    lease_update!(),
+    "
+           -- the job's partition key, which its place is counted by
+           limit_key = CASE (SELECT partition_by FROM lim) WHEN 'owner' THEN j.owner
+                            WHEN 'field'
+                            THEN COALESCE(j.payload ->> (SELECT partition_field FROM lim), '')
+                            ELSE '' END
+     WHERE j.id = ANY(ARRAY(
+           SELECT id FROM kept
+            -- within the executor's room, and the worker's memory budget (as `JOB_LEASE`)
+            WHERE nth <= (SELECT jobs FROM room)
+              AND ($12::bigint IS NULL OR upto <= $12 OR (nth = 1 AND $13))))
+",
+    lease_returning!()
+);
+
+/// Takes executor `$1`'s limit lock until the transaction ends: the limited leases of one
+/// executor, and the changes to its limits, one after another.
+pub(crate) const EXECUTOR_LIMIT_LOCK: &str =
+    "SELECT pg_advisory_xact_lock(hashtextextended('qron.executor_limits:' || $1, 0))";
 
 /// Leases up to `limit` jobs of `executor` due by `due_by` (at most a little after `now`: a
 /// job leased before its run time waits for it in the worker, and its lease counts from then),
@@ -153,11 +281,49 @@ pub(crate) async fn job_lease<'e>(
     ex: impl PgExecutor<'e>,
     p: &Lease<'_>,
 ) -> sqlx::Result<Vec<LeasedJob>> {
+    lease_query(JOB_LEASE, p).fetch_all(ex).await
+}
+
+/// Leases as [`job_lease`] does, for an executor with limits (see [`JOB_LEASE_LIMITED`]): in
+/// a transaction of its own that takes the executor's limit lock first. Four round trips
+/// rather than one; only executors with limits pay them.
+pub(crate) async fn job_lease_limited(
+    pool: &sqlx::PgPool,
+    p: &Lease<'_>,
+) -> sqlx::Result<Vec<LeasedJob>> {
+    let mut tx = pool.begin().await?;
+    sqlx::query(sql(EXECUTOR_LIMIT_LOCK))
+        .bind(p.executor)
+        .execute(&mut *tx)
+        .await?;
+    let jobs = lease_query(JOB_LEASE_LIMITED, p).fetch_all(&mut *tx).await?;
+    tx.commit().await?;
+    Ok(jobs)
+}
+
+/// Leases with whichever statement the executor needs: [`job_lease_limited`] when `limited`.
+pub(crate) async fn job_lease_as(
+    pool: &sqlx::PgPool,
+    p: &Lease<'_>,
+    limited: bool,
+) -> sqlx::Result<Vec<LeasedJob>> {
+    if limited {
+        job_lease_limited(pool, p).await
+    } else {
+        job_lease(pool, p).await
+    }
+}
+
+/// Statement `text` ([`JOB_LEASE`] or [`JOB_LEASE_LIMITED`]) bound to the parameters `p`.
+fn lease_query<'q>(
+    text: &'static str,
+    p: &Lease<'q>,
+) -> sqlx::query::QueryAs<'q, sqlx::Postgres, LeasedJob, sqlx::postgres::PgArguments> {
     let slack = super::duration_interval(p.slack + p.wait);
-    let owners: Vec<&str> = p.cursors.iter().map(|c| c.owner.as_str()).collect();
+    let owners: Vec<String> = p.cursors.iter().map(|c| c.owner.clone()).collect();
     let lease_ats: Vec<chrono::NaiveDateTime> = p.cursors.iter().map(|c| c.lease_at).collect();
     let ids: Vec<i64> = p.cursors.iter().map(|c| c.id).collect();
-    sqlx::query_as(sql(JOB_LEASE))
+    sqlx::query_as(sql(text))
         .bind(p.executor)
         .bind(p.now)
         .bind(p.limit)
@@ -173,8 +339,6 @@ pub(crate) async fn job_lease<'e>(
         .bind(p.at_least_one)
         .bind(p.turn_after)
         .bind(p.paused)
-        .fetch_all(ex)
-        .await
 }
 
 /// Where a lease stopped in one owner's jobs (see [`job_lease`]).
@@ -515,6 +679,89 @@ mod tests {
                 "9@after -10s"
             ]
         );
+    }
+
+    #[tokio::test]
+    #[allow(clippy::unwrap_used)]
+    async fn a_limited_lease_counts_the_unexpired_leases_in_all_and_per_key() {
+        use crate::{ExecutorLimits, NewJob};
+        use std::time::Duration;
+        let db = crate::testing::TestDb::new().await.unwrap();
+        let client = db.client();
+        for owner in ["a", "b", "c"] {
+            client
+                .owner(owner)
+                .create_many((0..6).map(|i| {
+                    NewJob::new("lim", "@after -1s").payload(serde_json::json!({ "k": i % 3 }))
+                }))
+                .await
+                .unwrap();
+        }
+        let lease = |limit| {
+            Lease::due("lim", "test", limit, Utc::now(), Duration::from_secs(30))
+        };
+        let keys = |jobs: &[LeasedJob]| {
+            let mut k: Vec<String> = jobs.iter().map(|j| j.owner.clone()).collect();
+            k.sort();
+            k
+        };
+        // Three in all, shared between the owners.
+        client
+            .set_executor_limits("lim", ExecutorLimits::new().concurrency(3))
+            .await
+            .unwrap();
+        let first = job_lease_limited(db.pool(), &lease(100)).await.unwrap();
+        assert_eq!(keys(&first), ["a", "b", "c"]);
+        assert!(job_lease_limited(db.pool(), &lease(100)).await.unwrap().is_empty());
+        // The unlimited statement takes nothing of a limited executor.
+        assert!(job_lease(db.pool(), &lease(100)).await.unwrap().is_empty());
+        // An expired lease frees its place; an ended one too (no lease left).
+        sqlx::query(sql(
+            "UPDATE qron.jobs SET lease_expires_at = now() - interval '1 second' WHERE id = $1",
+        ))
+        .bind(first[0].id)
+        .execute(db.pool())
+        .await
+        .unwrap();
+        sqlx::query(sql("UPDATE qron.jobs SET status = 'ready', lease_expires_at = NULL WHERE id = $1"))
+            .bind(first[1].id)
+            .execute(db.pool())
+            .await
+            .unwrap();
+        assert_eq!(job_lease_limited(db.pool(), &lease(100)).await.unwrap().len(), 2);
+        // Two per owner: each owner's leases held count (a: 1 expired, one ready again...).
+        sqlx::query(sql("UPDATE qron.jobs SET status = 'ready', lease_expires_at = NULL"))
+            .execute(db.pool())
+            .await
+            .unwrap();
+        client
+            .set_executor_limits("lim", ExecutorLimits::new().per_owner(2))
+            .await
+            .unwrap();
+        let jobs = job_lease_limited(db.pool(), &lease(100)).await.unwrap();
+        assert_eq!(keys(&jobs), ["a", "a", "b", "b", "c", "c"]);
+        assert!(job_lease_limited(db.pool(), &lease(100)).await.unwrap().is_empty());
+        // One per payload key, with 4 in all: the places the owner partition left are keyed
+        // anew when the limits change (6 held, over the limit of 4: none more).
+        client
+            .set_executor_limits("lim", ExecutorLimits::new().concurrency(4).per_field("k", 1))
+            .await
+            .unwrap();
+        assert!(job_lease_limited(db.pool(), &lease(100)).await.unwrap().is_empty());
+        sqlx::query(sql("UPDATE qron.jobs SET status = 'ready', lease_expires_at = NULL"))
+            .execute(db.pool())
+            .await
+            .unwrap();
+        let jobs = job_lease_limited(db.pool(), &lease(100)).await.unwrap();
+        let mut k: Vec<String> = jobs
+            .iter()
+            .map(|j| j.payload.clone().unwrap_or_default())
+            .collect();
+        k.sort();
+        assert_eq!(k, [r#"{"k": 0}"#, r#"{"k": 1}"#, r#"{"k": 2}"#]);
+        // Cleared: every job again, with the unlimited statement.
+        assert!(client.clear_executor_limits("lim").await.unwrap());
+        assert_eq!(job_lease(db.pool(), &lease(100)).await.unwrap().len(), 15);
     }
 
     #[tokio::test]

@@ -9,6 +9,7 @@ use sqlx::PgExecutor;
 
 #[cfg(feature = "dashboard")]
 mod dashboard;
+mod executor_limits;
 mod held;
 mod insert;
 mod lease;
@@ -22,6 +23,7 @@ mod workers;
 
 #[cfg(feature = "dashboard")]
 pub(crate) use dashboard::*;
+pub(crate) use executor_limits::*;
 pub(crate) use held::*;
 pub(crate) use insert::*;
 pub(crate) use lease::*;

@@ -115,6 +115,8 @@ pub(crate) async fn execute(mut job: LeasedJob, exec: &ExecutorState, shared: &S
                 job: &job,
                 reg,
                 shared,
+                // a limited executor's place frees when its outcome is written: at once
+                urgent: exec.limited.load(Ordering::Relaxed),
                 span: &span,
                 owner: &owner,
                 name: name.as_deref(),
@@ -287,6 +289,8 @@ struct Done<'a> {
     job: &'a LeasedJob,
     reg: &'a Registration,
     shared: &'a Shared,
+    /// Whether the outcome is written without waiting for its batch to fill.
+    urgent: bool,
     span: &'a tracing::Span,
     owner: &'a str,
     name: Option<&'a str>,
@@ -343,7 +347,7 @@ impl Done<'_> {
             };
             failure.log(kind, &outcome);
         }
-        if !shared.completer.send(outcome).await {
+        if !shared.completer.send(outcome, self.urgent).await {
             tracing::error!(
                 job.id = job.id,
                 "the completer is gone: the job will come back when its lease expires"

@@ -72,6 +72,10 @@ pub(crate) struct ExecutorState {
     /// Whether some owner paused this executor (kept by the notifier): the lease then skips
     /// their jobs.
     pub(crate) paused: AtomicBool,
+    /// Whether the executor has limits (kept by the notifier; see `db::JOB_LEASE_LIMITED`):
+    /// its leases then take only free slots, one worker at a time, and its outcomes are
+    /// written at once.
+    pub(crate) limited: AtomicBool,
 }
 
 impl ExecutorState {
@@ -89,6 +93,7 @@ impl ExecutorState {
             refill: Notify::new(),
             refill_asked: AtomicBool::new(false),
             paused: AtomicBool::new(false),
+            limited: AtomicBool::new(false),
         }
     }
 

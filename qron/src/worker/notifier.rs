@@ -2,7 +2,8 @@
 //! (`qron_jobs`) wake the idle producers of their executor; a cancel (`qron_cancel`) fires the
 //! token of the job's execution, or drops it from the buffer; a pause or a resume
 //! (`qron_pauses`) updates which executors have paused owners, and a pause hands back the
-//! buffered jobs of the owners who paused.
+//! buffered jobs of the owners who paused; a change of limits (`qron_limits`) updates which
+//! executors have limits.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -14,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::buffer::hand_back;
 use super::{CHANNEL, ExecutorState, Shared};
-use crate::db::{self, CANCEL_CHANNEL, PAUSE_CHANNEL};
+use crate::db::{self, CANCEL_CHANNEL, LIMITS_CHANNEL, PAUSE_CHANNEL};
 use crate::schema::channel;
 
 /// What the notifier acts on.
@@ -34,6 +35,7 @@ impl Notifier {
                     channel(CHANNEL),
                     channel(CANCEL_CHANNEL),
                     channel(PAUSE_CHANNEL),
+                    channel(LIMITS_CHANNEL),
                 ])
                 .await?;
                 Ok::<_, sqlx::Error>(l)
@@ -54,8 +56,9 @@ impl Notifier {
                 () = stop.cancelled() => return,
             };
             delay = Duration::from_millis(100);
-            // Jobs may have come, and pauses changed, while no one listened.
+            // Jobs may have come, and pauses and limits changed, while no one listened.
             self.refresh_pauses().await;
+            refresh_limits(&self.shared.pool, &self.executors).await;
             for e in self.executors.values() {
                 e.wake.notify_one();
             }
@@ -89,6 +92,12 @@ impl Notifier {
         {
             self.refresh_pauses().await;
             self.hand_back_paused(e).await;
+        } else if name == channel(LIMITS_CHANNEL)
+            && let Some(e) = self.executors.get(payload)
+        {
+            refresh_limits(&self.shared.pool, &self.executors).await;
+            // a limit lifted or raised: jobs may be leasable at once
+            e.wake.notify_one();
         }
     }
 
@@ -167,6 +176,33 @@ pub(crate) async fn refresh_pauses(
                 e.paused.store(true, Ordering::Relaxed);
             }
             tracing::warn!(error = %e, "could not read the executors' pauses; assuming some");
+        }
+    }
+}
+
+/// Reads which of `executors` have limits, and sets their flags (at the worker's start, before
+/// its first lease, and whenever limits change). When that cannot be read, each executor is
+/// taken as limited: its leases then follow whatever limits the database holds (the limited
+/// lease reads them itself), slower but never past them.
+pub(crate) async fn refresh_limits(
+    pool: &sqlx::PgPool,
+    executors: &HashMap<&'static str, Arc<ExecutorState>>,
+) {
+    let names: Vec<&str> = executors.keys().copied().collect();
+    match db::executor_limits_get(pool, &names).await {
+        Ok(limited) => {
+            for (name, e) in executors {
+                let now = limited.iter().any(|(l, _)| l == name);
+                if e.limited.swap(now, Ordering::Relaxed) != now {
+                    tracing::info!(executor = name, limited = now, "executor limits changed");
+                }
+            }
+        }
+        Err(err) => {
+            for e in executors.values() {
+                e.limited.store(true, Ordering::Relaxed);
+            }
+            tracing::warn!(error = %err, "could not read the executors' limits; leasing under any");
         }
     }
 }

@@ -99,6 +99,11 @@ struct Landed {
     took: Duration,
     /// Where it started in the lease order.
     start: Start,
+    /// Whether it was a lease under the executor's limits.
+    limited: bool,
+    /// Whether the executor turned out to have limits the worker did not know of (an
+    /// unlimited lease then takes nothing).
+    found_limits: bool,
     /// The bytes the lease could take, unless it was the one that takes a job whatever its
     /// size.
     bytes_allowed: Option<u64>,
@@ -134,13 +139,15 @@ pub(crate) struct Producer {
     /// was longer): the next lease lasts that much longer, since its clock starts when it is
     /// sent.
     answer_time: Duration,
+    /// Changes each time the completer has written a batch of outcomes: a producer resting at
+    /// its executor's limit leases again then (places may have been freed).
+    written: tokio::sync::watch::Receiver<u64>,
 }
 
 impl Producer {
     pub(crate) fn new(exec: Arc<ExecutorState>, shared: Arc<Shared>) -> Self {
         Self {
             exec,
-            shared,
             turns: Turns::default(),
             resting_until: None,
             short_of_memory_until: None,
@@ -148,6 +155,8 @@ impl Producer {
             asked: 0,
             woken: false,
             answer_time: Duration::ZERO,
+            written: shared.completer.written(),
+            shared,
         }
     }
 
@@ -170,9 +179,11 @@ impl Producer {
             {
                 self.asked += want;
                 self.woken = false;
+                self.written.borrow_and_update();
                 leases.spawn(self.lease(want, allowance));
             }
             let resting = self.resting_until;
+            let limited = self.exec.limited.load(Ordering::Relaxed);
             let short_of_memory = self.short_of_memory_until;
             tokio::select! {
                 biased;
@@ -193,6 +204,10 @@ impl Producer {
                 () = self.exec.wake.notified() => {
                     self.resting_until = None;
                     self.woken = true;
+                }
+                // Outcomes were written: places under the executor's limits may be free.
+                Ok(()) = self.written.changed(), if limited && resting.is_some() => {
+                    self.resting_until = None;
                 }
                 // A slot freed or the buffer ran low: bytes were given back.
                 () = self.exec.refill.notified() => self.short_of_memory_until = None,
@@ -278,7 +293,12 @@ impl Producer {
         let free = self.exec.slots.available_permits();
         let running = capacity.saturating_sub(free);
         let buffered = self.exec.buffer.len();
-        let reserve = self.exec.buffer.target(capacity);
+        // A limited executor's leased jobs hold places of its limit: none waits in the buffer.
+        let reserve = if self.exec.limited.load(Ordering::Relaxed) {
+            0
+        } else {
+            self.exec.buffer.target(capacity)
+        };
         let want = capacity
             .saturating_add(reserve)
             .saturating_sub(running + buffered + self.asked)
@@ -314,7 +334,13 @@ impl Producer {
         want: usize,
         allowance: Allowance,
     ) -> impl std::future::Future<Output = Landed> + use<> {
-        let start = self.turns.start(self.shared.poll_interval);
+        let limited = self.exec.limited.load(Ordering::Relaxed);
+        let mut start = self.turns.start(self.shared.poll_interval);
+        if limited {
+            // From the start of the lease order: a job passed over for its key's limit comes
+            // first once its key has room.
+            start.cursors = Arc::new([]);
+        }
         // The lease's clock starts when it is sent: it covers its answer's way back (as long
         // as recent answers took), and for jobs beyond the free slots their wait in the buffer.
         // A job that arrives too late to start within its lease is handed back (`run_slot`).
@@ -330,14 +356,19 @@ impl Producer {
         async move {
             let now = shared.clock.now();
             let sent = Instant::now();
-            let jobs = db::job_lease(
+            let jobs = db::job_lease_as(
                 &shared.lease_pool,
                 &db::Lease {
                     executor,
                     worker_id: &shared.worker_id,
                     limit: i64::try_from(want).unwrap_or(i64::MAX),
                     now,
-                    due_by: now + shared.lease_ahead,
+                    // a limited executor's jobs hold their places from their lease: not ahead
+                    due_by: if limited {
+                        now
+                    } else {
+                        now + shared.lease_ahead
+                    },
                     cursors: &start.cursors,
                     turn_after: &start.turn_after,
                     wait,
@@ -348,6 +379,7 @@ impl Producer {
                     max_bytes: Some(allowance.bytes),
                     at_least_one: allowance.at_least_one,
                 },
+                limited,
             )
             .await;
             let took = sent.elapsed();
@@ -359,10 +391,19 @@ impl Producer {
                 }
                 _ => None,
             };
+            // Nothing leased though a job is due: the executor may have limits this worker
+            // was not told of yet (the unlimited lease takes none of its jobs then).
+            let found_limits = !limited
+                && matches!(idle_for, Some((Duration::ZERO, _)))
+                && db::executor_limits_get(&shared.pool, &[executor])
+                    .await
+                    .is_ok_and(|l| !l.is_empty());
             Landed {
                 jobs,
                 asked: want,
                 idle_for,
+                limited,
+                found_limits,
                 bytes_allowed: (!allowance.at_least_one).then_some(allowance.bytes),
                 _allowance: allowance.held,
                 took,
@@ -395,10 +436,20 @@ impl Producer {
         // Drained: rest until the next due job, a notification (of a new job, or of one that
         // any worker's outcome made ready again: see `db::job_complete_many`) or the poll.
         // A notification that came while the lease ran may be of a job its snapshot missed.
-        if !self.woken {
-            self.resting_until = landed
-                .idle_for
-                .map(|(d, _)| tokio::time::Instant::now() + d);
+        // Under limits, a due job not leased waits for a place: until outcomes are written
+        // (see `Producer::run`), a notification, or the poll.
+        if landed.found_limits {
+            self.exec.limited.store(true, Ordering::Relaxed);
+        } else if !self.woken {
+            let poll = self.shared.poll_interval;
+            self.resting_until = landed.idle_for.map(|(d, _)| {
+                let d = if landed.limited && d.is_zero() {
+                    poll
+                } else {
+                    d
+                };
+                tokio::time::Instant::now() + d
+            });
         }
         // Found nothing though the next job is due now and does not fit in what the lease could
         // take: wait for bytes to be freed rather than ask again at once (at most a poll

@@ -56,6 +56,7 @@ impl Services {
         // Before the first lease: a worker that starts during a pause must skip the paused
         // owners' jobs from its first lease on.
         notifier::refresh_pauses(pool, &by_name).await;
+        notifier::refresh_limits(pool, &by_name).await;
         let notifier = Notifier {
             shared: shared.clone(),
             executors: by_name,

@@ -1,0 +1,108 @@
+//! Executors' limits: setting, clearing and reading them (see
+//! `migrations/0017_limits.sql`; the lease under them is `JOB_LEASE_LIMITED`).
+
+use chrono::{DateTime, Utc};
+use sqlx::{PgConnection, PgExecutor};
+
+use crate::ExecutorLimits;
+use crate::schema::sql;
+
+/// The notification channel on which a change of an executor's limits tells the workers.
+pub(crate) const LIMITS_CHANNEL: &str = "qron_limits";
+
+/// Sets executor `$1`'s limits (`$2` in all; per key of partition `$3`, with field `$4`, `$5`
+/// each) at `$6`, and keys the jobs leased now by the new partition, so that they count from
+/// the start (a lease in flight as the limit is set may not be counted: at most one lease's
+/// jobs, once). Tells the workers on commit. Run after [`super::EXECUTOR_LIMIT_LOCK`].
+const EXECUTOR_LIMITS_SET: &str = "
+    WITH saved AS (
+        INSERT INTO qron.executor_limits
+               (executor, concurrency, partition_by, partition_field, partition_concurrency,
+                updated_at)
+        VALUES ($1, $2, $3, $4, $5, $6)
+        ON CONFLICT (executor) DO UPDATE
+           SET concurrency = EXCLUDED.concurrency, partition_by = EXCLUDED.partition_by,
+               partition_field = EXCLUDED.partition_field,
+               partition_concurrency = EXCLUDED.partition_concurrency,
+               updated_at = EXCLUDED.updated_at
+        RETURNING 1),
+    keyed AS (
+        UPDATE qron.jobs j
+           SET limit_key = CASE $3::text WHEN 'owner' THEN j.owner
+                                         WHEN 'field' THEN COALESCE(j.payload ->> $4, '')
+                                         ELSE '' END
+         WHERE j.executor = $1 AND j.lease_expires_at IS NOT NULL
+        RETURNING 1)
+    SELECT (SELECT count(*) FROM saved) + (SELECT count(*) FROM keyed),
+           pg_notify('qron_limits', $1) IS NULL";
+
+/// Sets `executor`'s limits (see [`EXECUTOR_LIMITS_SET`]), in the caller's transaction.
+pub(crate) async fn executor_limits_set(
+    tx: &mut PgConnection,
+    executor: &str,
+    limits: &ExecutorLimits,
+    now: DateTime<Utc>,
+) -> sqlx::Result<()> {
+    sqlx::query(sql(super::EXECUTOR_LIMIT_LOCK))
+        .bind(executor)
+        .execute(&mut *tx)
+        .await?;
+    let (by, field, per_key) = limits.partition_columns();
+    let concurrency = limits
+        .concurrency
+        .map(|n| i32::try_from(n).unwrap_or(i32::MAX));
+    sqlx::query(sql(EXECUTOR_LIMITS_SET))
+        .bind(executor)
+        .bind(concurrency)
+        .bind(by)
+        .bind(field)
+        .bind(per_key)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
+}
+
+/// Clears executor `$1`'s limits, and tells the workers (and wakes them: the jobs the limits
+/// held back are due).
+const EXECUTOR_LIMITS_CLEAR: &str = "
+    WITH gone AS (DELETE FROM qron.executor_limits WHERE executor = $1 RETURNING 1)
+    SELECT (SELECT count(*) FROM gone) > 0,
+           pg_notify('qron_limits', $1) IS NULL AND pg_notify('qron_jobs', $1) IS NULL";
+
+/// Clears `executor`'s limits (see [`EXECUTOR_LIMITS_CLEAR`]): whether it had some.
+pub(crate) async fn executor_limits_clear<'e>(
+    ex: impl PgExecutor<'e>,
+    executor: &str,
+) -> sqlx::Result<bool> {
+    let (had, _): (bool, bool) = sqlx::query_as(sql(EXECUTOR_LIMITS_CLEAR))
+        .bind(executor)
+        .fetch_one(ex)
+        .await?;
+    Ok(had)
+}
+
+/// The limits of executors `$1`.
+const EXECUTOR_LIMITS_GET: &str = "
+    SELECT executor, concurrency, partition_by, partition_field, partition_concurrency
+      FROM qron.executor_limits WHERE executor = ANY($1)";
+
+type LimitsRow = (String, Option<i32>, Option<String>, Option<String>, Option<i32>);
+
+/// The limits of each of `executors` that has some.
+pub(crate) async fn executor_limits_get<'e>(
+    ex: impl PgExecutor<'e>,
+    executors: &[&str],
+) -> sqlx::Result<Vec<(String, ExecutorLimits)>> {
+    let rows: Vec<LimitsRow> = sqlx::query_as(sql(EXECUTOR_LIMITS_GET))
+        .bind(executors)
+        .fetch_all(ex)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(executor, concurrency, by, field, per_key)| {
+            ExecutorLimits::from_columns(concurrency, by.as_deref(), field, per_key)
+                .map(|l| (executor, l))
+        })
+        .collect())
+}
