@@ -29,3 +29,18 @@ CREATE TABLE qron.executor_limits (
 ALTER TABLE qron.jobs ADD COLUMN limit_key text;
 CREATE INDEX jobs_limited ON qron.jobs (executor, limit_key, lease_expires_at)
     WHERE limit_key IS NOT NULL AND lease_expires_at IS NOT NULL;
+
+-- The places taken under executor `executor`'s limits at `at`, by partition key: the jobs whose
+-- lease carries a key and has not run out. PL/pgSQL and VOLATILE, so that it reads with a
+-- fresh snapshot: a limited lease calls it once it holds the executor's limit lock (`locked`,
+-- an argument so that the lock is taken first), and must see every lease committed before.
+CREATE FUNCTION qron.limit_taken(executor text, at timestamptz, locked boolean)
+RETURNS TABLE (key text, n bigint) LANGUAGE plpgsql VOLATILE AS $$
+BEGIN
+    RETURN QUERY
+    SELECT j.limit_key, count(*) FROM qron.jobs j
+     WHERE j.executor = limit_taken.executor AND j.limit_key IS NOT NULL
+       AND j.lease_expires_at IS NOT NULL AND j.lease_expires_at > limit_taken.at
+     GROUP BY j.limit_key;
+END
+$$;

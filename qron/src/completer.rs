@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 
 use crate::clock::DbClock;
 use crate::db::{self, Completion, Finish};
@@ -93,14 +93,13 @@ fn refused_data(e: &sqlx::Error) -> bool {
 /// round trip of its own, and nothing when the outcome comes in the same batch.
 #[derive(Debug)]
 enum Write {
-    /// An outcome, and whether it is written at once (its batch does not wait to fill).
-    Outcome(Outcome, bool),
+    Outcome(Outcome),
     Started(i64, i64),
 }
 
 impl Write {
     fn is_urgent(&self, now: DateTime<Utc>) -> bool {
-        matches!(self, Write::Outcome(o, urgent) if *urgent || o.is_urgent(now))
+        matches!(self, Write::Outcome(o) if o.is_urgent(now))
     }
 }
 
@@ -110,21 +109,12 @@ pub(crate) struct CompleterHandle {
     tx: mpsc::Sender<Write>,
     backlog: Arc<AtomicUsize>,
     limit: usize,
-    /// Counts the batches of outcomes written.
-    written: watch::Receiver<u64>,
 }
 
 impl CompleterHandle {
-    /// Queues an outcome, to be written at once when `urgent`; waits while the queue is full
-    /// (back-pressure on executors).
-    pub(crate) async fn send(&self, outcome: Outcome, urgent: bool) -> bool {
-        self.queue(Write::Outcome(outcome, urgent)).await
-    }
-
-    /// A receiver that changes each time a batch of outcomes has been written: a producer at
-    /// its executor's limit leases again then, since places may have been freed.
-    pub(crate) fn written(&self) -> watch::Receiver<u64> {
-        self.written.clone()
+    /// Queues an outcome; waits while the queue is full (back-pressure on executors).
+    pub(crate) async fn send(&self, outcome: Outcome) -> bool {
+        self.queue(Write::Outcome(outcome)).await
     }
 
     /// Queues the mark that the handler of job `id` under lease `token` started: the rescuer
@@ -158,22 +148,17 @@ pub(crate) fn spawn(
     let limit = config.backlog_limit;
     let (tx, rx) = mpsc::channel(limit.max(1));
     let backlog = Arc::new(AtomicUsize::new(0));
-    let (written_tx, written) = watch::channel(0);
     let handle = CompleterHandle {
         tx,
         backlog: backlog.clone(),
         limit,
-        written,
     };
     let task = tokio::spawn(run(
         pool,
         rx,
         config.batch_size.max(1),
         config.flush_interval,
-        Tallies {
-            backlog,
-            written: Arc::new(written_tx),
-        },
+        backlog,
         metrics,
         clock,
     ));
@@ -188,18 +173,12 @@ const WRITERS: usize = 2;
 /// How often a filling batch looks for new outcomes.
 const GATHER_TICK: Duration = Duration::from_millis(1);
 
-/// What the completer keeps count of for the others: outcomes waiting, batches written.
-struct Tallies {
-    backlog: Arc<AtomicUsize>,
-    written: Arc<watch::Sender<u64>>,
-}
-
 async fn run(
     pool: PgPool,
     mut rx: mpsc::Receiver<Write>,
     batch_size: usize,
     flush_interval: Duration,
-    tallies: Tallies,
+    backlog: Arc<AtomicUsize>,
     metrics: Arc<Metrics>,
     clock: Arc<DbClock>,
 ) {
@@ -235,10 +214,9 @@ async fn run(
         while writing.len() >= WRITERS {
             let _ = writing.join_next().await;
         }
-        let (pool, backlog, written, metrics, clock) = (
+        let (pool, backlog, metrics, clock) = (
             pool.clone(),
-            tallies.backlog.clone(),
-            tallies.written.clone(),
+            backlog.clone(),
             metrics.clone(),
             clock.clone(),
         );
@@ -253,7 +231,6 @@ async fn run(
             }
             if !outcomes.is_empty() {
                 let _ = write(&pool, outcomes, &metrics, &clock).await;
-                written.send_modify(|n| *n = n.wrapping_add(1));
             }
             backlog.fetch_sub(n, Ordering::Relaxed);
         });
@@ -269,7 +246,7 @@ fn split(batch: Vec<Write>) -> (Vec<Outcome>, Vec<(i64, i64)>) {
     let mut started = Vec::new();
     for w in batch {
         match w {
-            Write::Outcome(o, _) => outcomes.push(o),
+            Write::Outcome(o) => outcomes.push(o),
             Write::Started(id, token) => started.push((id, token)),
         }
     }

@@ -217,7 +217,10 @@ mod tests {
     #[test]
     fn limits_out_of_range_or_limiting_nothing_are_refused_naming_the_field() {
         assert_eq!(refused(&ExecutorLimits::new()), "limits");
-        assert_eq!(refused(&ExecutorLimits::new().concurrency(0)), "concurrency");
+        assert_eq!(
+            refused(&ExecutorLimits::new().concurrency(0)),
+            "concurrency"
+        );
         assert_eq!(
             refused(&ExecutorLimits::new().concurrency(MAX_EXECUTOR_LIMIT + 1)),
             "concurrency"

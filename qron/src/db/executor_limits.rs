@@ -87,7 +87,13 @@ const EXECUTOR_LIMITS_GET: &str = "
     SELECT executor, concurrency, partition_by, partition_field, partition_concurrency
       FROM qron.executor_limits WHERE executor = ANY($1)";
 
-type LimitsRow = (String, Option<i32>, Option<String>, Option<String>, Option<i32>);
+type LimitsRow = (
+    String,
+    Option<i32>,
+    Option<String>,
+    Option<String>,
+    Option<i32>,
+);
 
 /// The limits of each of `executors` that has some.
 pub(crate) async fn executor_limits_get<'e>(

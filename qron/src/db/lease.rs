@@ -166,14 +166,20 @@ pub(crate) const JOB_LEASE: &str = concat!(
 );
 
 /// Leases as [`JOB_LEASE`] does (same parameters), for an executor with limits (see
-/// `migrations/0017_limits.sql`), in a transaction that took the executor's limit lock first
-/// (see [`EXECUTOR_LIMIT_LOCK`]), so that its snapshot sees every lease made under the limit
-/// before it. The places taken are counted from the leased rows: per partition key, the jobs
-/// whose unexpired lease carries it. Of each walked owner's oldest due jobs (when partitioned by
+/// `migrations/0017_limits.sql`). It takes the executor's limit lock (the one
+/// [`EXECUTOR_LIMIT_LOCK`] takes) and then counts the places taken from the leased rows, per
+/// partition key the jobs whose unexpired lease carries it, with a fresh snapshot
+/// (`qron.limit_taken`): every lease made under the limit before it is counted. Its candidates,
+/// read with the statement's older snapshot, are locked and checked again as they are now, so
+/// a job just leased by another worker is passed. Of each walked owner's oldest due jobs (when partitioned by
 /// owner, only owners under their limit, and up to their room; partitioned by a payload field,
-/// a wider window, for the jobs of keys at their limit are passed over), the lease keeps those
+/// twice the share, of keys under their limit), the lease keeps those
 /// whose key has room, in rounds, and no more than the executor's room. Each job taken carries
 /// its key. No cursor is kept (a job passed over for its key comes first when it has room).
+///
+/// Partitioned by a payload field, the jobs of keys at their limit are passed over in the scan
+/// before they are locked: a lease finds a job of a key with room wherever it is in the queue,
+/// and reads past the due jobs of full keys ahead of it to get there.
 const JOB_LEASE_LIMITED: &str = concat!(
     "
     WITH RECURSIVE",
@@ -184,12 +190,15 @@ const JOB_LEASE_LIMITED: &str = concat!(
         SELECT l.concurrency, l.partition_by, l.partition_field, l.partition_concurrency
           FROM (SELECT 1) one
           LEFT JOIN qron.executor_limits l ON l.executor = $1),
-    -- the places taken, by partition key: unexpired leases under the limit
+    -- the executor's limit lock, held until the statement ends: limited leases of one
+    -- executor one after another
+    locked AS MATERIALIZED (
+        SELECT true AS locked
+          FROM (SELECT pg_advisory_xact_lock(hashtextextended('qron.executor_limits:' || $1, 0))) l),
+    -- the places taken, by partition key, as committed once the lock is held (a fresh
+    -- snapshot: the statement's own predates the lease it waited for)
     taken AS MATERIALIZED (
-        SELECT limit_key AS key, count(*) AS n FROM qron.jobs
-         WHERE executor = $1 AND limit_key IS NOT NULL AND lease_expires_at IS NOT NULL
-           AND lease_expires_at > $2
-         GROUP BY limit_key),
+        SELECT t.key, t.n FROM qron.limit_taken($1, $2, (SELECT locked FROM locked)) t),
     room AS (
         SELECT GREATEST(0, LEAST($3, l.concurrency - (SELECT COALESCE(sum(n), 0) FROM taken),
                                  $3))::bigint AS jobs
@@ -229,8 +238,15 @@ const JOB_LEASE_LIMITED: &str = concat!(
                      FROM qron.jobs q
                     WHERE q.status = 'ready' AND NOT q.scheduled AND q.executor = $1
                       AND q.owner COLLATE \"C\" = o.owner AND q.run_at <= $6
+                      -- partitioned by a payload field: not the jobs of a key at its limit
+                      -- (filtered before they are locked; a hashed look-up a row)
+                      AND (l.partition_by IS DISTINCT FROM 'field'
+                           OR COALESCE(q.payload ->> l.partition_field, '') NOT IN (
+                                  SELECT t.key FROM taken t, lim l2
+                                   WHERE t.n >= l2.partition_concurrency))
                     ORDER BY q.lease_at, q.id
-                    LIMIT CASE WHEN l.partition_by = 'field' THEN s.jobs * 4 + 64
+                    -- by a field, twice the share: keys repeat among the first jobs
+                    LIMIT CASE WHEN l.partition_by = 'field' THEN s.jobs * 2
                                ELSE LEAST(s.jobs, COALESCE(o.owner_room, s.jobs)) END
                       FOR UPDATE SKIP LOCKED) x) c),
     -- each job's place among the jobs of its key picked, in rounds
@@ -284,21 +300,12 @@ pub(crate) async fn job_lease<'e>(
     lease_query(JOB_LEASE, p).fetch_all(ex).await
 }
 
-/// Leases as [`job_lease`] does, for an executor with limits (see [`JOB_LEASE_LIMITED`]): in
-/// a transaction of its own that takes the executor's limit lock first. Four round trips
-/// rather than one; only executors with limits pay them.
-pub(crate) async fn job_lease_limited(
-    pool: &sqlx::PgPool,
+/// Leases as [`job_lease`] does, for an executor with limits (see [`JOB_LEASE_LIMITED`]).
+pub(crate) async fn job_lease_limited<'e>(
+    ex: impl PgExecutor<'e>,
     p: &Lease<'_>,
 ) -> sqlx::Result<Vec<LeasedJob>> {
-    let mut tx = pool.begin().await?;
-    sqlx::query(sql(EXECUTOR_LIMIT_LOCK))
-        .bind(p.executor)
-        .execute(&mut *tx)
-        .await?;
-    let jobs = lease_query(JOB_LEASE_LIMITED, p).fetch_all(&mut *tx).await?;
-    tx.commit().await?;
-    Ok(jobs)
+    lease_query(JOB_LEASE_LIMITED, p).fetch_all(ex).await
 }
 
 /// Leases with whichever statement the executor needs: [`job_lease_limited`] when `limited`.
@@ -697,9 +704,7 @@ mod tests {
                 .await
                 .unwrap();
         }
-        let lease = |limit| {
-            Lease::due("lim", "test", limit, Utc::now(), Duration::from_secs(30))
-        };
+        let lease = |limit| Lease::due("lim", "test", limit, Utc::now(), Duration::from_secs(30));
         let keys = |jobs: &[LeasedJob]| {
             let mut k: Vec<String> = jobs.iter().map(|j| j.owner.clone()).collect();
             k.sort();
@@ -712,7 +717,12 @@ mod tests {
             .unwrap();
         let first = job_lease_limited(db.pool(), &lease(100)).await.unwrap();
         assert_eq!(keys(&first), ["a", "b", "c"]);
-        assert!(job_lease_limited(db.pool(), &lease(100)).await.unwrap().is_empty());
+        assert!(
+            job_lease_limited(db.pool(), &lease(100))
+                .await
+                .unwrap()
+                .is_empty()
+        );
         // The unlimited statement takes nothing of a limited executor.
         assert!(job_lease(db.pool(), &lease(100)).await.unwrap().is_empty());
         // An expired lease frees its place; an ended one too (no lease left).
@@ -723,35 +733,60 @@ mod tests {
         .execute(db.pool())
         .await
         .unwrap();
-        sqlx::query(sql("UPDATE qron.jobs SET status = 'ready', lease_expires_at = NULL WHERE id = $1"))
-            .bind(first[1].id)
-            .execute(db.pool())
-            .await
-            .unwrap();
-        assert_eq!(job_lease_limited(db.pool(), &lease(100)).await.unwrap().len(), 2);
+        sqlx::query(sql(
+            "UPDATE qron.jobs SET status = 'ready', lease_expires_at = NULL WHERE id = $1",
+        ))
+        .bind(first[1].id)
+        .execute(db.pool())
+        .await
+        .unwrap();
+        assert_eq!(
+            job_lease_limited(db.pool(), &lease(100))
+                .await
+                .unwrap()
+                .len(),
+            2
+        );
         // Two per owner: each owner's leases held count (a: 1 expired, one ready again...).
-        sqlx::query(sql("UPDATE qron.jobs SET status = 'ready', lease_expires_at = NULL"))
-            .execute(db.pool())
-            .await
-            .unwrap();
+        sqlx::query(sql(
+            "UPDATE qron.jobs SET status = 'ready', lease_expires_at = NULL",
+        ))
+        .execute(db.pool())
+        .await
+        .unwrap();
         client
             .set_executor_limits("lim", ExecutorLimits::new().per_owner(2))
             .await
             .unwrap();
         let jobs = job_lease_limited(db.pool(), &lease(100)).await.unwrap();
         assert_eq!(keys(&jobs), ["a", "a", "b", "b", "c", "c"]);
-        assert!(job_lease_limited(db.pool(), &lease(100)).await.unwrap().is_empty());
+        assert!(
+            job_lease_limited(db.pool(), &lease(100))
+                .await
+                .unwrap()
+                .is_empty()
+        );
         // One per payload key, with 4 in all: the places the owner partition left are keyed
         // anew when the limits change (6 held, over the limit of 4: none more).
         client
-            .set_executor_limits("lim", ExecutorLimits::new().concurrency(4).per_field("k", 1))
+            .set_executor_limits(
+                "lim",
+                ExecutorLimits::new().concurrency(4).per_field("k", 1),
+            )
             .await
             .unwrap();
-        assert!(job_lease_limited(db.pool(), &lease(100)).await.unwrap().is_empty());
-        sqlx::query(sql("UPDATE qron.jobs SET status = 'ready', lease_expires_at = NULL"))
-            .execute(db.pool())
-            .await
-            .unwrap();
+        assert!(
+            job_lease_limited(db.pool(), &lease(100))
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        sqlx::query(sql(
+            "UPDATE qron.jobs SET status = 'ready', lease_expires_at = NULL",
+        ))
+        .execute(db.pool())
+        .await
+        .unwrap();
         let jobs = job_lease_limited(db.pool(), &lease(100)).await.unwrap();
         let mut k: Vec<String> = jobs
             .iter()

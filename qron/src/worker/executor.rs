@@ -115,8 +115,7 @@ pub(crate) async fn execute(mut job: LeasedJob, exec: &ExecutorState, shared: &S
                 job: &job,
                 reg,
                 shared,
-                // a limited executor's place frees when its outcome is written: at once
-                urgent: exec.limited.load(Ordering::Relaxed),
+                exec,
                 span: &span,
                 owner: &owner,
                 name: name.as_deref(),
@@ -289,8 +288,7 @@ struct Done<'a> {
     job: &'a LeasedJob,
     reg: &'a Registration,
     shared: &'a Shared,
-    /// Whether the outcome is written without waiting for its batch to fill.
-    urgent: bool,
+    exec: &'a ExecutorState,
     span: &'a tracing::Span,
     owner: &'a str,
     name: Option<&'a str>,
@@ -347,7 +345,17 @@ impl Done<'_> {
             };
             failure.log(kind, &outcome);
         }
-        if !shared.completer.send(outcome, self.urgent).await {
+        // Under limits, the outcome goes with the executor's next lease, which takes the
+        // place it frees (see `producer::hand_over`); otherwise, to the completer's batches.
+        let outcome = if self.exec.limited.load(Ordering::Relaxed) {
+            match self.exec.hand_off(outcome) {
+                None => return,
+                Some(outcome) => outcome,
+            }
+        } else {
+            outcome
+        };
+        if !shared.completer.send(outcome).await {
             tracing::error!(
                 job.id = job.id,
                 "the completer is gone: the job will come back when its lease expires"

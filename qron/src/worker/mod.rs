@@ -21,7 +21,7 @@ mod turns;
 pub use builder::WorkerBuilder;
 use services::Services;
 pub(crate) use shared::Shared;
-use shared::{lease_connections, lease_pool};
+use shared::{lease_connections, lease_pool, limited_pool};
 pub use shutdown::Stopper;
 use shutdown::{RunGuard, Signals};
 
@@ -76,6 +76,10 @@ pub(crate) struct ExecutorState {
     /// its leases then take only free slots, one worker at a time, and its outcomes are
     /// written at once.
     pub(crate) limited: AtomicBool,
+    /// Under limits, the outcomes of the jobs that ended, for the producer's next lease to
+    /// write in its own transaction (see `producer::hand_over`); `None` once the producer
+    /// stopped (they go to the completer then).
+    handoff: std::sync::Mutex<Option<Vec<crate::outcome::Outcome>>>,
 }
 
 impl ExecutorState {
@@ -94,7 +98,46 @@ impl ExecutorState {
             refill_asked: AtomicBool::new(false),
             paused: AtomicBool::new(false),
             limited: AtomicBool::new(false),
+            handoff: std::sync::Mutex::new(Some(Vec::new())),
         }
+    }
+
+    fn handoff(&self) -> std::sync::MutexGuard<'_, Option<Vec<crate::outcome::Outcome>>> {
+        self.handoff
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Leaves an outcome for the producer's next lease, and tells the producer; gives it back
+    /// when the producer has stopped.
+    pub(crate) fn hand_off(
+        &self,
+        outcome: crate::outcome::Outcome,
+    ) -> Option<crate::outcome::Outcome> {
+        match self.handoff().as_mut() {
+            Some(waiting) => waiting.push(outcome),
+            None => return Some(outcome),
+        }
+        self.refill.notify_one();
+        None
+    }
+
+    /// The outcomes left for the next lease.
+    pub(crate) fn take_handoff(&self) -> Vec<crate::outcome::Outcome> {
+        self.handoff()
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
+    }
+
+    /// Whether outcomes wait for the next lease.
+    pub(crate) fn has_handoff(&self) -> bool {
+        self.handoff().as_ref().is_some_and(|w| !w.is_empty())
+    }
+
+    /// Takes no more outcomes (the producer stops): those left, for the completer.
+    pub(crate) fn close_handoff(&self) -> Vec<crate::outcome::Outcome> {
+        self.handoff().take().unwrap_or_default()
     }
 
     /// Asks the producer to look at the slots and the buffer again.
@@ -356,6 +399,7 @@ impl Worker {
         let pool = self.client.pool().clone();
         Arc::new(Shared {
             lease_pool: lease_pool(&pool, self.executors.len()),
+            limited_pool: limited_pool(&pool, self.executors.len()),
             pool,
             completer,
             metrics: self.metrics.clone(),

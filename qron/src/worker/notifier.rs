@@ -96,6 +96,9 @@ impl Notifier {
             && let Some(e) = self.executors.get(payload)
         {
             refresh_limits(&self.shared.pool, &self.executors).await;
+            if e.limited.load(Ordering::Relaxed) {
+                self.hand_back_buffered(e, "executor limited: handing back its buffered jobs");
+            }
             // a limit lifted or raised: jobs may be leasable at once
             e.wake.notify_one();
         }
@@ -117,18 +120,30 @@ impl Notifier {
             return;
         }
         let paused = e.buffer.take_where(|j| owners.contains(&j.owner));
-        if paused.is_empty() {
+        self.hand_back(e, paused, "executor paused: handing back its buffered jobs");
+    }
+
+    /// Hands back every job buffered for executor `e`: limits now count them, and they would
+    /// hold places without running.
+    fn hand_back_buffered(&self, e: &ExecutorState, why: &'static str) {
+        let jobs = e.buffer.take_where(|_| true);
+        self.hand_back(e, jobs, why);
+    }
+
+    /// Hands back `jobs` taken from the buffer of executor `e`, in a task of their own (the
+    /// notifier goes on listening meanwhile).
+    fn hand_back(&self, e: &ExecutorState, jobs: Vec<crate::db::LeasedJob>, why: &'static str) {
+        if jobs.is_empty() {
             return;
         }
         tracing::info!(
             executor = e.registration.executor,
-            jobs = paused.len(),
-            "executor paused: handing back its buffered jobs"
+            jobs = jobs.len(),
+            "{why}"
         );
-        s.metrics.add_buffered(-(paused.len() as i64));
-        // Its own task: the notifier goes on listening meanwhile.
-        let s = s.clone();
-        tokio::spawn(async move { hand_back(&s.pool, &s.clock, &s.metrics, paused).await });
+        let s = self.shared.clone();
+        s.metrics.add_buffered(-(jobs.len() as i64));
+        tokio::spawn(async move { hand_back(&s.pool, &s.clock, &s.metrics, jobs).await });
     }
 
     /// Stops job `id` if this worker has it: fires its execution's token, or drops it from a

@@ -20,6 +20,7 @@ use super::budget::Held;
 use super::turns::{Start, Turns};
 use super::{ExecutorState, Shared};
 use crate::db::{self, LeasedJob};
+use crate::outcome::Outcome;
 
 /// Leases of one producer on their way at once. One lease of 1,000 jobs takes 10–20 ms, in one
 /// server process: a second one, started while the first runs once the buffer is a quarter
@@ -139,9 +140,6 @@ pub(crate) struct Producer {
     /// was longer): the next lease lasts that much longer, since its clock starts when it is
     /// sent.
     answer_time: Duration,
-    /// Changes each time the completer has written a batch of outcomes: a producer resting at
-    /// its executor's limit leases again then (places may have been freed).
-    written: tokio::sync::watch::Receiver<u64>,
 }
 
 impl Producer {
@@ -155,7 +153,6 @@ impl Producer {
             asked: 0,
             woken: false,
             answer_time: Duration::ZERO,
-            written: shared.completer.written(),
             shared,
         }
     }
@@ -170,7 +167,14 @@ impl Producer {
                 break;
             }
             let holding_off = self.shared.completer.over_limit();
-            if leases.len() < MAX_LEASES_IN_FLIGHT
+            // Under limits, one lease at a time: they take the executor's lock in turn, and
+            // the outcomes that end meanwhile go with the next one, together.
+            let in_flight = if self.exec.limited.load(Ordering::Relaxed) {
+                1
+            } else {
+                MAX_LEASES_IN_FLIGHT
+            };
+            if leases.len() < in_flight
                 && self.resting_until.is_none()
                 && self.short_of_memory_until.is_none()
                 && !holding_off
@@ -179,11 +183,13 @@ impl Producer {
             {
                 self.asked += want;
                 self.woken = false;
-                self.written.borrow_and_update();
                 leases.spawn(self.lease(want, allowance));
+            } else if leases.is_empty() && self.exec.has_handoff() {
+                // Outcomes wait for a lease that cannot go now (no slot or bytes free, an
+                // error's back-off, outcomes backed up): the completer writes them.
+                self.handoff_to_completer(self.exec.take_handoff());
             }
             let resting = self.resting_until;
-            let limited = self.exec.limited.load(Ordering::Relaxed);
             let short_of_memory = self.short_of_memory_until;
             tokio::select! {
                 biased;
@@ -205,12 +211,14 @@ impl Producer {
                     self.resting_until = None;
                     self.woken = true;
                 }
-                // Outcomes were written: places under the executor's limits may be free.
-                Ok(()) = self.written.changed(), if limited && resting.is_some() => {
-                    self.resting_until = None;
+                // A slot freed or the buffer ran low: bytes were given back. Or a job under
+                // limits ended: its outcome goes with the next lease, at once.
+                () = self.exec.refill.notified() => {
+                    self.short_of_memory_until = None;
+                    if self.exec.has_handoff() {
+                        self.resting_until = None;
+                    }
                 }
-                // A slot freed or the buffer ran low: bytes were given back.
-                () = self.exec.refill.notified() => self.short_of_memory_until = None,
                 () = tokio::time::sleep_until(short_of_memory.unwrap_or_else(tokio::time::Instant::now)), if short_of_memory.is_some() => {
                     self.short_of_memory_until = None;
                 }
@@ -220,6 +228,8 @@ impl Producer {
                 () = tokio::time::sleep(Duration::from_millis(10)), if holding_off => {}
             }
         }
+        // Outcomes of jobs that end from now on go to the completer.
+        self.handoff_to_completer(self.exec.close_handoff());
         // Leases on their way land in the buffer, which goes back whole.
         while let Some(landed) = leases.join_next().await {
             if let Ok(Landed { jobs: Ok(jobs), .. }) = landed {
@@ -335,6 +345,12 @@ impl Producer {
         allowance: Allowance,
     ) -> impl std::future::Future<Output = Landed> + use<> {
         let limited = self.exec.limited.load(Ordering::Relaxed);
+        // Under limits, the outcomes handed off since the last lease go with this one.
+        let outcomes = if limited {
+            self.exec.take_handoff()
+        } else {
+            Vec::new()
+        };
         let mut start = self.turns.start(self.shared.poll_interval);
         if limited {
             // From the start of the lease order: a job passed over for its key's limit comes
@@ -356,32 +372,32 @@ impl Producer {
         async move {
             let now = shared.clock.now();
             let sent = Instant::now();
-            let jobs = db::job_lease_as(
-                &shared.lease_pool,
-                &db::Lease {
-                    executor,
-                    worker_id: &shared.worker_id,
-                    limit: i64::try_from(want).unwrap_or(i64::MAX),
-                    now,
-                    // a limited executor's jobs hold their places from their lease: not ahead
-                    due_by: if limited {
-                        now
-                    } else {
-                        now + shared.lease_ahead
-                    },
-                    cursors: &start.cursors,
-                    turn_after: &start.turn_after,
-                    wait,
-                    slack: shared.slack,
-                    lease_time: shared.lease_time,
-                    paused,
-                    owner: None,
-                    max_bytes: Some(allowance.bytes),
-                    at_least_one: allowance.at_least_one,
+            let lease = db::Lease {
+                executor,
+                worker_id: &shared.worker_id,
+                limit: i64::try_from(want).unwrap_or(i64::MAX),
+                now,
+                // a limited executor's jobs hold their places from their lease: not ahead
+                due_by: if limited {
+                    now
+                } else {
+                    now + shared.lease_ahead
                 },
-                limited,
-            )
-            .await;
+                cursors: &start.cursors,
+                turn_after: &start.turn_after,
+                wait,
+                slack: shared.slack,
+                lease_time: shared.lease_time,
+                paused,
+                owner: None,
+                max_bytes: Some(allowance.bytes),
+                at_least_one: allowance.at_least_one,
+            };
+            let jobs = if limited {
+                hand_over(&shared, &lease, outcomes).await
+            } else {
+                db::job_lease(&shared.lease_pool, &lease).await
+            };
             let took = sent.elapsed();
             // Found nothing: how long to rest. (A lease that found some jobs hands them over
             // first; the next lease, finding none, decides the rest.)
@@ -422,6 +438,7 @@ impl Producer {
         // Started in lease order (the statement returns its rows in no order): higher
         // priorities first, as the lease chose them.
         jobs.sort_unstable_by_key(|j| (j.lease_at, j.id));
+        let leased = jobs.len();
         self.error_delay = Duration::from_millis(100);
         self.answer_time = landed.took.max(self.answer_time / 2).min(MAX_ANSWER_WAIT);
         self.turns
@@ -441,15 +458,20 @@ impl Producer {
         if landed.found_limits {
             self.exec.limited.store(true, Ordering::Relaxed);
         } else if !self.woken {
-            let poll = self.shared.poll_interval;
-            self.resting_until = landed.idle_for.map(|(d, _)| {
-                let d = if landed.limited && d.is_zero() {
-                    poll
-                } else {
-                    d
+            self.resting_until = if landed.limited && leased < landed.asked {
+                // Short of what it asked: at the limit, or drained. A place freed here is
+                // taken by the lease that writes its outcome (see `hand_over`); one freed
+                // elsewhere, by the poll.
+                let wait = match landed.idle_for {
+                    Some((d, _)) if !d.is_zero() => d,
+                    _ => self.shared.poll_interval,
                 };
-                tokio::time::Instant::now() + d
-            });
+                Some(tokio::time::Instant::now() + wait)
+            } else {
+                landed
+                    .idle_for
+                    .map(|(d, _)| tokio::time::Instant::now() + d)
+            };
         }
         // Found nothing though the next job is due now and does not fit in what the lease could
         // take: wait for bytes to be freed rather than ask again at once (at most a poll
@@ -465,13 +487,25 @@ impl Producer {
 
     /// How the jobs that just came are checked before they start.
     fn start_check(&self) -> StartCheck {
-        let s = &self.shared;
-        StartCheck {
-            now: s.clock.now(),
-            at: Instant::now(),
-            lease_time: s.lease_time,
-            margin: outcome_margin(s.slack),
+        start_check(&self.shared)
+    }
+
+    /// Hands outcomes left for a lease to the completer instead (its own task: the completer's
+    /// queue may be full).
+    fn handoff_to_completer(&self, outcomes: Vec<Outcome>) {
+        if outcomes.is_empty() {
+            return;
         }
+        let completer = self.shared.completer.clone();
+        tokio::spawn(async move {
+            for o in outcomes {
+                if !completer.send(o).await {
+                    tracing::error!(
+                        "the completer is gone: a job will come back when its lease expires"
+                    );
+                }
+            }
+        });
     }
 
     fn failed(&mut self, error: &str) {
@@ -482,6 +516,64 @@ impl Producer {
         );
         self.resting_until = Some(tokio::time::Instant::now() + self.error_delay);
         self.error_delay = (self.error_delay * 2).min(Duration::from_secs(5));
+    }
+}
+
+/// How jobs that just came are checked before they start.
+fn start_check(s: &Shared) -> StartCheck {
+    StartCheck {
+        now: s.clock.now(),
+        at: Instant::now(),
+        lease_time: s.lease_time,
+        margin: outcome_margin(s.slack),
+    }
+}
+
+/// A limited executor's lease, in one transaction with the outcomes of its jobs that just ended
+/// (handed off by their slots): the places those outcomes free are taken by the jobs leased in
+/// the same commit, so none stays free in between, and under load one transaction carries many
+/// outcomes and as many new jobs. When the transaction fails, the outcomes go to the completer
+/// (retried and split as every outcome is; one written already meets its moved lease there,
+/// harmlessly).
+async fn hand_over(
+    shared: &Shared,
+    lease: &db::Lease<'_>,
+    outcomes: Vec<Outcome>,
+) -> sqlx::Result<Vec<LeasedJob>> {
+    if outcomes.is_empty() {
+        return db::job_lease_limited(&shared.limited_pool, lease).await;
+    }
+    let attempt = async {
+        let mut tx = shared.limited_pool.begin().await?;
+        // Counted once the transaction commits.
+        let scratch = crate::metrics::Metrics::default();
+        let now = shared.clock.now();
+        let applied = crate::completer::write_in(&mut tx, outcomes.clone(), now, &scratch).await?;
+        let jobs = db::job_lease_limited(&mut *tx, lease).await?;
+        tx.commit().await?;
+        Ok((applied, jobs))
+    };
+    match attempt.await {
+        Ok((applied, jobs)) => {
+            shared
+                .metrics
+                .add_written(applied, outcomes.len().saturating_sub(applied));
+            Ok(jobs)
+        }
+        Err(e) => {
+            handoff_failed(shared, outcomes, &e).await;
+            Err(e)
+        }
+    }
+}
+
+/// Outcomes handed off for a lease that could not write them: the completer does.
+async fn handoff_failed(shared: &Shared, outcomes: Vec<Outcome>, e: &sqlx::Error) {
+    tracing::debug!(error = %e, outcomes = outcomes.len(), "could not write outcomes with a lease; the completer will");
+    for o in outcomes {
+        if !shared.completer.send(o).await {
+            tracing::error!("the completer is gone: a job will come back when its lease expires");
+        }
     }
 }
 

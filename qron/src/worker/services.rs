@@ -154,6 +154,7 @@ impl Services {
     pub(super) async fn stop(mut self, worker: &Worker, shared: Arc<Shared>) {
         while self.producers.join_next().await.is_some() {}
         shared.lease_pool.close().await;
+        shared.limited_pool.close().await;
         worker.drain_slots(&shared).await;
         self.heartbeat_stop.cancel();
         // Each background task ends at its next look at the stop, after the pass it is in: one

@@ -10,6 +10,7 @@ mod expr_pg;
 mod fairness;
 mod hostile;
 mod isolation;
+mod limits;
 mod long_jobs;
 mod migrate;
 mod operate;

@@ -7,6 +7,7 @@
 
 mod crash;
 mod frozen;
+mod limits;
 mod operate;
 mod poison;
 mod restart;
