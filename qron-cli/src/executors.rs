@@ -1,4 +1,5 @@
-//! `qron executors`: the owner's executors, and pausing or resuming one.
+//! `qron executors`: the owner's executors, pausing or resuming one, and its limits across
+//! every worker.
 
 use clap::Subcommand;
 
@@ -21,6 +22,30 @@ pub(crate) enum Action {
         /// The executor.
         name: String,
     },
+    /// Limits how many of this executor's jobs run at once across every worker, for every
+    /// owner (replacing its limits): `--concurrency 20`, `--per-owner 2`,
+    /// `--per-field customer_id --per-key 2`.
+    Limit {
+        /// The executor.
+        name: String,
+        /// At most this many at once, in all (1 to 1,000,000).
+        #[arg(long)]
+        concurrency: Option<u32>,
+        /// At most this many at once per owner.
+        #[arg(long, conflicts_with_all = ["per_field", "per_key"])]
+        per_owner: Option<u32>,
+        /// Count per value of this payload field (with `--per-key`).
+        #[arg(long, requires = "per_key")]
+        per_field: Option<String>,
+        /// At most this many at once per value of `--per-field`.
+        #[arg(long, requires = "per_field")]
+        per_key: Option<u32>,
+    },
+    /// Removes this executor's limits.
+    Unlimit {
+        /// The executor.
+        name: String,
+    },
 }
 
 pub(crate) async fn run(global: &Global, action: Option<Action>) -> Result<(), Failure> {
@@ -34,6 +59,47 @@ pub(crate) async fn run(global: &Global, action: Option<Action>) -> Result<(), F
         Action::Resume { name } => {
             client.resume_executor(&name).await?;
             say(global, &name, "resumed");
+        }
+        Action::Limit {
+            name,
+            concurrency,
+            per_owner,
+            per_field,
+            per_key,
+        } => {
+            let mut limits = qron::ExecutorLimits::new();
+            if let Some(n) = concurrency {
+                limits = limits.concurrency(n);
+            }
+            if let Some(n) = per_owner {
+                limits = limits.per_owner(n);
+            }
+            if let (Some(field), Some(n)) = (per_field, per_key) {
+                limits = limits.per_field(field, n);
+            }
+            client.set_executor_limits(&name, limits.clone()).await?;
+            if global.out.json {
+                global
+                    .out
+                    .json_line(&serde_json::json!({ "executor": name, "limits": limits }));
+            } else {
+                println!(
+                    "executor {} limited to {} across every worker",
+                    crate::output::clean(&name),
+                    describe(&limits)
+                );
+            }
+        }
+        Action::Unlimit { name } => {
+            let had = client.clear_executor_limits(&name).await?;
+            let what = if had { "unlimited" } else { "had no limits" };
+            if global.out.json {
+                global
+                    .out
+                    .json_line(&serde_json::json!({ "executor": name, "state": what }));
+            } else {
+                println!("executor {} {what}", crate::output::clean(&name));
+            }
         }
         Action::List => {
             let all = client.executors().await?;
@@ -57,12 +123,23 @@ pub(crate) async fn run(global: &Global, action: Option<Action>) -> Result<(), F
                         },
                         Cell::from(e.lateness.map_or_else(|| "-".to_owned(), duration)),
                         Cell::from(e.workers.len().to_string()),
+                        match &e.limits {
+                            Some(l) if e.is_at_limit() => out.colored(
+                                &format!("{} (full: {} in use)", describe(l), e.limit_taken),
+                                "33",
+                            ),
+                            Some(l) => {
+                                Cell::from(format!("{} ({} in use)", describe(l), e.limit_taken))
+                            }
+                            None => Cell::from("-"),
+                        },
                     ]
                 })
                 .collect();
             out.table(
                 &[
                     "EXECUTOR", "READY", "RUNNING", "STOPPED", "PAUSED", "LATENESS", "WORKERS",
+                    "LIMITS",
                 ],
                 rows,
             );
@@ -89,4 +166,20 @@ fn say(global: &Global, executor: &str, what: &str) {
             crate::output::clean(&global.owner)
         );
     }
+}
+
+/// Limits in words: `20 at once, 2 per customer_id`.
+fn describe(l: &qron::ExecutorLimits) -> String {
+    let mut parts = Vec::new();
+    if let Some(n) = l.concurrency_limit() {
+        parts.push(format!("{n} at once"));
+    }
+    match l.partition() {
+        Some((qron::Partition::Owner, n)) => parts.push(format!("{n} per owner")),
+        Some((qron::Partition::Field(f), n)) => {
+            parts.push(format!("{n} per {}", crate::output::clean(f)));
+        }
+        Some(_) | None => {}
+    }
+    parts.join(", ")
 }

@@ -605,7 +605,7 @@ async fn executors_are_listed_paused_and_resumed_for_the_owner() {
         .unwrap();
 
     let table = ok(&["executors"], &url).await;
-    assert!(table.starts_with("EXECUTOR  READY  RUNNING  STOPPED  PAUSED  LATENESS  WORKERS\nemail     2      0        0        no      -         0\n"), "{table}");
+    assert!(table.starts_with("EXECUTOR  READY  RUNNING  STOPPED  PAUSED  LATENESS  WORKERS  LIMITS\nemail     2      0        0        no      -         0        -\n"), "{table}");
     assert_eq!(
         ok(&["executors", "pause", "email"], &url).await,
         "executor email paused for owner default\n"
@@ -623,6 +623,55 @@ async fn executors_are_listed_paused_and_resumed_for_the_owner() {
     assert!(db.client().executors().await.unwrap()[0].is_paused());
     ok(&["executors", "resume", "email"], &url).await;
     assert!(!db.client().executors().await.unwrap()[0].is_paused());
+
+    // Limits across every worker: set, listed, refused out of range, removed.
+    assert_eq!(
+        ok(
+            &[
+                "executors",
+                "limit",
+                "email",
+                "--concurrency",
+                "20",
+                "--per-field",
+                "customer_id",
+                "--per-key",
+                "2"
+            ],
+            &url
+        )
+        .await,
+        "executor email limited to 20 at once, 2 per customer_id across every worker\n"
+    );
+    let table = ok(&["executors"], &url).await;
+    assert!(
+        table.contains("20 at once, 2 per customer_id (0 in use)"),
+        "{table}"
+    );
+    let zero = qron(
+        &["executors", "limit", "email", "--concurrency", "0"],
+        Some(&url),
+    )
+    .await;
+    assert_eq!(zero.status.code(), Some(1));
+    assert!(
+        text(&zero.stderr).contains("concurrency"),
+        "{}",
+        text(&zero.stderr)
+    );
+    assert_eq!(
+        db.client().executor_limits("email").await.unwrap(),
+        Some(
+            qron::ExecutorLimits::new()
+                .concurrency(20)
+                .per_field("customer_id", 2)
+        )
+    );
+    assert_eq!(
+        ok(&["executors", "unlimit", "email"], &url).await,
+        "executor email unlimited\n"
+    );
+    assert_eq!(db.client().executor_limits("email").await.unwrap(), None);
 }
 
 #[tokio::test]

@@ -20,7 +20,8 @@ pub const MAX_EXECUTOR_LIMIT: u32 = 1_000_000;
 /// let by = qron::Partition::Field("customer_id".into());
 /// assert_eq!(by.to_string(), "payload field customer_id");
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum Partition {
     /// The job's owner: at most so many of each tenant's jobs at once.
@@ -57,7 +58,7 @@ impl std::fmt::Display for Partition {
 /// assert_eq!(limits.concurrency_limit(), Some(20));
 /// assert_eq!(limits.partition(), Some((&Partition::Field("customer_id".into()), 2)));
 /// ```
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct ExecutorLimits {
     pub(crate) concurrency: Option<u32>,
     pub(crate) partition: Option<(Partition, u32)>,

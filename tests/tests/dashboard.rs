@@ -525,6 +525,79 @@ async fn retry_cancel_and_pause_from_the_browser_change_the_rows() {
     b.close().await.unwrap();
 }
 
+#[tokio::test]
+async fn an_admin_limits_an_executor_from_the_overview_and_a_tenant_may_not() {
+    let db = TestDb::new().await;
+    let client = Client::new(db.pool.clone());
+    client
+        .create(NewJob::new("sync", "@after 1 hour"))
+        .await
+        .unwrap();
+    // `allow_anonymous` acts as the client's owner with every scope: the admin's.
+    let (b, base) = overview(&client).await;
+    wait_text(&b, "tr[data-executor=sync] td[data-limits]", "none").await;
+    b.wait()
+        .at_most(WAIT)
+        .for_element(Locator::Css(
+            "tr[data-executor=sync] input[name=concurrency]",
+        ))
+        .await
+        .unwrap()
+        .send_keys("3")
+        .await
+        .unwrap();
+    click_button(&b, "Limit", false).await;
+    wait_text(
+        &b,
+        "tr[data-executor=sync] td[data-limits]",
+        "3 at once: 0 in use",
+    )
+    .await;
+    assert_eq!(
+        client.executor_limits("sync").await.unwrap(),
+        Some(qron::ExecutorLimits::new().concurrency(3))
+    );
+    click_button(&b, "Unlimit", false).await;
+    wait_text(&b, "tr[data-executor=sync] td[data-limits]", "none").await;
+    assert_eq!(client.executor_limits("sync").await.unwrap(), None);
+    b.close().await.unwrap();
+
+    // A tenant that may operate its own jobs sees the limits, has no form, and is refused.
+    client
+        .set_executor_limits("sync", qron::ExecutorLimits::new().concurrency(3))
+        .await
+        .unwrap();
+    let tenant = serve(
+        qron::http::Api::new(client.clone())
+            .refresh(Duration::from_millis(250))
+            .dashboard()
+            .layer(axum::Extension(qron::http::Owner::operate("default"))),
+    )
+    .await;
+    // The figures are counted once a viewer asks: the first page may come before them.
+    let deadline = std::time::Instant::now() + WAIT;
+    let page = loop {
+        let page = reqwest::get(&tenant).await.unwrap().text().await.unwrap();
+        if page.contains("3 at once") || std::time::Instant::now() > deadline {
+            break page;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(page.contains("3 at once"), "{page}");
+    assert!(!page.contains(r#"name="concurrency""#), "{page}");
+    let (cookie, token) = page_token(&tenant).await;
+    let refused = reqwest::Client::new()
+        .post(format!("{tenant}/executors/unlimit"))
+        .header("cookie", cookie)
+        .header("origin", format!("http://{}", host_of(&tenant)))
+        .form(&[("token", token.as_str()), ("executor", "sync")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    assert!(client.executor_limits("sync").await.unwrap().is_some());
+}
+
 /// Clicks the button labelled `label` and waits for the page it leads to (see [`click_through`]).
 async fn click_button(b: &Browser, label: &str, confirm: bool) {
     let xpath = format!("//button[normalize-space()='{label}']");

@@ -426,6 +426,83 @@ async fn owners_come_from_the_application_and_mutations_can_be_refused() {
 }
 
 #[tokio::test]
+async fn executor_limits_are_the_admins_and_every_owner_sees_them() {
+    let db = TestDb::new().await;
+    let client = Client::new(db.pool.clone());
+    client
+        .owner("acme")
+        .create(qron::NewJob::new("sync", "@after 0s"))
+        .await
+        .unwrap();
+    // A header names the tenant; "ops" is the operator.
+    let api = qron::http::Api::new(client.clone()).owner(|req| {
+        match req.headers.get("x-tenant").and_then(|v| v.to_str().ok()) {
+            Some("ops") => Ok(qron::http::Owner::admin("ops")),
+            Some(t) => Ok(qron::http::Owner::operate(t)),
+            None => Err(StatusCode::UNAUTHORIZED),
+        }
+    });
+    let base = serve(api.router()).await;
+    let set = r#"mutation($l: ExecutorLimitsInput!) {
+        setExecutorLimits(executor: "sync", limits: $l) }"#;
+    let limits = json!({ "concurrency": 4, "partitionBy": "FIELD",
+                         "partitionField": "customer_id", "partitionConcurrency": 2 });
+    // A tenant may not limit what every tenant shares; nothing is written.
+    let tenant = gql(&base, &[("x-tenant", "acme")], set, json!({ "l": limits })).await;
+    assert_eq!(code(&tenant), "FORBIDDEN", "{tenant}");
+    assert_eq!(client.executor_limits("sync").await.unwrap(), None);
+    // Out of range, or half a partition: refused naming the field.
+    for (bad, field) in [
+        (json!({ "concurrency": 0 }), "concurrency"),
+        (json!({ "concurrency": 1_000_001 }), "concurrency"),
+        (json!({ "partitionBy": "OWNER" }), "partition_concurrency"),
+        (
+            json!({ "partitionBy": "FIELD", "partitionConcurrency": 2 }),
+            "partition_field",
+        ),
+        (json!({}), "limits"),
+    ] {
+        let refused = gql(&base, &[("x-tenant", "ops")], set, json!({ "l": bad })).await;
+        assert_eq!(code(&refused), "INVALID_ARGUMENT", "{refused}");
+        assert_eq!(
+            refused["errors"][0]["extensions"]["field"], field,
+            "{refused}"
+        );
+    }
+    assert_eq!(client.executor_limits("sync").await.unwrap(), None);
+    let ok = gql(&base, &[("x-tenant", "ops")], set, json!({ "l": limits })).await;
+    assert_eq!(ok["data"]["setExecutorLimits"], true, "{ok}");
+    // The tenant sees them beside its executor.
+    let list = gql(
+        &base,
+        &[("x-tenant", "acme")],
+        "{ executors { executor due limitTaken atLimit
+                        limits { concurrency partitionBy partitionField partitionConcurrency } } }",
+        json!({}),
+    )
+    .await;
+    let sync = &list["data"]["executors"][0];
+    assert_eq!(sync["executor"], "sync", "{list}");
+    assert_eq!(sync["due"], 1);
+    assert_eq!(sync["limitTaken"], 0);
+    assert_eq!(sync["atLimit"], false);
+    assert_eq!(
+        sync["limits"],
+        json!({ "concurrency": 4, "partitionBy": "field", "partitionField": "customer_id",
+                "partitionConcurrency": 2 })
+    );
+    let cleared = gql(
+        &base,
+        &[("x-tenant", "ops")],
+        r#"mutation { clearExecutorLimits(executor: "sync") }"#,
+        json!({}),
+    )
+    .await;
+    assert_eq!(cleared["data"]["clearExecutorLimits"], true, "{cleared}");
+    assert_eq!(client.executor_limits("sync").await.unwrap(), None);
+}
+
+#[tokio::test]
 async fn cross_site_forms_oversized_bodies_and_deep_queries_are_refused() {
     let db = TestDb::new().await;
     let base = serve(

@@ -17,20 +17,36 @@
   localTimes(document);
 
   // The overview's rows, replaced at each refresh of the shared counts when they changed; a
-  // keyboard user's focus stays on the same executor's button.
+  // keyboard user's focus stays on the same executor's button, or field, and what was typed
+  // in a row's fields stays there.
   var rows = document.getElementById("overview-rows");
   if (rows && window.EventSource) {
     var source = new EventSource(base + "/events");
     var shown = null;
+    var selector = function (executor, name) {
+      return "tr[data-executor=\"" + CSS.escape(executor) + "\"] " +
+        (name ? "input[name=\"" + CSS.escape(name) + "\"]" : "button");
+    };
     source.addEventListener("overview", function (e) {
       if (e.data === shown) { return; }
       shown = e.data;
       var active = document.activeElement;
       var row = active && rows.contains(active) ? active.closest("tr[data-executor]") : null;
       var executor = row ? row.getAttribute("data-executor") : null;
+      var field = row && active.tagName === "INPUT" ? active.name : null;
+      var typed = [];
+      rows.querySelectorAll("tr[data-executor] input:not([type=hidden])").forEach(function (input) {
+        if (input.value !== input.defaultValue) {
+          typed.push([input.closest("tr").getAttribute("data-executor"), input.name, input.value]);
+        }
+      });
       rows.innerHTML = e.data;
+      typed.forEach(function (t) {
+        var input = rows.querySelector(selector(t[0], t[1]));
+        if (input) { input.value = t[2]; }
+      });
       if (executor !== null) {
-        var again = rows.querySelector("tr[data-executor=\"" + CSS.escape(executor) + "\"] button");
+        var again = rows.querySelector(selector(executor, field));
         if (again) { again.focus(); }
       }
       localTimes(rows);

@@ -261,8 +261,15 @@ impl Client {
         self.scope().check_owner()?;
         let now = self.now().await;
         let mut list = db::executors_list(&self.pool, &self.owner, now).await?;
+        let names: Vec<&str> = list.iter().map(|e| e.executor.as_str()).collect();
+        let mut limits: std::collections::HashMap<String, ExecutorLimits> =
+            db::executor_limits_get(&self.pool, &names)
+                .await?
+                .into_iter()
+                .collect();
         for e in &mut list {
             e.lateness = e.oldest_due_at.and_then(|t| (now - t).to_std().ok());
+            e.limits = limits.remove(&e.executor);
         }
         Ok(list)
     }
@@ -301,6 +308,8 @@ pub struct ExecutorInfo {
     /// Live jobs waiting for their run time, or due and not yet leased (a paused owner's
     /// included).
     pub ready: i64,
+    /// Of those, the jobs due now.
+    pub due: i64,
     /// Jobs a worker holds.
     pub running: i64,
     /// Jobs stopped one by one ([`Client::stop`]).
@@ -314,6 +323,11 @@ pub struct ExecutorInfo {
     pub paused_at: Option<DateTime<Utc>>,
     /// The running workers that serve it (their ids: host, process and a random part).
     pub workers: Vec<String>,
+    /// Its limits across every worker ([`Client::set_executor_limits`]), if any.
+    #[sqlx(skip)]
+    pub limits: Option<ExecutorLimits>,
+    /// The places its limits count as taken now: jobs leased under them, every owner's.
+    pub limit_taken: i64,
 }
 
 impl ExecutorInfo {
@@ -324,5 +338,17 @@ impl ExecutorInfo {
     /// ```
     pub fn is_paused(&self) -> bool {
         self.paused_at.is_some()
+    }
+
+    /// Whether its concurrency limit is fully used: its due jobs wait for places.
+    ///
+    /// ```
+    /// assert!(!qron::ExecutorInfo::default().is_at_limit());
+    /// ```
+    pub fn is_at_limit(&self) -> bool {
+        self.limits
+            .as_ref()
+            .and_then(ExecutorLimits::concurrency_limit)
+            .is_some_and(|n| self.limit_taken >= i64::from(n))
     }
 }

@@ -112,3 +112,40 @@ pub(crate) async fn executor_limits_get<'e>(
         })
         .collect())
 }
+
+/// Every executor's limits, with the places taken under them at `$1` (for the dashboard).
+const EXECUTOR_LIMITS_ALL: &str = "
+    SELECT l.executor, l.concurrency, l.partition_by, l.partition_field,
+           l.partition_concurrency,
+           (SELECT count(*) FROM qron.jobs j
+             WHERE j.executor = l.executor AND j.limit_key IS NOT NULL
+               AND j.lease_expires_at IS NOT NULL AND j.lease_expires_at > $1) AS taken
+      FROM qron.executor_limits l ORDER BY l.executor";
+
+type LimitsTakenRow = (
+    String,
+    Option<i32>,
+    Option<String>,
+    Option<String>,
+    Option<i32>,
+    i64,
+);
+
+/// Every executor's limits, and the places taken under them at `now`.
+#[cfg(feature = "dashboard")]
+pub(crate) async fn executor_limits_all<'e>(
+    ex: impl PgExecutor<'e>,
+    now: DateTime<Utc>,
+) -> sqlx::Result<Vec<(String, ExecutorLimits, i64)>> {
+    let rows: Vec<LimitsTakenRow> = sqlx::query_as(sql(EXECUTOR_LIMITS_ALL))
+        .bind(now)
+        .fetch_all(ex)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(executor, concurrency, by, field, per_key, taken)| {
+            ExecutorLimits::from_columns(concurrency, by.as_deref(), field, per_key)
+                .map(|l| (executor, l, taken))
+        })
+        .collect())
+}

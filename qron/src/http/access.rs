@@ -16,7 +16,8 @@ use crate::Client;
 /// |---|---|
 /// | [`Scope::Worker`] | lease, complete and heartbeat (a remote worker), for the executors its [`Owner`] names or all |
 /// | [`Scope::Read`] | the queries, GraphiQL, the schema and the dashboard without its actions |
-/// | [`Scope::Operate`] | everything |
+/// | [`Scope::Operate`] | everything for its owner |
+/// | [`Scope::Admin`] | everything, and what every owner shares: executors' limits |
 ///
 /// ```
 /// let scope = qron::http::Scope::Read;
@@ -31,6 +32,9 @@ pub enum Scope {
     Read,
     /// Everything a [`Client`] can do for its owner.
     Operate,
+    /// Everything [`Scope::Operate`] may, and the settings every owner shares: executors'
+    /// limits ([`Client::set_executor_limits`]). The operator's, not a tenant's.
+    Admin,
 }
 
 impl Scope {
@@ -40,7 +44,7 @@ impl Scope {
     /// assert!(!qron::http::Scope::Worker.may_read());
     /// ```
     pub fn may_read(self) -> bool {
-        matches!(self, Scope::Read | Scope::Operate)
+        matches!(self, Scope::Read | Scope::Operate | Scope::Admin)
     }
 
     /// Whether leasing, completing and renewing leases are allowed.
@@ -49,7 +53,7 @@ impl Scope {
     /// assert!(qron::http::Scope::Worker.may_work());
     /// ```
     pub fn may_work(self) -> bool {
-        matches!(self, Scope::Worker | Scope::Operate)
+        matches!(self, Scope::Worker | Scope::Operate | Scope::Admin)
     }
 
     /// Whether jobs and executors may be changed.
@@ -58,7 +62,17 @@ impl Scope {
     /// assert!(qron::http::Scope::Operate.may_operate());
     /// ```
     pub fn may_operate(self) -> bool {
-        matches!(self, Scope::Operate)
+        matches!(self, Scope::Operate | Scope::Admin)
+    }
+
+    /// Whether the settings every owner shares (executors' limits) may be changed.
+    ///
+    /// ```
+    /// use qron::http::Scope;
+    /// assert!(Scope::Admin.may_administer() && !Scope::Operate.may_administer());
+    /// ```
+    pub fn may_administer(self) -> bool {
+        matches!(self, Scope::Admin)
     }
 
     /// Its name, as messages give it.
@@ -71,6 +85,7 @@ impl Scope {
             Scope::Worker => "worker",
             Scope::Read => "read",
             Scope::Operate => "operate",
+            Scope::Admin => "admin",
         }
     }
 }
@@ -116,6 +131,16 @@ impl Owner {
     /// ```
     pub fn operate(name: impl Into<String>) -> Self {
         Self::new(name, Scope::Operate)
+    }
+
+    /// `name`, allowed everything, and the settings every owner shares (executors' limits):
+    /// the operator's credential.
+    ///
+    /// ```
+    /// let owner = qron::http::Owner::admin("ops");
+    /// ```
+    pub fn admin(name: impl Into<String>) -> Self {
+        Self::new(name, Scope::Admin)
     }
 
     /// `name`, allowed to read only.
@@ -262,11 +287,11 @@ impl Policy {
         let owner = match (parts.extensions.get::<Owner>(), self) {
             (Some(o), _) => o.clone(),
             (None, Policy::Function(f)) => f(parts).map_err(Denied::Refused)?,
-            (None, Policy::Anonymous) => Owner::operate(client.owner_name()),
+            (None, Policy::Anonymous) => Owner::admin(client.owner_name()),
             (None, Policy::Unset) => return Err(Denied::NoPolicy),
         };
         let scope = match owner.scope {
-            Scope::Operate if read_only => Scope::Read,
+            Scope::Operate | Scope::Admin if read_only => Scope::Read,
             s => s,
         };
         Ok(Access {
@@ -298,6 +323,15 @@ impl Access {
             Ok(&self.client)
         } else {
             Err(self.refuse("change jobs or executors"))
+        }
+    }
+
+    /// The client, when the request may change what every owner shares.
+    pub(crate) fn administrator(&self) -> Result<&Client, Forbidden> {
+        if self.scope.may_administer() {
+            Ok(&self.client)
+        } else {
+            Err(self.refuse("change executors' limits, which every owner shares"))
         }
     }
 
@@ -337,22 +371,30 @@ impl Access {
 mod tests {
     use super::*;
 
-    fn scopes() -> [Scope; 3] {
-        [Scope::Worker, Scope::Read, Scope::Operate]
+    fn scopes() -> [Scope; 4] {
+        [Scope::Worker, Scope::Read, Scope::Operate, Scope::Admin]
     }
 
     #[test]
     fn each_scope_allows_its_own_operations_only() {
-        let allowed: Vec<(bool, bool, bool)> = scopes()
+        let allowed: Vec<(bool, bool, bool, bool)> = scopes()
             .iter()
-            .map(|s| (s.may_read(), s.may_work(), s.may_operate()))
+            .map(|s| {
+                (
+                    s.may_read(),
+                    s.may_work(),
+                    s.may_operate(),
+                    s.may_administer(),
+                )
+            })
             .collect();
         assert_eq!(
             allowed,
             vec![
-                (false, true, false),
-                (true, false, false),
-                (true, true, true)
+                (false, true, false, false),
+                (true, false, false, false),
+                (true, true, true, false),
+                (true, true, true, true)
             ]
         );
     }

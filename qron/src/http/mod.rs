@@ -30,8 +30,8 @@
 //!
 //! Every operation acts for one owner (tenant), as [`Client::owner`] does; another owner's job
 //! answers not-found, by id and by name. Who the owner of a request is, and its [`Scope`]
-//! (`worker`, `read` or `operate`), comes from the application, never from the request alone,
-//! by one of:
+//! (`worker`, `read`, `operate`, or `admin` for the settings every owner shares, such as
+//! executors' limits), comes from the application, never from the request alone, by one of:
 //! - [`Api::owner`]: a function of the request's head (its session cookie, its token, its
 //!   host) that returns the [`Owner`], or refuses the request with any response (a status, a
 //!   `WWW-Authenticate` challenge, a redirect to the application's login page);

@@ -128,7 +128,8 @@ pub(crate) async fn selected(view: View, parts: Parts, Form(fields): Form<Fields
     Ok(view.page(layout::page(&view, "/jobs", "Selected jobs", body)))
 }
 
-/// `POST /executors/{pause|resume}`: then back to the overview.
+/// `POST /executors/{pause|resume|limit|unlimit}`: then back to the overview. Limits bind
+/// every owner's jobs: the admin scope only.
 pub(crate) async fn executor(
     view: View,
     Path(action): Path<String>,
@@ -137,9 +138,31 @@ pub(crate) async fn executor(
 ) -> Answer {
     let view = allowed(view, &parts, &fields)?;
     let executor = field(&fields, "executor");
+    if matches!(action.as_str(), "limit" | "unlimit") && !view.admin {
+        return Err(Refusal(
+            StatusCode::FORBIDDEN,
+            "executors' limits bind every owner's jobs: only an admin may change them".into(),
+        ));
+    }
     let done = match action.as_str() {
         "pause" => view.client.pause_executor(executor).await,
         "resume" => view.client.resume_executor(executor).await,
+        "limit" => match field(&fields, "concurrency").trim().parse::<u32>() {
+            Ok(n) => {
+                view.client
+                    .set_executor_limits(executor, crate::ExecutorLimits::new().concurrency(n))
+                    .await
+            }
+            Err(_) => Err(Error::InvalidArgument {
+                field: "concurrency",
+                reason: "give a whole number from 1 to 1,000,000".to_owned(),
+            }),
+        },
+        "unlimit" => view
+            .client
+            .clear_executor_limits(executor)
+            .await
+            .map(|_| ()),
         _ => return Err(Refusal(StatusCode::NOT_FOUND, "no such action".into())),
     };
     Ok(match done {

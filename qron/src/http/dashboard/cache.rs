@@ -20,6 +20,8 @@ pub(crate) struct Overview {
     pub(crate) rows: Vec<OverviewRow>,
     /// The live workers and the executors each serves.
     pub(crate) workers: Vec<(String, Vec<String>)>,
+    /// The executors' limits (every owner's), with the places taken under them.
+    pub(crate) limits: Vec<(String, crate::ExecutorLimits, i64)>,
     /// Why the last refresh failed, if it did (the figures are then the previous ones).
     pub(crate) error: Option<String>,
     /// When this refresh ended, by this process's clock.
@@ -130,6 +132,7 @@ impl Cache {
                             at: figures.at,
                             rows: figures.rows.clone(),
                             workers: figures.workers.clone(),
+                            limits: figures.limits.clone(),
                             // The cause is in the log: a viewer is told what it means.
                             error: Some(
                                 "the database did not answer in time, or refused the count"
@@ -157,10 +160,12 @@ impl Cache {
         let now = db::server_now(pool).await?;
         let rows = db::overview(pool, now).await?;
         let workers = db::workers_live(pool, now).await?;
+        let limits = db::executor_limits_all(pool, now).await?;
         Ok(Overview {
             at: Some(now),
             rows,
             workers,
+            limits,
             error: None,
             refreshed: Some(std::time::Instant::now()),
             next_in: self.every,

@@ -134,6 +134,8 @@ pub(crate) struct View {
     new_token: bool,
     /// Whether the viewer is the client's own owner, who may see the fleet's worker names.
     pub(crate) sees_fleet: bool,
+    /// Whether the viewer may change what every owner shares (executors' limits).
+    pub(crate) admin: bool,
     /// Whether the browser reached the dashboard over https (its cookie is then `Secure`).
     secure: bool,
     /// The dashboard's origin as the browser sees it, when the application said
@@ -153,6 +155,7 @@ impl Dash {
             return Err(Rejected::new(refuse(StatusCode::FORBIDDEN, &e.0)));
         }
         let read_only = !access.scope().may_operate();
+        let admin = access.scope().may_administer();
         let sees_fleet = access.client.owner_name() == self.api.client.owner_name();
         let origin = self.api.origin(parts);
         let secure = origin.as_deref().is_some_and(|o| o.starts_with("https://"));
@@ -166,6 +169,7 @@ impl Dash {
             client: access.client,
             read_only,
             sees_fleet,
+            admin,
             secure,
             origin,
             base: base(parts),

@@ -40,6 +40,7 @@ pub(crate) async fn page(State(dash): State<Arc<Dash>>, view: View) -> Response 
                     th.num scope="col" { "Failed (1 h)" }
                     th scope="col" { "Oldest due" }
                     th scope="col" { "Paused" }
+                    th scope="col" { "Limits" }
                     th.hide-narrow scope="col" { "Workers" }
                 } }
                 tbody #overview-rows { (rows(&view, &figures)) }
@@ -65,10 +66,10 @@ pub(crate) fn rows(view: &View, figures: &Overview) -> Markup {
     let now = figures.at.unwrap_or_else(chrono::Utc::now);
     html! {
         @if let Some(e) = &figures.error {
-            tr { td colspan="10" .error role="alert" { "The last count failed (" (e) "); these figures are older." } }
+            tr { td colspan="11" .error role="alert" { "The last count failed (" (e) "); these figures are older." } }
         }
         @if names.is_empty() {
-            tr { td colspan="10" .muted { "No jobs and no workers yet." } }
+            tr { td colspan="11" .muted { "No jobs and no workers yet." } }
         }
         @for name in &names {
             @let row = mine.iter().find(|r| r.executor == *name);
@@ -109,6 +110,28 @@ pub(crate) fn rows(view: &View, figures: &Overview) -> Markup {
                         }
                     }
                 }
+                td data-limits {
+                    @let limits = figures.limits.iter().find(|(e, _, _)| e == name);
+                    @if let Some((_, l, taken)) = limits {
+                        (limits_text(l))
+                        @let full = l.concurrency_limit().is_some_and(|n| *taken >= i64::from(n));
+                        ": " span data-taken { (taken) } " in use"
+                        @if full { " " span.badge.late title="Every place is taken: due jobs wait for one" { "full" } }
+                        " "
+                    } @else { span.muted { "none " } }
+                    @if view.admin && !view.read_only {
+                        form.inline method="post" action=(view.link("/executors/limit")) {
+                            input type="hidden" name="token" value=(view.token);
+                            input type="hidden" name="executor" value=(name);
+                            label { "at most " input type="number" name="concurrency" min="1" max="1000000" required size="6"
+                                value=[limits.and_then(|(_, l, _)| l.concurrency_limit())]; }
+                            button type="submit" { "Limit" }
+                        }
+                        @if limits.is_some() {
+                            (action_button(view, "/executors/unlimit", "Unlimit", &[("executor", name)], None))
+                        }
+                    }
+                }
                 td.hide-narrow {
                     @if unserved { strong.late data-unserved title="No live worker serves this executor: its due jobs wait" { "none: due jobs wait" } }
                     @else if workers.is_empty() { span.muted { "none" } }
@@ -120,6 +143,20 @@ pub(crate) fn rows(view: &View, figures: &Overview) -> Markup {
             }
         }
     }
+}
+
+/// Limits in words: "5 at once, 2 per customer_id".
+fn limits_text(l: &crate::ExecutorLimits) -> String {
+    let mut parts = Vec::new();
+    if let Some(n) = l.concurrency_limit() {
+        parts.push(format!("{n} at once"));
+    }
+    match l.partition() {
+        Some((crate::Partition::Owner, n)) => parts.push(format!("{n} per owner")),
+        Some((crate::Partition::Field(f), n)) => parts.push(format!("{n} per {f}")),
+        None => {}
+    }
+    parts.join(", ")
 }
 
 /// Server-sent events: the view's rows at each refresh of the shared figures.

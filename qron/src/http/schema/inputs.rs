@@ -261,3 +261,70 @@ pub enum JobOrder {
     /// Latest due first.
     RunAtDesc,
 }
+
+/// What a per-key limit counts by.
+#[derive(Enum, Clone, Copy, PartialEq, Eq, Debug)]
+pub enum PartitionBy {
+    /// The job's owner.
+    Owner,
+    /// A top-level field of the payload, named in `partitionField`.
+    Field,
+}
+
+/// An executor's limits across every worker (see the Rust API's `ExecutorLimits`): at most
+/// `concurrency` of its jobs at once, and at most `partitionConcurrency` per key of
+/// `partitionBy`. Each limit is 1 to 1,000,000.
+#[derive(InputObject, Debug)]
+pub struct ExecutorLimitsInput {
+    /// At most this many of its jobs at once, in all.
+    pub concurrency: Option<u32>,
+    /// What a per-key limit counts by (with `partitionConcurrency`).
+    pub partition_by: Option<PartitionBy>,
+    /// The payload's field, with `partitionBy: FIELD`.
+    pub partition_field: Option<String>,
+    /// At most this many at once per key.
+    pub partition_concurrency: Option<u32>,
+}
+
+impl ExecutorLimitsInput {
+    pub(super) fn into_limits(self) -> Result<crate::ExecutorLimits> {
+        let mut limits = crate::ExecutorLimits::new();
+        if let Some(n) = self.concurrency {
+            limits = limits.concurrency(n);
+        }
+        let partition = match (self.partition_by, self.partition_field) {
+            (None, None) => None,
+            (Some(PartitionBy::Owner), None) => Some(crate::Partition::Owner),
+            (Some(PartitionBy::Field), Some(f)) => Some(crate::Partition::Field(f)),
+            (Some(PartitionBy::Owner), Some(_)) | (None, Some(_)) => {
+                return Err(gql(crate::Error::InvalidArgument {
+                    field: "partition_field",
+                    reason: "name a field only with `partitionBy: FIELD`".to_owned(),
+                }));
+            }
+            (Some(PartitionBy::Field), None) => {
+                return Err(gql(crate::Error::InvalidArgument {
+                    field: "partition_field",
+                    reason: "`partitionBy: FIELD` needs the payload's field".to_owned(),
+                }));
+            }
+        };
+        match (partition, self.partition_concurrency) {
+            (Some(p), Some(n)) => limits = limits.per(p, n),
+            (None, None) => {}
+            (Some(_), None) => {
+                return Err(gql(crate::Error::InvalidArgument {
+                    field: "partition_concurrency",
+                    reason: "a partition needs its limit per key".to_owned(),
+                }));
+            }
+            (None, Some(_)) => {
+                return Err(gql(crate::Error::InvalidArgument {
+                    field: "partition_by",
+                    reason: "a limit per key needs what the keys are".to_owned(),
+                }));
+            }
+        }
+        Ok(limits)
+    }
+}

@@ -56,6 +56,11 @@ fn writer<'a>(ctx: &'a Context<'_>) -> Result<&'a Client> {
     access(ctx)?.operator().map_err(forbidden)
 }
 
+/// The client, for a request that may change what every owner shares.
+fn admin<'a>(ctx: &'a Context<'_>) -> Result<&'a Client> {
+    access(ctx)?.administrator().map_err(forbidden)
+}
+
 /// A client error as a GraphQL error: its message, and a `code` (with the field, the job or
 /// its status where there is one) that a program can act on. A database error's details stay
 /// in the server's log.

@@ -101,4 +101,28 @@ impl ManageMutation {
         writer(ctx)?.resume_executor(&executor).await.map_err(gql)?;
         Ok(true)
     }
+
+    /// Sets an executor's limits across every worker, replacing any it had. They bind every
+    /// owner's jobs: the `admin` scope only.
+    async fn set_executor_limits(
+        &self,
+        ctx: &Context<'_>,
+        executor: String,
+        limits: ExecutorLimitsInput,
+    ) -> Result<bool> {
+        let client = admin(ctx)?;
+        client
+            .set_executor_limits(&executor, limits.into_limits()?)
+            .await
+            .map_err(gql)?;
+        Ok(true)
+    }
+
+    /// Clears an executor's limits (the `admin` scope only); whether it had some.
+    async fn clear_executor_limits(&self, ctx: &Context<'_>, executor: String) -> Result<bool> {
+        admin(ctx)?
+            .clear_executor_limits(&executor)
+            .await
+            .map_err(gql)
+    }
 }

@@ -116,6 +116,10 @@ impl Query {
         Ok(list
             .into_iter()
             .map(|e| Executor {
+                at_limit: e.is_at_limit(),
+                limits: e.limits.as_ref().map(Into::into),
+                limit_taken: e.limit_taken,
+                due: e.due,
                 executor: e.executor,
                 ready: e.ready,
                 running: e.running,

@@ -124,6 +124,43 @@ pub struct Executor {
     pub paused_at: Option<DateTime<Utc>>,
     /// The running workers serving it.
     pub workers: Vec<String>,
+    /// Of the ready jobs, those due now.
+    pub due: i64,
+    /// Its limits across every worker, if any.
+    pub limits: Option<ExecutorLimits>,
+    /// The places its limits count as taken now (every owner's jobs leased under them).
+    pub limit_taken: i64,
+    /// Whether its concurrency limit is fully used: due jobs wait for places.
+    pub at_limit: bool,
+}
+
+/// An executor's limits across every worker.
+#[derive(SimpleObject, Debug)]
+pub struct ExecutorLimits {
+    /// At most this many of its jobs at once, in all.
+    pub concurrency: Option<u32>,
+    /// What the per-key limit counts by: `owner`, or `field`.
+    pub partition_by: Option<String>,
+    /// The payload's field, when by field.
+    pub partition_field: Option<String>,
+    /// At most this many at once per key.
+    pub partition_concurrency: Option<u32>,
+}
+
+impl From<&crate::ExecutorLimits> for ExecutorLimits {
+    fn from(l: &crate::ExecutorLimits) -> Self {
+        let (by, field, per_key) = match l.partition() {
+            None => (None, None, None),
+            Some((crate::Partition::Owner, n)) => (Some("owner"), None, Some(n)),
+            Some((crate::Partition::Field(f), n)) => (Some("field"), Some(f.clone()), Some(n)),
+        };
+        Self {
+            concurrency: l.concurrency_limit(),
+            partition_by: by.map(str::to_owned),
+            partition_field: field,
+            partition_concurrency: per_key,
+        }
+    }
 }
 
 /// What [`Query::validate`] says of an expression.
