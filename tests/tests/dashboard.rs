@@ -534,7 +534,7 @@ async fn an_admin_limits_an_executor_from_the_overview_and_a_tenant_may_not() {
         .await
         .unwrap();
     // `allow_anonymous` acts as the client's owner with every scope: the admin's.
-    let (b, base) = overview(&client).await;
+    let (b, _base) = overview(&client).await;
     wait_text(&b, "tr[data-executor=sync] td[data-limits]", "none").await;
     b.wait()
         .at_most(WAIT)
