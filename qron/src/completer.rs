@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 use crate::clock::DbClock;
 use crate::db::{self, Completion, Finish};
@@ -109,6 +109,8 @@ pub(crate) struct CompleterHandle {
     tx: mpsc::Sender<Write>,
     backlog: Arc<AtomicUsize>,
     limit: usize,
+    /// Counts the batches of outcomes written.
+    written: watch::Receiver<u64>,
 }
 
 impl CompleterHandle {
@@ -132,6 +134,12 @@ impl CompleterHandle {
         true
     }
 
+    /// A receiver that changes each time a batch of outcomes has been written: a producer
+    /// resting at its executor's limits leases again then (places may have been freed).
+    pub(crate) fn written(&self) -> watch::Receiver<u64> {
+        self.written.clone()
+    }
+
     /// Whether producers should hold off leasing.
     pub(crate) fn over_limit(&self) -> bool {
         self.backlog.load(Ordering::Relaxed) >= self.limit
@@ -148,17 +156,21 @@ pub(crate) fn spawn(
     let limit = config.backlog_limit;
     let (tx, rx) = mpsc::channel(limit.max(1));
     let backlog = Arc::new(AtomicUsize::new(0));
+    let (written_tx, written) = watch::channel(0);
     let handle = CompleterHandle {
         tx,
         backlog: backlog.clone(),
         limit,
+        written,
     };
     let task = tokio::spawn(run(
         pool,
         rx,
-        config.batch_size.max(1),
-        config.flush_interval,
-        backlog,
+        Batching {
+            size: config.batch_size.max(1),
+            interval: config.flush_interval,
+        },
+        (backlog, Arc::new(written_tx)),
         metrics,
         clock,
     ));
@@ -173,15 +185,25 @@ const WRITERS: usize = 2;
 /// How often a filling batch looks for new outcomes.
 const GATHER_TICK: Duration = Duration::from_millis(1);
 
+/// How the completer fills its batches: at most `size` outcomes, waiting at most `interval`.
+struct Batching {
+    size: usize,
+    interval: Duration,
+}
+
+/// The outcomes waiting to be written, and the count of batches written (see
+/// [`CompleterHandle::written`]).
+type Tallies = (Arc<AtomicUsize>, Arc<watch::Sender<u64>>);
+
 async fn run(
     pool: PgPool,
     mut rx: mpsc::Receiver<Write>,
-    batch_size: usize,
-    flush_interval: Duration,
-    backlog: Arc<AtomicUsize>,
+    batching: Batching,
+    (backlog, written): Tallies,
     metrics: Arc<Metrics>,
     clock: Arc<DbClock>,
 ) {
+    let (batch_size, flush_interval) = (batching.size, batching.interval);
     let mut writing = tokio::task::JoinSet::new();
     loop {
         // Wait for a first outcome, then give the batch a short while to fill.
@@ -214,9 +236,10 @@ async fn run(
         while writing.len() >= WRITERS {
             let _ = writing.join_next().await;
         }
-        let (pool, backlog, metrics, clock) = (
+        let (pool, backlog, written, metrics, clock) = (
             pool.clone(),
             backlog.clone(),
+            written.clone(),
             metrics.clone(),
             clock.clone(),
         );
@@ -231,6 +254,7 @@ async fn run(
             }
             if !outcomes.is_empty() {
                 let _ = write(&pool, outcomes, &metrics, &clock).await;
+                written.send_modify(|n| *n = n.wrapping_add(1));
             }
             backlog.fetch_sub(n, Ordering::Relaxed);
         });

@@ -99,10 +99,20 @@ pub(crate) async fn job_release_leases<'e>(
 
 /// Marks the jobs of the leases (`$1` ids, `$2` lease tokens) as started at `$3`: a lease that
 /// moved on (the outcome came first) is left alone.
+///
+/// A row another statement holds is passed over, not waited for: it is ending (its outcome
+/// is being written, which needs no mark), or its lease is being renewed (a mark lost, which
+/// costs only the charge of an attempt if that lease then runs out). Waiting could deadlock
+/// with an outcome written beside a limited executor's lease (`producer::hand_over`), which
+/// locks its rows in another order.
 const JOB_MARK_STARTED: &str = "
     UPDATE qron.jobs j SET started_at = $3
-      FROM unnest($1::bigint[], $2::bigint[]) AS u(id, token)
-     WHERE j.id = u.id AND j.lease_token = u.token AND j.started_at IS NULL";
+      FROM (SELECT q.id FROM qron.jobs q
+              JOIN unnest($1::bigint[], $2::bigint[]) AS u(id, token)
+                ON q.id = u.id AND q.lease_token = u.token
+             WHERE q.started_at IS NULL
+             FOR UPDATE OF q SKIP LOCKED) m
+     WHERE j.id = m.id";
 
 /// Marks the jobs of `leases` (id, lease token) as started at `now` (see [`JOB_MARK_STARTED`]).
 pub(crate) async fn job_mark_started<'e>(

@@ -175,7 +175,9 @@ pub(crate) const JOB_LEASE: &str = concat!(
 /// owner, only owners under their limit, and up to their room; partitioned by a payload field,
 /// twice the share, of keys under their limit), the lease keeps those
 /// whose key has room, in rounds, and no more than the executor's room. Each job taken carries
-/// its key. No cursor is kept (a job passed over for its key comes first when it has room).
+/// its key. With cursors (`$8`–`$10`), as [`JOB_LEASE`]; the worker keeps none under a
+/// partition by a payload field, which passes jobs over (one comes first when its key has
+/// room).
 ///
 /// Partitioned by a payload field, the jobs of keys at their limit are passed over in the scan
 /// before they are locked: a lease finds a job of a key with room wherever it is in the queue,
@@ -208,8 +210,13 @@ const JOB_LEASE_LIMITED: &str = concat!(
                CASE WHEN l.partition_by = 'owner'
                     THEN l.partition_concurrency
                          - COALESCE((SELECT t.n FROM taken t WHERE t.key = w.owner), 0)
-               END AS owner_room
+               END AS owner_room,
+               COALESCE(k.lease_at, '-infinity') AS after_at, COALESCE(k.id, 0) AS after_id
           FROM walk w CROSS JOIN lim l
+          -- cursors (only where no job is passed over: not by a payload field)
+          LEFT JOIN unnest($8::text[], $9::timestamp[], $10::bigint[])
+                 AS k(owner, lease_at, id)
+                 ON k.owner = w.owner
          WHERE (w.turn > 0 OR $11::text IS NOT NULL)
            AND (NOT $15 OR NOT EXISTS (SELECT 1 FROM qron.executor_pauses p
                                         WHERE p.executor = $1 AND p.owner = w.owner))
@@ -238,6 +245,7 @@ const JOB_LEASE_LIMITED: &str = concat!(
                      FROM qron.jobs q
                     WHERE q.status = 'ready' AND NOT q.scheduled AND q.executor = $1
                       AND q.owner COLLATE \"C\" = o.owner AND q.run_at <= $6
+                      AND (q.lease_at, q.id) > (o.after_at, o.after_id)
                       -- partitioned by a payload field: not the jobs of a key at its limit
                       -- (filtered before they are locked; a hashed look-up a row)
                       AND (l.partition_by IS DISTINCT FROM 'field'

@@ -347,7 +347,7 @@ impl Done<'_> {
         }
         // Under limits, the outcome goes with the executor's next lease, which takes the
         // place it frees (see `producer::hand_over`); otherwise, to the completer's batches.
-        let outcome = if self.exec.limited.load(Ordering::Relaxed) {
+        let outcome = if self.exec.at_limit() {
             match self.exec.hand_off(outcome) {
                 None => return,
                 Some(outcome) => outcome,

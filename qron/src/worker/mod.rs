@@ -76,6 +76,11 @@ pub(crate) struct ExecutorState {
     /// its leases then take only free slots, one worker at a time, and its outcomes are
     /// written at once.
     pub(crate) limited: AtomicBool,
+    /// Whether its limits pass jobs over (a partition by a payload field: the jobs of a full
+    /// key wait while later ones run), so that no lease may start past a cursor.
+    pub(crate) passes_over: AtomicBool,
+    /// Whether the limits bound the executor's last lease (it came back short).
+    pub(crate) bound: AtomicBool,
     /// Under limits, the outcomes of the jobs that ended, for the producer's next lease to
     /// write in its own transaction (see `producer::hand_over`); `None` once the producer
     /// stopped (they go to the completer then).
@@ -98,8 +103,18 @@ impl ExecutorState {
             refill_asked: AtomicBool::new(false),
             paused: AtomicBool::new(false),
             limited: AtomicBool::new(false),
+            passes_over: AtomicBool::new(false),
+            bound: AtomicBool::new(true),
             handoff: std::sync::Mutex::new(Some(Vec::new())),
         }
+    }
+
+    /// Whether the executor has limits and they bound its last lease: its places are scarce.
+    /// Its leases then take only free slots, and its outcomes go with the next lease (which
+    /// takes the places they free); while its limits have room, its jobs are leased ahead and
+    /// its outcomes written in the completer's batches, as without limits.
+    pub(crate) fn at_limit(&self) -> bool {
+        self.limited.load(Ordering::Relaxed) && self.bound.load(Ordering::Relaxed)
     }
 
     fn handoff(&self) -> std::sync::MutexGuard<'_, Option<Vec<crate::outcome::Outcome>>> {
@@ -132,7 +147,12 @@ impl ExecutorState {
 
     /// Whether outcomes wait for the next lease.
     pub(crate) fn has_handoff(&self) -> bool {
-        self.handoff().as_ref().is_some_and(|w| !w.is_empty())
+        self.handoff_len() > 0
+    }
+
+    /// How many outcomes wait for the next lease.
+    pub(crate) fn handoff_len(&self) -> usize {
+        self.handoff().as_ref().map_or(0, Vec::len)
     }
 
     /// Takes no more outcomes (the producer stops): those left, for the completer.

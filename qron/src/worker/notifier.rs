@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::buffer::hand_back;
 use super::{CHANNEL, ExecutorState, Shared};
+use crate::Partition;
 use crate::db::{self, CANCEL_CHANNEL, LIMITS_CHANNEL, PAUSE_CHANNEL};
 use crate::schema::channel;
 
@@ -207,7 +208,11 @@ pub(crate) async fn refresh_limits(
     match db::executor_limits_get(pool, &names).await {
         Ok(limited) => {
             for (name, e) in executors {
-                let now = limited.iter().any(|(l, _)| l == name);
+                let limits = limited.iter().find(|(l, _)| l == name).map(|(_, l)| l);
+                let passes_over =
+                    limits.is_some_and(|l| matches!(l.partition(), Some((Partition::Field(_), _))));
+                e.passes_over.store(passes_over, Ordering::Relaxed);
+                let now = limits.is_some();
                 if e.limited.swap(now, Ordering::Relaxed) != now {
                     tracing::info!(executor = name, limited = now, "executor limits changed");
                 }
@@ -215,6 +220,7 @@ pub(crate) async fn refresh_limits(
         }
         Err(err) => {
             for e in executors.values() {
+                e.passes_over.store(true, Ordering::Relaxed);
                 e.limited.store(true, Ordering::Relaxed);
             }
             tracing::warn!(error = %err, "could not read the executors' limits; leasing under any");

@@ -105,6 +105,8 @@ struct Landed {
     /// Whether the executor turned out to have limits the worker did not know of (an
     /// unlimited lease then takes nothing).
     found_limits: bool,
+    /// The outcomes it carried (see `hand_over`).
+    carried: usize,
     /// The bytes the lease could take, unless it was the one that takes a job whatever its
     /// size.
     bytes_allowed: Option<u64>,
@@ -127,6 +129,11 @@ pub(crate) struct Producer {
     turns: Turns,
     /// Leases wait until then: the queue was drained, or the database failed.
     resting_until: Option<tokio::time::Instant>,
+    /// Whether the rest is an error's back-off (outcomes handed off do not end it).
+    backing_off: bool,
+    /// Changes each time the completer has written a batch of outcomes: under limits, places
+    /// its outcomes freed (those written while the limits had room) are taken at once.
+    written: tokio::sync::watch::Receiver<u64>,
     /// Leases wait until one of the executor's jobs ends (or until then): due jobs are there,
     /// but the last lease could take none within the memory budget, and a lease again before
     /// some bytes are freed would come back as empty.
@@ -148,6 +155,8 @@ impl Producer {
             exec,
             turns: Turns::default(),
             resting_until: None,
+            backing_off: false,
+            written: shared.completer.written(),
             short_of_memory_until: None,
             error_delay: Duration::from_millis(100),
             asked: 0,
@@ -166,15 +175,13 @@ impl Producer {
             if self.shared.soft.is_cancelled() {
                 break;
             }
+            // Outcomes handed off end a rest (at the limit, or drained): their lease takes the
+            // places they free.
+            if !self.backing_off && self.exec.has_handoff() {
+                self.resting_until = None;
+            }
             let holding_off = self.shared.completer.over_limit();
-            // Under limits, one lease at a time: they take the executor's lock in turn, and
-            // the outcomes that end meanwhile go with the next one, together.
-            let in_flight = if self.exec.limited.load(Ordering::Relaxed) {
-                1
-            } else {
-                MAX_LEASES_IN_FLIGHT
-            };
-            if leases.len() < in_flight
+            if leases.len() < MAX_LEASES_IN_FLIGHT
                 && self.resting_until.is_none()
                 && self.short_of_memory_until.is_none()
                 && !holding_off
@@ -183,6 +190,7 @@ impl Producer {
             {
                 self.asked += want;
                 self.woken = false;
+                self.written.borrow_and_update();
                 leases.spawn(self.lease(want, allowance));
             } else if leases.is_empty() && self.exec.has_handoff() {
                 // Outcomes wait for a lease that cannot go now (no slot or bytes free, an
@@ -190,6 +198,7 @@ impl Producer {
                 self.handoff_to_completer(self.exec.take_handoff());
             }
             let resting = self.resting_until;
+            let limited = self.exec.limited.load(Ordering::Relaxed);
             let short_of_memory = self.short_of_memory_until;
             tokio::select! {
                 biased;
@@ -207,18 +216,17 @@ impl Producer {
                         }
                     }
                 },
+                // Outcomes were written: under limits, places may have been freed.
+                Ok(()) = self.written.changed(), if limited && resting.is_some() && !self.backing_off => {
+                    self.resting_until = None;
+                }
                 () = self.exec.wake.notified() => {
                     self.resting_until = None;
                     self.woken = true;
                 }
                 // A slot freed or the buffer ran low: bytes were given back. Or a job under
-                // limits ended: its outcome goes with the next lease, at once.
-                () = self.exec.refill.notified() => {
-                    self.short_of_memory_until = None;
-                    if self.exec.has_handoff() {
-                        self.resting_until = None;
-                    }
-                }
+                // limits ended: its outcome goes with the next lease, at once (see above).
+                () = self.exec.refill.notified() => self.short_of_memory_until = None,
                 () = tokio::time::sleep_until(short_of_memory.unwrap_or_else(tokio::time::Instant::now)), if short_of_memory.is_some() => {
                     self.short_of_memory_until = None;
                 }
@@ -303,8 +311,9 @@ impl Producer {
         let free = self.exec.slots.available_permits();
         let running = capacity.saturating_sub(free);
         let buffered = self.exec.buffer.len();
-        // A limited executor's leased jobs hold places of its limit: none waits in the buffer.
-        let reserve = if self.exec.limited.load(Ordering::Relaxed) {
+        // A limited executor's leased jobs hold places of its limit: none waits in the buffer
+        // once the limit binds (a lease came back short); while it has room, they may.
+        let reserve = if self.exec.at_limit() {
             0
         } else {
             self.exec.buffer.target(capacity)
@@ -316,7 +325,14 @@ impl Producer {
         let worth = if in_flight == 0 {
             (buffered == 0 && free > self.asked) || (reserve > 0 && buffered <= reserve / 2)
         } else {
-            reserve > 0 && want >= (reserve / 4).max(1)
+            (reserve > 0 && want >= (reserve / 4).max(1)) || self.exec.has_handoff()
+        };
+        // At the limits, a lease that carries outcomes asks for the places they free and one
+        // more (one freed elsewhere): the slots left go with the next outcomes' lease, which
+        // goes beside it.
+        let want = match self.exec.handoff_len() {
+            0 => want,
+            outcomes => want.min(outcomes + 1),
         };
         (want > 0 && worth).then_some(want)
     }
@@ -345,14 +361,16 @@ impl Producer {
         allowance: Allowance,
     ) -> impl std::future::Future<Output = Landed> + use<> {
         let limited = self.exec.limited.load(Ordering::Relaxed);
+        let at_limit = self.exec.at_limit();
         // Under limits, the outcomes handed off since the last lease go with this one.
         let outcomes = if limited {
             self.exec.take_handoff()
         } else {
             Vec::new()
         };
+        let carried = outcomes.len();
         let mut start = self.turns.start(self.shared.poll_interval);
-        if limited {
+        if limited && self.exec.passes_over.load(Ordering::Relaxed) {
             // From the start of the lease order: a job passed over for its key's limit comes
             // first once its key has room.
             start.cursors = Arc::new([]);
@@ -378,7 +396,8 @@ impl Producer {
                 limit: i64::try_from(want).unwrap_or(i64::MAX),
                 now,
                 // a limited executor's jobs hold their places from their lease: not ahead
-                due_by: if limited {
+                // while places are scarce
+                due_by: if at_limit {
                     now
                 } else {
                     now + shared.lease_ahead
@@ -420,6 +439,7 @@ impl Producer {
                 idle_for,
                 limited,
                 found_limits,
+                carried,
                 bytes_allowed: (!allowance.at_least_one).then_some(allowance.bytes),
                 _allowance: allowance.held,
                 took,
@@ -439,7 +459,15 @@ impl Producer {
         // priorities first, as the lease chose them.
         jobs.sort_unstable_by_key(|j| (j.lease_at, j.id));
         let leased = jobs.len();
+        // Bound when a lease comes back short; free again when one that asked for all its free
+        // slots (not only for the places its outcomes freed) brings them all.
+        if landed.limited && leased < landed.asked {
+            self.exec.bound.store(true, Ordering::Relaxed);
+        } else if landed.limited && landed.carried == 0 {
+            self.exec.bound.store(false, Ordering::Relaxed);
+        }
         self.error_delay = Duration::from_millis(100);
+        self.backing_off = false;
         self.answer_time = landed.took.max(self.answer_time / 2).min(MAX_ANSWER_WAIT);
         self.turns
             .landed(&landed.start, &jobs, jobs.len() == landed.asked);
@@ -515,6 +543,7 @@ impl Producer {
             "could not lease jobs; retrying"
         );
         self.resting_until = Some(tokio::time::Instant::now() + self.error_delay);
+        self.backing_off = true;
         self.error_delay = (self.error_delay * 2).min(Duration::from_secs(5));
     }
 }

@@ -1,13 +1,34 @@
-//! Flow control: what priorities and unique jobs cost. Throughput with every job at one
+//! Flow control: what priorities, unique jobs and limits cost. Throughput with every job at one
 //! priority and with the ten priorities mixed (the lease's order is the same index either way),
-//! and enqueue with unique keys beside plain enqueue, then again with every key taken.
+//! and under a global limit that never binds; the share of a binding per-key limit's capacity
+//! used; and enqueue with unique keys beside plain enqueue, then again with every key taken.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use qron::{Client, NewJob, Unique};
+use qron::{Client, ExecutorLimits, JobError, NewJob, Unique};
 
 use crate::Figure;
-use crate::queue::{Res, drop_db, fig, fresh, noop_throughput};
+use crate::queue::{Res, drop_db, fig, fresh, noop_throughput, wait_written};
+
+/// A customer's job of `ms` milliseconds.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Sleep {
+    customer: u64,
+    ms: u64,
+}
+
+/// Sleeps as long as its payload says: a job that holds its place under a limit.
+#[qron::job(executor = "bench_sleep", concurrency = 1000)]
+async fn bench_sleep(job: Sleep) -> Result<(), JobError> {
+    std::hint::black_box(job.customer);
+    tokio::time::sleep(Duration::from_millis(job.ms)).await;
+    Ok(())
+}
+
+/// Customers of the per-key limit's run, places per customer, and each job's sleep.
+const CUSTOMERS: u64 = 50;
+const PER_CUSTOMER: u32 = 2;
+const SLEEP_MS: u64 = 10;
 
 /// `jobs` due no-op jobs run by one worker at `concurrency`, at one priority and then at ten
 /// mixed; then `enqueued` jobs enqueued in batches plain, unique, and unique again (every key
@@ -24,6 +45,23 @@ pub async fn flow(jobs: u64, concurrency: usize, enqueued: u64) -> Res<Vec<Figur
             "jobs/s",
         ));
     }
+    // A global limit far above what one worker runs: what the limited lease costs when it
+    // never binds.
+    let (name, pool) = fresh("flow_limited", 8).await?;
+    insert(&pool, jobs, 1).await?;
+    Client::new(pool.clone())
+        .set_executor_limits(
+            "bench_noop",
+            ExecutorLimits::new().concurrency(qron::MAX_EXECUTOR_LIMIT),
+        )
+        .await?;
+    let rate = noop_throughput(&name, pool, concurrency, jobs).await?;
+    out.push(fig(
+        format!("throughput, a global limit that never binds (concurrency {concurrency})"),
+        rate,
+        "jobs/s",
+    ));
+    out.push(per_key_capacity(jobs.min(20_000)).await?);
     let (name, pool) = fresh("flow_enqueue", 4).await?;
     let client = Client::new(pool.clone());
     let job = |i: u64, unique: bool| {
@@ -76,4 +114,55 @@ async fn insert(pool: &sqlx::PgPool, jobs: u64, levels: i64) -> Res<()> {
         .execute(pool)
         .await?;
     Ok(())
+}
+
+/// `jobs` jobs of 5 to 15 ms (10 on average), of 50 customers, under a limit of 2 per customer,
+/// run by one worker with more slots than places: the share of the limit's capacity (100 places
+/// of 10 ms each, 10,000 jobs a second) the run used, from its first lease to its last outcome.
+async fn per_key_capacity(jobs: u64) -> Res<Figure> {
+    let (name, pool) = fresh("flow_per_key", 8).await?;
+    sqlx::query(
+        "INSERT INTO qron.jobs (executor, expr, recurring, run_at, slot_at, payload, bytes)
+         SELECT 'bench_sleep', '@after 0s', false, now(), now(), p, length(p::text)
+           FROM (SELECT jsonb_build_object('customer', g % $2,
+                                           'ms', $3::bigint / 2 + (g * 7919) % ($3::bigint + 1)) AS p
+                   FROM generate_series(1, $1) g) s",
+    )
+    .bind(i64::try_from(jobs)?)
+    .bind(i64::try_from(CUSTOMERS)?)
+    .bind(i64::try_from(SLEEP_MS)?)
+    .execute(&pool)
+    .await?;
+    sqlx::query("VACUUM ANALYZE qron.jobs")
+        .execute(&pool)
+        .await?;
+    let client = Client::new(pool.clone());
+    client
+        .set_executor_limits(
+            "bench_sleep",
+            ExecutorLimits::new().per_field("customer", PER_CUSTOMER),
+        )
+        .await?;
+    let places = CUSTOMERS as f64 * f64::from(PER_CUSTOMER);
+    let worker = qron::Worker::builder(client)
+        .executors(["bench_sleep"])
+        .concurrency("bench_sleep", 2 * places as usize)
+        .build()?;
+    let (stopper, metrics) = (worker.stopper(), worker.metrics());
+    let t = Instant::now();
+    let run = tokio::spawn(worker.run());
+    wait_written(&metrics, jobs).await?;
+    let elapsed = t.elapsed().as_secs_f64();
+    stopper.soft();
+    run.await??;
+    drop_db(&name, pool).await?;
+    let capacity = places * 1000.0 / SLEEP_MS as f64;
+    Ok(fig(
+        format!(
+            "a binding limit of {PER_CUSTOMER} per customer ({CUSTOMERS} customers, jobs of \
+             {SLEEP_MS} ms on average): its capacity used"
+        ),
+        100.0 * (jobs as f64 / elapsed) / capacity,
+        "%",
+    ))
 }
