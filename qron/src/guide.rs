@@ -247,6 +247,60 @@ pub mod flow {
     //! job has a name or a unique key, not both. A job that stopped holding its key (it failed,
     //! say) and is later retried or restarted by an operator is not checked against a job that
     //! took the key meanwhile.
+    //!
+    //! ## Global concurrency limits
+    //!
+    //! An executor can be limited across every worker process on the database: at most N of
+    //! its jobs at once in all, and at most M per partition key, the job's owner or a field of
+    //! its payload ("at most 2 per customer"). The operator sets them at run time
+    //! ([`Client::set_executor_limits`](crate::Client::set_executor_limits), GraphQL's
+    //! `setExecutorLimits` for the `admin` scope, `qron executors limit`, the dashboard's
+    //! overview); they are stored in `qron.executor_limits`, and every worker is told at once.
+    //! A tenant's `operate` scope may not change them: they bind every tenant's jobs.
+    //!
+    //! ```no_run
+    //! use qron::ExecutorLimits;
+    //! # async fn demo(client: qron::Client) -> qron::Result<()> {
+    //! // The provider takes 20 connections, and 2 per customer.
+    //! client
+    //!     .set_executor_limits("sync", ExecutorLimits::new().concurrency(20).per_field("customer_id", 2))
+    //!     .await?;
+    //! for e in client.executors().await? {
+    //!     if e.is_at_limit() {
+    //!         tracing::info!(executor = %e.executor, due = e.due, "due jobs wait for a place");
+    //!     }
+    //! }
+    //! client.clear_executor_limits("sync").await?;
+    //! # Ok(()) }
+    //! ```
+    //!
+    //! How it holds:
+    //! - **Counted from the leased rows**, not from a counter: a job holds a place from its
+    //!   lease to its outcome (the lease writes its partition key on the row). Nothing can
+    //!   drift or leak: a worker that dies frees its places when its leases run out, never
+    //!   earlier.
+    //! - **One lease at a time** per limited executor, across every process (an advisory lock,
+    //!   held for the lease statement alone), counting the places with a fresh snapshot: two
+    //!   workers never both take the last place.
+    //! - **While the limits bind**, a worker leases only into free slots and due jobs (nothing
+    //!   waits in its buffer holding a place), and writes its jobs' outcomes in one transaction
+    //!   with its next lease, which takes the places they free: no place stays free between.
+    //!   While they have room, the executor runs as if unlimited (leases ahead, outcomes in
+    //!   batches), at a cost of about 14% of its throughput measured on no-op jobs
+    //!   (BENCHMARKS.md).
+    //! - **Partitioned by a payload field**, the jobs of a full key are passed over before they
+    //!   are locked: a job of a key with room is found wherever it is in the queue, at the cost
+    //!   of reading past the due jobs of full keys ahead of it.
+    //!
+    //! Limits out of range (0, or over [`MAX_EXECUTOR_LIMIT`](crate::MAX_EXECUTOR_LIMIT)), a
+    //! field name that cannot be stored, or limits that limit nothing are refused naming the
+    //! field, and nothing is written. A limit set while jobs run counts them at once; the jobs a
+    //! worker held leased but not started are handed back. A lease that was already on its way
+    //! when the limit was set may still take its jobs (at most one lease's, once).
+    //!
+    //! Not yet: rate limits (so many starts a period), weighted fairness between owners and
+    //! per-owner caps set by the owner (a partition by owner is the operator's cap for every
+    //! owner).
 }
 
 pub mod production {
