@@ -168,18 +168,7 @@ fn say(global: &Global, executor: &str, what: &str) {
     }
 }
 
-/// Limits in words: `20 at once, 2 per customer_id`.
+/// Limits in words, safe for a terminal (a field name could hold control characters).
 fn describe(l: &qron::ExecutorLimits) -> String {
-    let mut parts = Vec::new();
-    if let Some(n) = l.concurrency_limit() {
-        parts.push(format!("{n} at once"));
-    }
-    match l.partition() {
-        Some((qron::Partition::Owner, n)) => parts.push(format!("{n} per owner")),
-        Some((qron::Partition::Field(f), n)) => {
-            parts.push(format!("{n} per {}", crate::output::clean(f)));
-        }
-        Some(_) | None => {}
-    }
-    parts.join(", ")
+    crate::output::clean(&l.to_string())
 }

@@ -190,6 +190,28 @@ impl ExecutorLimits {
     }
 }
 
+/// The limits in words: `20 at once, 2 per customer_id`.
+///
+/// ```
+/// let limits = qron::ExecutorLimits::new().concurrency(20).per_field("customer_id", 2);
+/// assert_eq!(limits.to_string(), "20 at once, 2 per customer_id");
+/// assert_eq!(qron::ExecutorLimits::new().per_owner(3).to_string(), "3 per owner");
+/// ```
+impl std::fmt::Display for ExecutorLimits {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut parts = Vec::new();
+        if let Some(n) = self.concurrency {
+            parts.push(format!("{n} at once"));
+        }
+        match &self.partition {
+            Some((Partition::Owner, n)) => parts.push(format!("{n} per owner")),
+            Some((Partition::Field(field), n)) => parts.push(format!("{n} per {field}")),
+            None => {}
+        }
+        f.write_str(&parts.join(", "))
+    }
+}
+
 fn as_i32(n: u32) -> i32 {
     i32::try_from(n).unwrap_or(i32::MAX)
 }

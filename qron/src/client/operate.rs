@@ -235,8 +235,8 @@ impl Client {
     /// ```
     pub async fn executor_limits(&self, executor: &str) -> Result<Option<ExecutorLimits>> {
         check_name("executor", executor)?;
-        let mut found = db::executor_limits_get(&self.pool, &[executor]).await?;
-        Ok(found.pop().map(|(_, limits)| limits))
+        let mut found = db::executor_limits_get(&self.pool, Some(&[executor])).await?;
+        Ok(found.pop().map(|(_, limits, _)| limits))
     }
 
     /// This owner's executors: each one with a live job of the owner, paused by the owner, or
@@ -262,14 +262,18 @@ impl Client {
         let now = self.now().await;
         let mut list = db::executors_list(&self.pool, &self.owner, now).await?;
         let names: Vec<&str> = list.iter().map(|e| e.executor.as_str()).collect();
-        let mut limits: std::collections::HashMap<String, ExecutorLimits> =
-            db::executor_limits_get(&self.pool, &names)
+        let mut limits: std::collections::HashMap<String, (ExecutorLimits, i64)> =
+            db::executor_limits_get(&self.pool, Some(&names))
                 .await?
                 .into_iter()
+                .map(|(executor, limits, taken)| (executor, (limits, taken)))
                 .collect();
         for e in &mut list {
             e.lateness = e.oldest_due_at.and_then(|t| (now - t).to_std().ok());
-            e.limits = limits.remove(&e.executor);
+            if let Some((l, taken)) = limits.remove(&e.executor) {
+                e.limits = Some(l);
+                e.limit_taken = taken;
+            }
         }
         Ok(list)
     }
@@ -327,6 +331,7 @@ pub struct ExecutorInfo {
     #[sqlx(skip)]
     pub limits: Option<ExecutorLimits>,
     /// The places its limits count as taken now: jobs leased under them, every owner's.
+    #[sqlx(skip)]
     pub limit_taken: i64,
 }
 

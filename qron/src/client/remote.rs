@@ -256,7 +256,7 @@ impl Client {
         check_batch("limit", limit)?;
         check_lease_time(lease_time)?;
         let now = self.now().await;
-        let limited = !db::executor_limits_get(self.pool(), &[executor])
+        let limited = !db::executor_limits_get(self.pool(), Some(&[executor]))
             .await?
             .is_empty();
         let leased = db::job_lease_as(

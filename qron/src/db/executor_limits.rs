@@ -82,47 +82,19 @@ pub(crate) async fn executor_limits_clear<'e>(
     Ok(had)
 }
 
-/// The limits of executors `$1`.
+/// The limits of executors `$1` (every executor's when NULL), each with the places taken under
+/// them now (the dashboard's and the executors' list show them).
 const EXECUTOR_LIMITS_GET: &str = "
-    SELECT executor, concurrency, partition_by, partition_field, partition_concurrency
-      FROM qron.executor_limits WHERE executor = ANY($1)";
-
-type LimitsRow = (
-    String,
-    Option<i32>,
-    Option<String>,
-    Option<String>,
-    Option<i32>,
-);
-
-/// The limits of each of `executors` that has some.
-pub(crate) async fn executor_limits_get<'e>(
-    ex: impl PgExecutor<'e>,
-    executors: &[&str],
-) -> sqlx::Result<Vec<(String, ExecutorLimits)>> {
-    let rows: Vec<LimitsRow> = sqlx::query_as(sql(EXECUTOR_LIMITS_GET))
-        .bind(executors)
-        .fetch_all(ex)
-        .await?;
-    Ok(rows
-        .into_iter()
-        .filter_map(|(executor, concurrency, by, field, per_key)| {
-            ExecutorLimits::from_columns(concurrency, by.as_deref(), field, per_key)
-                .map(|l| (executor, l))
-        })
-        .collect())
-}
-
-/// Every executor's limits, with the places taken under them at `$1` (for the dashboard).
-const EXECUTOR_LIMITS_ALL: &str = "
     SELECT l.executor, l.concurrency, l.partition_by, l.partition_field,
            l.partition_concurrency,
            (SELECT count(*) FROM qron.jobs j
              WHERE j.executor = l.executor AND j.limit_key IS NOT NULL
-               AND j.lease_expires_at IS NOT NULL AND j.lease_expires_at > $1) AS taken
-      FROM qron.executor_limits l ORDER BY l.executor";
+               AND j.lease_expires_at IS NOT NULL AND j.lease_expires_at > now()) AS taken
+      FROM qron.executor_limits l
+     WHERE $1::text[] IS NULL OR l.executor = ANY($1)
+     ORDER BY l.executor";
 
-type LimitsTakenRow = (
+type LimitsRow = (
     String,
     Option<i32>,
     Option<String>,
@@ -131,14 +103,14 @@ type LimitsTakenRow = (
     i64,
 );
 
-/// Every executor's limits, and the places taken under them at `now`.
-#[cfg(feature = "dashboard")]
-pub(crate) async fn executor_limits_all<'e>(
+/// The limits of each of `executors` (of every executor with `None`) that has some, and the
+/// places taken under them.
+pub(crate) async fn executor_limits_get<'e>(
     ex: impl PgExecutor<'e>,
-    now: DateTime<Utc>,
+    executors: Option<&[&str]>,
 ) -> sqlx::Result<Vec<(String, ExecutorLimits, i64)>> {
-    let rows: Vec<LimitsTakenRow> = sqlx::query_as(sql(EXECUTOR_LIMITS_ALL))
-        .bind(now)
+    let rows: Vec<LimitsRow> = sqlx::query_as(sql(EXECUTOR_LIMITS_GET))
+        .bind(executors)
         .fetch_all(ex)
         .await?;
     Ok(rows

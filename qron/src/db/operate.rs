@@ -130,8 +130,7 @@ pub(crate) async fn executor_paused_owners<'e>(
 
 /// Owner `$1`'s executors at `$2`: every executor with a live job of the owner, paused by the
 /// owner, or served by a live worker; each with its live jobs counted by status, its oldest due
-/// ready job, when the owner paused it, the workers serving it, and the places its limits
-/// count as taken (every owner's: see `JOB_LEASE_LIMITED`).
+/// ready job, when the owner paused it, and the workers serving it.
 const EXECUTORS_LIST: &str = "
     WITH live AS (
         SELECT executor,
@@ -155,10 +154,7 @@ const EXECUTORS_LIST: &str = "
     SELECT n.executor, COALESCE(l.ready, 0) AS ready, COALESCE(l.due, 0) AS due,
            COALESCE(l.running, 0) AS running,
            COALESCE(l.stopped, 0) AS stopped, l.oldest_due_at, p.paused_at,
-           COALESCE(s.workers, '{}') AS workers,
-           (SELECT count(*) FROM qron.jobs j
-             WHERE j.executor = n.executor AND j.limit_key IS NOT NULL
-               AND j.lease_expires_at IS NOT NULL AND j.lease_expires_at > $2) AS limit_taken
+           COALESCE(s.workers, '{}') AS workers
       FROM names n
       LEFT JOIN live l ON l.executor = n.executor
       LEFT JOIN pauses p ON p.executor = n.executor

@@ -205,10 +205,13 @@ pub(crate) async fn refresh_limits(
     executors: &HashMap<&'static str, Arc<ExecutorState>>,
 ) {
     let names: Vec<&str> = executors.keys().copied().collect();
-    match db::executor_limits_get(pool, &names).await {
+    match db::executor_limits_get(pool, Some(&names)).await {
         Ok(limited) => {
             for (name, e) in executors {
-                let limits = limited.iter().find(|(l, _)| l == name).map(|(_, l)| l);
+                let limits = limited
+                    .iter()
+                    .find(|(l, _, _)| l == name)
+                    .map(|(_, l, _)| l);
                 let passes_over =
                     limits.is_some_and(|l| matches!(l.partition(), Some((Partition::Field(_), _))));
                 e.passes_over.store(passes_over, Ordering::Relaxed);

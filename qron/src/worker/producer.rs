@@ -430,7 +430,7 @@ impl Producer {
             // was not told of yet (the unlimited lease takes none of its jobs then).
             let found_limits = !limited
                 && matches!(idle_for, Some((Duration::ZERO, _)))
-                && db::executor_limits_get(&shared.pool, &[executor])
+                && db::executor_limits_get(&shared.pool, Some(&[executor]))
                     .await
                     .is_ok_and(|l| !l.is_empty());
             Landed {

@@ -25,19 +25,10 @@ const MAX_LEASE_CONNECTIONS: usize = 4;
 /// empty would sort every due job (measured: 88 ms instead of 15 ms for 1,000 of 100,000 due
 /// jobs) until the next `ANALYZE` invalidated it.
 pub(super) fn lease_pool(pool: &sqlx::PgPool, executors: usize) -> sqlx::PgPool {
-    let connections = u32::try_from(lease_connections(executors)).unwrap_or(1);
-    let options = pool
-        .connect_options()
-        .as_ref()
-        .clone()
-        // Planned for its values each time; and never compiled: the lease's planner estimates
-        // for each owner's share are loose, and compiling it (tens of milliseconds) would cost
-        // more than it runs.
-        .options([("plan_cache_mode", "force_custom_plan"), ("jit", "off")]);
-    sqlx::postgres::PgPoolOptions::new()
-        .max_connections(connections)
-        .min_connections(0)
-        .connect_lazy_with(options)
+    // Planned for its values each time; and never compiled: the lease's planner estimates for
+    // each owner's share are loose, and compiling it (tens of milliseconds) would cost more
+    // than it runs.
+    producer_pool(pool, executors, "force_custom_plan")
 }
 
 /// The connections a worker leases the jobs of executors with limits on (opened only when one
@@ -45,12 +36,18 @@ pub(super) fn lease_pool(pool: &sqlx::PgPool, executors: usize) -> sqlx::PgPool 
 /// takes a job or two, so it keeps a generic plan. Its scans follow the lease index whatever
 /// the statistics: each owner's jobs in lease order, and the leased rows by their own index.
 pub(super) fn limited_pool(pool: &sqlx::PgPool, executors: usize) -> sqlx::PgPool {
+    producer_pool(pool, executors, "force_generic_plan")
+}
+
+/// A pool of the producers' own (see [`lease_pool`]), opened lazily, with `plan_cache_mode`
+/// and no JIT compilation.
+fn producer_pool(pool: &sqlx::PgPool, executors: usize, plans: &str) -> sqlx::PgPool {
     let connections = u32::try_from(lease_connections(executors)).unwrap_or(1);
     let options = pool
         .connect_options()
         .as_ref()
         .clone()
-        .options([("plan_cache_mode", "force_generic_plan"), ("jit", "off")]);
+        .options([("plan_cache_mode", plans), ("jit", "off")]);
     sqlx::postgres::PgPoolOptions::new()
         .max_connections(connections)
         .min_connections(0)

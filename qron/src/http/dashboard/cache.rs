@@ -160,7 +160,7 @@ impl Cache {
         let now = db::server_now(pool).await?;
         let rows = db::overview(pool, now).await?;
         let workers = db::workers_live(pool, now).await?;
-        let limits = db::executor_limits_all(pool, now).await?;
+        let limits = db::executor_limits_get(pool, None).await?;
         Ok(Overview {
             at: Some(now),
             rows,

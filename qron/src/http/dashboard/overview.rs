@@ -113,7 +113,7 @@ pub(crate) fn rows(view: &View, figures: &Overview) -> Markup {
                 td data-limits {
                     @let limits = figures.limits.iter().find(|(e, _, _)| e == name);
                     @if let Some((_, l, taken)) = limits {
-                        (limits_text(l))
+                        (l.to_string())
                         @let full = l.concurrency_limit().is_some_and(|n| *taken >= i64::from(n));
                         ": " span data-taken { (taken) } " in use"
                         @if full { " " span.badge.late title="Every place is taken: due jobs wait for one" { "full" } }
@@ -143,20 +143,6 @@ pub(crate) fn rows(view: &View, figures: &Overview) -> Markup {
             }
         }
     }
-}
-
-/// Limits in words: "5 at once, 2 per customer_id".
-fn limits_text(l: &crate::ExecutorLimits) -> String {
-    let mut parts = Vec::new();
-    if let Some(n) = l.concurrency_limit() {
-        parts.push(format!("{n} at once"));
-    }
-    match l.partition() {
-        Some((crate::Partition::Owner, n)) => parts.push(format!("{n} per owner")),
-        Some((crate::Partition::Field(f), n)) => parts.push(format!("{n} per {f}")),
-        None => {}
-    }
-    parts.join(", ")
 }
 
 /// Server-sent events: the view's rows at each refresh of the shared figures.
