@@ -366,6 +366,8 @@ impl Producer {
         let outcomes = if limited {
             self.exec.take_handoff()
         } else {
+            // Limits just cleared: any left go to the completer.
+            self.handoff_to_completer(self.exec.take_handoff());
             Vec::new()
         };
         let carried = outcomes.len();

@@ -113,9 +113,12 @@ async fn a_limit_set_while_a_worker_runs_binds_its_next_leases_and_clearing_it_l
     most_leased_until(&db.pool, settled, || p.started()).await;
     let under = most_leased_until(&db.pool, settled + 60, || p.started()).await;
     assert!(under <= 3, "{under} leased at once under a limit of 3");
-    // Cleared: more than 3 again.
+    // Cleared: more than 3 again, with enough work left to show it.
     c.clear_executor_limits("act").await.unwrap();
-    let after = most_leased_until(&db.pool, 200, || p.started()).await;
+    c.create_many(script_jobs("act", 100, &k, Mode::Sleep(20)))
+        .await
+        .unwrap();
+    let after = most_leased_until(&db.pool, 300, || p.started()).await;
     assert!(after > 3, "limits cleared, only {after} at once");
     running.stop().await;
 }
