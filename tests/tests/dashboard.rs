@@ -536,16 +536,7 @@ async fn an_admin_limits_an_executor_from_the_overview_and_a_tenant_may_not() {
     // `allow_anonymous` acts as the client's owner with every scope: the admin's.
     let (b, _base) = overview(&client).await;
     wait_text(&b, "tr[data-executor=sync] td[data-limits]", "none").await;
-    b.wait()
-        .at_most(WAIT)
-        .for_element(Locator::Css(
-            "tr[data-executor=sync] input[name=concurrency]",
-        ))
-        .await
-        .unwrap()
-        .send_keys("3")
-        .await
-        .unwrap();
+    type_into(&b, "tr[data-executor=sync] input[name=concurrency]", "3").await;
     click_button(&b, "Limit", false).await;
     wait_text(
         &b,
@@ -596,6 +587,41 @@ async fn an_admin_limits_an_executor_from_the_overview_and_a_tenant_may_not() {
         .unwrap();
     assert_eq!(refused.status(), StatusCode::FORBIDDEN);
     assert!(client.executor_limits("sync").await.unwrap().is_some());
+}
+
+/// Types `text` into the field `css` finds on the overview, whose live rows are replaced at each
+/// count: an element found there may be gone, or not yet painted, by the keystrokes, and is
+/// found again (bounded wait). The page keeps what was typed across replacements.
+async fn type_into(b: &Browser, css: &str, text: &str) {
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        // A try cut short may have typed part of it.
+        let _ = b
+            .execute(
+                "const f = document.querySelector(arguments[0]); if (f) { f.value = ''; }",
+                vec![json!(css)],
+            )
+            .await;
+        let typed = match b.wait().at_most(WAIT).for_element(Locator::Css(css)).await {
+            Ok(field) => field.send_keys(text).await,
+            Err(e) => Err(e),
+        };
+        let value = b
+            .execute(
+                "const f = document.querySelector(arguments[0]); return f ? f.value : null;",
+                vec![json!(css)],
+            )
+            .await
+            .ok();
+        if typed.is_ok() && value == Some(json!(text)) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "typing into `{css}`: {typed:?}, the field holds {value:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// Clicks the button labelled `label` and waits for the page it leads to (see [`click_through`]).

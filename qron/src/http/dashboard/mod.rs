@@ -23,7 +23,7 @@
 //!
 //! | page | what |
 //! |---|---|
-//! | `/` | per executor: live jobs by status (retrying apart), the jobs that ran and failed over the last hour, the oldest due job's lateness, paused or not, the workers serving it; live over server-sent events |
+//! | `/` | per executor: live jobs by status (retrying apart), the jobs that ran and failed over the last hour, the oldest due job's lateness, paused or not, its limits across every worker and the places taken (set and cleared there by an `admin`), the workers serving it; live over server-sent events |
 //! | `/jobs` | live jobs counted by status; the jobs, newest first, with the search's filters and keyset pages; actions on a selection |
 //! | `/jobs/{id}` | one job: payload and meta, expression and its description, attempts and errors, the next 10 runs; its actions |
 //! | `/upcoming` | how many runs fall in each minute of the next hour, day or week, per executor |
