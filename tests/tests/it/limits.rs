@@ -3,16 +3,10 @@
 
 use std::time::Duration;
 
-use qron::{Client, Error, ExecutorLimits, MAX_EXECUTOR_LIMIT, Worker};
+use crate::refused;
+use qron::{Client, ExecutorLimits, MAX_EXECUTOR_LIMIT, Worker};
 use qron_tests::TestDb;
 use qron_tests::jobs::{Mode, key, probe, script_jobs};
-
-fn refused(e: Error) -> &'static str {
-    match e {
-        Error::InvalidArgument { field, .. } => field,
-        other => panic!("expected a refusal, got {other:?}"),
-    }
-}
 
 #[tokio::test]
 async fn limits_out_of_range_are_refused_naming_the_field_and_write_nothing() {

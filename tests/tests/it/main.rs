@@ -23,3 +23,11 @@ mod testing;
 mod typed;
 mod unique;
 mod worker;
+
+/// The field a refused call names; panics when the call was not refused.
+pub fn refused(e: qron::Error) -> &'static str {
+    match e {
+        qron::Error::InvalidArgument { field, .. } => field,
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}

@@ -3,16 +3,10 @@
 
 use std::time::Duration;
 
-use qron::{Client, Error, NewJob};
+use crate::refused;
+use qron::{Client, NewJob};
 use qron_tests::TestDb;
 use qron_tests::jobs::Urgent;
-
-fn refused(e: Error) -> &'static str {
-    match e {
-        Error::InvalidArgument { field, .. } => field,
-        other => panic!("expected a refusal, got {other:?}"),
-    }
-}
 
 #[tokio::test]
 async fn a_priority_comes_from_the_job_its_executor_or_the_default_and_is_checked() {
