@@ -17,10 +17,10 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use super::budget::Held;
+use super::handoff;
 use super::turns::{Start, Turns};
 use super::{ExecutorState, Shared};
 use crate::db::{self, LeasedJob};
-use crate::outcome::Outcome;
 
 /// Leases of one producer on their way at once. One lease of 1,000 jobs takes 10–20 ms, in one
 /// server process: a second one, started while the first runs once the buffer is a quarter
@@ -195,7 +195,7 @@ impl Producer {
             } else if leases.is_empty() && self.exec.has_handoff() {
                 // Outcomes wait for a lease that cannot go now (no slot or bytes free, an
                 // error's back-off, outcomes backed up): the completer writes them.
-                self.handoff_to_completer(self.exec.take_handoff());
+                handoff::to_completer(&self.shared, self.exec.take_handoff());
             }
             let resting = self.resting_until;
             let limited = self.exec.limited.load(Ordering::Relaxed);
@@ -237,7 +237,7 @@ impl Producer {
             }
         }
         // Outcomes of jobs that end from now on go to the completer.
-        self.handoff_to_completer(self.exec.close_handoff());
+        handoff::to_completer(&self.shared, self.exec.close_handoff());
         // Leases on their way land in the buffer, which goes back whole.
         while let Some(landed) = leases.join_next().await {
             if let Ok(Landed { jobs: Ok(jobs), .. }) = landed {
@@ -367,7 +367,7 @@ impl Producer {
             self.exec.take_handoff()
         } else {
             // Limits just cleared: any left go to the completer.
-            self.handoff_to_completer(self.exec.take_handoff());
+            handoff::to_completer(&self.shared, self.exec.take_handoff());
             Vec::new()
         };
         let carried = outcomes.len();
@@ -415,7 +415,7 @@ impl Producer {
                 at_least_one: allowance.at_least_one,
             };
             let jobs = if limited {
-                hand_over(&shared, &lease, outcomes).await
+                handoff::hand_over(&shared, &lease, outcomes).await
             } else {
                 db::job_lease(&shared.lease_pool, &lease).await
             };
@@ -520,24 +520,6 @@ impl Producer {
         start_check(&self.shared)
     }
 
-    /// Hands outcomes left for a lease to the completer instead (its own task: the completer's
-    /// queue may be full).
-    fn handoff_to_completer(&self, outcomes: Vec<Outcome>) {
-        if outcomes.is_empty() {
-            return;
-        }
-        let completer = self.shared.completer.clone();
-        tokio::spawn(async move {
-            for o in outcomes {
-                if !completer.send(o).await {
-                    tracing::error!(
-                        "the completer is gone: a job will come back when its lease expires"
-                    );
-                }
-            }
-        });
-    }
-
     fn failed(&mut self, error: &str) {
         tracing::warn!(
             executor = self.exec.registration.executor,
@@ -557,54 +539,6 @@ fn start_check(s: &Shared) -> StartCheck {
         at: Instant::now(),
         lease_time: s.lease_time,
         margin: outcome_margin(s.slack),
-    }
-}
-
-/// A limited executor's lease, in one transaction with the outcomes of its jobs that just ended
-/// (handed off by their slots): the places those outcomes free are taken by the jobs leased in
-/// the same commit, so none stays free in between, and under load one transaction carries many
-/// outcomes and as many new jobs. When the transaction fails, the outcomes go to the completer
-/// (retried and split as every outcome is; one written already meets its moved lease there,
-/// harmlessly).
-async fn hand_over(
-    shared: &Shared,
-    lease: &db::Lease<'_>,
-    outcomes: Vec<Outcome>,
-) -> sqlx::Result<Vec<LeasedJob>> {
-    if outcomes.is_empty() {
-        return db::job_lease_limited(&shared.limited_pool, lease).await;
-    }
-    let attempt = async {
-        let mut tx = shared.limited_pool.begin().await?;
-        // Counted once the transaction commits.
-        let scratch = crate::metrics::Metrics::default();
-        let now = shared.clock.now();
-        let applied = crate::completer::write_in(&mut tx, outcomes.clone(), now, &scratch).await?;
-        let jobs = db::job_lease_limited(&mut *tx, lease).await?;
-        tx.commit().await?;
-        Ok((applied, jobs))
-    };
-    match attempt.await {
-        Ok((applied, jobs)) => {
-            shared
-                .metrics
-                .add_written(applied, outcomes.len().saturating_sub(applied));
-            Ok(jobs)
-        }
-        Err(e) => {
-            handoff_failed(shared, outcomes, &e).await;
-            Err(e)
-        }
-    }
-}
-
-/// Outcomes handed off for a lease that could not write them: the completer does.
-async fn handoff_failed(shared: &Shared, outcomes: Vec<Outcome>, e: &sqlx::Error) {
-    tracing::debug!(error = %e, outcomes = outcomes.len(), "could not write outcomes with a lease; the completer will");
-    for o in outcomes {
-        if !shared.completer.send(o).await {
-            tracing::error!("the completer is gone: a job will come back when its lease expires");
-        }
     }
 }
 
@@ -641,99 +575,4 @@ async fn idle_wait(shared: &Shared, executor: &str) -> (Duration, Option<u64>) {
 }
 
 #[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-
-    use super::*;
-    use crate::registry::Registration;
-    use crate::testing::TestDb;
-    use crate::{JobOptions, NewJob};
-
-    fn noop() -> Registration {
-        Registration {
-            executor: "noop",
-            type_name: "noop",
-            options: JobOptions::default(),
-            run: |_, _| Box::pin(async { Ok(()) }),
-            states: &[],
-        }
-    }
-
-    async fn until(what: &str, mut check: impl AsyncFnMut() -> bool) {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        while !check().await {
-            assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    }
-
-    #[tokio::test]
-    async fn run_once_leases_into_the_free_slots_and_runs_what_it_leased() {
-        let db = TestDb::new().await.unwrap();
-        db.client()
-            .create_many((0..3).map(|_| NewJob::new("noop", "@after 0s")))
-            .await
-            .unwrap();
-        let shared = Shared::for_test(db.pool().clone()).await;
-        // Two slots and no reserve: a round leases two jobs, not three.
-        let exec = Arc::new(ExecutorState::new(noop(), 2, 0));
-        let mut producer = Producer::new(exec.clone(), shared.clone());
-        assert_eq!(producer.run_once().await, 2);
-        assert_eq!(exec.buffer.len(), 0, "both started at once");
-        let pool = db.pool().clone();
-        let finished = async move || -> i64 {
-            sqlx::query_scalar(
-                "SELECT count(*) FROM qron.jobs_history
-                  WHERE status = 'succeeded' AND executions = 1",
-            )
-            .fetch_one(&pool)
-            .await
-            .unwrap()
-        };
-        until("two outcomes written", async || {
-            finished().await == 2 && exec.slots.available_permits() == 2
-        })
-        .await;
-        assert_eq!(producer.run_once().await, 1);
-        until("the third outcome written", async || finished().await == 3).await;
-        assert_eq!(producer.run_once().await, 0, "nothing left to lease");
-    }
-
-    #[test]
-    fn the_config_refuses_a_spinning_poll_a_long_lease_ahead_and_an_empty_budget() {
-        assert!(Config::default().validate().is_ok());
-        let spin = Config {
-            poll_interval: Duration::ZERO,
-            ..Config::default()
-        };
-        assert!(matches!(
-            spin.validate(),
-            Err(crate::Error::InvalidArgument {
-                field: "poll_interval",
-                ..
-            })
-        ));
-        let ahead = Config {
-            lease_ahead: MAX_LEASE_AHEAD + Duration::from_millis(1),
-            ..Config::default()
-        };
-        assert!(matches!(
-            ahead.validate(),
-            Err(crate::Error::InvalidArgument {
-                field: "lease_ahead",
-                ..
-            })
-        ));
-        let empty = Config {
-            memory_budget: 0,
-            ..Config::default()
-        };
-        assert!(matches!(
-            empty.validate(),
-            Err(crate::Error::InvalidArgument {
-                field: "memory_budget",
-                ..
-            })
-        ));
-    }
-}
+mod tests;

@@ -1,5 +1,5 @@
-//! Leases: taking due jobs, shared between their owners; staging the jobs due soon; and finding
-//! the next due one. (The leased job's row is in `leased`, held leases in `held`.)
+//! Leases: taking due jobs, shared between their owners (under limits: `limited`), and finding
+//! the next due one; staging the jobs due soon is `stage`. (The leased job's row is in `leased`, held leases in `held`.)
 
 use super::LeasedJob;
 use crate::schema::sql;
@@ -56,7 +56,7 @@ macro_rules! owner_walk {
 
 /// The start of a lease's `UPDATE`: what every lease sets on the rows it takes, for worker `$4`
 /// at `$2` for the lease time `$7` and the slack `$5`, for a remote worker when `$11` names its
-/// owner. Shared by [`JOB_LEASE`] and [`JOB_LEASE_LIMITED`], whose parameters agree.
+/// owner. Shared by [`JOB_LEASE`] and `limited::JOB_LEASE_LIMITED`, whose parameters agree.
 macro_rules! lease_update {
     () => {
         "
@@ -148,7 +148,7 @@ pub(crate) const JOB_LEASE: &str = concat!(
 ",
     lease_update!(),
     "
-           -- not under a limit (see `JOB_LEASE_LIMITED`)
+           -- not under a limit (see `limited::JOB_LEASE_LIMITED`)
            limit_key = NULL
      WHERE j.id = ANY(ARRAY(
            SELECT id FROM (
@@ -164,132 +164,6 @@ pub(crate) const JOB_LEASE: &str = concat!(
 ",
     lease_returning!()
 );
-
-/// Leases as [`JOB_LEASE`] does (same parameters), for an executor with limits (see
-/// `migrations/0017_limits.sql`). It takes the executor's limit lock (the one
-/// [`EXECUTOR_LIMIT_LOCK`] takes) and then counts the places taken from the leased rows, per
-/// partition key the jobs whose unexpired lease carries it, with a fresh snapshot
-/// (`qron.limit_taken`): every lease made under the limit before it is counted. Its candidates,
-/// read with the statement's older snapshot, are locked and checked again as they are now, so
-/// a job just leased by another worker is passed. Of each walked owner's oldest due jobs (when partitioned by
-/// owner, only owners under their limit, and up to their room; partitioned by a payload field,
-/// twice the share, of keys under their limit), the lease keeps those
-/// whose key has room, in rounds, and no more than the executor's room. Each job taken carries
-/// its key. With cursors (`$8`–`$10`), as [`JOB_LEASE`]; the worker keeps none under a
-/// partition by a payload field, which passes jobs over (one comes first when its key has
-/// room).
-///
-/// Partitioned by a payload field, the jobs of keys at their limit are passed over in the scan
-/// before they are locked: a lease finds a job of a key with room wherever it is in the queue,
-/// and reads past the due jobs of full keys ahead of it to get there.
-const JOB_LEASE_LIMITED: &str = concat!(
-    "
-    WITH RECURSIVE",
-    owner_walk!("$1", "COALESCE($11, $14)", "$11::text IS NULL"),
-    ",
-    -- the executor's limits (one row; all NULL when they were just removed: then no limit)
-    lim AS MATERIALIZED (
-        SELECT l.concurrency, l.partition_by, l.partition_field, l.partition_concurrency
-          FROM (SELECT 1) one
-          LEFT JOIN qron.executor_limits l ON l.executor = $1),
-    -- the executor's limit lock, held until the statement ends: limited leases of one
-    -- executor one after another
-    locked AS MATERIALIZED (
-        SELECT true AS locked
-          FROM (SELECT pg_advisory_xact_lock(hashtextextended('qron.executor_limits:' || $1, 0))) l),
-    -- the places taken, by partition key, as committed once the lock is held (a fresh
-    -- snapshot: the statement's own predates the lease it waited for)
-    taken AS MATERIALIZED (
-        SELECT t.key, t.n FROM qron.limit_taken($1, $2, (SELECT locked FROM locked)) t),
-    room AS (
-        SELECT GREATEST(0, LEAST($3, l.concurrency - (SELECT COALESCE(sum(n), 0) FROM taken),
-                                 $3))::bigint AS jobs
-          FROM lim l),
-    owners AS MATERIALIZED (
-        SELECT w.owner, w.turn,
-               CASE WHEN l.partition_by = 'owner'
-                    THEN l.partition_concurrency
-                         - COALESCE((SELECT t.n FROM taken t WHERE t.key = w.owner), 0)
-               END AS owner_room,
-               COALESCE(k.lease_at, '-infinity') AS after_at, COALESCE(k.id, 0) AS after_id
-          FROM walk w CROSS JOIN lim l
-          -- cursors (only where no job is passed over: not by a payload field)
-          LEFT JOIN unnest($8::text[], $9::timestamp[], $10::bigint[])
-                 AS k(owner, lease_at, id)
-                 ON k.owner = w.owner
-         WHERE (w.turn > 0 OR $11::text IS NOT NULL)
-           AND (NOT $15 OR NOT EXISTS (SELECT 1 FROM qron.executor_pauses p
-                                        WHERE p.executor = $1 AND p.owner = w.owner))
-           -- no room left: no owner
-           AND (SELECT jobs FROM room) > 0
-           -- partitioned by owner: an owner at its limit is passed
-           AND (l.partition_by IS DISTINCT FROM 'owner'
-                OR COALESCE((SELECT t.n FROM taken t WHERE t.key = w.owner), 0)
-                   < l.partition_concurrency)
-         LIMIT LEAST($3, 32)),
-    share AS (
-        SELECT GREATEST(1, ceil((SELECT jobs FROM room)::float8
-                                / NULLIF(count(*), 0)))::bigint AS jobs
-          FROM owners),
-    picked AS (
-        SELECT c.id, c.bytes, c.key, c.round, o.turn
-          FROM owners o
-          CROSS JOIN share s
-          CROSS JOIN lim l
-          CROSS JOIN LATERAL (
-               SELECT x.*, row_number() OVER () AS round FROM (
-                   SELECT q.id, q.bytes,
-                          CASE l.partition_by WHEN 'owner' THEN q.owner
-                               WHEN 'field' THEN COALESCE(q.payload ->> l.partition_field, '')
-                               ELSE '' END AS key
-                     FROM qron.jobs q
-                    WHERE q.status = 'ready' AND NOT q.scheduled AND q.executor = $1
-                      AND q.owner COLLATE \"C\" = o.owner AND q.run_at <= $6
-                      AND (q.lease_at, q.id) > (o.after_at, o.after_id)
-                      -- partitioned by a payload field: not the jobs of a key at its limit
-                      -- (filtered before they are locked; a hashed look-up a row)
-                      AND (l.partition_by IS DISTINCT FROM 'field'
-                           OR COALESCE(q.payload ->> l.partition_field, '') NOT IN (
-                                  SELECT t.key FROM taken t, lim l2
-                                   WHERE t.n >= l2.partition_concurrency))
-                    ORDER BY q.lease_at, q.id
-                    -- by a field, twice the share: keys repeat among the first jobs
-                    LIMIT CASE WHEN l.partition_by = 'field' THEN s.jobs * 2
-                               ELSE LEAST(s.jobs, COALESCE(o.owner_room, s.jobs)) END
-                      FOR UPDATE SKIP LOCKED) x) c),
-    -- each job's place among the jobs of its key picked, in rounds
-    keyed AS (
-        SELECT p.*, row_number() OVER (PARTITION BY p.key ORDER BY p.round, p.turn) AS nth_key
-          FROM picked p),
-    kept AS (
-        SELECT k.id, row_number() OVER w AS nth, sum(k.bytes) OVER w AS upto
-          FROM keyed k
-          CROSS JOIN lim l
-          LEFT JOIN taken t ON t.key = k.key
-         WHERE l.partition_concurrency IS NULL
-            OR k.nth_key + COALESCE(t.n, 0) <= l.partition_concurrency
-        WINDOW w AS (ORDER BY k.round, k.turn ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW))
-",
-    lease_update!(),
-    "
-           -- the job's partition key, which its place is counted by
-           limit_key = CASE (SELECT partition_by FROM lim) WHEN 'owner' THEN j.owner
-                            WHEN 'field'
-                            THEN COALESCE(j.payload ->> (SELECT partition_field FROM lim), '')
-                            ELSE '' END
-     WHERE j.id = ANY(ARRAY(
-           SELECT id FROM kept
-            -- within the executor's room, and the worker's memory budget (as `JOB_LEASE`)
-            WHERE nth <= (SELECT jobs FROM room)
-              AND ($12::bigint IS NULL OR upto <= $12 OR (nth = 1 AND $13))))
-",
-    lease_returning!()
-);
-
-/// Takes executor `$1`'s limit lock until the transaction ends: the limited leases of one
-/// executor, and the changes to its limits, one after another.
-pub(crate) const EXECUTOR_LIMIT_LOCK: &str =
-    "SELECT pg_advisory_xact_lock(hashtextextended('qron.executor_limits:' || $1, 0))";
 
 /// Leases up to `limit` jobs of `executor` due by `due_by` (at most a little after `now`: a
 /// job leased before its run time waits for it in the worker, and its lease counts from then),
@@ -308,28 +182,7 @@ pub(crate) async fn job_lease<'e>(
     lease_query(JOB_LEASE, p).fetch_all(ex).await
 }
 
-/// Leases as [`job_lease`] does, for an executor with limits (see [`JOB_LEASE_LIMITED`]).
-pub(crate) async fn job_lease_limited<'e>(
-    ex: impl PgExecutor<'e>,
-    p: &Lease<'_>,
-) -> sqlx::Result<Vec<LeasedJob>> {
-    lease_query(JOB_LEASE_LIMITED, p).fetch_all(ex).await
-}
-
-/// Leases with whichever statement the executor needs: [`job_lease_limited`] when `limited`.
-pub(crate) async fn job_lease_as(
-    pool: &sqlx::PgPool,
-    p: &Lease<'_>,
-    limited: bool,
-) -> sqlx::Result<Vec<LeasedJob>> {
-    if limited {
-        job_lease_limited(pool, p).await
-    } else {
-        job_lease(pool, p).await
-    }
-}
-
-/// Statement `text` ([`JOB_LEASE`] or [`JOB_LEASE_LIMITED`]) bound to the parameters `p`.
+/// Statement `text` ([`JOB_LEASE`] or `limited::JOB_LEASE_LIMITED`) bound to the parameters `p`.
 fn lease_query<'q>(
     text: &'static str,
     p: &Lease<'q>,
@@ -482,59 +335,6 @@ pub(crate) async fn job_next_due<'e>(
         .bind(now)
         .fetch_optional(ex)
         .await
-}
-
-/// Stages the scheduled ready jobs due by `now() + $1` (see
-/// `migrations/0014_scheduled.sql`): a walk of the executors with scheduled jobs, and for each
-/// one the range of its index. While one rescuer stages, the others skip it (an advisory lock
-/// they do not wait for).
-const JOBS_STAGE: &str = "
-    WITH RECURSIVE ex (executor) AS (
-        (SELECT executor FROM qron.jobs
-          WHERE status = 'ready' AND scheduled
-            AND pg_try_advisory_xact_lock(hashtext('qron.jobs_stage'))
-          ORDER BY executor LIMIT 1)
-        UNION ALL
-        SELECT (SELECT executor FROM qron.jobs
-                 WHERE status = 'ready' AND scheduled AND executor > ex.executor
-                 ORDER BY executor LIMIT 1)
-          FROM ex WHERE ex.executor IS NOT NULL)
-    UPDATE qron.jobs j SET scheduled = false
-      FROM ex
-     WHERE j.executor = ex.executor AND j.status = 'ready' AND j.scheduled
-       AND j.run_at <= now() + $1";
-
-/// Stages the scheduled jobs of every executor due within `ahead` (see [`JOBS_STAGE`]); how
-/// many.
-pub(crate) async fn jobs_stage<'e>(
-    ex: impl PgExecutor<'e>,
-    ahead: std::time::Duration,
-) -> sqlx::Result<u64> {
-    sqlx::query(sql(JOBS_STAGE))
-        .bind(super::duration_interval(ahead))
-        .execute(ex)
-        .await
-        .map(|r| r.rows_affected())
-}
-
-/// Stages executor `$1`'s scheduled ready jobs due by `$2`.
-const JOBS_STAGE_EXECUTOR: &str = "
-    UPDATE qron.jobs SET scheduled = false
-     WHERE executor = $1 AND status = 'ready' AND scheduled AND run_at <= $2";
-
-/// Stages `executor`'s scheduled jobs due by `by` (a worker that found its next job due but
-/// not staged yet does it itself); how many.
-pub(crate) async fn jobs_stage_executor<'e>(
-    ex: impl PgExecutor<'e>,
-    executor: &str,
-    by: DateTime<Utc>,
-) -> sqlx::Result<u64> {
-    sqlx::query(sql(JOBS_STAGE_EXECUTOR))
-        .bind(executor)
-        .bind(by)
-        .execute(ex)
-        .await
-        .map(|r| r.rows_affected())
 }
 
 /// Whether any job of `executors` is due by `now` (not counting the jobs of owners who paused
@@ -698,117 +498,6 @@ mod tests {
 
     #[tokio::test]
     #[allow(clippy::unwrap_used)]
-    async fn a_limited_lease_counts_the_unexpired_leases_in_all_and_per_key() {
-        use crate::{ExecutorLimits, NewJob};
-        use std::time::Duration;
-        let db = crate::testing::TestDb::new().await.unwrap();
-        let client = db.client();
-        for owner in ["a", "b", "c"] {
-            client
-                .owner(owner)
-                .create_many((0..6).map(|i| {
-                    NewJob::new("lim", "@after -1s").payload(serde_json::json!({ "k": i % 3 }))
-                }))
-                .await
-                .unwrap();
-        }
-        let lease = |limit| Lease::due("lim", "test", limit, Utc::now(), Duration::from_secs(30));
-        let keys = |jobs: &[LeasedJob]| {
-            let mut k: Vec<String> = jobs.iter().map(|j| j.owner.clone()).collect();
-            k.sort();
-            k
-        };
-        // Three in all, shared between the owners.
-        client
-            .set_executor_limits("lim", ExecutorLimits::new().concurrency(3))
-            .await
-            .unwrap();
-        let first = job_lease_limited(db.pool(), &lease(100)).await.unwrap();
-        assert_eq!(keys(&first), ["a", "b", "c"]);
-        assert!(
-            job_lease_limited(db.pool(), &lease(100))
-                .await
-                .unwrap()
-                .is_empty()
-        );
-        // The unlimited statement takes nothing of a limited executor.
-        assert!(job_lease(db.pool(), &lease(100)).await.unwrap().is_empty());
-        // An expired lease frees its place; an ended one too (no lease left).
-        sqlx::query(sql(
-            "UPDATE qron.jobs SET lease_expires_at = now() - interval '1 second' WHERE id = $1",
-        ))
-        .bind(first[0].id)
-        .execute(db.pool())
-        .await
-        .unwrap();
-        sqlx::query(sql(
-            "UPDATE qron.jobs SET status = 'ready', lease_expires_at = NULL WHERE id = $1",
-        ))
-        .bind(first[1].id)
-        .execute(db.pool())
-        .await
-        .unwrap();
-        assert_eq!(
-            job_lease_limited(db.pool(), &lease(100))
-                .await
-                .unwrap()
-                .len(),
-            2
-        );
-        // Two per owner: each owner's leases held count (a: 1 expired, one ready again...).
-        sqlx::query(sql(
-            "UPDATE qron.jobs SET status = 'ready', lease_expires_at = NULL",
-        ))
-        .execute(db.pool())
-        .await
-        .unwrap();
-        client
-            .set_executor_limits("lim", ExecutorLimits::new().per_owner(2))
-            .await
-            .unwrap();
-        let jobs = job_lease_limited(db.pool(), &lease(100)).await.unwrap();
-        assert_eq!(keys(&jobs), ["a", "a", "b", "b", "c", "c"]);
-        assert!(
-            job_lease_limited(db.pool(), &lease(100))
-                .await
-                .unwrap()
-                .is_empty()
-        );
-        // One per payload key, with 4 in all: the places the owner partition left are keyed
-        // anew when the limits change (6 held, over the limit of 4: none more).
-        client
-            .set_executor_limits(
-                "lim",
-                ExecutorLimits::new().concurrency(4).per_field("k", 1),
-            )
-            .await
-            .unwrap();
-        assert!(
-            job_lease_limited(db.pool(), &lease(100))
-                .await
-                .unwrap()
-                .is_empty()
-        );
-        sqlx::query(sql(
-            "UPDATE qron.jobs SET status = 'ready', lease_expires_at = NULL",
-        ))
-        .execute(db.pool())
-        .await
-        .unwrap();
-        let jobs = job_lease_limited(db.pool(), &lease(100)).await.unwrap();
-        let mut k: Vec<String> = jobs
-            .iter()
-            .map(|j| j.payload.clone().unwrap_or_default())
-            .collect();
-        k.sort();
-        assert_eq!(k, [r#"{"k": 0}"#, r#"{"k": 1}"#, r#"{"k": 2}"#]);
-        // Cleared: every job again, with the unlimited statement.
-        assert!(client.clear_executor_limits("lim").await.unwrap());
-        assert_eq!(job_lease(db.pool(), &lease(100)).await.unwrap().len(), 15);
-    }
-
-    #[tokio::test]
-    #[allow(clippy::unwrap_used)]
     async fn owners_whose_jobs_are_due_later_are_not_walked() {
         // A tenant's daily job each: 2,000 owners with a job due in an hour, and one owner
         // with jobs due now. The jobs due later are scheduled, out of the lease index: the
@@ -865,3 +554,8 @@ mod tests {
         assert_eq!(staged, 1);
     }
 }
+
+mod limited;
+mod stage;
+pub(crate) use limited::{EXECUTOR_LIMIT_LOCK, job_lease_as, job_lease_limited};
+pub(crate) use stage::{jobs_stage, jobs_stage_executor};

@@ -1,0 +1,74 @@
+//! The hand-over: under limits that bind, the outcomes of an executor's jobs go with its next
+//! lease, written in the same transaction, so that the places they free are taken in the same
+//! commit (see `ExecutorState::hand_off`, and `Producer::run` for when a lease carries them).
+
+use super::Shared;
+use crate::completer::CompleterHandle;
+use crate::db::{self, LeasedJob};
+use crate::outcome::Outcome;
+
+/// A limited executor's lease, in one transaction with the outcomes of its jobs that just ended
+/// (handed off by their slots): the places those outcomes free are taken by the jobs leased in
+/// the same commit, so none stays free in between, and under load one transaction carries many
+/// outcomes and as many new jobs. When the transaction fails, the outcomes go to the completer
+/// (retried and split as every outcome is; one written already meets its moved lease there,
+/// harmlessly).
+pub(super) async fn hand_over(
+    shared: &Shared,
+    lease: &db::Lease<'_>,
+    outcomes: Vec<Outcome>,
+) -> sqlx::Result<Vec<LeasedJob>> {
+    if outcomes.is_empty() {
+        return db::job_lease_limited(&shared.limited_pool, lease).await;
+    }
+    let attempt = async {
+        let mut tx = shared.limited_pool.begin().await?;
+        // Counted once the transaction commits.
+        let scratch = crate::metrics::Metrics::default();
+        let now = shared.clock.now();
+        let applied = crate::completer::write_in(&mut tx, outcomes.clone(), now, &scratch).await?;
+        let jobs = db::job_lease_limited(&mut *tx, lease).await?;
+        tx.commit().await?;
+        Ok((applied, jobs))
+    };
+    match attempt.await {
+        Ok((applied, jobs)) => {
+            shared
+                .metrics
+                .add_written(applied, outcomes.len().saturating_sub(applied));
+            Ok(jobs)
+        }
+        Err(e) => {
+            handoff_failed(shared, outcomes, &e).await;
+            Err(e)
+        }
+    }
+}
+
+/// Outcomes handed off for a lease that could not write them: the completer does.
+async fn handoff_failed(shared: &Shared, outcomes: Vec<Outcome>, e: &sqlx::Error) {
+    tracing::debug!(error = %e, outcomes = outcomes.len(), "could not write outcomes with a lease; the completer will");
+    for o in outcomes {
+        if !shared.completer.send(o).await {
+            tracing::error!("the completer is gone: a job will come back when its lease expires");
+        }
+    }
+}
+
+/// Hands outcomes left for a lease to the completer instead (its own task: the completer's
+/// queue may be full).
+pub(super) fn to_completer(shared: &Shared, outcomes: Vec<Outcome>) {
+    if outcomes.is_empty() {
+        return;
+    }
+    let completer: CompleterHandle = shared.completer.clone();
+    tokio::spawn(async move {
+        for o in outcomes {
+            if !completer.send(o).await {
+                tracing::error!(
+                    "the completer is gone: a job will come back when its lease expires"
+                );
+            }
+        }
+    });
+}
