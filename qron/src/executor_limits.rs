@@ -3,6 +3,7 @@
 //! in the database (`qron.executor_limits`), changed at run time, counted from the leased rows
 //! themselves (see `db::JOB_LEASE_LIMITED`).
 
+use crate::RateLimit;
 use crate::client::checks::check_name;
 use crate::error::{Error, Result};
 
@@ -62,6 +63,7 @@ impl std::fmt::Display for Partition {
 pub struct ExecutorLimits {
     pub(crate) concurrency: Option<u32>,
     pub(crate) partition: Option<(Partition, u32)>,
+    pub(crate) rate: Option<RateLimit>,
 }
 
 impl ExecutorLimits {
@@ -116,6 +118,32 @@ impl ExecutorLimits {
         self
     }
 
+    /// At most so many starts per period, in all or per key of the rate limit's own partition
+    /// (see [`RateLimit`]).
+    ///
+    /// ```
+    /// use qron::{ExecutorLimits, RateLimit};
+    /// // 100 a minute per customer, and at most 10 at once.
+    /// let limits = ExecutorLimits::new()
+    ///     .concurrency(10)
+    ///     .rate(RateLimit::per_minute(100).per_field("customer_id"));
+    /// assert_eq!(limits.to_string(), "10 at once, 100 per minute per customer_id");
+    /// ```
+    pub fn rate(mut self, rate: RateLimit) -> Self {
+        self.rate = Some(rate);
+        self
+    }
+
+    /// The rate limit, if any.
+    ///
+    /// ```
+    /// let limits = qron::ExecutorLimits::new().rate(qron::RateLimit::per_second(5));
+    /// assert_eq!(limits.rate_limit().map(|r| r.starts()), Some(5));
+    /// ```
+    pub fn rate_limit(&self) -> Option<&RateLimit> {
+        self.rate.as_ref()
+    }
+
     /// The limit on all of the executor's jobs at once, if any.
     ///
     /// ```
@@ -138,10 +166,11 @@ impl ExecutorLimits {
     /// Refuses a limit of 0 or over [`MAX_EXECUTOR_LIMIT`], a field name that cannot be
     /// stored, and limits that limit nothing; each error names its field.
     pub(crate) fn check(&self) -> Result<()> {
-        if self.concurrency.is_none() && self.partition.is_none() {
+        if self.concurrency.is_none() && self.partition.is_none() && self.rate.is_none() {
             return Err(Error::InvalidArgument {
                 field: "limits",
-                reason: "set no limit: give a concurrency or a partition, or clear the limits"
+                reason: "set no limit: give a concurrency, a partition or a rate, or clear the \
+                         limits"
                     .to_owned(),
             });
         }
@@ -153,6 +182,9 @@ impl ExecutorLimits {
             if let Partition::Field(field) = partition {
                 check_name("partition_field", field)?;
             }
+        }
+        if let Some(rate) = &self.rate {
+            rate.check()?;
         }
         Ok(())
     }
@@ -186,6 +218,7 @@ impl ExecutorLimits {
                 None => None,
             },
             partition,
+            rate: None,
         })
     }
 }
@@ -207,6 +240,9 @@ impl std::fmt::Display for ExecutorLimits {
             Some((Partition::Owner, n)) => parts.push(format!("{n} per owner")),
             Some((Partition::Field(field), n)) => parts.push(format!("{n} per {field}")),
             None => {}
+        }
+        if let Some(rate) = &self.rate {
+            parts.push(rate.to_string());
         }
         f.write_str(&parts.join(", "))
     }

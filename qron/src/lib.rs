@@ -69,6 +69,7 @@ mod maintenance;
 mod metrics;
 mod migrate;
 mod outcome;
+mod rate_limit;
 mod registry;
 mod schema;
 mod state;
@@ -108,6 +109,7 @@ pub use job::{
 pub use job_error::{BoxError, JobError};
 pub use limits::{MAX_ERROR_LEN, MAX_JSON_DEPTH, MAX_TIMEOUT};
 pub use metrics::Metrics;
+pub use rate_limit::RateLimit;
 
 /// The sqlx qron is built on (0.9): its pools, connections and transactions are what
 /// [`Client::new`] and `schedule_with` take; use this one to be sure the versions match.

@@ -11,21 +11,28 @@ use crate::schema::sql;
 pub(crate) const LIMITS_CHANNEL: &str = "qron_limits";
 
 /// Sets executor `$1`'s limits (`$2` in all; per key of partition `$3`, with field `$4`, `$5`
-/// each) at `$6`, and keys the jobs leased now by the new partition, so that they count from
+/// each; `$7` starts per `$8` ms with a burst of `$9`, per key of partition `$10` with field
+/// `$11`) at `$6`, and keys the jobs leased now by the new partition, so that they count from
 /// the start (a lease in flight as the limit is set may not be counted: at most one lease's
 /// jobs, once). Tells the workers on commit. Run after [`super::EXECUTOR_LIMIT_LOCK`].
 const EXECUTOR_LIMITS_SET: &str = "
     WITH saved AS (
         INSERT INTO qron.executor_limits
                (executor, concurrency, partition_by, partition_field, partition_concurrency,
-                updated_at)
-        VALUES ($1, $2, $3, $4, $5, $6)
+                updated_at, rate_limit, rate_period_ms, rate_burst, rate_partition_by,
+                rate_partition_field)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
         ON CONFLICT (executor) DO UPDATE
            SET concurrency = EXCLUDED.concurrency, partition_by = EXCLUDED.partition_by,
                partition_field = EXCLUDED.partition_field,
                partition_concurrency = EXCLUDED.partition_concurrency,
-               updated_at = EXCLUDED.updated_at
+               updated_at = EXCLUDED.updated_at, rate_limit = EXCLUDED.rate_limit,
+               rate_period_ms = EXCLUDED.rate_period_ms, rate_burst = EXCLUDED.rate_burst,
+               rate_partition_by = EXCLUDED.rate_partition_by,
+               rate_partition_field = EXCLUDED.rate_partition_field
         RETURNING 1),
+    -- a new rate limit starts with full buckets
+    emptied AS (DELETE FROM qron.rate_buckets b WHERE b.executor = $1 RETURNING 1),
     keyed AS (
         UPDATE qron.jobs j
            SET limit_key = CASE $3::text WHEN 'owner' THEN j.owner
@@ -33,7 +40,8 @@ const EXECUTOR_LIMITS_SET: &str = "
                                          ELSE '' END
          WHERE j.executor = $1 AND j.lease_expires_at IS NOT NULL
         RETURNING 1)
-    SELECT (SELECT count(*) FROM saved) + (SELECT count(*) FROM keyed),
+    SELECT (SELECT count(*) FROM saved) + (SELECT count(*) FROM keyed)
+           + (SELECT count(*) FROM emptied),
            pg_notify('qron_limits', $1) IS NULL";
 
 /// Sets `executor`'s limits (see [`EXECUTOR_LIMITS_SET`]), in the caller's transaction.
@@ -51,6 +59,7 @@ pub(crate) async fn executor_limits_set(
     let concurrency = limits
         .concurrency
         .map(|n| i32::try_from(n).unwrap_or(i32::MAX));
+    let rate = limits.rate.as_ref().map(crate::RateLimit::columns);
     sqlx::query(sql(EXECUTOR_LIMITS_SET))
         .bind(executor)
         .bind(concurrency)
@@ -58,16 +67,22 @@ pub(crate) async fn executor_limits_set(
         .bind(field)
         .bind(per_key)
         .bind(now)
+        .bind(rate.map(|r| r.0))
+        .bind(rate.map(|r| r.1))
+        .bind(rate.map(|r| r.2))
+        .bind(rate.and_then(|r| r.3))
+        .bind(rate.and_then(|r| r.4))
         .execute(&mut *tx)
         .await?;
     Ok(())
 }
 
-/// Clears executor `$1`'s limits, and tells the workers (and wakes them: the jobs the limits
-/// held back are due).
+/// Clears executor `$1`'s limits and its rate buckets, and tells the workers (and wakes them:
+/// the jobs the limits held back are due).
 const EXECUTOR_LIMITS_CLEAR: &str = "
-    WITH gone AS (DELETE FROM qron.executor_limits WHERE executor = $1 RETURNING 1)
-    SELECT (SELECT count(*) FROM gone) > 0,
+    WITH gone AS (DELETE FROM qron.executor_limits WHERE executor = $1 RETURNING 1),
+    buckets AS (DELETE FROM qron.rate_buckets WHERE executor = $1 RETURNING 1)
+    SELECT (SELECT count(*) FROM gone) > 0 OR (SELECT count(*) FROM buckets) < 0,
            pg_notify('qron_limits', $1) IS NULL AND pg_notify('qron_jobs', $1) IS NULL";
 
 /// Clears `executor`'s limits (see [`EXECUTOR_LIMITS_CLEAR`]): whether it had some.
@@ -86,7 +101,8 @@ pub(crate) async fn executor_limits_clear<'e>(
 /// them now (the dashboard's and the executors' list show them).
 const EXECUTOR_LIMITS_GET: &str = "
     SELECT l.executor, l.concurrency, l.partition_by, l.partition_field,
-           l.partition_concurrency,
+           l.partition_concurrency, l.rate_limit, l.rate_period_ms, l.rate_burst,
+           l.rate_partition_by, l.rate_partition_field,
            (SELECT count(*) FROM qron.jobs j
              WHERE j.executor = l.executor AND j.limit_key IS NOT NULL
                AND j.lease_expires_at IS NOT NULL AND j.lease_expires_at > now()) AS taken
@@ -94,14 +110,47 @@ const EXECUTOR_LIMITS_GET: &str = "
      WHERE $1::text[] IS NULL OR l.executor = ANY($1)
      ORDER BY l.executor";
 
-type LimitsRow = (
-    String,
-    Option<i32>,
-    Option<String>,
-    Option<String>,
-    Option<i32>,
-    i64,
-);
+/// A row of [`EXECUTOR_LIMITS_GET`].
+#[derive(sqlx::FromRow)]
+struct LimitsRow {
+    executor: String,
+    concurrency: Option<i32>,
+    partition_by: Option<String>,
+    partition_field: Option<String>,
+    partition_concurrency: Option<i32>,
+    rate_limit: Option<i32>,
+    rate_period_ms: Option<i64>,
+    rate_burst: Option<i32>,
+    rate_partition_by: Option<String>,
+    rate_partition_field: Option<String>,
+    taken: i64,
+}
+
+impl LimitsRow {
+    /// The executor, its limits (`None` for a row no version of qron writes) and the places
+    /// taken.
+    fn into_limits(self) -> Option<(String, ExecutorLimits, i64)> {
+        let rate = match (self.rate_limit, self.rate_period_ms, self.rate_burst) {
+            (None, None, None) => None,
+            (Some(n), Some(ms), Some(burst)) => Some(crate::RateLimit::from_columns(
+                n,
+                ms,
+                burst,
+                self.rate_partition_by.as_deref(),
+                self.rate_partition_field,
+            )?),
+            _ => return None,
+        };
+        let mut limits = ExecutorLimits::from_columns(
+            self.concurrency,
+            self.partition_by.as_deref(),
+            self.partition_field,
+            self.partition_concurrency,
+        )?;
+        limits.rate = rate;
+        Some((self.executor, limits, self.taken))
+    }
+}
 
 /// The limits of each of `executors` (of every executor with `None`) that has some, and the
 /// places taken under them.
@@ -115,9 +164,6 @@ pub(crate) async fn executor_limits_get<'e>(
         .await?;
     Ok(rows
         .into_iter()
-        .filter_map(|(executor, concurrency, by, field, per_key, taken)| {
-            ExecutorLimits::from_columns(concurrency, by.as_deref(), field, per_key)
-                .map(|l| (executor, l, taken))
-        })
+        .filter_map(LimitsRow::into_limits)
         .collect())
 }

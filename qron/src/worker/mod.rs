@@ -28,7 +28,7 @@ use shutdown::{RunGuard, Signals};
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use chrono::Utc;
@@ -80,6 +80,12 @@ pub(crate) struct ExecutorState {
     /// Whether its limits pass jobs over (a partition by a payload field: the jobs of a full
     /// key wait while later ones run), so that no lease may start past a cursor.
     pub(crate) passes_over: AtomicBool,
+    /// Whether its limits count places (a concurrency limit, in all or per key): the
+    /// outcomes free places, and go with the next lease while the limits bind.
+    pub(crate) counted: AtomicBool,
+    /// Under a rate limit, how long its bucket takes to refill a burst, in nanoseconds (0:
+    /// no rate limit): a lease the rate cut short is followed by another after that long.
+    pub(crate) rate_refill: AtomicU64,
     /// Whether the limits bound the executor's last lease (it came back short).
     pub(crate) bound: AtomicBool,
     /// Under limits, the outcomes of the jobs that ended, for the producer's next lease to
@@ -105,6 +111,8 @@ impl ExecutorState {
             paused: AtomicBool::new(false),
             limited: AtomicBool::new(false),
             passes_over: AtomicBool::new(false),
+            counted: AtomicBool::new(false),
+            rate_refill: AtomicU64::new(0),
             bound: AtomicBool::new(true),
             handoff: std::sync::Mutex::new(Some(Vec::new())),
         }
@@ -115,7 +123,25 @@ impl ExecutorState {
     /// takes the places they free); while its limits have room, its jobs are leased ahead and
     /// its outcomes written in the completer's batches, as without limits.
     pub(crate) fn at_limit(&self) -> bool {
-        self.limited.load(Ordering::Relaxed) && self.bound.load(Ordering::Relaxed)
+        self.limited.load(Ordering::Relaxed)
+            && self.counted.load(Ordering::Relaxed)
+            && self.bound.load(Ordering::Relaxed)
+    }
+
+    /// The time a rate limit's bucket takes to refill a burst, if the executor has a rate
+    /// limit.
+    pub(crate) fn rate_refill(&self) -> Option<Duration> {
+        match self.rate_refill.load(Ordering::Relaxed) {
+            0 => None,
+            nanos => Some(Duration::from_nanos(nanos)),
+        }
+    }
+
+    /// Whether the executor's leased jobs should start at once: at its concurrency limit (a
+    /// job waiting in the buffer holds a place), or under a rate limit (a lease counts as a
+    /// start). Its leases then take due jobs only, into free slots.
+    pub(crate) fn leases_sparingly(&self) -> bool {
+        self.at_limit() || (self.limited.load(Ordering::Relaxed) && self.rate_refill().is_some())
     }
 
     fn handoff(&self) -> std::sync::MutexGuard<'_, Option<Vec<crate::outcome::Outcome>>> {

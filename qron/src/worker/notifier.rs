@@ -15,9 +15,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::buffer::hand_back;
 use super::{CHANNEL, ExecutorState, Shared};
-use crate::Partition;
 use crate::db::{self, CANCEL_CHANNEL, LIMITS_CHANNEL, PAUSE_CHANNEL};
 use crate::schema::channel;
+use crate::{ExecutorLimits, Partition, RateLimit};
 
 /// What the notifier acts on.
 pub(crate) struct Notifier {
@@ -212,9 +212,21 @@ pub(crate) async fn refresh_limits(
                     .iter()
                     .find(|(l, _, _)| l == name)
                     .map(|(_, l, _)| l);
-                let passes_over =
-                    limits.is_some_and(|l| matches!(l.partition(), Some((Partition::Field(_), _))));
+                let passes_over = limits.is_some_and(|l| {
+                    matches!(l.partition(), Some((Partition::Field(_), _)))
+                        || matches!(
+                            l.rate_limit().and_then(RateLimit::partition),
+                            Some(Partition::Field(_))
+                        )
+                });
                 e.passes_over.store(passes_over, Ordering::Relaxed);
+                let counted = limits
+                    .is_some_and(|l| l.concurrency_limit().is_some() || l.partition().is_some());
+                e.counted.store(counted, Ordering::Relaxed);
+                let refill = limits.and_then(ExecutorLimits::rate_limit).map_or(0, |r| {
+                    u64::try_from(r.refill().as_nanos()).unwrap_or(u64::MAX)
+                });
+                e.rate_refill.store(refill, Ordering::Relaxed);
                 let now = limits.is_some();
                 if e.limited.swap(now, Ordering::Relaxed) != now {
                     tracing::info!(executor = name, limited = now, "executor limits changed");
@@ -224,6 +236,7 @@ pub(crate) async fn refresh_limits(
         Err(err) => {
             for e in executors.values() {
                 e.passes_over.store(true, Ordering::Relaxed);
+                e.counted.store(true, Ordering::Relaxed);
                 e.limited.store(true, Ordering::Relaxed);
             }
             tracing::warn!(error = %err, "could not read the executors' limits; leasing under any");

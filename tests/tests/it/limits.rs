@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use crate::refused;
-use qron::{Client, ExecutorLimits, MAX_EXECUTOR_LIMIT, Worker};
+use qron::{Client, ExecutorLimits, MAX_EXECUTOR_LIMIT, RateLimit, Worker};
 use qron_tests::TestDb;
 use qron_tests::jobs::{Mode, key, probe, script_jobs};
 
@@ -23,6 +23,24 @@ async fn limits_out_of_range_are_refused_naming_the_field_and_write_nothing() {
         (
             ExecutorLimits::new().per_field("customer\0id", 2),
             "partition_field",
+        ),
+        (
+            ExecutorLimits::new().rate(RateLimit::per_second(0)),
+            "rate_limit",
+        ),
+        (
+            ExecutorLimits::new().rate(RateLimit::new(5, Duration::from_millis(500))),
+            "rate_period",
+        ),
+        (
+            ExecutorLimits::new()
+                .concurrency(3)
+                .rate(RateLimit::per_second(5).burst(6)),
+            "rate_burst",
+        ),
+        (
+            ExecutorLimits::new().rate(RateLimit::per_second(5).per_field("")),
+            "rate_partition_field",
         ),
     ] {
         let e = c.set_executor_limits("act", limits).await.unwrap_err();
@@ -52,6 +70,11 @@ async fn limits_out_of_range_are_refused_naming_the_field_and_write_nothing() {
         c.executor_limits("act").await.unwrap(),
         Some(ExecutorLimits::new().per_owner(2))
     );
+    let rated = ExecutorLimits::new().rate(RateLimit::per_minute(100).per_field("customer_id"));
+    c.set_executor_limits("act", rated.clone()).await.unwrap();
+    let back = c.executor_limits("act").await.unwrap().unwrap();
+    assert_eq!(back.rate_limit().map(RateLimit::burst_size), Some(5));
+    assert_eq!(back.to_string(), rated.to_string());
     assert!(c.clear_executor_limits("act").await.unwrap());
     assert!(!c.clear_executor_limits("act").await.unwrap());
     assert_eq!(c.executor_limits("act").await.unwrap(), None);
@@ -115,4 +138,49 @@ async fn a_limit_set_while_a_worker_runs_binds_its_next_leases_and_clearing_it_l
     let after = most_leased_until(&db.pool, 300, || p.started()).await;
     assert!(after > 3, "limits cleared, only {after} at once");
     running.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rate_limit_spreads_a_workers_starts_at_its_rate() {
+    let db = TestDb::new().await;
+    let c = Client::new(db.pool.clone());
+    // 20 a second, one at a time: a start every 50 ms, however many slots are free.
+    c.set_executor_limits(
+        "act",
+        ExecutorLimits::new().rate(RateLimit::per_second(20).burst(1)),
+    )
+    .await
+    .unwrap();
+    let k = key("rated");
+    let p = probe(&k);
+    c.create_many(script_jobs("act", 30, &k, Mode::Ok))
+        .await
+        .unwrap();
+    let worker = Worker::builder(c.clone())
+        .executors(["act"])
+        .concurrency("act", 20)
+        .build()
+        .unwrap();
+    let running = qron_tests::Running::start(worker);
+    qron_tests::wait_for("30 starts", Duration::from_secs(30), || async {
+        p.started() >= 30
+    })
+    .await;
+    running.stop().await;
+    let mut starts: Vec<_> = p.starts.lock().unwrap().iter().map(|s| s.2).collect();
+    starts.sort();
+    // 29 gaps of 50 ms at least (a lease counts its start before the handler's, a few
+    // milliseconds apart: 40 ms between two handlers' starts at the least), and not much
+    // more: the worker leases again as the bucket refills.
+    let span = (starts[29] - starts[0]).num_milliseconds();
+    assert!(span >= 29 * 40, "30 starts in {span} ms");
+    assert!(span <= 29 * 50 * 2, "30 starts took {span} ms");
+    let mut tightest = i64::MAX;
+    for w in starts.windows(3) {
+        tightest = tightest.min((w[2] - w[0]).num_milliseconds());
+    }
+    eprintln!(
+        "rate: 30 starts at 20 a second in {span} ms, three within {tightest} ms at the least"
+    );
+    assert!(tightest >= 60, "three starts within {tightest} ms");
 }

@@ -29,7 +29,10 @@ const JOB_LEASE_LIMITED: &str = concat!(
     ",
     -- the executor's limits (one row; all NULL when they were just removed: then no limit)
     lim AS MATERIALIZED (
-        SELECT l.concurrency, l.partition_by, l.partition_field, l.partition_concurrency
+        SELECT l.concurrency, l.partition_by, l.partition_field, l.partition_concurrency,
+               l.rate_limit, l.rate_burst, l.rate_partition_by, l.rate_partition_field,
+               -- seconds between two starts at the steady rate
+               l.rate_period_ms::float8 / 1000 / l.rate_limit AS rate_gap
           FROM (SELECT 1) one
           LEFT JOIN qron.executor_limits l ON l.executor = $1),
     -- the executor's limit lock, held until the statement ends: limited leases of one
@@ -41,8 +44,22 @@ const JOB_LEASE_LIMITED: &str = concat!(
     -- snapshot: the statement's own predates the lease it waited for)
     taken AS MATERIALIZED (
         SELECT t.key, t.n FROM qron.limit_taken($1, $2, (SELECT locked FROM locked)) t),
+    -- under a rate limit, the starts each key may make now: its burst, less the starts its
+    -- bucket is ahead of now (the keys without a row, or whose row is past, have their whole
+    -- burst); read as committed once the lock is held, as the places are
+    spent AS MATERIALIZED (
+        SELECT b.key,
+               GREATEST(0, floor(l.rate_burst
+                                 - extract(epoch FROM b.tat - $2)::float8 / l.rate_gap
+                                 + 1e-9))::bigint AS allowed
+          FROM lim l, qron.rate_spent($1, $2, (SELECT locked FROM locked)) b
+         WHERE l.rate_limit IS NOT NULL),
     room AS (
         SELECT GREATEST(0, LEAST($3, l.concurrency - (SELECT COALESCE(sum(n), 0) FROM taken),
+                                 -- a rate limit in all: its one bucket's starts
+                                 CASE WHEN l.rate_limit IS NOT NULL AND l.rate_partition_by IS NULL
+                                      THEN COALESCE((SELECT allowed FROM spent WHERE key = ''),
+                                                    l.rate_burst) END,
                                  $3))::bigint AS jobs
           FROM lim l),
     owners AS MATERIALIZED (
@@ -51,6 +68,10 @@ const JOB_LEASE_LIMITED: &str = concat!(
                     THEN l.partition_concurrency
                          - COALESCE((SELECT t.n FROM taken t WHERE t.key = w.owner), 0)
                END AS owner_room,
+               CASE WHEN l.rate_partition_by = 'owner'
+                    THEN COALESCE((SELECT s.allowed FROM spent s WHERE s.key = w.owner),
+                                  l.rate_burst)
+               END AS rate_room,
                COALESCE(k.lease_at, '-infinity') AS after_at, COALESCE(k.id, 0) AS after_id
           FROM walk w CROSS JOIN lim l
           -- cursors (only where no job is passed over: not by a payload field)
@@ -66,13 +87,16 @@ const JOB_LEASE_LIMITED: &str = concat!(
            AND (l.partition_by IS DISTINCT FROM 'owner'
                 OR COALESCE((SELECT t.n FROM taken t WHERE t.key = w.owner), 0)
                    < l.partition_concurrency)
+           -- rate-limited by owner: an owner with no start left is passed
+           AND (l.rate_partition_by IS DISTINCT FROM 'owner'
+                OR COALESCE((SELECT s.allowed FROM spent s WHERE s.key = w.owner), 1) > 0)
          LIMIT LEAST($3, 32)),
     share AS (
         SELECT GREATEST(1, ceil((SELECT jobs FROM room)::float8
                                 / NULLIF(count(*), 0)))::bigint AS jobs
           FROM owners),
     picked AS (
-        SELECT c.id, c.bytes, c.key, c.round, o.turn
+        SELECT c.id, c.bytes, c.key, c.rate_key, c.round, o.turn
           FROM owners o
           CROSS JOIN share s
           CROSS JOIN lim l
@@ -81,7 +105,10 @@ const JOB_LEASE_LIMITED: &str = concat!(
                    SELECT q.id, q.bytes,
                           CASE l.partition_by WHEN 'owner' THEN q.owner
                                WHEN 'field' THEN COALESCE(q.payload ->> l.partition_field, '')
-                               ELSE '' END AS key
+                               ELSE '' END AS key,
+                          CASE l.rate_partition_by WHEN 'owner' THEN q.owner
+                               WHEN 'field' THEN COALESCE(q.payload ->> l.rate_partition_field, '')
+                               ELSE '' END AS rate_key
                      FROM qron.jobs q
                     WHERE q.status = 'ready' AND NOT q.scheduled AND q.executor = $1
                       AND q.owner COLLATE \"C\" = o.owner AND q.run_at <= $6
@@ -92,24 +119,36 @@ const JOB_LEASE_LIMITED: &str = concat!(
                            OR COALESCE(q.payload ->> l.partition_field, '') NOT IN (
                                   SELECT t.key FROM taken t, lim l2
                                    WHERE t.n >= l2.partition_concurrency))
+                      -- rate-limited by a payload field: not the jobs of a key with no start
+                      -- left
+                      AND (l.rate_partition_by IS DISTINCT FROM 'field'
+                           OR COALESCE(q.payload ->> l.rate_partition_field, '') NOT IN (
+                                  SELECT sp.key FROM spent sp WHERE sp.allowed < 1))
                     ORDER BY q.lease_at, q.id
-                    -- by a field, twice the share: keys repeat among the first jobs
-                    LIMIT CASE WHEN l.partition_by = 'field' THEN s.jobs * 2
-                               ELSE LEAST(s.jobs, COALESCE(o.owner_room, s.jobs)) END
+                    -- by a field, twice the share: keys repeat among the first jobs; by
+                    -- owner, no more than the owner's room and starts
+                    LIMIT LEAST(CASE WHEN 'field' IN (l.partition_by, l.rate_partition_by)
+                                     THEN s.jobs * 2 ELSE s.jobs END,
+                                COALESCE(o.owner_room, s.jobs * 2),
+                                COALESCE(o.rate_room, s.jobs * 2))
                       FOR UPDATE SKIP LOCKED) x) c),
     -- each job's place among the jobs of its key picked, in rounds
     keyed AS (
-        SELECT p.*, row_number() OVER (PARTITION BY p.key ORDER BY p.round, p.turn) AS nth_key
+        SELECT p.*, row_number() OVER (PARTITION BY p.key ORDER BY p.round, p.turn) AS nth_key,
+               row_number() OVER (PARTITION BY p.rate_key ORDER BY p.round, p.turn) AS nth_rate
           FROM picked p),
     kept AS (
         SELECT k.id, row_number() OVER w AS nth, sum(k.bytes) OVER w AS upto
           FROM keyed k
           CROSS JOIN lim l
           LEFT JOIN taken t ON t.key = k.key
-         WHERE l.partition_concurrency IS NULL
-            OR k.nth_key + COALESCE(t.n, 0) <= l.partition_concurrency
-        WINDOW w AS (ORDER BY k.round, k.turn ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW))
-",
+          LEFT JOIN spent sp ON sp.key = k.rate_key
+         WHERE (l.partition_concurrency IS NULL
+                OR k.nth_key + COALESCE(t.n, 0) <= l.partition_concurrency)
+           -- under a rate limit, no more than the key's starts
+           AND (l.rate_limit IS NULL OR k.nth_rate <= COALESCE(sp.allowed, l.rate_burst))
+        WINDOW w AS (ORDER BY k.round, k.turn ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)),
+    leased AS (",
     lease_update!(),
     "
            -- the job's partition key, which its place is counted by
@@ -123,7 +162,23 @@ const JOB_LEASE_LIMITED: &str = concat!(
             WHERE nth <= (SELECT jobs FROM room)
               AND ($12::bigint IS NULL OR upto <= $12 OR (nth = 1 AND $13))))
 ",
-    lease_returning!()
+    lease_returning!(),
+    ",
+           -- the job's rate bucket
+           CASE (SELECT rate_partition_by FROM lim) WHEN 'owner' THEN j.owner
+                WHEN 'field'
+                THEN COALESCE(j.payload ->> (SELECT rate_partition_field FROM lim), '')
+                ELSE '' END AS rate_key),
+    -- under a rate limit, each bucket a job was taken from moves on by a start's gap a job
+    -- (from now when it was past)
+    counted AS (
+        INSERT INTO qron.rate_buckets AS b (executor, key, tat)
+        SELECT $1, r.rate_key, $2 + r.n * make_interval(secs => l.rate_gap)
+          FROM (SELECT rate_key, count(*) AS n FROM leased GROUP BY rate_key) r, lim l
+         WHERE l.rate_limit IS NOT NULL
+        ON CONFLICT (executor, key) DO UPDATE SET tat = GREATEST(b.tat, $2) + (EXCLUDED.tat - $2)
+        RETURNING 1)
+    SELECT * FROM leased"
 );
 
 /// Takes executor `$1`'s limit lock until the transaction ends: the limited leases of one
@@ -266,5 +321,75 @@ mod tests {
         // Cleared: every job again, with the unlimited statement.
         assert!(client.clear_executor_limits("lim").await.unwrap());
         assert_eq!(job_lease(db.pool(), &lease(100)).await.unwrap().len(), 15);
+    }
+
+    #[tokio::test]
+    #[allow(clippy::unwrap_used)]
+    async fn a_rate_limited_lease_takes_the_burst_then_the_steady_rate_in_all_and_per_key() {
+        use crate::{ExecutorLimits, NewJob, RateLimit};
+        use std::time::Duration;
+        let db = crate::testing::TestDb::new().await.unwrap();
+        let client = db.client();
+        client
+            .create_many((0..60).map(|i| {
+                NewJob::new("rate", "@after -1s").payload(serde_json::json!({ "k": i % 3 }))
+            }))
+            .await
+            .unwrap();
+        let t0 = Utc::now();
+        let at = |ms: i64| t0 + chrono::Duration::milliseconds(ms);
+        let lease = |now| Lease::due("rate", "test", 100, now, Duration::from_secs(300));
+        let taken = |now| {
+            let pool = db.pool().clone();
+            async move { job_lease_limited(&pool, &lease(now)).await.unwrap().len() }
+        };
+        // 10 a second (a start every 100 ms), 3 at once: the burst, then a start a gap.
+        client
+            .set_executor_limits(
+                "rate",
+                ExecutorLimits::new().rate(RateLimit::per_second(10).burst(3)),
+            )
+            .await
+            .unwrap();
+        assert_eq!(taken(at(0)).await, 3);
+        assert_eq!(taken(at(0)).await, 0);
+        assert_eq!(taken(at(50)).await, 0);
+        // 150 ms on, the bucket is 150 ms ahead: one start.
+        assert_eq!(taken(at(150)).await, 1);
+        assert_eq!(taken(at(199)).await, 0);
+        assert_eq!(taken(at(200)).await, 1);
+        // After a quiet spell, the burst again, not more.
+        assert_eq!(taken(at(10_000)).await, 3);
+        // Per key of a payload field: 2 a second each, 2 at once; a key's leases take nothing
+        // of another's starts.
+        client
+            .set_executor_limits(
+                "rate",
+                ExecutorLimits::new().rate(RateLimit::per_second(2).burst(2).per_field("k")),
+            )
+            .await
+            .unwrap();
+        assert_eq!(taken(at(20_000)).await, 6);
+        assert_eq!(taken(at(20_000)).await, 0);
+        assert_eq!(taken(at(20_500)).await, 3);
+        // With a concurrency limit beside it, the tighter one binds.
+        client
+            .set_executor_limits(
+                "rate",
+                ExecutorLimits::new()
+                    .concurrency(100)
+                    .rate(RateLimit::per_second(10).per_owner().burst(4)),
+            )
+            .await
+            .unwrap();
+        assert_eq!(taken(at(30_000)).await, 4);
+        assert_eq!(taken(at(30_100)).await, 1);
+        // Cleared: the buckets go with the limits.
+        assert!(client.clear_executor_limits("rate").await.unwrap());
+        let buckets: i64 = sqlx::query_scalar(sql("SELECT count(*) FROM qron.rate_buckets"))
+            .fetch_one(db.pool())
+            .await
+            .unwrap();
+        assert_eq!(buckets, 0);
     }
 }

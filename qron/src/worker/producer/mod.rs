@@ -27,6 +27,9 @@ use crate::db::{self, LeasedJob};
 /// empty, uses the other core (the two skip each other's rows). Measured in BENCHMARKS.md.
 pub(crate) const MAX_LEASES_IN_FLIGHT: usize = 2;
 
+/// The least a producer waits for a rate limit's bucket to refill.
+const MIN_RATE_WAIT: Duration = Duration::from_millis(5);
+
 /// How often an idle producer looks for due jobs when no notification wakes it.
 pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(1);
 /// How long before their run time jobs are leased by default.
@@ -198,7 +201,10 @@ impl Producer {
                 handoff::to_completer(&self.shared, self.exec.take_handoff());
             }
             let resting = self.resting_until;
-            let limited = self.exec.limited.load(Ordering::Relaxed);
+            // Under limits that count places (not only a rate limit), outcomes written free
+            // some.
+            let limited = self.exec.limited.load(Ordering::Relaxed)
+                && self.exec.counted.load(Ordering::Relaxed);
             let short_of_memory = self.short_of_memory_until;
             tokio::select! {
                 biased;
@@ -313,7 +319,7 @@ impl Producer {
         let buffered = self.exec.buffer.len();
         // A limited executor's leased jobs hold places of its limit: none waits in the buffer
         // once the limit binds (a lease came back short); while it has room, they may.
-        let reserve = if self.exec.at_limit() {
+        let reserve = if self.exec.leases_sparingly() {
             0
         } else {
             self.exec.buffer.target(capacity)
@@ -361,7 +367,7 @@ impl Producer {
         allowance: Allowance,
     ) -> impl std::future::Future<Output = Landed> + use<> {
         let limited = self.exec.limited.load(Ordering::Relaxed);
-        let at_limit = self.exec.at_limit();
+        let sparingly = self.exec.leases_sparingly();
         // Under limits, the outcomes handed off since the last lease go with this one.
         let outcomes = if limited {
             self.exec.take_handoff()
@@ -399,7 +405,7 @@ impl Producer {
                 now,
                 // a limited executor's jobs hold their places from their lease: not ahead
                 // while places are scarce
-                due_by: if at_limit {
+                due_by: if sparingly {
                     now
                 } else {
                     now + shared.lease_ahead
@@ -491,10 +497,15 @@ impl Producer {
             self.resting_until = if landed.limited && leased < landed.asked {
                 // Short of what it asked: at the limit, or drained. A place freed here is
                 // taken by the lease that writes its outcome (see `hand_over`); one freed
-                // elsewhere, by the poll.
+                // elsewhere, by the poll; under a rate limit, starts come back as its bucket
+                // refills.
+                let poll = self.shared.poll_interval;
                 let wait = match landed.idle_for {
                     Some((d, _)) if !d.is_zero() => d,
-                    _ => self.shared.poll_interval,
+                    _ => self
+                        .exec
+                        .rate_refill()
+                        .map_or(poll, |r| r.clamp(MIN_RATE_WAIT, poll)),
                 };
                 Some(tokio::time::Instant::now() + wait)
             } else {
