@@ -1,12 +1,12 @@
 //! Global concurrency limits across worker processes (issue 30): four processes share one
 //! database; the places a limit allows are sampled from the rows every 10 ms. A limit is never
 //! exceeded, is used while work waits, and a killed worker's places come back when its leases
-//! run out, never earlier.
+//! run out, never earlier. A rate limit holds its rate across the workers.
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-use qron::{Client, ExecutorLimits};
+use qron::{Client, ExecutorLimits, RateLimit};
 use qron_tests::Rng;
 use qron_tests::fault::{Fleet, Report, fault_job};
 use serde_json::json;
@@ -283,4 +283,92 @@ async fn a_killed_workers_places_come_back_when_its_leases_run_out_never_earlier
     fleet.stop();
     let report = Report::of(&db.pool, &ids).await;
     assert_eq!(report.finished, ids.len(), "{report:?}");
+}
+
+/// The most of `times` (sorted) within any window of `window`.
+fn most_in_window(times: &[chrono::DateTime<chrono::Utc>], window: chrono::Duration) -> usize {
+    let mut most = 0;
+    let mut from = 0;
+    for (i, t) in times.iter().enumerate() {
+        while *t - times[from] >= window {
+            from += 1;
+        }
+        most = most.max(i + 1 - from);
+    }
+    most
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rate_limit_of_100_a_second_holds_across_four_workers_for_30_seconds() {
+    let (_turn, db) = scenario().await;
+    let c = Client::new(db.pool.clone());
+    let rate = RateLimit::per_second(100);
+    c.set_executor_limits("fault", ExecutorLimits::new().rate(rate.clone()))
+        .await
+        .unwrap();
+    // More than 30 seconds' worth: work waits throughout.
+    let ids = c.create_many(jobs(3_600, 50, 32)).await.unwrap();
+    let mut fleet = Fleet::new(&db, env!("CARGO_BIN_EXE_qron-test-worker"), &[]).await;
+    for _ in 0..4 {
+        fleet.spawn_with(&[("QRON_TEST_CONCURRENCY", "10")]);
+    }
+    assert!(
+        crate::executions_reach(&db.pool, 3_300, Duration::from_secs(90)).await,
+        "the workers did not start 3,300 jobs in 90 s"
+    );
+    fleet.stop();
+    let starts: Vec<chrono::DateTime<chrono::Utc>> =
+        sqlx::query_scalar("SELECT started_at FROM public.executions ORDER BY started_at")
+            .fetch_all(&db.pool)
+            .await
+            .unwrap();
+    let leases: Vec<chrono::DateTime<chrono::Utc>> = sqlx::query_scalar(
+        "SELECT last_run_at FROM qron.jobs_all WHERE executor = 'fault'
+            AND last_run_at IS NOT NULL ORDER BY last_run_at",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .unwrap();
+    let thirty = chrono::Duration::seconds(30);
+    let second = chrono::Duration::seconds(1);
+    let in_thirty = starts.iter().filter(|t| **t - starts[0] < thirty).count();
+    let (most_started, most_leased) = (
+        most_in_window(&starts, second),
+        most_in_window(&leases, second),
+    );
+    eprintln!(
+        "rate: {} started in the first 30 s under {rate} (burst {}) in 4 workers; at most \
+         {most_started} started and {most_leased} leased in any second",
+        in_thirty,
+        rate.burst_size(),
+    );
+    report_each_job_at_most_once(&db.pool, &ids).await;
+    // Within 5% of 3,000 over the 30 seconds, and in any one second no more than the rate
+    // and its burst (a lease counts its jobs' starts: the leases hold the bound exactly).
+    assert!(
+        (2_850..=3_150).contains(&in_thirty),
+        "{in_thirty} started in 30 s"
+    );
+    assert!(
+        most_leased < 100 + rate.burst_size() as usize,
+        "{most_leased} leased within a second"
+    );
+    // The handlers start a few milliseconds after their lease, unevenly (104 measured).
+    assert!(
+        most_started <= 110,
+        "{most_started} started within a second"
+    );
+}
+
+/// Each of `ids` ran at most once (the scenario stopped with work left).
+async fn report_each_job_at_most_once(pool: &sqlx::PgPool, ids: &[i64]) {
+    let twice: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM (SELECT job_id FROM public.executions
+          WHERE job_id = ANY($1) GROUP BY job_id HAVING count(*) > 1) d",
+    )
+    .bind(ids)
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    assert_eq!(twice, 0, "jobs ran twice");
 }
