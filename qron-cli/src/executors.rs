@@ -3,7 +3,7 @@
 
 use clap::Subcommand;
 
-use crate::output::{Cell, cut, duration};
+use crate::output::{Cell, cut, duration, parse_duration};
 use crate::{Failure, Global};
 
 #[derive(Subcommand)]
@@ -22,9 +22,9 @@ pub(crate) enum Action {
         /// The executor.
         name: String,
     },
-    /// Limits how many of this executor's jobs run at once across every worker, for every
-    /// owner (replacing its limits): `--concurrency 20`, `--per-owner 2`,
-    /// `--per-field customer_id --per-key 2`.
+    /// Limits how many of this executor's jobs run at once, or start per period, across every
+    /// worker, for every owner (replacing its limits): `--concurrency 20`, `--per-owner 2`,
+    /// `--per-field customer_id --per-key 2`, `--rate 100 --rate-period 1m --rate-per-owner`.
     Limit {
         /// The executor.
         name: String,
@@ -40,6 +40,21 @@ pub(crate) enum Action {
         /// At most this many at once per value of `--per-field`.
         #[arg(long, requires = "per_field")]
         per_key: Option<u32>,
+        /// At most this many starts per `--rate-period` (1 to 1,000,000).
+        #[arg(long, requires = "rate_period")]
+        rate: Option<u32>,
+        /// The rate limit's period: 1s to 366d (30s, 1m, 1h...).
+        #[arg(long, value_parser = parse_duration, requires = "rate")]
+        rate_period: Option<std::time::Duration>,
+        /// Starts at once after a quiet spell (a twentieth of `--rate` by default).
+        #[arg(long, requires = "rate")]
+        rate_burst: Option<u32>,
+        /// The rate limit per owner.
+        #[arg(long, requires = "rate", conflicts_with = "rate_per_field")]
+        rate_per_owner: bool,
+        /// The rate limit per value of this payload field.
+        #[arg(long, requires = "rate")]
+        rate_per_field: Option<String>,
     },
     /// Removes this executor's limits.
     Unlimit {
@@ -66,6 +81,11 @@ pub(crate) async fn run(global: &Global, action: Option<Action>) -> Result<(), F
             per_owner,
             per_field,
             per_key,
+            rate,
+            rate_period,
+            rate_burst,
+            rate_per_owner,
+            rate_per_field,
         } => {
             let mut limits = qron::ExecutorLimits::new();
             if let Some(n) = concurrency {
@@ -76,6 +96,19 @@ pub(crate) async fn run(global: &Global, action: Option<Action>) -> Result<(), F
             }
             if let (Some(field), Some(n)) = (per_field, per_key) {
                 limits = limits.per_field(field, n);
+            }
+            if let (Some(n), Some(period)) = (rate, rate_period) {
+                let mut rate = qron::RateLimit::new(n, period);
+                if let Some(b) = rate_burst {
+                    rate = rate.burst(b);
+                }
+                if rate_per_owner {
+                    rate = rate.per_owner();
+                }
+                if let Some(field) = rate_per_field {
+                    rate = rate.per_field(field);
+                }
+                limits = limits.rate(rate);
             }
             client.set_executor_limits(&name, limits.clone()).await?;
             if global.out.json {

@@ -667,6 +667,43 @@ async fn executors_are_listed_paused_and_resumed_for_the_owner() {
                 .per_field("customer_id", 2)
         )
     );
+    // A rate limit per owner; a period under a second is refused, naming it.
+    assert_eq!(
+        ok(
+            &[
+                "executors",
+                "limit",
+                "email",
+                "--rate",
+                "100",
+                "--rate-period",
+                "1m",
+                "--rate-per-owner"
+            ],
+            &url
+        )
+        .await,
+        "executor email limited to 100 per minute per owner across every worker\n"
+    );
+    let short = qron(
+        &[
+            "executors",
+            "limit",
+            "email",
+            "--rate",
+            "5",
+            "--rate-period",
+            "500ms",
+        ],
+        Some(&url),
+    )
+    .await;
+    assert_eq!(short.status.code(), Some(1));
+    assert!(
+        text(&short.stderr).contains("rate_period"),
+        "{}",
+        text(&short.stderr)
+    );
     assert_eq!(
         ok(&["executors", "unlimit", "email"], &url).await,
         "executor email unlimited\n"

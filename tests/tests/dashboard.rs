@@ -548,6 +548,38 @@ async fn an_admin_limits_an_executor_from_the_overview_and_a_tenant_may_not() {
         client.executor_limits("sync").await.unwrap(),
         Some(qron::ExecutorLimits::new().concurrency(3))
     );
+    // A rate limit per key set elsewhere shows with its buckets, and survives a new limit on
+    // all at once from the form (which changes that limit only).
+    let rate = qron::RateLimit::per_minute(100)
+        .per_field("customer_id")
+        .burst(5);
+    client
+        .set_executor_limits(
+            "sync",
+            qron::ExecutorLimits::new()
+                .concurrency(3)
+                .rate(rate.clone()),
+        )
+        .await
+        .unwrap();
+    wait_text(
+        &b,
+        "tr[data-executor=sync] td[data-limits]",
+        "3 at once, 100 per minute per customer_id: 0 in use, 0 out of starts",
+    )
+    .await;
+    type_into(&b, "tr[data-executor=sync] input[name=concurrency]", "4").await;
+    click_button(&b, "Limit", false).await;
+    wait_text(
+        &b,
+        "tr[data-executor=sync] td[data-limits]",
+        "4 at once, 100 per minute per customer_id",
+    )
+    .await;
+    assert_eq!(
+        client.executor_limits("sync").await.unwrap(),
+        Some(qron::ExecutorLimits::new().concurrency(4).rate(rate))
+    );
     click_button(&b, "Unlimit", false).await;
     wait_text(&b, "tr[data-executor=sync] td[data-limits]", "none").await;
     assert_eq!(client.executor_limits("sync").await.unwrap(), None);

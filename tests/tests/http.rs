@@ -446,7 +446,8 @@ async fn executor_limits_are_the_admins_and_every_owner_sees_them() {
     let set = r#"mutation($l: ExecutorLimitsInput!) {
         setExecutorLimits(executor: "sync", limits: $l) }"#;
     let limits = json!({ "concurrency": 4, "partitionBy": "FIELD",
-                         "partitionField": "customer_id", "partitionConcurrency": 2 });
+                         "partitionField": "customer_id", "partitionConcurrency": 2,
+                         "rate": { "limit": 100, "periodSeconds": 60, "partitionBy": "OWNER" } });
     // A tenant may not limit what every tenant shares; nothing is written.
     let tenant = gql(&base, &[("x-tenant", "acme")], set, json!({ "l": limits })).await;
     assert_eq!(code(&tenant), "FORBIDDEN", "{tenant}");
@@ -461,6 +462,22 @@ async fn executor_limits_are_the_admins_and_every_owner_sees_them() {
             "partition_field",
         ),
         (json!({}), "limits"),
+        (
+            json!({ "rate": { "limit": 5, "periodSeconds": 0.5 } }),
+            "rate_period",
+        ),
+        (
+            json!({ "rate": { "limit": 5, "periodSeconds": -1 } }),
+            "rate_period",
+        ),
+        (
+            json!({ "rate": { "limit": 5, "periodSeconds": 1, "burst": 6 } }),
+            "rate_burst",
+        ),
+        (
+            json!({ "rate": { "limit": 5, "periodSeconds": 1, "partitionBy": "FIELD" } }),
+            "rate_partition_field",
+        ),
     ] {
         let refused = gql(&base, &[("x-tenant", "ops")], set, json!({ "l": bad })).await;
         assert_eq!(code(&refused), "INVALID_ARGUMENT", "{refused}");
@@ -477,7 +494,8 @@ async fn executor_limits_are_the_admins_and_every_owner_sees_them() {
         &base,
         &[("x-tenant", "acme")],
         "{ executors { executor due limitTaken atLimit
-                        limits { concurrency partitionBy partitionField partitionConcurrency } } }",
+                        limits { concurrency partitionBy partitionField partitionConcurrency
+                                 text rate { limit periodSeconds burst partitionBy } } } }",
         json!({}),
     )
     .await;
@@ -489,7 +507,10 @@ async fn executor_limits_are_the_admins_and_every_owner_sees_them() {
     assert_eq!(
         sync["limits"],
         json!({ "concurrency": 4, "partitionBy": "field", "partitionField": "customer_id",
-                "partitionConcurrency": 2 })
+                "partitionConcurrency": 2,
+                "text": "4 at once, 2 per customer_id, 100 per minute per owner",
+                "rate": { "limit": 100, "periodSeconds": 60.0, "burst": 5,
+                          "partitionBy": "owner" } })
     );
     let cleared = gql(
         &base,

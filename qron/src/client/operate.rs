@@ -236,7 +236,7 @@ impl Client {
     pub async fn executor_limits(&self, executor: &str) -> Result<Option<ExecutorLimits>> {
         check_name("executor", executor)?;
         let mut found = db::executor_limits_get(&self.pool, Some(&[executor])).await?;
-        Ok(found.pop().map(|(_, limits, _)| limits))
+        Ok(found.pop().map(|l| l.limits))
     }
 
     /// This owner's executors: each one with a live job of the owner, paused by the owner, or
@@ -262,17 +262,18 @@ impl Client {
         let now = self.now().await;
         let mut list = db::executors_list(&self.pool, &self.owner, now).await?;
         let names: Vec<&str> = list.iter().map(|e| e.executor.as_str()).collect();
-        let mut limits: std::collections::HashMap<String, (ExecutorLimits, i64)> =
+        let mut limits: std::collections::HashMap<String, db::LimitsNow> =
             db::executor_limits_get(&self.pool, Some(&names))
                 .await?
                 .into_iter()
-                .map(|(executor, limits, taken)| (executor, (limits, taken)))
+                .map(|l| (l.executor.clone(), l))
                 .collect();
         for e in &mut list {
             e.lateness = e.oldest_due_at.and_then(|t| (now - t).to_std().ok());
-            if let Some((l, taken)) = limits.remove(&e.executor) {
-                e.limits = Some(l);
-                e.limit_taken = taken;
+            if let Some(l) = limits.remove(&e.executor) {
+                e.limits = Some(l.limits);
+                e.limit_taken = l.taken;
+                e.rate_spent = l.rate_spent;
             }
         }
         Ok(list)
@@ -333,6 +334,10 @@ pub struct ExecutorInfo {
     /// The places its limits count as taken now: jobs leased under them, every owner's.
     #[sqlx(skip)]
     pub limit_taken: i64,
+    /// Under a rate limit, the buckets with no start left now: 1 for a limit in all whose
+    /// due jobs wait for the rate, the keys out of starts for one per key.
+    #[sqlx(skip)]
+    pub rate_spent: i64,
 }
 
 impl ExecutorInfo {

@@ -98,14 +98,20 @@ pub(crate) async fn executor_limits_clear<'e>(
 }
 
 /// The limits of executors `$1` (every executor's when NULL), each with the places taken under
-/// them now (the dashboard's and the executors' list show them).
+/// them now and the rate buckets spent (the dashboard's and the executors' list show them).
 const EXECUTOR_LIMITS_GET: &str = "
     SELECT l.executor, l.concurrency, l.partition_by, l.partition_field,
            l.partition_concurrency, l.rate_limit, l.rate_period_ms, l.rate_burst,
            l.rate_partition_by, l.rate_partition_field,
            (SELECT count(*) FROM qron.jobs j
              WHERE j.executor = l.executor AND j.limit_key IS NOT NULL
-               AND j.lease_expires_at IS NOT NULL AND j.lease_expires_at > now()) AS taken
+               AND j.lease_expires_at IS NOT NULL AND j.lease_expires_at > now()) AS taken,
+           -- the rate buckets with no start left now (see `JOB_LEASE_LIMITED`)
+           (SELECT count(*) FROM qron.rate_buckets b
+             WHERE b.executor = l.executor AND l.rate_limit IS NOT NULL
+               AND extract(epoch FROM b.tat - now())::float8
+                   > (l.rate_burst - 1) * (l.rate_period_ms::float8 / 1000 / l.rate_limit))
+               AS rate_spent
       FROM qron.executor_limits l
      WHERE $1::text[] IS NULL OR l.executor = ANY($1)
      ORDER BY l.executor";
@@ -124,12 +130,24 @@ struct LimitsRow {
     rate_partition_by: Option<String>,
     rate_partition_field: Option<String>,
     taken: i64,
+    rate_spent: i64,
+}
+
+/// An executor's limits and how much of them is used now.
+#[derive(Debug, Clone)]
+pub(crate) struct LimitsNow {
+    pub executor: String,
+    pub limits: ExecutorLimits,
+    /// The places taken: jobs leased under the limits, unexpired.
+    pub taken: i64,
+    /// The rate buckets with no start left: 1 (or 0) for a rate limit in all; the keys out
+    /// of starts for one per key.
+    pub rate_spent: i64,
 }
 
 impl LimitsRow {
-    /// The executor, its limits (`None` for a row no version of qron writes) and the places
-    /// taken.
-    fn into_limits(self) -> Option<(String, ExecutorLimits, i64)> {
+    /// The executor, its limits (`None` for a row no version of qron writes) and their use.
+    fn into_limits(self) -> Option<LimitsNow> {
         let rate = match (self.rate_limit, self.rate_period_ms, self.rate_burst) {
             (None, None, None) => None,
             (Some(n), Some(ms), Some(burst)) => Some(crate::RateLimit::from_columns(
@@ -148,16 +166,21 @@ impl LimitsRow {
             self.partition_concurrency,
         )?;
         limits.rate = rate;
-        Some((self.executor, limits, self.taken))
+        Some(LimitsNow {
+            executor: self.executor,
+            limits,
+            taken: self.taken,
+            rate_spent: self.rate_spent,
+        })
     }
 }
 
-/// The limits of each of `executors` (of every executor with `None`) that has some, and the
-/// places taken under them.
+/// The limits of each of `executors` (of every executor with `None`) that has some, and their
+/// use.
 pub(crate) async fn executor_limits_get<'e>(
     ex: impl PgExecutor<'e>,
     executors: Option<&[&str]>,
-) -> sqlx::Result<Vec<(String, ExecutorLimits, i64)>> {
+) -> sqlx::Result<Vec<LimitsNow>> {
     let rows: Vec<LimitsRow> = sqlx::query_as(sql(EXECUTOR_LIMITS_GET))
         .bind(executors)
         .fetch_all(ex)

@@ -210,8 +210,8 @@ pub(crate) async fn refresh_limits(
             for (name, e) in executors {
                 let limits = limited
                     .iter()
-                    .find(|(l, _, _)| l == name)
-                    .map(|(_, l, _)| l);
+                    .find(|l| l.executor == *name)
+                    .map(|l| &l.limits);
                 let passes_over = limits.is_some_and(|l| {
                     matches!(l.partition(), Some((Partition::Field(_), _)))
                         || matches!(

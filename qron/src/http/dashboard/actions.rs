@@ -147,12 +147,15 @@ pub(crate) async fn executor(
     let done = match action.as_str() {
         "pause" => view.client.pause_executor(executor).await,
         "resume" => view.client.resume_executor(executor).await,
+        // The limit on all at once, keeping the executor's other limits (per key, rate).
         "limit" => match field(&fields, "concurrency").trim().parse::<u32>() {
-            Ok(n) => {
-                view.client
-                    .set_executor_limits(executor, crate::ExecutorLimits::new().concurrency(n))
-                    .await
-            }
+            Ok(n) => match view.client.executor_limits(executor).await {
+                Ok(limits) => {
+                    let limits = limits.unwrap_or_default().concurrency(n);
+                    view.client.set_executor_limits(executor, limits).await
+                }
+                Err(e) => Err(e),
+            },
             Err(_) => Err(Error::InvalidArgument {
                 field: "concurrency",
                 reason: "give a whole number from 1 to 1,000,000".to_owned(),

@@ -21,7 +21,7 @@ pub(crate) struct Overview {
     /// The live workers and the executors each serves.
     pub(crate) workers: Vec<(String, Vec<String>)>,
     /// The executors' limits (every owner's), with the places taken under them.
-    pub(crate) limits: Vec<(String, crate::ExecutorLimits, i64)>,
+    pub(crate) limits: Vec<db::LimitsNow>,
     /// Why the last refresh failed, if it did (the figures are then the previous ones).
     pub(crate) error: Option<String>,
     /// When this refresh ended, by this process's clock.

@@ -111,12 +111,20 @@ pub(crate) fn rows(view: &View, figures: &Overview) -> Markup {
                     }
                 }
                 td data-limits {
-                    @let limits = figures.limits.iter().find(|(e, _, _)| e == name);
-                    @if let Some((_, l, taken)) = limits {
+                    @let limits = figures.limits.iter().find(|l| l.executor == *name);
+                    @if let Some(now) = limits {
+                        @let l = &now.limits;
                         (l.to_string())
-                        @let full = l.concurrency_limit().is_some_and(|n| *taken >= i64::from(n));
-                        ": " span data-taken { (taken) } " in use"
+                        @let full = l.concurrency_limit().is_some_and(|n| now.taken >= i64::from(n));
+                        ": " span data-taken { (now.taken) } " in use"
                         @if full { " " span.badge.late title="Every place is taken: due jobs wait for one" { "full" } }
+                        @if let Some(rate) = l.rate_limit() {
+                            @if rate.partition().is_some() {
+                                ", " span data-rate-spent { (now.rate_spent) } " out of starts"
+                            } @else if now.rate_spent > 0 {
+                                " " span.badge.late data-rate-spent title="No start left until the rate's bucket refills: due jobs wait for it" { "at rate" }
+                            }
+                        }
                         " "
                     } @else { span.muted { "none " } }
                     @if view.admin && !view.read_only {
@@ -124,7 +132,7 @@ pub(crate) fn rows(view: &View, figures: &Overview) -> Markup {
                             input type="hidden" name="token" value=(view.token);
                             input type="hidden" name="executor" value=(name);
                             label { "at most " input type="number" name="concurrency" min="1" max="1000000" required size="6"
-                                value=[limits.and_then(|(_, l, _)| l.concurrency_limit())]; }
+                                value=[limits.and_then(|l| l.limits.concurrency_limit())]; }
                             button type="submit" { "Limit" }
                         }
                         @if limits.is_some() {

@@ -272,8 +272,8 @@ pub enum PartitionBy {
 }
 
 /// An executor's limits across every worker (see the Rust API's `ExecutorLimits`): at most
-/// `concurrency` of its jobs at once, and at most `partitionConcurrency` per key of
-/// `partitionBy`. Each limit is 1 to 1,000,000.
+/// `concurrency` of its jobs at once, at most `partitionConcurrency` per key of
+/// `partitionBy`, and at most `rate` starts per period. Each limit is 1 to 1,000,000.
 #[derive(InputObject, Debug)]
 pub struct ExecutorLimitsInput {
     /// At most this many of its jobs at once, in all.
@@ -284,6 +284,71 @@ pub struct ExecutorLimitsInput {
     pub partition_field: Option<String>,
     /// At most this many at once per key.
     pub partition_concurrency: Option<u32>,
+    /// At most so many starts per period.
+    pub rate: Option<RateLimitInput>,
+}
+
+/// A rate limit (see the Rust API's `RateLimit`): at most `limit` starts per `periodSeconds`
+/// (1 second to 366 days), in all or per key of its own `partitionBy`.
+#[derive(InputObject, Debug)]
+pub struct RateLimitInput {
+    /// At most this many starts per period (1 to 1,000,000).
+    pub limit: u32,
+    /// The period, in seconds.
+    pub period_seconds: f64,
+    /// Starts at once after a quiet spell (1 to `limit`; a twentieth of it by default).
+    pub burst: Option<u32>,
+    /// Per key of this, when given.
+    pub partition_by: Option<PartitionBy>,
+    /// The payload's field, with `partitionBy: FIELD`.
+    pub partition_field: Option<String>,
+}
+
+impl RateLimitInput {
+    fn into_rate(self) -> Result<crate::RateLimit> {
+        let period = std::time::Duration::try_from_secs_f64(self.period_seconds).map_err(|_| {
+            gql(crate::Error::InvalidArgument {
+                field: "rate_period",
+                reason: format!("is {} seconds, not a length of time", self.period_seconds),
+            })
+        })?;
+        let mut rate = crate::RateLimit::new(self.limit, period);
+        if let Some(b) = self.burst {
+            rate = rate.burst(b);
+        }
+        if let Some(p) = partition(
+            self.partition_by,
+            self.partition_field,
+            "rate_partition_field",
+        )? {
+            rate = rate.per(p);
+        }
+        Ok(rate)
+    }
+}
+
+/// The partition a `partitionBy` and a `partitionField` name; a field without `FIELD`, or
+/// `FIELD` without a field, is refused naming `field`.
+fn partition(
+    by: Option<PartitionBy>,
+    field: Option<String>,
+    name: &'static str,
+) -> Result<Option<crate::Partition>> {
+    match (by, field) {
+        (None, None) => Ok(None),
+        (Some(PartitionBy::Owner), None) => Ok(Some(crate::Partition::Owner)),
+        (Some(PartitionBy::Field), Some(f)) => Ok(Some(crate::Partition::Field(f))),
+        (Some(PartitionBy::Owner), Some(_)) | (None, Some(_)) => {
+            Err(gql(crate::Error::InvalidArgument {
+                field: name,
+                reason: "name a field only with `partitionBy: FIELD`".to_owned(),
+            }))
+        }
+        (Some(PartitionBy::Field), None) => Err(gql(crate::Error::InvalidArgument {
+            field: name,
+            reason: "`partitionBy: FIELD` needs the payload's field".to_owned(),
+        })),
+    }
 }
 
 impl ExecutorLimitsInput {
@@ -292,23 +357,10 @@ impl ExecutorLimitsInput {
         if let Some(n) = self.concurrency {
             limits = limits.concurrency(n);
         }
-        let partition = match (self.partition_by, self.partition_field) {
-            (None, None) => None,
-            (Some(PartitionBy::Owner), None) => Some(crate::Partition::Owner),
-            (Some(PartitionBy::Field), Some(f)) => Some(crate::Partition::Field(f)),
-            (Some(PartitionBy::Owner), Some(_)) | (None, Some(_)) => {
-                return Err(gql(crate::Error::InvalidArgument {
-                    field: "partition_field",
-                    reason: "name a field only with `partitionBy: FIELD`".to_owned(),
-                }));
-            }
-            (Some(PartitionBy::Field), None) => {
-                return Err(gql(crate::Error::InvalidArgument {
-                    field: "partition_field",
-                    reason: "`partitionBy: FIELD` needs the payload's field".to_owned(),
-                }));
-            }
-        };
+        if let Some(rate) = self.rate {
+            limits = limits.rate(rate.into_rate()?);
+        }
+        let partition = partition(self.partition_by, self.partition_field, "partition_field")?;
         match (partition, self.partition_concurrency) {
             (Some(p), Some(n)) => limits = limits.per(p, n),
             (None, None) => {}

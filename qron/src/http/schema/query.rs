@@ -119,6 +119,7 @@ impl Query {
                 at_limit: e.is_at_limit(),
                 limits: e.limits.as_ref().map(Into::into),
                 limit_taken: e.limit_taken,
+                rate_spent: e.rate_spent,
                 due: e.due,
                 executor: e.executor,
                 ready: e.ready,

@@ -132,6 +132,9 @@ pub struct Executor {
     pub limit_taken: i64,
     /// Whether its concurrency limit is fully used: due jobs wait for places.
     pub at_limit: bool,
+    /// Under a rate limit, the buckets with no start left now (1 for a limit in all; the keys
+    /// out of starts for one per key).
+    pub rate_spent: i64,
 }
 
 /// An executor's limits across every worker.
@@ -145,6 +148,42 @@ pub struct ExecutorLimits {
     pub partition_field: Option<String>,
     /// At most this many at once per key.
     pub partition_concurrency: Option<u32>,
+    /// At most so many starts per period.
+    pub rate: Option<RateLimit>,
+    /// The limits in words: `20 at once, 2 per customer_id, 100 per minute`.
+    pub text: String,
+}
+
+/// A rate limit: at most `limit` starts per `periodSeconds`, up to `burst` at once.
+#[derive(SimpleObject, Debug)]
+pub struct RateLimit {
+    /// At most this many starts per period.
+    pub limit: u32,
+    /// The period, in seconds.
+    pub period_seconds: f64,
+    /// Starts at once after a quiet spell.
+    pub burst: u32,
+    /// What the limit counts by, when per key: `owner`, or `field`.
+    pub partition_by: Option<String>,
+    /// The payload's field, when by field.
+    pub partition_field: Option<String>,
+}
+
+impl From<&crate::RateLimit> for RateLimit {
+    fn from(r: &crate::RateLimit) -> Self {
+        let (by, field) = match r.partition() {
+            None => (None, None),
+            Some(crate::Partition::Owner) => (Some("owner".to_owned()), None),
+            Some(crate::Partition::Field(f)) => (Some("field".to_owned()), Some(f.clone())),
+        };
+        Self {
+            limit: r.starts(),
+            period_seconds: r.period().as_secs_f64(),
+            burst: r.burst_size(),
+            partition_by: by,
+            partition_field: field,
+        }
+    }
 }
 
 impl From<&crate::ExecutorLimits> for ExecutorLimits {
@@ -159,6 +198,8 @@ impl From<&crate::ExecutorLimits> for ExecutorLimits {
             partition_by: by.map(str::to_owned),
             partition_field: field,
             partition_concurrency: per_key,
+            rate: l.rate_limit().map(RateLimit::from),
+            text: l.to_string(),
         }
     }
 }
