@@ -298,9 +298,53 @@ pub mod flow {
     //! worker held leased but not started are handed back. A lease that was already on its way
     //! when the limit was set may still take its jobs (at most one lease's, once).
     //!
-    //! Not yet: rate limits (so many starts a period), weighted fairness between owners and
-    //! per-owner caps set by the owner (a partition by owner is the operator's cap for every
-    //! owner).
+    //! ## Rate limits
+    //!
+    //! Part of the same limits: at most N starts per period across every worker, in all or per
+    //! owner or payload field ("100 requests a minute per customer"), with a partition of its
+    //! own (a concurrency limit per owner and a rate per customer go together).
+    //!
+    //! ```no_run
+    //! use qron::{ExecutorLimits, RateLimit};
+    //! # async fn demo(client: qron::Client) -> qron::Result<()> {
+    //! // The provider allows 100 calls a minute per customer, and 20 connections.
+    //! let rate = RateLimit::per_minute(100).per_field("customer_id");
+    //! client
+    //!     .set_executor_limits("sync", ExecutorLimits::new().concurrency(20).rate(rate))
+    //!     .await?;
+    //! for e in client.executors().await? {
+    //!     if e.rate_spent > 0 {
+    //!         tracing::info!(executor = %e.executor, keys = e.rate_spent, "keys out of starts");
+    //!     }
+    //! }
+    //! # Ok(()) }
+    //! ```
+    //!
+    //! How it holds:
+    //! - **A bucket per key, not per job**: a GCRA cell (`qron.rate_buckets`, one row per
+    //!   executor and key holding the time the bucket is paid up to), read and moved once per
+    //!   lease, under the executor's limit lock and in the lease's own statement: a lease of 50
+    //!   jobs writes each of their keys' rows once.
+    //! - **A start counts at its lease.** A rate-limited executor's worker leases only due jobs
+    //!   into free slots, so a start follows its lease within milliseconds; a retry is a start.
+    //! - **The steady rate, and a small burst**: starts are spaced `period / N` apart, and up
+    //!   to the burst (a twentieth of N by default, [`RateLimit::burst`](crate::RateLimit::burst))
+    //!   may go at once after a quiet spell. Any window of one period holds at most
+    //!   `N + burst - 1` starts; over 30 s, four worker processes under 100 a second started
+    //!   3,004 jobs, and at most 104 in any second (`reliability::limits`).
+    //! - **A key out of starts is passed over** before its jobs are locked, as a full key is:
+    //!   the other keys' jobs behind it start.
+    //! - A worker whose lease the rate cut short leases again when its bucket has refilled a
+    //!   burst (at most a poll interval later), or when told of new jobs.
+    //!
+    //! A period under a second or over 366 days, a rate of 0 or over a million, a burst over
+    //! the rate: refused naming the field (`rate_period`, `rate_limit`, `rate_burst`), nothing
+    //! written. Setting an executor's limits again starts its buckets afresh. Buckets that
+    //! have refilled are dropped by the hourly maintenance pass (a missing row is a full
+    //! bucket).
+    //!
+    //! Not yet: weighted fairness between owners and per-owner caps set by the owner (a
+    //! partition by owner is the operator's cap for every owner).
 }
 
 pub mod production {

@@ -1,4 +1,5 @@
-//! The history's upkeep: day partitions, their retention, and the leader's lock.
+//! The upkeep: the history's day partitions and their retention, the rows that expire, and
+//! the leader's lock.
 
 use crate::schema::sql;
 use sqlx::PgExecutor;
@@ -58,4 +59,38 @@ pub(crate) async fn maintenance_try_lock<'e>(ex: impl PgExecutor<'e>) -> sqlx::R
     ))
     .fetch_one(ex)
     .await
+}
+
+/// Rows kept only until a time, dropped by the maintenance pass.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Expiring {
+    /// Unique claims whose period ended (a later job has another key).
+    UniqueClaims,
+    /// Rate buckets refilled (a key without a row has its whole burst: the same).
+    RateBuckets,
+}
+
+/// Drops up to `limit` rows of `what` that expired before `now`; how many.
+pub(crate) async fn rows_expire<'e>(
+    ex: impl PgExecutor<'e>,
+    what: Expiring,
+    now: chrono::DateTime<chrono::Utc>,
+    limit: i64,
+) -> sqlx::Result<u64> {
+    let statement = match what {
+        Expiring::UniqueClaims => {
+            "DELETE FROM qron.job_uniques WHERE ctid = ANY(ARRAY(
+                 SELECT ctid FROM qron.job_uniques WHERE until < $1 LIMIT $2))"
+        }
+        Expiring::RateBuckets => {
+            "DELETE FROM qron.rate_buckets WHERE ctid = ANY(ARRAY(
+                 SELECT ctid FROM qron.rate_buckets WHERE tat < $1 LIMIT $2))"
+        }
+    };
+    sqlx::query(sql(statement))
+        .bind(now)
+        .bind(limit)
+        .execute(ex)
+        .await
+        .map(|r| r.rows_affected())
 }

@@ -132,21 +132,3 @@ pub(crate) async fn job_unique_holders<'e>(
     .fetch_all(ex)
     .await
 }
-
-/// Drops up to `limit` claims whose period ended before `now` (a later job has another key);
-/// how many.
-pub(crate) async fn job_uniques_expire<'e>(
-    ex: impl PgExecutor<'e>,
-    now: DateTime<Utc>,
-    limit: i64,
-) -> sqlx::Result<u64> {
-    sqlx::query(sql(
-        "DELETE FROM qron.job_uniques WHERE ctid = ANY(ARRAY(
-                         SELECT ctid FROM qron.job_uniques WHERE until < $1 LIMIT $2))",
-    ))
-    .bind(now)
-    .bind(limit)
-    .execute(ex)
-    .await
-    .map(|r| r.rows_affected())
-}

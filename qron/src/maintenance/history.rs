@@ -142,22 +142,24 @@ pub(crate) async fn maintain_once(
             dropped.push(name);
         }
     }
-    // Unique keys whose period is over: no later job has them.
-    loop {
-        let Some(mut tx) = maintenance_step(pool).await? else {
-            break;
-        };
-        let expired = db::job_uniques_expire(&mut *tx, now, UNIQUE_EXPIRE_BATCH).await?;
-        tx.commit().await?;
-        if expired < UNIQUE_EXPIRE_BATCH.unsigned_abs() {
-            break;
+    // Unique keys whose period is over (no later job has them), and rate buckets refilled.
+    for what in [db::Expiring::UniqueClaims, db::Expiring::RateBuckets] {
+        loop {
+            let Some(mut tx) = maintenance_step(pool).await? else {
+                return Ok(dropped);
+            };
+            let expired = db::rows_expire(&mut *tx, what, now, EXPIRE_BATCH).await?;
+            tx.commit().await?;
+            if expired < EXPIRE_BATCH.unsigned_abs() {
+                break;
+            }
         }
     }
     Ok(dropped)
 }
 
-/// Unique keys dropped per statement of a maintenance pass.
-const UNIQUE_EXPIRE_BATCH: i64 = 10_000;
+/// Expired rows dropped per statement of a maintenance pass.
+const EXPIRE_BATCH: i64 = 10_000;
 
 #[cfg(test)]
 mod tests {
@@ -165,6 +167,28 @@ mod tests {
 
     use super::*;
     use crate::testing::TestDb;
+
+    #[tokio::test]
+    async fn a_pass_drops_the_rate_buckets_refilled_and_keeps_the_others() {
+        let db = TestDb::new().await.unwrap();
+        sqlx::query(crate::schema::sql(
+            "INSERT INTO qron.rate_buckets (executor, key, tat)
+             VALUES ('x', 'past', now() - interval '1 second'),
+                    ('x', 'ahead', now() + interval '1 hour')",
+        ))
+        .execute(db.pool())
+        .await
+        .unwrap();
+        maintain_once(db.pool(), Utc::now(), Duration::from_secs(86_400))
+            .await
+            .unwrap();
+        let left: Vec<String> =
+            sqlx::query_scalar(crate::schema::sql("SELECT key FROM qron.rate_buckets"))
+                .fetch_all(db.pool())
+                .await
+                .unwrap();
+        assert_eq!(left, ["ahead"]);
+    }
 
     #[tokio::test]
     async fn a_pass_drops_the_unique_keys_whose_period_is_over() {

@@ -22,6 +22,12 @@ use sqlx::PgExecutor;
 /// Partitioned by a payload field, the jobs of keys at their limit are passed over in the scan
 /// before they are locked: a lease finds a job of a key with room wherever it is in the queue,
 /// and reads past the due jobs of full keys ahead of it to get there.
+///
+/// Under a rate limit (see `migrations/0018_rate_limits.sql`), the buckets ahead of now are
+/// read as the places are, once the lock is held (`qron.rate_spent`); each key (the rate's own
+/// partition) gives no more jobs than its starts left, keys or owners with none are passed
+/// over as full ones are, and the buckets of the keys taken move on by one start's gap a job,
+/// in the same statement.
 const JOB_LEASE_LIMITED: &str = concat!(
     "
     WITH RECURSIVE",
