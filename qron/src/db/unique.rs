@@ -3,7 +3,6 @@
 
 use crate::job::JobRow;
 use crate::schema::sql;
-use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgExecutor};
 
 use super::InsertRow;
