@@ -89,8 +89,8 @@ pub mod testing;
 
 pub use client::{
     CONNECT_TIMEOUT, Client, ClientBuilder, DEFAULT_MAX_JSON_BYTES, DEFAULT_OWNER, ExecutorInfo,
-    MAX_LEASE_BYTES, MAX_REMOTE_BATCH, RemoteJob, RemoteOutcome, RemoteResult, Reported,
-    Validation, client, init, validate,
+    MAX_LEASE_BYTES, MAX_OWNER_WEIGHT, MAX_REMOTE_BATCH, RemoteJob, RemoteOutcome, RemoteResult,
+    Reported, Validation, client, init, validate,
 };
 pub use clock::HostClock;
 pub use enqueue::{Enqueue, Via};

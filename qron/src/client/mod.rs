@@ -16,8 +16,10 @@ pub(crate) mod checks;
 mod create;
 mod manage;
 mod operate;
+mod owners;
 mod remote;
 pub use operate::ExecutorInfo;
+pub use owners::MAX_OWNER_WEIGHT;
 pub use remote::{
     MAX_LEASE_BYTES, MAX_REMOTE_BATCH, RemoteJob, RemoteOutcome, RemoteResult, Reported,
 };

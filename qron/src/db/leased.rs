@@ -33,6 +33,10 @@ pub(crate) struct LeasedJob {
     pub lease_expires_at: DateTime<Utc>,
     /// Its place in the lease order: its run time, put back by its priority (in UTC).
     pub lease_at: chrono::NaiveDateTime,
+    /// Its owner's turn in the lease, and the owner's weight (see `owner_columns`): the
+    /// worker starts the jobs of one lease in the rounds the lease took them in.
+    pub turn: i64,
+    pub weight: i32,
 }
 
 impl LeasedJob {
@@ -64,6 +68,8 @@ impl LeasedJob {
             lease_secret: None,
             lease_expires_at: at,
             lease_at: at.naive_utc(),
+            turn: 1,
+            weight: 1,
         }
     }
 
@@ -77,7 +83,7 @@ impl LeasedJob {
 /// The lease's `RETURNING` list, by name, in order: [`LeasedJob`] is decoded by these
 /// positions (a lease returns up to a batch of rows, and looking each column up by name was a
 /// noticeable part of a worker's time). A test checks that the statement's list is this one.
-const LEASED_COLUMNS: [&str; 19] = [
+const LEASED_COLUMNS: [&str; 21] = [
     "id",
     "owner",
     "name",
@@ -97,6 +103,8 @@ const LEASED_COLUMNS: [&str; 19] = [
     "lease_secret",
     "lease_expires_at",
     "lease_at",
+    "turn",
+    "weight",
 ];
 
 /// The position of `column` in [`LEASED_COLUMNS`] (evaluated at compile time: a name not in
@@ -150,6 +158,12 @@ impl<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> for LeasedJob {
             lease_secret: row.try_get_unchecked(const { leased("lease_secret") })?,
             lease_expires_at: row.try_get_unchecked(const { leased("lease_expires_at") })?,
             lease_at: row.try_get_unchecked(const { leased("lease_at") })?,
+            turn: row
+                .try_get_unchecked::<Option<i64>, _>(const { leased("turn") })?
+                .unwrap_or(0),
+            weight: row
+                .try_get_unchecked::<Option<i32>, _>(const { leased("weight") })?
+                .unwrap_or(1),
         })
     }
 }

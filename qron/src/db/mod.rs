@@ -18,6 +18,7 @@ mod maintenance;
 mod manage;
 mod operate;
 mod outcome;
+mod owners;
 mod unique;
 mod workers;
 
@@ -32,6 +33,7 @@ pub(crate) use maintenance::*;
 pub(crate) use manage::*;
 pub(crate) use operate::*;
 pub(crate) use outcome::*;
+pub(crate) use owners::*;
 pub(crate) use unique::*;
 pub(crate) use workers::*;
 

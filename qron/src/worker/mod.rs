@@ -86,6 +86,9 @@ pub(crate) struct ExecutorState {
     /// Under a rate limit, how long its bucket takes to refill a burst, in nanoseconds (0:
     /// no rate limit): a lease the rate cut short is followed by another after that long.
     pub(crate) rate_refill: AtomicU64,
+    /// Whether some owner capped its jobs of the executor (kept by the notifier): a lease that
+    /// takes none of its due jobs then waits for places, as under limits.
+    pub(crate) capped: AtomicBool,
     /// Whether the limits bound the executor's last lease (it came back short).
     pub(crate) bound: AtomicBool,
     /// Under limits, the outcomes of the jobs that ended, for the producer's next lease to
@@ -113,6 +116,7 @@ impl ExecutorState {
             passes_over: AtomicBool::new(false),
             counted: AtomicBool::new(false),
             rate_refill: AtomicU64::new(0),
+            capped: AtomicBool::new(false),
             bound: AtomicBool::new(true),
             handoff: std::sync::Mutex::new(Some(Vec::new())),
         }

@@ -205,6 +205,20 @@ pub(crate) async fn refresh_limits(
     executors: &HashMap<&'static str, Arc<ExecutorState>>,
 ) {
     let names: Vec<&str> = executors.keys().copied().collect();
+    match db::executors_capped(pool, &names).await {
+        Ok(capped) => {
+            for (name, e) in executors {
+                e.capped
+                    .store(capped.iter().any(|c| c == name), Ordering::Relaxed);
+            }
+        }
+        Err(err) => {
+            for e in executors.values() {
+                e.capped.store(true, Ordering::Relaxed);
+            }
+            tracing::warn!(error = %err, "could not read the owners' caps; waiting as if capped");
+        }
+    }
     match db::executor_limits_get(pool, Some(&names)).await {
         Ok(limited) => {
             for (name, e) in executors {

@@ -53,3 +53,105 @@ async fn an_owners_backlog_does_not_hold_back_another_owners_jobs() {
         (last - created).num_milliseconds()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn owners_share_a_worker_by_their_weights_and_an_owners_cap_holds() {
+    let db = TestDb::new().await;
+    let c = Client::new(db.pool.clone());
+    c.set_owner_weight("A", 3).await.unwrap();
+    // B caps its jobs at 2 at once; C's are not capped.
+    c.owner("B").set_owner_cap("act", 2).await.unwrap();
+    let keys = [key("weight-a"), key("cap-b"), key("free-c")];
+    for (owner, k) in ["A", "C"].iter().zip([&keys[0], &keys[2]]) {
+        c.owner(*owner)
+            .create_many(script_jobs("act", 400, k, Mode::Ok))
+            .await
+            .unwrap();
+    }
+    c.owner("B")
+        .create_many(script_jobs("act", 40, &keys[1], Mode::Sleep(20)))
+        .await
+        .unwrap();
+    let worker = Worker::builder(c.clone())
+        .executors(["act"])
+        .concurrency("act", 10)
+        .build()
+        .unwrap();
+    let running = qron_tests::Running::start(worker);
+    let (a, b, cc) = (probe(&keys[0]), probe(&keys[1]), probe(&keys[2]));
+    // B's leased jobs sampled every 10 ms while they run.
+    let mut most_b = 0;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while b.started() < 40 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "B: {} of 40",
+            b.started()
+        );
+        let leased: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM qron.jobs WHERE owner = 'B' AND lease_expires_at IS NOT NULL",
+        )
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+        most_b = most_b.max(leased);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    qron_tests::wait_for("every job", Duration::from_secs(60), || async {
+        a.started() >= 400 && cc.started() >= 400
+    })
+    .await;
+    running.stop().await;
+    assert!(
+        most_b <= 2,
+        "B had {most_b} leased at once under its cap of 2"
+    );
+    // Of A's and C's first 200 starts, A (weight 3) has about three quarters.
+    let mut starts: Vec<(chrono::DateTime<chrono::Utc>, bool)> = Vec::new();
+    for (p, is_a) in [(&a, true), (&cc, false)] {
+        starts.extend(p.starts.lock().unwrap().iter().map(|s| (s.2, is_a)));
+    }
+    starts.sort();
+    let of_a = starts[..200].iter().filter(|s| s.1).count();
+    eprintln!(
+        "fairness: A (weight 3) had {of_a} of the first 200 starts; B at most {most_b} at once"
+    );
+    assert!((130..=170).contains(&of_a), "A had {of_a} of the first 200");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_jobs_of_one_lease_start_in_its_rounds_not_in_queue_order() {
+    // A's 400 jobs are older than C's: the lease takes both owners' in equal shares, and the
+    // worker starts them in the same rounds (one of A's, one of C's...), not A's first.
+    let db = TestDb::new().await;
+    let c = Client::new(db.pool.clone());
+    let (ka, kc) = (key("round-a"), key("round-c"));
+    for (owner, k) in [("A", &ka), ("C", &kc)] {
+        c.owner(owner)
+            .create_many(script_jobs("act", 400, k, Mode::Ok))
+            .await
+            .unwrap();
+    }
+    let worker = Worker::builder(c.clone())
+        .executors(["act"])
+        .concurrency("act", 10)
+        .build()
+        .unwrap();
+    let running = qron_tests::Running::start(worker);
+    let (a, cc) = (probe(&ka), probe(&kc));
+    qron_tests::wait_for("every job", Duration::from_secs(60), || async {
+        a.started() >= 400 && cc.started() >= 400
+    })
+    .await;
+    running.stop().await;
+    let mut starts: Vec<(chrono::DateTime<chrono::Utc>, bool)> = Vec::new();
+    for (p, is_a) in [(&a, true), (&cc, false)] {
+        starts.extend(p.starts.lock().unwrap().iter().map(|s| (s.2, is_a)));
+    }
+    starts.sort();
+    let of_a = starts[..200].iter().filter(|s| s.1).count();
+    assert!(
+        (80..=120).contains(&of_a),
+        "A had {of_a} of the first 200 starts"
+    );
+}

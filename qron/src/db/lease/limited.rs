@@ -69,7 +69,9 @@ const JOB_LEASE_LIMITED: &str = concat!(
                                  $3))::bigint AS jobs
           FROM lim l),
     owners AS MATERIALIZED (
-        SELECT w.owner, w.turn,
+        SELECT w.owner, w.turn,",
+    owner_columns!(),
+    "
                CASE WHEN l.partition_by = 'owner'
                     THEN l.partition_concurrency
                          - COALESCE((SELECT t.n FROM taken t WHERE t.key = w.owner), 0)
@@ -79,7 +81,9 @@ const JOB_LEASE_LIMITED: &str = concat!(
                                   l.rate_burst)
                END AS rate_room,
                COALESCE(k.lease_at, '-infinity') AS after_at, COALESCE(k.id, 0) AS after_id
-          FROM walk w CROSS JOIN lim l
+          FROM walk w CROSS JOIN lim l",
+    owner_joins!(),
+    "
           -- cursors (only where no job is passed over: not by a payload field)
           LEFT JOIN unnest($8::text[], $9::timestamp[], $10::bigint[])
                  AS k(owner, lease_at, id)
@@ -97,14 +101,12 @@ const JOB_LEASE_LIMITED: &str = concat!(
            AND (l.rate_partition_by IS DISTINCT FROM 'owner'
                 OR COALESCE((SELECT s.allowed FROM spent s WHERE s.key = w.owner), 1) > 0)
          LIMIT LEAST($3, 32)),
-    share AS (
-        SELECT GREATEST(1, ceil((SELECT jobs FROM room)::float8
-                                / NULLIF(count(*), 0)))::bigint AS jobs
-          FROM owners),
+",
+    owner_quotas!("(SELECT jobs FROM room)"),
+    ",
     picked AS (
-        SELECT c.id, c.bytes, c.key, c.rate_key, c.round, o.turn
-          FROM owners o
-          CROSS JOIN share s
+        SELECT c.id, c.bytes, c.key, c.rate_key, c.round::float8 / o.weight AS pace, o.turn
+          FROM quotas o
           CROSS JOIN lim l
           CROSS JOIN LATERAL (
                SELECT x.*, row_number() OVER () AS round FROM (
@@ -134,14 +136,15 @@ const JOB_LEASE_LIMITED: &str = concat!(
                     -- by a field, twice the share: keys repeat among the first jobs; by
                     -- owner, no more than the owner's room and starts
                     LIMIT LEAST(CASE WHEN 'field' IN (l.partition_by, l.rate_partition_by)
-                                     THEN s.jobs * 2 ELSE s.jobs END,
-                                COALESCE(o.owner_room, s.jobs * 2),
-                                COALESCE(o.rate_room, s.jobs * 2))
+                                     THEN o.quota * 2 ELSE o.quota END,
+                                COALESCE(o.owner_room, o.quota * 2),
+                                COALESCE(o.rate_room, o.quota * 2),
+                                COALESCE(o.cap_room, o.quota * 2))
                       FOR UPDATE SKIP LOCKED) x) c),
     -- each job's place among the jobs of its key picked, in rounds
     keyed AS (
-        SELECT p.*, row_number() OVER (PARTITION BY p.key ORDER BY p.round, p.turn) AS nth_key,
-               row_number() OVER (PARTITION BY p.rate_key ORDER BY p.round, p.turn) AS nth_rate
+        SELECT p.*, row_number() OVER (PARTITION BY p.key ORDER BY p.pace, p.turn) AS nth_key,
+               row_number() OVER (PARTITION BY p.rate_key ORDER BY p.pace, p.turn) AS nth_rate
           FROM picked p),
     kept AS (
         SELECT k.id, row_number() OVER w AS nth, sum(k.bytes) OVER w AS upto
@@ -153,9 +156,10 @@ const JOB_LEASE_LIMITED: &str = concat!(
                 OR k.nth_key + COALESCE(t.n, 0) <= l.partition_concurrency)
            -- under a rate limit, no more than the key's starts
            AND (l.rate_limit IS NULL OR k.nth_rate <= COALESCE(sp.allowed, l.rate_burst))
-        WINDOW w AS (ORDER BY k.round, k.turn ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)),
+        WINDOW w AS (ORDER BY k.pace, k.turn ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)),
     leased AS (",
     lease_update!(),
+    cap_key_set!(),
     "
            -- the job's partition key, which its place is counted by
            limit_key = CASE (SELECT partition_by FROM lim) WHEN 'owner' THEN j.owner

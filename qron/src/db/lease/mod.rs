@@ -81,6 +81,79 @@ macro_rules! lease_update {
     };
 }
 
+/// What a lease knows of each walked owner `w` besides its turn: its weight (`qron.owner_weights`:
+/// its share of the lease against the others', 1 by default), and under the owner's own cap on
+/// executor `$1` (`qron.owner_limits`) its room now: the cap less its jobs leased and
+/// unexpired at `$2`, counted with a fresh snapshot once the lease holds the owner's cap lock,
+/// or 0 when another lease holds it (that one is taking the owner's jobs; no lease waits for
+/// another). NULL for an owner without a cap. Columns of the `owners` item, with
+/// [`owner_joins`]'s joins; shared by [`JOB_LEASE`] and `limited::JOB_LEASE_LIMITED`.
+macro_rules! owner_columns {
+    () => {
+        "
+               COALESCE(ow.weight, 1) AS weight,
+               CASE WHEN oc.concurrency IS NOT NULL
+                    THEN GREATEST(0, COALESCE(oc.concurrency - qron.cap_taken($1, w.owner, $2,
+                             pg_try_advisory_xact_lock(hashtextextended(
+                                 'qron.owner_limits:' || $1 || ':' || w.owner, 0))), 0))
+               END AS cap_room,"
+    };
+}
+
+/// Each owner's quota of a lease of `$total` jobs (items `weighed`, `spare` and `quotas`,
+/// after `owners`): its share by weight; an owner whose cap leaves it less takes its room,
+/// and the others share what it leaves, by weight (one round of filling: a lease may come
+/// back short, and the next goes on). At least one job each, but never past a cap.
+macro_rules! owner_quotas {
+    ($total:literal) => {
+        concat!(
+            "
+    weighed AS (
+        SELECT o.*, ",
+            $total,
+            " * o.weight / (sum(o.weight) OVER ())::float8 AS even
+          FROM owners o),
+    spare AS (
+        SELECT GREATEST(0, ",
+            $total,
+            " - COALESCE(sum(w.cap_room) FILTER (WHERE w.cap_room < w.even), 0)) AS jobs,
+               (sum(w.weight) FILTER (WHERE w.cap_room IS NULL OR w.cap_room >= w.even))::float8
+                   AS weights
+          FROM weighed w),
+    quotas AS (
+        SELECT w.*,
+               (CASE WHEN w.cap_room < w.even THEN w.cap_room
+                     ELSE LEAST(COALESCE(w.cap_room, ",
+            $total,
+            "),
+                                GREATEST(1, COALESCE(ceil(s.jobs * w.weight / s.weights), ",
+            $total,
+            ")))
+                END)::bigint AS quota
+          FROM weighed w, spare s)"
+        )
+    };
+}
+
+/// The joins [`owner_columns`] reads.
+macro_rules! owner_joins {
+    () => {
+        "
+          LEFT JOIN qron.owner_weights ow ON ow.owner = w.owner
+          LEFT JOIN qron.owner_limits oc ON oc.executor = $1 AND oc.owner = w.owner"
+    };
+}
+
+/// What a lease writes on each job it took from an owner with a cap (see [`owner_columns`]): the
+/// owner, its place counted by; NULL for the others.
+macro_rules! cap_key_set {
+    () => {
+        "
+           cap_key = CASE WHEN j.owner IN (SELECT o.owner FROM owners o WHERE o.cap_room IS NOT NULL)
+                          THEN j.owner END,"
+    };
+}
+
 /// What a lease returns of each job it took (a [`LeasedJob`]).
 macro_rules! lease_returning {
     () => {
@@ -89,7 +162,9 @@ macro_rules! lease_returning {
               NULLIF(j.payload, 'null')::text AS payload,
               NULLIF(j.meta, '{}')::text AS meta, j.attempt, j.executions,
               j.max_attempts, j.timeout, j.lease_token, j.revision, j.start_at,
-              j.lease_secret::text AS lease_secret, j.lease_expires_at, j.lease_at"
+              j.lease_secret::text AS lease_secret, j.lease_expires_at, j.lease_at,
+              (SELECT o.turn FROM owners o WHERE o.owner = j.owner) AS turn,
+              (SELECT o.weight FROM owners o WHERE o.owner = j.owner) AS weight"
     };
 }
 
@@ -107,9 +182,13 @@ pub(crate) const JOB_LEASE: &str = concat!(
     owner_walk!("$1", "COALESCE($11, $14)", "$11::text IS NULL"),
     ",
     owners AS MATERIALIZED (
-        SELECT w.owner, w.turn, COALESCE(k.lease_at, '-infinity') AS after_at,
-               COALESCE(k.id, 0) AS after_id
-          FROM walk w
+        SELECT w.owner, w.turn,",
+    owner_columns!(),
+    "
+               COALESCE(k.lease_at, '-infinity') AS after_at, COALESCE(k.id, 0) AS after_id
+          FROM walk w",
+    owner_joins!(),
+    "
           LEFT JOIN unnest($8::text[], $9::timestamp[], $10::bigint[])
                  AS k(owner, lease_at, id)
                  ON k.owner = w.owner
@@ -127,12 +206,12 @@ pub(crate) const JOB_LEASE: &str = concat!(
          -- at most 32 owners a lease (each costs index descents; the next lease goes on
          -- with the next owners)
          LIMIT LEAST($3, 32)),
-    share AS (
-        SELECT GREATEST(1, ceil($3::float8 / NULLIF(count(*), 0)))::bigint AS jobs FROM owners),
+",
+    owner_quotas!("$3"),
+    ",
     picked AS (
-        SELECT c.id, c.bytes, c.round, o.turn
-          FROM owners o
-          CROSS JOIN share s
+        SELECT c.id, c.bytes, c.round::float8 / o.weight AS pace, o.turn
+          FROM quotas o
           CROSS JOIN LATERAL (
                SELECT l.*, row_number() OVER () AS round FROM (
                    SELECT q.id, q.bytes FROM qron.jobs q
@@ -143,10 +222,11 @@ pub(crate) const JOB_LEASE: &str = concat!(
                     -- in lease order: by run time, put back by priority (a job due later
                     -- than the lease, or not yet due, is passed: see `Lease::due_by`)
                     ORDER BY q.lease_at, q.id
-                    LIMIT s.jobs
+                    LIMIT o.quota
                       FOR UPDATE SKIP LOCKED) l) c)
 ",
     lease_update!(),
+    cap_key_set!(),
     "
            -- not under a limit (see `limited::JOB_LEASE_LIMITED`)
            limit_key = NULL
@@ -154,8 +234,9 @@ pub(crate) const JOB_LEASE: &str = concat!(
            SELECT id FROM (
                SELECT id, row_number() OVER w AS nth, sum(bytes) OVER w AS upto
                  FROM picked
-               -- in rounds: each owner's first job, then each one's second...
-               WINDOW w AS (ORDER BY round, turn ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)) b
+               -- in rounds: each owner's first job, then each one's second... (an owner of
+               -- weight 2 has two jobs a round)
+               WINDOW w AS (ORDER BY pace, turn ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)) b
             -- up to `$3` jobs, within the worker's memory budget (`$12` bytes of payload and
             -- meta; none when NULL), and with `$13` the first job whatever its size (a worker
             -- holding none of the executor's jobs always takes one). The jobs left out are

@@ -92,3 +92,25 @@ fn the_config_refuses_a_spinning_poll_a_long_lease_ahead_and_an_empty_budget() {
         })
     ));
 }
+
+#[test]
+fn a_leases_jobs_start_in_its_rounds_by_the_owners_weights() {
+    use crate::db::LeasedJob;
+    let at = chrono::Utc::now();
+    // Owner a (turn 1, weight 3) leased first in the queue, b (turn 2, weight 1) after.
+    let mut jobs: Vec<LeasedJob> = (1..=8)
+        .map(|id| {
+            let (owner, turn, weight) = if id <= 6 { ("a", 1, 3) } else { ("b", 2, 1) };
+            let mut j = LeasedJob::for_test(id, owner, at);
+            j.turn = turn;
+            j.weight = weight;
+            j
+        })
+        .rev()
+        .collect();
+    super::in_lease_order(&mut jobs);
+    let owners: String = jobs.iter().map(|j| j.owner.as_str()).collect();
+    assert_eq!(owners, "aaabaaab");
+    let ids: Vec<i64> = jobs.iter().map(|j| j.id).collect();
+    assert_eq!(ids, [1, 2, 3, 7, 4, 5, 6, 8]);
+}
