@@ -56,6 +56,19 @@ pub(crate) enum Action {
         #[arg(long, requires = "rate")]
         rate_per_field: Option<String>,
     },
+    /// Caps the owner's own jobs of this executor: at most this many at once across every
+    /// worker (the other owners' jobs are not held back).
+    Cap {
+        /// The executor.
+        name: String,
+        /// At most this many of the owner's jobs at once (1 to 1,000,000).
+        concurrency: u32,
+    },
+    /// Removes the owner's cap on this executor.
+    Uncap {
+        /// The executor.
+        name: String,
+    },
     /// Removes this executor's limits.
     Unlimit {
         /// The executor.
@@ -123,6 +136,14 @@ pub(crate) async fn run(global: &Global, action: Option<Action>) -> Result<(), F
                 );
             }
         }
+        Action::Cap { name, concurrency } => {
+            client.set_owner_cap(&name, concurrency).await?;
+            say(global, &name, &format!("capped at {concurrency} at once"));
+        }
+        Action::Uncap { name } => {
+            let had = client.clear_owner_cap(&name).await?;
+            say(global, &name, if had { "uncapped" } else { "had no cap" });
+        }
         Action::Unlimit { name } => {
             let had = client.clear_executor_limits(&name).await?;
             let what = if had { "unlimited" } else { "had no limits" };
@@ -166,13 +187,17 @@ pub(crate) async fn run(global: &Global, action: Option<Action>) -> Result<(), F
                             }
                             None => Cell::from("-"),
                         },
+                        Cell::from(e.owner_cap.map_or_else(
+                            || "-".to_owned(),
+                            |cap| format!("{cap} ({} in use)", e.owner_cap_taken),
+                        )),
                     ]
                 })
                 .collect();
             out.table(
                 &[
                     "EXECUTOR", "READY", "RUNNING", "STOPPED", "PAUSED", "LATENESS", "WORKERS",
-                    "LIMITS",
+                    "LIMITS", "CAP",
                 ],
                 rows,
             );

@@ -16,6 +16,7 @@ mod expr;
 mod jobs;
 mod migrate;
 mod output;
+mod owners;
 mod worker;
 
 #[derive(Parser)]
@@ -79,6 +80,11 @@ enum Command {
     Executors {
         #[command(subcommand)]
         action: Option<executors::Action>,
+    },
+    /// Lists or sets the owners' weights in every lease's shares (the operator's).
+    Owners {
+        #[command(subcommand)]
+        action: Option<owners::Action>,
     },
     /// Runs a worker for the built-in HTTP executor, for production.
     ///
@@ -146,6 +152,7 @@ fn main() -> ExitCode {
         Command::Migrate { status } => block_on(migrate::run(&global, status)),
         Command::Jobs(cmd) => block_on(jobs::run(&global, cmd)),
         Command::Executors { action } => block_on(executors::run(&global, action)),
+        Command::Owners { action } => block_on(owners::run(&global, action)),
         Command::Worker(args) => block_on(worker::run(&global, args)),
         Command::Dev(args) => block_on(dev::run(&global, args)),
     };

@@ -605,7 +605,7 @@ async fn executors_are_listed_paused_and_resumed_for_the_owner() {
         .unwrap();
 
     let table = ok(&["executors"], &url).await;
-    assert!(table.starts_with("EXECUTOR  READY  RUNNING  STOPPED  PAUSED  LATENESS  WORKERS  LIMITS\nemail     2      0        0        no      -         0        -\n"), "{table}");
+    assert!(table.starts_with("EXECUTOR  READY  RUNNING  STOPPED  PAUSED  LATENESS  WORKERS  LIMITS  CAP\nemail     2      0        0        no      -         0        -       -\n"), "{table}");
     assert_eq!(
         ok(&["executors", "pause", "email"], &url).await,
         "executor email paused for owner default\n"
@@ -708,6 +708,42 @@ async fn executors_are_listed_paused_and_resumed_for_the_owner() {
         ok(&["executors", "unlimit", "email"], &url).await,
         "executor email unlimited\n"
     );
+    // The owner's own cap; the operator's weights.
+    assert_eq!(
+        ok(&["executors", "cap", "email", "3"], &url).await,
+        "executor email capped at 3 at once for owner default\n"
+    );
+    assert_eq!(
+        db.client().owner_caps().await.unwrap(),
+        [("email".to_owned(), 3, 0)]
+    );
+    let table = ok(&["executors"], &url).await;
+    assert!(
+        table.contains("CAP") && table.contains("3 (0 in use)"),
+        "{table}"
+    );
+    assert_eq!(
+        ok(&["executors", "uncap", "email"], &url).await,
+        "executor email uncapped for owner default\n"
+    );
+    assert_eq!(
+        ok(&["owners", "weight", "acme", "4"], &url).await,
+        "owner acme weighs 4\n"
+    );
+    let weights = ok(&["owners"], &url).await;
+    assert!(
+        weights.contains("acme") && weights.contains('4'),
+        "{weights}"
+    );
+    let heavy = qron(&["owners", "weight", "acme", "1001"], Some(&url)).await;
+    assert_eq!(heavy.status.code(), Some(1));
+    assert!(
+        text(&heavy.stderr).contains("weight"),
+        "{}",
+        text(&heavy.stderr)
+    );
+    ok(&["owners", "unweight", "acme"], &url).await;
+    assert!(db.client().owner_weights().await.unwrap().is_empty());
     assert_eq!(db.client().executor_limits("email").await.unwrap(), None);
 }
 

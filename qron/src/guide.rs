@@ -4,7 +4,8 @@
 //!   run twice.
 //! - [`state`]: carrying state from one execution to the next (resumable work, checkpoints).
 //! - [`testing`]: testing code that enqueues jobs, and the handlers themselves.
-//! - [`flow`]: flow control: fairness between owners, priorities, and unique jobs.
+//! - [`flow`]: flow control: fairness between owners, priorities, unique jobs, concurrency and
+//!   rate limits.
 //! - [`production`]: migrations, shutdown, retention, scaling out, operating and observing.
 //! - [`dashboard`]: the web dashboard and the management API: what they show, how to mount
 //!   them, and how to protect them.
@@ -163,7 +164,34 @@ pub mod flow {
     //! owner's ten: they start within a second. A paused owner's jobs are skipped at the cost of
     //! one index descent, and jobs due later (a daily job per tenant) cost nothing: a job
     //! written more than 2 s ahead of its run time stays out of the lease index until shortly
-    //! before it is due.
+    //! before it is due. A worker starts one lease's jobs in the lease's rounds, not in queue
+    //! order: an owner whose jobs are older does not go first.
+    //!
+    //! **Weights.** The operator may weigh owners: an owner of weight 3 gets three jobs of a
+    //! lease for each one of an owner of weight 1, while both have due jobs
+    //! ([`Client::set_owner_weight`](crate::Client::set_owner_weight), 1 to
+    //! [`MAX_OWNER_WEIGHT`](crate::MAX_OWNER_WEIGHT); GraphQL's `setOwnerWeight` for the
+    //! `admin` scope; `qron owners weight`).
+    //!
+    //! **An owner's own cap.** An owner may cap its own jobs of an executor: at most N leased at
+    //! once across every worker ([`Client::set_owner_cap`](crate::Client::set_owner_cap),
+    //! GraphQL's `setOwnerCap`, `qron executors cap`), when its own downstream takes no more.
+    //! The count comes from the leased rows (`cap_key`), read under a lock of that owner's
+    //! that a lease tries without waiting: a lease that finds it taken leaves that owner's jobs
+    //! to the lease holding it, and other owners' leases pay nothing. A lease whose share an
+    //! owner's cap cuts hands what is left to the others, by weight.
+    //!
+    //! ```no_run
+    //! # async fn demo(client: qron::Client) -> qron::Result<()> {
+    //! client.set_owner_weight("acme", 3).await?;
+    //! client.owner("acme").set_owner_cap("email", 5).await?;
+    //! for e in client.owner("acme").executors().await? {
+    //!     if let Some(cap) = e.owner_cap {
+    //!         tracing::info!(executor = %e.executor, cap, in_use = e.owner_cap_taken, "acme's cap");
+    //!     }
+    //! }
+    //! # Ok(()) }
+    //! ```
     //!
     //! ## Priorities
     //!
@@ -343,8 +371,6 @@ pub mod flow {
     //! have refilled are dropped by the hourly maintenance pass (a missing row is a full
     //! bucket).
     //!
-    //! Not yet: weighted fairness between owners and per-owner caps set by the owner (a
-    //! partition by owner is the operator's cap for every owner).
 }
 
 pub mod production {

@@ -585,11 +585,13 @@ async fn an_admin_limits_an_executor_from_the_overview_and_a_tenant_may_not() {
     assert_eq!(client.executor_limits("sync").await.unwrap(), None);
     b.close().await.unwrap();
 
-    // A tenant that may operate its own jobs sees the limits, has no form, and is refused.
+    // A tenant that may operate its own jobs sees the limits, and its own cap; has no form,
+    // and is refused.
     client
         .set_executor_limits("sync", qron::ExecutorLimits::new().concurrency(3))
         .await
         .unwrap();
+    client.set_owner_cap("sync", 2).await.unwrap();
     let tenant = serve(
         qron::http::Api::new(client.clone())
             .refresh(Duration::from_millis(250))
@@ -607,6 +609,7 @@ async fn an_admin_limits_an_executor_from_the_overview_and_a_tenant_may_not() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert!(page.contains("3 at once"), "{page}");
+    assert!(page.contains("owner's cap 2: 0 in use"), "{page}");
     assert!(!page.contains(r#"name="concurrency""#), "{page}");
     let (cookie, token) = page_token(&tenant).await;
     let refused = reqwest::Client::new()

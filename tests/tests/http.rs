@@ -524,6 +524,82 @@ async fn executor_limits_are_the_admins_and_every_owner_sees_them() {
 }
 
 #[tokio::test]
+async fn a_tenant_caps_its_own_jobs_and_only_the_admin_weighs_tenants() {
+    let db = TestDb::new().await;
+    let client = Client::new(db.pool.clone());
+    client
+        .owner("acme")
+        .create(qron::NewJob::new("sync", "@after 0s"))
+        .await
+        .unwrap();
+    let api = qron::http::Api::new(client.clone()).owner(|req| {
+        match req.headers.get("x-tenant").and_then(|v| v.to_str().ok()) {
+            Some("ops") => Ok(qron::http::Owner::admin("ops")),
+            Some(t) => Ok(qron::http::Owner::operate(t)),
+            None => Err(StatusCode::UNAUTHORIZED),
+        }
+    });
+    let base = serve(api.router()).await;
+    let acme = [("x-tenant", "acme")];
+    // Its own cap: allowed, refused out of range naming the field, shown beside the executor.
+    let cap = r#"mutation($n: Int!) { setOwnerCap(executor: "sync", concurrency: $n) }"#;
+    let zero = gql(&base, &acme, cap, json!({ "n": 0 })).await;
+    assert_eq!(code(&zero), "INVALID_ARGUMENT", "{zero}");
+    assert_eq!(zero["errors"][0]["extensions"]["field"], "concurrency");
+    let ok = gql(&base, &acme, cap, json!({ "n": 3 })).await;
+    assert_eq!(ok["data"]["setOwnerCap"], true, "{ok}");
+    let list = gql(
+        &base,
+        &acme,
+        "{ executors { executor ownerCap ownerCapTaken } }",
+        json!({}),
+    )
+    .await;
+    assert_eq!(
+        list["data"]["executors"][0],
+        json!({ "executor": "sync", "ownerCap": 3, "ownerCapTaken": 0 }),
+        "{list}"
+    );
+    // It binds acme's jobs only.
+    assert_eq!(
+        client.owner("acme").owner_caps().await.unwrap(),
+        [("sync".to_owned(), 3, 0)]
+    );
+    assert!(client.owner("other").owner_caps().await.unwrap().is_empty());
+    // Weights decide between tenants: a tenant may neither set nor read them.
+    let weigh = r#"mutation { setOwnerWeight(owner: "acme", weight: 5) }"#;
+    let refused = gql(&base, &acme, weigh, json!({})).await;
+    assert_eq!(code(&refused), "FORBIDDEN", "{refused}");
+    let read = gql(&base, &acme, "{ ownerWeights { owner weight } }", json!({})).await;
+    assert_eq!(code(&read), "FORBIDDEN", "{read}");
+    assert!(client.owner_weights().await.unwrap().is_empty());
+    let ops = [("x-tenant", "ops")];
+    let over = gql(
+        &base,
+        &ops,
+        r#"mutation { setOwnerWeight(owner: "acme", weight: 1001) }"#,
+        json!({}),
+    )
+    .await;
+    assert_eq!(over["errors"][0]["extensions"]["field"], "weight", "{over}");
+    let set = gql(&base, &ops, weigh, json!({})).await;
+    assert_eq!(set["data"]["setOwnerWeight"], true, "{set}");
+    let read = gql(&base, &ops, "{ ownerWeights { owner weight } }", json!({})).await;
+    assert_eq!(
+        read["data"]["ownerWeights"],
+        json!([{ "owner": "acme", "weight": 5 }])
+    );
+    let cleared = gql(
+        &base,
+        &acme,
+        r#"mutation { clearOwnerCap(executor: "sync") }"#,
+        json!({}),
+    )
+    .await;
+    assert_eq!(cleared["data"]["clearOwnerCap"], true, "{cleared}");
+}
+
+#[tokio::test]
 async fn cross_site_forms_oversized_bodies_and_deep_queries_are_refused() {
     let db = TestDb::new().await;
     let base = serve(

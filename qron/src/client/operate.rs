@@ -268,8 +268,13 @@ impl Client {
                 .into_iter()
                 .map(|l| (l.executor.clone(), l))
                 .collect();
+        let caps = db::owner_caps(&self.pool, Some(&self.owner)).await?;
         for e in &mut list {
             e.lateness = e.oldest_due_at.and_then(|t| (now - t).to_std().ok());
+            if let Some(cap) = caps.iter().find(|c| c.executor == e.executor) {
+                e.owner_cap = u32::try_from(cap.concurrency).ok();
+                e.owner_cap_taken = cap.taken;
+            }
             if let Some(l) = limits.remove(&e.executor) {
                 e.limits = Some(l.limits);
                 e.limit_taken = l.taken;
@@ -338,6 +343,13 @@ pub struct ExecutorInfo {
     /// due jobs wait for the rate, the keys out of starts for one per key.
     #[sqlx(skip)]
     pub rate_spent: i64,
+    /// This owner's own cap on its jobs of the executor
+    /// ([`Client::set_owner_cap`]), if any.
+    #[sqlx(skip)]
+    pub owner_cap: Option<u32>,
+    /// This owner's jobs leased under that cap now.
+    #[sqlx(skip)]
+    pub owner_cap_taken: i64,
 }
 
 impl ExecutorInfo {

@@ -127,10 +127,16 @@ impl Client {
     /// ```
     pub async fn owner_caps(&self) -> Result<Vec<(String, u32, i64)>> {
         self.scope().check_owner()?;
-        Ok(db::owner_caps(&self.pool, &self.owner)
+        Ok(db::owner_caps(&self.pool, Some(&self.owner))
             .await?
             .into_iter()
-            .map(|(e, n, taken)| (e, u32::try_from(n).unwrap_or(1), taken))
+            .map(|c| {
+                (
+                    c.executor,
+                    u32::try_from(c.concurrency).unwrap_or(1),
+                    c.taken,
+                )
+            })
             .collect())
     }
 }

@@ -100,19 +100,30 @@ pub(crate) async fn owner_cap_clear<'e>(
     Ok(had)
 }
 
-/// `owner`'s caps, by executor: each with its jobs leased under it now.
+/// An owner's cap on an executor, and its jobs leased under it now.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub(crate) struct OwnerCap {
+    #[cfg_attr(not(feature = "dashboard"), allow(dead_code))]
+    pub owner: String,
+    pub executor: String,
+    pub concurrency: i32,
+    pub taken: i64,
+}
+
+/// The caps of `owner` (of every owner with `None`), by owner and executor: each with its jobs
+/// leased under it now.
 pub(crate) async fn owner_caps<'e>(
     ex: impl PgExecutor<'e>,
-    owner: &str,
-) -> sqlx::Result<Vec<(String, i32, i64)>> {
+    owner: Option<&str>,
+) -> sqlx::Result<Vec<OwnerCap>> {
     sqlx::query_as(sql("
-        SELECT c.executor, c.concurrency,
+        SELECT c.owner, c.executor, c.concurrency,
                (SELECT count(*) FROM qron.jobs j
                  WHERE j.executor = c.executor AND j.cap_key = c.owner
-                   AND j.lease_expires_at IS NOT NULL AND j.lease_expires_at > now())
+                   AND j.lease_expires_at IS NOT NULL AND j.lease_expires_at > now()) AS taken
           FROM qron.owner_limits c
-         WHERE c.owner = $1
-         ORDER BY c.executor"))
+         WHERE $1::text IS NULL OR c.owner = $1
+         ORDER BY c.owner, c.executor"))
     .bind(owner)
     .fetch_all(ex)
     .await

@@ -22,6 +22,8 @@ pub(crate) struct Overview {
     pub(crate) workers: Vec<(String, Vec<String>)>,
     /// The executors' limits (every owner's), with the places taken under them.
     pub(crate) limits: Vec<db::LimitsNow>,
+    /// The owners' caps on their own jobs (every owner's), with their jobs leased under them.
+    pub(crate) caps: Vec<db::OwnerCap>,
     /// Why the last refresh failed, if it did (the figures are then the previous ones).
     pub(crate) error: Option<String>,
     /// When this refresh ended, by this process's clock.
@@ -133,6 +135,7 @@ impl Cache {
                             rows: figures.rows.clone(),
                             workers: figures.workers.clone(),
                             limits: figures.limits.clone(),
+                            caps: figures.caps.clone(),
                             // The cause is in the log: a viewer is told what it means.
                             error: Some(
                                 "the database did not answer in time, or refused the count"
@@ -161,11 +164,13 @@ impl Cache {
         let rows = db::overview(pool, now).await?;
         let workers = db::workers_live(pool, now).await?;
         let limits = db::executor_limits_get(pool, None).await?;
+        let caps = db::owner_caps(pool, None).await?;
         Ok(Overview {
             at: Some(now),
             rows,
             workers,
             limits,
+            caps,
             error: None,
             refreshed: Some(std::time::Instant::now()),
             next_in: self.every,

@@ -127,6 +127,12 @@ pub(crate) fn rows(view: &View, figures: &Overview) -> Markup {
                         }
                         " "
                     } @else { span.muted { "none " } }
+                    @if let Some(cap) = figures.caps.iter().find(|c| c.executor == *name && c.owner == view.client.owner_name()) {
+                        span data-owner-cap title="This owner's own cap on its jobs of the executor" {
+                            "owner's cap " (cap.concurrency) ": " (cap.taken) " in use"
+                        }
+                        " "
+                    }
                     @if view.admin && !view.read_only {
                         form.inline method="post" action=(view.link("/executors/limit")) {
                             input type="hidden" name="token" value=(view.token);

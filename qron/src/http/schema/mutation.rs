@@ -118,6 +118,46 @@ impl ManageMutation {
         Ok(true)
     }
 
+    /// Sets an owner's weight in every lease's shares (1 to 1,000; 1 by default). It decides
+    /// between tenants: the `admin` scope only.
+    async fn set_owner_weight(
+        &self,
+        ctx: &Context<'_>,
+        owner: String,
+        weight: u32,
+    ) -> Result<bool> {
+        admin(ctx)?
+            .set_owner_weight(&owner, weight)
+            .await
+            .map_err(gql)?;
+        Ok(true)
+    }
+
+    /// Clears an owner's weight, back to 1 (the `admin` scope only); whether it had one.
+    async fn clear_owner_weight(&self, ctx: &Context<'_>, owner: String) -> Result<bool> {
+        admin(ctx)?.clear_owner_weight(&owner).await.map_err(gql)
+    }
+
+    /// Caps the owner's own jobs of an executor: at most `concurrency` at once across every
+    /// worker (1 to 1,000,000).
+    async fn set_owner_cap(
+        &self,
+        ctx: &Context<'_>,
+        executor: String,
+        concurrency: u32,
+    ) -> Result<bool> {
+        writer(ctx)?
+            .set_owner_cap(&executor, concurrency)
+            .await
+            .map_err(gql)?;
+        Ok(true)
+    }
+
+    /// Clears the owner's cap on an executor; whether it had one.
+    async fn clear_owner_cap(&self, ctx: &Context<'_>, executor: String) -> Result<bool> {
+        writer(ctx)?.clear_owner_cap(&executor).await.map_err(gql)
+    }
+
     /// Clears an executor's limits (the `admin` scope only); whether it had some.
     async fn clear_executor_limits(&self, ctx: &Context<'_>, executor: String) -> Result<bool> {
         admin(ctx)?

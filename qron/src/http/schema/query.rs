@@ -110,6 +110,16 @@ impl Query {
         }
     }
 
+    /// The owners' weights that are set (the others have 1): the `admin` scope only (it names
+    /// tenants).
+    async fn owner_weights(&self, ctx: &Context<'_>) -> Result<Vec<OwnerWeight>> {
+        let weights = admin(ctx)?.owner_weights().await.map_err(gql)?;
+        Ok(weights
+            .into_iter()
+            .map(|(owner, weight)| OwnerWeight { owner, weight })
+            .collect())
+    }
+
     /// The owner's executors, with their live jobs by status, lateness, pause and workers.
     async fn executors(&self, ctx: &Context<'_>) -> Result<Vec<Executor>> {
         let list = reader(ctx)?.executors().await.map_err(gql)?;
@@ -120,6 +130,8 @@ impl Query {
                 limits: e.limits.as_ref().map(Into::into),
                 limit_taken: e.limit_taken,
                 rate_spent: e.rate_spent,
+                owner_cap: e.owner_cap,
+                owner_cap_taken: e.owner_cap_taken,
                 due: e.due,
                 executor: e.executor,
                 ready: e.ready,

@@ -135,6 +135,19 @@ pub struct Executor {
     /// Under a rate limit, the buckets with no start left now (1 for a limit in all; the keys
     /// out of starts for one per key).
     pub rate_spent: i64,
+    /// The owner's own cap on its jobs of the executor, if it set one.
+    pub owner_cap: Option<u32>,
+    /// The owner's jobs leased under that cap now.
+    pub owner_cap_taken: i64,
+}
+
+/// An owner's weight in the leases' shares.
+#[derive(SimpleObject, Debug)]
+pub struct OwnerWeight {
+    /// The owner.
+    pub owner: String,
+    /// Its weight (the owners not listed have 1).
+    pub weight: u32,
 }
 
 /// An executor's limits across every worker.
