@@ -219,13 +219,14 @@ fn lease_plan_reads_the_lease_index(plan: &str) {
     // Each owner's jobs in the index's order, past its cursor: a bound of the scan.
     assert!(
         plan.contains("Index Cond")
-            && plan.contains("ROW(lease_at, id) > ROW(o.after_at, o.after_id)"),
+            && plan.contains("(ROW(lease_at, id) > ROW(")
+            && plan.contains(".after_at, "),
         "the cursor must bound the index scan: {plan}"
     );
     // One sort, of the jobs picked (at most the batch), into rounds of owners.
     assert_eq!(plan.matches("Sort Key").count(), 1, "{plan}");
     assert!(
-        plan.contains("Sort Key: picked.round, picked.turn"),
+        plan.contains("Sort Key: picked.pace, picked.turn"),
         "{plan}"
     );
 }

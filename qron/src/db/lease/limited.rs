@@ -81,9 +81,7 @@ const JOB_LEASE_LIMITED: &str = concat!(
                                   l.rate_burst)
                END AS rate_room,
                COALESCE(k.lease_at, '-infinity') AS after_at, COALESCE(k.id, 0) AS after_id
-          FROM walk w CROSS JOIN lim l",
-    owner_joins!(),
-    "
+          FROM walk w CROSS JOIN lim l
           -- cursors (only where no job is passed over: not by a payload field)
           LEFT JOIN unnest($8::text[], $9::timestamp[], $10::bigint[])
                  AS k(owner, lease_at, id)

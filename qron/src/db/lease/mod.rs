@@ -86,17 +86,18 @@ macro_rules! lease_update {
 /// executor `$1` (`qron.owner_limits`) its room now: the cap less its jobs leased and
 /// unexpired at `$2`, counted with a fresh snapshot once the lease holds the owner's cap lock,
 /// or 0 when another lease holds it (that one is taking the owner's jobs; no lease waits for
-/// another). NULL for an owner without a cap. Columns of the `owners` item, with
-/// [`owner_joins`]'s joins; shared by [`JOB_LEASE`] and `limited::JOB_LEASE_LIMITED`.
+/// another). NULL for an owner without a cap. Columns of the `owners` item (a look-up by key
+/// each, for at most 32 owners); shared by [`JOB_LEASE`] and `limited::JOB_LEASE_LIMITED`.
 macro_rules! owner_columns {
     () => {
         "
-               COALESCE(ow.weight, 1) AS weight,
-               CASE WHEN oc.concurrency IS NOT NULL
-                    THEN GREATEST(0, COALESCE(oc.concurrency - qron.cap_taken($1, w.owner, $2,
-                             pg_try_advisory_xact_lock(hashtextextended(
-                                 'qron.owner_limits:' || $1 || ':' || w.owner, 0))), 0))
-               END AS cap_room,"
+               COALESCE((SELECT ow.weight FROM qron.owner_weights ow WHERE ow.owner = w.owner), 1)
+                   AS weight,
+               (SELECT GREATEST(0, COALESCE(oc.concurrency - qron.cap_taken($1, w.owner, $2,
+                           pg_try_advisory_xact_lock(hashtextextended(
+                               'qron.owner_limits:' || $1 || ':' || w.owner, 0))), 0))
+                  FROM qron.owner_limits oc WHERE oc.executor = $1 AND oc.owner = w.owner)
+                   AS cap_room,"
     };
 }
 
@@ -132,15 +133,6 @@ macro_rules! owner_quotas {
                 END)::bigint AS quota
           FROM weighed w, spare s)"
         )
-    };
-}
-
-/// The joins [`owner_columns`] reads.
-macro_rules! owner_joins {
-    () => {
-        "
-          LEFT JOIN qron.owner_weights ow ON ow.owner = w.owner
-          LEFT JOIN qron.owner_limits oc ON oc.executor = $1 AND oc.owner = w.owner"
     };
 }
 
@@ -186,9 +178,7 @@ pub(crate) const JOB_LEASE: &str = concat!(
     owner_columns!(),
     "
                COALESCE(k.lease_at, '-infinity') AS after_at, COALESCE(k.id, 0) AS after_id
-          FROM walk w",
-    owner_joins!(),
-    "
+          FROM walk w
           LEFT JOIN unnest($8::text[], $9::timestamp[], $10::bigint[])
                  AS k(owner, lease_at, id)
                  ON k.owner = w.owner
