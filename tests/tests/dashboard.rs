@@ -1145,3 +1145,83 @@ async fn the_api_docs_lead_to_the_dashboard_guide_from_the_crate_root_and_qron_h
     }
     b.close().await.unwrap();
 }
+
+#[tokio::test]
+async fn the_overview_charts_an_executors_runs_failures_and_lateness_over_time() {
+    let db = TestDb::new().await;
+    let client = Client::new(db.pool.clone());
+    let k = key("charts");
+    let jobs: Vec<NewJob> = (0..12)
+        .map(|i| {
+            let mode = if i < 3 { Mode::Fail } else { Mode::Ok };
+            NewJob::new("act", "@after 0 seconds")
+                .payload(serde_json::to_value(Script::new(&k, mode)).unwrap())
+        })
+        .collect();
+    client.create_many(jobs).await.unwrap();
+    // Another owner's runs are not charted for this one.
+    owner(&db, "other")
+        .create(NewJob::new("act", "@after 0 seconds"))
+        .await
+        .unwrap();
+    // A worker runs them; its tallies are written at the latest when it stops.
+    let worker = qron::Worker::builder(client.clone())
+        .executors(["act"])
+        .build()
+        .unwrap();
+    let running = qron_tests::Running::start(worker);
+    qron_tests::wait_for_history(&db.pool, 13, WAIT).await;
+    running.stop().await;
+
+    let (b, _) = overview(&client).await;
+    let runs = "figure[data-executor=act] svg[data-chart=runs]";
+    let svg = b
+        .wait()
+        .at_most(WAIT)
+        .for_element(Locator::Css(runs))
+        .await
+        .unwrap();
+    assert_eq!(svg.attr("data-total").await.unwrap().as_deref(), Some("12"));
+    assert_eq!(svg.attr("data-failed").await.unwrap().as_deref(), Some("3"));
+    // Drawn: the chart has its size on the page, and its bars (a failed one among them).
+    let drawn = b
+        .execute(
+            "const s = document.querySelector(arguments[0]); const r = s.getBoundingClientRect(); \
+             return [r.width, r.height, s.querySelectorAll('rect.bar').length, \
+                     s.querySelectorAll('rect.failed').length];",
+            vec![json!(runs)],
+        )
+        .await
+        .unwrap();
+    let drawn: Vec<f64> = serde_json::from_value(drawn).unwrap();
+    assert!(drawn[0] >= 200.0 && drawn[1] >= 30.0, "{drawn:?}");
+    assert!(drawn[2] >= 1.0 && drawn[3] >= 1.0, "{drawn:?}");
+    for kind in ["lateness", "waiting"] {
+        b.find(Locator::Css(&format!(
+            "figure[data-executor=act] svg[data-chart={kind}]"
+        )))
+        .await
+        .unwrap();
+    }
+    // The last day, a link away, counts the same runs.
+    click_through(&b, Locator::LinkText("last day"), false).await;
+    wait_text(&b, "#charts-title", "last day").await;
+    let day = b.find(Locator::Css(runs)).await.unwrap();
+    assert_eq!(day.attr("data-total").await.unwrap().as_deref(), Some("12"));
+    assert!(
+        b.current_url()
+            .await
+            .unwrap()
+            .as_str()
+            .ends_with("?range=day")
+    );
+    b.close().await.unwrap();
+    // The other owner's run is its own (not in the 12 above).
+    let rows: i64 = sqlx::query_scalar(
+        "SELECT sum(runs)::bigint FROM qron.executor_stats WHERE owner = 'other'",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(rows, 1);
+}

@@ -68,6 +68,8 @@ pub(crate) enum Expiring {
     UniqueClaims,
     /// Rate buckets refilled (a key without a row has its whole burst: the same).
     RateBuckets,
+    /// The charts' figures older than two days.
+    ExecutorStats,
 }
 
 /// Drops up to `limit` rows of `what` that expired before `now`; how many.
@@ -85,6 +87,11 @@ pub(crate) async fn rows_expire<'e>(
         Expiring::RateBuckets => {
             "DELETE FROM qron.rate_buckets WHERE ctid = ANY(ARRAY(
                  SELECT ctid FROM qron.rate_buckets WHERE tat < $1 LIMIT $2))"
+        }
+        Expiring::ExecutorStats => {
+            "DELETE FROM qron.executor_stats WHERE ctid = ANY(ARRAY(
+                 SELECT ctid FROM qron.executor_stats
+                  WHERE minute < $1 - interval '2 days' LIMIT $2))"
         }
     };
     sqlx::query(sql(statement))

@@ -19,6 +19,7 @@ mod manage;
 mod operate;
 mod outcome;
 mod owners;
+mod stats;
 mod unique;
 mod workers;
 
@@ -34,6 +35,7 @@ pub(crate) use manage::*;
 pub(crate) use operate::*;
 pub(crate) use outcome::*;
 pub(crate) use owners::*;
+pub(crate) use stats::*;
 pub(crate) use unique::*;
 pub(crate) use workers::*;
 

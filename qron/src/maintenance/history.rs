@@ -142,8 +142,13 @@ pub(crate) async fn maintain_once(
             dropped.push(name);
         }
     }
-    // Unique keys whose period is over (no later job has them), and rate buckets refilled.
-    for what in [db::Expiring::UniqueClaims, db::Expiring::RateBuckets] {
+    // Unique keys whose period is over (no later job has them), rate buckets refilled, and the
+    // charts' figures past two days.
+    for what in [
+        db::Expiring::UniqueClaims,
+        db::Expiring::RateBuckets,
+        db::Expiring::ExecutorStats,
+    ] {
         loop {
             let Some(mut tx) = maintenance_step(pool).await? else {
                 return Ok(dropped);
@@ -169,12 +174,20 @@ mod tests {
     use crate::testing::TestDb;
 
     #[tokio::test]
-    async fn a_pass_drops_the_rate_buckets_refilled_and_keeps_the_others() {
+    async fn a_pass_drops_the_rate_buckets_refilled_and_the_charts_past_two_days() {
         let db = TestDb::new().await.unwrap();
         sqlx::query(crate::schema::sql(
             "INSERT INTO qron.rate_buckets (executor, key, tat)
              VALUES ('x', 'past', now() - interval '1 second'),
                     ('x', 'ahead', now() + interval '1 hour')",
+        ))
+        .execute(db.pool())
+        .await
+        .unwrap();
+        sqlx::query(crate::schema::sql(
+            "INSERT INTO qron.executor_stats (owner, executor, minute, runs)
+             VALUES ('o', 'x', date_trunc('minute', now() - interval '49 hours'), 1),
+                    ('o', 'x', date_trunc('minute', now() - interval '47 hours'), 2)",
         ))
         .execute(db.pool())
         .await
@@ -188,6 +201,12 @@ mod tests {
                 .await
                 .unwrap();
         assert_eq!(left, ["ahead"]);
+        let runs: Vec<i64> =
+            sqlx::query_scalar(crate::schema::sql("SELECT runs FROM qron.executor_stats"))
+                .fetch_all(db.pool())
+                .await
+                .unwrap();
+        assert_eq!(runs, [2]);
     }
 
     #[tokio::test]

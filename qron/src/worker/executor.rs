@@ -333,6 +333,10 @@ impl Done<'_> {
             Kind::Failed => &shared.metrics.failed,
         };
         counter.fetch_add(1, Ordering::Relaxed);
+        let failed = matches!(kind, Kind::Retry | Kind::Failed);
+        shared
+            .tally
+            .record(self.owner, reg.executor, failed, lateness);
         tracing::debug!(parent: span, outcome = kind.as_str(), "job finished");
         if let Some(error) = error {
             span.record("error", error.as_str());

@@ -17,6 +17,7 @@ pub(crate) mod producer;
 mod services;
 mod shared;
 mod shutdown;
+pub(crate) mod stats;
 mod turns;
 
 pub use builder::WorkerBuilder;
@@ -472,6 +473,7 @@ impl Worker {
                 lease_connections(self.executors.len()),
             ),
             slack: buffer::slack(self.settings.completer.flush_interval),
+            tally: Arc::default(),
         })
     }
 }

@@ -30,7 +30,8 @@ pub(super) struct Services {
     background: JoinSet<Ended>,
     /// One per executor; aborted when dropped.
     producers: JoinSet<Ended>,
-    /// Stops the heartbeat, which outlives the soft stop while handlers run.
+    /// Stops the heartbeat and the charts' tally, which outlive the soft stop while handlers
+    /// run.
     heartbeat_stop: CancellationToken,
 }
 
@@ -86,6 +87,14 @@ impl Services {
         };
         let heartbeat_stop = services.heartbeat_stop.clone();
         services.background_task("heartbeat", heartbeat.run(heartbeat_stop));
+        let stats = super::stats::Stats {
+            pool: pool.clone(),
+            clock: shared.clock.clone(),
+            tally: shared.tally.clone(),
+            executors: worker.executors.clone(),
+        };
+        let stats_stop = services.heartbeat_stop.clone();
+        services.background_task("charts' figures", stats.run(stats_stop));
         let watch = unserved::Watch {
             pool: pool.clone(),
             clock: shared.clock.clone(),

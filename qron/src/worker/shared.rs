@@ -93,6 +93,8 @@ pub(crate) struct Shared {
     /// take to start), for its outcomes to be written: the least slack plus the completer's
     /// flush interval, the longest an outcome waits for its batch (see `buffer::slack`).
     pub(crate) slack: Duration,
+    /// The runs that ended since the charts' figures were last written (see `stats`).
+    pub(crate) tally: Arc<super::stats::Tally>,
 }
 
 impl Shared {
@@ -130,6 +132,7 @@ impl Shared {
             cancels: Arc::default(),
             budget: Budget::new(settings.producer.memory_budget, lease_connections(1)),
             slack: super::buffer::slack(settings.completer.flush_interval),
+            tally: Arc::default(),
         })
     }
 

@@ -45,6 +45,7 @@
 mod actions;
 mod assets;
 mod cache;
+mod charts;
 mod jobs;
 mod layout;
 mod overview;

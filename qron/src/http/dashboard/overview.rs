@@ -3,7 +3,7 @@
 use std::convert::Infallible;
 use std::sync::Arc;
 
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt as _;
@@ -11,11 +11,29 @@ use futures_util::stream::{self, Stream};
 use maud::{Markup, html};
 
 use super::cache::Overview;
+use super::charts;
 use super::layout::{self, action_button};
 use super::{Dash, View};
 
-pub(crate) async fn page(State(dash): State<Arc<Dash>>, view: View) -> Response {
+/// What the overview's address may say: the charts' span (`?range=day`).
+#[derive(Debug, Default, serde::Deserialize)]
+pub(crate) struct OverviewQuery {
+    #[serde(default)]
+    range: charts::Range,
+}
+
+pub(crate) async fn page(
+    State(dash): State<Arc<Dash>>,
+    Query(query): Query<OverviewQuery>,
+    view: View,
+) -> Response {
     let figures = dash.cache.get().await;
+    let charts = charts::section(
+        &view,
+        query.range,
+        figures.at.unwrap_or_else(chrono::Utc::now),
+    )
+    .await;
     let body = html! {
         p.muted {
             "Live jobs by status (retrying: ready jobs waiting for a later attempt, counted in ready too; each count opens its list); "
@@ -46,6 +64,7 @@ pub(crate) async fn page(State(dash): State<Arc<Dash>>, view: View) -> Response 
                 tbody #overview-rows { (rows(&view, &figures)) }
             }
         }
+        (charts)
     };
     view.page(layout::page(&view, "/", "Overview", body))
 }
