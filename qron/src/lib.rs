@@ -108,7 +108,7 @@ pub use job::{
 };
 pub use job_error::{BoxError, JobError};
 pub use limits::{MAX_ERROR_LEN, MAX_JSON_DEPTH, MAX_TIMEOUT};
-pub use metrics::Metrics;
+pub use metrics::{LEASE_TIMES_KEPT, Metrics};
 pub use rate_limit::RateLimit;
 
 /// The sqlx qron is built on (0.9): its pools, connections and transactions are what

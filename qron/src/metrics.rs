@@ -26,7 +26,12 @@ pub struct Metrics {
     pub(crate) buffered: AtomicI64,
     pub(crate) buffered_peak: AtomicI64,
     pub(crate) handed_back: AtomicU64,
+    /// The last [`LEASE_TIMES_KEPT`] leases' times, from the statement's start to its answer.
+    lease_times: std::sync::Mutex<std::collections::VecDeque<std::time::Duration>>,
 }
+
+/// How many of the last leases' times a worker keeps (see [`Metrics::lease_times`]).
+pub const LEASE_TIMES_KEPT: usize = 4096;
 
 impl Metrics {
     /// Adds `other`'s counts to these (the testing kit's drain sums its rounds).
@@ -46,6 +51,34 @@ impl Metrics {
         ] {
             mine.fetch_add(theirs.load(Ordering::Relaxed), Ordering::Relaxed);
         }
+    }
+
+    /// Keeps a lease's time (see [`Metrics::lease_times`]).
+    pub(crate) fn note_lease_time(&self, took: std::time::Duration) {
+        let mut times = self
+            .lease_times
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if times.len() == LEASE_TIMES_KEPT {
+            times.pop_front();
+        }
+        times.push_back(took);
+    }
+
+    /// The times of the worker's last leases (at most [`LEASE_TIMES_KEPT`], oldest first),
+    /// each from the lease statement's start to its answer: for its percentiles.
+    ///
+    /// ```
+    /// let m = qron::Metrics::default();
+    /// assert!(m.lease_times().is_empty());
+    /// ```
+    pub fn lease_times(&self) -> Vec<std::time::Duration> {
+        self.lease_times
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .copied()
+            .collect()
     }
 
     /// Jobs leased.

@@ -12,6 +12,7 @@ mod flow;
 mod owners;
 mod queue;
 mod remote;
+mod scale;
 
 #[derive(Parser)]
 #[command(about = "qron's benchmarks", version)]
@@ -105,6 +106,22 @@ enum Scenario {
         /// The histories for `--concurrency`: `all`, `failed`.
         #[arg(long, value_delimiter = ',', default_value = "all,failed")]
         history: Vec<String>,
+    },
+    /// Scale: throughput, the lease statement's p50/p99 and one-job enqueues with more and
+    /// more jobs waiting, beside the same-work floor on the same backlog.
+    Scale {
+        /// Jobs waiting, one run each (built on the server).
+        #[arg(long, value_delimiter = ',', default_value = "10000,100000,1000000")]
+        sizes: Vec<u64>,
+        /// Jobs worked through at each size (at most all of them).
+        #[arg(long, default_value_t = 100_000)]
+        work: u64,
+        /// The worker's concurrency.
+        #[arg(long, default_value_t = 100)]
+        concurrency: usize,
+        /// Rounds; the medians are reported.
+        #[arg(long, default_value_t = 1)]
+        rounds: usize,
     },
     /// Latency: enqueue-to-start with an idle worker polling every second.
     Latency {
@@ -280,11 +297,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
             for _ in 0..rounds.max(1) {
                 // The floor first, in the same round, for the ratio.
                 let floor = queue::floor_best(jobs).await?;
-                let mut out = vec![queue::fig(
-                    "floor process (batch 1000, 4 tasks)",
-                    floor,
-                    "jobs/s",
-                )];
+                let same_work = queue::floor_same_work(jobs).await?;
+                let mut out = vec![
+                    queue::fig("floor process (batch 1000, 4 tasks)", floor, "jobs/s"),
+                    queue::fig(
+                        "same-work floor (lease 1,000, move to history, 4 tasks)",
+                        same_work,
+                        "jobs/s",
+                    ),
+                ];
                 let mut best: f64 = 0.0;
                 for &w in &workers {
                     let figures = queue::throughput(jobs, w, false).await?;
@@ -307,9 +328,26 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
                             100.0 * rate / floor,
                             "%",
                         ));
+                        out.push(queue::fig(
+                            format!("{label} / same-work floor"),
+                            100.0 * rate / same_work,
+                            "%",
+                        ));
                     }
                 }
                 all.push(out);
+            }
+            medians(all)
+        }
+        Scenario::Scale {
+            sizes,
+            work,
+            concurrency,
+            rounds,
+        } => {
+            let mut all = Vec::new();
+            for _ in 0..rounds.max(1) {
+                all.push(scale::scale(&sizes, work, concurrency).await?);
             }
             medians(all)
         }

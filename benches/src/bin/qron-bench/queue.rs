@@ -207,6 +207,9 @@ pub async fn floor(jobs: u64, batches: &[u64], tasks: usize) -> Res<Vec<Figure>>
 async fn floor_table(pool: &PgPool) -> Res<()> {
     sqlx::raw_sql(
         "CREATE TABLE IF NOT EXISTS floor_jobs (LIKE qron.jobs INCLUDING ALL);
+         -- the floor's own lease order, indexed as qron's is
+         CREATE INDEX IF NOT EXISTS floor_jobs_lease ON floor_jobs (executor, run_at, id)
+             WHERE status = 'ready';
          TRUNCATE floor_jobs;",
     )
     .execute(pool)
@@ -276,6 +279,88 @@ async fn floor_process(pool: &PgPool, batch: u64, tasks: usize) -> Res<f64> {
     }
     let rate = done.load(Ordering::Relaxed) as f64 / t.elapsed().as_secs_f64();
     sqlx::query("DROP TABLE floor_jobs").execute(pool).await?;
+    Ok(rate)
+}
+
+/// The same-work floor's table of finished rows: qron's history shape, with its id index.
+async fn floor_history_table(pool: &PgPool) -> Res<()> {
+    sqlx::raw_sql(
+        "CREATE TABLE IF NOT EXISTS floor_history (LIKE qron.jobs);
+         CREATE INDEX IF NOT EXISTS floor_history_id ON floor_history (id);
+         TRUNCATE floor_history;",
+    )
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// `jobs` due rows in the floor's table (see [`floor_insert`]), analysed.
+pub async fn floor_fill(pool: &PgPool, jobs: u64) -> Res<()> {
+    floor_insert(pool, jobs).await?;
+    sqlx::query("VACUUM ANALYZE floor_jobs")
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+/// The same-work floor (issue 31): `tasks` loops, each leasing `batch` rows with `SKIP
+/// LOCKED` (as [`floor_process`]) and then moving them to an indexed history table in one
+/// `DELETE … RETURNING` → `INSERT` statement, until `work` rows have moved (or none is left);
+/// jobs/s.
+pub async fn floor_moving(pool: &PgPool, batch: u64, tasks: usize, work: u64) -> Res<f64> {
+    floor_history_table(pool).await?;
+    let done = Arc::new(AtomicU64::new(0));
+    let t = Instant::now();
+    let mut handles = Vec::new();
+    for _ in 0..tasks {
+        let pool = pool.clone();
+        let done = done.clone();
+        handles.push(tokio::spawn(async move {
+            while done.load(Ordering::Relaxed) < work {
+                let ids: Vec<i64> = sqlx::query_scalar(
+                    "UPDATE floor_jobs j SET status = 'running', attempt = j.attempt + 1,
+                            lease_expires_at = now() + j.timeout
+                      WHERE j.id = ANY(ARRAY(
+                            SELECT id FROM floor_jobs
+                             WHERE status = 'ready' AND executor = $2 AND run_at <= now()
+                             ORDER BY run_at, id LIMIT $1 FOR UPDATE SKIP LOCKED))
+                     RETURNING j.id",
+                )
+                .bind(batch as i64)
+                .bind(FLOOR_EXECUTOR)
+                .fetch_all(&pool)
+                .await?;
+                if ids.is_empty() {
+                    break;
+                }
+                sqlx::query(
+                    "WITH done AS (DELETE FROM floor_jobs WHERE id = ANY($1) RETURNING *)
+                     INSERT INTO floor_history SELECT * FROM done",
+                )
+                .bind(&ids)
+                .execute(&pool)
+                .await?;
+                done.fetch_add(ids.len() as u64, Ordering::Relaxed);
+            }
+            Ok::<_, sqlx::Error>(())
+        }));
+    }
+    for h in handles {
+        h.await??;
+    }
+    let rate = done.load(Ordering::Relaxed) as f64 / t.elapsed().as_secs_f64();
+    sqlx::raw_sql("DROP TABLE floor_jobs; DROP TABLE floor_history;")
+        .execute(pool)
+        .await?;
+    Ok(rate)
+}
+
+/// The same-work floor's rate on a fresh database of `jobs` rows, all moved.
+pub async fn floor_same_work(jobs: u64) -> Res<f64> {
+    let (name, pool) = fresh("floor", 6).await?;
+    floor_fill(&pool, jobs).await?;
+    let rate = floor_moving(&pool, 1000, 4, jobs).await?;
+    drop_db(&name, pool).await?;
     Ok(rate)
 }
 

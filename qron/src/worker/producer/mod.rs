@@ -479,6 +479,7 @@ impl Producer {
         self.turns
             .landed(&landed.start, &jobs, jobs.len() == landed.asked);
         let m = &self.shared.metrics;
+        m.note_lease_time(landed.took);
         m.leased.fetch_add(jobs.len() as u64, Ordering::Relaxed);
         m.polls.fetch_add(1, Ordering::Relaxed);
         m.add_buffered(jobs.len() as i64);
