@@ -162,10 +162,13 @@ macro_rules! finish {
     WITH ",
             $with,
             "done AS (
-        -- A semi-join on the key: index lookups driven by the batch, whatever the statistics
-        -- say about how many jobs run.
+        -- Index lookups of the batch's ids (the primary key, whatever the statistics say
+        -- about how many jobs run: planned from stale ones that saw none running, a join on
+        -- the whole key read every running job once per outcome), then the semi-join on the
+        -- key.
         DELETE FROM qron.jobs j
-         WHERE (j.id, j.lease_token, j.run_at) IN (",
+         WHERE j.id = ANY($1::bigint[])
+           AND (j.id, j.lease_token, j.run_at) IN (",
             $leases,
             ")
            AND j.status = 'running'
@@ -347,4 +350,54 @@ pub(crate) async fn job_finish_many<'e>(
     };
     let (ids, tokens) = q.bind(now).fetch_one(ex).await?;
     Ok(ids.into_iter().zip(tokens).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[tokio::test]
+    async fn ending_a_batch_looks_its_jobs_up_by_key_though_the_statistics_saw_none_running() {
+        let db = crate::testing::TestDb::new().await.unwrap();
+        let pool = db.pool();
+        sqlx::query(sql(
+            "INSERT INTO qron.jobs (executor, owner, expr, recurring, run_at, slot_at, payload, bytes)
+             SELECT 'e', 'default', '@after 0s', false, now(), now(), 'null'::jsonb, 4
+               FROM generate_series(1, 10000)",
+        ))
+        .execute(pool)
+        .await
+        .unwrap();
+        // The statistics see every job ready; then they all run (as a worker's first leases
+        // leave them before autovacuum looks again).
+        sqlx::query(sql("ANALYZE qron.jobs"))
+            .execute(pool)
+            .await
+            .unwrap();
+        let leases: Vec<(i64, i64, DateTime<Utc>)> = sqlx::query_as(sql(
+            "UPDATE qron.jobs SET status = 'running', lease_token = lease_token + 1,
+                    lease_expires_at = now() + interval '1 minute'
+              RETURNING id, lease_token, run_at",
+        ))
+        .fetch_all(pool)
+        .await
+        .unwrap();
+        let batch = &leases[..1000];
+        for statement in [FINISH_SUCCEEDED, FINISH_DELETED] {
+            let plan: Vec<String> =
+                sqlx::query_scalar(sqlx::AssertSqlSafe(format!("EXPLAIN {}", sql(statement))))
+                    .bind(batch.iter().map(|l| l.0).collect::<Vec<_>>())
+                    .bind(batch.iter().map(|l| l.1).collect::<Vec<_>>())
+                    .bind(batch.iter().map(|l| l.2).collect::<Vec<_>>())
+                    .bind(Utc::now())
+                    .fetch_all(pool)
+                    .await
+                    .unwrap();
+            let plan = plan.join("\n");
+            assert!(plan.contains("jobs_pkey"), "{plan}");
+            assert!(!plan.contains("Seq Scan on jobs"), "{plan}");
+        }
+    }
 }
