@@ -162,16 +162,17 @@ macro_rules! finish {
     WITH ",
             $with,
             "done AS (
-        -- Index lookups of the batch's ids (the primary key, whatever the statistics say
-        -- about how many jobs run: planned from stale ones that saw none running, a join on
-        -- the whole key read every running job once per outcome), then the semi-join on the
-        -- key.
+        -- The batch's rows looked up by id in the primary key, then a semi-join on the
+        -- lease. The status is checked in a form the planner does not estimate from the
+        -- statistics: from statistics that saw no job running (a fresh backlog's first
+        -- leases), a plain filter on it made the planner expect one row, and join every
+        -- running job with the whole batch, once per outcome (600 ms a batch).
         DELETE FROM qron.jobs j
          WHERE j.id = ANY($1::bigint[])
            AND (j.id, j.lease_token, j.run_at) IN (",
             $leases,
             ")
-           AND j.status = 'running'
+           AND COALESCE(j.status = 'running', false)
         RETURNING ",
             $returned,
             ")",
@@ -398,6 +399,8 @@ mod tests {
             let plan = plan.join("\n");
             assert!(plan.contains("jobs_pkey"), "{plan}");
             assert!(!plan.contains("Seq Scan on jobs"), "{plan}");
+            // The batch joined once (hashed), not once per job.
+            assert!(!plan.contains("Nested Loop Semi Join"), "{plan}");
         }
     }
 }
