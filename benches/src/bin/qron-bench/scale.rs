@@ -1,7 +1,8 @@
 //! Scale (issue 31): qron's cost as the backlog grows. For each number of jobs waiting, built on
 //! the server with `generate_series` (not through the API): one worker at a concurrency works
 //! through a share of them (its leases timed: p50 and p99), beside the same-work floor on the
-//! same backlog; and one-job enqueues from concurrent callers.
+//! same backlog; and one-job enqueues from concurrent callers, beside a raw single-row insert
+//! loop on the same connections.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -59,10 +60,22 @@ pub async fn scale(sizes: &[u64], work: u64, concurrency: usize) -> Res<Vec<Figu
             p99,
             "ms",
         ));
+        let raw = raw_insert_rate(&pool, 16, Duration::from_secs(3)).await?;
+        let one = enqueue_rate(&pool, 16, Duration::from_secs(3)).await?;
         out.push(fig(
             format!("{size} waiting: one-job enqueue, 16 callers"),
-            enqueue_rate(&pool, 16, Duration::from_secs(3)).await?,
+            one,
             "jobs/s",
+        ));
+        out.push(fig(
+            format!("{size} waiting: raw single-row INSERT, 16 callers"),
+            raw,
+            "rows/s",
+        ));
+        out.push(fig(
+            format!("{size} waiting: one-job enqueue / raw INSERT"),
+            100.0 * one / raw,
+            "%",
         ));
         drop_db(&name, pool).await?;
         // The same-work floor on a backlog of the same size.
@@ -132,6 +145,39 @@ async fn enqueue_rate(pool: &PgPool, callers: usize, span: Duration) -> Res<f64>
                 done.fetch_add(1, Ordering::Relaxed);
             }
             Ok::<_, qron::Error>(())
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    Ok(done.load(Ordering::Relaxed) as f64 / t.elapsed().as_secs_f64())
+}
+
+/// A raw single-row `INSERT` of a job's row (what `Client::create` writes, without its checks,
+/// its expression's parse or its read-back) from `callers` tasks on the same pool for `span`;
+/// rows/s.
+async fn raw_insert_rate(pool: &PgPool, callers: usize, span: Duration) -> Res<f64> {
+    let done = Arc::new(AtomicU64::new(0));
+    let deadline = Instant::now() + span;
+    let t = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..callers {
+        let (pool, done) = (pool.clone(), done.clone());
+        tasks.push(tokio::spawn(async move {
+            while Instant::now() < deadline {
+                sqlx::query(
+                    "INSERT INTO qron.jobs
+                            (executor, owner, expr, recurring, run_at, slot_at, payload, bytes,
+                             scheduled)
+                     VALUES ($1, 'default', '@after 1 hour', false, now() + interval '1 hour',
+                             now() + interval '1 hour', 'null'::jsonb, 4, true)",
+                )
+                .bind(EXECUTOR)
+                .execute(&pool)
+                .await?;
+                done.fetch_add(1, Ordering::Relaxed);
+            }
+            Ok::<_, sqlx::Error>(())
         }));
     }
     for t in tasks {
