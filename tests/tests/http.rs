@@ -425,6 +425,18 @@ async fn owners_come_from_the_application_and_mutations_can_be_refused() {
     assert!(client.owner("acme").get(theirs.id).await.is_ok());
 }
 
+/// An API where the `x-tenant` header names the tenant (with the `operate` scope), and "ops" is
+/// the operator (`admin`).
+fn tenants_and_ops(client: &Client) -> qron::http::Api {
+    qron::http::Api::new(client.clone()).owner(|req| {
+        match req.headers.get("x-tenant").and_then(|v| v.to_str().ok()) {
+            Some("ops") => Ok(qron::http::Owner::admin("ops")),
+            Some(t) => Ok(qron::http::Owner::operate(t)),
+            None => Err(StatusCode::UNAUTHORIZED),
+        }
+    })
+}
+
 #[tokio::test]
 async fn executor_limits_are_the_admins_and_every_owner_sees_them() {
     let db = TestDb::new().await;
@@ -435,14 +447,7 @@ async fn executor_limits_are_the_admins_and_every_owner_sees_them() {
         .await
         .unwrap();
     // A header names the tenant; "ops" is the operator.
-    let api = qron::http::Api::new(client.clone()).owner(|req| {
-        match req.headers.get("x-tenant").and_then(|v| v.to_str().ok()) {
-            Some("ops") => Ok(qron::http::Owner::admin("ops")),
-            Some(t) => Ok(qron::http::Owner::operate(t)),
-            None => Err(StatusCode::UNAUTHORIZED),
-        }
-    });
-    let base = serve(api.router()).await;
+    let base = serve(tenants_and_ops(&client).router()).await;
     let set = r#"mutation($l: ExecutorLimitsInput!) {
         setExecutorLimits(executor: "sync", limits: $l) }"#;
     let limits = json!({ "concurrency": 4, "partitionBy": "FIELD",
@@ -532,14 +537,7 @@ async fn a_tenant_caps_its_own_jobs_and_only_the_admin_weighs_tenants() {
         .create(qron::NewJob::new("sync", "@after 0s"))
         .await
         .unwrap();
-    let api = qron::http::Api::new(client.clone()).owner(|req| {
-        match req.headers.get("x-tenant").and_then(|v| v.to_str().ok()) {
-            Some("ops") => Ok(qron::http::Owner::admin("ops")),
-            Some(t) => Ok(qron::http::Owner::operate(t)),
-            None => Err(StatusCode::UNAUTHORIZED),
-        }
-    });
-    let base = serve(api.router()).await;
+    let base = serve(tenants_and_ops(&client).router()).await;
     let acme = [("x-tenant", "acme")];
     // Its own cap: allowed, refused out of range naming the field, shown beside the executor.
     let cap = r#"mutation($n: Int!) { setOwnerCap(executor: "sync", concurrency: $n) }"#;

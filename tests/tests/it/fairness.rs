@@ -1,4 +1,5 @@
-//! Fairness between owners: one owner's backlog does not hold back another owner's jobs.
+//! Fairness between owners: one owner's backlog does not hold back another owner's jobs; a
+//! lease's jobs start in its rounds; weights share a worker; an owner's cap holds.
 
 use std::time::Duration;
 
@@ -25,12 +26,7 @@ async fn an_owners_backlog_does_not_hold_back_another_owners_jobs() {
     .execute(&db.pool)
     .await
     .unwrap();
-    let worker = Worker::builder(c.clone())
-        .executors(["act"])
-        .concurrency("act", 10)
-        .build()
-        .unwrap();
-    let running = qron_tests::Running::start(worker);
+    let running = ten_slots(&c);
     let (a, b) = (probe(&ka), probe(&kb));
     qron_tests::wait_for("A's jobs running", Duration::from_secs(10), || async {
         a.started() >= 100
@@ -54,6 +50,44 @@ async fn an_owners_backlog_does_not_hold_back_another_owners_jobs() {
     );
 }
 
+/// 400 no-op jobs each of owners A and C (A's first, so older), with probe keys.
+async fn two_owners_backlogs(c: &Client) -> (String, String) {
+    let (ka, kc) = (key("round-a"), key("round-c"));
+    for (owner, k) in [("A", &ka), ("C", &kc)] {
+        c.owner(owner)
+            .create_many(script_jobs("act", 400, k, Mode::Ok))
+            .await
+            .unwrap();
+    }
+    (ka, kc)
+}
+
+/// A worker of 10 slots for `act`.
+fn ten_slots(c: &Client) -> qron_tests::Running {
+    let worker = Worker::builder(c.clone())
+        .executors(["act"])
+        .concurrency("act", 10)
+        .build()
+        .unwrap();
+    qron_tests::Running::start(worker)
+}
+
+/// Once every job of probes `ka` and `kc` started: how many of the first 200 starts were
+/// `ka`'s.
+async fn first_200_of(ka: &str, kc: &str) -> usize {
+    let (a, cc) = (probe(ka), probe(kc));
+    qron_tests::wait_for("every job", Duration::from_secs(60), || async {
+        a.started() >= 400 && cc.started() >= 400
+    })
+    .await;
+    let mut starts: Vec<(chrono::DateTime<chrono::Utc>, bool)> = Vec::new();
+    for (p, is_a) in [(&a, true), (&cc, false)] {
+        starts.extend(p.starts.lock().unwrap().iter().map(|s| (s.2, is_a)));
+    }
+    starts.sort();
+    starts[..200].iter().filter(|s| s.1).count()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn owners_share_a_worker_by_their_weights_and_an_owners_cap_holds() {
     let db = TestDb::new().await;
@@ -61,24 +95,14 @@ async fn owners_share_a_worker_by_their_weights_and_an_owners_cap_holds() {
     c.set_owner_weight("A", 3).await.unwrap();
     // B caps its jobs at 2 at once; C's are not capped.
     c.owner("B").set_owner_cap("act", 2).await.unwrap();
-    let keys = [key("weight-a"), key("cap-b"), key("free-c")];
-    for (owner, k) in ["A", "C"].iter().zip([&keys[0], &keys[2]]) {
-        c.owner(*owner)
-            .create_many(script_jobs("act", 400, k, Mode::Ok))
-            .await
-            .unwrap();
-    }
+    let (ka, kc) = two_owners_backlogs(&c).await;
+    let kb = key("cap-b");
     c.owner("B")
-        .create_many(script_jobs("act", 40, &keys[1], Mode::Sleep(20)))
+        .create_many(script_jobs("act", 40, &kb, Mode::Sleep(20)))
         .await
         .unwrap();
-    let worker = Worker::builder(c.clone())
-        .executors(["act"])
-        .concurrency("act", 10)
-        .build()
-        .unwrap();
-    let running = qron_tests::Running::start(worker);
-    let (a, b, cc) = (probe(&keys[0]), probe(&keys[1]), probe(&keys[2]));
+    let running = ten_slots(&c);
+    let b = probe(&kb);
     // B's leased jobs sampled every 10 ms while they run.
     let mut most_b = 0;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
@@ -97,22 +121,13 @@ async fn owners_share_a_worker_by_their_weights_and_an_owners_cap_holds() {
         most_b = most_b.max(leased);
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    qron_tests::wait_for("every job", Duration::from_secs(60), || async {
-        a.started() >= 400 && cc.started() >= 400
-    })
-    .await;
+    // Of A's and C's first 200 starts, A (weight 3) has about three quarters.
+    let of_a = first_200_of(&ka, &kc).await;
     running.stop().await;
     assert!(
         most_b <= 2,
         "B had {most_b} leased at once under its cap of 2"
     );
-    // Of A's and C's first 200 starts, A (weight 3) has about three quarters.
-    let mut starts: Vec<(chrono::DateTime<chrono::Utc>, bool)> = Vec::new();
-    for (p, is_a) in [(&a, true), (&cc, false)] {
-        starts.extend(p.starts.lock().unwrap().iter().map(|s| (s.2, is_a)));
-    }
-    starts.sort();
-    let of_a = starts[..200].iter().filter(|s| s.1).count();
     eprintln!(
         "fairness: A (weight 3) had {of_a} of the first 200 starts; B at most {most_b} at once"
     );
@@ -125,31 +140,10 @@ async fn the_jobs_of_one_lease_start_in_its_rounds_not_in_queue_order() {
     // worker starts them in the same rounds (one of A's, one of C's...), not A's first.
     let db = TestDb::new().await;
     let c = Client::new(db.pool.clone());
-    let (ka, kc) = (key("round-a"), key("round-c"));
-    for (owner, k) in [("A", &ka), ("C", &kc)] {
-        c.owner(owner)
-            .create_many(script_jobs("act", 400, k, Mode::Ok))
-            .await
-            .unwrap();
-    }
-    let worker = Worker::builder(c.clone())
-        .executors(["act"])
-        .concurrency("act", 10)
-        .build()
-        .unwrap();
-    let running = qron_tests::Running::start(worker);
-    let (a, cc) = (probe(&ka), probe(&kc));
-    qron_tests::wait_for("every job", Duration::from_secs(60), || async {
-        a.started() >= 400 && cc.started() >= 400
-    })
-    .await;
+    let (ka, kc) = two_owners_backlogs(&c).await;
+    let running = ten_slots(&c);
+    let of_a = first_200_of(&ka, &kc).await;
     running.stop().await;
-    let mut starts: Vec<(chrono::DateTime<chrono::Utc>, bool)> = Vec::new();
-    for (p, is_a) in [(&a, true), (&cc, false)] {
-        starts.extend(p.starts.lock().unwrap().iter().map(|s| (s.2, is_a)));
-    }
-    starts.sort();
-    let of_a = starts[..200].iter().filter(|s| s.1).count();
     assert!(
         (80..=120).contains(&of_a),
         "A had {of_a} of the first 200 starts"

@@ -236,6 +236,24 @@ async fn floor_insert(pool: &PgPool, jobs: u64) -> Res<f64> {
     Ok(jobs as f64 / t.elapsed().as_secs_f64())
 }
 
+/// The floor's lease: `batch` due rows taken with `FOR UPDATE SKIP LOCKED`, in one statement;
+/// their ids.
+async fn floor_lease(pool: &PgPool, batch: u64) -> sqlx::Result<Vec<i64>> {
+    sqlx::query_scalar(
+        "UPDATE floor_jobs j SET status = 'running', attempt = j.attempt + 1,
+                lease_expires_at = now() + j.timeout
+          WHERE j.id = ANY(ARRAY(
+                SELECT id FROM floor_jobs
+                 WHERE status = 'ready' AND executor = $2 AND run_at <= now()
+                 ORDER BY run_at, id LIMIT $1 FOR UPDATE SKIP LOCKED))
+         RETURNING j.id",
+    )
+    .bind(batch as i64)
+    .bind(FLOOR_EXECUTOR)
+    .fetch_all(pool)
+    .await
+}
+
 /// The floor's processing of the rows [`floor_insert`] left: `tasks` loops leasing `batch`
 /// rows and deleting them; jobs/s.
 async fn floor_process(pool: &PgPool, batch: u64, tasks: usize) -> Res<f64> {
@@ -250,19 +268,7 @@ async fn floor_process(pool: &PgPool, batch: u64, tasks: usize) -> Res<f64> {
         let done = done.clone();
         handles.push(tokio::spawn(async move {
             loop {
-                let ids: Vec<i64> = sqlx::query_scalar(
-                    "UPDATE floor_jobs j SET status = 'running', attempt = j.attempt + 1,
-                            lease_expires_at = now() + j.timeout
-                      WHERE j.id = ANY(ARRAY(
-                            SELECT id FROM floor_jobs
-                             WHERE status = 'ready' AND executor = $2 AND run_at <= now()
-                             ORDER BY run_at, id LIMIT $1 FOR UPDATE SKIP LOCKED))
-                     RETURNING j.id",
-                )
-                .bind(batch as i64)
-                .bind(FLOOR_EXECUTOR)
-                .fetch_all(&pool)
-                .await?;
+                let ids = floor_lease(&pool, batch).await?;
                 if ids.is_empty() {
                     return Ok::<_, sqlx::Error>(());
                 }
@@ -317,19 +323,7 @@ pub async fn floor_moving(pool: &PgPool, batch: u64, tasks: usize, work: u64) ->
         let done = done.clone();
         handles.push(tokio::spawn(async move {
             while done.load(Ordering::Relaxed) < work {
-                let ids: Vec<i64> = sqlx::query_scalar(
-                    "UPDATE floor_jobs j SET status = 'running', attempt = j.attempt + 1,
-                            lease_expires_at = now() + j.timeout
-                      WHERE j.id = ANY(ARRAY(
-                            SELECT id FROM floor_jobs
-                             WHERE status = 'ready' AND executor = $2 AND run_at <= now()
-                             ORDER BY run_at, id LIMIT $1 FOR UPDATE SKIP LOCKED))
-                     RETURNING j.id",
-                )
-                .bind(batch as i64)
-                .bind(FLOOR_EXECUTOR)
-                .fetch_all(&pool)
-                .await?;
+                let ids = floor_lease(&pool, batch).await?;
                 if ids.is_empty() {
                     break;
                 }
