@@ -18,7 +18,7 @@ mod services;
 mod shared;
 mod shutdown;
 pub(crate) mod stats;
-mod turns;
+pub(crate) mod turns;
 
 pub use builder::WorkerBuilder;
 use services::Services;

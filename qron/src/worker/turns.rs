@@ -1,5 +1,6 @@
 //! Where an executor's next lease starts: the owner whose turn comes next, and the cursors past
-//! the jobs the last leases took (see `db::job_lease`).
+//! the jobs the last leases took (see `db::job_lease`); and the order of one lease's jobs, in its
+//! owners' rounds.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -84,6 +85,25 @@ impl Turns {
             Arc::new([])
         };
     }
+}
+
+/// Puts one lease's jobs (returned in no order) in the order the lease took them: each owner's
+/// in its lease order (higher priorities first), the owners' in rounds by their weights (an
+/// owner of weight 3 has three jobs a round), so that the buffer starts them as fairly as the
+/// lease shared them.
+pub(crate) fn in_lease_order(jobs: &mut Vec<LeasedJob>) {
+    jobs.sort_unstable_by_key(|j| (j.turn, j.lease_at, j.id));
+    let mut paced: Vec<(f64, i64, LeasedJob)> = Vec::with_capacity(jobs.len());
+    let mut round = 0_u32;
+    for (i, j) in jobs.drain(..).enumerate() {
+        round = match paced.last() {
+            Some((_, turn, _)) if i > 0 && *turn == j.turn => round + 1,
+            _ => 1,
+        };
+        paced.push((f64::from(round) / f64::from(j.weight.max(1)), j.turn, j));
+    }
+    paced.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+    jobs.extend(paced.into_iter().map(|(_, _, j)| j));
 }
 
 #[cfg(test)]

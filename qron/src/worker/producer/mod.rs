@@ -464,7 +464,7 @@ impl Producer {
             Ok(jobs) => jobs,
             Err(e) => return self.failed(&e.to_string()),
         };
-        in_lease_order(&mut jobs);
+        super::turns::in_lease_order(&mut jobs);
         let leased = jobs.len();
         // Bound when a lease comes back short; free again when one that asked for all its free
         // slots (not only for the places its outcomes freed) brings them all.
@@ -549,25 +549,6 @@ impl Producer {
         self.backing_off = true;
         self.error_delay = (self.error_delay * 2).min(Duration::from_secs(5));
     }
-}
-
-/// Puts one lease's jobs (returned in no order) in the order the lease took them: each owner's
-/// in its lease order (higher priorities first), the owners' in rounds by their weights (an
-/// owner of weight 3 has three jobs a round), so that the buffer starts them as fairly as the
-/// lease shared them.
-pub(crate) fn in_lease_order(jobs: &mut Vec<LeasedJob>) {
-    jobs.sort_unstable_by_key(|j| (j.turn, j.lease_at, j.id));
-    let mut paced: Vec<(f64, i64, LeasedJob)> = Vec::with_capacity(jobs.len());
-    let mut round = 0_u32;
-    for (i, j) in jobs.drain(..).enumerate() {
-        round = match paced.last() {
-            Some((_, turn, _)) if i > 0 && *turn == j.turn => round + 1,
-            _ => 1,
-        };
-        paced.push((f64::from(round) / f64::from(j.weight.max(1)), j.turn, j));
-    }
-    paced.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-    jobs.extend(paced.into_iter().map(|(_, _, j)| j));
 }
 
 /// How jobs that just came are checked before they start.

@@ -108,7 +108,7 @@ fn a_leases_jobs_start_in_its_rounds_by_the_owners_weights() {
         })
         .rev()
         .collect();
-    super::in_lease_order(&mut jobs);
+    crate::worker::turns::in_lease_order(&mut jobs);
     let owners: String = jobs.iter().map(|j| j.owner.as_str()).collect();
     assert_eq!(owners, "aaabaaab");
     let ids: Vec<i64> = jobs.iter().map(|j| j.id).collect();
