@@ -119,6 +119,9 @@ enum Scenario {
         /// The worker's concurrency.
         #[arg(long, default_value_t = 100)]
         concurrency: usize,
+        /// Jobs per lease and per outcome batch at most (default: the worker's).
+        #[arg(long)]
+        batch: Option<usize>,
         /// Rounds; the medians are reported.
         #[arg(long, default_value_t = 1)]
         rounds: usize,
@@ -343,11 +346,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
             sizes,
             work,
             concurrency,
+            batch,
             rounds,
         } => {
             let mut all = Vec::new();
             for _ in 0..rounds.max(1) {
-                all.push(scale::scale(&sizes, work, concurrency).await?);
+                all.push(scale::scale(&sizes, work, concurrency, batch).await?);
             }
             medians(all)
         }

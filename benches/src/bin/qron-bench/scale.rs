@@ -38,13 +38,18 @@ async fn backlog(pool: &PgPool, n: u64) -> Res<()> {
 /// For each of `sizes` jobs waiting: qron's throughput working through `work` of them (one
 /// worker at `concurrency`) and its leases' p50 and p99, the same-work floor's on the same
 /// backlog, and one-job enqueues from 16 callers for 3 s.
-pub async fn scale(sizes: &[u64], work: u64, concurrency: usize) -> Res<Vec<Figure>> {
+pub async fn scale(
+    sizes: &[u64],
+    work: u64,
+    concurrency: usize,
+    batch: Option<usize>,
+) -> Res<Vec<Figure>> {
     let mut out = Vec::new();
     for &size in sizes {
         let work = work.min(size);
         let (name, pool) = fresh("scale", 20).await?;
         backlog(&pool, size).await?;
-        let (rate, p50, p99) = throughput(&pool, concurrency, work).await?;
+        let (rate, p50, p99) = throughput(&pool, concurrency, work, batch).await?;
         out.push(fig(
             format!("{size} waiting: throughput (concurrency {concurrency}, {work} jobs)"),
             rate,
@@ -97,13 +102,22 @@ pub async fn scale(sizes: &[u64], work: u64, concurrency: usize) -> Res<Vec<Figu
     Ok(out)
 }
 
-/// One worker at `concurrency` until it has stored `work` outcomes: jobs/s, and its leases'
+/// One worker at `concurrency` (with `batch` jobs per lease and per outcome batch at most, or
+/// the default) until it has stored `work` outcomes: jobs/s, and its leases'
 /// p50 and p99 in milliseconds (each from the statement's start to its answer).
-async fn throughput(pool: &PgPool, concurrency: usize, work: u64) -> Res<(f64, f64, f64)> {
-    let worker = Worker::builder(Client::new(pool.clone()))
+async fn throughput(
+    pool: &PgPool,
+    concurrency: usize,
+    work: u64,
+    batch: Option<usize>,
+) -> Res<(f64, f64, f64)> {
+    let mut builder = Worker::builder(Client::new(pool.clone()))
         .executors([EXECUTOR])
-        .concurrency(EXECUTOR, concurrency)
-        .build()?;
+        .concurrency(EXECUTOR, concurrency);
+    if let Some(n) = batch {
+        builder = builder.batch_size(n);
+    }
+    let worker = builder.build()?;
     let (stopper, metrics) = (worker.stopper(), worker.metrics());
     let run = tokio::spawn(worker.run());
     // Timed from the tenth outcome on: the worker's start (its first connections, the
