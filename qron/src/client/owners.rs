@@ -151,3 +151,61 @@ fn in_range(field: &'static str, n: u32, max: u32) -> Result<i32> {
     }
     Ok(i32::try_from(n).unwrap_or(i32::MAX))
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::testing::TestDb;
+
+    fn field(e: Error) -> &'static str {
+        match e {
+            Error::InvalidArgument { field, .. } => field,
+            other => panic!("not refused: {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn weights_and_caps_out_of_range_are_refused_and_an_owner_reaches_only_its_own() {
+        let db = TestDb::new().await.unwrap();
+        let c = db.client();
+        for (owner, weight, refused) in [
+            ("a\0b", 2, "owner"),
+            ("", 2, "owner"),
+            ("a", 0, "weight"),
+            ("a", MAX_OWNER_WEIGHT + 1, "weight"),
+        ] {
+            let e = c.set_owner_weight(owner, weight).await.unwrap_err();
+            assert_eq!(field(e), refused);
+        }
+        for (executor, n, refused) in [
+            ("e\0", 2, "executor"),
+            ("e", 0, "concurrency"),
+            ("e", MAX_EXECUTOR_LIMIT + 1, "concurrency"),
+        ] {
+            let e = c.owner("a").set_owner_cap(executor, n).await.unwrap_err();
+            assert_eq!(field(e), refused);
+        }
+        // Nothing written by the refusals.
+        assert!(c.owner_weights().await.unwrap().is_empty());
+        assert!(c.owner("a").owner_caps().await.unwrap().is_empty());
+        // The limits themselves are accepted.
+        c.set_owner_weight("a", MAX_OWNER_WEIGHT).await.unwrap();
+        c.owner("a")
+            .set_owner_cap("e", MAX_EXECUTOR_LIMIT)
+            .await
+            .unwrap();
+        // Another owner neither sees nor clears a's cap.
+        assert!(c.owner("b").owner_caps().await.unwrap().is_empty());
+        assert!(!c.owner("b").clear_owner_cap("e").await.unwrap());
+        assert_eq!(
+            c.owner("a").owner_caps().await.unwrap(),
+            [("e".to_owned(), MAX_EXECUTOR_LIMIT, 0)]
+        );
+        assert_eq!(
+            c.owner_weights().await.unwrap(),
+            [("a".to_owned(), MAX_OWNER_WEIGHT)]
+        );
+    }
+}

@@ -400,4 +400,61 @@ mod tests {
             .unwrap();
         assert_eq!(buckets, 0);
     }
+
+    #[tokio::test]
+    #[allow(clippy::unwrap_used)]
+    async fn rate_limits_at_their_extremes_lease_without_failing() {
+        use crate::rate_limit::{MAX_RATE_PERIOD, MIN_RATE_PERIOD};
+        use crate::{ExecutorLimits, MAX_EXECUTOR_LIMIT, NewJob, RateLimit};
+        use std::time::Duration;
+        let db = crate::testing::TestDb::new().await.unwrap();
+        let client = db.client();
+        client
+            .create_many(
+                (0..5).map(|i| {
+                    NewJob::new("edge", "@after -1s").payload(serde_json::json!({ "k": i }))
+                }),
+            )
+            .await
+            .unwrap();
+        let lease = || Lease::due("edge", "test", 100, Utc::now(), Duration::from_secs(300));
+        // One start a year: one job, then none (the bucket is paid up a year ahead).
+        client
+            .set_executor_limits(
+                "edge",
+                ExecutorLimits::new().rate(RateLimit::new(1, MAX_RATE_PERIOD).per_field("k")),
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            job_lease_limited(db.pool(), &lease()).await.unwrap().len(),
+            5
+        );
+        sqlx::query(sql(
+            "UPDATE qron.jobs SET status = 'ready', lease_expires_at = NULL",
+        ))
+        .execute(db.pool())
+        .await
+        .unwrap();
+        assert!(
+            job_lease_limited(db.pool(), &lease())
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        // A million a second, all at once: every job.
+        client
+            .set_executor_limits(
+                "edge",
+                ExecutorLimits::new().rate(
+                    RateLimit::new(MAX_EXECUTOR_LIMIT, MIN_RATE_PERIOD).burst(MAX_EXECUTOR_LIMIT),
+                ),
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            job_lease_limited(db.pool(), &lease()).await.unwrap().len(),
+            5
+        );
+    }
 }
