@@ -204,7 +204,11 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(
-            by_owner(&job_lease_limited(db.pool(), &lease(20)).await.unwrap()),
+            by_owner(
+                &job_lease_limited(db.pool(), &lease(20), false)
+                    .await
+                    .unwrap()
+            ),
             (1, 0)
         );
         client.clear_executor_limits("fair").await.unwrap();

@@ -12,14 +12,16 @@ use crate::outcome::Outcome;
 /// the same commit, so none stays free in between, and under load one transaction carries many
 /// outcomes and as many new jobs. When the transaction fails, the outcomes go to the completer
 /// (retried and split as every outcome is; one written already meets its moved lease there,
-/// harmlessly).
+/// harmlessly). Without outcomes, a lease `in_lane` may go beside others (see
+/// `db::job_lease_limited`).
 pub(super) async fn hand_over(
     shared: &Shared,
     lease: &db::Lease<'_>,
     outcomes: Vec<Outcome>,
+    in_lane: bool,
 ) -> sqlx::Result<Vec<LeasedJob>> {
     if outcomes.is_empty() {
-        return db::job_lease_limited(&shared.limited_pool, lease).await;
+        return db::job_lease_limited(&shared.limited_pool, lease, in_lane).await;
     }
     let attempt = async {
         let mut tx = shared.limited_pool.begin().await?;
@@ -27,7 +29,7 @@ pub(super) async fn hand_over(
         let scratch = crate::metrics::Metrics::default();
         let now = shared.clock.now();
         let applied = crate::completer::write_in(&mut tx, outcomes.clone(), now, &scratch).await?;
-        let jobs = db::job_lease_limited(&mut *tx, lease).await?;
+        let jobs = db::job_lease_limited(&mut *tx, lease, false).await?;
         tx.commit().await?;
         Ok((applied, jobs))
     };

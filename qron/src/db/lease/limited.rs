@@ -38,14 +38,32 @@ const JOB_LEASE_LIMITED: &str = concat!(
         SELECT l.concurrency, l.partition_by, l.partition_field, l.partition_concurrency,
                l.rate_limit, l.rate_burst, l.rate_partition_by, l.rate_partition_field,
                -- seconds between two starts at the steady rate
-               l.rate_period_ms::float8 / 1000 / l.rate_limit AS rate_gap
+               l.rate_period_ms::float8 / 1000 / l.rate_limit AS rate_gap,
+               -- a limit in all at most: no key's count or bucket to keep
+               l.partition_by IS NULL AND l.rate_limit IS NULL AS in_all
           FROM (SELECT 1) one
           LEFT JOIN qron.executor_limits l ON l.executor = $1),
-    -- the executor's limit lock, held until the statement ends: limited leases of one
-    -- executor one after another
+    -- a lane beside other leases ($16: the worker's lease far from its limit), under a limit
+    -- in all only (no partition, no rate): the first of the 8 lanes free, or none
+    lane AS MATERIALIZED (
+        SELECT (SELECT i FROM generate_series(0, 7) i
+                 WHERE pg_try_advisory_xact_lock(
+                           hashtextextended('qron.executor_limits:' || $1 || ':' || i, 0))
+                 LIMIT 1) AS i
+          FROM lim l
+         WHERE $16 AND l.concurrency IS NOT NULL AND l.partition_by IS NULL
+           AND l.rate_limit IS NULL),
+    -- the executor's limit lock, held until the transaction ends: limited leases of one
+    -- executor one after another; in a lane, shared with the other lanes' leases (each then
+    -- leaves room for theirs)
     locked AS MATERIALIZED (
         SELECT true AS locked
-          FROM (SELECT pg_advisory_xact_lock(hashtextextended('qron.executor_limits:' || $1, 0))) l),
+          FROM (SELECT CASE WHEN EXISTS (SELECT 1 FROM lane WHERE i IS NOT NULL)
+                       THEN pg_advisory_xact_lock_shared(
+                                hashtextextended('qron.executor_limits:' || $1, 0))
+                       ELSE pg_advisory_xact_lock(
+                                hashtextextended('qron.executor_limits:' || $1, 0))
+                       END) l),
     -- the places taken, by partition key, as committed once the lock is held (a fresh
     -- snapshot: the statement's own predates the lease it waited for)
     taken AS MATERIALIZED (
@@ -61,7 +79,11 @@ const JOB_LEASE_LIMITED: &str = concat!(
           FROM lim l, qron.rate_spent($1, $2, (SELECT locked FROM locked)) b
          WHERE l.rate_limit IS NOT NULL),
     room AS (
-        SELECT GREATEST(0, LEAST($3, l.concurrency - (SELECT COALESCE(sum(n), 0) FROM taken),
+        SELECT GREATEST(0, LEAST($3, l.concurrency - (SELECT COALESCE(sum(n), 0) FROM taken)
+                                     -- in a lane: the most the 7 other lanes' leases may take
+                                     - CASE WHEN (SELECT i FROM lane) IS NOT NULL
+                                            THEN 7 * 1000 ELSE 0 END,
+                                 CASE WHEN (SELECT i FROM lane) IS NOT NULL THEN 1000 END,
                                  -- a rate limit in all: its one bucket's starts
                                  CASE WHEN l.rate_limit IS NOT NULL AND l.rate_partition_by IS NULL
                                       THEN COALESCE((SELECT allowed FROM spent WHERE key = ''),
@@ -150,11 +172,18 @@ const JOB_LEASE_LIMITED: &str = concat!(
           CROSS JOIN lim l
           LEFT JOIN taken t ON t.key = k.key
           LEFT JOIN spent sp ON sp.key = k.rate_key
-         WHERE (l.partition_concurrency IS NULL
+         WHERE NOT (SELECT in_all FROM lim)
+           AND (l.partition_concurrency IS NULL
                 OR k.nth_key + COALESCE(t.n, 0) <= l.partition_concurrency)
            -- under a rate limit, no more than the key's starts
            AND (l.rate_limit IS NULL OR k.nth_rate <= COALESCE(sp.allowed, l.rate_burst))
-        WINDOW w AS (ORDER BY k.pace, k.turn ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)),
+        WINDOW w AS (ORDER BY k.pace, k.turn ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
+        -- with neither a partition nor a rate limit, every job picked, without the keys' rounds
+        UNION ALL
+        SELECT p.id, row_number() OVER w AS nth, sum(p.bytes) OVER w AS upto
+          FROM picked p
+         WHERE (SELECT in_all FROM lim)
+        WINDOW w AS (ORDER BY p.pace, p.turn ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)),
     leased AS (",
     lease_update!(),
     cap_key_set!(),
@@ -194,12 +223,29 @@ const JOB_LEASE_LIMITED: &str = concat!(
 pub(crate) const EXECUTOR_LIMIT_LOCK: &str =
     "SELECT pg_advisory_xact_lock(hashtextextended('qron.executor_limits:' || $1, 0))";
 
+/// The most jobs a lease in a lane takes (see [`job_lease_limited`]), and what each lane's lease
+/// leaves for the others (`JOB_LEASE_LIMITED` holds it as a number: 1000, with its 8 lanes).
+pub(crate) const LANE_MOST: usize = 1000;
+
 /// Leases as [`job_lease`] does, for an executor with limits (see [`JOB_LEASE_LIMITED`]).
+///
+/// `in_lane`: the lease may go beside other leases of the executor, in one of 8 lanes, when
+/// its only limit is one in all (no partition, no rate) and the limit is far: it then takes
+/// the executor's limit lock shared, and leaves room for the 7 other lanes' leases (up to
+/// [`LANE_MOST`] jobs each, as its own), so that the leases made at once never take more than
+/// the limit. Whatever committed before a lease's count it counts; what commits after it came
+/// from leases that held the other lanes then. Near the limit a lane's lease takes little or
+/// nothing, and the worker's next lease goes alone (a lease short of what it asked: see
+/// `Producer::landed`). Without a lane free, or under other limits, the lease goes alone.
 pub(crate) async fn job_lease_limited<'e>(
     ex: impl PgExecutor<'e>,
     p: &Lease<'_>,
+    in_lane: bool,
 ) -> sqlx::Result<Vec<LeasedJob>> {
-    lease_query(JOB_LEASE_LIMITED, p).fetch_all(ex).await
+    lease_query(JOB_LEASE_LIMITED, p)
+        .bind(in_lane)
+        .fetch_all(ex)
+        .await
 }
 
 /// Leases with whichever statement the executor needs: [`job_lease_limited`] when `limited`.
@@ -209,7 +255,7 @@ pub(crate) async fn job_lease_as(
     limited: bool,
 ) -> sqlx::Result<Vec<LeasedJob>> {
     if limited {
-        job_lease_limited(pool, p).await
+        job_lease_limited(pool, p, false).await
     } else {
         job_lease(pool, p).await
     }
@@ -247,10 +293,12 @@ mod tests {
             .set_executor_limits("lim", ExecutorLimits::new().concurrency(3))
             .await
             .unwrap();
-        let first = job_lease_limited(db.pool(), &lease(100)).await.unwrap();
+        let first = job_lease_limited(db.pool(), &lease(100), false)
+            .await
+            .unwrap();
         assert_eq!(keys(&first), ["a", "b", "c"]);
         assert!(
-            job_lease_limited(db.pool(), &lease(100))
+            job_lease_limited(db.pool(), &lease(100), false)
                 .await
                 .unwrap()
                 .is_empty()
@@ -273,7 +321,7 @@ mod tests {
         .await
         .unwrap();
         assert_eq!(
-            job_lease_limited(db.pool(), &lease(100))
+            job_lease_limited(db.pool(), &lease(100), false)
                 .await
                 .unwrap()
                 .len(),
@@ -290,10 +338,12 @@ mod tests {
             .set_executor_limits("lim", ExecutorLimits::new().per_owner(2))
             .await
             .unwrap();
-        let jobs = job_lease_limited(db.pool(), &lease(100)).await.unwrap();
+        let jobs = job_lease_limited(db.pool(), &lease(100), false)
+            .await
+            .unwrap();
         assert_eq!(keys(&jobs), ["a", "a", "b", "b", "c", "c"]);
         assert!(
-            job_lease_limited(db.pool(), &lease(100))
+            job_lease_limited(db.pool(), &lease(100), false)
                 .await
                 .unwrap()
                 .is_empty()
@@ -308,7 +358,7 @@ mod tests {
             .await
             .unwrap();
         assert!(
-            job_lease_limited(db.pool(), &lease(100))
+            job_lease_limited(db.pool(), &lease(100), false)
                 .await
                 .unwrap()
                 .is_empty()
@@ -319,7 +369,9 @@ mod tests {
         .execute(db.pool())
         .await
         .unwrap();
-        let jobs = job_lease_limited(db.pool(), &lease(100)).await.unwrap();
+        let jobs = job_lease_limited(db.pool(), &lease(100), false)
+            .await
+            .unwrap();
         let mut k: Vec<String> = jobs
             .iter()
             .map(|j| j.payload.clone().unwrap_or_default())
@@ -349,7 +401,12 @@ mod tests {
         let lease = |now| Lease::due("rate", "test", 100, now, Duration::from_secs(300));
         let taken = |now| {
             let pool = db.pool().clone();
-            async move { job_lease_limited(&pool, &lease(now)).await.unwrap().len() }
+            async move {
+                job_lease_limited(&pool, &lease(now), false)
+                    .await
+                    .unwrap()
+                    .len()
+            }
         };
         // 10 a second (a start every 100 ms), 3 at once: the burst, then a start a gap.
         client
@@ -427,7 +484,10 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(
-            job_lease_limited(db.pool(), &lease()).await.unwrap().len(),
+            job_lease_limited(db.pool(), &lease(), false)
+                .await
+                .unwrap()
+                .len(),
             5
         );
         sqlx::query(sql(
@@ -437,7 +497,7 @@ mod tests {
         .await
         .unwrap();
         assert!(
-            job_lease_limited(db.pool(), &lease())
+            job_lease_limited(db.pool(), &lease(), false)
                 .await
                 .unwrap()
                 .is_empty()
@@ -453,7 +513,10 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(
-            job_lease_limited(db.pool(), &lease()).await.unwrap().len(),
+            job_lease_limited(db.pool(), &lease(), false)
+                .await
+                .unwrap()
+                .len(),
             5
         );
     }

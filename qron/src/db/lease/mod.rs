@@ -435,5 +435,5 @@ mod tests;
 
 mod limited;
 mod stage;
-pub(crate) use limited::{EXECUTOR_LIMIT_LOCK, job_lease_as, job_lease_limited};
+pub(crate) use limited::{EXECUTOR_LIMIT_LOCK, LANE_MOST, job_lease_as, job_lease_limited};
 pub(crate) use stage::{jobs_stage, jobs_stage_executor};

@@ -189,3 +189,121 @@ async fn owners_whose_jobs_are_due_later_are_not_walked() {
         .unwrap();
     assert_eq!(staged, 1);
 }
+
+/// Whether a statement of this database waits for an advisory lock (a limited lease for the
+/// executor's limit lock), polled for up to 10 s.
+async fn waits_for_the_limit_lock(pool: &sqlx::PgPool) -> bool {
+    for _ in 0..1000 {
+        let waiting: bool = sqlx::query_scalar(sql("SELECT EXISTS (SELECT 1 FROM pg_stat_activity
+                             WHERE datname = current_database()
+                               AND wait_event_type = 'Lock' AND wait_event = 'advisory')"))
+        .fetch_one(pool)
+        .await
+        .unwrap_or(false);
+        if waiting {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    false
+}
+
+#[tokio::test]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+async fn leases_in_lanes_go_at_once_leave_the_other_lanes_room_and_never_beside_one_alone() {
+    use crate::{ExecutorLimits, NewJob};
+    use std::time::Duration;
+    let db = crate::testing::TestDb::new().await.unwrap();
+    let client = db.client();
+    client
+        .create_many((0..40).map(|_| NewJob::new("lane", "@after -1s")))
+        .await
+        .unwrap();
+    let most = u32::try_from(LANE_MOST).unwrap();
+    client
+        .set_executor_limits("lane", ExecutorLimits::new().concurrency(7 * most + 10))
+        .await
+        .unwrap();
+    let lease = || Lease::due("lane", "test", 100, Utc::now(), Duration::from_secs(30));
+    // Two leases in lanes at once, neither waiting for the other: each leaves the 7 other
+    // lanes their most (7,000 of 7,010 places).
+    let mut a = db.pool().begin().await.unwrap();
+    let first = job_lease_limited(&mut *a, &lease(), true).await.unwrap();
+    assert_eq!(first.len(), 10);
+    let mut b = db.pool().begin().await.unwrap();
+    let second = tokio::time::timeout(
+        Duration::from_secs(10),
+        job_lease_limited(&mut *b, &lease(), true),
+    )
+    .await
+    .expect("a lease in a lane waits for none in another")
+    .unwrap();
+    assert_eq!(second.len(), 10);
+    // A lease alone waits for both, then counts their places and takes the exact room.
+    let pool = db.pool().clone();
+    let alone = tokio::spawn(async move {
+        let lease = Lease::due("lane", "test", 100, Utc::now(), Duration::from_secs(30));
+        job_lease_limited(&pool, &lease, false).await.unwrap().len()
+    });
+    assert!(waits_for_the_limit_lock(db.pool()).await);
+    assert!(!alone.is_finished());
+    a.commit().await.unwrap();
+    b.commit().await.unwrap();
+    assert_eq!(
+        tokio::time::timeout(Duration::from_secs(10), alone)
+            .await
+            .unwrap()
+            .unwrap(),
+        20
+    );
+    // With every lane taken, a ninth lease asking for one goes alone: it waits.
+    let mut lanes = Vec::new();
+    for _ in 0..8 {
+        let mut t = db.pool().begin().await.unwrap();
+        assert!(
+            tokio::time::timeout(
+                Duration::from_secs(10),
+                job_lease_limited(&mut *t, &lease(), true)
+            )
+            .await
+            .unwrap()
+            .unwrap()
+            .is_empty()
+        );
+        lanes.push(t);
+    }
+    let pool = db.pool().clone();
+    let ninth = tokio::spawn(async move {
+        let lease = Lease::due("lane", "test", 100, Utc::now(), Duration::from_secs(30));
+        job_lease_limited(&pool, &lease, true).await.unwrap().len()
+    });
+    assert!(waits_for_the_limit_lock(db.pool()).await);
+    for t in lanes {
+        t.commit().await.unwrap();
+    }
+    assert_eq!(
+        tokio::time::timeout(Duration::from_secs(10), ninth)
+            .await
+            .unwrap()
+            .unwrap(),
+        0
+    );
+    // Under a partition, a lease asking for a lane goes alone too.
+    client
+        .set_executor_limits("lane", ExecutorLimits::new().per_owner(7 * most + 10))
+        .await
+        .unwrap();
+    let mut a = db.pool().begin().await.unwrap();
+    job_lease_limited(&mut *a, &lease(), true).await.unwrap();
+    let pool = db.pool().clone();
+    let other = tokio::spawn(async move {
+        let lease = Lease::due("lane", "test", 100, Utc::now(), Duration::from_secs(30));
+        job_lease_limited(&pool, &lease, true).await.unwrap().len()
+    });
+    assert!(waits_for_the_limit_lock(db.pool()).await);
+    a.rollback().await.unwrap();
+    tokio::time::timeout(Duration::from_secs(10), other)
+        .await
+        .unwrap()
+        .unwrap();
+}

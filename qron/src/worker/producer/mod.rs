@@ -338,6 +338,10 @@ impl Producer {
         // more (one freed elsewhere): the slots left go with the next outcomes' lease, which
         // goes beside it.
         let want = match self.exec.handoff_len() {
+            // Far from its limits, within what a lease beside others may take.
+            0 if self.exec.limited.load(Ordering::Relaxed) && !self.exec.leases_sparingly() => {
+                want.min(db::LANE_MOST)
+            }
             0 => want,
             outcomes => want.min(outcomes + 1),
         };
@@ -378,6 +382,8 @@ impl Producer {
             Vec::new()
         };
         let carried = outcomes.len();
+        // Far from its limits (none bound the last lease), beside other leases if they allow.
+        let in_lane = limited && !sparingly && carried == 0;
         let mut start = self.turns.start(self.shared.poll_interval);
         if limited && self.exec.passes_over.load(Ordering::Relaxed) {
             // From the start of the lease order: a job passed over for its key's limit comes
@@ -422,7 +428,7 @@ impl Producer {
                 at_least_one: allowance.at_least_one,
             };
             let jobs = if limited {
-                handoff::hand_over(&shared, &lease, outcomes).await
+                handoff::hand_over(&shared, &lease, outcomes, in_lane).await
             } else {
                 db::job_lease(&shared.lease_pool, &lease).await
             };
