@@ -23,6 +23,9 @@ pub(super) async fn hand_over(
     if outcomes.is_empty() {
         return db::job_lease_limited(&shared.limited_pool, lease, in_lane).await;
     }
+    if let Some(kept) = one_finish_kind(&outcomes) {
+        return in_one_statement(shared, lease, kept, outcomes).await;
+    }
     let attempt = async {
         let mut tx = shared.limited_pool.begin().await?;
         // Counted once the transaction commits.
@@ -38,6 +41,61 @@ pub(super) async fn hand_over(
             shared
                 .metrics
                 .add_written(applied, outcomes.len().saturating_sub(applied));
+            Ok(jobs)
+        }
+        Err(e) => {
+            handoff_failed(shared, outcomes, &e).await;
+            Err(e)
+        }
+    }
+}
+
+/// Whether `outcomes` all end one-off jobs in a way the hand-over writes in the lease's own
+/// statement: `Some(true)` for plain successes the history keeps, `Some(false)` for ends it
+/// does not keep (see `db::FinishKind`), all of one kind.
+fn one_finish_kind(outcomes: &[Outcome]) -> Option<bool> {
+    let mut kinds = outcomes.iter().map(|o| match o {
+        Outcome::Finish(f) => Some(f.kind()),
+        Outcome::Complete(_) => None,
+    });
+    let first = kinds.next().flatten()?;
+    let kept = match first {
+        db::FinishKind::PlainSuccess => true,
+        db::FinishKind::Deleted => false,
+        db::FinishKind::Other => return None,
+    };
+    kinds.all(|k| k == Some(first)).then_some(kept)
+}
+
+/// The hand-over in the lease's own statement (see `db::job_hand_over`): the outcomes of jobs
+/// that did not end there (paused or given a new schedule while they ran: they stay live; or
+/// their lease moved on) go to the completer as it writes them.
+async fn in_one_statement(
+    shared: &Shared,
+    lease: &db::Lease<'_>,
+    kept: bool,
+    outcomes: Vec<Outcome>,
+) -> sqlx::Result<Vec<LeasedJob>> {
+    let finishes: Vec<&crate::db::Finish> = outcomes
+        .iter()
+        .filter_map(|o| match o {
+            Outcome::Finish(f) => Some(f),
+            Outcome::Complete(_) => None,
+        })
+        .collect();
+    match db::job_hand_over(&shared.limited_pool, lease, kept, &finishes).await {
+        Ok((jobs, moved)) => {
+            let moved: std::collections::HashSet<(i64, i64)> = moved.into_iter().collect();
+            let mut live = Vec::new();
+            for o in outcomes {
+                if let Outcome::Finish(f) = o
+                    && !moved.contains(&(f.id, f.token))
+                {
+                    live.push(Outcome::Complete(f.kept_live()));
+                }
+            }
+            shared.metrics.add_written(moved.len(), 0);
+            to_completer(shared, live);
             Ok(jobs)
         }
         Err(e) => {

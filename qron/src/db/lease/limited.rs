@@ -28,9 +28,21 @@ use sqlx::PgExecutor;
 /// partition) gives no more jobs than its starts left, keys or owners with none are passed
 /// over as full ones are, and the buckets of the keys taken move on by one start's gap a job,
 /// in the same statement.
-const JOB_LEASE_LIMITED: &str = concat!(
+const JOB_LEASE_LIMITED: &str = lease_limited!(
+    finished: "",
+    gate: "true",
+    select: "SELECT * FROM leased"
+);
+
+/// [`JOB_LEASE_LIMITED`]'s text, with `finished` (the parts that end jobs, before the lease's
+/// own, each followed by a comma) done before the limit lock is taken once `gate` is read,
+/// and `select` the statement's answer (from `leased`).
+macro_rules! lease_limited {
+    (finished: $finished:expr, gate: $gate:expr, select: $select:expr) => {
+        concat!(
     "
     WITH RECURSIVE",
+    $finished,
     owner_walk!("$1", "COALESCE($11, $14)", "$11::text IS NULL"),
     ",
     -- the executor's limits (one row; all NULL when they were just removed: then no limit)
@@ -58,7 +70,10 @@ const JOB_LEASE_LIMITED: &str = concat!(
     -- leaves room for theirs)
     locked AS MATERIALIZED (
         SELECT true AS locked
-          FROM (SELECT CASE WHEN EXISTS (SELECT 1 FROM lane WHERE i IS NOT NULL)
+          FROM (SELECT CASE WHEN NOT (",
+    $gate,
+    ") THEN NULL
+                       WHEN EXISTS (SELECT 1 FROM lane WHERE i IS NOT NULL)
                        THEN pg_advisory_xact_lock_shared(
                                 hashtextextended('qron.executor_limits:' || $1, 0))
                        ELSE pg_advisory_xact_lock(
@@ -215,8 +230,12 @@ const JOB_LEASE_LIMITED: &str = concat!(
          WHERE l.rate_limit IS NOT NULL
         ON CONFLICT (executor, key) DO UPDATE SET tat = GREATEST(b.tat, $2) + (EXCLUDED.tat - $2)
         RETURNING 1)
-    SELECT * FROM leased"
-);
+    ",
+    $select
+        )
+    };
+}
+pub(super) use lease_limited;
 
 /// Takes executor `$1`'s limit lock until the transaction ends: the limited leases of one
 /// executor, and the changes to its limits, one after another.

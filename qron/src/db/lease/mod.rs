@@ -254,10 +254,13 @@ pub(crate) async fn job_lease<'e>(
 }
 
 /// Statement `text` ([`JOB_LEASE`] or `limited::JOB_LEASE_LIMITED`) bound to the parameters `p`.
-fn lease_query<'q>(
+fn lease_query<'q, O>(
     text: &'static str,
     p: &Lease<'q>,
-) -> sqlx::query::QueryAs<'q, sqlx::Postgres, LeasedJob, sqlx::postgres::PgArguments> {
+) -> sqlx::query::QueryAs<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments>
+where
+    O: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>,
+{
     let slack = super::duration_interval(p.slack + p.wait);
     let owners: Vec<String> = p.cursors.iter().map(|c| c.owner.clone()).collect();
     let lease_ats: Vec<chrono::NaiveDateTime> = p.cursors.iter().map(|c| c.lease_at).collect();
@@ -433,7 +436,9 @@ pub(crate) async fn jobs_pending<'e>(
 #[cfg(test)]
 mod tests;
 
+mod hand_over;
 mod limited;
 mod stage;
+pub(crate) use hand_over::job_hand_over;
 pub(crate) use limited::{EXECUTOR_LIMIT_LOCK, LANE_MOST, job_lease_as, job_lease_limited};
 pub(crate) use stage::{jobs_stage, jobs_stage_executor};

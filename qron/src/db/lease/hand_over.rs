@@ -1,0 +1,202 @@
+//! The hand-over: a limited executor's lease that first ends the one-off jobs whose outcomes a
+//! worker handed off (see `worker::handoff`), in one statement, so that the places they free
+//! are taken in the same commit, with one round trip and the limit lock held for the statement
+//! alone.
+
+use super::limited::lease_limited;
+use super::{Lease, LeasedJob, lease_query};
+use crate::db::{Finish, finish_rows, history_columns, leases_only, succeeded_history};
+use sqlx::PgExecutor;
+
+/// The limited lease's answer beside what the hand-over ended: every leased job's row, or one
+/// row without a job when none was leased, each with the leases (ids, tokens) of the jobs
+/// ended.
+macro_rules! handed_over {
+    () => {
+        "SELECT l.*, m.ids AS moved_ids, m.tokens AS moved_tokens
+       FROM (SELECT COALESCE(array_agg(id), '{}') AS ids,
+                    COALESCE(array_agg(lease_token), '{}') AS tokens
+               FROM done) m
+       LEFT JOIN leased l ON true"
+    };
+}
+
+/// Plain successes moved to the history (as `FINISH_SUCCEEDED`: leases in `$17`–`$19`, ended
+/// at the lease's time `$2`), then [`JOB_LEASE_LIMITED`](super::limited), which takes the
+/// limit lock once they are done and counts the places as they left them.
+const HAND_OVER_SUCCEEDED: &str = lease_limited!(
+    finished: concat!(
+        "
+    ",
+        finish_rows!(ids: "$17", leases: leases_only!("$17", "$18", "$19"), returned: "j.*"),
+        ",",
+        succeeded_history!("$2"),
+        ","
+    ),
+    gate: "(SELECT count(*) FROM done) >= 0",
+    select: handed_over!()
+);
+
+/// The same for jobs the history does not keep (as `FINISH_DELETED`).
+const HAND_OVER_DELETED: &str = lease_limited!(
+    finished: concat!(
+        "
+    ",
+        finish_rows!(
+            ids: "$17",
+            leases: leases_only!("$17", "$18", "$19"),
+            returned: "j.id, j.lease_token"
+        ),
+        ","
+    ),
+    gate: "(SELECT count(*) FROM done) >= 0",
+    select: handed_over!()
+);
+
+/// A row of a hand-over: a leased job, if any, and the leases of the jobs ended.
+struct HandedOver {
+    job: Option<LeasedJob>,
+    moved: Vec<(i64, i64)>,
+}
+
+impl<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> for HandedOver {
+    fn from_row(row: &'r sqlx::postgres::PgRow) -> sqlx::Result<Self> {
+        use sqlx::Row as _;
+        let ids: Vec<i64> = row.try_get("moved_ids")?;
+        let tokens: Vec<i64> = row.try_get("moved_tokens")?;
+        let job = match row.try_get::<Option<i64>, _>("id")? {
+            Some(_) => Some(LeasedJob::from_row(row)?),
+            None => None,
+        };
+        Ok(Self {
+            job,
+            moved: ids.into_iter().zip(tokens).collect(),
+        })
+    }
+}
+
+/// Ends `finishes` (plain successes the history keeps when `kept`, or else ends it does not
+/// keep: see `FinishKind`) and leases as [`job_lease_limited`](super::job_lease_limited) does,
+/// alone, in one statement. Returns the jobs leased and the leases (id, token) of the jobs
+/// ended; a job not ended (paused or given a new schedule while it ran, or its lease moved
+/// on) is the caller's to write as the completer does.
+pub(crate) async fn job_hand_over<'e>(
+    ex: impl PgExecutor<'e>,
+    p: &Lease<'_>,
+    kept: bool,
+    finishes: &[&Finish],
+) -> sqlx::Result<(Vec<LeasedJob>, Vec<(i64, i64)>)> {
+    let text = if kept {
+        HAND_OVER_SUCCEEDED
+    } else {
+        HAND_OVER_DELETED
+    };
+    let rows: Vec<HandedOver> = lease_query(text, p)
+        .bind(false)
+        .bind(finishes.iter().map(|f| f.id).collect::<Vec<_>>())
+        .bind(finishes.iter().map(|f| f.token).collect::<Vec<_>>())
+        .bind(finishes.iter().map(|f| f.lease_run_at).collect::<Vec<_>>())
+        .fetch_all(ex)
+        .await?;
+    let moved = rows.first().map(|r| r.moved.clone()).unwrap_or_default();
+    Ok((rows.into_iter().filter_map(|r| r.job).collect(), moved))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::schema::sql;
+    use crate::{ExecutorLimits, History, JobStatus, NewJob};
+    use chrono::Utc;
+    use std::time::Duration;
+
+    /// A plain success of `job`, as its slot hands it off.
+    fn success(job: &LeasedJob, history: History) -> Finish {
+        Finish {
+            id: job.id,
+            token: job.lease_token,
+            revision: job.revision,
+            lease_run_at: job.run_at,
+            history,
+            status: JobStatus::Succeeded,
+            payload: None,
+            error: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_hand_over_ends_its_jobs_and_its_lease_takes_the_places_they_free() {
+        let db = crate::testing::TestDb::new().await.unwrap();
+        let client = db.client();
+        client
+            .create_many((0..6).map(|i| {
+                NewJob::new("hand", "@after -1s").payload(serde_json::json!({ "k": i % 2 }))
+            }))
+            .await
+            .unwrap();
+        client
+            .set_executor_limits("hand", ExecutorLimits::new().per_field("k", 1))
+            .await
+            .unwrap();
+        let lease = || Lease::due("hand", "test", 10, Utc::now(), Duration::from_secs(30));
+        let first = super::super::job_lease_limited(db.pool(), &lease(), false)
+            .await
+            .unwrap();
+        assert_eq!(first.len(), 2, "one a key");
+        // The first key's job ended; the other's lease moved on (a stale outcome): one place
+        // freed, taken in the same statement by the first key's next job.
+        sqlx::query(sql(
+            "UPDATE qron.jobs SET lease_token = lease_token + 1 WHERE id = $1",
+        ))
+        .bind(first[1].id)
+        .execute(db.pool())
+        .await
+        .unwrap();
+        let ends = [
+            success(&first[0], History::default()),
+            success(&first[1], History::default()),
+        ];
+        let (jobs, moved) =
+            job_hand_over(db.pool(), &lease(), true, &ends.iter().collect::<Vec<_>>())
+                .await
+                .unwrap();
+        assert_eq!(moved, [(first[0].id, first[0].lease_token)]);
+        assert_eq!(jobs.len(), 1);
+        assert_eq!(
+            jobs[0].payload, first[0].payload,
+            "the freed key's next job"
+        );
+        let kept: Vec<(i64, String)> =
+            sqlx::query_as(sql("SELECT id, status::text FROM qron.jobs_history"))
+                .fetch_all(db.pool())
+                .await
+                .unwrap();
+        assert_eq!(kept, [(first[0].id, "succeeded".to_owned())]);
+        // Nothing to lease: the ends are written, and said, all the same; ends the history
+        // does not keep leave no row there.
+        client
+            .set_executor_limits("hand", ExecutorLimits::new().concurrency(1))
+            .await
+            .unwrap();
+        let ends = [success(&jobs[0], History::Failed)];
+        let (none, moved) =
+            job_hand_over(db.pool(), &lease(), false, &ends.iter().collect::<Vec<_>>())
+                .await
+                .unwrap();
+        assert!(none.is_empty(), "the stale job still holds the one place");
+        assert_eq!(moved, [(jobs[0].id, jobs[0].lease_token)]);
+        let history: i64 = sqlx::query_scalar(sql("SELECT count(*) FROM qron.jobs_history"))
+            .fetch_one(db.pool())
+            .await
+            .unwrap();
+        assert_eq!(history, 1);
+        let left: i64 = sqlx::query_scalar(sql("SELECT count(*) FROM qron.jobs WHERE id = $1"))
+            .bind(jobs[0].id)
+            .fetch_one(db.pool())
+            .await
+            .unwrap();
+        assert_eq!(left, 0);
+    }
+}
