@@ -74,8 +74,11 @@ pub(crate) struct ListArgs {
     #[arg(long, value_enum)]
     status: Vec<Status>,
     /// Only jobs whose name contains this text.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "name")]
     name_contains: Option<String>,
+    /// Only jobs named exactly this.
+    #[arg(long)]
+    name: Option<String>,
     /// Only recurring jobs.
     #[arg(long, conflicts_with = "one_off")]
     recurring: bool,
@@ -362,6 +365,9 @@ async fn list(client: &qron::Client, out: &Style, a: ListArgs) -> Result<(), Fai
     }
     if let Some(n) = a.name_contains {
         q = q.name_contains(n);
+    }
+    if let Some(n) = a.name {
+        q = q.name(n);
     }
     if a.recurring || a.one_off {
         q = q.recurring(a.recurring);

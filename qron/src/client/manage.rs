@@ -92,8 +92,10 @@ impl Client {
         if let Some(e) = &q.executor {
             check_text("executor", e)?;
         }
-        if let Some(n) = &q.name_contains {
-            check_text("name_contains", n)?;
+        match &q.name {
+            Some(crate::job::NameMatch::Exactly(n)) => check_text("name", n)?,
+            Some(crate::job::NameMatch::Contains(n)) => check_text("name_contains", n)?,
+            None => {}
         }
         // Bounds beyond the years jobs live in select what the range's ends select.
         let clamp = |(a, b): (Option<DateTime<Utc>>, Option<DateTime<Utc>>)| {

@@ -17,7 +17,7 @@ use crate::schema::sql;
 /// recurring and retrying jobs from the live table: `last_run_at` is its latest run's start),
 /// and failed when that run failed (a finished job failed, or a live job's latest error came
 /// after its latest start). A job counts once, however often it ran.
-const OVERVIEW: &str = "
+pub(crate) const OVERVIEW: &str = "
     WITH live AS (
         SELECT owner, executor,
                count(*) FILTER (WHERE status = 'ready') AS ready,

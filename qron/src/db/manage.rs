@@ -270,7 +270,9 @@ macro_rules! search_filters {
        AND ($2::text IS NULL OR executor = $2)
        AND (cardinality($3::text[]) = 0 OR status = ANY($3)
             OR ('retrying' = ANY($3) AND status = 'ready' AND attempt > 0))
-       AND ($4::text IS NULL OR strpos(name, $4) > 0)
+       -- the name, or a part of it (`NameMatch::like_pattern`: planned for the pattern, a whole
+       -- name is looked up by the (owner, name) index, a part by the trigram index)
+       AND ($4::text IS NULL OR name LIKE $4)
        AND ($5::bool IS NULL OR recurring = $5)
        AND ($6::timestamptz IS NULL OR created_at >= $6)
        AND ($7::timestamptz IS NULL OR created_at < $7)
@@ -328,11 +330,14 @@ pub(crate) fn search_query<'q>(
         // The jobs waiting to be retried: a filter of its own, not a stored status.
         statuses.push("retrying".to_owned());
     }
+    // Planned for its values each time (an unnamed statement): a plan for any values reads
+    // every row, as `$4 IS NULL OR name LIKE …` can use no index.
     sqlx::query(sql(statement))
+        .persistent(false)
         .bind(owner.to_owned())
         .bind(q.executor.clone())
         .bind(statuses)
-        .bind(q.name_contains.clone())
+        .bind(q.name.as_ref().map(crate::job::NameMatch::like_pattern))
         .bind(q.recurring)
         .bind(q.created.0)
         .bind(q.created.1)
@@ -481,6 +486,75 @@ mod tests {
                     "{mode}, ({args}): {sql}\n{plan}"
                 );
             }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_search_by_name_and_the_overviews_last_hour_read_the_history_by_index() {
+        let db = TestDb::new().await.unwrap();
+        let mut conn = db.pool().acquire().await.unwrap();
+        // A day of finished jobs, a tenth of them named.
+        sqlx::query(sql(
+            "INSERT INTO qron.jobs_history (id, executor, owner, name, expr, recurring, status,
+                 run_at, payload, meta, attempt, executions, max_attempts, timeout, created_at,
+                 updated_at, start_at, last_run_at, finished_at)
+             SELECT g, 'e', 'default', CASE WHEN g % 10 = 0 THEN 'report-' || g END,
+                    '@after 1s', false, 'succeeded', f, 'null', '{}', 1, 1, 5, '5 minutes',
+                    f, f, f, f, f
+               FROM generate_series(1, 50000) g,
+                    LATERAL (SELECT now() - make_interval(secs => g % 80000) AS f) t",
+        ))
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+        sqlx::query(sql("ANALYZE"))
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+        let full: String =
+            sqlx::query_scalar(sql("SELECT 'jobs_history_' || to_char(now(), 'YYYYMMDD')"))
+                .fetch_one(&mut *conn)
+                .await
+                .unwrap();
+        // A part of a name, and a whole one, planned for their patterns (as `search_query`
+        // has them).
+        let search = |pattern: &str| {
+            format!(
+                "'default', NULL, '{{}}', '{pattern}', NULL, NULL, NULL, NULL, NULL, NULL, \
+                 'created_asc', 20, 0"
+            )
+        };
+        let part = plan(
+            &mut conn,
+            JOB_SEARCH,
+            &search("%report-4242%"),
+            "force_custom_plan",
+        )
+        .await;
+        assert!(
+            part.contains(&format!("{full}_name_idx")) && part.contains("Index Cond: (name ~~"),
+            "{part}"
+        );
+        let whole = plan(
+            &mut conn,
+            JOB_SEARCH,
+            &search("report-4240"),
+            "force_custom_plan",
+        )
+        .await;
+        assert!(
+            whole.contains(&format!("{full}_owner_name_executor_idx"))
+                && whole.contains("name = 'report-4240'"),
+            "{whole}"
+        );
+        // The overview's count of the last hour.
+        #[cfg(feature = "dashboard")]
+        {
+            let counted = plan(&mut conn, crate::db::OVERVIEW, "now()", "force_custom_plan").await;
+            assert!(
+                counted.contains(&format!("{full}_finished_at_idx")),
+                "{counted}"
+            );
         }
     }
 }

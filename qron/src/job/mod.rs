@@ -51,6 +51,7 @@ pub use job_ref::JobRef;
 pub use new_job::{Created, NewJob, OnConflict};
 pub use priority::{DEFAULT_PRIORITY, DEFAULT_PRIORITY_AGING, LOWEST_PRIORITY};
 pub(crate) use priority::{check_priority, priority_step};
+pub(crate) use search::NameMatch;
 pub use search::{MAX_OFFSET, MAX_PAGE, Order, Page, Search};
 pub(crate) use unique::UniqueClaim;
 pub use unique::{DEFAULT_UNIQUE_STATES, MIN_UNIQUE_PERIOD, Unique};

@@ -33,6 +33,40 @@ impl Order {
     }
 }
 
+/// How a search matches names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum NameMatch {
+    /// The whole name.
+    Exactly(String),
+    /// A part of it.
+    Contains(String),
+}
+
+impl NameMatch {
+    /// The text given, whichever the match.
+    pub(crate) fn text(&self) -> &str {
+        match self {
+            NameMatch::Exactly(t) | NameMatch::Contains(t) => t,
+        }
+    }
+
+    /// The `LIKE` pattern that matches as asked: the text taken literally (a backslash before
+    /// each backslash, `%` and `_`), with `%` around it for a part.
+    pub(crate) fn like_pattern(&self) -> String {
+        let mut literal = String::with_capacity(self.text().len() + 2);
+        for c in self.text().chars() {
+            if matches!(c, '\\' | '%' | '_') {
+                literal.push('\\');
+            }
+            literal.push(c);
+        }
+        match self {
+            NameMatch::Exactly(_) => literal,
+            NameMatch::Contains(_) => format!("%{literal}%"),
+        }
+    }
+}
+
 /// The largest page a search returns.
 pub const MAX_PAGE: i64 = 1000;
 
@@ -58,7 +92,7 @@ pub struct Search {
     pub(crate) executor: Option<String>,
     pub(crate) statuses: Vec<JobStatus>,
     pub(crate) retrying: bool,
-    pub(crate) name_contains: Option<String>,
+    pub(crate) name: Option<NameMatch>,
     pub(crate) recurring: Option<bool>,
     pub(crate) created: (Option<DateTime<Utc>>, Option<DateTime<Utc>>),
     pub(crate) run: (Option<DateTime<Utc>>, Option<DateTime<Utc>>),
@@ -74,7 +108,7 @@ impl Default for Search {
             executor: None,
             statuses: Vec::new(),
             retrying: false,
-            name_contains: None,
+            name: None,
             recurring: None,
             created: (None, None),
             run: (None, None),
@@ -132,8 +166,24 @@ impl Search {
     /// ```
     /// let q = qron::Search::new().name_contains("100%");
     /// ```
+    ///
+    /// Replaces [`Search::name`]. Where the server has `pg_trgm`, finished jobs are found
+    /// through a trigram index of their names; a text whose three-letter pieces are in many
+    /// names still reads many of them: a whole name ([`Search::name`]) is the quick look-up.
     pub fn name_contains(mut self, text: impl Into<String>) -> Self {
-        self.name_contains = Some(text.into());
+        self.name = Some(NameMatch::Contains(text.into()));
+        self
+    }
+
+    /// Only jobs named exactly `name` (of any executor: a name is unique among one executor's
+    /// live jobs, and finished ones keep theirs), found by an index however large the history.
+    /// Replaces [`Search::name_contains`].
+    ///
+    /// ```
+    /// let q = qron::Search::new().name("nightly-report-2026-12-07");
+    /// ```
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(NameMatch::Exactly(name.into()));
         self
     }
 

@@ -364,6 +364,24 @@ async fn search_takes_percent_and_underscore_literally_and_matches_meta() {
             .collect::<Vec<_>>(),
         ["a_b"]
     );
+    // A whole name: itself only, its `_` and `%` plain characters too.
+    let c = &c;
+    let names = |q: Search| async move {
+        c.search(&q)
+            .await
+            .unwrap()
+            .jobs
+            .iter()
+            .map(|j| j.name.clone().unwrap())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(names(Search::new().name("a_b")).await, ["a_b"]);
+    assert_eq!(names(Search::new().name("100%")).await, ["100%"]);
+    assert!(names(Search::new().name("100")).await.is_empty());
+    assert_eq!(
+        names(Search::new().name_contains("100")).await,
+        ["100%", "1000"]
+    );
     let meta = c
         .search(&Search::new().meta_contains(json!({ "name": "axb" })))
         .await

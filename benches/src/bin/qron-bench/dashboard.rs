@@ -17,45 +17,7 @@ const EXECUTORS: u64 = 10;
 const REFRESH: Duration = Duration::from_secs(1);
 
 pub async fn dashboard(jobs: u64, viewers: usize, seconds: u64) -> Res<Vec<Figure>> {
-    // DATABASE_URL's server if it preloads pg_stat_statements, else a server of its own.
-    let given = match std::env::var("DATABASE_URL") {
-        Ok(url) if !url.is_empty() => {
-            let opts = url.parse::<sqlx::postgres::PgConnectOptions>()?;
-            let mut conn = sqlx::PgConnection::connect_with(&opts).await?;
-            let preloaded: String = sqlx::query_scalar("SHOW shared_preload_libraries")
-                .fetch_one(&mut conn)
-                .await?;
-            preloaded.contains("pg_stat_statements").then_some(opts)
-        }
-        _ => None,
-    };
-    let (_server, admin) = match given {
-        Some(opts) => (None, opts),
-        None => {
-            let pg = tokio::task::spawn_blocking(|| {
-                qron::embedded::EmbeddedPostgres::builder()
-                    .setting("shared_preload_libraries", "pg_stat_statements")
-                    .start()
-            })
-            .await??;
-            let opts = pg.connect_options();
-            (Some(pg), opts)
-        }
-    };
-    let name = format!("qron_bench_dashboard_{}", std::process::id());
-    let mut conn = sqlx::PgConnection::connect_with(&admin).await?;
-    sqlx::query(sqlx::AssertSqlSafe(format!(r#"CREATE DATABASE "{name}""#)))
-        .execute(&mut conn)
-        .await?;
-    drop(conn);
-    let pool = sqlx::postgres::PgPoolOptions::new()
-        .max_connections(16)
-        .connect_with(admin.clone().database(&name))
-        .await?;
-    qron::migrate(&pool).await?;
-    sqlx::query("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
-        .execute(&pool)
-        .await?;
+    let (_server, admin, name, pool) = stats_database("dashboard", 16).await?;
 
     // The jobs: spread over executors and over the next day; a few due.
     let client = Client::new(pool.clone());
@@ -185,6 +147,60 @@ pub async fn dashboard(jobs: u64, viewers: usize, seconds: u64) -> Res<Vec<Figur
     .execute(&mut conn)
     .await?;
     Ok(out)
+}
+
+/// A fresh, migrated database named for `tag` with `pg_stat_statements` (to count the queries a
+/// scenario makes): on `DATABASE_URL`'s server if it preloads the extension, else on a server
+/// of its own (kept while the first value lives). Also the server's options, the database's
+/// name and a pool of `connections` on it.
+pub async fn stats_database(
+    tag: &str,
+    connections: u32,
+) -> Res<(
+    Option<qron::embedded::EmbeddedPostgres>,
+    sqlx::postgres::PgConnectOptions,
+    String,
+    sqlx::PgPool,
+)> {
+    let given = match std::env::var("DATABASE_URL") {
+        Ok(url) if !url.is_empty() => {
+            let opts = url.parse::<sqlx::postgres::PgConnectOptions>()?;
+            let mut conn = sqlx::PgConnection::connect_with(&opts).await?;
+            let preloaded: String = sqlx::query_scalar("SHOW shared_preload_libraries")
+                .fetch_one(&mut conn)
+                .await?;
+            preloaded.contains("pg_stat_statements").then_some(opts)
+        }
+        _ => None,
+    };
+    let (server, admin) = match given {
+        Some(opts) => (None, opts),
+        None => {
+            let pg = tokio::task::spawn_blocking(|| {
+                qron::embedded::EmbeddedPostgres::builder()
+                    .setting("shared_preload_libraries", "pg_stat_statements")
+                    .start()
+            })
+            .await??;
+            let opts = pg.connect_options();
+            (Some(pg), opts)
+        }
+    };
+    let name = format!("qron_bench_{tag}_{}", std::process::id());
+    let mut conn = sqlx::PgConnection::connect_with(&admin).await?;
+    sqlx::query(sqlx::AssertSqlSafe(format!(r#"CREATE DATABASE "{name}""#)))
+        .execute(&mut conn)
+        .await?;
+    drop(conn);
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(connections)
+        .connect_with(admin.clone().database(&name))
+        .await?;
+    qron::migrate(&pool).await?;
+    sqlx::query("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+        .execute(&pool)
+        .await?;
+    Ok((server, admin, name, pool))
 }
 
 /// The `p` quantile of sorted microseconds, in milliseconds.

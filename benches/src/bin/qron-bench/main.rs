@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 mod dashboard;
 mod expr;
 mod flow;
+mod history;
 mod owners;
 mod queue;
 mod remote;
@@ -125,6 +126,20 @@ enum Scenario {
         /// Rounds; the medians are reported.
         #[arg(long, default_value_t = 1)]
         rounds: usize,
+    },
+    /// A large history: a job by id, a search by name, the dashboard's overview and the
+    /// retention's drop of a day, with `rows` finished jobs over `days` day partitions (built
+    /// on the server).
+    History {
+        /// Finished jobs in the history.
+        #[arg(long, default_value_t = 10_000_000)]
+        rows: u64,
+        /// Days (a partition each) they are spread over.
+        #[arg(long, default_value_t = 30)]
+        days: u64,
+        /// Reads of each kind.
+        #[arg(long, default_value_t = 200)]
+        samples: usize,
     },
     /// Latency: enqueue-to-start with an idle worker polling every second.
     Latency {
@@ -360,6 +375,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
             viewers,
             seconds,
         } => dashboard::dashboard(jobs, viewers, seconds).await?,
+        Scenario::History {
+            rows,
+            days,
+            samples,
+        } => history::history(rows, days, samples).await?,
         Scenario::Remote {
             jobs,
             batch,

@@ -234,6 +234,9 @@ pub struct JobFilter {
     pub retrying: Option<bool>,
     /// Whose name contains this text.
     pub name_contains: Option<String>,
+    /// Named exactly this (found by an index however large the history; beside
+    /// `nameContains`, this one counts).
+    pub name: Option<String>,
     /// Recurring (or one-off).
     pub recurring: Option<bool>,
     /// Created at or after.

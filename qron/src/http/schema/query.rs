@@ -53,6 +53,9 @@ impl Query {
         if let Some(n) = f.name_contains {
             q = q.name_contains(n);
         }
+        if let Some(n) = f.name {
+            q = q.name(n);
+        }
         if let Some(r) = f.recurring {
             q = q.recurring(r);
         }
