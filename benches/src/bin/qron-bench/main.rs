@@ -11,6 +11,7 @@ mod expr;
 mod flow;
 mod history;
 mod owners;
+mod plot;
 mod queue;
 mod remote;
 mod scale;
@@ -126,6 +127,10 @@ enum Scenario {
         /// Rounds; the medians are reported.
         #[arg(long, default_value_t = 1)]
         rounds: usize,
+        /// Also draw the medians as SVG charts in this directory (`scale-throughput.svg`,
+        /// `scale-leases.svg`).
+        #[arg(long)]
+        plot: Option<std::path::PathBuf>,
     },
     /// A large history: a job by id, a search by name, the dashboard's overview and the
     /// retention's drop of a day, with `rows` finished jobs over `days` day partitions (built
@@ -363,12 +368,19 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
             concurrency,
             batch,
             rounds,
+            plot,
         } => {
             let mut all = Vec::new();
             for _ in 0..rounds.max(1) {
                 all.push(scale::scale(&sizes, work, concurrency, batch).await?);
             }
-            medians(all)
+            let figures = medians(all);
+            if let Some(dir) = plot {
+                let (throughput, leases) = scale::charts(&figures, &sizes);
+                std::fs::write(dir.join("scale-throughput.svg"), throughput)?;
+                std::fs::write(dir.join("scale-leases.svg"), leases)?;
+            }
+            figures
         }
         Scenario::Dashboard {
             jobs,

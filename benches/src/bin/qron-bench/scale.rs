@@ -12,6 +12,7 @@ use qron::{Client, NewJob, Worker};
 use sqlx::PgPool;
 
 use crate::Figure;
+use crate::plot::{Series, line_chart};
 use crate::queue::{Res, drop_db, fig, floor_fill, floor_moving, fresh, percentile, wait_written};
 
 /// The executor of the backlog.
@@ -198,4 +199,39 @@ async fn raw_insert_rate(pool: &PgPool, callers: usize, span: Duration) -> Res<f
         t.await??;
     }
     Ok(done.load(Ordering::Relaxed) as f64 / t.elapsed().as_secs_f64())
+}
+
+/// Charts of `figures` (of [`scale`], at `sizes`) as SVG: throughput, qron's and the same-work
+/// floor's, and the worker's lease times, against the jobs waiting.
+pub fn charts(figures: &[Figure], sizes: &[u64]) -> (String, String) {
+    let find = |size: u64, what: &str| {
+        let prefix = format!("{size} waiting: {what}");
+        figures
+            .iter()
+            .find(|f| f.name.starts_with(&prefix))
+            .map(|f| (size as f64, f.value))
+    };
+    let series = |label: &str, what: &str| Series {
+        label: label.to_owned(),
+        points: sizes.iter().filter_map(|&s| find(s, what)).collect(),
+    };
+    let throughput = line_chart(
+        "Throughput as the backlog grows (one worker, concurrency 100)",
+        "jobs waiting",
+        "jobs/s",
+        &[
+            series("qron", "throughput"),
+            series("same-work floor", "same-work floor"),
+        ],
+    );
+    let leases = line_chart(
+        "The worker's lease statement as the backlog grows",
+        "jobs waiting",
+        "ms",
+        &[
+            series("p50", "the worker's leases, p50"),
+            series("p99", "the worker's leases, p99"),
+        ],
+    );
+    (throughput, leases)
 }
