@@ -148,6 +148,49 @@ impl Scope<'_> {
         Ok(row)
     }
 
+    /// The row `row` (of `job`) made when inserted as `id` at `created_at` and `updated_at`:
+    /// what the statement wrote, as the server stores it (times to the microsecond, the meta as
+    /// written), and the columns' defaults for the rest (ready, no attempt, revision 0, no
+    /// error). `create` returns it without reading the row back (a fifth of a one-job enqueue's
+    /// time); the tests compare it with the row read back.
+    fn new_row(
+        &self,
+        job: NewJob,
+        row: InsertRow,
+        id: i64,
+        created_at: DateTime<Utc>,
+        updated_at: DateTime<Utc>,
+    ) -> Result<JobRow> {
+        Ok(JobRow {
+            id,
+            executor: row.executor,
+            owner: self.owner.to_owned(),
+            name: row.name,
+            expr: row.expr,
+            recurring: row.recurring,
+            status: crate::JobStatus::Ready,
+            run_at: as_stored(row.run_at),
+            payload: as_jsonb(job.payload),
+            meta: serde_json::from_str(&row.meta)?,
+            attempt: 0,
+            executions: 0,
+            max_attempts: row.max_attempts,
+            priority: u8::try_from(row.priority).unwrap_or(crate::DEFAULT_PRIORITY),
+            timeout: crate::job::interval_to_duration(&row.timeout),
+            revision: 0,
+            last_error: None,
+            last_error_at: None,
+            created_at,
+            updated_at,
+            start_at: as_stored(row.start_at),
+            last_run_at: None,
+            finished_at: None,
+            errors: Vec::new(),
+            runs: Vec::new(),
+            duplicate: false,
+        })
+    }
+
     pub(crate) fn already_exists(e: sqlx::Error, executor: &str, name: Option<&str>) -> Error {
         let unique = e
             .as_database_error()
@@ -212,6 +255,13 @@ impl Scope<'_> {
         if let Some(claim) = &row.unique {
             return self.insert_unique_on(conn, &row, &claim.key).await;
         }
+        if job.on_conflict == crate::OnConflict::Error {
+            // A new row: only its id and times are read back (see `new_row`).
+            let (id, created_at, updated_at) = db::job_insert_new(&mut *conn, self.owner, &row)
+                .await
+                .map_err(|e| Self::already_exists(e, &row.executor, row.name.as_deref()))?;
+            return self.new_row(job, row, id, created_at, updated_at);
+        }
         let inserted = db::job_insert(&mut *conn, self.owner, &row, job.on_conflict)
             .await
             .map_err(|e| Self::already_exists(e, &row.executor, row.name.as_deref()))?;
@@ -263,4 +313,36 @@ impl Scope<'_> {
             row.executor
         ))))
     }
+}
+
+/// `t` as the server stores it: a whole number of microseconds from 2000-01-01, cut toward
+/// that epoch as sqlx encodes it.
+fn as_stored(t: DateTime<Utc>) -> DateTime<Utc> {
+    let epoch = DateTime::<Utc>::from_naive_utc_and_offset(
+        chrono::NaiveDate::from_ymd_opt(2000, 1, 1)
+            .and_then(|d| d.and_hms_opt(0, 0, 0))
+            .unwrap_or_default(),
+        Utc,
+    );
+    (t - epoch)
+        .num_microseconds()
+        .and_then(|us| epoch.checked_add_signed(chrono::Duration::microseconds(us)))
+        .unwrap_or(t)
+}
+
+/// `value` as `jsonb` gives it back: the same but for a negative zero, which `jsonb`'s numbers
+/// do not keep.
+fn as_jsonb(mut value: Value) -> Value {
+    fn walk(v: &mut Value) {
+        match v {
+            Value::Number(n) if n.as_f64() == Some(0.0) && n.is_f64() => {
+                *v = Value::from(0.0);
+            }
+            Value::Array(items) => items.iter_mut().for_each(walk),
+            Value::Object(fields) => fields.values_mut().for_each(walk),
+            _ => {}
+        }
+    }
+    walk(&mut value);
+    value
 }

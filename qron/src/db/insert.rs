@@ -53,6 +53,9 @@ pub(crate) fn json_bytes(payload: &str, meta: &str) -> i32 {
 /// it wakes idle workers (on commit) when the job is due within a second.
 macro_rules! insert_one {
     ($on_conflict:expr) => {
+        insert_one!($on_conflict, "j.*")
+    };
+    ($on_conflict:expr, $returned:expr) => {
         concat!(
             "
     WITH j AS (
@@ -65,7 +68,9 @@ macro_rules! insert_one {
             $on_conflict,
             "
         RETURNING *)
-    SELECT j.*, CASE WHEN j.status = 'ready'
+    SELECT ",
+            $returned,
+            ", CASE WHEN j.status = 'ready'
                       AND j.run_at <= now() + interval '1 second'
                      THEN pg_notify('qron_jobs', j.executor) END AS notified
       FROM j"
@@ -90,6 +95,24 @@ macro_rules! replace_named {
 
 /// Inserts one job. A name taken is an error (a unique violation).
 const JOB_INSERT: &str = insert_one!("");
+
+/// As [`JOB_INSERT`], returning only what the server decides of a new row: its id and times
+/// (the rest is what was sent, or the columns' defaults: see [`job_insert_new`]).
+const JOB_INSERT_NEW: &str = insert_one!("", "j.id, j.created_at, j.updated_at");
+
+/// Inserts one job (a name taken is an error) and returns its id and its creation and update
+/// times: a new row's other columns are those of `row` as stored, or their defaults (ready, no
+/// attempt, revision 0, no error), which `Scope::create_on` fills in without reading them back.
+pub(crate) async fn job_insert_new<'e>(
+    ex: impl PgExecutor<'e>,
+    owner: &str,
+    row: &InsertRow,
+) -> sqlx::Result<(i64, DateTime<Utc>, DateTime<Utc>)> {
+    // The wake-up's column (`void`) is not read.
+    bind_one(sqlx::query_as(sql(JOB_INSERT_NEW)), owner, row)
+        .fetch_one(ex)
+        .await
+}
 
 /// As [`JOB_INSERT`], keeping the other job when the name is taken (no row comes back).
 const JOB_INSERT_KEEP: &str =
@@ -143,11 +166,11 @@ pub(super) fn bind_many<'q, O>(
 }
 
 /// Binds one job's columns as `$1`–`$15`, in the order of `insert_one`'s `VALUES`.
-pub(super) fn bind_one<'q>(
-    q: sqlx::query::QueryAs<'q, sqlx::Postgres, JobRow, sqlx::postgres::PgArguments>,
+pub(super) fn bind_one<'q, O>(
+    q: sqlx::query::QueryAs<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments>,
     owner: &'q str,
     row: &'q InsertRow,
-) -> sqlx::query::QueryAs<'q, sqlx::Postgres, JobRow, sqlx::postgres::PgArguments> {
+) -> sqlx::query::QueryAs<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments> {
     q.bind(&row.executor)
         .bind(owner)
         .bind(&row.name)

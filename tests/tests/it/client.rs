@@ -926,3 +926,32 @@ async fn every_write_of_a_payload_or_meta_stores_its_size_for_the_workers_budget
         "retried with a payload"
     );
 }
+
+#[tokio::test]
+async fn create_returns_the_row_a_read_of_it_returns() {
+    let db = TestDb::new().await;
+    let c = client(&db).owner("acme");
+    let start = chrono::DateTime::parse_from_rfc3339("2031-05-06T07:08:09.123456789Z")
+        .unwrap()
+        .with_timezone(&Utc);
+    let jobs = [
+        NewJob::new("e", "@after 1 hour"),
+        NewJob::new("e", "@every 90 seconds")
+            .name("n")
+            .payload(json!({
+                "b": 1.5, "a": [1, "x\u{e9}\"", null], "big": u64::MAX, "neg": -0.0,
+                "tiny": 1e-7, "int": -42, "nested": { "z": true, "y": {} }
+            }))
+            .meta(json!({ "team": "x", "n": 2 }))
+            .priority(2),
+        NewJob::new("e", "@at 1999-12-31T23:59:59.1234567Z").payload(json!("text")),
+        NewJob::new("e", "0 9 * * MON-FRI").start_at(start),
+        NewJob::new("e", "@after 0s").payload(json!([])),
+    ];
+    for job in jobs {
+        let created = c.create(job).await.unwrap();
+        let read = c.get(created.id).await.unwrap();
+        assert_eq!(created, read);
+        assert_eq!(created.payload.to_string(), read.payload.to_string());
+    }
+}
