@@ -410,6 +410,18 @@ mod tests {
     use super::*;
     use crate::testing::TestDb;
 
+    /// Analyzes the database; the name of today's history partition.
+    async fn analyzed(conn: &mut PgConnection) -> String {
+        sqlx::query(sql("ANALYZE"))
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+        sqlx::query_scalar(sql("SELECT 'jobs_history_' || to_char(now(), 'YYYYMMDD')"))
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap()
+    }
+
     /// The plan of `statement` as prepared statement `p`, run with `args`, in `mode`.
     async fn plan(conn: &mut PgConnection, statement: &str, args: &str, mode: &str) -> String {
         for s in [
@@ -456,16 +468,8 @@ mod tests {
         .execute(&mut *conn)
         .await
         .unwrap();
-        sqlx::query(sql("ANALYZE"))
-            .execute(&mut *conn)
-            .await
-            .unwrap();
         // The partition the finished jobs are in (the others are empty: scanning them is free).
-        let full: String =
-            sqlx::query_scalar(sql("SELECT 'jobs_history_' || to_char(now(), 'YYYYMMDD')"))
-                .fetch_one(&mut *conn)
-                .await
-                .unwrap();
+        let full = analyzed(&mut conn).await;
         let by_id = "'default', 5, NULL, NULL";
         let by_name = "'default', NULL, 'e', 'n5'";
         let changes = "NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL";
@@ -507,15 +511,7 @@ mod tests {
         .execute(&mut *conn)
         .await
         .unwrap();
-        sqlx::query(sql("ANALYZE"))
-            .execute(&mut *conn)
-            .await
-            .unwrap();
-        let full: String =
-            sqlx::query_scalar(sql("SELECT 'jobs_history_' || to_char(now(), 'YYYYMMDD')"))
-                .fetch_one(&mut *conn)
-                .await
-                .unwrap();
+        let full = analyzed(&mut conn).await;
         // A part of a name, and a whole one, planned for their patterns (as `search_query`
         // has them).
         let search = |pattern: &str| {

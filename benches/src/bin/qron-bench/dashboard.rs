@@ -139,13 +139,7 @@ pub async fn dashboard(jobs: u64, viewers: usize, seconds: u64) -> Res<Vec<Figur
         out.push(fig(format!("{page}, max"), pct(&times, 1.0), "ms"));
     }
     server.abort();
-    pool.close().await;
-    let mut conn = sqlx::PgConnection::connect_with(&admin).await?;
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        r#"DROP DATABASE IF EXISTS "{name}" WITH (FORCE)"#
-    )))
-    .execute(&mut conn)
-    .await?;
+    drop_stats_database(&admin, &name, pool).await?;
     Ok(out)
 }
 
@@ -201,6 +195,22 @@ pub async fn stats_database(
         .execute(&pool)
         .await?;
     Ok((server, admin, name, pool))
+}
+
+/// Drops the database [`stats_database`] made, once `pool` is closed.
+pub async fn drop_stats_database(
+    admin: &sqlx::postgres::PgConnectOptions,
+    name: &str,
+    pool: sqlx::PgPool,
+) -> Res<()> {
+    pool.close().await;
+    let mut conn = sqlx::PgConnection::connect_with(admin).await?;
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        r#"DROP DATABASE IF EXISTS "{name}" WITH (FORCE)"#
+    )))
+    .execute(&mut conn)
+    .await?;
+    Ok(())
 }
 
 /// The `p` quantile of sorted microseconds, in milliseconds.

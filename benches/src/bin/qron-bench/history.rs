@@ -8,9 +8,8 @@ use std::time::{Duration, Instant};
 use qron::{Client, Search};
 
 use crate::Figure;
-use crate::dashboard::stats_database;
+use crate::dashboard::{drop_stats_database, stats_database};
 use crate::queue::{Res, fig, percentile};
-use sqlx::Connection as _;
 
 /// Owners the history is spread over.
 const OWNERS: u64 = 100;
@@ -141,13 +140,7 @@ pub async fn history(rows: u64, days: u64, samples: usize) -> Res<Vec<Figure>> {
         micros(t) as f64 / 1000.0,
         "ms",
     ));
-    pool.close().await;
-    let mut conn = sqlx::PgConnection::connect_with(&admin).await?;
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        r#"DROP DATABASE IF EXISTS "{name}" WITH (FORCE)"#
-    )))
-    .execute(&mut conn)
-    .await?;
+    drop_stats_database(&admin, &name, pool).await?;
     Ok(out)
 }
 
