@@ -307,15 +307,18 @@ pub mod flow {
     //!   lease to its outcome (the lease writes its partition key on the row). Nothing can
     //!   drift or leak: a worker that dies frees its places when its leases run out, never
     //!   earlier.
-    //! - **One lease at a time** per limited executor, across every process (an advisory lock,
-    //!   held for the lease statement alone), counting the places with a fresh snapshot: two
-    //!   workers never both take the last place.
+    //! - **One lease at a time near the limit** per limited executor, across every process (an
+    //!   advisory lock, held for the lease statement alone), counting the places with a fresh
+    //!   snapshot: two workers never both take the last place. Far from a limit in all (no
+    //!   partition, no rate), up to 8 leases go at once, each in a lane that shares the lock
+    //!   and leaves room for the other lanes' leases (1,000 jobs each), so that the leases made
+    //!   at once never take more than the limit.
     //! - **While the limits bind**, a worker leases only into free slots and due jobs (nothing
-    //!   waits in its buffer holding a place), and writes its jobs' outcomes in one transaction
-    //!   with its next lease, which takes the places they free: no place stays free between.
-    //!   While they have room, the executor runs as if unlimited (leases ahead, outcomes in
-    //!   batches), at a cost of about 14% of its throughput measured on no-op jobs
-    //!   (BENCHMARKS.md).
+    //!   waits in its buffer holding a place), and its jobs' outcomes are written by its next
+    //!   lease, in the same statement (or transaction, for outcomes that keep jobs live), which
+    //!   takes the places they free: no place stays free between. While they have room, the
+    //!   executor runs as if unlimited (leases ahead, outcomes in batches), at a cost of about
+    //!   12% of its throughput measured on no-op jobs (BENCHMARKS.md).
     //! - **Partitioned by a payload field**, the jobs of a full key are passed over before they
     //!   are locked: a job of a key with room is found wherever it is in the queue, at the cost
     //!   of reading past the due jobs of full keys ahead of it.
