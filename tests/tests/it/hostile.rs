@@ -141,6 +141,10 @@ async fn the_inputs_the_issue_names_are_typed_errors_that_write_nothing() {
             ..
         })
     ));
+    assert!(matches!(
+        c.search(&Search::new().name("a\0b")).await,
+        Err(Error::InvalidArgument { field: "name", .. })
+    ));
     assert_eq!(checksum(&db).await, before);
     // Bounds past the range jobs live in select what the range's ends select.
     let all = c
