@@ -9,15 +9,16 @@ use crate::db::{Finish, finish_rows, history_columns, leases_only, succeeded_his
 use sqlx::PgExecutor;
 
 /// The limited lease's answer beside what the hand-over ended: every leased job's row, or one
-/// row without a job when none was leased, each with the leases (ids, tokens) of the jobs
-/// ended.
+/// row without a job when none was leased; the first row carries the leases (ids, tokens) of
+/// the jobs ended (the others none: a lease of many jobs does not repeat them).
 macro_rules! handed_over {
     () => {
-        "SELECT l.*, m.ids AS moved_ids, m.tokens AS moved_tokens
+        "SELECT l.*, CASE WHEN COALESCE(l.nth, 1) = 1 THEN m.ids END AS moved_ids,
+            CASE WHEN COALESCE(l.nth, 1) = 1 THEN m.tokens END AS moved_tokens
        FROM (SELECT COALESCE(array_agg(id), '{}') AS ids,
                     COALESCE(array_agg(lease_token), '{}') AS tokens
                FROM done) m
-       LEFT JOIN leased l ON true"
+       LEFT JOIN (SELECT leased.*, row_number() OVER () AS nth FROM leased) l ON true"
     };
 }
 
@@ -53,24 +54,25 @@ const HAND_OVER_DELETED: &str = lease_limited!(
     select: handed_over!()
 );
 
-/// A row of a hand-over: a leased job, if any, and the leases of the jobs ended.
+/// A row of a hand-over: a leased job, if any, and (on the first row) the leases of the jobs
+/// ended.
 struct HandedOver {
     job: Option<LeasedJob>,
-    moved: Vec<(i64, i64)>,
+    moved: Option<Vec<(i64, i64)>>,
 }
 
 impl<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> for HandedOver {
     fn from_row(row: &'r sqlx::postgres::PgRow) -> sqlx::Result<Self> {
         use sqlx::Row as _;
-        let ids: Vec<i64> = row.try_get("moved_ids")?;
-        let tokens: Vec<i64> = row.try_get("moved_tokens")?;
+        let ids: Option<Vec<i64>> = row.try_get("moved_ids")?;
+        let tokens: Option<Vec<i64>> = row.try_get("moved_tokens")?;
         let job = match row.try_get::<Option<i64>, _>("id")? {
             Some(_) => Some(LeasedJob::from_row(row)?),
             None => None,
         };
         Ok(Self {
             job,
-            moved: ids.into_iter().zip(tokens).collect(),
+            moved: ids.map(|ids| ids.into_iter().zip(tokens.unwrap_or_default()).collect()),
         })
     }
 }
@@ -98,8 +100,13 @@ pub(crate) async fn job_hand_over<'e>(
         .bind(finishes.iter().map(|f| f.lease_run_at).collect::<Vec<_>>())
         .fetch_all(ex)
         .await?;
-    let moved = rows.first().map(|r| r.moved.clone()).unwrap_or_default();
-    Ok((rows.into_iter().filter_map(|r| r.job).collect(), moved))
+    let mut moved = Vec::new();
+    let mut jobs = Vec::with_capacity(rows.len());
+    for row in rows {
+        moved.extend(row.moved.into_iter().flatten());
+        jobs.extend(row.job);
+    }
+    Ok((jobs, moved))
 }
 
 #[cfg(test)]
@@ -198,5 +205,19 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(left, 0);
+        // Many jobs leased: the ends said once, not once a job.
+        client
+            .set_executor_limits("hand", ExecutorLimits::new().concurrency(100))
+            .await
+            .unwrap();
+        let stale = Finish {
+            token: first[1].lease_token + 1,
+            ..success(&first[1], History::default())
+        };
+        let (many, moved) = job_hand_over(db.pool(), &lease(), true, &[&stale])
+            .await
+            .unwrap();
+        assert_eq!(many.len(), 3);
+        assert_eq!(moved, [(first[1].id, first[1].lease_token + 1)]);
     }
 }
