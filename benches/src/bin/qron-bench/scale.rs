@@ -146,53 +146,60 @@ async fn throughput(
 /// One-job enqueues (`Client::create`) from `callers` tasks for `span`; jobs/s.
 async fn enqueue_rate(pool: &PgPool, callers: usize, span: Duration) -> Res<f64> {
     let client = Client::new(pool.clone());
-    let done = Arc::new(AtomicU64::new(0));
-    let deadline = Instant::now() + span;
-    let t = Instant::now();
-    let mut tasks = Vec::new();
-    for _ in 0..callers {
-        let (client, done) = (client.clone(), done.clone());
-        tasks.push(tokio::spawn(async move {
-            while Instant::now() < deadline {
-                client
-                    .create(NewJob::new(EXECUTOR, "@after 1 hour"))
-                    .await?;
-                done.fetch_add(1, Ordering::Relaxed);
-            }
-            Ok::<_, qron::Error>(())
-        }));
-    }
-    for t in tasks {
-        t.await??;
-    }
-    Ok(done.load(Ordering::Relaxed) as f64 / t.elapsed().as_secs_f64())
+    calls_per_second(callers, span, move || {
+        let client = client.clone();
+        async move {
+            client
+                .create(NewJob::new(EXECUTOR, "@after 1 hour"))
+                .await?;
+            Ok(())
+        }
+    })
+    .await
 }
 
 /// A raw single-row `INSERT` of a job's row (what `Client::create` writes, without its checks,
 /// its expression's parse or its read-back) from `callers` tasks on the same pool for `span`;
 /// rows/s.
 async fn raw_insert_rate(pool: &PgPool, callers: usize, span: Duration) -> Res<f64> {
+    let pool = pool.clone();
+    calls_per_second(callers, span, move || {
+        let pool = pool.clone();
+        async move {
+            sqlx::query(
+                "INSERT INTO qron.jobs
+                        (executor, owner, expr, recurring, run_at, slot_at, payload, bytes,
+                         scheduled)
+                 VALUES ($1, 'default', '@after 1 hour', false, now() + interval '1 hour',
+                         now() + interval '1 hour', 'null'::jsonb, 4, true)",
+            )
+            .bind(EXECUTOR)
+            .execute(&pool)
+            .await?;
+            Ok(())
+        }
+    })
+    .await
+}
+
+/// `call` made over and over by `callers` tasks for `span`: calls a second.
+async fn calls_per_second<F, Fut>(callers: usize, span: Duration, call: F) -> Res<f64>
+where
+    F: Fn() -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = Res<()>> + Send,
+{
     let done = Arc::new(AtomicU64::new(0));
     let deadline = Instant::now() + span;
     let t = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..callers {
-        let (pool, done) = (pool.clone(), done.clone());
+        let (call, done) = (call.clone(), done.clone());
         tasks.push(tokio::spawn(async move {
             while Instant::now() < deadline {
-                sqlx::query(
-                    "INSERT INTO qron.jobs
-                            (executor, owner, expr, recurring, run_at, slot_at, payload, bytes,
-                             scheduled)
-                     VALUES ($1, 'default', '@after 1 hour', false, now() + interval '1 hour',
-                             now() + interval '1 hour', 'null'::jsonb, 4, true)",
-                )
-                .bind(EXECUTOR)
-                .execute(&pool)
-                .await?;
+                call().await?;
                 done.fetch_add(1, Ordering::Relaxed);
             }
-            Ok::<_, sqlx::Error>(())
+            Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
         }));
     }
     for t in tasks {

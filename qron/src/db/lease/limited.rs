@@ -285,6 +285,17 @@ mod tests {
     use crate::schema::sql;
     use chrono::Utc;
 
+    /// Every job ready again, its lease gone.
+    #[allow(clippy::unwrap_used)]
+    async fn release_all(pool: &sqlx::PgPool) {
+        sqlx::query(sql(
+            "UPDATE qron.jobs SET status = 'ready', lease_expires_at = NULL",
+        ))
+        .execute(pool)
+        .await
+        .unwrap();
+    }
+
     #[tokio::test]
     #[allow(clippy::unwrap_used)]
     async fn a_limited_lease_counts_the_unexpired_leases_in_all_and_per_key() {
@@ -347,12 +358,7 @@ mod tests {
             2
         );
         // Two per owner: each owner's leases held count (a: 1 expired, one ready again...).
-        sqlx::query(sql(
-            "UPDATE qron.jobs SET status = 'ready', lease_expires_at = NULL",
-        ))
-        .execute(db.pool())
-        .await
-        .unwrap();
+        release_all(db.pool()).await;
         client
             .set_executor_limits("lim", ExecutorLimits::new().per_owner(2))
             .await
@@ -382,12 +388,7 @@ mod tests {
                 .unwrap()
                 .is_empty()
         );
-        sqlx::query(sql(
-            "UPDATE qron.jobs SET status = 'ready', lease_expires_at = NULL",
-        ))
-        .execute(db.pool())
-        .await
-        .unwrap();
+        release_all(db.pool()).await;
         let jobs = job_lease_limited(db.pool(), &lease(100), false)
             .await
             .unwrap();
@@ -509,12 +510,7 @@ mod tests {
                 .len(),
             5
         );
-        sqlx::query(sql(
-            "UPDATE qron.jobs SET status = 'ready', lease_expires_at = NULL",
-        ))
-        .execute(db.pool())
-        .await
-        .unwrap();
+        release_all(db.pool()).await;
         assert!(
             job_lease_limited(db.pool(), &lease(), false)
                 .await
