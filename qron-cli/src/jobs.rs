@@ -118,6 +118,8 @@ enum Status {
     /// Stopped by an operator (`qron jobs stop`).
     #[value(alias = "paused")]
     Stopped,
+    /// Waiting for the jobs it depends on.
+    Waiting,
     Succeeded,
     Failed,
     Cancelled,
@@ -131,6 +133,7 @@ impl From<Status> for JobStatus {
             Status::Ready => JobStatus::Ready,
             Status::Running => JobStatus::Running,
             Status::Stopped => JobStatus::Stopped,
+            Status::Waiting => JobStatus::Waiting,
             Status::Succeeded => JobStatus::Succeeded,
             Status::Failed => JobStatus::Failed,
             Status::Cancelled => JobStatus::Cancelled,

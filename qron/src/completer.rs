@@ -397,16 +397,24 @@ async fn write_once(
         metrics.add_written(moved.len(), 0);
         applied += moved.len();
         // Usually every one moved. A job paused or given a new schedule while it ran stays
-        // live: its outcome is recorded in place, with the others that keep jobs live.
+        // live: its outcome is recorded in place, with the others that keep jobs live. A job
+        // that others wait for is not deleted without a history row: it is ended into it.
         // By lease: a batch may hold a stale outcome and a current one for the same job.
         let moved: std::collections::HashSet<(i64, i64)> = moved.into_iter().collect();
         let mut rest = Vec::with_capacity(batch.len());
         for o in batch.drain(..) {
             match o {
                 Outcome::Finish(f) if f.kind() == kind => {
-                    if !moved.contains(&(f.id, f.token)) {
-                        rest.push(Outcome::Complete(f.kept_live()));
+                    if moved.contains(&(f.id, f.token)) {
+                        continue;
                     }
+                    rest.push(if kind == db::FinishKind::Deleted {
+                        // Other jobs may wait for it: ended again, into the history (a later
+                        // kind of this same batch).
+                        Outcome::Finish(f.keeping())
+                    } else {
+                        Outcome::Complete(f.kept_live())
+                    });
                 }
                 other => rest.push(other),
             }

@@ -216,6 +216,47 @@ impl<'a, J: Job> Enqueue<'a, J> {
         self.map(|j| j.unique(unique))
     }
 
+    /// Makes the job wait for other jobs of its owner (see [`NewJob::after`]): ids, or what
+    /// their enqueues returned.
+    ///
+    /// ```no_run
+    /// # use serde::{Deserialize, Serialize};
+    /// # #[derive(Serialize, Deserialize)] struct Page { n: u32 }
+    /// # #[derive(Serialize, Deserialize)] struct Pages;
+    /// # #[qron::job(executor = "fetch")] async fn fetch(p: Page) -> Result<(), qron::JobError> { Ok(()) }
+    /// # #[qron::job(executor = "merge")] async fn merge(p: Pages) -> Result<(), qron::JobError> { Ok(()) }
+    /// # async fn demo() -> qron::Result<()> {
+    /// let a = Fetch::schedule("@after 0s", Page { n: 1 }).await?;
+    /// let b = Fetch::schedule("@after 0s", Page { n: 2 }).await?;
+    /// Merge::schedule("@after 0s", Pages).after([&a, &b]).await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn after<I>(self, jobs: I) -> Self
+    where
+        I: IntoIterator,
+        I::Item: crate::JobId,
+    {
+        self.map(|j| j.after(jobs))
+    }
+
+    /// What the job does when a job it waits for does not succeed (see
+    /// [`NewJob::on_dependency_failure`]).
+    ///
+    /// ```no_run
+    /// # use serde::{Deserialize, Serialize};
+    /// # #[derive(Serialize, Deserialize)] struct P;
+    /// # #[qron::job(executor = "notify")] async fn notify(p: P) -> Result<(), qron::JobError> { Ok(()) }
+    /// # async fn demo(report: i64) -> qron::Result<()> {
+    /// Notify::schedule("@after 0s", P)
+    ///     .after([report])
+    ///     .on_dependency_failure(qron::OnDependencyFailure::Run)
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn on_dependency_failure(self, policy: crate::OnDependencyFailure) -> Self {
+        self.map(|j| j.on_dependency_failure(policy))
+    }
+
     /// Overrides the job type's attempt limit for this job.
     ///
     /// ```no_run

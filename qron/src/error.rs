@@ -59,6 +59,42 @@ pub enum Error {
         name: String,
     },
 
+    /// A job to create waits for a job that does not exist, or is another owner's (see
+    /// [`NewJob::after`](crate::NewJob::after)). Nothing was written.
+    #[error(
+        "job {id}, which the new job would wait for (`after`), does not exist for owner `{owner}`"
+    )]
+    UnknownDependency {
+        /// The job waited for.
+        id: i64,
+        /// The owner of the new job.
+        owner: String,
+    },
+
+    /// A job to create waits for a job that has already ended without succeeding, and cancels
+    /// on that ([`OnDependencyFailure::Cancel`](crate::OnDependencyFailure::Cancel)). Nothing was
+    /// written.
+    #[error(
+        "job {id}, which the new job would wait for (`after`), has already ended {status}; create it with OnDependencyFailure::Run or Hold to wait for it anyway"
+    )]
+    DependencyFailed {
+        /// The job waited for.
+        id: i64,
+        /// How it ended (`failed`, `cancelled`).
+        status: String,
+    },
+
+    /// Steps of a [`Workflow`](crate::Workflow) wait for each other in a circle: none could
+    /// ever run. Nothing was written.
+    #[error(
+        "the workflow's steps wait for each other in a circle (among {}): remove one of their `after`s",
+        steps.join(", ")
+    )]
+    WorkflowCycle {
+        /// The steps in the circle, or waiting on it.
+        steps: Vec<String>,
+    },
+
     /// No job matches, for this owner.
     #[error("{what} not found for owner `{owner}`")]
     NotFound {

@@ -247,6 +247,8 @@ pub(crate) struct Requests {
     pub reschedule: Option<Schedule>,
     /// Pause the job after this execution.
     pub stop: bool,
+    /// What the handler recorded, as JSON text (kept with a one-off job's history row).
+    pub output: Option<String>,
 }
 
 /// The job being executed, and what its handler may ask of it.
@@ -272,6 +274,9 @@ pub struct Context {
     pub(crate) requests: Arc<Mutex<Requests>>,
     pub(crate) states: Arc<crate::state::States>,
     pub(crate) cancel: crate::cancel::Cancellation,
+    /// The worker's pool, for what the jobs this one waited for recorded (none when
+    /// detached).
+    pub(crate) pool: Option<sqlx::PgPool>,
 }
 
 impl Context {
@@ -296,6 +301,7 @@ impl Context {
             requests: Arc::default(),
             states: Arc::default(),
             cancel: crate::cancel::Cancellation::default(),
+            pool: None,
         }
     }
 
@@ -505,6 +511,101 @@ impl Context {
         let s = Schedule::parse(expr)?;
         self.requests().reschedule = Some(s);
         Ok(())
+    }
+
+    /// Records this execution's output: any serde value, kept with the job's history row when
+    /// it ends (a one-off job; a recurring job's output is not kept), where the jobs that wait
+    /// for it read it ([`Context::output`]) and the API shows it. A second call replaces the
+    /// first.
+    ///
+    /// # Errors
+    /// [`JobError::Fail`] when the value cannot be serialized, is larger than
+    /// [`DEFAULT_MAX_JSON_BYTES`](crate::DEFAULT_MAX_JSON_BYTES), or could not be stored (a NUL
+    /// character in a string, or nesting deeper than [`MAX_JSON_DEPTH`](crate::MAX_JSON_DEPTH)).
+    /// Nothing is recorded then.
+    ///
+    /// ```
+    /// let ctx = qron::Context::detached("fetch");
+    /// ctx.record(&serde_json::json!({ "pages": 12 }))?;
+    /// # Ok::<(), qron::JobError>(())
+    /// ```
+    pub fn record<T: Serialize + ?Sized>(&self, output: &T) -> Result<(), JobError> {
+        let text = serde_json::to_string(output)
+            .map_err(|e| JobError::fail(format!("the output does not serialize: {e}")))?;
+        if text.len() > crate::DEFAULT_MAX_JSON_BYTES {
+            return Err(JobError::fail(format!(
+                "the output is {} bytes, more than the {} a job can record",
+                text.len(),
+                crate::DEFAULT_MAX_JSON_BYTES
+            )));
+        }
+        if let Some(problem) = crate::limits::json_problem(&text) {
+            return Err(JobError::fail(format!("the output {problem}")));
+        }
+        self.requests().output = Some(text);
+        Ok(())
+    }
+
+    /// What the jobs this one waited for ([`NewJob::after`](crate::NewJob::after)) recorded,
+    /// by job id, in id order: `None` for a job that recorded nothing. For a job that waits
+    /// for jobs of different kinds, read it as [`serde_json::Value`], or use
+    /// [`Context::output_of`].
+    ///
+    /// # Errors
+    /// [`Error::Database`](crate::Error::Database) when it cannot be read;
+    /// [`Error::Json`](crate::Error::Json) when an output does not decode as `T`.
+    ///
+    /// ```no_run
+    /// # async fn merge(ctx: qron::Context) -> Result<(), qron::JobError> {
+    /// let pages: Vec<(i64, Option<u32>)> = ctx.output().await?;
+    /// let total: u32 = pages.iter().filter_map(|(_, n)| *n).sum();
+    /// # Ok(()) }
+    /// ```
+    pub async fn output<T: serde::de::DeserializeOwned>(
+        &self,
+    ) -> crate::Result<Vec<(i64, Option<T>)>> {
+        let Some(pool) = &self.pool else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        for (id, text) in crate::db::dependency_outputs(pool, self.id).await? {
+            let value = match text {
+                Some(t) => Some(serde_json::from_str(&t)?),
+                None => None,
+            };
+            out.push((id, value));
+        }
+        Ok(out)
+    }
+
+    /// What job `job`, one this one waited for, recorded: `None` when it recorded nothing or
+    /// is not one this job waited for.
+    ///
+    /// # Errors
+    /// As [`Context::output`].
+    ///
+    /// ```no_run
+    /// # #[derive(serde::Deserialize)] struct Page { words: u64 }
+    /// # async fn merge(ctx: qron::Context, fetch_id: i64) -> Result<(), qron::JobError> {
+    /// let page: Option<Page> = ctx.output_of(fetch_id).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn output_of<T: serde::de::DeserializeOwned>(
+        &self,
+        job: impl crate::JobId,
+    ) -> crate::Result<Option<T>> {
+        let Some(pool) = &self.pool else {
+            return Ok(None);
+        };
+        let id = job.job_id();
+        match crate::db::dependency_outputs(pool, self.id)
+            .await?
+            .into_iter()
+            .find(|(d, _)| *d == id)
+        {
+            Some((_, Some(text))) => Ok(Some(serde_json::from_str(&text)?)),
+            _ => Ok(None),
+        }
     }
 
     /// Pauses the job once this execution ends (a recurring job stops recurring until an

@@ -75,6 +75,7 @@ mod schema;
 mod state;
 pub mod telemetry;
 mod worker;
+mod workflow;
 
 #[cfg(feature = "embedded")]
 pub mod embedded;
@@ -102,9 +103,10 @@ pub use expr::{
 pub use handler::{Backoff, Context, DEFAULT_CONCURRENCY, History, Job, JobOptions};
 pub use job::{
     AttemptError, Created, DEFAULT_MAX_ATTEMPTS, DEFAULT_PRIORITY, DEFAULT_PRIORITY_AGING,
-    DEFAULT_TIMEOUT, DEFAULT_UNIQUE_STATES, JobRef, JobRow, JobRun, JobStatus, JobUpdate,
-    LOWEST_PRIORITY, MAX_ATTEMPTS_LIMIT, MAX_ERRORS_KEPT, MAX_NAME_LEN, MAX_OFFSET, MAX_PAGE,
-    MAX_RUNS_KEPT, MIN_UNIQUE_PERIOD, NewJob, OnConflict, Order, Page, Search, Unique,
+    DEFAULT_TIMEOUT, DEFAULT_UNIQUE_STATES, JobId, JobRef, JobRow, JobRun, JobStatus, JobUpdate,
+    LOWEST_PRIORITY, MAX_ATTEMPTS_LIMIT, MAX_DEPENDENCIES, MAX_ERRORS_KEPT, MAX_NAME_LEN,
+    MAX_OFFSET, MAX_PAGE, MAX_RUNS_KEPT, MIN_UNIQUE_PERIOD, NewJob, OnConflict,
+    OnDependencyFailure, Order, Page, Search, Unique,
 };
 pub use job_error::{BoxError, JobError};
 pub use limits::{MAX_ERROR_LEN, MAX_JSON_DEPTH, MAX_TIMEOUT};
@@ -169,6 +171,9 @@ pub use worker::{
     DEFAULT_FLUSH_TIMEOUT, DEFAULT_HISTORY_RETENTION, DEFAULT_LEASE_AHEAD, DEFAULT_LEASE_TIME,
     DEFAULT_MEMORY_BUDGET, DEFAULT_POLL_INTERVAL, DEFAULT_PREFETCH, DEFAULT_RESCUE_INTERVAL,
     DEFAULT_SHUTDOWN_GRACE, DEFAULT_UNSERVED_AFTER, Stopper, Worker, WorkerBuilder,
+};
+pub use workflow::{
+    StepBuilder, Workflow, WorkflowCreated, WorkflowInfo, WorkflowStatus, WorkflowStep,
 };
 
 /// What the code `#[qron::job]` generates refers to. Not a public API: it may change in any

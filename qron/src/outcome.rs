@@ -50,6 +50,7 @@ impl Outcome {
             Outcome::Finish(f) => Outcome::Finish(Finish {
                 status: Failed,
                 payload: None,
+                output: None,
                 error,
                 ..f.clone()
             }),
@@ -61,6 +62,8 @@ impl Outcome {
                 history: c.history,
                 status: Failed,
                 payload: None,
+                output: None,
+                kept: false,
                 error,
             }),
             Outcome::Complete(c) => Outcome::Complete(Completion {
@@ -249,6 +252,8 @@ impl Decision<'_> {
             history: self.history,
             status,
             payload: self.requests.payload.clone(),
+            output: self.requests.output.clone(),
+            kept: false,
             error,
         })
     }

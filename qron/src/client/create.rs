@@ -213,6 +213,14 @@ impl Client {
         A: Acquire<'c, Database = Postgres>,
     {
         let now = self.now().await;
+        if let Some(i) = jobs.iter().position(|j| !j.after.is_empty()) {
+            return Err(in_batch(i)(Error::InvalidArgument {
+                field: "after",
+                reason: "a job that waits for others is created on its own (`create`, \
+                         `create_with`)"
+                    .to_owned(),
+            }));
+        }
         // Named and unique jobs are checked before anything is written.
         let mut last = None;
         let keyed = self.check_keyed(&jobs, now, &mut last)?;

@@ -14,6 +14,7 @@ use crate::{ExprError, Schedule};
 
 pub(crate) mod checks;
 mod create;
+mod dependencies;
 mod manage;
 mod operate;
 mod owners;
@@ -24,6 +25,7 @@ pub use remote::{
     MAX_LEASE_BYTES, MAX_REMOTE_BATCH, RemoteJob, RemoteOutcome, RemoteResult, Reported,
 };
 mod scope;
+mod workflows;
 
 pub(crate) use scope::*;
 

@@ -153,7 +153,7 @@ impl Scope<'_> {
     /// written), and the columns' defaults for the rest (ready, no attempt, revision 0, no
     /// error). `create` returns it without reading the row back (a fifth of a one-job enqueue's
     /// time); the tests compare it with the row read back.
-    fn new_row(
+    pub(super) fn new_row(
         &self,
         job: NewJob,
         row: InsertRow,
@@ -187,6 +187,7 @@ impl Scope<'_> {
             finished_at: None,
             errors: Vec::new(),
             runs: Vec::new(),
+            output: None,
             duplicate: false,
         })
     }
@@ -252,6 +253,10 @@ impl Scope<'_> {
         now: DateTime<Utc>,
     ) -> Result<JobRow> {
         let row = self.prepare(&job, now)?;
+        if !job.after.is_empty() || job.workflow.is_some() {
+            Self::check_after(&job, &row)?;
+            return self.insert_dependent_on(conn, job, row).await;
+        }
         if let Some(claim) = &row.unique {
             return self.insert_unique_on(conn, &row, &claim.key).await;
         }

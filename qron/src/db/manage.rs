@@ -172,10 +172,12 @@ pub(crate) async fn job_lock(
         .await
 }
 
-/// Makes a locked job ready again (still running if its lease is held), due at `$3`.
+/// Makes a locked job ready again (still running if its lease is held; waiting while jobs it
+/// waits for have not ended), due at `$3`.
 const JOB_RESTART: &str = "
     UPDATE qron.jobs SET
            status = CASE WHEN lease_expires_at IS NOT NULL THEN 'running'
+                         WHEN waits > 0 THEN 'waiting'
                          ELSE 'ready' END::qron.job_status,
            run_at = $3, slot_at = $3, scheduled = $3 > now() + interval '2 seconds',
            revision = revision + 1, updated_at = now()

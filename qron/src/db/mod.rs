@@ -9,6 +9,7 @@ use sqlx::PgExecutor;
 
 #[cfg(feature = "dashboard")]
 mod dashboard;
+mod dependencies;
 mod executor_limits;
 mod held;
 mod insert;
@@ -22,9 +23,11 @@ mod owners;
 mod stats;
 mod unique;
 mod workers;
+mod workflows;
 
 #[cfg(feature = "dashboard")]
 pub(crate) use dashboard::*;
+pub(crate) use dependencies::*;
 pub(crate) use executor_limits::*;
 pub(crate) use held::*;
 pub(crate) use insert::*;
@@ -38,6 +41,7 @@ pub(crate) use owners::*;
 pub(crate) use stats::*;
 pub(crate) use unique::*;
 pub(crate) use workers::*;
+pub(crate) use workflows::*;
 
 /// The database server's time now (`clock_timestamp()`: not the transaction's start).
 pub(crate) async fn server_now<'e>(ex: impl PgExecutor<'e>) -> sqlx::Result<DateTime<Utc>> {

@@ -148,6 +148,12 @@ pub(crate) struct Finish {
     /// `Succeeded` or `Failed`.
     pub status: crate::JobStatus,
     pub payload: Option<String>,
+    /// What the handler recorded (see `Context::record`).
+    pub output: Option<String>,
+    /// Kept in the history whatever its executor's [`History`](crate::History) says: other
+    /// jobs wait for it (a statement that deletes ends leaves such a job; it is ended again
+    /// with this set).
+    pub kept: bool,
     pub error: Option<String>,
 }
 
@@ -157,6 +163,9 @@ pub(crate) struct Finish {
 /// `db::lease::hand_over`).
 macro_rules! finish_rows {
     (ids: $ids:literal, leases: $leases:expr, returned: $returned:expr) => {
+        finish_rows!(ids: $ids, leases: $leases, returned: $returned, also: "")
+    };
+    (ids: $ids:literal, leases: $leases:expr, returned: $returned:expr, also: $also:expr) => {
         concat!(
             "done AS (
         -- The batch's rows looked up by id in the primary key, then a semi-join on the
@@ -171,7 +180,9 @@ macro_rules! finish_rows {
            AND (j.id, j.lease_token, j.run_at) IN (",
             $leases,
             ")
-           AND COALESCE(j.status = 'running', false)
+           AND COALESCE(j.status = 'running', false)",
+            $also,
+            "
         RETURNING ",
             $returned,
             ")"
@@ -186,11 +197,15 @@ pub(crate) use finish_rows;
 /// insert runs whether or not it is read).
 macro_rules! finish {
     (with: $with:expr, leases: $leases:expr, returned: $returned:expr, then: $then:expr) => {
+        finish!(with: $with, leases: $leases, returned: $returned, also: "", then: $then)
+    };
+    (with: $with:expr, leases: $leases:expr, returned: $returned:expr, also: $also:expr,
+     then: $then:expr) => {
         concat!(
             "
     WITH ",
             $with,
-            finish_rows!(ids: "$1", leases: $leases, returned: $returned),
+            finish_rows!(ids: "$1", leases: $leases, returned: $returned, also: $also),
             $then,
             "
     SELECT COALESCE(array_agg(id), '{}'), COALESCE(array_agg(lease_token), '{}') FROM done"
@@ -198,13 +213,14 @@ macro_rules! finish {
     };
 }
 
-/// The history's columns, as the statements that end jobs write them.
+/// The history's columns, as the statements that end jobs write them, but for the closing
+/// parenthesis (a statement adds the columns it writes beyond them).
 macro_rules! history_columns {
     () => {
         "INSERT INTO qron.jobs_history (id, executor, owner, name, expr, recurring, status,
              run_at, payload, meta, attempt, executions, max_attempts, timeout, revision,
              last_error, last_error_at, created_at, updated_at, start_at, last_run_at,
-             finished_at, errors, priority)"
+             finished_at, errors, priority"
     };
 }
 pub(crate) use history_columns;
@@ -212,14 +228,14 @@ pub(crate) use history_columns;
 const FINISH_MANY: &str = finish!(
     with: "u AS (
         SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::timestamptz[], $4::bigint[],
-                             $5::text[], $6::text[], $7::text[])
-               AS u(id, token, run_at, revision, status, payload, error)),
+                             $5::text[], $6::text[], $7::text[], $9::text[])
+               AS u(id, token, run_at, revision, status, payload, error, output)),
     ",
     leases: "SELECT id, token, run_at FROM u",
     returned: "j.*",
     then: concat!(",
     moved AS (
-        ", history_columns!(), "
+        ", history_columns!(), ", output)
     SELECT d.id, d.executor, d.owner, d.name, d.expr, d.recurring, u.status::qron.job_status,
            d.run_at,
            -- the handler's payload, unless an edit made while it ran changed it
@@ -231,7 +247,7 @@ const FINISH_MANY: &str = finish!(
            d.created_at, $8, d.start_at, d.last_run_at, $8,
            CASE WHEN u.error IS NULL THEN d.errors
                 ELSE qron.errors_push(d.errors, d.attempt, $8, d.lease_owner, u.error) END,
-           d.priority
+           d.priority, u.output::jsonb
       FROM done d JOIN u ON u.id = d.id
     RETURNING id)")
 );
@@ -270,7 +286,7 @@ macro_rules! succeeded_history {
     moved AS (
         ",
             history_columns!(),
-            "
+            ")
     SELECT id, executor, owner, name, expr, recurring, 'succeeded', run_at, payload, meta,
            attempt, executions, max_attempts, timeout, revision, last_error, last_error_at,
            created_at, ",
@@ -285,12 +301,23 @@ macro_rules! succeeded_history {
 }
 pub(crate) use succeeded_history;
 
+/// The condition by which a statement that deletes ends leaves the jobs that others wait for:
+/// they are ended into the history (see `Finish::kept`).
+macro_rules! leaves_depended_on {
+    () => {
+        "
+           AND NOT j.has_dependents"
+    };
+}
+pub(crate) use leaves_depended_on;
+
 /// The end of jobs the history does not keep (see [`crate::History`]): only the leases
 /// travel, and the rows are deleted, which costs what a queue without a history pays.
 const FINISH_DELETED: &str = finish!(
     with: "",
     leases: leases_only!("$1", "$2", "$3"),
     returned: "j.id, j.lease_token",
+    also: leaves_depended_on!(),
     then: ""
 );
 
@@ -317,15 +344,24 @@ impl FinishKind {
 impl Finish {
     /// The statement that ends this job.
     pub(crate) fn kind(&self) -> FinishKind {
-        if !self.history.keeps(self.status) {
+        if !self.history.keeps(self.status) && !self.kept {
             FinishKind::Deleted
         } else if self.status == crate::JobStatus::Succeeded
             && self.payload.is_none()
+            && self.output.is_none()
             && self.error.is_none()
         {
             FinishKind::PlainSuccess
         } else {
             FinishKind::Other
+        }
+    }
+
+    /// The same end, kept in the history whatever its executor's says (see [`Finish::kept`]).
+    pub(crate) fn keeping(&self) -> Finish {
+        Finish {
+            kept: true,
+            ..self.clone()
         }
     }
 
@@ -390,7 +426,12 @@ pub(crate) async fn job_finish_many<'e>(
             )
             .bind(rows.iter().map(|r| r.error.as_deref()).collect::<Vec<_>>()),
     };
-    let (ids, tokens) = q.bind(now).fetch_one(ex).await?;
+    let q = q.bind(now);
+    let q = match kind {
+        FinishKind::Other => q.bind(rows.iter().map(|r| r.output.as_deref()).collect::<Vec<_>>()),
+        _ => q,
+    };
+    let (ids, tokens) = q.fetch_one(ex).await?;
     Ok(ids.into_iter().zip(tokens).collect())
 }
 

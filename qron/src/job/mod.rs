@@ -40,6 +40,7 @@ macro_rules! limit_setters {
     };
 }
 
+mod dependency;
 mod job_ref;
 mod new_job;
 mod priority;
@@ -47,6 +48,7 @@ mod search;
 mod unique;
 mod update;
 
+pub use dependency::{JobId, MAX_DEPENDENCIES, OnDependencyFailure};
 pub use job_ref::JobRef;
 pub use new_job::{Created, NewJob, OnConflict};
 pub use priority::{DEFAULT_PRIORITY, DEFAULT_PRIORITY_AGING, LOWEST_PRIORITY};
@@ -79,6 +81,9 @@ pub const MAX_NAME_LEN: usize = 255;
 pub enum JobStatus {
     /// Waiting for its run time.
     Ready,
+    /// Waiting for jobs it depends on to end (see [`NewJob::after`](crate::NewJob::after)):
+    /// no worker takes it until then.
+    Waiting,
     /// Leased by a worker.
     Running,
     /// Stopped by an operator ([`Client::stop`](crate::Client::stop)); `restart` makes it
@@ -102,6 +107,7 @@ impl JobStatus {
     pub fn as_str(self) -> &'static str {
         match self {
             JobStatus::Ready => "ready",
+            JobStatus::Waiting => "waiting",
             JobStatus::Running => "running",
             JobStatus::Stopped => "stopped",
             JobStatus::Succeeded => "succeeded",
@@ -110,9 +116,10 @@ impl JobStatus {
         }
     }
 
-    fn from_db(s: &str) -> Option<Self> {
+    pub(crate) fn from_db(s: &str) -> Option<Self> {
         Some(match s {
             "ready" => JobStatus::Ready,
+            "waiting" => JobStatus::Waiting,
             "running" => JobStatus::Running,
             // the word before 0.2
             "stopped" | "paused" => JobStatus::Stopped,
@@ -203,6 +210,8 @@ pub struct JobRow {
     /// A recurring job's last runs, oldest first: at most 20 (`MAX_RUNS_KEPT`; none for a
     /// one-off job).
     pub runs: Vec<JobRun>,
+    /// What a finished job's handler recorded ([`Context::record`](crate::Context::record)).
+    pub output: Option<Value>,
     /// Whether an enqueue returned this job instead of creating one: another job held the
     /// new one's [`Unique`] key, or its name under [`OnConflict::Keep`]. Always `false` when
     /// the job was read any other way.
@@ -354,6 +363,10 @@ impl<'r> sqlx::FromRow<'r, PgRow> for JobRow {
             runs: match row.try_get("runs") {
                 Err(sqlx::Error::ColumnNotFound(_)) => Vec::new(),
                 other => entries(other?),
+            },
+            output: match row.try_get("output") {
+                Err(sqlx::Error::ColumnNotFound(_)) => None,
+                other => other?,
             },
             duplicate: false,
         })

@@ -50,6 +50,11 @@ pub struct NewJob {
     pub(crate) unique: Option<super::Unique>,
     /// `None`: the executor's declared one.
     pub(crate) priority: Option<u8>,
+    /// The jobs it waits for (see [`NewJob::after`]).
+    pub(crate) after: Vec<i64>,
+    pub(crate) on_dependency_failure: super::OnDependencyFailure,
+    /// The workflow and step it is created as (see [`Workflow`](crate::Workflow)).
+    pub(crate) workflow: Option<(i64, String)>,
 }
 
 impl NewJob {
@@ -74,6 +79,9 @@ impl NewJob {
             on_conflict: OnConflict::Error,
             unique: None,
             priority: None,
+            after: Vec::new(),
+            on_dependency_failure: super::OnDependencyFailure::Cancel,
+            workflow: None,
         }
     }
 
@@ -161,6 +169,51 @@ impl NewJob {
     /// ```
     pub fn unique(mut self, unique: super::Unique) -> Self {
         self.unique = Some(unique);
+        self
+    }
+
+    /// Makes the job wait for other jobs of its owner (ids, or what their enqueues returned):
+    /// it is [`Waiting`](crate::JobStatus::Waiting), and no worker takes it, until each of them
+    /// has ended; then it runs at its schedule's time (at once when that has passed). A job
+    /// that waits runs once: its expression is a one-off (`@after`, `@at`). The jobs it waits
+    /// for are kept in the history when they end, whatever their executor's
+    /// [`History`](crate::History), and its handler reads what they recorded
+    /// ([`Context::output`](crate::Context::output)).
+    ///
+    /// What it does when one of them does not succeed: see
+    /// [`on_dependency_failure`](NewJob::on_dependency_failure). A job that does not exist, or
+    /// is another owner's, is refused with
+    /// [`Error::UnknownDependency`](crate::Error::UnknownDependency), and nothing is written.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: qron::Client) -> qron::Result<()> {
+    /// let fetch = client.create(qron::NewJob::new("fetch", "@after 0s")).await?;
+    /// let merge = client
+    ///     .create(qron::NewJob::new("merge", "@after 0s").after([&fetch]))
+    ///     .await?;
+    /// assert_eq!(merge.status, qron::JobStatus::Waiting);
+    /// # Ok(()) }
+    /// ```
+    pub fn after<I>(mut self, jobs: I) -> Self
+    where
+        I: IntoIterator,
+        I::Item: super::JobId,
+    {
+        self.after
+            .extend(jobs.into_iter().map(|j| super::JobId::job_id(&j)));
+        self
+    }
+
+    /// What the job does when a job it waits for fails, is cancelled or is deleted (default:
+    /// [`OnDependencyFailure::Cancel`](super::OnDependencyFailure::Cancel)).
+    ///
+    /// ```
+    /// let job = qron::NewJob::new("notify", "@after 0s")
+    ///     .after([7])
+    ///     .on_dependency_failure(qron::OnDependencyFailure::Run);
+    /// ```
+    pub fn on_dependency_failure(mut self, policy: super::OnDependencyFailure) -> Self {
+        self.on_dependency_failure = policy;
         self
     }
 }

@@ -202,7 +202,8 @@ const MAX_PERIOD_MICROS: i64 = 100 * 366 * 86_400 * 1_000_000;
 /// A status's bit in a claim's `states` (see `migrations/0015_unique.sql`).
 fn bit(s: JobStatus) -> i16 {
     match s {
-        JobStatus::Ready => 1,
+        // a job waiting for others is ready but for them
+        JobStatus::Ready | JobStatus::Waiting => 1,
         JobStatus::Running => 2,
         JobStatus::Stopped => 4,
         JobStatus::Succeeded => 8,

@@ -186,6 +186,7 @@ fn context(
         requests: Arc::default(),
         states: shared.states.clone(),
         cancel: Default::default(),
+        pool: Some(shared.pool.clone()),
     };
     (ctx, bad_meta)
 }

@@ -91,7 +91,13 @@ async fn in_one_statement(
                 if let Outcome::Finish(f) = o
                     && !moved.contains(&(f.id, f.token))
                 {
-                    live.push(Outcome::Complete(f.kept_live()));
+                    live.push(if kept {
+                        Outcome::Complete(f.kept_live())
+                    } else {
+                        // Not deleted: other jobs may wait for it (the completer ends it into
+                        // the history, or finds it live).
+                        Outcome::Finish(f.keeping())
+                    });
                 }
             }
             shared.metrics.add_written(moved.len(), 0);

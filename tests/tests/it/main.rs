@@ -3,6 +3,7 @@
 
 mod client;
 mod clock;
+mod dependencies;
 mod embedded;
 mod errors;
 mod expr;
@@ -23,6 +24,7 @@ mod testing;
 mod typed;
 mod unique;
 mod worker;
+mod workflows;
 
 /// The field a refused call names; panics when the call was not refused.
 pub fn refused(e: qron::Error) -> &'static str {

@@ -5,7 +5,9 @@
 
 use super::limited::lease_limited;
 use super::{Lease, LeasedJob, lease_query};
-use crate::db::{Finish, finish_rows, history_columns, leases_only, succeeded_history};
+use crate::db::{
+    Finish, finish_rows, history_columns, leases_only, leaves_depended_on, succeeded_history,
+};
 use sqlx::PgExecutor;
 
 /// The limited lease's answer beside what the hand-over ended: every leased job's row, or one
@@ -46,7 +48,8 @@ const HAND_OVER_DELETED: &str = lease_limited!(
         finish_rows!(
             ids: "$17",
             leases: leases_only!("$17", "$18", "$19"),
-            returned: "j.id, j.lease_token"
+            returned: "j.id, j.lease_token",
+            also: leaves_depended_on!()
         ),
         ","
     ),
@@ -129,6 +132,8 @@ mod tests {
             history,
             status: JobStatus::Succeeded,
             payload: None,
+            output: None,
+            kept: false,
             error: None,
         }
     }

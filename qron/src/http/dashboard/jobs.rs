@@ -53,6 +53,7 @@ pub(crate) struct Filters {
 
 const STATUSES: &[JobStatus] = &[
     JobStatus::Ready,
+    JobStatus::Waiting,
     JobStatus::Running,
     JobStatus::Stopped,
     JobStatus::Succeeded,

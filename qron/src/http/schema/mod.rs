@@ -72,6 +72,8 @@ fn gql(e: Error) -> async_graphql::Error {
         }
         Error::TooLarge { .. } => "TOO_LARGE",
         Error::AlreadyExists { .. } => "ALREADY_EXISTS",
+        Error::UnknownDependency { .. } => "UNKNOWN_DEPENDENCY",
+        Error::DependencyFailed { .. } => "DEPENDENCY_FAILED",
         Error::WrongStatus { .. } => "WRONG_STATUS",
         Error::RevisionMismatch { .. } => "REVISION_MISMATCH",
         _ if super::busy(&e) => "UNAVAILABLE",
@@ -96,6 +98,15 @@ fn gql(e: Error) -> async_graphql::Error {
                 ext.set("position", x.position() as u64);
             }
             Error::WrongStatus { id, status, .. } => {
+                ext.set("id", *id);
+                ext.set("status", status.as_str());
+            }
+            Error::UnknownDependency { id, .. } => {
+                ext.set("field", "after");
+                ext.set("id", *id);
+            }
+            Error::DependencyFailed { id, status } => {
+                ext.set("field", "after");
                 ext.set("id", *id);
                 ext.set("status", status.as_str());
             }

@@ -1,0 +1,84 @@
+//! Following and cancelling [`Workflow`](crate::Workflow)s.
+
+use super::Client;
+use crate::db;
+use crate::error::{Error, Result};
+use crate::workflow::{WorkflowInfo, WorkflowStatus, WorkflowStep};
+
+impl Client {
+    /// Workflow `id` of this client's owner as it is now: its status, and each step's job and
+    /// status (see [`WorkflowInfo::progress`]).
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] when the owner has no such workflow.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: qron::Client) -> qron::Result<()> {
+    /// let wf = client.workflow(7).await?;
+    /// if wf.status == qron::WorkflowStatus::Failed {
+    ///     let failed: Vec<_> = wf
+    ///         .steps
+    ///         .iter()
+    ///         .filter(|s| s.status == Some(qron::JobStatus::Failed))
+    ///         .collect();
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn workflow(&self, id: i64) -> Result<WorkflowInfo> {
+        self.scope().check_owner()?;
+        let Some((name, created_at)) = db::workflow_get(&self.pool, &self.owner, id).await? else {
+            return Err(self.workflow_not_found(id));
+        };
+        let mut steps = Vec::new();
+        for (step, job, executor, status, after) in db::workflow_steps(&self.pool, id).await? {
+            steps.push(WorkflowStep {
+                step,
+                job,
+                executor,
+                status: status.as_deref().and_then(crate::JobStatus::from_db),
+                after,
+            });
+        }
+        Ok(WorkflowInfo {
+            id,
+            name,
+            owner: self.owner.to_string(),
+            created_at,
+            status: WorkflowStatus::of(steps.iter().map(|s| s.status)),
+            steps,
+        })
+    }
+
+    /// Cancels every live job of workflow `id` (waiting, ready, running or stopped): they are
+    /// kept in the history as cancelled, and the workers running some are told, as
+    /// [`Client::cancel`] does. Returns how many were cancelled (none when every job had
+    /// ended). No job of it is left waiting.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] when the owner has no such workflow.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: qron::Client) -> qron::Result<()> {
+    /// let cancelled = client.cancel_workflow(7).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn cancel_workflow(&self, id: i64) -> Result<u64> {
+        self.scope().check_owner()?;
+        if db::workflow_get(&self.pool, &self.owner, id)
+            .await?
+            .is_none()
+        {
+            return Err(self.workflow_not_found(id));
+        }
+        let now = self.now().await;
+        let n = db::workflow_cancel(&self.pool, &self.owner, id, now).await?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    fn workflow_not_found(&self, id: i64) -> Error {
+        Error::NotFound {
+            what: format!("workflow {id}"),
+            owner: self.owner.to_string(),
+        }
+    }
+}
