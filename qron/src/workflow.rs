@@ -12,7 +12,7 @@ use crate::{Job, JobStatus, NewJob, OnDependencyFailure};
 /// have succeeded).
 const AT_ONCE: &str = "@after 0s";
 
-/// Jobs created together, by step name, each waiting for the steps it names ([`Step::after`]),
+/// Jobs created together, by step name, each waiting for the steps it names ([`StepBuilder::after`]),
 /// in one transaction (or inside the caller's): a step runs once every step it waits for has
 /// succeeded, reads what they recorded ([`Context::output`](crate::Context::output)), and does
 /// what its [`OnDependencyFailure`] says when one does not succeed. A step that names a step

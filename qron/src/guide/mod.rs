@@ -9,6 +9,9 @@
 //! - [`production`]: migrations, shutdown, retention, scaling out, operating and observing.
 //! - [`dashboard`]: the web dashboard and the management API: what they show, how to mount
 //!   them, and how to protect them.
+//! - [`workflows`]: jobs that wait for other jobs, outputs passed along, and workflows.
+
+pub mod workflows;
 
 pub mod delivery {
     //! # Delivery guarantees and idempotency
