@@ -19,8 +19,9 @@ ALTER TABLE qron.jobs ADD CONSTRAINT jobs_live_status
 ALTER TABLE qron.jobs ADD COLUMN waits integer NOT NULL DEFAULT 0
     CONSTRAINT jobs_waits_nonneg CHECK (waits >= 0);
 ALTER TABLE qron.jobs ADD COLUMN has_dependents boolean NOT NULL DEFAULT false;
-ALTER TABLE qron.jobs ADD COLUMN on_dependency_failure text NOT NULL DEFAULT 'cancel'
-    CONSTRAINT jobs_on_dependency_failure CHECK (on_dependency_failure IN ('cancel', 'run', 'hold'));
+-- (NULL: `cancel`, the default, which then costs a plain job's row no byte)
+ALTER TABLE qron.jobs ADD COLUMN on_dependency_failure text
+    CONSTRAINT jobs_on_dependency_failure CHECK (on_dependency_failure IN ('run', 'hold'));
 ALTER TABLE qron.jobs ADD COLUMN dependency_failed boolean NOT NULL DEFAULT false;
 
 -- What a handler recorded (`Context::record`): kept with the finished job, read by the jobs
@@ -48,12 +49,12 @@ BEGIN
     IF outcome <> 'succeeded' THEN
         WITH RECURSIVE doomed AS (
             SELECT d.job FROM qron.job_dependencies d JOIN qron.jobs j ON j.id = d.job
-             WHERE d.dependency = ended AND j.waits > 0 AND j.on_dependency_failure = 'cancel'
+             WHERE d.dependency = ended AND j.waits > 0 AND j.on_dependency_failure IS NULL
             UNION
             SELECT d.job FROM doomed x
               JOIN qron.job_dependencies d ON d.dependency = x.job
               JOIN qron.jobs j ON j.id = d.job
-             WHERE j.waits > 0 AND j.on_dependency_failure = 'cancel'),
+             WHERE j.waits > 0 AND j.on_dependency_failure IS NULL),
         gone AS (
             DELETE FROM qron.jobs j WHERE j.id IN (SELECT job FROM doomed) RETURNING j.*)
         INSERT INTO qron.jobs_history (id, executor, owner, name, expr, recurring, status,
@@ -81,7 +82,7 @@ BEGIN
             updated_at = now()
           FROM qron.job_dependencies d
          WHERE d.dependency = ended AND j.id = d.job AND j.waits > 0
-           AND (outcome = 'succeeded' OR j.on_dependency_failure <> 'cancel')
+           AND (outcome = 'succeeded' OR j.on_dependency_failure IS NOT NULL)
         RETURNING j.executor, j.status, j.scheduled)
     -- wake idle workers of the executors of the jobs made ready (on commit)
     SELECT count(pg_notify('qron_jobs', e.executor)) INTO woken

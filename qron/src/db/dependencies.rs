@@ -59,7 +59,7 @@ pub(crate) async fn dependencies_claim<'e>(
 const JOB_WAIT: &str = "
     WITH j AS (
         UPDATE qron.jobs SET status = $2::qron.job_status, waits = $3,
-                             on_dependency_failure = $4, dependency_failed = $5,
+                             on_dependency_failure = NULLIF($4, 'cancel'), dependency_failed = $5,
                              scheduled = CASE WHEN $2 = 'ready' THEN scheduled ELSE false END,
                              has_dependents = has_dependents OR $7::bigint IS NOT NULL
          WHERE id = $1
