@@ -73,6 +73,14 @@ fn every_scenario_runs_at_a_tiny_size() {
             "{label}: {t:?}"
         );
     }
+    let w = run(&[
+        "workflow", "--steps", "20", "--fan-in", "50", "--rounds", "1",
+    ]);
+    assert!(
+        w.iter()
+            .any(|f| f["name"].as_str().unwrap().ends_with("hand-off p50")),
+        "{w:?}"
+    );
     run(&["latency", "--rate", "50", "--seconds", "1"]);
     run(&["recurring", "--jobs", "10", "--seconds", "2"]);
     run(&["bloat", "--jobs", "200", "--rounds", "1"]);

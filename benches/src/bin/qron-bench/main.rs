@@ -15,6 +15,7 @@ mod plot;
 mod queue;
 mod remote;
 mod scale;
+mod workflow;
 
 #[derive(Parser)]
 #[command(about = "qron's benchmarks", version)]
@@ -170,6 +171,21 @@ enum Scenario {
         #[arg(long, default_value_t = 100_000)]
         jobs: u64,
         /// Rounds of (normal, held); the medians are reported.
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+    },
+    /// Workflows: a chain's hand-offs, and jobs a callback waits for beside plain jobs.
+    Workflow {
+        /// Steps of the chain.
+        #[arg(long, default_value_t = 1000)]
+        steps: u32,
+        /// Jobs of the fan-in (at most `qron::MAX_DEPENDENCIES`).
+        #[arg(long, default_value_t = 10_000)]
+        fan_in: u64,
+        /// The fan-in worker's concurrency.
+        #[arg(long, default_value_t = 100)]
+        concurrency: usize,
+        /// Rounds; the median of each figure is printed.
         #[arg(long, default_value_t = 3)]
         rounds: usize,
     },
@@ -420,6 +436,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
                     "%",
                 ));
                 all.push(out);
+            }
+            medians(all)
+        }
+        Scenario::Workflow {
+            steps,
+            fan_in,
+            concurrency,
+            rounds,
+        } => {
+            let mut all = Vec::new();
+            for _ in 0..rounds.max(1) {
+                all.push(workflow::workflow(steps, fan_in, concurrency).await?);
             }
             medians(all)
         }
