@@ -97,8 +97,10 @@ LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
     outcome text;
 BEGIN
-    SELECT h.status::text INTO outcome FROM qron.jobs_history h
-     WHERE h.id = OLD.id ORDER BY h.finished_at DESC LIMIT 1;
+    -- (an aggregate over the job's rows by the id index: an `ORDER BY finished_at LIMIT 1`
+    -- may be planned as a walk back along the finish-time index)
+    SELECT (array_agg(h.status::text ORDER BY h.finished_at DESC))[1] INTO outcome
+      FROM qron.jobs_history h WHERE h.id = OLD.id;
     PERFORM qron.dependents_release(OLD.id, COALESCE(outcome, 'deleted'));
     RETURN NULL;
 END

@@ -546,10 +546,40 @@ impl Context {
         Ok(())
     }
 
-    /// What the jobs this one waited for ([`NewJob::after`](crate::NewJob::after)) recorded,
-    /// by job id, in id order: `None` for a job that recorded nothing. For a job that waits
-    /// for jobs of different kinds, read it as [`serde_json::Value`], or use
-    /// [`Context::output_of`].
+    /// The jobs this one waited for ([`NewJob::after`](crate::NewJob::after)), in id order:
+    /// how each ended and what it recorded. A callback counts them:
+    ///
+    /// ```no_run
+    /// # async fn callback(ctx: qron::Context) -> Result<(), qron::JobError> {
+    /// let done = ctx.dependencies().await?;
+    /// let failed = done.iter().filter(|d| d.status != Some(qron::JobStatus::Succeeded)).count();
+    /// tracing::info!(jobs = done.len(), failed, "batch finished");
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Database`](crate::Error::Database) when they cannot be read.
+    pub async fn dependencies(&self) -> crate::Result<Vec<crate::Dependency>> {
+        let Some(pool) = &self.pool else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        for (id, status, output) in crate::db::job_dependencies(pool, self.id).await? {
+            out.push(crate::Dependency {
+                id,
+                status: status.as_deref().and_then(crate::JobStatus::from_db),
+                output: match output {
+                    Some(t) => Some(serde_json::from_str(&t)?),
+                    None => None,
+                },
+            });
+        }
+        Ok(out)
+    }
+
+    /// What the jobs this one waited for recorded ([`Context::record`]), by job id, in id
+    /// order: `None` for a job that recorded nothing. For a job that waits for jobs of
+    /// different kinds, read it as [`serde_json::Value`], or use [`Context::output_of`].
     ///
     /// # Errors
     /// [`Error::Database`](crate::Error::Database) when it cannot be read;
@@ -564,16 +594,13 @@ impl Context {
     pub async fn output<T: serde::de::DeserializeOwned>(
         &self,
     ) -> crate::Result<Vec<(i64, Option<T>)>> {
-        let Some(pool) = &self.pool else {
-            return Ok(Vec::new());
-        };
         let mut out = Vec::new();
-        for (id, text) in crate::db::dependency_outputs(pool, self.id).await? {
-            let value = match text {
-                Some(t) => Some(serde_json::from_str(&t)?),
+        for d in self.dependencies().await? {
+            let value = match d.output {
+                Some(v) => Some(serde_json::from_value(v)?),
                 None => None,
             };
-            out.push((id, value));
+            out.push((d.id, value));
         }
         Ok(out)
     }
@@ -594,16 +621,11 @@ impl Context {
         &self,
         job: impl crate::JobId,
     ) -> crate::Result<Option<T>> {
-        let Some(pool) = &self.pool else {
-            return Ok(None);
-        };
         let id = job.job_id();
-        match crate::db::dependency_outputs(pool, self.id)
-            .await?
-            .into_iter()
-            .find(|(d, _)| *d == id)
-        {
-            Some((_, Some(text))) => Ok(Some(serde_json::from_str(&text)?)),
+        match self.dependencies().await?.into_iter().find(|d| d.id == id) {
+            Some(crate::Dependency {
+                output: Some(v), ..
+            }) => Ok(Some(serde_json::from_value(v)?)),
             _ => Ok(None),
         }
     }

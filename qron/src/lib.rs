@@ -103,9 +103,9 @@ pub use expr::{
 pub use handler::{Backoff, Context, DEFAULT_CONCURRENCY, History, Job, JobOptions};
 pub use job::{
     AttemptError, Created, DEFAULT_MAX_ATTEMPTS, DEFAULT_PRIORITY, DEFAULT_PRIORITY_AGING,
-    DEFAULT_TIMEOUT, DEFAULT_UNIQUE_STATES, JobId, JobRef, JobRow, JobRun, JobStatus, JobUpdate,
-    LOWEST_PRIORITY, MAX_ATTEMPTS_LIMIT, MAX_DEPENDENCIES, MAX_ERRORS_KEPT, MAX_NAME_LEN,
-    MAX_OFFSET, MAX_PAGE, MAX_RUNS_KEPT, MIN_UNIQUE_PERIOD, NewJob, OnConflict,
+    DEFAULT_TIMEOUT, DEFAULT_UNIQUE_STATES, Dependency, JobId, JobRef, JobRow, JobRun, JobStatus,
+    JobUpdate, LOWEST_PRIORITY, MAX_ATTEMPTS_LIMIT, MAX_DEPENDENCIES, MAX_ERRORS_KEPT,
+    MAX_NAME_LEN, MAX_OFFSET, MAX_PAGE, MAX_RUNS_KEPT, MIN_UNIQUE_PERIOD, NewJob, OnConflict,
     OnDependencyFailure, Order, Page, Search, Unique,
 };
 pub use job_error::{BoxError, JobError};

@@ -97,7 +97,19 @@ pub enum Poison {
     /// It waits until its context says to wrap up, records that in `public.cancelled` (see
     /// [`CANCELLED_TABLE`]), and succeeds.
     UntilCancelled,
+    /// It fails for good.
+    Fail,
+    /// It counts how the jobs it waited for ended, into `public.tallies` (see
+    /// [`TALLIES_TABLE`]), and succeeds (a fan-in's callback).
+    Tally,
 }
+
+/// The side table where a `Tally` job records how the jobs it waited for ended.
+pub const TALLIES_TABLE: &str = "CREATE TABLE public.tallies (
+    job_id bigint NOT NULL,
+    succeeded bigint NOT NULL,
+    failed bigint NOT NULL,
+    at timestamptz NOT NULL DEFAULT clock_timestamp())";
 
 /// The side table where an `UntilCancelled` job records when its context told it to wrap up.
 pub const CANCELLED_TABLE: &str = "CREATE TABLE public.cancelled (
@@ -151,6 +163,24 @@ pub async fn fault(ctx: Context, work: Work) -> Result<(), JobError> {
                 .execute(pool)
                 .await
                 .map_err(JobError::retry)?;
+            Ok(())
+        }
+        Poison::Fail => Err(JobError::fail("poison: this job fails")),
+        Poison::Tally => {
+            let done = ctx.dependencies().await?;
+            let succeeded = done
+                .iter()
+                .filter(|d| d.status == Some(qron::JobStatus::Succeeded))
+                .count();
+            sqlx::query(
+                "INSERT INTO public.tallies (job_id, succeeded, failed) VALUES ($1, $2, $3)",
+            )
+            .bind(ctx.id())
+            .bind(i64::try_from(succeeded).unwrap_or(i64::MAX))
+            .bind(i64::try_from(done.len() - succeeded).unwrap_or(i64::MAX))
+            .execute(pool)
+            .await
+            .map_err(JobError::retry)?;
             Ok(())
         }
         Poison::NulPayload => {

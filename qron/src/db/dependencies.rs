@@ -107,23 +107,25 @@ pub(crate) async fn job_wait<'e>(
     Ok(())
 }
 
-/// What the jobs job `$1` waits for recorded, by id: each one's latest history row (none, or
-/// no output, while it has not ended or recorded nothing).
-const DEPENDENCY_OUTPUTS: &str = "
-    SELECT d.dependency AS id, o.output::text AS output
+/// The jobs job `$1` waits for, by id: each one's status (live, or its latest history row; none
+/// when it was deleted) and what it recorded.
+const JOB_DEPENDENCIES: &str = "
+    SELECT DISTINCT ON (d.dependency) d.dependency AS id,
+           COALESCE(j.status::text, h.status::text) AS status, h.output::text AS output
       FROM qron.job_dependencies d
-      LEFT JOIN LATERAL (SELECT h.output FROM qron.jobs_history h
-                          WHERE h.id = d.dependency
-                          ORDER BY h.finished_at DESC LIMIT 1) o ON true
+      LEFT JOIN qron.jobs j ON j.id = d.dependency
+      -- joined, not looked up one by one with a `LIMIT 1` on the finish time, which the planner
+      -- may serve by walking the finish-time index back for each job
+      LEFT JOIN qron.jobs_history h ON j.id IS NULL AND h.id = d.dependency
      WHERE d.job = $1
-     ORDER BY d.dependency";
+     ORDER BY d.dependency, h.finished_at DESC NULLS LAST";
 
-/// What the jobs job `id` waits for recorded (see [`DEPENDENCY_OUTPUTS`]).
-pub(crate) async fn dependency_outputs<'e>(
+/// The jobs job `id` waits for (see [`JOB_DEPENDENCIES`]): id, status, output.
+pub(crate) async fn job_dependencies<'e>(
     ex: impl PgExecutor<'e>,
     id: i64,
-) -> sqlx::Result<Vec<(i64, Option<String>)>> {
-    sqlx::query_as(sql(DEPENDENCY_OUTPUTS))
+) -> sqlx::Result<Vec<(i64, Option<String>, Option<String>)>> {
+    sqlx::query_as(sql(JOB_DEPENDENCIES))
         .bind(id)
         .fetch_all(ex)
         .await

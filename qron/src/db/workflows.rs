@@ -43,18 +43,16 @@ pub(crate) async fn workflow_get<'e>(
 /// executor and status, live or finished (none when it was deleted without a trace), and the
 /// steps it waits for.
 const WORKFLOW_STEPS: &str = "
-    SELECT s.step, s.job, COALESCE(j.executor, h.executor) AS executor,
+    SELECT DISTINCT ON (s.job) s.step, s.job, COALESCE(j.executor, h.executor) AS executor,
            COALESCE(j.status::text, h.status::text) AS status,
            ARRAY(SELECT t.step FROM qron.job_dependencies d
                    JOIN qron.workflow_jobs t ON t.workflow = s.workflow AND t.job = d.dependency
                   WHERE d.job = s.job ORDER BY t.step) AS after
       FROM qron.workflow_jobs s
       LEFT JOIN qron.jobs j ON j.id = s.job
-      LEFT JOIN LATERAL (SELECT h.executor, h.status FROM qron.jobs_history h
-                          WHERE j.id IS NULL AND h.id = s.job
-                          ORDER BY h.finished_at DESC LIMIT 1) h ON true
+      LEFT JOIN qron.jobs_history h ON j.id IS NULL AND h.id = s.job
      WHERE s.workflow = $1
-     ORDER BY s.job";
+     ORDER BY s.job, h.finished_at DESC NULLS LAST";
 
 /// A step as [`WORKFLOW_STEPS`] reads it: name, job, executor, status, the steps it waits for.
 pub(crate) type StepRow = (String, i64, Option<String>, Option<String>, Vec<String>);

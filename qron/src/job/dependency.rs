@@ -75,5 +75,25 @@ impl<T: JobId + ?Sized> JobId for &T {
     }
 }
 
+/// A job another waited for, as its handler sees it
+/// ([`Context::dependencies`](crate::Context::dependencies)).
+///
+/// ```
+/// fn succeeded(done: &[qron::Dependency]) -> usize {
+///     done.iter().filter(|d| d.status == Some(qron::JobStatus::Succeeded)).count()
+/// }
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct Dependency {
+    /// The job's id.
+    pub id: i64,
+    /// How it ended (or, for a job the waiting one was released from anyway, where it is);
+    /// `None` when it was deleted.
+    pub status: Option<crate::JobStatus>,
+    /// What its handler recorded ([`Context::record`](crate::Context::record)).
+    pub output: Option<serde_json::Value>,
+}
+
 /// The most jobs one job can wait for.
 pub const MAX_DEPENDENCIES: usize = 10_000;

@@ -48,7 +48,7 @@ mod search;
 mod unique;
 mod update;
 
-pub use dependency::{JobId, MAX_DEPENDENCIES, OnDependencyFailure};
+pub use dependency::{Dependency, JobId, MAX_DEPENDENCIES, OnDependencyFailure};
 pub use job_ref::JobRef;
 pub use new_job::{Created, NewJob, OnConflict};
 pub use priority::{DEFAULT_PRIORITY, DEFAULT_PRIORITY_AGING, LOWEST_PRIORITY};

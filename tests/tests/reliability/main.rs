@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod crash;
+mod fan_in;
 mod frozen;
 mod limits;
 mod operate;
