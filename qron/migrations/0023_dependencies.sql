@@ -35,79 +35,110 @@ CREATE TABLE qron.job_dependencies (
 );
 CREATE INDEX job_dependencies_dependency ON qron.job_dependencies (dependency);
 
--- The dependents of job `ended`, which ended as `outcome` (`succeeded`, `failed`,
--- `cancelled`, or `deleted` when it left without a history row), released: one job less to wait
--- for, and ready (or held) when none is left; or, when it did not succeed, those that cancel on
--- that, cancelled with every waiting job that would be cancelled in turn. Each statement takes
--- a fresh snapshot (PL/pgSQL under READ COMMITTED): a dependent created while the statement
--- that ended the job waited for its row is seen.
-CREATE FUNCTION qron.dependents_release(ended bigint, outcome text) RETURNS void
-LANGUAGE plpgsql VOLATILE AS $$
-DECLARE
-    woken bigint;
-BEGIN
-    IF outcome <> 'succeeded' THEN
-        WITH RECURSIVE doomed AS (
-            SELECT d.job FROM qron.job_dependencies d JOIN qron.jobs j ON j.id = d.job
-             WHERE d.dependency = ended AND j.waits > 0 AND j.on_dependency_failure IS NULL
-            UNION
-            SELECT d.job FROM doomed x
-              JOIN qron.job_dependencies d ON d.dependency = x.job
-              JOIN qron.jobs j ON j.id = d.job
-             WHERE j.waits > 0 AND j.on_dependency_failure IS NULL),
-        gone AS (
-            DELETE FROM qron.jobs j WHERE j.id IN (SELECT job FROM doomed) RETURNING j.*)
-        INSERT INTO qron.jobs_history (id, executor, owner, name, expr, recurring, status,
-             run_at, payload, meta, attempt, executions, max_attempts, timeout, revision,
-             last_error, last_error_at, created_at, updated_at, start_at, last_run_at,
-             finished_at, errors, runs, priority)
-        SELECT id, executor, owner, name, expr, recurring, 'cancelled', run_at, payload, meta,
-               attempt, executions, max_attempts, timeout, revision + 1,
-               format('a job it waited for did not succeed (job %s: %s)', ended, outcome),
-               now(), created_at, now(), start_at, last_run_at, now(), errors, runs, priority
-          FROM gone;
-    END IF;
-    WITH released AS (
-        UPDATE qron.jobs j SET
-            waits = j.waits - 1,
-            dependency_failed = j.dependency_failed OR outcome <> 'succeeded',
-            status = CASE WHEN j.status = 'stopped' THEN 'stopped'
-                          WHEN j.waits > 1 THEN 'waiting'
-                          WHEN (j.dependency_failed OR outcome <> 'succeeded')
-                               AND j.on_dependency_failure = 'hold' THEN 'stopped'
-                          ELSE 'ready' END::qron.job_status,
-            -- due later: out of the lease index until staged (see `jobs_stage`)
-            scheduled = j.waits = 1 AND j.run_at > now() + interval '2 seconds',
-            revision = j.revision + 1,
-            updated_at = now()
-          FROM qron.job_dependencies d
-         WHERE d.dependency = ended AND j.id = d.job AND j.waits > 0
-           AND (outcome = 'succeeded' OR j.on_dependency_failure IS NOT NULL)
-        RETURNING j.executor, j.status, j.scheduled)
-    -- wake idle workers of the executors of the jobs made ready (on commit)
-    SELECT count(pg_notify('qron_jobs', e.executor)) INTO woken
-      FROM (SELECT DISTINCT executor FROM released WHERE status = 'ready' AND NOT scheduled) e;
-END
-$$;
+-- The jobs with dependents that a statement ended, and how (`succeeded`, `failed`,
+-- `cancelled`, or `deleted` when one left without a history row): written by the row trigger
+-- below, read and emptied by the statement trigger after it, in the same statement, so never
+-- seen by another transaction (unlogged: nothing in it outlives its statement).
+CREATE UNLOGGED TABLE qron.dependencies_ended (
+    dependency bigint NOT NULL,
+    outcome    text   NOT NULL
+);
 
--- The trigger's side: how the job ended, from the history row the same statement wrote (an
--- AFTER trigger sees the whole statement's changes), or `deleted` without one.
+-- The row trigger's side: how the job ended, from the history row the same statement wrote (an
+-- AFTER trigger sees the whole statement's changes; an aggregate over the job's rows by the id
+-- index: an `ORDER BY finished_at LIMIT 1` may be planned as a walk back along the finish-time
+-- index), noted for the statement trigger, which the setting `qron.dependencies_ended` tells
+-- there is work.
 CREATE FUNCTION qron.dependency_ended() RETURNS trigger
 LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
     outcome text;
 BEGIN
-    -- (an aggregate over the job's rows by the id index: an `ORDER BY finished_at LIMIT 1`
-    -- may be planned as a walk back along the finish-time index)
     SELECT (array_agg(h.status::text ORDER BY h.finished_at DESC))[1] INTO outcome
       FROM qron.jobs_history h WHERE h.id = OLD.id;
-    PERFORM qron.dependents_release(OLD.id, COALESCE(outcome, 'deleted'));
+    INSERT INTO qron.dependencies_ended (dependency, outcome)
+    VALUES (OLD.id, COALESCE(outcome, 'deleted'));
+    PERFORM set_config('qron.dependencies_ended', 'yes', true);
     RETURN NULL;
 END
 $$;
 
 CREATE TRIGGER jobs_dependency_ended AFTER DELETE ON qron.jobs
     FOR EACH ROW WHEN (OLD.has_dependents) EXECUTE FUNCTION qron.dependency_ended();
+
+-- The statement trigger's side: the dependents of the jobs the statement ended, released at
+-- once, each by as many jobs as ended of those it waits for (one update a dependent, however
+-- many of its jobs ended: a callback that waits for 10,000 is written once a statement, not
+-- once a job). A dependent one of whose jobs did not succeed, and that cancels on that, is
+-- cancelled, with every waiting job that would be cancelled in turn (their own dependents that
+-- run or hold on a failure are released when that cancel's statement ends). Each statement
+-- takes a fresh snapshot (PL/pgSQL under READ COMMITTED): a dependent created while the
+-- statement that ended its job waited for that job's row is seen.
+CREATE FUNCTION qron.dependents_release() RETURNS trigger
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    woken bigint;
+BEGIN
+    IF current_setting('qron.dependencies_ended', true) IS DISTINCT FROM 'yes' THEN
+        RETURN NULL;
+    END IF;
+    PERFORM set_config('qron.dependencies_ended', '', true);
+    WITH RECURSIVE ended AS (
+        DELETE FROM qron.dependencies_ended RETURNING dependency, outcome),
+    per AS MATERIALIZED (
+        SELECT d.job, count(*)::integer AS n, bool_or(e.outcome <> 'succeeded') AS failed
+          FROM ended e JOIN qron.job_dependencies d ON d.dependency = e.dependency
+         GROUP BY d.job),
+    doomed AS (
+        SELECT p.job FROM per p JOIN qron.jobs j ON j.id = p.job
+         WHERE p.failed AND j.waits > 0 AND j.on_dependency_failure IS NULL
+        UNION
+        SELECT d.job FROM doomed x
+          JOIN qron.job_dependencies d ON d.dependency = x.job
+          JOIN qron.jobs j ON j.id = d.job
+         WHERE j.waits > 0 AND j.on_dependency_failure IS NULL),
+    gone AS (
+        DELETE FROM qron.jobs j WHERE j.id IN (SELECT job FROM doomed) RETURNING j.*),
+    cancelled AS (
+        INSERT INTO qron.jobs_history (id, executor, owner, name, expr, recurring, status,
+             run_at, payload, meta, attempt, executions, max_attempts, timeout, revision,
+             last_error, last_error_at, created_at, updated_at, start_at, last_run_at,
+             finished_at, errors, runs, priority)
+        SELECT id, executor, owner, name, expr, recurring, 'cancelled', run_at, payload, meta,
+               attempt, executions, max_attempts, timeout, revision + 1,
+               'a job it waited for did not succeed', now(), created_at, now(), start_at,
+               last_run_at, now(), errors, runs, priority
+          FROM gone
+        RETURNING id),
+    released AS (
+        UPDATE qron.jobs j SET
+            waits = GREATEST(j.waits - p.n, 0),
+            dependency_failed = j.dependency_failed OR p.failed,
+            status = CASE WHEN j.status = 'stopped' THEN 'stopped'
+                          WHEN j.waits > p.n THEN 'waiting'
+                          WHEN (j.dependency_failed OR p.failed)
+                               AND j.on_dependency_failure = 'hold' THEN 'stopped'
+                          ELSE 'ready' END::qron.job_status,
+            -- due later: out of the lease index until staged (see `jobs_stage`)
+            scheduled = j.waits <= p.n AND j.run_at > now() + interval '2 seconds',
+            revision = j.revision + 1,
+            updated_at = now()
+          FROM per p
+         WHERE j.id = p.job AND j.waits > 0
+           AND NOT (p.failed AND j.on_dependency_failure IS NULL)
+           AND j.id NOT IN (SELECT job FROM doomed)
+        RETURNING j.executor, j.status, j.scheduled)
+    -- wake idle workers of the executors of the jobs made ready (on commit)
+    SELECT count(pg_notify('qron_jobs', r.executor)) INTO woken
+      FROM (SELECT DISTINCT executor FROM released WHERE status = 'ready' AND NOT scheduled) r;
+    RETURN NULL;
+END
+$$;
+
+-- (The setting is read in the function, not in a `WHEN`: a statement trigger's condition is
+-- evaluated before the statement's row triggers have run.)
+CREATE TRIGGER jobs_dependents_release AFTER DELETE ON qron.jobs
+    FOR EACH STATEMENT EXECUTE FUNCTION qron.dependents_release();
 
 -- A waiting job holds a unique key as a ready one does.
 CREATE OR REPLACE FUNCTION qron.unique_holds(job bigint, states smallint) RETURNS boolean

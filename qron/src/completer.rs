@@ -488,6 +488,7 @@ mod tests {
                 attempt: j.attempt,
                 max_attempts: j.max_attempts,
                 start_at: j.start_at,
+                has_dependents: false,
             };
             let o = crate::JobOptions::default();
             decide(

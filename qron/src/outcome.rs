@@ -34,8 +34,12 @@ impl Outcome {
     }
 
     /// Whether the outcome makes its job ready again within [`URGENT_WITHIN`] of `now`.
+    /// A job others wait for ends urgently too: its end releases them.
     pub(crate) fn is_urgent(&self, now: DateTime<Utc>) -> bool {
-        matches!(self, Outcome::Complete(c) if c.status == Ready && c.run_at - now < URGENT_WITHIN)
+        match self {
+            Outcome::Complete(c) => c.status == Ready && c.run_at - now < URGENT_WITHIN,
+            Outcome::Finish(f) => f.kept,
+        }
     }
 
     /// What is written instead of an outcome the server refused (a value it cannot store that
@@ -89,6 +93,8 @@ pub(crate) struct OutcomeInput {
     pub max_attempts: i32,
     /// The instant the schedule counts from.
     pub start_at: DateTime<Utc>,
+    /// Other jobs wait for it (as leased).
+    pub has_dependents: bool,
 }
 
 impl OutcomeInput {
@@ -104,6 +110,7 @@ impl OutcomeInput {
             attempt: l.attempt,
             max_attempts: l.max_attempts,
             start_at: l.start_at,
+            has_dependents: false,
         }
     }
 
@@ -118,6 +125,7 @@ impl OutcomeInput {
             attempt: job.attempt,
             max_attempts: job.max_attempts,
             start_at: job.start_at,
+            has_dependents: job.has_dependents,
         }
     }
 }
@@ -253,7 +261,7 @@ impl Decision<'_> {
             status,
             payload: self.requests.payload.clone(),
             output: self.requests.output.clone(),
-            kept: false,
+            kept: job.has_dependents,
             error,
         })
     }
@@ -355,6 +363,7 @@ mod tests {
             attempt,
             max_attempts: 3,
             start_at: at(9, 0, 0),
+            has_dependents: false,
         }
     }
 

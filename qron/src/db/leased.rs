@@ -37,6 +37,9 @@ pub(crate) struct LeasedJob {
     /// worker starts the jobs of one lease in the rounds the lease took them in.
     pub turn: i64,
     pub weight: i32,
+    /// Other jobs wait for it (see `migrations/0023_dependencies.sql`): its end is written at
+    /// once, and kept in the history.
+    pub has_dependents: bool,
 }
 
 impl LeasedJob {
@@ -70,6 +73,7 @@ impl LeasedJob {
             lease_at: at.naive_utc(),
             turn: 1,
             weight: 1,
+            has_dependents: false,
         }
     }
 
@@ -83,7 +87,7 @@ impl LeasedJob {
 /// The lease's `RETURNING` list, by name, in order: [`LeasedJob`] is decoded by these
 /// positions (a lease returns up to a batch of rows, and looking each column up by name was a
 /// noticeable part of a worker's time). A test checks that the statement's list is this one.
-const LEASED_COLUMNS: [&str; 21] = [
+const LEASED_COLUMNS: [&str; 22] = [
     "id",
     "owner",
     "name",
@@ -105,6 +109,7 @@ const LEASED_COLUMNS: [&str; 21] = [
     "lease_at",
     "turn",
     "weight",
+    "has_dependents",
 ];
 
 /// The position of `column` in [`LEASED_COLUMNS`] (evaluated at compile time: a name not in
@@ -164,6 +169,7 @@ impl<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> for LeasedJob {
             weight: row
                 .try_get_unchecked::<Option<i32>, _>(const { leased("weight") })?
                 .unwrap_or(1),
+            has_dependents: row.try_get_unchecked(const { leased("has_dependents") })?,
         })
     }
 }

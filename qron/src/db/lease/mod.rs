@@ -156,7 +156,8 @@ macro_rules! lease_returning {
               j.max_attempts, j.timeout, j.lease_token, j.revision, j.start_at,
               j.lease_secret::text AS lease_secret, j.lease_expires_at, j.lease_at,
               (SELECT o.turn FROM owners o WHERE o.owner = j.owner) AS turn,
-              (SELECT o.weight FROM owners o WHERE o.owner = j.owner) AS weight"
+              (SELECT o.weight FROM owners o WHERE o.owner = j.owner) AS weight,
+              j.has_dependents"
     };
 }
 
