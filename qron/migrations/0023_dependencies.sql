@@ -35,59 +35,45 @@ CREATE TABLE qron.job_dependencies (
 );
 CREATE INDEX job_dependencies_dependency ON qron.job_dependencies (dependency);
 
--- The jobs with dependents that a statement ended, and how (`succeeded`, `failed`,
--- `cancelled`, or `deleted` when one left without a history row): written by the row trigger
--- below, read and emptied by the statement trigger after it, in the same statement, so never
--- seen by another transaction (unlogged: nothing in it outlives its statement).
-CREATE UNLOGGED TABLE qron.dependencies_ended (
-    dependency bigint NOT NULL,
-    outcome    text   NOT NULL
-);
-
--- The row trigger's side: how the job ended, from the history row the same statement wrote (an
--- AFTER trigger sees the whole statement's changes; an aggregate over the job's rows by the id
--- index: an `ORDER BY finished_at LIMIT 1` may be planned as a walk back along the finish-time
--- index), noted for the statement trigger, which the setting `qron.dependencies_ended` tells
--- there is work.
-CREATE FUNCTION qron.dependency_ended() RETURNS trigger
-LANGUAGE plpgsql VOLATILE AS $$
-DECLARE
-    outcome text;
-BEGIN
-    SELECT (array_agg(h.status::text ORDER BY h.finished_at DESC))[1] INTO outcome
-      FROM qron.jobs_history h WHERE h.id = OLD.id;
-    INSERT INTO qron.dependencies_ended (dependency, outcome)
-    VALUES (OLD.id, COALESCE(outcome, 'deleted'));
-    PERFORM set_config('qron.dependencies_ended', 'yes', true);
-    RETURN NULL;
-END
-$$;
-
-CREATE TRIGGER jobs_dependency_ended AFTER DELETE ON qron.jobs
-    FOR EACH ROW WHEN (OLD.has_dependents) EXECUTE FUNCTION qron.dependency_ended();
-
--- The statement trigger's side: the dependents of the jobs the statement ended, released at
--- once, each by as many jobs as ended of those it waits for (one update a dependent, however
--- many of its jobs ended: a callback that waits for 10,000 is written once a statement, not
--- once a job). A dependent one of whose jobs did not succeed, and that cancels on that, is
--- cancelled, with every waiting job that would be cancelled in turn (their own dependents that
--- run or hold on a failure are released when that cancel's statement ends). Each statement
--- takes a fresh snapshot (PL/pgSQL under READ COMMITTED): a dependent created while the
--- statement that ended its job waited for that job's row is seen.
+-- The dependents of the jobs with dependents that a statement deleted, released at the end of
+-- that statement (a statement trigger, which reads the rows deleted as a transition table: one
+-- call a statement, and set-based work, however many jobs it ended), each by as many jobs as
+-- ended of those it waits for (one update a dependent: a callback that waits for 10,000 jobs is
+-- written once a statement, not once a job). How each job ended is read from the history row
+-- the same statement wrote (an AFTER trigger sees the whole statement's changes): `succeeded`,
+-- `failed`, `cancelled`, or `deleted` when it left without one. A dependent one of whose jobs
+-- did not succeed, and that cancels on that, is cancelled, with every waiting job that would
+-- be cancelled in turn (their own dependents that run or hold on a failure are released when
+-- that cancel's statement ends). Each statement takes a fresh snapshot (PL/pgSQL under READ
+-- COMMITTED): a dependent created while the statement that ended its job waited for that
+-- job's row is seen.
 CREATE FUNCTION qron.dependents_release() RETURNS trigger
 LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
     woken bigint;
 BEGIN
-    IF current_setting('qron.dependencies_ended', true) IS DISTINCT FROM 'yes' THEN
+    IF NOT EXISTS (SELECT 1 FROM deleted_jobs WHERE has_dependents) THEN
         RETURN NULL;
     END IF;
-    PERFORM set_config('qron.dependencies_ended', '', true);
-    WITH RECURSIVE ended AS (
-        DELETE FROM qron.dependencies_ended RETURNING dependency, outcome),
+    WITH RECURSIVE ended AS MATERIALIZED (
+        SELECT g.id AS dependency,
+               -- the history row the statement wrote, by the id index (an aggregate over the
+               -- job's rows: an `ORDER BY finished_at LIMIT 1` may be planned as a walk back
+               -- along the finish-time index), in the partitions of the last day (the row was
+               -- written now, by the server's clock, which the workers keep to)
+               COALESCE((SELECT (array_agg(h.status::text ORDER BY h.finished_at DESC))[1]
+                           FROM qron.jobs_history h
+                          WHERE h.id = g.id AND h.finished_at > now() - interval '1 day'),
+                        'deleted') AS outcome
+          FROM deleted_jobs g
+         WHERE g.has_dependents),
+    -- (each job's dependents by the index on `dependency`, one look-up a job: `OFFSET 0` keeps
+    -- the planner, which has no statistics on edges just written, from reading every edge)
     per AS MATERIALIZED (
         SELECT d.job, count(*)::integer AS n, bool_or(e.outcome <> 'succeeded') AS failed
-          FROM ended e JOIN qron.job_dependencies d ON d.dependency = e.dependency
+          FROM ended e
+         CROSS JOIN LATERAL (SELECT x.job FROM qron.job_dependencies x
+                              WHERE x.dependency = e.dependency OFFSET 0) d
          GROUP BY d.job),
     doomed AS (
         SELECT p.job FROM per p JOIN qron.jobs j ON j.id = p.job
@@ -124,7 +110,8 @@ BEGIN
             revision = j.revision + 1,
             updated_at = now()
           FROM per p
-         WHERE j.id = p.job AND j.waits > 0
+         -- (the dependents by the primary key, not a read of the whole table)
+         WHERE j.id = ANY(ARRAY(SELECT job FROM per)) AND j.id = p.job AND j.waits > 0
            AND NOT (p.failed AND j.on_dependency_failure IS NULL)
            AND j.id NOT IN (SELECT job FROM doomed)
         RETURNING j.executor, j.status, j.scheduled)
@@ -135,9 +122,8 @@ BEGIN
 END
 $$;
 
--- (The setting is read in the function, not in a `WHEN`: a statement trigger's condition is
--- evaluated before the statement's row triggers have run.)
 CREATE TRIGGER jobs_dependents_release AFTER DELETE ON qron.jobs
+    REFERENCING OLD TABLE AS deleted_jobs
     FOR EACH STATEMENT EXECUTE FUNCTION qron.dependents_release();
 
 -- A waiting job holds a unique key as a ready one does.

@@ -115,12 +115,12 @@ async fn chain(steps: u32) -> Res<Vec<Figure>> {
         ),
         fig(
             format!("chain of {steps}: hand-off p50"),
-            percentile(&hand_offs, 50.0) / 1000.0,
+            percentile(&hand_offs, 0.5) / 1000.0,
             "ms",
         ),
         fig(
             format!("chain of {steps}: hand-off p99"),
-            percentile(&hand_offs, 99.0) / 1000.0,
+            percentile(&hand_offs, 0.99) / 1000.0,
             "ms",
         ),
     ])
