@@ -5,7 +5,7 @@
 -- have; restarted before, it goes back to waiting). The edges are rows of `qron.job_dependencies`; a job that
 -- others wait for carries `has_dependents`, so that the end of any other job pays nothing.
 -- When a job with dependents leaves `qron.jobs` (whichever statement ends it: an outcome, a
--- hand-over, a cancel, a delete), a trigger releases its dependents in that same statement: a
+-- hand-over, a cancel, a delete), its dependents are released in that same statement: a
 -- release can be neither lost nor doubled, and a crash loses none (the statement commits or
 -- not as a whole).
 --
@@ -35,43 +35,30 @@ CREATE TABLE qron.job_dependencies (
 );
 CREATE INDEX job_dependencies_dependency ON qron.job_dependencies (dependency);
 
--- The dependents of the jobs with dependents that a statement deleted, released at the end of
--- that statement (a statement trigger, which reads the rows deleted as a transition table: one
--- call a statement, and set-based work, however many jobs it ended), each by as many jobs as
--- ended of those it waits for (one update a dependent: a callback that waits for 10,000 jobs is
--- written once a statement, not once a job). How each job ended is read from the history row
--- the same statement wrote (an AFTER trigger sees the whole statement's changes): `succeeded`,
--- `failed`, `cancelled`, or `deleted` when it left without one. A dependent one of whose jobs
--- did not succeed, and that cancels on that, is cancelled, with every waiting job that would
--- be cancelled in turn (their own dependents that run or hold on a failure are released when
--- that cancel's statement ends). Each statement takes a fresh snapshot (PL/pgSQL under READ
--- COMMITTED): a dependent created while the statement that ended its job waited for that
--- job's row is seen.
-CREATE FUNCTION qron.dependents_release() RETURNS trigger
+-- A finished job that others waited for says so in the history too: the statement that moves
+-- it there is what releases them.
+ALTER TABLE qron.jobs_history ADD COLUMN has_dependents boolean NOT NULL DEFAULT false;
+
+-- The dependents of jobs `ended`, which ended as `outcomes` (`succeeded`, `failed`,
+-- `cancelled`, or `deleted`), released: each by as many jobs as ended of those it waits for
+-- (one update a dependent: a callback that waits for 10,000 jobs is written once a statement,
+-- not once a job), ready (or held) when none is left. A dependent one of whose jobs did not
+-- succeed, and that cancels on that, is cancelled, with every waiting job that would be
+-- cancelled in turn (that cancel's own history rows then release their dependents that run or
+-- hold on a failure). Each statement takes a fresh snapshot (PL/pgSQL under READ COMMITTED): a
+-- dependent created while the statement that ended its job waited for that job's row is seen.
+CREATE FUNCTION qron.dependents_release(ended bigint[], outcomes text[]) RETURNS void
 LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
     woken bigint;
 BEGIN
-    IF NOT EXISTS (SELECT 1 FROM deleted_jobs WHERE has_dependents) THEN
-        RETURN NULL;
-    END IF;
-    WITH RECURSIVE ended AS MATERIALIZED (
-        SELECT g.id AS dependency,
-               -- the history row the statement wrote, by the id index (an aggregate over the
-               -- job's rows: an `ORDER BY finished_at LIMIT 1` may be planned as a walk back
-               -- along the finish-time index), in the partitions of the last day (the row was
-               -- written now, by the server's clock, which the workers keep to)
-               COALESCE((SELECT (array_agg(h.status::text ORDER BY h.finished_at DESC))[1]
-                           FROM qron.jobs_history h
-                          WHERE h.id = g.id AND h.finished_at > now() - interval '1 day'),
-                        'deleted') AS outcome
-          FROM deleted_jobs g
-         WHERE g.has_dependents),
+    WITH RECURSIVE e AS MATERIALIZED (
+        SELECT * FROM unnest(ended, outcomes) AS e(dependency, outcome)),
     -- (each job's dependents by the index on `dependency`, one look-up a job: `OFFSET 0` keeps
     -- the planner, which has no statistics on edges just written, from reading every edge)
     per AS MATERIALIZED (
         SELECT d.job, count(*)::integer AS n, bool_or(e.outcome <> 'succeeded') AS failed
-          FROM ended e
+          FROM e
          CROSS JOIN LATERAL (SELECT x.job FROM qron.job_dependencies x
                               WHERE x.dependency = e.dependency OFFSET 0) d
          GROUP BY d.job),
@@ -89,11 +76,11 @@ BEGIN
         INSERT INTO qron.jobs_history (id, executor, owner, name, expr, recurring, status,
              run_at, payload, meta, attempt, executions, max_attempts, timeout, revision,
              last_error, last_error_at, created_at, updated_at, start_at, last_run_at,
-             finished_at, errors, runs, priority)
+             finished_at, errors, runs, priority, has_dependents)
         SELECT id, executor, owner, name, expr, recurring, 'cancelled', run_at, payload, meta,
                attempt, executions, max_attempts, timeout, revision + 1,
                'a job it waited for did not succeed', now(), created_at, now(), start_at,
-               last_run_at, now(), errors, runs, priority
+               last_run_at, now(), errors, runs, priority, has_dependents
           FROM gone
         RETURNING id),
     released AS (
@@ -118,13 +105,28 @@ BEGIN
     -- wake idle workers of the executors of the jobs made ready (on commit)
     SELECT count(pg_notify('qron_jobs', r.executor)) INTO woken
       FROM (SELECT DISTINCT executor FROM released WHERE status = 'ready' AND NOT scheduled) r;
+END
+$$;
+
+-- Whichever statement moves jobs into the history (an outcome, a hand-over, a cancel), the
+-- dependents of those that others waited for are released at its end: a statement trigger over
+-- the rows it inserted (a transition table: one call a statement, set-based, with each job's
+-- status at hand). A job deleted while others wait for it releases them as `deleted` in the
+-- delete's own statement (see `JOB_DELETE`).
+CREATE FUNCTION qron.history_released() RETURNS trigger
+LANGUAGE plpgsql VOLATILE AS $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM finished_jobs WHERE has_dependents) THEN
+        PERFORM qron.dependents_release(array_agg(f.id), array_agg(f.status::text))
+           FROM finished_jobs f WHERE f.has_dependents;
+    END IF;
     RETURN NULL;
 END
 $$;
 
-CREATE TRIGGER jobs_dependents_release AFTER DELETE ON qron.jobs
-    REFERENCING OLD TABLE AS deleted_jobs
-    FOR EACH STATEMENT EXECUTE FUNCTION qron.dependents_release();
+CREATE TRIGGER jobs_history_released AFTER INSERT ON qron.jobs_history
+    REFERENCING NEW TABLE AS finished_jobs
+    FOR EACH STATEMENT EXECUTE FUNCTION qron.history_released();
 
 -- A waiting job holds a unique key as a ready one does.
 CREATE OR REPLACE FUNCTION qron.unique_holds(job bigint, states smallint) RETURNS boolean

@@ -104,11 +104,17 @@ pub(crate) async fn job_update<'e>(
         .await
 }
 
-/// Deletes a live job (see [`bind_target`]).
+/// Deletes a live job (see [`bind_target`]); the jobs that wait for it are released as after
+/// a failure (see `migrations/0023_dependencies.sql`).
 const JOB_DELETE: &str = "
-    DELETE FROM qron.jobs
-     WHERE owner = $1 AND (id = $2 OR (executor = $3 AND name = $4))
-    RETURNING *";
+    WITH done AS (
+        DELETE FROM qron.jobs
+         WHERE owner = $1 AND (id = $2 OR (executor = $3 AND name = $4))
+        RETURNING *)
+    SELECT d.*, (SELECT count(*) FROM (
+                     SELECT qron.dependents_release(ARRAY[d.id], ARRAY['deleted'])
+                      WHERE d.has_dependents) r) AS released
+      FROM done d";
 
 /// Deletes a finished job, by id.
 const JOB_HISTORY_DELETE: &str = "

@@ -26,10 +26,11 @@ const JOB_CANCEL: &str = "
         INSERT INTO qron.jobs_history (id, executor, owner, name, expr, recurring, status,
              run_at, payload, meta, attempt, executions, max_attempts, timeout, revision,
              last_error, last_error_at, created_at, updated_at, start_at, last_run_at,
-             finished_at, errors, runs, priority)
+             finished_at, errors, runs, priority, has_dependents)
         SELECT id, executor, owner, name, expr, recurring, 'cancelled', run_at, payload, meta,
                attempt, executions, max_attempts, timeout, revision + 1, 'cancelled', $5,
-               created_at, $5, start_at, last_run_at, $5, errors, runs, priority
+               created_at, $5, start_at, last_run_at, $5, errors, runs, priority,
+               has_dependents
           FROM done
         RETURNING *)
     SELECT m.*,

@@ -220,7 +220,7 @@ macro_rules! history_columns {
         "INSERT INTO qron.jobs_history (id, executor, owner, name, expr, recurring, status,
              run_at, payload, meta, attempt, executions, max_attempts, timeout, revision,
              last_error, last_error_at, created_at, updated_at, start_at, last_run_at,
-             finished_at, errors, priority"
+             finished_at, errors, priority, has_dependents"
     };
 }
 pub(crate) use history_columns;
@@ -247,7 +247,7 @@ const FINISH_MANY: &str = finish!(
            d.created_at, $8, d.start_at, d.last_run_at, $8,
            CASE WHEN u.error IS NULL THEN d.errors
                 ELSE qron.errors_push(d.errors, d.attempt, $8, d.lease_owner, u.error) END,
-           d.priority, u.output::jsonb
+           d.priority, d.has_dependents, u.output::jsonb
       FROM done d JOIN u ON u.id = d.id
     RETURNING id)")
 );
@@ -293,7 +293,7 @@ macro_rules! succeeded_history {
             $now,
             ", start_at, last_run_at, ",
             $now,
-            ", errors, priority
+            ", errors, priority, has_dependents
       FROM done
     RETURNING id)"
         )

@@ -84,7 +84,7 @@ const WORKFLOW_CANCEL: &str = concat!(
         SELECT id, executor, owner, name, expr, recurring, 'cancelled', run_at, payload, meta,
                attempt, executions, max_attempts, timeout, revision + 1,
                'the workflow was cancelled', $3, created_at, $3, start_at, last_run_at, $3,
-               errors, priority, runs
+               errors, priority, has_dependents, runs
           FROM done
         RETURNING id)
     SELECT count(*) FROM (

@@ -96,4 +96,4 @@ pub struct Dependency {
 }
 
 /// The most jobs one job can wait for.
-pub const MAX_DEPENDENCIES: usize = 10_000;
+pub const MAX_DEPENDENCIES: usize = 100_000;

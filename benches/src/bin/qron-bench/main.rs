@@ -180,7 +180,7 @@ enum Scenario {
         #[arg(long, default_value_t = 1000)]
         steps: u32,
         /// Jobs of the fan-in (at most `qron::MAX_DEPENDENCIES`).
-        #[arg(long, default_value_t = 10_000)]
+        #[arg(long, default_value_t = 100_000)]
         fan_in: u64,
         /// The fan-in worker's concurrency.
         #[arg(long, default_value_t = 100)]
