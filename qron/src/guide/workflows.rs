@@ -4,8 +4,8 @@
 //! [`Enqueue::after`](crate::Enqueue::after) on a typed enqueue) names them, by id or by what
 //! their enqueues returned. The job is [`Waiting`](crate::JobStatus::Waiting), out of every
 //! worker's reach, until each of them has ended. The statement that writes the last one's
-//! outcome also releases it (a trigger on the jobs table): a release is never lost, never
-//! doubled, and a crash in between leaves both or neither.
+//! outcome also releases it (a statement trigger on the history, which that statement fills):
+//! a release is never lost, never doubled, and a crash in between leaves both or neither.
 //!
 //! - **Outputs.** A handler records a value with [`Context::record`](crate::Context::record);
 //!   it is kept with the job's history row, and the jobs that waited for it read it, typed, with

@@ -566,15 +566,23 @@ pub async fn noop_throughput(name: &str, pool: PgPool, concurrency: usize, jobs:
         .executors(["bench_noop"])
         .concurrency("bench_noop", concurrency)
         .build()?;
+    let elapsed = run_until_written(worker, jobs, jobs).await?;
+    drop_db(name, pool).await?;
+    Ok(jobs as f64 / elapsed.as_secs_f64())
+}
+
+/// Runs `worker` until it has stored `jobs` outcomes (the time that took), then until it has
+/// stored `all` (at least `jobs`), and stops it.
+pub async fn run_until_written(worker: qron::Worker, jobs: u64, all: u64) -> Res<Duration> {
     let (stopper, metrics) = (worker.stopper(), worker.metrics());
     let t = Instant::now();
     let run = tokio::spawn(worker.run());
     wait_written(&metrics, jobs).await?;
     let elapsed = t.elapsed();
+    wait_written(&metrics, all).await?;
     stopper.soft();
     run.await??;
-    drop_db(name, pool).await?;
-    Ok(jobs as f64 / elapsed.as_secs_f64())
+    Ok(elapsed)
 }
 
 /// Waits until `worker` has stored `jobs` outcomes. It reads the worker's own counter, so the

@@ -3,12 +3,12 @@
 //! same number of plain jobs.
 
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use qron::{Client, Context, JobError, NewJob, Workflow};
 
 use crate::Figure;
-use crate::queue::{Res, drop_db, fig, fresh, percentile, wait_written};
+use crate::queue::{Res, drop_db, fig, fresh, percentile, run_until_written};
 
 /// Each chain step's start and end, by step number.
 static STEPS: Mutex<Vec<(u32, Instant, Instant)>> = Mutex::new(Vec::new());
@@ -79,13 +79,7 @@ async fn chain(steps: u32) -> Res<Vec<Figure>> {
     let worker = qron::Worker::builder(client.clone())
         .executors(["bench_link"])
         .build()?;
-    let (stopper, metrics) = (worker.stopper(), worker.metrics());
-    let t = Instant::now();
-    let run = tokio::spawn(worker.run());
-    wait_written(&metrics, u64::from(steps)).await?;
-    let took = t.elapsed();
-    stopper.soft();
-    run.await??;
+    let took = run_until_written(worker, u64::from(steps), u64::from(steps)).await?;
     let info = client.workflow(created.id).await?;
     if info.status != qron::WorkflowStatus::Succeeded {
         return Err(format!("the chain ended {:?}", info.status).into());
@@ -143,22 +137,8 @@ async fn jobs_rate(jobs: u64, concurrency: usize, waited: bool) -> Res<f64> {
         .executors(["bench_noop", "bench_callback"])
         .concurrency("bench_noop", concurrency)
         .build()?;
-    let (stopper, metrics) = (worker.stopper(), worker.metrics());
-    let t = Instant::now();
-    let run = tokio::spawn(worker.run());
-    wait_written(&metrics, jobs).await?;
-    let took = t.elapsed();
-    if waited {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while metrics.written() < jobs + 1 {
-            if Instant::now() > deadline {
-                return Err("the callback did not run within a minute".into());
-            }
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
-    }
-    stopper.soft();
-    run.await??;
+    // The callback's outcome too, when there is one, before the worker stops.
+    let took = run_until_written(worker, jobs, jobs + u64::from(waited)).await?;
     drop_db(&name, pool).await?;
     Ok(jobs as f64 / took.as_secs_f64())
 }
