@@ -455,7 +455,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
-    use crate::handler::Requests;
+    use crate::context::Requests;
     use crate::outcome::{OutcomeInput, decide};
     use crate::testing::TestDb;
     use crate::{JobStatus, NewJob};

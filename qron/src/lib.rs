@@ -55,6 +55,7 @@ mod cancel;
 mod client;
 mod clock;
 mod completer;
+mod context;
 mod db;
 mod enqueue;
 mod error;
@@ -94,13 +95,14 @@ pub use client::{
     Reported, Validation, client, init, validate,
 };
 pub use clock::HostClock;
+pub use context::Context;
 pub use enqueue::{Enqueue, Via};
 pub use error::{Error, Result};
 pub use executor_limits::{ExecutorLimits, MAX_EXECUTOR_LIMIT, Partition};
 pub use expr::{
     ExprError, ExprErrorKind, Interval, IntervalError, MAX_EXPR_LEN, MIN_EVERY, Schedule,
 };
-pub use handler::{Backoff, Context, DEFAULT_CONCURRENCY, History, Job, JobOptions};
+pub use handler::{Backoff, DEFAULT_CONCURRENCY, History, Job, JobOptions};
 pub use job::{
     AttemptError, Created, DEFAULT_MAX_ATTEMPTS, DEFAULT_PRIORITY, DEFAULT_PRIORITY_AGING,
     DEFAULT_TIMEOUT, DEFAULT_UNIQUE_STATES, Dependency, JobId, JobRef, JobRow, JobRun, JobStatus,

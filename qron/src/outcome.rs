@@ -5,8 +5,9 @@
 use chrono::{DateTime, Utc};
 
 use crate::JobStatus::{self, Failed, Ready, Stopped, Succeeded};
+use crate::context::Requests;
 use crate::db::{Completion, Finish, LeasedJob};
-use crate::handler::{Backoff, Requests};
+use crate::handler::Backoff;
 use crate::{JobError, Schedule};
 
 /// What the completer writes for one execution.

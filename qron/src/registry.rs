@@ -3,7 +3,8 @@
 use std::collections::HashMap;
 
 use crate::JobError;
-use crate::handler::{Context, HandlerFuture, Job, JobOptions};
+use crate::context::Context;
+use crate::handler::{HandlerFuture, Job, JobOptions};
 
 /// One registered job type: its executor, its options, and a function that decodes a payload
 /// and runs the handler. `#[qron::job]` submits one per job.

@@ -10,8 +10,8 @@ use serde_json::Value;
 
 use super::Client;
 use super::checks::{check_name, check_text, seconds};
+use crate::context::Requests;
 use crate::db;
-use crate::handler::Requests;
 use crate::outcome::Outcome;
 use crate::outcome::{Kind, OutcomeInput, decide};
 use crate::{Error, JobError, Result};

@@ -15,8 +15,9 @@ use destination::{Destinations, Resolver};
 use reply::{apply, refusal, retry_after, snippet};
 
 use crate::JobError;
+use crate::context::Context;
 use crate::handler::HandlerFuture;
-use crate::handler::{Context, JobOptions};
+use crate::handler::JobOptions;
 use crate::registry::Registration;
 
 /// The state the HTTP executor's handler takes: its settings.

@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use super::destination::Refused;
 use crate::JobError;
-use crate::handler::Context;
+use crate::context::Context;
 
 /// The most a `Retry-After` may delay a retry.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 60 * 60);
