@@ -18,6 +18,7 @@ mod migrate;
 mod output;
 mod owners;
 mod worker;
+mod workflows;
 
 #[derive(Parser)]
 #[command(
@@ -86,6 +87,11 @@ enum Command {
         #[command(subcommand)]
         action: Option<owners::Action>,
     },
+    /// Shows or cancels one of the owner's workflows.
+    Workflows {
+        #[command(subcommand)]
+        action: workflows::Action,
+    },
     /// Runs a worker for the built-in HTTP executor, for production.
     ///
     /// Against `DATABASE_URL`, until Ctrl-C or SIGTERM (a second one cancels running jobs).
@@ -153,6 +159,7 @@ fn main() -> ExitCode {
         Command::Jobs(cmd) => block_on(jobs::run(&global, cmd)),
         Command::Executors { action } => block_on(executors::run(&global, action)),
         Command::Owners { action } => block_on(owners::run(&global, action)),
+        Command::Workflows { action } => block_on(workflows::run(&global, action)),
         Command::Worker(args) => block_on(worker::run(&global, args)),
         Command::Dev(args) => block_on(dev::run(&global, args)),
     };

@@ -1331,3 +1331,39 @@ async fn a_job_waiting_for_its_retry_is_listed_and_shown_as_retrying() {
         "{shown}"
     );
 }
+
+#[tokio::test]
+async fn workflows_show_step_by_step_and_cancel_what_is_left() {
+    let db = qron::testing::TestDb::new().await.unwrap();
+    let url = db.url().unwrap();
+    let mut wf = qron::Workflow::new("nightly");
+    wf.add_job("fetch", qron::NewJob::new("fetch", "@after 1 hour"));
+    wf.add_job("merge", qron::NewJob::new("merge", "@after 0s"))
+        .after(["fetch"]);
+    let created = wf.create(&db.client()).await.unwrap();
+    let id = created.id.to_string();
+    let shown = ok(&["workflows", "show", &id], &url).await;
+    assert!(
+        shown.starts_with(&format!(
+            "workflow {id} nightly: running, 0 of 2 jobs ended"
+        )),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("merge") && shown.contains("waiting") && shown.contains("fetch"),
+        "{shown}"
+    );
+    let json = ok_json(&["workflows", "show", &id], &url).await;
+    assert_eq!(json[0]["steps"][1]["after"], json!(["fetch"]), "{json:?}");
+    assert_eq!(
+        ok(&["workflows", "cancel", &id], &url).await,
+        format!("workflow {id}: 2 jobs cancelled\n")
+    );
+    let other = qron(&["workflows", "show", &id, "--owner", "acme"], Some(&url)).await;
+    assert_ne!(other.status.code(), Some(0));
+    assert!(
+        text(&other.stderr).contains("not found"),
+        "{}",
+        text(&other.stderr)
+    );
+}

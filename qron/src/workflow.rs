@@ -121,6 +121,7 @@ impl WorkflowCreated {
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "http", derive(async_graphql::Enum))]
 pub enum WorkflowStatus {
     /// A job of it is still live (waiting, ready, running or stopped).
     Running,
@@ -174,6 +175,8 @@ impl WorkflowStatus {
 /// A workflow as it is now ([`Client::workflow`](crate::Client::workflow)).
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 #[non_exhaustive]
+#[cfg_attr(feature = "http", derive(async_graphql::SimpleObject))]
+#[cfg_attr(feature = "http", graphql(name = "Workflow"))]
 pub struct WorkflowInfo {
     /// Its id.
     pub id: i64,
@@ -220,6 +223,7 @@ impl WorkflowInfo {
 /// A step of a workflow as it is now.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[non_exhaustive]
+#[cfg_attr(feature = "http", derive(async_graphql::SimpleObject))]
 pub struct WorkflowStep {
     /// The step's name.
     pub step: String,

@@ -1096,3 +1096,65 @@ async fn every_operation_keeps_to_its_owner_and_bad_input_changes_nothing() {
         "the table is there"
     );
 }
+
+#[tokio::test]
+async fn a_workflow_is_read_and_cancelled_over_graphql_by_its_owner_only() {
+    let db = TestDb::new().await;
+    let client = Client::new(db.pool.clone());
+    let mut wf = qron::Workflow::new("etl");
+    wf.add_job("fetch", qron::NewJob::new("fetch", "@after 1 hour"));
+    wf.add_job("merge", qron::NewJob::new("merge", "@after 0s"))
+        .after(["fetch"]);
+    let created = wf.create(&client.owner("acme")).await.unwrap();
+    let api = qron::http::Api::new(client.clone()).owner(|req| {
+        req.headers
+            .get("x-tenant")
+            .and_then(|v| v.to_str().ok())
+            .map(qron::http::Owner::operate)
+            .ok_or(StatusCode::UNAUTHORIZED)
+    });
+    let base = serve(api.router()).await;
+    let read =
+        "query($id: Int!) { workflow(id: $id) { name status steps { step job status after } } }";
+    let mine = gql(
+        &base,
+        &[("x-tenant", "acme")],
+        read,
+        json!({ "id": created.id }),
+    )
+    .await;
+    let w = &mine["data"]["workflow"];
+    assert_eq!(w["name"], "etl", "{mine}");
+    assert_eq!(w["status"], "RUNNING", "{mine}");
+    assert_eq!(w["steps"][1]["step"], "merge", "{mine}");
+    assert_eq!(w["steps"][1]["status"], "WAITING", "{mine}");
+    assert_eq!(w["steps"][1]["after"], json!(["fetch"]), "{mine}");
+    // Another owner finds no such workflow, and cannot cancel it.
+    let cancel = "mutation($id: Int!) { cancelWorkflow(id: $id) }";
+    for query in [read, cancel] {
+        let other = gql(
+            &base,
+            &[("x-tenant", "globex")],
+            query,
+            json!({ "id": created.id }),
+        )
+        .await;
+        assert_eq!(code(&other), "NOT_FOUND", "{query}: {other}");
+    }
+    let cancelled = gql(
+        &base,
+        &[("x-tenant", "acme")],
+        cancel,
+        json!({ "id": created.id }),
+    )
+    .await;
+    assert_eq!(cancelled["data"]["cancelWorkflow"], 2, "{cancelled}");
+    let after = gql(
+        &base,
+        &[("x-tenant", "acme")],
+        read,
+        json!({ "id": created.id }),
+    )
+    .await;
+    assert_eq!(after["data"]["workflow"]["status"], "CANCELLED", "{after}");
+}

@@ -84,6 +84,11 @@ impl ManageMutation {
         c.cancel(target.into_ref()?).await.map_err(gql)
     }
 
+    /// Cancels what is left of a workflow; how many jobs were cancelled.
+    async fn cancel_workflow(&self, ctx: &Context<'_>, id: i64) -> Result<u64> {
+        writer(ctx)?.cancel_workflow(id).await.map_err(gql)
+    }
+
     /// Makes a waiting job due now.
     async fn run_job_now(&self, ctx: &Context<'_>, target: JobTarget) -> Result<Job> {
         let c = writer(ctx)?;

@@ -26,6 +26,20 @@ impl Query {
         Ok(job)
     }
 
+    /// A workflow of the owner: its status and each step's job (see `qron::Workflow`).
+    #[graphql(complexity = "100 * child_complexity + 1")]
+    async fn workflow(&self, ctx: &Context<'_>, id: i64) -> Result<crate::WorkflowInfo> {
+        let info = reader(ctx)?.workflow(id).await.map_err(gql)?;
+        // The answer's size: a line a step, its name and the names it waits for.
+        let bytes = info
+            .steps
+            .iter()
+            .map(|s| 64 + s.step.len() + s.after.iter().map(|a| a.len() + 4).sum::<usize>())
+            .sum();
+        ctx.data::<Budget>()?.charge(bytes)?;
+        Ok(info)
+    }
+
     /// A page of the owner's jobs (at most 1,000, from at most 100,000 in), with how many
     /// match in all when `total` is asked for.
     #[graphql(
