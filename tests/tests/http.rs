@@ -35,6 +35,18 @@ async fn gql(base: &str, headers: &[(&str, &str)], query: &str, variables: Value
 }
 
 /// The `code` of the first error.
+/// The API for owners named by the request's `x-tenant` header (the application trusts a header
+/// here, as its proxy sets it: its choice, not qron's), with the `operate` scope.
+fn tenant_api(client: &Client) -> qron::http::Api {
+    qron::http::Api::new(client.clone()).owner(|req| {
+        req.headers
+            .get("x-tenant")
+            .and_then(|v| v.to_str().ok())
+            .map(qron::http::Owner::operate)
+            .ok_or(StatusCode::UNAUTHORIZED)
+    })
+}
+
 fn code(v: &Value) -> &str {
     v["errors"][0]["extensions"]["code"].as_str().unwrap_or("")
 }
@@ -339,14 +351,7 @@ async fn owners_come_from_the_application_and_mutations_can_be_refused() {
         .create(qron::NewJob::new("email", "@after 1 hour").name("x"))
         .await
         .unwrap();
-    // The application trusts a header here (its proxy sets it): its choice, not qron's.
-    let api = qron::http::Api::new(client.clone()).owner(|req| {
-        req.headers
-            .get("x-tenant")
-            .and_then(|v| v.to_str().ok())
-            .map(qron::http::Owner::operate)
-            .ok_or(StatusCode::UNAUTHORIZED)
-    });
+    let api = tenant_api(&client);
     let base = serve(api.router()).await;
     let none = reqwest::Client::new()
         .post(format!("{base}/graphql"))
@@ -925,13 +930,7 @@ async fn every_operation_keeps_to_its_owner_and_bad_input_changes_nothing() {
         .await
         .unwrap();
     acme.cancel(finished.id).await.unwrap();
-    let api = qron::http::Api::new(client.clone()).owner(|req| {
-        req.headers
-            .get("x-tenant")
-            .and_then(|v| v.to_str().ok())
-            .map(qron::http::Owner::operate)
-            .ok_or(StatusCode::UNAUTHORIZED)
-    });
+    let api = tenant_api(&client);
     let base = serve(api.router()).await;
     let other = [("x-tenant", "globex")];
     let snapshot = || async {
