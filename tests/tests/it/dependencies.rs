@@ -262,6 +262,15 @@ async fn a_job_cannot_wait_for_an_unknown_a_recurring_or_another_owners_job_and_
         crate::refused(c.create(new().after([recurring.id])).await.unwrap_err()),
         "after"
     );
+    let too_many: Vec<i64> = (1..=i64::try_from(qron::MAX_DEPENDENCIES).unwrap() + 1).collect();
+    assert_eq!(
+        crate::refused(c.create(new().after(&too_many)).await.unwrap_err()),
+        "after"
+    );
+    match c.create(new().after([i64::MAX])).await {
+        Err(Error::UnknownDependency { id, .. }) => assert_eq!(id, i64::MAX),
+        other => panic!("expected an unknown dependency, got {other:?}"),
+    }
     assert_eq!(
         crate::refused(
             c.create(NewJob::new("dep_step", "@every 1 hour").after([failed.id]))

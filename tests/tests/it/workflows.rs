@@ -165,6 +165,19 @@ async fn a_cycle_an_unknown_step_or_a_step_named_twice_is_refused_and_nothing_is
         crate::refused(Workflow::new("empty").create(&c).await.unwrap_err()),
         "workflow"
     );
+    // Names the database could not store.
+    let mut nul = Workflow::new("nightly\0");
+    nul.add_job("a", job());
+    assert_eq!(
+        crate::refused(nul.create(&c).await.unwrap_err()),
+        "workflow"
+    );
+    let mut nul_step = Workflow::new("nightly");
+    nul_step.add_job("a\0b", job());
+    assert_eq!(
+        crate::refused(nul_step.create(&c).await.unwrap_err()),
+        "step"
+    );
     // A bad job in the middle: the steps before it are not kept.
     let mut bad = Workflow::new("bad");
     bad.add_job("a", job());
