@@ -161,6 +161,16 @@ impl Client {
             c.start_at = Some(now);
             c.expr = Some(schedule.to_string());
             c.recurring = Some(schedule.is_recurring());
+            if schedule.is_recurring()
+                && db::job_in_dependencies(&self.pool, &self.owner, &target).await?
+            {
+                return Err(Error::InvalidArgument {
+                    field: "expr",
+                    reason: "the job waits for other jobs, or others wait for it: it runs once, \
+                             so its expression must be a one-off (`@after`, `@at`)"
+                        .to_owned(),
+                });
+            }
         }
         if let Some(payload) = &change.payload {
             c.payload = Some(self.scope().json("payload", payload)?);

@@ -79,7 +79,27 @@ const JOB_UPDATE: &str = "
            revision = revision + 1, updated_at = now()
      WHERE owner = $1 AND (id = $2 OR (executor = $3 AND name = $4))
        AND ($13::bigint IS NULL OR revision = $13)
+       -- a job that waits, or is waited for, runs once (see `job_in_dependencies`)
+       AND NOT (COALESCE($6, false) AND (waits > 0 OR has_dependents))
     RETURNING *";
+
+/// Whether a live job (see [`bind_target`]) waits for other jobs or is waited for: it runs once
+/// (a recurring job never ends, and would hold its dependents forever).
+const JOB_IN_DEPENDENCIES: &str = "
+    SELECT waits > 0 OR has_dependents FROM qron.jobs
+     WHERE owner = $1 AND (id = $2 OR (executor = $3 AND name = $4))";
+
+/// Whether a live job waits for other jobs or is waited for (see [`JOB_IN_DEPENDENCIES`]).
+pub(crate) async fn job_in_dependencies<'e>(
+    ex: impl PgExecutor<'e>,
+    owner: &str,
+    target: &JobRef,
+) -> sqlx::Result<bool> {
+    let row: Option<(bool,)> = bind_target(sqlx::query_as(sql(JOB_IN_DEPENDENCIES)), owner, target)
+        .fetch_optional(ex)
+        .await?;
+    Ok(row.is_some_and(|r| r.0))
+}
 
 /// Applies changes to a live job.
 pub(crate) async fn job_update<'e>(

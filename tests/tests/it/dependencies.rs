@@ -343,3 +343,31 @@ async fn a_job_created_in_a_transaction_waits_as_it_commits_or_not_at_all() {
     wait_status(&c, b.id, JobStatus::Succeeded).await;
     running.stop().await;
 }
+
+#[tokio::test]
+async fn a_job_that_waits_or_is_waited_for_cannot_be_made_recurring() {
+    let db = TestDb::new().await;
+    let c = Client::new(db.pool.clone());
+    let a = DepStep::schedule_with(&c, "@after 1 hour", step("A"))
+        .await
+        .unwrap();
+    let b = DepStep::schedule_with(&c, "@after 0s", step("B"))
+        .after([&a])
+        .await
+        .unwrap();
+    // Either would wait, or be waited for, forever: a recurring job never ends.
+    for id in [a.id, b.id] {
+        let refused = c
+            .update(id, qron::JobUpdate::new().expr("@every 1 hour"))
+            .await
+            .unwrap_err();
+        assert_eq!(crate::refused(refused), "expr", "job {id}");
+        assert!(!c.get(id).await.unwrap().recurring);
+    }
+    // Another one-off time is fine.
+    let moved = c
+        .update(b.id, qron::JobUpdate::new().expr("@after 5 minutes"))
+        .await
+        .unwrap();
+    assert_eq!(moved.status, JobStatus::Waiting);
+}
