@@ -331,11 +331,16 @@ impl Context {
     /// # Errors
     /// [`Error::Database`](crate::Error::Database) when they cannot be read.
     pub async fn dependencies(&self) -> crate::Result<Vec<crate::Dependency>> {
+        self.dependencies_of(None).await
+    }
+
+    /// [`Context::dependencies`], or only job `only` among them.
+    async fn dependencies_of(&self, only: Option<i64>) -> crate::Result<Vec<crate::Dependency>> {
         let Some(pool) = &self.pool else {
             return Ok(Vec::new());
         };
         let mut out = Vec::new();
-        for (id, status, output) in crate::db::job_dependencies(pool, self.id).await? {
+        for (id, status, output) in crate::db::job_dependencies(pool, self.id, only).await? {
             out.push(crate::Dependency {
                 id,
                 status: status.as_deref().and_then(crate::JobStatus::from_db),
@@ -393,7 +398,7 @@ impl Context {
         job: impl crate::JobId,
     ) -> crate::Result<Option<T>> {
         let id = job.job_id();
-        match self.dependencies().await?.into_iter().find(|d| d.id == id) {
+        match self.dependencies_of(Some(id)).await?.into_iter().next() {
             Some(crate::Dependency {
                 output: Some(v), ..
             }) => Ok(Some(serde_json::from_value(v)?)),

@@ -107,7 +107,7 @@ pub(crate) async fn job_wait<'e>(
     Ok(())
 }
 
-/// The jobs job `$1` waits for, by id: each one's status (live, or its latest history row; none
+/// The jobs job `$1` waits for (all, or only `$2`), by id: each one's status (live, or its latest history row; none
 /// when it was deleted) and what it recorded.
 const JOB_DEPENDENCIES: &str = "
     SELECT DISTINCT ON (d.dependency) d.dependency AS id,
@@ -117,16 +117,19 @@ const JOB_DEPENDENCIES: &str = "
       -- joined, not looked up one by one with a `LIMIT 1` on the finish time, which the planner
       -- may serve by walking the finish-time index back for each job
       LEFT JOIN qron.jobs_history h ON j.id IS NULL AND h.id = d.dependency
-     WHERE d.job = $1
+     WHERE d.job = $1 AND ($2::bigint IS NULL OR d.dependency = $2)
      ORDER BY d.dependency, h.finished_at DESC NULLS LAST";
 
-/// The jobs job `id` waits for (see [`JOB_DEPENDENCIES`]): id, status, output.
+/// The jobs job `id` waits for (see [`JOB_DEPENDENCIES`]), or only `only` among them: id,
+/// status, output.
 pub(crate) async fn job_dependencies<'e>(
     ex: impl PgExecutor<'e>,
     id: i64,
+    only: Option<i64>,
 ) -> sqlx::Result<Vec<(i64, Option<String>, Option<String>)>> {
     sqlx::query_as(sql(JOB_DEPENDENCIES))
         .bind(id)
+        .bind(only)
         .fetch_all(ex)
         .await
 }

@@ -36,6 +36,19 @@ async fn dep_unkept(ctx: Context, step: Step) -> Result<(), JobError> {
     Ok(())
 }
 
+#[derive(Serialize, Deserialize)]
+struct Pick {
+    of: i64,
+}
+
+/// Records what one job it waited for recorded.
+#[qron::job(executor = "dep_pick", max_attempts = 1)]
+async fn dep_pick(ctx: Context, pick: Pick) -> Result<(), JobError> {
+    let picked: Option<String> = ctx.output_of(pick.of).await?;
+    ctx.record(&picked)?;
+    Ok(())
+}
+
 fn step(name: &str) -> Step {
     Step {
         name: name.to_owned(),
@@ -62,7 +75,7 @@ async fn left_waiting(db: &TestDb) -> i64 {
 async fn worker(c: &Client) -> Running {
     Running::start(
         Worker::builder(c.clone())
-            .executors(["dep_step", "dep_unkept"])
+            .executors(["dep_step", "dep_unkept", "dep_pick"])
             .build()
             .unwrap(),
     )
@@ -100,15 +113,25 @@ async fn a_diamond_runs_in_order_and_each_job_reads_what_the_jobs_it_waited_for_
         .after([&b, &cc])
         .await
         .unwrap();
+    // One of the outputs, by its job's id.
+    let pick = DepPick::schedule_with(&c, "@after 0s", Pick { of: cc.id })
+        .after([&b, &cc])
+        .await
+        .unwrap();
     assert_eq!(a.status, JobStatus::Ready);
     assert_eq!(d.status, JobStatus::Waiting);
     assert_eq!(status_of(&c, d.id).await, JobStatus::Waiting);
     let running = worker(&c).await;
     wait_status(&c, d.id, JobStatus::Succeeded).await;
+    wait_status(&c, pick.id, JobStatus::Succeeded).await;
     running.stop().await;
     // D ran after B and C, which ran after A: each saw what the jobs before it recorded.
     let output = c.get(d.id).await.unwrap().output;
     assert_eq!(output, Some(serde_json::json!("D(B(A()),C(A()))")));
+    assert_eq!(
+        c.get(pick.id).await.unwrap().output,
+        Some(serde_json::json!("C(A())"))
+    );
     assert_eq!(left_waiting(&db).await, 0);
 }
 
