@@ -28,7 +28,8 @@ pub(crate) struct Config {
     pub retention: Duration,
     /// How often a pass runs (one hour).
     pub every: Duration,
-    /// How soon a pass runs again after one failed or gave up (one minute).
+    /// The longest wait before a pass runs again after one failed or gave up (one minute); the
+    /// first retry comes after a second, and each further one waits twice as long.
     pub retry: Duration,
 }
 
@@ -73,12 +74,18 @@ impl Maintainer {
     /// A pass every [`Config::every`] (sooner again after one gave up), in one process of the
     /// fleet at a time, until `stop`.
     pub(crate) async fn run(self, stop: CancellationToken) {
+        let mut failures = 0;
         loop {
             let wait = match self.run_once(self.clock.now()).await {
-                Ok(_) => self.config.every,
+                Ok(_) => {
+                    failures = 0;
+                    self.config.every
+                }
                 Err(e) => {
-                    tracing::warn!(error = %e, "history maintenance did not finish; will try again");
-                    self.config.retry
+                    failures += 1;
+                    let wait = retry_after(failures, self.config.retry);
+                    tracing::warn!(error = %e, ?wait, "history maintenance did not finish; will try again");
+                    wait
                 }
             };
             tokio::select! {
@@ -92,6 +99,15 @@ impl Maintainer {
     pub(crate) async fn run_once(&self, now: DateTime<Utc>) -> sqlx::Result<Vec<String>> {
         maintain_once(&self.pool, now, self.config.retention).await
     }
+}
+
+/// The wait after the `failures`-th failed pass in a row: a second, doubled with each failure,
+/// up to `longest`. A pass mostly gives up on a lock a long query held for a moment, so the
+/// first retry comes soon; a lock held for long is not asked for more than once a `longest`.
+fn retry_after(failures: u32, longest: Duration) -> Duration {
+    Duration::from_secs(1)
+        .checked_mul(1 << failures.saturating_sub(1).min(20))
+        .map_or(longest, |wait| wait.min(longest))
 }
 
 /// Begins one maintenance step: its own transaction, a lock timeout, and the maintenance lock
@@ -172,6 +188,14 @@ mod tests {
 
     use super::*;
     use crate::testing::TestDb;
+
+    #[test]
+    fn a_failed_pass_is_retried_after_a_second_then_twice_as_long_up_to_the_longest() {
+        let longest = Duration::from_secs(60);
+        let waits: Vec<u64> = (1..=8).map(|n| retry_after(n, longest).as_secs()).collect();
+        assert_eq!(waits, [1, 2, 4, 8, 16, 32, 60, 60]);
+        assert_eq!(retry_after(u32::MAX, longest), longest);
+    }
 
     #[tokio::test]
     async fn a_pass_drops_the_rate_buckets_refilled_and_the_charts_past_two_days() {
