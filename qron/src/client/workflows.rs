@@ -75,6 +75,50 @@ impl Client {
         Ok(u64::try_from(n).unwrap_or(0))
     }
 
+    /// Retries workflow `id`: every step that failed or was cancelled runs again, and the rest
+    /// continue. Each such step moves back from the history to the live jobs with its id and a
+    /// fresh attempt budget, as [`Client::retry`] does. It waits again for its jobs that are
+    /// live or revived with it, under the policy it was created with; with none left, it is
+    /// due now. Steps that succeeded are not run again, and their outputs stay for the steps
+    /// that read them. Returns the ids of the jobs revived, in order (none when no step had
+    /// failed or been cancelled).
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] when the owner has no such workflow; [`Error::AlreadyExists`] when
+    /// a live job has taken a revived step's name since (nothing is revived then).
+    ///
+    /// ```no_run
+    /// # async fn demo(client: qron::Client) -> qron::Result<()> {
+    /// let wf = client.workflow(7).await?;
+    /// if wf.status == qron::WorkflowStatus::Failed {
+    ///     let revived = client.retry_workflow(wf.id).await?;
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn retry_workflow(&self, id: i64) -> Result<Vec<i64>> {
+        self.scope().check_owner()?;
+        let now = self.now().await;
+        let step = crate::job::priority_step(self.scope().priority_aging)?;
+        let mut tx = self.pool.begin().await?;
+        let revived = match db::workflow_retry(&mut tx, &self.owner, id, now, step).await {
+            Ok(revived) => revived.ok_or_else(|| self.workflow_not_found(id))?,
+            Err(e) => {
+                drop(tx);
+                // A step's name taken by a live job: which one.
+                return Err(
+                    match db::workflow_retry_name_taken(&self.pool, &self.owner, id).await? {
+                        Some((executor, name)) => {
+                            super::scope::Scope::already_exists(e, &executor, Some(&name))
+                        }
+                        None => e.into(),
+                    },
+                );
+            }
+        };
+        tx.commit().await?;
+        Ok(revived)
+    }
+
     fn workflow_not_found(&self, id: i64) -> Error {
         Error::NotFound {
             what: format!("workflow {id}"),

@@ -54,8 +54,9 @@ pub(crate) async fn dependencies_claim<'e>(
 
 /// Job `$1`, just inserted, made to wait: status `$2`, `$3` jobs left to wait for, its policy
 /// `$4`, whether a job it waits for already failed `$5`; its edges to the jobs `$6`; and, as
-/// step `$8` of workflow `$7` (when not `NULL`), listed in it and kept in the history when it
-/// ends (marked as having dependents).
+/// step `$8` of workflow `$7` (when not `NULL`), listed in it with its policy (which a retry of
+/// the workflow gives it back) and kept in the history when it ends (marked as having
+/// dependents).
 const JOB_WAIT: &str = "
     WITH j AS (
         UPDATE qron.jobs SET status = $2::qron.job_status, waits = $3,
@@ -70,8 +71,8 @@ const JOB_WAIT: &str = "
         ON CONFLICT DO NOTHING
         RETURNING 1),
     listed AS (
-        INSERT INTO qron.workflow_jobs (workflow, step, job)
-        SELECT $7, $8, $1 WHERE $7::bigint IS NOT NULL
+        INSERT INTO qron.workflow_jobs (workflow, step, job, on_dependency_failure)
+        SELECT $7, $8, $1, NULLIF($4, 'cancel') WHERE $7::bigint IS NOT NULL
         RETURNING 1)
     SELECT (SELECT count(*) FROM j) + 0 * (SELECT count(*) FROM edges)
            + 0 * (SELECT count(*) FROM listed)";

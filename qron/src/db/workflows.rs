@@ -107,3 +107,120 @@ pub(crate) async fn workflow_cancel<'e>(
         .fetch_one(ex)
         .await
 }
+
+/// Locks workflow `$2` of owner `$1` (retries of one workflow go one after another) and the live
+/// jobs its steps wait for, so that none ends unseen before the steps revived to wait for it
+/// commit (see [`WORKFLOW_RETRY`]). Whether the workflow is there.
+const WORKFLOW_RETRY_LOCK: &str = "
+    WITH w AS (
+        SELECT id FROM qron.workflows WHERE owner = $1 AND id = $2 FOR UPDATE),
+    deps AS (
+        SELECT j.id FROM qron.jobs j
+         WHERE j.id = ANY(ARRAY(
+               SELECT d.dependency FROM qron.workflow_jobs s
+                 JOIN qron.job_dependencies d ON d.job = s.job
+                WHERE s.workflow = (SELECT id FROM w)))
+         FOR UPDATE)
+    SELECT EXISTS (SELECT 1 FROM w) AND (SELECT count(*) FROM deps) >= 0";
+
+/// Revives the steps of workflow `$2` of owner `$1` that failed or were cancelled (their jobs'
+/// last history rows, none live): each moves back to the live jobs with its id, a fresh
+/// attempt budget and its step's policy, waiting for those of its jobs that are live or revived
+/// with it (ready at `$3` when none is; put back by `$4` microseconds a priority level, as a
+/// retry is). A job it waits for that succeeded, or left no trace, is done with. The revived
+/// steps' ids.
+const WORKFLOW_RETRY: &str = concat!(
+    "
+    WITH steps AS MATERIALIZED (
+        SELECT s.job, s.on_dependency_failure FROM qron.workflow_jobs s
+          JOIN qron.workflows w ON w.id = s.workflow
+         WHERE w.owner = $1 AND w.id = $2),
+    last AS MATERIALIZED (
+        SELECT DISTINCT ON (h.id) h.id, h.status FROM qron.jobs_history h
+         WHERE h.id = ANY(ARRAY(SELECT job FROM steps)) AND h.owner = $1
+           AND NOT EXISTS (SELECT 1 FROM qron.jobs j WHERE j.id = h.id)
+         ORDER BY h.id, h.finished_at DESC),
+    revived AS MATERIALIZED (
+        SELECT l.id, s.on_dependency_failure,
+               (SELECT count(*) FROM qron.job_dependencies d
+                 WHERE d.job = l.id
+                   AND (EXISTS (SELECT 1 FROM qron.jobs j WHERE j.id = d.dependency)
+                        OR d.dependency IN (SELECT l2.id FROM last l2
+                                             WHERE l2.status IN ('failed', 'cancelled'))))::integer
+                   AS waits
+          FROM last l JOIN steps s ON s.job = l.id
+         WHERE l.status IN ('failed', 'cancelled')),
+    moved AS (
+        DELETE FROM qron.jobs_history h USING revived r WHERE h.id = r.id RETURNING h.*),
+    j AS (
+        INSERT INTO qron.jobs (id, executor, owner, name, expr, recurring, status, run_at,
+                               slot_at, payload, meta, attempt, executions, max_attempts,
+                               timeout, revision, last_error, last_error_at, created_at,
+                               updated_at, start_at, last_run_at, errors, bytes, scheduled,
+                               priority, priority_delay, waits, has_dependents,
+                               on_dependency_failure)
+        SELECT DISTINCT ON (m.id) m.id, m.executor, m.owner, m.name, m.expr, m.recurring,
+               CASE WHEN r.waits > 0 THEN 'waiting' ELSE 'ready' END::qron.job_status, $3, $3,
+               m.payload, m.meta, 0, m.executions, m.max_attempts, m.timeout, m.revision + 1,
+               m.last_error, m.last_error_at, m.created_at, $3, m.start_at, m.last_run_at,
+               m.errors, octet_length(m.payload::text) + octet_length(m.meta::text), false,
+               m.priority, m.priority * $4, r.waits, true, r.on_dependency_failure
+          FROM moved m JOIN revived r ON r.id = m.id
+         ORDER BY m.id, m.finished_at DESC
+        RETURNING id, executor, status)
+    SELECT j.id, ",
+    "CASE WHEN j.status = 'ready' THEN pg_notify('qron_jobs', j.executor) END IS NULL
+      FROM j ORDER BY j.id"
+);
+
+/// Retries workflow `id` of `owner` at `now` in the caller's transaction (see
+/// [`WORKFLOW_RETRY_LOCK`] and [`WORKFLOW_RETRY`]): the ids of the steps revived, or `None`
+/// when the owner has no such workflow.
+pub(crate) async fn workflow_retry(
+    tx: &mut sqlx::PgConnection,
+    owner: &str,
+    id: i64,
+    now: DateTime<Utc>,
+    priority_step: i64,
+) -> sqlx::Result<Option<Vec<i64>>> {
+    let found: bool = sqlx::query_scalar(sql(WORKFLOW_RETRY_LOCK))
+        .bind(owner)
+        .bind(id)
+        .fetch_one(&mut *tx)
+        .await?;
+    if !found {
+        return Ok(None);
+    }
+    let rows: Vec<(i64, bool)> = sqlx::query_as(sql(WORKFLOW_RETRY))
+        .bind(owner)
+        .bind(id)
+        .bind(now)
+        .bind(priority_step)
+        .fetch_all(&mut *tx)
+        .await?;
+    Ok(Some(rows.into_iter().map(|(id, _)| id).collect()))
+}
+
+/// A step of workflow `$2` of owner `$1` that a retry would revive but whose name a live job
+/// holds: its executor and name.
+const WORKFLOW_RETRY_NAME_TAKEN: &str = "
+    SELECT h.executor, h.name FROM qron.workflow_jobs s
+      JOIN qron.workflows w ON w.id = s.workflow
+      JOIN qron.jobs_history h ON h.id = s.job
+      JOIN qron.jobs j ON j.owner = h.owner AND j.executor = h.executor AND j.name = h.name
+                      AND j.id <> h.id
+     WHERE w.owner = $1 AND w.id = $2 AND h.status IN ('failed', 'cancelled')
+     LIMIT 1";
+
+/// Which step a retry could not revive for its name (see [`WORKFLOW_RETRY_NAME_TAKEN`]).
+pub(crate) async fn workflow_retry_name_taken<'e>(
+    ex: impl PgExecutor<'e>,
+    owner: &str,
+    id: i64,
+) -> sqlx::Result<Option<(String, String)>> {
+    sqlx::query_as(sql(WORKFLOW_RETRY_NAME_TAKEN))
+        .bind(owner)
+        .bind(id)
+        .fetch_optional(ex)
+        .await
+}

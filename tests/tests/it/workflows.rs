@@ -18,11 +18,22 @@ struct Page {
 #[derive(Serialize, Deserialize)]
 struct Nothing;
 
-/// Records a page's word count (ten times its number); page 13 fails.
+/// Pages 100 and up whose fetch failed once already.
+static FAILED_ONCE: std::sync::Mutex<Vec<u32>> = std::sync::Mutex::new(Vec::new());
+
+/// Records a page's word count (ten times its number); page 13 fails, and pages from 100 fail
+/// the first time.
 #[qron::job(executor = "wf_fetch", max_attempts = 1)]
 async fn wf_fetch(ctx: Context, page: Page) -> Result<(), JobError> {
     if page.n == 13 {
         return Err(JobError::fail("page 13 is missing"));
+    }
+    if page.n >= 100 {
+        let mut failed = FAILED_ONCE.lock().unwrap();
+        if !failed.contains(&page.n) {
+            failed.push(page.n);
+            return Err(JobError::fail("not yet"));
+        }
     }
     ctx.record(&(page.n * 10))?;
     Ok(())
@@ -213,9 +224,12 @@ async fn a_workflow_cancelled_half_way_leaves_no_job_waiting() {
         )
         .after(["s0"]);
     for i in 2..10 {
-        chain
+        let step = chain
             .add::<WfFetch>(format!("s{i}"), Page { n: i })
             .after([format!("s{}", i - 1)]);
+        if i == 5 {
+            step.on_dependency_failure(OnDependencyFailure::Run);
+        }
     }
     let created = chain.create(&c).await.unwrap();
     let running = worker(&c);
@@ -231,4 +245,111 @@ async fn a_workflow_cancelled_half_way_leaves_no_job_waiting() {
     assert_eq!(info.progress(), (10, 10));
     assert_eq!(left_waiting(&db).await, 0);
     assert_eq!(count(&db.pool, "SELECT count(*) FROM qron.jobs").await, 0);
+
+    // Retried: the nine cancelled steps come back (the first one is done with), the second due
+    // now, each other one waiting for the one before it, with the policy it was created with.
+    let revived = c.retry_workflow(created.id).await.unwrap();
+    let ids: Vec<i64> = (1..10)
+        .map(|i| created.job(&format!("s{i}")).unwrap())
+        .collect();
+    assert_eq!(revived, ids);
+    assert_eq!(
+        c.get(ids[0]).await.unwrap().status,
+        JobStatus::Ready,
+        "s1, due now"
+    );
+    assert_eq!(
+        count(
+            &db.pool,
+            "SELECT count(*) FROM qron.jobs WHERE status = 'waiting' AND waits = 1"
+        )
+        .await,
+        8
+    );
+    let policy: Option<String> =
+        sqlx::query_scalar("SELECT on_dependency_failure FROM qron.jobs WHERE id = $1")
+            .bind(created.job("s5").unwrap())
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+    assert_eq!(policy.as_deref(), Some("run"));
+    assert_eq!(
+        c.workflow(created.id).await.unwrap().status,
+        WorkflowStatus::Running
+    );
+    let running = worker(&c);
+    wait_status(&c, created.id, WorkflowStatus::Succeeded).await;
+    running.stop().await;
+    // Nothing left to retry.
+    assert!(c.retry_workflow(created.id).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_retried_workflow_runs_its_failed_steps_again_and_the_rest_continue() {
+    let db = TestDb::new().await;
+    let c = Client::new(db.pool.clone());
+    // Page 101 fails the first time: the merge is cancelled, the notification runs anyway.
+    let created = etl(&[1, 101]).create(&c).await.unwrap();
+    let running = worker(&c);
+    wait_status(&c, created.id, WorkflowStatus::Failed).await;
+    // Another owner cannot retry it; a missing workflow is not found.
+    for (client, id) in [(c.owner("other"), created.id), (c.clone(), created.id + 1)] {
+        assert!(matches!(
+            client.retry_workflow(id).await,
+            Err(Error::NotFound { .. })
+        ));
+    }
+    let fetch = created.job("fetch-101").unwrap();
+    let merge = created.job("merge").unwrap();
+    assert_eq!(c.retry_workflow(created.id).await.unwrap(), [fetch, merge]);
+    wait_status(&c, created.id, WorkflowStatus::Succeeded).await;
+    running.stop().await;
+    // The merge saw both pages; the step that succeeded ran once, and the notification, which
+    // had run already, did not run again.
+    assert_eq!(
+        c.get(merge).await.unwrap().output,
+        Some(serde_json::json!(1020))
+    );
+    assert_eq!(
+        c.get(created.job("fetch-1").unwrap())
+            .await
+            .unwrap()
+            .executions,
+        1
+    );
+    let notify = c.get(created.job("notify").unwrap()).await.unwrap();
+    assert_eq!(notify.output, Some(serde_json::json!("total None")));
+    assert_eq!(left_waiting(&db).await, 0);
+}
+
+#[tokio::test]
+async fn a_retry_whose_step_name_a_live_job_took_is_refused_and_revives_nothing() {
+    let db = TestDb::new().await;
+    let c = Client::new(db.pool.clone());
+    let mut wf = Workflow::new("named");
+    wf.add_job(
+        "first",
+        NewJob::new("wf_fetch", "@after 0s")
+            .name("page-13")
+            .payload(serde_json::json!({ "n": 13 })),
+    );
+    wf.add::<WfFetch>("then", Page { n: 2 }).after(["first"]);
+    let created = wf.create(&c).await.unwrap();
+    let running = worker(&c);
+    wait_status(&c, created.id, WorkflowStatus::Failed).await;
+    running.stop().await;
+    c.create(NewJob::new("wf_fetch", "@after 1 hour").name("page-13"))
+        .await
+        .unwrap();
+    match c.retry_workflow(created.id).await {
+        Err(Error::AlreadyExists { executor, name }) => {
+            assert_eq!((executor.as_str(), name.as_str()), ("wf_fetch", "page-13"));
+        }
+        other => panic!("expected the name to be taken, got {other:?}"),
+    }
+    assert_eq!(count(&db.pool, "SELECT count(*) FROM qron.jobs").await, 1);
+    assert_eq!(
+        c.workflow(created.id).await.unwrap().status,
+        WorkflowStatus::Failed
+    );
 }
