@@ -1,4 +1,5 @@
-//! `qron workflows`: a workflow of the owner, step by step, and cancelling what is left of it.
+//! `qron workflows`: the owner's workflows; one of them, step by step; cancelling what is left of it, or
+//! running its failed and cancelled steps again.
 
 use clap::Subcommand;
 
@@ -7,6 +8,15 @@ use crate::{Failure, Global};
 
 #[derive(Subcommand)]
 pub(crate) enum Action {
+    /// Lists the owner's workflows, newest first, with their status.
+    List {
+        /// How many (1 to 1,000).
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        /// Only those with ids below this one (the next page).
+        #[arg(long)]
+        before: Option<i64>,
+    },
     /// Shows a workflow: its status, progress, and each step's job, status and what it waits
     /// for.
     Show {
@@ -18,12 +28,38 @@ pub(crate) enum Action {
         /// The workflow's id.
         id: i64,
     },
+    /// Runs a workflow's failed and cancelled steps again; the rest continue.
+    Retry {
+        /// The workflow's id.
+        id: i64,
+    },
 }
 
 pub(crate) async fn run(global: &Global, action: Action) -> Result<(), Failure> {
     let client = crate::client(global).await?;
     let out = &global.out;
     match action {
+        Action::List { limit, before } => {
+            let list = client.workflows(before, limit).await?;
+            if out.json {
+                for w in &list {
+                    out.json_line(w);
+                }
+                return Ok(());
+            }
+            let rows = list
+                .iter()
+                .map(|w| {
+                    vec![
+                        Cell::from(w.id.to_string()),
+                        Cell::from(clean(&w.name)),
+                        Cell::from(w.status.as_str()),
+                        Cell::from(out.time(w.created_at)),
+                    ]
+                })
+                .collect();
+            out.table(&["ID", "NAME", "STATUS", "CREATED"], rows);
+        }
         Action::Show { id } => {
             let wf = client.workflow(id).await?;
             if out.json {
@@ -59,6 +95,14 @@ pub(crate) async fn run(global: &Global, action: Action) -> Result<(), Failure> 
                 out.json_line(&serde_json::json!({ "workflow": id, "cancelled": n }));
             } else {
                 println!("workflow {id}: {n} jobs cancelled");
+            }
+        }
+        Action::Retry { id } => {
+            let revived = client.retry_workflow(id).await?;
+            if out.json {
+                out.json_line(&serde_json::json!({ "workflow": id, "retried": revived }));
+            } else {
+                println!("workflow {id}: {} jobs retried", revived.len());
             }
         }
     }

@@ -1333,7 +1333,7 @@ async fn a_job_waiting_for_its_retry_is_listed_and_shown_as_retrying() {
 }
 
 #[tokio::test]
-async fn workflows_show_step_by_step_and_cancel_what_is_left() {
+async fn workflows_show_step_by_step_cancel_what_is_left_and_retry() {
     let db = qron::testing::TestDb::new().await.unwrap();
     let url = db.url().unwrap();
     let mut wf = qron::Workflow::new("nightly");
@@ -1355,9 +1355,26 @@ async fn workflows_show_step_by_step_and_cancel_what_is_left() {
     );
     let json = ok_json(&["workflows", "show", &id], &url).await;
     assert_eq!(json[0]["steps"][1]["after"], json!(["fetch"]), "{json:?}");
+    let listed = ok(&["workflows", "list"], &url).await;
+    assert!(
+        listed
+            .lines()
+            .nth(1)
+            .is_some_and(|l| l.starts_with(&id) && l.contains("nightly") && l.contains("running")),
+        "{listed}"
+    );
     assert_eq!(
         ok(&["workflows", "cancel", &id], &url).await,
         format!("workflow {id}: 2 jobs cancelled\n")
+    );
+    assert_eq!(
+        ok(&["workflows", "retry", &id], &url).await,
+        format!("workflow {id}: 2 jobs retried\n")
+    );
+    assert!(
+        ok(&["workflows", "show", &id], &url)
+            .await
+            .contains(": running, 0 of 2 jobs ended")
     );
     let other = qron(&["workflows", "show", &id, "--owner", "acme"], Some(&url)).await;
     assert_ne!(other.status.code(), Some(0));

@@ -176,6 +176,7 @@ pub use worker::{
 };
 pub use workflow::{
     StepBuilder, Workflow, WorkflowCreated, WorkflowInfo, WorkflowStatus, WorkflowStep,
+    WorkflowSummary,
 };
 
 /// What the code `#[qron::job]` generates refers to. Not a public API: it may change in any

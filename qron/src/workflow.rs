@@ -148,6 +148,18 @@ impl WorkflowStatus {
         }
     }
 
+    /// The status `as_str` gives, read back.
+    pub(crate) fn from_db(s: &str) -> Option<Self> {
+        [
+            Self::Running,
+            Self::Succeeded,
+            Self::Failed,
+            Self::Cancelled,
+        ]
+        .into_iter()
+        .find(|w| w.as_str() == s)
+    }
+
     /// The status of a workflow whose jobs are in `statuses` (`None`: a job gone without a
     /// trace, deleted).
     pub(crate) fn of(statuses: impl IntoIterator<Item = Option<JobStatus>>) -> Self {
@@ -218,6 +230,22 @@ impl WorkflowInfo {
             .count();
         (ended, self.steps.len())
     }
+}
+
+/// A workflow in a list of them ([`Client::workflows`](crate::Client::workflows)): without its
+/// steps.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
+#[cfg_attr(feature = "http", derive(async_graphql::SimpleObject))]
+pub struct WorkflowSummary {
+    /// Its id.
+    pub id: i64,
+    /// Its name.
+    pub name: String,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+    /// Where it is.
+    pub status: WorkflowStatus,
 }
 
 /// A step of a workflow as it is now.

@@ -834,6 +834,33 @@ async fn a_cross_site_post_is_refused_and_read_only_mode_hides_and_refuses_actio
         .unwrap();
     assert_eq!(resp.status(), StatusCode::FORBIDDEN);
     assert_eq!(client.get(job.id).await.unwrap().status, JobStatus::Stopped);
+    // A workflow's page likewise: no buttons, and its cancel is refused.
+    let mut wf = qron::Workflow::new("nightly");
+    wf.add_job("fetch", NewJob::new("fetch", "@after 1 hour"));
+    let created = wf.create(&client).await.unwrap();
+    b.goto(&format!("{base}/workflows/{}", created.id))
+        .await
+        .unwrap();
+    wait_text(&b, "#workflow-status", "running").await;
+    assert!(
+        b.find_all(Locator::Css("main button"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let resp = http
+        .post(format!("{base}/workflows/{}/cancel", created.id))
+        .header("cookie", &cookie)
+        .header("origin", format!("http://{host}"))
+        .form(&[("token", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        client.workflow(created.id).await.unwrap().status,
+        qron::WorkflowStatus::Running
+    );
     b.close().await.unwrap();
 }
 
@@ -882,9 +909,29 @@ async fn pages_fit_a_375_pixel_screen_and_label_every_field() {
         .create(NewJob::new("a-rather-long-executor-name", "0 0 * * *").name("midnight"))
         .await
         .unwrap();
+    let mut wf = qron::Workflow::new("a-workflow-wider-than-a-phone");
+    wf.add_job("first", NewJob::new("fetch", "@after 1 hour"));
+    for i in 0..5 {
+        wf.add_job(format!("step-{i}"), NewJob::new("fetch", "@after 0s"))
+            .after([if i == 0 {
+                "first".to_owned()
+            } else {
+                format!("step-{}", i - 1)
+            }]);
+    }
+    let created = wf.create(&client).await.unwrap();
     let base = serve(qron::http::Api::new(client).allow_anonymous().dashboard()).await;
     let b = browser(375).await;
-    for page in ["", "/jobs", "/jobs/1", "/upcoming?range=day", "/playground"] {
+    let workflow = format!("/workflows/{}", created.id);
+    for page in [
+        "",
+        "/jobs",
+        "/jobs/1",
+        "/workflows",
+        &workflow,
+        "/upcoming?range=day",
+        "/playground",
+    ] {
         b.goto(&format!("{base}{page}")).await.unwrap();
         wait_text(&b, "h1", "").await;
         let width = b
@@ -1224,4 +1271,159 @@ async fn the_overview_charts_an_executors_runs_failures_and_lateness_over_time()
     .await
     .unwrap();
     assert_eq!(rows, 1);
+}
+
+#[tokio::test]
+async fn a_workflow_is_drawn_as_a_graph_retried_from_the_browser_and_screenshots_are_taken() {
+    let db = TestDb::new().await;
+    let client = Client::new(db.pool.clone());
+    let k = key("graph");
+    let act = |mode: Mode| {
+        NewJob::new("act", "@after 0 seconds")
+            .max_attempts(1)
+            .payload(serde_json::to_value(Script::new(&k, mode)).unwrap())
+    };
+    // Three fetches succeed, the fourth fails: the merge is cancelled, the notification runs
+    // anyway, and the archive after it is due in an hour.
+    let mut wf = qron::Workflow::new("nightly-etl");
+    let mut fetches = Vec::new();
+    for i in 1..=4 {
+        let mode = if i == 4 { Mode::Fail } else { Mode::Ok };
+        wf.add_job(format!("fetch-{i}"), act(mode));
+        fetches.push(format!("fetch-{i}"));
+    }
+    wf.add_job("merge", act(Mode::Ok)).after(fetches);
+    wf.add_job("notify", act(Mode::Ok))
+        .after(["merge"])
+        .on_dependency_failure(qron::OnDependencyFailure::Run);
+    wf.add_job(
+        "archive",
+        NewJob::new("act", "@after 1 hour")
+            .payload(serde_json::to_value(Script::new(&k, Mode::Ok)).unwrap()),
+    )
+    .after(["notify"]);
+    let created = wf.create(&client).await.unwrap();
+    for _ in 0..10 {
+        if qron::testing::run_due::<Act>(&client)
+            .await
+            .unwrap()
+            .jobs
+            .is_empty()
+        {
+            break;
+        }
+    }
+    let base = serve(
+        qron::http::Api::new(client.clone())
+            .allow_anonymous()
+            .dashboard(),
+    )
+    .await;
+    let b = browser(1200).await;
+
+    // The list, and through it the workflow's page.
+    b.goto(&format!("{base}/workflows")).await.unwrap();
+    wait_text(&b, "#workflows tbody", "nightly-etl").await;
+    assert_eq!(
+        texts(&b, &format!("#workflows tr[data-id='{}'] td", created.id)).await[2],
+        "running"
+    );
+    click_through(&b, Locator::LinkText("nightly-etl"), false).await;
+    wait_text(&b, "h1", &format!("Workflow {}", created.id)).await;
+    wait_text(&b, "#progress", "6 of 7 jobs ended").await;
+    // A node a step, coloured by status; an arrow a dependency.
+    let mut drawn = std::collections::BTreeMap::new();
+    for node in b
+        .find_all(Locator::Css("#workflow-graph a.node"))
+        .await
+        .unwrap()
+    {
+        drawn.insert(
+            node.attr("data-step").await.unwrap().unwrap(),
+            node.attr("data-status").await.unwrap().unwrap(),
+        );
+    }
+    let want: std::collections::BTreeMap<String, String> = [
+        ("fetch-1", "succeeded"),
+        ("fetch-2", "succeeded"),
+        ("fetch-3", "succeeded"),
+        ("fetch-4", "failed"),
+        ("merge", "cancelled"),
+        ("notify", "succeeded"),
+        ("archive", "ready"),
+    ]
+    .into_iter()
+    .map(|(s, t)| (s.to_owned(), t.to_owned()))
+    .collect();
+    assert_eq!(drawn, want);
+    assert_eq!(
+        b.find_all(Locator::Css("#workflow-graph path.edge"))
+            .await
+            .unwrap()
+            .len(),
+        6
+    );
+    // The failed step's fill differs from a succeeded one's (the stylesheet applies).
+    let fill = |step: &'static str| {
+        let b = b.clone();
+        async move {
+            b.execute(
+                &format!(
+                    "return getComputedStyle(document.querySelector(\
+                     '#workflow-graph a.node[data-step=\"{step}\"] rect')).fill;"
+                ),
+                vec![],
+            )
+            .await
+            .unwrap()
+        }
+    };
+    assert_ne!(fill("fetch-4").await, fill("fetch-1").await);
+    let png = b.screenshot().await.unwrap();
+    assert!(png.starts_with(b"\x89PNG"));
+    if let Ok(dir) = std::env::var("QRON_SCREENSHOTS") {
+        std::fs::write(std::path::Path::new(&dir).join("workflow.png"), &png).unwrap();
+    }
+    // A node leads to its job, whose page names the workflow.
+    click_through(
+        &b,
+        Locator::Css("#workflow-graph a.node[data-step='fetch-4']"),
+        false,
+    )
+    .await;
+    wait_text(
+        &b,
+        "h1",
+        &format!("Job {}", created.job("fetch-4").unwrap()),
+    )
+    .await;
+    wait_text(&b, "#workflow", "Step fetch-4 of workflow nightly-etl").await;
+    click_through(&b, Locator::Css("#workflow a"), false).await;
+    // Retried from the page: the failed fetch is due again, the merge waits for it.
+    click_button(&b, "Retry failed steps", true).await;
+    wait_text(&b, "#progress", "4 of 7 jobs ended").await;
+    let status = |step: &'static str| {
+        let b = b.clone();
+        async move {
+            b.find(Locator::Css(&format!(
+                "#workflow-graph a.node[data-step='{step}']"
+            )))
+            .await
+            .unwrap()
+            .attr("data-status")
+            .await
+            .unwrap()
+            .unwrap()
+        }
+    };
+    assert_eq!(status("fetch-4").await, "ready");
+    assert_eq!(status("merge").await, "waiting");
+    // Cancelled from the page: nothing is left waiting.
+    click_button(&b, "Cancel what is left", true).await;
+    wait_text(&b, "#workflow-status", "cancelled").await;
+    assert_eq!(
+        client.workflow(created.id).await.unwrap().status,
+        qron::WorkflowStatus::Cancelled
+    );
+    b.close().await.unwrap();
 }

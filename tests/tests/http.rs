@@ -1097,7 +1097,7 @@ async fn every_operation_keeps_to_its_owner_and_bad_input_changes_nothing() {
 }
 
 #[tokio::test]
-async fn a_workflow_is_read_and_cancelled_over_graphql_by_its_owner_only() {
+async fn a_workflow_is_read_cancelled_and_retried_over_graphql_by_its_owner_only() {
     let db = TestDb::new().await;
     let client = Client::new(db.pool.clone());
     let mut wf = qron::Workflow::new("etl");
@@ -1156,4 +1156,53 @@ async fn a_workflow_is_read_and_cancelled_over_graphql_by_its_owner_only() {
     )
     .await;
     assert_eq!(after["data"]["workflow"]["status"], "CANCELLED", "{after}");
+    // Retried: both steps come back; another owner cannot.
+    let retry = "mutation($id: Int!) { retryWorkflow(id: $id) }";
+    let other = gql(
+        &base,
+        &[("x-tenant", "globex")],
+        retry,
+        json!({ "id": created.id }),
+    )
+    .await;
+    assert_eq!(code(&other), "NOT_FOUND", "{other}");
+    let retried = gql(
+        &base,
+        &[("x-tenant", "acme")],
+        retry,
+        json!({ "id": created.id }),
+    )
+    .await;
+    assert_eq!(
+        retried["data"]["retryWorkflow"],
+        json!([created.job("fetch").unwrap(), created.job("merge").unwrap()]),
+        "{retried}"
+    );
+    let again = gql(
+        &base,
+        &[("x-tenant", "acme")],
+        read,
+        json!({ "id": created.id }),
+    )
+    .await;
+    assert_eq!(again["data"]["workflow"]["status"], "RUNNING", "{again}");
+    // Listed, newest first, for its owner only; a limit out of range is refused by name.
+    let list = "query($limit: Int!) { workflows(limit: $limit) { id name status } }";
+    let listed = gql(&base, &[("x-tenant", "acme")], list, json!({ "limit": 10 })).await;
+    assert_eq!(
+        listed["data"]["workflows"],
+        json!([{ "id": created.id, "name": "etl", "status": "RUNNING" }]),
+        "{listed}"
+    );
+    let theirs = gql(
+        &base,
+        &[("x-tenant", "globex")],
+        list,
+        json!({ "limit": 10 }),
+    )
+    .await;
+    assert_eq!(theirs["data"]["workflows"], json!([]), "{theirs}");
+    let bad = gql(&base, &[("x-tenant", "acme")], list, json!({ "limit": 0 })).await;
+    assert_eq!(code(&bad), "INVALID_ARGUMENT", "{bad}");
+    assert!(bad.to_string().contains("limit"), "{bad}");
 }

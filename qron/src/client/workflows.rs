@@ -3,9 +3,56 @@
 use super::Client;
 use crate::db;
 use crate::error::{Error, Result};
-use crate::workflow::{WorkflowInfo, WorkflowStatus, WorkflowStep};
+use crate::workflow::{WorkflowInfo, WorkflowStatus, WorkflowStep, WorkflowSummary};
+
+/// The most workflows [`Client::workflows`] lists at once.
+const MAX_WORKFLOWS_PAGE: usize = 1000;
 
 impl Client {
+    /// A page of this client's owner's workflows, newest first: up to `limit` (1 to 1,000),
+    /// with ids below `before` when given (the next page starts below the last one's id).
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] naming `limit` when it is outside 1..=1000.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: qron::Client) -> qron::Result<()> {
+    /// let newest = client.workflows(None, 20).await?;
+    /// if let Some(last) = newest.last() {
+    ///     let older = client.workflows(Some(last.id), 20).await?;
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn workflows(
+        &self,
+        before: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<WorkflowSummary>> {
+        self.scope().check_owner()?;
+        if !(1..=MAX_WORKFLOWS_PAGE).contains(&limit) {
+            return Err(Error::InvalidArgument {
+                field: "limit",
+                reason: format!("{limit} is outside 1..={MAX_WORKFLOWS_PAGE}"),
+            });
+        }
+        let rows = db::workflows_list(
+            &self.pool,
+            &self.owner,
+            before,
+            i64::try_from(limit).unwrap_or(i64::MAX),
+        )
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, name, created_at, status)| WorkflowSummary {
+                id,
+                name,
+                created_at,
+                status: WorkflowStatus::from_db(&status).unwrap_or(WorkflowStatus::Running),
+            })
+            .collect())
+    }
+
     /// Workflow `id` of this client's owner as it is now: its status, and each step's job and
     /// status (see [`WorkflowInfo::progress`]).
     ///

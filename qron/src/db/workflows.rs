@@ -224,3 +224,65 @@ pub(crate) async fn workflow_retry_name_taken<'e>(
         .fetch_optional(ex)
         .await
 }
+
+/// A page of owner `$1`'s workflows, newest first, with ids under `$2` (all when `NULL`), at
+/// most `$3`: each one's id, name, creation time, and status (running while a job of it is live;
+/// else failed, cancelled, or succeeded, as `WorkflowStatus::of` decides from its jobs' ends).
+const WORKFLOWS_LIST: &str = "
+    SELECT w.id, w.name, w.created_at,
+           CASE WHEN EXISTS (SELECT 1 FROM qron.workflow_jobs s JOIN qron.jobs j ON j.id = s.job
+                              WHERE s.workflow = w.id)
+                THEN 'running'
+                WHEN EXISTS (SELECT 1 FROM qron.workflow_jobs s
+                               JOIN qron.jobs_history h ON h.id = s.job
+                              WHERE s.workflow = w.id AND h.status = 'failed')
+                THEN 'failed'
+                WHEN EXISTS (SELECT 1 FROM qron.workflow_jobs s
+                              WHERE s.workflow = w.id
+                                AND NOT EXISTS (SELECT 1 FROM qron.jobs_history h
+                                                 WHERE h.id = s.job AND h.status = 'succeeded'))
+                THEN 'cancelled'
+                ELSE 'succeeded' END AS status
+      FROM qron.workflows w
+     WHERE w.owner = $1 AND ($2::bigint IS NULL OR w.id < $2)
+     ORDER BY w.id DESC
+     LIMIT $3";
+
+/// A workflow as [`WORKFLOWS_LIST`] reads it: id, name, creation time, status.
+pub(crate) type WorkflowRow = (i64, String, DateTime<Utc>, String);
+
+/// A page of an owner's workflows (see [`WORKFLOWS_LIST`]).
+pub(crate) async fn workflows_list<'e>(
+    ex: impl PgExecutor<'e>,
+    owner: &str,
+    before: Option<i64>,
+    limit: i64,
+) -> sqlx::Result<Vec<WorkflowRow>> {
+    sqlx::query_as(sql(WORKFLOWS_LIST))
+        .bind(owner)
+        .bind(before)
+        .bind(limit)
+        .fetch_all(ex)
+        .await
+}
+
+/// The workflow job `$2` of owner `$1` is a step of, if any: its id, name, and the step's name.
+#[cfg(feature = "dashboard")]
+const JOB_WORKFLOW: &str = "
+    SELECT w.id, w.name, s.step FROM qron.workflow_jobs s
+      JOIN qron.workflows w ON w.id = s.workflow
+     WHERE s.job = $2 AND w.owner = $1";
+
+/// The workflow a job is a step of (see [`JOB_WORKFLOW`]).
+#[cfg(feature = "dashboard")]
+pub(crate) async fn job_workflow<'e>(
+    ex: impl PgExecutor<'e>,
+    owner: &str,
+    job: i64,
+) -> sqlx::Result<Option<(i64, String, String)>> {
+    sqlx::query_as(sql(JOB_WORKFLOW))
+        .bind(owner)
+        .bind(job)
+        .fetch_optional(ex)
+        .await
+}

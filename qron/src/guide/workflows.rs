@@ -86,3 +86,23 @@
 //! tracing::info!(status = info.status.as_str(), done, total, "nightly ETL");
 //! # Ok(()) }
 //! ```
+//!
+//! # When a step failed
+//!
+//! A failed fetch cancels the merge (its default policy), and the notification runs anyway.
+//! Once the page is back, [`Client::retry_workflow`](crate::Client::retry_workflow) runs the
+//! failed and cancelled steps again: the fetch is due at once, the merge waits for it again, and
+//! the fetches that succeeded are not run again (the merge reads their outputs as before).
+//!
+//! ```no_run
+//! # async fn demo(client: qron::Client, id: i64) -> qron::Result<()> {
+//! if client.workflow(id).await?.status == qron::WorkflowStatus::Failed {
+//!     let revived = client.retry_workflow(id).await?;
+//!     tracing::info!(steps = revived.len(), "nightly ETL retried");
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! The dashboard lists the workflows and draws each one as a graph, a node a step coloured by
+//! its status, with Cancel and Retry failed steps beside it; `qron workflows list|show|cancel|retry`
+//! does the same from a shell.

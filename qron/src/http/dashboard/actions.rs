@@ -12,7 +12,7 @@ use super::{Refusal, View, layout, refuse, same_site};
 use crate::{Client, Error, JobRow};
 
 /// A posted form's fields, in order (a selection repeats `ids`).
-type Fields = Vec<(String, String)>;
+pub(super) type Fields = Vec<(String, String)>;
 
 fn field<'a>(fields: &'a Fields, name: &str) -> &'a str {
     fields
@@ -22,7 +22,7 @@ fn field<'a>(fields: &'a Fields, name: &str) -> &'a str {
 }
 
 /// The view of a posted form, or why it is refused: read-only mode, or not from the dashboard.
-fn allowed(view: View, parts: &Parts, fields: &Fields) -> Result<View, Refusal> {
+pub(super) fn allowed(view: View, parts: &Parts, fields: &Fields) -> Result<View, Refusal> {
     if view.read_only {
         return Err(Refusal(
             StatusCode::FORBIDDEN,
@@ -40,7 +40,7 @@ fn allowed(view: View, parts: &Parts, fields: &Fields) -> Result<View, Refusal> 
 }
 
 /// What an action answers: a page or a redirection, or a refusal.
-type Answer = Result<Response, Refusal>;
+pub(super) type Answer = Result<Response, Refusal>;
 
 /// Applies `action` to job `id`.
 async fn apply(client: &Client, id: i64, action: &str) -> crate::Result<JobRow> {
@@ -59,7 +59,7 @@ async fn apply(client: &Client, id: i64, action: &str) -> crate::Result<JobRow> 
 }
 
 /// The status an error answers with.
-fn status_of(e: &Error) -> StatusCode {
+pub(super) fn status_of(e: &Error) -> StatusCode {
     match e {
         Error::NotFound { .. } => StatusCode::NOT_FOUND,
         Error::WrongStatus { .. } | Error::RevisionMismatch { .. } => StatusCode::CONFLICT,
@@ -69,7 +69,7 @@ fn status_of(e: &Error) -> StatusCode {
 }
 
 /// What a user may read of an error: its message, except the database's detail (logged).
-fn message_of(e: &Error) -> String {
+pub(super) fn message_of(e: &Error) -> String {
     match e {
         Error::Database(_) | Error::Migrate(_) => {
             tracing::warn!(error = %e, "a dashboard action failed");

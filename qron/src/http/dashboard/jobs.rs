@@ -367,7 +367,18 @@ pub(crate) async fn show(
             );
         }
     };
-    let body = job_page(&view, &job);
+    // The workflow it is a step of, if any (not said when the database does not answer).
+    let workflow = crate::db::job_workflow(view.client.pool(), view.client.owner_name(), job.id)
+        .await
+        .ok()
+        .flatten();
+    let body = html! {
+        @if let Some((wf, name, step)) = &workflow {
+            p #workflow { "Step " strong { (step) } " of workflow "
+                a href=(view.link(&format!("/workflows/{wf}"))) { (name) " (" (wf) ")" } "." }
+        }
+        (job_page(&view, &job))
+    };
     view.page(layout::page(
         &view,
         "/jobs",

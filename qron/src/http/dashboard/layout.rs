@@ -9,6 +9,7 @@ use super::View;
 const NAV: &[(&str, &str)] = &[
     ("/", "Overview"),
     ("/jobs", "Jobs"),
+    ("/workflows", "Workflows"),
     ("/upcoming", "Upcoming"),
     ("/playground", "Playground"),
 ];

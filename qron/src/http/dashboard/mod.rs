@@ -26,6 +26,8 @@
 //! | `/` | per executor: live jobs by status (retrying apart), the jobs that ran and failed over the last hour, the oldest due job's lateness, paused or not, its limits across every worker and the places taken (set and cleared there by an `admin`), the workers serving it; live over server-sent events |
 //! | `/jobs` | live jobs counted by status; the jobs, newest first, with the search's filters and keyset pages; actions on a selection |
 //! | `/jobs/{id}` | one job: payload and meta, expression and its description, attempts and errors, the next 10 runs; its actions |
+//! | `/workflows` | the owner's workflows, newest first, with their status |
+//! | `/workflows/{id}` | a workflow drawn as a graph (a node a step, coloured by status and linked to its job; an arrow a dependency), its progress, and its actions (cancel what is left, retry the failed steps) |
 //! | `/upcoming` | how many runs fall in each minute of the next hour, day or week, per executor |
 //! | `/playground` | an expression checked as you type: the parser's error at its position, or its description and next runs in any zone |
 //!
@@ -51,6 +53,7 @@ mod layout;
 mod overview;
 mod playground;
 mod upcoming;
+mod workflows;
 
 use std::sync::Arc;
 
@@ -103,6 +106,9 @@ impl Api {
             .route("/jobs/{id}/{action}", post(actions::one))
             .route("/jobs-selected", post(actions::selected))
             .route("/executors/{action}", post(actions::executor))
+            .route("/workflows", get(workflows::list))
+            .route("/workflows/{id}", get(workflows::show))
+            .route("/workflows/{id}/{action}", post(workflows::action))
             .route("/upcoming", get(upcoming::page))
             .route("/playground", get(playground::page))
             .route("/playground/check", get(playground::check))

@@ -89,6 +89,12 @@ impl ManageMutation {
         writer(ctx)?.cancel_workflow(id).await.map_err(gql)
     }
 
+    /// Runs a workflow's failed and cancelled steps again, the rest continuing; the ids of the
+    /// jobs revived.
+    async fn retry_workflow(&self, ctx: &Context<'_>, id: i64) -> Result<Vec<i64>> {
+        writer(ctx)?.retry_workflow(id).await.map_err(gql)
+    }
+
     /// Makes a waiting job due now.
     async fn run_job_now(&self, ctx: &Context<'_>, target: JobTarget) -> Result<Job> {
         let c = writer(ctx)?;

@@ -40,6 +40,24 @@ impl Query {
         Ok(info)
     }
 
+    /// A page of the owner's workflows, newest first: up to `limit` (1 to 1,000, default 50),
+    /// with ids below `before` (the next page starts below the last one's id).
+    #[graphql(
+        complexity = "usize::try_from(limit.clamp(1, 1000)).unwrap_or(1000) * child_complexity + 1"
+    )]
+    async fn workflows(
+        &self,
+        ctx: &Context<'_>,
+        before: Option<i64>,
+        #[graphql(default = 50)] limit: i32,
+    ) -> Result<Vec<crate::WorkflowSummary>> {
+        let limit = usize::try_from(limit).unwrap_or(0);
+        let list = reader(ctx)?.workflows(before, limit).await.map_err(gql)?;
+        ctx.data::<Budget>()?
+            .charge(list.iter().map(|w| 64 + w.name.len()).sum())?;
+        Ok(list)
+    }
+
     /// A page of the owner's jobs (at most 1,000, from at most 100,000 in), with how many
     /// match in all when `total` is asked for.
     #[graphql(
