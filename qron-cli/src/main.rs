@@ -87,7 +87,12 @@ enum Command {
         #[command(subcommand)]
         action: Option<owners::Action>,
     },
-    /// Shows or cancels one of the owner's workflows.
+    /// Shows a batch of the owner's: its callback and how its jobs stand.
+    Batch {
+        /// The batch's id (its callback job's).
+        id: i64,
+    },
+    /// Lists the owner's workflows; shows, cancels or retries one.
     Workflows {
         #[command(subcommand)]
         action: workflows::Action,
@@ -160,6 +165,7 @@ fn main() -> ExitCode {
         Command::Executors { action } => block_on(executors::run(&global, action)),
         Command::Owners { action } => block_on(owners::run(&global, action)),
         Command::Workflows { action } => block_on(workflows::run(&global, action)),
+        Command::Batch { id } => block_on(workflows::batch(&global, id)),
         Command::Worker(args) => block_on(worker::run(&global, args)),
         Command::Dev(args) => block_on(dev::run(&global, args)),
     };

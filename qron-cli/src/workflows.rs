@@ -1,3 +1,5 @@
+//! `qron batch ID`: a batch, its callback and how its jobs stand.
+//!
 //! `qron workflows`: the owner's workflows; one of them, step by step; cancelling what is left of it, or
 //! running its failed and cancelled steps again.
 
@@ -106,5 +108,49 @@ pub(crate) async fn run(global: &Global, action: Action) -> Result<(), Failure> 
             }
         }
     }
+    Ok(())
+}
+
+/// `qron batch ID`: the callback's status, then the jobs counted by status (with `--json`, the
+/// ids too).
+pub(crate) async fn batch(global: &Global, id: i64) -> Result<(), Failure> {
+    let client = crate::client(global).await?;
+    let out = &global.out;
+    let batch = client.batch(id).await?;
+    if out.json {
+        out.json_line(&batch);
+        return Ok(());
+    }
+    let j = &batch.jobs;
+    println!(
+        "batch {id}: callback {}, {} of {} jobs ended",
+        batch.callback_status.as_str(),
+        j.total() - j.live.len(),
+        j.total()
+    );
+    let rows = [
+        ("succeeded", &j.succeeded),
+        ("failed", &j.failed),
+        ("cancelled", &j.cancelled),
+        ("deleted", &j.deleted),
+        ("live", &j.live),
+    ]
+    .into_iter()
+    .filter(|(_, ids)| !ids.is_empty())
+    .map(|(status, ids)| {
+        let first: Vec<String> = ids.iter().take(10).map(i64::to_string).collect();
+        let more = if ids.len() > 10 {
+            format!(" and {} more", ids.len() - 10)
+        } else {
+            String::new()
+        };
+        vec![
+            Cell::from(status),
+            Cell::from(ids.len().to_string()),
+            Cell::from(format!("{}{more}", first.join(", "))),
+        ]
+    })
+    .collect();
+    out.table(&["STATUS", "JOBS", "IDS"], rows);
     Ok(())
 }

@@ -1376,6 +1376,23 @@ async fn workflows_show_step_by_step_cancel_what_is_left_and_retry() {
             .await
             .contains(": running, 0 of 2 jobs ended")
     );
+    let mut batch = qron::Batch::new();
+    batch.add_job(qron::NewJob::new("row", "@after 1 hour"));
+    batch.add_job(qron::NewJob::new("row", "@after 1 hour"));
+    batch.on_finish_job(qron::NewJob::new("done", "@after 0s"));
+    let b = batch.create(&db.client()).await.unwrap();
+    let shown = ok(&["batch", &b.callback.to_string()], &url).await;
+    assert!(
+        shown.starts_with(&format!(
+            "batch {}: callback waiting, 0 of 2 jobs ended",
+            b.callback
+        )),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("live") && shown.contains(&b.jobs[1].to_string()),
+        "{shown}"
+    );
     let other = qron(&["workflows", "show", &id, "--owner", "acme"], Some(&url)).await;
     assert_ne!(other.status.code(), Some(0));
     assert!(

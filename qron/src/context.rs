@@ -45,9 +45,11 @@ pub struct Context {
     pub(crate) requests: Arc<Mutex<Requests>>,
     pub(crate) states: Arc<crate::state::States>,
     pub(crate) cancel: crate::cancel::Cancellation,
-    /// The worker's pool, for what the jobs this one waited for recorded (none when
-    /// detached).
-    pub(crate) pool: Option<sqlx::PgPool>,
+    /// The worker's client, for what the jobs this one waited for recorded and for the jobs it
+    /// adds to its batch (none when detached).
+    pub(crate) client: Option<crate::Client>,
+    /// The execution's lease (0 when detached): what it writes is fenced by it.
+    pub(crate) lease_token: i64,
 }
 
 impl Context {
@@ -72,7 +74,8 @@ impl Context {
             requests: Arc::default(),
             states: Arc::default(),
             cancel: crate::cancel::Cancellation::default(),
-            pool: None,
+            client: None,
+            lease_token: 0,
         }
     }
 
@@ -336,9 +339,10 @@ impl Context {
 
     /// [`Context::dependencies`], or only job `only` among them.
     async fn dependencies_of(&self, only: Option<i64>) -> crate::Result<Vec<crate::Dependency>> {
-        let Some(pool) = &self.pool else {
+        let Some(client) = &self.client else {
             return Ok(Vec::new());
         };
+        let pool = client.pool();
         let mut out = Vec::new();
         for (id, status, output) in crate::db::job_dependencies(pool, self.id, only).await? {
             out.push(crate::Dependency {
@@ -351,6 +355,58 @@ impl Context {
             });
         }
         Ok(out)
+    }
+
+    /// How the jobs this one waited for ended, without what they recorded: a batch's callback
+    /// reads the counts (and ids) of the jobs that succeeded and failed.
+    ///
+    /// ```no_run
+    /// # async fn callback(ctx: qron::Context) -> Result<(), qron::JobError> {
+    /// let results = ctx.batch_results().await?;
+    /// if !results.failed.is_empty() {
+    ///     tracing::warn!(failed = ?results.failed, "some rows did not import");
+    /// }
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Database`](crate::Error::Database) when they cannot be read.
+    pub async fn batch_results(&self) -> crate::Result<crate::BatchResults> {
+        let Some(client) = &self.client else {
+            return Ok(crate::BatchResults::default());
+        };
+        let rows = crate::db::batch_results(client.pool(), self.id).await?;
+        Ok(crate::BatchResults::from_rows(rows))
+    }
+
+    /// Creates `job` in this job's batch: every job that waits for this one (a batch's
+    /// callback, a workflow's next steps) waits for `job` too. Called while this job runs, so
+    /// the batch cannot have ended; written at once (not with the outcome). Returns the new
+    /// job's id.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`](crate::Error::InvalidArgument) naming `batch` when nothing
+    /// waits for this job (or the context is detached), and as
+    /// [`Batch::add_job`](crate::Batch::add_job) refuses a job; [`Error::WrongStatus`](crate::Error::WrongStatus)
+    /// when this execution no longer holds the job's lease.
+    ///
+    /// ```no_run
+    /// # async fn import_page(ctx: qron::Context) -> Result<(), qron::JobError> {
+    /// // A page that links to another: the import's callback waits for that one too.
+    /// ctx.add_to_batch(qron::NewJob::new("import_page", "@after 0s")).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn add_to_batch(&self, job: crate::NewJob) -> crate::Result<i64> {
+        let Some(client) = &self.client else {
+            return Err(crate::Error::InvalidArgument {
+                field: "batch",
+                reason: "a detached context is in no batch".to_owned(),
+            });
+        };
+        client
+            .owner(&self.owner)
+            .add_to_batch_of(self.id, self.lease_token, job)
+            .await
     }
 
     /// What the jobs this one waited for recorded ([`Context::record`]), by job id, in id

@@ -51,6 +51,7 @@
 
 #![warn(missing_docs)]
 
+mod batch;
 mod cancel;
 mod client;
 mod clock;
@@ -89,6 +90,7 @@ pub use http_executor::{DEFAULT_MAX_REPLY, HTTP_EXECUTOR, HttpExecutor};
 #[cfg(feature = "testing")]
 pub mod testing;
 
+pub use batch::{Batch, BatchCreated, BatchInfo, BatchResults};
 pub use client::{
     CONNECT_TIMEOUT, Client, ClientBuilder, DEFAULT_MAX_JSON_BYTES, DEFAULT_OWNER, ExecutorInfo,
     MAX_LEASE_BYTES, MAX_OWNER_WEIGHT, MAX_REMOTE_BATCH, RemoteJob, RemoteOutcome, RemoteResult,

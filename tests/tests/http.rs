@@ -1097,7 +1097,8 @@ async fn every_operation_keeps_to_its_owner_and_bad_input_changes_nothing() {
 }
 
 #[tokio::test]
-async fn a_workflow_is_read_cancelled_and_retried_over_graphql_by_its_owner_only() {
+async fn a_workflow_is_read_cancelled_and_retried_and_a_batch_read_over_graphql_by_its_owner_only()
+{
     let db = TestDb::new().await;
     let client = Client::new(db.pool.clone());
     let mut wf = qron::Workflow::new("etl");
@@ -1202,6 +1203,35 @@ async fn a_workflow_is_read_cancelled_and_retried_over_graphql_by_its_owner_only
     )
     .await;
     assert_eq!(theirs["data"]["workflows"], json!([]), "{theirs}");
+    // A batch, by its callback's id, for its owner only.
+    let mut batch = qron::Batch::new();
+    batch.add_job(qron::NewJob::new("row", "@after 1 hour"));
+    batch.add_job(qron::NewJob::new("row", "@after 1 hour"));
+    batch.on_finish_job(qron::NewJob::new("done", "@after 0s"));
+    let b = batch.create(&client.owner("acme")).await.unwrap();
+    let read_batch =
+        "query($id: Int!) { batch(id: $id) { callback callbackStatus jobs { live succeeded } } }";
+    let mine = gql(
+        &base,
+        &[("x-tenant", "acme")],
+        read_batch,
+        json!({ "id": b.callback }),
+    )
+    .await;
+    assert_eq!(
+        mine["data"]["batch"],
+        json!({ "callback": b.callback, "callbackStatus": "WAITING",
+                "jobs": { "live": b.jobs, "succeeded": [] } }),
+        "{mine}"
+    );
+    let theirs = gql(
+        &base,
+        &[("x-tenant", "globex")],
+        read_batch,
+        json!({ "id": b.callback }),
+    )
+    .await;
+    assert_eq!(code(&theirs), "NOT_FOUND", "{theirs}");
     let bad = gql(&base, &[("x-tenant", "acme")], list, json!({ "limit": 0 })).await;
     assert_eq!(code(&bad), "INVALID_ARGUMENT", "{bad}");
     assert!(bad.to_string().contains("limit"), "{bad}");

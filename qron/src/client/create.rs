@@ -264,10 +264,7 @@ impl Client {
             .await?;
         self.insert_unique(&mut tx, &keyed.unique, &mut out, &mut due)
             .await?;
-        if !due.executors.is_empty() {
-            let due: Vec<&str> = due.executors.iter().map(String::as_str).collect();
-            db::jobs_notify(&mut *tx, &due).await?;
-        }
+        due.notify(&mut tx).await?;
         tx.commit().await?;
         Ok(out)
     }
@@ -395,28 +392,37 @@ struct Keyed {
 }
 
 /// The executors of a batch's jobs due within a second: their idle workers are woken.
-struct Due {
+pub(super) struct Due {
     soon: chrono::DateTime<chrono::Utc>,
     executors: std::collections::BTreeSet<String>,
 }
 
 impl Due {
-    fn new(now: chrono::DateTime<chrono::Utc>) -> Self {
+    pub(super) fn new(now: chrono::DateTime<chrono::Utc>) -> Self {
         Self {
             soon: now + chrono::Duration::seconds(1),
             executors: Default::default(),
         }
     }
 
-    fn add(&mut self, row: &InsertRow) {
+    pub(super) fn add(&mut self, row: &InsertRow) {
         if row.run_at <= self.soon && !self.executors.contains(row.executor.as_str()) {
             self.executors.insert(row.executor.clone());
         }
     }
+
+    /// Wakes the idle workers of the executors added, when the transaction commits.
+    pub(super) async fn notify(&self, tx: &mut sqlx::PgConnection) -> Result<()> {
+        if !self.executors.is_empty() {
+            let due: Vec<&str> = self.executors.iter().map(String::as_str).collect();
+            db::jobs_notify(&mut *tx, &due).await?;
+        }
+        Ok(())
+    }
 }
 
 /// An invalid argument of job `i` of a batch, said so.
-fn in_batch(i: usize) -> impl Fn(Error) -> Error {
+pub(crate) fn in_batch(i: usize) -> impl Fn(Error) -> Error {
     move |e: Error| match e {
         Error::InvalidArgument { field, reason } => Error::InvalidArgument {
             field,

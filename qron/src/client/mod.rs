@@ -12,6 +12,7 @@ use crate::error::{Error, Result};
 use crate::job::JobRef;
 use crate::{ExprError, Schedule};
 
+mod batches;
 pub(crate) mod checks;
 mod create;
 mod dependencies;
@@ -27,6 +28,7 @@ pub use remote::{
 mod scope;
 mod workflows;
 
+pub(crate) use create::in_batch;
 pub(crate) use scope::*;
 
 /// The largest payload or meta, serialized as JSON, unless the client says otherwise.

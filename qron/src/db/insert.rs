@@ -260,6 +260,12 @@ const COPY_IN: &str = "COPY qron.jobs (executor, owner, expr, recurring, run_at,
      payload, meta, max_attempts, timeout, start_at, bytes, scheduled, priority, priority_delay) \
      FROM STDIN (FORMAT binary)";
 
+/// [`COPY_IN`] for the jobs of a batch, which its callback waits for: marked as having
+/// dependents.
+const COPY_IN_DEPENDED_ON: &str = "COPY qron.jobs (executor, owner, expr, recurring, run_at, \
+     slot_at, payload, meta, max_attempts, timeout, start_at, bytes, scheduled, priority, \
+     priority_delay, has_dependents) FROM STDIN (FORMAT binary)";
+
 /// Bytes of COPY data sent per message: the server works on one while the next is encoded.
 const COPY_MESSAGE: usize = 256 * 1024;
 
@@ -273,6 +279,8 @@ pub(crate) struct JobCopy<'c> {
     copy: sqlx::postgres::PgCopyIn<&'c mut PgConnection>,
     buf: Vec<u8>,
     copied: Copied,
+    /// Whether the rows are marked as having dependents (a batch's jobs).
+    depended_on: bool,
 }
 
 /// Where the ids of a [`JobCopy`]'s rows are: after `after`, `count` of them.
@@ -285,20 +293,36 @@ pub(crate) struct Copied {
 impl<'c> JobCopy<'c> {
     /// Starts the `COPY`, after drawing one id that every id of its rows will follow.
     pub(crate) async fn begin(conn: &'c mut PgConnection) -> sqlx::Result<Self> {
+        Self::begin_as(conn, false).await
+    }
+
+    /// [`JobCopy::begin`] for jobs others will wait for (a batch's): marked as having
+    /// dependents, so that their ends are kept in the history and release the waiting job.
+    pub(crate) async fn begin_depended_on(conn: &'c mut PgConnection) -> sqlx::Result<Self> {
+        Self::begin_as(conn, true).await
+    }
+
+    async fn begin_as(conn: &'c mut PgConnection, depended_on: bool) -> sqlx::Result<Self> {
         let after: i64 = sqlx::query_scalar(sql("SELECT nextval('qron.jobs_id_seq')"))
             .fetch_one(&mut *conn)
             .await?;
-        let copy = conn.copy_in_raw(sql(COPY_IN)).await?;
+        let statement = if depended_on {
+            COPY_IN_DEPENDED_ON
+        } else {
+            COPY_IN
+        };
+        let copy = conn.copy_in_raw(sql(statement)).await?;
         Ok(Self {
             copy,
             buf: copy_binary::header(),
             copied: Copied { after, count: 0 },
+            depended_on,
         })
     }
 
     /// Adds a row.
     pub(crate) async fn push(&mut self, owner: &str, row: &InsertRow) -> sqlx::Result<()> {
-        copy_binary::row(&mut self.buf, owner, row);
+        copy_binary::row(&mut self.buf, owner, row, self.depended_on);
         self.copied.count += 1;
         if self.buf.len() >= COPY_MESSAGE {
             self.copy.send(std::mem::take(&mut self.buf)).await?;
@@ -356,6 +380,31 @@ pub(crate) async fn job_copied_ids(conn: &mut PgConnection, c: Copied) -> sqlx::
     Ok(ids)
 }
 
+/// The edges of job `job` to the jobs `on` it waits for, streamed into
+/// `qron.job_dependencies` with `COPY` (a batch's callback and its jobs).
+pub(crate) async fn dependencies_copy(
+    conn: &mut PgConnection,
+    job: i64,
+    on: &[i64],
+) -> sqlx::Result<()> {
+    let mut copy = conn
+        .copy_in_raw(sql(
+            "COPY qron.job_dependencies (job, dependency) FROM STDIN (FORMAT binary)",
+        ))
+        .await?;
+    let mut buf = copy_binary::header();
+    for &dependency in on {
+        copy_binary::edge(&mut buf, job, dependency);
+        if buf.len() >= COPY_MESSAGE {
+            copy.send(std::mem::take(&mut buf)).await?;
+        }
+    }
+    copy_binary::trailer(&mut buf);
+    copy.send(buf).await?;
+    copy.finish().await?;
+    Ok(())
+}
+
 /// Wakes idle workers of these executors, when the transaction commits.
 pub(crate) async fn jobs_notify<'e>(
     ex: impl PgExecutor<'e>,
@@ -393,8 +442,10 @@ mod copy_binary {
         b.extend_from_slice(&(-1i16).to_be_bytes());
     }
 
-    pub(super) fn row(b: &mut Vec<u8>, owner: &str, r: &InsertRow) {
-        b.extend_from_slice(&COLUMNS.to_be_bytes());
+    /// A job's row; with `has_dependents` last when `depended_on` (see `COPY_IN_DEPENDED_ON`).
+    pub(super) fn row(b: &mut Vec<u8>, owner: &str, r: &InsertRow, depended_on: bool) {
+        let columns = if depended_on { COLUMNS + 1 } else { COLUMNS };
+        b.extend_from_slice(&columns.to_be_bytes());
         field(b, r.executor.as_bytes());
         field(b, owner.as_bytes());
         field(b, r.expr.as_bytes());
@@ -410,6 +461,16 @@ mod copy_binary {
         field(b, &[u8::from(r.scheduled)]);
         field(b, &r.priority.to_be_bytes());
         field(b, &r.priority_delay.to_be_bytes());
+        if depended_on {
+            field(b, &[1]);
+        }
+    }
+
+    /// An edge of `qron.job_dependencies`: the job, and the job it waits for.
+    pub(super) fn edge(b: &mut Vec<u8>, job: i64, dependency: i64) {
+        b.extend_from_slice(&2i16.to_be_bytes());
+        field(b, &job.to_be_bytes());
+        field(b, &dependency.to_be_bytes());
     }
 
     fn field(b: &mut Vec<u8>, data: &[u8]) {

@@ -7,6 +7,7 @@ use crate::schema::sql;
 use chrono::{DateTime, Utc};
 use sqlx::PgExecutor;
 
+mod batches;
 #[cfg(feature = "dashboard")]
 mod dashboard;
 mod dependencies;
@@ -25,6 +26,7 @@ mod unique;
 mod workers;
 mod workflows;
 
+pub(crate) use batches::*;
 #[cfg(feature = "dashboard")]
 pub(crate) use dashboard::*;
 pub(crate) use dependencies::*;

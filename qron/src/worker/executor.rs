@@ -186,7 +186,8 @@ fn context(
         requests: Arc::default(),
         states: shared.states.clone(),
         cancel: Default::default(),
-        pool: Some(shared.pool.clone()),
+        client: Some(shared.client.clone()),
+        lease_token: job.lease_token,
     };
     (ctx, bad_meta)
 }

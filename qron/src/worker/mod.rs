@@ -450,6 +450,7 @@ impl Worker {
     fn shared(&self, completer: completer::CompleterHandle) -> Arc<Shared> {
         let pool = self.client.pool().clone();
         Arc::new(Shared {
+            client: self.client.clone(),
             lease_pool: lease_pool(&pool, self.executors.len()),
             limited_pool: limited_pool(&pool, self.executors.len()),
             pool,

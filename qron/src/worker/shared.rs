@@ -64,6 +64,8 @@ pub(super) fn lease_connections(executors: usize) -> usize {
 
 pub(crate) struct Shared {
     pub(crate) pool: sqlx::PgPool,
+    /// The worker's client (its pool, schema and checks), which handlers' contexts act through.
+    pub(crate) client: crate::Client,
     /// The producers' own connections (see [`lease_pool`]).
     pub(crate) lease_pool: sqlx::PgPool,
     /// Their connections for executors with limits (see [`limited_pool`]).
@@ -113,6 +115,7 @@ impl Shared {
             clock.clone(),
         );
         Arc::new(Self {
+            client: crate::Client::new(pool.clone()),
             lease_pool: lease_pool(&pool, 1),
             limited_pool: limited_pool(&pool, 1),
             pool,

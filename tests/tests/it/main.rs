@@ -1,6 +1,7 @@
 //! Integration tests of qron against a real PostgreSQL (one binary, many modules: one link).
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+mod batches;
 mod client;
 mod clock;
 mod dependencies;

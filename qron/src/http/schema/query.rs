@@ -40,6 +40,15 @@ impl Query {
         Ok(info)
     }
 
+    /// A batch of the owner's, named by its callback job's id: the callback's status and how
+    /// its jobs stand, by status (see `qron::Batch`).
+    async fn batch(&self, ctx: &Context<'_>, id: i64) -> Result<crate::BatchInfo> {
+        let info = reader(ctx)?.batch(id).await.map_err(gql)?;
+        // The answer's size: an id a job.
+        ctx.data::<Budget>()?.charge(64 + 24 * info.jobs.total())?;
+        Ok(info)
+    }
+
     /// A page of the owner's workflows, newest first: up to `limit` (1 to 1,000, default 50),
     /// with ids below `before` (the next page starts below the last one's id).
     #[graphql(
