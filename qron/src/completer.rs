@@ -225,7 +225,12 @@ async fn run(
                 }
                 Err(mpsc::error::TryRecvError::Empty) => {
                     let now = tokio::time::Instant::now();
-                    if urgent || now >= deadline {
+                    // An urgent outcome goes at once when no batch is being written; while
+                    // one is, the batch fills until that write ends (a fan-in's 100,000 ends,
+                    // each urgent, would otherwise go in many small batches, each releasing
+                    // the callback's row once).
+                    while writing.try_join_next().is_some() {}
+                    if (urgent && writing.is_empty()) || now >= deadline {
                         break;
                     }
                     tokio::time::sleep_until(deadline.min(now + GATHER_TICK)).await;

@@ -1,6 +1,6 @@
 //! Workflows: a chain of steps, each waiting for the one before, timed from one step's end to
-//! the next one's start (the hand-off); and a fan-in, jobs that a callback waits for, beside the
-//! same number of plain jobs.
+//! the next one's start (the hand-off); and a fan-in, a batch of jobs with a callback, beside
+//! the same number of plain jobs.
 
 use std::sync::Mutex;
 use std::time::Instant;
@@ -33,8 +33,8 @@ async fn bench_link(link: Link) -> Result<(), JobError> {
 /// A fan-in's callback: records how many jobs it waited for.
 #[qron::job(executor = "bench_callback")]
 async fn bench_callback(ctx: Context, _: ()) -> Result<(), JobError> {
-    let seen: Vec<(i64, Option<serde_json::Value>)> = ctx.output().await?;
-    ctx.record(&seen.len())?;
+    let results = ctx.batch_results().await?;
+    ctx.record(&results.total())?;
     Ok(())
 }
 
@@ -42,8 +42,18 @@ async fn bench_callback(ctx: Context, _: ()) -> Result<(), JobError> {
 /// the same number of plain jobs) at `concurrency`.
 pub async fn workflow(steps: u32, fan_in: u64, concurrency: usize) -> Res<Vec<Figure>> {
     let mut out = chain(steps).await?;
-    let plain = jobs_rate(fan_in, concurrency, false).await?;
-    let waited = jobs_rate(fan_in, concurrency, true).await?;
+    let (plain, plain_created) = jobs_rate(fan_in, concurrency, false).await?;
+    let (waited, batch_created) = jobs_rate(fan_in, concurrency, true).await?;
+    out.push(fig(
+        format!("{fan_in} plain jobs created (create_many, COPY) in"),
+        plain_created * 1000.0,
+        "ms",
+    ));
+    out.push(fig(
+        format!("a batch of {fan_in} jobs and its callback created (Batch, COPY) in"),
+        batch_created * 1000.0,
+        "ms",
+    ));
     out.push(fig(
         format!("{fan_in} plain jobs (concurrency {concurrency})"),
         plain,
@@ -120,19 +130,25 @@ async fn chain(steps: u32) -> Res<Vec<Figure>> {
     ])
 }
 
-/// `jobs` no-op jobs run at `concurrency`, each waited for by one callback when `waited`:
-/// jobs per second, from the worker's start to the last one's outcome (the callback apart).
-async fn jobs_rate(jobs: u64, concurrency: usize, waited: bool) -> Res<f64> {
+/// `jobs` no-op jobs run at `concurrency`, in a batch with a callback when `waited`: jobs per
+/// second, from the worker's start to the last one's outcome (the callback apart); and the
+/// seconds their creation took.
+async fn jobs_rate(jobs: u64, concurrency: usize, waited: bool) -> Res<(f64, f64)> {
     let (name, pool) = fresh("fan_in", 8).await?;
     let client = Client::new(pool.clone());
-    let ids = client
-        .create_many((0..jobs).map(|_| NewJob::new("bench_noop", "@after 0s")))
-        .await?;
+    let job = || NewJob::new("bench_noop", "@after 0s");
+    let t = Instant::now();
     if waited {
-        client
-            .create(NewJob::new("bench_callback", "@after 0s").after(&ids))
-            .await?;
+        let mut batch = qron::Batch::new();
+        for _ in 0..jobs {
+            batch.add_job(job());
+        }
+        batch.on_finish_job(NewJob::new("bench_callback", "@after 0s"));
+        batch.create(&client).await?;
+    } else {
+        client.create_many((0..jobs).map(|_| job())).await?;
     }
+    let created = t.elapsed().as_secs_f64();
     let worker = qron::Worker::builder(client.clone())
         .executors(["bench_noop", "bench_callback"])
         .concurrency("bench_noop", concurrency)
@@ -140,5 +156,5 @@ async fn jobs_rate(jobs: u64, concurrency: usize, waited: bool) -> Res<f64> {
     // The callback's outcome too, when there is one, before the worker stops.
     let took = run_until_written(worker, jobs, jobs + u64::from(waited)).await?;
     drop_db(&name, pool).await?;
-    Ok(jobs as f64 / took.as_secs_f64())
+    Ok((jobs as f64 / took.as_secs_f64(), created))
 }
