@@ -103,6 +103,48 @@
 //! # Ok(()) }
 //! ```
 //!
+//! # Batches
+//!
+//! Many jobs and a callback that runs once, when every one of them has ended, with how each
+//! ended: [`Batch`](crate::Batch). The jobs and their edges to the callback are written with
+//! `COPY`; a job of the batch can add more while it runs
+//! ([`Context::add_to_batch`](crate::Context::add_to_batch)), and the callback waits for those
+//! too.
+//!
+//! ```no_run
+//! # use serde::{Deserialize, Serialize};
+//! #[derive(Serialize, Deserialize)]
+//! struct Row { n: u64 }
+//! #[derive(Serialize, Deserialize)]
+//! struct Import { file: String }
+//!
+//! #[qron::job(executor = "import_row")]
+//! async fn import_row(ctx: qron::Context, row: Row) -> Result<(), qron::JobError> {
+//!     if row.n % 1000 == 999 {
+//!         // a row that needs another, which the callback then waits for too
+//!         ctx.add_to_batch(qron::NewJob::new("import_row", "@after 0s")).await?;
+//!     }
+//!     Ok(())
+//! }
+//!
+//! #[qron::job(executor = "import_done")]
+//! async fn import_done(ctx: qron::Context, import: Import) -> Result<(), qron::JobError> {
+//!     let results = ctx.batch_results().await?; // ids by status: succeeded, failed, cancelled…
+//!     tracing::info!(succeeded = results.succeeded.len(), failed = results.failed.len(), "imported");
+//!     Ok(())
+//! }
+//!
+//! # async fn demo(client: qron::Client) -> qron::Result<()> {
+//! let mut batch = qron::Batch::new();
+//! for n in 0..100_000 {
+//!     batch.add::<ImportRow>(Row { n });
+//! }
+//! batch.on_finish::<ImportDone>(Import { file: "rows.csv".into() });
+//! let created = batch.create(&client).await?;
+//! let info = client.batch(created.callback).await?;
+//! # Ok(()) }
+//! ```
+//!
 //! The dashboard lists the workflows and draws each one as a graph, a node a step coloured by
 //! its status, with Cancel and Retry failed steps beside it; `qron workflows list|show|cancel|retry`
 //! does the same from a shell.
