@@ -1384,6 +1384,19 @@ async fn a_workflow_is_drawn_as_a_graph_retried_from_the_browser_and_screenshots
     if let Ok(dir) = std::env::var("QRON_SCREENSHOTS") {
         std::fs::write(std::path::Path::new(&dir).join("workflow.png"), &png).unwrap();
     }
+    // The merge's page says how the jobs it waited for ended, and links the one that failed.
+    b.goto(&format!("{base}/jobs/{}", created.job("merge").unwrap()))
+        .await
+        .unwrap();
+    wait_text(&b, "#batch", "4 of 4 ended · 3 succeeded · 1 failed").await;
+    wait_text(
+        &b,
+        "#batch",
+        &format!("Did not succeed: {}", created.job("fetch-4").unwrap()),
+    )
+    .await;
+    b.back().await.unwrap();
+    wait_text(&b, "h1", &format!("Workflow {}", created.id)).await;
     // A node leads to its job, whose page names the workflow.
     click_through(
         &b,

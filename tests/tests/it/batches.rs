@@ -262,3 +262,72 @@ async fn a_bad_batch_is_refused_by_field_and_writes_nothing() {
         assert_eq!(n, 0, "{table}");
     }
 }
+
+#[tokio::test]
+async fn hostile_inputs_to_batches_and_workflow_lists_are_typed_errors_that_write_nothing() {
+    let db = TestDb::new().await;
+    let c = Client::new(db.pool.clone());
+    let one = |job: NewJob, callback: NewJob| {
+        let mut b = Batch::new();
+        b.add_job(NewJob::new("b_row", "@after 0s"));
+        b.add_job(job);
+        b.on_finish_job(callback);
+        b
+    };
+    let done = || NewJob::new("b_done", "@after 0s");
+    let row = || NewJob::new("b_row", "@after 0s");
+    // A NUL byte in a job's payload, meta or executor, or in the callback's: refused by
+    // field, the COPY under way abandoned.
+    for (batch, field) in [
+        (
+            one(row().payload(serde_json::json!("a\0b")), done()),
+            "payload",
+        ),
+        (
+            one(row().meta(serde_json::json!({ "k": "a\0" })), done()),
+            "meta",
+        ),
+        (one(NewJob::new("b\0row", "@after 0s"), done()), "executor"),
+        (
+            one(row(), done().payload(serde_json::json!("\0"))),
+            "payload",
+        ),
+        (one(row().max_attempts(0), done()), "max_attempts"),
+    ] {
+        assert_eq!(crate::refused(batch.create(&c).await.unwrap_err()), field);
+    }
+    assert_eq!(count(&db.pool, "SELECT count(*) FROM qron.jobs").await, 0);
+    assert_eq!(
+        count(&db.pool, "SELECT count(*) FROM qron.job_dependencies").await,
+        0
+    );
+    // A time at its type's limit: kept as given, with the batch's edges.
+    let far = one(NewJob::new("b_row", "@at 9999-12-31T23:59:59Z"), done());
+    let created = far.create(&c).await.unwrap();
+    assert_eq!(
+        c.get(created.jobs[1]).await.unwrap().run_at.to_rfc3339(),
+        "9999-12-31T23:59:59+00:00"
+    );
+    assert_eq!(
+        count(&db.pool, "SELECT count(*) FROM qron.job_dependencies").await,
+        2
+    );
+    // Ids and limits at their limits.
+    for id in [i64::MAX, i64::MIN, 0, -1] {
+        assert!(
+            matches!(c.batch(id).await, Err(Error::NotFound { .. })),
+            "{id}"
+        );
+        assert!(
+            matches!(c.retry_workflow(id).await, Err(Error::NotFound { .. })),
+            "{id}"
+        );
+    }
+    for limit in [0, 1001, usize::MAX] {
+        assert_eq!(
+            crate::refused(c.workflows(None, limit).await.unwrap_err()),
+            "limit"
+        );
+    }
+    assert!(c.workflows(Some(i64::MIN), 1000).await.unwrap().is_empty());
+}

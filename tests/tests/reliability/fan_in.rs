@@ -1,10 +1,11 @@
-//! A fan-in across a crash: two worker processes run 10,000 jobs that one callback waits for,
-//! and one of them is killed with SIGKILL half-way. The callback runs exactly once, after the
+//! A fan-in across a crash: two worker processes run a batch of 10,000 jobs (`qron::Batch`:
+//! jobs and edges written with `COPY`) that one callback waits for, and one of them is killed
+//! with SIGKILL half-way. The callback runs exactly once, after the
 //! last of them ended, and counts how they ended right.
 
 use std::time::{Duration, Instant};
 
-use qron::{Client, OnDependencyFailure};
+use qron::{Batch, Client};
 use qron_tests::Rng;
 use qron_tests::fault::{Fleet, Report, TALLIES_TABLE, fault_job};
 
@@ -26,17 +27,16 @@ async fn a_callback_runs_once_after_the_last_job_of_its_fan_in_though_a_worker_w
             job
         }
     });
-    let ids = c.create_many(jobs).await.unwrap();
+    let mut batch = Batch::new();
+    for job in jobs {
+        batch.add_job(job);
+    }
+    batch.on_finish_job(
+        fault_job(0).payload(serde_json::json!({ "sleep_ms": 0, "poison": "tally" })),
+    );
+    let created = batch.create(&c).await.unwrap();
+    let (ids, callback) = (created.jobs, created.callback);
     let failing = (0..n).filter(|i| i % 100 == 7).count() as i64;
-    let callback = c
-        .create(
-            fault_job(0)
-                .payload(serde_json::json!({ "sleep_ms": 0, "poison": "tally" }))
-                .after(&ids)
-                .on_dependency_failure(OnDependencyFailure::Run),
-        )
-        .await
-        .unwrap();
     let mut fleet = Fleet::new(
         &db,
         env!("CARGO_BIN_EXE_qron-test-worker"),
@@ -68,7 +68,7 @@ async fn a_callback_runs_once_after_the_last_job_of_its_fan_in_though_a_worker_w
             && sqlx::query_scalar::<_, bool>(
                 "SELECT NOT EXISTS (SELECT 1 FROM qron.jobs WHERE id = $1)",
             )
-            .bind(callback.id)
+            .bind(callback)
             .fetch_one(&db.pool)
             .await
             .unwrap()
@@ -91,11 +91,11 @@ async fn a_callback_runs_once_after_the_last_job_of_its_fan_in_though_a_worker_w
     // The callback ran once, after every job it waited for had ended, and counted them.
     let tallies: Vec<(i64, i64)> =
         sqlx::query_as("SELECT succeeded, failed FROM public.tallies WHERE job_id = $1")
-            .bind(callback.id)
+            .bind(callback)
             .fetch_all(&db.pool)
             .await
             .unwrap();
-    let ended = c.get(callback.id).await;
+    let ended = c.get(callback).await;
     assert_eq!(
         tallies,
         [(i64::try_from(n).unwrap() - failing, failing)],
@@ -111,7 +111,7 @@ async fn a_callback_runs_once_after_the_last_job_of_its_fan_in_though_a_worker_w
     .unwrap();
     assert_eq!(late, 0, "jobs ended after the callback ran");
     let runs: i64 = sqlx::query_scalar("SELECT count(*) FROM public.executions WHERE job_id = $1")
-        .bind(callback.id)
+        .bind(callback)
         .fetch_one(&db.pool)
         .await
         .unwrap();

@@ -372,11 +372,17 @@ pub(crate) async fn show(
         .await
         .ok()
         .flatten();
+    // The jobs it waits for (a batch's callback, a workflow's step), by status.
+    let waits_for = crate::db::batch_results(view.client.pool(), job.id)
+        .await
+        .map(crate::BatchResults::from_rows)
+        .unwrap_or_default();
     let body = html! {
         @if let Some((wf, name, step)) = &workflow {
             p #workflow { "Step " strong { (step) } " of workflow "
                 a href=(view.link(&format!("/workflows/{wf}"))) { (name) " (" (wf) ")" } "." }
         }
+        @if waits_for.total() > 0 { (batch_progress(&view, &waits_for)) }
         (job_page(&view, &job))
     };
     view.page(layout::page(
@@ -385,6 +391,44 @@ pub(crate) async fn show(
         &format!("Job {}", job.id),
         body,
     ))
+}
+
+/// The jobs a job waits for (a batch's, for its callback): how many ended, by status, and the
+/// first of those that did not succeed, each a link.
+fn batch_progress(view: &View, r: &crate::BatchResults) -> Markup {
+    let total = r.total();
+    let ended = total - r.live.len();
+    let unsuccessful: Vec<i64> = r
+        .failed
+        .iter()
+        .chain(&r.cancelled)
+        .chain(&r.deleted)
+        .copied()
+        .take(10)
+        .collect();
+    html! {
+        section #batch {
+            h2 { "Waits for " (total) " job" @if total != 1 { "s" } }
+            p {
+                progress max=(total) value=(ended) aria-label="Jobs ended" {}
+                " " (ended) " of " (total) " ended"
+                @for (label, n) in [("succeeded", r.succeeded.len()), ("failed", r.failed.len()),
+                                    ("cancelled", r.cancelled.len()), ("deleted", r.deleted.len()),
+                                    ("live", r.live.len())] {
+                    @if n > 0 { " · " (n) " " (label) }
+                }
+            }
+            @if !unsuccessful.is_empty() {
+                p { "Did not succeed: "
+                    @for (i, id) in unsuccessful.iter().enumerate() {
+                        @if i > 0 { ", " }
+                        a href=(view.link(&format!("/jobs/{id}"))) { (id) }
+                    }
+                    @if r.failed.len() + r.cancelled.len() + r.deleted.len() > unsuccessful.len() { "…" }
+                }
+            }
+        }
+    }
 }
 
 fn job_page(view: &View, job: &JobRow) -> Markup {
