@@ -70,6 +70,9 @@ pub(crate) enum Expiring {
     RateBuckets,
     /// The charts' figures older than two days.
     ExecutorStats,
+    /// Workflows created before the time given, with no job left, live or in the history
+    /// (their steps go with them).
+    Workflows,
 }
 
 /// Drops up to `limit` rows of `what` that expired before `now`; how many.
@@ -92,6 +95,18 @@ pub(crate) async fn rows_expire<'e>(
             "DELETE FROM qron.executor_stats WHERE ctid = ANY(ARRAY(
                  SELECT ctid FROM qron.executor_stats
                   WHERE minute < $1 - interval '2 days' LIMIT $2))"
+        }
+        Expiring::Workflows => {
+            "DELETE FROM qron.workflows WHERE id = ANY(ARRAY(
+                 SELECT w.id FROM qron.workflows w
+                  WHERE w.created_at < $1
+                    AND NOT EXISTS (
+                        SELECT 1 FROM qron.workflow_jobs s
+                         WHERE s.workflow = w.id
+                           AND (EXISTS (SELECT 1 FROM qron.jobs j WHERE j.id = s.job)
+                                OR EXISTS (SELECT 1 FROM qron.jobs_history h
+                                            WHERE h.id = s.job)))
+                  LIMIT $2))"
         }
     };
     sqlx::query(sql(statement))

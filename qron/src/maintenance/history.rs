@@ -158,18 +158,20 @@ pub(crate) async fn maintain_once(
             dropped.push(name);
         }
     }
-    // Unique keys whose period is over (no later job has them), rate buckets refilled, and the
-    // charts' figures past two days.
-    for what in [
-        db::Expiring::UniqueClaims,
-        db::Expiring::RateBuckets,
-        db::Expiring::ExecutorStats,
+    // Unique keys whose period is over (no later job has them), rate buckets refilled, the
+    // charts' figures past two days, and workflows past the retention with nothing left.
+    let retained_from = oldest.and_time(chrono::NaiveTime::MIN).and_utc();
+    for (what, before) in [
+        (db::Expiring::UniqueClaims, now),
+        (db::Expiring::RateBuckets, now),
+        (db::Expiring::ExecutorStats, now),
+        (db::Expiring::Workflows, retained_from),
     ] {
         loop {
             let Some(mut tx) = maintenance_step(pool).await? else {
                 return Ok(dropped);
             };
-            let expired = db::rows_expire(&mut *tx, what, now, EXPIRE_BATCH).await?;
+            let expired = db::rows_expire(&mut *tx, what, before, EXPIRE_BATCH).await?;
             tx.commit().await?;
             if expired < EXPIRE_BATCH.unsigned_abs() {
                 break;
@@ -231,6 +233,60 @@ mod tests {
                 .await
                 .unwrap();
         assert_eq!(runs, [2]);
+    }
+
+    #[tokio::test]
+    async fn the_edges_and_workflows_of_jobs_past_the_retention_go_with_their_history() {
+        let db = TestDb::new().await.unwrap();
+        let client = db.client();
+        let q = |text: &'static str| sqlx::query(crate::schema::sql(text));
+        q("SELECT qron.history_partition_create((now() - interval '40 days')::date)")
+            .execute(db.pool())
+            .await
+            .unwrap();
+        let chain = |name: &str| {
+            let mut wf = crate::Workflow::new(name);
+            wf.add_job("a", crate::NewJob::new("x", "@after 1 hour"));
+            wf.add_job("b", crate::NewJob::new("x", "@after 0s"))
+                .after(["a"]);
+            wf
+        };
+        let old = chain("old").create(&client).await.unwrap();
+        let live = chain("live").create(&client).await.unwrap();
+        // The old one ended 40 days ago; both were created then.
+        client.cancel_workflow(old.id).await.unwrap();
+        q("UPDATE qron.jobs_history SET finished_at = now() - interval '40 days'")
+            .execute(db.pool())
+            .await
+            .unwrap();
+        q("UPDATE qron.workflows SET created_at = now() - interval '40 days'")
+            .execute(db.pool())
+            .await
+            .unwrap();
+        maintain_once(db.pool(), Utc::now(), Duration::from_secs(30 * 86_400))
+            .await
+            .unwrap();
+        let edges: Vec<(i64, i64)> = sqlx::query_as(crate::schema::sql(
+            "SELECT job, dependency FROM qron.job_dependencies",
+        ))
+        .fetch_all(db.pool())
+        .await
+        .unwrap();
+        assert_eq!(edges, [(live.job("b").unwrap(), live.job("a").unwrap())]);
+        let workflows: Vec<i64> =
+            sqlx::query_scalar(crate::schema::sql("SELECT id FROM qron.workflows"))
+                .fetch_all(db.pool())
+                .await
+                .unwrap();
+        assert_eq!(workflows, [live.id]);
+        let steps: i64 = sqlx::query_scalar(crate::schema::sql(
+            "SELECT count(*) FROM qron.workflow_jobs",
+        ))
+        .fetch_one(db.pool())
+        .await
+        .unwrap();
+        assert_eq!(steps, 2);
+        assert_eq!(client.workflow(live.id).await.unwrap().steps.len(), 2);
     }
 
     #[tokio::test]
