@@ -168,6 +168,18 @@ pub async fn count(pool: &PgPool, sql: &'static str) -> i64 {
     sqlx::query_scalar(sql).fetch_one(pool).await.unwrap()
 }
 
+/// Asserts that each of `tables` holds no row (what a refused call must leave).
+pub async fn assert_empty(pool: &PgPool, tables: &[&str]) {
+    for table in tables {
+        let n: i64 =
+            sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {table}")))
+                .fetch_one(pool)
+                .await
+                .unwrap();
+        assert_eq!(n, 0, "{table} holds rows");
+    }
+}
+
 /// Waits (a bounded poll, as [`wait_for`]) until the history holds `n` finished jobs.
 pub async fn wait_for_history(pool: &PgPool, n: i64, limit: std::time::Duration) {
     wait_for(

@@ -4,7 +4,7 @@
 use sqlx::{Connection as _, PgConnection};
 
 use super::Client;
-use super::create::{Due, in_batch};
+use super::create::Due;
 use crate::batch::{BatchCreated, BatchInfo, BatchResults};
 use crate::db::{self, Wait};
 use crate::error::{Error, Result};
@@ -63,23 +63,17 @@ impl Client {
         }
         let mut tx = conn.begin().await?;
         let mut due = Due::new(now);
-        let mut copy = db::JobCopy::begin_depended_on(&mut tx).await?;
-        let mut last = None;
-        for (i, job) in jobs.iter().enumerate() {
-            let row = match scope
-                .prepare_with(job, now, &mut last)
-                .and_then(|row| batch_job(job, &row).map(|()| row))
-            {
-                Ok(row) => row,
-                Err(e) => {
-                    copy.abort().await?;
-                    return Err(in_batch(i)(e));
-                }
-            };
-            due.add(&row);
-            copy.push(&self.owner, &row).await?;
-        }
-        let copied = copy.finish().await?;
+        let copy = db::JobCopy::begin_depended_on(&mut tx).await?;
+        let (copied, _) = self
+            .copy_jobs(
+                copy,
+                jobs.iter().enumerate(),
+                now,
+                &mut None,
+                &mut due,
+                batch_job,
+            )
+            .await?;
         let ids = db::job_copied_ids(&mut tx, copied).await?;
         let (id, _, _) = db::job_insert_new(&mut *tx, &self.owner, &callback_row)
             .await

@@ -237,22 +237,16 @@ impl Client {
         // (an invalid one aborts it, and the transaction writes nothing).
         let plain = jobs.len() - keyed.named.len() - keyed.unique.len();
         if plain > 0 {
-            let mut copy = db::JobCopy::begin(&mut tx).await?;
-            let mut order = Vec::with_capacity(plain);
-            let unkeyed = jobs.iter().enumerate();
-            for (i, job) in unkeyed.filter(|(_, j)| j.name.is_none() && j.unique.is_none()) {
-                let row = match self.scope().prepare_with(job, now, &mut last) {
-                    Ok(row) => row,
-                    Err(e) => {
-                        copy.abort().await?;
-                        return Err(in_batch(i)(e));
-                    }
-                };
-                due.add(&row);
-                copy.push(&self.owner, &row).await?;
-                order.push(i);
+            let copy = db::JobCopy::begin(&mut tx).await?;
+            let mut unkeyed = Vec::with_capacity(plain);
+            for (i, job) in jobs.iter().enumerate() {
+                if job.name.is_none() && job.unique.is_none() {
+                    unkeyed.push((i, job));
+                }
             }
-            let copied = copy.finish().await?;
+            let (copied, order) = self
+                .copy_jobs(copy, unkeyed, now, &mut last, &mut due, |_, _| Ok(()))
+                .await?;
             for (i, id) in order
                 .into_iter()
                 .zip(db::job_copied_ids(&mut tx, copied).await?)
@@ -267,6 +261,38 @@ impl Client {
         due.notify(&mut tx).await?;
         tx.commit().await?;
         Ok(out)
+    }
+
+    /// Streams `jobs` (each with its place in the caller's batch) through `copy` once each is
+    /// prepared and passes `check`; returns where their ids are and their places, in order. A
+    /// job refused (named by its place) abandons the `COPY`: nothing of it is stored.
+    pub(super) async fn copy_jobs<'a>(
+        &self,
+        mut copy: db::JobCopy<'_>,
+        jobs: impl IntoIterator<Item = (usize, &'a NewJob)>,
+        now: chrono::DateTime<chrono::Utc>,
+        last: &mut Option<super::FirstRun>,
+        due: &mut Due,
+        check: impl Fn(&NewJob, &InsertRow) -> Result<()>,
+    ) -> Result<(db::Copied, Vec<usize>)> {
+        let mut order = Vec::new();
+        for (i, job) in jobs {
+            let row = match self
+                .scope()
+                .prepare_with(job, now, last)
+                .and_then(|row| check(job, &row).map(|()| row))
+            {
+                Ok(row) => row,
+                Err(e) => {
+                    copy.abort().await?;
+                    return Err(in_batch(i)(e));
+                }
+            };
+            due.add(&row);
+            copy.push(&self.owner, &row).await?;
+            order.push(i);
+        }
+        Ok((copy.finish().await?, order))
     }
 
     /// Named jobs: one statement per run of jobs with the same conflict policy.

@@ -128,7 +128,10 @@ impl Client {
     /// live or revived with it, under the policy it was created with; with none left, it is
     /// due now. Steps that succeeded are not run again, and their outputs stay for the steps
     /// that read them. Returns the ids of the jobs revived, in order (none when no step had
-    /// failed or been cancelled).
+    /// failed or been cancelled). A step held for an operator
+    /// ([`OnDependencyFailure::Hold`](crate::OnDependencyFailure::Hold)) is live, so it stays
+    /// held: restart it once the steps it waited for have run again. A step that waits for a job
+    /// outside the workflow that did not succeed no longer waits for that job.
     ///
     /// # Errors
     /// [`Error::NotFound`] when the owner has no such workflow; [`Error::AlreadyExists`] when

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use qron::{Batch, Client, Context, Error, JobError, JobStatus, NewJob, Worker};
-use qron_tests::{Running, TestDb, count, wait_for};
+use qron_tests::{Running, TestDb, assert_empty, count, wait_for};
 use serde::{Deserialize, Serialize};
 
 #[derive(Serialize, Deserialize)]
@@ -253,14 +253,11 @@ async fn a_bad_batch_is_refused_by_field_and_writes_nothing() {
         .await
         .unwrap();
     tx.rollback().await.unwrap();
-    for table in ["qron.jobs", "qron.job_dependencies", "qron.jobs_history"] {
-        let n: i64 =
-            sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {table}")))
-                .fetch_one(&db.pool)
-                .await
-                .unwrap();
-        assert_eq!(n, 0, "{table}");
-    }
+    assert_empty(
+        &db.pool,
+        &["qron.jobs", "qron.job_dependencies", "qron.jobs_history"],
+    )
+    .await;
 }
 
 #[tokio::test]

@@ -7,7 +7,7 @@ use qron::{
     Client, Context, Error, JobError, JobStatus, NewJob, OnDependencyFailure, Worker, Workflow,
     WorkflowStatus,
 };
-use qron_tests::{Running, TestDb, count, wait_for};
+use qron_tests::{Running, TestDb, assert_empty, count, wait_for};
 use serde::{Deserialize, Serialize};
 
 #[derive(Serialize, Deserialize)]
@@ -195,19 +195,16 @@ async fn a_cycle_an_unknown_step_or_a_step_named_twice_is_refused_and_nothing_is
     bad.add_job("b", NewJob::new("wf_fetch", "@every 1 hour"))
         .after(["a"]);
     assert_eq!(crate::refused(bad.create(&c).await.unwrap_err()), "expr");
-    for table in [
-        "qron.jobs",
-        "qron.workflows",
-        "qron.workflow_jobs",
-        "qron.job_dependencies",
-    ] {
-        let n: i64 =
-            sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {table}")))
-                .fetch_one(&db.pool)
-                .await
-                .unwrap();
-        assert_eq!(n, 0, "{table}");
-    }
+    assert_empty(
+        &db.pool,
+        &[
+            "qron.jobs",
+            "qron.workflows",
+            "qron.workflow_jobs",
+            "qron.job_dependencies",
+        ],
+    )
+    .await;
 }
 
 #[tokio::test]
