@@ -394,3 +394,57 @@ async fn a_job_that_waits_or_is_waited_for_cannot_be_made_recurring() {
         .unwrap();
     assert_eq!(moved.status, JobStatus::Waiting);
 }
+
+#[tokio::test]
+async fn a_history_row_moved_to_another_day_does_not_release_its_dependents_again() {
+    let db = TestDb::new().await;
+    // One session for everything: what a statement notes stays in its session.
+    let one = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .connect_with((*db.pool.connect_options()).clone())
+        .await
+        .unwrap();
+    let c = Client::new(one.clone());
+    let later = || NewJob::new("dep_step", "@after 1 hour");
+    let a = c.create(later()).await.unwrap();
+    let x = c.create(later()).await.unwrap();
+    let d = c
+        .create(
+            later()
+                .after([a.id, x.id])
+                .on_dependency_failure(OnDependencyFailure::Run),
+        )
+        .await
+        .unwrap();
+    // A ends (cancelled): D waits for X only.
+    c.cancel(a.id).await.unwrap();
+    let waits = || async {
+        sqlx::query_as::<_, (String, i32)>(
+            "SELECT status::text, waits FROM qron.jobs WHERE id = $1",
+        )
+        .bind(d.id)
+        .fetch_one(&one)
+        .await
+        .unwrap()
+    };
+    assert_eq!(waits().await, ("waiting".to_owned(), 1));
+    // An operator moves A's history row to the day before (an insert into that day's partition,
+    // for PostgreSQL), in a session that has released dependents before, then ends another job.
+    sqlx::query("SELECT qron.history_partition_create((now() - interval '1 day')::date)")
+        .execute(&one)
+        .await
+        .unwrap();
+    sqlx::query(
+        "UPDATE qron.jobs_history SET finished_at = finished_at - interval '1 day' WHERE id = $1",
+    )
+    .bind(a.id)
+    .execute(&one)
+    .await
+    .unwrap();
+    let other = c.create(later()).await.unwrap();
+    c.cancel(other.id).await.unwrap();
+    // D still waits for X, once.
+    assert_eq!(waits().await, ("waiting".to_owned(), 1));
+    c.cancel(x.id).await.unwrap();
+    assert_eq!(waits().await, ("ready".to_owned(), 0));
+}
