@@ -44,6 +44,14 @@ pub struct Batch {
 
 /// What [`Batch::create`] made: the callback's id (the batch's, for
 /// [`Client::batch`](crate::Client::batch)) and the jobs' ids, in the order they were added.
+///
+/// ```no_run
+/// # async fn demo(client: qron::Client, batch: qron::Batch) -> qron::Result<()> {
+/// let created = batch.create(&client).await?;
+/// let first_job = created.jobs[0];
+/// let progress = client.batch(created.callback).await?;
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct BatchCreated {
@@ -56,6 +64,13 @@ pub struct BatchCreated {
 /// How the jobs of a batch (the jobs a job waits for) stand, by status: ids in order
 /// ([`Context::batch_results`](crate::Context::batch_results),
 /// [`Client::batch`](crate::Client::batch)).
+///
+/// ```no_run
+/// # async fn callback(ctx: qron::Context) -> Result<(), qron::JobError> {
+/// let r = ctx.batch_results().await?;
+/// tracing::info!(done = r.succeeded.len(), failed = r.failed.len(), of = r.total(), "batch");
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 #[non_exhaustive]
 #[cfg_attr(feature = "http", derive(async_graphql::SimpleObject))]
@@ -105,6 +120,15 @@ impl BatchResults {
 }
 
 /// A batch as it is now ([`Client::batch`](crate::Client::batch)).
+///
+/// ```no_run
+/// # async fn demo(client: qron::Client) -> qron::Result<()> {
+/// let batch = client.batch(42).await?;
+/// if batch.callback_status == qron::JobStatus::Waiting {
+///     println!("{} jobs left", batch.jobs.live.len());
+/// }
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[non_exhaustive]
 #[cfg_attr(feature = "http", derive(async_graphql::SimpleObject))]

@@ -89,6 +89,13 @@ impl StepBuilder<'_> {
 }
 
 /// What [`Workflow::create`] made: the workflow's id, and each step's job.
+///
+/// ```no_run
+/// # async fn demo(client: qron::Client, wf: qron::Workflow) -> qron::Result<()> {
+/// let created = wf.create(&client).await?;
+/// let merge = created.job("merge");
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct WorkflowCreated {
@@ -185,6 +192,14 @@ impl WorkflowStatus {
 }
 
 /// A workflow as it is now ([`Client::workflow`](crate::Client::workflow)).
+///
+/// ```no_run
+/// # async fn demo(client: qron::Client) -> qron::Result<()> {
+/// let wf = client.workflow(7).await?;
+/// let (done, total) = wf.progress();
+/// println!("{} {}: {done} of {total}", wf.name, wf.status.as_str());
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 #[non_exhaustive]
 #[cfg_attr(feature = "http", derive(async_graphql::SimpleObject))]
@@ -234,6 +249,14 @@ impl WorkflowInfo {
 
 /// A workflow in a list of them ([`Client::workflows`](crate::Client::workflows)): without its
 /// steps.
+///
+/// ```no_run
+/// # async fn demo(client: qron::Client) -> qron::Result<()> {
+/// for w in client.workflows(None, 20).await? {
+///     println!("{} {} {}", w.id, w.name, w.status.as_str());
+/// }
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[non_exhaustive]
 #[cfg_attr(feature = "http", derive(async_graphql::SimpleObject))]
@@ -249,6 +272,14 @@ pub struct WorkflowSummary {
 }
 
 /// A step of a workflow as it is now.
+///
+/// ```no_run
+/// # async fn demo(client: qron::Client) -> qron::Result<()> {
+/// for step in client.workflow(7).await?.steps {
+///     println!("{} (job {}) after {:?}: {:?}", step.step, step.job, step.after, step.status);
+/// }
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[non_exhaustive]
 #[cfg_attr(feature = "http", derive(async_graphql::SimpleObject))]
