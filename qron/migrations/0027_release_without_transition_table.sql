@@ -2,9 +2,10 @@
 -- the rows its statement inserted made PostgreSQL keep a copy of every history row of every
 -- finish, waited for or not (about 8% of plain jobs' throughput, measured). Now a row trigger
 -- that fires only for the rows of jobs others wait for (`WHEN (NEW.has_dependents)`) notes each
--- one's id and status in a table of the session's own (made, when missing, before the
--- statement's first row), and the statement trigger, at the end of the same statement, takes
--- what was noted and releases the dependents as before: in the
+-- one's id and status in a table of the session's own (made by the first such end of the
+-- session: only sessions that end jobs others wait for need PostgreSQL's `TEMPORARY`
+-- privilege, which every role has by default), and the statement trigger, at the end of the
+-- same statement, takes what was noted and releases the dependents as before: in the
 -- statement that ends their jobs, once a statement, set-based. A statement that fails takes its
 -- notes with it (they are rows of its transaction); the statement trigger empties the table
 -- before it releases, so that the release's own history rows (cancels) are released by their
@@ -12,9 +13,6 @@
 CREATE FUNCTION qron.history_ending() RETURNS trigger
 LANGUAGE plpgsql VOLATILE AS $$
 BEGIN
-    IF to_regclass('pg_temp.qron_ended') IS NULL THEN
-        CREATE TEMP TABLE qron_ended (id bigint NOT NULL, status text NOT NULL);
-    END IF;
     PERFORM set_config('qron.noting_ends', 'on', true);
     RETURN NULL;
 END
@@ -26,6 +24,9 @@ CREATE FUNCTION qron.history_ended() RETURNS trigger
 LANGUAGE plpgsql VOLATILE AS $$
 BEGIN
     IF current_setting('qron.noting_ends', true) = 'on' THEN
+        IF to_regclass('pg_temp.qron_ended') IS NULL THEN
+            CREATE TEMP TABLE qron_ended (id bigint NOT NULL, status text NOT NULL);
+        END IF;
         INSERT INTO pg_temp.qron_ended (id, status) VALUES (NEW.id, NEW.status::text);
     END IF;
     RETURN NULL;
