@@ -448,3 +448,66 @@ async fn a_history_row_moved_to_another_day_does_not_release_its_dependents_agai
     c.cancel(x.id).await.unwrap();
     assert_eq!(waits().await, ("ready".to_owned(), 0));
 }
+
+#[tokio::test]
+async fn a_role_without_the_temporary_privilege_ends_plain_jobs_and_is_told_for_waited_ones() {
+    let db = TestDb::new().await;
+    // A role of its own (roles are the cluster's: a name no other test uses), with every
+    // privilege on qron's schema but none to make temporary tables in this database.
+    let role = format!(
+        "qron_no_temp_{}",
+        db.name.replace(|c: char| !c.is_ascii_alphanumeric(), "_")
+    );
+    for statement in [
+        format!("CREATE ROLE {role} LOGIN"),
+        format!("GRANT USAGE ON SCHEMA qron TO {role}"),
+        format!("GRANT ALL ON ALL TABLES IN SCHEMA qron TO {role}"),
+        format!("GRANT ALL ON ALL SEQUENCES IN SCHEMA qron TO {role}"),
+        format!("REVOKE TEMPORARY ON DATABASE \"{}\" FROM PUBLIC", db.name),
+    ] {
+        sqlx::query(sqlx::AssertSqlSafe(statement))
+            .execute(&db.pool)
+            .await
+            .unwrap();
+    }
+    let options = (*db.pool.connect_options()).clone().username(&role);
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(2)
+        .connect_with(options)
+        .await
+        .unwrap();
+    let c = Client::new(pool.clone());
+    // A plain job ends into the history as ever.
+    let plain = c
+        .create(NewJob::new("dep_step", "@after 1 hour"))
+        .await
+        .unwrap();
+    c.cancel(plain.id).await.unwrap();
+    assert_eq!(c.get(plain.id).await.unwrap().status, JobStatus::Cancelled);
+    // A job another waits for cannot end under this role: the database says why, and nothing
+    // changes.
+    let a = c
+        .create(NewJob::new("dep_step", "@after 1 hour"))
+        .await
+        .unwrap();
+    let b = c
+        .create(NewJob::new("dep_step", "@after 0s").after([a.id]))
+        .await
+        .unwrap();
+    let refused = c.cancel(a.id).await.unwrap_err();
+    assert!(
+        refused
+            .to_string()
+            .contains("permission denied to create temporary tables"),
+        "{refused}"
+    );
+    assert_eq!(c.get(b.id).await.unwrap().status, JobStatus::Waiting);
+    assert_eq!(c.get(a.id).await.unwrap().status, JobStatus::Ready);
+    pool.close().await;
+    for statement in [format!("DROP OWNED BY {role}"), format!("DROP ROLE {role}")] {
+        sqlx::query(sqlx::AssertSqlSafe(statement))
+            .execute(&db.pool)
+            .await
+            .unwrap();
+    }
+}
