@@ -25,14 +25,16 @@ impl Client {
     /// # Ok(()) }
     /// ```
     pub async fn batch(&self, callback: i64) -> Result<BatchInfo> {
-        self.scope().check_owner()?;
-        let status = db::job_status(&self.pool, &self.owner, callback)
-            .await?
-            .and_then(|s| JobStatus::from_db(&s))
-            .ok_or_else(|| Error::NotFound {
-                what: format!("batch {callback}"),
-                owner: self.owner.to_string(),
-            })?;
+        let status = match self.get(callback).await {
+            Ok(job) => job.status,
+            Err(Error::NotFound { owner, .. }) => {
+                return Err(Error::NotFound {
+                    what: format!("batch {callback}"),
+                    owner,
+                });
+            }
+            Err(e) => return Err(e),
+        };
         let rows = db::batch_results(&self.pool, callback).await?;
         Ok(BatchInfo {
             callback,

@@ -89,25 +89,3 @@ pub(crate) async fn batch_results<'e>(
         .fetch_all(ex)
         .await
 }
-
-/// Job `$2` of owner `$1`, live or finished: its status (its latest history row's, when
-/// finished), or none.
-const JOB_STATUS: &str = "
-    SELECT status::text FROM qron.jobs WHERE id = $2 AND owner = $1
-    UNION ALL
-    (SELECT status::text FROM qron.jobs_history WHERE id = $2 AND owner = $1
-      ORDER BY finished_at DESC LIMIT 1)
-    LIMIT 1";
-
-/// A job's status (see [`JOB_STATUS`]).
-pub(crate) async fn job_status<'e>(
-    ex: impl PgExecutor<'e>,
-    owner: &str,
-    id: i64,
-) -> sqlx::Result<Option<String>> {
-    sqlx::query_scalar(sql(JOB_STATUS))
-        .bind(owner)
-        .bind(id)
-        .fetch_optional(ex)
-        .await
-}

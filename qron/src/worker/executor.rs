@@ -43,7 +43,7 @@ pub(crate) async fn run_slot(
             if !expired.is_empty() {
                 let (jobs, shared) = (std::mem::take(&mut expired), shared.clone());
                 tokio::spawn(async move {
-                    hand_back(&shared.pool, &shared.clock, &shared.metrics, jobs).await;
+                    hand_back(shared.pool(), &shared.clock, &shared.metrics, jobs).await;
                 });
             }
             // Its bytes stay held in the memory budget until it ends.
@@ -71,7 +71,7 @@ pub(crate) async fn run_slot(
             jobs = expired.len(),
             "jobs came or waited too long to start within their leases: handing them back"
         );
-        hand_back(&shared.pool, &shared.clock, &shared.metrics, expired).await;
+        hand_back(shared.pool(), &shared.clock, &shared.metrics, expired).await;
     }
 }
 
@@ -124,7 +124,7 @@ pub(crate) async fn execute(mut job: LeasedJob, exec: &ExecutorState, shared: &S
         }
         Err(Unstarted::SoftStop) => {
             tracing::debug!(parent: &span, "the worker stops before the job's run time: handed back unstarted");
-            hand_back(&shared.pool, &shared.clock, &shared.metrics, vec![job]).await;
+            hand_back(shared.pool(), &shared.clock, &shared.metrics, vec![job]).await;
         }
         Err(Unstarted::Cancelled) => {
             tracing::debug!(parent: &span, "cancelled before its run time");

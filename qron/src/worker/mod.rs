@@ -448,12 +448,11 @@ impl Worker {
 
     /// What every task of a run shares, around the run's completer.
     fn shared(&self, completer: completer::CompleterHandle) -> Arc<Shared> {
-        let pool = self.client.pool().clone();
+        let pool = self.client.pool();
         Arc::new(Shared {
             client: self.client.clone(),
-            lease_pool: lease_pool(&pool, self.executors.len()),
-            limited_pool: limited_pool(&pool, self.executors.len()),
-            pool,
+            lease_pool: lease_pool(pool, self.executors.len()),
+            limited_pool: limited_pool(pool, self.executors.len()),
             completer,
             metrics: self.metrics.clone(),
             clock: self.clock.clone(),

@@ -31,7 +31,7 @@ impl Notifier {
         let mut delay = Duration::from_millis(100);
         loop {
             let listener = async {
-                let mut l = PgListener::connect_with(&self.shared.pool).await?;
+                let mut l = PgListener::connect_with(self.shared.pool()).await?;
                 l.listen_all([
                     channel(CHANNEL),
                     channel(CANCEL_CHANNEL),
@@ -59,7 +59,7 @@ impl Notifier {
             delay = Duration::from_millis(100);
             // Jobs may have come, and pauses and limits changed, while no one listened.
             self.refresh_pauses().await;
-            refresh_limits(&self.shared.pool, &self.executors).await;
+            refresh_limits(self.shared.pool(), &self.executors).await;
             for e in self.executors.values() {
                 e.wake.notify_one();
             }
@@ -96,7 +96,7 @@ impl Notifier {
         } else if name == channel(LIMITS_CHANNEL)
             && let Some(e) = self.executors.get(payload)
         {
-            refresh_limits(&self.shared.pool, &self.executors).await;
+            refresh_limits(self.shared.pool(), &self.executors).await;
             if e.limited.load(Ordering::Relaxed) {
                 self.hand_back_buffered(e, "executor limited: handing back its buffered jobs");
             }
@@ -109,7 +109,7 @@ impl Notifier {
     /// has not started, in this worker's buffer too.
     async fn hand_back_paused(&self, e: &ExecutorState) {
         let s = &self.shared;
-        let owners = match db::executor_paused_owners(&s.pool, e.registration.executor).await {
+        let owners = match db::executor_paused_owners(s.pool(), e.registration.executor).await {
             Ok(owners) => owners,
             Err(err) => {
                 // They run, as jobs leased just before the pause do.
@@ -144,7 +144,7 @@ impl Notifier {
         );
         let s = self.shared.clone();
         s.metrics.add_buffered(-(jobs.len() as i64));
-        tokio::spawn(async move { hand_back(&s.pool, &s.clock, &s.metrics, jobs).await });
+        tokio::spawn(async move { hand_back(s.pool(), &s.clock, &s.metrics, jobs).await });
     }
 
     /// Stops job `id` if this worker has it: fires its execution's token, or drops it from a
@@ -165,7 +165,7 @@ impl Notifier {
 
     /// Reads which of this worker's executors some owner paused.
     async fn refresh_pauses(&self) {
-        refresh_pauses(&self.shared.pool, &self.executors).await;
+        refresh_pauses(self.shared.pool(), &self.executors).await;
     }
 }
 

@@ -43,7 +43,7 @@ impl Services {
             producers: JoinSet::new(),
             heartbeat_stop: CancellationToken::new(),
         };
-        let pool = &shared.pool;
+        let pool = shared.pool();
         let served: Vec<&'static str> = worker
             .executors
             .iter()
@@ -178,7 +178,7 @@ impl Services {
             self.background.shutdown().await;
         }
         // Gone from the registry of workers (a worker that dies is removed by others later).
-        match tokio::time::timeout(timeout, crate::db::worker_delete(&shared.pool, &worker.id))
+        match tokio::time::timeout(timeout, crate::db::worker_delete(shared.pool(), &worker.id))
             .await
         {
             Ok(Ok(())) => {}

@@ -63,7 +63,6 @@ pub(super) fn lease_connections(executors: usize) -> usize {
 }
 
 pub(crate) struct Shared {
-    pub(crate) pool: sqlx::PgPool,
     /// The worker's client (its pool, schema and checks), which handlers' contexts act through.
     pub(crate) client: crate::Client,
     /// The producers' own connections (see [`lease_pool`]).
@@ -100,6 +99,11 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    /// The worker's pool (its client's).
+    pub(crate) fn pool(&self) -> &sqlx::PgPool {
+        self.client.pool()
+    }
+
     /// What a worker's services share, for tests that drive one service by hand: the default
     /// settings, a running completer, and the host's clock synced to the database's.
     #[cfg(test)]
@@ -118,7 +122,6 @@ impl Shared {
             client: crate::Client::new(pool.clone()),
             lease_pool: lease_pool(&pool, 1),
             limited_pool: limited_pool(&pool, 1),
-            pool,
             completer,
             metrics,
             clock,

@@ -87,11 +87,22 @@ pub(crate) async fn one(
     Form(fields): Form<Fields>,
 ) -> Answer {
     let view = allowed(view, &parts, &fields)?;
-    Ok(match apply(&view.client, id, &action).await {
-        Ok(_) if action == "delete" => Redirect::to(&view.link("/jobs")).into_response(),
-        Ok(_) => Redirect::to(&view.link(&format!("/jobs/{id}"))).into_response(),
+    let done = apply(&view.client, id, &action).await.map(drop);
+    let back = if action == "delete" {
+        "/jobs".to_owned()
+    } else {
+        format!("/jobs/{id}")
+    };
+    Ok(back_to(&view, &back, done))
+}
+
+/// What an action answers once done: back to `path` under the dashboard, or the page saying
+/// why it was refused.
+pub(super) fn back_to(view: &View, path: &str, done: crate::Result<()>) -> Response {
+    match done {
+        Ok(()) => Redirect::to(&view.link(path)).into_response(),
         Err(e) => refuse(status_of(&e), &message_of(&e)),
-    })
+    }
 }
 
 /// `POST /jobs-selected`: one action on every selected job; a page says how each went.
@@ -168,8 +179,5 @@ pub(crate) async fn executor(
             .map(|_| ()),
         _ => return Err(Refusal(StatusCode::NOT_FOUND, "no such action".into())),
     };
-    Ok(match done {
-        Ok(()) => Redirect::to(&view.link("/")).into_response(),
-        Err(e) => refuse(status_of(&e), &message_of(&e)),
-    })
+    Ok(back_to(&view, "/", done))
 }

@@ -8,13 +8,13 @@ use axum::Form;
 use axum::extract::{Path, Query};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::Response;
 use maud::{Markup, html};
 use serde::Deserialize;
 
-use super::actions::{Answer, Fields, allowed, message_of, status_of};
+use super::actions::{Answer, Fields, allowed, back_to, message_of, status_of};
 use super::layout::{self, action_button};
-use super::{View, refuse};
+use super::{Refusal, View, refuse};
 use crate::{JobStatus, WorkflowInfo, WorkflowStatus, WorkflowStep};
 
 /// Workflows per page of the list.
@@ -160,12 +160,9 @@ pub(crate) async fn action(
     let done = match action.as_str() {
         "cancel" => view.client.cancel_workflow(id).await.map(drop),
         "retry" => view.client.retry_workflow(id).await.map(drop),
-        _ => return Ok(refuse(StatusCode::NOT_FOUND, "no such action")),
+        _ => return Err(Refusal(StatusCode::NOT_FOUND, "no such action".into())),
     };
-    Ok(match done {
-        Ok(()) => Redirect::to(&view.link(&format!("/workflows/{id}"))).into_response(),
-        Err(e) => refuse(status_of(&e), &message_of(&e)),
-    })
+    Ok(back_to(&view, &format!("/workflows/{id}"), done))
 }
 
 /// How many steps are in each status, in the order statuses are listed (deleted last).

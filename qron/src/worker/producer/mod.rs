@@ -209,7 +209,7 @@ impl Producer {
             .collect();
         self.shared.metrics.add_buffered(-(left.len() as i64));
         let s = &self.shared;
-        super::buffer::hand_back(&s.pool, &s.clock, &s.metrics, left).await;
+        super::buffer::hand_back(s.pool(), &s.clock, &s.metrics, left).await;
     }
 
     /// One round, awaited in place: starts buffered jobs in free slots, leases what
@@ -391,7 +391,7 @@ impl Producer {
             // was not told of yet (the unlimited lease takes none of its jobs then).
             let found_limits = !limited
                 && matches!(idle_for, Some((Duration::ZERO, _)))
-                && db::executor_limits_get(&shared.pool, Some(&[executor]))
+                && db::executor_limits_get(shared.pool(), Some(&[executor]))
                     .await
                     .is_ok_and(|l| !l.is_empty());
             Landed {
