@@ -103,7 +103,10 @@ const EXECUTOR_LIMITS_GET: &str = "
     SELECT l.executor, l.concurrency, l.partition_by, l.partition_field,
            l.partition_concurrency, l.rate_limit, l.rate_period_ms, l.rate_burst,
            l.rate_partition_by, l.rate_partition_field,
-           (SELECT count(*) FROM qron.jobs j
+           -- places, as `qron.limit_taken` counts them (a job and its successor hold one)
+           (SELECT count(*) FILTER (WHERE j.place IS NULL)
+           + count(DISTINCT j.place) FILTER (WHERE j.place IS NOT NULL)
+              FROM qron.jobs j
              WHERE j.executor = l.executor AND j.limit_key IS NOT NULL
                AND j.lease_expires_at IS NOT NULL AND j.lease_expires_at > now()) AS taken,
            -- the rate buckets with no start left now (see `JOB_LEASE_LIMITED`)

@@ -40,6 +40,9 @@ pub(crate) struct LeasedJob {
     /// Other jobs wait for it (see `migrations/0023_dependencies.sql`): its end is written at
     /// once, and kept in the history.
     pub has_dependents: bool,
+    /// Leased as the successor of this running job of the worker's (see
+    /// `migrations/0028_places.sql`): it takes that job's place, in its slot, when it ends.
+    pub successor_of: Option<i64>,
 }
 
 impl LeasedJob {
@@ -74,6 +77,7 @@ impl LeasedJob {
             turn: 1,
             weight: 1,
             has_dependents: false,
+            successor_of: None,
         }
     }
 
@@ -87,7 +91,7 @@ impl LeasedJob {
 /// The lease's `RETURNING` list, by name, in order: [`LeasedJob`] is decoded by these
 /// positions (a lease returns up to a batch of rows, and looking each column up by name was a
 /// noticeable part of a worker's time). A test checks that the statement's list is this one.
-const LEASED_COLUMNS: [&str; 22] = [
+const LEASED_COLUMNS: [&str; 23] = [
     "id",
     "owner",
     "name",
@@ -110,6 +114,7 @@ const LEASED_COLUMNS: [&str; 22] = [
     "turn",
     "weight",
     "has_dependents",
+    "successor_of",
 ];
 
 /// The position of `column` in [`LEASED_COLUMNS`] (evaluated at compile time: a name not in
@@ -170,6 +175,7 @@ impl<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> for LeasedJob {
                 .try_get_unchecked::<Option<i32>, _>(const { leased("weight") })?
                 .unwrap_or(1),
             has_dependents: row.try_get_unchecked(const { leased("has_dependents") })?,
+            successor_of: row.try_get_unchecked(const { leased("successor_of") })?,
         })
     }
 }

@@ -205,7 +205,7 @@ mod tests {
             .unwrap();
         assert_eq!(
             by_owner(
-                &job_lease_limited(db.pool(), &lease(20), false)
+                &job_lease_limited(db.pool(), &lease(20), false, &[])
                     .await
                     .unwrap()
             ),

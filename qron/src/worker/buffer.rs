@@ -7,8 +7,8 @@
 //! start within [`PREFETCH_HORIZON`] at the recent pace, and never more than the `prefetch`
 //! setting; so slow jobs are not hoarded by one worker while others sit idle.
 
-use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -92,70 +92,213 @@ impl StartCheck {
     }
 }
 
-/// Jobs of one executor leased and not yet started, oldest first.
+/// Jobs of one executor leased and not yet started, oldest first; and under a limit per key,
+/// the running jobs that hold places, each with the successor leased to take its place (see
+/// `migrations/0028_places.sql`).
 #[derive(Debug)]
 pub(crate) struct Buffer {
-    jobs: Mutex<VecDeque<Buffered>>,
+    inner: Mutex<Inner>,
     /// The most jobs it holds (the worker's `prefetch` setting).
     limit: usize,
     /// Moving average of how long a job holds a slot, in nanoseconds; 0 until one has finished.
     pace_ns: AtomicU64,
+    /// Places freed since the last lease: jobs that ended with no successor to pass theirs to.
+    freed: AtomicUsize,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    jobs: VecDeque<Buffered>,
+    /// Running jobs that hold places, by id.
+    places: HashMap<i64, Place>,
+}
+
+/// A running job's place.
+#[derive(Debug)]
+struct Place {
+    token: i64,
+    /// Whether a lease was asked for its successor (once a job: a key with no due job left
+    /// is not asked for again and again).
+    asked: bool,
+    /// Whether that lease came back without one: the place is freed when the job ends.
+    none_came: bool,
+    successor: Option<Buffered>,
+}
+
+impl Inner {
+    /// Every successor, out of its place.
+    fn successors(&mut self) -> impl Iterator<Item = Buffered> + '_ {
+        self.places.values_mut().filter_map(|p| p.successor.take())
+    }
 }
 
 impl Buffer {
     pub(crate) fn new(limit: usize) -> Self {
         Self {
-            jobs: Mutex::new(VecDeque::new()),
+            inner: Mutex::new(Inner::default()),
             limit,
             pace_ns: AtomicU64::new(0),
+            freed: AtomicUsize::new(0),
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<Buffered>> {
-        self.jobs
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// The jobs waiting for a free slot (successors wait for their places' slots instead).
     pub(crate) fn len(&self) -> usize {
-        self.lock().len()
+        self.lock().jobs.len()
     }
 
     /// Takes in leased jobs, holding their bytes in `budget`, each to start by what `check`
-    /// says.
+    /// says: a successor in the place of the job it follows, if that one still runs; every
+    /// other job in the queue for a free slot.
     pub(crate) fn push(&self, jobs: Vec<LeasedJob>, budget: &Arc<Budget>, check: &StartCheck) {
-        self.lock().extend(jobs.into_iter().map(|job| Buffered {
-            held: budget.hold(job.bytes()),
-            start_by: check.start_by(&job),
-            job,
-        }));
+        let mut inner = self.lock();
+        for job in jobs {
+            let b = Buffered {
+                held: budget.hold(job.bytes()),
+                start_by: check.start_by(&job),
+                job,
+            };
+            let place = b
+                .job
+                .successor_of
+                .and_then(|holder| inner.places.get_mut(&holder))
+                .filter(|p| p.successor.is_none());
+            match place {
+                Some(place) => place.successor = Some(b),
+                None => inner.jobs.push_back(b),
+            }
+        }
     }
 
     /// The oldest job and how many are left.
     pub(crate) fn pop(&self) -> Option<(Buffered, usize)> {
-        let mut jobs = self.lock();
-        jobs.pop_front().map(|b| (b, jobs.len()))
+        let mut inner = self.lock();
+        inner.jobs.pop_front().map(|b| (b, inner.jobs.len()))
     }
 
-    /// Every job held, emptying the buffer.
+    /// Every job held, emptying the buffer (successors included).
     pub(crate) fn take_all(&self) -> Vec<Buffered> {
-        self.lock().drain(..).collect()
+        let mut inner = self.lock();
+        let mut all: Vec<Buffered> = inner.jobs.drain(..).collect();
+        all.extend(inner.successors());
+        all
     }
 
-    /// Takes out the jobs `which` picks, in order.
+    /// Takes out the jobs `which` picks, in order (successors included).
     pub(crate) fn take_where(&self, which: impl Fn(&LeasedJob) -> bool) -> Vec<LeasedJob> {
-        let mut jobs = self.lock();
+        let mut inner = self.lock();
         let (taken, kept): (VecDeque<Buffered>, VecDeque<Buffered>) =
-            jobs.drain(..).partition(|b| which(&b.job));
-        *jobs = kept;
-        taken.into_iter().map(|b| b.job).collect()
+            inner.jobs.drain(..).partition(|b| which(&b.job));
+        inner.jobs = kept;
+        let mut taken: Vec<LeasedJob> = taken.into_iter().map(|b| b.job).collect();
+        for place in inner.places.values_mut() {
+            if place.successor.as_ref().is_some_and(|b| which(&b.job))
+                && let Some(b) = place.successor.take()
+            {
+                taken.push(b.job);
+            }
+        }
+        taken
     }
 
     /// Takes job `id` out, if it is held (it was cancelled before it started).
     pub(crate) fn remove(&self, id: i64) -> Option<LeasedJob> {
-        let mut jobs = self.lock();
-        let at = jobs.iter().position(|b| b.job.id == id)?;
-        jobs.remove(at).map(|b| b.job)
+        let mut inner = self.lock();
+        if let Some(at) = inner.jobs.iter().position(|b| b.job.id == id) {
+            return inner.jobs.remove(at).map(|b| b.job);
+        }
+        inner
+            .places
+            .values_mut()
+            .find(|p| p.successor.as_ref().is_some_and(|b| b.job.id == id))
+            .and_then(|p| p.successor.take())
+            .map(|b| b.job)
+    }
+
+    /// Job `id`, under lease `token`, starts in a place of its executor's limit.
+    pub(crate) fn hold_place(&self, id: i64, token: i64) {
+        self.lock().places.entry(id).or_insert(Place {
+            token,
+            asked: false,
+            none_came: false,
+            successor: None,
+        });
+    }
+
+    /// Job `id` ended: its place's successor, if one came, which holds the place from now on.
+    /// A place never asked for a successor is counted as freed (one asked for goes to the
+    /// successor on its way, or its key had no due job).
+    pub(crate) fn end_place(&self, id: i64) -> Option<Buffered> {
+        let mut inner = self.lock();
+        let place = inner.places.remove(&id)?;
+        let Some(next) = place.successor else {
+            if !place.asked || place.none_came {
+                self.freed.fetch_add(1, Ordering::Relaxed);
+            }
+            return None;
+        };
+        inner.places.insert(
+            next.job.id,
+            Place {
+                token: next.job.lease_token,
+                asked: false,
+                none_came: false,
+                successor: None,
+            },
+        );
+        Some(next)
+    }
+
+    /// A lease asked for successors of `holders` came back: those it brought none for free
+    /// their places when they end, or now if they have ended.
+    pub(crate) fn answered(&self, holders: &[(i64, i64)], successors: &[LeasedJob]) {
+        let came: std::collections::HashSet<i64> =
+            successors.iter().filter_map(|j| j.successor_of).collect();
+        let mut inner = self.lock();
+        for (id, _) in holders.iter().filter(|(id, _)| !came.contains(id)) {
+            match inner.places.get_mut(id) {
+                Some(place) => place.none_came = true,
+                None => {
+                    self.freed.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+
+    /// The places freed since the last call (see [`Buffer::end_place`]).
+    pub(crate) fn take_freed(&self) -> usize {
+        self.freed.swap(0, Ordering::Relaxed)
+    }
+
+    /// The places freed since [`Buffer::take_freed`] was last called.
+    pub(crate) fn freed(&self) -> usize {
+        self.freed.load(Ordering::Relaxed)
+    }
+
+    /// Whether some running job holds a place.
+    pub(crate) fn holds_places(&self) -> bool {
+        !self.lock().places.is_empty()
+    }
+
+    /// The running jobs (id, lease token) whose places have no successor and were not asked
+    /// for one yet; each is marked asked.
+    pub(crate) fn holders(&self) -> Vec<(i64, i64)> {
+        let mut inner = self.lock();
+        inner
+            .places
+            .iter_mut()
+            .filter(|(_, p)| !p.asked && p.successor.is_none())
+            .map(|(id, p)| {
+                p.asked = true;
+                (*id, p.token)
+            })
+            .collect()
     }
 
     /// Records that a job held its slot for `took`.

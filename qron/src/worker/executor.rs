@@ -36,8 +36,15 @@ pub(crate) async fn run_slot(
     let mut expired = Vec::new();
     while let Some(b) = next.take() {
         let started = Instant::now();
+        let id = b.job.id;
         if b.start_by.is_none_or(|by| started > by) {
             expired.push(b.job);
+            // A successor that came for it goes the same way (checked in its turn).
+            if let Some(s) = exec.buffer.end_place(id) {
+                shared.metrics.add_buffered(-1);
+                next = Some(s);
+                continue;
+            }
         } else {
             // Handed back now, not when the slot idles: their leases could run out first.
             if !expired.is_empty() {
@@ -48,9 +55,23 @@ pub(crate) async fn run_slot(
             }
             // Its bytes stay held in the memory budget until it ends.
             let Buffered { job, held, .. } = b;
+            if exec.counts_places() {
+                exec.buffer.hold_place(id, job.lease_token);
+            }
             execute(job, &exec, &shared).await;
             drop(held);
             exec.buffer.record(started.elapsed());
+            // Its successor takes its place in this slot at once (see
+            // `migrations/0028_places.sql`); its own outcome went to the next lease.
+            if let Some(s) = exec.buffer.end_place(id) {
+                shared.metrics.add_buffered(-1);
+                if shared.soft.is_cancelled() {
+                    expired.push(s.job);
+                } else {
+                    next = Some(s);
+                    continue;
+                }
+            }
         }
         if shared.soft.is_cancelled() {
             break;

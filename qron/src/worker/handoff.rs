@@ -19,12 +19,13 @@ pub(super) async fn hand_over(
     lease: &db::Lease<'_>,
     outcomes: Vec<Outcome>,
     in_lane: bool,
+    holders: &[(i64, i64)],
 ) -> sqlx::Result<Vec<LeasedJob>> {
     if outcomes.is_empty() {
-        return db::job_lease_limited(&shared.limited_pool, lease, in_lane).await;
+        return db::job_lease_limited(&shared.limited_pool, lease, in_lane, holders).await;
     }
     if let Some(kept) = one_finish_kind(&outcomes) {
-        return in_one_statement(shared, lease, kept, outcomes).await;
+        return in_one_statement(shared, lease, kept, outcomes, holders).await;
     }
     let attempt = async {
         let mut tx = shared.limited_pool.begin().await?;
@@ -32,7 +33,7 @@ pub(super) async fn hand_over(
         let scratch = crate::metrics::Metrics::default();
         let now = shared.clock.now();
         let applied = crate::completer::write_in(&mut tx, outcomes.clone(), now, &scratch).await?;
-        let jobs = db::job_lease_limited(&mut *tx, lease, false).await?;
+        let jobs = db::job_lease_limited(&mut *tx, lease, false, holders).await?;
         tx.commit().await?;
         Ok((applied, jobs))
     };
@@ -75,6 +76,7 @@ async fn in_one_statement(
     lease: &db::Lease<'_>,
     kept: bool,
     outcomes: Vec<Outcome>,
+    holders: &[(i64, i64)],
 ) -> sqlx::Result<Vec<LeasedJob>> {
     let finishes: Vec<&crate::db::Finish> = outcomes
         .iter()
@@ -83,7 +85,7 @@ async fn in_one_statement(
             Outcome::Complete(_) => None,
         })
         .collect();
-    match db::job_hand_over(&shared.limited_pool, lease, kept, &finishes).await {
+    match db::job_hand_over(&shared.limited_pool, lease, kept, &finishes, holders).await {
         Ok((jobs, moved)) => {
             let moved: std::collections::HashSet<(i64, i64)> = moved.into_iter().collect();
             let mut live = Vec::new();

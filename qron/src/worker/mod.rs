@@ -133,6 +133,12 @@ impl ExecutorState {
             && self.bound.load(Ordering::Relaxed)
     }
 
+    /// Whether the executor's jobs hold counted places (a concurrency limit, in all or per
+    /// key): each running job's place may pass to a successor (see `Buffer::hold_place`).
+    pub(crate) fn counts_places(&self) -> bool {
+        self.limited.load(Ordering::Relaxed) && self.counted.load(Ordering::Relaxed)
+    }
+
     /// The time a rate limit's bucket takes to refill a burst, if the executor has a rate
     /// limit.
     pub(crate) fn rate_refill(&self) -> Option<Duration> {

@@ -59,9 +59,11 @@ impl Samples {
     }
 }
 
-/// Samples the leased rows of `fault` every 10 ms, from the first lease until every job has
-/// finished (at most `limit`); the leased rows are every job a worker holds, running or about
-/// to start. `waiting` selects the partition keys of the due jobs waiting.
+/// Samples the places the leased rows of `fault` hold every 10 ms, from the first lease until
+/// every job has finished (at most `limit`); the leased rows are every job a worker holds,
+/// running or about to start, and a running job and the successor leased to take its place
+/// when it ends hold one place (see `migrations/0028_places.sql`). `waiting` selects the
+/// partition keys of the due jobs waiting.
 async fn sample_until_drained(
     pool: &sqlx::PgPool,
     waiting: &'static str,
@@ -73,7 +75,10 @@ async fn sample_until_drained(
     loop {
         tick.tick().await;
         let rows: Vec<(String, i64)> = sqlx::query_as(
-            "SELECT COALESCE(limit_key, '<unlimited>'), count(*) FROM qron.jobs
+            "SELECT COALESCE(limit_key, '<unlimited>'),
+                    count(*) FILTER (WHERE place IS NULL)
+                    + count(DISTINCT place) FILTER (WHERE place IS NOT NULL)
+               FROM qron.jobs
               WHERE executor = 'fault' AND lease_expires_at IS NOT NULL
               GROUP BY limit_key",
         )
@@ -124,6 +129,27 @@ async fn place_use(pool: &sqlx::PgPool) -> String {
         "lease to start {to_start:.2} ms, start to outcome beyond the sleep {past_sleep:.2} ms, \
          {span:.1} s from the first lease to the last outcome, {held:.1} s of leases held"
     )
+}
+
+/// The most handlers of one customer that ran at once, from the handlers' own records: each
+/// execution ran at least from its record (written once its handler started) for its sleep,
+/// so an overlap of these spans is an overlap of handlers.
+async fn most_handlers_of_one_customer(pool: &sqlx::PgPool) -> i64 {
+    sqlx::query_scalar(
+        "WITH spans AS (
+             SELECT h.payload ->> 'customer' AS customer, e.started_at AS at, 1 AS step
+               FROM public.executions e JOIN qron.jobs_history h ON h.id = e.job_id
+             UNION ALL
+             SELECT h.payload ->> 'customer', e.started_at
+                        + make_interval(secs => (h.payload ->> 'sleep_ms')::float8 / 1000), -1
+               FROM public.executions e JOIN qron.jobs_history h ON h.id = e.job_id)
+         SELECT COALESCE(max(running), 0) FROM (
+             SELECT sum(step) OVER (PARTITION BY customer ORDER BY at, step) AS running
+               FROM spans) r",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap()
 }
 
 /// `n` due `fault` jobs of 1–20 ms, each with a `customer` among `customers`.
@@ -192,14 +218,20 @@ async fn a_per_key_limit_holds_for_every_key_and_is_used_while_work_waits() {
     fleet.stop();
     let report = Report::of(&db.pool, &ids).await;
     let used = samples.used_while_waiting(2);
+    let handlers = most_handlers_of_one_customer(&db.pool).await;
     eprintln!(
         "limits: {} jobs under a limit of 2 per customer (50) in 4 workers; {} samples, most \
-         of one key {}, {:.1}% of the places used while work waited; {}",
+         places of one key {}, most handlers of one key at once {handlers}, {:.1}% of the \
+         places used while work waited; {}",
         ids.len(),
         samples.taken.len(),
         samples.most_of_one_key(),
         used * 100.0,
         place_use(&db.pool).await
+    );
+    assert!(
+        handlers <= 2,
+        "{handlers} handlers of one customer ran at once"
     );
     assert!(finished, "not every job finished: {report:?}");
     report.assert_each_job_once_except_killed(&Default::default());

@@ -194,13 +194,15 @@ async fn per_key_capacity(jobs: u64) -> Res<Vec<Figure>> {
     ])
 }
 
-/// The places the sleeping jobs hold, on average over samples every 10 ms taken while some of
-/// them wait, until none is left.
+/// The places the sleeping jobs hold (a running job and its successor hold one), on average
+/// over samples every 10 ms taken while some of them wait, until none is left.
 async fn held_while_waiting(pool: sqlx::PgPool) -> Res<f64> {
     let (mut sum, mut samples) = (0i64, 0i64);
     loop {
         let (held, waiting): (i64, bool) = sqlx::query_as(
-            "SELECT (SELECT count(*) FROM qron.jobs
+            "SELECT (SELECT count(*) FILTER (WHERE place IS NULL)
+                            + count(DISTINCT place) FILTER (WHERE place IS NOT NULL)
+                       FROM qron.jobs
                       WHERE executor = 'bench_sleep' AND limit_key IS NOT NULL
                         AND lease_expires_at > now()),
                     EXISTS (SELECT 1 FROM qron.jobs

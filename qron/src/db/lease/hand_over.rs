@@ -3,7 +3,7 @@
 //! are taken in the same commit, with one round trip and the limit lock held for the statement
 //! alone.
 
-use super::limited::lease_limited;
+use super::limited::{bind_holders, lease_limited};
 use super::{Lease, LeasedJob, lease_query};
 use crate::db::{
     Finish, finish_rows, history_columns, leases_only, leaves_depended_on, succeeded_history,
@@ -24,14 +24,14 @@ macro_rules! handed_over {
     };
 }
 
-/// Plain successes moved to the history (as `FINISH_SUCCEEDED`: leases in `$17`–`$19`, ended
+/// Plain successes moved to the history (as `FINISH_SUCCEEDED`: leases in `$19`–`$21`, ended
 /// at the lease's time `$2`), then [`JOB_LEASE_LIMITED`](super::limited), which takes the
 /// limit lock once they are done and counts the places as they left them.
 const HAND_OVER_SUCCEEDED: &str = lease_limited!(
     finished: concat!(
         "
     ",
-        finish_rows!(ids: "$17", leases: leases_only!("$17", "$18", "$19"), returned: "j.*"),
+        finish_rows!(ids: "$19", leases: leases_only!("$19", "$20", "$21"), returned: "j.*"),
         ",",
         succeeded_history!("$2"),
         ","
@@ -46,8 +46,8 @@ const HAND_OVER_DELETED: &str = lease_limited!(
         "
     ",
         finish_rows!(
-            ids: "$17",
-            leases: leases_only!("$17", "$18", "$19"),
+            ids: "$19",
+            leases: leases_only!("$19", "$20", "$21"),
             returned: "j.id, j.lease_token",
             also: leaves_depended_on!()
         ),
@@ -90,14 +90,14 @@ pub(crate) async fn job_hand_over<'e>(
     p: &Lease<'_>,
     kept: bool,
     finishes: &[&Finish],
+    holders: &[(i64, i64)],
 ) -> sqlx::Result<(Vec<LeasedJob>, Vec<(i64, i64)>)> {
     let text = if kept {
         HAND_OVER_SUCCEEDED
     } else {
         HAND_OVER_DELETED
     };
-    let rows: Vec<HandedOver> = lease_query(text, p)
-        .bind(false)
+    let rows: Vec<HandedOver> = bind_holders(lease_query(text, p).bind(false), holders)
         .bind(finishes.iter().map(|f| f.id).collect::<Vec<_>>())
         .bind(finishes.iter().map(|f| f.token).collect::<Vec<_>>())
         .bind(finishes.iter().map(|f| f.lease_run_at).collect::<Vec<_>>())
@@ -153,7 +153,7 @@ mod tests {
             .await
             .unwrap();
         let lease = || Lease::due("hand", "test", 10, Utc::now(), Duration::from_secs(30));
-        let first = super::super::job_lease_limited(db.pool(), &lease(), false)
+        let first = super::super::job_lease_limited(db.pool(), &lease(), false, &[])
             .await
             .unwrap();
         assert_eq!(first.len(), 2, "one a key");
@@ -170,10 +170,15 @@ mod tests {
             success(&first[0], History::default()),
             success(&first[1], History::default()),
         ];
-        let (jobs, moved) =
-            job_hand_over(db.pool(), &lease(), true, &ends.iter().collect::<Vec<_>>())
-                .await
-                .unwrap();
+        let (jobs, moved) = job_hand_over(
+            db.pool(),
+            &lease(),
+            true,
+            &ends.iter().collect::<Vec<_>>(),
+            &[],
+        )
+        .await
+        .unwrap();
         assert_eq!(moved, [(first[0].id, first[0].lease_token)]);
         assert_eq!(jobs.len(), 1);
         assert_eq!(
@@ -193,10 +198,15 @@ mod tests {
             .await
             .unwrap();
         let ends = [success(&jobs[0], History::Failed)];
-        let (none, moved) =
-            job_hand_over(db.pool(), &lease(), false, &ends.iter().collect::<Vec<_>>())
-                .await
-                .unwrap();
+        let (none, moved) = job_hand_over(
+            db.pool(),
+            &lease(),
+            false,
+            &ends.iter().collect::<Vec<_>>(),
+            &[],
+        )
+        .await
+        .unwrap();
         assert!(none.is_empty(), "the stale job still holds the one place");
         assert_eq!(moved, [(jobs[0].id, jobs[0].lease_token)]);
         let history: i64 = sqlx::query_scalar(sql("SELECT count(*) FROM qron.jobs_history"))
@@ -219,7 +229,7 @@ mod tests {
             token: first[1].lease_token + 1,
             ..success(&first[1], History::default())
         };
-        let (many, moved) = job_hand_over(db.pool(), &lease(), true, &[&stale])
+        let (many, moved) = job_hand_over(db.pool(), &lease(), true, &[&stale], &[])
             .await
             .unwrap();
         assert_eq!(many.len(), 3);

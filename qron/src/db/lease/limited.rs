@@ -93,6 +93,48 @@ macro_rules! lease_limited {
                                  + 1e-9))::bigint AS allowed
           FROM lim l, qron.rate_spent($1, $2, (SELECT locked FROM locked)) b
          WHERE l.rate_limit IS NOT NULL),
+    -- successors (see `migrations/0028_places.sql`): of the worker's running jobs named in
+    -- `$17` (their lease tokens in `$18`), those whose lease still holds a place, read as
+    -- committed once the lock is held; under a limit per key with neither a rate limit nor a
+    -- cap of their owner's, of a key not over its limit (a limit just lowered ends places
+    -- rather than passing them on), and of an owner who did not pause the executor
+    holders AS MATERIALIZED (
+        SELECT h.id, h.place, h.owner, h.key,
+               row_number() OVER (PARTITION BY h.owner, h.key ORDER BY h.id) AS nth
+          FROM lim l
+          CROSS JOIN qron.places_held($1, $2, $17, $18, (SELECT locked FROM locked)) h
+          LEFT JOIN taken t ON t.key = h.key
+         WHERE l.partition_by IS NOT NULL AND l.rate_limit IS NULL
+           AND COALESCE(t.n, 0) <= l.partition_concurrency
+           AND (l.concurrency IS NULL
+                OR (SELECT COALESCE(sum(n), 0) FROM taken) <= l.concurrency)
+           AND NOT EXISTS (SELECT 1 FROM qron.owner_limits oc
+                            WHERE oc.executor = $1 AND oc.owner = h.owner)
+           AND (NOT $15 OR NOT EXISTS (SELECT 1 FROM qron.executor_pauses p
+                                        WHERE p.executor = $1 AND p.owner = h.owner))),
+    -- each holder's successor: the oldest due jobs of its owner and key, one a holder; one
+    -- scan of each owner's queue in lease order for all its holders' keys (twice as many
+    -- jobs as holders locked at most, the keys repeating among them), then ranked by key
+    successors AS MATERIALIZED (
+        SELECT c.id, h.id AS holder, h.place
+          FROM (SELECT owner, count(*) AS n, array_agg(DISTINCT key) AS keys
+                  FROM holders GROUP BY owner) ho
+          CROSS JOIN lim l
+          CROSS JOIN LATERAL (
+               SELECT x.id, x.key, row_number() OVER (PARTITION BY x.key ORDER BY x.nth) AS nth
+                 FROM (SELECT y.*, row_number() OVER () AS nth FROM (
+                   SELECT q.id,
+                          CASE l.partition_by WHEN 'owner' THEN q.owner
+                               ELSE COALESCE(q.payload ->> l.partition_field, '') END AS key
+                     FROM qron.jobs q
+                    WHERE q.status = 'ready' AND NOT q.scheduled AND q.executor = $1
+                      AND q.owner COLLATE \"C\" = ho.owner AND q.run_at <= $6
+                      AND (l.partition_by = 'owner'
+                           OR COALESCE(q.payload ->> l.partition_field, '') = ANY(ho.keys))
+                    ORDER BY q.lease_at, q.id
+                    LIMIT ho.n * 2
+                      FOR UPDATE SKIP LOCKED) y) x) c
+          JOIN holders h ON h.owner = ho.owner AND h.key = c.key AND h.nth = c.nth),
     room AS (
         SELECT GREATEST(0, LEAST($3, l.concurrency - (SELECT COALESCE(sum(n), 0) FROM taken)
                                      -- in a lane: the most the 7 other lanes' leases may take
@@ -156,6 +198,8 @@ macro_rules! lease_limited {
                     WHERE q.status = 'ready' AND NOT q.scheduled AND q.executor = $1
                       AND q.owner COLLATE \"C\" = o.owner AND q.run_at <= $6
                       AND (q.lease_at, q.id) > (o.after_at, o.after_id)
+                      -- not a successor taken above (the statement's own locks skip none)
+                      AND q.id NOT IN (SELECT s.id FROM successors s)
                       -- partitioned by a payload field: not the jobs of a key at its limit
                       -- (filtered before they are locked; a hashed look-up a row)
                       AND (l.partition_by IS DISTINCT FROM 'field'
@@ -207,14 +251,21 @@ macro_rules! lease_limited {
            limit_key = CASE (SELECT partition_by FROM lim) WHEN 'owner' THEN j.owner
                             WHEN 'field'
                             THEN COALESCE(j.payload ->> (SELECT partition_field FROM lim), '')
-                            ELSE '' END
+                            ELSE '' END,
+           -- under a limit per key, a successor's place is its holder's, any other job's a
+           -- new one; without a partition, none (each job counts as one)
+           place = CASE WHEN (SELECT partition_by FROM lim) IS NOT NULL
+                        THEN COALESCE((SELECT s.place FROM successors s WHERE s.id = j.id),
+                                      nextval('qron.places')) END
      WHERE j.id = ANY(ARRAY(
            SELECT id FROM kept
             -- within the executor's room, and the worker's memory budget (as `JOB_LEASE`)
             WHERE nth <= (SELECT jobs FROM room)
-              AND ($12::bigint IS NULL OR upto <= $12 OR (nth = 1 AND $13))))
+              AND ($12::bigint IS NULL OR upto <= $12 OR (nth = 1 AND $13))
+           UNION ALL
+           SELECT id FROM successors))
 ",
-    lease_returning!(),
+    lease_returning!("(SELECT s.holder FROM successors s WHERE s.id = j.id)"),
     ",
            -- the job's rate bucket
            CASE (SELECT rate_partition_by FROM lim) WHEN 'owner' THEN j.owner
@@ -256,15 +307,29 @@ pub(crate) const LANE_MOST: usize = 1000;
 /// from leases that held the other lanes then. Near the limit a lane's lease takes little or
 /// nothing, and the worker's next lease goes alone (a lease short of what it asked: see
 /// `Producer::landed`). Without a lane free, or under other limits, the lease goes alone.
+///
+/// `holders`: the worker's running jobs (id, lease token) that may pass their places on (see
+/// `migrations/0028_places.sql`); each that still holds its place under a limit per key gets
+/// a successor if its owner and key have a due job, returned with
+/// [`LeasedJob::successor_of`] naming it.
 pub(crate) async fn job_lease_limited<'e>(
     ex: impl PgExecutor<'e>,
     p: &Lease<'_>,
     in_lane: bool,
+    holders: &[(i64, i64)],
 ) -> sqlx::Result<Vec<LeasedJob>> {
-    lease_query(JOB_LEASE_LIMITED, p)
-        .bind(in_lane)
+    bind_holders(lease_query(JOB_LEASE_LIMITED, p).bind(in_lane), holders)
         .fetch_all(ex)
         .await
+}
+
+/// Binds `holders` (see [`job_lease_limited`]) as `$17` and `$18`.
+pub(super) fn bind_holders<'q, O>(
+    q: sqlx::query::QueryAs<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments>,
+    holders: &[(i64, i64)],
+) -> sqlx::query::QueryAs<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments> {
+    q.bind(holders.iter().map(|h| h.0).collect::<Vec<_>>())
+        .bind(holders.iter().map(|h| h.1).collect::<Vec<_>>())
 }
 
 /// Leases with whichever statement the executor needs: [`job_lease_limited`] when `limited`.
@@ -274,7 +339,7 @@ pub(crate) async fn job_lease_as(
     limited: bool,
 ) -> sqlx::Result<Vec<LeasedJob>> {
     if limited {
-        job_lease_limited(pool, p, false).await
+        job_lease_limited(pool, p, false, &[]).await
     } else {
         job_lease(pool, p).await
     }
@@ -323,12 +388,12 @@ mod tests {
             .set_executor_limits("lim", ExecutorLimits::new().concurrency(3))
             .await
             .unwrap();
-        let first = job_lease_limited(db.pool(), &lease(100), false)
+        let first = job_lease_limited(db.pool(), &lease(100), false, &[])
             .await
             .unwrap();
         assert_eq!(keys(&first), ["a", "b", "c"]);
         assert!(
-            job_lease_limited(db.pool(), &lease(100), false)
+            job_lease_limited(db.pool(), &lease(100), false, &[])
                 .await
                 .unwrap()
                 .is_empty()
@@ -351,7 +416,7 @@ mod tests {
         .await
         .unwrap();
         assert_eq!(
-            job_lease_limited(db.pool(), &lease(100), false)
+            job_lease_limited(db.pool(), &lease(100), false, &[])
                 .await
                 .unwrap()
                 .len(),
@@ -363,12 +428,12 @@ mod tests {
             .set_executor_limits("lim", ExecutorLimits::new().per_owner(2))
             .await
             .unwrap();
-        let jobs = job_lease_limited(db.pool(), &lease(100), false)
+        let jobs = job_lease_limited(db.pool(), &lease(100), false, &[])
             .await
             .unwrap();
         assert_eq!(keys(&jobs), ["a", "a", "b", "b", "c", "c"]);
         assert!(
-            job_lease_limited(db.pool(), &lease(100), false)
+            job_lease_limited(db.pool(), &lease(100), false, &[])
                 .await
                 .unwrap()
                 .is_empty()
@@ -383,13 +448,13 @@ mod tests {
             .await
             .unwrap();
         assert!(
-            job_lease_limited(db.pool(), &lease(100), false)
+            job_lease_limited(db.pool(), &lease(100), false, &[])
                 .await
                 .unwrap()
                 .is_empty()
         );
         release_all(db.pool()).await;
-        let jobs = job_lease_limited(db.pool(), &lease(100), false)
+        let jobs = job_lease_limited(db.pool(), &lease(100), false, &[])
             .await
             .unwrap();
         let mut k: Vec<String> = jobs
@@ -401,6 +466,121 @@ mod tests {
         // Cleared: every job again, with the unlimited statement.
         assert!(client.clear_executor_limits("lim").await.unwrap());
         assert_eq!(job_lease(db.pool(), &lease(100)).await.unwrap().len(), 15);
+    }
+
+    #[tokio::test]
+    #[allow(clippy::unwrap_used)]
+    async fn a_successor_takes_its_holders_place_and_only_a_place_still_held() {
+        use crate::{ExecutorLimits, NewJob};
+        use std::time::Duration;
+        let db = crate::testing::TestDb::new().await.unwrap();
+        let client = db.client();
+        client
+            .create_many((0..8).map(|i| {
+                NewJob::new("succ", "@after -1s").payload(serde_json::json!({ "k": i % 2 }))
+            }))
+            .await
+            .unwrap();
+        client
+            .set_executor_limits("succ", ExecutorLimits::new().per_field("k", 1))
+            .await
+            .unwrap();
+        let lease = || Lease::due("succ", "test", 10, Utc::now(), Duration::from_secs(30));
+        let places = || async {
+            let n: Vec<(String, i64)> = sqlx::query_as(sql(
+                "SELECT key, n FROM qron.limit_taken('succ', now(), true) ORDER BY key",
+            ))
+            .fetch_all(db.pool())
+            .await
+            .unwrap();
+            n
+        };
+        let first = job_lease_limited(db.pool(), &lease(), false, &[])
+            .await
+            .unwrap();
+        assert_eq!(first.len(), 2, "one a key");
+        assert!(first.iter().all(|j| j.successor_of.is_none()));
+        let (a, b) = (&first[0], &first[1]);
+        // A successor for the first key's job: the key's next job, in the same place; the
+        // keys are full, so nothing else.
+        let next = job_lease_limited(db.pool(), &lease(), false, &[(a.id, a.lease_token)])
+            .await
+            .unwrap();
+        assert_eq!(next.len(), 1);
+        assert_eq!(next[0].successor_of, Some(a.id));
+        assert_eq!(next[0].payload, a.payload, "of the same key");
+        assert_eq!(places().await, [("0".into(), 1), ("1".into(), 1)]);
+        // No successor for a stale lease, nor for an expired one.
+        let stale = job_lease_limited(db.pool(), &lease(), false, &[(b.id, b.lease_token + 1)])
+            .await
+            .unwrap();
+        assert!(stale.is_empty());
+        sqlx::query(sql(
+            "UPDATE qron.jobs SET lease_expires_at = now() - interval '1 second' WHERE id = $1",
+        ))
+        .bind(b.id)
+        .execute(db.pool())
+        .await
+        .unwrap();
+        let expired = job_lease_limited(db.pool(), &lease(), false, &[(b.id, b.lease_token)])
+            .await
+            .unwrap();
+        assert_eq!(expired.len(), 1, "the expired place is taken anew");
+        assert_eq!(expired[0].successor_of, None);
+        // The first job ends (made ready again, as a retry leaves it): its successor holds the
+        // place, and no lease takes another of its key.
+        sqlx::query(sql(
+            "UPDATE qron.jobs SET status = 'ready', lease_expires_at = NULL WHERE id = $1",
+        ))
+        .bind(a.id)
+        .execute(db.pool())
+        .await
+        .unwrap();
+        assert!(
+            job_lease_limited(db.pool(), &lease(), false, &[])
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(places().await, [("0".into(), 1), ("1".into(), 1)]);
+        // A limit lowered below the places held passes none on: 2 places of key 0 with a limit
+        // of 1 (one made by hand), then no successor for either.
+        let s = &next[0];
+        client
+            .set_executor_limits("succ", ExecutorLimits::new().per_field("k", 2))
+            .await
+            .unwrap();
+        let more = job_lease_limited(db.pool(), &lease(), false, &[])
+            .await
+            .unwrap();
+        assert!(more.iter().any(|j| j.payload == a.payload), "{more:?}");
+        client
+            .set_executor_limits("succ", ExecutorLimits::new().per_field("k", 1))
+            .await
+            .unwrap();
+        assert!(
+            job_lease_limited(db.pool(), &lease(), false, &[(s.id, s.lease_token)])
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        // Under a limit in all (no partition), no successor and no place.
+        client
+            .set_executor_limits("succ", ExecutorLimits::new().concurrency(100))
+            .await
+            .unwrap();
+        let all = job_lease_limited(db.pool(), &lease(), false, &[(s.id, s.lease_token)])
+            .await
+            .unwrap();
+        assert!(all.iter().all(|j| j.successor_of.is_none()));
+        let placed: i64 = sqlx::query_scalar(sql(
+            "SELECT count(*) FROM qron.jobs WHERE id = ANY($1) AND place IS NOT NULL",
+        ))
+        .bind(all.iter().map(|j| j.id).collect::<Vec<_>>())
+        .fetch_one(db.pool())
+        .await
+        .unwrap();
+        assert_eq!(placed, 0);
     }
 
     #[tokio::test]
@@ -422,7 +602,7 @@ mod tests {
         let taken = |now| {
             let pool = db.pool().clone();
             async move {
-                job_lease_limited(&pool, &lease(now), false)
+                job_lease_limited(&pool, &lease(now), false, &[])
                     .await
                     .unwrap()
                     .len()
@@ -504,7 +684,7 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(
-            job_lease_limited(db.pool(), &lease(), false)
+            job_lease_limited(db.pool(), &lease(), false, &[])
                 .await
                 .unwrap()
                 .len(),
@@ -512,7 +692,7 @@ mod tests {
         );
         release_all(db.pool()).await;
         assert!(
-            job_lease_limited(db.pool(), &lease(), false)
+            job_lease_limited(db.pool(), &lease(), false, &[])
                 .await
                 .unwrap()
                 .is_empty()
@@ -528,7 +708,7 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(
-            job_lease_limited(db.pool(), &lease(), false)
+            job_lease_limited(db.pool(), &lease(), false, &[])
                 .await
                 .unwrap()
                 .len(),

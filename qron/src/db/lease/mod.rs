@@ -148,8 +148,9 @@ macro_rules! cap_key_set {
 
 /// What a lease returns of each job it took (a [`LeasedJob`]).
 macro_rules! lease_returning {
-    () => {
-        "
+    ($successor_of:literal) => {
+        concat!(
+            "
     RETURNING j.id, j.owner, j.name, j.expr, j.recurring, j.run_at, j.slot_at,
               NULLIF(j.payload, 'null')::text AS payload,
               NULLIF(j.meta, '{}')::text AS meta, j.attempt, j.executions,
@@ -157,7 +158,10 @@ macro_rules! lease_returning {
               j.lease_secret::text AS lease_secret, j.lease_expires_at, j.lease_at,
               (SELECT o.turn FROM owners o WHERE o.owner = j.owner) AS turn,
               (SELECT o.weight FROM owners o WHERE o.owner = j.owner) AS weight,
-              j.has_dependents"
+              j.has_dependents, ",
+            $successor_of,
+            " AS successor_of"
+        )
     };
 }
 
@@ -234,7 +238,7 @@ pub(crate) const JOB_LEASE: &str = concat!(
             -- unlocked when the statement ends.
             WHERE nth <= $3 AND ($12::bigint IS NULL OR upto <= $12 OR (nth = 1 AND $13))))
 ",
-    lease_returning!()
+    lease_returning!("NULL::bigint")
 );
 
 /// Leases up to `limit` jobs of `executor` due by `due_by` (at most a little after `now`: a

@@ -228,12 +228,14 @@ async fn leases_in_lanes_go_at_once_leave_the_other_lanes_room_and_never_beside_
     // Two leases in lanes at once, neither waiting for the other: each leaves the 7 other
     // lanes their most (7,000 of 7,010 places).
     let mut a = db.pool().begin().await.unwrap();
-    let first = job_lease_limited(&mut *a, &lease(), true).await.unwrap();
+    let first = job_lease_limited(&mut *a, &lease(), true, &[])
+        .await
+        .unwrap();
     assert_eq!(first.len(), 10);
     let mut b = db.pool().begin().await.unwrap();
     let second = tokio::time::timeout(
         Duration::from_secs(10),
-        job_lease_limited(&mut *b, &lease(), true),
+        job_lease_limited(&mut *b, &lease(), true, &[]),
     )
     .await
     .expect("a lease in a lane waits for none in another")
@@ -243,7 +245,10 @@ async fn leases_in_lanes_go_at_once_leave_the_other_lanes_room_and_never_beside_
     let pool = db.pool().clone();
     let alone = tokio::spawn(async move {
         let lease = Lease::due("lane", "test", 100, Utc::now(), Duration::from_secs(30));
-        job_lease_limited(&pool, &lease, false).await.unwrap().len()
+        job_lease_limited(&pool, &lease, false, &[])
+            .await
+            .unwrap()
+            .len()
     });
     assert!(waits_for_the_limit_lock(db.pool()).await);
     assert!(!alone.is_finished());
@@ -263,7 +268,7 @@ async fn leases_in_lanes_go_at_once_leave_the_other_lanes_room_and_never_beside_
         assert!(
             tokio::time::timeout(
                 Duration::from_secs(10),
-                job_lease_limited(&mut *t, &lease(), true)
+                job_lease_limited(&mut *t, &lease(), true, &[])
             )
             .await
             .unwrap()
@@ -275,7 +280,10 @@ async fn leases_in_lanes_go_at_once_leave_the_other_lanes_room_and_never_beside_
     let pool = db.pool().clone();
     let ninth = tokio::spawn(async move {
         let lease = Lease::due("lane", "test", 100, Utc::now(), Duration::from_secs(30));
-        job_lease_limited(&pool, &lease, true).await.unwrap().len()
+        job_lease_limited(&pool, &lease, true, &[])
+            .await
+            .unwrap()
+            .len()
     });
     assert!(waits_for_the_limit_lock(db.pool()).await);
     for t in lanes {
@@ -294,11 +302,16 @@ async fn leases_in_lanes_go_at_once_leave_the_other_lanes_room_and_never_beside_
         .await
         .unwrap();
     let mut a = db.pool().begin().await.unwrap();
-    job_lease_limited(&mut *a, &lease(), true).await.unwrap();
+    job_lease_limited(&mut *a, &lease(), true, &[])
+        .await
+        .unwrap();
     let pool = db.pool().clone();
     let other = tokio::spawn(async move {
         let lease = Lease::due("lane", "test", 100, Utc::now(), Duration::from_secs(30));
-        job_lease_limited(&pool, &lease, true).await.unwrap().len()
+        job_lease_limited(&pool, &lease, true, &[])
+            .await
+            .unwrap()
+            .len()
     });
     assert!(waits_for_the_limit_lock(db.pool()).await);
     a.rollback().await.unwrap();

@@ -56,6 +56,8 @@ struct Landed {
     found_limits: bool,
     /// The outcomes it carried (see `hand_over`).
     carried: usize,
+    /// The running jobs it asked successors for (see `Buffer::holders`).
+    holders: Vec<(i64, i64)>,
     /// The bytes the lease could take, unless it was the one that takes a job whatever its
     /// size.
     bytes_allowed: Option<u64>,
@@ -283,7 +285,15 @@ impl Producer {
         // At the limits, a lease that carries outcomes asks for the places they free and one
         // more (one freed elsewhere): the slots left go with the next outcomes' lease, which
         // goes beside it.
-        let want = match self.exec.handoff_len() {
+        let outcomes = self.exec.handoff_len();
+        // Passing places to successors (see `migrations/0028_places.sql`): a lease that carries
+        // outcomes asks for the places that were freed, not passed on, and none more (a lease
+        // for jobs no key has room for reads the whole queue for nothing); it goes even when
+        // that is none, to write the outcomes and bring the next successors.
+        if outcomes > 0 && self.exec.leases_sparingly() && self.exec.buffer.holds_places() {
+            return Some(want.min(self.exec.buffer.freed()));
+        }
+        let want = match outcomes {
             // Far from its limits, within what a lease beside others may take.
             0 if self.exec.limited.load(Ordering::Relaxed) && !self.exec.leases_sparingly() => {
                 want.min(db::LANE_MOST)
@@ -328,6 +338,14 @@ impl Producer {
             Vec::new()
         };
         let carried = outcomes.len();
+        // At a limit per key, this worker's running jobs whose places may pass to successors
+        // (see `migrations/0028_places.sql`).
+        self.exec.buffer.take_freed();
+        let holders = if limited && sparingly && self.exec.counts_places() {
+            self.exec.buffer.holders()
+        } else {
+            Vec::new()
+        };
         // Far from its limits (none bound the last lease), beside other leases if they allow.
         let in_lane = limited && !sparingly && carried == 0;
         let mut start = self.turns.start(self.shared.poll_interval);
@@ -339,7 +357,7 @@ impl Producer {
         // The lease's clock starts when it is sent: it covers its answer's way back (as long
         // as recent answers took), and for jobs beyond the free slots their wait in the buffer.
         // A job that arrives too late to start within its lease is handed back (`run_slot`).
-        let buffer_wait = if want > self.exec.slots.available_permits() {
+        let buffer_wait = if want > self.exec.slots.available_permits() || !holders.is_empty() {
             MAX_BUFFERED_WAIT
         } else {
             Duration::ZERO
@@ -374,7 +392,7 @@ impl Producer {
                 at_least_one: allowance.at_least_one,
             };
             let jobs = if limited {
-                handoff::hand_over(&shared, &lease, outcomes, in_lane).await
+                handoff::hand_over(&shared, &lease, outcomes, in_lane, &holders).await
             } else {
                 db::job_lease(&shared.lease_pool, &lease).await
             };
@@ -382,7 +400,7 @@ impl Producer {
             // Found nothing: how long to rest. (A lease that found some jobs hands them over
             // first; the next lease, finding none, decides the rest.)
             let idle_for = match &jobs {
-                Ok(jobs) if jobs.is_empty() && start.cursors.is_empty() => {
+                Ok(jobs) if jobs.is_empty() && start.cursors.is_empty() && want > 0 => {
                     Some(idle_wait(&shared, executor).await)
                 }
                 _ => None,
@@ -401,6 +419,7 @@ impl Producer {
                 limited,
                 found_limits,
                 carried,
+                holders,
                 bytes_allowed: (!allowance.at_least_one).then_some(allowance.bytes),
                 _allowance: allowance.held,
                 took,
@@ -414,9 +433,21 @@ impl Producer {
         self.asked = self.asked.saturating_sub(landed.asked);
         let mut jobs = match landed.jobs {
             Ok(jobs) => jobs,
-            Err(e) => return self.failed(&e.to_string()),
+            Err(e) => {
+                // No successor came: the places go back when their jobs end.
+                self.exec.buffer.answered(&landed.holders, &[]);
+                return self.failed(&e.to_string());
+            }
         };
         super::turns::in_lease_order(&mut jobs);
+        // Successors take their places, not slots: the lease's answer to what it asked for is
+        // the other jobs.
+        let (successors, fresh): (Vec<LeasedJob>, Vec<LeasedJob>) =
+            jobs.into_iter().partition(|j| j.successor_of.is_some());
+        if !landed.holders.is_empty() {
+            self.exec.buffer.answered(&landed.holders, &successors);
+        }
+        jobs = fresh;
         let leased = jobs.len();
         // Bound when a lease comes back short; free again when one that asked for all its free
         // slots (not only for the places its outcomes freed) brings them all.
@@ -429,12 +460,15 @@ impl Producer {
         self.backing_off = false;
         self.answer_time = landed.took.max(self.answer_time / 2).min(MAX_ANSWER_WAIT);
         self.turns
-            .landed(&landed.start, &jobs, jobs.len() == landed.asked);
+            .landed(&landed.start, &jobs, leased == landed.asked);
         let m = &self.shared.metrics;
         m.note_lease_time(landed.took);
         m.leased.fetch_add(jobs.len() as u64, Ordering::Relaxed);
         m.polls.fetch_add(1, Ordering::Relaxed);
-        m.add_buffered(jobs.len() as i64);
+        m.leased
+            .fetch_add(successors.len() as u64, Ordering::Relaxed);
+        m.add_buffered((jobs.len() + successors.len()) as i64);
+        jobs.extend(successors);
         self.exec
             .buffer
             .push(jobs, &self.shared.budget, &self.start_check());
