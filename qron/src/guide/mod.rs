@@ -322,6 +322,13 @@ pub mod flow {
     //!   takes the places they free: no place stays free between. While they have room, the
     //!   executor runs as if unlimited (leases ahead, outcomes in batches), at a cost of about
     //!   12% of its throughput measured on no-op jobs (BENCHMARKS.md).
+    //! - **Under a limit per key, a place passes to a successor** without a round trip: with
+    //!   the outcomes, a worker's lease asks for the next due job of each running job's owner
+    //!   and key, leased to take that job's place (one place for the two: the places are the
+    //!   distinct places of the held rows) and started in its slot the moment it ends. The end
+    //!   and the next successor then go to the database together, while the successor runs. A
+    //!   limit lowered below the places held passes none on; a successor that cannot start
+    //!   within its lease is handed back.
     //! - **Partitioned by a payload field**, the jobs of a full key are passed over before they
     //!   are locked: a job of a key with room is found wherever it is in the queue, at the cost
     //!   of reading past the due jobs of full keys ahead of it.
