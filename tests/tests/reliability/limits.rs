@@ -107,9 +107,18 @@ const ANY_WAITING: &str = "SELECT '' WHERE EXISTS (
     SELECT 1 FROM qron.jobs
      WHERE executor = 'fault' AND status = 'ready' AND NOT scheduled AND run_at <= now())";
 
-/// The customers with due jobs waiting.
-const CUSTOMERS_WAITING: &str = "SELECT DISTINCT payload ->> 'customer' FROM qron.jobs
-     WHERE executor = 'fault' AND status = 'ready' AND NOT scheduled AND run_at <= now()";
+/// The customers (of 50) with due jobs waiting: a look-up each in [`CUSTOMERS_INDEX`].
+const CUSTOMERS_WAITING: &str = "SELECT c::text FROM generate_series(0, 49) c
+     WHERE EXISTS (SELECT 1 FROM qron.jobs
+                    WHERE executor = 'fault' AND status = 'ready' AND NOT scheduled
+                      AND run_at <= now() AND payload ->> 'customer' = c::text)";
+
+/// The sampler's own index: a look-up a customer every 10 ms, where reading every waiting job
+/// took 6 ms of a core each time (a third of this machine's two, slowing the workers it
+/// measures). Only waiting jobs are in it: the leases' updates add nothing to it.
+const CUSTOMERS_INDEX: &str = "CREATE INDEX fault_customers_waiting
+    ON qron.jobs ((payload ->> 'customer'))
+    WHERE executor = 'fault' AND status = 'ready' AND NOT scheduled";
 
 /// Where a limited job's place went, in milliseconds on average: from its lease to its
 /// handler's start, and from there to its outcome beyond the handler's sleep.
@@ -209,6 +218,14 @@ async fn a_per_key_limit_holds_for_every_key_and_is_used_while_work_waits() {
         .await
         .unwrap();
     let ids = c.create_many(jobs(scaled(20_000), 50, 31)).await.unwrap();
+    sqlx::query(CUSTOMERS_INDEX)
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    sqlx::query("ANALYZE qron.jobs")
+        .execute(&db.pool)
+        .await
+        .unwrap();
     let mut fleet = Fleet::new(&db, env!("CARGO_BIN_EXE_qron-test-worker"), &[]).await;
     for _ in 0..4 {
         fleet.spawn_with(&[("QRON_TEST_CONCURRENCY", "30")]);
@@ -240,11 +257,11 @@ async fn a_per_key_limit_holds_for_every_key_and_is_used_while_work_waits() {
         "{} of one key at once",
         samples.most_of_one_key()
     );
-    // Issue 30 asks for 90%. Not met on this machine: 100 places of 1–20 ms jobs need about
-    // 9,500 jobs a second, and the four debug-built workers on two cores, leasing a few jobs
-    // at a time under the executor's lock, reach about 1,000 to 1,300 (81–88% measured; every
-    // job waits 20–50 ms between its lease and its start, and 25–40 ms for its outcome's
-    // write). The bound here catches a regression, not the goal.
+    // Issue 30 asks for 90%. Not met here: 100 places of 1–20 ms jobs need about 9,500 jobs
+    // a second, and the four debug-built workers on this machine's two cores run about 2,000
+    // (79–85% measured), with the cores 85–90% busy. One release-built worker uses 96–97% of
+    // the same limit by its handlers' time (`qron-bench flow`, BENCHMARKS.md). The bound here
+    // catches a regression, not the goal.
     assert!(used >= 0.7, "only {:.1}% used", used * 100.0);
 }
 
