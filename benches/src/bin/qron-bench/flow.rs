@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use qron::{Client, ExecutorLimits, JobError, NewJob, Unique};
 
 use crate::Figure;
-use crate::queue::{Res, drop_db, fig, fresh, noop_throughput, wait_written};
+use crate::queue::{Res, another_pool, drop_db, fig, fresh, noop_throughput};
 
 /// A customer's job of `ms` milliseconds.
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -68,7 +68,8 @@ pub async fn flow(jobs: u64, concurrency: usize, enqueued: u64) -> Res<Vec<Figur
         rate,
         "jobs/s",
     ));
-    out.extend(per_key_capacity(jobs.min(20_000)).await?);
+    out.extend(per_key_capacity(jobs.min(20_000), 1).await?);
+    out.extend(per_key_capacity(jobs.min(20_000), 4).await?);
     let (name, pool) = fresh("flow_enqueue", 4).await?;
     let client = Client::new(pool.clone());
     let job = |i: u64, unique: bool| {
@@ -124,12 +125,13 @@ async fn insert(pool: &sqlx::PgPool, jobs: u64, levels: i64) -> Res<()> {
 }
 
 /// `jobs` jobs of 5 to 15 ms (10 on average), of 50 customers, under a limit of 2 per customer,
-/// run by one worker with more slots than places: the share of the limit's capacity (100 places
-/// over the run, from its first lease to its last outcome) used, three ways: by the jobs' nominal
-/// times (100 places of 10 ms each, 10,000 jobs a second), by the time their handlers ran
-/// (which a timer's tick makes longer than nominal), and by the places held in the rows,
-/// sampled every 10 ms while jobs wait.
-async fn per_key_capacity(jobs: u64) -> Res<Vec<Figure>> {
+/// run by `workers` workers (each with a pool of its own, as processes would have) with twice as
+/// many slots in all as places: the share of the limit's capacity (100 places over the run, from
+/// its first lease to its last outcome) used, three ways: by the jobs' nominal times (100 places
+/// of 10 ms each, 10,000 jobs a second), by the time their handlers ran (which a timer's tick
+/// makes longer than nominal), and by the places held in the rows, sampled every 10 ms while
+/// jobs wait.
+async fn per_key_capacity(jobs: u64, workers: usize) -> Res<Vec<Figure>> {
     let (name, pool) = fresh("flow_per_key", 8).await?;
     sqlx::query(
         "INSERT INTO qron.jobs (executor, expr, recurring, run_at, slot_at, payload, bytes)
@@ -146,34 +148,58 @@ async fn per_key_capacity(jobs: u64) -> Res<Vec<Figure>> {
     sqlx::query("VACUUM ANALYZE qron.jobs")
         .execute(&pool)
         .await?;
-    let client = Client::new(pool.clone());
-    client
+    Client::new(pool.clone())
         .set_executor_limits(
             "bench_sleep",
             ExecutorLimits::new().per_field("customer", PER_CUSTOMER),
         )
         .await?;
     let places = CUSTOMERS as f64 * f64::from(PER_CUSTOMER);
-    let worker = qron::Worker::builder(client)
-        .executors(["bench_sleep"])
-        .concurrency("bench_sleep", 2 * places as usize)
-        .build()?;
-    let (stopper, metrics) = (worker.stopper(), worker.metrics());
+    let mut fleet = Vec::new();
+    for _ in 0..workers {
+        let own = another_pool(&name, 8).await?;
+        let worker = qron::Worker::builder(Client::new(own.clone()))
+            .executors(["bench_sleep"])
+            .concurrency("bench_sleep", 2 * places as usize / workers)
+            .build()?;
+        fleet.push((worker, own));
+    }
     SLEPT_US.store(0, std::sync::atomic::Ordering::Relaxed);
     let t = Instant::now();
-    let run = tokio::spawn(worker.run());
+    let mut runs = Vec::new();
+    let mut handles = Vec::new();
+    for (worker, own) in fleet {
+        handles.push((worker.stopper(), worker.metrics()));
+        runs.push((tokio::spawn(worker.run()), own));
+    }
     let sampler = tokio::spawn(held_while_waiting(pool.clone()));
-    wait_written(&metrics, jobs).await?;
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while handles.iter().map(|(_, m)| m.written()).sum::<u64>() < jobs {
+        if Instant::now() > deadline {
+            return Err("the per-key run did not finish in 10 minutes".into());
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
     let elapsed = t.elapsed().as_secs_f64();
-    stopper.soft();
-    run.await??;
+    for (stopper, _) in &handles {
+        stopper.soft();
+    }
+    for (run, own) in runs {
+        run.await??;
+        own.close().await;
+    }
     let held = sampler.await??;
     drop_db(&name, pool).await?;
     let capacity = places * 1000.0 / SLEEP_MS as f64;
     let slept = SLEPT_US.load(std::sync::atomic::Ordering::Relaxed) as f64 / 1e6;
+    let who = if workers == 1 {
+        "one worker".to_owned()
+    } else {
+        format!("{workers} workers")
+    };
     let what = format!(
         "a binding limit of {PER_CUSTOMER} per customer ({CUSTOMERS} customers, jobs of \
-         {SLEEP_MS} ms on average): its capacity used"
+         {SLEEP_MS} ms on average, {who}): its capacity used"
     );
     Ok(vec![
         fig(

@@ -127,6 +127,16 @@ pub async fn fresh(tag: &str, connections: u32) -> Res<(String, PgPool)> {
     Ok((name, pool))
 }
 
+/// Another pool of `connections` on database `name` (made by [`fresh`]): a worker of its own,
+/// as another process would have.
+pub async fn another_pool(name: &str, connections: u32) -> Res<PgPool> {
+    let admin = tokio::task::spawn_blocking(server).await??;
+    Ok(PgPoolOptions::new()
+        .max_connections(connections)
+        .connect_with(admin.database(name))
+        .await?)
+}
+
 pub async fn drop_db(name: &str, pool: PgPool) -> Res<()> {
     pool.close().await;
     let admin = tokio::task::spawn_blocking(server).await??;
