@@ -440,4 +440,65 @@ mod tests {
         }
         assert!(b.target(10) <= 30, "{}", b.target(10));
     }
+
+    #[test]
+    fn a_successor_waits_in_its_holders_place_and_goes_back_with_the_buffer() {
+        let t0 = Utc::now();
+        let budget = Budget::new(1 << 20, 2);
+        let check = StartCheck {
+            now: t0,
+            at: Instant::now(),
+            lease_time: Duration::from_secs(30),
+            margin: Duration::from_secs(1),
+        };
+        let job = |id: i64, successor_of: Option<i64>| LeasedJob {
+            lease_expires_at: t0 + chrono::Duration::seconds(30),
+            lease_token: id * 10,
+            successor_of,
+            ..LeasedJob::for_test(id, "default", t0)
+        };
+        let b = Buffer::new(100);
+        b.hold_place(1, 10);
+        b.hold_place(2, 20);
+        // Each running job is asked for once.
+        let mut asked = b.holders();
+        asked.sort_unstable();
+        assert_eq!(asked, [(1, 10), (2, 20)]);
+        assert!(b.holders().is_empty());
+        // A successor waits in its holder's place, not for a slot; one whose holder ended
+        // goes to the queue.
+        b.push(vec![job(3, Some(1)), job(4, Some(9))], &budget, &check);
+        assert_eq!(b.len(), 1);
+        // The holder ends: its successor holds the place (and is asked for in its turn).
+        let next = b.end_place(1).map(|s| s.job.id);
+        assert_eq!(next, Some(3));
+        assert_eq!(b.holders(), [(3, 30)]);
+        // The lease asked for job 2's successor came back with none: its place is freed when
+        // it ends; one never asked for is freed too.
+        b.answered(&[(2, 20)], &[]);
+        assert_eq!(b.end_place(2).map(|s| s.job.id), None);
+        b.hold_place(5, 50);
+        assert_eq!(b.end_place(5).map(|s| s.job.id), None);
+        assert_eq!(b.take_freed(), 2);
+        // A successor on its way when its holder ended frees nothing.
+        assert_eq!(b.end_place(3).map(|s| s.job.id), None);
+        assert_eq!(b.freed(), 0);
+        // Cancelled, paused, or handed back at a stop: successors go with the queue.
+        b.hold_place(6, 60);
+        b.hold_place(7, 70);
+        b.hold_place(8, 80);
+        b.push(
+            vec![job(11, Some(6)), job(12, Some(7)), job(13, Some(8))],
+            &budget,
+            &check,
+        );
+        assert_eq!(b.remove(11).map(|j| j.id), Some(11));
+        assert_eq!(b.end_place(6).map(|s| s.job.id), None);
+        let paused: Vec<i64> = b.take_where(|j| j.id == 12).iter().map(|j| j.id).collect();
+        assert_eq!(paused, [12]);
+        let mut all: Vec<i64> = b.take_all().iter().map(|s| s.job.id).collect();
+        all.sort_unstable();
+        assert_eq!(all, [4, 13]);
+        assert_eq!(b.end_place(8).map(|s| s.job.id), None);
+    }
 }
