@@ -310,11 +310,12 @@ impl Worker {
     }
 
     /// Runs until there is nothing left to do now, then stops softly and returns: no job of
-    /// its executors due (by the database's clock), none leased by this worker (waiting in it,
-    /// running, or with its outcome not yet written). A job made due again meanwhile (a retry
-    /// with no back-off, a recurring job's next slot that is already due) is run too; one due
-    /// later is left for later. For tests, and for one-shot processes run by an outside
-    /// scheduler.
+    /// its executors due (by the database's clock) within its lease-ahead (see
+    /// [`WorkerBuilder::lease_ahead`]: the worker takes those as due now), none leased by this
+    /// worker (waiting in it, running, or with its outcome not yet written). A job made due
+    /// again meanwhile (a retry with a short back-off, a recurring job's next slot that is
+    /// already due) is run too; one due later is left for later. For tests, and for one-shot
+    /// processes run by an outside scheduler.
     ///
     /// # Errors
     /// As [`Worker::run`], and a database error from looking for due jobs.
@@ -331,6 +332,7 @@ impl Worker {
         let stopper = self.stopper();
         let pool = self.client.pool().clone();
         let clock = self.clock.clone();
+        let lease_ahead = self.settings.producer.lease_ahead;
         let worker_id = self.id.clone();
         let executors: Vec<&'static str> = self
             .executors
@@ -344,7 +346,11 @@ impl Worker {
                 r = &mut run => return r,
                 () = tokio::time::sleep(Duration::from_millis(10)) => {}
             }
-            if !crate::db::jobs_pending(&pool, &executors, &worker_id, clock.now()).await? {
+            let horizon = clock
+                .now()
+                .checked_add_signed(chrono::Duration::from_std(lease_ahead).unwrap_or_default())
+                .unwrap_or(chrono::DateTime::<chrono::Utc>::MAX_UTC);
+            if !crate::db::jobs_pending(&pool, &executors, &worker_id, horizon).await? {
                 stopper.soft();
                 return run.await;
             }

@@ -147,6 +147,63 @@ async fn run_until_idle_returns_once_every_due_job_is_written() -> qron::Result<
     Ok(())
 }
 
+/// Retries once, after as many milliseconds as its `user_id` says, then succeeds.
+#[qron::job(executor = "kit_retry_after")]
+async fn kit_retry_after(ctx: qron::Context, msg: Welcome) -> Result<(), qron::JobError> {
+    if ctx.attempt() == 1 {
+        let delay = std::time::Duration::from_millis(u64::try_from(msg.user_id).unwrap_or(0));
+        return Err(qron::JobError::retry_after("not yet", delay));
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn run_until_idle_runs_a_retry_due_within_the_lease_ahead_and_leaves_a_later_one()
+-> qron::Result<()> {
+    let db = TestDb::new().await?;
+    let client = db.client();
+    // Due again 100 ms after its first attempt: within the worker's lease-ahead (250 ms), so
+    // the worker is not idle yet. Under a limit that binds, the worker leases only due jobs,
+    // so the retry waits unleased until it is due: the worker returned then. (Without a limit
+    // it returned only when it looked between a retry's outcome and its lease ahead, now and
+    // then: a test elsewhere failed for it, with back-offs of a few milliseconds.)
+    client
+        .set_executor_limits(
+            "kit_retry_after",
+            qron::ExecutorLimits::new().concurrency(1),
+        )
+        .await?;
+    let soon = client
+        .create(
+            qron::NewJob::new("kit_retry_after", "@after 0s")
+                .payload(serde_json::json!({ "user_id": 100 })),
+        )
+        .await?;
+    // Due again in an hour: left for later.
+    let later = client
+        .create(
+            qron::NewJob::new("kit_retry_after", "@after 0s")
+                .payload(serde_json::json!({ "user_id": 3_600_000 })),
+        )
+        .await?;
+    let worker = qron::Worker::builder(client.clone())
+        .executors(["kit_retry_after"])
+        .build()?;
+    let metrics = worker.metrics();
+    tokio::time::timeout(std::time::Duration::from_secs(30), worker.run_until_idle())
+        .await
+        .expect("run_until_idle returned")?;
+    assert_eq!(metrics.succeeded(), 1);
+    assert_eq!(
+        client.get(soon.id).await?.status,
+        qron::JobStatus::Succeeded
+    );
+    let waiting = client.get(later.id).await?;
+    assert_eq!(waiting.status, qron::JobStatus::Ready);
+    assert_eq!(waiting.attempt, 1);
+    Ok(())
+}
+
 /// What the stateful job below was given, and what it saw.
 #[derive(Clone)]
 struct Outbox(std::sync::Arc<std::sync::Mutex<Vec<i64>>>);
