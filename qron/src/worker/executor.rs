@@ -32,17 +32,19 @@ pub(crate) async fn run_slot(
     shared: Arc<Shared>,
     permit: tokio::sync::OwnedSemaphorePermit,
 ) {
-    let mut next = Some(first);
+    // The job to run next, and whether it holds a place already (a successor, see
+    // `migrations/0028_places.sql`): only a job that holds one is looked up in the places.
+    let mut next = Some((first, false));
     let mut expired = Vec::new();
-    while let Some(b) = next.take() {
+    while let Some((b, successor)) = next.take() {
         let started = Instant::now();
         let id = b.job.id;
         if b.start_by.is_none_or(|by| started > by) {
             expired.push(b.job);
             // A successor that came for it goes the same way (checked in its turn).
-            if let Some(s) = exec.buffer.end_place(id) {
+            if successor && let Some(s) = exec.buffer.end_place(id) {
                 shared.metrics.add_buffered(-1);
-                next = Some(s);
+                next = Some((s, true));
                 continue;
             }
         } else {
@@ -55,20 +57,29 @@ pub(crate) async fn run_slot(
             }
             // Its bytes stay held in the memory budget until it ends.
             let Buffered { job, held, .. } = b;
-            if exec.counts_places() {
+            let placed = successor || exec.counts_places();
+            if placed {
                 exec.buffer.hold_place(id, job.lease_token);
             }
             execute(job, &exec, &shared).await;
             drop(held);
             exec.buffer.record(started.elapsed());
-            // Its successor takes its place in this slot at once (see
-            // `migrations/0028_places.sql`); its own outcome went to the next lease.
-            if let Some(s) = exec.buffer.end_place(id) {
+            // Its successor takes its place in this slot at once; its own outcome went to
+            // the next lease.
+            if placed && let Some(s) = exec.buffer.end_place(id) {
                 shared.metrics.add_buffered(-1);
                 if shared.soft.is_cancelled() {
-                    expired.push(s.job);
+                    // Not started: its place goes with it, and any successor it had.
+                    let mut s = Some(s);
+                    while let Some(b) = s.take() {
+                        s = exec.buffer.end_place(b.job.id);
+                        if s.is_some() {
+                            shared.metrics.add_buffered(-1);
+                        }
+                        expired.push(b.job);
+                    }
                 } else {
-                    next = Some(s);
+                    next = Some((s, true));
                     continue;
                 }
             }
@@ -81,7 +92,7 @@ pub(crate) async fn run_slot(
             if left <= exec.buffer.target(exec.capacity as usize) / 2 {
                 exec.ask_refill();
             }
-            next = Some(b);
+            next = Some((b, false));
         }
     }
     drop(permit);
