@@ -312,18 +312,80 @@ macro_rules! search_filters {
 #[cfg(feature = "dashboard")]
 pub(crate) use search_filters;
 
-/// The order and page of a search: `$11`, `$12` rows from `$13`.
-macro_rules! search_page {
+/// The order of a search, `$11`.
+macro_rules! search_order {
     () => {
         "
-     ORDER BY
            CASE WHEN $11 = 'created_asc' THEN created_at END ASC,
            CASE WHEN $11 = 'created_desc' THEN created_at END DESC,
            CASE WHEN $11 = 'run_at_asc' THEN run_at END ASC,
            CASE WHEN $11 = 'run_at_desc' THEN run_at END DESC,
            CASE WHEN $11 IN ('created_desc', 'run_at_desc') THEN id END DESC,
-           id ASC
+           id ASC"
+    };
+}
+
+/// The order and page of a search: `$11`, `$12` rows from `$13`.
+macro_rules! search_page {
+    () => {
+        concat!(
+            "
+     ORDER BY",
+            search_order!(),
+            "
      LIMIT $12 OFFSET $13"
+        )
+    };
+}
+
+/// [`search_filters`] for a search by a whole name (`$4`, the name itself) whose other
+/// filters are all in the history's index of names (see `migrations/0029_history_name_covering.sql`):
+/// no meta, no jobs waiting to be retried (`$10` and `retrying` unused).
+macro_rules! search_named_filters {
+    () => {
+        "
+     WHERE owner = $1 AND name = $4
+       AND ($2::text IS NULL OR executor = $2)
+       AND (cardinality($3::text[]) = 0 OR status = ANY($3))
+       AND ($5::bool IS NULL OR recurring = $5)
+       AND ($6::timestamptz IS NULL OR created_at >= $6)
+       AND ($7::timestamptz IS NULL OR created_at < $7)
+       AND ($8::timestamptz IS NULL OR run_at >= $8)
+       AND ($9::timestamptz IS NULL OR run_at < $9)
+       AND $10::jsonb IS NULL"
+    };
+}
+
+/// A search by a whole name (see [`search_named_filters`]) in two steps, with `total` the
+/// count (`count(*) OVER ()`, or `0`): the page chosen from the index of names alone (an
+/// index-only scan of each day partition of the history), then its rows read, a finished job's
+/// from its day's partition by its finish time and id. A name that thousands of finished jobs
+/// carry costs a read of their index entries, not of their rows. A prepared statement: its plan
+/// holds for any name.
+macro_rules! job_search_named {
+    ($total:expr) => {
+        concat!(
+            "
+    WITH hits AS MATERIALIZED (
+        SELECT id AS hit, finished_at AS hit_finished, ",
+            $total,
+            " AS total,
+               row_number() OVER (ORDER BY",
+            search_order!(),
+            ") AS nth
+          FROM qron.jobs_all",
+            search_named_filters!(),
+            search_page!(),
+            ")
+    SELECT a.*, h.total
+      FROM hits h
+      CROSS JOIN LATERAL (
+           SELECT * FROM qron.jobs_all f WHERE f.finished_at = h.hit_finished AND f.id = h.hit
+           UNION ALL
+           SELECT * FROM qron.jobs_all l
+            WHERE h.hit_finished IS NULL AND l.finished_at IS NULL AND l.id = h.hit) a
+     ORDER BY h.nth"
+        )
     };
 }
 
@@ -342,6 +404,12 @@ const JOB_SEARCH_PAGE: &str = concat!(
     search_page!()
 );
 
+/// [`JOB_SEARCH`] for a search by a whole name (see [`job_search_named`]).
+const JOB_SEARCH_NAMED: &str = job_search_named!("count(*) OVER ()");
+
+/// [`JOB_SEARCH_PAGE`] for a search by a whole name (see [`job_search_named`]).
+const JOB_SEARCH_NAMED_PAGE: &str = job_search_named!("0::bigint");
+
 /// How many of the owner's jobs match: [`JOB_SEARCH`] without the page, for a page past the
 /// end.
 const JOB_SEARCH_COUNT: &str = concat!("SELECT count(*) FROM qron.jobs_all", search_filters!());
@@ -353,19 +421,42 @@ pub(crate) fn search_query<'q>(
     owner: &str,
     q: &Search,
 ) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
+    // Planned for its values each time (an unnamed statement): a plan for any values reads
+    // every row, as `$4 IS NULL OR name LIKE …` can use no index.
+    search_bound(
+        sqlx::query(sql(statement)).persistent(false),
+        owner,
+        q,
+        q.name.as_ref().map(crate::job::NameMatch::like_pattern),
+    )
+}
+
+/// Whether `q` is a search by a whole name that [`job_search_named`] serves: a name, and no
+/// other filter outside the history's index of names.
+fn searches_a_whole_name(q: &Search) -> bool {
+    matches!(q.name, Some(crate::job::NameMatch::Exactly(_)))
+        && q.meta_contains.is_none()
+        && !q.retrying
+}
+
+/// `query` with the owner, `q`'s filters and `name` (the name's parameter as the statement
+/// takes it) bound as `$1`–`$10`.
+fn search_bound<'q>(
+    query: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
+    owner: &str,
+    q: &Search,
+    name: Option<String>,
+) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
     let mut statuses: Vec<String> = q.statuses.iter().map(|s| s.as_str().to_owned()).collect();
     if q.retrying {
         // The jobs waiting to be retried: a filter of its own, not a stored status.
         statuses.push("retrying".to_owned());
     }
-    // Planned for its values each time (an unnamed statement): a plan for any values reads
-    // every row, as `$4 IS NULL OR name LIKE …` can use no index.
-    sqlx::query(sql(statement))
-        .persistent(false)
+    query
         .bind(owner.to_owned())
         .bind(q.executor.clone())
         .bind(statuses)
-        .bind(q.name.as_ref().map(crate::job::NameMatch::like_pattern))
+        .bind(name)
         .bind(q.recurring)
         .bind(q.created.0)
         .bind(q.created.1)
@@ -387,15 +478,24 @@ pub(crate) async fn job_search(
     use futures_util::TryStreamExt as _;
     use sqlx::{Row as _, ValueRef as _};
     let filters = |statement: &'static str| search_query(statement, owner, q);
-    let statement = if with_total {
-        JOB_SEARCH
-    } else {
-        JOB_SEARCH_PAGE
+    let page = match (searches_a_whole_name(q), with_total) {
+        (true, total) => search_bound(
+            sqlx::query(sql(if total {
+                JOB_SEARCH_NAMED
+            } else {
+                JOB_SEARCH_NAMED_PAGE
+            })),
+            owner,
+            q,
+            q.name.as_ref().map(|n| n.text().to_owned()),
+        ),
+        (false, true) => filters(JOB_SEARCH),
+        (false, false) => filters(JOB_SEARCH_PAGE),
     };
     let mut rows = Vec::new();
     let mut bytes = 0usize;
     {
-        let mut stream = filters(statement)
+        let mut stream = page
             .bind(q.order.as_str())
             .bind(q.limit)
             .bind(q.offset)
@@ -432,153 +532,4 @@ pub(crate) async fn job_search(
 }
 
 #[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-
-    use super::*;
-    use crate::testing::TestDb;
-
-    /// Analyzes the database; the name of today's history partition.
-    async fn analyzed(conn: &mut PgConnection) -> String {
-        sqlx::query(sql("ANALYZE"))
-            .execute(&mut *conn)
-            .await
-            .unwrap();
-        sqlx::query_scalar(sql("SELECT 'jobs_history_' || to_char(now(), 'YYYYMMDD')"))
-            .fetch_one(&mut *conn)
-            .await
-            .unwrap()
-    }
-
-    /// The plan of `statement` as prepared statement `p`, run with `args`, in `mode`.
-    async fn plan(conn: &mut PgConnection, statement: &str, args: &str, mode: &str) -> String {
-        for s in [
-            format!("SET plan_cache_mode = {mode}"),
-            format!("PREPARE p AS {statement}"),
-        ] {
-            sqlx::query(sqlx::AssertSqlSafe(s))
-                .execute(&mut *conn)
-                .await
-                .unwrap();
-        }
-        let lines: Vec<String> =
-            sqlx::query_scalar(sqlx::AssertSqlSafe(format!("EXPLAIN EXECUTE p({args})")))
-                .fetch_all(&mut *conn)
-                .await
-                .unwrap();
-        sqlx::query("DEALLOCATE p")
-            .execute(&mut *conn)
-            .await
-            .unwrap();
-        lines.join("\n")
-    }
-
-    #[tokio::test]
-    async fn statements_on_one_job_find_it_by_an_index_in_custom_and_generic_plans() {
-        let db = TestDb::new().await.unwrap();
-        let mut conn = db.pool().acquire().await.unwrap();
-        sqlx::query(sql(
-            "INSERT INTO qron.jobs (executor, owner, name, expr, recurring, run_at, slot_at)
-             SELECT 'e', 'default', 'n' || g, '@after 1s', false, now(), now()
-               FROM generate_series(1, 20000) g",
-        ))
-        .execute(&mut *conn)
-        .await
-        .unwrap();
-        sqlx::query(sql(
-            "INSERT INTO qron.jobs_history (id, executor, owner, name, expr, recurring, status,
-                 run_at, payload, meta, attempt, executions, max_attempts, timeout, created_at,
-                 updated_at, start_at, finished_at)
-             SELECT 100000 + g, 'e', 'default', 'n' || g, '@after 1s', false, 'succeeded',
-                    now(), 'null', '{}', 1, 1, 5, '5 minutes', now(), now(), now(), now()
-               FROM generate_series(1, 20000) g",
-        ))
-        .execute(&mut *conn)
-        .await
-        .unwrap();
-        // The partition the finished jobs are in (the others are empty: scanning them is free).
-        let full = analyzed(&mut conn).await;
-        let by_id = "'default', 5, NULL, NULL";
-        let by_name = "'default', NULL, 'e', 'n5'";
-        let changes = "NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL";
-        for mode in ["force_custom_plan", "force_generic_plan"] {
-            for (sql, args) in [
-                (JOB_GET, by_id.to_owned()),
-                (JOB_GET, by_name.to_owned()),
-                (JOB_UPDATE, format!("{by_id}, {changes}")),
-                (JOB_UPDATE, format!("{by_name}, {changes}")),
-                (JOB_DELETE, by_name.to_owned()),
-                (JOB_STOP, by_id.to_owned()),
-                (JOB_LOCK, by_name.to_owned()),
-            ] {
-                let plan = plan(&mut conn, sql, &args, mode).await;
-                assert!(
-                    !plan.contains("Seq Scan on jobs ")
-                        && !plan.contains(&format!("Seq Scan on {full}")),
-                    "{mode}, ({args}): {sql}\n{plan}"
-                );
-            }
-        }
-    }
-
-    #[tokio::test]
-    async fn a_search_by_name_and_the_overviews_last_hour_read_the_history_by_index() {
-        let db = TestDb::new().await.unwrap();
-        let mut conn = db.pool().acquire().await.unwrap();
-        // A day of finished jobs, a tenth of them named.
-        sqlx::query(sql(
-            "INSERT INTO qron.jobs_history (id, executor, owner, name, expr, recurring, status,
-                 run_at, payload, meta, attempt, executions, max_attempts, timeout, created_at,
-                 updated_at, start_at, last_run_at, finished_at)
-             SELECT g, 'e', 'default', CASE WHEN g % 10 = 0 THEN 'report-' || g END,
-                    '@after 1s', false, 'succeeded', f, 'null', '{}', 1, 1, 5, '5 minutes',
-                    f, f, f, f, f
-               FROM generate_series(1, 50000) g,
-                    LATERAL (SELECT now() - make_interval(secs => g % 80000) AS f) t",
-        ))
-        .execute(&mut *conn)
-        .await
-        .unwrap();
-        let full = analyzed(&mut conn).await;
-        // A part of a name, and a whole one, planned for their patterns (as `search_query`
-        // has them).
-        let search = |pattern: &str| {
-            format!(
-                "'default', NULL, '{{}}', '{pattern}', NULL, NULL, NULL, NULL, NULL, NULL, \
-                 'created_asc', 20, 0"
-            )
-        };
-        let part = plan(
-            &mut conn,
-            JOB_SEARCH,
-            &search("%report-4242%"),
-            "force_custom_plan",
-        )
-        .await;
-        assert!(
-            part.contains(&format!("{full}_name_idx")) && part.contains("Index Cond: (name ~~"),
-            "{part}"
-        );
-        let whole = plan(
-            &mut conn,
-            JOB_SEARCH,
-            &search("report-4240"),
-            "force_custom_plan",
-        )
-        .await;
-        assert!(
-            whole.contains(&format!("{full}_owner_name_executor_idx"))
-                && whole.contains("name = 'report-4240'"),
-            "{whole}"
-        );
-        // The overview's count of the last hour.
-        #[cfg(feature = "dashboard")]
-        {
-            let counted = plan(&mut conn, crate::db::OVERVIEW, "now()", "force_custom_plan").await;
-            assert!(
-                counted.contains(&format!("{full}_finished_at_idx")),
-                "{counted}"
-            );
-        }
-    }
-}
+mod tests;

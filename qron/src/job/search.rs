@@ -177,7 +177,8 @@ impl Search {
 
     /// Only jobs named exactly `name` (of any executor: a name is unique among one executor's
     /// live jobs, and finished ones keep theirs), found by an index however large the history.
-    /// Replaces [`Search::name_contains`].
+    /// Without a meta filter or [`Search::retrying`], the page is chosen from that index alone
+    /// and only its own rows are read. Replaces [`Search::name_contains`].
     ///
     /// ```
     /// let q = qron::Search::new().name("nightly-report-2026-12-07");
