@@ -271,12 +271,17 @@ impl Buffer {
         }
     }
 
-    /// The places freed since the last call (see [`Buffer::end_place`]).
-    pub(crate) fn take_freed(&self) -> usize {
-        self.freed.swap(0, Ordering::Relaxed)
+    /// Counts `n` of the places freed (see [`Buffer::end_place`]) as asked for again, and
+    /// returns how many were freed before; those freed meanwhile stay counted.
+    pub(crate) fn take_freed(&self, n: usize) -> usize {
+        self.freed
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |f| {
+                Some(f.saturating_sub(n))
+            })
+            .unwrap_or_else(|f| f)
     }
 
-    /// The places freed since [`Buffer::take_freed`] was last called.
+    /// The places freed and not yet asked for again (see [`Buffer::take_freed`]).
     pub(crate) fn freed(&self) -> usize {
         self.freed.load(Ordering::Relaxed)
     }
@@ -479,10 +484,20 @@ mod tests {
         assert_eq!(b.end_place(2).map(|s| s.job.id), None);
         b.hold_place(5, 50);
         assert_eq!(b.end_place(5).map(|s| s.job.id), None);
-        assert_eq!(b.take_freed(), 2);
+        assert_eq!(b.take_freed(usize::MAX), 2);
         // A successor on its way when its holder ended frees nothing.
         assert_eq!(b.end_place(3).map(|s| s.job.id), None);
         assert_eq!(b.freed(), 0);
+        // A lease asks for the places freed when it is decided; one freed before it is sent
+        // stays counted for the next.
+        b.hold_place(20, 200);
+        b.hold_place(21, 210);
+        assert!(b.end_place(20).is_none());
+        let asked = b.freed();
+        assert!(b.end_place(21).is_none());
+        assert_eq!(b.take_freed(asked), 2);
+        assert_eq!(b.freed(), 1);
+        b.take_freed(1);
         // Cancelled, paused, or handed back at a stop: successors go with the queue.
         b.hold_place(6, 60);
         b.hold_place(7, 70);

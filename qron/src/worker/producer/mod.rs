@@ -132,7 +132,13 @@ impl Producer {
                 self.resting_until = None;
             }
             let holding_off = self.shared.completer.over_limit();
-            if leases.len() < MAX_LEASES_IN_FLIGHT
+            // Passing places to successors, one hand-over at a time (see `Producer::want`).
+            let most = if self.passes_places() {
+                1
+            } else {
+                MAX_LEASES_IN_FLIGHT
+            };
+            if leases.len() < most
                 && self.resting_until.is_none()
                 && self.short_of_memory_until.is_none()
                 && !holding_off
@@ -290,7 +296,7 @@ impl Producer {
         // outcomes asks for the places that were freed, not passed on, and none more (a lease
         // for jobs no key has room for reads the whole queue for nothing); it goes even when
         // that is none, to write the outcomes and bring the next successors.
-        if outcomes > 0 && self.exec.leases_sparingly() && self.exec.buffer.holds_places() {
+        if outcomes > 0 && self.passes_places() {
             return Some(want.min(self.exec.buffer.freed()));
         }
         let want = match outcomes {
@@ -302,6 +308,17 @@ impl Producer {
             outcomes => want.min(outcomes + 1),
         };
         (want > 0 && worth).then_some(want)
+    }
+
+    /// Whether the executor's places pass to successors now: at a limit per key (leasing
+    /// sparingly), with running jobs that hold places. Its hand-overs then go one at a time:
+    /// each brings the successors and writes the outcomes gathered while the one before was on
+    /// its way, where a second beside it would split them over two statements that wait for
+    /// one another at the limit lock (measured: `reliability::limits`, 20,000 jobs under a
+    /// limit of 2 per customer, done in 3.7 s rather than 4.1 s by one worker and in 6.4–6.9 s
+    /// rather than 8.2–8.3 s by four).
+    fn passes_places(&self) -> bool {
+        self.exec.leases_sparingly() && self.exec.buffer.holds_places()
     }
 
     /// What the next lease may bring of the worker's memory budget, if it is worth leasing
@@ -340,7 +357,7 @@ impl Producer {
         let carried = outcomes.len();
         // At a limit per key, this worker's running jobs whose places may pass to successors
         // (see `migrations/0028_places.sql`).
-        self.exec.buffer.take_freed();
+        self.exec.buffer.take_freed(want);
         let holders = if limited && sparingly && self.exec.counts_places() {
             self.exec.buffer.holders()
         } else {
