@@ -188,21 +188,35 @@ async fn a_search_by_a_whole_name_finds_what_the_one_step_search_finds() {
 async fn a_search_by_name_and_the_overviews_last_hour_read_the_history_by_index() {
     let db = TestDb::new().await.unwrap();
     let mut conn = db.pool().acquire().await.unwrap();
-    // A day of finished jobs, a tenth of them named.
-    sqlx::query(sql(
-        "INSERT INTO qron.jobs_history (id, executor, owner, name, expr, recurring, status,
-             run_at, payload, meta, attempt, executions, max_attempts, timeout, created_at,
-             updated_at, start_at, last_run_at, finished_at)
-         SELECT g, 'e', 'default', CASE WHEN g % 10 = 0 THEN 'report-' || g END,
-                '@after 1s', false, 'succeeded', f, 'null', '{}', 1, 1, 5, '5 minutes',
-                f, f, f, f, f
-           FROM generate_series(1, 50000) g,
-                LATERAL (SELECT now() - make_interval(secs => g % 80000) AS f) t",
+    // A day of finished jobs, a tenth of them named, all in one day's partition whatever the
+    // time of day: tomorrow's, up to 22:00 UTC, the overview's "now" below. (Spread over the
+    // 22 hours before the real now, they fell in the default partition as much as in today's
+    // just after midnight, and the plans read today's small one by a scan.)
+    let full: String = sqlx::query_scalar(sql(
+        "SELECT qron.history_partition_create((now() AT TIME ZONE 'UTC')::date + 1)",
     ))
+    .fetch_one(&mut *conn)
+    .await
+    .unwrap();
+    const AT: &str = "(date_trunc('day', now() AT TIME ZONE 'UTC') + interval '1 day 22 hours')
+                      AT TIME ZONE 'UTC'";
+    sqlx::query(sqlx::AssertSqlSafe(crate::schema::rewrite(
+        &format!(
+            "INSERT INTO qron.jobs_history (id, executor, owner, name, expr, recurring, status,
+                 run_at, payload, meta, attempt, executions, max_attempts, timeout, created_at,
+                 updated_at, start_at, last_run_at, finished_at)
+             SELECT g, 'e', 'default', CASE WHEN g % 10 = 0 THEN 'report-' || g END,
+                    '@after 1s', false, 'succeeded', f, 'null', '{{}}', 1, 1, 5, '5 minutes',
+                    f, f, f, f, f
+               FROM generate_series(1, 50000) g,
+                    LATERAL (SELECT {AT} - make_interval(secs => g % 79000) AS f) t"
+        ),
+        crate::schema::schema(),
+    )))
     .execute(&mut *conn)
     .await
     .unwrap();
-    let full = analyzed(&mut conn).await;
+    analyzed(&mut conn).await;
     // A part of a name, and a whole one, planned for their patterns (as `search_query`
     // has them).
     let search = |pattern: &str| {
@@ -236,7 +250,7 @@ async fn a_search_by_name_and_the_overviews_last_hour_read_the_history_by_index(
     // The overview's count of the last hour.
     #[cfg(feature = "dashboard")]
     {
-        let counted = plan(&mut conn, crate::db::OVERVIEW, "now()", "force_custom_plan").await;
+        let counted = plan(&mut conn, crate::db::OVERVIEW, AT, "force_custom_plan").await;
         assert!(
             counted.contains(&format!("{full}_finished_at_idx")),
             "{counted}"
