@@ -15,21 +15,27 @@ async fn release_all(pool: &sqlx::PgPool) {
     .unwrap();
 }
 
+/// `n` jobs of `executor` due a second ago, for `client`'s owner, job `i` with payload key
+/// `k` = `i % keys`.
+#[allow(clippy::unwrap_used)]
+async fn keyed_jobs(client: &crate::Client, executor: &str, n: u64, keys: u64) {
+    client
+        .create_many((0..n).map(|i| {
+            crate::NewJob::new(executor, "@after -1s").payload(serde_json::json!({ "k": i % keys }))
+        }))
+        .await
+        .unwrap();
+}
+
 #[tokio::test]
 #[allow(clippy::unwrap_used)]
 async fn a_limited_lease_counts_the_unexpired_leases_in_all_and_per_key() {
-    use crate::{ExecutorLimits, NewJob};
+    use crate::ExecutorLimits;
     use std::time::Duration;
     let db = crate::testing::TestDb::new().await.unwrap();
     let client = db.client();
     for owner in ["a", "b", "c"] {
-        client
-            .owner(owner)
-            .create_many((0..6).map(|i| {
-                NewJob::new("lim", "@after -1s").payload(serde_json::json!({ "k": i % 3 }))
-            }))
-            .await
-            .unwrap();
+        keyed_jobs(&client.owner(owner), "lim", 6, 3).await;
     }
     let lease = |limit| Lease::due("lim", "test", limit, Utc::now(), Duration::from_secs(30));
     let keys = |jobs: &[LeasedJob]| {
@@ -125,18 +131,11 @@ async fn a_limited_lease_counts_the_unexpired_leases_in_all_and_per_key() {
 #[tokio::test]
 #[allow(clippy::unwrap_used)]
 async fn a_successor_takes_its_holders_place_and_only_a_place_still_held() {
-    use crate::{ExecutorLimits, NewJob};
+    use crate::ExecutorLimits;
     use std::time::Duration;
     let db = crate::testing::TestDb::new().await.unwrap();
     let client = db.client();
-    client
-        .create_many(
-            (0..8).map(|i| {
-                NewJob::new("succ", "@after -1s").payload(serde_json::json!({ "k": i % 2 }))
-            }),
-        )
-        .await
-        .unwrap();
+    keyed_jobs(&client, "succ", 8, 2).await;
     client
         .set_executor_limits("succ", ExecutorLimits::new().per_field("k", 1))
         .await
@@ -242,18 +241,11 @@ async fn a_successor_takes_its_holders_place_and_only_a_place_still_held() {
 #[tokio::test]
 #[allow(clippy::unwrap_used)]
 async fn a_rate_limited_lease_takes_the_burst_then_the_steady_rate_in_all_and_per_key() {
-    use crate::{ExecutorLimits, NewJob, RateLimit};
+    use crate::{ExecutorLimits, RateLimit};
     use std::time::Duration;
     let db = crate::testing::TestDb::new().await.unwrap();
     let client = db.client();
-    client
-        .create_many(
-            (0..60).map(|i| {
-                NewJob::new("rate", "@after -1s").payload(serde_json::json!({ "k": i % 3 }))
-            }),
-        )
-        .await
-        .unwrap();
+    keyed_jobs(&client, "rate", 60, 3).await;
     let t0 = Utc::now();
     let at = |ms: i64| t0 + chrono::Duration::milliseconds(ms);
     let lease = |now| Lease::due("rate", "test", 100, now, Duration::from_secs(300));
@@ -320,17 +312,11 @@ async fn a_rate_limited_lease_takes_the_burst_then_the_steady_rate_in_all_and_pe
 #[allow(clippy::unwrap_used)]
 async fn rate_limits_at_their_extremes_lease_without_failing() {
     use crate::rate_limit::{MAX_RATE_PERIOD, MIN_RATE_PERIOD};
-    use crate::{ExecutorLimits, MAX_EXECUTOR_LIMIT, NewJob, RateLimit};
+    use crate::{ExecutorLimits, MAX_EXECUTOR_LIMIT, RateLimit};
     use std::time::Duration;
     let db = crate::testing::TestDb::new().await.unwrap();
     let client = db.client();
-    client
-        .create_many(
-            (0..5)
-                .map(|i| NewJob::new("edge", "@after -1s").payload(serde_json::json!({ "k": i }))),
-        )
-        .await
-        .unwrap();
+    keyed_jobs(&client, "edge", 5, 5).await;
     let lease = || Lease::due("edge", "test", 100, Utc::now(), Duration::from_secs(300));
     // One start a year: one job, then none (the bucket is paid up a year ahead).
     client
