@@ -380,10 +380,12 @@ macro_rules! job_search_named {
     SELECT a.*, h.total
       FROM hits h
       CROSS JOIN LATERAL (
-           SELECT * FROM qron.jobs_all f WHERE f.finished_at = h.hit_finished AND f.id = h.hit
+           SELECT * FROM qron.jobs_all f
+            WHERE f.finished_at = h.hit_finished AND f.id = h.hit AND f.owner = $1
            UNION ALL
            SELECT * FROM qron.jobs_all l
-            WHERE h.hit_finished IS NULL AND l.finished_at IS NULL AND l.id = h.hit) a
+            WHERE h.hit_finished IS NULL AND l.finished_at IS NULL AND l.id = h.hit
+              AND l.owner = $1) a
      ORDER BY h.nth"
         )
     };
