@@ -308,6 +308,9 @@ async fn create_on(
         (None, Some(c)) => c.owner_name(),
         (None, None) => crate::DEFAULT_OWNER,
     };
+    // The default client's view of the executors limited per key (a way in for the workers'
+    // leases, never a rule: see `client::Partitions`).
+    let partitions = default.as_ref().and_then(|c| c.scope().partitions);
     let (max_json_bytes, priority_aging) = default.as_ref().map_or(
         (crate::DEFAULT_MAX_JSON_BYTES, crate::DEFAULT_PRIORITY_AGING),
         |c| (c.scope().max_json_bytes, c.scope().priority_aging),
@@ -320,6 +323,7 @@ async fn create_on(
         owner,
         max_json_bytes,
         priority_aging,
+        partitions,
     };
     scope.create_on(conn, job, now).await
 }

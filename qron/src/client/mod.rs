@@ -19,6 +19,7 @@ mod dependencies;
 mod manage;
 mod operate;
 mod owners;
+mod partitions;
 mod remote;
 pub use operate::ExecutorInfo;
 pub use owners::MAX_OWNER_WEIGHT;
@@ -29,6 +30,7 @@ mod scope;
 mod workflows;
 
 pub(crate) use create::in_batch;
+pub(crate) use partitions::Partitions;
 pub(crate) use scope::*;
 
 /// The largest payload or meta, serialized as JSON, unless the client says otherwise.
@@ -44,6 +46,7 @@ struct Config {
     priority_aging: std::time::Duration,
     /// The database's time: a job's start, and so its first run, count from it.
     clock: DbClock,
+    partitions: Partitions,
 }
 
 /// The handle to qron's jobs: create, find, change and delete them. Cheap to clone; every clone
@@ -165,6 +168,7 @@ impl ClientBuilder {
                 max_json_bytes: self.max_json_bytes,
                 priority_aging: self.priority_aging,
                 clock: DbClock::new(self.host_clock),
+                partitions: Partitions::default(),
             }),
         }
     }
@@ -403,6 +407,7 @@ impl Client {
             owner: &self.owner,
             max_json_bytes: self.config.max_json_bytes,
             priority_aging: self.config.priority_aging,
+            partitions: Some(&self.config.partitions),
         }
     }
 

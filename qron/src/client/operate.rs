@@ -176,6 +176,11 @@ impl Client {
     /// owner: not scoped to this client's owner. Workers are told at once and apply them from
     /// their next lease; jobs already leased count against them.
     ///
+    /// A new partition (a limit per key where there was none, or by another field) also
+    /// writes each waiting job's key, which lets a worker find a key's next job without
+    /// reading the queue: on a large backlog, this call then takes as long as an update of
+    /// those rows, and the executor's leases wait for it.
+    ///
     /// # Errors
     /// [`Error::InvalidArgument`] naming the field: a bad executor name, a limit of 0 or over
     /// [`MAX_EXECUTOR_LIMIT`](crate::MAX_EXECUTOR_LIMIT), a payload field name that cannot be
@@ -197,6 +202,7 @@ impl Client {
         let mut tx = self.pool.begin().await?;
         db::executor_limits_set(&mut tx, executor, &limits, now).await?;
         tx.commit().await?;
+        self.config.partitions.forget();
         tracing::info!(executor, ?limits, "executor limits set");
         Ok(())
     }
@@ -215,6 +221,7 @@ impl Client {
     pub async fn clear_executor_limits(&self, executor: &str) -> Result<bool> {
         check_name("executor", executor)?;
         let had = db::executor_limits_clear(&self.pool, executor).await?;
+        self.config.partitions.forget();
         if had {
             tracing::info!(executor, "executor limits cleared");
         }

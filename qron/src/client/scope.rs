@@ -29,6 +29,9 @@ pub(crate) struct Scope<'a> {
     pub max_json_bytes: usize,
     /// How long a job of the lowest priority can be passed over (see `job::priority`).
     pub priority_aging: std::time::Duration,
+    /// The executors limited per key, as last read (none known: every insert looks its
+    /// job's key up).
+    pub partitions: Option<&'a super::Partitions>,
 }
 
 impl Scope<'_> {
@@ -143,6 +146,7 @@ impl Scope<'_> {
                 Some(u) => Some(u.claim(&job.payload, now)?),
                 None => None,
             },
+            keyed: true,
         };
         *last = Some(first);
         Ok(row)
@@ -252,7 +256,10 @@ impl Scope<'_> {
         job: NewJob,
         now: DateTime<Utc>,
     ) -> Result<JobRow> {
-        let row = self.prepare(&job, now)?;
+        let mut row = self.prepare(&job, now)?;
+        if let Some(partitions) = self.partitions {
+            row.keyed = partitions.read(&mut *conn).await?.contains(&row.executor);
+        }
         if !job.after.is_empty() || job.workflow.is_some() {
             Self::check_after(&job, &row)?;
             return self.insert_dependent_on(conn, job, row).await;

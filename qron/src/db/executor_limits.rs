@@ -14,9 +14,13 @@ pub(crate) const LIMITS_CHANNEL: &str = "qron_limits";
 /// each; `$7` starts per `$8` ms with a burst of `$9`, per key of partition `$10` with field
 /// `$11`) at `$6`, and keys the jobs leased now by the new partition, so that they count from
 /// the start (a lease in flight as the limit is set may not be counted: at most one lease's
-/// jobs, once). Tells the workers on commit. Run after [`super::EXECUTOR_LIMIT_LOCK`].
+/// jobs, once). When the partition changes, it writes every job's partition key anew (see
+/// `migrations/0030_keyed_queue.sql`). Tells the workers on commit. Run after
+/// [`super::EXECUTOR_LIMIT_LOCK`].
 const EXECUTOR_LIMITS_SET: &str = "
-    WITH saved AS (
+    WITH before AS MATERIALIZED (
+        SELECT partition_by, partition_field FROM qron.executor_limits WHERE executor = $1),
+    saved AS (
         INSERT INTO qron.executor_limits
                (executor, concurrency, partition_by, partition_field, partition_concurrency,
                 updated_at, rate_limit, rate_period_ms, rate_burst, rate_partition_by,
@@ -35,10 +39,18 @@ const EXECUTOR_LIMITS_SET: &str = "
     emptied AS (DELETE FROM qron.rate_buckets b WHERE b.executor = $1 RETURNING 1),
     keyed AS (
         UPDATE qron.jobs j
-           SET limit_key = CASE $3::text WHEN 'owner' THEN j.owner
-                                         WHEN 'field' THEN COALESCE(j.payload ->> $4, '')
-                                         ELSE '' END
-         WHERE j.executor = $1 AND j.lease_expires_at IS NOT NULL
+           SET limit_key = CASE WHEN j.lease_expires_at IS NULL THEN j.limit_key
+                                ELSE CASE $3::text WHEN 'owner' THEN j.owner
+                                                   WHEN 'field' THEN COALESCE(j.payload ->> $4, '')
+                                                   ELSE '' END END,
+               partition_key = CASE $3::text WHEN 'owner' THEN j.owner
+                                             WHEN 'field' THEN COALESCE(j.payload ->> $4, '')
+                                             END
+         WHERE j.executor = $1
+           AND (j.lease_expires_at IS NOT NULL
+                OR NOT EXISTS (SELECT 1 FROM before b
+                                WHERE b.partition_by IS NOT DISTINCT FROM $3
+                                  AND b.partition_field IS NOT DISTINCT FROM $4))
         RETURNING 1)
     SELECT (SELECT count(*) FROM saved) + (SELECT count(*) FROM keyed)
            + (SELECT count(*) FROM emptied),

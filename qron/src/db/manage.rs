@@ -1,5 +1,6 @@
 //! The client's reads and changes of existing jobs: get, update, delete, stop, restart, search.
 
+use super::partition_key_of;
 use crate::schema::sql;
 use chrono::{DateTime, Utc};
 use sqlx::postgres::types::PgInterval;
@@ -61,7 +62,8 @@ pub(crate) struct JobChanges {
 
 /// Applies changes to a live job (see [`bind_target`] for `$1`–`$4`); `$5`–`$12`, `$14` and
 /// `$15` are the changes (`NULL`: unchanged), `$13` the revision the job must have.
-const JOB_UPDATE: &str = "
+const JOB_UPDATE: &str = concat!(
+    "
     UPDATE qron.jobs SET
            expr = COALESCE($5, expr), recurring = COALESCE($6, recurring),
            run_at = COALESCE($7, run_at), slot_at = COALESCE($7, slot_at),
@@ -76,12 +78,17 @@ const JOB_UPDATE: &str = "
                           ELSE LEAST(attempt, COALESCE($11, max_attempts)) END,
            start_at = COALESCE($12, start_at),
            priority = COALESCE($14, priority), priority_delay = COALESCE($15, priority_delay),
+           -- a new payload moves the job's partition key
+           partition_key = CASE WHEN $8 IS NULL THEN partition_key ELSE ",
+    partition_key_of!("qron.jobs.executor", "qron.jobs.owner", "$8::jsonb"),
+    " END,
            revision = revision + 1, updated_at = now()
      WHERE owner = $1 AND (id = $2 OR (executor = $3 AND name = $4))
        AND ($13::bigint IS NULL OR revision = $13)
        -- a job that waits, or is waited for, runs once (see `job_in_dependencies`)
        AND NOT (COALESCE($6, false) AND (waits > 0 OR has_dependents))
-    RETURNING *";
+    RETURNING *"
+);
 
 /// Whether a live job (see [`bind_target`]) waits for other jobs or is waited for: it runs once
 /// (a recurring job never ends, and would hold its dependents forever).
@@ -251,7 +258,8 @@ pub(crate) async fn job_run_now<'e>(
 /// Moves finished job `$2` of owner `$1` from the history back to the live jobs, due at `$3`,
 /// with a fresh attempt budget and (when `$4` is not `NULL`) a new payload; its executions and
 /// errors stay. Wakes idle workers (on commit).
-const JOB_RETRY: &str = "
+const JOB_RETRY: &str = concat!(
+    "
     WITH moved AS (
         DELETE FROM qron.jobs_history WHERE owner = $1 AND id = $2 RETURNING *),
     j AS (
@@ -259,15 +267,22 @@ const JOB_RETRY: &str = "
                                slot_at, payload, meta, attempt, executions, max_attempts,
                                timeout, revision, last_error, last_error_at, created_at,
                                updated_at, start_at, last_run_at, errors, bytes, scheduled,
-                               priority, priority_delay)
+                               priority, priority_delay, partition_key)
         SELECT id, executor, owner, name, expr, recurring, 'ready', $3, $3,
                COALESCE($4::jsonb, payload), meta, 0, executions, max_attempts, timeout,
                revision + 1, last_error, last_error_at, created_at, $3, start_at, last_run_at,
                errors, octet_length(COALESCE($4::text, payload::text)) + octet_length(meta::text),
-               $3 > now() + interval '2 seconds', priority, priority * $5
+               $3 > now() + interval '2 seconds', priority, priority * $5, ",
+    partition_key_of!(
+        "moved.executor",
+        "moved.owner",
+        "COALESCE($4::jsonb, moved.payload)"
+    ),
+    "
           FROM moved
         RETURNING *)
-    SELECT j.*, pg_notify('qron_jobs', j.executor) AS notified FROM j";
+    SELECT j.*, pg_notify('qron_jobs', j.executor) AS notified FROM j"
+);
 
 /// Runs a finished job again (see [`JOB_RETRY`]), at its priority, put back by
 /// `priority_step` microseconds a level (see `job::priority`).

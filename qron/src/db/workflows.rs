@@ -1,6 +1,7 @@
 //! Workflows (see `migrations/0024_workflows.sql`): created, read with their steps' jobs,
 //! cancelled.
 
+use super::partition_key_of;
 use crate::schema::sql;
 use chrono::{DateTime, Utc};
 use sqlx::PgExecutor;
@@ -158,13 +159,15 @@ const WORKFLOW_RETRY: &str = concat!(
                                timeout, revision, last_error, last_error_at, created_at,
                                updated_at, start_at, last_run_at, errors, bytes, scheduled,
                                priority, priority_delay, waits, has_dependents,
-                               on_dependency_failure)
+                               on_dependency_failure, partition_key)
         SELECT DISTINCT ON (m.id) m.id, m.executor, m.owner, m.name, m.expr, m.recurring,
                CASE WHEN r.waits > 0 THEN 'waiting' ELSE 'ready' END::qron.job_status, $3, $3,
                m.payload, m.meta, 0, m.executions, m.max_attempts, m.timeout, m.revision + 1,
                m.last_error, m.last_error_at, m.created_at, $3, m.start_at, m.last_run_at,
                m.errors, octet_length(m.payload::text) + octet_length(m.meta::text), false,
-               m.priority, m.priority * $4, r.waits, true, r.on_dependency_failure
+               m.priority, m.priority * $4, r.waits, true, r.on_dependency_failure, ",
+    partition_key_of!("m.executor", "m.owner", "m.payload"),
+    "
           FROM moved m JOIN revived r ON r.id = m.id
          ORDER BY m.id, m.finished_at DESC
         RETURNING id, executor, status)

@@ -257,14 +257,12 @@ async fn a_per_key_limit_holds_for_every_key_and_is_used_while_work_waits() {
         "{} of one key at once",
         samples.most_of_one_key()
     );
-    // Issue 30 asks for 90%. Not met here (82–86% measured): the 100 places of 1–20 ms jobs
-    // need about 9,500 jobs a second, and the four debug-built workers on this machine's two
-    // cores do the 20,000 in 6.3–6.7 s (about 3,000 a second; their hand-overs queue at the
-    // executor's limit lock, 2–3 ms each), and the customers come at random, so that many
-    // holders' next jobs lie deep in the queue. Release-built workers in one process use
-    // 80–90% by the handlers' time with the customers in turn, about 46% at random
-    // (`qron-bench flow`, BENCHMARKS.md). The bound here catches a regression, not the goal.
-    assert!(used >= 0.7, "only {:.1}% used", used * 100.0);
+    // Issue 30 asks for 90%: 96.6–98.6% measured (82–86% before the places ended in a
+    // hand-over were taken again in it, by the keys' stored partition keys). A place counts
+    // from its job's lease: the four debug-built workers on this machine's two cores do about
+    // 2,400 jobs a second, so the handlers' own time is a quarter of the places' (the
+    // release-built bench's share by the handlers' time is in BENCHMARKS.md).
+    assert!(used >= 0.9, "only {:.1}% used", used * 100.0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -160,14 +160,17 @@ async fn per_key_capacity(jobs: u64, workers: usize, at_random: bool) -> Res<Vec
     )
     .fetch_one(&pool)
     .await?;
-    sqlx::query("VACUUM ANALYZE qron.jobs")
-        .execute(&pool)
-        .await?;
+    // The limit first: a new partition keys the waiting jobs (their rows written anew); the
+    // table is then compacted, as the queue of an application that set its limit before
+    // enqueueing is.
     Client::new(pool.clone())
         .set_executor_limits(
             "bench_sleep",
             ExecutorLimits::new().per_field("customer", PER_CUSTOMER),
         )
+        .await?;
+    sqlx::query("VACUUM (FULL, ANALYZE) qron.jobs")
+        .execute(&pool)
         .await?;
     let places = CUSTOMERS as f64 * f64::from(PER_CUSTOMER);
     let mut fleet = Vec::new();

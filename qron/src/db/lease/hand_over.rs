@@ -37,6 +37,7 @@ const HAND_OVER_SUCCEEDED: &str = lease_limited!(
         ","
     ),
     gate: "(SELECT count(*) FROM done) >= 0",
+    freed: "SELECT owner, limit_key AS key FROM done WHERE limit_key IS NOT NULL",
     select: handed_over!()
 );
 
@@ -48,12 +49,13 @@ const HAND_OVER_DELETED: &str = lease_limited!(
         finish_rows!(
             ids: "$19",
             leases: leases_only!("$19", "$20", "$21"),
-            returned: "j.id, j.lease_token",
+            returned: "j.id, j.lease_token, j.owner, j.limit_key",
             also: leaves_depended_on!()
         ),
         ","
     ),
     gate: "(SELECT count(*) FROM done) >= 0",
+    freed: "SELECT owner, limit_key AS key FROM done WHERE limit_key IS NOT NULL",
     select: handed_over!()
 );
 
@@ -234,5 +236,52 @@ mod tests {
             .unwrap();
         assert_eq!(many.len(), 3);
         assert_eq!(moved, [(first[1].id, first[1].lease_token + 1)]);
+    }
+
+    #[tokio::test]
+    async fn a_hand_over_takes_the_places_its_ends_freed_however_deep_their_keys_next_jobs_lie() {
+        let db = crate::testing::TestDb::new().await.unwrap();
+        let client = db.client();
+        client
+            .set_executor_limits("refill", ExecutorLimits::new().per_field("k", 1))
+            .await
+            .unwrap();
+        // Key a's next job lies behind 30 of key c's, which has room for one.
+        let key =
+            |k: &str| NewJob::new("refill", "@after -1s").payload(serde_json::json!({ "k": k }));
+        client
+            .create_many(
+                std::iter::once(key("a"))
+                    .chain((0..30).map(|_| key("c")))
+                    .chain(std::iter::once(key("a"))),
+            )
+            .await
+            .unwrap();
+        let lease = |n| Lease::due("refill", "test", n, Utc::now(), Duration::from_secs(30));
+        let first = super::super::job_lease_limited(db.pool(), &lease(1), false, &[])
+            .await
+            .unwrap();
+        assert_eq!(first.len(), 1);
+        let ends = [success(&first[0], History::default())];
+        let (jobs, moved) = job_hand_over(
+            db.pool(),
+            &lease(10),
+            true,
+            &ends.iter().collect::<Vec<_>>(),
+            &[],
+        )
+        .await
+        .unwrap();
+        assert_eq!(moved, [(first[0].id, first[0].lease_token)]);
+        let mut keys: Vec<Option<String>> = jobs.iter().map(|j| j.payload.clone()).collect();
+        keys.sort();
+        assert_eq!(
+            keys,
+            [
+                Some(r#"{"k": "a"}"#.to_owned()),
+                Some(r#"{"k": "c"}"#.to_owned())
+            ],
+            "a's freed place taken again, and c's one"
+        );
     }
 }

@@ -31,14 +31,16 @@ use sqlx::PgExecutor;
 const JOB_LEASE_LIMITED: &str = lease_limited!(
     finished: "",
     gate: "true",
+    freed: "SELECT NULL::text AS owner, NULL::text AS key WHERE false",
     select: "SELECT * FROM leased"
 );
 
 /// [`JOB_LEASE_LIMITED`]'s text, with `finished` (the parts that end jobs, before the lease's
 /// own, each followed by a comma) done before the limit lock is taken once `gate` is read,
-/// and `select` the statement's answer (from `leased`).
+/// `freed` the owners and partition keys (`owner`, `key`) of the places those ends freed, a
+/// row a place, and `select` the statement's answer (from `leased`).
 macro_rules! lease_limited {
-    (finished: $finished:expr, gate: $gate:expr, select: $select:expr) => {
+    (finished: $finished:expr, gate: $gate:expr, freed: $freed:expr, select: $select:expr) => {
         concat!(
     "
     WITH RECURSIVE",
@@ -112,10 +114,10 @@ macro_rules! lease_limited {
                             WHERE oc.executor = $1 AND oc.owner = h.owner)
            AND (NOT $15 OR NOT EXISTS (SELECT 1 FROM qron.executor_pauses p
                                         WHERE p.executor = $1 AND p.owner = h.owner))),
-    -- each holder's successor: the oldest due jobs of its owner and key, one a holder; one
-    -- scan of each owner's queue in lease order for all its holders' keys (twice as many
-    -- jobs as holders locked at most, the keys repeating among them), then ranked by key
-    successors AS MATERIALIZED (
+    -- each holder's successor: the oldest due jobs of its owner and key, one a holder; first
+    -- one scan of each owner's queue in lease order for all its holders' keys (twice as many
+    -- jobs as holders locked at most, the keys repeating among them), ranked by key
+    scanned AS MATERIALIZED (
         SELECT c.id, h.id AS holder, h.place
           FROM (SELECT owner, count(*) AS n, array_agg(DISTINCT key) AS keys
                   FROM holders GROUP BY owner) ho
@@ -135,6 +137,66 @@ macro_rules! lease_limited {
                     LIMIT ho.n * 2
                       FOR UPDATE SKIP LOCKED) y) x) c
           JOIN holders h ON h.owner = ho.owner AND h.key = c.key AND h.nth = c.nth),
+    -- then, for the holders that scan left without one (their key's next job lies deeper, past
+    -- the jobs of keys that lag), each key's next jobs found by its stored key
+    -- (`migrations/0030_keyed_queue.sql`) and checked as the payload has it now (a job without
+    -- that key stored is left to the lease's scan below)
+    successors AS MATERIALIZED (
+        SELECT id, holder, place FROM scanned
+        UNION ALL
+        SELECT c.id, h.id, h.place
+          FROM (SELECT h.*, row_number() OVER (PARTITION BY h.owner, h.key ORDER BY h.id) AS left_nth
+                  FROM holders h
+                 WHERE h.id NOT IN (SELECT holder FROM scanned)) h
+          JOIN (SELECT owner, key, count(*) AS n FROM holders
+                 WHERE id NOT IN (SELECT holder FROM scanned)
+                 GROUP BY owner, key) hk ON hk.owner = h.owner AND hk.key = h.key
+          CROSS JOIN lim l
+          CROSS JOIN LATERAL (
+               SELECT y.id, row_number() OVER () AS nth FROM (
+                   SELECT q.id
+                     FROM qron.jobs q
+                    WHERE q.status = 'ready' AND NOT q.scheduled AND q.executor = $1
+                      AND q.owner COLLATE \"C\" = hk.owner AND q.partition_key = hk.key
+                      AND q.run_at <= $6
+                      AND CASE l.partition_by WHEN 'owner' THEN q.owner
+                               ELSE COALESCE(q.payload ->> l.partition_field, '') END = hk.key
+                      -- the scan's own locks skip none
+                      AND q.id NOT IN (SELECT id FROM scanned)
+                    ORDER BY q.lease_at, q.id
+                    LIMIT hk.n
+                      FOR UPDATE SKIP LOCKED) y) c
+         WHERE c.nth = h.left_nth),
+    -- the places the jobs ended here freed (a hand-over's), taken again in this lease: each
+    -- key's next jobs found by its stored key, ahead of the scan below (their key's room is
+    -- counted as any job's); as for successors, under a limit per key with neither a rate limit
+    -- nor a cap of the owner's, and of an owner who did not pause the executor
+    refills AS MATERIALIZED (
+        SELECT c.id, c.bytes, fk.key
+          FROM (SELECT f.owner, f.key, count(*) AS n FROM (",
+    $freed,
+    ") f GROUP BY f.owner, f.key) fk
+          CROSS JOIN lim l
+          CROSS JOIN LATERAL (
+               SELECT q.id, q.bytes
+                 FROM qron.jobs q
+                WHERE q.status = 'ready' AND NOT q.scheduled AND q.executor = $1
+                  AND q.owner COLLATE \"C\" = fk.owner AND q.partition_key = fk.key
+                  AND q.run_at <= $6
+                  AND CASE l.partition_by WHEN 'owner' THEN q.owner
+                           ELSE COALESCE(q.payload ->> l.partition_field, '') END = fk.key
+                  AND q.id NOT IN (SELECT s.id FROM successors s)
+                ORDER BY q.lease_at, q.id
+                -- no more than the key's room (a place passed to a successor is not free)
+                LIMIT GREATEST(0, LEAST(fk.n, l.partition_concurrency
+                                              - COALESCE((SELECT t.n FROM taken t
+                                                           WHERE t.key = fk.key), 0)))
+                  FOR UPDATE SKIP LOCKED) c
+         WHERE l.partition_by IS NOT NULL AND l.rate_limit IS NULL
+           AND NOT EXISTS (SELECT 1 FROM qron.owner_limits oc
+                            WHERE oc.executor = $1 AND oc.owner = fk.owner)
+           AND (NOT $15 OR NOT EXISTS (SELECT 1 FROM qron.executor_pauses p
+                                        WHERE p.executor = $1 AND p.owner = fk.owner))),
     room AS (
         SELECT GREATEST(0, LEAST($3, l.concurrency - (SELECT COALESCE(sum(n), 0) FROM taken)
                                      -- in a lane: the most the 7 other lanes' leases may take
@@ -182,6 +244,9 @@ macro_rules! lease_limited {
     owner_quotas!("(SELECT jobs FROM room)"),
     ",
     picked AS (
+        SELECT r.id, r.bytes, r.key, '' AS rate_key, 0::float8 AS pace, 0 AS turn
+          FROM refills r
+        UNION ALL
         SELECT c.id, c.bytes, c.key, c.rate_key, c.round::float8 / o.weight AS pace, o.turn
           FROM quotas o
           CROSS JOIN lim l
@@ -200,6 +265,7 @@ macro_rules! lease_limited {
                       AND (q.lease_at, q.id) > (o.after_at, o.after_id)
                       -- not a successor taken above (the statement's own locks skip none)
                       AND q.id NOT IN (SELECT s.id FROM successors s)
+                      AND q.id NOT IN (SELECT r.id FROM refills r)
                       -- partitioned by a payload field: not the jobs of a key at its limit
                       -- (filtered before they are locked; a hashed look-up a row)
                       AND (l.partition_by IS DISTINCT FROM 'field'

@@ -358,3 +358,191 @@ async fn rate_limits_at_their_extremes_lease_without_failing() {
         5
     );
 }
+
+/// A lease for `executor`, due now, of up to 10 jobs.
+fn lease_of(executor: &str) -> Lease<'_> {
+    Lease::due(
+        executor,
+        "test",
+        10,
+        Utc::now(),
+        std::time::Duration::from_secs(30),
+    )
+}
+
+#[tokio::test]
+#[allow(clippy::unwrap_used)]
+async fn a_successor_is_found_however_deep_its_keys_next_job_lies() {
+    use crate::ExecutorLimits;
+    let db = crate::testing::TestDb::new().await.unwrap();
+    let client = db.client();
+    client
+        .set_executor_limits("deep", ExecutorLimits::new().per_field("k", 1))
+        .await
+        .unwrap();
+    // Key a's next job lies behind 50 of key b's, in lease order.
+    let key =
+        |k: &str| crate::NewJob::new("deep", "@after -1s").payload(serde_json::json!({ "k": k }));
+    client
+        .create_many(
+            std::iter::once(key("a"))
+                .chain((0..51).map(|_| key("b")))
+                .chain(std::iter::once(key("a"))),
+        )
+        .await
+        .unwrap();
+    let first = job_lease_limited(db.pool(), &lease_of("deep"), false, &[])
+        .await
+        .unwrap();
+    assert_eq!(first.len(), 2, "one a key");
+    let holders: Vec<(i64, i64)> = first.iter().map(|j| (j.id, j.lease_token)).collect();
+    let next = job_lease_limited(db.pool(), &lease_of("deep"), false, &holders)
+        .await
+        .unwrap();
+    let mut got: Vec<(Option<i64>, Option<String>)> = next
+        .iter()
+        .map(|j| (j.successor_of, j.payload.clone()))
+        .collect();
+    got.sort_by_key(|g| g.0);
+    let mut want: Vec<(Option<i64>, Option<String>)> = first
+        .iter()
+        .map(|j| (Some(j.id), j.payload.clone()))
+        .collect();
+    want.sort_by_key(|w| w.0);
+    assert_eq!(got, want, "a successor for each holder, of its key");
+}
+
+#[tokio::test]
+#[allow(clippy::unwrap_used)]
+async fn a_waiting_job_carries_its_key_from_every_enqueue_and_a_wrong_key_passes_on_nothing() {
+    use crate::{ExecutorLimits, JobUpdate, NewJob, Unique};
+    let db = crate::testing::TestDb::new().await.unwrap();
+    let client = db.client();
+    client
+        .set_executor_limits("kd", ExecutorLimits::new().per_field("k", 1))
+        .await
+        .unwrap();
+    let values = [
+        serde_json::json!({ "k": "text" }),
+        serde_json::json!({ "k": 7 }),
+        serde_json::json!({ "k": -3 }),
+        serde_json::json!({ "k": true }),
+        serde_json::json!({ "k": null }),
+        serde_json::json!({ "other": 1 }),
+        serde_json::json!([1, 2]),
+        serde_json::json!({ "k": 1.5 }),
+        serde_json::json!({ "k": { "nested": [1] } }),
+    ];
+    let job = |v: &serde_json::Value| NewJob::new("kd", "@after 1 hour").payload(v.clone());
+    // Through `COPY`, one statement of many (named), one at a time, and unique jobs alone and
+    // in a batch.
+    client.create_many(values.iter().map(job)).await.unwrap();
+    client
+        .create_many(
+            values
+                .iter()
+                .enumerate()
+                .map(|(i, v)| job(v).name(format!("n{i}"))),
+        )
+        .await
+        .unwrap();
+    for (i, v) in values.iter().enumerate() {
+        client.create(job(v).name(format!("one{i}"))).await.unwrap();
+    }
+    client
+        .create(job(&serde_json::json!({ "k": "u", "n": 0 })).unique(Unique::by_payload()))
+        .await
+        .unwrap();
+    client
+        .create_many(
+            (1..3).map(|n| {
+                job(&serde_json::json!({ "k": "u", "n": n })).unique(Unique::by_payload())
+            }),
+        )
+        .await
+        .unwrap();
+    // An edit of the payload moves the key.
+    client
+        .update(
+            crate::JobRef::named("kd", "one0"),
+            JobUpdate::new().payload(serde_json::json!({ "k": "edited" })),
+        )
+        .await
+        .unwrap();
+    let keys = || async {
+        let rows: Vec<(serde_json::Value, Option<String>, String)> = sqlx::query_as(sql(
+            "SELECT payload, partition_key, COALESCE(payload ->> 'k', '') FROM qron.jobs
+              WHERE executor = 'kd' ORDER BY id",
+        ))
+        .fetch_all(db.pool())
+        .await
+        .unwrap();
+        rows
+    };
+    let rows = keys().await;
+    assert_eq!(rows.len(), 3 * values.len() + 3);
+    for (payload, key, wanted) in &rows {
+        match key {
+            Some(key) => assert_eq!(key, wanted, "{payload}"),
+            // Only `COPY` leaves a key out, and only where it cannot know the server's text.
+            None => assert!(
+                payload["k"].is_f64() || payload["k"].is_object(),
+                "no key for {payload}"
+            ),
+        }
+    }
+    assert_eq!(rows.iter().filter(|r| r.1.is_none()).count(), 2);
+    assert!(rows.iter().any(|r| r.1.as_deref() == Some("edited")));
+    // A new partition keys the waiting jobs again; none, and they keep no key.
+    client
+        .set_executor_limits("kd", ExecutorLimits::new().per_owner(1))
+        .await
+        .unwrap();
+    assert!(
+        keys()
+            .await
+            .iter()
+            .all(|r| r.1.as_deref() == Some("default"))
+    );
+    client
+        .set_executor_limits("kd", ExecutorLimits::new().concurrency(5))
+        .await
+        .unwrap();
+    assert!(keys().await.iter().all(|r| r.1.is_none()));
+    // A key stored wrong (as a payload edited outside qron would leave it) gives no successor
+    // of that key: a's holder gets none, though the job stored as a's is the only one due.
+    client
+        .set_executor_limits("wrong", ExecutorLimits::new().per_field("k", 1))
+        .await
+        .unwrap();
+    let a = client
+        .create(NewJob::new("wrong", "@after -1s").payload(serde_json::json!({ "k": "a" })))
+        .await
+        .unwrap();
+    let held = job_lease_limited(db.pool(), &lease_of("wrong"), false, &[])
+        .await
+        .unwrap();
+    assert_eq!(held.len(), 1);
+    let c = client
+        .create(NewJob::new("wrong", "@after -1s").payload(serde_json::json!({ "k": "c" })))
+        .await
+        .unwrap();
+    sqlx::query(sql(
+        "UPDATE qron.jobs SET partition_key = 'a' WHERE id = $1",
+    ))
+    .bind(c.id)
+    .execute(db.pool())
+    .await
+    .unwrap();
+    let next = job_lease_limited(
+        db.pool(),
+        &lease_of("wrong"),
+        false,
+        &[(a.id, held[0].lease_token)],
+    )
+    .await
+    .unwrap();
+    assert_eq!(next.len(), 1, "c's key has room: the lease's scan takes it");
+    assert_eq!(next[0].id, c.id);
+    assert_eq!(next[0].successor_of, None, "not as a's successor");
+}
