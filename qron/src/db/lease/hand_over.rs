@@ -24,6 +24,19 @@ macro_rules! handed_over {
     };
 }
 
+/// The places the jobs ended here (`done`) freed: of those that held one under a limit per
+/// key, each whose place did not pass to a successor (a row of its key holding it still).
+macro_rules! freed_places {
+    () => {
+        "SELECT d.owner, d.limit_key AS key FROM done d
+          WHERE d.limit_key IS NOT NULL AND d.place IS NOT NULL
+            AND NOT EXISTS (SELECT 1 FROM qron.jobs s
+                             WHERE s.executor = $1 AND s.limit_key = d.limit_key
+                               AND s.lease_expires_at > $2 AND s.place = d.place
+                               AND s.id <> d.id)"
+    };
+}
+
 /// Plain successes moved to the history (as `FINISH_SUCCEEDED`: leases in `$19`–`$21`, ended
 /// at the lease's time `$2`), then [`JOB_LEASE_LIMITED`](super::limited), which takes the
 /// limit lock once they are done and counts the places as they left them.
@@ -37,7 +50,7 @@ const HAND_OVER_SUCCEEDED: &str = lease_limited!(
         ","
     ),
     gate: "(SELECT count(*) FROM done) >= 0",
-    freed: "SELECT owner, limit_key AS key FROM done WHERE limit_key IS NOT NULL",
+    freed: freed_places!(),
     select: handed_over!()
 );
 
@@ -49,13 +62,13 @@ const HAND_OVER_DELETED: &str = lease_limited!(
         finish_rows!(
             ids: "$19",
             leases: leases_only!("$19", "$20", "$21"),
-            returned: "j.id, j.lease_token, j.owner, j.limit_key",
+            returned: "j.id, j.lease_token, j.owner, j.limit_key, j.place",
             also: leaves_depended_on!()
         ),
         ","
     ),
     gate: "(SELECT count(*) FROM done) >= 0",
-    freed: "SELECT owner, limit_key AS key FROM done WHERE limit_key IS NOT NULL",
+    freed: freed_places!(),
     select: handed_over!()
 );
 

@@ -19,6 +19,12 @@ use sqlx::PgExecutor;
 /// partition by a payload field, which passes jobs over (one comes first when its key has
 /// room).
 ///
+/// Under a limit per key, before it waits for the lock, it locks each wanted key's next due
+/// jobs, found by their stored partition keys (`migrations/0030_keyed_queue.sql`): as many as
+/// the worker's running jobs of that owner and key (`$17`) and the places the jobs it ends
+/// freed (`freed`). Once the lock is held, the holders still holding places get them as
+/// successors, and the rest are kept first, within their keys' room.
+///
 /// Partitioned by a payload field, the jobs of keys at their limit are passed over in the scan
 /// before they are locked: a lease finds a job of a key with room wherever it is in the queue,
 /// and reads past the due jobs of full keys ahead of it to get there.
@@ -67,6 +73,48 @@ macro_rules! lease_limited {
           FROM lim l
          WHERE $16 AND l.concurrency IS NOT NULL AND l.partition_by IS NULL
            AND l.rate_limit IS NULL),
+    -- before the lock, under a limit per key with neither a rate limit nor a cap of the
+    -- owner's: the keys wanted, each with as many jobs as the worker's running jobs of that
+    -- owner and key named in `$17` (their lease tokens in `$18`) and the places the ends here
+    -- freed (as the statement sees them: checked once the lock is held)
+    wanted AS MATERIALIZED (
+        SELECT w.owner, w.key, count(*) AS n
+          FROM (SELECT j.owner, j.limit_key AS key
+                  FROM qron.jobs j
+                  JOIN unnest($17::bigint[], $18::bigint[]) AS h(id, token)
+                    ON h.id = j.id AND h.token = j.lease_token
+                 WHERE j.executor = $1 AND j.place IS NOT NULL AND j.limit_key IS NOT NULL
+                UNION ALL
+                SELECT f.owner, f.key FROM (",
+    $freed,
+    ") f) w
+         GROUP BY w.owner, w.key),
+    -- each key's next due jobs, found by its stored key (`migrations/0030_keyed_queue.sql`)
+    -- and checked as the payload has it now (a job without that key stored is left to the
+    -- scan below), and locked while the lease waits for the limit lock: with keys at random,
+    -- a key's next job lies past the jobs of keys that lag, where a scan in lease order
+    -- rarely reaches
+    early AS MATERIALIZED (
+        SELECT c.id, c.bytes, w.owner, w.key, c.nth
+          FROM wanted w
+          CROSS JOIN lim l
+          CROSS JOIN LATERAL (
+               SELECT y.id, y.bytes, row_number() OVER () AS nth FROM (
+                   SELECT q.id, q.bytes
+                     FROM qron.jobs q
+                    WHERE q.status = 'ready' AND NOT q.scheduled AND q.executor = $1
+                      AND q.owner COLLATE \"C\" = w.owner AND q.partition_key = w.key
+                      AND q.run_at <= $6
+                      AND CASE l.partition_by WHEN 'owner' THEN q.owner
+                               ELSE COALESCE(q.payload ->> l.partition_field, '') END = w.key
+                    ORDER BY q.lease_at, q.id
+                    LIMIT w.n
+                      FOR UPDATE SKIP LOCKED) y) c
+         WHERE l.partition_by IS NOT NULL AND l.rate_limit IS NULL
+           AND NOT EXISTS (SELECT 1 FROM qron.owner_limits oc
+                            WHERE oc.executor = $1 AND oc.owner = w.owner)
+           AND (NOT $15 OR NOT EXISTS (SELECT 1 FROM qron.executor_pauses p
+                                        WHERE p.executor = $1 AND p.owner = w.owner))),
     -- the executor's limit lock, held until the transaction ends: limited leases of one
     -- executor one after another; in a lane, shared with the other lanes' leases (each then
     -- leaves room for theirs)
@@ -74,7 +122,7 @@ macro_rules! lease_limited {
         SELECT true AS locked
           FROM (SELECT CASE WHEN NOT (",
     $gate,
-    ") THEN NULL
+    ") OR (SELECT count(*) FROM early) < 0 THEN NULL
                        WHEN EXISTS (SELECT 1 FROM lane WHERE i IS NOT NULL)
                        THEN pg_advisory_xact_lock_shared(
                                 hashtextextended('qron.executor_limits:' || $1, 0))
@@ -114,89 +162,11 @@ macro_rules! lease_limited {
                             WHERE oc.executor = $1 AND oc.owner = h.owner)
            AND (NOT $15 OR NOT EXISTS (SELECT 1 FROM qron.executor_pauses p
                                         WHERE p.executor = $1 AND p.owner = h.owner))),
-    -- each holder's successor: the oldest due jobs of its owner and key, one a holder; first
-    -- one scan of each owner's queue in lease order for all its holders' keys (twice as many
-    -- jobs as holders locked at most, the keys repeating among them), ranked by key
-    scanned AS MATERIALIZED (
-        SELECT c.id, h.id AS holder, h.place
-          FROM (SELECT owner, count(*) AS n, array_agg(DISTINCT key) AS keys
-                  FROM holders GROUP BY owner) ho
-          CROSS JOIN lim l
-          CROSS JOIN LATERAL (
-               SELECT x.id, x.key, row_number() OVER (PARTITION BY x.key ORDER BY x.nth) AS nth
-                 FROM (SELECT y.*, row_number() OVER () AS nth FROM (
-                   SELECT q.id,
-                          CASE l.partition_by WHEN 'owner' THEN q.owner
-                               ELSE COALESCE(q.payload ->> l.partition_field, '') END AS key
-                     FROM qron.jobs q
-                    WHERE q.status = 'ready' AND NOT q.scheduled AND q.executor = $1
-                      AND q.owner COLLATE \"C\" = ho.owner AND q.run_at <= $6
-                      AND (l.partition_by = 'owner'
-                           OR COALESCE(q.payload ->> l.partition_field, '') = ANY(ho.keys))
-                    ORDER BY q.lease_at, q.id
-                    LIMIT ho.n * 2
-                      FOR UPDATE SKIP LOCKED) y) x) c
-          JOIN holders h ON h.owner = ho.owner AND h.key = c.key AND h.nth = c.nth),
-    -- then, for the holders that scan left without one (their key's next job lies deeper, past
-    -- the jobs of keys that lag), each key's next jobs found by its stored key
-    -- (`migrations/0030_keyed_queue.sql`) and checked as the payload has it now (a job without
-    -- that key stored is left to the lease's scan below)
+    -- each holder's successor: of its key's jobs found before the lock, one a holder
     successors AS MATERIALIZED (
-        SELECT id, holder, place FROM scanned
-        UNION ALL
-        SELECT c.id, h.id, h.place
-          FROM (SELECT h.*, row_number() OVER (PARTITION BY h.owner, h.key ORDER BY h.id) AS left_nth
-                  FROM holders h
-                 WHERE h.id NOT IN (SELECT holder FROM scanned)) h
-          JOIN (SELECT owner, key, count(*) AS n FROM holders
-                 WHERE id NOT IN (SELECT holder FROM scanned)
-                 GROUP BY owner, key) hk ON hk.owner = h.owner AND hk.key = h.key
-          CROSS JOIN lim l
-          CROSS JOIN LATERAL (
-               SELECT y.id, row_number() OVER () AS nth FROM (
-                   SELECT q.id
-                     FROM qron.jobs q
-                    WHERE q.status = 'ready' AND NOT q.scheduled AND q.executor = $1
-                      AND q.owner COLLATE \"C\" = hk.owner AND q.partition_key = hk.key
-                      AND q.run_at <= $6
-                      AND CASE l.partition_by WHEN 'owner' THEN q.owner
-                               ELSE COALESCE(q.payload ->> l.partition_field, '') END = hk.key
-                      -- the scan's own locks skip none
-                      AND q.id NOT IN (SELECT id FROM scanned)
-                    ORDER BY q.lease_at, q.id
-                    LIMIT hk.n
-                      FOR UPDATE SKIP LOCKED) y) c
-         WHERE c.nth = h.left_nth),
-    -- the places the jobs ended here freed (a hand-over's), taken again in this lease: each
-    -- key's next jobs found by its stored key, ahead of the scan below (their key's room is
-    -- counted as any job's); as for successors, under a limit per key with neither a rate limit
-    -- nor a cap of the owner's, and of an owner who did not pause the executor
-    refills AS MATERIALIZED (
-        SELECT c.id, c.bytes, fk.key
-          FROM (SELECT f.owner, f.key, count(*) AS n FROM (",
-    $freed,
-    ") f GROUP BY f.owner, f.key) fk
-          CROSS JOIN lim l
-          CROSS JOIN LATERAL (
-               SELECT q.id, q.bytes
-                 FROM qron.jobs q
-                WHERE q.status = 'ready' AND NOT q.scheduled AND q.executor = $1
-                  AND q.owner COLLATE \"C\" = fk.owner AND q.partition_key = fk.key
-                  AND q.run_at <= $6
-                  AND CASE l.partition_by WHEN 'owner' THEN q.owner
-                           ELSE COALESCE(q.payload ->> l.partition_field, '') END = fk.key
-                  AND q.id NOT IN (SELECT s.id FROM successors s)
-                ORDER BY q.lease_at, q.id
-                -- no more than the key's room (a place passed to a successor is not free)
-                LIMIT GREATEST(0, LEAST(fk.n, l.partition_concurrency
-                                              - COALESCE((SELECT t.n FROM taken t
-                                                           WHERE t.key = fk.key), 0)))
-                  FOR UPDATE SKIP LOCKED) c
-         WHERE l.partition_by IS NOT NULL AND l.rate_limit IS NULL
-           AND NOT EXISTS (SELECT 1 FROM qron.owner_limits oc
-                            WHERE oc.executor = $1 AND oc.owner = fk.owner)
-           AND (NOT $15 OR NOT EXISTS (SELECT 1 FROM qron.executor_pauses p
-                                        WHERE p.executor = $1 AND p.owner = fk.owner))),
+        SELECT e.id, h.id AS holder, h.place
+          FROM holders h
+          JOIN early e ON e.owner = h.owner AND e.key = h.key AND e.nth = h.nth),
     room AS (
         SELECT GREATEST(0, LEAST($3, l.concurrency - (SELECT COALESCE(sum(n), 0) FROM taken)
                                      -- in a lane: the most the 7 other lanes' leases may take
@@ -243,10 +213,7 @@ macro_rules! lease_limited {
 ",
     owner_quotas!("(SELECT jobs FROM room)"),
     ",
-    picked AS (
-        SELECT r.id, r.bytes, r.key, '' AS rate_key, 0::float8 AS pace, 0 AS turn
-          FROM refills r
-        UNION ALL
+    scan AS MATERIALIZED (
         SELECT c.id, c.bytes, c.key, c.rate_key, c.round::float8 / o.weight AS pace, o.turn
           FROM quotas o
           CROSS JOIN lim l
@@ -264,8 +231,7 @@ macro_rules! lease_limited {
                       AND q.owner COLLATE \"C\" = o.owner AND q.run_at <= $6
                       AND (q.lease_at, q.id) > (o.after_at, o.after_id)
                       -- not a successor taken above (the statement's own locks skip none)
-                      AND q.id NOT IN (SELECT s.id FROM successors s)
-                      AND q.id NOT IN (SELECT r.id FROM refills r)
+                      AND q.id NOT IN (SELECT e.id FROM early e)
                       -- partitioned by a payload field: not the jobs of a key at its limit
                       -- (filtered before they are locked; a hashed look-up a row)
                       AND (l.partition_by IS DISTINCT FROM 'field'
@@ -286,6 +252,16 @@ macro_rules! lease_limited {
                                 COALESCE(o.rate_room, o.quota * 2),
                                 COALESCE(o.cap_room, o.quota * 2))
                       FOR UPDATE SKIP LOCKED) x) c),
+    -- the other jobs found before the lock: the next jobs of the keys whose places the ends
+    -- here freed (a hand-over's), kept first (their key's room is counted as any job's)
+    refills AS (
+        SELECT e.id, e.bytes, e.key FROM early e
+         WHERE e.id NOT IN (SELECT s.id FROM successors s)),
+    picked AS (
+        SELECT r.id, r.bytes, r.key, '' AS rate_key, 0::float8 AS pace, 0 AS turn
+          FROM refills r
+        UNION ALL
+        SELECT * FROM scan),
     -- each job's place among the jobs of its key picked, in rounds
     keyed AS (
         SELECT p.*, row_number() OVER (PARTITION BY p.key ORDER BY p.pace, p.turn) AS nth_key,
