@@ -328,7 +328,11 @@ pub mod flow {
     //!   distinct places of the held rows) and started in its slot the moment it ends. The end
     //!   and the next successor then go to the database together, while the successor runs. A
     //!   limit lowered below the places held passes none on; a successor that cannot start
-    //!   within its lease is handed back.
+    //!   within its lease is handed back. A job written under a limit per key carries its key
+    //!   in an index, so that a key's next job is found (and locked before the lease waits for
+    //!   the limit's lock) wherever it lies in the queue; the places the ended jobs freed are
+    //!   taken again by their keys' next jobs the same way. The key is a way in, never the
+    //!   rule: each job's key is checked as its payload has it.
     //! - **Partitioned by a payload field**, the jobs of a full key are passed over before they
     //!   are locked: a job of a key with room is found wherever it is in the queue, at the cost
     //!   of reading past the due jobs of full keys ahead of it.
