@@ -137,6 +137,18 @@ mod tests {
     use chrono::Utc;
     use std::time::Duration;
 
+    /// Hands `ends` over (kept by the history when `kept`) with lease `p` and no holders.
+    async fn hand(
+        db: &crate::testing::TestDb,
+        p: &Lease<'_>,
+        kept: bool,
+        ends: &[Finish],
+    ) -> (Vec<LeasedJob>, Vec<(i64, i64)>) {
+        job_hand_over(db.pool(), p, kept, &ends.iter().collect::<Vec<_>>(), &[])
+            .await
+            .unwrap()
+    }
+
     /// A plain success of `job`, as its slot hands it off.
     fn success(job: &LeasedJob, history: History) -> Finish {
         Finish {
@@ -185,15 +197,7 @@ mod tests {
             success(&first[0], History::default()),
             success(&first[1], History::default()),
         ];
-        let (jobs, moved) = job_hand_over(
-            db.pool(),
-            &lease(),
-            true,
-            &ends.iter().collect::<Vec<_>>(),
-            &[],
-        )
-        .await
-        .unwrap();
+        let (jobs, moved) = hand(&db, &lease(), true, &ends).await;
         assert_eq!(moved, [(first[0].id, first[0].lease_token)]);
         assert_eq!(jobs.len(), 1);
         assert_eq!(
@@ -213,15 +217,7 @@ mod tests {
             .await
             .unwrap();
         let ends = [success(&jobs[0], History::Failed)];
-        let (none, moved) = job_hand_over(
-            db.pool(),
-            &lease(),
-            false,
-            &ends.iter().collect::<Vec<_>>(),
-            &[],
-        )
-        .await
-        .unwrap();
+        let (none, moved) = hand(&db, &lease(), false, &ends).await;
         assert!(none.is_empty(), "the stale job still holds the one place");
         assert_eq!(moved, [(jobs[0].id, jobs[0].lease_token)]);
         let history: i64 = sqlx::query_scalar(sql("SELECT count(*) FROM qron.jobs_history"))
@@ -254,37 +250,15 @@ mod tests {
     #[tokio::test]
     async fn a_hand_over_takes_the_places_its_ends_freed_however_deep_their_keys_next_jobs_lie() {
         let db = crate::testing::TestDb::new().await.unwrap();
-        let client = db.client();
-        client
-            .set_executor_limits("refill", ExecutorLimits::new().per_field("k", 1))
-            .await
-            .unwrap();
         // Key a's next job lies behind 30 of key c's, which has room for one.
-        let key =
-            |k: &str| NewJob::new("refill", "@after -1s").payload(serde_json::json!({ "k": k }));
-        client
-            .create_many(
-                std::iter::once(key("a"))
-                    .chain((0..30).map(|_| key("c")))
-                    .chain(std::iter::once(key("a"))),
-            )
-            .await
-            .unwrap();
+        super::super::key_behind_another(&db.client(), "refill", "c", 30).await;
         let lease = |n| Lease::due("refill", "test", n, Utc::now(), Duration::from_secs(30));
         let first = super::super::job_lease_limited(db.pool(), &lease(1), false, &[])
             .await
             .unwrap();
         assert_eq!(first.len(), 1);
         let ends = [success(&first[0], History::default())];
-        let (jobs, moved) = job_hand_over(
-            db.pool(),
-            &lease(10),
-            true,
-            &ends.iter().collect::<Vec<_>>(),
-            &[],
-        )
-        .await
-        .unwrap();
+        let (jobs, moved) = hand(&db, &lease(10), true, &ends).await;
         assert_eq!(moved, [(first[0].id, first[0].lease_token)]);
         let mut keys: Vec<Option<String>> = jobs.iter().map(|j| j.payload.clone()).collect();
         keys.sort();

@@ -441,6 +441,32 @@ pub(crate) async fn jobs_pending<'e>(
 #[cfg(test)]
 mod tests;
 
+/// A queue of `executor` under a limit of 1 per payload field `k`: a job of key `a`, `between`
+/// jobs of key `other`, then a's next job (which a scan in lease order reaches last).
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+pub(super) async fn key_behind_another(
+    client: &crate::Client,
+    executor: &str,
+    other: &str,
+    between: usize,
+) {
+    client
+        .set_executor_limits(executor, crate::ExecutorLimits::new().per_field("k", 1))
+        .await
+        .unwrap();
+    let key =
+        |k: &str| crate::NewJob::new(executor, "@after -1s").payload(serde_json::json!({ "k": k }));
+    client
+        .create_many(
+            std::iter::once(key("a"))
+                .chain((0..between).map(|_| key(other)))
+                .chain(std::iter::once(key("a"))),
+        )
+        .await
+        .unwrap();
+}
+
 mod hand_over;
 mod limited;
 mod stage;

@@ -373,24 +373,9 @@ fn lease_of(executor: &str) -> Lease<'_> {
 #[tokio::test]
 #[allow(clippy::unwrap_used)]
 async fn a_successor_is_found_however_deep_its_keys_next_job_lies() {
-    use crate::ExecutorLimits;
     let db = crate::testing::TestDb::new().await.unwrap();
-    let client = db.client();
-    client
-        .set_executor_limits("deep", ExecutorLimits::new().per_field("k", 1))
-        .await
-        .unwrap();
-    // Key a's next job lies behind 50 of key b's, in lease order.
-    let key =
-        |k: &str| crate::NewJob::new("deep", "@after -1s").payload(serde_json::json!({ "k": k }));
-    client
-        .create_many(
-            std::iter::once(key("a"))
-                .chain((0..51).map(|_| key("b")))
-                .chain(std::iter::once(key("a"))),
-        )
-        .await
-        .unwrap();
+    // Key a's next job lies behind 51 of key b's, in lease order.
+    super::super::key_behind_another(&db.client(), "deep", "b", 51).await;
     let first = job_lease_limited(db.pool(), &lease_of("deep"), false, &[])
         .await
         .unwrap();
