@@ -18,7 +18,9 @@ ALTER TABLE qron.jobs ADD COLUMN partition_key text;
 CREATE INDEX jobs_partitioned ON qron.jobs (executor, owner COLLATE "C", partition_key, lease_at, id)
     WHERE status = 'ready' AND NOT scheduled AND partition_key IS NOT NULL;
 
--- The jobs written before, keyed by their executor's partition.
+-- The jobs written before, keyed by their executor's partition: this rewrites the rows of
+-- the executors limited per key (none elsewhere), so on a large backlog of such an executor
+-- apply it at a quiet time.
 UPDATE qron.jobs j
    SET partition_key = CASE l.partition_by WHEN 'owner' THEN j.owner
                                            ELSE COALESCE(j.payload ->> l.partition_field, '') END

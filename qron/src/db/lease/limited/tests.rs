@@ -494,6 +494,14 @@ async fn a_waiting_job_carries_its_key_from_every_enqueue_and_a_wrong_key_passes
         .await
         .unwrap();
     assert!(keys().await.iter().all(|r| r.1.is_none()));
+    // A job written now (the client knows the executor has no limit per key): none either.
+    client
+        .create(job(&serde_json::json!({ "k": "later" })))
+        .await
+        .unwrap();
+    let rows = keys().await;
+    assert_eq!(rows.len(), 3 * values.len() + 4);
+    assert!(rows.iter().all(|r| r.1.is_none()));
     // A key stored wrong (as a payload edited outside qron would leave it) gives no successor
     // of that key: a's holder gets none, though the job stored as a's is the only one due.
     client
