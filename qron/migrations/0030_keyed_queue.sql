@@ -14,6 +14,16 @@
 -- Setting a limit with a new partition writes every job's key anew. `limit_key`, which a
 -- lease writes and counts places by, is untouched: the planner's view of it, on the limit's
 -- hot path, stays that of the leased rows alone.
+-- A payload's key as the limits count it: itself up to 1024 bytes, a longer one its digest. A
+-- key is indexed (`jobs_limited`, `jobs_partitioned`, the rate buckets' primary key), and an
+-- index entry holds about 2.7 kB: one tenant's job with a longer value in the partition's
+-- field made every lease of the executor fail, for every tenant. Inlined where it is used.
+CREATE FUNCTION qron.limit_key(key text) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT CASE WHEN octet_length(key) <= 1024 THEN key
+                ELSE 'sha256:' || encode(sha256(convert_to(key, 'UTF8')), 'hex') END
+$$;
+
 ALTER TABLE qron.jobs ADD COLUMN partition_key text;
 CREATE INDEX jobs_partitioned ON qron.jobs (executor, owner COLLATE "C", partition_key, lease_at, id)
     WHERE status = 'ready' AND NOT scheduled AND partition_key IS NOT NULL;
@@ -23,6 +33,6 @@ CREATE INDEX jobs_partitioned ON qron.jobs (executor, owner COLLATE "C", partiti
 -- apply it at a quiet time.
 UPDATE qron.jobs j
    SET partition_key = CASE l.partition_by WHEN 'owner' THEN j.owner
-                                           ELSE COALESCE(j.payload ->> l.partition_field, '') END
+                            ELSE qron.limit_key(COALESCE(j.payload ->> l.partition_field, '')) END
   FROM qron.executor_limits l
  WHERE l.executor = j.executor AND l.partition_by IS NOT NULL;

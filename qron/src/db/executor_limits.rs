@@ -41,10 +41,12 @@ const EXECUTOR_LIMITS_SET: &str = "
         UPDATE qron.jobs j
            SET limit_key = CASE WHEN j.lease_expires_at IS NULL THEN j.limit_key
                                 ELSE CASE $3::text WHEN 'owner' THEN j.owner
-                                                   WHEN 'field' THEN COALESCE(j.payload ->> $4, '')
+                                                   WHEN 'field'
+                                                   THEN qron.limit_key(COALESCE(j.payload ->> $4, ''))
                                                    ELSE '' END END,
                partition_key = CASE $3::text WHEN 'owner' THEN j.owner
-                                             WHEN 'field' THEN COALESCE(j.payload ->> $4, '')
+                                             WHEN 'field'
+                                             THEN qron.limit_key(COALESCE(j.payload ->> $4, ''))
                                              END
          WHERE j.executor = $1
            AND (j.lease_expires_at IS NOT NULL

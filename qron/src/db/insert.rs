@@ -79,18 +79,24 @@ macro_rules! partition_key_of {
 }
 
 /// [`partition_key_of!`] from executor limits `l` already joined (`NULL` columns: no key).
+/// A payload's key goes through `qron.limit_key`, as the lease's keys do (see
+/// `migrations/0030_keyed_queue.sql`).
 macro_rules! partition_key_from {
     ($owner:expr, $payload:expr) => {
         concat!(
             "CASE l.partition_by WHEN 'owner' THEN ",
             $owner,
             "
-                    WHEN 'field' THEN COALESCE((",
+                    WHEN 'field' THEN qron.limit_key(COALESCE((",
             $payload,
-            ") ->> l.partition_field, '') END"
+            ") ->> l.partition_field, '')) END"
         )
     };
 }
+
+/// The longest payload key `qron.limit_key` keeps as it is, in bytes; a longer one becomes
+/// its digest, which `COPY` leaves to the server (no key: see `copy::Partition::key`).
+pub(crate) const MAX_PLAIN_KEY: usize = 1024;
 pub(crate) use partition_key_from;
 pub(crate) use partition_key_of;
 

@@ -106,7 +106,7 @@ macro_rules! lease_limited {
                       AND q.owner COLLATE \"C\" = w.owner AND q.partition_key = w.key
                       AND q.run_at <= $6
                       AND CASE l.partition_by WHEN 'owner' THEN q.owner
-                               ELSE COALESCE(q.payload ->> l.partition_field, '') END = w.key
+                               ELSE qron.limit_key(COALESCE(q.payload ->> l.partition_field, '')) END = w.key
                     ORDER BY q.lease_at, q.id
                     LIMIT w.n
                       FOR UPDATE SKIP LOCKED) y) c
@@ -221,10 +221,10 @@ macro_rules! lease_limited {
                SELECT x.*, row_number() OVER () AS round FROM (
                    SELECT q.id, q.bytes,
                           CASE l.partition_by WHEN 'owner' THEN q.owner
-                               WHEN 'field' THEN COALESCE(q.payload ->> l.partition_field, '')
+                               WHEN 'field' THEN qron.limit_key(COALESCE(q.payload ->> l.partition_field, ''))
                                ELSE '' END AS key,
                           CASE l.rate_partition_by WHEN 'owner' THEN q.owner
-                               WHEN 'field' THEN COALESCE(q.payload ->> l.rate_partition_field, '')
+                               WHEN 'field' THEN qron.limit_key(COALESCE(q.payload ->> l.rate_partition_field, ''))
                                ELSE '' END AS rate_key
                      FROM qron.jobs q
                     WHERE q.status = 'ready' AND NOT q.scheduled AND q.executor = $1
@@ -235,13 +235,13 @@ macro_rules! lease_limited {
                       -- partitioned by a payload field: not the jobs of a key at its limit
                       -- (filtered before they are locked; a hashed look-up a row)
                       AND (l.partition_by IS DISTINCT FROM 'field'
-                           OR COALESCE(q.payload ->> l.partition_field, '') NOT IN (
+                           OR qron.limit_key(COALESCE(q.payload ->> l.partition_field, '')) NOT IN (
                                   SELECT t.key FROM taken t, lim l2
                                    WHERE t.n >= l2.partition_concurrency))
                       -- rate-limited by a payload field: not the jobs of a key with no start
                       -- left
                       AND (l.rate_partition_by IS DISTINCT FROM 'field'
-                           OR COALESCE(q.payload ->> l.rate_partition_field, '') NOT IN (
+                           OR qron.limit_key(COALESCE(q.payload ->> l.rate_partition_field, '')) NOT IN (
                                   SELECT sp.key FROM spent sp WHERE sp.allowed < 1))
                     ORDER BY q.lease_at, q.id
                     -- by a field, twice the share: keys repeat among the first jobs; by
@@ -292,7 +292,7 @@ macro_rules! lease_limited {
            -- the job's partition key, which its place is counted by
            limit_key = CASE (SELECT partition_by FROM lim) WHEN 'owner' THEN j.owner
                             WHEN 'field'
-                            THEN COALESCE(j.payload ->> (SELECT partition_field FROM lim), '')
+                            THEN qron.limit_key(COALESCE(j.payload ->> (SELECT partition_field FROM lim), ''))
                             ELSE '' END,
            -- under a limit per key, a successor's place is its holder's, any other job's a
            -- new one; without a partition, none (each job counts as one)
@@ -312,7 +312,7 @@ macro_rules! lease_limited {
            -- the job's rate bucket
            CASE (SELECT rate_partition_by FROM lim) WHEN 'owner' THEN j.owner
                 WHEN 'field'
-                THEN COALESCE(j.payload ->> (SELECT rate_partition_field FROM lim), '')
+                THEN qron.limit_key(COALESCE(j.payload ->> (SELECT rate_partition_field FROM lim), ''))
                 ELSE '' END AS rate_key),
     -- under a rate limit, each bucket a job was taken from moves on by a start's gap a job
     -- (from now when it was past)

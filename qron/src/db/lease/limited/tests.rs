@@ -539,3 +539,56 @@ async fn a_waiting_job_carries_its_key_from_every_enqueue_and_a_wrong_key_passes
     assert_eq!(next[0].id, c.id);
     assert_eq!(next[0].successor_of, None, "not as a's successor");
 }
+
+#[tokio::test]
+#[allow(clippy::unwrap_used)]
+async fn a_key_too_long_for_an_index_neither_refuses_its_job_nor_stops_the_leases() {
+    use crate::{ExecutorLimits, NewJob};
+    let db = crate::testing::TestDb::new().await.unwrap();
+    let client = db.client();
+    client
+        .set_executor_limits("long", ExecutorLimits::new().per_field("k", 1))
+        .await
+        .unwrap();
+    // A value far past what a B-tree entry holds (about 2.7 kB), from one tenant, beside
+    // another tenant's plain job; written one at a time and through `COPY`.
+    // (not one letter repeated: an index compresses that)
+    let long: String = (0..2_000u64)
+        .map(|i| format!("{:x}", i.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 44))
+        .collect();
+    let job = |k: &str| NewJob::new("long", "@after -1s").payload(serde_json::json!({ "k": k }));
+    client.create(job(&long)).await.unwrap();
+    client.create(job(&long)).await.unwrap();
+    client
+        .create_many([job(&long), job("short")])
+        .await
+        .unwrap();
+    db.client()
+        .owner("other")
+        .create(job("plain"))
+        .await
+        .unwrap();
+    // The leases go on, for both tenants, the long key's places counted as any key's.
+    let leased = job_lease_limited(db.pool(), &lease_of("long"), false, &[])
+        .await
+        .unwrap();
+    assert_eq!(leased.len(), 3, "one of the long key, and the two others");
+    let holders: Vec<(i64, i64)> = leased.iter().map(|j| (j.id, j.lease_token)).collect();
+    let next = job_lease_limited(db.pool(), &lease_of("long"), false, &holders)
+        .await
+        .unwrap();
+    assert_eq!(next.len(), 1, "the long key's next job, as a successor");
+    // A new partition keys the waiting jobs again without failing; a rate limit by the
+    // same field keeps a bucket for the long key.
+    client
+        .set_executor_limits(
+            "long",
+            ExecutorLimits::new().rate(crate::RateLimit::per_second(100).per_field("k")),
+        )
+        .await
+        .unwrap();
+    let rated = job_lease_limited(db.pool(), &lease_of("long"), false, &[])
+        .await
+        .unwrap();
+    assert_eq!(rated.len(), 1, "the long key's last job");
+}
