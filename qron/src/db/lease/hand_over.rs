@@ -37,6 +37,16 @@ macro_rules! freed_places {
     };
 }
 
+/// The executor's limits read (`lim`) before any row is ended: under a limit per key alone,
+/// they take the executor's limit lock shared, and a change of the limits, which holds it and
+/// then writes the leased rows, must find none of them locked by a hand-over waiting for it.
+macro_rules! limits_first {
+    () => {
+        "
+           AND (SELECT count(*) FROM lim) > 0"
+    };
+}
+
 /// Plain successes moved to the history (as `FINISH_SUCCEEDED`: leases in `$19`–`$21`, ended
 /// at the lease's time `$2`), then [`JOB_LEASE_LIMITED`](super::limited), which takes the
 /// limit lock once they are done and counts the places as they left them.
@@ -44,7 +54,12 @@ const HAND_OVER_SUCCEEDED: &str = lease_limited!(
     finished: concat!(
         "
     ",
-        finish_rows!(ids: "$19", leases: leases_only!("$19", "$20", "$21"), returned: "j.*"),
+        finish_rows!(
+            ids: "$19",
+            leases: leases_only!("$19", "$20", "$21"),
+            returned: "j.*",
+            also: limits_first!()
+        ),
         ",",
         succeeded_history!("$2"),
         ","
@@ -63,7 +78,7 @@ const HAND_OVER_DELETED: &str = lease_limited!(
             ids: "$19",
             leases: leases_only!("$19", "$20", "$21"),
             returned: "j.id, j.lease_token, j.owner, j.limit_key, j.place",
-            also: leaves_depended_on!()
+            also: concat!(leaves_depended_on!(), limits_first!())
         ),
         ","
     ),
@@ -129,7 +144,7 @@ pub(crate) async fn job_hand_over<'e>(
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     use super::*;
     use crate::schema::sql;
@@ -270,5 +285,62 @@ mod tests {
             ],
             "a's freed place taken again, and c's one"
         );
+    }
+
+    #[tokio::test]
+    async fn a_hand_over_waiting_for_a_change_of_the_limits_holds_no_row_the_change_writes() {
+        let db = crate::testing::TestDb::new().await.unwrap();
+        let client = db.client();
+        client
+            .set_executor_limits("change", ExecutorLimits::new().per_field("k", 1))
+            .await
+            .unwrap();
+        client
+            .create_many((0..4).map(|i| {
+                NewJob::new("change", "@after -1s").payload(serde_json::json!({ "k": i % 2 }))
+            }))
+            .await
+            .unwrap();
+        let lease = || Lease::due("change", "test", 10, Utc::now(), Duration::from_secs(30));
+        let first = super::super::job_lease_limited(db.pool(), &lease(), false, &[])
+            .await
+            .unwrap();
+        assert_eq!(first.len(), 2, "one a key");
+        // A change of the limits holds the executor's lock; a hand-over comes meanwhile.
+        let mut change = db.pool().begin().await.unwrap();
+        sqlx::query(sql(super::super::EXECUTOR_LIMIT_LOCK))
+            .bind("change")
+            .execute(&mut *change)
+            .await
+            .unwrap();
+        let pool = db.pool().clone();
+        let ends = [success(&first[0], History::default())];
+        let handed = tokio::spawn(async move {
+            let lease = Lease::due("change", "test", 10, Utc::now(), Duration::from_secs(30));
+            job_hand_over(&pool, &lease, true, &ends.iter().collect::<Vec<_>>(), &[]).await
+        });
+        assert!(super::super::tests::waits_for_the_limit_lock(db.pool()).await);
+        // The change then writes the leased rows' keys, the ended job's among them: it waits
+        // for no row of the hand-over's, and the hand-over goes on once it is committed.
+        tokio::time::timeout(
+            Duration::from_secs(10),
+            crate::db::executor_limits_set(
+                &mut change,
+                "change",
+                &ExecutorLimits::new().per_field("k", 2),
+                Utc::now(),
+            ),
+        )
+        .await
+        .expect("the change waits for no row of the hand-over's")
+        .unwrap();
+        change.commit().await.unwrap();
+        let (jobs, moved) = tokio::time::timeout(Duration::from_secs(10), handed)
+            .await
+            .unwrap()
+            .unwrap()
+            .expect("no deadlock");
+        assert_eq!(moved, [(first[0].id, first[0].lease_token)]);
+        assert_eq!(jobs.len(), 2, "key 0's next job, and key 1's second place");
     }
 }

@@ -192,7 +192,7 @@ async fn owners_whose_jobs_are_due_later_are_not_walked() {
 
 /// Whether a statement of this database waits for an advisory lock (a limited lease for the
 /// executor's limit lock), polled for up to 10 s.
-async fn waits_for_the_limit_lock(pool: &sqlx::PgPool) -> bool {
+pub(super) async fn waits_for_the_limit_lock(pool: &sqlx::PgPool) -> bool {
     for _ in 0..1000 {
         let waiting: bool = sqlx::query_scalar(sql("SELECT EXISTS (SELECT 1 FROM pg_stat_activity
                              WHERE datname = current_database()
@@ -296,9 +296,14 @@ async fn leases_in_lanes_go_at_once_leave_the_other_lanes_room_and_never_beside_
             .unwrap(),
         0
     );
-    // Under a partition, a lease asking for a lane goes alone too.
+    // Under a partition beside the limit in all, a lease asking for a lane goes alone too.
     client
-        .set_executor_limits("lane", ExecutorLimits::new().per_owner(7 * most + 10))
+        .set_executor_limits(
+            "lane",
+            ExecutorLimits::new()
+                .concurrency(7 * most + 10)
+                .per_owner(7 * most + 10),
+        )
         .await
         .unwrap();
     let mut a = db.pool().begin().await.unwrap();
@@ -317,6 +322,102 @@ async fn leases_in_lanes_go_at_once_leave_the_other_lanes_room_and_never_beside_
     a.rollback().await.unwrap();
     tokio::time::timeout(Duration::from_secs(10), other)
         .await
+        .unwrap()
+        .unwrap();
+}
+
+#[tokio::test]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+async fn leases_under_a_limit_per_key_alone_wait_only_for_the_leases_of_their_keys() {
+    use crate::{ExecutorLimits, NewJob};
+    use std::time::Duration;
+    let db = crate::testing::TestDb::new().await.unwrap();
+    let client = db.client();
+    client
+        .set_executor_limits("keys", ExecutorLimits::new().per_owner(2))
+        .await
+        .unwrap();
+    for owner in ["x", "y"] {
+        client
+            .owner(owner)
+            .create_many((0..4).map(|_| NewJob::new("keys", "@after -1s")))
+            .await
+            .unwrap();
+    }
+    let of = |owner| Lease {
+        owner: Some(owner),
+        ..Lease::due("keys", "test", 10, Utc::now(), Duration::from_secs(30))
+    };
+    let mut x = db.pool().begin().await.unwrap();
+    assert_eq!(
+        job_lease_limited(&mut *x, &of("x"), false, &[])
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+    // Another key's lease does not wait for it.
+    let mut y = db.pool().begin().await.unwrap();
+    let second = tokio::time::timeout(
+        Duration::from_secs(10),
+        job_lease_limited(&mut *y, &of("y"), false, &[]),
+    )
+    .await
+    .expect("a lease of another key waits for none")
+    .unwrap();
+    assert_eq!(second.len(), 2);
+    // A lease of the same key waits for the first, then counts its places: no room.
+    let pool = db.pool().clone();
+    let again = tokio::spawn(async move {
+        let lease = Lease {
+            owner: Some("x"),
+            ..Lease::due("keys", "test", 10, Utc::now(), Duration::from_secs(30))
+        };
+        job_lease_limited(&pool, &lease, false, &[])
+            .await
+            .unwrap()
+            .len()
+    });
+    assert!(waits_for_the_limit_lock(db.pool()).await);
+    assert!(!again.is_finished());
+    x.commit().await.unwrap();
+    y.commit().await.unwrap();
+    assert_eq!(
+        tokio::time::timeout(Duration::from_secs(10), again)
+            .await
+            .unwrap()
+            .unwrap(),
+        0
+    );
+    // A change of the limits waits for the leases of every key.
+    let mut z = db.pool().begin().await.unwrap();
+    sqlx::query(sql(
+        "UPDATE qron.jobs SET lease_expires_at = NULL, status = 'ready'",
+    ))
+    .execute(&mut *z)
+    .await
+    .unwrap();
+    assert_eq!(
+        job_lease_limited(&mut *z, &of("y"), false, &[])
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+    let setter = tokio::spawn({
+        let client = client.clone();
+        async move {
+            client
+                .set_executor_limits("keys", ExecutorLimits::new().per_owner(3))
+                .await
+        }
+    });
+    assert!(waits_for_the_limit_lock(db.pool()).await);
+    assert!(!setter.is_finished());
+    z.commit().await.unwrap();
+    tokio::time::timeout(Duration::from_secs(10), setter)
+        .await
+        .unwrap()
         .unwrap()
         .unwrap();
 }

@@ -25,6 +25,15 @@ use sqlx::PgExecutor;
 /// freed (`freed`). Once the lock is held, the holders still holding places get them as
 /// successors, and the rest are kept first, within their keys' room.
 ///
+/// Under a limit per key alone (no limit in all, no rate limit), the lease does not take the
+/// executor's lock alone: `qron.lease_limits` takes it shared and reads the limits as committed
+/// then (see `migrations/0031_leases_by_key.sql`), the lease finds its jobs (the scan too runs
+/// before any key is locked, passing over the keys full as committed then), and then locks each
+/// key it may take a job of, in order, and counts those keys' places once it holds them. Leases
+/// of different keys go side by side; a change of the limits, or a lease under other limits,
+/// waits for them all. The jobs a hand-over ends are ended once the limits are read (see
+/// `hand_over`), so a change of the limits it waits for finds none of their rows locked.
+///
 /// Partitioned by a payload field, the jobs of keys at their limit are passed over in the scan
 /// before they are locked: a lease finds a job of a key with room wherever it is in the queue,
 /// and reads past the due jobs of full keys ahead of it to get there.
@@ -60,9 +69,15 @@ macro_rules! lease_limited {
                -- seconds between two starts at the steady rate
                l.rate_period_ms::float8 / 1000 / l.rate_limit AS rate_gap,
                -- a limit in all at most: no key's count or bucket to keep
-               l.partition_by IS NULL AND l.rate_limit IS NULL AS in_all
+               l.partition_by IS NULL AND l.rate_limit IS NULL AS in_all,
+               -- a limit per key alone (no limit in all, no rate): counted under a lock of
+               -- each key the lease takes (see `key_locked`), not the executor's, whose lock
+               -- `qron.lease_limits` took shared (see `migrations/0031_leases_by_key.sql`)
+               -- before the lease locks any row
+               COALESCE(l.partition_by IS NOT NULL AND l.concurrency IS NULL
+                        AND l.rate_limit IS NULL, false) AS by_key
           FROM (SELECT 1) one
-          LEFT JOIN qron.executor_limits l ON l.executor = $1),
+          LEFT JOIN qron.lease_limits($1) l ON true),
     -- a lane beside other leases ($16: the worker's lease far from its limit), under a limit
     -- in all only (no partition, no rate): the first of the 8 lanes free, or none
     lane AS MATERIALIZED (
@@ -117,12 +132,13 @@ macro_rules! lease_limited {
                                         WHERE p.executor = $1 AND p.owner = w.owner))),
     -- the executor's limit lock, held until the transaction ends: limited leases of one
     -- executor one after another; in a lane, shared with the other lanes' leases (each then
-    -- leaves room for theirs)
+    -- leaves room for theirs); under a limit per key alone, none yet (see `key_locked`)
     locked AS MATERIALIZED (
         SELECT true AS locked
           FROM (SELECT CASE WHEN NOT (",
     $gate,
     ") OR (SELECT count(*) FROM early) < 0 THEN NULL
+                       WHEN (SELECT by_key FROM lim) THEN NULL
                        WHEN EXISTS (SELECT 1 FROM lane WHERE i IS NOT NULL)
                        THEN pg_advisory_xact_lock_shared(
                                 hashtextextended('qron.executor_limits:' || $1, 0))
@@ -130,7 +146,8 @@ macro_rules! lease_limited {
                                 hashtextextended('qron.executor_limits:' || $1, 0))
                        END) l),
     -- the places taken, by partition key, as committed once the lock is held (a fresh
-    -- snapshot: the statement's own predates the lease it waited for)
+    -- snapshot: the statement's own predates the lease it waited for); under a limit per key
+    -- alone, as committed before the keys are locked: only to pass over full keys in the scan
     taken AS MATERIALIZED (
         SELECT t.key, t.n FROM qron.limit_taken($1, $2, (SELECT locked FROM locked)) t),
     -- under a rate limit, the starts each key may make now: its burst, less the starts its
@@ -152,12 +169,12 @@ macro_rules! lease_limited {
         SELECT h.id, h.place, h.owner, h.key,
                row_number() OVER (PARTITION BY h.owner, h.key ORDER BY h.id) AS nth
           FROM lim l
-          CROSS JOIN qron.places_held($1, $2, $17, $18, (SELECT locked FROM locked)) h
-          LEFT JOIN taken t ON t.key = h.key
+          CROSS JOIN qron.places_held($1, $2, $17, $18, (SELECT locked FROM key_locked)) h
+          LEFT JOIN taken_now t ON t.key = h.key
          WHERE l.partition_by IS NOT NULL AND l.rate_limit IS NULL
            AND COALESCE(t.n, 0) <= l.partition_concurrency
            AND (l.concurrency IS NULL
-                OR (SELECT COALESCE(sum(n), 0) FROM taken) <= l.concurrency)
+                OR (SELECT COALESCE(sum(n), 0) FROM taken_now) <= l.concurrency)
            AND NOT EXISTS (SELECT 1 FROM qron.owner_limits oc
                             WHERE oc.executor = $1 AND oc.owner = h.owner)
            AND (NOT $15 OR NOT EXISTS (SELECT 1 FROM qron.executor_pauses p
@@ -252,6 +269,25 @@ macro_rules! lease_limited {
                                 COALESCE(o.rate_room, o.quota * 2),
                                 COALESCE(o.cap_room, o.quota * 2))
                       FOR UPDATE SKIP LOCKED) x) c),
+    -- under a limit per key alone, once the scan is done, a lock of each key the lease may
+    -- take a job of, in order (no two leases wait for each other's keys), held until the
+    -- transaction ends: the leases of different keys go side by side; otherwise `locked`
+    key_locked AS MATERIALIZED (
+        SELECT CASE WHEN NOT (SELECT by_key FROM lim) THEN (SELECT locked FROM locked)
+                    -- after the ends here (`locked` reads the gate) and the scan
+                    WHEN (SELECT count(*) FROM locked) >= 0 AND (SELECT count(*) FROM scan) >= 0
+                    THEN (SELECT count(pg_advisory_xact_lock(k.h)) >= 0
+                            FROM (SELECT DISTINCT hashtextextended(
+                                             'qron.limit_key:' || $1 || ':' || c.key, 0) AS h
+                                    FROM (SELECT key FROM early UNION ALL SELECT key FROM scan) c
+                                   ORDER BY 1) k)
+               END AS locked),
+    -- the places taken, by partition key, as committed once the keys are locked
+    taken_now AS MATERIALIZED (
+        SELECT t.key, t.n FROM taken t WHERE NOT (SELECT by_key FROM lim)
+        UNION ALL
+        SELECT t.key, t.n FROM qron.limit_taken($1, $2, (SELECT locked FROM key_locked)) t
+         WHERE (SELECT by_key FROM lim)),
     -- the other jobs found before the lock: the next jobs of the keys whose places the ends
     -- here freed (a hand-over's), kept first (their key's room is counted as any job's)
     refills AS (
@@ -271,7 +307,7 @@ macro_rules! lease_limited {
         SELECT k.id, row_number() OVER w AS nth, sum(k.bytes) OVER w AS upto
           FROM keyed k
           CROSS JOIN lim l
-          LEFT JOIN taken t ON t.key = k.key
+          LEFT JOIN taken_now t ON t.key = k.key
           LEFT JOIN spent sp ON sp.key = k.rate_key
          WHERE NOT (SELECT in_all FROM lim)
            AND (l.partition_concurrency IS NULL
