@@ -12,10 +12,11 @@ pub(crate) const LIMITS_CHANNEL: &str = "qron_limits";
 
 /// Sets executor `$1`'s limits (`$2` in all; per key of partition `$3`, with field `$4`, `$5`
 /// each; `$7` starts per `$8` ms with a burst of `$9`, per key of partition `$10` with field
-/// `$11`) at `$6`, and keys the jobs leased now by the new partition, so that they count from
-/// the start (a lease in flight as the limit is set may not be counted: at most one lease's
-/// jobs, once). When the partition changes, it writes every job's partition key anew (see
-/// `migrations/0030_keyed_queue.sql`). Tells the workers on commit. Run after
+/// `$11`) at `$6`. When the partition changes (or the executor had no limits), it keys the jobs
+/// leased now by the new partition, so that they count from the start (a lease in flight as
+/// the limit is set may not be counted: at most one lease's jobs, once), and writes every
+/// waiting job's partition key anew (see `migrations/0030_keyed_queue.sql`); a change of the
+/// numbers alone writes no job. Tells the workers on commit. Run after
 /// [`super::EXECUTOR_LIMIT_LOCK`].
 const EXECUTOR_LIMITS_SET: &str = "
     WITH before AS MATERIALIZED (
@@ -49,10 +50,11 @@ const EXECUTOR_LIMITS_SET: &str = "
                                              THEN qron.limit_key(COALESCE(j.payload ->> $4, ''))
                                              END
          WHERE j.executor = $1
-           AND (j.lease_expires_at IS NOT NULL
-                OR NOT EXISTS (SELECT 1 FROM before b
-                                WHERE b.partition_by IS NOT DISTINCT FROM $3
-                                  AND b.partition_field IS NOT DISTINCT FROM $4))
+           -- only when the partition changes: a change of the numbers alone writes no job,
+           -- and so waits for no row a hand-over locked while it waits for the limit lock
+           AND NOT EXISTS (SELECT 1 FROM before b
+                            WHERE b.partition_by IS NOT DISTINCT FROM $3
+                              AND b.partition_field IS NOT DISTINCT FROM $4)
         RETURNING 1)
     SELECT (SELECT count(*) FROM saved) + (SELECT count(*) FROM keyed)
            + (SELECT count(*) FROM emptied),
