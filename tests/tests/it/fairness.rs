@@ -149,3 +149,49 @@ async fn the_jobs_of_one_lease_start_in_its_rounds_not_in_queue_order() {
         "A had {of_a} of the first 200 starts"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_limited_key_two_owners_share_goes_to_both_in_turn() {
+    // Under a limit of 1 per value of a payload field, A's 30 jobs and B's 5 hold the same
+    // value: its one place goes to the two owners in turn, not to whichever took it first
+    // until its jobs are done.
+    let db = TestDb::new().await;
+    let c = Client::new(db.pool.clone());
+    c.set_executor_limits("act", qron::ExecutorLimits::new().per_field("key", 1))
+        .await
+        .unwrap();
+    let k = key("shared-key");
+    for (owner, n) in [("A", 30), ("B", 5)] {
+        c.owner(owner)
+            .create_many(script_jobs("act", n, &k, Mode::Sleep(5)))
+            .await
+            .unwrap();
+    }
+    let of_b: Vec<i64> = sqlx::query_scalar("SELECT id FROM qron.jobs WHERE owner = 'B'")
+        .fetch_all(&db.pool)
+        .await
+        .unwrap();
+    let running = ten_slots(&c);
+    let p = probe(&k);
+    qron_tests::wait_for("the 35 jobs started", Duration::from_secs(30), || async {
+        p.started() >= 35
+    })
+    .await;
+    running.stop().await;
+    let mut starts = p.starts.lock().unwrap().clone();
+    starts.sort_by_key(|s| s.2);
+    let order: String = starts
+        .iter()
+        .map(|s| if of_b.contains(&s.0) { 'B' } else { 'A' })
+        .collect();
+    eprintln!("fairness: a shared key's starts by owner {order}");
+    // Until B's last job, neither owner runs more than two in a row.
+    let until_b_done = order.rfind('B').unwrap() + 1;
+    let longest = order.as_bytes()[..until_b_done]
+        .chunk_by(|x, y| x == y)
+        .map(<[u8]>::len)
+        .max()
+        .unwrap();
+    assert!(longest <= 2, "starts by owner: {order}");
+    assert_eq!(p.max_running.load(std::sync::atomic::Ordering::SeqCst), 1);
+}

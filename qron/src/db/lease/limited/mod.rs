@@ -50,6 +50,23 @@ const JOB_LEASE_LIMITED: &str = lease_limited!(
     select: "SELECT * FROM leased"
 );
 
+/// A due job of key `w.key` stored with it, of an owner before (`<`) or after (`>`) `w.owner`:
+/// one index look-up (`jobs_partitioned`).
+macro_rules! other_owner_waits {
+    ($side:literal) => {
+        concat!(
+            "SELECT 1 FROM qron.jobs o
+                            WHERE o.status = 'ready' AND NOT o.scheduled
+                              AND o.partition_key IS NOT NULL AND o.executor = $1
+                              AND o.partition_key = w.key AND o.owner COLLATE \"C\" ",
+            $side,
+            " w.owner
+                              AND o.run_at <= $6"
+        )
+    };
+}
+pub(super) use other_owner_waits;
+
 /// [`JOB_LEASE_LIMITED`]'s text, with `finished` (the parts that end jobs, before the lease's
 /// own, each followed by a comma) done before the limit lock is taken once `gate` is read,
 /// `freed` the owners and partition keys (`owner`, `key`) of the places those ends freed, a
@@ -128,6 +145,14 @@ macro_rules! lease_limited {
          WHERE l.partition_by IS NOT NULL AND l.rate_limit IS NULL
            AND NOT EXISTS (SELECT 1 FROM qron.owner_limits oc
                             WHERE oc.executor = $1 AND oc.owner = w.owner)
+           -- by a payload field, a key no other owner has a due job of: owners sharing a key
+           -- take its places in turn, through the scan (`migrations/0032_partitioned_by_key.sql`)
+           AND (l.partition_by IS DISTINCT FROM 'field'
+                OR (NOT EXISTS (",
+    $crate::db::lease::limited::other_owner_waits!("<"),
+    ") AND NOT EXISTS (",
+    $crate::db::lease::limited::other_owner_waits!(">"),
+    ")))
            AND (NOT $15 OR NOT EXISTS (SELECT 1 FROM qron.executor_pauses p
                                         WHERE p.executor = $1 AND p.owner = w.owner))),
     -- the executor's limit lock, held until the transaction ends: limited leases of one
