@@ -208,6 +208,36 @@ pub(super) async fn waits_for_the_limit_lock(pool: &sqlx::PgPool) -> bool {
     false
 }
 
+/// A limited lease of `p` (in a lane when `in_lane`) on a connection of its own, once it waits
+/// for an advisory lock (the limit lock, or a key's): its task, whose answer is the number of
+/// jobs it leased.
+#[allow(clippy::unwrap_used)]
+pub(super) async fn waiting_lease(
+    pool: &sqlx::PgPool,
+    p: Lease<'static>,
+    in_lane: bool,
+) -> tokio::task::JoinHandle<usize> {
+    let own = pool.clone();
+    let lease = tokio::spawn(async move {
+        job_lease_limited(&own, &p, in_lane, &[])
+            .await
+            .unwrap()
+            .len()
+    });
+    assert!(waits_for_the_limit_lock(pool).await);
+    assert!(!lease.is_finished());
+    lease
+}
+
+/// What a [`waiting_lease`] leased, once it is done (within 10 s).
+#[allow(clippy::unwrap_used)]
+pub(super) async fn leased(lease: tokio::task::JoinHandle<usize>) -> usize {
+    tokio::time::timeout(std::time::Duration::from_secs(10), lease)
+        .await
+        .unwrap()
+        .unwrap()
+}
+
 #[tokio::test]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 async fn leases_in_lanes_go_at_once_leave_the_other_lanes_room_and_never_beside_one_alone() {
@@ -242,25 +272,10 @@ async fn leases_in_lanes_go_at_once_leave_the_other_lanes_room_and_never_beside_
     .unwrap();
     assert_eq!(second.len(), 10);
     // A lease alone waits for both, then counts their places and takes the exact room.
-    let pool = db.pool().clone();
-    let alone = tokio::spawn(async move {
-        let lease = Lease::due("lane", "test", 100, Utc::now(), Duration::from_secs(30));
-        job_lease_limited(&pool, &lease, false, &[])
-            .await
-            .unwrap()
-            .len()
-    });
-    assert!(waits_for_the_limit_lock(db.pool()).await);
-    assert!(!alone.is_finished());
+    let alone = waiting_lease(db.pool(), lease(), false).await;
     a.commit().await.unwrap();
     b.commit().await.unwrap();
-    assert_eq!(
-        tokio::time::timeout(Duration::from_secs(10), alone)
-            .await
-            .unwrap()
-            .unwrap(),
-        20
-    );
+    assert_eq!(leased(alone).await, 20);
     // With every lane taken, a ninth lease asking for one goes alone: it waits.
     let mut lanes = Vec::new();
     for _ in 0..8 {
@@ -277,25 +292,11 @@ async fn leases_in_lanes_go_at_once_leave_the_other_lanes_room_and_never_beside_
         );
         lanes.push(t);
     }
-    let pool = db.pool().clone();
-    let ninth = tokio::spawn(async move {
-        let lease = Lease::due("lane", "test", 100, Utc::now(), Duration::from_secs(30));
-        job_lease_limited(&pool, &lease, true, &[])
-            .await
-            .unwrap()
-            .len()
-    });
-    assert!(waits_for_the_limit_lock(db.pool()).await);
+    let ninth = waiting_lease(db.pool(), lease(), true).await;
     for t in lanes {
         t.commit().await.unwrap();
     }
-    assert_eq!(
-        tokio::time::timeout(Duration::from_secs(10), ninth)
-            .await
-            .unwrap()
-            .unwrap(),
-        0
-    );
+    assert_eq!(leased(ninth).await, 0);
     // Under a partition beside the limit in all, a lease asking for a lane goes alone too.
     client
         .set_executor_limits(
@@ -310,20 +311,9 @@ async fn leases_in_lanes_go_at_once_leave_the_other_lanes_room_and_never_beside_
     job_lease_limited(&mut *a, &lease(), true, &[])
         .await
         .unwrap();
-    let pool = db.pool().clone();
-    let other = tokio::spawn(async move {
-        let lease = Lease::due("lane", "test", 100, Utc::now(), Duration::from_secs(30));
-        job_lease_limited(&pool, &lease, true, &[])
-            .await
-            .unwrap()
-            .len()
-    });
-    assert!(waits_for_the_limit_lock(db.pool()).await);
+    let other = waiting_lease(db.pool(), lease(), true).await;
     a.rollback().await.unwrap();
-    tokio::time::timeout(Duration::from_secs(10), other)
-        .await
-        .unwrap()
-        .unwrap();
+    leased(other).await;
 }
 
 #[tokio::test]
@@ -367,28 +357,10 @@ async fn leases_under_a_limit_per_key_alone_wait_only_for_the_leases_of_their_ke
     .unwrap();
     assert_eq!(second.len(), 2);
     // A lease of the same key waits for the first, then counts its places: no room.
-    let pool = db.pool().clone();
-    let again = tokio::spawn(async move {
-        let lease = Lease {
-            owner: Some("x"),
-            ..Lease::due("keys", "test", 10, Utc::now(), Duration::from_secs(30))
-        };
-        job_lease_limited(&pool, &lease, false, &[])
-            .await
-            .unwrap()
-            .len()
-    });
-    assert!(waits_for_the_limit_lock(db.pool()).await);
-    assert!(!again.is_finished());
+    let again = waiting_lease(db.pool(), of("x"), false).await;
     x.commit().await.unwrap();
     y.commit().await.unwrap();
-    assert_eq!(
-        tokio::time::timeout(Duration::from_secs(10), again)
-            .await
-            .unwrap()
-            .unwrap(),
-        0
-    );
+    assert_eq!(leased(again).await, 0);
     // A change of the limits waits for the leases of every key.
     let mut z = db.pool().begin().await.unwrap();
     sqlx::query(sql(
