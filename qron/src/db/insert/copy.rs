@@ -46,8 +46,8 @@ enum Partition {
 impl Partition {
     /// The key a job of `owner` with `payload` (JSON text) is counted by, as
     /// `partition_key_of!` computes it on the server: `None` where the server's text of the value
-    /// is not known here (a fraction, an object, an array), which leaves the job without a key
-    /// (see `migrations/0030_keyed_queue.sql`).
+    /// is not known here (a fraction, an object, an array, a long value's digest), which the
+    /// server writes after the `COPY` (see [`job_copied_ids`]).
     fn key(&self, owner: &str, payload: &str) -> Option<String> {
         let field = match self {
             Self::Owner => return Some(owner.to_owned()),
@@ -70,12 +70,29 @@ impl Partition {
     }
 }
 
-/// Where the ids of a [`JobCopy`]'s rows are: after `after`, `count` of them.
+/// Where the ids of a [`JobCopy`]'s rows are: after `after`, `count` of them; `unkeyed`: some
+/// were written without the partition key their executor's limit asks for (see
+/// [`Partition::key`]), which [`job_copied_ids`] then writes.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Copied {
     after: i64,
     count: i64,
+    unkeyed: bool,
 }
+
+/// Writes the partition key of the waiting jobs with ids in `$1 < id <= $2` that have none while
+/// their executor is limited per key: the rows a `COPY` wrote without it, where the key's text
+/// is the server's to make (a fraction, an object, a long value's digest).
+const KEY_COPIED: &str = concat!(
+    "
+    UPDATE qron.jobs j
+       SET partition_key = ",
+    crate::db::partition_key_from!("j.owner", "j.payload"),
+    "
+      FROM qron.executor_limits l
+     WHERE j.id > $1 AND j.id <= $2 AND j.partition_key IS NULL AND j.status = 'ready'
+       AND l.executor = j.executor AND l.partition_by IS NOT NULL"
+);
 
 impl<'c> JobCopy<'c> {
     /// Starts the `COPY`, after drawing one id that every id of its rows will follow.
@@ -112,7 +129,11 @@ impl<'c> JobCopy<'c> {
         Ok(Self {
             copy,
             buf: copy_binary::header(),
-            copied: Copied { after, count: 0 },
+            copied: Copied {
+                after,
+                count: 0,
+                unkeyed: false,
+            },
             depended_on,
             partitions,
         })
@@ -120,10 +141,9 @@ impl<'c> JobCopy<'c> {
 
     /// Adds a row.
     pub(crate) async fn push(&mut self, owner: &str, row: &InsertRow) -> sqlx::Result<()> {
-        let key = self
-            .partitions
-            .get(&row.executor)
-            .and_then(|p| p.key(owner, &row.payload));
+        let partition = self.partitions.get(&row.executor);
+        let key = partition.and_then(|p| p.key(owner, &row.payload));
+        self.copied.unkeyed |= partition.is_some() && key.is_none();
         copy_binary::row(&mut self.buf, owner, row, key.as_deref(), self.depended_on);
         self.copied.count += 1;
         if self.buf.len() >= COPY_MESSAGE {
@@ -146,7 +166,8 @@ impl<'c> JobCopy<'c> {
     }
 }
 
-/// The ids of a finished [`JobCopy`]'s rows, in input order. The last one is the session's
+/// The ids of a finished [`JobCopy`]'s rows, in input order, once the rows written without
+/// their partition key have it (see [`Copied`]). The last one is the session's
 /// `currval`; when no other session drew ids meanwhile they are exactly the ones after
 /// `after`, otherwise they are the rows of that range this transaction wrote (their `xmin`,
 /// read from the last one), in id order.
@@ -160,6 +181,13 @@ pub(crate) async fn job_copied_ids(conn: &mut PgConnection, c: Copied) -> sqlx::
     )
     .fetch_one(&mut *conn)
     .await?;
+    if c.unkeyed {
+        sqlx::query(sql(KEY_COPIED))
+            .bind(c.after)
+            .bind(last)
+            .execute(&mut *conn)
+            .await?;
+    }
     if last - c.after == c.count {
         return Ok((c.after + 1..=last).collect());
     }
