@@ -49,7 +49,8 @@ macro_rules! limits_first {
 
 /// Plain successes moved to the history (as `FINISH_SUCCEEDED`: leases in `$19`–`$21`, ended
 /// at the lease's time `$2`), then [`JOB_LEASE_LIMITED`](super::limited), which takes the
-/// limit lock once they are done and counts the places as they left them.
+/// limit lock once they are done and counts the places as they left them (the limits are read
+/// first: see `limits_first!`).
 const HAND_OVER_SUCCEEDED: &str = lease_limited!(
     finished: concat!(
         "
